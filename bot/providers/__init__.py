@@ -1,0 +1,1 @@
+"""Provider adapters: one module per vendor, one Protocol per kind (see base.py)."""

@@ -1,0 +1,44 @@
+"""Anti-aliased resampling of mono PCM16 on soxr (audioop.ratecv has no filter)."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+
+def resample(pcm16: bytes, in_rate: int, out_rate: int) -> bytes:
+    """One-shot resample of a whole buffer."""
+    if in_rate == out_rate or not pcm16:
+        return pcm16
+    x = np.frombuffer(pcm16, dtype="<i2")
+    y = soxr.resample(x, in_rate, out_rate, quality="HQ")
+    return y.astype("<i2", copy=False).tobytes()
+
+
+class StreamResampler:
+    """Streaming resampler: output comes in bursts (soxr holds back a few ms); call
+    ``flush()`` at the end of the stream to get the tail."""
+
+    def __init__(self, in_rate: int, out_rate: int, quality: str = "HQ") -> None:
+        self.in_rate, self.out_rate = in_rate, out_rate
+        self._passthrough = in_rate == out_rate
+        self._stream = None if self._passthrough else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
+
+    def process(self, pcm16: bytes) -> bytes:
+        if self._passthrough:
+            return pcm16
+        x = np.frombuffer(pcm16, dtype="<i2")
+        return self._stream.resample_chunk(x, last=False).astype("<i2", copy=False).tobytes()
+
+    def flush(self) -> bytes:
+        if self._passthrough:
+            return b""
+        return self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).astype("<i2", copy=False).tobytes()
+
+
+def to_float32(pcm16: bytes) -> np.ndarray:
+    return np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def from_float32(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

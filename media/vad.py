@@ -1,0 +1,99 @@
+"""Voice activity on 8 kHz 20 ms frames (WebRTC's GMM model, not an energy
+threshold) and a turn detector on top of it: speech start, end of turn after a
+configurable silence, a minimum speech length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import webrtcvad
+
+from media import mulaw
+from media.frames import FRAME_BYTES, FRAME_MS, RATE
+
+
+class Vad:
+    """Speech / not speech for one 20 ms frame of 8 kHz mu-law."""
+
+    def __init__(self, aggressiveness: int = 2) -> None:
+        self._vad = webrtcvad.Vad(aggressiveness)
+
+    def is_speech_ulaw(self, frame: bytes) -> bool:
+        if len(frame) != FRAME_BYTES:
+            return False
+        return self._vad.is_speech(mulaw.decode(frame), RATE)
+
+    def is_speech_pcm(self, pcm16: bytes) -> bool:
+        return self._vad.is_speech(pcm16, RATE)
+
+
+class TurnEvent(Enum):
+    SPEECH_START = "speech_start"  # speech confirmed (barge-in trigger)
+    TURN_END = "turn_end"  # enough speech followed by enough silence
+    NOISE = "noise"  # a burst too short to be a turn; discarded
+
+
+@dataclass
+class TurnDetector:
+    """Feed per-frame speech flags, get turn events.
+
+    ``start_frames`` consecutive speech frames confirm speech; after that,
+    ``end_silence_ms`` of non-speech ends the turn if at least ``min_speech_ms`` of
+    speech was heard, else it was noise. Audio is collected from a little before the
+    confirmed start (pre-roll) so the first syllable is not clipped.
+    """
+
+    end_silence_ms: int = 700
+    min_speech_ms: int = 200
+    start_ms: int = 120
+    preroll_ms: int = 300
+    max_turn_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        self._start_frames = max(1, self.start_ms // FRAME_MS)
+        self._end_frames = max(1, self.end_silence_ms // FRAME_MS)
+        self._preroll = max(0, self.preroll_ms // FRAME_MS)
+        self._max_frames = self.max_turn_ms // FRAME_MS
+        self.reset()
+
+    def reset(self) -> None:
+        self.in_speech = False
+        self._run = 0  # consecutive speech frames (before confirmation)
+        self._silence = 0
+        self._speech_frames = 0
+        self._frames: list[bytes] = []
+
+    def feed(self, frame: bytes, speech: bool) -> TurnEvent | None:
+        self._frames.append(frame)
+        if not self.in_speech:
+            self._run = self._run + 1 if speech else 0
+            keep = self._preroll + self._run
+            if len(self._frames) > keep:
+                del self._frames[: len(self._frames) - keep]
+            if self._run >= self._start_frames:
+                self.in_speech = True
+                self._speech_frames = self._run
+                self._silence = 0
+                return TurnEvent.SPEECH_START
+            return None
+        if speech:
+            self._speech_frames += 1
+            self._silence = 0
+        else:
+            self._silence += 1
+        if self._silence >= self._end_frames or len(self._frames) >= self._max_frames:
+            long_enough = self._speech_frames * FRAME_MS >= self.min_speech_ms
+            if long_enough:
+                return TurnEvent.TURN_END
+            self.reset()
+            return TurnEvent.NOISE
+        return None
+
+    def take_audio(self) -> bytes:
+        """The turn's mu-law audio (trailing silence trimmed to 200 ms); resets."""
+        keep_tail = max(0, self._silence - 200 // FRAME_MS)
+        frames = self._frames[: len(self._frames) - keep_tail] if keep_tail else self._frames
+        audio = b"".join(frames)
+        self.reset()
+        return audio
