@@ -1,0 +1,210 @@
+"""One turn: STT -> LLM -> TTS, streaming inside.
+
+LLM deltas are cut into sentences; each sentence goes to TTS as soon as it is
+complete, so audio starts before the LLM has finished. Every stage is bounded by
+its time budget (to the first output and between outputs), and every failure
+comes out as a ``StageError`` naming the stage: never a hang, never a bare
+vendor exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Awaitable, TypeVar
+
+from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
+from bot.providers.base import LLM, STT, TTS, Action, Conversation
+
+T = TypeVar("T")
+GUARD_S = 0.05  # adapters time out themselves; this catches one that does not
+
+
+@dataclass(frozen=True)
+class SentenceStart:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    index: int  # the sentence it belongs to
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SentenceEnd:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ActionRequested:
+    action: Action
+
+
+SpeechEvent = SentenceStart | AudioChunk | SentenceEnd | ActionRequested
+
+
+@dataclass
+class Timings:
+    """Milliseconds, measured from ``t0`` (the start of the turn)."""
+
+    t0: float = field(default_factory=time.perf_counter)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, name: str, since: float | None = None) -> float:
+        ms = (time.perf_counter() - (self.t0 if since is None else since)) * 1000
+        self.stages.setdefault(name, round(ms, 1))
+        return ms
+
+    def server_timing(self) -> str:
+        return ", ".join(f"{k};dur={v:.1f}" for k, v in self.stages.items())
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+
+
+class SentenceSplitter:
+    """Accumulates LLM deltas and returns whole sentences as they complete."""
+
+    def __init__(self, min_chars: int = 12) -> None:
+        self._buf = ""
+        self.min_chars = min_chars
+
+    def feed(self, delta: str) -> list[str]:
+        self._buf += delta
+        out: list[str] = []
+        start = 0
+        for m in _SENTENCE_END.finditer(self._buf):
+            if m.start() - start >= self.min_chars:
+                out.append(self._buf[start : m.start()].strip())
+                start = m.end()
+        self._buf = self._buf[start:]
+        return [s for s in out if s]
+
+    def flush(self) -> list[str]:
+        rest, self._buf = self._buf.strip(), ""
+        return [rest] if rest else []
+
+
+async def _guard(aw: Awaitable[T], budget: float, stage: str, provider: str) -> T:
+    try:
+        async with asyncio.timeout(budget + GUARD_S):
+            return await aw
+    except TimeoutError:
+        raise StageError(stage, TIMEOUT, f"no answer within {budget:.1f} s", provider=provider) from None
+
+
+async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: str) -> AsyncIterator[T]:
+    """Iterate ``it`` with ``budget`` seconds to each item; anything but StageError
+    or cancellation leaking out of an adapter becomes an upstream error."""
+    try:
+        while True:
+            try:
+                item = await _guard(anext(it), budget, stage, provider)
+            except StopAsyncIteration:
+                return
+            yield item
+    except (StageError, asyncio.CancelledError, GeneratorExit):
+        raise
+    except Exception as exc:  # an adapter bug must still name the stage
+        raise StageError(stage, UPSTREAM_ERROR, f"{type(exc).__name__} in {provider} adapter", provider=provider) from None
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class Orchestrator:
+    def __init__(self, stt: STT, llm: LLM, tts: TTS, *, stt_timeout: float, llm_timeout: float, tts_timeout: float) -> None:
+        self.stt, self.llm, self.tts = stt, llm, tts
+        self.stt_timeout, self.llm_timeout, self.tts_timeout = stt_timeout, llm_timeout, tts_timeout
+
+    async def transcribe(self, pcm16: bytes, rate: int, timings: Timings) -> str:
+        t = time.perf_counter()
+        try:
+            text = await _guard(self.stt.transcribe(pcm16, rate), self.stt_timeout, "stt", self.stt.name)
+        except (StageError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise StageError("stt", UPSTREAM_ERROR, f"{type(exc).__name__} in {self.stt.name} adapter", provider=self.stt.name) from None
+        finally:
+            timings.stages["stt"] = round((time.perf_counter() - t) * 1000, 1)
+        if not text or not text.strip():
+            raise StageError("stt", EMPTY_RESULT, "no speech recognised", provider=self.stt.name)
+        return text.strip()
+
+    async def respond(self, conversation: Conversation, *, mulaw: bool, timings: Timings) -> AsyncIterator[SpeechEvent]:
+        """Stream the reply to ``conversation`` as sentence markers and audio.
+
+        The LLM runs in its own task, filling a sentence queue while TTS speaks the
+        previous sentence. Closing or cancelling this generator cancels both.
+        """
+        sentences: asyncio.Queue[str | Action | StageError | None] = asyncio.Queue()
+        t_llm = time.perf_counter()
+
+        async def produce() -> None:
+            splitter = SentenceSplitter()
+            first = True
+            try:
+                async for item in _bounded(self.llm.reply(conversation), self.llm_timeout, "llm", self.llm.name):
+                    if first:
+                        timings.mark("llm_first_token", t_llm)
+                        first = False
+                    if isinstance(item, Action):
+                        sentences.put_nowait(item)
+                        continue
+                    for s in splitter.feed(item):
+                        sentences.put_nowait(s)
+                for s in splitter.flush():
+                    sentences.put_nowait(s)
+                timings.stages["llm"] = round((time.perf_counter() - t_llm) * 1000, 1)
+                sentences.put_nowait(None)
+            except StageError as err:
+                sentences.put_nowait(err)
+
+        producer = asyncio.create_task(produce(), name="llm-producer")
+        index = 0
+        spoke = False
+        tts_ms = 0.0
+        try:
+            while True:
+                item = await sentences.get()
+                if item is None:
+                    break
+                if isinstance(item, StageError):
+                    raise item
+                if isinstance(item, Action):
+                    yield ActionRequested(item)
+                    continue
+                yield SentenceStart(index, item)
+                t_tts = time.perf_counter()
+                got = 0
+                async for chunk in _bounded(self.tts.synthesize(item, mulaw=mulaw), self.tts_timeout, "tts", self.tts.name):
+                    if not chunk:
+                        continue
+                    if not got:
+                        timings.mark("tts_first_byte", t_tts)
+                        timings.mark("first_audio")
+                    got += len(chunk)
+                    yield AudioChunk(index, chunk)
+                tts_ms += (time.perf_counter() - t_tts) * 1000
+                if not got:
+                    raise StageError("tts", EMPTY_RESULT, "no audio for a sentence", provider=self.tts.name)
+                spoke = True
+                yield SentenceEnd(index, item)
+                index += 1
+            if not spoke:
+                raise StageError("llm", EMPTY_RESULT, "the reply was empty", provider=self.llm.name)
+        finally:
+            timings.stages["tts"] = round(tts_ms, 1)
+            if not producer.done():
+                producer.cancel()
+            try:
+                await producer
+            except asyncio.CancelledError:
+                if not producer.cancelled():
+                    raise

@@ -1,0 +1,108 @@
+"""create_app(settings): builds everything; resources live in cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from bot.errors import StageError
+from bot.logs import kv
+from bot.orchestrator import Orchestrator
+from bot.prompts import PromptBank, render_prompts
+from bot.providers import registry
+from bot.providers.registry import Providers
+from bot.settings import Settings
+from handlers import health, orchestrate
+from handlers.errors import error_middleware
+from handlers.state import ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+
+log = logging.getLogger("handlers.app")
+
+TRANSFER_TEXT = "Please hold while I connect you."
+
+
+def prompt_texts(settings: Settings) -> dict[str, str]:
+    return {
+        "greeting": settings.greeting_text,
+        "fallback": settings.fallback_text,
+        "reprompt": settings.reprompt_text,
+        "goodbye": settings.goodbye_text,
+        "busy": settings.busy_text,
+        "transfer": TRANSFER_TEXT,
+    }
+
+
+def create_app(settings: Settings, *, providers: Providers | None = None, embedded_prompt_fallback: bool = True) -> web.Application:
+    """Build the application. Tests pass scripted ``providers``; otherwise they are
+    built from ``settings``. ``embedded_prompt_fallback`` lets start-up render the
+    prompts with piper when the configured TTS cannot."""
+    app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[PROVIDERS] = providers or registry.build(settings)
+    app[READY] = {}
+    app[PROMPTS] = PromptBank()
+    p = app[PROVIDERS]
+    app[ORCHESTRATOR] = Orchestrator(
+        p.stt, p.llm, p.tts,
+        stt_timeout=settings.stt_timeout, llm_timeout=settings.llm_timeout, tts_timeout=settings.tts_timeout,
+    )
+    app.cleanup_ctx.append(_providers_ctx)
+    app.cleanup_ctx.append(_prompts_ctx(embedded_prompt_fallback))
+    health.setup(app)
+    orchestrate.setup(app)
+    # the phone path registers itself here once it exists (handlers.twilio)
+    try:
+        from handlers import twilio as twilio_handlers
+    except ImportError:
+        twilio_handlers = None
+    if twilio_handlers is not None:
+        twilio_handlers.setup(app)
+    return app
+
+
+async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    p = app[PROVIDERS]
+    for stage, provider in (("stt", p.stt), ("llm", p.llm), ("tts", p.tts)):
+        try:
+            await provider.start()
+            app[READY][stage] = True
+            log.info("provider ready", extra=kv(stage=stage, provider=provider.name))
+        except StageError as err:
+            app[READY][stage] = False
+            log.error("provider failed to start", extra=kv(stage=stage, provider=provider.name, code=err.code, error=err.message))
+    yield
+    for provider in p.all():
+        try:
+            await provider.close()
+        except Exception:
+            log.warning("provider close failed", extra=kv(provider=provider.name), exc_info=True)
+
+
+def _prompts_ctx(embedded_fallback: bool):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        texts = prompt_texts(settings)
+        cache = settings.data_dir / "prompts"
+        tts = app[PROVIDERS].tts
+        budget = 4 * settings.tts_timeout + 1
+        bank = await render_prompts(texts, [tts], cache, budget)
+        missing = [n for n in texts if n not in bank.audio]
+        if missing and embedded_fallback and tts.name != "piper":
+            try:
+                piper = registry.make_tts("piper", settings)
+                await piper.start()
+            except (ImportError, StageError) as exc:
+                log.error("embedded TTS unavailable for prompts", extra=kv(error=type(exc).__name__))
+            else:
+                extra = await render_prompts({n: texts[n] for n in missing}, [piper], cache, budget)
+                bank.audio.update(extra.audio)
+                bank.source.update({n: s for n, s in extra.source.items() if n in extra.audio})
+                await piper.close()
+        app[PROMPTS].audio.update(bank.audio)
+        app[PROMPTS].source.update(bank.source)
+        log.info("prompts ready", extra=kv(**app[PROMPTS].status()))
+        yield
+
+    return ctx

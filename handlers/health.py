@@ -1,0 +1,56 @@
+"""Liveness, readiness and health. None of them calls a paid API."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from handlers.state import PROMPTS, PROVIDERS, READY, SETTINGS
+
+try:
+    VERSION = version("phonebot")
+except PackageNotFoundError:  # running from a checkout without install
+    VERSION = "0.0.0"
+
+
+def health_report(app: web.Application) -> dict:
+    settings, providers, ready = app[SETTINGS], app[PROVIDERS], app[READY]
+    prompts = app[PROMPTS]
+    stages = {
+        stage: {"provider": p.name, "ready": bool(ready.get(stage))}
+        for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts))
+    }
+    problems = [f"{s} not ready" for s, v in stages.items() if not v["ready"]]
+    if prompts.degraded:
+        problems.append("fallback prompt unavailable")
+    if not settings.twilio_validate:
+        problems.append("twilio signature validation is OFF")
+    return {
+        "status": "degraded" if problems else "ok",
+        "version": VERSION,
+        "stages": stages,
+        "prompts": prompts.status(),
+        "signature_validation": settings.twilio_validate,
+        "problems": problems,
+    }
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(health_report(request.app))
+
+
+async def livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    report = health_report(request.app)
+    ok = all(s["ready"] for s in report["stages"].values())
+    return web.json_response({"ready": ok, "problems": report["problems"]}, status=200 if ok else 503)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)

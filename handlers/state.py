@@ -1,0 +1,17 @@
+"""Typed application state keys (aiohttp AppKey)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.orchestrator import Orchestrator
+from bot.prompts import PromptBank
+from bot.providers.registry import Providers
+from bot.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+PROVIDERS = web.AppKey("providers", Providers)
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+PROMPTS = web.AppKey("prompts", PromptBank)
+READY = web.AppKey("ready", dict)  # stage -> bool, filled at start-up
+REQUEST_ID = web.RequestKey("request_id", str)
