@@ -14,9 +14,10 @@ from bot.prompts import PromptBank, render_prompts
 from bot.providers import registry
 from bot.providers.registry import Providers
 from bot.settings import Settings
-from handlers import health, orchestrate
+from bot.metrics import Metrics
+from handlers import health, metrics, orchestrate, twilio
 from handlers.errors import error_middleware
-from handlers.state import ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 
 log = logging.getLogger("handlers.app")
 
@@ -50,15 +51,11 @@ def create_app(settings: Settings, *, providers: Providers | None = None, embedd
     )
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_prompts_ctx(embedded_prompt_fallback))
+    app[METRICS] = Metrics()
     health.setup(app)
     orchestrate.setup(app)
-    # the phone path registers itself here once it exists (handlers.twilio)
-    try:
-        from handlers import twilio as twilio_handlers
-    except ImportError:
-        twilio_handlers = None
-    if twilio_handlers is not None:
-        twilio_handlers.setup(app)
+    twilio.setup(app)
+    metrics.setup(app)
     return app
 
 

@@ -15,3 +15,12 @@ ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 PROMPTS = web.AppKey("prompts", PromptBank)
 READY = web.AppKey("ready", dict)  # stage -> bool, filled at start-up
 REQUEST_ID = web.RequestKey("request_id", str)
+
+# the phone path
+from bot.control import StreamEndControl  # noqa: E402
+from bot.metrics import Metrics  # noqa: E402
+
+METRICS = web.AppKey("metrics", Metrics)
+CONTROL = web.AppKey("control", StreamEndControl)
+CALLS = web.AppKey("calls", dict)  # call_sid -> CallSession, the live calls
+DRAINING = web.AppKey("draining", dict)  # {"on": bool}

@@ -1,0 +1,97 @@
+"""Acting on a live call: transfer and hang-up.
+
+With TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN the live call is updated over
+Twilio's REST API (the twilio SDK). Without them the same effect comes from the
+stream's end: the bot closes the websocket and Twilio fetches the <Connect>
+action URL, which answers <Dial> or <Hangup> from ``pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from bot.logs import kv
+from bot.redact import mask_number
+
+log = logging.getLogger("bot.control")
+
+
+class CallControl(Protocol):
+    async def transfer(self, call_sid: str, number: str) -> None: ...
+
+    async def hangup(self, call_sid: str) -> None: ...
+
+
+def dial_twiml(number: str) -> str:
+    resp = VoiceResponse()
+    resp.dial(number)
+    return str(resp)
+
+
+class StreamEndControl:
+    """No REST credentials: remember what to do when the stream ends."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, str] = {}  # call_sid -> number to dial
+
+    async def transfer(self, call_sid: str, number: str) -> None:
+        self.pending[call_sid] = number
+
+    async def hangup(self, call_sid: str) -> None:
+        self.pending.pop(call_sid, None)
+
+    def after_stream_twiml(self, call_sid: str) -> str:
+        number = self.pending.pop(call_sid, None)
+        if number:
+            return dial_twiml(number)
+        resp = VoiceResponse()
+        resp.hangup()
+        return str(resp)
+
+
+class TwilioRestControl(StreamEndControl):
+    """Update the live call over REST; if REST fails, fall back to the stream's end."""
+
+    def __init__(self, account_sid: str, auth_token: str, base_url: str = "", timeout: float = 5.0) -> None:
+        super().__init__()
+        self._sid, self._token, self._base, self.timeout = account_sid, auth_token, base_url, timeout
+        self._client = None
+
+    async def start(self) -> None:
+        from twilio.http.async_http_client import AsyncTwilioHttpClient
+        from twilio.rest import Client
+
+        self._http = AsyncTwilioHttpClient()  # must be made inside the running loop
+        self._client = Client(self._sid, self._token, http_client=self._http)
+        if self._base:
+            self._client.api.base_url = self._base
+
+    async def close(self) -> None:
+        http = getattr(self, "_http", None)
+        if http is not None and getattr(http, "session", None) is not None:
+            await http.session.close()
+
+    async def _update(self, call_sid: str, what: str, **kw) -> bool:
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._client.calls(call_sid).update_async(**kw)
+            log.info("call updated", extra=kv(call_sid=call_sid, action=what))
+            return True
+        except (TwilioException, TimeoutError, OSError, ValueError) as exc:
+            log.error("call update failed", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__, status=getattr(exc, "status", None)))
+            return False
+
+    async def transfer(self, call_sid: str, number: str) -> None:
+        log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number)))
+        if not await self._update(call_sid, "transfer", twiml=dial_twiml(number)):
+            await super().transfer(call_sid, number)
+
+    async def hangup(self, call_sid: str) -> None:
+        if not await self._update(call_sid, "hangup", status="completed"):
+            await super().hangup(call_sid)

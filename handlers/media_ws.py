@@ -1,0 +1,157 @@
+"""GET /twilio/media: the Media Streams websocket.
+
+The handler only moves messages between the socket and the engine: one reader
+(this coroutine), the paced writer, and the session's turn tasks, all in one
+task group so nothing outlives the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import WSMsgType, web
+
+from bot import twilio_protocol as tp
+from bot.call import CallSession
+from bot.logs import kv
+from bot.playout import Playout
+from bot.redact import mask_number
+from handlers.state import CALLS, CONTROL, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
+from handlers.twilio import public_base, signature_ok, ws_base
+
+log = logging.getLogger("handlers.media")
+
+MAX_MESSAGE = 64 * 1024
+START_TIMEOUT_S = 10.0
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    url = ws_base(public_base(request)) + request.path_qs
+    if not signature_ok(request, url, {}):
+        log.warning("bad twilio signature on websocket", extra=kv(has_signature="X-Twilio-Signature" in request.headers))
+        raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"bad or missing Twilio signature"}}', content_type="application/json")
+
+    # aiohttp drops the socket past max_msg_size; the protocol object refuses (and
+    # counts) anything over MAX_MESSAGE without ending the call.
+    ws = web.WebSocketResponse(max_msg_size=16 * MAX_MESSAGE, heartbeat=30)
+    await ws.prepare(request)
+    proto = tp.MediaStreamProtocol(max_message_bytes=MAX_MESSAGE)
+    metrics = app[METRICS]
+    start = await _wait_for_start(ws, proto)
+    if start is None:
+        _count_violations(proto, metrics)
+        await ws.close()
+        return ws
+
+    settings = app[SETTINGS]
+    call_sid, stream_sid = start.call_sid, start.stream_sid
+    caller = start.custom_parameters.get("caller", "")
+    fields = dict(call_sid=call_sid, stream_sid=stream_sid, caller=mask_number(caller))
+
+    async def send(text: str) -> None:
+        await ws.send_str(text)
+
+    playout = Playout(
+        lambda b: send(proto.send_media(b)),
+        lambda name: send(proto.send_mark(name)),
+        lambda: send(proto.send_clear()),
+    )
+    tasks: set[asyncio.Task] = set()
+    t0 = time.monotonic()
+    metrics.calls.inc()
+    metrics.live_calls.inc()
+    log.info("call started", extra=kv(**fields))
+    session: CallSession | None = None
+    try:
+        async with asyncio.TaskGroup() as tg:
+
+            def spawn(coro) -> asyncio.Task:
+                task = tg.create_task(coro)
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                return task
+
+            session = CallSession(
+                call_sid=call_sid, stream_sid=stream_sid, caller=caller, settings=settings,
+                orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], playout=playout,
+                control=app[CONTROL], metrics=metrics, spawn=spawn,
+            )
+            app[CALLS][call_sid] = session
+            writer = spawn(playout.run())
+            ender = spawn(_close_when_ended(session, ws))
+            session.start()
+            await _read_loop(ws, proto, session)
+            await session.close()
+            for task in list(tasks):
+                task.cancel()
+            del writer, ender
+    except* (ConnectionResetError, ConnectionError) as eg:
+        log.info("socket closed while sending", extra=kv(**fields, error=type(eg.exceptions[0]).__name__))
+    except* Exception:
+        log.exception("call failed", extra=kv(**fields))
+    finally:
+        app[CALLS].pop(call_sid, None)
+        metrics.live_calls.dec()
+        _count_violations(proto, metrics)
+        if not ws.closed:
+            await ws.close()
+        log.info(
+            "call ended",
+            extra=kv(
+                **fields, seconds=time.monotonic() - t0, turns=session._turn_no if session else 0,
+                barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
+                frames_out=playout.frames_sent, bad_messages=sum(proto.stats.values()) or None,
+            ),
+        )
+    return ws
+
+
+async def _wait_for_start(ws: web.WebSocketResponse, proto) -> "tp.Start | None":
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    proto.receive_binary()
+                    continue
+                ev = proto.receive(msg.data)
+                if isinstance(ev, tp.Start):
+                    return ev
+                if isinstance(ev, tp.Stop):
+                    return None
+    except TimeoutError:
+        log.warning("no start event on media stream", extra=kv(timeout_s=START_TIMEOUT_S))
+    return None
+
+
+async def _read_loop(ws: web.WebSocketResponse, proto, session: CallSession) -> None:
+    async for msg in ws:
+        if msg.type is not WSMsgType.TEXT:
+            proto.receive_binary()
+            continue
+        ev = proto.receive(msg.data)
+        if ev is None:
+            continue
+        if isinstance(ev, tp.Media):
+            session.on_audio(ev.payload)
+        elif isinstance(ev, tp.Mark):
+            session.on_mark(ev.name)
+        elif isinstance(ev, tp.Dtmf):
+            session.on_dtmf(ev.digit)
+        elif isinstance(ev, tp.Stop):
+            return
+        if session.ended.is_set():
+            return
+
+
+async def _close_when_ended(session: CallSession, ws: web.WebSocketResponse) -> None:
+    await session.ended.wait()
+    await ws.close()
+
+
+def _count_violations(proto, metrics) -> None:
+    for reason, n in proto.stats.items():
+        if n and reason != "gaps":
+            metrics.protocol_errors.labels(reason).inc(n)
