@@ -13,7 +13,7 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from bot import twilio_protocol as tp
+from bot import media_stream as tp
 from bot.call import CallSession
 from bot.logs import kv
 from bot.playout import Playout

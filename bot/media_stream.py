@@ -1,0 +1,266 @@
+"""Twilio Media Streams (bidirectional, <Connect><Stream>) as one sans-I/O object.
+
+Text in (``receive``) -> typed events out; our intents in (``send_media``,
+``send_mark``, ``send_clear``) -> text out. No sockets, no asyncio. Bad input
+never raises: it is counted in ``stats`` by reason and dropped; the payload is
+never stored, logged or put in an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+SID_CALL = re.compile(r"^CA[0-9a-f]{32}$")
+SID_STREAM = re.compile(r"^MZ[0-9a-f]{32}$")
+DIGITS = set("0123456789*#ABCD")
+MAX_PAYLOAD = 8000  # decoded bytes in one inbound media message (1 s)
+
+REASONS = (
+    "binary", "oversized", "not_json", "not_object", "unknown_event", "missing_field",
+    "bad_type", "bad_base64", "before_start", "wrong_stream", "after_stop", "bad_digit",
+    "bad_track", "too_large_payload", "duplicate_start", "gaps",
+)
+
+
+class State(Enum):
+    WAITING = "waiting"
+    STARTED = "started"
+    STOPPED = "stopped"
+
+
+class ProtocolError(RuntimeError):
+    """Our own misuse (sending before start): a bug, so it raises."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Start:
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    custom_parameters: dict = field(default_factory=dict)
+    media_format: dict = field(default_factory=dict)
+    tracks: tuple = ()
+
+
+@dataclass(frozen=True)
+class Media:
+    payload: bytes
+    timestamp_ms: int | None = None
+    chunk: int | None = None
+    sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    name: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    call_sid: str
+
+
+Event = Connected | Start | Media | Dtmf | Mark | Stop
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _int(v) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, str) and v.isdigit() and len(v) <= 12:
+        return int(v)
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    raise _Bad("bad_type")
+
+
+def _str(obj: dict, key: str, *, required: bool = True, limit: int = 256) -> str:
+    v = obj.get(key)
+    if v is None:
+        if required:
+            raise _Bad("missing_field")
+        return ""
+    if not isinstance(v, str) or len(v) > limit:
+        raise _Bad("bad_type")
+    return v
+
+
+def _obj(obj: dict, key: str) -> dict:
+    v = obj.get(key)
+    if v is None:
+        raise _Bad("missing_field")
+    if not isinstance(v, dict):
+        raise _Bad("bad_type")
+    return v
+
+
+class MediaStreamProtocol:
+    def __init__(self, max_message_bytes: int = 64 * 1024) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.state = State.WAITING
+        self.stream_sid = ""
+        self.call_sid = ""
+        self.stats: dict[str, int] = {}
+        self.pending_marks: list[str] = []  # sent, not yet echoed
+        self.media_in = 0
+        self._last_seq: int | None = None
+
+    # --- Twilio -> us ----------------------------------------------------------------
+    def receive(self, text: str) -> Event | None:
+        try:
+            return self._receive(text)
+        except _Bad as bad:
+            self._count(bad.reason)
+            return None
+
+    def receive_binary(self) -> None:
+        """A binary frame: Twilio only sends text; count and drop it."""
+        self._count("binary")
+
+    def _count(self, reason: str) -> None:
+        self.stats[reason] = self.stats.get(reason, 0) + 1
+
+    def _receive(self, text: str) -> Event | None:
+        if not isinstance(text, str):
+            raise _Bad("binary")
+        if len(text) > self.max_message_bytes:
+            raise _Bad("oversized")
+        try:
+            msg = json.loads(text)
+        except (ValueError, RecursionError):
+            raise _Bad("not_json") from None
+        if not isinstance(msg, dict):
+            raise _Bad("not_object")
+        event = msg.get("event")
+        if self.state is State.STOPPED:
+            raise _Bad("after_stop")
+        if event == "media":
+            return self._media(msg)
+        if event == "mark":
+            return self._mark(msg)
+        if event == "dtmf":
+            return self._dtmf(msg)
+        if event == "start":
+            return self._start(msg)
+        if event == "connected":
+            return Connected(_str(msg, "protocol", required=False), _str(msg, "version", required=False))
+        if event == "stop":
+            self._check_stream(msg)
+            stop = msg.get("stop") if isinstance(msg.get("stop"), dict) else {}
+            self.state = State.STOPPED
+            call = stop.get("callSid") if isinstance(stop.get("callSid"), str) else self.call_sid
+            return Stop(call[:64])
+        raise _Bad("unknown_event")
+
+    def _check_stream(self, msg: dict) -> None:
+        if self.state is not State.STARTED:
+            raise _Bad("before_start")
+        sid = msg.get("streamSid")
+        if sid is not None and sid != self.stream_sid:
+            raise _Bad("wrong_stream")
+
+    def _start(self, msg: dict) -> Start:
+        if self.state is not State.WAITING:
+            raise _Bad("duplicate_start")
+        start = _obj(msg, "start")
+        stream_sid = _str(start, "streamSid", required=False) or _str(msg, "streamSid")
+        call_sid = _str(start, "callSid")
+        if not SID_STREAM.match(stream_sid) or not SID_CALL.match(call_sid):
+            raise _Bad("bad_type")
+        params = start.get("customParameters") or {}
+        if not isinstance(params, dict):
+            raise _Bad("bad_type")
+        params = {str(k)[:64]: str(v)[:256] for k, v in list(params.items())[:32]}
+        fmt = start.get("mediaFormat") or {}
+        if not isinstance(fmt, dict):
+            raise _Bad("bad_type")
+        if fmt and (fmt.get("encoding") not in (None, "audio/x-mulaw") or fmt.get("sampleRate") not in (None, 8000)):
+            raise _Bad("bad_type")
+        tracks = start.get("tracks") or []
+        if not isinstance(tracks, list):
+            raise _Bad("bad_type")
+        self.state = State.STARTED
+        self.stream_sid, self.call_sid = stream_sid, call_sid
+        return Start(
+            stream_sid=stream_sid, call_sid=call_sid, account_sid=_str(start, "accountSid", required=False, limit=64),
+            custom_parameters=params, media_format=dict(fmt), tracks=tuple(str(t)[:16] for t in tracks[:4]),
+        )
+
+    def _media(self, msg: dict) -> Media:
+        self._check_stream(msg)
+        media = _obj(msg, "media")
+        track = media.get("track")
+        if track is not None and track not in ("inbound", "inbound_track"):
+            raise _Bad("bad_track")
+        payload = media.get("payload")
+        if not isinstance(payload, str):
+            raise _Bad("missing_field" if payload is None else "bad_type")
+        if len(payload) > MAX_PAYLOAD * 4 // 3 + 4:
+            raise _Bad("too_large_payload")
+        try:
+            audio = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise _Bad("bad_base64") from None
+        seq = _int(msg.get("sequenceNumber"))
+        chunk = _int(media.get("chunk"))
+        ts = _int(media.get("timestamp"))
+        if seq is not None:
+            if self._last_seq is not None and seq > self._last_seq + 1:
+                self.stats["gaps"] = self.stats.get("gaps", 0) + (seq - self._last_seq - 1)
+            self._last_seq = seq
+        self.media_in += 1
+        return Media(audio, ts, chunk, seq)
+
+    def _mark(self, msg: dict) -> Mark:
+        self._check_stream(msg)
+        name = _str(_obj(msg, "mark"), "name", limit=128)
+        if name in self.pending_marks:
+            self.pending_marks.remove(name)
+        return Mark(name)
+
+    def _dtmf(self, msg: dict) -> Dtmf:
+        self._check_stream(msg)
+        digit = _str(_obj(msg, "dtmf"), "digit", limit=1)
+        if digit not in DIGITS:
+            raise _Bad("bad_digit")
+        return Dtmf(digit)
+
+    # --- us -> Twilio -------------------------------------------------------------------
+    def _require_started(self) -> None:
+        if self.state is not State.STARTED:
+            raise ProtocolError(f"cannot send in state {self.state.value}")
+
+    def send_media(self, ulaw: bytes) -> str:
+        self._require_started()
+        payload = base64.b64encode(ulaw).decode("ascii")
+        return '{"event":"media","streamSid":"%s","media":{"payload":"%s"}}' % (self.stream_sid, payload)
+
+    def send_mark(self, name: str) -> str:
+        self._require_started()
+        if len(self.pending_marks) < 10_000:
+            self.pending_marks.append(name)
+        return json.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}, separators=(",", ":"))
+
+    def send_clear(self) -> str:
+        self._require_started()
+        return json.dumps({"event": "clear", "streamSid": self.stream_sid}, separators=(",", ":"))

@@ -1,0 +1,41 @@
+"""Masking for logs: phone numbers, SIP URIs, Twilio client identities."""
+
+from __future__ import annotations
+
+import re
+
+_DIGITS = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
+
+
+def mask_number(value: str) -> str:
+    """'+14155551234' -> '+1*******34'; 'sip:+1415...@trunk.example.com;x=y' ->
+    'sip:***@trunk.example.com'; 'client:bob' -> 'client:***'. Empty and
+    'anonymous'-like values are kept as they are."""
+    if not value:
+        return value
+    v = value.strip()
+    low = v.lower()
+    if low in ("anonymous", "restricted", "unknown", "unavailable", "private"):
+        return v
+    if low.startswith(("sip:", "sips:")):
+        scheme, _, rest = v.partition(":")
+        user, at, host = rest.partition("@")
+        host = host.split(";", 1)[0]
+        return f"{scheme}:***@{host}" if at else f"{scheme}:***"
+    if low.startswith("client:"):
+        return "client:***"
+    digits = re.sub(r"\D", "", v)
+    if len(digits) < 4:
+        return "***"
+    prefix = "+" if v.startswith("+") else ""
+    return f"{prefix}{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
+
+
+def scrub(text: str) -> str:
+    """Mask every phone-number-like run of 7+ digits in free text."""
+
+    def repl(m: re.Match) -> str:
+        s = m.group(0)
+        return mask_number(s) if len(re.sub(r"\D", "", s)) >= 7 else s
+
+    return _DIGITS.sub(repl, text)

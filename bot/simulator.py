@@ -1,0 +1,356 @@
+"""Call simulator: does what Twilio does, against our own server.
+
+    python -m bot call A.wav [B.wav ...] --url http://127.0.0.1:8080 [--out heard.wav]
+
+Signed webhook, reads the TwiML, signed websocket, ``connected``/``start``, the
+WAVs as real-time 20 ms frames with silence between them, and the bot's audio
+played on a simulated playback clock that echoes marks as Twilio does (at once
+for audio dropped by a ``clear``). Used by tests and benchmarks as a library
+(``simulate_call``), and by hand from the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from twilio.request_validator import RequestValidator
+
+from media import frames, mulaw, resample, wav
+
+FRAME_S = 0.02
+SILENCE = mulaw.silence(frames.FRAME_BYTES)
+
+
+@dataclass
+class TurnReport:
+    index: int
+    speech_start_s: float
+    speech_end_s: float
+    first_audio_ms: float | None = None  # end of caller speech -> first bot audio after it
+    clears_ms: list[float] = field(default_factory=list)  # speech start -> each clear
+
+
+@dataclass
+class CallReport:
+    call_sid: str = ""
+    stream_sid: str = ""
+    rejected: bool = False
+    error: str = ""
+    greeting_ms: float | None = None
+    turns: list[TurnReport] = field(default_factory=list)
+    clears: int = 0
+    marks_sent_by_bot: list[str] = field(default_factory=list)
+    marks_echoed: list[str] = field(default_factory=list)
+    hung_up_by_bot: bool = False
+    stale_audio_bytes: int = 0  # bot audio received after a clear, before the caller's turn ended
+    heard: bytes = b""  # mu-law timeline of what the caller heard
+    events: list[tuple[float, str, str]] = field(default_factory=list)
+    send_late_ms: list[float] = field(default_factory=list)  # how late our own 20 ms sends were
+    bot_media_gaps_ms: list[float] = field(default_factory=list)
+
+
+class Playback:
+    """Twilio's side of outbound audio: a queue played at 8 bytes/ms."""
+
+    def __init__(self) -> None:
+        self.queue: list[bytes | str] = []
+        self.heard = bytearray()
+
+    def tick(self, n: int = frames.FRAME_BYTES) -> list[str]:
+        """Play ``n`` bytes (one 20 ms tick); return marks reached."""
+        reached, played = [], 0
+        while self.queue:
+            head = self.queue[0]
+            if isinstance(head, str):
+                reached.append(self.queue.pop(0))
+                continue
+            if played == n:
+                break
+            take = min(n - played, len(head))
+            self.heard += head[:take]
+            played += take
+            if take == len(head):
+                self.queue.pop(0)
+            else:
+                self.queue[0] = head[take:]
+        self.heard += SILENCE[: n - played]
+        return reached
+
+    def clear(self) -> list[str]:
+        marks = [x for x in self.queue if isinstance(x, str)]
+        self.queue.clear()
+        return marks
+
+    @property
+    def busy(self) -> bool:
+        return any(isinstance(x, bytes) for x in self.queue)
+
+
+def load_ulaw(item: bytes | str | Path) -> bytes:
+    data = item if isinstance(item, bytes) else Path(item).read_bytes()
+    audio = wav.read(data)
+    return mulaw.encode(resample.resample(audio.pcm16, audio.rate, 8000))
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+async def simulate_call(
+    url: str,
+    utterances: list[bytes | str | Path],
+    *,
+    public_url: str | None = None,
+    auth_token: str | None = None,
+    from_number: str = "+15551234567",
+    to_number: str = "+15557654321",
+    gap_s: float = 0.6,
+    barge_in_after_ms: int | None = None,
+    max_wait_s: float = 20.0,
+    quiet_s: float = 1.0,
+    dtmf: dict[int, str] | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> CallReport:
+    """Place one simulated call. ``barge_in_after_ms``: start each next utterance that
+    long after the bot's reply audio begins (interrupting it), instead of waiting for
+    the bot to finish. ``dtmf``: {utterance index: digits} sent after that utterance."""
+    url = url.rstrip("/")
+    public = (public_url or url).rstrip("/")
+    report = CallReport(call_sid=_sid("CA"), stream_sid=_sid("MZ"))
+    account = _sid("AC")
+    validator = RequestValidator(auth_token or "")
+    own = session is None
+    http = session or aiohttp.ClientSession()
+    try:
+        params = {
+            "CallSid": report.call_sid, "AccountSid": account, "From": from_number, "To": to_number,
+            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
+        }
+        headers = {"X-Twilio-Signature": validator.compute_signature(public + "/twilio/voice", params)} if auth_token else {}
+        async with http.post(url + "/twilio/voice", data=params, headers=headers) as r:
+            if r.status != 200:
+                report.rejected, report.error = True, f"webhook answered {r.status}"
+                return report
+            twiml = await r.text()
+        stream_url, custom = _parse_twiml(twiml)
+        if stream_url is None:
+            report.rejected, report.error = True, "no <Connect><Stream> in TwiML"
+            return report
+        ws_url = ("wss" if url.startswith("https") else "ws") + "://" + urlsplit(url).netloc + urlsplit(stream_url).path
+        headers = {"X-Twilio-Signature": validator.compute_signature(stream_url, {})} if auth_token else {}
+        async with http.ws_connect(ws_url, headers=headers, max_msg_size=0) as ws:
+            await _run_stream(ws, report, account, custom, [load_ulaw(u) for u in utterances], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf or {})
+    except aiohttp.WSServerHandshakeError as exc:
+        report.rejected, report.error = True, f"websocket refused: {exc.status}"
+    except (aiohttp.ClientError, OSError, ET.ParseError) as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if own:
+            await http.close()
+    return report
+
+
+def _parse_twiml(text: str) -> tuple[str | None, dict[str, str]]:
+    root = ET.fromstring(text)
+    stream = root.find("./Connect/Stream")
+    if stream is None:
+        return None, {}
+    return stream.get("url"), {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+
+
+async def _run_stream(ws, report: CallReport, account: str, custom: dict, utterances: list[bytes], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf) -> None:
+    sid = report.stream_sid
+    playback = Playback()
+    t0 = time.monotonic()
+    now = lambda: time.monotonic() - t0  # noqa: E731
+    seq = 0
+    state = {"last_audio": None, "first_audio": None, "closed": False, "stale_window": False}
+
+    async def send(obj: dict) -> None:
+        nonlocal seq
+        seq += 1
+        obj["sequenceNumber"] = str(seq)
+        await ws.send_str(json.dumps(obj))
+
+    async def reader() -> None:
+        last = None
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            m = json.loads(msg.data)
+            ev = m.get("event")
+            t = now()
+            if ev == "media":
+                audio = base64.b64decode(m["media"]["payload"])
+                playback.queue.append(audio)
+                if last is not None:
+                    report.bot_media_gaps_ms.append((t - last) * 1000)
+                last = t
+                if state["first_audio"] is None:
+                    state["first_audio"] = t
+                state["last_audio"] = t
+                if state["stale_window"]:
+                    report.stale_audio_bytes += len(audio)
+            elif ev == "mark":
+                name = m["mark"]["name"]
+                report.marks_sent_by_bot.append(name)
+                playback.queue.append(name)
+            elif ev == "clear":
+                report.clears += 1
+                report.events.append((t, "clear", ""))
+                if report.turns:
+                    report.turns[-1].clears_ms.append((t - report.turns[-1].speech_start_s) * 1000)
+                state["stale_window"] = True
+                for name in playback.clear():
+                    await echo(name)
+        state["closed"] = True
+
+    async def echo(name: str) -> None:
+        report.marks_echoed.append(name)
+        report.events.append((now(), "mark", name))
+        if not ws.closed:
+            await send({"event": "mark", "streamSid": sid, "mark": {"name": name}})
+
+    await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    await send({
+        "event": "start", "streamSid": sid,
+        "start": {
+            "accountSid": account, "callSid": report.call_sid, "streamSid": sid, "tracks": ["inbound"],
+            "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        },
+    })
+    read_task = asyncio.create_task(reader())
+    chunk = 0
+    next_t = time.monotonic()
+
+    async def frame(payload: bytes) -> bool:
+        """Send one 20 ms frame on the real-time clock and play 20 ms."""
+        nonlocal chunk, next_t
+        if state["closed"]:
+            return False
+        next_t += FRAME_S
+        delay = next_t - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            report.send_late_ms.append(-delay * 1000)
+        chunk += 1
+        try:
+            await send({"event": "media", "streamSid": sid, "media": {"track": "inbound", "chunk": str(chunk), "timestamp": str(chunk * 20), "payload": base64.b64encode(payload).decode()}})
+        except (ConnectionError, RuntimeError):
+            state["closed"] = True
+            return False
+        for name in playback.tick():
+            await echo(name)
+        return True
+
+    async def wait_reply(since: float, started_by: float | None = None) -> None:
+        """Silence until the bot has spoken and gone quiet (bounded by max_wait_s)."""
+        deadline = now() + max_wait_s
+        while now() < deadline:
+            if not await frame(SILENCE):
+                return
+            la = state["last_audio"]
+            if barge_in_after_ms is not None and state["first_audio"] is not None and state["first_audio"] >= since:
+                if now() - state["first_audio"] >= barge_in_after_ms / 1000:
+                    return
+            if la is not None and la >= since and not playback.busy and now() - la >= quiet_s:
+                return
+
+    try:
+        state["first_audio"] = None
+        await wait_reply(0.0)
+        if state["first_audio"] is not None:
+            report.greeting_ms = state["first_audio"] * 1000
+        for i, audio in enumerate(utterances):
+            if state["closed"]:
+                break
+            turn = TurnReport(i + 1, now(), 0.0)
+            report.turns.append(turn)
+            state["stale_window"] = False
+            for fr in frames.split(audio):
+                if not await frame(fr):
+                    break
+            turn.speech_end_s = now()
+            state["stale_window"] = False
+            report.events.append((turn.speech_end_s, "speech_end", str(i + 1)))
+            for d in dtmf.get(i, ""):
+                await send({"event": "dtmf", "streamSid": sid, "dtmf": {"track": "inbound_track", "digit": d}})
+            state["first_audio"] = None
+            await wait_reply(turn.speech_end_s)
+            if state["first_audio"] is not None:
+                turn.first_audio_ms = (state["first_audio"] - turn.speech_end_s) * 1000
+            if barge_in_after_ms is None:
+                for _ in range(int(gap_s / FRAME_S)):
+                    if not await frame(SILENCE):
+                        break
+        report.hung_up_by_bot = state["closed"]
+        if not state["closed"]:
+            await send({"event": "stop", "streamSid": sid, "stop": {"accountSid": account, "callSid": report.call_sid}})
+            await ws.close()
+    finally:
+        report.heard = bytes(playback.heard)
+        read_task.cancel()
+        try:
+            await read_task
+        except (asyncio.CancelledError, Exception):
+            pass
+
+
+def timeline_text(r: CallReport) -> str:
+    if r.rejected:
+        return f"call {r.call_sid}: rejected ({r.error})"
+    lines = [f"call {r.call_sid} stream {r.stream_sid}"]
+    lines.append(f"  greeting: first audio {r.greeting_ms:.0f} ms after start" if r.greeting_ms is not None else "  greeting: none heard")
+    for t in r.turns:
+        fa = f"{t.first_audio_ms:.0f} ms" if t.first_audio_ms is not None else "no reply"
+        clears = f", clear at {', '.join(f'{c:.0f}' for c in t.clears_ms)} ms after speech start" if t.clears_ms else ""
+        lines.append(f"  turn {t.index}: speech {t.speech_start_s:.2f}-{t.speech_end_s:.2f} s; end of speech -> first bot audio {fa}{clears}")
+    fallbacks = [m for m in r.marks_echoed if m.startswith("fallback")]
+    lines.append(f"  marks echoed: {len(r.marks_echoed)} ({', '.join(r.marks_echoed)})")
+    lines.append(f"  clears: {r.clears}; fallbacks: {len(fallbacks)}; stale audio after clear: {r.stale_audio_bytes} bytes")
+    lines.append(f"  ended by: {'bot (hang-up/transfer)' if r.hung_up_by_bot else 'caller'}; heard {len(r.heard) / 8000:.1f} s")
+    if r.error:
+        lines.append(f"  error: {r.error}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bot call", description="Simulate a Twilio call against the bot.")
+    ap.add_argument("wavs", nargs="+", help="caller utterances (WAV), spoken in order")
+    ap.add_argument("--url", default="http://127.0.0.1:8080")
+    ap.add_argument("--public-url", default=None, help="the PUBLIC_URL the server signs against (default: --url)")
+    ap.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"))
+    ap.add_argument("--out", default="heard.wav", help="what the caller heard, as a mu-law WAV")
+    ap.add_argument("--gap", type=float, default=0.6, help="seconds of silence between turns")
+    ap.add_argument("--barge-in-ms", type=int, default=None, help="interrupt each reply this long after it starts")
+    ap.add_argument("--from", dest="from_number", default="+15551234567")
+    args = ap.parse_args(argv)
+    for w in args.wavs:
+        if not Path(w).is_file():
+            print(f"error: no such file: {w}", file=sys.stderr)
+            return 1
+    try:
+        report = asyncio.run(
+            simulate_call(args.url, args.wavs, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap, barge_in_after_ms=args.barge_in_ms, from_number=args.from_number)
+        )
+    except (wav.WavError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(timeline_text(report))
+    if report.heard:
+        Path(args.out).write_bytes(wav.write_mulaw(report.heard))
+        print(f"  wrote {args.out}")
+    return 1 if report.rejected or report.error else 0
