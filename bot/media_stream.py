@@ -201,6 +201,7 @@ class MediaStreamProtocol:
             raise _Bad("bad_type")
         self.state = State.STARTED
         self.stream_sid, self.call_sid = stream_sid, call_sid
+        self._sequence(msg)
         return Start(
             stream_sid=stream_sid, call_sid=call_sid, account_sid=_str(start, "accountSid", required=False, limit=64),
             custom_parameters=params, media_format=dict(fmt), tracks=tuple(str(t)[:16] for t in tracks[:4]),
@@ -221,18 +222,24 @@ class MediaStreamProtocol:
             audio = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             raise _Bad("bad_base64") from None
-        seq = _int(msg.get("sequenceNumber"))
+        seq = self._sequence(msg)
         chunk = _int(media.get("chunk"))
         ts = _int(media.get("timestamp"))
-        if seq is not None:
-            if self._last_seq is not None and seq > self._last_seq + 1:
-                self.stats["gaps"] = self.stats.get("gaps", 0) + (seq - self._last_seq - 1)
-            self._last_seq = seq
         self.media_in += 1
         return Media(audio, ts, chunk, seq)
 
+    def _sequence(self, msg: dict) -> int | None:
+        """Twilio numbers every message of a stream; a jump means lost messages."""
+        seq = _int(msg.get("sequenceNumber"))
+        if seq is not None:
+            if self._last_seq is not None and seq > self._last_seq + 1:
+                self.stats["gaps"] = self.stats.get("gaps", 0) + min(seq - self._last_seq - 1, 1_000_000)
+            self._last_seq = seq
+        return seq
+
     def _mark(self, msg: dict) -> Mark:
         self._check_stream(msg)
+        self._sequence(msg)
         name = _str(_obj(msg, "mark"), "name", limit=128)
         if name in self.pending_marks:
             self.pending_marks.remove(name)
@@ -240,6 +247,7 @@ class MediaStreamProtocol:
 
     def _dtmf(self, msg: dict) -> Dtmf:
         self._check_stream(msg)
+        self._sequence(msg)
         digit = _str(_obj(msg, "dtmf"), "digit", limit=1)
         if digit not in DIGITS:
             raise _Bad("bad_digit")

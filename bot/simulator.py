@@ -104,6 +104,21 @@ def load_ulaw(item: bytes | str | Path) -> bytes:
     return mulaw.encode(resample.resample(audio.pcm16, audio.rate, 8000))
 
 
+def speech_end_frame(ulaw: bytes, threshold: float = 300.0) -> int:
+    """Index of the frame after the last one with speech energy (RMS over
+    ``threshold`` of 32768, about -40 dBFS): where the caller stops talking, so
+    that latency counts from the end of speech, not from the end of the file."""
+    import numpy as np
+
+    fr = frames.split(ulaw)
+    last = 0
+    for i, f in enumerate(fr):
+        x = np.frombuffer(mulaw.decode(f), "<i2").astype(np.float32)
+        if float(np.sqrt(np.mean(x * x))) > threshold:
+            last = i + 1
+    return last or len(fr)
+
+
 def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
@@ -280,15 +295,21 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
             turn = TurnReport(i + 1, now(), 0.0)
             report.turns.append(turn)
             state["stale_window"] = False
-            for fr in frames.split(audio):
+            end = speech_end_frame(audio)
+            for k, fr in enumerate(frames.split(audio)):
+                if k == end:
+                    turn.speech_end_s = now()
+                    state["stale_window"] = False
+                    state["first_audio"] = None
                 if not await frame(fr):
                     break
-            turn.speech_end_s = now()
+            if not turn.speech_end_s:
+                turn.speech_end_s = now()
+                state["first_audio"] = None
             state["stale_window"] = False
             report.events.append((turn.speech_end_s, "speech_end", str(i + 1)))
             for d in dtmf.get(i, ""):
                 await send({"event": "dtmf", "streamSid": sid, "dtmf": {"track": "inbound_track", "digit": d}})
-            state["first_audio"] = None
             await wait_reply(turn.speech_end_s)
             if state["first_audio"] is not None:
                 turn.first_audio_ms = (state["first_audio"] - turn.speech_end_s) * 1000

@@ -103,7 +103,8 @@ async def media(request: web.Request) -> web.StreamResponse:
             extra=kv(
                 **fields, seconds=time.monotonic() - t0, turns=session._turn_no if session else 0,
                 barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
-                frames_out=playout.frames_sent, bad_messages=sum(proto.stats.values()) or None,
+                frames_out=playout.frames_sent, lost_messages=proto.stats.get("gaps"),
+                bad_messages={k: v for k, v in proto.stats.items() if k != "gaps"} or None,
             ),
         )
     return ws

@@ -3,6 +3,9 @@ app (scripted providers), with the shared caller audio."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from bot.errors import StageError
@@ -10,6 +13,7 @@ from bot.providers.base import Action
 from bot.providers.registry import Providers
 from bot.simulator import simulate_call
 from handlers.app import create_app
+from handlers.state import CALLS
 from tests.conftest import SHARED_AUDIO
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
@@ -45,3 +49,163 @@ async def test_greeting_then_turn(aiohttp_server, settings):
     # the LLM saw the caller's words as the user turn
     assert p.llm.seen[-1][-1] == {"role": "user", "content": p.stt.text}
     assert p.tts.texts[-2:] == ["We open at nine.", "We close at five."]
+
+
+def speech_onset_ms(path) -> float:
+    """Where speech starts in a caller file, by the same VAD the bot uses."""
+    from media import frames, mulaw, vad, wav
+
+    a = wav.read(path.read_bytes())
+    v = vad.Vad(2)
+    for i, fr in enumerate(frames.split(mulaw.encode(a.pcm16))):
+        if v.is_speech_ulaw(fr):
+            return i * 20.0
+    raise AssertionError("no speech")
+
+
+LONG = " ".join(f"This is sentence number {i} of a long answer." for i in range(1, 9))
+
+
+async def test_barge_in_clears_fast_and_history_keeps_only_heard(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings), llm=ScriptedLLM(text=LONG), tts=ScriptedTTS(ms_per_char=25))
+    report = await simulate_call(url(server), [OPEN, ADDRESS], auth_token=TOKEN, barge_in_after_ms=1500)
+    # the second utterance starts 1.5 s into a ~9 s reply: a clear must follow its speech onset
+    t2 = report.turns[1]
+    assert report.clears >= 1 and t2.clears_ms, report.events
+    onset = speech_onset_ms(ADDRESS)
+    assert t2.clears_ms[0] - onset <= 300, (t2.clears_ms, onset)
+    assert report.stale_audio_bytes == 0
+    # the LLM request of turn 2 has, as the assistant turn, only what was heard of turn 1
+    history = p.llm.seen[1]
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]
+    heard = history[1]["content"]
+    assert heard and LONG.startswith(heard) and len(heard) < len(LONG) / 2
+    # each heard sentence's mark was echoed by the playback clock, not by the clear
+    n_heard = heard.count("This is sentence")
+    t1_marks = [m for m in report.marks_echoed if m.startswith("t1s")]
+    assert len(t1_marks) >= n_heard
+
+
+STAGE_FAULTS = {
+    "stt": [
+        ("stt", dict(error=StageError("stt", "upstream_error", "HTTP 500"))),
+        ("stt", dict(error=StageError("stt", "rate_limited", "HTTP 429"))),
+        ("stt", dict(hang=True)),
+    ],
+    "llm": [
+        ("llm", dict(error=StageError("llm", "upstream_error", "reset"))),
+        ("llm", dict(hang=True)),
+        ("llm", dict(error=StageError("llm", "bad_response", "garbage"), error_after_tokens=3)),
+    ],
+    "tts": [
+        ("tts", dict(error=StageError("tts", "upstream_error", "HTTP 500"))),
+        ("tts", dict(hang=True)),
+        ("tts", dict(empty=True)),
+    ],
+}
+
+
+@pytest.mark.parametrize("stage,fault", [f for fs in STAGE_FAULTS.values() for f in fs], ids=lambda x: str(x)[:40])
+async def test_stage_failure_plays_fallback_and_next_turn_works(aiohttp_server, settings, stage, fault):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings))
+    target = {"stt": p.stt, "llm": p.llm, "tts": p.tts}[stage]
+    for k, v in fault.items():
+        setattr(target, k, v)
+    target.times = 1  # fails once, after start-up rendered the prompts
+    report = await simulate_call(url(server), [OPEN, ADDRESS], auth_token=TOKEN, max_wait_s=8)
+    assert not report.hung_up_by_bot
+    assert "fallback-t1" in report.marks_echoed, report.events
+    # fallback heard within the stage budget (0.5 s) + 100 ms of ... the failing stage
+    # starting, plus what precedes it; the caller hears something within ~1 s of speech end
+    assert report.turns[0].first_audio_ms is not None and report.turns[0].first_audio_ms < 500 + 1000
+    # the next turn succeeds
+    assert any(m.startswith("t2s") for m in report.marks_echoed)
+
+
+async def test_repeated_failures_say_goodbye_and_hang_up(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings, max_failures=2))
+    p.stt.error = StageError("stt", "upstream_error", "down")
+    report = await simulate_call(url(server), [OPEN, ADDRESS, OPEN], auth_token=TOKEN, max_wait_s=6)
+    assert "fallback-t1" in report.marks_echoed
+    assert "end-goodbye" in report.marks_echoed
+    assert report.hung_up_by_bot
+
+
+async def test_forged_or_missing_signature_is_403(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings))
+    for token in ("wrong-token", None):
+        report = await simulate_call(url(server), [OPEN], auth_token=token)
+        assert report.rejected and "403" in report.error
+    # a valid webhook but a websocket signed with another token
+    import aiohttp
+    from twilio.request_validator import RequestValidator
+
+    stream = "ws" + url(server)[4:] + "/twilio/media"
+    async with aiohttp.ClientSession() as http:
+        bad = RequestValidator("nope").compute_signature(stream, {})
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await http.ws_connect(stream, headers={"X-Twilio-Signature": bad})
+        assert exc.value.status == 403
+        good = RequestValidator(TOKEN).compute_signature(stream, {})
+        ws = await http.ws_connect(stream, headers={"X-Twilio-Signature": good})
+        await ws.close()
+
+
+async def test_garbage_messages_do_not_end_the_call(aiohttp_server, settings):
+    import aiohttp
+    from twilio.request_validator import RequestValidator
+
+    server, p, app = await serve(aiohttp_server, phone_settings(settings))
+    stream = "ws" + url(server)[4:] + "/twilio/media"
+    sig = RequestValidator(TOKEN).compute_signature(stream, {})
+    sid, call = "MZ" + "a" * 32, "CA" + "b" * 32
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(stream, headers={"X-Twilio-Signature": sig})
+        await ws.send_str('{"event":"connected","protocol":"Call","version":"1.0.0"}')
+        await ws.send_str('{"event":"media","streamSid":"%s","media":{"payload":"AAAA"}}' % sid)  # before start
+        await ws.send_str('{"event":"start","sequenceNumber":"1","streamSid":"%s","start":{"accountSid":"AC%s","callSid":"%s","streamSid":"%s","tracks":["inbound"],"customParameters":{},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}' % (sid, "c" * 32, call, sid))
+        for junk in ["not json", "[]", '{"event":"bogus"}', '{"event":"media","streamSid":"%s","media":{"payload":"!!!"}}' % sid,
+                     '{"event":"media","streamSid":"MZ%s","media":{"payload":"AAAA"}}' % ("f" * 32), "x" * 200_000,
+                     '{"event":"dtmf","streamSid":"%s","dtmf":{"digit":"99"}}' % sid]:
+            await ws.send_str(junk)
+        await ws.send_bytes(b"\x00\x01")
+        # the call is still up: the greeting arrives and a mark is sent
+        got = set()
+        async with asyncio.timeout(5):
+            async for msg in ws:
+                got.add(json.loads(msg.data)["event"])
+                if "mark" in got:
+                    break
+        assert {"media", "mark"} <= got
+        assert call in app[CALLS]
+        await ws.close()
+    body = await (await aiohttp.ClientSession().get(url(server) + "/metrics")).text()
+    assert 'phonebot_protocol_errors_total{reason="not_json"}' in body
+
+
+async def test_dtmf_zero_transfers(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings, transfer_number="+15550001111"))
+    report = await simulate_call(url(server), [OPEN], auth_token=TOKEN, dtmf={0: "0"}, max_wait_s=6)
+    assert "end-transfer" in report.marks_echoed and report.hung_up_by_bot
+    # no REST credentials: the <Connect action> answers with <Dial>
+    from twilio.request_validator import RequestValidator
+    import aiohttp
+
+    params = {"CallSid": report.call_sid}
+    sig = RequestValidator(TOKEN).compute_signature(url(server) + "/twilio/after", params)
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(url(server) + "/twilio/after", data=params, headers={"X-Twilio-Signature": sig})
+        assert "<Dial>+15550001111</Dial>" in await r.text()
+
+
+async def test_dialogue_actions_act_on_the_call(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings), llm=ScriptedLLM(text="Goodbye then.", actions=[Action("hangup")]))
+    report = await simulate_call(url(server), [OPEN, ADDRESS], auth_token=TOKEN, max_wait_s=6)
+    assert report.hung_up_by_bot and len(p.llm.seen) == 1
+
+
+async def test_silence_reprompts_then_hangs_up(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings, reprompt_after_s=1.0, max_reprompts=1))
+    report = await simulate_call(url(server), [], auth_token=TOKEN, max_wait_s=10, quiet_s=3.5)
+    assert "reprompt-1" in report.marks_echoed and "end-goodbye" in report.marks_echoed
+    assert report.hung_up_by_bot

@@ -22,13 +22,30 @@ def tone_pcm(ms: int, rate: int = 8000, freq: float = 440.0, amp: int = 8000) ->
     return struct.pack(f"<{n}h", *(int(amp * math.sin(2 * math.pi * freq * i / rate)) for i in range(n)))
 
 
+class _Faulty:
+    """``error``/``hang`` apply ``times`` times (None: always), then the fake recovers."""
+
+    times: int | None = None
+
+    def _fault(self) -> bool:
+        if not (self.error or self.hang or getattr(self, "empty", False)):
+            return False
+        if self.times is None:
+            return True
+        if self.times > 0:
+            self.times -= 1
+            return True
+        return False
+
+
 @dataclass
-class ScriptedSTT:
+class ScriptedSTT(_Faulty):
     name: str = "scripted-stt"
     text: str = "what time do you open tomorrow"
     delay: float = 0.0
     error: StageError | None = None
     hang: bool = False
+    times: int | None = None
     calls: list[tuple[int, int]] = field(default_factory=list)  # (bytes, rate)
 
     async def start(self) -> None: ...
@@ -37,17 +54,19 @@ class ScriptedSTT:
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         self.calls.append((len(pcm16), rate))
-        if self.hang:
+        fault = self._fault()
+        if fault and self.hang:
             await asyncio.sleep(3600)
         await asyncio.sleep(self.delay)
-        if self.error:
+        if fault and self.error:
             raise self.error
         return self.text
 
 
 @dataclass
-class ScriptedLLM:
+class ScriptedLLM(_Faulty):
     name: str = "scripted-llm"
+    times: int | None = None
     text: str = "We open at nine. We close at five."
     first_delay: float = 0.0
     token_delay: float = 0.0
@@ -63,27 +82,29 @@ class ScriptedLLM:
 
     async def reply(self, conversation: Conversation):
         self.seen.append([dict(m) for m in conversation.messages])
-        if self.hang:
+        fault = self._fault()
+        if fault and self.hang:
             await asyncio.sleep(3600)
         await asyncio.sleep(self.first_delay)
         words = self.text.split(" ") if self.text else []
         for i, w in enumerate(words):
-            if self.error and i == self.error_after_tokens:
+            if fault and self.error and i == self.error_after_tokens:
                 raise self.error
             yield w if i == 0 else " " + w
             if self.token_delay:
                 await asyncio.sleep(self.token_delay)
-        if self.error and self.error_after_tokens >= len(words):
+        if fault and self.error and self.error_after_tokens >= len(words):
             raise self.error
         for a in self.actions:
             yield a
 
 
 @dataclass
-class ScriptedTTS:
+class ScriptedTTS(_Faulty):
     """Speaks ``ms_per_char`` of tone per character of text."""
 
     name: str = "scripted-tts"
+    times: int | None = None
     pcm_rate: int = 16000
     ms_per_char: int = 10
     first_delay: float = 0.0
@@ -99,12 +120,13 @@ class ScriptedTTS:
 
     async def synthesize(self, text: str, *, mulaw: bool):
         self.texts.append(text)
-        if self.hang:
+        fault = self._fault()
+        if fault and self.hang:
             await asyncio.sleep(3600)
         await asyncio.sleep(self.first_delay)
-        if self.error:
+        if fault and self.error:
             raise self.error
-        if self.empty:
+        if fault and self.empty:
             return
         rate = 8000 if mulaw else self.pcm_rate
         pcm = tone_pcm(max(20, len(text) * self.ms_per_char), rate)

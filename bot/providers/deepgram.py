@@ -1,0 +1,123 @@
+"""Deepgram prerecorded speech-to-text through the official SDK.
+
+One request per utterance: the PCM is wrapped in a WAV and posted to ``/v1/listen``.
+The SDK's own retries are off (failover happens above this adapter) and the whole
+call is bounded by ``settings.stt_timeout``. Every failure leaves as ``StageError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
+from deepgram.core.api_error import ApiError
+
+from bot.errors import (
+    BAD_RESPONSE,
+    EMPTY_RESULT,
+    TIMEOUT,
+    UPSTREAM_ERROR,
+    StageError,
+    code_for_status,
+)
+from bot.settings import Settings
+from media.wav import write_pcm16
+
+try:  # not re-exported at the package top level in every SDK release
+    from deepgram.core.parse_error import ParsingError
+except ImportError:  # pragma: no cover
+    ParsingError = ValueError  # type: ignore[misc,assignment]
+
+
+def environment_for(base_url: str) -> DeepgramClientEnvironment:
+    """All four SDK endpoints pointed at one server (a gateway, or a fake)."""
+    base = base_url.rstrip("/")
+    if base.startswith("ws"):
+        base = "http" + base[2:]
+    ws = "ws" + base[4:]  # http -> ws, https -> wss
+    return DeepgramClientEnvironment(base=base, production=ws, agent=ws, agent_rest=base)
+
+
+class DeepgramSTT:
+    """STT adapter for Deepgram's prerecorded API (``listen.v1.media.transcribe_file``)."""
+
+    name = "deepgram"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._http: httpx.AsyncClient | None = None
+        self._client: AsyncDeepgramClient | None = None
+
+    async def start(self) -> None:
+        """Create the HTTP pool and the SDK client (must run inside the event loop)."""
+        if self._client is not None:
+            return
+        s = self._settings
+        backstop = s.stt_timeout + 1.0  # asyncio.timeout below is the real bound
+        self._http = httpx.AsyncClient(timeout=backstop)
+        kwargs: dict[str, Any] = {}
+        if s.deepgram_base_url:
+            kwargs["environment"] = environment_for(s.deepgram_base_url)
+        self._client = AsyncDeepgramClient(
+            api_key=s.deepgram_api_key, httpx_client=self._http, timeout=backstop, max_retries=0, **kwargs
+        )
+
+    async def close(self) -> None:
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.aclose()
+
+    async def transcribe(self, pcm16: bytes, rate: int) -> str:
+        """Transcribe mono PCM16 at ``rate`` Hz; raises ``StageError('stt', ...)``."""
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        wav = write_pcm16(pcm16, rate)
+        try:
+            async with asyncio.timeout(self._settings.stt_timeout):
+                result = await self._client.listen.v1.media.transcribe_file(
+                    request=wav,
+                    model=self._settings.deepgram_model,
+                    smart_format=True,
+                    request_options={"max_retries": 0},
+                )
+        except TimeoutError:
+            raise self._error(TIMEOUT, f"no reply within {self._settings.stt_timeout:g} s") from None
+        except httpx.TimeoutException:
+            raise self._error(TIMEOUT, "the HTTP client timed out") from None
+        except ParsingError:
+            raise self._error(BAD_RESPONSE, "reply did not match the expected shape") from None
+        except ApiError as e:
+            raise self._status_error(e.status_code) from None
+        except httpx.HTTPError as e:
+            raise self._error(UPSTREAM_ERROR, f"connection failed ({type(e).__name__})") from None
+        except (ValueError, TypeError, AttributeError, KeyError) as e:
+            raise self._error(BAD_RESPONSE, f"unreadable reply ({type(e).__name__})") from None
+        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
+            raise self._error(UPSTREAM_ERROR, f"unexpected failure ({type(e).__name__})") from None
+        return self._transcript(result)
+
+    def _transcript(self, result: object) -> str:
+        try:
+            channels = getattr(getattr(result, "results"), "channels")
+            transcript = channels[0].alternatives[0].transcript
+        except (AttributeError, IndexError, TypeError):
+            raise self._error(BAD_RESPONSE, "reply has no results.channels[0].alternatives[0]") from None
+        if not isinstance(transcript, str):
+            raise self._error(BAD_RESPONSE, "transcript is not a string")
+        transcript = transcript.strip()
+        if not transcript:
+            raise self._error(EMPTY_RESULT, "nothing was recognised")
+        return transcript
+
+    def _status_error(self, status: int | None) -> StageError:
+        if status is None:
+            return self._error(UPSTREAM_ERROR, "request failed without an HTTP status")
+        if 200 <= status < 300:  # the SDK raises ApiError for a 2xx body it cannot decode
+            return self._error(BAD_RESPONSE, f"HTTP {status} with an undecodable body")
+        return self._error(code_for_status(status), f"HTTP {status}")
+
+    def _error(self, code: str, message: str) -> StageError:
+        return StageError("stt", code, message, provider=self.name)
