@@ -20,19 +20,22 @@ def serve() -> int:
     log = logging.getLogger("bot")
     if not settings.twilio_validate:
         log.warning("TWILIO SIGNATURE VALIDATION IS OFF (TWILIO_VALIDATE=false): anyone can place calls into this bot. Local trials only.")
-    try:
-        import uvloop  # type: ignore
-    except ImportError:
-        uvloop = None
-    from aiohttp import web
+    import asyncio
 
+    from bot.server import serve as serve_app
     from handlers.app import create_app
 
-    log.info("starting", extra=logs.kv(host=settings.host, port=settings.port, stt=settings.stt_provider, llm=settings.llm_provider, tts=settings.tts_provider))
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, print=None,
-        shutdown_timeout=settings.drain_seconds, loop=uvloop.new_event_loop() if uvloop else None,
-    )
+    log.info("starting", extra=logs.kv(stt=settings.stt_provider, llm=settings.llm_provider, tts=settings.tts_provider))
+
+    async def run() -> None:
+        await serve_app(settings, create_app(settings))
+
+    try:
+        import uvloop  # type: ignore
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())
     return 0
 
 

@@ -160,6 +160,11 @@ class CallSession:
         if fut is not None and not fut.done():
             fut.set_result(time.monotonic())
 
+    def end_now(self, prompt: str = "goodbye") -> None:
+        """End the call from outside (drain deadline): say ``prompt`` and hang up."""
+        if self.state not in (State.ENDING, State.ENDED):
+            self._run(self._finish(prompt, transfer=False), name="end-now")
+
     async def close(self) -> None:
         """The stream is over: cancel whatever runs, bounded."""
         if self.state is not State.ENDED:

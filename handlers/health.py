@@ -45,9 +45,22 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    report = health_report(request.app)
+    """For a load balancer: 503 while draining, at capacity, or a stage is down."""
+    from handlers.state import CALLS, DRAINING
+
+    app = request.app
+    report = health_report(app)
+    problems = list(report["problems"])
     ok = all(s["ready"] for s in report["stages"].values())
-    return web.json_response({"ready": ok, "problems": report["problems"]}, status=200 if ok else 503)
+    live, cap = len(app[CALLS]), app[SETTINGS].max_calls
+    if app[DRAINING]["on"]:
+        ok = False
+        problems.append("draining")
+    if live >= cap:
+        ok = False
+        problems.append("at capacity")
+    body = {"ready": ok, "live_calls": live, "max_calls": cap, "problems": problems}
+    return web.json_response(body, status=200 if ok else 503)
 
 
 def setup(app: web.Application) -> None:

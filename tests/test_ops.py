@@ -1,0 +1,94 @@
+"""Operations: metrics scrape, capacity, drain, readiness, and log hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+
+import aiohttp
+from twilio.request_validator import RequestValidator
+
+from bot.server import drain
+from bot.simulator import load_ulaw, simulate_call
+from handlers.state import CALLS
+from tests.fakes.scripted import ScriptedLLM, ScriptedSTT
+from tests.test_calls import ADDRESS, OPEN, TOKEN, phone_settings, serve, url
+
+
+async def webhook(server, call_sid="CA" + "1" * 32) -> str:
+    params = {"CallSid": call_sid, "From": "+15550001234", "To": "+15550004321"}
+    sig = RequestValidator(TOKEN).compute_signature(url(server) + "/twilio/voice", params)
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(url(server) + "/twilio/voice", data=params, headers={"X-Twilio-Signature": sig})
+        assert r.status == 200
+        return await r.text()
+
+
+async def test_metrics_scraped_after_a_call(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings))
+    await simulate_call(url(server), [OPEN], auth_token=TOKEN)
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(url(server) + "/metrics")
+        body = await r.text()
+    assert r.status == 200 and r.content_type.startswith("text/plain")
+    for name in ("phonebot_calls_total 1.0", 'phonebot_turns_total{outcome="ok"} 1.0', "phonebot_live_calls 0.0",
+                 "phonebot_turn_latency_seconds_count 1.0", "phonebot_llm_first_token_seconds_count 1.0",
+                 "phonebot_tts_first_byte_seconds_count 1.0", "phonebot_mouth_to_ear_seconds_count 1.0"):
+        assert name in body, name
+
+
+async def test_capacity_answers_busy_and_readiness_fails(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings, max_calls=1))
+    call = asyncio.create_task(simulate_call(url(server), [OPEN], auth_token=TOKEN))
+    for _ in range(100):
+        if app[CALLS]:
+            break
+        await asyncio.sleep(0.05)
+    twiml = await webhook(server)
+    assert "<Connect>" not in twiml and "<Hangup />" in twiml and "/twilio/prompt/busy.wav" in twiml
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(url(server) + "/readyz")
+        assert r.status == 503 and "at capacity" in (await r.json())["problems"]
+        r = await http.get(url(server) + "/twilio/prompt/busy.wav")
+        assert r.status == 200 and (await r.read())[:4] == b"RIFF"
+        r = await http.get(url(server) + "/livez")
+        assert r.status == 200
+    await call
+
+
+async def test_drain_refuses_new_calls_and_ends_live_ones(aiohttp_server, settings):
+    server, p, app = await serve(aiohttp_server, phone_settings(settings))
+    calls = [asyncio.create_task(simulate_call(url(server), [OPEN, ADDRESS, OPEN], auth_token=TOKEN, gap_s=2)) for _ in range(3)]
+    for _ in range(100):
+        if len(app[CALLS]) == 3:
+            break
+        await asyncio.sleep(0.05)
+    draining = asyncio.create_task(drain(app, 4.0))
+    await asyncio.sleep(0.2)
+    assert "<Connect>" not in await webhook(server, "CA" + "2" * 32)
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(url(server) + "/readyz")
+        assert r.status == 503 and "draining" in (await r.json())["problems"]
+    t = asyncio.get_running_loop().time()
+    left = await draining
+    assert asyncio.get_running_loop().time() - t <= 4.5
+    reports = await asyncio.gather(*calls)
+    assert not app[CALLS]
+    assert left == 3 and all(r.hung_up_by_bot and "end-goodbye" in r.marks_echoed for r in reports)
+
+
+async def test_logs_never_hold_numbers_transcripts_keys_or_audio(aiohttp_server, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    secrets = dict(deepgram_api_key="dg-SECRET-123", openai_api_key="sk-SECRET-456", elevenlabs_api_key="el-SECRET-789")
+    stt = ScriptedSTT(text="my account password is swordfish")
+    llm = ScriptedLLM(text="Your balance is forty two dollars. Anything else?")
+    server, p, app = await serve(aiohttp_server, phone_settings(settings, transfer_number="+14155550100", **secrets), stt=stt, llm=llm)
+    report = await simulate_call(url(server), [OPEN], auth_token=TOKEN, from_number="+14155550199", to_number="sip:+14155550142@trunk.example.com")
+    assert report.turns[0].first_audio_ms is not None
+    text = "\n".join(r.getMessage() + " " + str(getattr(r, "fields", "")) for r in caplog.records)
+    assert "call_sid=" in text or report.call_sid in text  # the logs do carry the SIDs
+    for leak in ["4155550199", "14155550199", "4155550142", "4155550100", "swordfish", "forty two", TOKEN, *secrets.values()]:
+        assert leak not in text, leak
+    ulaw = load_ulaw(OPEN)
+    assert base64.b64encode(ulaw[8000:8160]).decode()[:40] not in text
