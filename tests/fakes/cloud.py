@@ -47,7 +47,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 from aiohttp import web
@@ -127,9 +127,6 @@ def tone_ulaw(ms: int, freq: float = 220.0) -> bytes:
 
 
 # ---------------------------------------------------------------- shared plumbing
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 async def _record(state: FakeBehaviour, request: web.Request, *, as_json: bool) -> tuple[Seen, bytes]:
     body = await request.read()
@@ -247,7 +244,8 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
             await _hang(request, state.hang_s)
             return _abort(request)
         if state.reject_tools and req.get("tools"):
-            status = 400
+            msg = {"message": "fake-model does not support tools", "type": "invalid_request_error", "param": None}
+            return _json_error(400, {"error": {**msg, "code": None}})
         if status is not None:
             kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status, "server_error")
             return _json_error(status, {"error": {"message": "fake error", "type": kind, "param": None, "code": kind}})

@@ -1,0 +1,159 @@
+"""ElevenLabs streamed text-to-speech through the official SDK.
+
+``ulaw_8000`` for the phone path (exactly what Twilio plays) or ``pcm_16000``.
+``settings.tts_timeout`` bounds the wait for the first audio and every gap between
+chunks. A body that is not audio (JSON/text content type, or for PCM a body that
+starts like JSON/HTML or has an odd length) is ``bad_response``; no bytes at all is
+``empty_result``. Every failure leaves as ``StageError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import Any, AsyncIterator, Awaitable, TypeVar
+
+import httpx
+from elevenlabs.client import AsyncElevenLabs
+from elevenlabs.core.api_error import ApiError
+
+from bot.errors import BAD_RESPONSE, EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
+from bot.settings import Settings
+
+T = TypeVar("T")
+
+_NOT_AUDIO_TYPES = ("application/json", "text/", "application/problem+json", "application/xml")
+
+
+class ElevenLabsTTS:
+    """TTS adapter over ``text_to_speech.stream`` (raw response, for its headers)."""
+
+    name = "elevenlabs"
+    pcm_rate = 16000
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._http: httpx.AsyncClient | None = None
+        self._client: AsyncElevenLabs | None = None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        s = self._settings
+        backstop = s.tts_timeout + 1.0  # asyncio timeouts below are the real bound
+        self._http = httpx.AsyncClient(timeout=backstop, follow_redirects=True)
+        self._client = AsyncElevenLabs(
+            api_key=s.elevenlabs_api_key,
+            base_url=s.elevenlabs_base_url or None,
+            timeout=backstop,
+            httpx_client=self._http,
+        )
+
+    async def close(self) -> None:
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.aclose()
+
+    async def synthesize(self, text: str, *, mulaw: bool) -> AsyncIterator[bytes]:
+        """Stream raw 8 kHz mu-law (``mulaw``) or PCM16 at ``pcm_rate``."""
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        s = self._settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.tts_timeout
+        fmt = "ulaw_8000" if mulaw else f"pcm_{self.pcm_rate}"
+        try:
+            async with AsyncExitStack() as stack:
+                opening = stack.enter_async_context(
+                    self._client.text_to_speech.with_raw_response.stream(
+                        s.elevenlabs_voice_id,
+                        text=text,
+                        model_id=s.elevenlabs_model,
+                        output_format=fmt,  # type: ignore[arg-type]
+                        optimize_streaming_latency=3,
+                        # None = hand chunks on as they arrive (the SDK re-chunks to 1 KiB)
+                        request_options={"chunk_size": None},  # type: ignore[typeddict-item]
+                    )
+                )
+                response = await self._bounded(opening, deadline, "no reply")
+                ctype = str(response.headers.get("content-type", "")).lower()
+                if ctype.startswith(_NOT_AUDIO_TYPES):
+                    raise self._error(BAD_RESPONSE, f"expected audio, got {ctype.split(';')[0]}")
+                chunks = response.data.__aiter__()
+                total, carry = 0, b""
+                while True:
+                    bound = deadline if total == 0 else loop.time() + s.tts_timeout
+                    what = "no audio" if total == 0 else "audio stream stalled"
+                    chunk = await self._bounded(_anext_or_none(chunks), bound, what)
+                    if chunk is None:
+                        break
+                    if not chunk:
+                        continue
+                    if total == 0 and _looks_like_text(chunk, strict=mulaw):
+                        raise self._error(BAD_RESPONSE, "expected audio, got a text body")
+                    total += len(chunk)
+                    if not mulaw:  # keep PCM16 chunks sample-aligned
+                        chunk, carry = _aligned(carry + chunk)
+                        if not chunk:
+                            continue
+                    yield chunk
+            if total == 0:
+                raise self._error(EMPTY_RESULT, "no audio returned")
+            if carry:
+                raise self._error(BAD_RESPONSE, "PCM16 audio of odd length")
+        except StageError:
+            raise
+        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
+            raise self._map(e) from None
+
+    async def _bounded(self, aw: Awaitable[T], deadline: float, what: str) -> T:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await aw
+        except TimeoutError:
+            raise self._error(TIMEOUT, f"{what} within {self._settings.tts_timeout:g} s") from None
+
+    def _map(self, e: Exception) -> StageError:
+        if isinstance(e, (TimeoutError, httpx.TimeoutException)):
+            return self._error(TIMEOUT, "the HTTP client timed out")
+        if isinstance(e, ApiError):
+            status = e.status_code
+            if status is None:
+                return self._error(UPSTREAM_ERROR, "request failed without an HTTP status")
+            if 200 <= status < 300:
+                return self._error(BAD_RESPONSE, f"HTTP {status} with an undecodable body")
+            return self._error(code_for_status(status), f"HTTP {status}")
+        if isinstance(e, httpx.HTTPError):
+            return self._error(UPSTREAM_ERROR, f"connection failed ({type(e).__name__})")
+        if isinstance(e, (ValueError, TypeError, AttributeError, KeyError)):
+            return self._error(BAD_RESPONSE, f"unreadable reply ({type(e).__name__})")
+        return self._error(UPSTREAM_ERROR, f"unexpected failure ({type(e).__name__})")
+
+    def _error(self, code: str, message: str) -> StageError:
+        return StageError("tts", code, message, provider=self.name)
+
+
+def _looks_like_text(chunk: bytes, *, strict: bool) -> bool:
+    """A body that is a web page or JSON served with an audio content type.
+
+    For PCM one leading ``{`` or ``<`` is enough (real PCM starts near zero); raw mu-law
+    can hold any byte, so there only a recognisable document opening counts.
+    """
+    head = chunk[:16].lstrip().lower()
+    if head.startswith((b"<html", b"<!doctype", b"<?xml", b'{"')):
+        return True
+    return not strict and chunk[:1] in (b"{", b"<")
+
+
+def _aligned(data: bytes) -> tuple[bytes, bytes]:
+    """Split ``data`` into a whole number of 16-bit samples and the leftover byte."""
+    cut = len(data) & ~1
+    return data[:cut], data[cut:]
+
+
+async def _anext_or_none(it: Any) -> Any:
+    try:
+        return await it.__anext__()
+    except StopAsyncIteration:
+        return None
