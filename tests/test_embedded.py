@@ -1,0 +1,85 @@
+"""The embedded engines for real: faster-whisper tiny.en and piper on ../shared audio."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.errors import StageError
+from bot.providers.piper import PiperTTS
+from bot.providers.whisper import WhisperSTT
+from bot.settings import Settings
+from bot.wer import corpus_wer, normalize, wer
+from media import mulaw, wav
+from tests.conftest import caller_wav, manifest
+
+pytestmark = pytest.mark.xdist_group("embedded")
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    """Loaded once per module; they own threads, not loop state, so any loop may use them."""
+    s = Settings(data_dir=tmp_path_factory.mktemp("emb"), twilio_validate=False)
+    stt, tts = WhisperSTT(s), PiperTTS(s)
+    asyncio.run(stt.start())
+    asyncio.run(tts.start())
+    yield stt, tts
+    asyncio.run(stt.close())
+    asyncio.run(tts.close())
+
+
+def test_wer_normalises_digits_and_punctuation():
+    assert normalize("Call 555-21, OK?") == "call five five five two one okay".split()
+    assert wer("five five five, two one three", "555-213") == 0.0
+    assert wer("what time do you open", "what time you open") == pytest.approx(0.2)
+    assert corpus_wer([("a b", "a b"), ("c d", "c x")]) == pytest.approx(0.25)
+
+
+async def test_whisper_transcribes_a_caller(engines):
+    stt, _ = engines
+    audio = wav.read(caller_wav("open_tomorrow_joe.wav"))
+    text = await stt.transcribe(audio.pcm16, audio.rate)
+    assert wer("What time do you open tomorrow morning?", text) == 0.0, text
+
+
+async def test_whisper_joe_voice_is_accurate(engines):
+    stt, _ = engines
+    pairs = []
+    for m in manifest():
+        if m["voice"] == "joe":
+            audio = wav.read(caller_wav(m["file"]))
+            pairs.append((m["text"], await stt.transcribe(audio.pcm16, audio.rate)))
+    assert corpus_wer(pairs) <= 0.05, pairs
+
+
+async def test_whisper_silence_is_an_empty_result(engines):
+    stt, _ = engines
+    with pytest.raises(StageError) as info:
+        await stt.transcribe(b"\0\0" * 8000, 8000)
+    assert (info.value.stage, info.value.code, info.value.retryable) == ("stt", "empty_result", True)
+
+
+async def test_piper_speaks_mulaw_that_whisper_understands(engines):
+    stt, tts = engines
+    text = "We open at nine tomorrow morning."
+    chunks = [c async for c in tts.synthesize(text, mulaw=True)]
+    ulaw = b"".join(chunks)
+    seconds = len(ulaw) / 8000
+    assert 1.0 < seconds < 5.0
+    back = await stt.transcribe(mulaw.decode(ulaw), 8000)
+    assert wer(text, back) <= 0.15, back
+
+
+async def test_piper_pcm_at_its_own_rate(engines):
+    _, tts = engines
+    assert tts.pcm_rate == 22050
+    pcm = b"".join([c async for c in tts.synthesize("Goodbye.", mulaw=False)])
+    assert len(pcm) % 2 == 0 and 0.3 < len(pcm) / 2 / tts.pcm_rate < 3.0
+
+
+async def test_piper_refuses_empty_text(engines):
+    _, tts = engines
+    with pytest.raises(StageError) as info:
+        [c async for c in tts.synthesize("   ", mulaw=True)]
+    assert (info.value.stage, info.value.retryable) == ("tts", False)
