@@ -21,6 +21,43 @@ def manifest(folder: str = "callers") -> list[dict]:
     return json.loads((SHARED_AUDIO / folder / "manifest.json").read_text())
 
 
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory):
+    """The embedded whisper and piper, loaded once per test process. They own threads,
+    not loop state, so any test's event loop may use them."""
+    import asyncio
+
+    from bot.providers.piper import PiperTTS
+    from bot.providers.whisper import WhisperSTT
+
+    s = Settings(data_dir=tmp_path_factory.mktemp("engines"), twilio_validate=False)
+    stt, tts = WhisperSTT(s), PiperTTS(s)
+    asyncio.run(stt.start())
+    asyncio.run(tts.start())
+    yield stt, tts
+    asyncio.run(stt.close())
+    asyncio.run(tts.close())
+
+
+def piper_speaker(tts):
+    """A ``speak(text, output_format)`` for the ElevenLabs fake: real speech from piper."""
+    from media import mulaw
+    from media.resample import resample
+
+    cache: dict[tuple[str, str], bytes] = {}
+
+    def speak(text: str, fmt: str) -> bytes:
+        if (text, fmt) not in cache:
+            pcm = b"".join(tts._chunks(text))
+            if fmt == "ulaw_8000":
+                cache[text, fmt] = mulaw.encode(resample(pcm, tts.pcm_rate, 8000))
+            else:
+                cache[text, fmt] = resample(pcm, tts.pcm_rate, int(fmt.split("_")[1]))
+        return cache[text, fmt]
+
+    return speak
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, twilio_validate=False, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5)

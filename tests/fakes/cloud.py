@@ -100,6 +100,7 @@ class FakeBehaviour:
     tool_call: str | None = None  # e.g. "transfer_call": streamed after the reply text
     reject_tools: bool = False  # OpenAI: 400 when the request carries "tools"
     audio: bytes | None = None  # ElevenLabs: served as-is; None = a tone sized to the text
+    speak: Any = None  # ElevenLabs: callable(text, output_format) -> bytes, real speech (e.g. piper)
     ms_per_char: int = 60  # ElevenLabs default audio length
     requests: list[Seen] = field(default_factory=list)
 
@@ -323,6 +324,8 @@ async def _end(resp: web.StreamResponse) -> web.StreamResponse:
 def _el_audio(state: FakeBehaviour, text: str, output_format: str) -> bytes | None:
     if state.audio is not None:
         return state.audio
+    if state.speak is not None:
+        return state.speak(text, output_format)
     ms = max(200, state.ms_per_char * len(text))
     if output_format == "ulaw_8000":
         return tone_ulaw(ms)
