@@ -9,6 +9,7 @@ whose marks Twilio echoed (what the caller actually heard).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from enum import Enum
@@ -82,7 +83,13 @@ class CallSession:
         self.history: list[State] = [State.GREETING]
         self.ended = asyncio.Event()
         self.vad = Vad(settings.vad_aggressiveness)
-        self.turns = TurnDetector(end_silence_ms=settings.end_silence_ms, min_speech_ms=settings.min_speech_ms, start_ms=settings.barge_in_ms)
+        self.turns = TurnDetector(
+            end_silence_ms=settings.end_silence_ms,
+            min_speech_ms=settings.min_speech_ms,
+            start_ms=settings.barge_in_ms,
+            early_silence_ms=settings.early_turn_ms,
+        )
+        self._spec: tuple[asyncio.Event, asyncio.Task] | None = None  # speculative turn: (gate, task)
         self._turn_task: asyncio.Task | None = None
         self._turn_no = 0
         self._failures = 0
@@ -130,10 +137,15 @@ class CallSession:
             self._silent_frames = 0
             if self.busy or not self.playout.idle:
                 self._spawn(self._barge_in())
+        elif ev is TurnEvent.MAYBE_END:
+            self._speculate(self.turns.peek_audio(), time.monotonic() - self.settings.early_turn_ms / 1000)
+        elif ev is TurnEvent.RESUMED:
+            self._drop_speculation()
         elif ev is TurnEvent.TURN_END:
             audio = self.turns.take_audio()
-            speech_end = time.monotonic() - self.settings.end_silence_ms / 1000
-            self._start_turn(audio=audio, speech_end=speech_end)
+            if not self._confirm_speculation():
+                speech_end = time.monotonic() - self.settings.end_silence_ms / 1000
+                self._start_turn(audio=audio, speech_end=speech_end)
         elif not self.turns.in_speech:
             self._tick_silence()
         self._tick_dtmf()
@@ -207,7 +219,62 @@ class CallSession:
         self._reprompts = 0
         self._run(self._turn(self._turn_no, audio, text, speech_end), name=f"turn-{self._turn_no}")
 
-    async def _turn(self, n: int, audio: bytes | None, text: str | None, speech_end: float) -> None:
+    # --- speculative start: work begins at the early silence, speaks only once the
+    # full end-of-turn silence confirms the caller is done -------------------------------
+    def _speculate(self, audio: bytes, speech_end: float) -> None:
+        if self.state is not State.LISTENING or self.busy or self._dtmf:
+            return  # the normal path at TURN_END handles it
+        gate = asyncio.Event()
+        self._turn_no += 1
+        snapshot = (len(self.conversation.messages), copy.deepcopy(self.conversation.state))
+        self._run(self._turn(self._turn_no, audio, None, speech_end, gate=gate, snapshot=snapshot), name=f"turn-{self._turn_no}")
+        self._spec = (gate, self._turn_task)
+
+    def _confirm_speculation(self) -> bool:
+        """At the end of the turn: let the speculative turn speak. False when there is
+        none still valid (something else took over the call), so the caller starts one."""
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return False
+        gate, task = spec
+        if task is not self._turn_task or task.done() or self.state is not State.LISTENING:
+            return False
+        self._reprompts = 0
+        self._set(State.THINKING)
+        gate.set()
+        self.metrics.speculations.labels("used").inc()
+        return True
+
+    def _drop_speculation(self) -> None:
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return
+        gate, task = spec
+        if task is self._turn_task and not task.done():
+            self._turn_task = None
+            task.cancel()  # _turn restores the conversation as it was
+            self._turn_no -= 1
+            self.metrics.speculations.labels("cancelled").inc()
+
+    async def _turn(
+        self,
+        n: int,
+        audio: bytes | None,
+        text: str | None,
+        speech_end: float,
+        *,
+        gate: asyncio.Event | None = None,
+        snapshot: tuple[int, dict] | None = None,
+    ) -> None:
+        try:
+            await self._turn_body(n, audio, text, speech_end, gate)
+        except asyncio.CancelledError:
+            if gate is not None and not gate.is_set() and snapshot is not None:
+                del self.conversation.messages[snapshot[0] :]
+                self.conversation.state = snapshot[1]
+            raise
+
+    async def _turn_body(self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None) -> None:
         timings = Timings()
         self._mark_text.clear()
         self._heard = []
@@ -224,6 +291,8 @@ class CallSession:
             if self.settings.log_transcripts:
                 log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=text))
             async for ev in self.orch.respond(self.conversation, mulaw=True, timings=timings):
+                if gate is not None and not gate.is_set():
+                    await gate.wait()
                 if isinstance(ev, AudioChunk):
                     if self.state is State.THINKING:
                         self._set(State.SPEAKING)
@@ -239,7 +308,11 @@ class CallSession:
                     self.playout.enqueue_mark(last_mark)
                 elif isinstance(ev, ActionRequested):
                     actions.append(ev.action.kind)
+            if gate is not None and not gate.is_set():
+                await gate.wait()
         except StageError as err:
+            if gate is not None and not gate.is_set():
+                await gate.wait()
             self._log_turn(n, timings, outcome=f"{err.stage}:{err.code}", provider=err.provider)
             self.metrics.stage_errors.labels(err.stage, err.code).inc()
             self.metrics.turns.labels("failed").inc()

@@ -16,6 +16,9 @@ class Metrics:
         self.live_calls = Gauge("phonebot_live_calls", "Calls with an open media stream", registry=r)
         self.turns = Counter("phonebot_turns", "Caller turns handled", ["outcome"], registry=r)
         self.barge_ins = Counter("phonebot_barge_ins", "Times the caller interrupted the bot", registry=r)
+        self.speculations = Counter(
+            "phonebot_speculative_turns", "Turns started at the early silence, by outcome (used, cancelled)", ["outcome"], registry=r
+        )
         self.fallbacks = Counter("phonebot_fallbacks", "Fallback prompts played", registry=r)
         self.stage_errors = Counter("phonebot_stage_errors", "Stage failures", ["stage", "code"], registry=r)
         self.protocol_errors = Counter("phonebot_protocol_errors", "Bad Media Streams messages", ["reason"], registry=r)

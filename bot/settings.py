@@ -114,6 +114,7 @@ class Settings:
     # call behaviour
     vad_aggressiveness: int = 2
     end_silence_ms: int = 700
+    early_turn_ms: int = 300  # start the turn speculatively after this much silence; 0 = off
     min_speech_ms: int = 200
     barge_in_ms: int = 120  # caller speech this long while the bot speaks interrupts it
     max_failures: int = 2  # consecutive failed turns before transfer / goodbye
@@ -211,6 +212,7 @@ class Settings:
         ints = {
             "vad_aggressiveness": ("VAD_AGGRESSIVENESS", 0, 3),
             "end_silence_ms": ("END_SILENCE_MS", 100, 5000),
+            "early_turn_ms": ("EARLY_TURN_MS", 0, 5000),
             "min_speech_ms": ("MIN_SPEECH_MS", 0, 5000),
             "barge_in_ms": ("BARGE_IN_MS", 20, 2000),
             "max_failures": ("MAX_FAILURES", 1, 20),

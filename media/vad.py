@@ -32,6 +32,8 @@ class TurnEvent(Enum):
     SPEECH_START = "speech_start"  # speech confirmed (barge-in trigger)
     TURN_END = "turn_end"  # enough speech followed by enough silence
     NOISE = "noise"  # a burst too short to be a turn; discarded
+    MAYBE_END = "maybe_end"  # early silence: the turn may be over (speculative start)
+    RESUMED = "resumed"  # speech again after MAYBE_END: the turn was not over
 
 
 @dataclass
@@ -49,8 +51,10 @@ class TurnDetector:
     start_ms: int = 120
     preroll_ms: int = 300
     max_turn_ms: int = 30_000
+    early_silence_ms: int = 0  # 0: no MAYBE_END / RESUMED events
 
     def __post_init__(self) -> None:
+        self._early_frames = self.early_silence_ms // FRAME_MS if 0 < self.early_silence_ms < self.end_silence_ms else 0
         self._start_frames = max(1, self.start_ms // FRAME_MS)
         self._end_frames = max(1, self.end_silence_ms // FRAME_MS)
         self._preroll = max(0, self.preroll_ms // FRAME_MS)
@@ -62,6 +66,7 @@ class TurnDetector:
         self._run = 0  # consecutive speech frames (before confirmation)
         self._silence = 0
         self._speech_frames = 0
+        self._maybe = False
         self._frames: list[bytes] = []
 
     def feed(self, frame: bytes, speech: bool) -> TurnEvent | None:
@@ -80,8 +85,18 @@ class TurnDetector:
         if speech:
             self._speech_frames += 1
             self._silence = 0
+            if self._maybe:
+                self._maybe = False
+                return TurnEvent.RESUMED
         else:
             self._silence += 1
+            if (
+                self._early_frames
+                and self._silence == self._early_frames
+                and self._speech_frames * FRAME_MS >= self.min_speech_ms
+            ):
+                self._maybe = True
+                return TurnEvent.MAYBE_END
         if self._silence >= self._end_frames or len(self._frames) >= self._max_frames:
             long_enough = self._speech_frames * FRAME_MS >= self.min_speech_ms
             if long_enough:
@@ -90,10 +105,14 @@ class TurnDetector:
             return TurnEvent.NOISE
         return None
 
-    def take_audio(self) -> bytes:
-        """The turn's mu-law audio (trailing silence trimmed to 200 ms); resets."""
+    def peek_audio(self) -> bytes:
+        """The turn's mu-law audio so far (trailing silence trimmed to 200 ms)."""
         keep_tail = max(0, self._silence - 200 // FRAME_MS)
         frames = self._frames[: len(self._frames) - keep_tail] if keep_tail else self._frames
-        audio = b"".join(frames)
+        return b"".join(frames)
+
+    def take_audio(self) -> bytes:
+        """``peek_audio()``, then reset for the next turn."""
+        audio = self.peek_audio()
         self.reset()
         return audio

@@ -21,6 +21,22 @@ def manifest(folder: str = "callers") -> list[dict]:
     return json.loads((SHARED_AUDIO / folder / "manifest.json").read_text())
 
 
+def trimmed_speech(name: str, folder: str = "callers") -> bytes:
+    """A caller file's PCM16 (8 kHz) without its leading and trailing silence
+    (20 ms frames under about -40 dBFS RMS), keeping 40 ms either side."""
+    import numpy as np
+
+    from media import wav
+
+    a = wav.read(caller_wav(name, folder))
+    x = np.frombuffer(a.pcm16, dtype="<i2")
+    n = len(x) // 160
+    rms = np.sqrt((x[: n * 160].astype(np.float64).reshape(n, 160) ** 2).mean(axis=1))
+    loud = np.flatnonzero(rms > 300)
+    first, last = max(0, loud[0] - 2), min(n, loud[-1] + 3)
+    return x[first * 160 : last * 160].tobytes()
+
+
 @pytest.fixture(scope="session")
 def engines(tmp_path_factory):
     """The embedded whisper and piper, loaded once per test process. They own threads,

@@ -13,8 +13,8 @@ from bot.providers.base import Action
 from bot.providers.registry import Providers
 from bot.simulator import simulate_call
 from handlers.app import create_app
-from handlers.state import CALLS
-from tests.conftest import SHARED_AUDIO
+from handlers.state import CALLS, METRICS
+from tests.conftest import SHARED_AUDIO, trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 TOKEN = "test-auth-token"
@@ -209,3 +209,28 @@ async def test_silence_reprompts_then_hangs_up(aiohttp_server, settings):
     report = await simulate_call(url(server), [], auth_token=TOKEN, max_wait_s=10, quiet_s=3.5)
     assert "reprompt-1" in report.marks_echoed and "end-goodbye" in report.marks_echoed
     assert report.hung_up_by_bot
+
+
+def _paused_utterance(pause_ms: int) -> bytes:
+    """One caller turn with a pause in the middle: 'open tomorrow' ... 'address'."""
+    from media import wav
+
+    a, b = trimmed_speech("open_tomorrow_joe.wav"), trimmed_speech("address_joe.wav")
+    silence = b"\0\0" * (8 * 300)
+    return wav.write_pcm16(silence + a + b"\0\0" * (8 * pause_ms) + b + silence, 8000)
+
+
+async def test_speculative_turn_is_dropped_when_the_caller_goes_on(aiohttp_server, settings):
+    # early silence 300 ms, end silence 900 ms, a 500 ms pause inside the turn
+    s = phone_settings(settings, end_silence_ms=900, early_turn_ms=300)
+    server, p, app = await serve(aiohttp_server, s)
+    report = await simulate_call(url(server), [_paused_utterance(500)], auth_token=TOKEN)
+    assert len(report.turns) == 1 and report.turns[0].first_audio_ms is not None
+    # STT ran twice (the dropped speculation, then the whole turn); the LLM saw one user turn
+    assert len(p.stt.calls) == 2
+    assert p.stt.calls[1][0] > p.stt.calls[0][0] * 1.5
+    assert [m["role"] for m in p.llm.seen[-1]] == ["user"]
+    assert len(p.llm.seen) <= 2  # at most the cancelled speculation and the real turn
+    metrics = app[METRICS]
+    assert metrics.speculations.labels("cancelled")._value.get() == 1
+    assert metrics.speculations.labels("used")._value.get() == 1

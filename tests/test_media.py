@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from media import frames, mulaw, resample, vad, wav
-from tests.conftest import caller_wav
+from tests.conftest import caller_wav, trimmed_speech
 from tests.fakes.scripted import tone_pcm
 
 
@@ -126,3 +126,32 @@ def test_vad_ignores_silence_and_short_clicks():
     click = mulaw.encode(tone_pcm(60)) + mulaw.silence(8000)
     events = [td.feed(fr, v.is_speech_ulaw(fr)) for fr in frames.split(mulaw.silence(8000) + click)]
     assert vad.TurnEvent.TURN_END not in events
+
+
+def test_turn_detector_early_end_and_resume():
+    """Speech, a pause longer than the early silence but shorter than the end silence,
+    more speech, then the end: MAYBE_END, RESUMED, MAYBE_END, TURN_END."""
+    speech = mulaw.encode(trimmed_speech("open_tomorrow_joe.wav"))
+    ulaw = mulaw.silence(8 * 300) + speech + mulaw.silence(8 * 500) + speech + mulaw.silence(8000)
+    v, td = vad.Vad(2), vad.TurnDetector(end_silence_ms=800, early_silence_ms=300)
+    events = []
+    for fr in frames.split(ulaw):
+        ev = td.feed(fr, v.is_speech_ulaw(fr))
+        if ev:
+            events.append(ev)
+            if ev is vad.TurnEvent.MAYBE_END:
+                peeked = td.peek_audio()
+            if ev is vad.TurnEvent.TURN_END:
+                break
+    E = vad.TurnEvent
+    assert events == [E.SPEECH_START, E.MAYBE_END, E.RESUMED, E.MAYBE_END, E.TURN_END]
+    # the audio taken at the end is what was peeked at the last early end (plus silence)
+    assert td.take_audio()[: len(peeked)] == peeked
+
+
+def test_turn_detector_without_early_silence_has_no_speculative_events():
+    a = wav.read(caller_wav("open_tomorrow_joe.wav"))
+    ulaw = mulaw.encode(a.pcm16) + mulaw.silence(8000)
+    v, td = vad.Vad(2), vad.TurnDetector(end_silence_ms=500, early_silence_ms=0)
+    events = {td.feed(fr, v.is_speech_ulaw(fr)) for fr in frames.split(ulaw)}
+    assert vad.TurnEvent.MAYBE_END not in events and vad.TurnEvent.TURN_END in events
