@@ -16,6 +16,7 @@ from bot.providers.registry import Providers
 from bot.settings import Settings
 from bot.metrics import Metrics
 from handlers import health, metrics, orchestrate, twilio
+from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.state import METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, providers: Providers | None = None, embedd
         p.stt, p.llm, p.tts,
         stt_timeout=settings.stt_timeout, llm_timeout=settings.llm_timeout, tts_timeout=settings.tts_timeout,
     )
+    app.cleanup_ctx.append(background_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_prompts_ctx(embedded_prompt_fallback))
     app[METRICS] = Metrics()

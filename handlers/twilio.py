@@ -14,8 +14,10 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from bot.control import StreamEndControl, TwilioRestControl
 from bot.logs import kv
+from bot.providers.warm import warm_all
 from bot.redact import mask_number
-from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, SETTINGS
+from handlers.background import spawn
+from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
 from media import wav
 
 log = logging.getLogger("handlers.twilio")
@@ -87,6 +89,8 @@ async def voice(request: web.Request) -> web.Response:
         if params.get(key):
             stream.parameter(name=name, value=params.get(key))
     resp.append(connect)
+    # the caller hears the greeting from memory; meanwhile the providers' connections open
+    spawn(app, warm_all(app[PROVIDERS].all()), name=f"warm-{call_sid[-6:]}")
     log.info("incoming call", extra=fields)
     return _twiml(resp)
 

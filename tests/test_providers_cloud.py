@@ -351,3 +351,50 @@ async def test_cancel_mid_stream_propagates(make, stage):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+# ------------------------------------------------------------------ pre-warming
+
+
+async def test_warm_opens_the_connection_the_first_request_reuses(aiohttp_server):
+    """warm() sends one HEAD; the real request then rides the same TCP connection
+    (the fake records the client port of every request)."""
+    from aiohttp import web
+
+    ports: list[tuple[str, int]] = []
+
+    @web.middleware
+    async def peer(request, handler):
+        ports.append((request.method, request.transport.get_extra_info("peername")[1]))
+        return await handler(request)
+
+    dg, oa, el = FakeBehaviour(), FakeBehaviour(reply="Ok."), FakeBehaviour()
+    app = cloud_app(stt=dg, llm=oa, tts=el)
+    app.middlewares.append(peer)
+    server = await aiohttp_server(app)
+    root = str(server.make_url("")).rstrip("/")
+    s = Settings(
+        deepgram_api_key=DG_KEY, openai_api_key=OA_KEY, elevenlabs_api_key=EL_KEY,
+        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
+    )
+    from bot.providers.warm import warm_all
+
+    adapters = [DeepgramSTT(s), OpenAILLM(s), ElevenLabsTTS(s)]
+    for a in adapters:
+        await a.start()
+    try:
+        await warm_all(adapters)
+        heads = [p for m, p in ports if m == "HEAD"]
+        assert len(heads) == 3
+        await asyncio.sleep(0.3)  # longer than nothing: the pooled connections must stay open
+        await adapters[0].transcribe(PCM, 16000)
+        await _collect(adapters[1].reply(Conversation(messages=[{"role": "user", "content": "x"}])))
+        await _collect(adapters[2].synthesize("Hi.", mulaw=True))
+        posts = [p for m, p in ports if m == "POST"]
+        assert len(posts) == 3 and set(posts) <= set(heads), ports
+        # a second warm() right after use does nothing: the pools are hot
+        await warm_all(adapters)
+        assert len([m for m, _ in ports if m == "HEAD"]) == 3
+    finally:
+        for a in adapters:
+            await a.close()

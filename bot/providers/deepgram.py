@@ -22,6 +22,7 @@ from bot.errors import (
     StageError,
     code_for_status,
 )
+from bot.providers.warm import PoolWarmer, pool_limits
 from bot.settings import Settings
 from media.wav import write_pcm16
 
@@ -49,6 +50,8 @@ class DeepgramSTT:
         self._settings = settings
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncDeepgramClient | None = None
+        base = settings.deepgram_base_url.rstrip("/") or "https://api.deepgram.com"
+        self._warmer = PoolWarmer(("http" + base[2:] if base.startswith("ws") else base) + "/v1/listen")
 
     async def start(self) -> None:
         """Create the HTTP pool and the SDK client (must run inside the event loop)."""
@@ -56,13 +59,17 @@ class DeepgramSTT:
             return
         s = self._settings
         backstop = s.stt_timeout + 1.0  # asyncio.timeout below is the real bound
-        self._http = httpx.AsyncClient(timeout=backstop)
+        self._http = httpx.AsyncClient(timeout=backstop, limits=pool_limits())
         kwargs: dict[str, Any] = {}
         if s.deepgram_base_url:
             kwargs["environment"] = environment_for(s.deepgram_base_url)
         self._client = AsyncDeepgramClient(
             api_key=s.deepgram_api_key, httpx_client=self._http, timeout=backstop, max_retries=0, **kwargs
         )
+
+    async def warm(self) -> None:
+        """Open a connection to the API host now, so the first turn has one ready."""
+        await self._warmer.warm(self._http, "stt")
 
     async def close(self) -> None:
         http, self._http, self._client = self._http, None, None
@@ -75,6 +82,7 @@ class DeepgramSTT:
             await self.start()
         assert self._client is not None
         wav = write_pcm16(pcm16, rate)
+        self._warmer.used()
         try:
             async with asyncio.timeout(self._settings.stt_timeout):
                 result = await self._client.listen.v1.media.transcribe_file(

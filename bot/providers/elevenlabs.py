@@ -18,6 +18,7 @@ from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
 
 from bot.errors import BAD_RESPONSE, EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
+from bot.providers.warm import PoolWarmer, pool_limits
 from bot.settings import Settings
 
 T = TypeVar("T")
@@ -35,19 +36,24 @@ class ElevenLabsTTS:
         self._settings = settings
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncElevenLabs | None = None
+        self._warmer = PoolWarmer((settings.elevenlabs_base_url.rstrip("/") or "https://api.elevenlabs.io") + "/v1/text-to-speech")
 
     async def start(self) -> None:
         if self._client is not None:
             return
         s = self._settings
         backstop = s.tts_timeout + 1.0  # asyncio timeouts below are the real bound
-        self._http = httpx.AsyncClient(timeout=backstop, follow_redirects=True)
+        self._http = httpx.AsyncClient(timeout=backstop, follow_redirects=True, limits=pool_limits())
         self._client = AsyncElevenLabs(
             api_key=s.elevenlabs_api_key,
             base_url=s.elevenlabs_base_url or None,
             timeout=backstop,
             httpx_client=self._http,
         )
+
+    async def warm(self) -> None:
+        """Open a connection to the API host now, so the first sentence has one ready."""
+        await self._warmer.warm(self._http, "tts")
 
     async def close(self) -> None:
         http, self._http, self._client = self._http, None, None
@@ -63,6 +69,7 @@ class ElevenLabsTTS:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.tts_timeout
         fmt = "ulaw_8000" if mulaw else f"pcm_{self.pcm_rate}"
+        self._warmer.used()
         try:
             async with AsyncExitStack() as stack:
                 opening = stack.enter_async_context(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator, Awaitable, TypeVar
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
@@ -25,6 +26,7 @@ from bot.errors import (
     code_for_status,
 )
 from bot.providers.base import Action, Conversation
+from bot.providers.warm import PoolWarmer, pool_limits
 from bot.settings import Settings
 
 T = TypeVar("T")
@@ -61,6 +63,8 @@ class OpenAILLM:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client: AsyncOpenAI | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._warmer = PoolWarmer((settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions")
         self._use_tools = True  # dropped for good if the server rejects them
         self.last_usage: dict[str, int] | None = None  # token counts of the last reply, if sent
 
@@ -68,14 +72,21 @@ class OpenAILLM:
         if self._client is not None:
             return
         s = self._settings
+        self._http = httpx.AsyncClient(timeout=s.llm_timeout + 1.0, limits=pool_limits())
         self._client = AsyncOpenAI(
+            http_client=self._http,
             api_key=s.openai_api_key or "not-needed",
             base_url=s.openai_base_url or DEFAULT_BASE_URL,  # explicit: never read OPENAI_BASE_URL
             max_retries=0,
             timeout=s.llm_timeout + 1.0,  # backstop; asyncio timeouts below are the real bound
         )
 
+    async def warm(self) -> None:
+        """Open a connection to the API host now, so the first turn has one ready."""
+        await self._warmer.warm(self._http, "llm")
+
     async def close(self) -> None:
+        self._http = None
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -92,6 +103,7 @@ class OpenAILLM:
         messages = [{"role": "system", "content": s.system_prompt}, *conversation.messages]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.llm_timeout
+        self._warmer.used()
         stream: Any = None
         self.last_usage = None
         try:
