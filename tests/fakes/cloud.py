@@ -102,6 +102,7 @@ class FakeBehaviour:
     audio: bytes | None = None  # ElevenLabs: served as-is; None = a tone sized to the text
     speak: Any = None  # ElevenLabs: callable(text, output_format) -> bytes, real speech (e.g. piper)
     ms_per_char: int = 60  # ElevenLabs default audio length
+    fail_left: int | None = None  # apply ``mode`` to this many requests, then behave ("ok")
     requests: list[Seen] = field(default_factory=list)
 
     @property
@@ -110,6 +111,15 @@ class FakeBehaviour:
 
     def status(self) -> int | None:
         return int(self.mode) if self.mode.isdigit() else None
+
+    def take(self) -> tuple[str, int | None]:
+        """The mode for this request: ``mode`` while ``fail_left`` is None or > 0
+        (counting down), then "ok"."""
+        if self.fail_left is not None:
+            if self.fail_left <= 0:
+                return "ok", None
+            self.fail_left -= 1
+        return self.mode, self.status()
 
 
 # ---------------------------------------------------------------- audio helpers
@@ -206,7 +216,7 @@ def _deepgram_result(transcript: str, body_len: int) -> dict:
 def _deepgram_routes(state: FakeBehaviour) -> list[web.RouteDef]:
     async def listen(request: web.Request) -> web.StreamResponse:
         seen, body = await _record(state, request, as_json=False)
-        mode, status = state.mode, state.status()
+        mode, status = state.take()
         if mode == "reset":
             return _abort(request)
         if mode == "hang":
@@ -238,7 +248,7 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
     async def completions(request: web.Request) -> web.StreamResponse:
         seen, _ = await _record(state, request, as_json=True)
         req = seen.json if isinstance(seen.json, dict) else {}
-        mode, status = state.mode, state.status()
+        mode, status = state.take()
         if mode == "reset":
             return _abort(request)
         if mode == "hang":
@@ -337,7 +347,7 @@ def _elevenlabs_routes(state: FakeBehaviour) -> list[web.RouteDef]:
     async def tts(request: web.Request) -> web.StreamResponse:
         seen, _ = await _record(state, request, as_json=True)
         req = seen.json if isinstance(seen.json, dict) else {}
-        mode, status = state.mode, state.status()
+        mode, status = state.take()
         if mode == "reset":
             return _abort(request)
         if mode == "hang":

@@ -1,0 +1,82 @@
+"""The fault matrix: every stage x {500, 429, hang, reset, garbage, empty}, through the
+real SDKs against the wire fakes on 127.0.0.1.
+
+Phone path: the failing turn gives the fallback prompt (bounded by the stage timeout),
+the call stays up, and the next turn is answered. API path: the structured error that
+names the stage, within the stage timeout + 100 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bot.simulator import simulate_call
+from handlers.app import create_app
+from handlers.state import METRICS
+from tests.conftest import SHARED_AUDIO, caller_wav
+from tests.fakes.cloud import FakeBehaviour, cloud_app
+
+TOKEN = "fault-matrix-token"
+TIMEOUT = 1.0
+YES = SHARED_AUDIO / "callers" / "yes_joe.wav"
+OPEN = SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"
+MODES = {
+    "500": "upstream_error",
+    "429": "rate_limited",
+    "hang": "timeout",
+    "reset": "upstream_error",
+    "garbage": "bad_response",
+    "empty": "empty_result",
+}
+CASES = [(stage, mode) for stage in ("stt", "llm", "tts") for mode in MODES]
+
+
+async def _rig(aiohttp_server, settings, **kw):
+    fakes = {"stt": FakeBehaviour(), "llm": FakeBehaviour(reply="We open at nine."), "tts": FakeBehaviour(ms_per_char=40)}
+    server = await aiohttp_server(cloud_app(**fakes))
+    root = str(server.make_url("")).rstrip("/")
+    s = settings.with_(
+        stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
+        deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
+        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
+        stt_timeout=TIMEOUT, llm_timeout=TIMEOUT, tts_timeout=TIMEOUT,
+        greeting_text="Hello.", fallback_text="Sorry, say that again?", **kw,
+    )
+    app = create_app(s, embedded_prompt_fallback=False)
+    return app, fakes
+
+
+@pytest.mark.parametrize(("stage", "mode"), CASES, ids=[f"{s}-{m}" for s, m in CASES])
+async def test_phone_fault_gives_fallback_and_the_call_goes_on(aiohttp_server, settings, stage, mode):
+    app, fakes = await _rig(aiohttp_server, settings, twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500)
+    server = await aiohttp_server(app)
+    fakes[stage].mode, fakes[stage].fail_left = mode, 1  # armed after start-up: prompts rendered fine
+    report = await simulate_call(str(server.make_url("")).rstrip("/"), [YES, OPEN], auth_token=TOKEN)
+
+    assert not report.hung_up_by_bot and len(report.turns) == 2, report.events
+    assert "fallback-t1" in report.marks_echoed, report.marks_echoed
+    assert "t2s0" in report.marks_echoed, report.marks_echoed  # the next turn was answered
+    assert app[METRICS].stage_errors.labels(stage, MODES[mode])._value.get() == 1
+    # the fallback began no later than end-of-turn silence + the stage budget (+ slack
+    # for the 20 ms frame clock and the loopback)
+    first = report.turns[0].first_audio_ms
+    assert first is not None and first <= 500 + TIMEOUT * 1000 + 400, first
+
+
+@pytest.mark.parametrize(("stage", "mode"), CASES, ids=[f"{s}-{m}" for s, m in CASES])
+async def test_api_fault_names_the_stage(aiohttp_server, aiohttp_client, settings, stage, mode):
+    app, fakes = await _rig(aiohttp_server, settings, twilio_validate=False)
+    client = await aiohttp_client(app)
+    fakes[stage].mode = mode
+    t0 = time.monotonic()
+    r = await client.post("/v1/orchestrate", data=caller_wav("yes_joe.wav"), headers={"Content-Type": "audio/wav"})
+    spent = time.monotonic() - t0
+    body = await r.text()
+    assert r.status == (504 if mode == "hang" else 502), body
+    err = json.loads(body)["error"]
+    assert (err["stage"], err["code"], err["retryable"]) == (stage, MODES[mode], True)
+    assert "Traceback" not in body and "key" not in err["message"].lower()
+    assert spent <= TIMEOUT + 0.1 + 0.4  # stage budget + 100 ms, plus the stages before it
