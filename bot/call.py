@@ -17,6 +17,7 @@ from typing import Callable, Coroutine
 
 from bot.control import CallControl
 from bot.errors import StageError
+from bot.live_turns import LiveTurns, same_words
 from bot.logs import kv
 from bot.metrics import Metrics
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
@@ -90,6 +91,10 @@ class CallSession:
             early_silence_ms=settings.early_turn_ms,
         )
         self._spec: tuple[asyncio.Event, asyncio.Task] | None = None  # speculative turn: (gate, task)
+        self._spec_text: str | None = None  # the transcript a speculative turn started from (live STT)
+        self.live: LiveTurns | None = None  # live STT decides the end of turns when attached
+        self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed yet
+        self._last_voice = time.monotonic()  # last frame the VAD called speech
         self._turn_task: asyncio.Task | None = None
         self._turn_no = 0
         self._failures = 0
@@ -132,18 +137,30 @@ class CallSession:
             log.info("max call length reached", extra=kv(call_sid=self.call_sid))
             self._run(self._finish("goodbye", transfer=False), name="max-length")
             return
-        ev = self.turns.feed(frame, self.vad.is_speech_ulaw(frame))
+        if self.live is not None:
+            self.live.send(frame)
+        speech = self.vad.is_speech_ulaw(frame)
+        if speech:
+            self._last_voice = time.monotonic()
+        ev = self.turns.feed(frame, speech)
         if ev is TurnEvent.SPEECH_START:
             self._silent_frames = 0
+            if self.live is not None:
+                self.live.speech_started()
             if self.busy or not self.playout.idle:
                 self._spawn(self._barge_in())
         elif ev is TurnEvent.MAYBE_END:
-            self._speculate(self.turns.peek_audio(), time.monotonic() - self.settings.early_turn_ms / 1000)
+            if self.live is None:
+                self._speculate(self.turns.peek_audio(), time.monotonic() - self.settings.early_turn_ms / 1000)
         elif ev is TurnEvent.RESUMED:
             self._drop_speculation()
         elif ev is TurnEvent.TURN_END:
             audio = self.turns.take_audio()
-            if not self._confirm_speculation():
+            if self.live is not None:
+                if not self.live.turn_taken:  # the local VAD heard the end first: ask for the final now
+                    self._live_backup = audio
+                    self._spawn(self.live.finalize())
+            elif not self._confirm_speculation():
                 speech_end = time.monotonic() - self.settings.end_silence_ms / 1000
                 self._start_turn(audio=audio, speech_end=speech_end)
         elif not self.turns.in_speech:
@@ -182,7 +199,68 @@ class CallSession:
         if self.state is not State.ENDED:
             self._set(State.ENDED)
         await self._cancel_turn()
+        live, self.live = self.live, None
+        if live is not None:
+            await live.aclose()
         self.ended.set()
+
+    # --- live STT (Deepgram's socket) -------------------------------------------------
+    def attach_live(self, transcriber) -> None:
+        """From now on the live transcriber's results end the caller's turns."""
+        if self.state is State.ENDED:
+            self._spawn(transcriber.aclose())
+            return
+        self.live = LiveTurns(transcriber, self)
+        self._spawn(self._run_live(self.live))
+
+    async def _run_live(self, live: LiveTurns) -> None:
+        try:
+            await live.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in the live path must not end the call
+            log.exception("live stt consumer failed", extra=kv(call_sid=self.call_sid))
+            from bot.errors import UPSTREAM_ERROR
+
+            self.live_failed(StageError("stt", UPSTREAM_ERROR, "live transcription failed", provider="deepgram"))
+
+    def live_turn(self, text: str, final_at: float) -> None:
+        self._live_backup = None
+        if self.state in (State.ENDING, State.ENDED):
+            return
+        speech_end = min(self._last_voice + 0.02, final_at)
+        stt_ms = (final_at - speech_end) * 1000
+        self.metrics.stt_latency.observe(stt_ms / 1000)
+        if self._spec is not None and self._spec_text is not None and same_words(self._spec_text, text):
+            if self._confirm_speculation():
+                return
+        self._drop_speculation()
+        self._spawn(self._text_turn(text, speech_end, stt_ms))
+
+    def live_interim(self, text: str) -> None:
+        """A stable interim after the early silence: start the LLM on it (speculative)."""
+        if not self.settings.speculative_llm or not self.turns.maybe_ended:
+            return
+        if self._spec is not None:
+            if self._spec_text is not None and same_words(self._spec_text, text):
+                return
+            self._drop_speculation()
+        self._speculate(None, self._last_voice + 0.02, text=text)
+
+    def live_failed(self, err: StageError) -> None:
+        self.metrics.stage_errors.labels(err.stage, err.code).inc()
+        log.warning("live stt failed, batch STT from now on", extra=kv(call_sid=self.call_sid, code=err.code, provider=err.provider))
+        live, self.live = self.live, None
+        if live is not None:
+            self._spawn(live.aclose())
+        backup, self._live_backup = self._live_backup, None
+        if backup and self.state not in (State.ENDING, State.ENDED) and not self.busy:
+            self._start_turn(audio=backup, speech_end=self._last_voice + 0.02)
+
+    async def _text_turn(self, text: str, speech_end: float, stt_ms: float) -> None:
+        if self.busy or not self.playout.idle:
+            await self._barge_in()
+        self._start_turn(text=text, speech_end=speech_end, stt_ms=stt_ms)
 
     # --- turns ----------------------------------------------------------------------
     def _run(self, coro: Coroutine, *, name: str) -> None:
@@ -207,7 +285,7 @@ class CallSession:
         except IllegalTransition:
             pass
 
-    def _start_turn(self, *, audio: bytes | None = None, text: str | None = None, speech_end: float) -> None:
+    def _start_turn(self, *, audio: bytes | None = None, text: str | None = None, speech_end: float, stt_ms: float | None = None) -> None:
         if self.state in (State.ENDING, State.ENDED):
             return
         if self.state is State.GREETING:
@@ -217,23 +295,24 @@ class CallSession:
         self._set(State.THINKING)
         self._turn_no += 1
         self._reprompts = 0
-        self._run(self._turn(self._turn_no, audio, text, speech_end), name=f"turn-{self._turn_no}")
+        self._run(self._turn(self._turn_no, audio, text, speech_end, stt_ms=stt_ms), name=f"turn-{self._turn_no}")
 
     # --- speculative start: work begins at the early silence, speaks only once the
     # full end-of-turn silence confirms the caller is done -------------------------------
-    def _speculate(self, audio: bytes, speech_end: float) -> None:
+    def _speculate(self, audio: bytes | None, speech_end: float, *, text: str | None = None) -> None:
         if self.state is not State.LISTENING or self.busy or self._dtmf:
             return  # the normal path at TURN_END handles it
         gate = asyncio.Event()
         self._turn_no += 1
         snapshot = (len(self.conversation.messages), copy.deepcopy(self.conversation.state))
-        self._run(self._turn(self._turn_no, audio, None, speech_end, gate=gate, snapshot=snapshot), name=f"turn-{self._turn_no}")
+        self._run(self._turn(self._turn_no, audio, text, speech_end, gate=gate, snapshot=snapshot), name=f"turn-{self._turn_no}")
         self._spec = (gate, self._turn_task)
+        self._spec_text = text
 
     def _confirm_speculation(self) -> bool:
         """At the end of the turn: let the speculative turn speak. False when there is
         none still valid (something else took over the call), so the caller starts one."""
-        spec, self._spec = self._spec, None
+        spec, self._spec, self._spec_text = self._spec, None, None
         if spec is None:
             return False
         gate, task = spec
@@ -246,7 +325,7 @@ class CallSession:
         return True
 
     def _drop_speculation(self) -> None:
-        spec, self._spec = self._spec, None
+        spec, self._spec, self._spec_text = self._spec, None, None
         if spec is None:
             return
         gate, task = spec
@@ -265,17 +344,22 @@ class CallSession:
         *,
         gate: asyncio.Event | None = None,
         snapshot: tuple[int, dict] | None = None,
+        stt_ms: float | None = None,
     ) -> None:
         try:
-            await self._turn_body(n, audio, text, speech_end, gate)
+            await self._turn_body(n, audio, text, speech_end, gate, stt_ms)
         except asyncio.CancelledError:
             if gate is not None and not gate.is_set() and snapshot is not None:
                 del self.conversation.messages[snapshot[0] :]
                 self.conversation.state = snapshot[1]
             raise
 
-    async def _turn_body(self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None) -> None:
+    async def _turn_body(
+        self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None, stt_ms: float | None
+    ) -> None:
         timings = Timings()
+        if stt_ms is not None:
+            timings.stages["stt"] = round(stt_ms, 1)
         self._mark_text.clear()
         self._heard = []
         said: list[str] = []

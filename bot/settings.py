@@ -79,6 +79,11 @@ class Settings:
     deepgram_api_key: str = ""
     deepgram_base_url: str = ""
     deepgram_model: str = "nova-3"
+    stt_streaming: bool = True  # Deepgram: live websocket per call (the batch API otherwise)
+    speculative_llm: bool = True  # live STT: start the LLM on a stable interim transcript
+    deepgram_endpointing_ms: int = 300
+    deepgram_utterance_end_ms: int = 1000
+    deepgram_reconnect_backoff_s: float = 0.2  # first reconnect wait, doubling (not read from the env)
     openai_api_key: str = ""
     openai_base_url: str = ""
     openai_model: str = "gpt-4o-mini"
@@ -160,6 +165,8 @@ class Settings:
             kw[f"{key}_api_key"] = get(f"{up}_API_KEY").strip()
             kw[f"{key}_base_url"] = _url(f"{up}_BASE_URL", get(f"{up}_BASE_URL"))
         kw["deepgram_model"] = get("DEEPGRAM_MODEL", cls.deepgram_model)
+        kw["stt_streaming"] = _bool("STT_STREAMING", get("STT_STREAMING", "true"))
+        kw["speculative_llm"] = _bool("SPECULATIVE_LLM", get("SPECULATIVE_LLM", "true"))
         kw["openai_model"] = get("OPENAI_MODEL", cls.openai_model)
         kw["elevenlabs_voice_id"] = get("ELEVENLABS_VOICE_ID", cls.elevenlabs_voice_id)
         kw["elevenlabs_model"] = get("ELEVENLABS_MODEL", cls.elevenlabs_model)
@@ -213,6 +220,8 @@ class Settings:
             "vad_aggressiveness": ("VAD_AGGRESSIVENESS", 0, 3),
             "end_silence_ms": ("END_SILENCE_MS", 100, 5000),
             "early_turn_ms": ("EARLY_TURN_MS", 0, 5000),
+            "deepgram_endpointing_ms": ("DEEPGRAM_ENDPOINTING_MS", 10, 5000),
+            "deepgram_utterance_end_ms": ("DEEPGRAM_UTTERANCE_END_MS", 1000, 5000),
             "min_speech_ms": ("MIN_SPEECH_MS", 0, 5000),
             "barge_in_ms": ("BARGE_IN_MS", 20, 2000),
             "max_failures": ("MAX_FAILURES", 1, 20),

@@ -18,7 +18,7 @@ from bot.metrics import Metrics
 from handlers import health, metrics, orchestrate, twilio
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
-from handlers.state import METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 
 log = logging.getLogger("handlers.app")
 
@@ -36,10 +36,18 @@ def prompt_texts(settings: Settings) -> dict[str, str]:
     }
 
 
-def create_app(settings: Settings, *, providers: Providers | None = None, embedded_prompt_fallback: bool = True) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    providers: Providers | None = None,
+    embedded_prompt_fallback: bool = True,
+    live_stt: object | None = "auto",
+) -> web.Application:
     """Build the application. Tests pass scripted ``providers``; otherwise they are
     built from ``settings``. ``embedded_prompt_fallback`` lets start-up render the
-    prompts with piper when the configured TTS cannot."""
+    prompts with piper when the configured TTS cannot. ``live_stt``: the streaming
+    transcriber for calls; "auto" builds Deepgram's when Deepgram is the STT and
+    ``STT_STREAMING`` is on."""
     app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[PROVIDERS] = providers or registry.build(settings)
@@ -50,7 +58,9 @@ def create_app(settings: Settings, *, providers: Providers | None = None, embedd
         p.stt, p.llm, p.tts,
         stt_timeout=settings.stt_timeout, llm_timeout=settings.llm_timeout, tts_timeout=settings.tts_timeout,
     )
+    app[LIVE_STT] = _live_from_settings(settings) if live_stt == "auto" else live_stt
     app.cleanup_ctx.append(background_ctx)
+    app.cleanup_ctx.append(_live_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_prompts_ctx(embedded_prompt_fallback))
     app[METRICS] = Metrics()
@@ -59,6 +69,24 @@ def create_app(settings: Settings, *, providers: Providers | None = None, embedd
     twilio.setup(app)
     metrics.setup(app)
     return app
+
+
+def _live_from_settings(settings: Settings) -> object | None:
+    first_stt = settings.stt_provider.split(",")[0].strip()
+    if first_stt != "deepgram" or not settings.stt_streaming or not settings.deepgram_api_key:
+        return None
+    from bot.providers.deepgram_live import DeepgramLive
+
+    return DeepgramLive(settings)
+
+
+async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
+    live = app[LIVE_STT]
+    if live is not None:
+        await live.start()
+    yield
+    if live is not None:
+        await live.close()
 
 
 async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ from bot.call import CallSession
 from bot.logs import kv
 from bot.playout import Playout
 from bot.redact import mask_number
-from handlers.state import CALLS, CONTROL, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
+from handlers.state import CALLS, CONTROL, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
 from handlers.twilio import public_base, signature_ok, ws_base
 
 log = logging.getLogger("handlers.media")
@@ -83,6 +83,8 @@ async def media(request: web.Request) -> web.StreamResponse:
             writer = spawn(playout.run())
             ender = spawn(_close_when_ended(session, ws))
             session.start()
+            if app[LIVE_STT] is not None:  # opens while the greeting plays
+                spawn(_attach_live(session, app[LIVE_STT], metrics))
             await _read_loop(ws, proto, session)
             await session.close()
             for task in list(tasks):
@@ -145,6 +147,16 @@ async def _read_loop(ws: web.WebSocketResponse, proto, session: CallSession) -> 
             return
         if session.ended.is_set():
             return
+
+
+async def _attach_live(session: CallSession, live, metrics) -> None:
+    t = await live.open(call_sid=session.call_sid)
+    if t.error is not None:
+        metrics.stage_errors.labels("stt", t.error.code).inc()
+        log.warning("live stt unavailable, batch STT for this call", extra=kv(call_sid=session.call_sid, code=t.error.code))
+        await t.aclose()
+        return
+    session.attach_live(t)
 
 
 async def _close_when_ended(session: CallSession, ws: web.WebSocketResponse) -> None:

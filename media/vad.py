@@ -105,6 +105,11 @@ class TurnDetector:
             return TurnEvent.NOISE
         return None
 
+    @property
+    def maybe_ended(self) -> bool:
+        """Between MAYBE_END and TURN_END/RESUMED: the caller has been silent a while."""
+        return self._maybe
+
     def peek_audio(self) -> bytes:
         """The turn's mu-law audio so far (trailing silence trimmed to 200 ms)."""
         keep_tail = max(0, self._silence - 200 // FRAME_MS)

@@ -20,7 +20,7 @@ OPEN = SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"
 HOURS = "We open at nine tomorrow morning."
 
 
-async def test_call_through_the_three_sdks(aiohttp_server, settings, engines):
+async def test_call_through_the_three_sdks_batch_stt(aiohttp_server, settings, engines):
     stt, tts = engines
     dg = FakeBehaviour(transcript="What time do you open tomorrow morning?")
     oa = FakeBehaviour(reply=HOURS)
@@ -31,7 +31,7 @@ async def test_call_through_the_three_sdks(aiohttp_server, settings, engines):
         stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
         deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
         deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
-        twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500,
+        twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False,
         stt_timeout=2.0, llm_timeout=2.0, tts_timeout=2.0,
     )
     server = await aiohttp_server(create_app(s, embedded_prompt_fallback=False))

@@ -43,7 +43,7 @@ async def _rig(aiohttp_server, settings, **kw):
         deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
         deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
         stt_timeout=TIMEOUT, llm_timeout=TIMEOUT, tts_timeout=TIMEOUT,
-        greeting_text="Hello.", fallback_text="Sorry, say that again?", **kw,
+        greeting_text="Hello.", fallback_text="Sorry, say that again?", stt_streaming=False, **kw,
     )
     app = create_app(s, embedded_prompt_fallback=False)
     return app, fakes

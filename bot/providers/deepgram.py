@@ -51,7 +51,7 @@ class DeepgramSTT:
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncDeepgramClient | None = None
         base = settings.deepgram_base_url.rstrip("/") or "https://api.deepgram.com"
-        self._warmer = PoolWarmer(("http" + base[2:] if base.startswith("ws") else base) + "/v1/listen")
+        self._warmer = PoolWarmer(("http" + base[2:] if base.startswith("ws") else base) + "/")
 
     async def start(self) -> None:
         """Create the HTTP pool and the SDK client (must run inside the event loop)."""

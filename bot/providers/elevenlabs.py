@@ -36,7 +36,7 @@ class ElevenLabsTTS:
         self._settings = settings
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncElevenLabs | None = None
-        self._warmer = PoolWarmer((settings.elevenlabs_base_url.rstrip("/") or "https://api.elevenlabs.io") + "/v1/text-to-speech")
+        self._warmer = PoolWarmer((settings.elevenlabs_base_url.rstrip("/") or "https://api.elevenlabs.io") + "/")
 
     async def start(self) -> None:
         if self._client is not None:

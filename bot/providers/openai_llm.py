@@ -64,7 +64,7 @@ class OpenAILLM:
         self._settings = settings
         self._client: AsyncOpenAI | None = None
         self._http: httpx.AsyncClient | None = None
-        self._warmer = PoolWarmer((settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions")
+        self._warmer = PoolWarmer((settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/") + "/")
         self._use_tools = True  # dropped for good if the server rejects them
         self.last_usage: dict[str, int] | None = None  # token counts of the last reply, if sent
 
