@@ -1,5 +1,6 @@
 """python -m bot            serve (HOST, PORT from the environment)
-python -m bot call ...   the call simulator (see bot.simulator)"""
+python -m bot call ...   the call simulator (see bot.simulator)
+python -m bot messages   the messages the receptionist took, newest first"""
 
 from __future__ import annotations
 
@@ -31,11 +32,39 @@ def serve() -> int:
         await serve_app(settings, create_app(settings))
 
     try:
-        import uvloop  # type: ignore
+        try:
+            import uvloop  # type: ignore
+        except ImportError:
+            asyncio.run(run())
+        else:
+            uvloop.run(run())
+    except (ValueError, RuntimeError) as exc:  # bad receptionist config, missing extras, ...
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
-        uvloop.run(run())
-    except ImportError:
-        asyncio.run(run())
+
+def messages(argv: list[str]) -> int:
+    import time
+    from pathlib import Path
+
+    from bot.messages import MessageStore
+
+    import os
+
+    try:  # reading messages needs no Twilio credentials
+        settings = Settings.from_env({**os.environ, "TWILIO_VALIDATE": "false"})
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    path = Path(settings.data_dir) / "messages.sqlite3"
+    if not path.exists():
+        print(f"no messages yet ({path})")
+        return 0
+    limit = int(argv[0]) if argv and argv[0].isdigit() else 50
+    for m in MessageStore(path).recent(limit):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.created_at))
+        print(f"#{m.id}  {when}  {m.name or '-'}  callback {m.callback or '-'}  (caller {m.caller or '-'}, call {m.call_id})\n    {m.topic or '-'}")
     return 0
 
 
@@ -47,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         from bot import simulator
 
         return simulator.main(argv[1:])
+    if argv[0] == "messages":
+        return messages(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 
