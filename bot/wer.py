@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 _DIGITS = "zero one two three four five six seven eight nine".split()
-_WORD = re.compile(r"[a-z0-9']+")
+_WORD = re.compile(r"[a-z']+|[0-9]+")
 _SPELLING = {"ok": "okay", "o'clock": "oclock", "a.m.": "am", "p.m.": "pm"}
 
 

@@ -69,3 +69,48 @@ async def test_piper_refuses_empty_text(engines):
     with pytest.raises(StageError) as info:
         [c async for c in tts.synthesize("   ", mulaw=True)]
     assert (info.value.stage, info.value.retryable) == ("tts", False)
+
+
+# ---------------------------------------------------------------- the embedded default, whole
+
+
+def _expected_tomorrow(settings) -> str:
+    from bot.providers.receptionist import Receptionist, load_config
+
+    r = Receptionist(settings)
+    r.cfg = load_config(None)
+    return r._hours(" tomorrow ")
+
+
+async def test_orchestrate_on_the_embedded_default_answers_the_hours(aiohttp_client, settings, engines):
+    """Issue 2, done-when 1: WAV in -> whisper -> receptionist -> piper -> WAV out,
+    and the reply, transcribed back, gives the configured hours for tomorrow."""
+    from handlers.app import create_app
+
+    stt, _ = engines
+    client = await aiohttp_client(create_app(settings.with_(stt_timeout=10, llm_timeout=10, tts_timeout=10)))
+    r = await client.post("/v1/orchestrate", data=caller_wav("open_tomorrow_joe.wav"), headers={"Content-Type": "audio/wav"})
+    assert r.status == 200, await r.text()
+    assert {"stt", "llm_first_token", "tts_first_byte"} <= {p.split(";")[0].strip() for p in r.headers["Server-Timing"].split(",")}
+    reply = wav.read(await r.read())
+    heard = await stt.transcribe(reply.pcm16, reply.rate)
+    expected = _expected_tomorrow(settings)
+    assert wer(expected, " ".join(normalize(heard)[: len(normalize(expected)) + 2])) <= 0.25, (expected, heard)
+
+
+async def test_phone_call_on_the_embedded_default_hears_the_hours(aiohttp_server, settings, engines):
+    """Issue 3, done-when 1 on the embedded engines: greeting, then the hours."""
+    from bot.simulator import simulate_call
+    from handlers.app import create_app
+    from tests.conftest import SHARED_AUDIO
+
+    stt, _ = engines
+    token = "embedded-call"
+    s = settings.with_(twilio_validate=True, twilio_auth_token=token, stt_timeout=10, llm_timeout=10, tts_timeout=10)
+    server = await aiohttp_server(create_app(s))
+    report = await simulate_call(str(server.make_url("")).rstrip("/"), [SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"], auth_token=token)
+    assert report.greeting_ms is not None and "greeting" in report.marks_echoed
+    assert len(report.turns) == 1 and "t1s0" in report.marks_echoed, report.events
+    heard = normalize(await stt.transcribe(mulaw.decode(report.heard), 8000))
+    expected = normalize(_expected_tomorrow(settings))
+    assert set(expected) - {"am", "pm"} <= set(heard) | {"we're", "were"}, (expected, heard)
