@@ -67,18 +67,40 @@ class Timings:
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 
 
-class SentenceSplitter:
-    """Accumulates LLM deltas and returns whole sentences as they complete."""
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 
-    def __init__(self, min_chars: int = 12) -> None:
+
+class SentenceSplitter:
+    """Accumulates LLM deltas and returns whole sentences as they complete.
+
+    With ``first_clause``, the reply's first unit may end at a comma (after at least
+    two words): TTS then starts on "Tomorrow, Wednesday," instead of the whole first
+    sentence, which is what the caller waits for.
+    """
+
+    def __init__(self, min_chars: int = 12, *, first_clause: bool = False) -> None:
         self._buf = ""
         self.min_chars = min_chars
+        self._first = first_clause
 
     def feed(self, delta: str) -> list[str]:
         self._buf += delta
         out: list[str] = []
         start = 0
-        for m in _SENTENCE_END.finditer(self._buf):
+        if self._first:
+            sentence = _SENTENCE_END.search(self._buf)
+            for m in _CLAUSE_END.finditer(self._buf):
+                if sentence is not None and m.start() > sentence.start():
+                    break
+                head = self._buf[: m.start()]
+                if len(head.split()) >= 2 and len(head) >= self.min_chars:
+                    out.append(head.strip())
+                    start = m.end()
+                    self._first = False
+                    break
+            if sentence is not None:
+                self._first = False
+        for m in _SENTENCE_END.finditer(self._buf, start):
             if m.start() - start >= self.min_chars:
                 out.append(self._buf[start : m.start()].strip())
                 start = m.end()
@@ -119,8 +141,11 @@ async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: st
 
 
 class Orchestrator:
-    def __init__(self, stt: STT, llm: LLM, tts: TTS, *, stt_timeout: float, llm_timeout: float, tts_timeout: float) -> None:
+    def __init__(
+        self, stt: STT, llm: LLM, tts: TTS, *, stt_timeout: float, llm_timeout: float, tts_timeout: float, first_clause: bool = True
+    ) -> None:
         self.stt, self.llm, self.tts = stt, llm, tts
+        self.first_clause = first_clause
         self.stt_timeout, self.llm_timeout, self.tts_timeout = stt_timeout, llm_timeout, tts_timeout
 
     async def transcribe(self, pcm16: bytes, rate: int, timings: Timings) -> str:
@@ -147,7 +172,7 @@ class Orchestrator:
         t_llm = time.perf_counter()
 
         async def produce() -> None:
-            splitter = SentenceSplitter()
+            splitter = SentenceSplitter(first_clause=self.first_clause)
             first = True
             try:
                 async for item in _bounded(self.llm.reply(conversation), self.llm_timeout, "llm", self.llm.name):

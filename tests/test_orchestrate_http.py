@@ -211,3 +211,13 @@ def test_sentence_splitter():
         out += s.feed(d)
     out += s.flush()
     assert out == ["Hello there.", "We open at 9.30 a.m.", "tomorrow! Is that ok?", "Fine"]
+
+
+def test_first_clause_goes_to_tts_early():
+    text = "Tomorrow, Wednesday, we open at 9 AM and close at 5 PM. Anything else, at all?"
+    s = SentenceSplitter(first_clause=True)
+    out = [x for i in range(0, len(text), 4) for x in s.feed(text[i : i + 4])] + s.flush()
+    assert out == ["Tomorrow, Wednesday,", "we open at 9 AM and close at 5 PM.", "Anything else, at all?"]
+    # a first sentence with no comma is left whole; numbers with commas are not clauses
+    s = SentenceSplitter(first_clause=True)
+    assert s.feed("It costs 5,000 dollars a month. ") == ["It costs 5,000 dollars a month."]
