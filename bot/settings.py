@@ -122,6 +122,9 @@ class Settings:
     early_turn_ms: int = 300  # start the turn speculatively after this much silence; 0 = off
     min_speech_ms: int = 200
     barge_in_ms: int = 120  # caller speech this long while the bot speaks interrupts it
+    breaker_threshold: int = 3  # failover chains: consecutive failures that open a provider's circuit
+    breaker_cooldown_s: float = 30.0  # how long an open circuit skips the provider
+    failover_share: float = 0.6  # of the stage budget left, what a provider that is not the last may use
     max_failures: int = 2  # consecutive failed turns before transfer / goodbye
     reprompt_after_s: float = 8.0
     max_reprompts: int = 2
@@ -181,15 +184,17 @@ class Settings:
         for stage, cloud, local in (("stt", "deepgram", "whisper"), ("llm", "openai", "receptionist"), ("tts", "elevenlabs", "piper")):
             var = f"{stage.upper()}_PROVIDER"
             raw = get(var)
-            if raw.strip():
-                choice = _choice(var, raw, (cloud, local))
+            if raw.strip():  # one provider, or a failover chain in order: "deepgram,whisper"
+                chain = [_choice(var, part, (cloud, local)) for part in raw.split(",")]
+                if len(set(chain)) != len(chain):
+                    raise SettingsError(f"{var}={raw!r}: a provider appears twice in the chain")
             else:
-                choice = cloud if cloud_ready[cloud] else local
-            if choice == cloud and cloud != "openai" and not cloud_ready[cloud]:
-                raise SettingsError(f"{var}={choice} needs {cloud.upper()}_API_KEY")
-            if choice == "openai" and not cloud_ready["openai"]:
-                raise SettingsError(f"{var}=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
-            kw[f"{stage}_provider"] = choice
+                chain = [cloud if cloud_ready[cloud] else local]
+            if cloud in chain and cloud != "openai" and not cloud_ready[cloud]:
+                raise SettingsError(f"{var}={raw} needs {cloud.upper()}_API_KEY")
+            if "openai" in chain and not cloud_ready["openai"]:
+                raise SettingsError(f"{var}={raw} needs OPENAI_API_KEY or OPENAI_BASE_URL")
+            kw[f"{stage}_provider"] = ",".join(chain)
 
         kw["whisper_model_path"] = get("WHISPER_MODEL_PATH")
         kw["piper_voice_path"] = get("PIPER_VOICE_PATH")
@@ -225,12 +230,15 @@ class Settings:
             "min_speech_ms": ("MIN_SPEECH_MS", 0, 5000),
             "barge_in_ms": ("BARGE_IN_MS", 20, 2000),
             "max_failures": ("MAX_FAILURES", 1, 20),
+            "breaker_threshold": ("BREAKER_THRESHOLD", 1, 100),
             "max_reprompts": ("MAX_REPROMPTS", 0, 20),
             "max_calls": ("MAX_CALLS", 1, 100000),
         }
         for name, (var, lo, hi) in ints.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), int, lo, hi)
         floats = {
+            "breaker_cooldown_s": ("BREAKER_COOLDOWN_S", 0.0, 3600.0),
+            "failover_share": ("FAILOVER_SHARE", 0.1, 0.9),
             "reprompt_after_s": ("REPROMPT_AFTER_S", 1, 600),
             "max_call_s": ("MAX_CALL_S", 10, 86400),
             "drain_seconds": ("DRAIN_SECONDS", 0, 3600),

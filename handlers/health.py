@@ -22,6 +22,12 @@ def health_report(app: web.Application) -> dict:
         for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts))
     }
     problems = [f"{s} not ready" for s, v in stages.items() if not v["ready"]]
+    for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts)):
+        chain = getattr(p, "health", None)
+        if chain is not None:  # a failover chain: each member's circuit
+            stages[stage]["chain"] = chain()
+            stages[stage]["last_used"] = p.last_used
+            problems += [f"{stage}: {m['provider']} circuit open" for m in stages[stage]["chain"] if m["state"] == "open"]
     if prompts.degraded:
         problems.append("fallback prompt unavailable")
     if not settings.twilio_validate:

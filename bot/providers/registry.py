@@ -55,9 +55,26 @@ def make_tts(name: str, settings: Settings) -> TTS:
     raise ValueError(f"unknown TTS provider {name!r}")
 
 
+def _chain(stage: str, names: str, make, settings: Settings):
+    members = [make(n.strip(), settings) for n in names.split(",") if n.strip()]
+    if len(members) == 1:
+        return members[0]
+    from bot.providers import failover
+
+    cls = {"stt": failover.FailoverSTT, "llm": failover.FailoverLLM, "tts": failover.FailoverTTS}[stage]
+    return cls(
+        members,
+        getattr(settings, f"{stage}_timeout"),
+        share=settings.failover_share,
+        threshold=settings.breaker_threshold,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+
+
 def build(settings: Settings) -> Providers:
+    """One provider per stage, or a failover chain where the setting lists several."""
     return Providers(
-        stt=make_stt(settings.stt_provider, settings),
-        llm=make_llm(settings.llm_provider, settings),
-        tts=make_tts(settings.tts_provider, settings),
+        stt=_chain("stt", settings.stt_provider, make_stt, settings),
+        llm=_chain("llm", settings.llm_provider, make_llm, settings),
+        tts=_chain("tts", settings.tts_provider, make_tts, settings),
     )

@@ -1,0 +1,272 @@
+"""Failover chains: an STT / LLM / TTS that wraps several, tried in order.
+
+A failure of one member (any ``StageError``) moves on to the next, inside the stage's
+one time budget: a member that is not the last gets at most ``share`` of the time
+left, so a hang in the first still leaves the second time to answer. Streaming
+stages (LLM tokens, TTS audio) can only fail over before their first item; after
+that the error is the turn's. A circuit breaker per member skips a provider that
+keeps failing for a cool-down, then lets one trial call through (half-open). A
+non-retryable failure (auth, bad request) opens the breaker at once. When every
+breaker is open, the last member (usually the embedded engine) is still tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+
+from bot.errors import TIMEOUT, UNAVAILABLE, StageError
+from bot.logs import kv
+from bot.providers.base import LLM, STT, TTS, Action, Conversation
+from media.resample import StreamResampler
+
+log = logging.getLogger("bot.providers")
+
+T = TypeVar("T")
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+class Breaker:
+    def __init__(self, threshold: int = 3, cooldown_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold, self.cooldown_s, self.clock = threshold, cooldown_s, clock
+        self.state = CLOSED
+        self.failures = 0
+        self._opened_at = 0.0
+        self._trial = False
+
+    def would_allow(self) -> bool:
+        """``allow()`` without taking the half-open trial."""
+        if self.state == CLOSED:
+            return True
+        if self.state == OPEN:
+            return self.clock() - self._opened_at >= self.cooldown_s
+        return not self._trial
+
+    def allow(self) -> bool:
+        if self.state == OPEN and self.clock() - self._opened_at >= self.cooldown_s:
+            self.state, self._trial = HALF_OPEN, False
+        if self.state == HALF_OPEN:
+            if self._trial:
+                return False  # one trial at a time
+            self._trial = True
+            return True
+        return self.state == CLOSED
+
+    def release(self) -> None:
+        """The call was cancelled: no verdict; a half-open trial may be taken again."""
+        self._trial = False
+
+    def success(self) -> None:
+        self.state, self.failures, self._trial = CLOSED, 0, False
+
+    def failure(self, *, hard: bool = False) -> None:
+        self.failures += 1
+        self._trial = False
+        if hard or self.state == HALF_OPEN or self.failures >= self.threshold:
+            self.state, self._opened_at = OPEN, self.clock()
+
+    def snapshot(self) -> dict:
+        out = {"state": self.state, "consecutive_failures": self.failures}
+        if self.state == OPEN:
+            out["retry_in_s"] = round(max(0.0, self.cooldown_s - (self.clock() - self._opened_at)), 1)
+        return out
+
+
+class _Chain:
+    def __init__(self, stage: str, members: Sequence, budget_s: float, *, share: float, threshold: int, cooldown_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not members:
+            raise ValueError("a failover chain needs at least one member")
+        self.stage, self.members, self.budget_s, self.share = stage, list(members), budget_s, share
+        self.breakers = [Breaker(threshold, cooldown_s, clock) for _ in self.members]
+        self.name = ">".join(m.name for m in self.members)
+        self.last_used: str | None = None
+
+    async def start(self) -> None:
+        errors = []
+        for m in self.members:
+            try:
+                await m.start()
+            except StageError as err:  # a member that cannot start is skipped, the chain still works
+                errors.append(err)
+                self.breakers[self.members.index(m)].failure(hard=True)
+        if len(errors) == len(self.members):
+            raise errors[-1]
+
+    async def close(self) -> None:
+        for m in self.members:
+            try:
+                await m.close()
+            except Exception:  # noqa: BLE001 - closing must not fail shutdown
+                log.warning("provider close failed", extra=kv(provider=m.name))
+
+    async def warm(self) -> None:
+        await asyncio.gather(*(m.warm() for m in self.members if hasattr(m, "warm")), return_exceptions=True)
+
+    def health(self) -> list[dict]:
+        return [{"provider": m.name, **b.snapshot()} for m, b in zip(self.members, self.breakers)]
+
+    def _order(self) -> list[int]:
+        allowed = [i for i, b in enumerate(self.breakers) if b.would_allow()]
+        return allowed or [len(self.members) - 1]  # every circuit open: the last resort still answers
+
+    def _take(self, i: int, order: list[int]) -> bool:
+        """Claim member ``i`` (its half-open trial, if that is where it is)."""
+        return self.breakers[i].allow() or i == order[-1]
+
+    def _budget(self, i: int, order: list[int], deadline: float) -> float:
+        left = deadline - time.monotonic()
+        return left if i == order[-1] else left * self.share
+
+    def _failed(self, i: int, err: StageError, has_next: bool) -> None:
+        self.breakers[i].failure(hard=not err.retryable)
+        level = logging.WARNING if has_next else logging.ERROR
+        log.log(level, "provider failed" + (", trying the next" if has_next else ""),
+                extra=kv(stage=self.stage, provider=self.members[i].name, code=err.code, breaker=self.breakers[i].state))
+
+    def _timeout(self, i: int, budget: float) -> StageError:
+        return StageError(self.stage, TIMEOUT, f"no answer within its {budget:.2f} s share", provider=self.members[i].name)
+
+    def _none_left(self, last: StageError | None) -> StageError:
+        return last or StageError(self.stage, UNAVAILABLE, "no provider available", provider=self.name)
+
+    async def _first(self, i: int, it: AsyncIterator[T], budget: float) -> tuple[bool, T | None]:
+        """The first item of a member's stream within its budget: (ended, item)."""
+        try:
+            async with asyncio.timeout(max(0.0, budget)):
+                return False, await anext(it)
+        except StopAsyncIteration:
+            return True, None
+        except TimeoutError:
+            raise self._timeout(i, budget) from None
+
+    async def _stream(self, open_it: Callable[[object], AsyncIterator[T]], adapt: Callable[[object, AsyncIterator[T]], AsyncIterator[T]]) -> AsyncIterator[T]:
+        deadline = time.monotonic() + self.budget_s
+        order = self._order()
+        last: StageError | None = None
+        for i in order:
+            if not self._take(i, order):
+                continue
+            member, breaker = self.members[i], self.breakers[i]
+            it = adapt(member, open_it(member))
+            settled = False
+            try:
+                budget = self._budget(i, order, deadline)
+                try:
+                    ended, first = await self._first(i, it, budget)
+                except StageError as err:
+                    last, settled = err, True
+                    self._failed(i, err, i != order[-1])
+                    continue
+                self.last_used = member.name
+                try:
+                    if not ended:
+                        yield first  # type: ignore[misc]
+                        async for item in it:
+                            yield item
+                except StageError as err:  # after the first item there is no going back
+                    settled = True
+                    breaker.failure(hard=not err.retryable)
+                    raise
+                settled = True
+                breaker.success()
+                return
+            finally:
+                if not settled:  # cancelled, or the consumer stopped early: no verdict
+                    breaker.release()
+                await _aclose(it)
+        raise self._none_left(last)
+
+    async def _call(self, call: Callable[[object], Awaitable[T]]) -> T:
+        deadline = time.monotonic() + self.budget_s
+        order = self._order()
+        last: StageError | None = None
+        for i in order:
+            if not self._take(i, order):
+                continue
+            member, breaker = self.members[i], self.breakers[i]
+            budget = self._budget(i, order, deadline)
+            settled = False
+            try:
+                async with asyncio.timeout(max(0.0, budget)):
+                    result = await call(member)
+            except TimeoutError:
+                last, settled = self._timeout(i, budget), True
+                self._failed(i, last, i != order[-1])
+                continue
+            except StageError as err:
+                last, settled = err, True
+                self._failed(i, err, i != order[-1])
+                continue
+            else:
+                settled = True
+                breaker.success()
+                self.last_used = member.name
+                return result
+            finally:
+                if not settled:
+                    breaker.release()
+        raise self._none_left(last)
+
+
+async def _aclose(it: object) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # noqa: BLE001 - the member already failed or finished
+            pass
+
+
+def _same(member: object, it: AsyncIterator[T]) -> AsyncIterator[T]:
+    return it
+
+
+class FailoverSTT(_Chain):
+    def __init__(self, members: Sequence[STT], budget_s: float, **kw) -> None:
+        super().__init__("stt", members, budget_s, **kw)
+
+    async def transcribe(self, pcm16: bytes, rate: int) -> str:
+        return await self._call(lambda m: m.transcribe(pcm16, rate))
+
+
+class FailoverLLM(_Chain):
+    def __init__(self, members: Sequence[LLM], budget_s: float, **kw) -> None:
+        super().__init__("llm", members, budget_s, **kw)
+
+    def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
+        return self._stream(lambda m: m.reply(conversation), _same)
+
+
+class FailoverTTS(_Chain):
+    """Mu-law output is the same for every member; PCM is resampled to the first
+    member's ``pcm_rate`` when another member answers."""
+
+    def __init__(self, members: Sequence[TTS], budget_s: float, **kw) -> None:
+        super().__init__("tts", members, budget_s, **kw)
+
+    @property
+    def pcm_rate(self) -> int:
+        return self.members[0].pcm_rate
+
+    def synthesize(self, text: str, *, mulaw: bool) -> AsyncIterator[bytes]:
+        target = self.pcm_rate
+
+        async def to_rate(member: TTS, it: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+            if mulaw or member.pcm_rate == target:
+                async for chunk in it:
+                    yield chunk
+                return
+            rs = StreamResampler(member.pcm_rate, target)
+            async for chunk in it:
+                out = rs.process(chunk)
+                if out:
+                    yield out
+            tail = rs.flush()
+            if tail:
+                yield tail
+
+        return self._stream(lambda m: m.synthesize(text, mulaw=mulaw), to_rate)

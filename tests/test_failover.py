@@ -1,0 +1,245 @@
+"""Failover chains and circuit breakers: scripted members, the real SDKs against wire
+fakes, settings, health, and the HTTP route."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot.errors import StageError
+from bot.providers.base import Conversation
+from bot.providers.failover import OPEN, Breaker, FailoverLLM, FailoverSTT, FailoverTTS
+from bot.providers.registry import Providers, build
+from bot.settings import Settings, SettingsError
+from handlers.app import create_app
+from tests.conftest import caller_wav
+from tests.fakes.cloud import FakeBehaviour, deepgram_app
+from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+
+RETRY = StageError("stt", "upstream_error", "HTTP 500")
+AUTH = StageError("stt", "auth", "HTTP 401")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def chain_kw(**kw):
+    return {"share": 0.6, "threshold": 3, "cooldown_s": 30.0} | kw
+
+
+async def _collect(agen) -> list:
+    return [x async for x in agen]
+
+
+# ------------------------------------------------------------------ the breaker
+
+
+def test_breaker_opens_skips_half_opens_and_closes():
+    clock = Clock()
+    b = Breaker(threshold=3, cooldown_s=30, clock=clock)
+    for _ in range(2):
+        assert b.allow()
+        b.failure()
+    assert b.state == "closed"
+    b.failure()
+    assert b.state == OPEN and not b.allow()
+    assert b.snapshot() == {"state": "open", "consecutive_failures": 3, "retry_in_s": 30.0}
+    clock.t += 30
+    assert b.would_allow() and b.allow() and b.state == "half-open"
+    assert not b.allow()  # one trial at a time
+    b.failure()  # the trial failed: open again for a full cool-down
+    assert b.state == OPEN and not b.allow()
+    clock.t += 30
+    assert b.allow()
+    b.success()
+    assert b.state == "closed" and b.failures == 0
+
+
+def test_breaker_hard_failure_opens_at_once_and_cancel_releases_the_trial():
+    clock = Clock()
+    b = Breaker(threshold=3, cooldown_s=5, clock=clock)
+    b.failure(hard=True)
+    assert b.state == OPEN
+    clock.t += 5
+    assert b.allow() and not b.allow()
+    b.release()  # the trial was cancelled (barge-in): no verdict
+    assert b.allow()
+
+
+# ------------------------------------------------------------------ chains
+
+
+@pytest.mark.parametrize("fault", ["retryable", "non-retryable", "hang"])
+async def test_stt_fails_over_within_the_budget(fault):
+    first = ScriptedSTT(name="one", error=RETRY if fault == "retryable" else AUTH if fault == "non-retryable" else None, hang=fault == "hang")
+    second = ScriptedSTT(name="two", text="from the second")
+    chain = FailoverSTT([first, second], 1.0, **chain_kw())
+    t0 = time.monotonic()
+    assert await chain.transcribe(b"\0\0" * 800, 8000) == "from the second"
+    assert time.monotonic() - t0 <= 1.0 + 0.1
+    assert chain.last_used == "two" and chain.name == "one>two"
+    assert chain.health()[0]["state"] == ("open" if fault == "non-retryable" else "closed")
+    assert chain.health()[0]["consecutive_failures"] == 1
+
+
+async def test_breaker_skips_a_failing_member_then_retries_it():
+    clock = Clock()
+    first = ScriptedSTT(name="one", error=RETRY)
+    second = ScriptedSTT(name="two", text="two")
+    chain = FailoverSTT([first, second], 1.0, **chain_kw(threshold=2, cooldown_s=10, clock=clock))
+    for _ in range(2):
+        await chain.transcribe(b"\0\0", 8000)
+    assert len(first.calls) == 2 and chain.health()[0]["state"] == "open"
+    await chain.transcribe(b"\0\0", 8000)
+    assert len(first.calls) == 2  # skipped while open
+    clock.t += 10
+    first.error = None
+    first.text = "one is back"
+    assert await chain.transcribe(b"\0\0", 8000) == "one is back"
+    assert chain.health()[0]["state"] == "closed"
+
+
+async def test_all_failing_raises_the_last_error_and_all_open_still_tries_the_last():
+    clock = Clock()
+    a = ScriptedSTT(name="a", error=AUTH)
+    b = ScriptedSTT(name="b", error=StageError("stt", "empty_result", "nothing"))
+    chain = FailoverSTT([a, b], 1.0, **chain_kw(threshold=1, clock=clock))
+    with pytest.raises(StageError) as info:
+        await chain.transcribe(b"\0\0", 8000)
+    assert (info.value.stage, info.value.code) == ("stt", "empty_result")
+    assert [m["state"] for m in chain.health()] == ["open", "open"]
+    b.error, b.text = None, "last resort"
+    assert await chain.transcribe(b"\0\0", 8000) == "last resort"
+    assert len(a.calls) == 1
+
+
+async def test_llm_fails_over_before_the_first_token_only():
+    first = ScriptedLLM(name="openai", error=StageError("llm", "rate_limited", "429"))
+    second = ScriptedLLM(name="receptionist", text="Hello from the desk.")
+    chain = FailoverLLM([first, second], 1.0, **chain_kw())
+    out = await _collect(chain.reply(Conversation(messages=[{"role": "user", "content": "hi"}])))
+    assert "".join(out) == "Hello from the desk." and chain.last_used == "receptionist"
+    # an error after the first token cannot be hidden: it is the turn's
+    first = ScriptedLLM(name="openai", text="We open at nine.", error=StageError("llm", "upstream_error", "cut"), error_after_tokens=2)
+    chain = FailoverLLM([first, ScriptedLLM(name="receptionist")], 1.0, **chain_kw())
+    with pytest.raises(StageError):
+        await _collect(chain.reply(Conversation(messages=[{"role": "user", "content": "hi"}])))
+
+
+async def test_llm_hang_leaves_the_second_member_its_share():
+    first = ScriptedLLM(name="slow", hang=True)
+    second = ScriptedLLM(name="fast", text="Here.")
+    chain = FailoverLLM([first, second], 0.5, **chain_kw())
+    t0 = time.monotonic()
+    assert "".join(await _collect(chain.reply(Conversation(messages=[{"role": "user", "content": "x"}])))) == "Here."
+    assert 0.3 - 0.05 <= time.monotonic() - t0 <= 0.5 + 0.1
+
+
+async def test_tts_resamples_pcm_of_a_member_with_another_rate():
+    first = ScriptedTTS(name="elevenlabs", pcm_rate=16000, error=StageError("tts", "upstream_error", "500"))
+    second = ScriptedTTS(name="piper", pcm_rate=22050, ms_per_char=10)
+    chain = FailoverTTS([first, second], 1.0, **chain_kw())
+    assert chain.pcm_rate == 16000
+    pcm = b"".join(await _collect(chain.synthesize("Hello there.", mulaw=False)))
+    seconds = len(pcm) / 2 / 16000
+    assert abs(seconds - 0.12) < 0.02  # 12 chars x 10 ms, now at 16 kHz
+    ulaw = b"".join(await _collect(chain.synthesize("Hello there.", mulaw=True)))
+    assert len(ulaw) == 8 * 120  # mu-law passes through untouched
+
+
+async def test_cancelled_call_leaves_no_half_open_trial_taken():
+    clock = Clock()
+    first = ScriptedSTT(name="one", error=RETRY)
+    chain = FailoverSTT([first, ScriptedSTT(name="two")], 5.0, **chain_kw(threshold=1, cooldown_s=1, clock=clock))
+    await chain.transcribe(b"\0\0", 8000)
+    clock.t += 1
+    first.error, first.hang = None, True
+    task = asyncio.create_task(chain.transcribe(b"\0\0", 8000))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert chain.breakers[0].would_allow()  # the trial is free again
+
+
+# ------------------------------------------------------------------ settings, registry, health
+
+
+def test_chains_from_settings():
+    env = {"TWILIO_VALIDATE": "false", "DEEPGRAM_API_KEY": "k", "STT_PROVIDER": "deepgram, whisper", "LLM_PROVIDER": "receptionist"}
+    s = Settings.from_env(env)
+    assert s.stt_provider == "deepgram,whisper" and s.llm_provider == "receptionist"
+    p = build(s)
+    assert isinstance(p.stt, FailoverSTT) and p.stt.name == "deepgram>whisper"
+    with pytest.raises(SettingsError, match="twice"):
+        Settings.from_env(env | {"STT_PROVIDER": "whisper,whisper"})
+    with pytest.raises(SettingsError, match="STT_PROVIDER"):
+        Settings.from_env(env | {"STT_PROVIDER": "deepgram,vosk"})
+    with pytest.raises(SettingsError, match="ELEVENLABS_API_KEY"):
+        Settings.from_env(env | {"TTS_PROVIDER": "elevenlabs,piper"})
+    with pytest.raises(SettingsError, match="BREAKER_COOLDOWN_S"):
+        Settings.from_env(env | {"BREAKER_COOLDOWN_S": "soon"})
+
+
+async def test_real_sdk_failure_fails_over_and_health_shows_the_circuit(aiohttp_server, aiohttp_client, settings):
+    """Deepgram (the real SDK) answers 500 / 401; the chain's second member answers;
+    /healthz shows each member's circuit."""
+    from bot.providers.deepgram import DeepgramSTT
+
+    dg = FakeBehaviour(mode="401")
+    fake = await aiohttp_server(deepgram_app(dg))
+    s = settings.with_(deepgram_api_key="dg-key", deepgram_base_url=str(fake.make_url("")), stt_timeout=1.0)
+    stt = FailoverSTT([DeepgramSTT(s), ScriptedSTT(name="whisper", text="what time do you open")], 1.0, **chain_kw())
+    client = await aiohttp_client(create_app(s, providers=Providers(stt=stt, llm=ScriptedLLM(), tts=ScriptedTTS()), embedded_prompt_fallback=False))
+    r = await client.post("/v1/orchestrate", data=caller_wav("yes_joe.wav"), headers={"Content-Type": "audio/wav", "Accept": "application/json"})
+    assert r.status == 200 and (await r.json())["transcript"] == "what time do you open"
+    assert len(dg.requests) == 1
+    health = await (await client.get("/healthz")).json()
+    assert health["stages"]["stt"]["provider"] == "deepgram>whisper"
+    assert health["stages"]["stt"]["chain"][0] == {"provider": "deepgram", "state": "open", "consecutive_failures": 1, "retry_in_s": 30.0}
+    assert health["stages"]["stt"]["last_used"] == "whisper"
+    assert health["status"] == "degraded" and "stt: deepgram circuit open" in health["problems"]
+
+
+async def test_orchestrate_reply_still_audio_when_the_first_tts_fails(aiohttp_client, settings):
+    tts = FailoverTTS([ScriptedTTS(name="elevenlabs", hang=True), ScriptedTTS(name="piper", pcm_rate=22050)], 0.5, **chain_kw())
+    app = create_app(settings.with_(tts_timeout=0.5), providers=Providers(stt=ScriptedSTT(), llm=ScriptedLLM(), tts=tts), embedded_prompt_fallback=False)
+    # start-up renders the prompts through the chain too (the first member hangs)
+    client = await aiohttp_client(app)
+    r = await client.post("/v1/orchestrate", data=caller_wav("yes_joe.wav"), headers={"Content-Type": "audio/wav"})
+    assert r.status == 200 and r.headers["Content-Type"] == "audio/wav"
+    from media import wav
+
+    reply = wav.read(await r.read())
+    assert reply.rate == 16000  # the chain's declared rate, though piper answered at 22050
+    assert abs(reply.seconds - 0.32) < 0.03  # two 16-character sentences x 10 ms
+
+
+@pytest.mark.parametrize("stage", ["stt", "llm", "tts"])
+async def test_phone_turn_answered_by_the_failover_provider(aiohttp_server, settings, stage):
+    """Phone path: a failing first provider is invisible to the caller; the second
+    answers the turn and no fallback prompt plays."""
+    from bot.simulator import simulate_call
+    from tests.test_calls import OPEN, TOKEN, phone_settings
+
+    err = StageError(stage, "upstream_error", "HTTP 500")
+    stt = FailoverSTT([ScriptedSTT(name="a", error=err), ScriptedSTT(name="b")], 0.5, **chain_kw()) if stage == "stt" else ScriptedSTT()
+    llm = FailoverLLM([ScriptedLLM(name="a", error=err), ScriptedLLM(name="b")], 0.5, **chain_kw()) if stage == "llm" else ScriptedLLM()
+    tts = ScriptedTTS()
+    if stage == "tts":  # fails only after start-up, so the prompts render
+        tts = FailoverTTS([ScriptedTTS(name="a", error=err, times=0), ScriptedTTS(name="b")], 0.5, **chain_kw())
+    app = create_app(phone_settings(settings), providers=Providers(stt=stt, llm=llm, tts=tts), embedded_prompt_fallback=False)
+    server = await aiohttp_server(app)
+    if stage == "tts":
+        tts.members[0].times = None  # from now on, always fails
+    report = await simulate_call(str(server.make_url("")).rstrip("/"), [OPEN], auth_token=TOKEN)
+    assert "t1s0" in report.marks_echoed and not any(m.startswith("fallback") for m in report.marks_echoed), report.marks_echoed
+    chain = {"stt": stt, "llm": llm, "tts": tts}[stage]
+    assert chain.last_used == "b"
