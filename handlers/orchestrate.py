@@ -43,7 +43,9 @@ async def _read_upload(request: web.Request, limit: int) -> bytes:
                 if getattr(part, "name", None) == "audio":
                     data = await _read_limited(part, limit)
                     break
-        except ValueError:
+        except BadInput:
+            raise
+        except Exception:  # ValueError, aiohttp's InvalidHeader / BadHttpMessage, ...: a malformed body
             raise BadInput(400, "bad_multipart", "the multipart body could not be parsed") from None
         if data is None:
             raise BadInput(400, "missing_audio", "the multipart body has no field named 'audio'")
