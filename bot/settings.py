@@ -185,7 +185,13 @@ class Settings:
             var = f"{stage.upper()}_PROVIDER"
             raw = get(var)
             if raw.strip():  # one provider, or a failover chain in order: "deepgram,whisper"
-                chain = [_choice(var, part, (cloud, local)) for part in raw.split(",")]
+                chain = [part.strip().lower() for part in raw.split(",")]
+                for part in chain:
+                    if part not in (cloud, local):
+                        raise SettingsError(
+                            f"{var}={raw!r}: {part!r} is not a provider; expected one of {cloud}, {local}, "
+                            f"or a failover chain in order such as {cloud},{local}"
+                        )
                 if len(set(chain)) != len(chain):
                     raise SettingsError(f"{var}={raw!r}: a provider appears twice in the chain")
             else:

@@ -27,7 +27,9 @@ def health_report(app: web.Application) -> dict:
         if chain is not None:  # a failover chain: each member's circuit
             stages[stage]["chain"] = chain()
             stages[stage]["last_used"] = p.last_used
-            problems += [f"{stage}: {m['provider']} circuit open" for m in stages[stage]["chain"] if m["state"] == "open"]
+            # an open (or still on trial) circuit degrades the service but does not fail it:
+            # the chain's other members answer
+            problems += [f"{stage}: {m['provider']} circuit {m['state']}" for m in stages[stage]["chain"] if m["state"] != "closed"]
     if prompts.degraded:
         problems.append("fallback prompt unavailable")
     if not settings.twilio_validate:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from bot.errors import StageError
+from bot.orchestrator import GUARD_S
 from bot.providers.base import Conversation
 from bot.providers.failover import OPEN, Breaker, FailoverLLM, FailoverSTT, FailoverTTS
 from bot.providers.registry import Providers, build
@@ -52,6 +53,7 @@ def test_breaker_opens_skips_half_opens_and_closes():
     assert b.state == OPEN and not b.allow()
     assert b.snapshot() == {"state": "open", "consecutive_failures": 3, "retry_in_s": 30.0}
     clock.t += 30
+    assert b.snapshot() == {"state": "half-open", "consecutive_failures": 3, "retry_in_s": 0.0}  # cool-down over
     assert b.would_allow() and b.allow() and b.state == "half-open"
     assert not b.allow()  # one trial at a time
     b.failure()  # the trial failed: open again for a full cool-down
@@ -76,17 +78,46 @@ def test_breaker_hard_failure_opens_at_once_and_cancel_releases_the_trial():
 # ------------------------------------------------------------------ chains
 
 
+def _pair(stage: str, fault: str, budget: float):
+    """A chain of two scripted members of ``stage``; the first has ``fault``. Returns
+    (chain, run) where ``run()`` drives one call and returns its whole output."""
+    error = {"retryable": StageError(stage, "upstream_error", "HTTP 500"), "non-retryable": StageError(stage, "auth", "HTTP 401")}.get(fault)
+    hang = fault == "hang"
+    if stage == "stt":
+        chain = FailoverSTT([ScriptedSTT(name="one", error=error, hang=hang), ScriptedSTT(name="two", text="from the second")], budget, **chain_kw())
+        return chain, lambda: chain.transcribe(b"\0\0" * 800, 8000)
+    if stage == "llm":
+        chain = FailoverLLM([ScriptedLLM(name="one", error=error, hang=hang), ScriptedLLM(name="two", text="From the second.")], budget, **chain_kw())
+        conv = Conversation(messages=[{"role": "user", "content": "hi"}])
+        return chain, lambda: _joined(chain.reply(conv))
+    chain = FailoverTTS([ScriptedTTS(name="one", error=error, hang=hang), ScriptedTTS(name="two")], budget, **chain_kw())
+    return chain, lambda: _joined(chain.synthesize("From the second.", mulaw=True))
+
+
+async def _joined(agen):
+    items = await _collect(agen)
+    return b"".join(items) if items and isinstance(items[0], bytes) else "".join(items)
+
+
 @pytest.mark.parametrize("fault", ["retryable", "non-retryable", "hang"])
-async def test_stt_fails_over_within_the_budget(fault):
-    first = ScriptedSTT(name="one", error=RETRY if fault == "retryable" else AUTH if fault == "non-retryable" else None, hang=fault == "hang")
-    second = ScriptedSTT(name="two", text="from the second")
-    chain = FailoverSTT([first, second], 1.0, **chain_kw())
+@pytest.mark.parametrize("stage", ["stt", "llm", "tts"])
+async def test_each_stage_fails_over_within_the_budget(stage, fault):
+    budget = 0.5
+    chain, run = _pair(stage, fault, budget)
     t0 = time.monotonic()
-    assert await chain.transcribe(b"\0\0" * 800, 8000) == "from the second"
-    assert time.monotonic() - t0 <= 1.0 + 0.1
+    async with asyncio.timeout(budget + GUARD_S):  # the orchestrator's own bound on the stage
+        out = await run()
+    elapsed = time.monotonic() - t0
+    expected = {"stt": "from the second", "llm": "From the second.", "tts": 8 * 10 * len("From the second.")}[stage]
+    assert (len(out) if stage == "tts" else out) == expected
     assert chain.last_used == "two" and chain.name == "one>two"
-    assert chain.health()[0]["state"] == ("open" if fault == "non-retryable" else "closed")
-    assert chain.health()[0]["consecutive_failures"] == 1
+    first = chain.health()[0]
+    assert first["consecutive_failures"] == 1
+    assert first["state"] == ("open" if fault == "non-retryable" else "closed")  # auth: unusable, open at once
+    if fault == "hang":  # the first had its share (0.6 of the budget), the second the rest
+        assert 0.6 * budget - 0.05 <= elapsed <= budget
+    else:
+        assert elapsed < 0.2
 
 
 async def test_breaker_skips_a_failing_member_then_retries_it():
@@ -109,11 +140,11 @@ async def test_breaker_skips_a_failing_member_then_retries_it():
 async def test_all_failing_raises_the_last_error_and_all_open_still_tries_the_last():
     clock = Clock()
     a = ScriptedSTT(name="a", error=AUTH)
-    b = ScriptedSTT(name="b", error=StageError("stt", "empty_result", "nothing"))
+    b = ScriptedSTT(name="b", error=StageError("stt", "rate_limited", "HTTP 429"))
     chain = FailoverSTT([a, b], 1.0, **chain_kw(threshold=1, clock=clock))
     with pytest.raises(StageError) as info:
         await chain.transcribe(b"\0\0", 8000)
-    assert (info.value.stage, info.value.code) == ("stt", "empty_result")
+    assert (info.value.stage, info.value.code, info.value.provider) == ("stt", "rate_limited", "")
     assert [m["state"] for m in chain.health()] == ["open", "open"]
     b.error, b.text = None, "last resort"
     assert await chain.transcribe(b"\0\0", 8000) == "last resort"
@@ -131,6 +162,45 @@ async def test_llm_fails_over_before_the_first_token_only():
     chain = FailoverLLM([first, ScriptedLLM(name="receptionist")], 1.0, **chain_kw())
     with pytest.raises(StageError):
         await _collect(chain.reply(Conversation(messages=[{"role": "user", "content": "hi"}])))
+
+
+async def test_stt_no_speech_is_an_answer_not_a_failure():
+    """Silence is not the provider's fault: no second engine, no strike on the circuit."""
+    first = ScriptedSTT(name="one", error=StageError("stt", "empty_result", "nothing was recognised"))
+    second = ScriptedSTT(name="two")
+    chain = FailoverSTT([first, second], 1.0, **chain_kw(threshold=1))
+    for _ in range(3):
+        with pytest.raises(StageError, match="empty_result"):
+            await chain.transcribe(b"\0\0", 8000)
+    assert second.calls == [] and chain.health()[0] == {"provider": "one", "state": "closed", "consecutive_failures": 0}
+
+
+async def test_a_stream_with_no_output_fails_over():
+    """A TTS that returns no audio (or an LLM no text) must not stall the turn: the next answers."""
+    tts = FailoverTTS([ScriptedTTS(name="one", empty=True), ScriptedTTS(name="two")], 1.0, **chain_kw())
+    assert b"".join(await _collect(tts.synthesize("Hello there.", mulaw=True)))
+    assert tts.last_used == "two" and tts.health()[0]["consecutive_failures"] == 1
+    llm = FailoverLLM([ScriptedLLM(name="one", text=""), ScriptedLLM(name="two", text="Hi.")], 1.0, **chain_kw())
+    assert "".join(await _collect(llm.reply(Conversation(messages=[{"role": "user", "content": "x"}])))) == "Hi."
+    assert llm.last_used == "two"
+
+
+async def test_a_mid_stream_stall_is_the_members_timeout():
+    first = ScriptedLLM(name="one", text="We open at nine.", token_delay=30)
+    chain = FailoverLLM([first, ScriptedLLM(name="two")], 0.2, **chain_kw())
+    got: list = []
+    with pytest.raises(StageError) as info:
+        async with asyncio.timeout(0.2 + GUARD_S):
+            async for item in chain.reply(Conversation(messages=[{"role": "user", "content": "x"}])):
+                got.append(item)
+    assert got == ["We"] and (info.value.stage, info.value.code, info.value.provider) == ("llm", "timeout", "one")
+    assert chain.health()[0]["consecutive_failures"] == 1
+
+
+async def test_an_adapter_bug_is_normalised_and_fails_over():
+    chain = FailoverSTT([ScriptedSTT(name="one", error=RuntimeError("oops")), ScriptedSTT(name="two", text="fine")], 1.0, **chain_kw())
+    assert await chain.transcribe(b"\0\0", 8000) == "fine"
+    assert chain.health()[0]["consecutive_failures"] == 1
 
 
 async def test_llm_hang_leaves_the_second_member_its_share():
@@ -188,12 +258,13 @@ def test_chains_from_settings():
         Settings.from_env(env | {"BREAKER_COOLDOWN_S": "soon"})
 
 
-async def test_real_sdk_failure_fails_over_and_health_shows_the_circuit(aiohttp_server, aiohttp_client, settings):
+@pytest.mark.parametrize("status", ["500", "401"])
+async def test_real_sdk_failure_fails_over_and_health_shows_the_circuit(aiohttp_server, aiohttp_client, settings, status):
     """Deepgram (the real SDK) answers 500 / 401; the chain's second member answers;
-    /healthz shows each member's circuit."""
+    /healthz shows each member's circuit; an open one degrades health but not readiness."""
     from bot.providers.deepgram import DeepgramSTT
 
-    dg = FakeBehaviour(mode="401")
+    dg = FakeBehaviour(mode=status)
     fake = await aiohttp_server(deepgram_app(dg))
     s = settings.with_(deepgram_api_key="dg-key", deepgram_base_url=str(fake.make_url("")), stt_timeout=1.0)
     stt = FailoverSTT([DeepgramSTT(s), ScriptedSTT(name="whisper", text="what time do you open")], 1.0, **chain_kw())
@@ -202,10 +273,17 @@ async def test_real_sdk_failure_fails_over_and_health_shows_the_circuit(aiohttp_
     assert r.status == 200 and (await r.json())["transcript"] == "what time do you open"
     assert len(dg.requests) == 1
     health = await (await client.get("/healthz")).json()
-    assert health["stages"]["stt"]["provider"] == "deepgram>whisper"
-    assert health["stages"]["stt"]["chain"][0] == {"provider": "deepgram", "state": "open", "consecutive_failures": 1, "retry_in_s": 30.0}
-    assert health["stages"]["stt"]["last_used"] == "whisper"
-    assert health["status"] == "degraded" and "stt: deepgram circuit open" in health["problems"]
+    stt_health = health["stages"]["stt"]
+    assert stt_health["provider"] == "deepgram>whisper" and stt_health["last_used"] == "whisper"
+    assert stt_health["chain"][1] == {"provider": "whisper", "state": "closed", "consecutive_failures": 0}
+    if status == "500":  # retryable: one strike of three, the circuit stays closed
+        assert stt_health["chain"][0] == {"provider": "deepgram", "state": "closed", "consecutive_failures": 1}
+        assert not any("circuit" in p for p in health["problems"])
+    else:  # our key is refused: the provider is unusable, open at once
+        assert stt_health["chain"][0] == {"provider": "deepgram", "state": "open", "consecutive_failures": 1, "retry_in_s": 30.0}
+        assert health["status"] == "degraded" and "stt: deepgram circuit open" in health["problems"]
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["ready"] is True
 
 
 async def test_orchestrate_reply_still_audio_when_the_first_tts_fails(aiohttp_client, settings):

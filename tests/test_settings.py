@@ -67,3 +67,20 @@ def test_frozen_and_redacted():
 def test_texts_from_env():
     s = Settings.from_env(BASE | {"GREETING_TEXT": " Hi there. ", "FALLBACK_TEXT": ""})
     assert s.greeting_text == "Hi there." and s.fallback_text == Settings.fallback_text
+
+
+def test_failover_chains_and_their_errors():
+    keys = BASE | {"DEEPGRAM_API_KEY": "d", "OPENAI_API_KEY": "o", "ELEVENLABS_API_KEY": "e"}
+    s = Settings.from_env(keys | {"STT_PROVIDER": " Deepgram , whisper", "LLM_PROVIDER": "openai,receptionist", "TTS_PROVIDER": "piper,elevenlabs"})
+    assert (s.stt_provider, s.llm_provider, s.tts_provider) == ("deepgram,whisper", "openai,receptionist", "piper,elevenlabs")
+    # unset stays one provider (chains are opt-in; a cloud-only install has no embedded engines)
+    assert Settings.from_env(keys).stt_provider == "deepgram"
+    assert (s.breaker_threshold, s.breaker_cooldown_s, s.failover_share) == (3, 30.0, 0.6)
+    for raw, needle in (("deepgram,vosk", "'vosk' is not a provider"), ("deepgram,", "'' is not a provider"), ("whisper,whisper", "twice")):
+        with pytest.raises(SettingsError, match="STT_PROVIDER") as exc:
+            Settings.from_env(keys | {"STT_PROVIDER": raw})
+        assert needle in str(exc.value)
+    for env, needle in (({"BREAKER_THRESHOLD": "0"}, "BREAKER_THRESHOLD"), ({"BREAKER_COOLDOWN_S": "soon"}, "BREAKER_COOLDOWN_S"),
+                        ({"FAILOVER_SHARE": "1"}, "FAILOVER_SHARE")):
+        with pytest.raises(SettingsError, match=needle):
+            Settings.from_env(keys | env)

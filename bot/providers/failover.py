@@ -8,6 +8,12 @@ that the error is the turn's. A circuit breaker per member skips a provider that
 keeps failing for a cool-down, then lets one trial call through (half-open). A
 non-retryable failure (auth, bad request) opens the breaker at once. When every
 breaker is open, the last member (usually the embedded engine) is still tried.
+
+Two failures are the chain's own: a stream that ends without any item (no tokens, no
+audio) is ``empty_result``, and a stream that stalls for the stage budget between two
+items is ``timeout``; both count against the member. An STT ``empty_result`` is not a
+provider failure: the audio had no speech, another engine would hear the same silence,
+so it is returned at once and counts as an answer.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 import time
 from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
-from bot.errors import TIMEOUT, UNAVAILABLE, StageError
+from bot.errors import EMPTY_RESULT, TIMEOUT, UNAVAILABLE, UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.providers.base import LLM, STT, TTS, Action, Conversation
 from media.resample import StreamResampler
@@ -36,6 +42,14 @@ class Breaker:
         self.failures = 0
         self._opened_at = 0.0
         self._trial = False
+
+    @property
+    def current(self) -> str:
+        """The state as seen from outside: an open circuit whose cool-down is over is
+        half-open (the next call is its trial)."""
+        if self.state == OPEN and self.clock() - self._opened_at >= self.cooldown_s:
+            return HALF_OPEN
+        return self.state
 
     def would_allow(self) -> bool:
         """``allow()`` without taking the half-open trial."""
@@ -69,8 +83,9 @@ class Breaker:
             self.state, self._opened_at = OPEN, self.clock()
 
     def snapshot(self) -> dict:
-        out = {"state": self.state, "consecutive_failures": self.failures}
-        if self.state == OPEN:
+        state = self.current
+        out = {"state": state, "consecutive_failures": self.failures}
+        if state != CLOSED:  # seconds until the next trial call may go through
             out["retry_in_s"] = round(max(0.0, self.cooldown_s - (self.clock() - self._opened_at)), 1)
         return out
 
@@ -130,18 +145,52 @@ class _Chain:
     def _timeout(self, i: int, budget: float) -> StageError:
         return StageError(self.stage, TIMEOUT, f"no answer within its {budget:.2f} s share", provider=self.members[i].name)
 
+    def _bug(self, i: int, exc: Exception) -> StageError:
+        """An adapter let something other than StageError out: still the stage's error."""
+        return StageError(self.stage, UPSTREAM_ERROR, f"{type(exc).__name__} in {self.members[i].name} adapter",
+                          provider=self.members[i].name)
+
+    def _no_speech(self, err: StageError) -> bool:
+        return self.stage == "stt" and err.code == EMPTY_RESULT
+
+    def _answered(self, i: int) -> None:
+        self.breakers[i].success()
+        self.last_used = self.members[i].name
+        if i != 0:  # so logs can say this turn was answered by a failover provider
+            log.info("answered by a failover provider", extra=kv(stage=self.stage, provider=self.last_used, chain=self.name))
+
     def _none_left(self, last: StageError | None) -> StageError:
         return last or StageError(self.stage, UNAVAILABLE, "no provider available", provider=self.name)
 
-    async def _first(self, i: int, it: AsyncIterator[T], budget: float) -> tuple[bool, T | None]:
-        """The first item of a member's stream within its budget: (ended, item)."""
+    async def _first(self, i: int, it: AsyncIterator[T], budget: float) -> T:
+        """The first non-empty item of a member's stream within its budget."""
         try:
             async with asyncio.timeout(max(0.0, budget)):
-                return False, await anext(it)
+                while True:
+                    item = await anext(it)
+                    if not (isinstance(item, (bytes, str)) and not item):
+                        return item
         except StopAsyncIteration:
-            return True, None
+            raise StageError(self.stage, EMPTY_RESULT, "the stream ended with no output", provider=self.members[i].name) from None
         except TimeoutError:
             raise self._timeout(i, budget) from None
+        except StageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - normalised, then the next member
+            raise self._bug(i, exc) from None
+
+    async def _next(self, i: int, it: AsyncIterator[T]) -> T:
+        """A later item, within the stage budget (the orchestrator's own bound is a little
+        longer, so a stall is the member's failure, not an anonymous cancellation)."""
+        try:
+            async with asyncio.timeout(self.budget_s):
+                return await anext(it)
+        except TimeoutError:
+            raise StageError(self.stage, TIMEOUT, f"stalled {self.budget_s:.2f} s mid-stream", provider=self.members[i].name) from None
+        except (StageError, StopAsyncIteration):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._bug(i, exc) from None
 
     async def _stream(self, open_it: Callable[[object], AsyncIterator[T]], adapt: Callable[[object, AsyncIterator[T]], AsyncIterator[T]]) -> AsyncIterator[T]:
         deadline = time.monotonic() + self.budget_s
@@ -156,23 +205,28 @@ class _Chain:
             try:
                 budget = self._budget(i, order, deadline)
                 try:
-                    ended, first = await self._first(i, it, budget)
+                    first = await self._first(i, it, budget)
                 except StageError as err:
                     last, settled = err, True
                     self._failed(i, err, i != order[-1])
                     continue
                 self.last_used = member.name
                 try:
-                    if not ended:
-                        yield first  # type: ignore[misc]
-                        async for item in it:
-                            yield item
+                    yield first
+                    while True:
+                        try:
+                            item = await self._next(i, it)
+                        except StopAsyncIteration:
+                            break
+                        yield item
                 except StageError as err:  # after the first item there is no going back
                     settled = True
                     breaker.failure(hard=not err.retryable)
+                    log.error("provider failed mid-stream", extra=kv(stage=self.stage, provider=member.name, code=err.code,
+                                                                     breaker=breaker.state))
                     raise
                 settled = True
-                breaker.success()
+                self._answered(i)
                 return
             finally:
                 if not settled:  # cancelled, or the consumer stopped early: no verdict
@@ -198,13 +252,20 @@ class _Chain:
                 self._failed(i, last, i != order[-1])
                 continue
             except StageError as err:
-                last, settled = err, True
+                settled = True
+                if self._no_speech(err):  # the member answered: there was nothing to hear
+                    self._answered(i)
+                    raise
+                last = err
                 self._failed(i, err, i != order[-1])
+                continue
+            except Exception as exc:  # noqa: BLE001 - an adapter bug: normalised, then the next member
+                last, settled = self._bug(i, exc), True
+                self._failed(i, last, i != order[-1])
                 continue
             else:
                 settled = True
-                breaker.success()
-                self.last_used = member.name
+                self._answered(i)
                 return result
             finally:
                 if not settled:
