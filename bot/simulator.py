@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import os
 import secrets
@@ -31,6 +32,13 @@ from media import frames, mulaw, resample, wav
 
 FRAME_S = 0.02
 SILENCE = mulaw.silence(frames.FRAME_BYTES)
+SILENCE_B64 = base64.b64encode(SILENCE).decode()
+# One inbound media message, rendered without building a dict and json.dumps for each
+# 20 ms frame (bench/calls.py drives hundreds of calls from one process).
+MEDIA_JSON = (
+    '{"event":"media","sequenceNumber":"%d","streamSid":"%s",'
+    '"media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'
+)
 
 
 @dataclass
@@ -59,6 +67,7 @@ class CallReport:
     events: list[tuple[float, str, str]] = field(default_factory=list)
     send_late_ms: list[float] = field(default_factory=list)  # how late our own 20 ms sends were
     bot_media_gaps_ms: list[float] = field(default_factory=list)
+    bot_media_s: list[float] = field(default_factory=list)  # arrival of each bot media message, s since stream start
 
 
 class Playback:
@@ -85,7 +94,8 @@ class Playback:
                 self.queue.pop(0)
             else:
                 self.queue[0] = head[take:]
-        self.heard += SILENCE[: n - played]
+        if played < n:
+            self.heard += SILENCE if played == 0 and n == len(SILENCE) else SILENCE[: n - played]
         return reached
 
     def clear(self) -> list[str]:
@@ -99,9 +109,30 @@ class Playback:
 
 
 def load_ulaw(item: bytes | str | Path) -> bytes:
-    data = item if isinstance(item, bytes) else Path(item).read_bytes()
+    if isinstance(item, bytes):
+        return _wav_to_ulaw(item)
+    path = Path(item)
+    st = path.stat()
+    return _load_file(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_file(path: str, mtime_ns: int, size: int) -> bytes:
+    """Each caller WAV is read and resampled once per process, not once per call."""
+    return _wav_to_ulaw(Path(path).read_bytes())
+
+
+def _wav_to_ulaw(data: bytes) -> bytes:
     audio = wav.read(data)
     return mulaw.encode(resample.resample(audio.pcm16, audio.rate, 8000))
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared(ulaw: bytes) -> tuple[tuple[bytes, ...], tuple[str, ...], int]:
+    """An utterance as frames, their base64 payloads, and its end-of-speech frame:
+    computed once per distinct utterance, shared by every call that speaks it."""
+    fr = tuple(frames.split(ulaw))
+    return fr, tuple(base64.b64encode(f).decode() for f in fr), speech_end_frame(ulaw)
 
 
 def speech_end_frame(ulaw: bytes, threshold: float = 300.0) -> int:
@@ -212,6 +243,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
                 playback.queue.append(audio)
                 if last is not None:
                     report.bot_media_gaps_ms.append((t - last) * 1000)
+                report.bot_media_s.append(t)
                 last = t
                 if state["first_audio"] is None:
                     state["first_audio"] = t
@@ -250,11 +282,14 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
     chunk = 0
     next_t = time.monotonic()
 
-    async def frame(payload: bytes) -> bool:
-        """Send one 20 ms frame on the real-time clock and play 20 ms."""
-        nonlocal chunk, next_t
+    async def frame(payload: bytes, b64: str | None = None) -> bool:
+        """Send one 20 ms frame (``b64``: its payload already base64-encoded, if at
+        hand) on the real-time clock and play 20 ms."""
+        nonlocal chunk, next_t, seq
         if state["closed"]:
             return False
+        if b64 is None:
+            b64 = SILENCE_B64 if payload is SILENCE else base64.b64encode(payload).decode()
         next_t += FRAME_S
         delay = next_t - time.monotonic()
         if delay > 0:
@@ -262,8 +297,9 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
         else:
             report.send_late_ms.append(-delay * 1000)
         chunk += 1
+        seq += 1
         try:
-            await send({"event": "media", "streamSid": sid, "media": {"track": "inbound", "chunk": str(chunk), "timestamp": str(chunk * 20), "payload": base64.b64encode(payload).decode()}})
+            await ws.send_str(MEDIA_JSON % (seq, sid, chunk, chunk * 20, b64))
         except (ConnectionError, RuntimeError):
             state["closed"] = True
             return False
@@ -295,13 +331,13 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
             turn = TurnReport(i + 1, now(), 0.0)
             report.turns.append(turn)
             state["stale_window"] = False
-            end = speech_end_frame(audio)
-            for k, fr in enumerate(frames.split(audio)):
+            utterance, payloads, end = _prepared(audio)
+            for k, fr in enumerate(utterance):
                 if k == end:
                     turn.speech_end_s = now()
                     state["stale_window"] = False
                     state["first_audio"] = None
-                if not await frame(fr):
+                if not await frame(fr, payloads[k]):
                     break
             if not turn.speech_end_s:
                 turn.speech_end_s = now()

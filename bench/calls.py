@@ -1,0 +1,738 @@
+"""N simulated phone calls at once against the bot, each side in its own process.
+
+    uv run --extra local python -m bench.calls                 # N = 1, 50, 100, 300
+    uv run --extra local python -m bench.calls --quick         # N = 1, 20, one turn each
+    uv run --extra local python -m bench.calls --n 1,50 --loop both
+    uv run --extra local python -m bench.calls --soak 200 --seconds 60
+    uv run --extra local python -m bench.calls --drain 20
+
+Three kinds of process: the cloud fakes (bench/fakes_server.py, with a latency
+profile), the bot (``python -m bot``, configured only through its environment, with
+real Twilio signatures), and one or more caller processes running bot.simulator
+(``--worker``, fed a JSON job on stdin, answering one JSON line per finished call).
+The bot's CPU and memory are read from /proc/<pid>/stat and /proc/<pid>/status.
+bench/README.md says what every column means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+AUDIO = REPO.parent / "shared" / "audio" / "callers"
+
+from bench.fakes_server import Profile, first_sentence_s, reply_audio_frames  # noqa: E402
+from bot.settings import DEFAULT_GREETING, Settings  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+LEAD_FRAMES = 3  # the bot's playout sends 60 ms ahead: its first 4 frames go back to back
+SKIP = ("name_number",)  # 7 s utterances: they only make the run longer
+
+
+# ----------------------------------------------------------------------------- /proc
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of ``pid``, seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    rest = raw[raw.rindex(")") + 2 :].split()
+    return (int(rest[11]) + int(rest[12])) / CLK
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def pct(values, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- caller side
+
+
+def summarize(r, greeting_frames: int, reply_frames: int, planned: int) -> dict:
+    """One CallReport -> the numbers the tables need (small enough to send as JSON)."""
+    from bot.simulator import TurnReport
+
+    runs = []  # (arrival times of one bot utterance, frames expected)
+    bounds = [TurnReport(0, 0.0, 0.0)] + list(r.turns)  # the greeting, then each reply
+    times = r.bot_media_s
+    for i, t in enumerate(bounds):
+        start = t.speech_end_s
+        end = r.turns[i].speech_start_s if i < len(r.turns) else float("inf")
+        runs.append(([x for x in times if start <= x < end], greeting_frames if i == 0 else reply_frames))
+    fallbacks = sum(1 for m in r.marks_echoed if m.startswith("fallback"))
+    normal = not fallbacks and not r.hung_up_by_bot  # else some replies are prompts of another length
+    pace, under, under_ms, dropped, where = [], 0, 0.0, 0, []
+    for run, (arr, expected) in enumerate(runs):
+        if arr and normal:
+            dropped += max(0, expected - len(arr))
+        gaps = np.diff(arr) * 1000 if len(arr) > 1 else np.array([])
+        pace += [round(abs(g - 20.0), 2) for g in gaps[LEAD_FRAMES:]]
+        played_to = None  # Twilio's buffer: when what it holds runs out
+        for a in arr:
+            if played_to is not None and a > played_to + 0.005:
+                under += 1
+                where.append((run, round((a - arr[0]) * 1000), round((a - played_to) * 1000)))
+                under_ms += (a - played_to) * 1000
+                played_to = a
+            played_to = (a if played_to is None else played_to) + 0.02
+    turns = [{"ms": t.first_audio_ms, "frames": len(runs[i + 1][0])} for i, t in enumerate(r.turns)]
+    ok = (not r.rejected and not r.error and r.greeting_ms is not None and not fallbacks and not r.hung_up_by_bot
+          and len(turns) == planned and all(t["ms"] is not None for t in turns))
+    return {
+        "ok": ok, "error": r.error, "rejected": r.rejected, "greeting_ms": r.greeting_ms, "fallbacks": fallbacks,
+        "hung_up": r.hung_up_by_bot, "goodbye": "end-goodbye" in r.marks_echoed, "turns": turns,
+        "pace": pace, "underruns": under, "underrun_ms": round(under_ms, 1), "underrun_at": where[:20], "dropped": dropped,
+        "lag_max": round(max(r.send_late_ms, default=0.0), 1), "lag_n20": sum(1 for x in r.send_late_ms if x > 20),
+    }
+
+
+async def worker(job: dict) -> None:
+    import aiohttp
+
+    from bot.simulator import simulate_call
+
+    url, token = job["url"], job["token"]
+    out = sys.stdout
+
+    async def call(spec: dict, http) -> None:
+        t = time.time()
+        try:
+            r = await simulate_call(url, spec["utterances"], public_url=url, auth_token=token, gap_s=spec["gap_s"], session=http)
+            s = summarize(r, job["greeting_frames"], job["reply_frames"], len(spec["utterances"]))
+        except Exception as exc:  # a simulator bug must show up as a failed call, not a silent worker
+            s = {"ok": False, "error": f"simulator: {type(exc).__name__}: {exc}", "turns": [], "pace": []}
+        s["t0"], s["t1"] = t, time.time()
+        out.write(json.dumps(s) + "\n")
+        out.flush()
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        if job["mode"] == "calls":
+
+            async def later(spec: dict) -> None:
+                await asyncio.sleep(spec["delay_s"])
+                await call(spec, http)
+
+            await asyncio.gather(*(later(s) for s in job["calls"]))
+        else:  # soak: keep job["concurrency"] calls up until job["seconds"] have passed
+            rng = random.Random(job["seed"])
+            deadline = time.monotonic() + job["seconds"]
+
+            async def slot(i: int) -> None:
+                await asyncio.sleep(i * job["ramp_s"] / job["concurrency"])
+                while time.monotonic() < deadline:
+                    await call(script(rng, job["pool"], job["turns"]), http)
+
+            await asyncio.gather(*(slot(i) for i in range(job["concurrency"])))
+
+
+def script(rng: random.Random, pool: list[str], turns: int, delay_s: float = 0.0) -> dict:
+    return {"utterances": rng.sample(pool, turns), "gap_s": round(rng.uniform(0.4, 1.0), 2), "delay_s": delay_s}
+
+
+def worker_main() -> int:
+    job = json.loads(sys.stdin.read())
+    run = asyncio.run
+    if job.get("uvloop"):
+        import uvloop  # type: ignore
+
+        run = uvloop.run
+    run(worker(job))
+    return 0
+
+
+# ----------------------------------------------------------------------------- the processes
+
+
+@dataclass
+class Stack:
+    loop: str
+    fakes: asyncio.subprocess.Process
+    server: asyncio.subprocess.Process
+    url: str
+    token: str
+    tmp: Path
+    env: dict
+    log_path: Path
+    log_offset: int = 0
+
+
+def has_uvloop() -> bool:
+    try:
+        import uvloop  # type: ignore  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None) -> Stack:
+    p = args.profile
+    fargs = ["--stt-delay", str(p.stt_delay_s), "--llm-first", str(p.llm_first_s), "--llm-tps", str(p.llm_tokens_per_s),
+             "--tts-first", str(p.tts_first_s), "--tts-chunk-delay", str(p.tts_chunk_delay_s), "--reply", p.reply]
+    fakes = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.fakes_server", *fargs, cwd=REPO, stdout=asyncio.subprocess.PIPE,
+        stderr=open(tmp / "fakes.log", "ab"),
+    )
+    line = await asyncio.wait_for(fakes.stdout.readline(), 30)
+    fport = json.loads(line)["port"]
+    fbase = f"http://127.0.0.1:{fport}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    token = secrets.token_hex(16)
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV") if k in os.environ}
+    env.update({
+        "HOST": "127.0.0.1", "PORT": str(port), "PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": token,
+        "DATA_DIR": str(tmp / "data"), "MAX_CALLS": "100000", "LOG_LEVEL": "INFO",
+        "STT_PROVIDER": "deepgram", "LLM_PROVIDER": "openai", "TTS_PROVIDER": "elevenlabs",
+        "DEEPGRAM_API_KEY": "dg-bench", "OPENAI_API_KEY": "sk-bench", "ELEVENLABS_API_KEY": "el-bench",
+        "DEEPGRAM_BASE_URL": fbase, "OPENAI_BASE_URL": fbase + "/v1", "ELEVENLABS_BASE_URL": fbase,
+        "STT_STREAMING": "false",  # the profile is prerecorded Deepgram (the fakes have no live endpoint)
+    })
+    if args.end_silence_ms is not None:
+        env["END_SILENCE_MS"] = str(args.end_silence_ms)
+    if args.early_turn_ms is not None:
+        env["EARLY_TURN_MS"] = str(args.early_turn_ms)
+    env.update(extra_env or {})
+    if loop == "asyncio":  # bot/__main__.py takes uvloop when it can import it: make it not
+        cmd = ["-c", "import sys; sys.modules['uvloop'] = None; from bot.__main__ import main; sys.exit(main(['serve']))"]
+    else:
+        cmd = ["-m", "bot"]
+    log_path = tmp / f"server-{loop}.log"
+    server = await asyncio.create_subprocess_exec(sys.executable, *cmd, cwd=REPO, env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                  stderr=open(log_path, "ab"))
+    stack = Stack(loop, fakes, server, url, token, tmp, env, log_path)
+    import aiohttp
+
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if server.returncode is not None:
+                raise RuntimeError(f"the bot exited with {server.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}")
+            try:
+                async with http.get(url + "/readyz") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bot was not ready within 60 s; see {log_path}")
+            await asyncio.sleep(0.2)
+    stack.log_offset = log_path.stat().st_size
+    uses_uvloop = "uvloop" in Path(f"/proc/{server.pid}/maps").read_text()
+    if uses_uvloop != (loop == "uvloop"):
+        raise RuntimeError(f"asked for the bot on {loop}, but uvloop is {'' if uses_uvloop else 'not '}loaded in it")
+    return stack
+
+
+def check_alive(stack: Stack) -> None:
+    if stack.server.returncode is not None:
+        tail = "\n".join(stack.log_path.read_text(errors="replace").splitlines()[-40:])
+        raise SystemExit(f"the bot exited with {stack.server.returncode} during the run; its log ends:\n{tail}")
+
+
+async def stop(proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def scrape(url: str) -> dict[str, float]:
+    import aiohttp
+
+    out: dict[str, float] = {}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/metrics") as r:
+            text = await r.text()
+    for line in text.splitlines():
+        if line.startswith("phonebot_") and not line.startswith("#"):
+            name, _, val = line.rpartition(" ")
+            if "_bucket" not in name:
+                out[name] = float(val)
+    return out
+
+
+def log_counts(stack: Stack) -> dict[str, int]:
+    """WARNING/ERROR lines the bot logged since the last call, by message."""
+    with open(stack.log_path, "rb") as f:
+        f.seek(stack.log_offset)
+        data = f.read().decode(errors="replace")
+    stack.log_offset += len(data.encode())
+    counts: dict[str, int] = {}
+    for line in data.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[1] in ("WARNING", "ERROR", "CRITICAL"):
+            msg = parts[3].split(" call_sid=")[0].split(" stage=")[0][:60]
+            counts[f"{parts[1]} {msg}"] = counts.get(f"{parts[1]} {msg}", 0) + 1
+    return counts
+
+
+async def run_workers(stack: Stack, jobs: list[dict], on_sample=None, every: float = 1.0, timeout: float = 600.0):
+    """Run the caller processes; sample /proc every ``every`` s. Returns (summaries, samples)."""
+    procs = []
+    for job in jobs:
+        p = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.calls", "--worker", cwd=REPO, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=open(stack.tmp / "callers.log", "ab"), limit=1 << 24,
+        )
+        p.stdin.write(json.dumps(job).encode())
+        p.stdin.close()
+        procs.append(p)
+    results: list[dict] = []
+
+    async def read(p) -> None:
+        async for line in p.stdout:
+            results.append(json.loads(line))
+        await p.wait()
+
+    readers = asyncio.gather(*(read(p) for p in procs))
+    pids = {"server": stack.server.pid, "fakes": stack.fakes.pid}
+    samples = []
+    callers_cpu = {p.pid: 0.0 for p in procs}  # last reading of each (an exited process reads nothing)
+    t_end = time.monotonic() + timeout
+    while True:
+        for p in procs:
+            c = cpu_s(p.pid)
+            if c == c:
+                callers_cpu[p.pid] = max(callers_cpu[p.pid], c)
+        s = {"t": time.monotonic(), "n_done": len(results), "rss": rss_mb(stack.server.pid),
+             **{k: cpu_s(v) for k, v in pids.items()}, "callers": sum(callers_cpu.values())}
+        samples.append(s)
+        if on_sample is not None:
+            await on_sample(s)
+        if readers.done():
+            break
+        if time.monotonic() > t_end:
+            for p in procs:
+                if p.returncode is None:
+                    p.kill()
+            break
+        await asyncio.wait({readers}, timeout=every)
+    await readers
+    return results, samples
+
+
+# ----------------------------------------------------------------------------- one table row
+
+
+@dataclass
+class Row:
+    n: int
+    loop: str
+    calls: list[dict]
+    samples: list[dict]
+    rss0: float
+    m0: dict
+    m1: dict
+    critical_ms: float
+    load: str
+    logs: dict = field(default_factory=dict)
+
+    def lat(self) -> list[float]:
+        return [t["ms"] for c in self.calls for t in c.get("turns", []) if t.get("ms") is not None]
+
+
+def stage_means(m0: dict, m1: dict) -> dict[str, float]:
+    out = {}
+    for key, name in (("stt", "phonebot_stt_seconds"), ("llm1", "phonebot_llm_first_token_seconds"),
+                      ("tts1", "phonebot_tts_first_byte_seconds"), ("turn", "phonebot_turn_latency_seconds")):
+        n = m1.get(name + "_count", 0) - m0.get(name + "_count", 0)
+        s = m1.get(name + "_sum", 0) - m0.get(name + "_sum", 0)
+        out[key] = s / n * 1000 if n else float("nan")
+    for outcome in ("used", "cancelled"):
+        k = f'phonebot_speculative_turns_total{{outcome="{outcome}"}}'
+        out[f"spec_{outcome}"] = m1.get(k, 0) - m0.get(k, 0)
+    return out
+
+
+def critical_path_ms(settings: Settings, p: Profile) -> tuple[float, str]:
+    """The profile's own share of a turn: what no bot could beat with these vendors."""
+    work = p.stt_delay_s * 1000 + first_sentence_s(p) * 1000 + p.tts_first_s * 1000
+    es, early = settings.end_silence_ms, settings.early_turn_ms
+    if 0 < early < es:
+        total = max(es, early + work)
+        how = (f"max(END_SILENCE_MS {es}, EARLY_TURN_MS {early} + STT {p.stt_delay_s * 1000:.0f} + LLM first sentence "
+               f"{first_sentence_s(p) * 1000:.0f} + TTS {p.tts_first_s * 1000:.0f}) = {total:.0f} ms")
+    else:
+        total = es + work
+        how = (f"END_SILENCE_MS {es} + STT {p.stt_delay_s * 1000:.0f} + LLM first sentence {first_sentence_s(p) * 1000:.0f}"
+               f" + TTS {p.tts_first_s * 1000:.0f} = {total:.0f} ms")
+    return total, how
+
+
+HEAD = (f"{'loop':7s} {'N':>4s} {'ok/fail':>9s} | {'lat p50':>7s} {'p95':>6s} {'p99':>6s} | {'ovh p50':>7s} {'p95':>6s} {'p99':>6s}"
+        f" | {'pace99':>6s} {'drop':>5s} {'gaps':>5s} | {'cpu%':>5s} {'peak':>5s} {'%/call':>6s} {'rss MB':>6s} {'MB/call':>7s}")
+HEAD2 = (f"{'loop':7s} {'N':>4s} | {'srv stt':>7s} {'llm1':>5s} {'tts1':>5s} {'turn':>5s} {'spec u/c':>9s} | "
+         f"{'callers%':>8s} {'fakes%':>6s} {'lag max':>7s} {'lag>20':>6s} | {'load 1/5/15':>14s} | bot warnings/errors")
+
+
+def fmt_row(r: Row) -> tuple[str, str]:
+    lat = r.lat()
+    ok = sum(1 for c in r.calls if c.get("ok"))
+    fail = len(r.calls) - ok
+    ovh = [x - r.critical_ms for x in lat]
+    pace = [x for c in r.calls for x in c.get("pace", [])]
+    drop = sum(c.get("dropped", 0) for c in r.calls)
+    gaps = sum(c.get("underruns", 0) for c in r.calls)
+    s0, s1 = r.samples[0], r.samples[-1]
+    wall = s1["t"] - s0["t"]
+    cpu = (s1["server"] - s0["server"]) / wall * 100 if wall > 0 else float("nan")
+    peak = max(((b["server"] - a["server"]) / (b["t"] - a["t"]) * 100 for a, b in zip(r.samples, r.samples[1:]) if b["t"] > a["t"]), default=cpu)
+    call_s = sum(c["t1"] - c["t0"] for c in r.calls if "t0" in c)
+    per_call = (s1["server"] - s0["server"]) / call_s * 100 if call_s else float("nan")
+    rss_peak = max(s["rss"] for s in r.samples)
+    callers = (s1["callers"] - s0["callers"]) / wall * 100 if wall > 0 else float("nan")
+    fakes = (s1["fakes"] - s0["fakes"]) / wall * 100 if wall > 0 else float("nan")
+    st = stage_means(r.m0, r.m1)
+    lag = max((c.get("lag_max", 0) for c in r.calls), default=0)
+    lag20 = sum(c.get("lag_n20", 0) for c in r.calls)
+    line1 = (f"{r.loop:7s} {r.n:4d} {ok:>4d}/{fail:<4d} | {pct(lat, 50):7.0f} {pct(lat, 95):6.0f} {pct(lat, 99):6.0f} | "
+             f"{pct(ovh, 50):7.0f} {pct(ovh, 95):6.0f} {pct(ovh, 99):6.0f} | {pct(pace, 99):6.1f} {drop:5d} {gaps:5d} | "
+             f"{cpu:5.1f} {peak:5.0f} {per_call:6.2f} {rss_peak:6.0f} {(rss_peak - r.rss0) / r.n:7.2f}")
+    warn = ", ".join(f"{k} x{v}" for k, v in sorted(r.logs.items(), key=lambda kv: -kv[1])[:4]) or "-"
+    line2 = (f"{r.loop:7s} {r.n:4d} | {st['stt']:7.0f} {st['llm1']:5.0f} {st['tts1']:5.0f} {st['turn']:5.0f} "
+             f"{int(st['spec_used']):>4d}/{int(st['spec_cancelled']):<4d} | {callers:8.0f} {fakes:6.0f} {lag:7.0f} {lag20:6d} | "
+             f"{r.load:>14s} | {warn}")
+    return line1, line2
+
+
+def failures(calls: list[dict]) -> str:
+    reasons: dict[str, int] = {}
+    for c in calls:
+        if c.get("ok"):
+            continue
+        if c.get("error") or c.get("rejected"):
+            why = c.get("error") or "rejected"
+        elif c.get("hung_up"):
+            why = "the bot ended the call" + ("" if c.get("goodbye") else " without a goodbye heard")
+        elif c.get("fallbacks"):
+            why = "fallback prompt (a stage failed)"
+        elif c.get("greeting_ms") is None:
+            why = "no greeting"
+        else:
+            why = "a turn got no reply"
+        reasons[why[:70]] = reasons.get(why[:70], 0) + 1
+    return "; ".join(f"{k}: {v}" for k, v in reasons.items())
+
+
+def split_jobs(base: dict, specs: list[dict], workers: int) -> list[dict]:
+    return [{**base, "mode": "calls", "calls": specs[i::workers]} for i in range(workers) if specs[i::workers]]
+
+
+def auto_workers(n: int, wanted: int) -> int:
+    return wanted if wanted > 0 else max(1, min(4, math.ceil(n / 100)))
+
+
+# ----------------------------------------------------------------------------- modes
+
+
+def dump(args, mode: str, loop: str, n: int, calls: list[dict]) -> None:
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps({"mode": mode, "loop": loop, "n": n, "calls": calls}) + "\n")
+
+
+@contextlib.contextmanager
+def workdir(args):
+    if args.log_dir:
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+        yield args.log_dir
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmpd:
+            yield tmpd
+
+
+def header(args, settings: Settings) -> float:
+    p = args.profile
+    crit, how = critical_path_ms(settings, p)
+    print(f"profile: STT {p.stt_delay_s * 1000:.0f} ms; LLM first token {p.llm_first_s * 1000:.0f} ms then {p.llm_tokens_per_s:g} tokens/s; "
+          f"TTS first byte {p.tts_first_s * 1000:.0f} ms then {p.tts_chunk_bytes} B every {p.tts_chunk_delay_s * 1000:.0f} ms")
+    print(f"reply: {p.reply!r} ({args.reply_frames} frames of audio)")
+    print(f"critical path: {how}")
+    print(f"  END_SILENCE_MS={settings.end_silence_ms} is {settings.end_silence_ms / crit * 100:.0f}% of it; "
+          f"the bot's VAD hears each utterance's tail {args.vad_tail_ms:.0f} ms (mean) past the simulator's end of speech")
+    print(f"machine: {os.cpu_count()} cores; load average at start {loadavg()}")
+    return crit
+
+
+async def table(args, settings: Settings, loops: list[str]) -> None:
+    crit = header(args, settings)
+    rng = random.Random(args.seed)
+    rows = []
+    for loop in loops:
+        with workdir(args) as tmpd:
+            stack = await start_stack(args, loop, Path(tmpd))
+            try:
+                for n in args.ns:
+                    specs = [script(rng, args.pool, args.turns, round(i * args.ramp_s / max(1, n), 3)) for i in range(n)]
+                    base = {"url": stack.url, "token": stack.token, "uvloop": args.caller_uvloop,
+                            "greeting_frames": args.greeting_frames, "reply_frames": args.reply_frames}
+                    await asyncio.sleep(1.0)
+                    rss0, m0, load = rss_mb(stack.server.pid), await scrape(stack.url), loadavg()
+                    prof = None
+                    if args.profile_cmd:
+                        prof = await asyncio.create_subprocess_shell(
+                            args.profile_cmd.format(pid=stack.server.pid, n=n, loop=loop, bench=os.getpid()), stdout=asyncio.subprocess.DEVNULL,
+                            stderr=asyncio.subprocess.DEVNULL)
+                    calls, samples = await run_workers(stack, split_jobs(base, specs, auto_workers(n, args.workers)))
+                    if prof is not None:
+                        await prof.wait()
+                    check_alive(stack)
+                    await asyncio.sleep(0.5)
+                    row = Row(n, loop, calls, samples, rss0, m0, await scrape(stack.url), crit, load, log_counts(stack))
+                    rows.append(row)
+                    dump(args, "table", loop, n, calls)
+                    l1, l2 = fmt_row(row)
+                    print(l1 if len(rows) > 1 else HEAD + "\n" + l1, flush=True)
+                    if failures(calls):
+                        print(f"        failures: {failures(calls)}", flush=True)
+            finally:
+                await stop(stack.server)
+                await stop(stack.fakes)
+    print("\n" + HEAD2)
+    for r in rows:
+        print(fmt_row(r)[1])
+
+
+async def soak(args, settings: Settings, loops: list[str]) -> None:
+    crit = header(args, settings)
+    n, seconds = args.soak, args.seconds
+    for loop in loops:
+        with workdir(args) as tmpd:
+            stack = await start_stack(args, loop, Path(tmpd))
+            try:
+                workers = auto_workers(n, args.workers)
+                base = {"url": stack.url, "token": stack.token, "uvloop": args.caller_uvloop, "greeting_frames": args.greeting_frames,
+                        "reply_frames": args.reply_frames, "mode": "soak", "seconds": seconds, "pool": args.pool,
+                        "turns": args.turns, "ramp_s": 5.0}
+                jobs = [{**base, "concurrency": n // workers + (1 if i < n % workers else 0), "seed": args.seed + i} for i in range(workers)]
+                await asyncio.sleep(1.0)
+                rss0, m0, load = rss_mb(stack.server.pid), await scrape(stack.url), loadavg()
+                series: list[tuple[float, float, int]] = []
+                t0 = time.monotonic()
+
+                async def every5(s: dict) -> None:
+                    if not series or s["t"] - t0 >= len(series) * 5:
+                        series.append((s["t"] - t0, s["rss"], s["n_done"]))
+
+                print(f"soak ({loop}): {n} concurrent calls for {seconds:g} s (each call: greeting + {args.turns} turns, then a new call);"
+                      f" bot RSS before: {rss0:.0f} MB", flush=True)
+                calls, samples = await run_workers(stack, jobs, on_sample=every5, timeout=seconds + 120)
+                check_alive(stack)
+                row = Row(n, loop, calls, samples, rss0, m0, await scrape(stack.url), crit, load, log_counts(stack))
+                dump(args, "soak", loop, n, calls)
+                print("  t (s)  RSS MB  calls done")
+                for t, rss, done in series:
+                    print(f"  {t:5.0f}  {rss:6.0f}  {done:10d}")
+                steady = [rss for t, rss, _ in series if 15 <= t <= seconds]
+                if len(steady) >= 2:
+                    print(f"  RSS from t=15 s to {seconds:g} s: {steady[0]:.0f} -> {steady[-1]:.0f} MB "
+                          f"({(steady[-1] - steady[0]) / max(1, (len(steady) - 1) * 5) * 60:+.1f} MB/min)")
+                print(f"  calls placed {len(calls)}; bot audio frames dropped {sum(c.get('dropped', 0) for c in calls)}; "
+                      f"audible gaps {sum(c.get('underruns', 0) for c in calls)}")
+                l1, l2 = fmt_row(row)
+                print(HEAD.replace("   N", "conc") + "\n" + l1 + "\n" + HEAD2 + "\n" + l2)
+                if failures(calls):
+                    print(f"  failures: {failures(calls)}")
+            finally:
+                await stop(stack.server)
+                await stop(stack.fakes)
+
+
+async def drain(args, settings: Settings, loops: list[str]) -> None:
+    import aiohttp
+    from twilio.request_validator import RequestValidator
+
+    n = args.drain
+    drain_s = args.drain_seconds if args.drain_seconds is not None else settings.drain_seconds
+    for loop in loops:
+        with workdir(args) as tmpd:
+            stack = await start_stack(args, loop, Path(tmpd), {"DRAIN_SECONDS": str(drain_s)})
+            try:
+                rng = random.Random(args.seed)
+                turns = max(args.turns, math.ceil(drain_s / 8) + 3)  # long enough to still be talking at the deadline
+                pool = args.pool * (1 + turns // len(args.pool))
+                specs = [script(rng, pool, turns, round(i * 1.0 / n, 3)) for i in range(n)]
+                base = {"url": stack.url, "token": stack.token, "uvloop": args.caller_uvloop,
+                        "greeting_frames": args.greeting_frames, "reply_frames": args.reply_frames}
+                callers = asyncio.create_task(run_workers(stack, split_jobs(base, specs, auto_workers(n, args.workers)), timeout=drain_s + 240))
+                async with aiohttp.ClientSession() as http:
+                    for _ in range(200):
+                        async with http.get(stack.url + "/readyz") as r:
+                            if (await r.json())["live_calls"] >= n:
+                                break
+                        await asyncio.sleep(0.1)
+                    await asyncio.sleep(args.drain_after_s)
+                    async with http.get(stack.url + "/readyz") as r:
+                        live = (await r.json())["live_calls"]
+                    t_term = time.monotonic()
+                    stack.server.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(1.0)
+                    params = {"CallSid": "CA" + secrets.token_hex(16), "From": "+15550001234", "To": "+15550004321"}
+                    sig = RequestValidator(stack.token).compute_signature(stack.url + "/twilio/voice", params)
+                    async with http.post(stack.url + "/twilio/voice", data=params, headers={"X-Twilio-Signature": sig}) as r:
+                        twiml = await r.text()
+                    refused = r.status == 200 and "<Connect>" not in twiml
+                    async with http.get(stack.url + "/readyz") as r:
+                        not_ready = r.status == 503 and "draining" in (await r.json())["problems"]
+                try:
+                    code = await asyncio.wait_for(stack.server.wait(), drain_s + 30)
+                except TimeoutError:
+                    code = None
+                t_exit = time.monotonic() - t_term
+                calls, _ = await callers
+                dump(args, "drain", loop, n, calls)
+                clean = [c for c in calls if c.get("hung_up") and c.get("goodbye")]
+                done = [c for c in calls if c.get("ok")]
+                goodbye, finished = len(clean), len(done)
+                cut = len(calls) - goodbye - finished
+                others = [c for c in calls if c not in clean and c not in done]
+                print(f"drain ({loop}): {n} calls placed, {live} live at SIGTERM ({args.drain_after_s:g} s after all were up), DRAIN_SECONDS={drain_s:g}")
+                print(f"  ended cleanly by the drain (goodbye heard, stream closed by the bot): {goodbye}")
+                print(f"  finished their own script before the deadline: {finished}")
+                print(f"  cut off without a goodbye, or failed: {cut}" + (f"  ({failures(others)})" if cut else ""))
+                print(f"  new call during the drain refused with the busy answer: {'yes' if refused else 'NO'}; /readyz 503 draining: {'yes' if not_ready else 'NO'}")
+                print(f"  SIGTERM -> process exit: {t_exit:.1f} s (DRAIN_SECONDS {drain_s:g}; exit code {code})")
+                print(f"  bot warnings/errors: {log_counts(stack) or '-'}")
+            finally:
+                await stop(stack.server)
+                await stop(stack.fakes)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def vad_tail_ms(files: list[str], settings: Settings) -> float:
+    """How far past the simulator's end of speech (an energy threshold) the bot's VAD
+    still hears speech, averaged over the utterances used: a constant in every turn."""
+    from bot.simulator import load_ulaw, speech_end_frame
+    from media import frames
+    from media.vad import TurnDetector, TurnEvent, Vad
+
+    tails = []
+    for f in files:
+        u = load_ulaw(f)
+        fr = frames.split(u) + [bytes([0xFF]) * 160] * (settings.end_silence_ms // 20 + 5)
+        vad, td = Vad(settings.vad_aggressiveness), TurnDetector(end_silence_ms=settings.end_silence_ms, min_speech_ms=settings.min_speech_ms,
+                                                                  start_ms=settings.barge_in_ms)
+        for i, x in enumerate(fr):
+            if td.feed(x, vad.is_speech_ulaw(x)) is TurnEvent.TURN_END:
+                tails.append((i + 1 - settings.end_silence_ms // 20 - speech_end_frame(u)) * 20)
+                break
+    return float(np.mean(tails)) if tails else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        return worker_main()
+    ap = argparse.ArgumentParser(prog="python -m bench.calls", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", default="1,50,100,300", help="comma-separated numbers of simultaneous calls")
+    ap.add_argument("--quick", action="store_true", help="a short run: N = 1, 20, one turn per call")
+    ap.add_argument("--soak", type=int, default=0, help="soak mode: this many concurrent calls for --seconds")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--drain", type=int, default=0, help="drain mode: this many live calls, then SIGTERM the bot")
+    ap.add_argument("--drain-seconds", type=float, default=None, help="the bot's DRAIN_SECONDS (default: its own default)")
+    ap.add_argument("--drain-after-s", type=float, default=3.0, help="SIGTERM this long after all calls are up")
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop", "both"), default="auto",
+                    help="the bot's event loop; auto = what python -m bot does (uvloop when installed)")
+    ap.add_argument("--turns", type=int, default=2, help="caller utterances per call (after the greeting)")
+    ap.add_argument("--end-silence-ms", type=int, default=None, help="the bot's END_SILENCE_MS (default: its own default)")
+    ap.add_argument("--early-turn-ms", type=int, default=None, help="the bot's EARLY_TURN_MS (default: its own default)")
+    ap.add_argument("--ramp-s", type=float, default=2.0, help="calls start spread evenly over this many seconds")
+    ap.add_argument("--workers", type=int, default=0, help="caller processes (0 = one per 100 calls, at most 4)")
+    ap.add_argument("--caller-asyncio", action="store_true", help="callers on plain asyncio even if uvloop is installed")
+    d = Profile()
+    ap.add_argument("--stt-delay", type=float, default=d.stt_delay_s, help="fake Deepgram: request -> transcript, s")
+    ap.add_argument("--llm-first", type=float, default=d.llm_first_s, help="fake OpenAI: request -> first token, s")
+    ap.add_argument("--llm-tps", type=float, default=d.llm_tokens_per_s, help="fake OpenAI: tokens per second after it")
+    ap.add_argument("--tts-first", type=float, default=d.tts_first_s, help="fake ElevenLabs: request -> first audio, s")
+    ap.add_argument("--tts-chunk-delay", type=float, default=d.tts_chunk_delay_s, help="fake ElevenLabs: s between 200 ms chunks")
+    ap.add_argument("--reply", default=d.reply, help="what the fake LLM answers to every turn")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", default=None, help="append every call's numbers here, one JSON line per table row")
+    ap.add_argument("--log-dir", default=None, help="keep the bot's, fakes' and callers' logs here (default: a temp dir, removed)")
+    ap.add_argument("--profile-cmd", default=None,
+                    help="run this on the bot's pid during each row, e.g. 'py-spy record -d 20 -o /tmp/p{n}.txt -f raw -p {pid}'")
+    args = ap.parse_args(argv)
+
+    args.ns = [int(x) for x in args.n.split(",") if x.strip()]
+    if args.quick:
+        args.ns, args.turns = [1, 20], 1
+    args.profile = Profile(stt_delay_s=args.stt_delay, llm_first_s=args.llm_first, llm_tokens_per_s=args.llm_tps,
+                           tts_first_s=args.tts_first, tts_chunk_delay_s=args.tts_chunk_delay, reply=args.reply)
+    args.reply_frames = reply_audio_frames(args.profile)
+    args.greeting_frames = math.ceil(8 * max(200, args.profile.tts_ms_per_char * len(DEFAULT_GREETING)) / 160)
+    manifest = json.loads((AUDIO / "manifest.json").read_text())
+    args.pool = [str(AUDIO / m["file"]) for m in manifest if not m["file"].startswith(SKIP)]
+    args.caller_uvloop = has_uvloop() and not args.caller_asyncio
+    env = {"TWILIO_VALIDATE": "false"}
+    if args.end_silence_ms is not None:
+        env["END_SILENCE_MS"] = str(args.end_silence_ms)
+    if args.early_turn_ms is not None:
+        env["EARLY_TURN_MS"] = str(args.early_turn_ms)
+    settings = Settings.from_env(env)
+    args.vad_tail_ms = vad_tail_ms(args.pool, settings)
+    if args.loop == "both":
+        loops = ["asyncio", "uvloop"] if has_uvloop() else ["asyncio"]
+    elif args.loop == "auto":
+        loops = ["uvloop" if has_uvloop() else "asyncio"]
+    else:
+        loops = [args.loop]
+    if "uvloop" in loops and not has_uvloop():
+        print("uvloop is not installed (uv sync --extra fast)", file=sys.stderr)
+        return 2
+    if args.drain:
+        asyncio.run(drain(args, settings, loops))
+    elif args.soak:
+        asyncio.run(soak(args, settings, loops))
+    else:
+        asyncio.run(table(args, settings, loops))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
