@@ -106,6 +106,7 @@ class CallSession:
         self._mark_text: dict[str, str] = {}  # mark name -> sentence text, for the live turn
         self._heard: list[str] = []  # sentences of the live turn the caller has heard
         self._waiters: dict[str, asyncio.Future] = {}
+        self._final = False  # ending for good (drain, max length): no barge-in, no new turns
         self.barge_ins = 0
         self.fallbacks = 0
         self._t_start = time.monotonic()
@@ -130,12 +131,12 @@ class CallSession:
         self._run(self._speak_prompt("greeting", then=State.LISTENING), name="greeting")
 
     def on_audio(self, frame: bytes) -> None:
-        if self.state in (State.ENDING, State.ENDED):
+        if self.state in (State.ENDING, State.ENDED) or self._final:
             return
         self._frames += 1
         if self._frames * FRAME_MS >= self.settings.max_call_s * 1000:
             log.info("max call length reached", extra=kv(call_sid=self.call_sid))
-            self._run(self._finish("goodbye", transfer=False), name="max-length")
+            self.end_now("goodbye")
             return
         if self.live is not None:
             self.live.send(frame)
@@ -168,7 +169,7 @@ class CallSession:
         self._tick_dtmf()
 
     def on_dtmf(self, digit: str) -> None:
-        if self.state in (State.ENDING, State.ENDED):
+        if self.state in (State.ENDING, State.ENDED) or self._final:
             return
         self._silent_frames = 0
         if digit == "0" and self.transfer_number and not self._dtmf:
@@ -190,9 +191,11 @@ class CallSession:
             fut.set_result(time.monotonic())
 
     def end_now(self, prompt: str = "goodbye") -> None:
-        """End the call from outside (drain deadline): say ``prompt`` and hang up."""
-        if self.state not in (State.ENDING, State.ENDED):
-            self._run(self._finish(prompt, transfer=False), name="end-now")
+        """End the call from outside (drain deadline): drop what is still queued, say
+        ``prompt`` and hang up. From here on the caller cannot interrupt."""
+        if self.state not in (State.ENDING, State.ENDED) and not self._final:
+            self._final = True
+            self._run(self._finish(prompt, transfer=False, clear=True), name="end-now")
 
     async def close(self) -> None:
         """The stream is over: cancel whatever runs, bounded."""
@@ -515,10 +518,14 @@ class CallSession:
         if not task.done():
             log.error("turn did not cancel in time", extra=kv(call_sid=self.call_sid))
 
-    async def _finish(self, prompt: str | None, *, transfer: bool) -> None:
-        """Say ``prompt`` (if any), then transfer or hang up, and end the session."""
+    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False) -> None:
+        """Say ``prompt`` (if any), then transfer or hang up, and end the session.
+        ``clear``: first drop the reply still playing."""
         if self.state in (State.ENDING, State.ENDED):
             return
+        if clear and not self.playout.idle:
+            self._mark_text.clear()
+            await self.playout.clear()
         if prompt:
             await self._speak_prompt(prompt, then=None, mark=f"end-{prompt}")
         if self.state is State.ENDED:

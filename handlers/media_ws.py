@@ -51,13 +51,15 @@ async def media(request: web.Request) -> web.StreamResponse:
     caller = start.custom_parameters.get("caller", "")
     fields = dict(call_sid=call_sid, stream_sid=stream_sid, caller=mask_number(caller))
 
-    async def send(text: str) -> None:
-        await ws.send_str(text)
+    async def send(make, *args) -> None:
+        if proto.state is not tp.State.STARTED or ws.closed:
+            return  # the caller hung up (stop): what is still queued goes nowhere
+        await ws.send_str(make(*args))
 
     playout = Playout(
-        lambda b: send(proto.send_media(b)),
-        lambda name: send(proto.send_mark(name)),
-        lambda: send(proto.send_clear()),
+        lambda b: send(proto.send_media, b),
+        lambda name: send(proto.send_mark, name),
+        lambda: send(proto.send_clear),
     )
     tasks: set[asyncio.Task] = set()
     t0 = time.monotonic()
