@@ -51,3 +51,34 @@ async def test_call_through_the_three_sdks_batch_stt(aiohttp_server, settings, e
     heard = await stt.transcribe(mulaw.decode(report.heard), 8000)
     words = normalize(heard)
     assert {"open", "nine", "tomorrow"} <= set(words), heard
+
+
+async def test_orchestrate_through_the_three_sdks(aiohttp_server, aiohttp_client, settings):
+    """Issue 2, done-when 2: WAV in -> Deepgram -> OpenAI -> ElevenLabs (PCM) -> WAV out."""
+    from media import wav
+
+    dg = FakeBehaviour(transcript="What time do you open tomorrow morning?")
+    oa = FakeBehaviour(reply="We open at nine. We close at five.")
+    el = FakeBehaviour(ms_per_char=20)
+    fakes = await aiohttp_server(cloud_app(stt=dg, llm=oa, tts=el))
+    root = str(fakes.make_url("")).rstrip("/")
+    s = settings.with_(
+        stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
+        deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
+        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
+        stt_timeout=2.0, llm_timeout=2.0, tts_timeout=2.0,
+    )
+    client = await aiohttp_client(create_app(s, embedded_prompt_fallback=False))
+    body = (SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav").read_bytes()
+    r = await client.post("/v1/orchestrate", data=body, headers={"Content-Type": "audio/wav", "Accept": "application/json"})
+    assert r.status == 200, await r.text()
+    out = await r.json()
+    assert out["transcript"] == dg.transcript and out["reply"] == oa.reply
+    import base64
+
+    reply = wav.read(base64.b64decode(out["audio"]["base64"]))
+    assert reply.rate == 16000 and abs(reply.seconds - len(oa.reply.replace(" ", "")) * 0.02) < 0.3
+    assert [r.query.get("output_format") for r in el.requests if r.json.get("text") in ("We open at nine.", "We close at five.")] == ["pcm_16000"] * 2
+    r = await client.post("/v1/orchestrate?format=mulaw", data=body, headers={"Content-Type": "audio/wav"})
+    assert r.status == 200 and wav.read(await r.read()).rate == 8000
+    assert el.last.query["output_format"] == "ulaw_8000"  # the phone format, no transcoding
