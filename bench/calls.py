@@ -205,6 +205,10 @@ def has_uvloop() -> bool:
         return False
 
 
+# the embedded default: no cloud provider is used, whatever keys the stack sets
+EMBEDDED_ENV = {"STT_PROVIDER": "whisper", "LLM_PROVIDER": "receptionist", "TTS_PROVIDER": "piper"}
+
+
 async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None) -> Stack:
     p = args.profile
     fargs = ["--stt-delay", str(p.stt_delay_s), "--llm-first", str(p.llm_first_s), "--llm-tps", str(p.llm_tokens_per_s),
@@ -504,7 +508,7 @@ async def table(args, settings: Settings, loops: list[str]) -> None:
     rows = []
     for loop in loops:
         with workdir(args) as tmpd:
-            stack = await start_stack(args, loop, Path(tmpd))
+            stack = await start_stack(args, loop, Path(tmpd), EMBEDDED_ENV if args.embedded else None)
             try:
                 for n in args.ns:
                     specs = [script(rng, args.pool, args.turns, round(i * args.ramp_s / max(1, n), 3)) for i in range(n)]
@@ -672,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.calls", description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", default="1,50,100,300", help="comma-separated numbers of simultaneous calls")
     ap.add_argument("--quick", action="store_true", help="a short run: N = 1, 20, one turn per call")
+    ap.add_argument("--embedded", action="store_true",
+                    help="the bot on its embedded default (whisper, receptionist, piper) instead of the profiled fakes; "
+                         "N defaults to 1; the ovh/drop columns assume the fakes' profile and do not apply")
     ap.add_argument("--soak", type=int, default=0, help="soak mode: this many concurrent calls for --seconds")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--drain", type=int, default=0, help="drain mode: this many live calls, then SIGTERM the bot")
@@ -702,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     args.ns = [int(x) for x in args.n.split(",") if x.strip()]
     if args.quick:
         args.ns, args.turns = [1, 20], 1
+    if args.embedded and args.n == ap.get_default("n"):
+        args.ns = [1]
     args.profile = Profile(stt_delay_s=args.stt_delay, llm_first_s=args.llm_first, llm_tokens_per_s=args.llm_tps,
                            tts_first_s=args.tts_first, tts_chunk_delay_s=args.tts_chunk_delay, reply=args.reply)
     args.reply_frames = reply_audio_frames(args.profile)
