@@ -213,6 +213,8 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
     p = args.profile
     fargs = ["--stt-delay", str(p.stt_delay_s), "--llm-first", str(p.llm_first_s), "--llm-tps", str(p.llm_tokens_per_s),
              "--tts-first", str(p.tts_first_s), "--tts-chunk-delay", str(p.tts_chunk_delay_s), "--reply", p.reply]
+    if getattr(args, "live", False):
+        fargs.append("--live")
     fakes = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.fakes_server", *fargs, cwd=REPO, stdout=asyncio.subprocess.PIPE,
         stderr=open(tmp / "fakes.log", "ab"),
@@ -230,8 +232,11 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
         "STT_PROVIDER": "deepgram", "LLM_PROVIDER": "openai", "TTS_PROVIDER": "elevenlabs",
         "DEEPGRAM_API_KEY": "dg-bench", "OPENAI_API_KEY": "sk-bench", "ELEVENLABS_API_KEY": "el-bench",
         "DEEPGRAM_BASE_URL": fbase, "OPENAI_BASE_URL": fbase + "/v1", "ELEVENLABS_BASE_URL": fbase,
-        "STT_STREAMING": "false",  # the profile is prerecorded Deepgram (the fakes have no live endpoint)
+        # prerecorded Deepgram by default (the profile's STT delay); --live: Deepgram's socket
+        "STT_STREAMING": "true" if getattr(args, "live", False) else "false",
     })
+    if getattr(args, "speculative_llm", None) is not None:
+        env["SPECULATIVE_LLM"] = args.speculative_llm
     if args.end_silence_ms is not None:
         env["END_SILENCE_MS"] = str(args.end_silence_ms)
     if args.early_turn_ms is not None:
@@ -392,8 +397,13 @@ def stage_means(m0: dict, m1: dict) -> dict[str, float]:
     return out
 
 
-def critical_path_ms(settings: Settings, p: Profile) -> tuple[float, str]:
+def critical_path_ms(settings: Settings, p: Profile, live: bool = False) -> tuple[float, str]:
     """The profile's own share of a turn: what no bot could beat with these vendors."""
+    if live:  # the live fake sends the final DEEPGRAM_ENDPOINTING_MS after the end of speech
+        ep = settings.deepgram_endpointing_ms
+        total = ep + first_sentence_s(p) * 1000 + p.tts_first_s * 1000
+        return total, (f"live STT: DEEPGRAM_ENDPOINTING_MS {ep} + LLM first sentence {first_sentence_s(p) * 1000:.0f}"
+                       f" + TTS {p.tts_first_s * 1000:.0f} = {total:.0f} ms (a speculative LLM start may beat it)")
     work = p.stt_delay_s * 1000 + first_sentence_s(p) * 1000 + p.tts_first_s * 1000
     es, early = settings.end_silence_ms, settings.early_turn_ms
     if 0 < early < es:
@@ -491,7 +501,7 @@ def workdir(args):
 
 def header(args, settings: Settings) -> float:
     p = args.profile
-    crit, how = critical_path_ms(settings, p)
+    crit, how = critical_path_ms(settings, p, getattr(args, "live", False))
     print(f"profile: STT {p.stt_delay_s * 1000:.0f} ms; LLM first token {p.llm_first_s * 1000:.0f} ms then {p.llm_tokens_per_s:g} tokens/s; "
           f"TTS first byte {p.tts_first_s * 1000:.0f} ms then {p.tts_chunk_bytes} B every {p.tts_chunk_delay_s * 1000:.0f} ms")
     print(f"reply: {p.reply!r} ({args.reply_frames} frames of audio)")
@@ -676,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.calls", description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", default="1,50,100,300", help="comma-separated numbers of simultaneous calls")
     ap.add_argument("--quick", action="store_true", help="a short run: N = 1, 20, one turn per call")
+    ap.add_argument("--live", action="store_true", help="Deepgram's live socket (STT_STREAMING=true) instead of the batch API")
+    ap.add_argument("--speculative-llm", choices=("true", "false"), default=None, help="the bot's SPECULATIVE_LLM (live STT)")
     ap.add_argument("--embedded", action="store_true",
                     help="the bot on its embedded default (whisper, receptionist, piper) instead of the profiled fakes; "
                          "N defaults to 1; the ovh/drop columns assume the fakes' profile and do not apply")

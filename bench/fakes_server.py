@@ -96,7 +96,7 @@ def reply_audio_frames(p: Profile) -> int:
     return total
 
 
-def build(p: Profile) -> tuple[web.Application, list[FakeBehaviour]]:
+def build(p: Profile, live: bool = False) -> tuple[web.Application, list]:
     stt = FakeBehaviour(first_delay_s=p.stt_delay_s, transcript=p.transcript)
     llm = FakeBehaviour(first_delay_s=p.llm_first_s, tokens_per_s=p.llm_tokens_per_s, reply=p.reply)
     tts = FakeBehaviour(
@@ -105,15 +105,22 @@ def build(p: Profile) -> tuple[web.Application, list[FakeBehaviour]]:
     app = cloud_app(stt=stt, llm=llm, tts=tts)
     # the real vendors answer HEAD (the bot warms its pools with one); so do we, cheaply
     app.router.add_route("HEAD", "/{tail:.*}", _head)
-    return app, [stt, llm, tts]
+    states: list = [stt, llm, tts]
+    if live:  # Deepgram's live socket: the final comes after its endpointing silence
+        from tests.fakes.deepgram_live import LiveBehaviour, live_routes
+
+        lb = LiveBehaviour(transcripts=[p.transcript])
+        app.add_routes(live_routes(lb))
+        states.append(lb)
+    return app, states
 
 
 async def _head(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def serve(p: Profile, host: str, port: int) -> None:
-    app, states = build(p)
+async def serve(p: Profile, host: str, port: int, live: bool = False) -> None:
+    app, states = build(p, live)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
@@ -130,7 +137,7 @@ async def serve(p: Profile, host: str, port: int) -> None:
         except TimeoutError:
             pass
         for s in states:
-            del s.requests[:-KEEP_REQUESTS]
+            del (s.requests if hasattr(s, "requests") else s.connections)[:-KEEP_REQUESTS]
     await runner.cleanup()
 
 
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tts-chunk-delay", type=float, default=d.tts_chunk_delay_s)
     ap.add_argument("--reply", default=d.reply)
     ap.add_argument("--asyncio", action="store_true", help="plain asyncio even if uvloop is installed")
+    ap.add_argument("--live", action="store_true", help="also serve Deepgram's live websocket (/v1/listen)")
     args = ap.parse_args(argv)
     p = Profile(
         stt_delay_s=args.stt_delay, llm_first_s=args.llm_first, llm_tokens_per_s=args.llm_tps,
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             run = uvloop.run
         except ImportError:
             pass
-    run(serve(p, args.host, args.port))
+    run(serve(p, args.host, args.port, args.live))
     return 0
 
 
