@@ -92,3 +92,59 @@ async def test_logs_never_hold_numbers_transcripts_keys_or_audio(aiohttp_server,
         assert leak not in text, leak
     ulaw = load_ulaw(OPEN)
     assert base64.b64encode(ulaw[8000:8160]).decode()[:40] not in text
+
+
+async def test_drain_goodbye_is_not_barged_into(aiohttp_server, settings):
+    """At the drain deadline the bot drops its reply and says goodbye; the caller talking
+    over it does not cancel the goodbye or start new turns."""
+    from tests.fakes.scripted import ScriptedLLM, ScriptedTTS
+    from tests.test_calls import LONG
+
+    server, p, app = await serve(aiohttp_server, phone_settings(settings), llm=ScriptedLLM(text=LONG), tts=ScriptedTTS(ms_per_char=25))
+    call = asyncio.create_task(simulate_call(url(server), [OPEN, ADDRESS, OPEN, ADDRESS], auth_token=TOKEN, barge_in_after_ms=800))
+    for _ in range(200):  # wait until the bot is speaking its first long reply
+        s = next(iter(app[CALLS].values()), None)
+        if s is not None and s.state.value == "speaking":
+            break
+        await asyncio.sleep(0.05)
+    turns_before = s._turn_no
+    left = await drain(app, 0.0)
+    report = await call
+    assert left == 1 and report.hung_up_by_bot and "end-goodbye" in report.marks_echoed
+    assert s._turn_no <= turns_before + 1  # no new turns once the goodbye started
+    assert report.clears >= 1  # the long reply was cut for the goodbye
+
+
+async def test_caller_hanging_up_mid_reply_is_not_an_error(aiohttp_server, settings, caplog):
+    import base64
+    import json
+
+    from media import frames, mulaw, wav
+    from tests.conftest import caller_wav
+    from tests.fakes.scripted import ScriptedLLM, ScriptedTTS
+    from tests.test_calls import LONG
+
+    server, p, app = await serve(aiohttp_server, settings.with_(twilio_validate=False, end_silence_ms=400),
+                                 llm=ScriptedLLM(text=LONG), tts=ScriptedTTS(ms_per_char=25))
+    sid, call = "MZ" + "d" * 32, "CA" + "e" * 32
+    speech = mulaw.encode(wav.read(caller_wav("open_tomorrow_joe.wav")).pcm16) + mulaw.silence(8000)
+    caplog.set_level("INFO")
+    async with aiohttp.ClientSession() as http, http.ws_connect(url(server).replace("http", "ws") + "/twilio/media") as ws:
+        await ws.send_str(json.dumps({"event": "start", "streamSid": sid, "start": {"accountSid": "AC" + "c" * 32, "callSid": call, "streamSid": sid, "tracks": ["inbound"], "customParameters": {}, "mediaFormat": {}}}))
+        for i, fr in enumerate(frames.split(speech)):
+            await ws.send_str(json.dumps({"event": "media", "streamSid": sid, "sequenceNumber": str(i + 2), "media": {"payload": base64.b64encode(fr).decode()}}))
+            await asyncio.sleep(0.005)
+        async with asyncio.timeout(10):  # until the reply is streaming
+            async for msg in ws:
+                d = json.loads(msg.data)
+                if d.get("event") == "mark" and d["mark"]["name"].startswith("t1s"):
+                    break
+        await ws.send_str(json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": call}}))
+        await asyncio.sleep(0.5)
+    for _ in range(50):
+        if not app[CALLS] and any(r.getMessage() == "call ended" for r in caplog.records):
+            break
+        await asyncio.sleep(0.05)
+    assert not app[CALLS]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(r.getMessage() == "call ended" for r in caplog.records)
