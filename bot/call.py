@@ -148,6 +148,7 @@ class CallSession:
             self._silent_frames = 0
             if self.live is not None:
                 self.live.speech_started()
+                self._live_backup = None  # a new utterance: the last one's audio is stale
             if self.busy or not self.playout.idle:
                 self._spawn(self._barge_in())
         elif ev is TurnEvent.MAYBE_END:
