@@ -5,9 +5,6 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import StageError
-from bot.providers.piper import PiperTTS
-from bot.providers.whisper import WhisperSTT
-from bot.settings import Settings
 from bot.wer import corpus_wer, normalize, wer
 from media import mulaw, wav
 from tests.conftest import caller_wav, manifest

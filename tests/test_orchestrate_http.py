@@ -3,7 +3,6 @@ bad input, and per-stage structured errors."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time

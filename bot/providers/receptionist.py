@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import AsyncIterator, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import UPSTREAM_ERROR, StageError
