@@ -11,7 +11,7 @@ from bot.wer import normalize
 from handlers.app import create_app
 from media import mulaw
 from tests.conftest import SHARED_AUDIO, piper_speaker
-from tests.fakes.cloud import FakeBehaviour, cloud_app
+from tests.fakes.cloud import FakeBehaviour, cloud_app, cloud_settings
 
 pytestmark = pytest.mark.xdist_group("embedded")
 
@@ -27,13 +27,7 @@ async def test_call_through_the_three_sdks_batch_stt(aiohttp_server, settings, e
     el = FakeBehaviour(speak=piper_speaker(tts))
     fakes = await aiohttp_server(cloud_app(stt=dg, llm=oa, tts=el))
     root = str(fakes.make_url("")).rstrip("/")
-    s = settings.with_(
-        stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
-        deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
-        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
-        twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False,
-        stt_timeout=2.0, llm_timeout=2.0, tts_timeout=2.0,
-    )
+    s = cloud_settings(settings, root, 2.0, twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False)
     server = await aiohttp_server(create_app(s, embedded_prompt_fallback=False))
     report = await simulate_call(str(server.make_url("")).rstrip("/"), [OPEN], auth_token=TOKEN)
 
@@ -62,12 +56,7 @@ async def test_orchestrate_through_the_three_sdks(aiohttp_server, aiohttp_client
     el = FakeBehaviour(ms_per_char=20)
     fakes = await aiohttp_server(cloud_app(stt=dg, llm=oa, tts=el))
     root = str(fakes.make_url("")).rstrip("/")
-    s = settings.with_(
-        stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
-        deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
-        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
-        stt_timeout=2.0, llm_timeout=2.0, tts_timeout=2.0,
-    )
+    s = cloud_settings(settings, root, 2.0)
     client = await aiohttp_client(create_app(s, embedded_prompt_fallback=False))
     body = (SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav").read_bytes()
     r = await client.post("/v1/orchestrate", data=body, headers={"Content-Type": "audio/wav", "Accept": "application/json"})

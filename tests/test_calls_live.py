@@ -8,7 +8,7 @@ from bot.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
 from tests.conftest import SHARED_AUDIO
-from tests.fakes.cloud import FakeBehaviour, _deepgram_routes, _elevenlabs_routes, _openai_routes
+from tests.fakes.cloud import FakeBehaviour, _deepgram_routes, _elevenlabs_routes, _openai_routes, cloud_settings
 from tests.fakes.deepgram_live import LiveBehaviour, live_routes
 
 TOKEN = "live-call-token"
@@ -24,11 +24,8 @@ async def _rig(aiohttp_server, settings, live: LiveBehaviour, **kw):
     fake.add_routes(live_routes(live) + _deepgram_routes(batch) + _openai_routes(oa) + _elevenlabs_routes(el))
     server = await aiohttp_server(fake)
     root = str(server.make_url("")).rstrip("/")
-    s = settings.with_(
-        stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
-        deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
-        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
-        stt_timeout=1.0, llm_timeout=1.0, tts_timeout=1.0, twilio_validate=True, twilio_auth_token=TOKEN,
+    s = cloud_settings(
+        settings, root, 1.0, twilio_validate=True, twilio_auth_token=TOKEN,
         greeting_text="Hello.", fallback_text="Sorry, say that again?", **kw,
     )
     app = create_app(s, embedded_prompt_fallback=False)

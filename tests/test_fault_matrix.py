@@ -17,7 +17,7 @@ from bot.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
 from tests.conftest import SHARED_AUDIO, caller_wav
-from tests.fakes.cloud import FakeBehaviour, cloud_app
+from tests.fakes.cloud import FakeBehaviour, cloud_app, cloud_settings
 
 TOKEN = "fault-matrix-token"
 TIMEOUT = 1.0
@@ -38,13 +38,7 @@ async def _rig(aiohttp_server, settings, **kw):
     fakes = {"stt": FakeBehaviour(), "llm": FakeBehaviour(reply="We open at nine."), "tts": FakeBehaviour(ms_per_char=40)}
     server = await aiohttp_server(cloud_app(**fakes))
     root = str(server.make_url("")).rstrip("/")
-    s = settings.with_(
-        stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
-        deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
-        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
-        stt_timeout=TIMEOUT, llm_timeout=TIMEOUT, tts_timeout=TIMEOUT,
-        greeting_text="Hello.", fallback_text="Sorry, say that again?", stt_streaming=False, **kw,
-    )
+    s = cloud_settings(settings, root, TIMEOUT, greeting_text="Hello.", fallback_text="Sorry, say that again?", stt_streaming=False, **kw)
     app = create_app(s, embedded_prompt_fallback=False)
     return app, fakes
 

@@ -58,6 +58,7 @@ __all__ = [
     "FakeBehaviour",
     "Seen",
     "cloud_app",
+    "cloud_settings",
     "deepgram_app",
     "elevenlabs_app",
     "openai_app",
@@ -410,6 +411,17 @@ def elevenlabs_app(state: FakeBehaviour) -> web.Application:
     app = web.Application()
     app.add_routes(_elevenlabs_routes(state))
     return app
+
+
+def cloud_settings(base: Any, root: str, timeout: float, **changes: Any) -> Any:
+    """``base`` (a Settings) with the three cloud providers, keys set, and their base URLs
+    at a fakes server whose root URL is ``root``; every stage budget ``timeout``."""
+    return base.with_(
+        stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
+        deepgram_api_key="dg-key", openai_api_key="sk-key", elevenlabs_api_key="xi-key",
+        deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,
+        stt_timeout=timeout, llm_timeout=timeout, tts_timeout=timeout, **changes,
+    )
 
 
 def cloud_app(*, stt: FakeBehaviour, llm: FakeBehaviour, tts: FakeBehaviour) -> web.Application:
