@@ -33,7 +33,8 @@ class PromptBank:
         return "fallback" not in self.audio
 
     def status(self) -> dict:
-        return {n: self.source.get(n, "missing") for n in PROMPT_NAMES}
+        names = dict.fromkeys([*PROMPT_NAMES, *self.source])
+        return {n: self.source.get(n, "missing") for n in names}
 
 
 def _cache_path(cache_dir: Path, tts_name: str, text: str) -> Path:
