@@ -450,6 +450,8 @@ class CallSession(TurnStart):
             self._spawn(self._dtmf_turn(digits))
 
     async def _dtmf_turn(self, digits: str) -> None:
+        if self._final:
+            return
         if self.busy or not self.playout.idle:
             await self._barge_in()
         self._start_turn(text=f"DTMF {digits}", speech_end=time.monotonic())

@@ -87,7 +87,7 @@ class TurnStart:
 
     def live_turn(self, text: str, final_at: float) -> None:
         self._live_backup = None
-        if self.state in (State.ENDING, State.ENDED):
+        if self.state in (State.ENDING, State.ENDED) or self._final:
             return
         speech_end = min(self._last_voice + 0.02, final_at)
         stt_ms = (final_at - speech_end) * 1000
@@ -100,7 +100,7 @@ class TurnStart:
 
     def live_interim(self, text: str) -> None:
         """A stable interim after the early silence: start the LLM on it (speculative)."""
-        if not self.settings.speculative_llm or not self.turns.maybe_ended:
+        if not self.settings.speculative_llm or not self.turns.maybe_ended or self._final:
             return
         if self._spec is not None:
             if self._spec_text is not None and same_words(self._spec_text, text):
@@ -115,7 +115,7 @@ class TurnStart:
         if live is not None:
             self._spawn(live.aclose())
         backup, self._live_backup = self._live_backup, None
-        if backup and self.state not in (State.ENDING, State.ENDED) and not self.busy:
+        if backup and self.state not in (State.ENDING, State.ENDED) and not self.busy and not self._final:
             self._start_turn(audio=backup, speech_end=self._last_voice + 0.02)
 
     async def _text_turn(self, text: str, speech_end: float, stt_ms: float) -> None:
