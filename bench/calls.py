@@ -138,6 +138,8 @@ async def worker(job: dict) -> None:
         try:
             r = await simulate_call(url, spec["utterances"], public_url=url, auth_token=token, gap_s=spec["gap_s"], session=http)
             s = summarize(r, job["greeting_frames"], job["reply_frames"], len(spec["utterances"]))
+            for turn, f in zip(s["turns"], spec["utterances"]):
+                turn["file"] = f
         except Exception as exc:  # a simulator bug must show up as a failed call, not a silent worker
             s = {"ok": False, "error": f"simulator: {type(exc).__name__}: {exc}", "turns": [], "pace": []}
         s["t0"], s["t1"] = t, time.time()
@@ -383,6 +385,12 @@ class Row:
     def lat(self) -> list[float]:
         return [t["ms"] for c in self.calls for t in c.get("turns", []) if t.get("ms") is not None]
 
+    def ovh_vad(self, tails: dict[str, float]) -> list[float]:
+        """Overhead from the bot's VAD end of speech: latency - critical path - that
+        utterance's own VAD tail (how long the VAD still hears speech past the energy end)."""
+        return [t["ms"] - self.critical_ms - tails.get(t.get("file", ""), 0.0)
+                for c in self.calls for t in c.get("turns", []) if t.get("ms") is not None]
+
 
 def stage_means(m0: dict, m1: dict) -> dict[str, float]:
     out = {}
@@ -420,7 +428,11 @@ def critical_path_ms(settings: Settings, p: Profile, live: bool = False) -> tupl
 HEAD = (f"{'loop':7s} {'N':>4s} {'ok/fail':>9s} | {'lat p50':>7s} {'p95':>6s} {'p99':>6s} | {'ovh p50':>7s} {'p95':>6s} {'p99':>6s}"
         f" | {'pace99':>6s} {'drop':>5s} {'gaps':>5s} | {'cpu%':>5s} {'peak':>5s} {'%/call':>6s} {'rss MB':>6s} {'MB/call':>7s}")
 HEAD2 = (f"{'loop':7s} {'N':>4s} | {'srv stt':>7s} {'llm1':>5s} {'tts1':>5s} {'turn':>5s} {'spec u/c':>9s} | "
+         f"{'vovh p50':>8s} {'p95':>5s} | "
          f"{'callers%':>8s} {'fakes%':>6s} {'lag max':>7s} {'lag>20':>6s} | {'load 1/5/15':>14s} | bot warnings/errors")
+
+
+VAD_TAILS: dict[str, float] = {}  # per caller file, set by main()
 
 
 def fmt_row(r: Row) -> tuple[str, str]:
@@ -447,8 +459,9 @@ def fmt_row(r: Row) -> tuple[str, str]:
              f"{pct(ovh, 50):7.0f} {pct(ovh, 95):6.0f} {pct(ovh, 99):6.0f} | {pct(pace, 99):6.1f} {drop:5d} {gaps:5d} | "
              f"{cpu:5.1f} {peak:5.0f} {per_call:6.2f} {rss_peak:6.0f} {(rss_peak - r.rss0) / r.n:7.2f}")
     warn = ", ".join(f"{k} x{v}" for k, v in sorted(r.logs.items(), key=lambda kv: -kv[1])[:4]) or "-"
+    vovh = r.ovh_vad(VAD_TAILS)
     line2 = (f"{r.loop:7s} {r.n:4d} | {st['stt']:7.0f} {st['llm1']:5.0f} {st['tts1']:5.0f} {st['turn']:5.0f} "
-             f"{int(st['spec_used']):>4d}/{int(st['spec_cancelled']):<4d} | {callers:8.0f} {fakes:6.0f} {lag:7.0f} {lag20:6d} | "
+             f"{int(st['spec_used']):>4d}/{int(st['spec_cancelled']):<4d} | {pct(vovh, 50):8.0f} {pct(vovh, 95):5.0f} | {callers:8.0f} {fakes:6.0f} {lag:7.0f} {lag20:6d} | "
              f"{r.load:>14s} | {warn}")
     return line1, line2
 
@@ -659,14 +672,14 @@ async def drain(args, settings: Settings, loops: list[str]) -> None:
 # ----------------------------------------------------------------------------- main
 
 
-def vad_tail_ms(files: list[str], settings: Settings) -> float:
+def vad_tails_ms(files: list[str], settings: Settings) -> dict[str, float]:
     """How far past the simulator's end of speech (an energy threshold) the bot's VAD
-    still hears speech, averaged over the utterances used: a constant in every turn."""
+    still hears speech, per utterance: a constant of each file, in every turn."""
     from bot.simulator import load_ulaw, speech_end_frame
     from media import frames
     from media.vad import TurnDetector, TurnEvent, Vad
 
-    tails = []
+    tails: dict[str, float] = {}
     for f in files:
         u = load_ulaw(f)
         fr = frames.split(u) + [bytes([0xFF]) * 160] * (settings.end_silence_ms // 20 + 5)
@@ -674,9 +687,9 @@ def vad_tail_ms(files: list[str], settings: Settings) -> float:
                                                                   start_ms=settings.barge_in_ms)
         for i, x in enumerate(fr):
             if td.feed(x, vad.is_speech_ulaw(x)) is TurnEvent.TURN_END:
-                tails.append((i + 1 - settings.end_silence_ms // 20 - speech_end_frame(u)) * 20)
+                tails[f] = float((i + 1 - settings.end_silence_ms // 20 - speech_end_frame(u)) * 20)
                 break
-    return float(np.mean(tails)) if tails else float("nan")
+    return tails
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -736,7 +749,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.early_turn_ms is not None:
         env["EARLY_TURN_MS"] = str(args.early_turn_ms)
     settings = Settings.from_env(env)
-    args.vad_tail_ms = vad_tail_ms(args.pool, settings)
+    args.vad_tails = vad_tails_ms(args.pool, settings)
+    VAD_TAILS.update(args.vad_tails)
+    args.vad_tail_ms = float(np.mean(list(args.vad_tails.values()))) if args.vad_tails else float("nan")
     if args.loop == "both":
         loops = ["asyncio", "uvloop"] if has_uvloop() else ["asyncio"]
     elif args.loop == "auto":
