@@ -1,0 +1,47 @@
+"""python -m bot serve: run the server (the default command)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bot import logs
+from bot.settings import Settings, SettingsError
+
+
+def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(
+        prog="python -m bot serve",
+        description="Run the voice bot server. Every setting comes from the environment (see the README).",
+    ).parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_level)
+    log = logging.getLogger("bot")
+    if not settings.twilio_validate:
+        log.warning("TWILIO SIGNATURE VALIDATION IS OFF (TWILIO_VALIDATE=false): anyone can place calls into this bot. Local trials only.")
+    import asyncio
+
+    from bot.server import serve as serve_app
+    from handlers.app import create_app
+
+    log.info("starting", extra=logs.kv(stt=settings.stt_provider, llm=settings.llm_provider, tts=settings.tts_provider))
+
+    async def run() -> None:
+        await serve_app(settings, create_app(settings))
+
+    try:
+        try:
+            import uvloop  # type: ignore
+        except ImportError:
+            asyncio.run(run())
+        else:
+            uvloop.run(run())
+    except (ValueError, RuntimeError) as exc:  # bad receptionist config, missing extras, ...
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
