@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable, Coroutine
 
+from bot import redact
 from bot.call_state import ALLOWED, IllegalTransition, State
 from bot.control import CallControl
 from bot.errors import StageError
@@ -260,7 +261,7 @@ class CallSession(TurnStart):
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
             self.conversation.add_user(text)
             if self.settings.log_transcripts:
-                log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=text))
+                log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(text)))
             async for ev in self.orch.respond(self.conversation, mulaw=True, timings=timings):
                 if gate is not None and not gate.is_set():
                     await gate.wait()
@@ -303,7 +304,7 @@ class CallSession(TurnStart):
         self.conversation.add_assistant(" ".join(said))
         self._mark_text.clear()
         if self.settings.log_transcripts:
-            log.info("bot said", extra=kv(call_sid=self.call_sid, turn=n, text=" ".join(said)))
+            log.info("bot said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(" ".join(said))))
         if "transfer" in actions:
             await self._finish(None, transfer=True)
         elif "hangup" in actions:

@@ -22,26 +22,40 @@ def main(argv: list[str]) -> int:
         return 2
     logs.setup(settings.log_level)
     log = logging.getLogger("bot")
-    if not settings.twilio_validate:
+    if settings.trial:
+        log.warning(
+            "TRIAL MODE (TRIAL=true): no Twilio signature checks and no API key on /v1; listening on %s. "
+            "Anyone who can reach this port can place calls and use the API: for this machine only.", settings.host,
+        )
+    elif not settings.twilio_validate:
         log.warning("TWILIO SIGNATURE VALIDATION IS OFF (TWILIO_VALIDATE=false): anyone can place calls into this bot. Local trials only.")
     import asyncio
 
+    from bot.files import private_dir
     from bot.server import serve as serve_app
     from handlers.app import create_app
 
+    private_dir(settings.data_dir)
     log.info("starting", extra=logs.kv(stt=settings.stt_provider, llm=settings.llm_provider, tts=settings.tts_provider))
 
     async def run() -> None:
         await serve_app(settings, create_app(settings))
 
     try:
-        try:
-            import uvloop  # type: ignore
-        except ImportError:
-            asyncio.run(run())
-        else:
-            uvloop.run(run())
+        _loop_runner()(run())
     except (ValueError, RuntimeError) as exc:  # bad receptionist config, missing extras, ...
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _loop_runner():
+    """uvloop's run if it is installed, else asyncio's. Decided here, so the server does
+    not run inside an ``except ImportError`` (every traceback would carry it)."""
+    import asyncio
+
+    try:
+        import uvloop  # type: ignore
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

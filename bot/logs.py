@@ -1,7 +1,9 @@
 """Stdlib logging with structured key=value fields.
 
 Call sites pass fields with ``extra={"fields": {...}}`` (or use ``kv``); the
-formatter appends them. Fields must never hold audio, payloads, secrets or raw
+formatter appends them, quoting and escaping any value with a space, a quote, an
+``=`` or a non-printable character, so no value can forge another field or line.
+Fields must never hold audio, payloads, secrets or raw
 phone numbers: the call sites mask numbers (bot.redact) and transcripts are only
 logged when LOG_TRANSCRIPTS is set.
 """
@@ -19,7 +21,7 @@ def kv(**fields) -> dict:
 
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        base = f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} {record.levelname} {record.name} {record.getMessage()}"
+        base = f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} {record.levelname} {record.name} {_printable(record.getMessage())}"
         fields = getattr(record, "fields", None)
         if fields:
             base += " " + " ".join(f"{k}={_fmt(v)}" for k, v in fields.items() if v is not None)
@@ -35,7 +37,13 @@ def _fmt(v) -> str:
     if isinstance(v, (dict, list)):
         return json.dumps(v, separators=(",", ":"))
     s = str(v)
-    return json.dumps(s) if (" " in s or not s) else s
+    # a value a client chose (X-Request-Id, a path) must not start a new field or line
+    return json.dumps(s) if (not s or not s.isprintable() or any(c in s for c in ' "=\\')) else s
+
+
+def _printable(msg: str) -> str:
+    """One line per record: control characters in a message are escaped."""
+    return msg if msg.isprintable() else json.dumps(msg)[1:-1]
 
 
 def setup(level: str = "INFO") -> None:
@@ -44,5 +52,48 @@ def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "websockets", "openai", "elevenlabs", "deepgram", "aiohttp.access", "faster_whisper"):
+    for noisy in ("httpx", "httpcore", "websockets", "openai", "elevenlabs", "deepgram", "aiohttp.access", "faster_whisper", "piper", "onnxruntime"):
+        # piper logs every sentence it speaks at debug: what the bot says never reaches the log
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_protocol_errors()
+
+
+class QuietProtocolErrors(logging.Filter):
+    """For aiohttp's server logger: a malformed request or a client that went away is
+    the client's problem, not ours. Such records lose their traceback, drop to INFO,
+    and at most one per ``every_s`` seconds is written (with how many were folded)."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last = float("-inf")
+        self._folded = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not _client_fault(exc):
+            return True
+        import time
+
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._folded += 1
+            return False
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "bad request from a client", ()
+        record.fields = {"error": type(exc).__name__, "folded": self._folded}
+        self._last, self._folded = now, 0
+        return True
+
+
+def _client_fault(exc: BaseException) -> bool:
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    return isinstance(exc, (HttpProcessingError, ConnectionError))
+
+
+def quiet_protocol_errors() -> None:
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietProtocolErrors) for f in server.filters):
+        server.addFilter(QuietProtocolErrors())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import StageError
+from bot.files import private_dir
 from bot.logs import kv
 from bot.providers.base import TTS
 
@@ -59,7 +60,7 @@ async def render_prompts(texts: dict[str, str], ttss: list[TTS], cache_dir: Path
     fall back to the disk cache of any of them. A TTS that fails once is not asked
     again during this start-up. Never raises: a prompt nobody could render is 'missing'."""
     bank = PromptBank()
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(cache_dir)
     down: set[str] = set()
     for name, text in texts.items():
         for tts in ttss:

@@ -39,3 +39,20 @@ def scrub(text: str) -> str:
         return mask_number(s) if len(re.sub(r"\D", "", s)) >= 7 else s
 
     return _DIGITS.sub(repl, text)
+
+
+_DIGIT_RUN = re.compile(r"\+?\d(?:[\d\s().-]*\d)?")
+_DIGIT_WORD = r"(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|triple)"
+_SPOKEN_RUN = re.compile(rf"\b{_DIGIT_WORD}(?:[\s,.-]+{_DIGIT_WORD}){{3,}}\b", re.IGNORECASE)
+
+
+def transcript(text: str) -> str:
+    """For LOG_TRANSCRIPTS: what a caller or the bot said, with every run of 4+ digits
+    (separators allowed: '415 555 1234', '94110') and every run of 4+ spoken digits
+    ('four one five five') masked. Short numbers ('2 people at 7') stay."""
+
+    def digits(m: re.Match) -> str:
+        s = m.group(0)
+        return mask_number(s) if len(re.sub(r"\D", "", s)) >= 4 else s
+
+    return _SPOKEN_RUN.sub("***", _DIGIT_RUN.sub(digits, text))

@@ -12,6 +12,7 @@ import time
 
 from aiohttp import web
 
+from bot.edge import AcceptErrorThrottle
 from bot.logs import kv
 from bot.settings import Settings
 
@@ -42,9 +43,30 @@ async def drain(app: web.Application, seconds: float) -> int:
     return len(left)
 
 
-async def serve(settings: Settings, app: web.Application) -> None:
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+async def setup_runner(settings: Settings, app: web.Application) -> web.AppRunner:
+    """aiohttp's runner with the edge's deadlines (bot.edge): an idle kept-alive socket
+    closes after KEEPALIVE_TIMEOUT_S, a client that stops reading is not waited for
+    more than 2 s once its response is out, and the app's ConnectionGuard sees every
+    connection."""
+    from handlers.state import EDGE
+
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=1.0,
+        keepalive_timeout=settings.keepalive_timeout_s, lingering_time=2.0,
+    )
     await runner.setup()
+    assert runner.server is not None
+    app[EDGE].attach(runner.server)
+    return runner
+
+
+async def serve(settings: Settings, app: web.Application) -> None:
+    from handlers.state import EDGE
+
+    loop = asyncio.get_running_loop()
+    AcceptErrorThrottle().install(loop)
+    guard = app[EDGE]
+    runner = await setup_runner(settings, app)
     # Models and prompts are loaded: move everything alive now out of the collector's
     # sight, so a full collection during calls walks only call objects (it was the
     # cause of 40-85 ms event-loop stalls, heard as gaps in the bot's audio).
@@ -52,14 +74,14 @@ async def serve(settings: Settings, app: web.Application) -> None:
     gc.freeze()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    log.info("listening", extra=kv(host=settings.host, port=settings.port))
+    log.info("listening", extra=kv(host=settings.host, port=settings.port, max_connections=guard.cap))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
         await drain(app, settings.drain_seconds)
     finally:
+        guard.close()
         await runner.cleanup()
         log.info("stopped")

@@ -132,6 +132,15 @@ class Settings:
     max_calls: int = 100
     drain_seconds: float = 25.0
 
+    # the HTTP edge (issue 9)
+    trial: bool = False  # TRIAL=true: 127.0.0.1, no signature checks, /v1 open without a key
+    api_key: str = ""  # /v1/*: Authorization: Bearer API_KEY; unset (outside trial) = /v1 is off
+    api_max_concurrent: int = 2  # /v1 requests at once; more get 429
+    max_connections: int = 512  # open sockets; past it the oldest idle one (or the new one) is closed
+    header_timeout_s: float = 10.0  # a connection's request line and headers
+    body_timeout_s: float = 30.0  # a request's whole body
+    keepalive_timeout_s: float = 15.0  # an idle kept-alive connection
+
     @property
     def validate_signatures(self) -> bool:
         return self.twilio_validate
@@ -144,7 +153,7 @@ class Settings:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name.endswith(("_api_key", "_auth_token")):
+            if f.name.endswith(("api_key", "_auth_token")):
                 v = "set" if v else "unset"
             out[f.name] = str(v) if isinstance(v, Path) else v
         return out
@@ -221,10 +230,16 @@ class Settings:
         kw["twilio_validate"] = _bool("TWILIO_VALIDATE", get("TWILIO_VALIDATE", "true"))
         kw["twilio_base_url"] = _url("TWILIO_BASE_URL", get("TWILIO_BASE_URL"))
         kw["transfer_number"] = get("TRANSFER_NUMBER").strip()
+        kw.update(_edge_from_env(get))
+        if kw["trial"]:
+            kw["twilio_validate"] = False  # trial mode skips signatures
+            if not get("HOST").strip():
+                kw["host"] = "127.0.0.1"  # and stays on this machine unless HOST says otherwise
         if kw["twilio_validate"] and not kw["twilio_auth_token"]:
             raise SettingsError(
                 "TWILIO_AUTH_TOKEN is not set, so Twilio signatures cannot be checked. Set it, "
-                "or set TWILIO_VALIDATE=false to run without signature checks (local trials only)"
+                "or set TRIAL=true to try the bot on this machine (binds 127.0.0.1, no signature "
+                "or API key checks)"
             )
 
         ints = {
@@ -252,3 +267,19 @@ class Settings:
         for name, (var, lo, hi) in floats.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), float, lo, hi)
         return cls(**kw)
+
+
+def _edge_from_env(get) -> dict:
+    """TRIAL, API_KEY and the connection limits (issue 9)."""
+    kw: dict = {"trial": _bool("TRIAL", get("TRIAL")), "api_key": get("API_KEY").strip()}
+    ints = {"api_max_concurrent": ("API_MAX_CONCURRENT", 1, 64), "max_connections": ("MAX_CONNECTIONS", 16, 100000)}
+    for name, (var, lo, hi) in ints.items():
+        kw[name] = _num(var, get(var, str(getattr(Settings, name))), int, lo, hi)
+    floats = {
+        "header_timeout_s": ("HEADER_TIMEOUT_S", 1.0, 300.0),
+        "body_timeout_s": ("BODY_TIMEOUT_S", 1.0, 600.0),
+        "keepalive_timeout_s": ("KEEPALIVE_TIMEOUT_S", 1.0, 3600.0),
+    }
+    for name, (var, lo, hi) in floats.items():
+        kw[name] = _num(var, get(var, str(getattr(Settings, name))), float, lo, hi)
+    return kw

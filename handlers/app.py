@@ -18,6 +18,9 @@ from bot.metrics import Metrics
 from handlers import health, metrics, orchestrate, twilio
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
+from handlers.api_gate import api_gate
+from bot.edge import ConnectionGuard
+from handlers.state import EDGE
 from handlers.state import LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 
 log = logging.getLogger("handlers.app")
@@ -48,7 +51,7 @@ def create_app(
     prompts with piper when the configured TTS cannot. ``live_stt``: the streaming
     transcriber for calls; "auto" builds Deepgram's when Deepgram is the STT and
     ``STT_STREAMING`` is on."""
-    app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[error_middleware])
+    app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[error_middleware, api_gate(settings)])
     app[SETTINGS] = settings
     app[PROVIDERS] = providers or registry.build(settings)
     app[READY] = {}
@@ -68,6 +71,7 @@ def create_app(
     orchestrate.setup(app)
     twilio.setup(app)
     metrics.setup(app)
+    app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
     return app
 
 

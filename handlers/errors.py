@@ -1,16 +1,32 @@
-"""JSON error bodies and a middleware so no stack trace ever reaches a client."""
+"""JSON error bodies and a middleware so no stack trace ever reaches a client.
+
+The middleware also runs the request's part of the connection edge (bot.edge): the
+body of a form post (a webhook) is read here, whole and within BODY_TIMEOUT_S, so a
+handler never waits on a slow client; routes under /v1/ stream their uploads and
+keep their own accounting. A client that goes away mid-request is one INFO line, not
+an error with a traceback.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import uuid
 
 from aiohttp import web
 
 from bot.logs import kv
-from handlers.state import REQUEST_ID
+from handlers.state import EDGE, REQUEST_ID, SETTINGS
 
 log = logging.getLogger("handlers")
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,64}")
+STREAMED_PREFIXES = ("/v1/",)  # these handlers read their own bodies, with their own limits
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request was read."""
 
 
 def json_error(status: int, code: str, message: str, **extra) -> web.Response:
@@ -18,18 +34,62 @@ def json_error(status: int, code: str, message: str, **extra) -> web.Response:
     return web.json_response(body, status=status)
 
 
+def request_id(header: str) -> str:
+    """The client's X-Request-Id if it is short and plain; otherwise a new one (a value
+    with tabs, newlines or control characters is never echoed or logged)."""
+    return header if _SAFE_ID.fullmatch(header) else uuid.uuid4().hex[:16]
+
+
+async def read_body(request: web.Request, timeout: float) -> None:
+    """Read (and cache) the whole body within ``timeout``. Raises HTTPRequestTimeout,
+    HTTPRequestEntityTooLarge (client_max_size) or ClientGone."""
+    try:
+        async with asyncio.timeout(timeout):
+            await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
+    except ConnectionError:
+        raise ClientGone() from None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
-    request[REQUEST_ID] = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    request[REQUEST_ID] = request_id(request.headers.get("X-Request-Id", ""))
+    edge, transport = request.app.get(EDGE), request.transport
+    if edge is not None:
+        edge.busy(transport)
     try:
+        if request.body_exists and not request.path.startswith(STREAMED_PREFIXES):
+            if edge is not None:
+                edge.reading_body(transport)
+            await read_body(request, request.app[SETTINGS].body_timeout_s)
+            if edge is not None:
+                edge.busy(transport)
         resp = await handler(request)
+    except ClientGone:
+        log.info("client went away", extra=kv(request_id=request[REQUEST_ID], path=request.path, outcome="client_gone"))
+        return _closing(json_error(499, "client_gone", "the client closed the connection"))
     except web.HTTPRequestEntityTooLarge:
-        return json_error(413, "too_large", "the upload is larger than the server accepts")
+        return _closing(json_error(413, "too_large", "the request is larger than the server accepts"))
+    except web.HTTPRequestTimeout:
+        log.info("request body too slow", extra=kv(request_id=request[REQUEST_ID], path=request.path, outcome="body_timeout"))
+        return _closing(json_error(408, "body_timeout", "the request body did not arrive in time"))
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
             return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
         raise
+    except ConnectionError:
+        log.info("client went away", extra=kv(request_id=request[REQUEST_ID], path=request.path, outcome="client_gone"))
+        return _closing(json_error(499, "client_gone", "the client closed the connection"))
     except Exception:
         log.exception("unhandled error", extra=kv(request_id=request[REQUEST_ID], path=request.path))
         return json_error(500, "internal", "internal error", request_id=request[REQUEST_ID])
+    finally:
+        if edge is not None:
+            edge.done(transport)
+    return resp
+
+
+def _closing(resp: web.Response) -> web.Response:
+    resp.force_close()
     return resp

@@ -6,7 +6,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from handlers.state import PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.api_gate import api_status
+from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
 
 try:
     VERSION = version("phonebot")
@@ -32,14 +33,20 @@ def health_report(app: web.Application) -> dict:
             problems += [f"{stage}: {m['provider']} circuit {m['state']}" for m in stages[stage]["chain"] if m["state"] != "closed"]
     if prompts.degraded:
         problems.append("fallback prompt unavailable")
+    if settings.trial:
+        problems.append("TRIAL MODE: no Twilio signature or API key checks; for this machine only")
     if not settings.twilio_validate:
         problems.append("twilio signature validation is OFF")
+    edge = app.get(EDGE)
     return {
         "status": "degraded" if problems else "ok",
         "version": VERSION,
+        "trial": settings.trial,
         "stages": stages,
         "prompts": prompts.status(),
         "signature_validation": settings.twilio_validate,
+        "api": api_status(settings),
+        "connections": edge.snapshot() if edge is not None else None,
         "problems": problems,
     }
 

@@ -25,3 +25,4 @@ CONTROL = web.AppKey("control", StreamEndControl)
 CALLS = web.AppKey("calls", dict)  # call_sid -> CallSession, the live calls
 DRAINING = web.AppKey("draining", dict)  # {"on": bool}
 LIVE_STT = web.AppKey("live_stt", object)  # DeepgramLive, or None: turns end by local VAD + batch STT
+EDGE = web.AppKey("edge", object)  # bot.edge.ConnectionGuard: connection phases and deadlines (issue 9)

@@ -32,13 +32,42 @@ class Audio:
         return len(self.pcm16) / 2 / self.rate if self.rate else 0.0
 
 
-def read(data: bytes) -> Audio:
-    """Parse a WAV file into mono PCM16. Never reads past ``data``; lying sizes are clamped."""
+MAX_CHUNKS = 64  # real files have a handful (fmt, fact, LIST, data); more is an attack
+
+
+class WavTooLong(WavError):
+    """The header says the audio is longer than the caller accepts."""
+
+    def __init__(self, seconds: float, limit: float) -> None:
+        super().__init__(f"the audio is {seconds:.1f} s; at most {limit:g} s is accepted")
+        self.seconds, self.limit = seconds, limit
+
+
+@dataclass(frozen=True)
+class Header:
+    tag: int
+    channels: int
+    rate: int
+    bits: int
+    start: int  # where the data chunk's samples begin in the file
+    size: int  # bytes of samples, clamped to what the file holds
+
+    @property
+    def seconds(self) -> float:
+        width = self.channels * max(1, self.bits // 8)
+        return self.size / width / self.rate if self.rate and self.channels else 0.0
+
+
+def header(data: bytes) -> Header:
+    """Walk the chunks up to the data chunk (at most MAX_CHUNKS of them) without
+    decoding anything. Never reads past ``data``; lying sizes are clamped."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise WavError(f"not a WAV file (no RIFF/WAVE header); accepted: {ACCEPTED}")
     pos = 12
     fmt = None
-    while pos + 8 <= len(data):
+    for _ in range(MAX_CHUNKS):
+        if pos + 8 > len(data):
+            break
         cid = data[pos : pos + 4]
         (size,) = struct.unpack_from("<I", data, pos + 4)
         body = pos + 8
@@ -52,10 +81,20 @@ def read(data: bytes) -> Audio:
         elif cid == b"data":
             if fmt is None:
                 raise WavError("WAV data chunk comes before its fmt chunk")
-            payload = data[body : body + size]  # clamped if the header lies
-            return _decode(payload, *fmt)
+            return Header(*fmt, start=body, size=max(0, min(size, len(data) - body)))
         pos = body + size + (size & 1)
+    else:
+        raise WavError(f"WAV has more than {MAX_CHUNKS} chunks before its data")
     raise WavError("WAV has no data chunk" if fmt else "WAV has no fmt chunk")
+
+
+def read(data: bytes, max_seconds: float | None = None) -> Audio:
+    """Parse a WAV file into mono PCM16. With ``max_seconds``, the duration is checked
+    from the header before anything is decoded (WavTooLong)."""
+    h = header(data)
+    if max_seconds is not None and h.seconds > max_seconds:
+        raise WavTooLong(h.seconds, max_seconds)
+    return _decode(data[h.start : h.start + h.size], h.tag, h.channels, h.rate, h.bits)
 
 
 def _decode(payload: bytes, tag: int, channels: int, rate: int, bits: int) -> Audio:

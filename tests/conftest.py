@@ -76,4 +76,4 @@ def piper_speaker(tts):
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path, twilio_validate=False, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5)
+    return Settings(data_dir=tmp_path, twilio_validate=False, trial=True, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5)

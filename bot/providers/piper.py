@@ -22,6 +22,9 @@ from media import mulaw as g711
 from media.resample import resample
 
 log = logging.getLogger("bot.providers.piper")
+# piper.voice logs each sentence's text and phonemes at debug: what the bot says to a
+# caller (names, numbers) must not reach the log, whatever LOG_LEVEL is
+QUIET_LOGGERS = ("piper",)
 
 _DONE = object()
 
@@ -38,6 +41,8 @@ class PiperTTS:
     async def start(self) -> None:
         if self._voice is not None:
             return
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()

