@@ -55,7 +55,7 @@ async def main() -> None:
             fr, root = await serve(cloud_app(**fakes))
             with tempfile.TemporaryDirectory() as tmp:
                 s = Settings(
-                    data_dir=Path(tmp), twilio_validate=False, stt_streaming=False,
+                    data_dir=Path(tmp), twilio_validate=False, trial=True, stt_streaming=False,
                     stt_provider="deepgram", llm_provider="openai", tts_provider="elevenlabs",
                     deepgram_api_key="k", openai_api_key="k", elevenlabs_api_key="k",
                     deepgram_base_url=root, openai_base_url=root + "/v1", elevenlabs_base_url=root,

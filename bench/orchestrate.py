@@ -44,7 +44,7 @@ async def main() -> None:
     ap.add_argument("--voice", default="joe")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), twilio_validate=False, port=0)
+        settings = Settings(data_dir=Path(tmp), twilio_validate=False, trial=True, port=0)
         app = create_app(settings)
         runner = web.AppRunner(app)
         await runner.setup()

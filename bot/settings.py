@@ -239,7 +239,7 @@ class Settings:
             raise SettingsError(
                 "TWILIO_AUTH_TOKEN is not set, so Twilio signatures cannot be checked. Set it, "
                 "or set TRIAL=true to try the bot on this machine (binds 127.0.0.1, no signature "
-                "or API key checks)"
+                "or API key checks); TWILIO_VALIDATE=false alone only turns the signature checks off"
             )
 
         ints = {
