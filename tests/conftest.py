@@ -55,8 +55,10 @@ def engines(tmp_path_factory):
     asyncio.run(tts.close())
 
 
-def piper_speaker(tts):
-    """A ``speak(text, output_format)`` for the ElevenLabs fake: real speech from piper."""
+def piper_speaker(tts, warm: list[str] = ()):
+    """A ``speak(text, output_format)`` for the ElevenLabs fake: real speech from piper.
+    ``warm``: texts rendered (mu-law) now, so the fake's own piper time is not spent
+    inside the bot's TTS budget on a busy machine."""
     from media import mulaw
     from media.resample import resample
 
@@ -71,6 +73,8 @@ def piper_speaker(tts):
                 cache[text, fmt] = resample(pcm, tts.pcm_rate, int(fmt.split("_")[1]))
         return cache[text, fmt]
 
+    for text in warm:
+        speak(text, "ulaw_8000")
     return speak
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.simulator import simulate_call
 from bot.wer import normalize
-from handlers.app import create_app
+from handlers.app import create_app, prompt_texts
 from media import mulaw
 from tests.conftest import SHARED_AUDIO, piper_speaker
 from tests.fakes.cloud import FakeBehaviour, cloud_app, cloud_settings
@@ -24,7 +24,7 @@ async def test_call_through_the_three_sdks_batch_stt(aiohttp_server, settings, e
     stt, tts = engines
     dg = FakeBehaviour(transcript="What time do you open tomorrow morning?")
     oa = FakeBehaviour(reply=HOURS)
-    el = FakeBehaviour(speak=piper_speaker(tts))
+    el = FakeBehaviour(speak=piper_speaker(tts, warm=[*prompt_texts(settings).values(), HOURS]))
     fakes = await aiohttp_server(cloud_app(stt=dg, llm=oa, tts=el))
     root = str(fakes.make_url("")).rstrip("/")
     s = cloud_settings(settings, root, 2.0, twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False)

@@ -32,8 +32,9 @@ DG_KEY = "dg-secret-key-0001"
 OA_KEY = "sk-secret-key-0002"
 EL_KEY = "xi-secret-key-0003"
 KEYS = (DG_KEY, OA_KEY, EL_KEY)
-TIMEOUT = 0.3
-SLACK = 0.1
+TIMEOUT = 0.3  # the budget, where the budget is what a test checks (hangs, stalls, gaps)
+SLACK = 1.0  # a hang ends within the budget plus this, even on a busy machine
+ROOMY = 5.0  # the budget everywhere else: a busy machine must not turn a 500 into a timeout
 PCM = tone_pcm16(500, 16000)
 
 
@@ -51,7 +52,7 @@ async def _collect(agen) -> list:
     return [item async for item in agen]
 
 
-async def _rig(aiohttp_server, stage: str, timeout: float = TIMEOUT, **behaviour) -> Rig:
+async def _rig(aiohttp_server, stage: str, timeout: float = ROOMY, **behaviour) -> Rig:
     state = FakeBehaviour(**behaviour)
     if stage == "stt":
         server = await aiohttp_server(deepgram_app(state))
@@ -204,14 +205,14 @@ async def test_elevenlabs_streams_sample_aligned_pcm(make):
 
 async def test_budgets_are_per_gap_not_per_reply(make):
     """Each gap is under the budget though the whole reply takes longer than it."""
-    llm = await make("llm", reply=" ".join(["word"] * 8), tokens_per_s=20, first_delay_s=0.1)
+    llm = await make("llm", reply=" ".join(["word"] * 8), tokens_per_s=20, first_delay_s=0.1, timeout=TIMEOUT)
     assert "".join(await llm.run()).split() == ["word"] * 8
-    tts = await make("tts", chunk_size=400, chunk_delay_s=0.1)  # ~5 chunks
+    tts = await make("tts", chunk_size=400, chunk_delay_s=0.1, timeout=TIMEOUT)  # ~5 chunks
     assert len(await tts.run()) >= 4
 
 
 async def test_slow_consumer_time_is_not_counted(make):
-    r = await make("llm", reply="One two three.")
+    r = await make("llm", reply="One two three.", timeout=TIMEOUT)
     items = []
     async for item in r.adapter.reply(Conversation(messages=[{"role": "user", "content": "x"}])):
         items.append(item)
@@ -269,7 +270,8 @@ CASES = (
 
 @pytest.mark.parametrize(("stage", "mode", "code", "retryable"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 async def test_failures_become_stage_errors(make, stage, mode, code, retryable):
-    r = await make(stage, mode=mode)
+    budget = TIMEOUT if code == "timeout" else ROOMY
+    r = await make(stage, mode=mode, timeout=budget)
     t0 = time.monotonic()
     with pytest.raises(StageError) as info:
         await r.run()
@@ -277,7 +279,7 @@ async def test_failures_become_stage_errors(make, stage, mode, code, retryable):
     err = info.value
     assert (err.stage, err.code, err.retryable) == (stage, code, retryable), err
     assert err.provider == r.adapter.name
-    assert elapsed < TIMEOUT + SLACK
+    assert elapsed < budget + SLACK
     text = f"{err} {err.to_dict()}"
     for secret in (*KEYS, "fake error", "upstream oops", "not audio", "Service page", r.state.transcript):
         assert secret not in text
