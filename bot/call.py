@@ -1,9 +1,10 @@
 """One phone call: an explicit state machine that owns its turn tasks.
 
 Inbound 20 ms frames drive VAD, end of turn and silence timers, so those do not
-drift; only the call's length and a stream gone quiet (no media) are on the wall clock. Each caller turn is one task; barge-in
-cancels it, clears Twilio's buffer, and keeps in the history only the sentences
-whose marks Twilio echoed (what the caller actually heard).
+drift; the call's length and a stream gone quiet (no media) are on the wall clock.
+Each caller turn is one task; barge-in cancels it, clears Twilio's buffer, and
+keeps in the history only the sentences whose marks Twilio echoed (what the caller
+actually heard).
 """
 
 from __future__ import annotations
