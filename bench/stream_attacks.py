@@ -10,8 +10,9 @@ while an attacker process (also its own, so its load is not ours) runs:
 - baseline: nothing; the live call alone.
 - forged: N signed websockets whose ``start`` carries no token, a reused token, or
   a genuine token for another CallSid.
-- flood: K streams, each admitted with a real webhook token, each sending 760
-  media messages of 8,000 bytes (1 s each if counted as audio) as fast as it can.
+- flood: K streams, each admitted with a real webhook token, each sending 1.5 s of
+  real speech and then 760 media messages of 8,000 bytes (1 s each if counted as
+  audio) as fast as it can, then nothing.
 
 This process probes /livez every 50 ms. Per phase it prints: whether the attack
 held, worst /livez latency, the live call's worst gap between the bot's audio
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.calls import AUDIO, rss_mb, scrape, start_stack, stop  # noqa: E402
+from bench.calls import AUDIO, cpu_s, rss_mb, scrape, start_stack, stop  # noqa: E402
 from bench.fakes_server import Profile, reply_audio_frames  # noqa: E402
 from bot.settings import DEFAULT_GREETING  # noqa: E402
 
@@ -132,7 +133,13 @@ async def forged(url: str, token: str, n: int, salt: int) -> dict:
 async def flood(url: str, token: str, streams: int, msgs: int, size: int, salt: int) -> dict:
     import aiohttp
 
+    from bot.simulator import load_ulaw
+    from media import frames
+
     payload = base64.b64encode(b"\x00" * size).decode()  # loud if it were audio
+    # real speech first (160-byte frames), so the oversize frames land inside a turn
+    speech = [base64.b64encode(f).decode() for f in frames.split(load_ulaw(AUDIO / "open_tomorrow_joe.wav"))[:75]]
+    media = '{"event":"media","sequenceNumber":"%d","streamSid":"%s","media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
 
@@ -141,10 +148,11 @@ async def flood(url: str, token: str, streams: int, msgs: int, size: int, salt: 
             tok = await _webhook(http, url, token, call)
             ws = await _open(http, url, token)
             await ws.send_str(_start(call, stream, {"token": tok}))
+            for k, b64 in enumerate(speech):
+                await ws.send_str(media % (k + 2, stream, k + 1, (k + 1) * 20, b64))
             t0 = time.monotonic()
-            for k in range(msgs):
-                await ws.send_str('{"event":"media","sequenceNumber":"%d","streamSid":"%s","media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'
-                                  % (k + 2, stream, k + 1, (k + 1) * 20, payload))
+            for k in range(len(speech), len(speech) + msgs):
+                await ws.send_str(media % (k + 2, stream, k + 1, (k + 1) * 20, payload))
             sent_s = time.monotonic() - t0
             out = await _outcome(ws, 2.0)
             await ws.close()
@@ -185,6 +193,7 @@ async def probe_livez(url: str, stop_at: asyncio.Event, out: list[float]) -> Non
 async def run_phase(name: str, stack, args, attack: dict | None, rest_updates: list) -> dict:
     m0 = await scrape(stack.url)
     rss0 = rss_mb(stack.server.pid)
+    cpu0 = cpu_s(stack.server.pid)
     rest0 = len(rest_updates)
     job = {
         "url": stack.url, "token": stack.token, "mode": "calls", "greeting_frames": args.greeting_frames,
@@ -226,6 +235,7 @@ async def run_phase(name: str, stack, args, attack: dict | None, rest_updates: l
     done.set()
     await prober
     m1 = await scrape(stack.url)
+    cpu = cpu_s(stack.server.pid) - cpu0
 
     def d(key: str) -> float:
         return m1.get(key, 0.0) - m0.get(key, 0.0)
@@ -233,7 +243,7 @@ async def run_phase(name: str, stack, args, attack: dict | None, rest_updates: l
     rejected = {k.split('"')[1]: int(m1[k] - m0.get(k, 0.0)) for k in m1 if k.startswith("phonebot_calls_rejected_total{") and m1[k] - m0.get(k, 0.0)}
     return {
         "phase": name, "attack": attack_out, "call": call, "livez_max": max(livez, default=float("nan")),
-        "livez_n": len(livez), "rss0": rss0, "rss_peak": rss_peak,
+        "livez_n": len(livez), "rss0": rss0, "rss_peak": rss_peak, "cpu_s": cpu,
         "gap_max": 20 + max(call.get("pace") or [0.0]), "underruns": call.get("underruns", 0),
         "turn_ms": [t["ms"] for t in call.get("turns", [])],
         "work": {"calls": int(d("phonebot_calls_total")), "stt": int(d("phonebot_stt_seconds_count")),
@@ -277,7 +287,7 @@ def verdict(r: dict, base: dict, args) -> tuple[bool, list[str]]:
 def report(rows: list[dict], args) -> None:
     base = rows[0]
     print(f"\nlive call: {len(args.utterances)} turns; targets /livez < {TARGETS['livez_ms']:.0f} ms, frame gaps < {TARGETS['gap_ms']:.0f} ms, turns answered")
-    print(f"{'phase':<9} {'held':<5} {'livez max':>9} {'gap max':>8} {'turn ms':<16} {'rss MB':>13} {'calls':>5} {'stt/llm/tts':>11} {'REST':>4}  notes")
+    print(f"{'phase':<9} {'held':<5} {'livez max':>9} {'gap max':>8} {'turn ms':<16} {'rss MB':>11} {'bot cpu':>7} {'calls':>5} {'stt/llm/tts':>11} {'REST':>4}  notes")
     for r in rows:
         ok, why = verdict(r, base, args) if r is not base else (bool(r["call"].get("ok")), [])
         turns = ",".join("-" if t is None else f"{t:.0f}" for t in r["turn_ms"])
@@ -290,7 +300,7 @@ def report(rows: list[dict], args) -> None:
         if r["phase"] == "flood":
             notes = (notes + "; " if notes else "") + f"refused payloads {r['too_large']}; per stream sent in " + ",".join(
                 f"{s['sent_s']}s/{s['after']}" for s in r["attack"].get("streams", []))
-        print(f"{r['phase']:<9} {'yes' if ok else 'NO':<5} {r['livez_max']:>7.0f}ms {r['gap_max']:>6.0f}ms {turns:<16} {rss:>13} {w['calls']:>5} "
+        print(f"{r['phase']:<9} {'yes' if ok else 'NO':<5} {r['livez_max']:>7.0f}ms {r['gap_max']:>6.0f}ms {turns:<16} {rss:>11} {r['cpu_s']:>6.1f}s {w['calls']:>5} "
               f"{w['stt']:>3}/{w['llm']}/{w['tts']:<5} {w['rest']:>4}  {notes}")
 
 
@@ -306,6 +316,7 @@ async def main_async(args) -> int:
     await site.start()
     rest_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
     stack_args = SimpleNamespace(profile=Profile(), live=False, end_silence_ms=None, early_turn_ms=0, speculative_llm=None)
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="stream-attacks-") as tmp:
         stack = await start_stack(stack_args, "auto", Path(tmp), {"TWILIO_ACCOUNT_SID": AC, "TWILIO_BASE_URL": rest_url})
         try:
@@ -320,6 +331,7 @@ async def main_async(args) -> int:
             await stop(stack.fakes)
             await runner.cleanup()
         report(rows, args)
+        print(f"({time.monotonic() - t0:.0f} s in all; load average {Path('/proc/loadavg').read_text().split()[0]})")
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0 if all(verdict(r, rows[0], args)[0] for r in rows[1:]) else 1

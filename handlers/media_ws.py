@@ -26,6 +26,7 @@ log = logging.getLogger("handlers.media")
 
 MAX_MESSAGE = 64 * 1024
 START_TIMEOUT_S = 10.0
+YIELD_EVERY = 8  # messages read back to back before giving the loop to others
 
 
 async def media(request: web.Request) -> web.StreamResponse:
@@ -152,7 +153,13 @@ async def _wait_for_start(ws: web.WebSocketResponse, proto) -> "tp.Start | None"
 
 
 async def _read_loop(ws: web.WebSocketResponse, proto, session: CallSession) -> None:
+    n = 0
     async for msg in ws:
+        n += 1
+        if n % YIELD_EVERY == 0:
+            # buffered messages are read without yielding: a flood on one stream must
+            # not hold the loop (other calls' audio) for its whole burst
+            await asyncio.sleep(0)
         if msg.type is not WSMsgType.TEXT:
             proto.receive_binary()
             continue
