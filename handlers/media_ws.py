@@ -138,7 +138,11 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
 async def _wait_for_start(ws: web.WebSocketResponse, proto) -> "tp.Start | None":
     try:
         async with asyncio.timeout(START_TIMEOUT_S):
+            n = 0
             async for msg in ws:
+                n += 1
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 if msg.type is not WSMsgType.TEXT:
                     proto.receive_binary()
                     continue
