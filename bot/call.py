@@ -1,9 +1,10 @@
 """One phone call: an explicit state machine that owns its turn tasks.
 
-Inbound 20 ms frames drive everything (VAD, end of turn, silence timers), so the
-session has no clocks of its own to drift. Each caller turn is one task; barge-in
-cancels it, clears Twilio's buffer, and keeps in the history only the sentences
-whose marks Twilio echoed (what the caller actually heard).
+Inbound 20 ms frames drive VAD, end of turn and silence timers, so those do not
+drift; the call's length and a stream gone quiet (no media) are on the wall clock.
+Each caller turn is one task; barge-in cancels it, clears Twilio's buffer, and
+keeps in the history only the sentences whose marks Twilio echoed (what the caller
+actually heard).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class CallSession(TurnStart):
             min_speech_ms=settings.min_speech_ms,
             start_ms=settings.barge_in_ms,
             early_silence_ms=settings.early_turn_ms,
+            max_turn_ms=int(settings.max_turn_s * 1000),  # frames are at most 20 ms each (media_stream.MAX_PAYLOAD)
         )
         self._spec: tuple[asyncio.Event, asyncio.Task] | None = None  # speculative turn: (gate, task)
         self._spec_text: str | None = None  # the transcript a speculative turn started from (live STT)
@@ -80,7 +82,6 @@ class CallSession(TurnStart):
         self._failures = 0
         self._reprompts = 0
         self._silent_frames = 0
-        self._frames = 0
         self._dtmf = ""
         self._dtmf_age = 0
         self._mark_text: dict[str, str] = {}  # mark name -> sentence text, for the live turn
@@ -90,6 +91,8 @@ class CallSession(TurnStart):
         self.barge_ins = 0
         self.fallbacks = 0
         self._t_start = time.monotonic()
+        self._last_media = self._t_start
+        self.end_reason: str | None = None  # why the bot ended the call on a wall-clock limit
 
     # --- state machine -----------------------------------------------------------
     def _set(self, new: State) -> None:
@@ -109,14 +112,14 @@ class CallSession(TurnStart):
     def start(self) -> None:
         """The stream started: greet at once, from memory."""
         self._run(self._speak_prompt("greeting", then=State.LISTENING), name="greeting")
+        self._spawn(self._watch_clock())
 
     def on_audio(self, frame: bytes) -> None:
+        self._last_media = time.monotonic()
         if self.state in (State.ENDING, State.ENDED) or self._final:
             return
-        self._frames += 1
-        if self._frames * FRAME_MS >= self.settings.max_call_s * 1000:
-            log.info("max call length reached", extra=kv(call_sid=self.call_sid))
-            self.end_now("goodbye")
+        if self._last_media - self._t_start >= self.settings.max_call_s:
+            self._end_on_limit("max_call_length")
             return
         if self.live is not None:
             self.live.send(frame)
@@ -257,7 +260,8 @@ class CallSession(TurnStart):
         turn_bytes = 0
         try:
             if text is None:
-                text = await self.orch.transcribe(mulaw.decode(audio), 8000, timings)
+                pcm = await asyncio.to_thread(mulaw.decode, audio) if len(audio) > 16000 else mulaw.decode(audio)
+                text = await self.orch.transcribe(pcm, 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
             self.conversation.add_user(text)
             if self.settings.log_transcripts:
@@ -422,6 +426,29 @@ class CallSession(TurnStart):
             await self.control.hangup(self.call_sid)
         self._set(State.ENDED)
         self.ended.set()
+
+    # --- wall-clock limits ---------------------------------------------------------------
+    async def _watch_clock(self) -> None:
+        """MAX_CALL_S and MEDIA_TIMEOUT_S on the wall clock: a stream that stops sending
+        media stops the frame-driven timers below, so they cannot end it."""
+        s = self.settings
+        while not (self.ended.is_set() or self._final or self.state in (State.ENDING, State.ENDED)):
+            now = time.monotonic()
+            if now - self._t_start >= s.max_call_s:
+                self._end_on_limit("max_call_length")
+                return
+            if now - self._last_media >= s.media_timeout_s:
+                self._end_on_limit("no_media")
+                return
+            wake = min(self._t_start + s.max_call_s, self._last_media + s.media_timeout_s)
+            await asyncio.sleep(max(0.05, min(1.0, wake - now)))
+
+    def _end_on_limit(self, reason: str) -> None:
+        if self._final or self.state in (State.ENDING, State.ENDED):
+            return
+        self.end_reason = reason
+        log.info("call limit reached, ending", extra=kv(call_sid=self.call_sid, reason=reason))
+        self.end_now("goodbye")
 
     # --- frame-driven timers ----------------------------------------------------------
     def _tick_silence(self) -> None:

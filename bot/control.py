@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+import time
+from typing import Callable, Protocol
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -18,6 +19,8 @@ from bot.logs import kv
 from bot.redact import mask_number
 
 log = logging.getLogger("bot.control")
+
+PENDING_TTL_S = 300.0  # Twilio fetches the <Connect action> within seconds of the stream's end
 
 
 class CallControl(Protocol):
@@ -35,17 +38,27 @@ def dial_twiml(number: str) -> str:
 class StreamEndControl:
     """No REST credentials: remember what to do when the stream ends."""
 
-    def __init__(self) -> None:
-        self.pending: dict[str, str] = {}  # call_sid -> number to dial
+    def __init__(self, *, ttl_s: float = PENDING_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        # call_sid -> (number to dial, expiry): a transfer Twilio never asks for expires
+        self.pending: dict[str, tuple[str, float]] = {}
+        self.ttl_s, self._clock = ttl_s, clock
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for sid in [sid for sid, (_, exp) in self.pending.items() if exp <= now]:
+            del self.pending[sid]
 
     async def transfer(self, call_sid: str, number: str) -> None:
-        self.pending[call_sid] = number
+        self._expire()
+        self.pending[call_sid] = (number, self._clock() + self.ttl_s)
 
     async def hangup(self, call_sid: str) -> None:
+        self._expire()
         self.pending.pop(call_sid, None)
 
     def after_stream_twiml(self, call_sid: str) -> str:
-        number = self.pending.pop(call_sid, None)
+        self._expire()
+        number, _ = self.pending.pop(call_sid, ("", 0.0))
         if number:
             return dial_twiml(number)
         resp = VoiceResponse()

@@ -15,10 +15,15 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
-SID_CALL = re.compile(r"^CA[0-9a-f]{32}$")
-SID_STREAM = re.compile(r"^MZ[0-9a-f]{32}$")
+SID_CALL = re.compile(r"CA[0-9a-f]{32}")  # always with fullmatch: "$" would accept a trailing newline
+SID_STREAM = re.compile(r"MZ[0-9a-f]{32}")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+SIP_URI = re.compile(r"sips?:[A-Za-z0-9!#$%&'*+\-./:;=?@_~\[\]]{1,200}")
 DIGITS = set("0123456789*#ABCD")
-MAX_PAYLOAD = 8000  # decoded bytes in one inbound media message (1 s)
+# Twilio sends 20 ms of 8 kHz mu-law per message: 160 bytes. A bigger payload is a
+# violation (counted, dropped), so every accepted message is at most 20 ms of audio
+# and frame-counting timers and turn caps are duration bounds.
+MAX_PAYLOAD = 160
 
 REASONS = (
     "binary", "oversized", "not_json", "not_object", "unknown_event", "missing_field",
@@ -185,7 +190,7 @@ class MediaStreamProtocol:
         start = _obj(msg, "start")
         stream_sid = _str(start, "streamSid", required=False) or _str(msg, "streamSid")
         call_sid = _str(start, "callSid")
-        if not SID_STREAM.match(stream_sid) or not SID_CALL.match(call_sid):
+        if not SID_STREAM.fullmatch(stream_sid) or not SID_CALL.fullmatch(call_sid):
             raise _Bad("bad_type")
         params = start.get("customParameters") or {}
         if not isinstance(params, dict):
@@ -216,12 +221,14 @@ class MediaStreamProtocol:
         payload = media.get("payload")
         if not isinstance(payload, str):
             raise _Bad("missing_field" if payload is None else "bad_type")
-        if len(payload) > MAX_PAYLOAD * 4 // 3 + 4:
+        if len(payload) > (MAX_PAYLOAD + 2) // 3 * 4:
             raise _Bad("too_large_payload")
         try:
             audio = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             raise _Bad("bad_base64") from None
+        if len(audio) > MAX_PAYLOAD:
+            raise _Bad("too_large_payload")
         seq = self._sequence(msg)
         chunk = _int(media.get("chunk"))
         ts = _int(media.get("timestamp"))
@@ -261,7 +268,7 @@ class MediaStreamProtocol:
     def send_media(self, ulaw: bytes) -> str:
         self._require_started()
         payload = base64.b64encode(ulaw).decode("ascii")
-        return '{"event":"media","streamSid":"%s","media":{"payload":"%s"}}' % (self.stream_sid, payload)
+        return json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}, separators=(",", ":"))
 
     def send_mark(self, name: str) -> str:
         self._require_started()
@@ -272,3 +279,11 @@ class MediaStreamProtocol:
     def send_clear(self) -> str:
         self._require_started()
         return json.dumps({"event": "clear", "streamSid": self.stream_sid}, separators=(",", ":"))
+
+
+def valid_caller(value: object) -> str:
+    """A caller ID (webhook ``From``/``To``, ``start`` parameters) if it is an E.164
+    number or a SIP URI, else "" (unknown): nothing else is kept, logged or stored."""
+    if isinstance(value, str) and (E164.fullmatch(value) or SIP_URI.fullmatch(value)):
+        return value
+    return ""

@@ -131,6 +131,9 @@ class Settings:
     max_call_s: float = 1800.0
     max_calls: int = 100
     drain_seconds: float = 25.0
+    stream_token_ttl_s: float = 30.0  # life of the token the voice webhook issues for its media stream
+    media_timeout_s: float = 10.0  # a started stream with no media for this long is ended
+    max_turn_s: float = 30.0  # a caller turn's audio is cut (and the turn taken) at this length
 
     # the HTTP edge (issue 9)
     trial: bool = False  # TRIAL=true: 127.0.0.1, no signature checks, /v1 open without a key
@@ -263,6 +266,9 @@ class Settings:
             "reprompt_after_s": ("REPROMPT_AFTER_S", 1, 600),
             "max_call_s": ("MAX_CALL_S", 10, 86400),
             "drain_seconds": ("DRAIN_SECONDS", 0, 3600),
+            "stream_token_ttl_s": ("STREAM_TOKEN_TTL_S", 5, 600),
+            "media_timeout_s": ("MEDIA_TIMEOUT_S", 2, 600),
+            "max_turn_s": ("MAX_TURN_S", 5, 120),
         }
         for name, (var, lo, hi) in floats.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), float, lo, hi)

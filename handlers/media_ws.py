@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot import media_stream as tp
 from bot.call import CallSession
@@ -19,12 +19,14 @@ from bot.logs import kv
 from bot.playout import Playout
 from bot.redact import mask_number
 from handlers.state import CALLS, CONTROL, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
+from handlers.stream_admission import ADMISSION, Ticket
 from handlers.twilio import public_base, signature_ok, ws_base
 
 log = logging.getLogger("handlers.media")
 
 MAX_MESSAGE = 64 * 1024
 START_TIMEOUT_S = 10.0
+YIELD_EVERY = 8  # messages read back to back before giving the loop to others
 
 
 async def media(request: web.Request) -> web.StreamResponse:
@@ -33,7 +35,19 @@ async def media(request: web.Request) -> web.StreamResponse:
     if not signature_ok(request, url, {}):
         log.warning("bad twilio signature on websocket", extra=kv(has_signature="X-Twilio-Signature" in request.headers))
         raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"bad or missing Twilio signature"}}', content_type="application/json")
+    ticket = app[ADMISSION].open_stream()  # MAX_CALLS counts streams from here on
+    if ticket is None:
+        app[METRICS].calls_rejected.labels("capacity").inc()
+        log.warning("media stream refused", extra=kv(reason="capacity"))
+        raise web.HTTPServiceUnavailable(text='{"error":{"code":"busy","message":"at capacity"}}', content_type="application/json")
+    try:
+        return await _serve(request, ticket)
+    finally:
+        app[ADMISSION].close_stream(ticket)
 
+
+async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
+    app = request.app
     # aiohttp drops the socket past max_msg_size; the protocol object refuses (and
     # counts) anything over MAX_MESSAGE without ending the call.
     ws = web.WebSocketResponse(max_msg_size=16 * MAX_MESSAGE, heartbeat=30)
@@ -48,8 +62,14 @@ async def media(request: web.Request) -> web.StreamResponse:
 
     settings = app[SETTINGS]
     call_sid, stream_sid = start.call_sid, start.stream_sid
-    caller = start.custom_parameters.get("caller", "")
-    fields = dict(call_sid=call_sid, stream_sid=stream_sid, caller=mask_number(caller))
+    refused = app[ADMISSION].admit(ticket, call_sid, start.custom_parameters)
+    if refused is not None:  # before any provider, database or REST work
+        metrics.calls_rejected.labels(refused).inc()
+        log.warning("media stream refused", extra=kv(reason=refused, call_sid=call_sid, stream_sid=stream_sid))
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"stream not admitted")
+        return ws
+    caller = tp.valid_caller(start.custom_parameters.get("caller", ""))
+    fields = dict(call_sid=call_sid, stream_sid=stream_sid, caller=mask_number(caller) or "unknown")
 
     async def send(make, *args) -> None:
         if proto.state is not tp.State.STARTED or ws.closed:
@@ -81,7 +101,7 @@ async def media(request: web.Request) -> web.StreamResponse:
                 orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], playout=playout,
                 control=app[CONTROL], metrics=metrics, spawn=spawn,
             )
-            app[CALLS][call_sid] = session
+            app[CALLS][ticket.id] = session  # keyed per stream: a CallSid comes from the client
             writer = spawn(playout.run())
             ender = spawn(_close_when_ended(session, ws))
             session.start()
@@ -97,7 +117,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     except* Exception:
         log.exception("call failed", extra=kv(**fields))
     finally:
-        app[CALLS].pop(call_sid, None)
+        app[CALLS].pop(ticket.id, None)
         metrics.live_calls.dec()
         _count_violations(proto, metrics)
         if not ws.closed:
@@ -106,6 +126,7 @@ async def media(request: web.Request) -> web.StreamResponse:
             "call ended",
             extra=kv(
                 **fields, seconds=time.monotonic() - t0, turns=session._turn_no if session else 0,
+                limit=session.end_reason if session else None,
                 barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
                 frames_out=playout.frames_sent, lost_messages=proto.stats.get("gaps"),
                 bad_messages={k: v for k, v in proto.stats.items() if k != "gaps"} or None,
@@ -117,7 +138,11 @@ async def media(request: web.Request) -> web.StreamResponse:
 async def _wait_for_start(ws: web.WebSocketResponse, proto) -> "tp.Start | None":
     try:
         async with asyncio.timeout(START_TIMEOUT_S):
+            n = 0
             async for msg in ws:
+                n += 1
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 if msg.type is not WSMsgType.TEXT:
                     proto.receive_binary()
                     continue
@@ -132,7 +157,13 @@ async def _wait_for_start(ws: web.WebSocketResponse, proto) -> "tp.Start | None"
 
 
 async def _read_loop(ws: web.WebSocketResponse, proto, session: CallSession) -> None:
+    n = 0
     async for msg in ws:
+        n += 1
+        if n % YIELD_EVERY == 0:
+            # buffered messages are read without yielding: a flood on one stream must
+            # not hold the loop (other calls' audio) for its whole burst
+            await asyncio.sleep(0)
         if msg.type is not WSMsgType.TEXT:
             proto.receive_binary()
             continue

@@ -14,13 +14,17 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from bot.control import StreamEndControl, TwilioRestControl
 from bot.logs import kv
+from bot.media_stream import SID_CALL, valid_caller
 from bot.providers.warm import warm_all
 from bot.redact import mask_number
 from handlers.background import spawn
 from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
+from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission
 from media import wav
 
 log = logging.getLogger("handlers.twilio")
+
+DIRECTIONS = ("inbound", "outbound-api", "outbound-dial")
 
 
 def public_base(request: web.Request) -> str:
@@ -75,8 +79,14 @@ async def voice(request: web.Request) -> web.Response:
     params = await _checked_form(request)
     app = request.app
     call_sid = params.get("CallSid", "")
-    fields = kv(call_sid=call_sid, caller=mask_number(params.get("From", "")), called=mask_number(params.get("To", "")))
-    if app[DRAINING]["on"] or len(app[CALLS]) >= app[SETTINGS].max_calls:
+    caller, called = valid_caller(params.get("From")), valid_caller(params.get("To"))
+    if not SID_CALL.fullmatch(call_sid):
+        log.warning("webhook without a valid CallSid")
+        resp = VoiceResponse()
+        resp.hangup()
+        return _twiml(resp)
+    fields = kv(call_sid=call_sid, caller=mask_number(caller) or "unknown", called=mask_number(called) or "unknown")
+    if app[DRAINING]["on"] or app[ADMISSION].full:
         reason = "draining" if app[DRAINING]["on"] else "capacity"
         app[METRICS].calls_rejected.labels(reason).inc()
         log.warning("call refused", extra=kv(reason=reason, **fields["fields"]))
@@ -85,9 +95,12 @@ async def voice(request: web.Request) -> web.Response:
     resp = VoiceResponse()
     connect = Connect(action=base + "/twilio/after")
     stream = connect.stream(url=ws_base(base) + "/twilio/media", status_callback=base + "/twilio/status")
-    for name, key in (("caller", "From"), ("called", "To"), ("direction", "Direction")):
-        if params.get(key):
-            stream.parameter(name=name, value=params.get(key))
+    # the stream must bring this back in start.customParameters (handlers/stream_admission.py)
+    stream.parameter(name=TOKEN_PARAM, value=app[ADMISSION].tokens.mint(call_sid))
+    direction = params.get("Direction", "")
+    for name, value in (("caller", caller), ("called", called), ("direction", direction if direction in DIRECTIONS else "")):
+        if value:
+            stream.parameter(name=name, value=value)
     resp.append(connect)
     # the caller hears the greeting from memory; meanwhile the providers' connections open
     spawn(app, warm_all(app[PROVIDERS].all()), name=f"warm-{call_sid[-6:]}")
@@ -139,7 +152,8 @@ async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     from handlers import media_ws
 
-    app[CALLS] = {}
+    app[CALLS] = {}  # internal stream id -> CallSession
+    app[ADMISSION] = StreamAdmission.for_settings(app[SETTINGS])
     app[DRAINING] = {"on": False}
     app.cleanup_ctx.append(_control_ctx)
     app.router.add_post("/twilio/voice", voice)

@@ -81,3 +81,18 @@ def piper_speaker(tts, warm: list[str] = ()):
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, twilio_validate=False, trial=True, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5)
+
+
+def stream_token(app, call_sid: str) -> str:
+    """A media-stream token for ``call_sid``, as the voice webhook issues it: tests
+    that open /twilio/media directly put it in start.customParameters.token."""
+    from handlers.stream_admission import mint_token
+
+    return mint_token(app, call_sid)
+
+
+def live_call_sids(app) -> set[str]:
+    """CallSids of the live calls (the registry is keyed per stream, not by CallSid)."""
+    from handlers.state import CALLS
+
+    return {s.call_sid for s in app[CALLS].values()}

@@ -14,7 +14,7 @@ from bot.providers.registry import Providers
 from bot.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import CALLS, METRICS
-from tests.conftest import SHARED_AUDIO, trimmed_speech
+from tests.conftest import SHARED_AUDIO, live_call_sids, stream_token, trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 TOKEN = "test-auth-token"
@@ -163,7 +163,7 @@ async def test_garbage_messages_do_not_end_the_call(aiohttp_server, settings):
         ws = await http.ws_connect(stream, headers={"X-Twilio-Signature": sig})
         await ws.send_str('{"event":"connected","protocol":"Call","version":"1.0.0"}')
         await ws.send_str('{"event":"media","streamSid":"%s","media":{"payload":"AAAA"}}' % sid)  # before start
-        await ws.send_str('{"event":"start","sequenceNumber":"1","streamSid":"%s","start":{"accountSid":"AC%s","callSid":"%s","streamSid":"%s","tracks":["inbound"],"customParameters":{},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}' % (sid, "c" * 32, call, sid))
+        await ws.send_str('{"event":"start","sequenceNumber":"1","streamSid":"%s","start":{"accountSid":"AC%s","callSid":"%s","streamSid":"%s","tracks":["inbound"],"customParameters":{"token":"%s"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}' % (sid, "c" * 32, call, sid, stream_token(app, call)))
         for junk in ["not json", "[]", '{"event":"bogus"}', '{"event":"media","streamSid":"%s","media":{"payload":"!!!"}}' % sid,
                      '{"event":"media","streamSid":"MZ%s","media":{"payload":"AAAA"}}' % ("f" * 32), "x" * 200_000,
                      '{"event":"dtmf","streamSid":"%s","dtmf":{"digit":"99"}}' % sid]:
@@ -177,7 +177,7 @@ async def test_garbage_messages_do_not_end_the_call(aiohttp_server, settings):
                 if "mark" in got:
                     break
         assert {"media", "mark"} <= got
-        assert call in app[CALLS]
+        assert call in live_call_sids(app)
         await ws.close()
     body = await (await aiohttp.ClientSession().get(url(server) + "/metrics")).text()
     assert 'phonebot_protocol_errors_total{reason="not_json"}' in body

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 from bot.server import drain
 from bot.simulator import load_ulaw, simulate_call
 from handlers.state import CALLS
+from tests.conftest import stream_token
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT
 from tests.test_calls import ADDRESS, OPEN, TOKEN, phone_settings, serve, url
 
@@ -130,7 +131,7 @@ async def test_caller_hanging_up_mid_reply_is_not_an_error(aiohttp_server, setti
     speech = mulaw.encode(wav.read(caller_wav("open_tomorrow_joe.wav")).pcm16) + mulaw.silence(8000)
     caplog.set_level("INFO")
     async with aiohttp.ClientSession() as http, http.ws_connect(url(server).replace("http", "ws") + "/twilio/media") as ws:
-        await ws.send_str(json.dumps({"event": "start", "streamSid": sid, "start": {"accountSid": "AC" + "c" * 32, "callSid": call, "streamSid": sid, "tracks": ["inbound"], "customParameters": {}, "mediaFormat": {}}}))
+        await ws.send_str(json.dumps({"event": "start", "streamSid": sid, "start": {"accountSid": "AC" + "c" * 32, "callSid": call, "streamSid": sid, "tracks": ["inbound"], "customParameters": {"token": stream_token(app, call)}, "mediaFormat": {}}}))
         for i, fr in enumerate(frames.split(speech)):
             await ws.send_str(json.dumps({"event": "media", "streamSid": sid, "sequenceNumber": str(i + 2), "media": {"payload": base64.b64encode(fr).decode()}}))
             await asyncio.sleep(0.005)

@@ -2,9 +2,10 @@
 
 ``ulaw_8000`` for the phone path (exactly what Twilio plays) or ``pcm_16000``.
 ``settings.tts_timeout`` bounds the wait for the first audio and every gap between
-chunks. A body that is not audio (JSON/text content type, or for PCM a body that
-starts like JSON/HTML or has an odd length) is ``bad_response``; no bytes at all is
-``empty_result``. Every failure leaves as ``StageError``.
+chunks. A body that is not audio (a content type other than audio/* or
+octet-stream, a body that starts like JSON/HTML, PCM of odd length, or audio too
+short to be the text: bot/providers/tts_output.py) is ``bad_response``; no bytes at
+all is ``empty_result``. Every failure leaves as ``StageError``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
 
 from bot.errors import BAD_RESPONSE, EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
+from bot.providers.tts_output import Plausible
 from bot.providers.warm import PoolWarmer, pool_limits
 from bot.settings import Settings
 
 T = TypeVar("T")
 
-_NOT_AUDIO_TYPES = ("application/json", "text/", "application/problem+json", "application/xml")
+_OCTETS = ("", "application/octet-stream", "binary/octet-stream")
 
 
 class ElevenLabsTTS:
@@ -84,11 +86,12 @@ class ElevenLabsTTS:
                     )
                 )
                 response = await self._bounded(opening, deadline, "no reply")
-                ctype = str(response.headers.get("content-type", "")).lower()
-                if ctype.startswith(_NOT_AUDIO_TYPES):
-                    raise self._error(BAD_RESPONSE, f"expected audio, got {ctype.split(';')[0]}")
+                ctype = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
+                if not (ctype.startswith("audio/") or ctype in _OCTETS):
+                    raise self._error(BAD_RESPONSE, f"expected audio, got {ctype[:40]}")
                 chunks = response.data.__aiter__()
                 total, carry = 0, b""
+                check = Plausible(text, 8 if mulaw else self.pcm_rate * 2 / 1000)
                 while True:
                     bound = deadline if total == 0 else loop.time() + s.tts_timeout
                     what = "no audio" if total == 0 else "audio stream stalled"
@@ -104,11 +107,18 @@ class ElevenLabsTTS:
                         chunk, carry = _aligned(carry + chunk)
                         if not chunk:
                             continue
-                    yield chunk
+                    chunk = check.feed(chunk)
+                    if chunk:
+                        yield chunk
             if total == 0:
                 raise self._error(EMPTY_RESULT, "no audio returned")
             if carry:
                 raise self._error(BAD_RESPONSE, "PCM16 audio of odd length")
+            rest = check.end()
+            if rest is None:
+                raise self._error(BAD_RESPONSE, f"{check.total} bytes of audio cannot be the text")
+            if rest:
+                yield rest
         except StageError:
             raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter

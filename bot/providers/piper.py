@@ -15,8 +15,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Iterator
 
-from bot.errors import BAD_REQUEST, EMPTY_RESULT, UPSTREAM_ERROR, StageError
+from bot.errors import BAD_REQUEST, BAD_RESPONSE, EMPTY_RESULT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
+from bot.providers.tts_output import Plausible
 from bot.settings import Settings
 from media import mulaw as g711
 from media.resample import resample
@@ -83,6 +84,7 @@ class PiperTTS:
         loop = asyncio.get_running_loop()
         it = self._chunks(text)
         total = 0
+        check = Plausible(text, 8 if mulaw else self.pcm_rate * 2 / 1000)
         try:
             while True:
                 pcm = await loop.run_in_executor(self._pool, next, it, _DONE)
@@ -92,10 +94,17 @@ class PiperTTS:
                     continue
                 out = g711.encode(resample(pcm, self.pcm_rate, 8000)) if mulaw else pcm
                 total += len(out)
-                yield out
+                out = check.feed(out)
+                if out:
+                    yield out
         except StageError:
             raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise StageError("tts", UPSTREAM_ERROR, f"piper failed ({type(e).__name__})", provider=self.name) from None
         if total == 0:
             raise StageError("tts", EMPTY_RESULT, "no audio produced", provider=self.name)
+        rest = check.end()
+        if rest is None:
+            raise StageError("tts", BAD_RESPONSE, "too little audio for the text", provider=self.name)
+        if rest:
+            yield rest
