@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -100,25 +101,41 @@ def free_port() -> int:
 # ----------------------------------------------------------------------------- caller side
 
 
-def talk_over(r, barge: bool) -> tuple[list[int], list[float | None]]:
+def talk_over(r, barge: bool, onsets_ms: list[float] | None = None) -> tuple[list[int], list[float | None]]:
     """Per turn: bot media messages that arrived while the caller was still inside the
     utterance (its first to last speech frame, mid-sentence pauses included), and the
-    time from the utterance's start to the bot's first ``clear`` in it (ms, or None).
-    In a barge-in call every utterance starts over bot audio on purpose: only audio
-    after the bot's first ``clear`` in that utterance counts as talking over."""
+    time from the caller's first word (``onsets_ms``: where speech begins in each file)
+    to the bot's first ``clear`` after it (ms, or None). In a barge-in call every
+    utterance starts over bot audio on purpose: only audio after that ``clear`` counts
+    as talking over."""
     over: list[int] = []
     clears: list[float | None] = []
-    for t in r.turns:
-        first_clear = t.clears_ms[0] if t.clears_ms else None
-        clears.append(first_clear)
-        start = t.speech_start_s
+    for i, t in enumerate(r.turns):
+        onset = onsets_ms[i] if onsets_ms and i < len(onsets_ms) else 0.0
+        first_clear = next((c - onset for c in t.clears_ms if c >= onset), None)
+        clears.append(None if first_clear is None else round(first_clear, 1))
+        start = t.speech_start_s + onset / 1000
         if barge:
-            start = t.speech_start_s + first_clear / 1000 if first_clear is not None else t.speech_end_s
+            start = start + first_clear / 1000 if first_clear is not None else t.speech_end_s
         over.append(sum(1 for x in r.bot_media_s if start < x <= t.speech_end_s))
     return over, clears
 
 
-def summarize(r, greeting_frames: int, reply_frames: int, planned: int, barge: bool = False) -> dict:
+@functools.lru_cache(maxsize=256)
+def speech_onset_ms(path: str) -> float:
+    """Where speech begins in a caller file: its first 20 ms frame over -40 dBFS."""
+    from bot.simulator import load_ulaw
+    from media import frames, mulaw
+
+    for i, f in enumerate(frames.split(load_ulaw(path))):
+        x = np.frombuffer(mulaw.decode(f), "<i2").astype(np.float32)
+        if float(np.sqrt(np.mean(x * x))) > 300:
+            return i * 20.0
+    return 0.0
+
+
+def summarize(r, greeting_frames: int, reply_frames: int, planned: int, barge: bool = False,
+              onsets_ms: list[float] | None = None) -> dict:
     """One CallReport -> the numbers the tables need (small enough to send as JSON)."""
     from bot.simulator import TurnReport
 
@@ -145,7 +162,7 @@ def summarize(r, greeting_frames: int, reply_frames: int, planned: int, barge: b
                 under_ms += (a - played_to) * 1000
                 played_to = a
             played_to = (a if played_to is None else played_to) + 0.02
-    over, clears = talk_over(r, barge)
+    over, clears = talk_over(r, barge, onsets_ms)
     turns = [{"ms": t.first_audio_ms, "frames": len(runs[i + 1][0]), "over": over[i], "clear_ms": clears[i]}
              for i, t in enumerate(r.turns)]
     ok = (not r.rejected and not r.error and r.greeting_ms is not None and not fallbacks and not r.hung_up_by_bot
@@ -172,9 +189,11 @@ async def worker(job: dict) -> None:
             barge = spec.get("barge_in_ms")
             r = await simulate_call(url, spec["utterances"], public_url=url, auth_token=token, gap_s=spec["gap_s"], session=http,
                                     barge_in_after_ms=barge)
-            s = summarize(r, job["greeting_frames"], job["reply_frames"], len(spec["utterances"]), barge is not None)
+            s = summarize(r, job["greeting_frames"], job["reply_frames"], len(spec["utterances"]), barge is not None,
+                          [speech_onset_ms(f) for f in spec["utterances"]])
             for turn, f in zip(s["turns"], spec["utterances"]):
                 turn["file"] = f
+            s["barge"] = barge is not None
         except Exception as exc:  # a simulator bug must show up as a failed call, not a silent worker
             s = {"ok": False, "error": f"simulator: {type(exc).__name__}: {exc}", "turns": [], "pace": []}
         s["t0"], s["t1"] = t, time.time()
