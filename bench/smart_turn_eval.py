@@ -59,7 +59,22 @@ def speech_end(x: np.ndarray) -> int:
     return int((loud[-1] + 1) * 160) if len(loud) else len(x)
 
 
+def calibration() -> str:
+    """The same figure as bench/calls.py prints (it cannot be imported in this environment)."""
+    best = float("inf")
+    for _ in range(2):
+        t, x = time.perf_counter(), 0
+        for i in range(10_000_000):
+            x += i
+        best = min(best, time.perf_counter() - t)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    import os
+
+    return f"calibration: 10M-step Python loop {best:.2f} s; nproc {os.cpu_count()}; load {load}"
+
+
 def main() -> int:
+    print(calibration())
     from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 
     st = LocalSmartTurnAnalyzerV3(cpu_count=1)
