@@ -24,7 +24,27 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.calls import AUDIO, PAUSES, calibration  # noqa: E402
-from bot.turn_completeness import Completeness, judge  # noqa: E402
+from bot.turn_completeness import Completeness, Waits, judge, silence_ms  # noqa: E402
+
+NORMAL_MS = 300  # the live path's end of turn: Deepgram endpointing 300 ms
+
+
+def projection(pauses: list[dict], corpus: list[str], waits: Waits = Waits()) -> None:
+    """On the audio clock alone: a bot that answers once the silence reaches the judged
+    wait talks over a pause that is at least that long; a turn that is over waits
+    ``silence_ms - NORMAL_MS`` longer than it does today."""
+    over_now = over_judged = n = 0
+    for m in pauses:
+        for k, p in enumerate(m["pauses"]):
+            prefix = " ".join(x["text"] for x in m["pieces"][: k + 1])
+            n += 1
+            over_now += p["ms"] >= NORMAL_MS
+            over_judged += p["ms"] >= silence_ms(judge(prefix), NORMAL_MS, waits)
+    ends = [" ".join(x["text"] for x in m["pieces"]) for m in pauses] + corpus
+    added = sorted(silence_ms(judge(t), NORMAL_MS, waits) - NORMAL_MS for t in ends)
+    print(f"projection at a {NORMAL_MS} ms end-of-turn silence (hold {waits.hold_ms}, incomplete {waits.incomplete_ms} ms): "
+          f"pauses answered mid-sentence {over_now}/{n} today, {over_judged}/{n} with the judge; "
+          f"wait added to finished turns: p50 {added[len(added) // 2]} ms, max {added[-1]} ms over {len(added)} sentences")
 
 
 def main() -> int:
@@ -51,6 +71,7 @@ def main() -> int:
         if v.state is not Completeness.COMPLETE:
             print(f"  {v.state.value:10s} {text!r} ({v.reason})")
     print(f"  {cr}/{len(corpus)} not judged incomplete")
+    projection(pauses, corpus)
     texts = []
     for t in [" ".join(p["text"] for p in m["pieces"]) for m in pauses] + corpus:
         words = t.split()
