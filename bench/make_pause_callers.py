@@ -30,7 +30,8 @@ PAD_MS = 60
 UTTERANCES: list[tuple[str, list[str], list[int]]] = [
     ("anyone_pause", ["Hello?", "Is anyone there?"], [450]),
     ("no_goodbye_pause", ["No, that's all.", "Thank you, goodbye."], [500]),
-    ("name_number_pause", ["My name is Sarah Johnson", "and my number is five five five,", "two one three, four four six seven."], [400, 350]),
+    ("name_number_pause", ["My name is Sarah Johnson", "and my number is five five five,", "two one three, four four six seven."],
+     [400, 350]),
     ("leave_message_pause", ["Hi, I'd like to leave a message", "for the billing department."], [400]),
     ("package_pause", ["My package was supposed to arrive yesterday,", "but it never came."], [550]),
     ("cancel_pause", ["I want to cancel my appointment", "on Friday."], [300]),

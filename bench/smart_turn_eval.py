@@ -86,7 +86,7 @@ def main() -> int:
         cases.append(("corpus whole", m["file"], np.concatenate([x[: speech_end(x)], tail]), True))
     for m in json.loads((PAUSES / "manifest.json").read_text()):
         x = read_any(PAUSES / m["file"])
-        for k, p in enumerate(m["pauses"]):
+        for p in m["pauses"]:
             cases.append(("pauses cut at pause", f"{m['file']}@{p['at_ms']}", np.concatenate([x[: p["at_ms"] * 8], tail]), False))
         cases.append(("pauses whole", m["file"], np.concatenate([x[: speech_end(x)], tail]), True))
     st._predict_endpoint(cases[0][2])  # warm

@@ -24,12 +24,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.calls import AUDIO, PAUSES, calibration  # noqa: E402
-from bot.turn_completeness import Completeness, Waits, judge, silence_ms  # noqa: E402
+from bot.turn_completeness import DEFAULT_WAITS, Completeness, Waits, judge, silence_ms  # noqa: E402
 
 NORMAL_MS = 300  # the live path's end of turn: Deepgram endpointing 300 ms
 
 
-def projection(pauses: list[dict], corpus: list[str], waits: Waits = Waits()) -> None:
+def projection(pauses: list[dict], corpus: list[str], waits: Waits = DEFAULT_WAITS) -> None:
     """On the audio clock alone: a bot that answers once the silence reaches the judged
     wait talks over a pause that is at least that long; a turn that is over waits
     ``silence_ms - NORMAL_MS`` longer than it does today."""

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["Completeness", "Verdict", "Waits", "judge", "silence_ms"]
+__all__ = ["DEFAULT_WAITS", "Completeness", "Verdict", "Waits", "judge", "silence_ms"]
 
 
 class Completeness(Enum):
@@ -62,7 +62,10 @@ class Waits:
     incomplete_ms: int = 1400
 
 
-def silence_ms(verdict: Verdict, normal_ms: int, waits: Waits = Waits()) -> int:
+DEFAULT_WAITS = Waits()
+
+
+def silence_ms(verdict: Verdict, normal_ms: int, waits: Waits = DEFAULT_WAITS) -> int:
     """The silence to require after the end of speech for this verdict (never less
     than ``normal_ms``)."""
     if verdict.state is Completeness.INCOMPLETE:

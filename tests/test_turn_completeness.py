@@ -6,7 +6,7 @@ import pytest
 
 from bot.turn_completeness import Completeness, Verdict, Waits, judge, silence_ms
 
-C, H, I = Completeness.COMPLETE, Completeness.HOLD, Completeness.INCOMPLETE
+C, H, X = Completeness.COMPLETE, Completeness.HOLD, Completeness.INCOMPLETE  # X: cannot end here
 
 CASES = [
     # complete turns: answer at the normal silence
@@ -58,36 +58,36 @@ CASES = [
     ("Can you tell me", H),
     ("Could you send me", H),
     # cannot end here: wait the long silence
-    ("", I),
-    ("   ", I),
-    ("My name is Sarah and", I),
-    ("I called yesterday but", I),
-    ("I was wondering if", I),
-    ("So", I),
-    ("Um", I),
-    ("I need to, um", I),
-    ("I'd like to book, uh", I),
-    ("My package was supposed to arrive yesterday,", I),
-    ("I'd like to leave a message for the", I),
-    ("I want to talk to", I),
-    ("Can I speak with", I),
-    ("It's about my", I),
-    ("My number is", I),
-    ("My number is 555", I),
-    ("My number is five five five, two one three", I),
-    ("my phone number is 555-213", I),
-    ("You can reach me at double five five", I),
-    ("I'm", I),
-    ("That's", I),
-    ("I'd like", I),
-    ("I want", I),
-    ("I need", I),
-    ("Well I", I),
-    ("and then we", I),
-    ("The reason I'm calling is", I),
-    ("The appointment was for...", I),
-    ("I'm calling because", I),
-    ("I was going to ask if", I),
+    ("", X),
+    ("   ", X),
+    ("My name is Sarah and", X),
+    ("I called yesterday but", X),
+    ("I was wondering if", X),
+    ("So", X),
+    ("Um", X),
+    ("I need to, um", X),
+    ("I'd like to book, uh", X),
+    ("My package was supposed to arrive yesterday,", X),
+    ("I'd like to leave a message for the", X),
+    ("I want to talk to", X),
+    ("Can I speak with", X),
+    ("It's about my", X),
+    ("My number is", X),
+    ("My number is 555", X),
+    ("My number is five five five, two one three", X),
+    ("my phone number is 555-213", X),
+    ("You can reach me at double five five", X),
+    ("I'm", X),
+    ("That's", X),
+    ("I'd like", X),
+    ("I want", X),
+    ("I need", X),
+    ("Well I", X),
+    ("and then we", X),
+    ("The reason I'm calling is", X),
+    ("The appointment was for...", X),
+    ("I'm calling because", X),
+    ("I was going to ask if", X),
 ]
 
 
@@ -99,19 +99,19 @@ def test_words(text: str, state: Completeness) -> None:
 
 
 def test_many_cases_cover_all_states() -> None:
-    assert {s for _, s in CASES} == {C, H, I}
+    assert {s for _, s in CASES} == {C, H, X}
     assert len(CASES) >= 60
 
 
 def test_curly_apostrophes_and_case() -> None:
-    assert judge("THAT\u2019S").state is I
+    assert judge("THAT\u2019S").state is X
     assert judge("NO, THAT\u2019S ALL.").state is H
 
 
 @pytest.mark.parametrize("text,prefix_state", [
     ("Hello? Is anyone there?", H),  # "Hello?"
     ("No, that's all. Thank you, goodbye.", H),  # "No, that's all."
-    ("My name is Sarah Johnson and my number is five five five, two one three, four four six seven.", I),
+    ("My name is Sarah Johnson and my number is five five five, two one three, four four six seven.", X),
 ])
 def test_pause_samples_prefix_waits_whole_sentence_does_not(text: str, prefix_state: Completeness) -> None:
     """The samples of examples/callers_pauses: cut at their first pause, the words say
@@ -121,7 +121,7 @@ def test_pause_samples_prefix_waits_whole_sentence_does_not(text: str, prefix_st
 
     manifest = json.loads((Path(__file__).resolve().parents[1] / "examples" / "callers_pauses" / "manifest.json").read_text())
     pieces = next(m["pieces"] for m in manifest if m["text"] == text)
-    cut = pieces[0]["text"] if prefix_state is not I else " ".join(p["text"] for p in pieces[:2])
+    cut = pieces[0]["text"] if prefix_state is not X else " ".join(p["text"] for p in pieces[:2])
     assert judge(cut).state is prefix_state
     assert judge(text).state is C
 
@@ -141,5 +141,5 @@ def test_audio_model_combines_but_never_overrides_dangling_words() -> None:
     assert judge("I'd like to leave a message.", audio_complete=0.5).state is C
     assert judge("Hello?", audio_complete=0.95).state is C
     assert judge("Hello?", audio_complete=0.5).state is H
-    assert judge("My name is Sarah and", audio_complete=0.99).state is I
+    assert judge("My name is Sarah and", audio_complete=0.99).state is X
     assert isinstance(judge("x", audio_complete=0.1), Verdict)
