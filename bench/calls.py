@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 AUDIO = REPO.parent / "shared" / "audio" / "callers"
+PAUSES = REPO / "examples" / "callers_pauses"  # utterances with 300-600 ms mid-sentence pauses (--pauses)
 
 from bench.fakes_server import Profile, first_sentence_s, reply_audio_frames  # noqa: E402
 from bot.settings import DEFAULT_GREETING, Settings  # noqa: E402
@@ -74,6 +76,18 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def calibration() -> str:
+    """What machine the table ran on: a fixed pure-Python 10-million-step loop (seconds,
+    best of 2; ~1.7 s on the slow reference machine of issue 13), the cores, the load."""
+    best = float("inf")
+    for _ in range(2):
+        t, x = time.perf_counter(), 0
+        for i in range(10_000_000):
+            x += i
+        best = min(best, time.perf_counter() - t)
+    return f"calibration: 10M-step Python loop {best:.2f} s; nproc {os.cpu_count()}; load {loadavg()}"
+
+
 def pct(values, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
@@ -87,7 +101,41 @@ def free_port() -> int:
 # ----------------------------------------------------------------------------- caller side
 
 
-def summarize(r, greeting_frames: int, reply_frames: int, planned: int) -> dict:
+def talk_over(r, barge: bool, onsets_ms: list[float] | None = None) -> tuple[list[int], list[float | None]]:
+    """Per turn: bot media messages that arrived while the caller was still inside the
+    utterance (its first to last speech frame, mid-sentence pauses included), and the
+    time from the caller's first word (``onsets_ms``: where speech begins in each file)
+    to the bot's first ``clear`` after it (ms, or None). In a barge-in call every
+    utterance starts over bot audio on purpose: only audio after that ``clear`` counts
+    as talking over."""
+    over: list[int] = []
+    clears: list[float | None] = []
+    for i, t in enumerate(r.turns):
+        onset = onsets_ms[i] if onsets_ms and i < len(onsets_ms) else 0.0
+        first_clear = next((c - onset for c in t.clears_ms if c >= onset), None)
+        clears.append(None if first_clear is None else round(first_clear, 1))
+        start = t.speech_start_s + onset / 1000
+        if barge:
+            start = start + first_clear / 1000 if first_clear is not None else t.speech_end_s
+        over.append(sum(1 for x in r.bot_media_s if start < x <= t.speech_end_s))
+    return over, clears
+
+
+@functools.lru_cache(maxsize=256)
+def speech_onset_ms(path: str) -> float:
+    """Where speech begins in a caller file: its first 20 ms frame over -40 dBFS."""
+    from bot.simulator import load_ulaw
+    from media import frames, mulaw
+
+    for i, f in enumerate(frames.split(load_ulaw(path))):
+        x = np.frombuffer(mulaw.decode(f), "<i2").astype(np.float32)
+        if float(np.sqrt(np.mean(x * x))) > 300:
+            return i * 20.0
+    return 0.0
+
+
+def summarize(r, greeting_frames: int, reply_frames: int, planned: int, barge: bool = False,
+              onsets_ms: list[float] | None = None) -> dict:
     """One CallReport -> the numbers the tables need (small enough to send as JSON)."""
     from bot.simulator import TurnReport
 
@@ -114,7 +162,9 @@ def summarize(r, greeting_frames: int, reply_frames: int, planned: int) -> dict:
                 under_ms += (a - played_to) * 1000
                 played_to = a
             played_to = (a if played_to is None else played_to) + 0.02
-    turns = [{"ms": t.first_audio_ms, "frames": len(runs[i + 1][0])} for i, t in enumerate(r.turns)]
+    over, clears = talk_over(r, barge, onsets_ms)
+    turns = [{"ms": t.first_audio_ms, "frames": len(runs[i + 1][0]), "over": over[i], "clear_ms": clears[i]}
+             for i, t in enumerate(r.turns)]
     ok = (not r.rejected and not r.error and r.greeting_ms is not None and not fallbacks and not r.hung_up_by_bot
           and len(turns) == planned and all(t["ms"] is not None for t in turns))
     return {
@@ -136,10 +186,14 @@ async def worker(job: dict) -> None:
     async def call(spec: dict, http) -> None:
         t = time.time()
         try:
-            r = await simulate_call(url, spec["utterances"], public_url=url, auth_token=token, gap_s=spec["gap_s"], session=http)
-            s = summarize(r, job["greeting_frames"], job["reply_frames"], len(spec["utterances"]))
+            barge = spec.get("barge_in_ms")
+            r = await simulate_call(url, spec["utterances"], public_url=url, auth_token=token, gap_s=spec["gap_s"], session=http,
+                                    barge_in_after_ms=barge)
+            s = summarize(r, job["greeting_frames"], job["reply_frames"], len(spec["utterances"]), barge is not None,
+                          [speech_onset_ms(f) for f in spec["utterances"]])
             for turn, f in zip(s["turns"], spec["utterances"]):
                 turn["file"] = f
+            s["barge"] = barge is not None
         except Exception as exc:  # a simulator bug must show up as a failed call, not a silent worker
             s = {"ok": False, "error": f"simulator: {type(exc).__name__}: {exc}", "turns": [], "pace": []}
         s["t0"], s["t1"] = t, time.time()
@@ -426,7 +480,7 @@ def critical_path_ms(settings: Settings, p: Profile, live: bool = False) -> tupl
 
 
 HEAD = (f"{'loop':7s} {'N':>4s} {'ok/fail':>9s} | {'lat p50':>7s} {'p95':>6s} {'p99':>6s} | {'ovh p50':>7s} {'p95':>6s} {'p99':>6s}"
-        f" | {'pace99':>6s} {'drop':>5s} {'gaps':>5s} | {'cpu%':>5s} {'peak':>5s} {'%/call':>6s} {'rss MB':>6s} {'MB/call':>7s}")
+        f" | {'pace99':>6s} {'drop':>5s} {'gaps':>5s} | {'cpu%':>5s} {'peak':>5s} {'%/call':>6s} {'rss MB':>6s} {'MB/call':>7s} | {'talk-over':>9s}")
 HEAD2 = (f"{'loop':7s} {'N':>4s} | {'srv stt':>7s} {'llm1':>5s} {'tts1':>5s} {'turn':>5s} {'spec u/c':>9s} | "
          f"{'vovh p50':>8s} {'p95':>5s} | "
          f"{'callers%':>8s} {'fakes%':>6s} {'lag max':>7s} {'lag>20':>6s} | {'load 1/5/15':>14s} | bot warnings/errors")
@@ -460,6 +514,9 @@ def fmt_row(r: Row) -> tuple[str, str]:
              f"{cpu:5.1f} {peak:5.0f} {per_call:6.2f} {rss_peak:6.0f} {(rss_peak - r.rss0) / r.n:7.2f}")
     warn = ", ".join(f"{k} x{v}" for k, v in sorted(r.logs.items(), key=lambda kv: -kv[1])[:4]) or "-"
     vovh = r.ovh_vad(VAD_TAILS)
+    turns = [t for c in r.calls for t in c.get("turns", [])]
+    over = sum(1 for t in turns if t.get("over"))
+    line1 += f" | {over:>4d}/{len(turns):<4d}"
     line2 = (f"{r.loop:7s} {r.n:4d} | {st['stt']:7.0f} {st['llm1']:5.0f} {st['tts1']:5.0f} {st['turn']:5.0f} "
              f"{int(st['spec_used']):>4d}/{int(st['spec_cancelled']):<4d} | {pct(vovh, 50):8.0f} {pct(vovh, 95):5.0f} | {callers:8.0f} {fakes:6.0f} {lag:7.0f} {lag20:6d} | "
              f"{r.load:>14s} | {warn}")
@@ -514,6 +571,7 @@ def workdir(args):
 
 def header(args, settings: Settings) -> float:
     p = args.profile
+    print(calibration())
     crit, how = critical_path_ms(settings, p, getattr(args, "live", False))
     print(f"profile: STT {p.stt_delay_s * 1000:.0f} ms; LLM first token {p.llm_first_s * 1000:.0f} ms then {p.llm_tokens_per_s:g} tokens/s; "
           f"TTS first byte {p.tts_first_s * 1000:.0f} ms then {p.tts_chunk_bytes} B every {p.tts_chunk_delay_s * 1000:.0f} ms")
@@ -559,7 +617,7 @@ async def table(args, settings: Settings, loops: list[str]) -> None:
             finally:
                 await stop(stack.server)
                 await stop(stack.fakes)
-    print("\n" + HEAD2)
+    print("\n" + calibration() + "\n" + HEAD2)
     for r in rows:
         print(fmt_row(r)[1])
 
@@ -601,7 +659,7 @@ async def soak(args, settings: Settings, loops: list[str]) -> None:
                 print(f"  calls placed {len(calls)}; bot audio frames dropped {sum(c.get('dropped', 0) for c in calls)}; "
                       f"audible gaps {sum(c.get('underruns', 0) for c in calls)}")
                 l1, l2 = fmt_row(row)
-                print(HEAD.replace("   N", "conc") + "\n" + l1 + "\n" + HEAD2 + "\n" + l2)
+                print(calibration() + "\n" + HEAD.replace("   N", "conc") + "\n" + l1 + "\n" + HEAD2 + "\n" + l2)
                 if failures(calls):
                     print(f"  failures: {failures(calls)}")
             finally:
@@ -692,6 +750,14 @@ def vad_tails_ms(files: list[str], settings: Settings) -> dict[str, float]:
     return tails
 
 
+def caller_pool(pauses: bool) -> list[str]:
+    """The caller utterances: the shared corpus (less the 7 s ones), or with --pauses
+    the samples with mid-sentence pauses (all of them)."""
+    folder = PAUSES if pauses else AUDIO
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return [str(folder / m["file"]) for m in manifest if pauses or not m["file"].startswith(SKIP)]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
@@ -712,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop", "both"), default="auto",
                     help="the bot's event loop; auto = what python -m bot does (uvloop when installed)")
     ap.add_argument("--turns", type=int, default=2, help="caller utterances per call (after the greeting)")
+    ap.add_argument("--pauses", action="store_true",
+                    help="callers speak the utterances with 300-600 ms mid-sentence pauses (examples/callers_pauses)")
     ap.add_argument("--end-silence-ms", type=int, default=None, help="the bot's END_SILENCE_MS (default: its own default)")
     ap.add_argument("--early-turn-ms", type=int, default=None, help="the bot's EARLY_TURN_MS (default: its own default)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="calls start spread evenly over this many seconds")
@@ -740,8 +808,7 @@ def main(argv: list[str] | None = None) -> int:
                            tts_first_s=args.tts_first, tts_chunk_delay_s=args.tts_chunk_delay, reply=args.reply)
     args.reply_frames = reply_audio_frames(args.profile)
     args.greeting_frames = math.ceil(8 * max(200, args.profile.tts_ms_per_char * len(DEFAULT_GREETING)) / 160)
-    manifest = json.loads((AUDIO / "manifest.json").read_text())
-    args.pool = [str(AUDIO / m["file"]) for m in manifest if not m["file"].startswith(SKIP)]
+    args.pool = caller_pool(args.pauses)
     args.caller_uvloop = has_uvloop() and not args.caller_asyncio
     env = {"TWILIO_VALIDATE": "false"}
     if args.end_silence_ms is not None:

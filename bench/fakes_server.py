@@ -105,6 +105,7 @@ def build(p: Profile, live: bool = False) -> tuple[web.Application, list]:
     app = cloud_app(stt=stt, llm=llm, tts=tts)
     # the real vendors answer HEAD (the bot warms its pools with one); so do we, cheaply
     app.router.add_route("HEAD", "/{tail:.*}", _head)
+    app.router.add_post("/v1/text-to-speech/{voice_id}/stream/with-timestamps", _with_timestamps(tts))
     states: list = [stt, llm, tts]
     if live:  # Deepgram's live socket: the final comes after its endpointing silence
         from tests.fakes.deepgram_live import LiveBehaviour, live_routes
@@ -113,6 +114,49 @@ def build(p: Profile, live: bool = False) -> tuple[web.Application, list]:
         app.add_routes(live_routes(lb))
         states.append(lb)
     return app, states
+
+
+def _with_timestamps(tts: FakeBehaviour):
+    """ElevenLabs' ``/stream/with-timestamps`` (what Pipecat's HTTP ElevenLabs service
+    calls): newline-delimited JSON, each line ``{"audio_base64", "alignment"}``, paced
+    like the plain stream: first chunk after ``first_delay_s``, then one chunk of 200 ms
+    of audio every ``chunk_delay_s``. Only phonebot-independent peers use it."""
+    import base64
+
+    from tests.fakes.cloud import _el_audio, _record
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen, _ = await _record(tts, request, as_json=True)
+        text = str((seen.json or {}).get("text", "")) if isinstance(seen.json, dict) else ""
+        fmt = seen.query.get("output_format", "pcm_16000")
+        audio = _el_audio(tts, text, fmt)
+        m = re.fullmatch(r"(pcm|ulaw)_(\d+)", fmt)
+        if audio is None or m is None or not text:
+            return web.json_response({"detail": {"status": "invalid", "message": "unsupported"}}, status=422)
+        bytes_per_s = int(m.group(2)) * (2 if m.group(1) == "pcm" else 1)
+        size = bytes_per_s // 5  # 200 ms
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await asyncio.sleep(tts.first_delay_s)
+        n = max(1, math.ceil(len(audio) / size))
+        per = math.ceil(len(text) / n)
+        for k, i in enumerate(range(0, len(audio), size)):
+            if i and tts.chunk_delay_s:
+                await asyncio.sleep(tts.chunk_delay_s)
+            chars = list(text[k * per : (k + 1) * per])
+            t0, step = i / bytes_per_s, tts.ms_per_char / 1000
+            line: dict = {"audio_base64": base64.b64encode(audio[i : i + size]).decode()}
+            if chars:
+                line["alignment"] = {
+                    "characters": chars,
+                    "character_start_times_seconds": [round(t0 + j * step, 3) for j in range(len(chars))],
+                    "character_end_times_seconds": [round(t0 + (j + 1) * step, 3) for j in range(len(chars))]}
+            await resp.write(json.dumps(line).encode() + b"\n")
+        await resp.write_eof()
+        return resp
+
+    return handler
 
 
 async def _head(request: web.Request) -> web.Response:

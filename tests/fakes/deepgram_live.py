@@ -198,6 +198,10 @@ class _Stream:
         self.endpointing = None if ep == "false" else max(10, int(ep)) / 1000
         ue = query.get("utterance_end_ms")
         self.utterance_end = int(ue) / 1000 if ue else None
+        # mu-law 8 kHz (what phonebot sends), or linear16 at ``sample_rate`` (Pipecat's default)
+        self.linear16 = query.get("encoding") == "linear16"
+        self.rate = int(query.get("sample_rate", RATE)) if self.linear16 else RATE
+        self.window = self.rate // 50 * 2 if self.linear16 else WINDOW  # bytes in 20 ms
         self.received = 0  # bytes
         self._carry = b""
         self.seg_start = 0.0  # start of the audio not yet finalised
@@ -210,16 +214,19 @@ class _Stream:
 
     @property
     def now(self) -> float:
-        return self.received / RATE
+        """Seconds of audio received (20 ms windows)."""
+        return self.received / (2 * self.rate if self.linear16 else RATE)
 
     def audio(self, data: bytes) -> list[dict]:
         out: list[dict] = []
         buf = self._carry + data
-        n = len(buf) // WINDOW * WINDOW
+        w = self.window
+        n = len(buf) // w * w
         self._carry = buf[n:]
-        for i in range(0, n, WINDOW):
-            pcm = np.frombuffer(mulaw.decode(buf[i : i + WINDOW]), dtype="<i2").astype(np.float64)
-            self.received += WINDOW
+        for i in range(0, n, w):
+            raw = buf[i : i + w] if self.linear16 else mulaw.decode(buf[i : i + w])
+            pcm = np.frombuffer(raw, dtype="<i2").astype(np.float64)
+            self.received += w
             self._window(float(np.sqrt(np.mean(pcm * pcm))) > self.state.speech_rms, out)
         return out
 
@@ -228,7 +235,7 @@ class _Stream:
         if voiced:
             if not self.heard:
                 self.heard = True
-                self.speech_start = t - WINDOW / RATE
+                self.speech_start = t - 0.02
                 self.last_interim = self.speech_start
                 if self.vad_events:
                     out.append({"type": "SpeechStarted", "channel": [0], "timestamp": round(self.speech_start, 3)})
