@@ -15,10 +15,12 @@ from bot.providers import registry
 from bot.providers.registry import Providers
 from bot.settings import Settings
 from bot.metrics import Metrics
+from bot.store.notify import NotifyConfig
 from handlers import health, metrics, orchestrate, twilio
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.state import LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.storage import NOTIFY, store_ctx
 
 log = logging.getLogger("handlers.app")
 
@@ -60,6 +62,8 @@ def create_app(
     )
     app[LIVE_STT] = _live_from_settings(settings) if live_stt == "auto" else live_stt
     app.cleanup_ctx.append(background_ctx)
+    app[NOTIFY] = NotifyConfig.from_settings(settings)  # the lead maps the business profile's notify section here
+    app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_prompts_ctx(embedded_prompt_fallback))
