@@ -18,7 +18,8 @@ from bot.call import CallSession
 from bot.logs import kv
 from bot.playout import Playout
 from bot.redact import mask_number
-from handlers.state import CALLS, CONTROL, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
+from handlers.state import CALLS, CONTROL, DRAINING, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
+from handlers.storage import record_end, record_start
 from handlers.twilio import public_base, signature_ok, ws_base
 
 log = logging.getLogger("handlers.media")
@@ -66,7 +67,9 @@ async def media(request: web.Request) -> web.StreamResponse:
     metrics.calls.inc()
     metrics.live_calls.inc()
     log.info("call started", extra=kv(**fields))
+    await record_start(app, call_sid=call_sid, stream_sid=stream_sid, caller=caller)
     session: CallSession | None = None
+    failed = False
     try:
         async with asyncio.TaskGroup() as tg:
 
@@ -95,6 +98,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     except* (ConnectionResetError, ConnectionError) as eg:
         log.info("socket closed while sending", extra=kv(**fields, error=type(eg.exceptions[0]).__name__))
     except* Exception:
+        failed = True
         log.exception("call failed", extra=kv(**fields))
     finally:
         app[CALLS].pop(call_sid, None)
@@ -111,6 +115,7 @@ async def media(request: web.Request) -> web.StreamResponse:
                 bad_messages={k: v for k, v in proto.stats.items() if k != "gaps"} or None,
             ),
         )
+        await record_end(app, session, call_sid=call_sid, failed=failed, draining=app[DRAINING].get("on", False))
     return ws
 
 

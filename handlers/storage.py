@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import AsyncIterator
 
 from aiohttp import web
 
 from bot.logs import kv
 from bot.store import open_store
+from bot.store.calls import ended_by, outcome_of, turn_records
 from bot.store.deliver import Deliverer
 from bot.store.notify import NotifyConfig
 from handlers.state import SETTINGS
@@ -35,3 +37,22 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     await asyncio.wait({task}, timeout=5.0)
     await store.close()
+
+
+async def record_start(app: web.Application, *, call_sid: str, stream_sid: str, caller: str) -> None:
+    """The call record's start; a storage failure is logged, never ends the call."""
+    try:
+        await app[STORE].call_started(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=time.time())
+    except Exception as exc:
+        log.error("call record not started", extra=kv(call_sid=call_sid, error=type(exc).__name__))
+
+
+async def record_end(app: web.Application, session, *, call_sid: str, failed: bool, draining: bool) -> None:
+    outcome = outcome_of(session, failed=failed)
+    try:
+        await app[STORE].call_ended(
+            call_sid=call_sid, ended_at=time.time(), outcome=outcome,
+            ended_by=ended_by(session, failed=failed, draining=draining), turns=turn_records(session) if session else [],
+        )
+    except Exception as exc:
+        log.error("call record not ended", extra=kv(call_sid=call_sid, outcome=outcome, error=type(exc).__name__))
