@@ -24,18 +24,20 @@ log = logging.getLogger("handlers.storage")
 
 STORE = web.AppKey("store", object)  # bot.store.SqlStore (a bot.store.api.Store)
 NOTIFY = web.AppKey("notify", NotifyConfig)  # who is told; the business profile maps to it
+PENDING = web.AppKey("pending_records", set)  # call-record writes still running
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await open_store(settings, app[NOTIFY])
     app[STORE] = store
+    app[PENDING] = set()
     log.info("store ready", extra=kv(backend=store.dialect, targets=len(app[NOTIFY].targets), urgent_targets=len(app[NOTIFY].urgent_targets)))
     deliverer = Deliverer(store, settings)
     task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
     yield
     task.cancel()
-    await asyncio.wait({task}, timeout=5.0)
+    await asyncio.wait({task, *app[PENDING]}, timeout=5.0)
     await store.close()
 
 
@@ -48,6 +50,16 @@ async def record_start(app: web.Application, *, call_sid: str, stream_sid: str, 
 
 
 async def record_end(app: web.Application, session, *, call_sid: str, failed: bool, draining: bool) -> None:
+    """The call record's end. It runs as its own task (awaited through a shield): the
+    handler is often being cancelled as the caller's socket goes, and the record must
+    still be written; the store waits for such writes before it closes."""
+    task = asyncio.get_running_loop().create_task(_record_end(app, session, call_sid=call_sid, failed=failed, draining=draining))
+    app[PENDING].add(task)
+    task.add_done_callback(app[PENDING].discard)
+    await asyncio.shield(task)
+
+
+async def _record_end(app: web.Application, session, *, call_sid: str, failed: bool, draining: bool) -> None:
     outcome = outcome_of(session, failed=failed)
     try:
         await app[STORE].call_ended(
