@@ -16,7 +16,7 @@ from bot.providers.registry import Providers
 from bot.settings import Settings
 from bot.metrics import Metrics
 from bot.store.notify import NotifyConfig
-from handlers import health, metrics, orchestrate, twilio
+from handlers import console, health, metrics, orchestrate, twilio
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.state import LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
@@ -72,6 +72,7 @@ def create_app(
     orchestrate.setup(app)
     twilio.setup(app)
     metrics.setup(app)
+    console.setup(app)
     return app
 
 
