@@ -3,6 +3,7 @@ CSV export. The browser test at the end drives real Chromium (the system package
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -124,7 +125,7 @@ async def test_console_in_chromium(aiohttp_server, settings, tmp_path):
         rec = await store.call(report.call_sid)
         if rec and rec.ended_at:
             break
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     assert rec.turns, "the call record has its turns"
     mid = await store.save_message(NewMessage(call_sid=report.call_sid, caller="+15551230001", name="Sarah Johnson", callback_number="5552134467", about="A quote for a boiler service"))
     await store.save_message(NewMessage(call_sid="CA2", caller="+15551230002", name="Tom", callback_number="5558675309", about="Leaking pipe", urgent=True, complete=False))
