@@ -12,6 +12,7 @@ import time
 from typing import AsyncIterator
 
 from aiohttp import web
+from sqlalchemy import exc as sa_exc
 
 from bot.logs import kv
 from bot.store import open_store
@@ -29,7 +30,11 @@ PENDING = web.AppKey("pending_records", set)  # call-record writes still running
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await open_store(settings, app[NOTIFY])
+    try:
+        store = await open_store(settings, app[NOTIFY])
+    except (OSError, ValueError, sa_exc.SQLAlchemyError) as exc:  # asyncpg's errors arrive wrapped or as OSError
+        where = "DATABASE_URL" if settings.database_url else f"DATA_DIR ({settings.data_dir})"
+        raise RuntimeError(f"cannot open the message store ({where}): {type(exc).__name__}: {str(exc)[:200]}") from None
     app[STORE] = store
     app[PENDING] = set()
     log.info("store ready", extra=kv(backend=store.dialect, targets=len(app[NOTIFY].targets), urgent_targets=len(app[NOTIFY].urgent_targets)))

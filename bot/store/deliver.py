@@ -43,7 +43,9 @@ class Deliverer:
                     log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
                     batch = []
                     await asyncio.sleep(self.poll_s)
-                await asyncio.gather(*(self._one(item) for item in batch))
+                for item, res in zip(batch, await asyncio.gather(*(self._one(item) for item in batch), return_exceptions=True)):
+                    if isinstance(res, Exception):  # could not record the result: the lease makes it due again
+                        log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(res).__name__))
                 if not batch:
                     self.store.outbox_changed.clear()
                     try:

@@ -9,6 +9,7 @@ Nothing here logs a message's content, a name or a number.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from bot.store.api import MESSAGE_STATUSES, CallRecord, NewMessage, StoredMessag
 from bot.store.notify import NotifyConfig, Target, idem_key
 
 SQLITE_NAME = "phonebot.sqlite3"
+# aiosqlite's DEBUG records carry each statement's parameters (names, numbers): never log them
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
