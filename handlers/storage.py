@@ -38,7 +38,10 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[PENDING] = set()
     log.info("store ready", extra=kv(backend=store.dialect, targets=len(app[NOTIFY].targets), urgent_targets=len(app[NOTIFY].urgent_targets)))
-    deliverer = Deliverer(store, settings)
+    told = app[NOTIFY].targets or app[NOTIFY].urgent_targets
+    # no targets here: rows left by an earlier configuration (or another instance's) are
+    # still sent, on a slower poll; this process's own saves wake the deliverer at once
+    deliverer = Deliverer(store, settings, poll_s=1.0 if told else 30.0)
     task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
     yield
     task.cancel()
