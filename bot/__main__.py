@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
     "call": ("bot.simulator", "simulate a Twilio call against a running server"),
     "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
+    "deliver": ("bot.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),
 }
 
 

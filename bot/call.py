@@ -90,6 +90,8 @@ class CallSession(TurnStart):
         self._final = False  # ending for good (drain, max length): no barge-in, no new turns
         self.barge_ins = 0
         self.fallbacks = 0
+        self.turn_log: list[dict] = []  # per turn: n, wall time, outcome fields (the call record)
+        self.first_audio_ms: dict[int, float] = {}  # turn -> end of speech to first reply audio
         self._t_start = time.monotonic()
         self._last_media = self._t_start
         self.end_reason: str | None = None  # why the bot ended the call on a wall-clock limit
@@ -318,6 +320,7 @@ class CallSession(TurnStart):
 
     def _first_frame(self, n: int, speech_end: float) -> None:
         latency = time.monotonic() - speech_end
+        self.first_audio_ms.setdefault(n, round(latency * 1000, 1))
         self.metrics.turn_latency.observe(latency)
         log.info("first audio", extra=kv(call_sid=self.call_sid, turn=n, turn_latency_ms=latency * 1000))
 
@@ -485,6 +488,7 @@ class CallSession(TurnStart):
         self._start_turn(text=f"DTMF {digits}", speech_end=time.monotonic())
 
     def _log_turn(self, n: int, timings: Timings, **fields) -> None:
+        self.turn_log.append({"n": n, "at": time.time(), **fields})
         log.info(
             "turn",
             extra=kv(call_sid=self.call_sid, stream_sid=self.stream_sid, turn=n, **{f"{k}_ms": v for k, v in timings.stages.items()}, **fields),

@@ -1,32 +1,111 @@
-"""python -m bot messages: the messages callers left, newest first."""
+"""python -m bot messages: the messages callers left, newest first.
+
+The plain listing is for a terminal, so every field a caller could have influenced is
+escaped: control characters (an escape sequence could clear the screen or recolour it)
+and line breaks (which could fake another entry) are shown as visible escapes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
+import re
 import sys
 import time
-from pathlib import Path
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.settings import Settings, SettingsError
+from bot.store.api import MESSAGE_STATUSES
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def parse_since(raw: str, tz: ZoneInfo, now: float | None = None) -> float:
+    """A duration back from now ("2h", "30m", "1d") or an ISO date/time (in ``tz`` unless
+    it names its own offset)."""
+    now = time.time() if now is None else now
+    m = _DURATION.fullmatch(raw.strip().lower())
+    if m:
+        return now - float(m.group(1)) * _UNIT[m.group(2)]
+    try:
+        dt = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--since {raw!r}: expected a duration such as 2h, 30m, 7d or an ISO date/time such as 2026-11-25 or 2026-11-25T09:00") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return dt.timestamp()
+
+
+def safe(text: str) -> str:
+    """Printable on a terminal: control and bidi characters become visible escapes."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def as_json(m, tz: ZoneInfo) -> dict:
+    return {
+        "id": m.id, "status": m.status, "name": m.name, "callback_number": m.callback_number, "about": m.about,
+        "urgent": m.urgent, "caller": m.caller, "call_sid": m.call_sid,
+        "created_at": datetime.fromtimestamp(m.created_at, tz).isoformat(timespec="seconds"),
+    }
+
+
+def plain(m, tz: ZoneInfo) -> str:
+    when = datetime.fromtimestamp(m.created_at, tz).strftime("%Y-%m-%d %H:%M %Z")
+    flags = " URGENT" if m.urgent else ""
+    return (
+        f"#{m.id}  {when}  [{m.status}]{flags}  {safe(m.name) or '-'}  callback {safe(m.callback_number) or '-'}"
+        f"  (caller {safe(m.caller) or '-'}, call {safe(m.call_sid)})\n    {safe(m.about) or '-'}"
+    )
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bot messages", description="List the messages callers left, newest first.")
     ap.add_argument("limit", nargs="?", type=int, default=50, help="how many (default 50)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line per message")
+    ap.add_argument("--since", metavar="WHEN", help="only messages since WHEN: a duration (2h, 30m, 7d) or an ISO date/time")
+    ap.add_argument("--status", choices=MESSAGE_STATUSES, help="only messages with this status")
+    ap.add_argument("--tz", metavar="ZONE", help="show times in this IANA zone (default: the TIMEZONE setting, UTC)")
     args = ap.parse_args(argv)
-    from bot.messages import MessageStore
-
     try:  # reading messages needs no Twilio credentials
         settings = Settings.from_env({**os.environ, "TWILIO_VALIDATE": "false"})
+        tz = ZoneInfo(args.tz or settings.timezone)
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    path = Path(settings.data_dir) / "messages.sqlite3"
-    if not path.exists():
-        print(f"no messages yet ({path})")
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"--tz {args.tz!r}: expected an IANA zone such as Europe/London", file=sys.stderr)
+        return 2
+    try:
+        since = parse_since(args.since, tz) if args.since else None
+    except argparse.ArgumentTypeError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        found = asyncio.run(_read(settings, since, args.status, args.limit))
+    except OSError as exc:
+        print(f"cannot read the message store: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if not found:
+        print("no messages", file=sys.stderr if args.json else sys.stdout)
         return 0
-    for m in MessageStore(path).recent(args.limit):
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.created_at))
-        print(f"#{m.id}  {when}  {m.name or '-'}  callback {m.callback or '-'}  (caller {m.caller or '-'}, call {m.call_id})\n    {m.topic or '-'}")
+    for m in found:
+        print(json.dumps(as_json(m, tz), ensure_ascii=False) if args.json else plain(m, tz))
     return 0
+
+
+async def _read(settings: Settings, since, status, limit):
+    from bot.store import open_store
+    from bot.store.sql import SQLITE_NAME
+
+    if not settings.database_url and not (settings.data_dir / SQLITE_NAME).exists():
+        return []  # nothing stored yet: do not create a database just to read it
+    store = await open_store(settings)
+    try:
+        return await store.messages(since=since, status=status, limit=limit)
+    finally:
+        await store.close()

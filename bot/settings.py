@@ -144,6 +144,23 @@ class Settings:
     body_timeout_s: float = 30.0  # a request's whole body
     keepalive_timeout_s: float = 15.0  # an idle kept-alive connection
 
+    # storage, notifications, the owner's console (see _storage_env)
+    database_url: str = ""  # postgresql://...; unset: SQLite in DATA_DIR
+    timezone: str = "UTC"  # the business's, for times shown to the owner
+    notify_to: str = ""  # webhook URLs, mailto:, sms: targets for every message
+    notify_urgent_to: str = ""  # also told of urgent messages
+    notify_webhook_secret: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "starttls"
+    smtp_from: str = ""
+    twilio_sms_from: str = ""
+    notify_retry_base_s: float = 5.0
+    notify_retry_cap_s: float = 900.0
+    notify_lease_s: float = 60.0
+
     @property
     def validate_signatures(self) -> bool:
         return self.twilio_validate
@@ -156,7 +173,7 @@ class Settings:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name.endswith(("api_key", "_auth_token")):
+            if f.name.endswith(("_api_key", "_auth_token", "_password", "_secret")) or f.name in ("api_key", "database_url"):
                 v = "set" if v else "unset"
             out[f.name] = str(v) if isinstance(v, Path) else v
         return out
@@ -272,6 +289,7 @@ class Settings:
         }
         for name, (var, lo, hi) in floats.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), float, lo, hi)
+        kw.update(_storage_env(get, kw))
         return cls(**kw)
 
 
@@ -289,3 +307,44 @@ def _edge_from_env(get) -> dict:
     for name, (var, lo, hi) in floats.items():
         kw[name] = _num(var, get(var, str(getattr(Settings, name))), float, lo, hi)
     return kw
+
+
+def _storage_env(get, kw: dict) -> dict:
+    """DATABASE_URL, API_KEY, TIMEZONE, the notification targets and their channels."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from bot.store.notify import TargetError, parse_targets
+
+    out: dict = {}
+    url = get("DATABASE_URL").strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("DATABASE_URL: expected postgresql://user:password@host:port/dbname (unset: SQLite in DATA_DIR)")
+    out["database_url"] = url
+    tz = get("TIMEZONE", "UTC").strip() or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"TIMEZONE={tz!r}: expected an IANA zone such as Europe/London or America/New_York") from None
+    out["timezone"] = tz
+    targets = []
+    for name in ("notify_to", "notify_urgent_to"):
+        raw = get(name.upper())
+        try:
+            targets += parse_targets(raw)
+        except TargetError as exc:
+            raise SettingsError(f"{name.upper()}: {exc}") from None
+        out[name] = raw.strip()
+    for name in ("notify_webhook_secret", "smtp_host", "smtp_username", "smtp_password", "smtp_from", "twilio_sms_from"):
+        out[name] = get(name.upper()).strip()
+    out["smtp_port"] = _num("SMTP_PORT", get("SMTP_PORT", "587"), int, 1, 65535)
+    out["smtp_tls"] = _choice("SMTP_TLS", get("SMTP_TLS", "starttls"), ("starttls", "tls", "none"))
+    for name, lo, hi in (("notify_retry_base_s", 0.05, 3600), ("notify_retry_cap_s", 0.1, 86400), ("notify_lease_s", 1, 3600)):
+        out[name] = _num(name.upper(), get(name.upper(), str(getattr(Settings, name))), float, lo, hi)
+    channels = {t.channel for t in targets}
+    if "webhook" in channels and not out["notify_webhook_secret"]:
+        raise SettingsError("NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications (a webhook target is set)")
+    if "email" in channels and not (out["smtp_host"] and out["smtp_from"]):
+        raise SettingsError("SMTP_HOST and SMTP_FROM are needed for e-mail notifications (a mailto: target is set)")
+    if "sms" in channels and not (out["twilio_sms_from"] and kw["twilio_account_sid"] and kw["twilio_auth_token"]):
+        raise SettingsError("TWILIO_SMS_FROM, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS notifications (an sms: target is set)")
+    return out

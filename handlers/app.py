@@ -15,13 +15,15 @@ from bot.providers import registry
 from bot.providers.registry import Providers
 from bot.settings import Settings
 from bot.metrics import Metrics
-from handlers import health, metrics, orchestrate, twilio
+from bot.store.notify import NotifyConfig
+from handlers import console, health, metrics, orchestrate, twilio
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.api_gate import api_gate
 from bot.edge import ConnectionGuard
 from handlers.state import EDGE
 from handlers.state import LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.storage import NOTIFY, store_ctx
 
 log = logging.getLogger("handlers.app")
 
@@ -63,6 +65,8 @@ def create_app(
     )
     app[LIVE_STT] = _live_from_settings(settings) if live_stt == "auto" else live_stt
     app.cleanup_ctx.append(background_ctx)
+    app[NOTIFY] = NotifyConfig.from_settings(settings)  # the lead maps the business profile's notify section here
+    app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_prompts_ctx(embedded_prompt_fallback))
@@ -72,6 +76,7 @@ def create_app(
     twilio.setup(app)
     metrics.setup(app)
     app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
+    console.setup(app)
     return app
 
 

@@ -18,7 +18,8 @@ from bot.call import CallSession
 from bot.logs import kv
 from bot.playout import Playout
 from bot.redact import mask_number
-from handlers.state import CALLS, CONTROL, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
+from handlers.state import CALLS, CONTROL, DRAINING, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
+from handlers.storage import record_end, record_start
 from handlers.stream_admission import ADMISSION, Ticket
 from handlers.twilio import public_base, signature_ok, ws_base
 
@@ -86,7 +87,9 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
     metrics.calls.inc()
     metrics.live_calls.inc()
     log.info("call started", extra=kv(**fields))
+    await record_start(app, call_sid=call_sid, stream_sid=stream_sid, caller=caller)
     session: CallSession | None = None
+    failed = False
     try:
         async with asyncio.TaskGroup() as tg:
 
@@ -115,6 +118,7 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
     except* (ConnectionResetError, ConnectionError) as eg:
         log.info("socket closed while sending", extra=kv(**fields, error=type(eg.exceptions[0]).__name__))
     except* Exception:
+        failed = True
         log.exception("call failed", extra=kv(**fields))
     finally:
         app[CALLS].pop(ticket.id, None)
@@ -132,6 +136,7 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
                 bad_messages={k: v for k, v in proto.stats.items() if k != "gaps"} or None,
             ),
         )
+        await record_end(app, session, call_sid=call_sid, failed=failed, draining=app[DRAINING].get("on", False))
     return ws
 
 

@@ -85,7 +85,7 @@ async def test_message_form_end_to_end_is_stored(bot, settings):
     assert "Sarah Johnson" in reply and "five five five, two one three, four four six seven" in reply
     reply, _ = await say(bot, conv, "Yes.")
     assert "passed your message on" in reply
-    rows = sqlite3.connect(settings.data_dir / "messages.sqlite3").execute("SELECT call_id, caller, name, callback, topic FROM messages").fetchall()
+    rows = sqlite3.connect(settings.data_dir / "phonebot.sqlite3").execute("SELECT call_sid, caller, name, callback_number, about FROM messages").fetchall()
     assert rows == [("CA42", "+15551234567", "Sarah Johnson", "5552134467", "Hi, I'd like to leave a message for the billing department.")]
     reply, actions = await say(bot, conv, "No, that's all.")
     assert [a.kind for a in actions] == ["hangup"]
@@ -104,7 +104,7 @@ async def test_message_form_uses_the_calling_number_and_corrections(bot, setting
     reply, _ = await say(bot, conv, "555 867 5309")
     reply, _ = await say(bot, conv, "yes that's right")
     assert "passed your message on" in reply
-    (row,) = sqlite3.connect(settings.data_dir / "messages.sqlite3").execute("SELECT name, callback, topic FROM messages").fetchall()
+    (row,) = sqlite3.connect(settings.data_dir / "phonebot.sqlite3").execute("SELECT name, callback_number, about FROM messages").fetchall()
     assert row == ("Tom", "5558675309", "The boiler makes a noise")
 
 

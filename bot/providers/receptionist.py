@@ -19,7 +19,7 @@ from typing import AsyncIterator, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import UPSTREAM_ERROR, StageError
-from bot.messages import MessageStore
+from bot.store import NewMessage, SqlStore, open_store
 from bot.providers.base import Action, Conversation
 from bot.settings import Settings
 
@@ -172,14 +172,15 @@ class Receptionist:
         self._settings = settings
         self._clock = clock
         self.cfg: dict = {}
-        self.store: MessageStore | None = None
+        self.store: SqlStore | None = None
 
     async def start(self) -> None:
         self.cfg = load_config(self._settings.receptionist_config or None)
-        self.store = MessageStore(Path(self._settings.data_dir) / "messages.sqlite3")
+        self.store = await open_store(self._settings)
 
     async def close(self) -> None:
-        return None
+        if self.store is not None:
+            await self.store.close()
 
     async def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
         if not self.cfg:
@@ -372,7 +373,7 @@ class Receptionist:
         if not self._yes(text):
             return [f"Is {speak_number(f['number'])} the right number? Please say yes or no."]
         assert self.store is not None
-        await self.store.save_async(call_id=conv.call_id, caller=conv.caller, name=f["name"] or "", callback=f["number"], topic=f["topic"] or "")
+        await self.store.save_message(NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"], about=f["topic"] or ""))
         st["form"] = None
         st["awaiting"] = "anything_else"
         return [f"Thanks, {f['name']}. I've passed your message on, and someone will call you back.", self.cfg["texts"]["anything_else"]]

@@ -1,0 +1,40 @@
+"""From a finished call session to its call record: outcome, who ended it, turns."""
+
+from __future__ import annotations
+
+from bot.store.api import CALL_OUTCOMES, TurnRecord
+
+
+def turn_records(session) -> list[TurnRecord]:
+    """The confirmed turns the session logged (speculative ones never log), with the
+    latency from the end of the caller's speech to the first reply audio."""
+    out = []
+    for t in getattr(session, "turn_log", []):
+        outcome = str(t.get("outcome", "ok"))
+        stage, _, code = outcome.partition(":") if ":" in outcome else (None, "", None)
+        out.append(TurnRecord(
+            n=int(t["n"]), started_at=float(t["at"]), latency_ms=session.first_audio_ms.get(t["n"]),
+            outcome=outcome, error_stage=stage, error_code=code or None,
+        ))
+    return out
+
+
+def outcome_of(session, *, failed: bool) -> str:
+    """``session.outcome`` when the session decided one (message, transfer, ...); else
+    failed on an error, abandoned when the caller never spoke, answered otherwise."""
+    if failed:
+        return "failed"
+    decided = getattr(session, "outcome", None)
+    if decided in CALL_OUTCOMES:
+        return decided
+    if session is None or (session._turn_no == 0 and not session.turn_log):
+        return "abandoned"
+    return "answered"
+
+
+def ended_by(session, *, failed: bool, draining: bool) -> str:
+    if failed:
+        return "error"
+    if session is not None and session.ended.is_set():
+        return "drain" if draining else "bot"
+    return "caller"

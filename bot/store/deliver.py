@@ -1,0 +1,74 @@
+"""The deliverer: sends what the outbox holds until each row is delivered.
+
+Rows are leased (``claimed_until``), sent, then marked delivered; a failure sets the
+next try after an exponential back-off with jitter, capped. All state is in the
+database, so a restart (or another instance) carries on where a killed process left
+off: a row it had leased is due again once the lease runs out. A send times out well
+inside the lease, so a live claimer never loses its row to another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from bot.logs import kv
+from bot.store.channels import Channels, DeliveryError
+from bot.store.sql import SqlStore
+
+log = logging.getLogger("bot.store.deliver")
+
+
+def backoff(attempts: int, base: float, cap: float) -> float:
+    """Seconds before try ``attempts + 1``: base * 2^(attempts-1), capped, with +-20% jitter."""
+    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+class Deliverer:
+    def __init__(self, store: SqlStore, settings, *, poll_s: float = 1.0) -> None:
+        self.store, self.s, self.poll_s = store, settings, poll_s
+        self.lease_s = settings.notify_lease_s
+        self.channels = Channels(settings, timeout=max(0.5, self.lease_s / 3))
+        self.sent = 0
+
+    async def run(self) -> None:
+        await self.channels.start()
+        try:
+            while True:
+                try:
+                    batch = await self.store.claim_due(lease_s=self.lease_s)
+                except Exception as exc:  # the database is down: try again later, never die
+                    log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
+                    batch = []
+                    await asyncio.sleep(self.poll_s)
+                for item, res in zip(batch, await asyncio.gather(*(self._one(item) for item in batch), return_exceptions=True)):
+                    if isinstance(res, Exception):  # could not record the result: the lease makes it due again
+                        log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(res).__name__))
+                if not batch:
+                    self.store.outbox_changed.clear()
+                    try:
+                        await asyncio.wait_for(self.store.outbox_changed.wait(), self.poll_s)
+                    except TimeoutError:
+                        pass
+        finally:
+            await self.channels.close()
+
+    async def _one(self, item) -> None:
+        fields = dict(outbox_id=item.id, channel=item.channel, attempt=item.attempts, key=item.idem_key)
+        try:
+            await self.channels.send(item)
+        except DeliveryError as exc:
+            delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
+            log.warning("notification failed, will retry", extra=kv(**fields, error=str(exc), retry_in_s=round(delay, 2)))
+            await self.store.failed(item.id, retry_in=delay, error=str(exc))
+            return
+        except Exception as exc:  # a bug in a channel must not stop the others
+            delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
+            log.exception("notification crashed, will retry", extra=kv(**fields))
+            await self.store.failed(item.id, retry_in=delay, error=type(exc).__name__)
+            return
+        await self.store.delivered(item.id)
+        self.sent += 1
+        log.info("notification delivered", extra=kv(**fields))

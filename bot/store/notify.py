@@ -1,0 +1,74 @@
+"""Who is told about what: notification targets, and the outbox rows a message causes.
+
+``NotifyConfig`` is the owner's choice of targets. Until the business profile supplies
+it, it comes from ``NOTIFY_TO`` / ``NOTIFY_URGENT_TO``: comma-separated targets, each an
+``https://`` webhook URL, ``mailto:owner@example.com`` (or a bare address) or
+``sms:+15551234567``. An urgent message goes to the usual targets and to the urgent ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+CHANNELS = ("webhook", "email", "sms")
+
+
+class TargetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: str  # one of CHANNELS
+    address: str  # URL, e-mail address, E.164 number
+
+    @classmethod
+    def parse(cls, raw: str) -> "Target":
+        v = raw.strip()
+        low = v.lower()
+        if low.startswith(("http://", "https://")):
+            return cls("webhook", v)
+        if low.startswith("mailto:") or (not low.startswith("sms:") and "@" in v):
+            addr = v.split(":", 1)[1] if low.startswith("mailto:") else v
+            if not re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+", addr):
+                raise TargetError(f"{raw!r} is not an e-mail address")
+            return cls("email", addr)
+        if low.startswith("sms:"):
+            num = re.sub(r"[\s().-]", "", v[4:])
+            if not re.fullmatch(r"\+[1-9]\d{6,14}", num):
+                raise TargetError(f"{raw!r}: an SMS target is sms:+ and the number in E.164 form")
+            return cls("sms", num)
+        raise TargetError(f"{raw!r}: expected an https:// webhook URL, mailto:address or sms:+number")
+
+
+def parse_targets(raw: str) -> tuple[Target, ...]:
+    out: list[Target] = []
+    for part in raw.split(","):
+        if part.strip():
+            t = Target.parse(part)
+            if t not in out:
+                out.append(t)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    targets: tuple[Target, ...] = ()  # every message and missed call
+    urgent_targets: tuple[Target, ...] = ()  # also, for urgent messages
+    missed_calls: bool = True  # tell the targets about callers who hung up without a word
+
+    def for_message(self, urgent: bool) -> tuple[Target, ...]:
+        extra = tuple(t for t in self.urgent_targets if t not in self.targets) if urgent else ()
+        return self.targets + extra
+
+    @classmethod
+    def from_settings(cls, settings) -> "NotifyConfig":
+        return cls(parse_targets(settings.notify_to), parse_targets(settings.notify_urgent_to))
+
+
+def idem_key(kind: str, ref: str | int, target: Target) -> str:
+    """Stable per (message or call, channel, target): the receiver dedupes retries on it."""
+    digest = hashlib.sha256(f"{target.channel}:{target.address}".encode()).hexdigest()[:16]
+    return f"phonebot-{kind}-{ref}-{target.channel}-{digest}"

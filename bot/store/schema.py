@@ -1,0 +1,89 @@
+"""One schema for SQLite and PostgreSQL, and the versioned steps that build it.
+
+Each step runs once, in order, in its own transaction, and bumps ``schema_version``.
+A new column or index is a new step appended to ``STEPS``; a shipped step is never
+edited. On PostgreSQL an advisory lock serialises instances that start together; on
+SQLite the first write of the step takes the database lock.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+meta = sa.MetaData()
+
+messages = sa.Table(
+    "messages", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("call_sid", sa.String(64), nullable=False),
+    sa.Column("caller", sa.String(200), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("callback_number", sa.String(64), nullable=False),
+    sa.Column("about", sa.Text, nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # new, incomplete, handled
+    sa.Column("handled_at", sa.Float),
+)
+
+calls = sa.Table(
+    "calls", meta,
+    sa.Column("call_sid", sa.String(64), primary_key=True),
+    sa.Column("stream_sid", sa.String(64), nullable=False),
+    sa.Column("caller", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("ended_by", sa.String(16)),
+    sa.Column("turns", sa.JSON, nullable=False),  # [TurnRecord as a dict], stage errors in each
+)
+
+outbox = sa.Table(
+    "outbox", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("idem_key", sa.String(120), nullable=False, unique=True),  # message/call + channel + target
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id")),  # None: a missed-call notice
+    sa.Column("call_sid", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # webhook, email, sms
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),  # everything the channel sends
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("claimed_until", sa.Float),  # a lease: past it, a dead claimer's row is due again
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("last_error", sa.String(200)),
+)
+
+schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
+
+
+async def _v1(conn: AsyncConnection) -> None:
+    for table in (messages, calls, outbox):
+        await conn.run_sync(lambda c, t=table: t.create(c))
+    await conn.execute(sa.text("CREATE INDEX ix_messages_created ON messages (created_at)"))
+    await conn.execute(sa.text("CREATE INDEX ix_calls_started ON calls (started_at)"))
+    await conn.execute(sa.text("CREATE INDEX ix_outbox_due ON outbox (delivered_at, due_at)"))
+
+
+STEPS = [_v1]  # version n is STEPS[n - 1]
+VERSION = len(STEPS)
+
+
+async def migrate(engine) -> int:
+    """Bring the database to ``VERSION``; return the version it was at."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7263001)"))
+        await conn.run_sync(lambda c: schema_version.create(c, checkfirst=True))
+        found = (await conn.execute(sa.select(schema_version.c.version))).scalar()
+        if found is None:
+            await conn.execute(schema_version.insert().values(version=0))
+            found = 0
+        if found > VERSION:
+            raise RuntimeError(f"the database is at schema version {found}, newer than this code ({VERSION}); upgrade phonebot")
+        for version in range(found + 1, VERSION + 1):
+            await STEPS[version - 1](conn)
+            await conn.execute(schema_version.update().values(version=version))
+    return found

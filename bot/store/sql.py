@@ -1,0 +1,230 @@
+"""The ``Store`` on SQLAlchemy Core: SQLite (WAL, in DATA_DIR) or PostgreSQL.
+
+SQLite transactions start with BEGIN IMMEDIATE, so a read-then-write (a claim, a
+migration) cannot interleave with another process's. On PostgreSQL the outbox claim
+locks its rows with FOR UPDATE SKIP LOCKED, so instances never wait on each other.
+Nothing here logs a message's content, a name or a number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.store import schema as s
+from bot.store.api import MESSAGE_STATUSES, CallRecord, NewMessage, StoredMessage, TurnRecord
+from bot.store.notify import NotifyConfig, Target, idem_key
+
+SQLITE_NAME = "phonebot.sqlite3"
+# aiosqlite's DEBUG records carry each statement's parameters (names, numbers): never log them
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    idem_key: str
+    channel: str
+    target: str
+    payload: dict
+    attempts: int  # including this one
+
+
+def engine_url(database_url: str, data_dir: Path) -> str:
+    if not database_url:
+        return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_NAME}"
+    for prefix in ("postgresql://", "postgres://", "postgresql+asyncpg://"):
+        if database_url.startswith(prefix):
+            return "postgresql+asyncpg://" + database_url[len(prefix):]
+    raise ValueError("DATABASE_URL: expected postgresql://user:password@host:port/dbname")
+
+
+def _private_sqlite(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    for suffix in ("", "-wal", "-shm"):
+        path = data_dir / (SQLITE_NAME + suffix)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine, notify: NotifyConfig | None = None) -> None:
+        self.engine = engine
+        self.notify = notify or NotifyConfig()
+        self.dialect = engine.dialect.name
+        self.outbox_changed = asyncio.Event()  # wakes this process's deliverer
+
+    @classmethod
+    async def open(cls, *, database_url: str = "", data_dir: Path = Path("var"), notify: NotifyConfig | None = None) -> "SqlStore":
+        url = engine_url(database_url, Path(data_dir))
+        if url.startswith("sqlite"):
+            _private_sqlite(Path(data_dir))
+            engine = create_async_engine(url, connect_args={"timeout": 10})
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _connect(dbapi_conn, _rec) -> None:
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=10000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _begin(conn) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        await s.migrate(engine)
+        return cls(engine, notify)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- messages -----------------------------------------------------------------------
+    async def save_message(self, msg: NewMessage) -> int:
+        now = time.time()
+        status = "new" if msg.complete else "incomplete"
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                s.messages.insert().values(
+                    created_at=now, call_sid=msg.call_sid, caller=msg.caller, name=msg.name,
+                    callback_number=msg.callback_number, about=msg.about, urgent=msg.urgent, status=status,
+                ).returning(s.messages.c.id)
+            )
+            mid = int(res.scalar_one())
+            payload = {"event": "message", "message": {"id": mid, "status": status, **_public(msg), "created_at": now}}
+            await self._enqueue(conn, "message", mid, mid, msg.call_sid, self.notify.for_message(msg.urgent), payload, now)
+        return mid
+
+    async def messages(self, *, since: float | None = None, status: str | None = None, limit: int = 100) -> list[StoredMessage]:
+        q = sa.select(*_MSG_COLS).order_by(s.messages.c.id.desc()).limit(limit)
+        if since is not None:
+            q = q.where(s.messages.c.created_at >= since)
+        if status is not None:
+            if status not in MESSAGE_STATUSES:
+                raise ValueError(f"status: expected one of {', '.join(MESSAGE_STATUSES)}")
+            q = q.where(s.messages.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [StoredMessage(*r) for r in rows]
+
+    async def message(self, message_id: int) -> StoredMessage | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(*_MSG_COLS).where(s.messages.c.id == message_id))).first()
+        return StoredMessage(*row) if row else None
+
+    async def mark_handled(self, message_id: int) -> bool:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                s.messages.update().where(s.messages.c.id == message_id, s.messages.c.status != "handled")
+                .values(status="handled", handled_at=time.time())
+            )
+        return res.rowcount == 1
+
+    # --- call records -------------------------------------------------------------------
+    async def call_started(self, *, call_sid: str, stream_sid: str, caller: str, started_at: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(s.calls.insert().values(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=started_at, turns=[]))
+
+    async def call_ended(
+        self, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord]
+    ) -> None:
+        now = time.time()
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.select(s.calls.c.caller, s.calls.c.started_at).where(s.calls.c.call_sid == call_sid))).first()
+            if row is None:
+                raise KeyError(f"no call record for {call_sid}")
+            await conn.execute(
+                s.calls.update().where(s.calls.c.call_sid == call_sid)
+                .values(ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=[asdict(t) for t in turns])
+            )
+            if outcome == "abandoned" and self.notify.missed_calls:
+                payload = {"event": "missed_call", "call": {"call_sid": call_sid, "caller": row.caller, "started_at": row.started_at}}
+                await self._enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
+
+    async def calls(self, *, limit: int = 50) -> list[CallRecord]:
+        q = sa.select(s.calls).order_by(s.calls.c.started_at.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_call(r) for r in (await conn.execute(q)).all()]
+
+    async def call(self, call_sid: str) -> CallRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(s.calls).where(s.calls.c.call_sid == call_sid))).first()
+        return _call(row) if row else None
+
+    # --- the outbox ---------------------------------------------------------------------
+    async def _enqueue(self, conn, kind: str, ref, message_id, call_sid: str, targets: Sequence[Target], payload: dict, now: float) -> None:
+        rows = [
+            dict(idem_key=idem_key(kind, ref, t), message_id=message_id, call_sid=call_sid, channel=t.channel, target=t.address,
+                 payload=payload, created_at=now, due_at=now, attempts=0)
+            for t in targets
+        ]
+        if rows:
+            await conn.execute(s.outbox.insert(), rows)
+            self.outbox_changed.set()
+
+    async def claim_due(self, *, lease_s: float, limit: int = 10) -> list[OutboxItem]:
+        """Lease up to ``limit`` due rows to this process. A row whose lease ran out (its
+        claimer died mid-send) is due again."""
+        now = time.time()
+        o = s.outbox.c
+        q = (
+            sa.select(o.id).where(o.delivered_at.is_(None), o.due_at <= now, sa.or_(o.claimed_until.is_(None), o.claimed_until < now))
+            .order_by(o.due_at).limit(limit)
+        )
+        if self.dialect == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            ids = [r[0] for r in (await conn.execute(q)).all()]
+            if not ids:
+                return []
+            await conn.execute(s.outbox.update().where(o.id.in_(ids)).values(claimed_until=now + lease_s, attempts=o.attempts + 1))
+            rows = (await conn.execute(sa.select(o.id, o.idem_key, o.channel, o.target, o.payload, o.attempts).where(o.id.in_(ids)))).all()
+        return [OutboxItem(*r) for r in rows]
+
+    async def delivered(self, item_id: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(s.outbox.update().where(s.outbox.c.id == item_id).values(delivered_at=time.time(), claimed_until=None, last_error=None))
+
+    async def failed(self, item_id: int, *, retry_in: float, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                s.outbox.update().where(s.outbox.c.id == item_id)
+                .values(due_at=time.time() + retry_in, claimed_until=None, last_error=error[:200])
+            )
+
+    async def outbox_state(self) -> list[dict]:
+        """Every row, for the console and tests: channel, target, attempts, delivered, error."""
+        o = s.outbox.c
+        q = sa.select(o.id, o.idem_key, o.message_id, o.call_sid, o.channel, o.target, o.attempts, o.due_at, o.delivered_at, o.last_error)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(q.order_by(o.id))).all()]
+
+
+_MSG_COLS = (
+    s.messages.c.id, s.messages.c.created_at, s.messages.c.call_sid, s.messages.c.caller, s.messages.c.name,
+    s.messages.c.callback_number, s.messages.c.about, s.messages.c.urgent, s.messages.c.status,
+)
+
+
+def _public(msg: NewMessage) -> dict:
+    return {"call_sid": msg.call_sid, "caller": msg.caller, "name": msg.name, "callback_number": msg.callback_number,
+            "about": msg.about, "urgent": msg.urgent}
+
+
+def _call(r) -> CallRecord:
+    return CallRecord(
+        call_sid=r.call_sid, stream_sid=r.stream_sid, caller=r.caller, started_at=r.started_at, ended_at=r.ended_at,
+        outcome=r.outcome, ended_by=r.ended_by, turns=tuple(TurnRecord(**t) for t in (r.turns or [])),
+    )

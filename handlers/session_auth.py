@@ -1,0 +1,79 @@
+"""The owner's browser session: one signed cookie for the console (and the softphone).
+
+The API key is shown once (a login form, or ``?key=`` on the first link); the server
+answers with an HttpOnly, SameSite=Strict cookie ``<expiry>.<nonce>.<mac>`` signed with a
+key derived from API_KEY, so changing the key ends every session. State-changing forms
+carry a CSRF token derived from the session (``csrf_token`` / ``check_csrf``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from aiohttp import web
+
+from handlers.state import SETTINGS
+
+COOKIE = "phonebot_session"
+SESSION_S = 12 * 3600
+
+
+def _key(request_or_app) -> bytes:
+    app = request_or_app.app if isinstance(request_or_app, web.Request) else request_or_app
+    api_key = app[SETTINGS].api_key
+    if not api_key:
+        raise web.HTTPNotFound(text="the console is off: set API_KEY to turn it on")
+    return hmac.new(api_key.encode(), b"phonebot-session-v1", hashlib.sha256).digest()
+
+
+def _mac(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def key_ok(request: web.Request, given: str) -> bool:
+    api_key = request.app[SETTINGS].api_key
+    return bool(api_key) and hmac.compare_digest(given.encode(), api_key.encode())
+
+
+def issue_session(request: web.Request, response: web.StreamResponse) -> None:
+    """Set a fresh session cookie on ``response`` (after the key was checked)."""
+    expiry = int(time.time()) + SESSION_S
+    body = f"{expiry}.{secrets.token_urlsafe(16)}"
+    secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+    response.set_cookie(COOKIE, f"{body}.{_mac(_key(request), body)}", max_age=SESSION_S, httponly=True,
+                        samesite="Strict", secure=secure, path="/")
+
+
+def end_session(response: web.StreamResponse) -> None:
+    response.del_cookie(COOKIE, path="/")
+
+
+def session_valid(request: web.Request) -> bool:
+    raw = request.cookies.get(COOKIE, "")
+    body, _, mac = raw.rpartition(".")
+    expiry = body.split(".", 1)[0]
+    if not (body and mac and expiry.isdigit()):
+        return False
+    return hmac.compare_digest(mac, _mac(_key(request), body)) and int(expiry) > time.time()
+
+
+def require_session(request: web.Request) -> None:
+    """Raise unless the request carries a valid session: a page is sent to the login
+    form, anything else gets 401."""
+    if session_valid(request):
+        return
+    if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+        raise web.HTTPSeeOther("/console/login")
+    raise web.HTTPUnauthorized(text='{"error":{"code":"unauthorized","message":"log in to the console first"}}', content_type="application/json")
+
+
+def csrf_token(request: web.Request) -> str:
+    return _mac(_key(request), "csrf:" + request.cookies.get(COOKIE, ""))
+
+
+def check_csrf(request: web.Request, given: str) -> None:
+    if not given or not hmac.compare_digest(given, csrf_token(request)):
+        raise web.HTTPForbidden(text="the form is stale or came from another site: reload the page and try again")

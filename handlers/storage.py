@@ -1,0 +1,78 @@
+"""The store and the outbox deliverer as an app resource (cleanup_ctx).
+
+The store opens (and migrates) before the server takes calls and closes after the
+last call is recorded; the deliverer runs beside it for the server's whole life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy import exc as sa_exc
+
+from bot.logs import kv
+from bot.store import open_store
+from bot.store.calls import ended_by, outcome_of, turn_records
+from bot.store.deliver import Deliverer
+from bot.store.notify import NotifyConfig
+from handlers.state import SETTINGS
+
+log = logging.getLogger("handlers.storage")
+
+STORE = web.AppKey("store", object)  # bot.store.SqlStore (a bot.store.api.Store)
+NOTIFY = web.AppKey("notify", NotifyConfig)  # who is told; the business profile maps to it
+PENDING = web.AppKey("pending_records", set)  # call-record writes still running
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    try:
+        store = await open_store(settings, app[NOTIFY])
+    except (OSError, ValueError, sa_exc.SQLAlchemyError) as exc:  # asyncpg's errors arrive wrapped or as OSError
+        where = "DATABASE_URL" if settings.database_url else f"DATA_DIR ({settings.data_dir})"
+        raise RuntimeError(f"cannot open the message store ({where}): {type(exc).__name__}: {str(exc)[:200]}") from None
+    app[STORE] = store
+    app[PENDING] = set()
+    log.info("store ready", extra=kv(backend=store.dialect, targets=len(app[NOTIFY].targets), urgent_targets=len(app[NOTIFY].urgent_targets)))
+    told = app[NOTIFY].targets or app[NOTIFY].urgent_targets
+    # no targets here: rows left by an earlier configuration (or another instance's) are
+    # still sent, on a slower poll; this process's own saves wake the deliverer at once
+    deliverer = Deliverer(store, settings, poll_s=1.0 if told else 30.0)
+    task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
+    yield
+    task.cancel()
+    await asyncio.wait({task, *app[PENDING]}, timeout=5.0)
+    await store.close()
+
+
+async def record_start(app: web.Application, *, call_sid: str, stream_sid: str, caller: str) -> None:
+    """The call record's start; a storage failure is logged, never ends the call."""
+    try:
+        await app[STORE].call_started(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=time.time())
+    except Exception as exc:
+        log.error("call record not started", extra=kv(call_sid=call_sid, error=type(exc).__name__))
+
+
+async def record_end(app: web.Application, session, *, call_sid: str, failed: bool, draining: bool) -> None:
+    """The call record's end. It runs as its own task (awaited through a shield): the
+    handler is often being cancelled as the caller's socket goes, and the record must
+    still be written; the store waits for such writes before it closes."""
+    task = asyncio.get_running_loop().create_task(_record_end(app, session, call_sid=call_sid, failed=failed, draining=draining))
+    app[PENDING].add(task)
+    task.add_done_callback(app[PENDING].discard)
+    await asyncio.shield(task)
+
+
+async def _record_end(app: web.Application, session, *, call_sid: str, failed: bool, draining: bool) -> None:
+    outcome = outcome_of(session, failed=failed)
+    try:
+        await app[STORE].call_ended(
+            call_sid=call_sid, ended_at=time.time(), outcome=outcome,
+            ended_by=ended_by(session, failed=failed, draining=draining), turns=turn_records(session) if session else [],
+        )
+    except Exception as exc:
+        log.error("call record not ended", extra=kv(call_sid=call_sid, outcome=outcome, error=type(exc).__name__))

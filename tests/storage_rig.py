@@ -1,0 +1,40 @@
+"""Backends for the storage tests: SQLite in a temp dir, and a fresh database on the
+PostgreSQL server named by TEST_DATABASE_URL (``.ci/run`` starts one). Import the
+``backend`` and ``db_url`` fixtures into a test module to run it on both."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+NO_PG = "no PostgreSQL server: set TEST_DATABASE_URL (.ci/run starts a throw-away one)"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=NO_PG))])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def db_url(backend):
+    """"" for SQLite (the store then lives in DATA_DIR), else a new empty PostgreSQL database."""
+    if backend == "sqlite":
+        yield ""
+        return
+    import asyncpg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield PG_URL.rpartition("/")[0] + "/" + name
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

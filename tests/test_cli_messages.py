@@ -1,0 +1,118 @@
+"""python -m bot messages: --json, --since, the timezone, "no messages", terminal-safe output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from bot.cli_messages import main, parse_since, safe
+from bot.store import NewMessage, SqlStore, schema
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class Out:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """``main`` in this process (a subprocess per call is slow on a busy machine; one
+    test below runs the real ``python -m bot messages``)."""
+
+    def go(data_dir, *args, **env):
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.delenv("TIMEZONE", raising=False)
+        for k, v in {"DATA_DIR": str(data_dir), "TWILIO_VALIDATE": "false", **env}.items():
+            monkeypatch.setenv(k, v)
+        code = main(list(args))
+        got = capsys.readouterr()
+        return Out(code, got.out, got.err)
+
+    return go
+
+
+def seed(data_dir, *msgs, age_s=None):
+    async def go():
+        st = await SqlStore.open(data_dir=data_dir)
+        ids = [await st.save_message(m) for m in msgs]
+        if age_s is not None:  # the first one was taken age_s ago
+            async with st.engine.begin() as conn:
+                await conn.execute(schema.messages.update().where(schema.messages.c.id == ids[0]).values(created_at=time.time() - age_s))
+        await st.close()
+        return ids
+
+    return asyncio.run(go())
+
+
+def test_the_real_command_with_no_messages_creates_no_database(tmp_path):
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "d"), "TWILIO_VALIDATE": "false"}
+    env.pop("DATABASE_URL", None)
+    out = subprocess.run([sys.executable, "-m", "bot", "messages"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "no messages"
+    assert not (tmp_path / "d" / "phonebot.sqlite3").exists()
+
+
+def test_no_messages_json(tmp_path, run):
+    out = run(tmp_path / "d")
+    assert out.returncode == 0 and out.stdout.strip() == "no messages"
+    assert out.returncode == 0 and out.stdout.strip() == "no messages"
+    assert not (tmp_path / "d" / "phonebot.sqlite3").exists()
+    out = run(tmp_path / "d", "--json")
+    assert out.returncode == 0 and out.stdout == "" and "no messages" in out.stderr
+
+
+def test_json_since_and_timezone(tmp_path, run):
+    old, new = seed(
+        tmp_path,
+        NewMessage(call_sid="CA1", caller="+15550000001", name="Ann", callback_number="5550000001", about="old"),
+        NewMessage(call_sid="CA2", caller="+15550000002", name="Bo", callback_number="5550000002", about="boiler", urgent=True, complete=False),
+        age_s=3 * 3600,
+    )
+
+    out = run(tmp_path, "--json", "--tz", "America/New_York")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [new, old]
+    assert rows[0] == {**rows[0], "status": "incomplete", "name": "Bo", "callback_number": "5550000002", "about": "boiler",
+                       "urgent": True, "caller": "+15550000002", "call_sid": "CA2"}
+    assert rows[0]["created_at"][-6:] in ("-05:00", "-04:00")  # New York, not UTC
+    out = run(tmp_path, "--json", "--since", "2h")
+    assert [json.loads(line)["id"] for line in out.stdout.splitlines()] == [new]
+    out = run(tmp_path, "--since", "yesterday-ish")
+    assert out.returncode == 2 and "duration" in out.stderr
+    out = run(tmp_path, "--json", "--since", "2000-01-01")
+    assert len(out.stdout.splitlines()) == 2
+    out = run(tmp_path, "--json", TIMEZONE="Asia/Tokyo")
+    assert json.loads(out.stdout.splitlines()[0])["created_at"].endswith("+09:00")
+
+
+def test_plain_listing_cannot_be_driven_by_a_caller(tmp_path, run):
+    seed(tmp_path, NewMessage(call_sid="CA3", caller="+1555\x1b[2J", name="Eve\x1b[2J\x1b[H", callback_number="555",
+                              about="hi\n#99  2026-01-01 00:00  [new]  Fake  callback 911\u202e"))
+    out = run(tmp_path)
+    assert "\x1b" not in out.stdout and "\u202e" not in out.stdout
+    assert "Eve\\x1b[2J\\x1b[H" in out.stdout
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("    hi\\n#99")  # the fake entry stays inside the real one
+
+
+def test_parse_since():
+    tz = ZoneInfo("Europe/Paris")
+    assert parse_since("2h", tz, now=10_000.0) == 10_000.0 - 7200
+    assert parse_since("1.5d", tz, now=200_000.0) == 200_000.0 - 1.5 * 86400
+    assert parse_since("2026-07-01T12:00", tz) == parse_since("2026-07-01T10:00+00:00", tz)
+    assert safe("a\tb\x07\x9b") == "a\\tb\\x07\\x9b"
+    with pytest.raises(Exception, match="ISO"):
+        parse_since("soon", tz)
