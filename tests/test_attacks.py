@@ -498,3 +498,14 @@ def test_plausibility_holds_back_until_enough_audio():
     short = Plausible("Hi there.", bytes_per_ms=8)
     short.feed(b"\x01" * 80)
     assert short.end() is None
+
+
+def test_new_limits_are_read_and_checked():
+    from bot.settings import SettingsError
+
+    env = {"TWILIO_VALIDATE": "false", "STREAM_TOKEN_TTL_S": "20", "MEDIA_TIMEOUT_S": "15", "MAX_TURN_S": "45"}
+    s = Settings.from_env(env)
+    assert (s.stream_token_ttl_s, s.media_timeout_s, s.max_turn_s) == (20.0, 15.0, 45.0)
+    for var, bad in (("MEDIA_TIMEOUT_S", "0"), ("MAX_TURN_S", "600"), ("STREAM_TOKEN_TTL_S", "soon")):
+        with pytest.raises(SettingsError, match=var):
+            Settings.from_env({"TWILIO_VALIDATE": "false", var: bad})
