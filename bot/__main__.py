@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
     "call": ("bot.simulator", "simulate a Twilio call against a running server"),
     "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
+    "say": ("bot.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
+    "check": ("bot.cli_check", "check the settings in the environment, without loading any model"),
 }
 
 
