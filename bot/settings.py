@@ -6,6 +6,7 @@ Nothing else in the code base reads ``os.environ``; everything is passed down.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
@@ -24,7 +25,21 @@ DEFAULT_BUSY = "Sorry, all our lines are busy right now. Please call again in a 
 
 
 class SettingsError(ValueError):
-    """A setting has a bad value; the message names the variable and what is accepted."""
+    """A setting has a bad value; the message names the variable and what is accepted
+    (every bad variable, one per line, when there are several)."""
+
+
+# While Settings.problems() reads the environment, each bad value is noted here and
+# reading goes on with a stand-in value, so that every problem is reported at once.
+_found: ContextVar[list[str] | None] = ContextVar("settings_problems", default=None)
+
+
+def _fail(message: str, stand_in=None):
+    found = _found.get()
+    if found is None:
+        raise SettingsError(message)
+    found.append(message)
+    return stand_in
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -33,30 +48,31 @@ def _bool(name: str, raw: str) -> bool:
         return True
     if v in ("0", "false", "no", "off", ""):
         return False
-    raise SettingsError(f"{name}={raw!r}: expected true or false")
+    return _fail(f"{name}={raw!r}: expected true or false", False)
 
 
 def _num(name: str, raw: str, cast, lo=None, hi=None):
     try:
         val = cast(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a {cast.__name__}") from None
+        kind = "a whole number" if cast is int else "a number"
+        return _fail(f"{name}={raw!r}: expected {kind}", cast(lo or 0))
     if (lo is not None and val < lo) or (hi is not None and val > hi):
-        raise SettingsError(f"{name}={raw!r}: expected a value between {lo} and {hi}")
+        return _fail(f"{name}={raw!r}: expected a value between {lo} and {hi}", cast(lo or 0))
     return val
 
 
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     v = raw.strip().lower()
     if v not in choices:
-        raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+        return _fail(f"{name}={raw!r}: expected one of {', '.join(choices)}", choices[0])
     return v
 
 
 def _url(name: str, raw: str) -> str:
     v = raw.strip().rstrip("/")
     if v and not v.startswith(("http://", "https://", "ws://", "wss://")):
-        raise SettingsError(f"{name}={raw!r}: expected an http(s):// URL")
+        return _fail(f"{name}={raw!r}: expected an http(s):// URL", "")
     return v
 
 
@@ -69,6 +85,7 @@ class Settings:
     data_dir: Path = Path("var")
     log_level: str = "INFO"
     log_transcripts: bool = False
+    log_format: str = "text"  # text (key=value) or json (one object per line)
     max_upload_bytes: int = 10 * 1024 * 1024
 
     # providers per stage
@@ -151,7 +168,39 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
+        """The settings, or one ``SettingsError`` that lists every bad variable."""
+        settings, found = cls._collect(env)
+        if found:
+            raise SettingsError(found[0] if len(found) == 1 else f"{len(found)} problems:\n  " + "\n  ".join(found))
+        assert settings is not None
+        return settings
+
+    @classmethod
+    def problems(cls, env: Mapping[str, str] | None = None) -> list[str]:
+        """Every problem with the environment's settings (empty: they are fine)."""
+        return cls._collect(env)[1]
+
+    @classmethod
+    def read_names(cls, env: Mapping[str, str] | None = None) -> set[str]:
+        """The names of the environment variables the settings are read from."""
+        asked = _Asked(os.environ if env is None else env)
+        cls._collect(asked)
+        return asked.names
+
+    @classmethod
+    def _collect(cls, env: Mapping[str, str] | None) -> tuple["Settings | None", list[str]]:
+        found: list[str] = []
+        token = _found.set(found)
+        try:
+            settings = cls._read(os.environ if env is None else env)
+        except SettingsError as exc:  # a check that could not go on
+            found.append(str(exc))
+        finally:
+            _found.reset(token)
+        return (None, found) if found else (settings, found)
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str]) -> "Settings":
         get = lambda k, d="": env.get(k, d)  # noqa: E731
         kw: dict = {}
 
@@ -161,6 +210,7 @@ class Settings:
         kw["data_dir"] = Path(get("DATA_DIR", str(cls.data_dir)))
         kw["log_level"] = _choice("LOG_LEVEL", get("LOG_LEVEL", "INFO"), ("debug", "info", "warning", "error")).upper()
         kw["log_transcripts"] = _bool("LOG_TRANSCRIPTS", get("LOG_TRANSCRIPTS"))
+        kw["log_format"] = _choice("LOG_FORMAT", get("LOG_FORMAT", "text"), ("text", "json"))
         kw["max_upload_bytes"] = _num("MAX_UPLOAD_BYTES", get("MAX_UPLOAD_BYTES", str(cls.max_upload_bytes)), int, 1024)
 
         for key in ("deepgram", "openai", "elevenlabs"):
@@ -188,18 +238,18 @@ class Settings:
                 chain = [part.strip().lower() for part in raw.split(",")]
                 for part in chain:
                     if part not in (cloud, local):
-                        raise SettingsError(
+                        _fail(
                             f"{var}={raw!r}: {part!r} is not a provider; expected one of {cloud}, {local}, "
                             f"or a failover chain in order such as {cloud},{local}"
                         )
                 if len(set(chain)) != len(chain):
-                    raise SettingsError(f"{var}={raw!r}: a provider appears twice in the chain")
+                    _fail(f"{var}={raw!r}: a provider appears twice in the chain")
             else:
                 chain = [cloud if cloud_ready[cloud] else local]
             if cloud in chain and cloud != "openai" and not cloud_ready[cloud]:
-                raise SettingsError(f"{var}={raw} needs {cloud.upper()}_API_KEY")
+                _fail(f"{var}={raw} needs {cloud.upper()}_API_KEY")
             if "openai" in chain and not cloud_ready["openai"]:
-                raise SettingsError(f"{var}={raw} needs OPENAI_API_KEY or OPENAI_BASE_URL")
+                _fail(f"{var}={raw} needs OPENAI_API_KEY or OPENAI_BASE_URL")
             kw[f"{stage}_provider"] = ",".join(chain)
 
         kw["whisper_model_path"] = get("WHISPER_MODEL_PATH")
@@ -222,7 +272,7 @@ class Settings:
         kw["twilio_base_url"] = _url("TWILIO_BASE_URL", get("TWILIO_BASE_URL"))
         kw["transfer_number"] = get("TRANSFER_NUMBER").strip()
         if kw["twilio_validate"] and not kw["twilio_auth_token"]:
-            raise SettingsError(
+            _fail(
                 "TWILIO_AUTH_TOKEN is not set, so Twilio signatures cannot be checked. Set it, "
                 "or set TWILIO_VALIDATE=false to run without signature checks (local trials only)"
             )
@@ -252,3 +302,24 @@ class Settings:
         for name, (var, lo, hi) in floats.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), float, lo, hi)
         return cls(**kw)
+
+
+class _Asked(Mapping):
+    """An environment that notes which names were looked up (the known settings)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env, self.names = env, set()
+
+    def __getitem__(self, key: str) -> str:
+        self.names.add(key)
+        return self._env[key]
+
+    def get(self, key, default=None):
+        self.names.add(key)
+        return self._env.get(key, default)
+
+    def __iter__(self):
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
