@@ -13,6 +13,7 @@ from bot.logs import kv
 from bot.orchestrator import ActionRequested, AudioChunk, SentenceEnd, Timings
 from bot.providers.base import Conversation
 from handlers.errors import json_error
+from handlers.startup import STARTUP
 from handlers.state import ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS
 from media import wav
 
@@ -79,6 +80,8 @@ async def orchestrate(request: web.Request) -> web.StreamResponse:
     want_json = "application/json" in request.headers.get("Accept", "")
     timings = Timings()
     outcome, stage_err = "ok", None
+    if not request.app[STARTUP].ready:
+        return json_error(503, "starting", "the models are still loading; try again in a few seconds")
     try:
         if fmt not in ("wav", "mulaw"):
             raise BadInput(400, "bad_format", f"format={fmt!r} is not supported; use wav or mulaw")
