@@ -44,7 +44,7 @@ def create_app(
     transcriber for calls; "auto" builds Deepgram's when Deepgram is the STT and
     ``STT_STREAMING`` is on. ``background_startup``: load models and render prompts
     after the site is listening (the server does; see handlers/startup.py)."""
-    app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[error_middleware])
+    app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[metrics.metrics_middleware, error_middleware])
     app[SETTINGS] = settings
     app[PROVIDERS] = providers or registry.build(settings)
     app[READY] = {}

@@ -67,6 +67,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     metrics.live_calls.inc()
     log.info("call started", extra=kv(**fields))
     session: CallSession | None = None
+    failed = False
     try:
         async with asyncio.TaskGroup() as tg:
 
@@ -95,6 +96,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     except* (ConnectionResetError, ConnectionError) as eg:
         log.info("socket closed while sending", extra=kv(**fields, error=type(eg.exceptions[0]).__name__))
     except* Exception:
+        failed = True
         log.exception("call failed", extra=kv(**fields))
     finally:
         app[CALLS].pop(call_sid, None)
@@ -102,10 +104,15 @@ async def media(request: web.Request) -> web.StreamResponse:
         _count_violations(proto, metrics)
         if not ws.closed:
             await ws.close()
+        seconds = time.monotonic() - t0
+        ended_by = "error" if failed else (session.ended_by if session and session.ended_by else "caller")
+        outcome = session.outcome(error=failed) if session else "failed"
+        metrics.calls_ended.labels(ended_by, outcome).inc()
+        metrics.call_seconds.observe(seconds)
         log.info(
             "call ended",
             extra=kv(
-                **fields, seconds=time.monotonic() - t0, turns=session._turn_no if session else 0,
+                **fields, ended_by=ended_by, outcome=outcome, seconds=seconds, turns=session._turn_no if session else 0,
                 barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
                 frames_out=playout.frames_sent, lost_messages=proto.stats.get("gaps"),
                 bad_messages={k: v for k, v in proto.stats.items() if k != "gaps"} or None,

@@ -14,7 +14,7 @@ from bot.orchestrator import ActionRequested, AudioChunk, SentenceEnd, Timings
 from bot.providers.base import Conversation
 from handlers.errors import json_error
 from handlers.startup import STARTUP
-from handlers.state import ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS
+from handlers.state import METRICS, ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS
 from media import wav
 
 log = logging.getLogger("handlers.orchestrate")
@@ -124,7 +124,9 @@ async def orchestrate(request: web.Request) -> web.StreamResponse:
         fields = dict(request_id=rid, route="orchestrate", outcome=outcome, **{f"{k}_ms": v for k, v in timings.stages.items()})
         if stage_err is not None:
             fields.update(stage=stage_err.stage, provider=stage_err.provider, retryable=stage_err.retryable)
-        log.info("request", extra=kv(**fields))
+        else:
+            request.app[METRICS].observe_stages(timings.stages, {"stt": orch.stt, "llm": orch.llm, "tts": orch.tts})
+        log.log(logging.WARNING if stage_err is not None else logging.INFO, "request", extra=kv(**fields))
 
     pcm_or_ulaw = b"".join(chunks)
     reply_text = " ".join(said)
