@@ -111,5 +111,7 @@ async def serve(settings: Settings, app: web.Application, sock: socket.socket | 
         await drain(app, settings.drain_seconds)
     finally:
         stopping.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("stopped")
