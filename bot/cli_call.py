@@ -118,7 +118,7 @@ def segments(report: CallReport) -> list[tuple[str, bytes]]:
     h, cuts = report.heard, []
     starts = [t.speech_start_s for t in report.turns] + [len(h) / BYTES_PER_S]
     cuts.append(("greeting", h[: int(starts[0] * BYTES_PER_S)]))
-    for t, nxt in zip(report.turns, starts[1:]):
+    for t, nxt in zip(report.turns, starts[1:], strict=True):
         cuts.append((f"reply {t.index}", h[int(t.speech_end_s * BYTES_PER_S) : int(nxt * BYTES_PER_S)]))
     return cuts
 

@@ -12,7 +12,6 @@ import argparse
 import difflib
 import importlib.util
 import os
-import sys
 from pathlib import Path
 from typing import Mapping
 

@@ -11,14 +11,11 @@ for audio dropped by a ``clear``). Used by tests and benchmarks as a library
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import functools
 import json
-import os
 import secrets
-import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
