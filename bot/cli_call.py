@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
                     "(default: $TWILIO_AUTH_TOKEN; unset: unsigned, for a server in trial mode)")
     ap.add_argument("--out", default="heard.wav", help="write what the caller heard here, as 8 kHz mu-law WAV (default %(default)s)")
     ap.add_argument("--gap", type=float, default=0.6, help="seconds of silence after each reply before the next step (default %(default)s)")
+    ap.add_argument("--quiet", type=float, default=1.0, metavar="SECONDS",
+                    help="bot silence that ends its reply, before the next step (default %(default)s; raise it on a slow machine)")
     ap.add_argument("--barge-in-ms", type=int, default=None, metavar="MS",
                     help="interrupt each reply this many ms after it starts, instead of waiting for it to end")
     ap.add_argument("--from", dest="from_number", default="+15551234567", help="the caller's number (default %(default)s)")
@@ -83,7 +85,7 @@ def main(argv: list[str]) -> int:
     try:
         report = asyncio.run(simulate_call(
             args.url, steps, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap,
-            barge_in_after_ms=args.barge_in_ms, from_number=args.from_number,
+            barge_in_after_ms=args.barge_in_ms, from_number=args.from_number, quiet_s=args.quiet,
         ))
     except (wav.WavError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
