@@ -13,9 +13,11 @@ import sys
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
-    "call": ("bot.simulator", "simulate a Twilio call against a running server"),
+    "call": ("bot.cli_call", "simulate a Twilio call against a running server; prints what the caller heard"),
     "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
     "deliver": ("bot.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),
+    "say": ("bot.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
+    "check": ("bot.cli_check", "check the settings in the environment, without loading any model"),
 }
 
 

@@ -92,9 +92,23 @@ class CallSession(TurnStart):
         self.fallbacks = 0
         self.turn_log: list[dict] = []  # per turn: n, wall time, outcome fields (the call record)
         self.first_audio_ms: dict[int, float] = {}  # turn -> end of speech to first reply audio
+        # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
+        # "" until the bot ends it (then the caller hung up, or an error ended it)
+        self.ended_by = ""
+        self.transferred = False
         self._t_start = time.monotonic()
         self._last_media = self._t_start
         self.end_reason: str | None = None  # why the bot ended the call on a wall-clock limit
+
+    def outcome(self, error: bool = False) -> str:
+        """How the call went, for the call-end line and metrics (store/api CALL_OUTCOMES)."""
+        if self.transferred:
+            return "transferred"
+        if self.conversation.state.get("message_id") is not None:
+            return "message"
+        if error or self.ended_by == "failures":
+            return "failed"
+        return "answered"
 
     # --- state machine -----------------------------------------------------------
     def _set(self, new: State) -> None:
@@ -160,7 +174,7 @@ class CallSession(TurnStart):
         self._silent_frames = 0
         if digit == "0" and self.transfer_number and not self._dtmf:
             log.info("dtmf transfer", extra=kv(call_sid=self.call_sid))
-            self._run(self._finish("transfer", transfer=True), name="dtmf-transfer")
+            self._run(self._finish("transfer", transfer=True, by="transfer"), name="dtmf-transfer")
             return
         if digit == "#":
             self._flush_dtmf()
@@ -176,12 +190,12 @@ class CallSession(TurnStart):
         if fut is not None and not fut.done():
             fut.set_result(time.monotonic())
 
-    def end_now(self, prompt: str = "goodbye") -> None:
+    def end_now(self, prompt: str = "goodbye", *, by: str = "drain") -> None:
         """End the call from outside (drain deadline): drop what is still queued, say
         ``prompt`` and hang up. From here on the caller cannot interrupt."""
         if self.state not in (State.ENDING, State.ENDED) and not self._final:
             self._final = True
-            self._run(self._finish(prompt, transfer=False, clear=True), name="end-now")
+            self._run(self._finish(prompt, transfer=False, clear=True, by=by), name="end-now")
 
     async def close(self) -> None:
         """The stream is over: cancel whatever runs, bounded."""
@@ -291,7 +305,8 @@ class CallSession(TurnStart):
         except StageError as err:
             if gate is not None and not gate.is_set():
                 await gate.wait()
-            self._log_turn(n, timings, outcome=f"{err.stage}:{err.code}", provider=err.provider)
+            quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
+            self._log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)
             self.metrics.stage_errors.labels(err.stage, err.code).inc()
             self.metrics.turns.labels("failed").inc()
             await self._failed(n)
@@ -302,6 +317,7 @@ class CallSession(TurnStart):
             self.metrics.llm_ttft.observe(timings.stages["llm_first_token"] / 1000)
         if "tts_first_byte" in timings.stages:
             self.metrics.tts_ttfb.observe(timings.stages["tts_first_byte"] / 1000)
+        self.metrics.observe_stages(timings.stages, {"stt": self.orch.stt, "llm": self.orch.llm, "tts": self.orch.tts})
         self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(actions) or None)
         if first_mark is not None:
             self._spawn(self._measure_mouth_to_ear(*first_mark, speech_end))
@@ -312,9 +328,9 @@ class CallSession(TurnStart):
         if self.settings.log_transcripts:
             log.info("bot said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(" ".join(said))))
         if "transfer" in actions:
-            await self._finish(None, transfer=True)
+            await self._finish(None, transfer=True, by="transfer")
         elif "hangup" in actions:
-            await self._finish(None, transfer=False)
+            await self._finish(None, transfer=False, by="bot")
         elif self.state is State.SPEAKING:
             self._set(State.LISTENING)
 
@@ -342,7 +358,7 @@ class CallSession(TurnStart):
         self._failures += 1
         if self._failures >= self.settings.max_failures:
             log.warning("giving up after failures", extra=kv(call_sid=self.call_sid, failures=self._failures))
-            await self._finish("transfer" if self.transfer_number else "goodbye", transfer=bool(self.transfer_number))
+            await self._finish("transfer" if self.transfer_number else "goodbye", transfer=bool(self.transfer_number), by="failures")
             return
         self.fallbacks += 1
         self.metrics.fallbacks.inc()
@@ -410,11 +426,12 @@ class CallSession(TurnStart):
         if not task.done():
             log.error("turn did not cancel in time", extra=kv(call_sid=self.call_sid))
 
-    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False) -> None:
+    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, by: str = "bot") -> None:
         """Say ``prompt`` (if any), then transfer or hang up, and end the session.
-        ``clear``: first drop the reply still playing."""
+        ``clear``: first drop the reply still playing. ``by``: why, for the call-end line."""
         if self.state in (State.ENDING, State.ENDED):
             return
+        self.ended_by = self.ended_by or by
         if clear and not self.playout.idle:
             self._mark_text.clear()
             await self.playout.clear()
@@ -424,6 +441,7 @@ class CallSession(TurnStart):
             return
         self._set(State.ENDING)
         if transfer and self.transfer_number:
+            self.transferred = True
             await self.control.transfer(self.call_sid, self.transfer_number)
         else:
             await self.control.hangup(self.call_sid)
@@ -451,7 +469,7 @@ class CallSession(TurnStart):
             return
         self.end_reason = reason
         log.info("call limit reached, ending", extra=kv(call_sid=self.call_sid, reason=reason))
-        self.end_now("goodbye")
+        self.end_now("goodbye", by="max_length" if reason == "max_call_length" else "silence")
 
     # --- frame-driven timers ----------------------------------------------------------
     def _tick_silence(self) -> None:
@@ -464,7 +482,7 @@ class CallSession(TurnStart):
         self._silent_frames = 0
         if self._reprompts >= self.settings.max_reprompts:
             log.info("caller silent, hanging up", extra=kv(call_sid=self.call_sid, reprompts=self._reprompts))
-            self._run(self._finish("goodbye", transfer=False), name="silence-goodbye")
+            self._run(self._finish("goodbye", transfer=False, by="silence"), name="silence-goodbye")
             return
         self._reprompts += 1
         self._run(self._speak_prompt("reprompt", then=State.LISTENING, mark=f"reprompt-{self._reprompts}"), name="reprompt")
@@ -487,9 +505,10 @@ class CallSession(TurnStart):
             await self._barge_in()
         self._start_turn(text=f"DTMF {digits}", speech_end=time.monotonic())
 
-    def _log_turn(self, n: int, timings: Timings, **fields) -> None:
+    def _log_turn(self, n: int, timings: Timings, level: int = logging.INFO, **fields) -> None:
         self.turn_log.append({"n": n, "at": time.time(), **fields})
-        log.info(
+        log.log(
+            level,
             "turn",
             extra=kv(call_sid=self.call_sid, stream_sid=self.stream_sid, turn=n, **{f"{k}_ms": v for k, v in timings.stages.items()}, **fields),
         )

@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     log = logging.getLogger("bot")
     if settings.trial:
         log.warning(
@@ -29,6 +29,14 @@ def main(argv: list[str]) -> int:
         )
     elif not settings.twilio_validate:
         log.warning("TWILIO SIGNATURE VALIDATION IS OFF (TWILIO_VALIDATE=false): anyone can place calls into this bot. Local trials only.")
+    from bot.server import StartupError, bind, prepare_data_dir
+
+    try:  # before anything slow: a port in use or an unwritable DATA_DIR is one line at once
+        prepare_data_dir(settings.data_dir)
+        sock = bind(settings.host, settings.port)
+    except StartupError as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 2
     import asyncio
 
     from bot.files import private_dir
@@ -39,7 +47,7 @@ def main(argv: list[str]) -> int:
     log.info("starting", extra=logs.kv(stt=settings.stt_provider, llm=settings.llm_provider, tts=settings.tts_provider))
 
     async def run() -> None:
-        await serve_app(settings, create_app(settings))
+        await serve_app(settings, create_app(settings, background_startup=True), sock)
 
     try:
         _loop_runner()(run())

@@ -6,6 +6,11 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+CALL_BUCKETS = (5, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
+CIRCUIT_STATES = {"closed": 0, "half-open": 1, "open": 2}
+# which Timings stage each labelled latency comes from, per provider kind
+STAGE_TIMINGS = {"stt": "stt", "llm": "llm_first_token", "tts": "tts_first_byte"}
 
 
 class Metrics:
@@ -32,6 +37,42 @@ class Metrics:
             "phonebot_mouth_to_ear_seconds", "End of caller speech to the first reply mark echoed by Twilio (heard)",
             buckets=LATENCY_BUCKETS, registry=r,
         )
+
+        # for operations: every HTTP route, how calls end, and each provider's share
+        self.http_requests = Counter(
+            "phonebot_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"], registry=r
+        )
+        self.http_seconds = Histogram(
+            "phonebot_http_request_seconds", "HTTP request latency by route template and status (the media websocket: see call duration)",
+            ["route", "status"], buckets=HTTP_BUCKETS, registry=r,
+        )
+        self.calls_ended = Counter(
+            "phonebot_calls_ended", "Calls ended, by who ended them (caller, bot, transfer, drain, max_length, silence, failures, error) "
+            "and outcome (answered, message, transferred, failed)", ["ended_by", "outcome"], registry=r,
+        )
+        self.call_seconds = Histogram("phonebot_call_duration_seconds", "Call duration, stream start to end", buckets=CALL_BUCKETS, registry=r)
+        self.stage_seconds = Histogram(
+            "phonebot_stage_seconds", "Stage latency by provider: STT to transcript, LLM to first token, TTS to first audio",
+            ["stage", "provider"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.circuit_state = Gauge(
+            "phonebot_circuit_state", "Failover circuit per stage and provider: 0 closed, 1 half-open, 2 open", ["stage", "provider"], registry=r
+        )
+
+    def observe_stages(self, stages: dict[str, float], providers: dict[str, object]) -> None:
+        """Each stage's latency (``Timings.stages``, ms) under the provider that answered
+        it (a failover chain's ``last_used``); ``providers``: stage -> provider."""
+        for stage, key in STAGE_TIMINGS.items():
+            if key in stages and stage in providers:
+                p = providers[stage]
+                self.stage_seconds.labels(stage, getattr(p, "last_used", None) or p.name).observe(stages[key] / 1000)
+
+    def update_circuits(self, providers: dict[str, object]) -> None:
+        """The circuit gauge from each failover chain's breakers (single providers have none)."""
+        for stage, p in providers.items():
+            health = getattr(p, "health", None)
+            for member in health() if health is not None else ():
+                self.circuit_state.labels(stage, member["provider"]).set(CIRCUIT_STATES.get(member["state"], 2))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,6 +10,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from bot.errors import StageError
 from bot.files import private_dir
@@ -55,14 +56,20 @@ async def _render_one(tts: TTS, text: str, budget: float) -> bytes:
     return audio
 
 
-async def render_prompts(texts: dict[str, str], ttss: list[TTS], cache_dir: Path, budget: float = 10.0) -> PromptBank:
+async def render_prompts(
+    texts: dict[str, str], ttss: list[TTS], cache_dir: Path, budget: float = 10.0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> PromptBank:
     """Render each prompt with the first TTS that works (``budget`` seconds a prompt);
     fall back to the disk cache of any of them. A TTS that fails once is not asked
-    again during this start-up. Never raises: a prompt nobody could render is 'missing'."""
+    again during this start-up. Never raises: a prompt nobody could render is 'missing'.
+    ``progress(n, total, name)`` is told before each prompt."""
     bank = PromptBank()
     private_dir(cache_dir)
     down: set[str] = set()
-    for name, text in texts.items():
+    for i, (name, text) in enumerate(texts.items(), 1):
+        if progress is not None:
+            progress(i, len(texts), name)
         for tts in ttss:
             if tts.name in down:
                 continue

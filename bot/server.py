@@ -5,10 +5,14 @@ finish, and exits within DRAIN_SECONDS (Heroku allows 30)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import signal
+import socket
+import tempfile
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -60,28 +64,75 @@ async def setup_runner(settings: Settings, app: web.Application) -> web.AppRunne
     return runner
 
 
-async def serve(settings: Settings, app: web.Application) -> None:
+class StartupError(RuntimeError):
+    """The server cannot start; the message says why in one line (no traceback)."""
+
+
+def prepare_data_dir(path: Path) -> None:
+    """DATA_DIR exists and is writable, or a StartupError says so."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise StartupError(f"DATA_DIR={path} is not a writable directory ({exc.strerror}); set DATA_DIR to one that is") from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything slow is imported or loaded: a
+    platform that waits for the port sees it at once (connections queue until the app
+    answers them), and a port in use is a one-line StartupError."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise StartupError(f"HOST={host}: cannot listen there ({exc.strerror or exc})") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        why = "is already in use (another server running? set PORT)" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        raise StartupError(f"port {port} on {host} {why}") from None
+    return sock
+
+
+async def serve(settings: Settings, app: web.Application, sock: socket.socket | None = None) -> None:
+    """Listen first (``/livez`` answers at once), then wait for the start-up task
+    (models, prompts: see handlers/startup.py) and serve until SIGTERM/SIGINT."""
+    from handlers.startup import STARTUP
     from handlers.state import EDGE
 
+    prepare_data_dir(settings.data_dir)
+    sock = sock or bind(settings.host, settings.port)
     loop = asyncio.get_running_loop()
     AcceptErrorThrottle().install(loop)
     guard = app[EDGE]
     runner = await setup_runner(settings, app)
-    # Models and prompts are loaded: move everything alive now out of the collector's
-    # sight, so a full collection during calls walks only call objects (it was the
-    # cause of 40-85 ms event-loop stalls, heard as gaps in the bot's audio).
-    gc.collect()
-    gc.freeze()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    await web.SockSite(runner, sock).start()
     log.info("listening", extra=kv(host=settings.host, port=settings.port, max_connections=guard.cap))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    startup = app[STARTUP]
+    stopping = loop.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({stopping, startup.task}, return_when=asyncio.FIRST_COMPLETED)
+        if startup.task.done() and not startup.task.cancelled() and startup.task.exception() is not None:
+            raise StartupError(str(startup.task.exception()))
+        if startup.ready:
+            # Models and prompts are loaded: move everything alive now out of the collector's
+            # sight, so a full collection during calls walks only call objects (it was the
+            # cause of 40-85 ms event-loop stalls, heard as gaps in the bot's audio).
+            gc.collect()
+            gc.freeze()
+        await stopping
         await drain(app, settings.drain_seconds)
     finally:
         guard.close()
+        stopping.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("stopped")

@@ -6,6 +6,7 @@ Nothing else in the code base reads ``os.environ``; everything is passed down.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
@@ -24,7 +25,21 @@ DEFAULT_BUSY = "Sorry, all our lines are busy right now. Please call again in a 
 
 
 class SettingsError(ValueError):
-    """A setting has a bad value; the message names the variable and what is accepted."""
+    """A setting has a bad value; the message names the variable and what is accepted
+    (every bad variable, one per line, when there are several)."""
+
+
+# While Settings.problems() reads the environment, each bad value is noted here and
+# reading goes on with a stand-in value, so that every problem is reported at once.
+_found: ContextVar[list[str] | None] = ContextVar("settings_problems", default=None)
+
+
+def _fail(message: str, stand_in=None):
+    found = _found.get()
+    if found is None:
+        raise SettingsError(message)
+    found.append(message)
+    return stand_in
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -33,30 +48,31 @@ def _bool(name: str, raw: str) -> bool:
         return True
     if v in ("0", "false", "no", "off", ""):
         return False
-    raise SettingsError(f"{name}={raw!r}: expected true or false")
+    return _fail(f"{name}={raw!r}: expected true or false", False)
 
 
 def _num(name: str, raw: str, cast, lo=None, hi=None):
     try:
         val = cast(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a {cast.__name__}") from None
+        kind = "a whole number" if cast is int else "a number"
+        return _fail(f"{name}={raw!r}: expected {kind}", cast(lo or 0))
     if (lo is not None and val < lo) or (hi is not None and val > hi):
-        raise SettingsError(f"{name}={raw!r}: expected a value between {lo} and {hi}")
+        return _fail(f"{name}={raw!r}: expected a value between {lo} and {hi}", cast(lo or 0))
     return val
 
 
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     v = raw.strip().lower()
     if v not in choices:
-        raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+        return _fail(f"{name}={raw!r}: expected one of {', '.join(choices)}", choices[0])
     return v
 
 
 def _url(name: str, raw: str) -> str:
     v = raw.strip().rstrip("/")
     if v and not v.startswith(("http://", "https://", "ws://", "wss://")):
-        raise SettingsError(f"{name}={raw!r}: expected an http(s):// URL")
+        return _fail(f"{name}={raw!r}: expected an http(s):// URL", "")
     return v
 
 
@@ -69,6 +85,7 @@ class Settings:
     data_dir: Path = Path("var")
     log_level: str = "INFO"
     log_transcripts: bool = False
+    log_format: str = "text"  # text (key=value) or json (one object per line)
     max_upload_bytes: int = 10 * 1024 * 1024
 
     # providers per stage
@@ -180,7 +197,39 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
+        """The settings, or one ``SettingsError`` that lists every bad variable."""
+        settings, found = cls._collect(env)
+        if found:
+            raise SettingsError(found[0] if len(found) == 1 else f"{len(found)} problems:\n  " + "\n  ".join(found))
+        assert settings is not None
+        return settings
+
+    @classmethod
+    def problems(cls, env: Mapping[str, str] | None = None) -> list[str]:
+        """Every problem with the environment's settings (empty: they are fine)."""
+        return cls._collect(env)[1]
+
+    @classmethod
+    def read_names(cls, env: Mapping[str, str] | None = None) -> set[str]:
+        """The names of the environment variables the settings are read from."""
+        asked = _Asked(os.environ if env is None else env)
+        cls._collect(asked)
+        return asked.names
+
+    @classmethod
+    def _collect(cls, env: Mapping[str, str] | None) -> tuple["Settings | None", list[str]]:
+        found: list[str] = []
+        token = _found.set(found)
+        try:
+            settings = cls._read(os.environ if env is None else env)
+        except SettingsError as exc:  # a check that could not go on
+            found.append(str(exc))
+        finally:
+            _found.reset(token)
+        return (None, found) if found else (settings, found)
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str]) -> "Settings":
         get = lambda k, d="": env.get(k, d)  # noqa: E731
         kw: dict = {}
 
@@ -190,6 +239,7 @@ class Settings:
         kw["data_dir"] = Path(get("DATA_DIR", str(cls.data_dir)))
         kw["log_level"] = _choice("LOG_LEVEL", get("LOG_LEVEL", "INFO"), ("debug", "info", "warning", "error")).upper()
         kw["log_transcripts"] = _bool("LOG_TRANSCRIPTS", get("LOG_TRANSCRIPTS"))
+        kw["log_format"] = _choice("LOG_FORMAT", get("LOG_FORMAT", "text"), ("text", "json"))
         kw["max_upload_bytes"] = _num("MAX_UPLOAD_BYTES", get("MAX_UPLOAD_BYTES", str(cls.max_upload_bytes)), int, 1024)
 
         for key in ("deepgram", "openai", "elevenlabs"):
@@ -217,18 +267,18 @@ class Settings:
                 chain = [part.strip().lower() for part in raw.split(",")]
                 for part in chain:
                     if part not in (cloud, local):
-                        raise SettingsError(
+                        _fail(
                             f"{var}={raw!r}: {part!r} is not a provider; expected one of {cloud}, {local}, "
                             f"or a failover chain in order such as {cloud},{local}"
                         )
                 if len(set(chain)) != len(chain):
-                    raise SettingsError(f"{var}={raw!r}: a provider appears twice in the chain")
+                    _fail(f"{var}={raw!r}: a provider appears twice in the chain")
             else:
                 chain = [cloud if cloud_ready[cloud] else local]
             if cloud in chain and cloud != "openai" and not cloud_ready[cloud]:
-                raise SettingsError(f"{var}={raw} needs {cloud.upper()}_API_KEY")
+                _fail(f"{var}={raw} needs {cloud.upper()}_API_KEY")
             if "openai" in chain and not cloud_ready["openai"]:
-                raise SettingsError(f"{var}={raw} needs OPENAI_API_KEY or OPENAI_BASE_URL")
+                _fail(f"{var}={raw} needs OPENAI_API_KEY or OPENAI_BASE_URL")
             kw[f"{stage}_provider"] = ",".join(chain)
 
         kw["whisper_model_path"] = get("WHISPER_MODEL_PATH")
@@ -256,7 +306,7 @@ class Settings:
             if not get("HOST").strip():
                 kw["host"] = "127.0.0.1"  # and stays on this machine unless HOST says otherwise
         if kw["twilio_validate"] and not kw["twilio_auth_token"]:
-            raise SettingsError(
+            _fail(
                 "TWILIO_AUTH_TOKEN is not set, so Twilio signatures cannot be checked. Set it, "
                 "or set TRIAL=true to try the bot on this machine (binds 127.0.0.1, no signature "
                 "or API key checks); TWILIO_VALIDATE=false alone only turns the signature checks off"
@@ -318,13 +368,13 @@ def _storage_env(get, kw: dict) -> dict:
     out: dict = {}
     url = get("DATABASE_URL").strip()
     if url and not url.startswith(("postgresql://", "postgres://")):
-        raise SettingsError("DATABASE_URL: expected postgresql://user:password@host:port/dbname (unset: SQLite in DATA_DIR)")
+        _fail("DATABASE_URL: expected postgresql://user:password@host:port/dbname (unset: SQLite in DATA_DIR)")
     out["database_url"] = url
     tz = get("TIMEZONE", "UTC").strip() or "UTC"
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"TIMEZONE={tz!r}: expected an IANA zone such as Europe/London or America/New_York") from None
+        _fail(f"TIMEZONE={tz!r}: expected an IANA zone such as Europe/London or America/New_York")
     out["timezone"] = tz
     targets = []
     for name in ("notify_to", "notify_urgent_to"):
@@ -332,7 +382,7 @@ def _storage_env(get, kw: dict) -> dict:
         try:
             targets += parse_targets(raw)
         except TargetError as exc:
-            raise SettingsError(f"{name.upper()}: {exc}") from None
+            _fail(f"{name.upper()}: {exc}")
         out[name] = raw.strip()
     for name in ("notify_webhook_secret", "smtp_host", "smtp_username", "smtp_password", "smtp_from", "twilio_sms_from"):
         out[name] = get(name.upper()).strip()
@@ -342,9 +392,30 @@ def _storage_env(get, kw: dict) -> dict:
         out[name] = _num(name.upper(), get(name.upper(), str(getattr(Settings, name))), float, lo, hi)
     channels = {t.channel for t in targets}
     if "webhook" in channels and not out["notify_webhook_secret"]:
-        raise SettingsError("NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications (a webhook target is set)")
+        _fail("NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications (a webhook target is set)")
     if "email" in channels and not (out["smtp_host"] and out["smtp_from"]):
-        raise SettingsError("SMTP_HOST and SMTP_FROM are needed for e-mail notifications (a mailto: target is set)")
+        _fail("SMTP_HOST and SMTP_FROM are needed for e-mail notifications (a mailto: target is set)")
     if "sms" in channels and not (out["twilio_sms_from"] and kw["twilio_account_sid"] and kw["twilio_auth_token"]):
-        raise SettingsError("TWILIO_SMS_FROM, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS notifications (an sms: target is set)")
+        _fail("TWILIO_SMS_FROM, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS notifications (an sms: target is set)")
     return out
+
+
+class _Asked(Mapping):
+    """An environment that notes which names were looked up (the known settings)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env, self.names = env, set()
+
+    def __getitem__(self, key: str) -> str:
+        self.names.add(key)
+        return self._env[key]
+
+    def get(self, key, default=None):
+        self.names.add(key)
+        return self._env.get(key, default)
+
+    def __iter__(self):
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)

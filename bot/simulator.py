@@ -1,6 +1,6 @@
 """Call simulator: does what Twilio does, against our own server.
 
-    python -m bot call A.wav [B.wav ...] --url http://127.0.0.1:8080 [--out heard.wav]
+    python -m bot call A.wav [--dtmf 1] [B.wav ...] --url http://127.0.0.1:8080 [--out heard.wav]
 
 Signed webhook, reads the TwiML, signed websocket, ``connected``/``start``, the
 WAVs as real-time 20 ms frames with silence between them, and the bot's audio
@@ -11,14 +11,11 @@ for audio dropped by a ``clear``). Used by tests and benchmarks as a library
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import functools
 import json
-import os
 import secrets
-import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -39,6 +36,13 @@ MEDIA_JSON = (
     '{"event":"media","sequenceNumber":"%d","streamSid":"%s",'
     '"media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'
 )
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    """A step of a simulated call: keys pressed (sent as Twilio ``dtmf`` events)."""
+
+    digits: str
 
 
 @dataclass
@@ -156,7 +160,7 @@ def _sid(prefix: str) -> str:
 
 async def simulate_call(
     url: str,
-    utterances: list[bytes | str | Path],
+    utterances: list[bytes | str | Path | Dtmf],
     *,
     public_url: str | None = None,
     auth_token: str | None = None,
@@ -171,7 +175,8 @@ async def simulate_call(
 ) -> CallReport:
     """Place one simulated call. ``barge_in_after_ms``: start each next utterance that
     long after the bot's reply audio begins (interrupting it), instead of waiting for
-    the bot to finish. ``dtmf``: {utterance index: digits} sent after that utterance."""
+    the bot to finish. ``dtmf``: {utterance index: digits} sent after that utterance; a
+    ``Dtmf`` among ``utterances`` is a step of its own (keys pressed, then the reply)."""
     url = url.rstrip("/")
     public = (public_url or url).rstrip("/")
     report = CallReport(call_sid=_sid("CA"), stream_sid=_sid("MZ"))
@@ -197,7 +202,7 @@ async def simulate_call(
         ws_url = ("wss" if url.startswith("https") else "ws") + "://" + urlsplit(url).netloc + urlsplit(stream_url).path
         headers = {"X-Twilio-Signature": validator.compute_signature(stream_url, {})} if auth_token else {}
         async with http.ws_connect(ws_url, headers=headers, max_msg_size=0) as ws:
-            await _run_stream(ws, report, account, custom, [load_ulaw(u) for u in utterances], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf or {})
+            await _run_stream(ws, report, account, custom, [u if isinstance(u, Dtmf) else load_ulaw(u) for u in utterances], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf or {})
     except aiohttp.WSServerHandshakeError as exc:
         report.rejected, report.error = True, f"websocket refused: {exc.status}"
     except (aiohttp.ClientError, OSError, ET.ParseError) as exc:
@@ -331,6 +336,14 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
             turn = TurnReport(i + 1, now(), 0.0)
             report.turns.append(turn)
             state["stale_window"] = False
+            if isinstance(audio, Dtmf):
+                turn.speech_end_s, state["first_audio"] = now(), None
+                for d in audio.digits:
+                    await send({"event": "dtmf", "streamSid": sid, "dtmf": {"track": "inbound_track", "digit": d}})
+                await wait_reply(turn.speech_end_s)
+                if state["first_audio"] is not None:
+                    turn.first_audio_ms = (state["first_audio"] - turn.speech_end_s) * 1000
+                continue
             utterance, payloads, end = _prepared(audio)
             for k, fr in enumerate(utterance):
                 if k == end:
@@ -384,30 +397,3 @@ def timeline_text(r: CallReport) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bot call", description="Simulate a Twilio call against the bot.")
-    ap.add_argument("wavs", nargs="+", help="caller utterances (WAV), spoken in order")
-    ap.add_argument("--url", default="http://127.0.0.1:8080")
-    ap.add_argument("--public-url", default=None, help="the PUBLIC_URL the server signs against (default: --url)")
-    ap.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"))
-    ap.add_argument("--out", default="heard.wav", help="what the caller heard, as a mu-law WAV")
-    ap.add_argument("--gap", type=float, default=0.6, help="seconds of silence between turns")
-    ap.add_argument("--barge-in-ms", type=int, default=None, help="interrupt each reply this long after it starts")
-    ap.add_argument("--from", dest="from_number", default="+15551234567")
-    args = ap.parse_args(argv)
-    for w in args.wavs:
-        if not Path(w).is_file():
-            print(f"error: no such file: {w}", file=sys.stderr)
-            return 1
-    try:
-        report = asyncio.run(
-            simulate_call(args.url, args.wavs, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap, barge_in_after_ms=args.barge_in_ms, from_number=args.from_number)
-        )
-    except (wav.WavError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(timeline_text(report))
-    if report.heard:
-        Path(args.out).write_bytes(wav.write_mulaw(report.heard))
-        print(f"  wrote {args.out}")
-    return 1 if report.rejected or report.error else 0

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from handlers.api_gate import api_status
+from handlers.startup import STARTUP
 from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
 
 try:
@@ -60,10 +61,13 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """For a load balancer: 503 while draining, at capacity, or a stage is down."""
+    """For a load balancer: 503 while starting (saying what is loading), draining, at capacity, or a stage is down."""
     from handlers.state import CALLS, DRAINING
 
     app = request.app
+    startup = app[STARTUP]
+    if not startup.ready:  # models and prompts still loading (or start-up failed)
+        return web.json_response({"ready": False, "loading": startup.step, "problems": ["starting"]}, status=503)
     report = health_report(app)
     problems = list(report["problems"])
     ok = all(s["ready"] for s in report["stages"].values())

@@ -126,10 +126,15 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
         _count_violations(proto, metrics)
         if not ws.closed:
             await ws.close()
+        seconds = time.monotonic() - t0
+        ended_by = "error" if failed else (session.ended_by if session and session.ended_by else "caller")
+        outcome = session.outcome(error=failed) if session else "failed"
+        metrics.calls_ended.labels(ended_by, outcome).inc()
+        metrics.call_seconds.observe(seconds)
         log.info(
             "call ended",
             extra=kv(
-                **fields, seconds=time.monotonic() - t0, turns=session._turn_no if session else 0,
+                **fields, ended_by=ended_by, outcome=outcome, seconds=seconds, turns=session._turn_no if session else 0,
                 limit=session.end_reason if session else None,
                 barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
                 frames_out=playout.frames_sent, lost_messages=proto.stats.get("gaps"),

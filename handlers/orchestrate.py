@@ -22,7 +22,8 @@ from bot.orchestrator import ActionRequested, AudioChunk, SentenceEnd, Timings
 from bot.providers.base import Conversation
 from handlers.errors import json_error
 from bot.providers.whisper import api_lane
-from handlers.state import EDGE, ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS
+from handlers.startup import STARTUP
+from handlers.state import EDGE, METRICS, ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS
 from media import wav
 
 log = logging.getLogger("handlers.orchestrate")
@@ -114,6 +115,8 @@ async def orchestrate(request: web.Request) -> web.StreamResponse:
     want_json = "application/json" in request.headers.get("Accept", "")
     timings = Timings()
     outcome, stage_err = "unfinished", None  # what the request line says if the handler is cancelled
+    if not request.app[STARTUP].ready:
+        return json_error(503, "starting", "the models are still loading; try again in a few seconds")
     try:
         if fmt not in ("wav", "mulaw"):
             raise BadInput(400, "bad_format", f"format={fmt!r} is not supported; use wav or mulaw")
@@ -165,7 +168,9 @@ async def orchestrate(request: web.Request) -> web.StreamResponse:
         fields = dict(request_id=rid, route="orchestrate", outcome=outcome, **{f"{k}_ms": v for k, v in timings.stages.items()})
         if stage_err is not None:
             fields.update(stage=stage_err.stage, provider=stage_err.provider, retryable=stage_err.retryable)
-        log.info("request", extra=kv(**fields))
+        else:
+            request.app[METRICS].observe_stages(timings.stages, {"stt": orch.stt, "llm": orch.llm, "tts": orch.tts})
+        log.log(logging.WARNING if stage_err is not None else logging.INFO, "request", extra=kv(**fields))
 
     pcm_or_ulaw = b"".join(chunks)
     reply_text = " ".join(said)

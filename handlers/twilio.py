@@ -18,6 +18,7 @@ from bot.media_stream import SID_CALL, valid_caller
 from bot.providers.warm import warm_all
 from bot.redact import mask_number
 from handlers.background import spawn
+from handlers.startup import STARTUP
 from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
 from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission
 from media import wav
@@ -56,7 +57,7 @@ async def _checked_form(request: web.Request) -> dict:
     params = await request.post()
     url = public_base(request) + request.path_qs
     if not signature_ok(request, url, params):
-        log.warning("bad twilio signature", extra=kv(path=request.path, has_signature="X-Twilio-Signature" in request.headers))
+        log.warning("bad twilio signature", extra=kv(path=request.path, checked_url=url, has_signature="X-Twilio-Signature" in request.headers))
         raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"bad or missing Twilio signature"}}', content_type="application/json")
     return params
 
@@ -86,8 +87,9 @@ async def voice(request: web.Request) -> web.Response:
         resp.hangup()
         return _twiml(resp)
     fields = kv(call_sid=call_sid, caller=mask_number(caller) or "unknown", called=mask_number(called) or "unknown")
-    if app[DRAINING]["on"] or app[ADMISSION].full:
-        reason = "draining" if app[DRAINING]["on"] else "capacity"
+    starting = not app[STARTUP].ready  # models and prompts still loading
+    if starting or app[DRAINING]["on"] or app[ADMISSION].full:
+        reason = "starting" if starting else "draining" if app[DRAINING]["on"] else "capacity"
         app[METRICS].calls_rejected.labels(reason).inc()
         log.warning("call refused", extra=kv(reason=reason, **fields["fields"]))
         return _twiml(_busy_twiml(request))

@@ -14,12 +14,12 @@ from bot.providers.registry import Providers
 from bot.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import CALLS, METRICS
-from tests.conftest import SHARED_AUDIO, live_call_sids, stream_token, trimmed_speech
+from tests.conftest import caller_path, live_call_sids, stream_token, trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 TOKEN = "test-auth-token"
-OPEN = SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"
-ADDRESS = SHARED_AUDIO / "callers" / "address_joe.wav"
+OPEN = caller_path("open_tomorrow_joe.wav")
+ADDRESS = caller_path("address_joe.wav")
 
 
 def phone_settings(settings, **kw):

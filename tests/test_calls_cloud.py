@@ -10,13 +10,13 @@ from bot.simulator import simulate_call
 from bot.wer import normalize
 from handlers.app import create_app, prompt_texts
 from media import mulaw
-from tests.conftest import SHARED_AUDIO, piper_speaker
+from tests.conftest import caller_path, piper_speaker
 from tests.fakes.cloud import FakeBehaviour, cloud_app, cloud_settings
 
 pytestmark = pytest.mark.xdist_group("embedded")
 
 TOKEN = "cloud-call-token"
-OPEN = SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"
+OPEN = caller_path("open_tomorrow_joe.wav")
 HOURS = "We open at nine tomorrow morning."
 
 
@@ -58,7 +58,7 @@ async def test_orchestrate_through_the_three_sdks(aiohttp_server, aiohttp_client
     root = str(fakes.make_url("")).rstrip("/")
     s = cloud_settings(settings, root, 2.0)
     client = await aiohttp_client(create_app(s, embedded_prompt_fallback=False))
-    body = (SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav").read_bytes()
+    body = caller_path("open_tomorrow_joe.wav").read_bytes()
     r = await client.post("/v1/orchestrate", data=body, headers={"Content-Type": "audio/wav", "Accept": "application/json"})
     assert r.status == 200, await r.text()
     out = await r.json()

@@ -7,13 +7,13 @@ from __future__ import annotations
 from bot.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
-from tests.conftest import SHARED_AUDIO
+from tests.conftest import caller_path
 from tests.fakes.cloud import FakeBehaviour, _deepgram_routes, _elevenlabs_routes, _openai_routes, cloud_settings
 from tests.fakes.deepgram_live import LiveBehaviour, live_routes
 
 TOKEN = "live-call-token"
-OPEN = SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"
-ADDRESS = SHARED_AUDIO / "callers" / "address_joe.wav"
+OPEN = caller_path("open_tomorrow_joe.wav")
+ADDRESS = caller_path("address_joe.wav")
 
 
 async def _rig(aiohttp_server, settings, live: LiveBehaviour, **kw):

@@ -113,13 +113,12 @@ async def test_console_in_chromium(aiohttp_server, settings, tmp_path):
     from playwright.async_api import async_playwright
 
     from bot.simulator import simulate_call
-    from tests.conftest import SHARED_AUDIO
+    from tests.conftest import caller_path
 
     app = make_app(settings, end_silence_ms=500, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5)
     server = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
-    audio = SHARED_AUDIO / "callers"
-    report = await simulate_call(base, [audio / "open_tomorrow_joe.wav", audio / "address_joe.wav", audio / "open_tomorrow_joe.wav"], from_number="+15551230001")
+    report = await simulate_call(base, [caller_path("open_tomorrow_joe.wav"), caller_path("address_joe.wav"), caller_path("open_tomorrow_joe.wav")], from_number="+15551230001")
     store = app[STORE]
     for _ in range(100):
         rec = await store.call(report.call_sid)

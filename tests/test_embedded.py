@@ -99,14 +99,14 @@ async def test_phone_call_on_the_embedded_default_hears_the_hours(aiohttp_server
     """Issue 3, done-when 1 on the embedded engines: greeting, then the hours."""
     from bot.simulator import simulate_call
     from handlers.app import create_app
-    from tests.conftest import SHARED_AUDIO
+    from tests.conftest import caller_path
 
     stt, _ = engines
     token = "embedded-call"
     s = settings.with_(twilio_validate=True, twilio_auth_token=token, stt_timeout=10, llm_timeout=10, tts_timeout=10)
     server = await aiohttp_server(create_app(s))
     # generous: on a busy machine the embedded engines are slow, and slow is not wrong here
-    report = await simulate_call(str(server.make_url("")).rstrip("/"), [SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"], auth_token=token, max_wait_s=60)
+    report = await simulate_call(str(server.make_url("")).rstrip("/"), [caller_path("open_tomorrow_joe.wav")], auth_token=token, max_wait_s=60)
     assert report.greeting_ms is not None and "greeting" in report.marks_echoed
     assert len(report.turns) == 1 and "t1s0" in report.marks_echoed, report.events
     heard = normalize(await stt.transcribe(mulaw.decode(report.heard), 8000))

@@ -16,7 +16,7 @@ import pytest
 from bot.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
-from tests.conftest import SHARED_AUDIO, caller_wav
+from tests.conftest import caller_path, caller_wav
 from tests.fakes.cloud import FakeBehaviour, cloud_app, cloud_settings
 
 TOKEN = "fault-matrix-token"
@@ -25,8 +25,8 @@ TIMEOUT = 1.0
 # forever); the slack is for a machine whose cores are busy. bench/faults.py measures
 # the tight numbers.
 SLACK_S = 2.0
-YES = SHARED_AUDIO / "callers" / "yes_joe.wav"
-OPEN = SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"
+YES = caller_path("yes_joe.wav")
+OPEN = caller_path("open_tomorrow_joe.wav")
 MODES = {
     "500": "upstream_error",
     "429": "rate_limited",

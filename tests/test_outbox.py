@@ -189,7 +189,7 @@ async def test_the_server_records_calls_and_tells_the_owner_of_a_missed_call(aio
     from bot.simulator import simulate_call
     from handlers.app import create_app
     from handlers.storage import STORE
-    from tests.conftest import SHARED_AUDIO
+    from tests.conftest import caller_path
     from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
     inbox = Inbox(secret=SECRET)
@@ -200,7 +200,7 @@ async def test_the_server_records_calls_and_tells_the_owner_of_a_missed_call(aio
     server = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
     try:
-        spoke = await simulate_call(base, [SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"], from_number="+15551230001")
+        spoke = await simulate_call(base, [caller_path("open_tomorrow_joe.wav")], from_number="+15551230001")
         silent = await simulate_call(base, [], from_number="+15551230002", max_wait_s=5.0)
         store = app[STORE]
 

@@ -21,13 +21,13 @@ from bot.simulator import simulate_call
 from bot.store import NewMessage
 from handlers.app import create_app
 from handlers.storage import STORE
-from tests.conftest import SHARED_AUDIO
+from tests.conftest import caller_path
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.storage_rig import PG_URL, backend, db_url  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "two-instances-key-0123456789"
-SPEECH = SHARED_AUDIO / "callers" / "open_tomorrow_joe.wav"
+SPEECH = caller_path("open_tomorrow_joe.wav")
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ spoken digits. Per-call state lives in ``conversation.state["receptionist"]``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime, timedelta
 from importlib import resources
@@ -19,6 +20,7 @@ from typing import AsyncIterator, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import UPSTREAM_ERROR, StageError
+from bot.logs import kv
 from bot.store import NewMessage, SqlStore, open_store
 from bot.providers.base import Action, Conversation
 from bot.settings import Settings
@@ -46,6 +48,8 @@ _FILLER = re.compile(
     r"\b(hi|hello|hey|yes|please|i'd|i|would|like|want|to|can|could|may|leave|take|a|an|message|messages|for|the|just)\b"
 )
 
+
+log = logging.getLogger("bot.providers.receptionist")
 
 class ConfigError(ValueError):
     pass
@@ -373,7 +377,9 @@ class Receptionist:
         if not self._yes(text):
             return [f"Is {speak_number(f['number'])} the right number? Please say yes or no."]
         assert self.store is not None
-        await self.store.save_message(NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"], about=f["topic"] or ""))
+        message_id = await self.store.save_message(NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"], about=f["topic"] or ""))
+        conv.state["message_id"] = message_id  # the call's outcome: a message was left
+        log.info("message saved", extra=kv(message_id=message_id, call_sid=conv.call_id))
         st["form"] = None
         st["awaiting"] = "anything_else"
         return [f"Thanks, {f['name']}. I've passed your message on, and someone will call you back.", self.cfg["texts"]["anything_else"]]

