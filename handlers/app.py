@@ -26,11 +26,14 @@ TRANSFER_TEXT = "Please hold while I connect you."
 
 
 def prompt_texts(settings: Settings) -> dict[str, str]:
+    from bot.profile import cached_profile, prompt_texts_from
+
+    texts = prompt_texts_from(settings, cached_profile(settings.business_file))  # the business file
     return {
-        "greeting": settings.greeting_text,
-        "fallback": settings.fallback_text,
+        "greeting": texts["greeting"],
+        "fallback": texts["fallback"],
         "reprompt": settings.reprompt_text,
-        "goodbye": settings.goodbye_text,
+        "goodbye": texts["goodbye"],
         "busy": settings.busy_text,
         "transfer": TRANSFER_TEXT,
     }
@@ -48,6 +51,7 @@ def create_app(
     prompts with piper when the configured TTS cannot. ``live_stt``: the streaming
     transcriber for calls; "auto" builds Deepgram's when Deepgram is the STT and
     ``STT_STREAMING`` is on."""
+    prompt_texts(settings)  # checks the business file now: every problem in one ProfileError
     app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[PROVIDERS] = providers or registry.build(settings)
