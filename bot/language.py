@@ -79,6 +79,16 @@ def is_no(w: Words) -> bool:
     return w.has(*NO) and not w.has("yes", "yeah", "sure")
 
 
+def last_answer(w: Words) -> str | None:
+    """The caller's final yes or no ("yes... no, wrong number" -> "no"); None if neither."""
+    for word in reversed(w.words):
+        if word in ("yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok", "okay"):
+            return "yes"
+        if word in ("no", "nope", "nah", "wrong", "incorrect", "not"):
+            return "no"
+    return None
+
+
 def digits_in(text: str) -> str:
     """Digits spoken or written: "five five five, 213-4467" -> "5552134467"."""
     out = []

@@ -19,7 +19,7 @@ from typing import AsyncIterator, Callable
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
-from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, name_in, speak_number
+from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, last_answer, name_in, speak_number
 from bot.profile import DAYS, Profile, load_profile
 from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.settings import Settings
@@ -302,10 +302,11 @@ class Receptionist:
         if len(number) >= 7:
             f["number"] = number
             return [f"I have {speak_number(number)}. Is that right?"]
-        if is_no(w):
+        answer = last_answer(w)
+        if answer == "no":
             f["number"], f["step"] = None, "number"
             return ["Sorry about that.", "What number should we call you back on?"]
-        if not is_yes(w):
+        if answer != "yes":
             return [f"Is {speak_number(f['number'])} the right number? Please say yes or no."]
         return None
 
