@@ -10,12 +10,20 @@ from bot.messages import MessageStore
 from bot.providers.receptionist import Receptionist
 from bot.simulator import simulate_call
 from media import wav
-from tests.conftest import SHARED_AUDIO, trimmed_speech
+from tests.conftest import trimmed_speech
 from tests.fakes.scripted import ScriptedTTS
 from tests.test_calls import TOKEN, phone_settings, serve, url
 
-MESSAGE_WAV = SHARED_AUDIO / "callers" / "leave_message_joe.wav"
-NAME_WAV = SHARED_AUDIO / "callers" / "name_number_joe.wav"
+
+
+def clip(name: str) -> bytes:
+    """A caller file's speech, trimmed, with 300 ms of silence either side (the words the
+    STT returns are scripted; only the audio's length matters here)."""
+    silence = b"\0\0" * (8 * 300)
+    return wav.write_pcm16(silence + trimmed_speech(name) + silence, 8000)
+
+
+UTTERANCE = clip("open_tomorrow_joe.wav")  # about 2 s: a "long" turn
 
 
 @dataclass
@@ -26,7 +34,7 @@ class LengthSTT:
 
     long: list[str]
     short: str = "yes"
-    cut_s: float = 2.0
+    cut_s: float = 1.0
     name: str = "length-stt"
     calls: list[tuple[float, str]] = field(default_factory=list)
 
@@ -50,8 +58,8 @@ async def test_hang_up_after_name_and_number_leaves_an_incomplete_message(aiohtt
     s = phone_settings(settings, early_turn_ms=0, llm_timeout=2.0)
     stt = LengthSTT(long=["I'd like to leave a message about my parking permit",
                           "My name is Ann Lee and my number is five five five, one two three, four five six seven"])
-    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS())
-    report = await simulate_call(url(server), [MESSAGE_WAV, NAME_WAV], auth_token=TOKEN, max_wait_s=10)
+    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS(ms_per_char=3))
+    report = await simulate_call(url(server), [UTTERANCE] * 2, auth_token=TOKEN, max_wait_s=10, quiet_s=0.5, gap_s=0.2)
     assert len(report.turns) == 2 and not report.hung_up_by_bot
     (m,) = saved(s)  # saved when the stream ended
     assert (m.call_id, m.name, m.callback) == (report.call_sid, "Ann Lee", "5551234567")
@@ -72,9 +80,9 @@ async def test_speculative_yes_never_saves_the_rejected_number(aiohttp_server, s
     stt = LengthSTT(long=["I'd like to leave a message about my parking permit",
                           "My name is Ann Lee and my number is five five five, one two three, four five six seven",
                           "yes... no, wrong number"])
-    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS())
-    turn3 = _yes_pause_then("name_number_joe.wav", 600)
-    report = await simulate_call(url(server), [MESSAGE_WAV, NAME_WAV, turn3], auth_token=TOKEN, max_wait_s=12)
+    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS(ms_per_char=3))
+    turn3 = _yes_pause_then("open_tomorrow_joe.wav", 600)
+    report = await simulate_call(url(server), [UTTERANCE, UTTERANCE, turn3], auth_token=TOKEN, max_wait_s=12, quiet_s=0.5, gap_s=0.2)
     assert len(report.turns) == 3
     assert ("yes" in [t for _, t in stt.calls]), stt.calls  # the speculative turn did hear only "yes"
     rows = saved(s)
@@ -88,7 +96,7 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     stt = LengthSTT(long=["I'd like to leave a message about my parking permit",
                           "My name is Ann Lee and my number is five five five, one two three, four five six seven",
                           "yes that's right"])
-    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS())
+    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS(ms_per_char=3))
     sessions = []
     from handlers.state import CALLS
 
@@ -102,7 +110,7 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     import asyncio
 
     watcher = asyncio.create_task(grab())
-    report = await simulate_call(url(server), [MESSAGE_WAV, NAME_WAV, NAME_WAV], auth_token=TOKEN, max_wait_s=12)
+    report = await simulate_call(url(server), [UTTERANCE] * 3, auth_token=TOKEN, max_wait_s=12, quiet_s=0.5, gap_s=0.2)
     await watcher
     assert len(report.turns) == 3
     (m,) = saved(s)
