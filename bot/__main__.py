@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
     "call": ("bot.simulator", "simulate a Twilio call against a running server"),
     "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
+    "chat": ("bot.cli_chat", "talk to the configured dialogue in text (no speech models)"),
 }
 
 

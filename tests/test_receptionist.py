@@ -18,7 +18,8 @@ from bot.providers.receptionist import Receptionist
 from tests.conftest import manifest
 from tests.fakes.store import MemoryStore
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "business"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO_ROOT / "examples" / "business"
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
 DENTAL = load_profile(EXAMPLES / "dental-practice.toml")
 TUESDAY = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)  # 3 PM in New York (open), 8 PM in London (closed)
