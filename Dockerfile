@@ -23,6 +23,7 @@ RUN uv sync --frozen --no-dev --no-install-project --extra local --extra fast
 COPY bot ./bot
 COPY handlers ./handlers
 COPY media ./media
+COPY examples ./examples
 RUN uv sync --frozen --no-dev --extra local --extra fast
 
 USER phonebot
