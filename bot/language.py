@@ -15,7 +15,7 @@ STOP = {
     "be", "do", "does", "did", "can", "could", "would", "will", "should", "to", "of", "for", "in", "on", "at", "and", "or",
     "what", "when", "where", "how", "which", "who", "there", "this", "that", "that's", "with", "have", "has", "hi", "hello",
     "hey", "please", "just", "like", "want", "wanted", "know", "need", "about", "any", "some", "if", "so", "um", "uh", "yes",
-    "no", "get", "got", "any", "also", "there's", "here", "tell", "ask", "asking", "wondering", "calling", "call", "up",
+    "no", "get", "got", "also", "there's", "here", "tell", "ask", "asking", "wondering", "calling", "call", "up",
     "still", "really", "very", "much", "thanks", "thank", "okay", "ok", "well", "good", "morning", "afternoon", "evening",
 }
 

@@ -85,6 +85,9 @@ REQUESTS = [
     (PROPERTY, "what's the best pizza place nearby", "message"),
     (PROPERTY, "Do you sell car insurance?", "message"),
     (PROPERTY, "Okay thanks, that's all", "goodbye"),
+    (PROPERTY, "great, thanks so much for your help", "goodbye"),
+    (PROPERTY, "what's your email address", "message"),
+    (PROPERTY, "there's no hot water in my flat", "emergency"),
     (DENTAL, "Do you do teeth whitening?", "faq"),
     (DENTAL, "are you open now", "hours"),
     (DENTAL, "What are your hours on Wednesday?", "hours"),
@@ -100,6 +103,8 @@ REQUESTS = [
     (DENTAL, "Can I speak to the dentist?", "message"),  # closed at 8 PM: no one to put through
     (DENTAL, "Cheers, bye", "goodbye"),
     (DENTAL, "no that's everything, thanks", "goodbye"),
+    (DENTAL, "which bus goes to you", "address"),
+    (DENTAL, "I'm running ten minutes late for my appointment", "message"),
 ]
 
 

@@ -95,9 +95,6 @@ class OpenAILLM:
     def now(self) -> datetime:
         return self.profile.local(self._clock() if self._clock else None)
 
-    def system_prompt(self) -> str:
-        return system_prompt(self.profile, self.now(), self._settings.system_prompt)
-
     async def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
         """Stream text deltas (over one or more completions), then any terminal Actions."""
         if self._client is None:

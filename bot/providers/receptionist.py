@@ -20,7 +20,7 @@ from typing import AsyncIterator, Callable
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, last_answer, name_in, speak_number
-from bot.profile import DAYS, Profile, load_profile
+from bot.profile import DAYS, Profile, cached_profile
 from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.settings import Settings
 from bot.store.api import NewMessage
@@ -34,7 +34,9 @@ GOODBYE = ("bye", "goodbye", "bye bye", "that's all", "that is all", "that's it"
            "no thanks", "no thank you", "all set", "i'm good", "i'm done", "have a good day", "have a nice day",
            "have a good one", "take care", "thanks for your help", "thank you for your help", "that helps", "talk later")
 THANKS_ONLY = {"thanks", "thank", "you", "ok", "okay", "great", "perfect", "cheers", "lovely", "alright", "so", "much",
-               "very", "that's", "wonderful", "brilliant", "good", "got", "it", "awesome", "cool", "fine", "right", "oh", "ah"}
+               "very", "that's", "wonderful", "brilliant", "good", "got", "it", "awesome", "cool", "fine", "right", "oh", "ah",
+               "for", "your", "help", "helpful", "then", "again", "anyway", "bye", "now", "a", "lot", "really", "appreciate",
+               "that", "was", "all", "i", "needed", "nice", "one", "many", "ta", "well"}
 PERSON = ("person", "human", "someone", "somebody", "anyone", "anybody", "agent", "operator", "representative",
           "receptionist", "manager", "staff", "a real", "the office", "the front desk", "the team", "dentist", "landlord")
 REACH = ("speak to", "speak with", "talk to", "talk with", "put me through", "transfer me", "connect me", "get me",
@@ -44,7 +46,10 @@ HOURS = ("open", "close", "closing", "hours", "what time", "opening", "business 
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 ADDRESS_STRONG = ("address", "located", "location", "directions", "find you", "get to you", "get there", "postcode",
                   "zip code", "what street", "which street", "how do i get", "where are you", "where's the office",
-                  "where is the office", "where is your office", "where are your offices", "come in person", "visit you")
+                  "where is the office", "where is your office", "where are your offices", "come in person", "visit you",
+                  "bus", "train", "subway", "tube", "metro", "nearest station", "drive to you", "walk to you")
+NOT_ADDRESS = ("email", "e mail", "website", "web address", "web site", "fax")
+IDENTITY = ("right number", "is this", "am i speaking", "who is this", "who am i", "who's this", "have i reached", "did i reach")
 PLACES = ("office", "you", "your", "building", "clinic", "practice", "surgery", "based", "shop", "store", "entrance")
 MESSAGE = ("message", "call me back", "call back", "callback", "get back to me", "have someone call", "ring me back",
            "let them know", "pass on", "pass along", "contact me", "reach me", "leave a note", "call me")
@@ -61,7 +66,7 @@ class Receptionist:
 
     def __init__(self, settings: Settings, *, profile: Profile | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self._settings = settings
-        self.profile = profile or load_profile(settings.business_file or None)
+        self.profile = profile or cached_profile(settings.business_file)
         self._clock = clock
 
     async def start(self) -> None:
@@ -141,8 +146,11 @@ class Receptionist:
             return [faq.answer, "Would you like to leave a message as well?"], None
         if w.has(*STAFF_TASKS):
             return self._start_form(st, conv, _topic(raw, w)), None
-        if w.content() & (Words(self.profile.address).content() - {"road", "street", "floor", "suite"}) and len(w.content()) <= 3:
+        place = Words(self.profile.address).content() - {"road", "street", "floor", "suite"}
+        if w.content() & place and len(w.content()) <= 3 and not w.has(*NOT_ADDRESS):
             return self._answered(st, f"We're at {self.profile.address}"), None
+        if w.has(*IDENTITY) and not w.has(*NOT_ADDRESS):
+            return [f"Yes, this is {self.profile.name}.", "How can I help?"], None
         if w.has(*HERE) and len(w.content()) <= 1:
             return ["Yes, I'm here.", HELP], None
         if awaiting == "anything_else" and is_yes(w) and len(w.content()) <= 1:
@@ -191,6 +199,8 @@ class Receptionist:
 
     @staticmethod
     def _asks_address(w: Words) -> bool:
+        if w.has(*NOT_ADDRESS):
+            return False
         if w.has(*ADDRESS_STRONG):
             return True
         return w.has("where", "where's", "whereabouts") and w.has(*PLACES)
