@@ -178,8 +178,19 @@ async def test_emergency_at_2am_dials_the_on_call_number_in_a_call(aiohttp_serve
     s = phone_settings(settings, openai_base_url=str(fake.make_url("/v1")), llm_provider="openai", llm_timeout=3.0)
     llm = OpenAILLM(s, profile=PROPERTY, clock=lambda: WEDNESDAY_2AM)
     server, p, app = await serve(aiohttp_server, s, stt=ScriptedSTT(text="water is pouring through my ceiling"), llm=llm, tts=ScriptedTTS(ms_per_char=3))
+    from handlers.state import CALLS
+
+    sessions: list = []
+
+    async def grab():
+        while not app[CALLS]:
+            await asyncio.sleep(0.01)
+        sessions.extend(app[CALLS].values())
+
+    watcher = asyncio.create_task(grab())
     report = await simulate_call(url(server), [_speech()], auth_token=TOKEN, max_wait_s=10, quiet_s=0.5)
-    assert report.hung_up_by_bot
+    await watcher
+    assert report.hung_up_by_bot and sessions[0].outcome == "emergency"
     import aiohttp
     from twilio.request_validator import RequestValidator
 
