@@ -24,6 +24,7 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY media ./media
 COPY web ./web
+COPY examples ./examples
 RUN uv sync --frozen --no-dev --extra local --extra fast
 
 USER phonebot

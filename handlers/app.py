@@ -8,7 +8,7 @@ from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank
 from bot.providers import registry
 from bot.providers.registry import Providers
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.metrics import Metrics
 from bot.store.notify import NotifyConfig
 from handlers import console, health, metrics, orchestrate, twilio
@@ -25,11 +25,14 @@ TRANSFER_TEXT = "Please hold while I connect you."
 
 
 def prompt_texts(settings: Settings) -> dict[str, str]:
+    from bot.profile import cached_profile, prompt_texts_from
+
+    texts = prompt_texts_from(settings, cached_profile(settings.business_file))  # the business file
     return {
-        "greeting": settings.greeting_text,
-        "fallback": settings.fallback_text,
+        "greeting": texts["greeting"],
+        "fallback": texts["fallback"],
         "reprompt": settings.reprompt_text,
-        "goodbye": settings.goodbye_text,
+        "goodbye": texts["goodbye"],
         "busy": settings.busy_text,
         "transfer": TRANSFER_TEXT,
     }
@@ -49,6 +52,7 @@ def create_app(
     transcriber for calls; "auto" builds Deepgram's when Deepgram is the STT and
     ``STT_STREAMING`` is on. ``background_startup``: load models and render prompts
     after the site is listening (the server does; see handlers/startup.py)."""
+    prompt_texts(settings)  # checks the business file now: every problem in one ProfileError
     app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[metrics.metrics_middleware, error_middleware, api_gate(settings)])
     app[SETTINGS] = settings
     app[PROVIDERS] = providers or registry.build(settings)
@@ -61,7 +65,7 @@ def create_app(
     )
     app[LIVE_STT] = _live_from_settings(settings) if live_stt == "auto" else live_stt
     app.cleanup_ctx.append(background_ctx)
-    app[NOTIFY] = NotifyConfig.from_settings(settings)  # the lead maps the business profile's notify section here
+    app[NOTIFY] = _notify(settings)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(startup_ctx(prompt_texts, embedded_prompt_fallback, background_startup))
     app[METRICS] = Metrics()
@@ -72,6 +76,16 @@ def create_app(
     app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
     console.setup(app)
     return app
+
+
+def _notify(settings: Settings) -> NotifyConfig:
+    """Who is told of messages: NOTIFY_TO and the business file's [notify] section."""
+    from bot.profile import cached_profile
+
+    notify = NotifyConfig.from_settings(settings, cached_profile(settings.business_file).notify)
+    if any(t.channel == "webhook" for t in notify.targets + notify.urgent_targets) and not settings.notify_webhook_secret:
+        raise SettingsError("NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications (the business file or NOTIFY_TO names a webhook)")
+    return notify
 
 
 def _live_from_settings(settings: Settings) -> object | None:

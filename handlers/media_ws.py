@@ -19,7 +19,7 @@ from bot.logs import kv
 from bot.playout import Playout
 from bot.redact import mask_number
 from handlers.state import CALLS, CONTROL, DRAINING, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, SETTINGS
-from handlers.storage import record_end, record_start
+from handlers.storage import STORE, record_end, record_start
 from handlers.stream_admission import ADMISSION, Ticket
 from handlers.twilio import public_base, signature_ok, ws_base
 
@@ -102,7 +102,7 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
             session = CallSession(
                 call_sid=call_sid, stream_sid=stream_sid, caller=caller, settings=settings,
                 orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], playout=playout,
-                control=app[CONTROL], metrics=metrics, spawn=spawn,
+                control=app[CONTROL], metrics=metrics, spawn=spawn, store=app[STORE],
             )
             app[CALLS][ticket.id] = session  # keyed per stream: a CallSid comes from the client
             writer = spawn(playout.run())
@@ -128,7 +128,7 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
             await ws.close()
         seconds = time.monotonic() - t0
         ended_by = "error" if failed else (session.ended_by if session and session.ended_by else "caller")
-        outcome = session.outcome(error=failed) if session else "failed"
+        outcome = session.call_outcome(error=failed) if session else "failed"
         metrics.calls_ended.labels(ended_by, outcome).inc()
         metrics.call_seconds.observe(seconds)
         log.info(

@@ -27,7 +27,9 @@ async def test_call_through_the_three_sdks_batch_stt(aiohttp_server, settings, e
     el = FakeBehaviour(speak=piper_speaker(tts, warm=[*prompt_texts(settings).values(), HOURS]))
     fakes = await aiohttp_server(cloud_app(stt=dg, llm=oa, tts=el))
     root = str(fakes.make_url("")).rstrip("/")
-    s = cloud_settings(settings, root, 2.0, twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False)
+    # a short greeting: the fake synthesises each prompt whole with piper before its first chunk
+    s = cloud_settings(settings, root, 2.0, twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False,
+                       greeting_text="Hello, thanks for calling.", goodbye_text="Thanks for calling, goodbye.")
     server = await aiohttp_server(create_app(s, embedded_prompt_fallback=False))
     report = await simulate_call(str(server.make_url("")).rstrip("/"), [OPEN], auth_token=TOKEN)
 

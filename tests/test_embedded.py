@@ -72,11 +72,11 @@ async def test_piper_refuses_empty_text(engines):
 
 
 def _expected_tomorrow(settings) -> str:
-    from bot.providers.receptionist import Receptionist, load_config
+    from bot.hours import hours_for
+    from bot.providers.receptionist import Receptionist
 
     r = Receptionist(settings)
-    r.cfg = load_config(None)
-    return r._hours(" tomorrow ")
+    return hours_for(r.profile, "tomorrow", r.now())
 
 
 async def test_orchestrate_on_the_embedded_default_answers_the_hours(aiohttp_client, settings, engines):

@@ -141,24 +141,28 @@ async def test_openai_streams_text_and_sends_history(make):
     assert seen.headers["authorization"] == f"Bearer {OA_KEY}"
     body = seen.json
     assert body["model"] == "gpt-4o-mini" and body["stream"] is True
-    assert {t["function"]["name"] for t in body["tools"]} == {"transfer_call", "end_call"}
-    assert seen.messages[0] == {"role": "system", "content": Settings().system_prompt}
+    assert {t["function"]["name"] for t in body["tools"]} == {"take_message", "get_hours", "transfer_call", "end_call"}
+    system = seen.messages[0]
+    assert system["role"] == "system" and system["content"].startswith(Settings().system_prompt)
+    assert "Maple Street" in system["content"] and "Monday to Friday, 9 AM to 5 PM" in system["content"]
     assert seen.messages[1:] == conv.messages
     assert len(conv.messages) == 3  # the adapter does not append
     assert llm.last_usage and llm.last_usage["completion_tokens"] > 0
 
 
-@pytest.mark.parametrize(("tool", "kind"), [("transfer_call", "transfer"), ("end_call", "hangup")])
-async def test_openai_tool_call_yields_action_after_text(make, tool, kind):
-    r = await make("llm", reply="One moment.", tool_call=tool)
+@pytest.mark.parametrize(("tool", "args", "kind"), [("transfer_call", '{"purpose": "emergency"}', "transfer"), ("end_call", "{}", "hangup")])
+async def test_openai_tool_call_yields_action_after_text(make, tool, args, kind):
+    r = await make("llm", script=[{"reply": "One moment.", "tool_calls": [(tool, args)]}, {"reply": " Bye."}])
     items = await r.run()
-    assert "".join(i for i in items if isinstance(i, str)) == "One moment."
-    assert items[-1] == Action(kind, reason="model tool call")
+    assert "".join(i for i in items if isinstance(i, str)) == "One moment. Bye."
+    assert isinstance(items[-1], Action) and items[-1].kind == kind and items[-1].reason == "model tool call"
     assert sum(isinstance(i, Action) for i in items) == 1
+    # the tool's result went back to the model in a second completion
+    assert r.state.requests[1].messages[-1]["role"] == "tool"
 
 
 async def test_openai_tool_call_without_text_is_not_empty(make):
-    r = await make("llm", reply="", tool_call="transfer_call")
+    r = await make("llm", script=[{"reply": "", "tool_calls": [("transfer_call", '{"purpose": "emergency"}')]}, {"reply": ""}])
     assert [getattr(i, "kind", i) for i in await r.run()] == ["transfer"]
 
 

@@ -1,16 +1,23 @@
-"""OpenAI (or any OpenAI-compatible server) chat completions, streamed.
+"""OpenAI (or any OpenAI-compatible server) chat completions, streamed, with tools.
 
-The reply streams as text deltas; two function tools let a real model act on the
-call (``transfer_call``, ``end_call``), surfacing as ``Action``s after the text.
-``settings.llm_timeout`` bounds the wait for the first token and every gap between
-chunks; the consumer's own time between pulls is not counted. Every failure
-leaves as ``StageError``; ``asyncio.CancelledError`` passes through untouched.
+The system prompt is built from the business profile with the local date and time
+(bot/tools.py). The reply streams as text deltas; tool calls arrive in fragments
+(``delta.tool_calls[i]``: id and name first, then ``function.arguments`` pieces by
+index), are run through the tool registry, and their results go back to the model
+in a further streamed completion for its next words. Terminal actions (transfer,
+hang-up) come out as ``Action``s after the text. A server that rejects tools is logged
+as a WARNING; from then on the receptionist's message form takes the turns that need
+an action. ``settings.llm_timeout`` bounds the wait for the first token and every gap
+between chunks. Every failure leaves as ``StageError``; cancellation passes through.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import httpx
 import openai
@@ -25,34 +32,18 @@ from bot.errors import (
     StageError,
     code_for_status,
 )
+from bot.logs import kv
+from bot.profile import Profile, cached_profile
 from bot.providers.base import Action, Conversation
 from bot.providers.warm import PoolWarmer, pool_limits
 from bot.settings import Settings
+from bot.tools import ToolContext, ToolRegistry, business_tools, system_prompt
 
 T = TypeVar("T")
+log = logging.getLogger("bot.providers.openai")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-_NO_PARAMS = {"type": "object", "properties": {}, "required": []}
-TOOLS: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "transfer_call",
-            "description": "Transfer the caller to a person. Use when they ask for a human or you cannot help.",
-            "parameters": _NO_PARAMS,
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "end_call",
-            "description": "Hang up, after saying goodbye, once the caller has what they need.",
-            "parameters": _NO_PARAMS,
-        },
-    },
-]
-TOOL_ACTIONS = {"transfer_call": "transfer", "end_call": "hangup"}
+MAX_TOOL_ROUNDS = 3  # completions per reply: the first, and one after each round of tool results
 
 
 class OpenAILLM:
@@ -60,12 +51,19 @@ class OpenAILLM:
 
     name = "openai"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, profile: Profile | None = None, clock: Callable[[], datetime] | None = None,
+        tools: ToolRegistry | None = None,
+    ) -> None:
         self._settings = settings
+        self.profile = profile or cached_profile(settings.business_file)
+        self._clock = clock
+        self.tools = tools or business_tools()
         self._client: AsyncOpenAI | None = None
         self._http: httpx.AsyncClient | None = None
         self._warmer = PoolWarmer((settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/") + "/")
         self._use_tools = True  # dropped for good if the server rejects them
+        self._fallback: Any = None  # the receptionist, once tools are rejected
         self.last_usage: dict[str, int] | None = None  # token counts of the last reply, if sent
 
     async def start(self) -> None:
@@ -94,64 +92,123 @@ class OpenAILLM:
             except Exception:  # noqa: BLE001 - closing a pool must not fail shutdown
                 pass
 
+    def now(self) -> datetime:
+        return self.profile.local(self._clock() if self._clock else None)
+
     async def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
-        """Stream text deltas, then any Actions the model asked for."""
+        """Stream text deltas (over one or more completions), then any terminal Actions."""
         if self._client is None:
             await self.start()
         assert self._client is not None
-        s = self._settings
-        messages = [{"role": "system", "content": s.system_prompt}, *conversation.messages]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + s.llm_timeout
+        if not self._use_tools and self._receptionist().wants_turn(conversation):
+            async for item in self._receptionist().reply(conversation):
+                yield item
+            return
+        now = self.now()
+        messages: list[dict] = [{"role": "system", "content": system_prompt(self.profile, now, self._settings.system_prompt)},
+                                *conversation.messages]
+        ctx = ToolContext(conversation, self.profile, now, self._settings.transfer_number)
         self._warmer.used()
-        stream: Any = None
         self.last_usage = None
+        got_text = False
+        terminal: list[Action] = []
         try:
-            stream = await self._open(self._client, messages, deadline)
-            tools: dict[int, str] = {}
-            got_text = False
-            while True:
-                first = not got_text and not tools
-                bound = deadline if first else loop.time() + s.llm_timeout
-                what = "no first token" if first else "stream stalled"
-                chunk = await self._bounded(_anext_or_none(stream), bound, what)
-                if chunk is None:
+            for _ in range(MAX_TOOL_ROUNDS):
+                calls: dict[int, dict[str, str]] = {}
+                said: list[str] = []
+                handover = False
+                async with contextlib.aclosing(self._complete(self._client, messages, calls)) as texts:
+                    async for text in texts:
+                        if text == _REJECTED:
+                            handover = self._receptionist().wants_turn(conversation)
+                            if handover:
+                                break
+                            continue
+                        got_text = got_text or bool(text.strip())
+                        said.append(text)
+                        yield text
+                if handover:
+                    async for item in self._receptionist().reply(conversation):
+                        yield item
+                    return
+                if not calls:
                     break
-                for text in self._parse(chunk, tools):
-                    got_text = got_text or bool(text.strip())
-                    yield text
-            actions = _actions(tools)
-            if not got_text and not actions:
+                ordered = [calls[i] for i in sorted(calls)]
+                messages.append({"role": "assistant", "content": "".join(said) or None, "tool_calls": [
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in ordered]})
+                for c in ordered:
+                    result = await self.tools.call(c["name"], c["arguments"], ctx)
+                    log.info("tool call", extra=kv(call_sid=conversation.call_id, tool=c["name"], ok=not result.content.startswith(("error", "not", "failed"))))
+                    messages.append({"role": "tool", "tool_call_id": c["id"], "content": result.content})
+                    if result.action is not None and all(a.kind != result.action.kind for a in terminal):
+                        terminal.append(result.action)
+            if not got_text and not terminal:
                 raise self._error(EMPTY_RESULT, "the model returned no content")
-            for action in actions:
+            transfer = [a for a in terminal if a.kind == "transfer"]
+            for action in transfer or terminal:
                 yield action
         except StageError:
             raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise self._map(e) from None
+
+    def _receptionist(self):
+        if self._fallback is None:
+            from bot.providers.receptionist import Receptionist
+
+            self._fallback = Receptionist(self._settings, profile=self.profile, clock=self._clock)
+        return self._fallback
+
+    async def _complete(self, client: AsyncOpenAI, messages: list[dict], calls: dict[int, dict[str, str]]) -> AsyncIterator[str]:
+        """One streamed completion: yields text; collects tool-call fragments into ``calls``."""
+        s = self._settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.llm_timeout
+        stream: Any = None
+        try:
+            stream, rejected = await self._open(client, messages, deadline)
+            if rejected:
+                yield _REJECTED
+            got = False
+            while True:
+                bound = deadline if not got else loop.time() + s.llm_timeout
+                what = "no first token" if not got else "stream stalled"
+                chunk = await self._bounded(_anext_or_none(stream), bound, what)
+                if chunk is None:
+                    break
+                for text in self._parse(chunk, calls):
+                    got = got or bool(text)
+                    yield text
+                got = got or bool(calls)
         finally:
             if stream is not None:
                 await _quietly(stream.close())
 
-    async def _open(self, client: AsyncOpenAI, messages: list[dict], deadline: float) -> Any:
-        """Start the streamed request; retry once without tools if the server refuses them."""
+    async def _open(self, client: AsyncOpenAI, messages: list[dict], deadline: float) -> tuple[Any, bool]:
+        """Start the streamed request; if the server refuses tools, warn and go on without
+        them (the second value says so)."""
         kwargs: dict[str, Any] = {"stream_options": {"include_usage": True}}
         if self._use_tools:
-            kwargs["tools"] = TOOLS
+            kwargs["tools"] = self.tools.schemas()
         create = client.chat.completions.create
         try:
-            return await self._bounded(
+            stream = await self._bounded(
                 create(model=self._settings.openai_model, messages=messages, stream=True, **kwargs),
                 deadline,
                 "no reply",
             )
+            return stream, False
         except openai.BadRequestError as e:
             if not (self._use_tools and "tool" in str(e.message).lower()):
                 raise
         self._use_tools = False  # e.g. an Ollama model without tool support
-        return await self._bounded(
-            create(model=self._settings.openai_model, messages=messages, stream=True), deadline, "no reply"
+        log.warning("llm server rejected tools: the receptionist takes messages, transfers and goodbyes",
+                    extra=kv(provider=self.name, model=self._settings.openai_model))
+        plain = [m for m in messages if m.get("role") != "tool" and not m.get("tool_calls")]
+        stream = await self._bounded(
+            create(model=self._settings.openai_model, messages=plain, stream=True), deadline, "no reply"
         )
+        return stream, True
 
     async def _bounded(self, aw: Awaitable[T], deadline: float, what: str) -> T:
         try:
@@ -160,8 +217,9 @@ class OpenAILLM:
         except TimeoutError:
             raise self._error(TIMEOUT, f"{what} within {self._settings.llm_timeout:g} s") from None
 
-    def _parse(self, chunk: Any, tools: dict[int, str]) -> list[str]:
-        """Text deltas of one chunk; tool-call names are collected into ``tools``."""
+    def _parse(self, chunk: Any, calls: dict[int, dict[str, str]]) -> list[str]:
+        """Text deltas of one chunk. Tool-call fragments are joined by their ``index``:
+        the first carries the id and name, later ones pieces of ``function.arguments``."""
         choices = getattr(chunk, "choices", None)
         if not isinstance(choices, list):
             raise self._error(BAD_RESPONSE, "stream chunk has no choices")
@@ -177,9 +235,16 @@ class OpenAILLM:
                 out.append(content)
             for pos, call in enumerate(getattr(delta, "tool_calls", None) or []):
                 index = getattr(call, "index", None)
-                name = getattr(getattr(call, "function", None), "name", None)
-                if isinstance(name, str) and name:
-                    tools[index if isinstance(index, int) else pos] = name
+                slot = calls.setdefault(index if isinstance(index, int) else pos, {"id": "", "name": "", "arguments": ""})
+                fn = getattr(call, "function", None)
+                if isinstance(getattr(call, "id", None), str) and call.id:
+                    slot["id"] = call.id
+                if isinstance(getattr(fn, "name", None), str) and fn.name:
+                    slot["name"] = fn.name
+                if isinstance(getattr(fn, "arguments", None), str):
+                    slot["arguments"] += fn.arguments
+        for i, slot in calls.items():
+            slot["id"] = slot["id"] or f"call_{i}"
         return out
 
     def _map(self, e: Exception) -> StageError:
@@ -215,10 +280,4 @@ async def _quietly(aw: Awaitable[object]) -> None:
         pass
 
 
-def _actions(tools: dict[int, str]) -> list[Action]:
-    out: list[Action] = []
-    for index in sorted(tools):
-        kind = TOOL_ACTIONS.get(tools[index])
-        if kind and all(a.kind != kind for a in out):
-            out.append(Action(kind, reason="model tool call"))  # type: ignore[arg-type]
-    return out
+_REJECTED = "\x00tools-rejected"  # in-band marker from _complete: the server refused tools

@@ -1,196 +1,86 @@
 """The embedded dialogue: a rules-based receptionist, not a language model.
 
-It answers opening hours (today, tomorrow, a weekday, or the week), the address and
-a few FAQs from a JSON file the operator edits; takes a message over several turns
-(what it is about, name, callback number, confirmation) and stores it in SQLite;
-hands "a real person, please" to the call as a transfer; says goodbye and hangs up.
-Transcripts come from speech recognition, so matching is on normalised words and
-spoken digits. Per-call state lives in ``conversation.state["receptionist"]``.
+It works from the business profile (bot/profile.py): opening hours (now, today,
+tomorrow, a weekday, the week, holidays), the address, FAQs matched by their keywords,
+emergencies, and a message form over several turns (what about, name, callback number,
+confirmation). What it has no answer for gets an offer to take a message; "didn't catch
+that" is only for an empty or unintelligible transcript. It acts through the same actions
+as the LLM's tools: the message is committed through ``Conversation.perform`` before the
+reply says it was passed on; transfer and hang-up follow the reply. Per-call state lives in
+``conversation.state["receptionist"]`` (rolled back with the history when a speculative
+turn is dropped); the form heard so far in ``conversation.state["pending_message"]``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 from datetime import datetime, timedelta
-from importlib import resources
-from pathlib import Path
 from typing import AsyncIterator, Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import UPSTREAM_ERROR, StageError
-from bot.logs import kv
-from bot.store import NewMessage, SqlStore, open_store
-from bot.providers.base import Action, Conversation
+from bot.hours import day_text, hours_for, now_text, week_text
+from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, last_answer, name_in, speak_number
+from bot.profile import DAYS, Profile, cached_profile
+from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.settings import Settings
+from bot.store.api import NewMessage
 
-DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "to": "2", "too": "2", "three": "3",
-               "four": "4", "for": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
-SPOKEN = "zero one two three four five six seven eight nine".split()
-REQUIRED = ("business", "timezone", "hours", "address", "faqs", "transfer_phrases", "texts")
-TEXT_KEYS = ("help", "anything_else", "not_understood", "offer_person", "no_person", "transferring", "goodbye", "here")
+CANT_HELP = "I can't help with that myself, but I can take a message and have the team call you back."
+ANYTHING_ELSE = "Is there anything else I can help with?"
+HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
+DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
-YES = {"yes", "yeah", "yep", "yup", "correct", "right", "sure", "please", "ok", "okay", "that's right", "it is"}
-NO = {"no", "nope", "nah", "wrong", "incorrect", "not"}
-GOODBYE = ("goodbye", "good bye", "bye", "that's all", "that is all", "that's it", "nothing else", "no thanks", "no thank you", "i'm done", "all set")
-HOURS_WORDS = ("open", "opening", "close", "closing", "hours", "what time")
-ADDRESS_WORDS = ("address", "where are you", "located", "location", "directions", "where is the office", "where's the office")
-MESSAGE_WORDS = ("message", "call me back", "callback", "call back", "cancel", "appointment", "reschedule", "billing", "speak with billing")
-REPEAT_WORDS = ("repeat", "say that again", "say again", "pardon", "come again", "one more time")
-HERE_WORDS = ("anyone there", "anybody there", "are you there", "hello")
-THIS_NUMBER = ("this number", "same number", "number i'm calling from", "number i am calling from", "calling from", "this one")
-
-
-# what "I'd like to leave a message" says about the message: nothing
-_FILLER = re.compile(
-    r"\b(hi|hello|hey|yes|please|i'd|i|would|like|want|to|can|could|may|leave|take|a|an|message|messages|for|the|just)\b"
-)
-
-
-log = logging.getLogger("bot.providers.receptionist")
-
-class ConfigError(ValueError):
-    pass
-
-
-def load_config(path: str | Path | None) -> dict:
-    """Read and validate the receptionist's config; ``ConfigError`` names the file and the problem."""
-    where = str(path) if path else "bot/receptionist.json (bundled)"
-    try:
-        raw = Path(path).read_text() if path else resources.files("bot").joinpath("receptionist.json").read_text()
-    except OSError as e:
-        raise ConfigError(f"{where}: cannot read ({e.strerror})") from None
-    try:
-        cfg = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{where}: expected a JSON object")
-    missing = [k for k in REQUIRED if k not in cfg]
-    if missing:
-        raise ConfigError(f"{where}: missing {', '.join(missing)}")
-    try:
-        cfg["_tz"] = ZoneInfo(str(cfg["timezone"]))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: unknown timezone {cfg['timezone']!r} (use an IANA name like America/New_York)") from None
-    hours = cfg["hours"]
-    if not isinstance(hours, dict) or set(hours) - set(DAYS):
-        raise ConfigError(f"{where}: hours must map weekday names ({', '.join(DAYS)}) to [open, close] or null")
-    parsed: dict[str, tuple[int, int] | None] = {}
-    for day in DAYS:
-        span = hours.get(day)
-        if span is None:
-            parsed[day] = None
-            continue
-        try:
-            opens, closes = (_minutes(t) for t in span)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: hours.{day} must be [\"HH:MM\", \"HH:MM\"] or null, got {span!r}") from None
-        if closes <= opens:
-            raise ConfigError(f"{where}: hours.{day} closes before it opens")
-        parsed[day] = (opens, closes)
-    cfg["_hours"] = parsed
-    for i, faq in enumerate(cfg["faqs"]):
-        if not (isinstance(faq, dict) and isinstance(faq.get("keywords"), list) and isinstance(faq.get("answer"), str)):
-            raise ConfigError(f"{where}: faqs[{i}] needs \"keywords\" (a list) and \"answer\" (text)")
-    missing_texts = [k for k in TEXT_KEYS if not isinstance(cfg["texts"].get(k), str)]
-    if missing_texts:
-        raise ConfigError(f"{where}: texts is missing {', '.join(missing_texts)}")
-    return cfg
-
-
-def _minutes(hhmm: str) -> int:
-    h, m = str(hhmm).split(":")
-    h_, m_ = int(h), int(m)
-    if not (0 <= h_ <= 24 and 0 <= m_ < 60):
-        raise ValueError(hhmm)
-    return h_ * 60 + m_
-
-
-def clock_text(minutes: int) -> str:
-    h, m = divmod(minutes, 60)
-    suffix = "AM" if h < 12 or h == 24 else "PM"
-    h12 = h % 12 or 12
-    return f"{h12} {suffix}" if m == 0 else f"{h12}:{m:02d} {suffix}"
-
-
-def normalise(text: str) -> str:
-    t = text.lower().replace("’", "'")
-    t = re.sub(r"[^a-z0-9' ]+", " ", t)
-    return " " + re.sub(r"\s+", " ", t).strip() + " "
-
-
-def has(text: str, phrases) -> bool:
-    return any(f" {p} " in text for p in phrases)
-
-
-def digits_in(text: str) -> str:
-    """Digits spoken or written: "five five five, 213-4467" -> "5552134467"."""
-    out = []
-    for tok in re.findall(r"[a-z]+|\d+", text.lower()):
-        if tok.isdigit():
-            out.append(tok)
-        elif tok in DIGIT_WORDS and (tok not in ("o", "to", "too", "for") or out):
-            out.append(DIGIT_WORDS[tok])
-        elif tok == "double" or tok == "triple":
-            out.append(tok)
-    s = "".join(out)
-    # "double five" -> "55"
-    s = re.sub(r"double(\d)", r"\1\1", s)
-    s = re.sub(r"triple(\d)", r"\1\1\1", s)
-    return re.sub(r"\D", "", s)
-
-
-def speak_number(number: str) -> str:
-    """Digits in groups, as words, so any TTS reads them one by one."""
-    d = re.sub(r"\D", "", number)
-    groups = [d[:3], d[3:6], d[6:]] if len(d) == 10 else [d[:-4], d[-4:]] if len(d) > 4 else [d]
-    return ", ".join(" ".join(SPOKEN[int(c)] for c in g) for g in groups if g)
-
-
-def name_in(text: str) -> str | None:
-    m = re.search(r"\b(?:my name is|my name's|this is|it's|i am|i'm|name is)\s+([a-z][a-z' -]*)", text, re.I)
-    if not m:
-        return None
-    words = []
-    for w in m.group(1).split():
-        if w.lower() in ("and", "my", "number", "phone", "calling", "from", "here"):
-            break
-        words.append(w.strip("'").capitalize())
-    return " ".join(words[:3]) or None
-
-
-def caller_digits(caller: str) -> str:
-    """The caller's number, if it is one (a phone number or a sip: URI with digits)."""
-    user = caller.split("sip:", 1)[-1].split("@", 1)[0]
-    d = re.sub(r"\D", "", user)
-    return d[-10:] if len(d) >= 7 else ""
+GOODBYE = ("bye", "goodbye", "bye bye", "that's all", "that is all", "that's it", "that's everything", "nothing else",
+           "no thanks", "no thank you", "all set", "i'm good", "i'm done", "have a good day", "have a nice day",
+           "have a good one", "take care", "thanks for your help", "thank you for your help", "that helps", "talk later")
+THANKS_ONLY = {"thanks", "thank", "you", "ok", "okay", "great", "perfect", "cheers", "lovely", "alright", "so", "much",
+               "very", "that's", "wonderful", "brilliant", "good", "got", "it", "awesome", "cool", "fine", "right", "oh", "ah",
+               "for", "your", "help", "helpful", "then", "again", "anyway", "bye", "now", "a", "lot", "really", "appreciate",
+               "that", "was", "all", "i", "needed", "nice", "one", "many", "ta", "well"}
+PERSON = ("person", "human", "someone", "somebody", "anyone", "anybody", "agent", "operator", "representative",
+          "receptionist", "manager", "staff", "a real", "the office", "the front desk", "the team", "dentist", "landlord")
+REACH = ("speak to", "speak with", "talk to", "talk with", "put me through", "transfer me", "connect me", "get me",
+         "get hold of", "reach", "can i speak", "could i speak", "chat with")
+HOURS = ("open", "close", "closing", "hours", "what time", "opening", "business hours", "working hours", "until when",
+         "how late", "how early", "are you in", "are you around")
+NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
+ADDRESS_STRONG = ("address", "located", "location", "directions", "find you", "get to you", "get there", "postcode",
+                  "zip code", "what street", "which street", "how do i get", "where are you", "where's the office",
+                  "where is the office", "where is your office", "where are your offices", "come in person", "visit you",
+                  "bus", "train", "subway", "tube", "metro", "nearest station", "drive to you", "walk to you")
+NOT_ADDRESS = ("email", "e mail", "website", "web address", "web site", "fax")
+IDENTITY = ("right number", "is this", "am i speaking", "who is this", "who am i", "who's this", "have i reached", "did i reach")
+PLACES = ("office", "you", "your", "building", "clinic", "practice", "surgery", "based", "shop", "store", "entrance")
+MESSAGE = ("message", "call me back", "call back", "callback", "get back to me", "have someone call", "ring me back",
+           "let them know", "pass on", "pass along", "contact me", "reach me", "leave a note", "call me")
+STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "complaint", "quote", "invoice", "billing",
+               "bill", "refund", "change my", "move my", "schedule")
+REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
+HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
+THIS_NUMBER = ("this number", "same number", "number i'm calling from", "calling from", "this one", "this phone", "the one i'm on")
+NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
 
 
 class Receptionist:
     name = "receptionist"
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, settings: Settings, *, profile: Profile | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self._settings = settings
+        self.profile = profile or cached_profile(settings.business_file)
         self._clock = clock
-        self.cfg: dict = {}
-        self.store: SqlStore | None = None
 
     async def start(self) -> None:
-        self.cfg = load_config(self._settings.receptionist_config or None)
-        self.store = await open_store(self._settings)
+        return None
 
     async def close(self) -> None:
-        if self.store is not None:
-            await self.store.close()
+        return None
+
+    def now(self) -> datetime:
+        return self.profile.local(self._clock() if self._clock else None)
 
     async def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
-        if not self.cfg:
-            await self.start()
         user = next((m["content"] for m in reversed(conversation.messages) if m.get("role") == "user"), "")
-        st = conversation.state.setdefault("receptionist", {"misses": 0, "last": "", "awaiting": None, "form": None})
+        st = conversation.state.setdefault("receptionist", {"last": "", "awaiting": None, "form": None, "topic": ""})
         try:
             sentences, action = await self._respond(str(user), st, conversation)
         except StageError:
@@ -203,183 +93,239 @@ class Receptionist:
         if action is not None:
             yield action
 
+    def wants_turn(self, conversation: Conversation) -> bool:
+        """For an LLM without tools: this turn needs the receptionist (a form under way,
+        or the caller wants a message, a person, help in an emergency, or to leave)."""
+        st = conversation.state.get("receptionist") or {}
+        if st.get("form") is not None or st.get("awaiting") == "offer_message":
+            return True
+        user = next((m["content"] for m in reversed(conversation.messages) if m.get("role") == "user"), "")
+        w = Words(self._dtmf(str(user)))
+        return self._closing(w) or self._wants_person(w) or self._emergency(w) or w.has(*MESSAGE, *STAFF_TASKS)
+
     # ------------------------------------------------------------------ dialogue
     async def _respond(self, raw: str, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        t = self.cfg["texts"]
-        text = normalise(self._dtmf(raw))
+        w = Words(self._dtmf(raw))
         awaiting, st["awaiting"] = st.get("awaiting"), None
-
-        if has(text, GOODBYE) or (awaiting == "anything_else" and self._no(text)):
-            st["form"] = None
-            return [t["goodbye"]], Action("hangup", "caller said goodbye")
-        if self._wants_person(text) or (awaiting == "offer_person" and self._yes(text)):
-            return self._transfer(st)
-        if has(text, self.cfg.get("emergency", {}).get("keywords", [])) and st.get("form") is None:
-            st["awaiting"] = "offer_message"
-            return [self.cfg["emergency"]["answer"]], None
+        if not w.heard:
+            st["awaiting"] = awaiting
+            return [self.profile.texts.fallback], None
         if st.get("form") is not None:
-            return await self._form(raw, text, st, conv), None
-        if awaiting == "offer_message" and self._yes(text):
-            return self._start_form("", st), None
-        if awaiting == "offer_person" and self._no(text):
-            st["misses"] = 0
-            return [t["help"]], None
-
-        if has(text, REPEAT_WORDS):
-            return [st.get("last") or t["help"]], None
-        if has(text, HOURS_WORDS) or " intent hours " in text:
-            return self._done(st, [self._hours(text)]), None
-        if has(text, ADDRESS_WORDS) or " intent address " in text:
-            return self._done(st, [f"We're at {self.cfg['address']}"]), None
-        for faq in self.cfg["faqs"]:
-            if has(text, [k.lower() for k in faq["keywords"]]):
-                st["misses"] = 0
-                st["awaiting"] = "offer_message"
-                return [faq["answer"], "Would you like to leave a message?"], None
-        if has(text, MESSAGE_WORDS) or " intent message " in text:
-            return self._start_form(raw, st), None
-        if has(text, HERE_WORDS):
-            return [t["here"], t["help"]], None
-        if awaiting == "anything_else" and self._yes(text):
+            if self._closing(w) and not digits_in(raw):
+                return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
+            if w.has(*NEVER_MIND):
+                self._drop_form(st, conv)
+                st["awaiting"] = "anything_else"
+                return ["No problem, I won't take a message.", ANYTHING_ELSE], None
+            return await self._form(raw, w, st, conv)
+        if awaiting == "offer_message" and is_yes(w):
+            return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
+        if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
+            if awaiting == "anything_else" or w.has("thank", "thanks", "that's all", "bye"):
+                return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
+            st["awaiting"] = "anything_else"
+            return ["No problem.", ANYTHING_ELSE], None
+        if self._emergency(w):
+            return self._emergency_reply(raw, st, conv)
+        if self._wants_person(w):
+            return self._transfer(st, conv)
+        if self._closing(w):
+            return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
+        if w.has(*REPEAT):
+            st["awaiting"] = awaiting
+            return [st.get("last") or HELP], None
+        if w.has(*MESSAGE, "change my", "update my", "move my"):
+            return self._start_form(st, conv, _topic(raw, w)), None
+        faq, faq_score = self._best_faq(w)
+        if self._asks_hours(w) and faq_score < 2:
+            return self._answered(st, self._hours(w)), None
+        if self._asks_address(w) and faq_score < 2:
+            return self._answered(st, f"We're at {self.profile.address}"), None
+        if faq is not None:
+            st["awaiting"], st["topic"], st["urgent"] = "offer_message", raw.strip(), False
+            return [faq.answer, "Would you like to leave a message as well?"], None
+        if w.has(*STAFF_TASKS):
+            return self._start_form(st, conv, _topic(raw, w)), None
+        place = Words(self.profile.address).content() - {"road", "street", "floor", "suite"}
+        if w.content() & place and len(w.content()) <= 3 and not w.has(*NOT_ADDRESS):
+            return self._answered(st, f"We're at {self.profile.address}"), None
+        if w.has(*IDENTITY) and not w.has(*NOT_ADDRESS):
+            return [f"Yes, this is {self.profile.name}.", "How can I help?"], None
+        if w.has(*HERE) and len(w.content()) <= 1:
+            return ["Yes, I'm here.", HELP], None
+        if awaiting == "anything_else" and is_yes(w) and len(w.content()) <= 1:
             return ["Sure, what can I help with?"], None
-
-        st["misses"] = st.get("misses", 0) + 1
-        if st["misses"] >= 2:
-            st["awaiting"] = "offer_person"
-            return [t["not_understood"], t["offer_person"]], None
-        return [t["not_understood"], t["help"]], None
+        if is_yes(w) and len(w.content()) <= 1 and awaiting is None:
+            return ["Sure.", HELP], None
+        st["awaiting"], st["topic"], st["urgent"] = "offer_message", _topic(raw, w), False
+        return [CANT_HELP, "Would you like to leave a message?"], None
 
     def _dtmf(self, raw: str) -> str:
         m = re.fullmatch(r"\s*DTMF\s+(\d+)\s*", raw)
         if not m:
             return raw
-        intent = self.cfg.get("dtmf", {}).get(m.group(1)) if len(m.group(1)) == 1 else None
-        return f"intent {intent}" if intent else raw
+        return DTMF.get(m.group(1), raw) if len(m.group(1)) == 1 else raw
 
-    def _done(self, st: dict, sentences: list[str]) -> list[str]:
-        st["misses"] = 0
+    def _answered(self, st: dict, sentence: str) -> list[str]:
         st["awaiting"] = "anything_else"
-        return [*sentences, self.cfg["texts"]["anything_else"]]
-
-    def _wants_person(self, text: str) -> bool:
-        return has(text, [p.lower() for p in self.cfg["transfer_phrases"]]) or " intent transfer " in text
-
-    def _transfer(self, st: dict) -> tuple[list[str], Action | None]:
-        st["misses"] = 0
-        if self._settings.transfer_number:
-            return [self.cfg["texts"]["transferring"]], Action("transfer", "caller asked for a person")
-        return [self.cfg["texts"]["no_person"], *self._start_form("", st)], None
+        return [sentence, ANYTHING_ELSE]
 
     @staticmethod
-    def _yes(text: str) -> bool:
-        return has(text, YES) and not has(text, ("no", "not"))
+    def _closing(w: Words) -> bool:
+        if w.has(*GOODBYE):
+            return True
+        thanks = w.has("thanks", "thank you", "cheers")
+        return thanks and all(x in THANKS_ONLY for x in w.words)
 
     @staticmethod
-    def _no(text: str) -> bool:
-        return has(text, NO) and not has(text, ("yes", "yeah"))
+    def _wants_person(w: Words) -> bool:
+        if w.has("real person", "human", "operator", "representative", "live person", "speak to someone", "talk to someone"):
+            return True
+        return w.has(*REACH) and w.has(*PERSON)
+
+    def _emergency(self, w: Words) -> bool:
+        return bool(self.profile.emergency.keywords) and w.has(*self.profile.emergency.keywords)
+
+    def _best_faq(self, w: Words):
+        best, score = None, 0.0
+        content = w.content()
+        for faq in self.profile.faqs:
+            s = 2.0 * sum(w.count(k) for k in faq.keywords)
+            asked = Words(faq.question).content() - {"you", "we"}
+            s += len(content & asked) * 0.75
+            if s > score:
+                best, score = faq, s
+        return (best, score) if score >= 1.5 else (None, score)
+
+    @staticmethod
+    def _asks_address(w: Words) -> bool:
+        if w.has(*NOT_ADDRESS):
+            return False
+        if w.has(*ADDRESS_STRONG):
+            return True
+        return w.has("where", "where's", "whereabouts") and w.has(*PLACES)
 
     # ------------------------------------------------------------------ hours
-    def _now(self) -> datetime:
-        tz = self.cfg["_tz"]
-        return self._clock().astimezone(tz) if self._clock else datetime.now(tz)
+    def _asks_hours(self, w: Words) -> bool:
+        if w.has(*HOURS):
+            return True
+        return w.has("when", "what time") and w.has("come in", "come by", "drop by", "drop in", "visit", "available") or w.has("holiday", "christmas")
 
-    def _hours(self, text: str) -> str:
-        today = self._now()
-        if " tomorrow " in text:
-            return self._day_hours(today + timedelta(days=1), "Tomorrow")
-        if " today " in text or " tonight " in text or " now " in text:
-            return self._day_hours(today, "Today")
-        for i, day in enumerate(DAYS):
-            if f" {day} " in text or f" {day}s " in text:
-                ahead = (i - today.weekday()) % 7
-                return self._day_hours(today + timedelta(days=ahead), None)
-        return self._week()
-
-    def _day_hours(self, when: datetime, label: str | None) -> str:
-        day = DAYS[when.weekday()]
-        span = self.cfg["_hours"][day]
-        who = f"{label}, {day.capitalize()}," if label else f"On {day.capitalize()}s"
-        if span is None:
-            nxt = self._next_open(when)
-            again = f" We open again on {nxt[0].capitalize()} at {clock_text(nxt[1])}." if nxt else ""
-            return f"{who} we're closed.{again}"
-        return f"{who} we open at {clock_text(span[0])} and close at {clock_text(span[1])}."
-
-    def _next_open(self, when: datetime) -> tuple[str, int] | None:
-        for k in range(1, 8):
-            day = DAYS[(when.weekday() + k) % 7]
-            if self.cfg["_hours"][day]:
-                return day, self.cfg["_hours"][day][0]
-        return None
-
-    def _week(self) -> str:
-        runs: list[tuple[list[str], tuple[int, int] | None]] = []
+    def _hours(self, w: Words) -> str:
+        now = self.now()
+        today = now.date()
+        for day, reason in sorted(self.profile.closures.items()):
+            if day >= today and any(x in w.content() for x in Words(reason).content() - {"day"}):
+                return day_text(self.profile, day, None, today)
+        if w.has("holiday", "holidays", "bank holiday") and self.profile.closures:
+            upcoming = [f"{r} ({d.strftime('%B')} {d.day})" for d, r in sorted(self.profile.closures.items()) if d >= today][:3]
+            return "We're closed on " + ", ".join(upcoming) + ". " + week_text(self.profile) if upcoming else week_text(self.profile)
+        if w.has("tomorrow"):
+            return hours_for(self.profile, "tomorrow", now)
+        if w.has("today", "tonight", "this afternoon", "this morning", "this evening") and not w.has(*NOW[:-1]):
+            return hours_for(self.profile, "today", now)
+        if w.has("weekend"):
+            sat = today + timedelta(days=(5 - today.weekday()) % 7)
+            if self.profile.span_on(sat) is None and self.profile.span_on(sat + timedelta(days=1)) is None:
+                nxt = self.profile.next_opening(datetime(sat.year, sat.month, sat.day, 23, 59, tzinfo=self.profile.tz) + timedelta(days=1))
+                return "We're closed at the weekend." + (f" {hours_for(self.profile, DAYS[nxt.weekday()], now)}" if nxt else "")
+            return day_text(self.profile, sat, None, today) + " " + day_text(self.profile, sat + timedelta(days=1), None, today)
         for day in DAYS:
-            span = self.cfg["_hours"][day]
-            if runs and runs[-1][1] == span:
-                runs[-1][0].append(day)
-            else:
-                runs.append(([day], span))
-        parts, closed = [], []
-        for days, span in runs:
-            name = days[0].capitalize() if len(days) == 1 else f"{days[0].capitalize()} to {days[-1].capitalize()}"
-            if span is None:
-                closed.append(name)
-            else:
-                parts.append(f"{name}, {clock_text(span[0])} to {clock_text(span[1])}")
-        out = "We're open " + "; ".join(parts) + "." if parts else "We're closed all week."
-        if closed and parts:
-            out += f" We're closed on {' and '.join(closed)}."
-        return out
+            if w.has(day):
+                return hours_for(self.profile, day, now)
+        if w.has(*NOW) and not w.has("hours", "what time", "when do you", "when are you"):
+            return now_text(self.profile, now)
+        return week_text(self.profile)
+
+    # ------------------------------------------------------------------ transfer, emergency
+    def _transfer(self, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+        number = self._settings.transfer_number or self.profile.transfer_number("front_desk", self.now())
+        if number:
+            return ["Sure, let me put you through to someone now."], Action("transfer", "caller asked for a person", "front_desk", number)
+        why = "there's no one available to take your call" if self.profile.is_open(self.now()) else "the office is closed"
+        return [f"I'm sorry, {why} right now, so I can't put you through. I can take a message instead.",
+                *self._start_form(st, conv, "")[1:]], None
+
+    def _emergency_reply(self, raw: str, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+        em = self.profile.emergency
+        number = self.profile.transfer_number(em.transfer, self.now()) if em.transfer else ""
+        if number:
+            return [em.say, "I'm putting you through to our on-call team now."], Action("transfer", "emergency", "emergency", number)
+        form = self._start_form(st, conv, raw.strip(), urgent=True)
+        return [em.say, "I'll take an urgent message so someone can call you back as soon as possible.", *form[1:]], None
 
     # ------------------------------------------------------------------ message form
-    def _start_form(self, raw: str, st: dict) -> list[str]:
-        st["misses"] = 0
-        topic = raw.strip() if len(_FILLER.sub(" ", normalise(raw)).split()) >= 2 else ""
-        st["form"] = {"topic": topic, "name": None, "number": None, "step": "name" if topic else "topic"}
+    def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
+        st["form"] = {"topic": topic, "name": None, "number": None, "urgent": urgent, "step": "name" if topic else "topic"}
+        self._sync(st, conv)
         return ["Sure, I can take a message.", "May I have your name?" if topic else "What is the message about?"]
 
-    async def _form(self, raw: str, text: str, st: dict, conv: Conversation) -> list[str]:
+    def _drop_form(self, st: dict, conv: Conversation) -> None:
+        st["form"] = None
+        conv.state.pop(PENDING_MESSAGE, None)
+
+    @staticmethod
+    def _sync(st: dict, conv: Conversation) -> None:
+        f = st["form"]
+        conv.state[PENDING_MESSAGE] = {"name": f["name"] or "", "callback_number": f["number"] or "",
+                                       "about": f["topic"] or "", "urgent": bool(f["urgent"])}
+
+    async def _form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+        out = self._form_step(raw, w, st, conv)
+        self._sync(st, conv)
+        if out is not None:
+            return out, None
+        f = st["form"]
+        msg = NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"],
+                         about=f["topic"] or "", urgent=bool(f["urgent"]))
+        if not await conv.perform(Action("take_message", "caller confirmed the message", message=msg)):
+            return ["I'm sorry, I couldn't save your message just now.", "Please try calling again a little later."], None
+        self._drop_form(st, conv)
+        st["awaiting"] = "anything_else"
+        return [f"Thanks, {f['name']}. I've passed your message on, and someone will call you back.", ANYTHING_ELSE], None
+
+    def _form_step(self, raw: str, w: Words, st: dict, conv: Conversation) -> list[str] | None:
+        """The next question, or None when the caller confirmed (save now)."""
         f = st["form"]
         mine = caller_digits(conv.caller)
         if f["step"] == "topic":
-            f["topic"] = raw.strip()
-            f["step"] = "name"
+            f["topic"], f["step"] = raw.strip(), "name"
             return ["Thanks.", "May I have your name?"]
         if f["step"] == "name":
-            f["name"] = name_in(raw) or " ".join(w.capitalize() for w in text.split()[:3])
+            f["name"] = name_in(raw) or bare_name(raw) or "the caller"
             number = digits_in(raw)
             if len(number) >= 7:
-                f["number"] = number
-                f["step"] = "confirm"
+                f["number"], f["step"] = number, "confirm"
                 return [f"Thanks, {f['name']}.", f"I have your number as {speak_number(number)}. Is that right?"]
             f["step"] = "number"
-            if mine:
-                return [f"Thanks, {f['name']}.", "What number should we call you back on? Or say this number, for the one you're calling from."]
-            return [f"Thanks, {f['name']}.", "What number should we call you back on?"]
+            ask = "What number should we call you back on?"
+            return [f"Thanks, {f['name']}.", ask + (" Or say this number, for the one you're calling from." if mine else "")]
         if f["step"] == "number":
             number = digits_in(raw)
-            if len(number) < 7 and mine and (has(text, THIS_NUMBER) or self._yes(text)):
+            if len(number) < 7 and mine and (w.has(*THIS_NUMBER) or is_yes(w)):
                 number = mine
             if len(number) < 7:
                 return ["Sorry, I didn't get the number.", "Could you say it again, digit by digit?"]
-            f["number"] = number
-            f["step"] = "confirm"
+            f["number"], f["step"] = number, "confirm"
             return [f"I have {speak_number(number)}. Is that right?"]
-        # confirm
-        number = digits_in(raw)
+        number = digits_in(raw)  # confirm
         if len(number) >= 7:
             f["number"] = number
             return [f"I have {speak_number(number)}. Is that right?"]
-        if self._no(text):
-            f["step"] = "number"
+        answer = last_answer(w)
+        if answer == "no":
+            f["number"], f["step"] = None, "number"
             return ["Sorry about that.", "What number should we call you back on?"]
-        if not self._yes(text):
+        if answer != "yes":
             return [f"Is {speak_number(f['number'])} the right number? Please say yes or no."]
-        assert self.store is not None
-        message_id = await self.store.save_message(NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"], about=f["topic"] or ""))
-        conv.state["message_id"] = message_id  # the call's outcome: a message was left
-        log.info("message saved", extra=kv(message_id=message_id, call_sid=conv.call_id))
-        st["form"] = None
-        st["awaiting"] = "anything_else"
-        return [f"Thanks, {f['name']}. I've passed your message on, and someone will call you back.", self.cfg["texts"]["anything_else"]]
+        return None
+
+
+_FILLER = re.compile(
+    r"\b(hi|hello|hey|yes|yeah|please|i'd|i|would|like|want|to|can|could|may|leave|take|a|an|message|messages|for|the|just|um|uh|ok|okay)\b"
+)
+
+
+def _topic(raw: str, w: Words) -> str:
+    """What the request is about, if the caller said more than "take a message"."""
+    return raw.strip() if len(_FILLER.sub(" ", w.text).split()) >= 2 else ""

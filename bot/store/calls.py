@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.store.api import CALL_OUTCOMES, TurnRecord
+from bot.store.api import TurnRecord
 
 
 def turn_records(session) -> list[TurnRecord]:
@@ -20,21 +20,17 @@ def turn_records(session) -> list[TurnRecord]:
 
 
 def outcome_of(session, *, failed: bool) -> str:
-    """``session.outcome`` when the session decided one (message, transfer, ...); else
-    failed on an error, abandoned when the caller never spoke, answered otherwise."""
-    if failed:
-        return "failed"
-    decided = getattr(session, "outcome", None)
-    if decided in CALL_OUTCOMES:
-        return decided
-    if session is None or (session._turn_no == 0 and not session.turn_log):
-        return "abandoned"
-    return "answered"
+    """The session's own verdict (see CallSession.call_outcome); failed without one."""
+    return "failed" if session is None else session.call_outcome(error=failed)
 
 
 def ended_by(session, *, failed: bool, draining: bool) -> str:
+    """error, the bot's own reason (goodbye, transfer, drain, max_length, silence,
+    failures), or the caller (hung up)."""
     if failed:
         return "error"
+    if session is not None and session.ended_by:
+        return session.ended_by
     if session is not None and session.ended.is_set():
         return "drain" if draining else "bot"
     return "caller"

@@ -64,8 +64,23 @@ class NotifyConfig:
         return self.targets + extra
 
     @classmethod
-    def from_settings(cls, settings) -> "NotifyConfig":
-        return cls(parse_targets(settings.notify_to), parse_targets(settings.notify_urgent_to))
+    def from_settings(cls, settings, profile_notify=None) -> "NotifyConfig":
+        """NOTIFY_TO / NOTIFY_URGENT_TO, plus the business file's ``[notify]`` section
+        (a ``bot.profile.Notify``: webhook URL, e-mail addresses, SMS numbers)."""
+        targets, urgent = parse_targets(settings.notify_to), parse_targets(settings.notify_urgent_to)
+        if profile_notify is not None:
+            n = profile_notify
+            targets += parse_targets(_as_targets(n.webhook_url, n.email_to, n.sms_to))
+            urgent += parse_targets(_as_targets(n.urgent_webhook_url, n.urgent_email_to, n.urgent_sms_to))
+        return cls(_unique(targets), _unique(urgent))
+
+
+def _as_targets(webhook: str, emails, numbers) -> str:
+    return ",".join([*([webhook] if webhook else []), *(f"mailto:{e}" for e in emails), *(f"sms:{n}" for n in numbers)])
+
+
+def _unique(targets) -> tuple[Target, ...]:
+    return tuple(dict.fromkeys(targets))
 
 
 def idem_key(kind: str, ref: str | int, target: Target) -> str:

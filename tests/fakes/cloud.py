@@ -99,6 +99,10 @@ class FakeBehaviour:
     transcript: str = "What time do you open tomorrow?"
     reply: str = "We open at nine tomorrow morning."
     tool_call: str | None = None  # e.g. "transfer_call": streamed after the reply text
+    # OpenAI, one entry per request in order (then ``reply``/``tool_call``): {"reply": text,
+    # "tool_calls": [(name, arguments_json), ...]}; arguments stream in small fragments by index
+    script: list[dict] = field(default_factory=list)
+    arg_piece: int = 7  # characters of tool-call arguments per streamed fragment
     reject_tools: bool = False  # OpenAI: 400 when the request carries "tools"
     audio: bytes | None = None  # ElevenLabs: served as-is; None = a tone sized to the text
     speak: Any = None  # ElevenLabs: callable(text, output_format) -> bytes, real speech (e.g. piper)
@@ -263,7 +267,9 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
             return _json_error(status, {"error": {"message": "fake error", "type": kind, "param": None, "code": kind}})
         model = req.get("model", "gpt-fake")
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        text = "" if mode == "empty" else state.reply
+        step = state.script.pop(0) if state.script else {}
+        text = "" if mode == "empty" else step.get("reply", state.reply)
+        tool_calls = step.get("tool_calls", [(state.tool_call, "{}")] if state.tool_call else [])
         if not req.get("stream"):
             await asyncio.sleep(state.first_delay_s)
             message = {"role": "assistant", "content": text}
@@ -307,10 +313,13 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
                 await resp.write(_sse({"error": {"message": "fake mid-stream error", "type": "server_error"}}))
                 return await _end(resp)
         finish = "stop"
-        if state.tool_call and mode != "empty":
-            call = {"index": 0, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function"}
-            await resp.write(_sse(chunk({"tool_calls": [{**call, "function": {"name": state.tool_call, "arguments": ""}}]})))
-            await resp.write(_sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})))
+        if tool_calls and mode != "empty":
+            for i, (name, args) in enumerate(tool_calls):  # as OpenAI streams them: id+name, then argument pieces
+                call = {"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function"}
+                await resp.write(_sse(chunk({"tool_calls": [{**call, "function": {"name": name, "arguments": ""}}]})))
+                n = max(1, state.arg_piece)
+                for k in range(0, len(args), n):
+                    await resp.write(_sse(chunk({"tool_calls": [{"index": i, "function": {"arguments": args[k : k + n]}}]})))
             finish = "tool_calls"
         await resp.write(_sse(chunk({}, finish)))
         if (req.get("stream_options") or {}).get("include_usage"):

@@ -1,0 +1,118 @@
+"""python -m bot chat: talk to the configured dialogue in text.
+
+Lines come from the terminal or stdin; each gets the reply the caller would hear, and the
+actions the dialogue takes are printed as ``[action] ...`` (numbers masked). The dialogue is
+the configured LLM provider (the first of a chain): the receptionist, or the LLM with its
+tools. No speech models are loaded. Ends at the end of input, or when the dialogue hangs
+up or transfers. Messages are printed, and stored only with ``--save``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import datetime
+
+from bot.errors import StageError
+from bot.redact import mask_number
+from bot.settings import Settings, SettingsError
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bot chat", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    ap.add_argument("--business", help="a business TOML file (default: BUSINESS_FILE, else the bundled one)")
+    ap.add_argument("--now", help="pretend it is this time, ISO 8601 (e.g. 2026-11-24T15:00-05:00)")
+    ap.add_argument("--caller", default="+15550000000", help="the caller's number (default +15550000000)")
+    ap.add_argument("--save", action="store_true", help="store messages in DATA_DIR, as a call would")
+    args = ap.parse_args(argv)
+    try:  # chatting needs no Twilio credentials
+        env = {**os.environ, "TWILIO_VALIDATE": "false"}
+        if args.business:
+            env["BUSINESS_FILE"] = args.business
+        settings = Settings.from_env(env)
+        now = datetime.fromisoformat(args.now) if args.now else None
+        if now is not None and now.tzinfo is None:
+            from bot.profile import cached_profile
+
+            now = now.replace(tzinfo=cached_profile(settings.business_file).tz)
+        llm = _dialogue(settings, (lambda: now) if now else None)
+    except (SettingsError, ValueError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_chat(settings, llm, args.caller, args.save))
+
+
+def _dialogue(settings: Settings, clock):
+    name = settings.llm_provider.split(",")[0].strip()
+    if name == "openai":
+        from bot.providers.openai_llm import OpenAILLM
+
+        return OpenAILLM(settings, clock=clock)
+    from bot.providers.receptionist import Receptionist
+
+    return Receptionist(settings, clock=clock)
+
+
+async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
+    from bot.profile import cached_profile, prompt_texts_from
+    from bot.providers.base import Action, Conversation
+
+    store = None
+    if save:
+        from bot.store import open_store
+
+        store = await open_store(settings)
+
+    async def act(action: Action) -> bool:
+        m = action.message
+        assert m is not None
+        print(f"[action] take_message name={m.name!r} callback={mask_number(m.callback_number)} about={m.about!r} urgent={m.urgent}"
+              + ("" if store else " (not stored; --save stores it)"))
+        if store is not None:
+            await store.save_message(m)
+        return True
+
+    conv = Conversation(call_id="chat", caller=caller, act=act)
+    interactive = sys.stdin.isatty()
+    print("bot: " + prompt_texts_from(settings, cached_profile(settings.business_file))["greeting"], flush=True)
+    await llm.start()
+    try:
+        while True:
+            line = await asyncio.to_thread(_read, interactive)
+            if line is None:
+                return 0
+            if not line.strip():
+                continue
+            conv.add_user(line.strip())
+            said, actions = [], []
+            try:
+                async for item in llm.reply(conv):
+                    if isinstance(item, Action):
+                        actions.append(item)
+                    else:
+                        said.append(item)
+            except StageError as err:
+                print(f"[error] {err.stage}/{err.code}: {err.message}", flush=True)
+                conv.messages.pop()
+                continue
+            reply = "".join(said).strip()
+            conv.add_assistant(reply)
+            print(f"bot: {reply}", flush=True)
+            for a in actions:
+                if a.kind == "transfer":
+                    print(f"[action] transfer purpose={a.purpose or '-'} to={mask_number(a.number) or '-'}", flush=True)
+                else:
+                    print(f"[action] {a.kind}", flush=True)
+            if actions:
+                return 0  # the call would end here
+    finally:
+        await llm.close()
+
+
+def _read(interactive: bool) -> str | None:
+    try:
+        return input("you: ") if interactive else sys.stdin.readline() or None
+    except EOFError:
+        return None
