@@ -531,16 +531,21 @@ async def test_malformed_requests_write_no_traceback(settings, caplog):
 # ---------------------------------------------------------------- files
 
 
-def test_data_dir_and_database_are_private(tmp_path):
-    from bot.messages import MessageStore
+async def test_data_dir_and_database_are_private(tmp_path):
+    from bot.store import NewMessage, open_store
 
     old = os.umask(0o022)
     try:
         d = private_dir(tmp_path / "data" / "deeper")
         assert stat.S_IMODE(d.stat().st_mode) == 0o700 and stat.S_IMODE(d.parent.stat().st_mode) == 0o700
-        store = MessageStore(tmp_path / "data" / "messages.sqlite3")
-        store.save(call_id="c", caller="+15551234567", name="n", callback="+15551234567", topic="t")
-        for f in (tmp_path / "data").glob("messages.sqlite3*"):
+        store = await open_store(Settings(data_dir=tmp_path / "data", trial=True, twilio_validate=False))
+        try:
+            await store.save_message(NewMessage(call_sid="c", caller="+15551234567", name="n", callback_number="+15551234567", about="t"))
+        finally:
+            await store.close()
+        files = list((tmp_path / "data").glob("phonebot.sqlite3*"))
+        assert files
+        for f in files:
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
         loose = tmp_path / "loose.db"
         loose.write_bytes(b"")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.messages import MessageStore
 from bot.providers.receptionist import Receptionist
 from bot.simulator import simulate_call
 from media import wav
@@ -49,9 +48,20 @@ class LengthSTT:
         return text
 
 
-def saved(settings) -> list:
-    path = settings.data_dir / "messages.sqlite3"
-    return MessageStore(path).recent() if path.exists() else []
+async def saved(app, at_least: int = 1, wait_s: float = 10.0) -> list:
+    """The messages in the app's store, oldest first; waits (bounded) for ``at_least``:
+    an incomplete message is written as the stream ends, after the caller's last frame."""
+    import asyncio
+
+    from handlers.storage import STORE
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        rows = list(reversed(await app[STORE].messages()))
+        if len(rows) >= at_least or loop.time() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
 
 
 async def test_hang_up_after_name_and_number_leaves_an_incomplete_message(aiohttp_server, settings):
@@ -61,9 +71,9 @@ async def test_hang_up_after_name_and_number_leaves_an_incomplete_message(aiohtt
     server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS(ms_per_char=3))
     report = await simulate_call(url(server), [UTTERANCE] * 2, auth_token=TOKEN, max_wait_s=10, quiet_s=0.5, gap_s=0.2)
     assert len(report.turns) == 2 and not report.hung_up_by_bot
-    (m,) = saved(s)  # saved when the stream ended
-    assert (m.call_id, m.name, m.callback) == (report.call_sid, "Ann Lee", "5551234567")
-    assert m.topic.startswith("[incomplete] ") and "parking permit" in m.topic
+    (m,) = await saved(app)  # saved when the stream ended
+    assert (m.call_sid, m.name, m.callback_number) == (report.call_sid, "Ann Lee", "5551234567")
+    assert m.status == "incomplete" and "parking permit" in m.about
 
 
 def _yes_pause_then(rest: str, pause_ms: int) -> bytes:
@@ -85,10 +95,10 @@ async def test_speculative_yes_never_saves_the_rejected_number(aiohttp_server, s
     report = await simulate_call(url(server), [UTTERANCE, UTTERANCE, turn3], auth_token=TOKEN, max_wait_s=12, quiet_s=0.5, gap_s=0.2)
     assert len(report.turns) == 3
     assert ("yes" in [t for _, t in stt.calls]), stt.calls  # the speculative turn did hear only "yes"
-    rows = saved(s)
-    assert all(r.callback != "5551234567" for r in rows), rows  # the rejected number was never committed
+    rows = await saved(app)
+    assert all(r.callback_number != "5551234567" for r in rows), rows  # the rejected number was never committed
     (m,) = rows  # what is left at hang-up: the name, no number yet
-    assert m.topic.startswith("[incomplete] ") and m.name == "Ann Lee" and m.callback == ""
+    assert m.status == "incomplete" and m.name == "Ann Lee" and m.callback_number == ""
 
 
 async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_server, settings):
@@ -113,6 +123,6 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     report = await simulate_call(url(server), [UTTERANCE] * 3, auth_token=TOKEN, max_wait_s=12, quiet_s=0.5, gap_s=0.2)
     await watcher
     assert len(report.turns) == 3
-    (m,) = saved(s)
-    assert (m.name, m.callback) == ("Ann Lee", "5551234567") and not m.topic.startswith("[incomplete]")
+    (m,) = await saved(app)
+    assert (m.name, m.callback_number, m.status) == ("Ann Lee", "5551234567", "new")
     assert sessions and sessions[0].outcome == "message" and sessions[0].messages_saved == 1
