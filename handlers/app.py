@@ -13,6 +13,7 @@ from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank, render_prompts
 from bot.providers import registry
 from bot.providers.registry import Providers
+from bot.providers.stt_stream import StreamingSTT
 from bot.settings import Settings
 from bot.metrics import Metrics
 from handlers import health, metrics, orchestrate, twilio
@@ -41,7 +42,7 @@ def create_app(
     *,
     providers: Providers | None = None,
     embedded_prompt_fallback: bool = True,
-    live_stt: object | None = "auto",
+    live_stt: "StreamingSTT | None | str" = "auto",
 ) -> web.Application:
     """Build the application. Tests pass scripted ``providers``; otherwise they are
     built from ``settings``. ``embedded_prompt_fallback`` lets start-up render the
@@ -58,7 +59,7 @@ def create_app(
         p.stt, p.llm, p.tts,
         stt_timeout=settings.stt_timeout, llm_timeout=settings.llm_timeout, tts_timeout=settings.tts_timeout,
     )
-    app[LIVE_STT] = _live_from_settings(settings) if live_stt == "auto" else live_stt
+    app[LIVE_STT] = _live_from_settings(settings) if isinstance(live_stt, str) else live_stt
     app.cleanup_ctx.append(background_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.cleanup_ctx.append(_providers_ctx)
@@ -71,7 +72,7 @@ def create_app(
     return app
 
 
-def _live_from_settings(settings: Settings) -> object | None:
+def _live_from_settings(settings: Settings) -> StreamingSTT | None:
     first_stt = settings.stt_provider.split(",")[0].strip()
     if first_stt != "deepgram" or not settings.stt_streaming or not settings.deepgram_api_key:
         return None

@@ -19,9 +19,10 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # the phone path
 from bot.control import StreamEndControl  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
+from bot.providers.stt_stream import StreamingSTT  # noqa: E402
 
 METRICS = web.AppKey("metrics", Metrics)
 CONTROL = web.AppKey("control", StreamEndControl)
 CALLS = web.AppKey("calls", dict)  # call_sid -> CallSession, the live calls
 DRAINING = web.AppKey("draining", dict)  # {"on": bool}
-LIVE_STT = web.AppKey("live_stt", object)  # DeepgramLive, or None: turns end by local VAD + batch STT
+LIVE_STT = web.AppKey("live_stt", StreamingSTT)  # or None: turns end by local VAD + batch STT
