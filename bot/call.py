@@ -89,6 +89,17 @@ class CallSession(TurnStart):
         self.barge_ins = 0
         self.fallbacks = 0
         self._t_start = time.monotonic()
+        self.observer: Callable[[str, dict], None] | None = None  # gets notify()'s events
+
+    def notify(self, kind: str, **data) -> None:
+        """Tell the observer (the browser page): "state", "caller" (text), "bot" (a
+        sentence), "prompt" (its name), "latency" (ms). An observer's bug never reaches the call."""
+        if self.observer is None:
+            return
+        try:
+            self.observer(kind, data)
+        except Exception:
+            log.exception("call observer failed", extra=kv(call_sid=self.call_sid, event=kind))
 
     # --- state machine -----------------------------------------------------------
     def _set(self, new: State) -> None:
@@ -98,6 +109,7 @@ class CallSession(TurnStart):
             raise IllegalTransition(f"{self.state.value} -> {new.value}")
         self.state = new
         self.history.append(new)
+        self.notify("state", state=new.value)
         log.debug("state", extra=kv(call_sid=self.call_sid, state=new.value))
 
     @property
@@ -259,6 +271,7 @@ class CallSession(TurnStart):
                 text = await self.orch.transcribe(mulaw.decode(audio), 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
             self.conversation.add_user(text)
+            self.notify("caller", turn=n, text=text)
             if self.settings.log_transcripts:
                 log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=text))
             async for ev in self.orch.respond(self.conversation, mulaw=True, timings=timings):
@@ -276,6 +289,7 @@ class CallSession(TurnStart):
                     self._mark_text[last_mark] = ev.text
                     self._waiters[last_mark] = asyncio.get_running_loop().create_future()
                     said.append(ev.text)
+                    self.notify("bot", turn=n, text=ev.text)
                     self.playout.enqueue_mark(last_mark)
                 elif isinstance(ev, ActionRequested):
                     actions.append(ev.action.kind)
@@ -314,6 +328,7 @@ class CallSession(TurnStart):
     def _first_frame(self, n: int, speech_end: float) -> None:
         latency = time.monotonic() - speech_end
         self.metrics.turn_latency.observe(latency)
+        self.notify("latency", turn=n, ms=round(latency * 1000))
         log.info("first audio", extra=kv(call_sid=self.call_sid, turn=n, turn_latency_ms=latency * 1000))
 
     async def _measure_mouth_to_ear(self, mark: str, audio_ms: float, speech_end: float) -> None:
@@ -343,6 +358,7 @@ class CallSession(TurnStart):
     async def _speak_prompt(self, name: str, *, then: State | None, mark: str | None = None) -> None:
         audio = self.prompts.get(name)
         if audio:
+            self.notify("prompt", name=name)
             if self.state in (State.THINKING, State.LISTENING):
                 self._set(State.SPEAKING)
             mark = mark or name

@@ -20,9 +20,16 @@ REQUEST_ID = web.RequestKey("request_id", str)
 from bot.control import StreamEndControl  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
 from bot.providers.stt_stream import StreamingSTT  # noqa: E402
+from bot.run_call import CALLS, DRAINING, CallEngine  # noqa: E402, F401  (call_sid -> CallSession; {"on": bool})
 
 METRICS = web.AppKey("metrics", Metrics)
 CONTROL = web.AppKey("control", StreamEndControl)
-CALLS = web.AppKey("calls", dict)  # call_sid -> CallSession, the live calls
-DRAINING = web.AppKey("draining", dict)  # {"on": bool}
 LIVE_STT = web.AppKey("live_stt", StreamingSTT)  # or None: turns end by local VAD + batch STT
+
+
+def call_engine(app: web.Application) -> CallEngine:
+    """What a call needs from the app (the transport adapters pass it to run_call)."""
+    return CallEngine(
+        settings=app[SETTINGS], orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], control=app[CONTROL],
+        metrics=app[METRICS], calls=app[CALLS], live_stt=app[LIVE_STT],
+    )
