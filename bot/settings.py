@@ -70,6 +70,7 @@ class Settings:
     log_level: str = "INFO"
     log_transcripts: bool = False
     max_upload_bytes: int = 10 * 1024 * 1024
+    api_key: str = ""  # the browser softphone (/phone?key=...); unset: the page is refused
 
     # providers per stage
     stt_provider: str = "whisper"
@@ -144,7 +145,7 @@ class Settings:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name.endswith(("_api_key", "_auth_token")):
+            if f.name.endswith(("api_key", "_auth_token")):
                 v = "set" if v else "unset"
             out[f.name] = str(v) if isinstance(v, Path) else v
         return out
@@ -161,6 +162,7 @@ class Settings:
         kw["data_dir"] = Path(get("DATA_DIR", str(cls.data_dir)))
         kw["log_level"] = _choice("LOG_LEVEL", get("LOG_LEVEL", "INFO"), ("debug", "info", "warning", "error")).upper()
         kw["log_transcripts"] = _bool("LOG_TRANSCRIPTS", get("LOG_TRANSCRIPTS"))
+        kw["api_key"] = get("API_KEY").strip()
         kw["max_upload_bytes"] = _num("MAX_UPLOAD_BYTES", get("MAX_UPLOAD_BYTES", str(cls.max_upload_bytes)), int, 1024)
 
         for key in ("deepgram", "openai", "elevenlabs"):

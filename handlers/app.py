@@ -16,7 +16,7 @@ from bot.providers.registry import Providers
 from bot.providers.stt_stream import StreamingSTT
 from bot.settings import Settings
 from bot.metrics import Metrics
-from handlers import health, metrics, orchestrate, twilio
+from handlers import health, metrics, orchestrate, phone, twilio
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.state import LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
@@ -69,6 +69,7 @@ def create_app(
     orchestrate.setup(app)
     twilio.setup(app)
     metrics.setup(app)
+    phone.setup(app)
     return app
 
 
