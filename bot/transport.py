@@ -56,7 +56,7 @@ class Transport(Protocol):
         """Drop whatever audio is buffered at the far end (barge-in)."""
 
     async def close(self) -> None:
-        """End the call's connection; idempotent."""
+        """End the call's connection (``inbound()`` then ends too); idempotent."""
 
     def summary(self) -> dict:
         """Transport-specific fields for the "call ended" log line."""
