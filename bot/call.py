@@ -125,6 +125,18 @@ class CallSession(TurnStart, CallActions):
             return "abandoned"
         return "answered"
 
+        self.observer: Callable[[str, dict], None] | None = None  # gets notify()'s events
+
+    def notify(self, kind: str, **data) -> None:
+        """Tell the observer (the browser page): "state", "caller" (text), "bot" (a
+        sentence), "prompt" (its name), "latency" (ms). An observer's bug never reaches the call."""
+        if self.observer is None:
+            return
+        try:
+            self.observer(kind, data)
+        except Exception:
+            log.exception("call observer failed", extra=kv(call_sid=self.call_sid, event=kind))
+
     # --- state machine -----------------------------------------------------------
     def _set(self, new: State) -> None:
         if new is self.state:
@@ -133,6 +145,7 @@ class CallSession(TurnStart, CallActions):
             raise IllegalTransition(f"{self.state.value} -> {new.value}")
         self.state = new
         self.history.append(new)
+        self.notify("state", state=new.value)
         log.debug("state", extra=kv(call_sid=self.call_sid, state=new.value))
 
     @property
@@ -298,6 +311,7 @@ class CallSession(TurnStart, CallActions):
                 text = await self.orch.transcribe(pcm, 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
             self.conversation.add_user(text)
+            self.notify("caller", turn=n, text=text)
             if self.settings.log_transcripts:
                 log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(text)))
             async for ev in self.orch.respond(self.conversation, mulaw=True, timings=timings):
@@ -315,6 +329,7 @@ class CallSession(TurnStart, CallActions):
                     self._mark_text[last_mark] = ev.text
                     self._waiters[last_mark] = asyncio.get_running_loop().create_future()
                     said.append(ev.text)
+                    self.notify("bot", turn=n, text=ev.text)
                     self.playout.enqueue_mark(last_mark)
                 elif isinstance(ev, ActionRequested):
                     actions.append(ev.action)
@@ -355,6 +370,7 @@ class CallSession(TurnStart, CallActions):
         latency = time.monotonic() - speech_end
         self.first_audio_ms.setdefault(n, round(latency * 1000, 1))
         self.metrics.turn_latency.observe(latency)
+        self.notify("latency", turn=n, ms=round(latency * 1000))
         log.info("first audio", extra=kv(call_sid=self.call_sid, turn=n, turn_latency_ms=latency * 1000))
 
     async def _measure_mouth_to_ear(self, mark: str, audio_ms: float, speech_end: float) -> None:
@@ -385,6 +401,7 @@ class CallSession(TurnStart, CallActions):
     async def _speak_prompt(self, name: str, *, then: State | None, mark: str | None = None) -> None:
         audio = self.prompts.get(name)
         if audio:
+            self.notify("prompt", name=name)
             if self.state in (State.THINKING, State.LISTENING):
                 self._set(State.SPEAKING)
             mark = mark or name

@@ -1,4 +1,4 @@
-"""Turn-taking from a live transcriber (Deepgram's streaming socket).
+"""Turn-taking from a live transcriber (any ``STTStream``; Deepgram's socket today).
 
 The caller's audio goes to the socket as it arrives; Deepgram's results decide the end
 of a turn: a ``speech_final`` result, an ``UtteranceEnd`` after words, or the answer
@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from bot.logs import kv
-from bot.providers.deepgram_live import Failed, Final, Interim, Reconnected, UtteranceEnd
+from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, UtteranceEnd
 from bot.wer import normalize
 
 if TYPE_CHECKING:

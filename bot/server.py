@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.edge import AcceptErrorThrottle
 from bot.logs import kv
+from bot.run_call import CALLS, DRAINING
 from bot.settings import Settings
 
 log = logging.getLogger("bot.server")
@@ -29,8 +30,6 @@ CLEANUP_S = 1.5  # closing the runner (its shutdown timeout) and the providers
 async def drain(app: web.Application, seconds: float) -> int:
     """Refuse new calls, wait for live ones to end; at the deadline, say goodbye to
     those still up. Returns how many calls were still live at the deadline."""
-    from handlers.state import CALLS, DRAINING
-
     app[DRAINING]["on"] = True
     # keep GOODBYE_S to say goodbye and CLEANUP_S to close sockets and providers
     deadline = time.monotonic() + max(0.0, seconds - GOODBYE_S - CLEANUP_S)

@@ -8,10 +8,11 @@ from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank
 from bot.providers import registry
 from bot.providers.registry import Providers
+from bot.providers.stt_stream import StreamingSTT
 from bot.settings import Settings, SettingsError
 from bot.metrics import Metrics
 from bot.store.notify import NotifyConfig
-from handlers import console, health, metrics, orchestrate, twilio
+from handlers import console, health, metrics, orchestrate, phone, twilio
 from handlers.background import background_ctx
 from handlers.startup import startup_ctx
 from handlers.errors import error_middleware
@@ -43,7 +44,7 @@ def create_app(
     *,
     providers: Providers | None = None,
     embedded_prompt_fallback: bool = True,
-    live_stt: object | None = "auto",
+    live_stt: "StreamingSTT | None | str" = "auto",
     background_startup: bool = False,
 ) -> web.Application:
     """Build the application. Tests pass scripted ``providers``; otherwise they are
@@ -63,7 +64,7 @@ def create_app(
         p.stt, p.llm, p.tts,
         stt_timeout=settings.stt_timeout, llm_timeout=settings.llm_timeout, tts_timeout=settings.tts_timeout,
     )
-    app[LIVE_STT] = _live_from_settings(settings) if live_stt == "auto" else live_stt
+    app[LIVE_STT] = _live_from_settings(settings) if isinstance(live_stt, str) else live_stt
     app.cleanup_ctx.append(background_ctx)
     app[NOTIFY] = _notify(settings)
     app.cleanup_ctx.append(store_ctx)
@@ -75,6 +76,7 @@ def create_app(
     metrics.setup(app)
     app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
     console.setup(app)
+    phone.setup(app)
     return app
 
 
@@ -88,7 +90,7 @@ def _notify(settings: Settings) -> NotifyConfig:
     return notify
 
 
-def _live_from_settings(settings: Settings) -> object | None:
+def _live_from_settings(settings: Settings) -> StreamingSTT | None:
     first_stt = settings.stt_provider.split(",")[0].strip()
     if first_stt != "deepgram" or not settings.stt_streaming or not settings.deepgram_api_key:
         return None

@@ -19,10 +19,28 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # the phone path
 from bot.control import StreamEndControl  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
+from bot.providers.stt_stream import StreamingSTT  # noqa: E402
+from bot.run_call import CALLS, DRAINING, CallEngine  # noqa: E402, F401  (call_sid -> CallSession; {"on": bool})
 
 METRICS = web.AppKey("metrics", Metrics)
 CONTROL = web.AppKey("control", StreamEndControl)
-CALLS = web.AppKey("calls", dict)  # call_sid -> CallSession, the live calls
-DRAINING = web.AppKey("draining", dict)  # {"on": bool}
-LIVE_STT = web.AppKey("live_stt", object)  # DeepgramLive, or None: turns end by local VAD + batch STT
 EDGE = web.AppKey("edge", object)  # bot.edge.ConnectionGuard: connection phases and deadlines (issue 9)
+LIVE_STT = web.AppKey("live_stt", StreamingSTT)  # or None: turns end by local VAD + batch STT
+
+
+def call_engine(app: web.Application) -> CallEngine:
+    """What a call needs from the app (the transport adapters pass it to run_call),
+    including its call record in the store (handlers/storage.py)."""
+    from handlers.storage import STORE, record_end, record_start
+
+    async def started(t) -> None:
+        await record_start(app, call_sid=t.call_sid, stream_sid=t.stream_sid, caller=t.caller)
+
+    async def ended(t, session, failed: bool) -> None:
+        await record_end(app, session, call_sid=t.call_sid, failed=failed, draining=app[DRAINING].get("on", False))
+
+    return CallEngine(
+        settings=app[SETTINGS], orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], control=app[CONTROL],
+        metrics=app[METRICS], calls=app[CALLS], store=app[STORE], live_stt=app[LIVE_STT],
+        record_start=started, record_end=ended,
+    )

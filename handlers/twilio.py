@@ -1,15 +1,13 @@
 """The Twilio boundary: voice webhook, status callbacks, the <Connect> action,
-prompt audio for <Play>, and signature checks. The media websocket is in
-handlers/media_ws.py."""
+prompt audio for <Play>. Signature checks are in handlers/signatures.py, the media
+websocket in handlers/media_ws.py."""
 
 from __future__ import annotations
 
 import logging
 from typing import AsyncIterator
-from urllib.parse import urlsplit
 
 from aiohttp import web
-from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from bot.control import StreamEndControl, TwilioRestControl
@@ -17,8 +15,10 @@ from bot.logs import kv
 from bot.media_stream import SID_CALL, valid_caller
 from bot.providers.warm import warm_all
 from bot.redact import mask_number
+from handlers import media_ws
 from handlers.background import spawn
 from handlers.startup import STARTUP
+from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
 from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission
 from media import wav
@@ -28,37 +28,12 @@ log = logging.getLogger("handlers.twilio")
 DIRECTIONS = ("inbound", "outbound-api", "outbound-dial")
 
 
-def public_base(request: web.Request) -> str:
-    """How Twilio reaches us: PUBLIC_URL when set (behind a proxy or tunnel the
-    request's own URL is not it), else the request's own scheme and host."""
-    configured = request.app[SETTINGS].public_url
-    if configured:
-        return configured
-    return f"{request.scheme}://{request.host}"
-
-
-def ws_base(http_base: str) -> str:
-    parts = urlsplit(http_base)
-    scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
-    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-def signature_ok(request: web.Request, url: str, params) -> bool:
-    settings = request.app[SETTINGS]
-    if not settings.twilio_validate:
-        return True
-    sig = request.headers.get("X-Twilio-Signature", "")
-    if not sig:
-        return False
-    return RequestValidator(settings.twilio_auth_token).validate(url, params, sig)
-
-
 async def _checked_form(request: web.Request) -> dict:
     params = await request.post()
     url = public_base(request) + request.path_qs
     if not signature_ok(request, url, params):
         log.warning("bad twilio signature", extra=kv(path=request.path, checked_url=url, has_signature="X-Twilio-Signature" in request.headers))
-        raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"bad or missing Twilio signature"}}', content_type="application/json")
+        raise forbidden()
     return params
 
 
@@ -152,8 +127,6 @@ async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
-    from handlers import media_ws
-
     app[CALLS] = {}  # internal stream id -> CallSession
     app[ADMISSION] = StreamAdmission.for_settings(app[SETTINGS])
     app[DRAINING] = {"on": False}

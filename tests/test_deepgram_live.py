@@ -9,18 +9,9 @@ from typing import Any, Callable
 
 import pytest
 
-from bot.providers.deepgram_live import (
-    DeepgramLive,
-    Failed,
-    Final,
-    Interim,
-    LiveEvent,
-    LiveOptions,
-    LiveTranscriber,
-    Reconnected,
-    SpeechStarted,
-    UtteranceEnd,
-)
+from bot.providers.deepgram_live import DeepgramLive, LiveOptions, LiveTranscriber
+from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, SpeechStarted, UtteranceEnd
+from bot.providers.stt_stream import STTEvent as LiveEvent
 from bot.settings import Settings
 from media import mulaw, wav
 from tests.conftest import caller_wav

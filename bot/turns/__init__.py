@@ -1,0 +1,22 @@
+"""Turn-taking as a pure object: frames and STT events in, decisions out."""
+
+from bot.turns.controller import TurnController, TurnOptions, same_words
+from bot.turns.decisions import (
+    BargeIn,
+    CancelSpeculative,
+    ConfirmSpeculative,
+    Decision,
+    EndCall,
+    FinalizeSTT,
+    IllegalPhase,
+    Phase,
+    Reprompt,
+    StartSpeculative,
+    StartTurn,
+)
+
+__all__ = [
+    "BargeIn", "CancelSpeculative", "ConfirmSpeculative", "Decision", "EndCall", "FinalizeSTT",
+    "IllegalPhase", "Phase", "Reprompt", "StartSpeculative", "StartTurn", "TurnController",
+    "TurnOptions", "same_words",
+]

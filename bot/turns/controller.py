@@ -1,0 +1,342 @@
+"""Turn-taking with no I/O: everything that changes who has the floor, in one place.
+
+The session feeds the controller what happened, each with its time on one monotonic
+clock (a frame's arrival time in a call; virtual time in tests):
+
+- ``on_frame(frame, speech, t)``: one inbound 20 ms mu-law frame and the VAD's verdict;
+- ``on_stt(event, t)``: a live STT event (``bot.providers.stt_stream``);
+- ``on_dtmf(digit, t)``;
+- what the bot's side did: ``bot_speaking()`` (first audio of a reply or prompt out),
+  ``bot_done(n)`` (turn ``n``'s reply was heard, or the greeting / a prompt ended),
+  ``closing()`` (the session is saying its last words: a hang-up or transfer the
+  dialogue asked for, too many failures), ``ended()``; and ``end_now()`` (drain).
+
+Each returns the decisions (``bot.turns.decisions``) the session must carry out, in
+order. The rules are today's call behaviour:
+
+- speech for ``BARGE_IN_MS`` starts the caller's turn; over the bot (greeting,
+  thinking, speaking, or a speculative turn) it is a barge-in;
+- ``END_SILENCE_MS`` of silence after at least ``MIN_SPEECH_MS`` of speech ends the turn
+  (the local VAD), unless a live STT is attached: then the engine's final decides
+  (``speech_final``, ``UtteranceEnd`` after words, or the answer to our ``Finalize``,
+  asked for when the local VAD heard the end first);
+- at ``EARLY_TURN_MS`` of silence the turn starts speculatively (gated): on the local
+  audio, or with live STT on a stable interim (``SPECULATIVE_LLM``); confirmed at the
+  end of the turn if the caller said the same, cancelled if they go on;
+- silence for ``REPROMPT_AFTER_S`` while listening says the reprompt, at most
+  ``MAX_REPROMPTS`` times, then goodbye; DTMF digits make a text turn after ``#`` or
+  1.5 s, ``0`` first transfers (when a transfer number is set);
+- CLOSING is a real phase: from the moment the last words start, nothing the caller
+  does (speech, late finals, interims, digits) starts or interrupts anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
+from bot.turns.decisions import (
+    ALLOWED,
+    BargeIn,
+    CancelSpeculative,
+    ConfirmSpeculative,
+    Decision,
+    EndCall,
+    FinalizeSTT,
+    IllegalPhase,
+    Phase,
+    Reprompt,
+    StartSpeculative,
+    StartTurn,
+)
+from bot.wer import normalize
+from media.frames import FRAME_MS
+from media.vad import TurnDetector, TurnEvent
+
+DTMF_FLUSH_MS = 1500
+VOICE_TAIL_S = FRAME_MS / 1000  # speech ends at the end of the last voiced frame
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    end_silence_ms: int = 700
+    early_turn_ms: int = 300
+    min_speech_ms: int = 200
+    barge_in_ms: int = 120
+    reprompt_after_s: float = 8.0
+    max_reprompts: int = 2
+    max_call_s: float = 1800.0
+    speculative_llm: bool = True
+    can_transfer: bool = False  # DTMF 0 transfers
+
+    @classmethod
+    def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> "TurnOptions":
+        number = s.transfer_number if transfer_number is None else transfer_number
+        return cls(
+            end_silence_ms=s.end_silence_ms, early_turn_ms=s.early_turn_ms, min_speech_ms=s.min_speech_ms,
+            barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
+            max_call_s=s.max_call_s, speculative_llm=s.speculative_llm, can_transfer=bool(number),
+        )
+
+
+def same_words(a: str, b: str) -> bool:
+    return normalize(a) == normalize(b)
+
+
+class TurnController:
+    def __init__(self, options: TurnOptions, *, t0: float = 0.0) -> None:
+        self.opts = options
+        self.detector = TurnDetector(
+            end_silence_ms=options.end_silence_ms, min_speech_ms=options.min_speech_ms,
+            start_ms=options.barge_in_ms, early_silence_ms=options.early_turn_ms,
+        )
+        self.phase = Phase.GREETING
+        self.history: list[Phase] = [Phase.GREETING]
+        self.turn_no = 0  # the turn now running (or last run)
+        self.barge_ins = 0
+        self.reprompts = 0
+        self._frames = 0
+        self._silent = 0  # listening frames with neither speech nor a turn
+        self._last_voice = t0
+        self._spec = False  # a speculative turn runs, gated
+        self._spec_text: str | None = None  # what it started from (live STT interim)
+        self._dtmf = ""
+        self._dtmf_age = 0
+        self.live = False  # a live STT decides the end of turns
+        self._live_text: list[str] = []  # finals of the turn in progress
+        self._live_taken = False  # the live STT ended a turn since the local speech start
+        self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed
+
+    # ------------------------------------------------------------------ state
+    def _set(self, new: Phase) -> None:
+        if new is self.phase:
+            return
+        if new not in ALLOWED[self.phase]:
+            raise IllegalPhase(f"{self.phase.value} -> {new.value}")
+        self.phase = new
+        self.history.append(new)
+
+    @property
+    def over(self) -> bool:
+        """Closing or ended: nothing starts or interrupts any more."""
+        return self.phase in (Phase.CLOSING, Phase.ENDED)
+
+    @property
+    def bot_active(self) -> bool:
+        """The bot holds (or is about to take) the floor: caller speech is a barge-in."""
+        return self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING) or self._spec
+
+    @property
+    def speculating(self) -> bool:
+        return self._spec
+
+    # ------------------------------------------------------------------ inbound audio
+    def on_frame(self, frame: bytes, speech: bool, t: float) -> list[Decision]:
+        if self.over:
+            return []
+        self._frames += 1
+        if self._frames * FRAME_MS >= self.opts.max_call_s * 1000:
+            return self._end("max_length", "goodbye", clear=True)
+        out: list[Decision] = []
+        if speech:
+            self._last_voice = t
+        ev = self.detector.feed(frame, speech)
+        if ev is TurnEvent.SPEECH_START:
+            self._silent = 0
+            if self.live:
+                self._live_taken = False
+                self._live_backup = None  # a new utterance: the last one's audio is stale
+            if self.bot_active:
+                out += self._barge_in()
+        elif ev is TurnEvent.MAYBE_END:
+            if not self.live:
+                out += self._speculate(t - self.opts.early_turn_ms / 1000, audio=self.detector.peek_audio())
+        elif ev is TurnEvent.RESUMED:
+            out += self._cancel_speculation()
+        elif ev is TurnEvent.TURN_END:
+            audio = self.detector.take_audio()
+            if self.live:
+                if not self._live_taken:  # the local VAD heard the end first: ask for the final now
+                    self._live_backup = audio
+                    out.append(FinalizeSTT())
+            else:
+                out += self._confirm() or self._start_turn(t - self.opts.end_silence_ms / 1000, audio=audio)
+        elif not self.detector.in_speech:
+            out += self._tick_silence()
+        out += self._tick_dtmf(t)
+        return out
+
+    def on_dtmf(self, digit: str, t: float) -> list[Decision]:
+        if self.over:
+            return []
+        self._silent = 0
+        if digit == "0" and self.opts.can_transfer and not self._dtmf:
+            return self._end("transfer", "transfer", transfer=True)
+        if digit == "#":
+            return self._flush_dtmf(t)
+        self._dtmf += digit
+        self._dtmf_age = 0
+        return []
+
+    # ------------------------------------------------------------------ live STT
+    def stt_attached(self) -> None:
+        if not self.over:
+            self.live = True
+            self._live_text, self._live_taken = [], False
+
+    def on_stt(self, ev: STTEvent, t: float) -> list[Decision]:
+        if not self.live:
+            return []
+        if isinstance(ev, Final):
+            if ev.text:
+                self._live_text.append(ev.text)
+            if (ev.speech_final or ev.from_finalize) and self._live_text:
+                return self._live_end(t)
+        elif isinstance(ev, UtteranceEnd):
+            if self._live_text:
+                return self._live_end(t)
+        elif isinstance(ev, Interim):
+            if ev.text:
+                return self._live_interim(" ".join([*self._live_text, ev.text]).strip())
+        elif isinstance(ev, Failed):
+            return self._live_failed()
+        return []
+
+    def _live_end(self, t: float) -> list[Decision]:
+        text, self._live_text = " ".join(self._live_text).strip(), []
+        self._live_taken = True
+        self._live_backup = None
+        if self.over:
+            return []
+        speech_end = min(self._last_voice + VOICE_TAIL_S, t)
+        stt_ms = (t - speech_end) * 1000
+        if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
+            confirmed = self._confirm()
+            if confirmed:
+                return confirmed
+        return self._cancel_speculation() + self._text_turn(text, speech_end, stt_ms)
+
+    def _live_interim(self, text: str) -> list[Decision]:
+        """A stable interim after the early silence: start the turn on it, gated."""
+        if not self.opts.speculative_llm or not self.detector.maybe_ended or self.over:
+            return []
+        out: list[Decision] = []
+        if self._spec:
+            if self._spec_text is not None and same_words(self._spec_text, text):
+                return []
+            out += self._cancel_speculation()
+        return out + self._speculate(self._last_voice + VOICE_TAIL_S, text=text)
+
+    def _live_failed(self) -> list[Decision]:
+        """The live STT is gone for good: local VAD turns and batch STT from now on;
+        a turn it had not closed yet runs on the local audio."""
+        self.live = False
+        backup, self._live_backup = self._live_backup, None
+        if backup and not self.over and not self.bot_active:
+            return self._start_turn(self._last_voice + VOICE_TAIL_S, audio=backup)
+        return []
+
+    # ------------------------------------------------------------------ the bot's side
+    def bot_speaking(self) -> None:
+        """The first audio of a reply (or of a prompt said while listening) went out."""
+        if self.phase in (Phase.THINKING, Phase.LISTENING):
+            self._set(Phase.SPEAKING)
+
+    def bot_done(self, n: int | None = None) -> None:
+        """Turn ``n``'s reply was heard (or, n=None, the greeting / a prompt ended):
+        the caller has the floor. A stale report of an older turn changes nothing."""
+        if n is not None and n != self.turn_no:
+            return
+        if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
+            self._set(Phase.LISTENING)
+
+    def closing(self) -> None:
+        if not self.over:
+            self._set(Phase.CLOSING)
+            self._spec, self._spec_text, self._dtmf = False, None, ""
+
+    def ended(self) -> None:
+        self._set(Phase.ENDED)
+
+    def end_now(self, prompt: str = "goodbye") -> list[Decision]:
+        """From outside (the drain deadline): drop what plays, say ``prompt``, hang up."""
+        if self.over:
+            return []
+        return self._end("drain", prompt, clear=True)
+
+    # ------------------------------------------------------------------ the rules
+    def _barge_in(self) -> list[Decision]:
+        self.barge_ins += 1
+        self._spec, self._spec_text = False, None  # BargeIn cancels whatever runs (rolled back)
+        if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
+            self._set(Phase.LISTENING)
+        return [BargeIn()]
+
+    def _speculate(self, speech_end: float, *, audio: bytes | None = None, text: str | None = None) -> list[Decision]:
+        if self.phase is not Phase.LISTENING or self._spec or self._dtmf:
+            return []  # the normal path at the end of the turn handles it
+        self.turn_no += 1
+        self._spec, self._spec_text = True, text
+        return [StartSpeculative(speech_end=speech_end, audio=audio, text=text)]
+
+    def _confirm(self) -> list[Decision]:
+        """At the end of the turn: let the speculative turn speak. [] when there is none
+        still valid, so the caller starts a turn."""
+        spec, self._spec, self._spec_text = self._spec, False, None
+        if not spec or self.phase is not Phase.LISTENING:
+            return []
+        self.reprompts = 0
+        self._set(Phase.THINKING)
+        return [ConfirmSpeculative()]
+
+    def _cancel_speculation(self) -> list[Decision]:
+        spec, self._spec, self._spec_text = self._spec, False, None
+        if not spec:
+            return []
+        self.turn_no -= 1
+        return [CancelSpeculative()]
+
+    def _start_turn(self, speech_end: float, *, audio: bytes | None = None, text: str | None = None, stt_ms: float | None = None) -> list[Decision]:
+        if self.over:
+            return []
+        self._set(Phase.THINKING)
+        self.turn_no += 1
+        self.reprompts = 0
+        return [StartTurn(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]
+
+    def _text_turn(self, text: str, speech_end: float, stt_ms: float | None = None) -> list[Decision]:
+        out = self._barge_in() if self.bot_active else []
+        return out + self._start_turn(speech_end, text=text, stt_ms=stt_ms)
+
+    def _end(self, reason: str, prompt: str | None, *, transfer: bool = False, clear: bool = False) -> list[Decision]:
+        self.closing()
+        return [EndCall(reason=reason, prompt=prompt, transfer=transfer, clear=clear)]
+
+    def _tick_silence(self) -> list[Decision]:
+        if self.phase is not Phase.LISTENING or self._spec or self._dtmf:
+            self._silent = 0
+            return []
+        self._silent += 1
+        if self._silent * FRAME_MS < self.opts.reprompt_after_s * 1000:
+            return []
+        self._silent = 0
+        if self.reprompts >= self.opts.max_reprompts:
+            return self._end("silence", "goodbye")
+        self.reprompts += 1
+        self._set(Phase.SPEAKING)
+        return [Reprompt(self.reprompts)]
+
+    def _tick_dtmf(self, t: float) -> list[Decision]:
+        if not self._dtmf:
+            return []
+        self._dtmf_age += 1
+        if self._dtmf_age * FRAME_MS < DTMF_FLUSH_MS:
+            return []
+        return self._flush_dtmf(t)
+
+    def _flush_dtmf(self, t: float) -> list[Decision]:
+        digits, self._dtmf = self._dtmf, ""
+        if not digits:
+            return []
+        return self._text_turn(f"DTMF {digits}", t)

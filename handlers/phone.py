@@ -1,0 +1,173 @@
+"""The browser softphone: GET /phone (the page) and /phone/ws (its call), a transport
+for ``run_call`` like Twilio's, so a browser talks to the same engine.
+
+Wire: binary messages are 8 kHz mono 16-bit little-endian PCM both ways (the page
+runs its AudioContext at 8 kHz, so the browser resamples); text messages are JSON:
+page -> server ``{"type": "mark"|"dtmf"|"hangup", ...}``; server -> page ``mark``
+(echo it once played), ``clear`` (stop playing), ``state``, ``transcript``,
+``latency`` and ``end``. Opened once as ``/phone?key=API_KEY``: the key becomes an
+HttpOnly cookie and leaves the address bar; the websocket upgrade needs that cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+from aiohttp import WSMsgType, web
+
+from bot.control import StreamEndControl
+from bot.logs import kv
+from bot.run_call import CALLS, DRAINING, run_call
+from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
+from handlers.session_auth import issue_session, key_ok, session_valid
+from handlers.state import METRICS, SETTINGS, call_engine
+from media import mulaw
+
+log = logging.getLogger("handlers.phone")
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+FRAME = 160  # 20 ms at 8 kHz
+MAX_MESSAGE = 64 * 1024
+PAGE_STATE = {"greeting": "speaking", "ending": "speaking"}  # session state -> page state
+
+
+def _authorised(request: web.Request) -> bool:
+    """The one auth check: the owner's session cookie (handlers/session_auth.py, the
+    console's), or trial mode without a key."""
+    return (bool(request.app[SETTINGS].api_key) or request.app[SETTINGS].trial) and session_valid(request)
+
+
+class BrowserTransport:
+    kind = "browser"
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.call_sid = "BR" + uuid.uuid4().hex
+        self.stream_sid, self.caller = self.call_sid, "browser"
+        self._pcm = bytearray()
+        self._sends: set[asyncio.Task] = set()
+        self.bad = 0
+        self.frames_in = 0
+
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        async for msg in self.ws:
+            if msg.type is WSMsgType.BINARY:
+                self._pcm += msg.data[: len(msg.data) // 2 * 2]
+                while len(self._pcm) >= 2 * FRAME:
+                    self.frames_in += 1
+                    yield AudioIn(mulaw.encode(bytes(self._pcm[: 2 * FRAME])))
+                    del self._pcm[: 2 * FRAME]
+                continue
+            try:
+                ev = json.loads(msg.data) if msg.type is WSMsgType.TEXT else {}
+                kind = ev.get("type")
+            except (ValueError, AttributeError):
+                kind = None
+            if kind == "mark" and isinstance(ev.get("name"), str):
+                yield MarkIn(ev["name"])
+            elif kind == "dtmf" and ev.get("digit") in tuple("0123456789*#"):
+                yield DtmfIn(ev["digit"])
+            elif kind == "hangup":
+                yield StopIn()
+                return
+            else:
+                self.bad += 1
+
+    async def send_audio(self, frame: bytes) -> None:
+        if not self.ws.closed:
+            await self.ws.send_bytes(mulaw.decode(frame))
+
+    async def send_mark(self, name: str) -> None:
+        await self._json({"type": "mark", "name": name})
+
+    async def send_clear(self) -> None:
+        await self._json({"type": "clear"})
+
+    async def _json(self, obj: dict) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(json.dumps(obj))
+
+    def post(self, obj: dict) -> None:
+        """Send without waiting (from the session's synchronous observer)."""
+        task = asyncio.get_running_loop().create_task(self._json(obj))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def close(self) -> None:
+        if self._sends:
+            await asyncio.wait(set(self._sends), timeout=1.0)
+        if not self.ws.closed:
+            await self._json({"type": "end"})
+            await self.ws.close()
+
+    def summary(self) -> dict:
+        return {"frames_in": self.frames_in, "bad_messages": self.bad or None}
+
+
+def _observer(transport: BrowserTransport, texts: dict[str, str]):
+    def observe(kind: str, data: dict) -> None:
+        if kind == "state":
+            transport.post({"type": "state", "state": PAGE_STATE.get(data["state"], data["state"])})
+        elif kind in ("caller", "bot"):
+            transport.post({"type": "transcript", "role": kind, "turn": data["turn"], "text": data["text"]})
+        elif kind == "prompt" and data["name"] in texts:
+            transport.post({"type": "transcript", "role": "bot", "turn": None, "text": texts[data["name"]]})
+        elif kind == "latency":
+            transport.post({"type": "latency", "turn": data["turn"], "ms": data["ms"]})
+
+    return observe
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    key = request.query.get("key")
+    settings = request.app[SETTINGS]
+    if key is not None:  # swap the key for a cookie, drop it from the address bar
+        if not key_ok(request, key):
+            return web.Response(status=403, text="Wrong key.")
+        query = {k: v for k, v in request.query.items() if k != "key"}
+        resp = web.Response(status=303, headers={"Location": str(request.rel_url.with_query(query))})
+        issue_session(request, resp)
+        return resp
+    if not _authorised(request):
+        hint = "Open /phone?key=YOUR_API_KEY once." if settings.api_key else "Set API_KEY (or TRIAL=true on this machine) to use the softphone."
+        return web.Response(status=401, text=hint)
+    return web.FileResponse(WEB / "phone.html", headers={"Cache-Control": "no-store"})
+
+
+async def asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if name not in ("phone.js", "phone-worklet.js"):
+        raise web.HTTPNotFound()
+    return web.FileResponse(WEB / name, headers={"Content-Type": "text/javascript"})
+
+
+async def socket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    origin = request.headers.get("Origin")
+    if not _authorised(request) or (origin and origin.split("://", 1)[-1] != request.host):
+        raise web.HTTPForbidden(text="Not authorised.")
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30)
+    await ws.prepare(request)
+    if app[DRAINING]["on"] or len(app[CALLS]) >= app[SETTINGS].max_calls:
+        app[METRICS].calls_rejected.labels("draining" if app[DRAINING]["on"] else "capacity").inc()
+        await ws.send_str(json.dumps({"type": "end", "reason": "busy"}))
+        await ws.close()
+        return ws
+    from handlers.app import prompt_texts
+
+    transport = BrowserTransport(ws)
+    log.info("browser call", extra=kv(call_sid=transport.call_sid))
+    observer = _observer(transport, prompt_texts(app[SETTINGS]))
+    await run_call(transport, call_engine(app), control=StreamEndControl(), observer=observer)
+    return ws
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/phone", page)
+    app.router.add_get("/phone/ws", socket)
+    app.router.add_get("/phone/{name}", asset)

@@ -1,0 +1,122 @@
+"""run_call through the transport seam with an in-memory transport (no socket): the
+whole engine (session, paced writer, scripted providers) behind ~30 lines of adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+from bot.control import StreamEndControl
+from bot.metrics import Metrics
+from bot.orchestrator import Orchestrator
+from bot.prompts import PromptBank
+from bot.run_call import CallEngine, run_call
+from bot.transport import AudioIn, Inbound, MarkIn, StopIn
+from media import frames, mulaw, wav
+from tests.conftest import caller_wav
+from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS, tone_pcm
+
+
+class MemoryTransport:
+    """Plays the carrier: marks are echoed as soon as the writer reaches them."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self.call_sid, self.stream_sid, self.caller = "CA" + "1" * 32, "MZ" + "1" * 32, "+15550001234"
+        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
+        self.audio = 0
+        self.marks: list[str] = []
+        self.clears = 0
+        self.closed = asyncio.Event()
+        self.marked = asyncio.Condition()
+
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        while True:
+            ev = await self.queue.get()
+            yield ev
+            if isinstance(ev, StopIn):
+                return
+
+    async def send_audio(self, frame: bytes) -> None:
+        self.audio += len(frame)
+
+    async def send_mark(self, name: str) -> None:
+        self.marks.append(name)
+        self.queue.put_nowait(MarkIn(name))
+        async with self.marked:
+            self.marked.notify_all()
+
+    async def send_clear(self) -> None:
+        self.clears += 1
+
+    async def close(self) -> None:
+        self.closed.set()
+        self.queue.put_nowait(StopIn())  # like a socket: closing ends the inbound side
+
+    def summary(self) -> dict:
+        return {}
+
+    async def wait_mark(self, name: str, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            async with self.marked:
+                await self.marked.wait_for(lambda: name in self.marks)
+
+
+def engine(settings, calls: dict, control=None) -> CallEngine:
+    stt, llm, tts = ScriptedSTT(), ScriptedLLM(), ScriptedTTS()
+    prompts = PromptBank()
+    for name in ("greeting", "fallback", "reprompt", "goodbye"):
+        prompts.audio[name] = mulaw.encode(tone_pcm(300))
+    orch = Orchestrator(stt, llm, tts, stt_timeout=1, llm_timeout=1, tts_timeout=1)
+    return CallEngine(settings=settings.with_(end_silence_ms=500), orchestrator=orch, prompts=prompts,
+                      control=control or StreamEndControl(), metrics=Metrics(), calls=calls)
+
+
+async def test_a_call_through_a_memory_transport(settings):
+    t, calls = MemoryTransport(), {}
+    e = engine(settings, calls)
+    events: list[tuple[str, dict]] = []
+    call = asyncio.create_task(run_call(t, e, observer=lambda kind, data: events.append((kind, data))))
+    await t.wait_mark("greeting")
+    assert t.call_sid in calls and e.metrics.live_calls._value.get() == 1
+    speech = mulaw.encode(wav.read(caller_wav("open_tomorrow_joe.wav")).pcm16) + mulaw.silence(8000)
+    for frame in frames.split(speech):
+        t.queue.put_nowait(AudioIn(frame))
+        await asyncio.sleep(0.001)
+    await t.wait_mark("t1s1", timeout=30)
+    t.queue.put_nowait(StopIn())
+    session = await asyncio.wait_for(call, 10)
+    assert t.closed.is_set() and not calls and e.metrics.live_calls._value.get() == 0
+    assert session.state.value == "ended" and session._turn_no == 1
+    assert ("caller", {"turn": 1, "text": "what time do you open tomorrow"}) in events
+    assert [d["text"] for k, d in events if k == "bot"] == ["We open at nine.", "We close at five."]
+    assert any(k == "latency" and d["turn"] == 1 for k, d in events)
+    assert t.audio > 0 and t.audio % 160 == 0
+
+
+async def test_end_now_says_goodbye_hangs_up_and_closes_the_transport(settings):
+    t, calls = MemoryTransport(), {}
+    control = StreamEndControl()
+    e = engine(settings, calls, control)
+    call = asyncio.create_task(run_call(t, e))
+    await t.wait_mark("greeting")
+    calls[t.call_sid].end_now("goodbye")
+    session = await asyncio.wait_for(call, 10)
+    assert "end-goodbye" in t.marks and t.closed.is_set() and not calls
+    assert "<Hangup" in control.after_stream_twiml(t.call_sid)  # hung up, not transferred
+    assert session.state.value == "ended"
+
+
+async def test_a_broken_observer_does_not_end_the_call(settings):
+    t, calls = MemoryTransport(), {}
+
+    def broken(kind: str, data: dict) -> None:
+        raise RuntimeError("observer bug")
+
+    call = asyncio.create_task(run_call(t, engine(settings, calls), observer=broken))
+    await t.wait_mark("greeting")
+    assert t.call_sid in calls
+    t.queue.put_nowait(StopIn())
+    session = await asyncio.wait_for(call, 10)
+    assert session is not None and session.state.value == "ended"
