@@ -82,15 +82,13 @@ def unknown_names(env: Mapping[str, str]) -> list[str]:
 
 
 def business_problems(settings: Settings) -> list[str]:
-    """The receptionist's business config, read and validated (no model involved)."""
-    if "receptionist" not in settings.llm_provider.split(","):
-        return []
-    from bot.providers.receptionist import ConfigError, load_config
+    """The business file (BUSINESS_FILE), read and checked: every problem (no model involved)."""
+    from bot.profile import ProfileError, load_profile
 
     try:
-        load_config(settings.receptionist_config or None)
-    except ConfigError as exc:
-        return [f"RECEPTIONIST_CONFIG: {exc}"]
+        load_profile(settings.business_file or None)
+    except ProfileError as exc:
+        return [line.strip() for line in str(exc).splitlines() if line.strip()]
     return []
 
 

@@ -67,15 +67,17 @@ def test_check_warns_about_misspelled_variables_and_passes_good_settings():
 
 
 def test_check_finds_a_bad_business_config_and_an_unusable_data_dir(tmp_path):
-    bad = tmp_path / "business.json"
-    bad.write_text("{not json")
+    bad = tmp_path / "business.toml"
+    bad.write_text("name = [not toml")
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    errors, _ = check({"TWILIO_AUTH_TOKEN": "t", "RECEPTIONIST_CONFIG": str(bad), "DATA_DIR": str(a_file / "data")})
-    assert any(e.startswith("RECEPTIONIST_CONFIG") and "not valid JSON" in e for e in errors), errors
+    errors, _ = check({"TWILIO_AUTH_TOKEN": "t", "BUSINESS_FILE": str(bad), "DATA_DIR": str(a_file / "data")})
+    assert any("BUSINESS_FILE" in e and "not valid TOML" in e for e in errors), errors
     assert any(e.startswith("DATA_DIR") and "not a directory" in e for e in errors), errors
-    errors, _ = check({"TWILIO_AUTH_TOKEN": "t", "RECEPTIONIST_CONFIG": str(tmp_path / "missing.json")})
+    errors, _ = check({"TWILIO_AUTH_TOKEN": "t", "BUSINESS_FILE": str(tmp_path / "missing.toml")})
     assert any("cannot read" in e for e in errors), errors
+    errors, _ = check({"TWILIO_AUTH_TOKEN": "t", "RECEPTIONIST_CONFIG": "old.json"})
+    assert any("BUSINESS_FILE" in e for e in errors), errors  # says what replaced it
 
 
 def test_check_exit_status_is_zero_when_fine():

@@ -101,7 +101,10 @@ async def test_speculative_yes_never_saves_the_rejected_number(aiohttp_server, s
     assert m.status == "incomplete" and m.name == "Ann Lee" and m.callback_number == ""
 
 
-async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_server, settings):
+async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_server, settings, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
     s = phone_settings(settings, early_turn_ms=300, end_silence_ms=700, llm_timeout=3.0)
     stt = LengthSTT(long=["I'd like to leave a message about my parking permit",
                           "My name is Ann Lee and my number is five five five, one two three, four five six seven",
@@ -126,3 +129,6 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     (m,) = await saved(app)
     assert (m.name, m.callback_number, m.status) == ("Ann Lee", "5551234567", "new")
     assert sessions and sessions[0].outcome == "message" and sessions[0].messages_saved == 1
+    # one "message saved" line: ids only, never the message's content
+    (line,) = [r for r in caplog.records if r.getMessage() == "message saved"]
+    assert set(line.fields) == {"call_sid", "message_id", "urgent"} and line.fields["message_id"] == m.id

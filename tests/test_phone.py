@@ -158,7 +158,7 @@ async def microphone_wav(path: Path, tts) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="needs the system chromium (apt-get install chromium)")
 async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server, tmp_path, engines):
     playwright = pytest.importorskip("playwright.async_api")
-    from bot.providers.receptionist import clock_text
+    from bot.hours import clock_text
     from bot.settings import Settings
 
     stt, tts = engines

@@ -14,6 +14,7 @@ from bot.run_call import CallEngine, run_call
 from bot.transport import AudioIn, Inbound, MarkIn, StopIn
 from media import frames, mulaw, wav
 from tests.conftest import caller_wav
+from tests.fakes.store import MemoryStore
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS, tone_pcm
 
 
@@ -70,7 +71,7 @@ def engine(settings, calls: dict, control=None) -> CallEngine:
         prompts.audio[name] = mulaw.encode(tone_pcm(300))
     orch = Orchestrator(stt, llm, tts, stt_timeout=1, llm_timeout=1, tts_timeout=1)
     return CallEngine(settings=settings.with_(end_silence_ms=500), orchestrator=orch, prompts=prompts,
-                      control=control or StreamEndControl(), metrics=Metrics(), calls=calls)
+                      control=control or StreamEndControl(), metrics=Metrics(), calls=calls, store=MemoryStore())
 
 
 async def test_a_call_through_a_memory_transport(settings):
@@ -79,7 +80,7 @@ async def test_a_call_through_a_memory_transport(settings):
     events: list[tuple[str, dict]] = []
     call = asyncio.create_task(run_call(t, e, observer=lambda kind, data: events.append((kind, data))))
     await t.wait_mark("greeting")
-    assert t.call_sid in calls and e.metrics.live_calls._value.get() == 1
+    assert [x.call_sid for x in calls.values()] == [t.call_sid] and e.metrics.live_calls._value.get() == 1
     speech = mulaw.encode(wav.read(caller_wav("open_tomorrow_joe.wav")).pcm16) + mulaw.silence(8000)
     for frame in frames.split(speech):
         t.queue.put_nowait(AudioIn(frame))
@@ -101,7 +102,7 @@ async def test_end_now_says_goodbye_hangs_up_and_closes_the_transport(settings):
     e = engine(settings, calls, control)
     call = asyncio.create_task(run_call(t, e))
     await t.wait_mark("greeting")
-    calls[t.call_sid].end_now("goodbye")
+    next(iter(calls.values())).end_now("goodbye")
     session = await asyncio.wait_for(call, 10)
     assert "end-goodbye" in t.marks and t.closed.is_set() and not calls
     assert "<Hangup" in control.after_stream_twiml(t.call_sid)  # hung up, not transferred
@@ -116,7 +117,7 @@ async def test_a_broken_observer_does_not_end_the_call(settings):
 
     call = asyncio.create_task(run_call(t, engine(settings, calls), observer=broken))
     await t.wait_mark("greeting")
-    assert t.call_sid in calls
+    assert [x.call_sid for x in calls.values()] == [t.call_sid]
     t.queue.put_nowait(StopIn())
     session = await asyncio.wait_for(call, 10)
     assert session is not None and session.state.value == "ended"
