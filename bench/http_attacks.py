@@ -1,16 +1,17 @@
 """HTTP floods next to a live call (issue 9): does the edge hold?
 
-    uv run --extra local python bench/http_attacks.py [--seconds 20]
+    uv run --extra local python bench/http_attacks.py [--seconds 15]
 
 The bot runs as a subprocess on the embedded default (whisper, receptionist, piper:
 the phone path and /v1 share the STT) with API_KEY set, started as bench/calls.py
 starts it. For each flood in turn, one simulated call talks to the bot while:
+  baseline:     nothing else happens (what the call gets on this machine anyway);
   (a) uploads:  3 loops of authorized /v1/orchestrate uploads (25 s of speech) and
                 3 loops of unauthorized ones;
   (b) parts:    2 loops of 0.6 MB multipart bodies of 10,000 tiny parts;
   (c) slow:     400 connections, a third silent, a third sending headers a byte at
                 a time, a third sending a webhook body a byte at a time.
-Printed per flood: held or not, the worst /livez latency (polled every 100 ms), the
+Each flood runs in a process of its own. Printed per flood: held or not, the worst /livez latency (polled every 100 ms), the
 live call's worst gap between two received audio frames inside one utterance, its
 turn latencies, and what the flood got back. Targets: /livez < 250 ms, frame gaps
 < 60 ms, every turn answered. Traffic goes only to 127.0.0.1; about 2 minutes.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 import tempfile
 import time
@@ -42,6 +44,7 @@ CALLERS = REPO.parent / "shared" / "audio" / "callers"
 UTTERANCES = ["open_tomorrow_joe.wav", "address_joe.wav", "anyone_joe.wav"]
 KEY = "bench-key-" + "0" * 20
 LIVEZ_OK_MS, GAP_OK_MS = 250.0, 60.0
+SLOW_HOLD_S = 33.0  # the slow connections are kept trickling this long: BODY_TIMEOUT_S (30) has passed
 
 
 def long_speech(seconds: float) -> bytes:
@@ -132,6 +135,7 @@ async def flood_slow(http, url: str, until: float, got: Counter) -> None:
         conns.append((r, w))
     got["opened"] = len(conns)
     t0 = time.monotonic()
+    until = max(until, t0 + SLOW_HOLD_S)  # past the default body deadline (30 s)
     while time.monotonic() < until:
         for i, (_r, w) in enumerate(conns):
             if i % 3 and not w.is_closing():
@@ -151,24 +155,49 @@ async def flood_slow(http, url: str, until: float, got: Counter) -> None:
     got["seconds"] = round(time.monotonic() - t0)
 
 
-async def one(name: str, flood, stack, seconds: float) -> dict:
+async def flood_none(http, url: str, until: float, got: Counter) -> None:
+    """The baseline: what the live call gets on this machine with no flood at all."""
+    while time.monotonic() < until:
+        await asyncio.sleep(0.2)
+
+
+FLOODS = {"baseline": flood_none, "uploads": flood_uploads, "parts": flood_parts, "slow": flood_slow}
+
+
+async def flood_main(name: str, url: str, seconds: float) -> None:
+    """The flood in a process of its own, so its CPU is not the live caller's."""
+    import aiohttp
+
+    got: Counter = Counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        await FLOODS[name](http, url, time.monotonic() + seconds, got)
+    print(json.dumps(dict(got)), flush=True)
+
+
+async def one(name: str, stack, seconds: float) -> dict:
     import aiohttp
 
     from bot.simulator import simulate_call
 
-    got: Counter = Counter()
     livez: list[float] = []
     stop_at = asyncio.Event()
+    log_from = stack.log_path.stat().st_size
+    flood = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).resolve()), "--flood", name, "--url", stack.url, "--seconds", str(seconds),
+        cwd=REPO, stdout=asyncio.subprocess.PIPE)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         poller = asyncio.create_task(poll_livez(http, stack.url, stop_at, livez))
-        until = time.monotonic() + seconds
-        attack = asyncio.create_task(flood(http, stack.url, until, got))
-        await asyncio.sleep(1.0)  # the flood is on before the call starts
+        await asyncio.sleep(1.5)  # the flood is on before the call starts
         report = await simulate_call(stack.url, [CALLERS / u for u in UTTERANCES], public_url=stack.url,
                                      auth_token=stack.token, gap_s=0.8, session=http, max_wait_s=20)
-        await attack
+        out, _ = await flood.communicate()
         stop_at.set()
         await poller
+    got = Counter(json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {"flood_failed": 1})
+    with open(stack.log_path, "rb") as f:  # what the bot logged about its stages meanwhile
+        f.seek(log_from)
+        lines = f.read().decode(errors="replace").splitlines()
+    got["bot_stage_timeouts"] = sum(1 for line in lines if "timeout" in line and "stage" in line)
     turns = [t.first_audio_ms for t in report.turns]
     answered = report.greeting_ms is not None and len(turns) == len(UTTERANCES) and all(t is not None for t in turns)
     gap = frame_gaps(report)
@@ -189,8 +218,8 @@ async def main_async(seconds: float) -> int:
         stack = await start_stack(args, "asyncio", Path(tmp), {**EMBEDDED_ENV, "API_KEY": KEY})
         rows = []
         try:
-            for name, flood in (("uploads", flood_uploads), ("parts", flood_parts), ("slow", flood_slow)):
-                row = await one(name, flood, stack, seconds)
+            for name in FLOODS:
+                row = await one(name, stack, seconds)
                 rows.append(row)
                 print(f"{name:8s} held={'yes' if row['held'] else 'NO ':3s} livez_worst={row['livez_worst_ms']:5d} ms  "
                       f"frame_gap_worst={row['frame_gap_worst_ms']:4d} ms  turns_ms={row['turn_ms']}  "
@@ -206,8 +235,13 @@ async def main_async(seconds: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=20.0, help="how long each flood runs (default 20)")
+    ap.add_argument("--seconds", type=float, default=15.0, help="how long each flood runs (default 15; the slow one 33)")
+    ap.add_argument("--flood", choices=sorted(FLOODS), help=argparse.SUPPRESS)  # the flood process
+    ap.add_argument("--url", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.flood:
+        asyncio.run(flood_main(a.flood, a.url, a.seconds))
+        return 0
     return asyncio.run(main_async(a.seconds))
 
 

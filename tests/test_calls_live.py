@@ -24,8 +24,9 @@ async def _rig(aiohttp_server, settings, live: LiveBehaviour, **kw):
     fake.add_routes(live_routes(live) + _deepgram_routes(batch) + _openai_routes(oa) + _elevenlabs_routes(el))
     server = await aiohttp_server(fake)
     root = str(server.make_url("")).rstrip("/")
+    # stage budgets roomy enough for a busy machine: no test here is about a timeout
     s = cloud_settings(
-        settings, root, 1.0, twilio_validate=True, twilio_auth_token=TOKEN,
+        settings, root, 3.0, twilio_validate=True, twilio_auth_token=TOKEN,
         greeting_text="Hello.", fallback_text="Sorry, say that again?", **kw,
     )
     app = create_app(s, embedded_prompt_fallback=False)

