@@ -20,6 +20,7 @@ from bot.logs import kv
 from bot.run_call import run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
+from handlers.metrics import WS_UPGRADED
 from handlers.state import METRICS, call_engine
 from handlers.stream_admission import ADMISSION, Ticket
 
@@ -112,6 +113,7 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
     # counts) anything over MAX_MESSAGE without ending the call.
     ws = web.WebSocketResponse(max_msg_size=16 * MAX_MESSAGE, heartbeat=30)
     await ws.prepare(request)
+    request[WS_UPGRADED] = True  # for the request metrics if the client goes first
     proto = tp.MediaStreamProtocol(max_message_bytes=MAX_MESSAGE)
     metrics = app[METRICS]
     start = await _wait_for_start(ws, proto)

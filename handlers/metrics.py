@@ -4,6 +4,7 @@ path a client sent, so the label set stays small)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from handlers.state import METRICS, PROVIDERS
 
+WS_UPGRADED = "ws_upgraded"  # set on a request once its websocket is prepared
 MEDIA_ROUTE = "/twilio/media"  # a websocket lasts the call: its duration is the call histogram's
 
 
@@ -39,6 +41,10 @@ async def metrics_middleware(request: web.Request, handler):
         return resp
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        # the client went away while the handler ran; a websocket had been upgraded
+        status = 101 if request.get(WS_UPGRADED) else 499
         raise
     finally:
         m, route = request.app[METRICS], route_of(request)

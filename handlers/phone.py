@@ -25,6 +25,7 @@ from bot.logs import kv
 from bot.run_call import CALLS, DRAINING, run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
 from handlers.session_auth import issue_session, key_ok, session_valid
+from handlers.metrics import WS_UPGRADED
 from handlers.state import METRICS, SETTINGS, call_engine
 from media import mulaw
 
@@ -153,6 +154,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="Not authorised.")
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30)
     await ws.prepare(request)
+    request[WS_UPGRADED] = True  # for the request metrics if the client goes first
     if app[DRAINING]["on"] or len(app[CALLS]) >= app[SETTINGS].max_calls:
         app[METRICS].calls_rejected.labels("draining" if app[DRAINING]["on"] else "capacity").inc()
         await ws.send_str(json.dumps({"type": "end", "reason": "busy"}))
