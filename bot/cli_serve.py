@@ -11,10 +11,12 @@ from bot.settings import Settings, SettingsError
 
 
 def main(argv: list[str]) -> int:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="python -m bot serve",
         description="Run the voice bot server. Every setting comes from the environment (see the README).",
-    ).parse_args(argv)
+    )
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # set by bot.supervisor
+    worker = parser.parse_args(argv).worker
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -22,18 +24,22 @@ def main(argv: list[str]) -> int:
         return 2
     logs.setup(settings.log_level, settings.log_format)
     log = logging.getLogger("bot")
-    if settings.trial:
+    if worker is None and settings.workers > 1:
+        return _supervise(settings)
+    if worker is not None:
+        log = logging.getLogger(f"bot.worker{worker}")
+    if settings.trial and not worker:  # said once, by the first worker
         log.warning(
             "TRIAL MODE (TRIAL=true): no Twilio signature checks and no API key on /v1; listening on %s. "
             "Anyone who can reach this port can place calls and use the API: for this machine only.", settings.host,
         )
-    elif not settings.twilio_validate:
+    elif not settings.twilio_validate and not worker:
         log.warning("TWILIO SIGNATURE VALIDATION IS OFF (TWILIO_VALIDATE=false): anyone can place calls into this bot. Local trials only.")
     from bot.server import StartupError, bind, prepare_data_dir
 
     try:  # before anything slow: a port in use or an unwritable DATA_DIR is one line at once
         prepare_data_dir(settings.data_dir)
-        sock = bind(settings.host, settings.port)
+        sock = bind(settings.host, settings.port, reuse_port=worker is not None)
     except StartupError as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 2
@@ -55,6 +61,23 @@ def main(argv: list[str]) -> int:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _supervise(settings: Settings) -> int:
+    """WORKERS > 1: check the port once, then run the workers under bot.supervisor."""
+    from bot.server import StartupError, bind, prepare_data_dir
+    from bot.supervisor import Supervisor
+
+    if settings.port == 0:
+        print("start-up failed: PORT=0 (any free port) needs WORKERS=1: each worker would pick its own port", file=sys.stderr)
+        return 2
+    try:
+        prepare_data_dir(settings.data_dir)
+        bind(settings.host, settings.port, listen=False).close()  # in use: one line here, not one per worker
+    except StartupError as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 2
+    return Supervisor(settings, settings.workers).run()
 
 
 def _loop_runner():

@@ -1,9 +1,16 @@
 """Prometheus metrics, one registry per app (so tests and several apps in one
-process do not collide)."""
+process do not collide).
+
+Under bot.supervisor (WORKERS > 1) every worker has PROMETHEUS_MULTIPROC_DIR set, so
+prometheus_client keeps each value in a per-process file there; ``render`` then reads
+all the workers' files, and ``/metrics`` on any worker shows the sums. Gauges say how
+they combine: calls live now add up over the live workers (livesum); a circuit shows its
+worst state in any live worker (livemax). The supervisor drops a dead worker's gauges."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -18,7 +25,7 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         self.calls = Counter("phonebot_calls", "Calls accepted", registry=r)
         self.calls_rejected = Counter("phonebot_calls_rejected", "Calls refused (capacity, draining)", ["reason"], registry=r)
-        self.live_calls = Gauge("phonebot_live_calls", "Calls with an open media stream", registry=r)
+        self.live_calls = Gauge("phonebot_live_calls", "Calls with an open media stream", registry=r, multiprocess_mode="livesum")
         self.turns = Counter("phonebot_turns", "Caller turns handled", ["outcome"], registry=r)
         self.barge_ins = Counter("phonebot_barge_ins", "Times the caller interrupted the bot", registry=r)
         self.speculations = Counter(
@@ -56,7 +63,8 @@ class Metrics:
             ["stage", "provider"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.circuit_state = Gauge(
-            "phonebot_circuit_state", "Failover circuit per stage and provider: 0 closed, 1 half-open, 2 open", ["stage", "provider"], registry=r
+            "phonebot_circuit_state", "Failover circuit per stage and provider: 0 closed, 1 half-open, 2 open", ["stage", "provider"], registry=r,
+            multiprocess_mode="livemax",
         )
 
     def observe_stages(self, stages: dict[str, float], providers: dict[str, object]) -> None:
@@ -74,5 +82,11 @@ class Metrics:
             for member in health() if health is not None else ():
                 self.circuit_state.labels(stage, member["provider"]).set(CIRCUIT_STATES.get(member["state"], 2))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, multiproc_dir: str = "") -> bytes:
+        """This app's metrics; with ``multiproc_dir`` (a worker's PROMETHEUS_MULTIPROC_DIR),
+        every worker's, summed."""
+        if not multiproc_dir:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=multiproc_dir)
+        return generate_latest(registry)

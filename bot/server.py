@@ -77,10 +77,16 @@ def prepare_data_dir(path: Path) -> None:
         raise StartupError(f"DATA_DIR={path} is not a writable directory ({exc.strerror}); set DATA_DIR to one that is") from None
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     """The listening socket, bound before anything slow is imported or loaded: a
     platform that waits for the port sees it at once (connections queue until the app
-    answers them), and a port in use is a one-line StartupError."""
+    answers them), and a port in use is a one-line StartupError.
+
+    ``reuse_port``: a worker under bot.supervisor; every worker binds its own socket with
+    SO_REUSEPORT and the kernel spreads connections over them. ``listen=False``: the
+    supervisor's check that the port is free (bound without SO_REUSEPORT, then closed)."""
+    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise StartupError("WORKERS > 1 needs SO_REUSEPORT, which this platform lacks; set WORKERS=1")
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         sock = socket.socket(family, kind, proto)
@@ -88,8 +94,11 @@ def bind(host: str, port: int) -> socket.socket:
         raise StartupError(f"HOST={host}: cannot listen there ({exc.strerror or exc})") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(addr)
-        sock.listen(128)
+        if listen:
+            sock.listen(128)
     except OSError as exc:
         sock.close()
         why = "is already in use (another server running? set PORT)" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"

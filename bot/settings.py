@@ -181,6 +181,12 @@ class Settings:
     # the business profile (TOML); "" = examples/business/property-office.toml
     business_file: str = ""
 
+    # processes sharing the port under one supervisor (bot/supervisor.py); 1 = one process.
+    # From the environment the default is one per core (_workers_from_env).
+    workers: int = 1
+    # set by the supervisor for its workers: prometheus_client's multiprocess directory
+    prometheus_multiproc_dir: str = ""
+
     @property
     def validate_signatures(self) -> bool:
         return self.twilio_validate
@@ -348,6 +354,7 @@ class Settings:
         for name, (var, lo, hi) in floats.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), float, lo, hi)
         kw.update(_storage_env(get, kw))
+        kw.update(_workers_from_env(get))
         return cls(**kw)
 
 
@@ -427,3 +434,15 @@ class _Asked(Mapping):
 
     def __len__(self) -> int:
         return len(self._env)
+
+
+def _workers_from_env(get) -> dict:
+    """WORKERS (default: one per core this process may run on) and the metrics directory."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return {
+        "workers": _num("WORKERS", get("WORKERS", str(max(1, cores))), int, 1, 256),
+        "prometheus_multiproc_dir": get("PROMETHEUS_MULTIPROC_DIR").strip(),
+    }

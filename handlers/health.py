@@ -1,6 +1,13 @@
-"""Liveness, readiness and health. None of them calls a paid API."""
+"""Liveness, readiness and health. None of them calls a paid API.
+
+With WORKERS > 1 (bot/supervisor.py) each of these is answered by whichever worker the
+kernel gave the connection to, so readiness is that worker's: its own start-up, drain
+and MAX_CALLS. A balancer that sees one worker at capacity retries and lands on
+another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can be told apart."""
 
 from __future__ import annotations
+
+import os
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -43,6 +50,7 @@ def health_report(app: web.Application) -> dict:
         "status": "degraded" if problems else "ok",
         "version": VERSION,
         "trial": settings.trial,
+        "worker": {"pid": os.getpid(), "workers": settings.workers},
         "stages": stages,
         "prompts": prompts.status(),
         "signature_validation": settings.twilio_validate,
@@ -78,7 +86,7 @@ async def readyz(request: web.Request) -> web.Response:
     if live >= cap:
         ok = False
         problems.append("at capacity")
-    body = {"ready": ok, "live_calls": live, "max_calls": cap, "problems": problems}
+    body = {"ready": ok, "live_calls": live, "max_calls": cap, "pid": os.getpid(), "problems": problems}
     return web.json_response(body, status=200 if ok else 503)
 
 

@@ -10,7 +10,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from handlers.state import METRICS, PROVIDERS
+from handlers.state import METRICS, PROVIDERS, SETTINGS
 
 WS_UPGRADED = "ws_upgraded"  # set on a request once its websocket is prepared
 MEDIA_ROUTE = "/twilio/media"  # a websocket lasts the call: its duration is the call histogram's
@@ -20,7 +20,7 @@ async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     p = request.app[PROVIDERS]
     m.update_circuits({"stt": p.stt, "llm": p.llm, "tts": p.tts})
-    resp = web.Response(body=m.render())
+    resp = web.Response(body=m.render(request.app[SETTINGS].prometheus_multiproc_dir))
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
 
