@@ -285,6 +285,7 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
     env.update({
         "HOST": "127.0.0.1", "PORT": str(port), "PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": token,
         "DATA_DIR": str(tmp / "data"), "MAX_CALLS": "100000", "LOG_LEVEL": "INFO",
+        "WORKERS": "1",  # one process measured (its pid's CPU and RSS); WORKERS in extra_env overrides
         "STT_PROVIDER": "deepgram", "LLM_PROVIDER": "openai", "TTS_PROVIDER": "elevenlabs",
         "DEEPGRAM_API_KEY": "dg-bench", "OPENAI_API_KEY": "sk-bench", "ELEVENLABS_API_KEY": "el-bench",
         "DEEPGRAM_BASE_URL": fbase, "OPENAI_BASE_URL": fbase + "/v1", "ELEVENLABS_BASE_URL": fbase,

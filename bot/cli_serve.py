@@ -24,17 +24,15 @@ def main(argv: list[str]) -> int:
         return 2
     logs.setup(settings.log_level, settings.log_format)
     log = logging.getLogger("bot")
-    if worker is None and settings.workers > 1:
-        return _supervise(settings)
-    if worker is not None:
-        log = logging.getLogger(f"bot.worker{worker}")
-    if settings.trial and not worker:  # said once, by the first worker
+    if settings.trial and worker is None:  # said once: by the supervisor, or the one process
         log.warning(
             "TRIAL MODE (TRIAL=true): no Twilio signature checks and no API key on /v1; listening on %s. "
             "Anyone who can reach this port can place calls and use the API: for this machine only.", settings.host,
         )
-    elif not settings.twilio_validate and not worker:
+    elif not settings.twilio_validate and worker is None:
         log.warning("TWILIO SIGNATURE VALIDATION IS OFF (TWILIO_VALIDATE=false): anyone can place calls into this bot. Local trials only.")
+    if worker is None and settings.workers > 1:
+        return _supervise(settings)
     from bot.server import StartupError, bind, prepare_data_dir
 
     try:  # before anything slow: a port in use or an unwritable DATA_DIR is one line at once
