@@ -1,0 +1,120 @@
+"""CPU the bot spends per turn on the cloud path, by stage.
+
+    uv run --extra local python -m bench.cpu_per_turn [--turns 200] [--concurrency 10]
+
+The wire fakes (bench.fakes_server: Deepgram, OpenAI, ElevenLabs) run in their own
+process with no delays, so ``time.process_time()`` here counts only the bot's side:
+the SDK clients, the HTTP transport, parsing. Each stage is run on its own (STT on one
+caller utterance, the LLM reply streamed to the end, TTS of one reply sentence in
+mu-law), then whole turns through the Orchestrator (transcribe + respond), with
+``--concurrency`` turns in flight at once. Prints ms of CPU per call of each, and the
+calibration line of bench.calls (what machine, how loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from bench.calls import calibration
+from media import wav
+from bot.orchestrator import Orchestrator, Timings
+from bot.providers.base import Conversation
+from bot.providers.deepgram import DeepgramSTT
+from bot.providers.elevenlabs import ElevenLabsTTS
+from bot.providers.openai_llm import OpenAILLM
+from bot.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+UTTERANCE = REPO / "examples" / "callers" / "open_tomorrow_joe.wav"
+SENTENCE = "We are open tomorrow from nine in the morning until five in the afternoon."
+
+
+async def per_call(label: str, n: int, conc: int, make: Callable[[], Awaitable[object]]) -> float:
+    """CPU ms per call of ``make`` over n calls, conc at a time (after 5 warm-up calls)."""
+    for _ in range(5):
+        await make()
+    sem = asyncio.Semaphore(conc)
+
+    async def one() -> None:
+        async with sem:
+            await make()
+
+    c0, w0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    ms = cpu / n * 1000
+    print(f"{label:<28} {ms:7.2f} ms CPU/call   ({n} calls, {conc} at once, {wall:.1f} s wall)")
+    return ms
+
+
+async def run(args: argparse.Namespace) -> None:
+    fakes = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.fakes_server", "--stt-delay", "0", "--llm-first", "0",
+                                                 "--tts-first", "0", "--tts-chunk-delay", "0", "--llm-tps", "100000", cwd=REPO,
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{json.loads(await asyncio.wait_for(fakes.stdout.readline(), 60))['port']}"
+        s = Settings(deepgram_api_key="dg", openai_api_key="sk", elevenlabs_api_key="el", deepgram_base_url=base,
+                     openai_base_url=base + "/v1", elevenlabs_base_url=base, stt_provider="deepgram", llm_provider="openai",
+                     tts_provider="elevenlabs", twilio_validate=False, stt_timeout=30, llm_timeout=30, tts_timeout=30)
+        stt, llm, tts = DeepgramSTT(s), OpenAILLM(s), ElevenLabsTTS(s)
+        for p in (stt, llm, tts):
+            await p.start()
+        pcm, rate = _pcm16(UTTERANCE)
+
+        async def do_stt() -> None:
+            await stt.transcribe(pcm, rate)
+
+        async def do_llm() -> None:
+            conv = Conversation(call_id="CAbench", messages=[{"role": "user", "content": "When are you open tomorrow?"}])
+            async for _ in llm.reply(conv):
+                pass
+
+        async def do_tts() -> None:
+            async for _ in tts.synthesize(SENTENCE, mulaw=True):
+                pass
+
+        orch = Orchestrator(stt, llm, tts, stt_timeout=30, llm_timeout=30, tts_timeout=30)
+
+        async def do_turn() -> None:
+            t = Timings()
+            text = await orch.transcribe(pcm, rate, t)
+            conv = Conversation(call_id="CAbench", messages=[{"role": "user", "content": text}])
+            async for _ in orch.respond(conv, mulaw=True, timings=t):
+                pass
+
+        print(calibration() + "  (busy shared machine: compare runs made back to back)")
+        n, conc = args.turns, args.concurrency
+        got = {
+            "stt (deepgram batch)": await per_call("stt (deepgram batch)", n, conc, do_stt),
+            "llm (openai stream)": await per_call("llm (openai stream)", n, conc, do_llm),
+            "tts (elevenlabs mu-law)": await per_call("tts (elevenlabs mu-law)", n, conc, do_tts),
+        }
+        turn = await per_call("whole turn (orchestrator)", n, conc, do_turn)
+        print(f"{'sum of stages':<28} {sum(got.values()):7.2f} ms;  whole turn {turn:.2f} ms  (target <= 2 ms, issue 13)")
+        for p in (stt, llm, tts):
+            await p.close()
+    finally:
+        fakes.terminate()
+        await fakes.wait()
+
+
+def _pcm16(path: Path) -> tuple[bytes, int]:
+    audio = wav.read(path.read_bytes())
+    return audio.pcm16, audio.rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--turns", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=10)
+    asyncio.run(run(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
