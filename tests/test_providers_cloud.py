@@ -187,7 +187,7 @@ async def test_openai_without_key_sends_placeholder(aiohttp_server):
 
 
 async def test_elevenlabs_streams_mulaw(make):
-    r = await make("tts", chunk_size=700)
+    r = await make("tts", chunk_size=700, chunk_delay_s=0.02)  # paced: aiohttp hands on what has arrived, merged
     chunks = await r.run()
     assert len(chunks) > 1
     assert b"".join(chunks) == tone_ulaw(max(200, 60 * len("Hello there.")))

@@ -22,7 +22,7 @@ from bot.errors import (
     StageError,
     code_for_status,
 )
-from bot.providers.warm import PoolWarmer, pool_limits
+from bot.providers.warm import PoolWarmer, http_client
 from bot.settings import Settings
 from media.wav import write_pcm16
 
@@ -59,7 +59,7 @@ class DeepgramSTT:
             return
         s = self._settings
         backstop = s.stt_timeout + 1.0  # asyncio.timeout below is the real bound
-        self._http = httpx.AsyncClient(timeout=backstop, limits=pool_limits())
+        self._http = http_client(backstop)
         kwargs: dict[str, Any] = {}
         if s.deepgram_base_url:
             kwargs["environment"] = environment_for(s.deepgram_base_url)

@@ -20,7 +20,7 @@ from elevenlabs.core.api_error import ApiError
 
 from bot.errors import BAD_RESPONSE, EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
 from bot.providers.tts_output import Plausible
-from bot.providers.warm import PoolWarmer, pool_limits
+from bot.providers.warm import PoolWarmer, http_client
 from bot.settings import Settings
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ class ElevenLabsTTS:
             return
         s = self._settings
         backstop = s.tts_timeout + 1.0  # asyncio timeouts below are the real bound
-        self._http = httpx.AsyncClient(timeout=backstop, follow_redirects=True, limits=pool_limits())
+        self._http = http_client(backstop, follow_redirects=True)
         self._client = AsyncElevenLabs(
             api_key=s.elevenlabs_api_key,
             base_url=s.elevenlabs_base_url or None,

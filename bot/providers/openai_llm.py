@@ -35,7 +35,7 @@ from bot.errors import (
 from bot.logs import kv
 from bot.profile import Profile, cached_profile
 from bot.providers.base import Action, Conversation
-from bot.providers.warm import PoolWarmer, pool_limits
+from bot.providers.warm import PoolWarmer, http_client
 from bot.settings import Settings
 from bot.tools import ToolContext, ToolRegistry, business_tools, system_prompt
 
@@ -70,7 +70,7 @@ class OpenAILLM:
         if self._client is not None:
             return
         s = self._settings
-        self._http = httpx.AsyncClient(timeout=s.llm_timeout + 1.0, limits=pool_limits())
+        self._http = http_client(s.llm_timeout + 1.0)
         self._client = AsyncOpenAI(
             http_client=self._http,
             api_key=s.openai_api_key or "not-needed",
