@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
@@ -47,7 +48,7 @@ MAX_TOOL_ROUNDS = 3  # completions per reply: the first, and one after each roun
 
 
 class OpenAILLM:
-    """LLM adapter over ``AsyncOpenAI.chat.completions.create(stream=True)``."""
+    """LLM adapter over ``AsyncOpenAI.chat.completions.with_streaming_response.create(stream=True)``."""
 
     name = "openai"
 
@@ -160,44 +161,49 @@ class OpenAILLM:
         return self._fallback
 
     async def _complete(self, client: AsyncOpenAI, messages: list[dict], calls: dict[int, dict[str, str]]) -> AsyncIterator[str]:
-        """One streamed completion: yields text; collects tool-call fragments into ``calls``."""
+        """One streamed completion: yields text; collects tool-call fragments into ``calls``.
+
+        The SDK sends the request (auth, base URL, status errors); the body's server-sent
+        events are read here as JSON lines, not as one pydantic model per chunk."""
         s = self._settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.llm_timeout
-        stream: Any = None
+        opened: Any = None
         try:
-            stream, rejected = await self._open(client, messages, deadline)
+            opened, response, rejected = await self._open(client, messages, deadline)
             if rejected:
                 yield _REJECTED
+            lines = response.iter_lines().__aiter__()
             got = False
             while True:
                 bound = deadline if not got else loop.time() + s.llm_timeout
                 what = "no first token" if not got else "stream stalled"
-                chunk = await self._bounded(_anext_or_none(stream), bound, what)
-                if chunk is None:
+                line = await self._bounded(_anext_or_none(lines), bound, what)
+                if line is None:
                     break
-                for text in self._parse(chunk, calls):
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments, event names
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                for text in self._parse(json.loads(data), calls):
                     got = got or bool(text)
                     yield text
                 got = got or bool(calls)
         finally:
-            if stream is not None:
-                await _quietly(stream.close())
+            if opened is not None:
+                await _quietly(opened.__aexit__(None, None, None))
 
-    async def _open(self, client: AsyncOpenAI, messages: list[dict], deadline: float) -> tuple[Any, bool]:
-        """Start the streamed request; if the server refuses tools, warn and go on without
-        them (the second value says so)."""
+    async def _open(self, client: AsyncOpenAI, messages: list[dict], deadline: float) -> tuple[Any, Any, bool]:
+        """Start the streamed request: its context manager, the raw response, and whether
+        the server refused tools (then it warns and goes on without them)."""
         kwargs: dict[str, Any] = {"stream_options": {"include_usage": True}}
         if self._use_tools:
             kwargs["tools"] = self.tools.schemas()
-        create = client.chat.completions.create
+        create = client.chat.completions.with_streaming_response.create
         try:
-            stream = await self._bounded(
-                create(model=self._settings.openai_model, messages=messages, stream=True, **kwargs),
-                deadline,
-                "no reply",
-            )
-            return stream, False
+            opened = create(model=self._settings.openai_model, messages=messages, stream=True, **kwargs)
+            return opened, await self._bounded(opened.__aenter__(), deadline, "no reply"), False
         except openai.BadRequestError as e:
             if not (self._use_tools and "tool" in str(e.message).lower()):
                 raise
@@ -205,10 +211,8 @@ class OpenAILLM:
         log.warning("llm server rejected tools: the receptionist takes messages, transfers and goodbyes",
                     extra=kv(provider=self.name, model=self._settings.openai_model))
         plain = [m for m in messages if m.get("role") != "tool" and not m.get("tool_calls")]
-        stream = await self._bounded(
-            create(model=self._settings.openai_model, messages=plain, stream=True), deadline, "no reply"
-        )
-        return stream, True
+        opened = create(model=self._settings.openai_model, messages=plain, stream=True)
+        return opened, await self._bounded(opened.__aenter__(), deadline, "no reply"), True
 
     async def _bounded(self, aw: Awaitable[T], deadline: float, what: str) -> T:
         try:
@@ -218,31 +222,39 @@ class OpenAILLM:
             raise self._error(TIMEOUT, f"{what} within {self._settings.llm_timeout:g} s") from None
 
     def _parse(self, chunk: Any, calls: dict[int, dict[str, str]]) -> list[str]:
-        """Text deltas of one chunk. Tool-call fragments are joined by their ``index``:
-        the first carries the id and name, later ones pieces of ``function.arguments``."""
-        choices = getattr(chunk, "choices", None)
+        """Text deltas of one chunk (a decoded SSE event). Tool-call fragments are joined by
+        their ``index``: the first carries the id and name, later ones pieces of
+        ``function.arguments``. An ``error`` event fails the stage, as the SDK would."""
+        if not isinstance(chunk, dict):
+            raise self._error(BAD_RESPONSE, "stream chunk is not an object")
+        if chunk.get("error") is not None:
+            raise self._error(BAD_RESPONSE, "error event in the stream")
+        choices = chunk.get("choices")
         if not isinstance(choices, list):
             raise self._error(BAD_RESPONSE, "stream chunk has no choices")
-        usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            counts = {k: getattr(usage, k, None) for k in ("prompt_tokens", "completion_tokens")}
-            self.last_usage = {k: v for k, v in counts.items() if isinstance(v, int)}
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.last_usage = {k: v for k in ("prompt_tokens", "completion_tokens") if isinstance(v := usage.get(k), int)}
         out: list[str] = []
         for choice in choices:
-            delta = getattr(choice, "delta", None)
-            content = getattr(delta, "content", None)
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            content = delta.get("content")
             if isinstance(content, str) and content:
                 out.append(content)
-            for pos, call in enumerate(getattr(delta, "tool_calls", None) or []):
-                index = getattr(call, "index", None)
+            for pos, call in enumerate(delta.get("tool_calls") or []):
+                if not isinstance(call, dict):
+                    continue
+                index = call.get("index")
                 slot = calls.setdefault(index if isinstance(index, int) else pos, {"id": "", "name": "", "arguments": ""})
-                fn = getattr(call, "function", None)
-                if isinstance(getattr(call, "id", None), str) and call.id:
-                    slot["id"] = call.id
-                if isinstance(getattr(fn, "name", None), str) and fn.name:
-                    slot["name"] = fn.name
-                if isinstance(getattr(fn, "arguments", None), str):
-                    slot["arguments"] += fn.arguments
+                fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+                if isinstance(call.get("id"), str) and call["id"]:
+                    slot["id"] = call["id"]
+                if isinstance(fn.get("name"), str) and fn["name"]:
+                    slot["name"] = fn["name"]
+                if isinstance(fn.get("arguments"), str):
+                    slot["arguments"] += fn["arguments"]
         for i, slot in calls.items():
             slot["id"] = slot["id"] or f"call_{i}"
         return out
