@@ -12,8 +12,8 @@ import argparse
 import difflib
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from bot.settings import Settings
 

@@ -22,8 +22,9 @@ import errno
 import logging
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from bot.logs import kv
 
@@ -72,7 +73,7 @@ class ConnectionGuard:
         self.stats = EdgeStats()
 
     @classmethod
-    def from_settings(cls, settings) -> "ConnectionGuard":
+    def from_settings(cls, settings) -> ConnectionGuard:
         return cls(max_connections=settings.max_connections, header_timeout=settings.header_timeout_s,
                    body_timeout=settings.body_timeout_s, keepalive=settings.keepalive_timeout_s)
 

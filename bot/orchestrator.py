@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, TypeVar
+from typing import TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
 from bot.providers.base import LLM, STT, TTS, Action, Conversation

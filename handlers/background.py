@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 
 from aiohttp import web
 

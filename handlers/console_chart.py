@@ -30,7 +30,7 @@ def latency_svg(turns) -> Markup:
         parts.append(f'<line x1="{LEFT}" x2="{W - 10}" y1="{y(ms):.1f}" y2="{y(ms):.1f}" class="grid"/>'
                      f'<text x="{LEFT - 6}" y="{y(ms) + 4:.1f}" class="axis" text-anchor="end">{ms / 1000:g}s</text>')
     parts.append(f'<line x1="{LEFT}" x2="{W - 10}" y1="{y(1000):.1f}" y2="{y(1000):.1f}" class="target"/>')
-    for i, (t, v) in enumerate(zip(turns, values)):
+    for i, (t, v) in enumerate(zip(turns, values, strict=True)):
         x = LEFT + slot * i + (slot - bar) / 2
         failed = t.outcome != "ok"
         h = max(2.0, plot_h * v / top) if v else 2.0

@@ -28,8 +28,8 @@ import hmac
 import itertools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from aiohttp import web
 
@@ -54,7 +54,7 @@ class StreamTokens:
         self._used: dict[str, float] = {}  # mac -> expiry; pruned as tokens expire
 
     @classmethod
-    def for_settings(cls, settings: Settings, **kw) -> "StreamTokens":
+    def for_settings(cls, settings: Settings, **kw) -> StreamTokens:
         if settings.twilio_validate and settings.twilio_auth_token:
             secret = hmac.new(settings.twilio_auth_token.encode(), b"phonebot media stream token v1", hashlib.sha256).digest()
         else:
@@ -112,7 +112,7 @@ class StreamAdmission:
         self._ids = itertools.count(1)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> "StreamAdmission":
+    def for_settings(cls, settings: Settings) -> StreamAdmission:
         return cls(StreamTokens.for_settings(settings), settings.max_calls)
 
     @property

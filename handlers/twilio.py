@@ -5,7 +5,7 @@ websocket in handlers/media_ws.py."""
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from twilio.twiml.voice_response import Connect, VoiceResponse
@@ -17,8 +17,8 @@ from bot.providers.warm import warm_all
 from bot.redact import mask_number
 from handlers import media_ws
 from handlers.background import spawn
-from handlers.startup import STARTUP
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
+from handlers.startup import STARTUP
 from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
 from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission
 from media import wav

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 from deepgram import AsyncDeepgramClient
@@ -54,7 +55,7 @@ class LiveOptions:
     close_timeout: float = 1.0  # CloseStream -> server close, then we stop waiting
 
     @classmethod
-    def from_settings(cls, s: Any) -> "LiveOptions":
+    def from_settings(cls, s: Any) -> LiveOptions:
         g = lambda name, default: getattr(s, name, default)  # noqa: E731
         return cls(
             model=g("deepgram_model", cls.model) or cls.model,
@@ -127,7 +128,7 @@ class DeepgramLive:
         if http is not None:
             await http.aclose()
 
-    async def open(self, *, call_sid: str = "") -> "LiveTranscriber":
+    async def open(self, *, call_sid: str = "") -> LiveTranscriber:
         """Open a socket for one call; returns once the handshake succeeded or failed
         (at most ``stt_timeout``). A failed handshake does not raise: the transcriber's
         ``error`` is set and ``events()`` yields ``Failed`` at once."""
@@ -154,7 +155,7 @@ class LiveTranscriber(LiveSocketStream):
         options: LiveOptions,
         *,
         call_sid: str = "",
-        on_closed: Callable[["LiveTranscriber"], None] | None = None,
+        on_closed: Callable[[LiveTranscriber], None] | None = None,
     ) -> None:
         super().__init__(options.socket(), call_sid=call_sid, on_closed=on_closed)
         self._client = client

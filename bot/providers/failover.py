@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UNAVAILABLE, UPSTREAM_ERROR, StageError
 from bot.logs import kv
@@ -122,7 +123,7 @@ class _Chain:
         await asyncio.gather(*(m.warm() for m in self.members if hasattr(m, "warm")), return_exceptions=True)
 
     def health(self) -> list[dict]:
-        return [{"provider": m.name, **b.snapshot()} for m, b in zip(self.members, self.breakers)]
+        return [{"provider": m.name, **b.snapshot()} for m, b in zip(self.members, self.breakers, strict=True)]
 
     def _order(self) -> list[int]:
         allowed = [i for i, b in enumerate(self.breakers) if b.would_allow()]

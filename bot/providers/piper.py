@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from bot.errors import BAD_REQUEST, BAD_RESPONSE, EMPTY_RESULT, UPSTREAM_ERROR, StageError
 from bot.logs import kv

@@ -14,8 +14,8 @@ turn is dropped); the form heard so far in ``conversation.state["pending_message
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import AsyncIterator, Callable
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
@@ -96,7 +96,7 @@ class Channels:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.s.smtp_from, item.target, subject
         msg["Message-ID"] = f"<{item.idem_key}@phonebot.invalid>"
-        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg["Date"] = format_datetime(datetime.now(UTC))
         msg.set_content(text)
         try:
             await aiosmtplib.send(
