@@ -171,9 +171,12 @@ class MediaStreamProtocol:
             return Connected(_str(msg, "protocol", required=False), _str(msg, "version", required=False))
         if event == "stop":
             self._check_stream(msg)
-            stop = msg.get("stop") if isinstance(msg.get("stop"), dict) else {}
+            raw = msg.get("stop")
+            stop: dict = raw if isinstance(raw, dict) else {}
             self.state = State.STOPPED
-            call = stop.get("callSid") if isinstance(stop.get("callSid"), str) else self.call_sid
+            call = stop.get("callSid")
+            if not isinstance(call, str):
+                call = self.call_sid
             return Stop(call[:64])
         raise _Bad("unknown_event")
 

@@ -18,14 +18,15 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 # the phone path
 from bot.control import StreamEndControl  # noqa: E402
+from bot.edge import ConnectionGuard  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
 from bot.providers.stt_stream import StreamingSTT  # noqa: E402
 from bot.run_call import CALLS, DRAINING, CallEngine  # noqa: E402, F401  (call_sid -> CallSession; {"on": bool})
 
 METRICS = web.AppKey("metrics", Metrics)
 CONTROL = web.AppKey("control", StreamEndControl)
-EDGE = web.AppKey("edge", object)  # bot.edge.ConnectionGuard: connection phases and deadlines (issue 9)
-LIVE_STT = web.AppKey("live_stt", StreamingSTT)  # or None: turns end by local VAD + batch STT
+EDGE = web.AppKey("edge", ConnectionGuard)  # connection phases and deadlines (issue 9)
+LIVE_STT: web.AppKey[StreamingSTT | None] = web.AppKey("live_stt")  # None: turns end by local VAD + batch STT
 
 
 def call_engine(app: web.Application) -> CallEngine:

@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 
 from bot.logs import kv
 from bot.store import open_store
+from bot.store.api import Store
 from bot.store.calls import ended_by, outcome_of, turn_records
 from bot.store.deliver import Deliverer
 from bot.store.notify import NotifyConfig
@@ -23,9 +24,9 @@ from handlers.state import SETTINGS
 
 log = logging.getLogger("handlers.storage")
 
-STORE = web.AppKey("store", object)  # bot.store.SqlStore (a bot.store.api.Store)
+STORE: web.AppKey[Store] = web.AppKey("store")  # a bot.store.SqlStore
 NOTIFY = web.AppKey("notify", NotifyConfig)  # who is told; the business profile maps to it
-PENDING = web.AppKey("pending_records", set)  # call-record writes still running
+PENDING: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("pending_records")  # call-record writes still running
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -28,8 +28,6 @@ log = logging.getLogger("bot.providers.piper")
 # caller (names, numbers) must not reach the log, whatever LOG_LEVEL is
 QUIET_LOGGERS = ("piper",)
 
-_DONE = object()
-
 
 class PiperTTS:
     name = "piper"
@@ -88,8 +86,8 @@ class PiperTTS:
         check = Plausible(text, 8 if mulaw else self.pcm_rate * 2 / 1000)
         try:
             while True:
-                pcm = await loop.run_in_executor(self._pool, next, it, _DONE)
-                if pcm is _DONE:
+                pcm: bytes | None = await loop.run_in_executor(self._pool, next, it, None)  # None: the voice is done
+                if pcm is None:
                     break
                 if not pcm:
                     continue

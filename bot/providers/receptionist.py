@@ -230,9 +230,9 @@ class Receptionist:
                 nxt = self.profile.next_opening(datetime(sat.year, sat.month, sat.day, 23, 59, tzinfo=self.profile.tz) + timedelta(days=1))
                 return "We're closed at the weekend." + (f" {hours_for(self.profile, DAYS[nxt.weekday()], now)}" if nxt else "")
             return day_text(self.profile, sat, None, today) + " " + day_text(self.profile, sat + timedelta(days=1), None, today)
-        for day in DAYS:
-            if w.has(day):
-                return hours_for(self.profile, day, now)
+        for name in DAYS:
+            if w.has(name):
+                return hours_for(self.profile, name, now)
         if w.has(*NOW) and not w.has("hours", "what time", "when do you", "when are you"):
             return now_text(self.profile, now)
         return week_text(self.profile)
