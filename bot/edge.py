@@ -23,7 +23,7 @@ import logging
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.logs import kv
@@ -51,7 +51,6 @@ class EdgeStats:
     closed_body: int = 0  # past the body deadline
     evicted: int = 0  # closed to make room for a new connection
     refused: int = 0  # new connections closed at once: every socket busy
-    by_phase: dict = field(default_factory=dict)
 
 
 def fd_cap(wanted: int) -> int:

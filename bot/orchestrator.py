@@ -24,12 +24,6 @@ GUARD_S = 0.05  # adapters time out themselves; this catches one that does not
 
 
 @dataclass(frozen=True)
-class SentenceStart:
-    index: int
-    text: str
-
-
-@dataclass(frozen=True)
 class AudioChunk:
     index: int  # the sentence it belongs to
     data: bytes
@@ -46,7 +40,7 @@ class ActionRequested:
     action: Action
 
 
-SpeechEvent = SentenceStart | AudioChunk | SentenceEnd | ActionRequested
+SpeechEvent = AudioChunk | SentenceEnd | ActionRequested
 
 
 @dataclass
@@ -206,7 +200,6 @@ class Orchestrator:
                 if isinstance(item, Action):
                     yield ActionRequested(item)
                     continue
-                yield SentenceStart(index, item)
                 t_tts = time.perf_counter()
                 got = 0
                 async for chunk in _bounded(self.tts.synthesize(item, mulaw=mulaw), self.tts_timeout, "tts", self.tts.name):

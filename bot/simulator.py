@@ -325,7 +325,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
             await echo(name)
         return True
 
-    async def wait_reply(since: float, started_by: float | None = None) -> None:
+    async def wait_reply(since: float) -> None:
         """Silence until the bot has spoken and gone quiet (bounded by max_wait_s)."""
         deadline = now() + max_wait_s
         while now() < deadline:

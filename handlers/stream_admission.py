@@ -42,7 +42,6 @@ NO_TOKEN = "no_token"
 BAD_TOKEN = "bad_token"
 EXPIRED = "expired_token"
 REUSED = "reused_token"
-WRONG_CALL = "wrong_call_sid"
 DUPLICATE = "duplicate_call_sid"
 
 

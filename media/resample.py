@@ -34,11 +34,3 @@ class StreamResampler:
         if self._stream is None:
             return b""
         return self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).astype("<i2", copy=False).tobytes()
-
-
-def to_float32(pcm16: bytes) -> np.ndarray:
-    return np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
-
-
-def from_float32(x: np.ndarray) -> bytes:
-    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
