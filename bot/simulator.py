@@ -238,7 +238,10 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
     sid = report.stream_sid
     playback = Playback()
     t0 = time.monotonic()
-    now = lambda: time.monotonic() - t0  # noqa: E731
+
+    def now() -> float:
+        return time.monotonic() - t0
+
     seq = 0
     state = _StreamState()
 

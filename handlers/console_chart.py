@@ -23,7 +23,10 @@ def latency_svg(turns) -> Markup:
     plot_h, plot_w = H - BOTTOM - TOP, W - LEFT - 10
     slot = plot_w / len(turns)
     bar = max(4.0, min(48.0, slot * 0.6))
-    y = lambda ms: TOP + plot_h * (1 - ms / top)  # noqa: E731
+
+    def y(ms: float) -> float:
+        return TOP + plot_h * (1 - ms / top)
+
     parts = [f'<svg class="chart" role="img" aria-label="Latency per turn" viewBox="0 0 {W} {H}" width="{W}" height="{H}" xmlns="http://www.w3.org/2000/svg">']
     for i in range(5):
         ms = top * i / 4
