@@ -18,17 +18,17 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from bench.calls import calibration
-from media import wav
 from bot.orchestrator import Orchestrator, Timings
 from bot.providers.base import Conversation
 from bot.providers.deepgram import DeepgramSTT
 from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.openai_llm import OpenAILLM
 from bot.settings import Settings
+from media import wav
 
 REPO = Path(__file__).resolve().parent.parent
 UTTERANCE = REPO / "examples" / "callers" / "open_tomorrow_joe.wav"

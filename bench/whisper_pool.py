@@ -31,7 +31,7 @@ async def run(args: argparse.Namespace) -> None:
         stt = WhisperSTT(Settings(twilio_validate=False), pool=pool)
         await stt.start()
         for k in [int(x) for x in args.k.split(",")]:
-            async def one(i: int) -> float:
+            async def one(i: int, stt: WhisperSTT = stt) -> float:
                 c = clips[i % len(clips)]
                 t = time.perf_counter()
                 await stt.transcribe(c.pcm16, c.rate)

@@ -41,7 +41,6 @@ def main(argv: list[str]) -> int:
     except StartupError as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 2
-    import asyncio
 
     from bot.files import private_dir
     from bot.server import serve as serve_app
@@ -84,7 +83,7 @@ def _loop_runner():
     import asyncio
 
     try:
-        import uvloop  # type: ignore
+        import uvloop
     except ImportError:
         return asyncio.run
     return uvloop.run

@@ -9,6 +9,8 @@ worst state in any live worker (livemax). The supervisor drops a dead worker's g
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -67,7 +69,7 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
-    def observe_stages(self, stages: dict[str, float], providers: dict[str, object]) -> None:
+    def observe_stages(self, stages: dict[str, float], providers: dict[str, Any]) -> None:
         """Each stage's latency (``Timings.stages``, ms) under the provider that answered
         it (a failover chain's ``last_used``); ``providers``: stage -> provider."""
         for stage, key in STAGE_TIMINGS.items():

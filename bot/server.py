@@ -34,13 +34,13 @@ async def drain(app: web.Application, seconds: float) -> int:
     # keep GOODBYE_S to say goodbye and CLEANUP_S to close sockets and providers
     deadline = time.monotonic() + max(0.0, seconds - GOODBYE_S - CLEANUP_S)
     log.warning("draining", extra=kv(live_calls=len(app[CALLS]), seconds=seconds))
-    while app[CALLS] and time.monotonic() < deadline:
+    while app[CALLS] and time.monotonic() < deadline:  # noqa: ASYNC110 - the calls dict has no event; 5 Hz while draining
         await asyncio.sleep(0.2)
     left = list(app[CALLS].values())
     for session in left:
         session.end_now("goodbye")
     end = time.monotonic() + GOODBYE_S
-    while app[CALLS] and time.monotonic() < end:
+    while app[CALLS] and time.monotonic() < end:  # noqa: ASYNC110 - as above
         await asyncio.sleep(0.1)
     log.warning("drained", extra=kv(ended_at_deadline=len(left), still_live=len(app[CALLS])))
     return len(left)
@@ -124,11 +124,13 @@ async def serve(settings: Settings, app: web.Application, sock: socket.socket | 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     startup = app[STARTUP]
+    loading = startup.task
+    assert loading is not None, "create_app(..., background_startup=True) starts the loading task"
     stopping = loop.create_task(stop.wait())
     try:
-        await asyncio.wait({stopping, startup.task}, return_when=asyncio.FIRST_COMPLETED)
-        if startup.task.done() and not startup.task.cancelled() and startup.task.exception() is not None:
-            raise StartupError(str(startup.task.exception()))
+        await asyncio.wait({stopping, loading}, return_when=asyncio.FIRST_COMPLETED)
+        if loading.done() and not loading.cancelled() and loading.exception() is not None:
+            raise StartupError(str(loading.exception()))
         if startup.ready:
             # Models and prompts are loaded: move everything alive now out of the collector's
             # sight, so a full collection during calls walks only call objects (it was the

@@ -8,7 +8,6 @@ another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can b
 from __future__ import annotations
 
 import os
-
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web

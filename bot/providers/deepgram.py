@@ -107,9 +107,9 @@ class DeepgramSTT:
             raise self._error(UPSTREAM_ERROR, f"unexpected failure ({type(e).__name__})") from None
         return self._transcript(result)
 
-    def _transcript(self, result: object) -> str:
+    def _transcript(self, result: Any) -> str:
         try:
-            channels = getattr(getattr(result, "results"), "channels")
+            channels = result.results.channels
             transcript = channels[0].alternatives[0].transcript
         except (AttributeError, IndexError, TypeError):
             raise self._error(BAD_RESPONSE, "reply has no results.channels[0].alternatives[0]") from None

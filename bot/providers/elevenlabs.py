@@ -11,8 +11,9 @@ all is ``empty_result``. Every failure leaves as ``StageError``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from elevenlabs.client import AsyncElevenLabs
@@ -79,10 +80,10 @@ class ElevenLabsTTS:
                         s.elevenlabs_voice_id,
                         text=text,
                         model_id=s.elevenlabs_model,
-                        output_format=fmt,  # type: ignore[arg-type]
+                        output_format=fmt,
                         optimize_streaming_latency=3,
                         # None = hand chunks on as they arrive (the SDK re-chunks to 1 KiB)
-                        request_options={"chunk_size": None},  # type: ignore[typeddict-item]
+                        request_options={"chunk_size": None},
                     )
                 )
                 response = await self._bounded(opening, deadline, "no reply")

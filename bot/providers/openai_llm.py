@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import openai
@@ -73,7 +74,7 @@ class OpenAILLM:
         s = self._settings
         self._http = http_client(s.llm_timeout + 1.0)
         self._client = AsyncOpenAI(
-            http_client=self._http,
+            http_client=cast(Any, self._http),  # the SDK takes httpx's client as well as its httpx2
             api_key=s.openai_api_key or "not-needed",
             base_url=s.openai_base_url or DEFAULT_BASE_URL,  # explicit: never read OPENAI_BASE_URL
             max_retries=0,
@@ -160,7 +161,7 @@ class OpenAILLM:
             self._fallback = Receptionist(self._settings, profile=self.profile, clock=self._clock)
         return self._fallback
 
-    async def _complete(self, client: AsyncOpenAI, messages: list[dict], calls: dict[int, dict[str, str]]) -> AsyncIterator[str]:
+    async def _complete(self, client: AsyncOpenAI, messages: list[dict], calls: dict[int, dict[str, str]]) -> AsyncGenerator[str, None]:
         """One streamed completion: yields text; collects tool-call fragments into ``calls``.
 
         The SDK sends the request (auth, base URL, status errors); the body's server-sent
@@ -202,7 +203,7 @@ class OpenAILLM:
             kwargs["tools"] = self.tools.schemas()
         create = client.chat.completions.with_streaming_response.create
         try:
-            opened = create(model=self._settings.openai_model, messages=messages, stream=True, **kwargs)
+            opened = create(model=self._settings.openai_model, messages=cast(Any, messages), stream=True, **kwargs)
             return opened, await self._bounded(opened.__aenter__(), deadline, "no reply"), False
         except openai.BadRequestError as e:
             if not (self._use_tools and "tool" in str(e.message).lower()):
@@ -211,7 +212,7 @@ class OpenAILLM:
         log.warning("llm server rejected tools: the receptionist takes messages, transfers and goodbyes",
                     extra=kv(provider=self.name, model=self._settings.openai_model))
         plain = [m for m in messages if m.get("role") != "tool" and not m.get("tool_calls")]
-        opened = create(model=self._settings.openai_model, messages=plain, stream=True)
+        opened = create(model=self._settings.openai_model, messages=cast(Any, plain), stream=True)
         return opened, await self._bounded(opened.__aenter__(), deadline, "no reply"), True
 
     async def _bounded(self, aw: Awaitable[T], deadline: float, what: str) -> T:
@@ -248,7 +249,9 @@ class OpenAILLM:
                     continue
                 index = call.get("index")
                 slot = calls.setdefault(index if isinstance(index, int) else pos, {"id": "", "name": "", "arguments": ""})
-                fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+                fn = call.get("function")
+                if not isinstance(fn, dict):
+                    fn = {}
                 if isinstance(call.get("id"), str) and call["id"]:
                     slot["id"] = call["id"]
                 if isinstance(fn.get("name"), str) and fn["name"]:
