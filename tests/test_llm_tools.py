@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,6 +18,7 @@ from bot.providers.openai_llm import OpenAILLM
 from bot.settings import Settings
 from bot.simulator import simulate_call
 from bot.tools import ToolContext, business_tools
+from tests.conftest import eventually
 from tests.fakes.cloud import FakeBehaviour, openai_app
 from tests.fakes.scripted import ScriptedSTT, ScriptedTTS
 from tests.fakes.store import MemoryStore
@@ -25,8 +26,8 @@ from tests.test_calls import TOKEN, phone_settings, serve, url
 from tests.test_receptionist import EXAMPLES
 
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
-TUESDAY_3PM = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)  # New York
-WEDNESDAY_2AM = datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc)
+TUESDAY_3PM = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # New York
+WEDNESDAY_2AM = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 TAKE = ("take_message", json.dumps({"name": "Ann Lee", "callback_number": "555-123-4567", "about": "the boiler is noisy", "urgent": False}))
 
 
@@ -99,8 +100,7 @@ async def test_a_speculative_turn_cannot_save_until_confirmed(aiohttp_server):
         return [x async for x in llm.reply(conversation(store, "take a message"))]
 
     task = asyncio.create_task(speculative_turn())
-    while not state.requests:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: state.requests, 10, 0.01)
     await asyncio.sleep(0.3)  # time for the streamed tool call to arrive and wait for the gate
     assert store.saved == [] and len(state.requests) == 1 and not task.done()
     gate.set()
@@ -110,8 +110,7 @@ async def test_a_speculative_turn_cannot_save_until_confirmed(aiohttp_server):
     state.script = [{"reply": "", "tool_calls": [TAKE]}, {"reply": "Passed on."}]
     seen = len(state.requests)
     task = asyncio.create_task(_never_confirmed(llm, store))
-    while len(state.requests) == seen:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(state.requests) != seen, 10, 0.01)
     await asyncio.sleep(0.3)
     assert len(state.requests) == seen + 1  # no second completion: the tool waits
     task.cancel()
@@ -183,8 +182,7 @@ async def test_emergency_at_2am_dials_the_on_call_number_in_a_call(aiohttp_serve
     sessions: list = []
 
     async def grab():
-        while not app[CALLS]:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: app[CALLS], 20, 0.01)
         sessions.extend(app[CALLS].values())
 
     watcher = asyncio.create_task(grab())

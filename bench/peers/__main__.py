@@ -20,7 +20,6 @@ import math
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +59,6 @@ async def start_fakes(args, tmp: Path):
 
 
 async def start_pipecat(args, tmp: Path) -> calls.Stack:
-    import aiohttp
 
     fakes, fbase = await start_fakes(args, tmp)
     port = calls.free_port()
