@@ -125,7 +125,7 @@ async def run_call(
         log.info(
             "call ended",
             extra=kv(
-                **fields, ended_by=ended_by, outcome=outcome, seconds=seconds, turns=session._turn_no if session else 0,
+                **fields, ended_by=ended_by, outcome=outcome, seconds=seconds, turns=session.turn_no if session else 0,
                 limit=session.end_reason if session else None,
                 barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
                 frames_out=playout.frames_sent, **transport.summary(),

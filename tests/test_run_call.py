@@ -89,7 +89,7 @@ async def test_a_call_through_a_memory_transport(settings):
     t.queue.put_nowait(StopIn())
     session = await asyncio.wait_for(call, 10)
     assert t.closed.is_set() and not calls and e.metrics.live_calls._value.get() == 0
-    assert session.state.value == "ended" and session._turn_no == 1
+    assert session.state.value == "ended" and session.turn_no == 1
     assert ("caller", {"turn": 1, "text": "what time do you open tomorrow"}) in events
     assert [d["text"] for k, d in events if k == "bot"] == ["We open at nine.", "We close at five."]
     assert any(k == "latency" and d["turn"] == 1 for k, d in events)

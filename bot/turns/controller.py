@@ -33,7 +33,7 @@ order. The rules are today's call behaviour:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
 from bot.turns.decisions import (
@@ -69,6 +69,7 @@ class TurnOptions:
     max_call_s: float = 1800.0
     speculative_llm: bool = True
     can_transfer: bool = False  # DTMF 0 transfers
+    max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
 
     @classmethod
     def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> "TurnOptions":
@@ -77,6 +78,7 @@ class TurnOptions:
             end_silence_ms=s.end_silence_ms, early_turn_ms=s.early_turn_ms, min_speech_ms=s.min_speech_ms,
             barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
             max_call_s=s.max_call_s, speculative_llm=s.speculative_llm, can_transfer=bool(number),
+            max_turn_ms=int(s.max_turn_s * 1000),
         )
 
 
@@ -89,7 +91,7 @@ class TurnController:
         self.opts = options
         self.detector = TurnDetector(
             end_silence_ms=options.end_silence_ms, min_speech_ms=options.min_speech_ms,
-            start_ms=options.barge_in_ms, early_silence_ms=options.early_turn_ms,
+            start_ms=options.barge_in_ms, early_silence_ms=options.early_turn_ms, max_turn_ms=options.max_turn_ms,
         )
         self.phase = Phase.GREETING
         self.history: list[Phase] = [Phase.GREETING]
@@ -107,6 +109,7 @@ class TurnController:
         self._live_text: list[str] = []  # finals of the turn in progress
         self._live_taken = False  # the live STT ended a turn since the local speech start
         self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed
+        self.on_phase: Callable[[Phase], None] | None = None  # told of every phase change (the session's observer)
 
     # ------------------------------------------------------------------ state
     def _set(self, new: Phase) -> None:
@@ -116,6 +119,8 @@ class TurnController:
             raise IllegalPhase(f"{self.phase.value} -> {new.value}")
         self.phase = new
         self.history.append(new)
+        if self.on_phase is not None:
+            self.on_phase(new)
 
     @property
     def over(self) -> bool:
@@ -167,11 +172,14 @@ class TurnController:
         out += self._tick_dtmf(t)
         return out
 
-    def on_dtmf(self, digit: str, t: float) -> list[Decision]:
+    def on_dtmf(self, digit: str, t: float, *, can_transfer: bool | None = None) -> list[Decision]:
+        """``can_transfer`` overrides the option when it depends on the hour (a front desk)."""
         if self.over:
             return []
         self._silent = 0
-        if digit == "0" and self.opts.can_transfer and not self._dtmf:
+        if can_transfer is None:
+            can_transfer = self.opts.can_transfer
+        if digit == "0" and can_transfer and not self._dtmf:
             return self._end("transfer", "transfer", transfer=True)
         if digit == "#":
             return self._flush_dtmf(t)
@@ -250,6 +258,17 @@ class TurnController:
             return
         if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
             self._set(Phase.LISTENING)
+
+    def turn_crashed(self, n: int | None) -> None:
+        """Turn ``n``'s task (or, n=None, a prompt's) died of a bug: the caller has the
+        floor again. A speculative turn that crashed before its confirmation is dropped,
+        so the end of the turn starts a fresh one instead of confirming a dead task."""
+        if self.over:
+            return
+        if self._spec and n == self.turn_no:
+            self._spec, self._spec_text = False, None
+            return
+        self.bot_done(n)
 
     def closing(self) -> None:
         if not self.over:
