@@ -366,3 +366,62 @@ def test_illegal_phase_changes_raise():
     c.closing()
     with pytest.raises(IllegalPhase):
         c._set(Phase.LISTENING)
+
+
+# ---------------------------------------------------------------- crashes, hours, phase reports
+
+
+def test_a_speculative_turn_that_crashes_before_confirmation_is_dropped_and_the_end_starts_a_fresh_turn():
+    s = Script().talk(800).quiet(400)
+    assert s.kinds() == ["StartSpeculative"] and s.c.speculating
+    s.c.turn_crashed(1)  # its task died of a bug while gated
+    assert not s.c.speculating and s.c.phase is Phase.LISTENING
+    s.quiet(400)
+    assert s.kinds() == ["StartSpeculative", "StartTurn"]  # not a confirmation of the dead task
+    assert s.c.phase is Phase.THINKING and s.of(StartTurn)[0][1].audio
+
+
+def test_a_confirmed_turn_that_crashes_gives_the_floor_back_and_a_stale_crash_changes_nothing():
+    s = Script().talk(800).quiet(800)
+    assert s.c.phase is Phase.THINKING and s.c.turn_no == 1
+    s.c.turn_crashed(0)  # an older task
+    assert s.c.phase is Phase.THINKING
+    s.c.turn_crashed(1)
+    assert s.c.phase is Phase.LISTENING
+    s.quiet(8000)
+    assert s.kinds()[-1] == "Reprompt"  # listening again: the silence timer runs
+
+
+def test_a_crash_while_closing_changes_nothing():
+    s = Script().dtmf("0")
+    s2 = Script(TurnOptions(can_transfer=True)).dtmf("0")
+    assert s.c.phase is Phase.LISTENING and s2.c.phase is Phase.CLOSING
+    s2.c.turn_crashed(None)
+    assert s2.c.phase is Phase.CLOSING
+
+
+def test_dtmf_zero_follows_the_hour_when_the_session_says_so():
+    c = TurnController(TurnOptions(can_transfer=False))
+    c.bot_done()
+    assert c.on_dtmf("0", 1.0, can_transfer=True) == [EndCall(reason="transfer", prompt="transfer", transfer=True)]
+    c2 = TurnController(TurnOptions(can_transfer=True))
+    c2.bot_done()
+    assert c2.on_dtmf("0", 1.0, can_transfer=False) == []  # a digit, flushed later
+
+
+def test_every_phase_change_is_reported_once_in_order():
+    seen: list[Phase] = []
+    s = Script(greeting_ms=1000)
+    s.c.on_phase = seen.append
+    s.quiet(1200).talk(800).quiet(800)
+    s.c.bot_speaking()
+    s.c.bot_done(1)
+    s.c.closing()
+    s.c.ended()
+    assert seen == [Phase.LISTENING, Phase.THINKING, Phase.SPEAKING, Phase.LISTENING, Phase.CLOSING, Phase.ENDED]
+
+
+def test_a_turn_longer_than_max_turn_is_cut_and_ends():
+    s = Script(TurnOptions(early_turn_ms=0, max_turn_ms=2000)).talk(3000)
+    (t, turn), = s.of(StartTurn)  # the caller has not stopped, but the turn ends at the cap
+    assert t < 2.6 and len(turn.audio) <= 160 * (2000 // 20 + 20)  # the cap plus pre-roll
