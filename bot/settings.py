@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from bot.providers.registry import names as provider_names
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are the receptionist of a small business, answering the phone. Speak in short, "
     "plain sentences that sound natural when read aloud: no lists, no markdown, no emoji. "
@@ -268,10 +270,11 @@ class Settings:
             raw = get(var)
             if raw.strip():  # one provider, or a failover chain in order: "deepgram,whisper"
                 chain = [part.strip().lower() for part in raw.split(",")]
+                known = provider_names(stage)
                 for part in chain:
-                    if part not in (cloud, local):
+                    if part not in known:
                         _fail(
-                            f"{var}={raw!r}: {part!r} is not a provider; expected one of {cloud}, {local}, "
+                            f"{var}={raw!r}: {part!r} is not a provider; expected one of {', '.join(known)}, "
                             f"or a failover chain in order such as {cloud},{local}"
                         )
                 if len(set(chain)) != len(chain):
