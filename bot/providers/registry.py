@@ -4,10 +4,6 @@ A vendor is one module; adding one for a stage is that module and one line of ``
 (plus its key in ``Settings`` if it needs one). Modules are imported only when their
 provider is configured, so the cloud-only install does not need the embedded engines and
 vice versa. ``Settings.from_env`` validates ``*_PROVIDER`` against the same table.
-
-Each stage's time budget (``STT_TIMEOUT``...) has one owner: the orchestrator's guard
-around the stage (``bot.orchestrator``); a failover chain only divides that budget among
-its members (``FAILOVER_SHARE``), it does not add a deadline of its own.
 """
 
 from __future__ import annotations
