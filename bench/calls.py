@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import math
 import os
@@ -191,7 +192,7 @@ async def worker(job: dict) -> None:
                                     barge_in_after_ms=barge)
             s = summarize(r, job["greeting_frames"], job["reply_frames"], len(spec["utterances"]), barge is not None,
                           [speech_onset_ms(f) for f in spec["utterances"]])
-            for turn, f in zip(s["turns"], spec["utterances"]):
+            for turn, f in zip(s["turns"], spec["utterances"], strict=False):  # a cut-short call has fewer turns
                 turn["file"] = f
             s["barge"] = barge is not None
         except Exception as exc:  # a simulator bug must show up as a failed call, not a silent worker
@@ -500,7 +501,7 @@ def fmt_row(r: Row) -> tuple[str, str]:
     s0, s1 = r.samples[0], r.samples[-1]
     wall = s1["t"] - s0["t"]
     cpu = (s1["server"] - s0["server"]) / wall * 100 if wall > 0 else float("nan")
-    peak = max(((b["server"] - a["server"]) / (b["t"] - a["t"]) * 100 for a, b in zip(r.samples, r.samples[1:]) if b["t"] > a["t"]), default=cpu)
+    peak = max(((b["server"] - a["server"]) / (b["t"] - a["t"]) * 100 for a, b in itertools.pairwise(r.samples) if b["t"] > a["t"]), default=cpu)
     call_s = sum(c["t1"] - c["t0"] for c in r.calls if "t0" in c)
     per_call = (s1["server"] - s0["server"]) / call_s * 100 if call_s else float("nan")
     rss_peak = max(s["rss"] for s in r.samples)
@@ -639,9 +640,9 @@ async def soak(args, settings: Settings, loops: list[str]) -> None:
                 series: list[tuple[float, float, int]] = []
                 t0 = time.monotonic()
 
-                async def every5(s: dict) -> None:
-                    if not series or s["t"] - t0 >= len(series) * 5:
-                        series.append((s["t"] - t0, s["rss"], s["n_done"]))
+                async def every5(s: dict) -> None:  # only called inside this iteration's run_workers
+                    if not series or s["t"] - t0 >= len(series) * 5:  # noqa: B023 (used before the loop moves on)
+                        series.append((s["t"] - t0, s["rss"], s["n_done"]))  # noqa: B023 (used before the loop moves on)
 
                 print(f"soak ({loop}): {n} concurrent calls for {seconds:g} s (each call: greeting + {args.turns} turns, then a new call);"
                       f" bot RSS before: {rss0:.0f} MB", flush=True)

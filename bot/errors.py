@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 STAGES = ("stt", "llm", "tts")
 
 # Codes every adapter maps vendor failures onto.
@@ -69,9 +67,3 @@ def code_for_status(status: int) -> str:
     if status >= 500:
         return UPSTREAM_ERROR
     return BAD_REQUEST
-
-
-@dataclass(frozen=True)
-class StageTiming:
-    stage: str
-    ms: float

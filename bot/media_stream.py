@@ -126,8 +126,6 @@ class MediaStreamProtocol:
         self.stream_sid = ""
         self.call_sid = ""
         self.stats: dict[str, int] = {}
-        self.pending_marks: list[str] = []  # sent, not yet echoed
-        self.media_in = 0
         self._last_seq: int | None = None
 
     # --- Twilio -> us ----------------------------------------------------------------
@@ -171,9 +169,12 @@ class MediaStreamProtocol:
             return Connected(_str(msg, "protocol", required=False), _str(msg, "version", required=False))
         if event == "stop":
             self._check_stream(msg)
-            stop = msg.get("stop") if isinstance(msg.get("stop"), dict) else {}
+            raw = msg.get("stop")
+            stop: dict = raw if isinstance(raw, dict) else {}
             self.state = State.STOPPED
-            call = stop.get("callSid") if isinstance(stop.get("callSid"), str) else self.call_sid
+            call = stop.get("callSid")
+            if not isinstance(call, str):
+                call = self.call_sid
             return Stop(call[:64])
         raise _Bad("unknown_event")
 
@@ -232,7 +233,6 @@ class MediaStreamProtocol:
         seq = self._sequence(msg)
         chunk = _int(media.get("chunk"))
         ts = _int(media.get("timestamp"))
-        self.media_in += 1
         return Media(audio, ts, chunk, seq)
 
     def _sequence(self, msg: dict) -> int | None:
@@ -247,10 +247,7 @@ class MediaStreamProtocol:
     def _mark(self, msg: dict) -> Mark:
         self._check_stream(msg)
         self._sequence(msg)
-        name = _str(_obj(msg, "mark"), "name", limit=128)
-        if name in self.pending_marks:
-            self.pending_marks.remove(name)
-        return Mark(name)
+        return Mark(_str(_obj(msg, "mark"), "name", limit=128))
 
     def _dtmf(self, msg: dict) -> Dtmf:
         self._check_stream(msg)
@@ -272,8 +269,6 @@ class MediaStreamProtocol:
 
     def send_mark(self, name: str) -> str:
         self._require_started()
-        if len(self.pending_marks) < 10_000:
-            self.pending_marks.append(name)
         return json.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}, separators=(",", ":"))
 
     def send_clear(self) -> str:

@@ -12,20 +12,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, TypeVar
+from typing import TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
 from bot.providers.base import LLM, STT, TTS, Action, Conversation
 
 T = TypeVar("T")
 GUARD_S = 0.05  # adapters time out themselves; this catches one that does not
-
-
-@dataclass(frozen=True)
-class SentenceStart:
-    index: int
-    text: str
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,7 @@ class ActionRequested:
     action: Action
 
 
-SpeechEvent = SentenceStart | AudioChunk | SentenceEnd | ActionRequested
+SpeechEvent = AudioChunk | SentenceEnd | ActionRequested
 
 
 @dataclass
@@ -205,7 +200,6 @@ class Orchestrator:
                 if isinstance(item, Action):
                     yield ActionRequested(item)
                     continue
-                yield SentenceStart(index, item)
                 t_tts = time.perf_counter()
                 got = 0
                 async for chunk in _bounded(self.tts.synthesize(item, mulaw=mulaw), self.tts_timeout, "tts", self.tts.name):

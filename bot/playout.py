@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from media.frames import FRAME_BYTES, FRAME_MS, Framer
 
@@ -38,7 +38,6 @@ class Playout:
         self._n = 0  # frames sent since _t0
         self._epoch = 0  # bumped by clear(): a frame popped before it is stale
         self.frames_sent = 0
-        self.late_ms: list[float] = []  # how late each frame was against its slot (bounded)
         self.on_first_frame: Callable[[], None] | None = None  # called once per arm_first_frame()
 
     # --- producer side -------------------------------------------------------
@@ -103,10 +102,6 @@ class Playout:
                 await asyncio.sleep(wait)
                 if epoch != self._epoch:
                     continue  # cleared while we waited: this frame is stale
-            elif self._n:
-                late = (now - (due - self.lead)) * 1000
-                if len(self.late_ms) < 100_000:
-                    self.late_ms.append(late)
             self._n += 1
             self.frames_sent += 1
             cb, self.on_first_frame = self.on_first_frame, None

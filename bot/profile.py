@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -302,7 +302,7 @@ def _faqs(v: Any, errors: list[str]) -> tuple[Faq, ...]:
 
 
 def _notify(d: dict, errors: list[str]) -> Notify:
-    keys = [f.name for f in Notify.__dataclass_fields__.values()]  # type: ignore[attr-defined]
+    keys = [f.name for f in fields(Notify)]
     _unknown(d, tuple(keys), "notify", errors)
     kw: dict[str, Any] = {}
     for prefix in ("", "urgent_"):

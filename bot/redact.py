@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-_DIGITS = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
-
 
 def mask_number(value: str) -> str:
     """'+14155551234' -> '+1*******34'; 'sip:+1415...@trunk.example.com;x=y' ->
@@ -29,16 +27,6 @@ def mask_number(value: str) -> str:
         return "***"
     prefix = "+" if v.startswith("+") else ""
     return f"{prefix}{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
-
-
-def scrub(text: str) -> str:
-    """Mask every phone-number-like run of 7+ digits in free text."""
-
-    def repl(m: re.Match) -> str:
-        s = m.group(0)
-        return mask_number(s) if len(re.sub(r"\D", "", s)) >= 7 else s
-
-    return _DIGITS.sub(repl, text)
 
 
 _DIGIT_RUN = re.compile(r"\+?\d(?:[\d\s().-]*\d)?")

@@ -18,6 +18,7 @@ import json
 import secrets
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -83,11 +84,13 @@ class Playback:
 
     def tick(self, n: int = frames.FRAME_BYTES) -> list[str]:
         """Play ``n`` bytes (one 20 ms tick); return marks reached."""
-        reached, played = [], 0
+        reached: list[str] = []
+        played = 0
         while self.queue:
             head = self.queue[0]
             if isinstance(head, str):
-                reached.append(self.queue.pop(0))
+                reached.append(head)
+                self.queue.pop(0)
                 continue
             if played == n:
                 break
@@ -160,7 +163,7 @@ def _sid(prefix: str) -> str:
 
 async def simulate_call(
     url: str,
-    utterances: list[bytes | str | Path | Dtmf],
+    utterances: Sequence[bytes | str | Path | Dtmf],
     *,
     public_url: str | None = None,
     auth_token: str | None = None,
@@ -221,13 +224,26 @@ def _parse_twiml(text: str) -> tuple[str | None, dict[str, str]]:
     return stream.get("url"), {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
 
 
-async def _run_stream(ws, report: CallReport, account: str, custom: dict, utterances: list[bytes], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf) -> None:
+@dataclass
+class _StreamState:
+    """What the reader task tells the caller's script."""
+
+    last_audio: float | None = None  # arrival of the bot's latest audio (monotonic s)
+    first_audio: float | None = None  # the current reply's first audio
+    closed: bool = False  # the bot closed the stream
+    stale_window: bool = False  # a clear arrived; audio until the caller's turn ends is stale
+
+
+async def _run_stream(ws, report: CallReport, account: str, custom: dict, utterances: list[bytes | Dtmf], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf) -> None:
     sid = report.stream_sid
     playback = Playback()
     t0 = time.monotonic()
-    now = lambda: time.monotonic() - t0  # noqa: E731
+
+    def now() -> float:
+        return time.monotonic() - t0
+
     seq = 0
-    state = {"last_audio": None, "first_audio": None, "closed": False, "stale_window": False}
+    state = _StreamState()
 
     async def send(obj: dict) -> None:
         nonlocal seq
@@ -250,10 +266,10 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
                     report.bot_media_gaps_ms.append((t - last) * 1000)
                 report.bot_media_s.append(t)
                 last = t
-                if state["first_audio"] is None:
-                    state["first_audio"] = t
-                state["last_audio"] = t
-                if state["stale_window"]:
+                if state.first_audio is None:
+                    state.first_audio = t
+                state.last_audio = t
+                if state.stale_window:
                     report.stale_audio_bytes += len(audio)
             elif ev == "mark":
                 name = m["mark"]["name"]
@@ -264,10 +280,10 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
                 report.events.append((t, "clear", ""))
                 if report.turns:
                     report.turns[-1].clears_ms.append((t - report.turns[-1].speech_start_s) * 1000)
-                state["stale_window"] = True
+                state.stale_window = True
                 for name in playback.clear():
                     await echo(name)
-        state["closed"] = True
+        state.closed = True
 
     async def echo(name: str) -> None:
         report.marks_echoed.append(name)
@@ -291,7 +307,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
         """Send one 20 ms frame (``b64``: its payload already base64-encoded, if at
         hand) on the real-time clock and play 20 ms."""
         nonlocal chunk, next_t, seq
-        if state["closed"]:
+        if state.closed:
             return False
         if b64 is None:
             b64 = SILENCE_B64 if payload is SILENCE else base64.b64encode(payload).decode()
@@ -306,68 +322,68 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
         try:
             await ws.send_str(MEDIA_JSON % (seq, sid, chunk, chunk * 20, b64))
         except (ConnectionError, RuntimeError):
-            state["closed"] = True
+            state.closed = True
             return False
         for name in playback.tick():
             await echo(name)
         return True
 
-    async def wait_reply(since: float, started_by: float | None = None) -> None:
+    async def wait_reply(since: float) -> None:
         """Silence until the bot has spoken and gone quiet (bounded by max_wait_s)."""
         deadline = now() + max_wait_s
         while now() < deadline:
             if not await frame(SILENCE):
                 return
-            la = state["last_audio"]
-            if barge_in_after_ms is not None and state["first_audio"] is not None and state["first_audio"] >= since:
-                if now() - state["first_audio"] >= barge_in_after_ms / 1000:
+            la = state.last_audio
+            if barge_in_after_ms is not None and state.first_audio is not None and state.first_audio >= since:
+                if now() - state.first_audio >= barge_in_after_ms / 1000:
                     return
             if la is not None and la >= since and not playback.busy and now() - la >= quiet_s:
                 return
 
     try:
-        state["first_audio"] = None
+        state.first_audio = None
         await wait_reply(0.0)
-        if state["first_audio"] is not None:
-            report.greeting_ms = state["first_audio"] * 1000
+        if state.first_audio is not None:
+            report.greeting_ms = state.first_audio * 1000
         for i, audio in enumerate(utterances):
-            if state["closed"]:
+            if state.closed:
                 break
             turn = TurnReport(i + 1, now(), 0.0)
             report.turns.append(turn)
-            state["stale_window"] = False
+            state.stale_window = False
             if isinstance(audio, Dtmf):
-                turn.speech_end_s, state["first_audio"] = now(), None
+                turn.speech_end_s, state.first_audio = now(), None
                 for d in audio.digits:
                     await send({"event": "dtmf", "streamSid": sid, "dtmf": {"track": "inbound_track", "digit": d}})
                 await wait_reply(turn.speech_end_s)
-                if state["first_audio"] is not None:
-                    turn.first_audio_ms = (state["first_audio"] - turn.speech_end_s) * 1000
+                if state.first_audio is not None:
+                    turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
                 continue
             utterance, payloads, end = _prepared(audio)
             for k, fr in enumerate(utterance):
                 if k == end:
                     turn.speech_end_s = now()
-                    state["stale_window"] = False
-                    state["first_audio"] = None
+                    state.stale_window = False
+                    state.first_audio = None
                 if not await frame(fr, payloads[k]):
                     break
             if not turn.speech_end_s:
                 turn.speech_end_s = now()
-                state["first_audio"] = None
-            state["stale_window"] = False
+                state.first_audio = None
+            state.stale_window = False
             report.events.append((turn.speech_end_s, "speech_end", str(i + 1)))
             for d in dtmf.get(i, ""):
                 await send({"event": "dtmf", "streamSid": sid, "dtmf": {"track": "inbound_track", "digit": d}})
             await wait_reply(turn.speech_end_s)
-            if state["first_audio"] is not None:
-                turn.first_audio_ms = (state["first_audio"] - turn.speech_end_s) * 1000
+            if state.first_audio is not None:
+                turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
             if barge_in_after_ms is None:
                 for _ in range(int(gap_s / FRAME_S)):
                     if not await frame(SILENCE):
                         break
-        report.hung_up_by_bot = state["closed"]
-        if not state["closed"]:
+        report.hung_up_by_bot = state.closed
+        if not state.closed:
             await send({"event": "stop", "streamSid": sid, "stop": {"accountSid": account, "callSid": report.call_sid}})
             await ws.close()
     finally:

@@ -8,8 +8,9 @@ clear, close). It knows nothing of turns; ``bot.run_call.run_call`` owns the cal
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator, Protocol, Union
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class StopIn:
     """The far end hung up; nothing follows."""
 
 
-Inbound = Union[AudioIn, DtmfIn, MarkIn, StopIn]
+Inbound = AudioIn | DtmfIn | MarkIn | StopIn
 
 
 class Transport(Protocol):

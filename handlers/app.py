@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.edge import ConnectionGuard
+from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank
 from bot.providers import registry
 from bot.providers.registry import Providers
 from bot.providers.stt_stream import StreamingSTT
 from bot.settings import Settings, SettingsError
-from bot.metrics import Metrics
 from bot.store.notify import NotifyConfig
 from handlers import console, health, metrics, orchestrate, phone, twilio
-from handlers.background import background_ctx
-from handlers.startup import startup_ctx
-from handlers.errors import error_middleware
 from handlers.api_gate import api_gate
-from bot.edge import ConnectionGuard
-from handlers.state import EDGE
-from handlers.state import LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.background import background_ctx
+from handlers.errors import error_middleware
+from handlers.startup import startup_ctx
+from handlers.state import EDGE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 from handlers.storage import NOTIFY, store_ctx
 
 TRANSFER_TEXT = "Please hold while I connect you."
@@ -44,7 +43,7 @@ def create_app(
     *,
     providers: Providers | None = None,
     embedded_prompt_fallback: bool = True,
-    live_stt: "StreamingSTT | None | str" = "auto",
+    live_stt: StreamingSTT | None | str = "auto",
     background_startup: bool = False,
 ) -> web.Application:
     """Build the application. Tests pass scripted ``providers``; otherwise they are

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -13,17 +14,25 @@ from bot.logs import kv
 
 log = logging.getLogger("handlers")
 
-BACKGROUND = web.AppKey("background", set)
+BACKGROUND: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("background")
 
 
-def spawn(app: web.Application, coro: Coroutine, *, name: str) -> None:
-    tasks: set = app[BACKGROUND]
+def spawn(app: web.Application, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
+    tasks = app[BACKGROUND]
     task = asyncio.get_running_loop().create_task(coro, name=name)
     tasks.add(task)
-    task.add_done_callback(lambda t: (tasks.discard(t), _report(t)))
+    task.add_done_callback(_finished(tasks))
 
 
-def _report(task: asyncio.Task) -> None:
+def _finished(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        _report(task)
+
+    return done
+
+
+def _report(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("background task failed", extra=kv(task=task.get_name(), error=type(task.exception()).__name__))
 
@@ -31,7 +40,8 @@ def _report(task: asyncio.Task) -> None:
 async def background_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BACKGROUND] = set()
     yield
-    tasks = list(app[BACKGROUND])
+    running = app[BACKGROUND]
+    tasks = list(running)
     for t in tasks:
         t.cancel()
     if tasks:

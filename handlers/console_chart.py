@@ -23,14 +23,17 @@ def latency_svg(turns) -> Markup:
     plot_h, plot_w = H - BOTTOM - TOP, W - LEFT - 10
     slot = plot_w / len(turns)
     bar = max(4.0, min(48.0, slot * 0.6))
-    y = lambda ms: TOP + plot_h * (1 - ms / top)  # noqa: E731
+
+    def y(ms: float) -> float:
+        return TOP + plot_h * (1 - ms / top)
+
     parts = [f'<svg class="chart" role="img" aria-label="Latency per turn" viewBox="0 0 {W} {H}" width="{W}" height="{H}" xmlns="http://www.w3.org/2000/svg">']
     for i in range(5):
         ms = top * i / 4
         parts.append(f'<line x1="{LEFT}" x2="{W - 10}" y1="{y(ms):.1f}" y2="{y(ms):.1f}" class="grid"/>'
                      f'<text x="{LEFT - 6}" y="{y(ms) + 4:.1f}" class="axis" text-anchor="end">{ms / 1000:g}s</text>')
     parts.append(f'<line x1="{LEFT}" x2="{W - 10}" y1="{y(1000):.1f}" y2="{y(1000):.1f}" class="target"/>')
-    for i, (t, v) in enumerate(zip(turns, values)):
+    for i, (t, v) in enumerate(zip(turns, values, strict=True)):
         x = LEFT + slot * i + (slot - bar) / 2
         failed = t.outcome != "ok"
         h = max(2.0, plot_h * v / top) if v else 2.0

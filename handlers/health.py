@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
+from bot.providers.failover import FailoverChain
 from handlers.api_gate import api_status
 from handlers.startup import STARTUP
 from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
@@ -19,19 +20,19 @@ except PackageNotFoundError:  # running from a checkout without install
 def health_report(app: web.Application) -> dict:
     settings, providers, ready = app[SETTINGS], app[PROVIDERS], app[READY]
     prompts = app[PROMPTS]
-    stages = {
+    stages: dict[str, dict[str, object]] = {
         stage: {"provider": p.name, "ready": bool(ready.get(stage))}
         for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts))
     }
     problems = [f"{s} not ready" for s, v in stages.items() if not v["ready"]]
     for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts)):
-        chain = getattr(p, "health", None)
-        if chain is not None:  # a failover chain: each member's circuit
-            stages[stage]["chain"] = chain()
+        if isinstance(p, FailoverChain):  # each member's circuit
+            chain = p.health()
+            stages[stage]["chain"] = chain
             stages[stage]["last_used"] = p.last_used
             # an open (or still on trial) circuit degrades the service but does not fail it:
             # the chain's other members answer
-            problems += [f"{stage}: {m['provider']} circuit {m['state']}" for m in stages[stage]["chain"] if m["state"] != "closed"]
+            problems += [f"{stage}: {m['provider']} circuit {m['state']}" for m in chain if m["state"] != "closed"]
     if prompts.degraded:
         problems.append("fallback prompt unavailable")
     if settings.trial:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -19,8 +19,8 @@ from bot import media_stream as tp
 from bot.logs import kv
 from bot.run_call import run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
-from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.metrics import WS_UPGRADED
+from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.state import METRICS, call_engine
 from handlers.stream_admission import ADMISSION, Ticket
 

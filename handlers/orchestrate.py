@@ -15,13 +15,12 @@ import time
 from aiohttp import BodyPartReader, web
 
 from bot import redact
-
 from bot.errors import StageError
 from bot.logs import kv
 from bot.orchestrator import ActionRequested, AudioChunk, SentenceEnd, Timings
 from bot.providers.base import Conversation
-from handlers.errors import json_error
 from bot.providers.whisper import api_lane
+from handlers.errors import json_error
 from handlers.startup import STARTUP
 from handlers.state import EDGE, METRICS, ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS
 from media import wav

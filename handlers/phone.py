@@ -15,8 +15,8 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
@@ -24,8 +24,8 @@ from bot.control import StreamEndControl
 from bot.logs import kv
 from bot.run_call import CALLS, DRAINING, run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
-from handlers.session_auth import issue_session, key_ok, session_valid
 from handlers.metrics import WS_UPGRADED
+from handlers.session_auth import issue_session, key_ok, session_valid
 from handlers.state import METRICS, SETTINGS, call_engine
 from media import mulaw
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.control import StreamEndControl
+from bot.edge import ConnectionGuard
+from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank
 from bot.providers.registry import Providers
+from bot.providers.stt_stream import StreamingSTT
+from bot.run_call import CALLS, DRAINING, CallEngine
 from bot.settings import Settings
+
+# re-exported: the call registry (call_sid -> CallSession) and the drain flag ({"on": bool})
+__all__ = ["CALLS", "DRAINING"]
 
 SETTINGS = web.AppKey("settings", Settings)
 PROVIDERS = web.AppKey("providers", Providers)
@@ -17,15 +25,10 @@ READY = web.AppKey("ready", dict)  # stage -> bool, filled at start-up
 REQUEST_ID = web.RequestKey("request_id", str)
 
 # the phone path
-from bot.control import StreamEndControl  # noqa: E402
-from bot.metrics import Metrics  # noqa: E402
-from bot.providers.stt_stream import StreamingSTT  # noqa: E402
-from bot.run_call import CALLS, DRAINING, CallEngine  # noqa: E402, F401  (call_sid -> CallSession; {"on": bool})
-
 METRICS = web.AppKey("metrics", Metrics)
 CONTROL = web.AppKey("control", StreamEndControl)
-EDGE = web.AppKey("edge", object)  # bot.edge.ConnectionGuard: connection phases and deadlines (issue 9)
-LIVE_STT = web.AppKey("live_stt", StreamingSTT)  # or None: turns end by local VAD + batch STT
+EDGE = web.AppKey("edge", ConnectionGuard)  # connection phases and deadlines (issue 9)
+LIVE_STT: web.AppKey[StreamingSTT | None] = web.AppKey("live_stt")  # None: turns end by local VAD + batch STT
 
 
 def call_engine(app: web.Application) -> CallEngine:

@@ -9,23 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from sqlalchemy import exc as sa_exc
 
 from bot.logs import kv
 from bot.store import open_store
-from bot.store.calls import ended_by, outcome_of, turn_records
+from bot.store.api import Store
+from bot.store.calls import FinishedCall, ended_by, outcome_of, turn_records
 from bot.store.deliver import Deliverer
 from bot.store.notify import NotifyConfig
 from handlers.state import SETTINGS
 
 log = logging.getLogger("handlers.storage")
 
-STORE = web.AppKey("store", object)  # bot.store.SqlStore (a bot.store.api.Store)
+STORE: web.AppKey[Store] = web.AppKey("store")  # a bot.store.SqlStore
 NOTIFY = web.AppKey("notify", NotifyConfig)  # who is told; the business profile maps to it
-PENDING = web.AppKey("pending_records", set)  # call-record writes still running
+PENDING: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("pending_records")  # call-record writes still running
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -57,7 +58,7 @@ async def record_start(app: web.Application, *, call_sid: str, stream_sid: str, 
         log.error("call record not started", extra=kv(call_sid=call_sid, error=type(exc).__name__))
 
 
-async def record_end(app: web.Application, session, *, call_sid: str, failed: bool, draining: bool) -> None:
+async def record_end(app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool) -> None:
     """The call record's end. It runs as its own task (awaited through a shield): the
     handler is often being cancelled as the caller's socket goes, and the record must
     still be written; the store waits for such writes before it closes."""
@@ -67,7 +68,7 @@ async def record_end(app: web.Application, session, *, call_sid: str, failed: bo
     await asyncio.shield(task)
 
 
-async def _record_end(app: web.Application, session, *, call_sid: str, failed: bool, draining: bool) -> None:
+async def _record_end(app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool) -> None:
     outcome = outcome_of(session, failed=failed)
     try:
         await app[STORE].call_ended(

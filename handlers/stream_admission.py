@@ -28,8 +28,8 @@ import hmac
 import itertools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from aiohttp import web
 
@@ -42,7 +42,6 @@ NO_TOKEN = "no_token"
 BAD_TOKEN = "bad_token"
 EXPIRED = "expired_token"
 REUSED = "reused_token"
-WRONG_CALL = "wrong_call_sid"
 DUPLICATE = "duplicate_call_sid"
 
 
@@ -54,7 +53,7 @@ class StreamTokens:
         self._used: dict[str, float] = {}  # mac -> expiry; pruned as tokens expire
 
     @classmethod
-    def for_settings(cls, settings: Settings, **kw) -> "StreamTokens":
+    def for_settings(cls, settings: Settings, **kw) -> StreamTokens:
         if settings.twilio_validate and settings.twilio_auth_token:
             secret = hmac.new(settings.twilio_auth_token.encode(), b"phonebot media stream token v1", hashlib.sha256).digest()
         else:
@@ -112,7 +111,7 @@ class StreamAdmission:
         self._ids = itertools.count(1)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> "StreamAdmission":
+    def for_settings(cls, settings: Settings) -> StreamAdmission:
         return cls(StreamTokens.for_settings(settings), settings.max_calls)
 
     @property

@@ -5,7 +5,7 @@ websocket in handlers/media_ws.py."""
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from twilio.twiml.voice_response import Connect, VoiceResponse
@@ -17,8 +17,8 @@ from bot.providers.warm import warm_all
 from bot.redact import mask_number
 from handlers import media_ws
 from handlers.background import spawn
-from handlers.startup import STARTUP
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
+from handlers.startup import STARTUP
 from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
 from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission
 from media import wav
@@ -28,13 +28,18 @@ log = logging.getLogger("handlers.twilio")
 DIRECTIONS = ("inbound", "outbound-api", "outbound-dial")
 
 
-async def _checked_form(request: web.Request) -> dict:
+async def _checked_form(request: web.Request) -> dict[str, str]:
+    """The signed form's text fields (a file part is never Twilio's: it is dropped)."""
     params = await request.post()
     url = public_base(request) + request.path_qs
     if not signature_ok(request, url, params):
         log.warning("bad twilio signature", extra=kv(path=request.path, checked_url=url, has_signature="X-Twilio-Signature" in request.headers))
         raise forbidden()
-    return params
+    fields: dict[str, str] = {}
+    for k, v in params.items():
+        if isinstance(v, str):
+            fields.setdefault(k, v)
+    return fields
 
 
 def _twiml(resp: VoiceResponse) -> web.Response:
@@ -122,8 +127,9 @@ async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
     else:
         app[CONTROL] = StreamEndControl()
     yield
-    if isinstance(app[CONTROL], TwilioRestControl):
-        await app[CONTROL].close()
+    made = app[CONTROL]
+    if isinstance(made, TwilioRestControl):
+        await made.close()
 
 
 def setup(app: web.Application) -> None:

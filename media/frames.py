@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from media.mulaw import SILENCE
 
@@ -55,8 +55,3 @@ class Framer:
     @property
     def pending(self) -> int:
         return len(self._buf)
-
-
-def duration_ms(n_bytes: int) -> float:
-    """Duration of ``n_bytes`` of 8 kHz mu-law."""
-    return n_bytes * 1000 / RATE

@@ -21,24 +21,16 @@ class StreamResampler:
 
     def __init__(self, in_rate: int, out_rate: int, quality: str = "HQ") -> None:
         self.in_rate, self.out_rate = in_rate, out_rate
-        self._passthrough = in_rate == out_rate
-        self._stream = None if self._passthrough else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
+        # None: the rates are equal and audio passes through
+        self._stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
 
     def process(self, pcm16: bytes) -> bytes:
-        if self._passthrough:
+        if self._stream is None:
             return pcm16
         x = np.frombuffer(pcm16, dtype="<i2")
         return self._stream.resample_chunk(x, last=False).astype("<i2", copy=False).tobytes()
 
     def flush(self) -> bytes:
-        if self._passthrough:
+        if self._stream is None:
             return b""
         return self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).astype("<i2", copy=False).tobytes()
-
-
-def to_float32(pcm16: bytes) -> np.ndarray:
-    return np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
-
-
-def from_float32(x: np.ndarray) -> bytes:
-    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

@@ -14,6 +14,8 @@ SHARED_AUDIO = REPO.parent / "shared" / "audio"
 # A few caller utterances ship with the repository (examples/callers); the large
 # corpus (four voices, a noisy set) lives next to the checkout in this workspace only.
 SAMPLES = REPO / "examples" / "callers"
+# The storage backends (``backend``, ``db_url``) are fixtures for every module that asks for them.
+pytest_plugins = ["tests.storage_rig"]
 NO_CORPUS = f"needs the shared caller corpus at {SHARED_AUDIO} (absent on a plain clone; examples/callers holds the shipped samples)"
 
 

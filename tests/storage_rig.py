@@ -1,6 +1,6 @@
 """Backends for the storage tests: SQLite in a temp dir, and a fresh database on the
-PostgreSQL server named by TEST_DATABASE_URL (``.ci/run`` starts one). Import the
-``backend`` and ``db_url`` fixtures into a test module to run it on both."""
+PostgreSQL server named by TEST_DATABASE_URL (``.ci/run`` starts one). tests/conftest.py
+registers this module as a plugin: a test that asks for ``db_url`` runs on both."""
 
 from __future__ import annotations
 

@@ -29,7 +29,14 @@ from bot.simulator import load_ulaw, simulate_call
 from handlers.app import create_app, prompt_texts
 from handlers.state import CALLS, METRICS
 from handlers.stream_admission import (
-    ADMISSION, BAD_TOKEN, DUPLICATE, EXPIRED, NO_TOKEN, REUSED, StreamTokens, mint_token,
+    ADMISSION,
+    BAD_TOKEN,
+    DUPLICATE,
+    EXPIRED,
+    NO_TOKEN,
+    REUSED,
+    StreamTokens,
+    mint_token,
 )
 from media import frames, mulaw
 from tests.conftest import live_call_sids, trimmed_speech

@@ -13,7 +13,7 @@ from bot.providers.base import Action
 from bot.providers.registry import Providers
 from bot.simulator import simulate_call
 from handlers.app import create_app
-from handlers.state import CALLS, METRICS
+from handlers.state import METRICS
 from tests.conftest import caller_path, live_call_sids, stream_token, trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
@@ -162,11 +162,17 @@ async def test_garbage_messages_do_not_end_the_call(aiohttp_server, settings):
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(stream, headers={"X-Twilio-Signature": sig})
         await ws.send_str('{"event":"connected","protocol":"Call","version":"1.0.0"}')
-        await ws.send_str('{"event":"media","streamSid":"%s","media":{"payload":"AAAA"}}' % sid)  # before start
-        await ws.send_str('{"event":"start","sequenceNumber":"1","streamSid":"%s","start":{"accountSid":"AC%s","callSid":"%s","streamSid":"%s","tracks":["inbound"],"customParameters":{"token":"%s"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}' % (sid, "c" * 32, call, sid, stream_token(app, call)))
-        for junk in ["not json", "[]", '{"event":"bogus"}', '{"event":"media","streamSid":"%s","media":{"payload":"!!!"}}' % sid,
-                     '{"event":"media","streamSid":"MZ%s","media":{"payload":"AAAA"}}' % ("f" * 32), "x" * 200_000,
-                     '{"event":"dtmf","streamSid":"%s","dtmf":{"digit":"99"}}' % sid]:
+        def media(stream_sid: str, payload: str) -> str:
+            return json.dumps({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}})
+
+        start = {"event": "start", "sequenceNumber": "1", "streamSid": sid,
+                 "start": {"accountSid": "AC" + "c" * 32, "callSid": call, "streamSid": sid, "tracks": ["inbound"],
+                           "customParameters": {"token": stream_token(app, call)},
+                           "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
+        await ws.send_str(media(sid, "AAAA"))  # before start
+        await ws.send_str(json.dumps(start))
+        for junk in ["not json", "[]", '{"event":"bogus"}', media(sid, "!!!"), media("MZ" + "f" * 32, "AAAA"), "x" * 200_000,
+                     json.dumps({"event": "dtmf", "streamSid": sid, "dtmf": {"digit": "99"}})]:
             await ws.send_str(junk)
         await ws.send_bytes(b"\x00\x01")
         # the call is still up: the greeting arrives and a mark is sent
@@ -188,8 +194,8 @@ async def test_dtmf_zero_transfers(aiohttp_server, settings):
     report = await simulate_call(url(server), [OPEN], auth_token=TOKEN, dtmf={0: "0"}, max_wait_s=6)
     assert "end-transfer" in report.marks_echoed and report.hung_up_by_bot
     # no REST credentials: the <Connect action> answers with <Dial>
-    from twilio.request_validator import RequestValidator
     import aiohttp
+    from twilio.request_validator import RequestValidator
 
     params = {"CallSid": report.call_sid}
     sig = RequestValidator(TOKEN).compute_signature(url(server) + "/twilio/after", params)

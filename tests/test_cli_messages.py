@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
 
 from bot.cli_messages import main, parse_since, safe
 from bot.store import NewMessage, SqlStore, schema

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -26,17 +27,14 @@ OPEN_TOMORROW = "What time do you open tomorrow morning?"
 FRAME = 160  # 20 ms of 8 kHz mu-law
 
 
-@dataclass(frozen=True)
-class LiveSettings(Settings):
-    """Settings plus the optional live fields the adapter reads with getattr."""
+# The socket's finer knobs are LiveOptions, not settings: short ones for the tests.
+SOCKET_KNOBS = {"deepgram_keepalive_s": "keepalive_s", "deepgram_replay_s": "replay_s", "deepgram_reconnect_attempts": "reconnect_attempts",
+                "deepgram_close_timeout_s": "close_timeout"}
 
-    deepgram_endpointing_ms: int = 300
-    deepgram_utterance_end_ms: int = 1000
-    deepgram_keepalive_s: float = 3.0
-    deepgram_replay_s: float = 10.0
-    deepgram_reconnect_attempts: int = 3
-    deepgram_reconnect_backoff_s: float = 0.02
-    deepgram_close_timeout_s: float = 0.5
+
+def live_adapter(s: Settings, **knobs: Any) -> DeepgramLive:
+    opts = replace(LiveOptions.from_settings(s), close_timeout=0.5)
+    return DeepgramLive(s, replace(opts, **{SOCKET_KNOBS[k]: v for k, v in knobs.items()}))
 
 
 def _utterance() -> bytes:
@@ -87,16 +85,18 @@ async def rig(aiohttp_server) -> Any:
     made: list[Rig] = []
 
     async def make(key: str = KEY, **behaviour: Any) -> Rig:
+        knobs = {k: behaviour.pop(k) for k in list(behaviour) if k in SOCKET_KNOBS}
         settings_kw = {k: behaviour.pop(k) for k in list(behaviour) if k.startswith(("deepgram_", "stt_"))}
         state = LiveBehaviour(**behaviour)
         server = await aiohttp_server(deepgram_live_app(state))
-        s = LiveSettings(
+        s = Settings(
             deepgram_api_key=key,
             deepgram_base_url=str(server.make_url("")),
             stt_timeout=settings_kw.pop("stt_timeout", TIMEOUT),
+            deepgram_reconnect_backoff_s=settings_kw.pop("deepgram_reconnect_backoff_s", 0.02),
             **settings_kw,
         )
-        live = DeepgramLive(s)
+        live = live_adapter(s, **knobs)
         await live.start()
         r = Rig(state, live, s)
         made.append(r)
@@ -326,8 +326,8 @@ async def test_hanging_handshake_times_out_within_budget(rig):
 
 
 async def test_no_server_at_all_is_upstream_error(unused_tcp_port):
-    s = LiveSettings(deepgram_api_key=KEY, deepgram_base_url=f"http://127.0.0.1:{unused_tcp_port}", stt_timeout=TIMEOUT)
-    live = DeepgramLive(s)
+    s = Settings(deepgram_api_key=KEY, deepgram_base_url=f"http://127.0.0.1:{unused_tcp_port}", stt_timeout=TIMEOUT)
+    live = live_adapter(s)
     t = await live.open()
     assert (t.error.code, t.error.retryable) == ("upstream_error", True)
     await live.close()

@@ -14,7 +14,6 @@ from tests.fakes.scripted import ScriptedTTS
 from tests.test_calls import TOKEN, phone_settings, serve, url
 
 
-
 def clip(name: str) -> bytes:
     """A caller file's speech, trimmed, with 300 ms of silence either side (the words the
     STT returns are scripted; only the audio's length matters here)."""

@@ -12,7 +12,9 @@ import tracemalloc
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from bot import media_stream as tp
 from media import wav
@@ -257,7 +259,6 @@ async def test_flood_of_garbage_mid_call_does_not_end_it_and_memory_stays_bounde
     bot still answers, the handler's memory does not grow with the flood."""
     from bot.providers.registry import Providers
     from handlers.app import create_app
-    from handlers.state import CALLS
     from media import frames, mulaw
     from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,8 +25,8 @@ from tests.test_calls import TOKEN, phone_settings, serve, url
 from tests.test_receptionist import EXAMPLES
 
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
-TUESDAY_3PM = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)  # New York
-WEDNESDAY_2AM = datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc)
+TUESDAY_3PM = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # New York
+WEDNESDAY_2AM = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 TAKE = ("take_message", json.dumps({"name": "Ann Lee", "callback_number": "555-123-4567", "about": "the boiler is noisy", "urgent": False}))
 
 

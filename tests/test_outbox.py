@@ -21,7 +21,6 @@ from bot.store import NewMessage, NotifyConfig, SqlStore
 from bot.store.deliver import Deliverer, backoff
 from bot.store.notify import parse_targets
 from tests.fakes.notify_receivers import Inbox, SmtpHandler, twilio_sms_app, webhook_app
-from tests.storage_rig import backend, db_url  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec-test-0123456789"
@@ -210,8 +209,8 @@ async def test_the_server_records_calls_and_tells_the_owner_of_a_missed_call(aio
 
         try:
             calls = {c.call_sid: c for c in await wait_for(both_ended, 20, "both call records")}
-        except AssertionError:
-            raise AssertionError(await store.calls())
+        except AssertionError as exc:
+            raise AssertionError(await store.calls()) from exc
         await wait_for(lambda: _true(len(inbox.hooks) >= 1), 20, "the missed-call webhook")
     finally:
         await runner.cleanup()

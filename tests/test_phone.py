@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import shutil
-import struct
 import wave
 from pathlib import Path
 
@@ -17,9 +16,8 @@ import pytest
 
 from bot.providers.registry import Providers
 from handlers.app import create_app, prompt_texts
-from handlers.session_auth import COOKIE
 from handlers.state import CALLS, METRICS
-from media import mulaw, wav
+from media import wav
 from tests.conftest import caller_wav
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 

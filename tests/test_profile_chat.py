@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -76,11 +76,11 @@ def test_examples_load_and_answer_transfer_purposes():
     office = load_profile(EXAMPLES / "property-office.toml")
     dental = load_profile(EXAMPLES / "dental-practice.toml")
     assert office.name.startswith("Maple") and dental.timezone == "Europe/London"
-    at_2am = datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc)
+    at_2am = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
     assert office.transfer_number("emergency", at_2am) == office.transfer.on_call
     assert office.transfer_number("front_desk", at_2am) == ""
-    assert office.transfer_number("front_desk", datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)) == office.transfer.front_desk
-    christmas = datetime(2026, 12, 25, 15, 0, tzinfo=timezone.utc)
+    assert office.transfer_number("front_desk", datetime(2026, 11, 24, 15, 0, tzinfo=UTC)) == office.transfer.front_desk
+    christmas = datetime(2026, 12, 25, 15, 0, tzinfo=UTC)
     assert not office.is_open(christmas) and office.notify.urgent_sms_to == ("+15550100199",)
 
 

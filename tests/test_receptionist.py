@@ -5,7 +5,7 @@ for words it heard."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO_ROOT / "examples" / "business"
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
 DENTAL = load_profile(EXAMPLES / "dental-practice.toml")
-TUESDAY = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)  # 3 PM in New York (open), 8 PM in London (closed)
-SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+TUESDAY = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # 3 PM in New York (open), 8 PM in London (closed)
+SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 NOT_HEARD = "didn't catch"
 
 
@@ -145,7 +145,7 @@ async def test_hours_read_naturally_from_the_clock(settings):
     assert "Monday to Friday, 9 AM to 5 PM; Saturday, 10 AM to 2 PM." in week and "closed on Sundays" in week
     dental = (await say(desk(settings, DENTAL), conv, "what are your hours"))[0]
     assert "Monday and Tuesday, 8 AM to 6 PM" in dental and "closed on Wednesdays and weekends" in dental
-    late = desk(settings, when=datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc))  # 9 PM Tuesday in New York
+    late = desk(settings, when=datetime(2026, 11, 25, 2, 0, tzinfo=UTC))  # 9 PM Tuesday in New York
     assert "We're closed right now. We open again tomorrow at 9 AM." in (await say(late, conv, "are you open"))[0]
 
 
@@ -229,7 +229,7 @@ async def test_person_goes_to_the_front_desk_only_in_opening_hours(settings):
     conv = conversation(MemoryStore())
     _, actions = await say(desk(settings), conv, "Can I talk to a human?")
     assert [(a.kind, a.purpose, a.number) for a in actions] == [("transfer", "front_desk", PROPERTY.transfer.front_desk)]
-    night = desk(settings, when=datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc))  # 2 AM
+    night = desk(settings, when=datetime(2026, 11, 25, 7, 0, tzinfo=UTC))  # 2 AM
     reply, actions = await say(night, conversation(MemoryStore()), "Can I talk to a human?")
     assert actions == [] and "closed" in reply and "message" in reply
     reply, actions = await say(night, conversation(MemoryStore()), "there's a gas smell in the hallway")

@@ -4,7 +4,7 @@ whole engine (session, paced writer, scripted providers) behind ~30 lines of ada
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from bot.control import StreamEndControl
 from bot.metrics import Metrics
@@ -14,8 +14,8 @@ from bot.run_call import CallEngine, run_call
 from bot.transport import AudioIn, Inbound, MarkIn, StopIn
 from media import frames, mulaw, wav
 from tests.conftest import caller_wav
-from tests.fakes.store import MemoryStore
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS, tone_pcm
+from tests.fakes.store import MemoryStore
 
 
 class MemoryTransport:

@@ -10,10 +10,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from bot.store import NewMessage, NotifyConfig, SqlStore, TurnRecord
-from bot.store import schema
+from bot.store import NewMessage, NotifyConfig, SqlStore, TurnRecord, schema
 from bot.store.notify import Target, TargetError, parse_targets
-from tests.storage_rig import backend, db_url  # noqa: F401  (fixtures)
 
 HOOK = Target("webhook", "https://hooks.example/x")
 MAIL = Target("email", "owner@example.com")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from bot.errors import StageError
-from bot.providers.stt_stream import Failed, Final, SpeechStarted, STTStream, StreamingSTT
+from bot.providers.stt_stream import Failed, Final, SpeechStarted, StreamingSTT, STTStream
 from bot.providers.vad_stream import VadStreamSTT
 from media import mulaw, wav
 from tests.conftest import caller_wav

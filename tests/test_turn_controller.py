@@ -7,14 +7,12 @@ import time
 
 import pytest
 
-from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, SpeechStarted, UtteranceEnd
 from bot.errors import StageError
+from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, SpeechStarted, UtteranceEnd
 from bot.turns import (
     BargeIn,
-    CancelSpeculative,
     ConfirmSpeculative,
     EndCall,
-    FinalizeSTT,
     IllegalPhase,
     Phase,
     Reprompt,
@@ -60,24 +58,24 @@ class Script:
                 self._due.remove((when, n))
                 self.c.bot_done(n)
 
-    def frames(self, ms: int, speech: bool) -> "Script":
+    def frames(self, ms: int, speech: bool) -> Script:
         for _ in range(ms // 20):
             self.t += 0.02
             self._bot()
             self._take(self.c.on_frame(FRAME, speech, self.t))
         return self
 
-    def talk(self, ms: int) -> "Script":
+    def talk(self, ms: int) -> Script:
         return self.frames(ms, True)
 
-    def quiet(self, ms: int) -> "Script":
+    def quiet(self, ms: int) -> Script:
         return self.frames(ms, False)
 
-    def stt(self, ev) -> "Script":
+    def stt(self, ev) -> Script:
         self._take(self.c.on_stt(ev, self.t))
         return self
 
-    def dtmf(self, digit: str) -> "Script":
+    def dtmf(self, digit: str) -> Script:
         self._take(self.c.on_dtmf(digit, self.t))
         return self
 

@@ -23,7 +23,7 @@ from handlers.app import create_app
 from handlers.storage import STORE
 from tests.conftest import caller_path
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from tests.storage_rig import PG_URL, backend, db_url  # noqa: F401  (fixtures)
+from tests.storage_rig import PG_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "two-instances-key-0123456789"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from bot.store.api import NewMessage
 
@@ -119,3 +120,10 @@ class TTS(Protocol):
         """Stream speech for ``text``: raw 8 kHz mu-law bytes when ``mulaw`` (the phone
         path), else raw mono PCM16 at ``pcm_rate``. Chunks may be any size.
         Raises StageError('tts', ...); no audio at all is 'empty_result'."""
+
+
+@runtime_checkable
+class Warmable(Protocol):
+    """An adapter with a connection pool that can be warmed before a caller waits on it."""
+
+    async def warm(self) -> None: ...

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from deepgram import AsyncDeepgramClient
@@ -34,6 +35,9 @@ from bot.providers.deepgram import environment_for
 from bot.providers.live_socket import CLOSE, FINALIZE, Closed, LiveSocketStream, LiveStats, SocketOptions
 from bot.providers.stt_stream import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
 
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
 log = logging.getLogger("bot.providers.deepgram_live")
 
 BYTES_PER_S = 8000  # 8 kHz mu-law, one byte per sample
@@ -41,7 +45,8 @@ BYTES_PER_S = 8000  # 8 kHz mu-law, one byte per sample
 
 @dataclass(frozen=True)
 class LiveOptions:
-    """Resolved once from settings (optional attributes fall back to defaults)."""
+    """Resolved once from settings; the socket's finer knobs (keep-alive, replay, attempts,
+    close wait) are not settings: their defaults hold, and tests pass their own options."""
 
     model: str = "nova-3"
     endpointing_ms: int = 300
@@ -54,18 +59,13 @@ class LiveOptions:
     close_timeout: float = 1.0  # CloseStream -> server close, then we stop waiting
 
     @classmethod
-    def from_settings(cls, s: Any) -> "LiveOptions":
-        g = lambda name, default: getattr(s, name, default)  # noqa: E731
+    def from_settings(cls, s: Settings) -> LiveOptions:
         return cls(
-            model=g("deepgram_model", cls.model) or cls.model,
-            endpointing_ms=int(g("deepgram_endpointing_ms", cls.endpointing_ms)),
-            utterance_end_ms=max(1000, int(g("deepgram_utterance_end_ms", cls.utterance_end_ms))),
-            keepalive_s=float(g("deepgram_keepalive_s", cls.keepalive_s)),
-            replay_s=float(g("deepgram_replay_s", cls.replay_s)),
-            reconnect_attempts=int(g("deepgram_reconnect_attempts", cls.reconnect_attempts)),
-            backoff_s=float(g("deepgram_reconnect_backoff_s", cls.backoff_s)),
-            timeout=float(g("stt_timeout", cls.timeout)),
-            close_timeout=float(g("deepgram_close_timeout_s", cls.close_timeout)),
+            model=s.deepgram_model or cls.model,
+            endpointing_ms=s.deepgram_endpointing_ms,
+            utterance_end_ms=max(1000, s.deepgram_utterance_end_ms),
+            backoff_s=s.deepgram_reconnect_backoff_s,
+            timeout=s.stt_timeout,
         )
 
     def socket(self) -> SocketOptions:
@@ -97,9 +97,9 @@ class DeepgramLive:
 
     name = "deepgram"
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings, options: LiveOptions | None = None) -> None:
         self._settings = settings
-        self.options = LiveOptions.from_settings(settings)
+        self.options = options or LiveOptions.from_settings(settings)
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncDeepgramClient | None = None
         self._open: set[LiveTranscriber] = set()
@@ -110,7 +110,7 @@ class DeepgramLive:
             return
         s = self._settings
         kwargs: dict[str, Any] = {}
-        base_url = getattr(s, "deepgram_base_url", "")
+        base_url = s.deepgram_base_url
         if base_url:
             kwargs["environment"] = environment_for(base_url)
         # The live socket does not use HTTP, but the SDK client wants a pool: own it.
@@ -127,7 +127,7 @@ class DeepgramLive:
         if http is not None:
             await http.aclose()
 
-    async def open(self, *, call_sid: str = "") -> "LiveTranscriber":
+    async def open(self, *, call_sid: str = "") -> LiveTranscriber:
         """Open a socket for one call; returns once the handshake succeeded or failed
         (at most ``stt_timeout``). A failed handshake does not raise: the transcriber's
         ``error`` is set and ``events()`` yields ``Failed`` at once."""
@@ -154,7 +154,7 @@ class LiveTranscriber(LiveSocketStream):
         options: LiveOptions,
         *,
         call_sid: str = "",
-        on_closed: Callable[["LiveTranscriber"], None] | None = None,
+        on_closed: Callable[[LiveTranscriber], None] | None = None,
     ) -> None:
         super().__init__(options.socket(), call_sid=call_sid, on_closed=on_closed)
         self._client = client
@@ -213,6 +213,8 @@ class LiveTranscriber(LiveSocketStream):
             return None
         except (OSError, WebSocketException) as e:
             raise Closed(self._error(UPSTREAM_ERROR, f"receive failed ({type(e).__name__})")) from None
+        # The SDK builds these models unvalidated (construct_type): a field the server left
+        # out is absent, so optional fields are read with getattr and a default.
         if isinstance(msg, ListenV1Results):
             return self._on_results(msg)
         if isinstance(msg, ListenV1UtteranceEnd):

@@ -21,16 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UNAVAILABLE, UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.providers.base import LLM, STT, TTS, Action, Conversation
+from bot.providers.base import LLM, STT, TTS, Action, Conversation, Warmable
 from media.resample import StreamResampler
 
 log = logging.getLogger("bot.providers")
 
 T = TypeVar("T")
+M = TypeVar("M", STT, LLM, TTS)  # the chain's member kind
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
@@ -90,12 +92,15 @@ class Breaker:
         return out
 
 
-class _Chain:
-    def __init__(self, stage: str, members: Sequence, budget_s: float, *, share: float, threshold: int, cooldown_s: float,
+class FailoverChain(Generic[M]):
+    """What the three chains share: members in order, a breaker each, one time budget."""
+
+    def __init__(self, stage: str, members: Sequence[M], budget_s: float, *, share: float, threshold: int, cooldown_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not members:
             raise ValueError("a failover chain needs at least one member")
-        self.stage, self.members, self.budget_s, self.share = stage, list(members), budget_s, share
+        self.members: list[M] = list(members)
+        self.stage, self.budget_s, self.share = stage, budget_s, share
         self.breakers = [Breaker(threshold, cooldown_s, clock) for _ in self.members]
         self.name = ">".join(m.name for m in self.members)
         self.last_used: str | None = None
@@ -119,10 +124,10 @@ class _Chain:
                 log.warning("provider close failed", extra=kv(provider=m.name))
 
     async def warm(self) -> None:
-        await asyncio.gather(*(m.warm() for m in self.members if hasattr(m, "warm")), return_exceptions=True)
+        await asyncio.gather(*(m.warm() for m in self.members if isinstance(m, Warmable)), return_exceptions=True)
 
     def health(self) -> list[dict]:
-        return [{"provider": m.name, **b.snapshot()} for m, b in zip(self.members, self.breakers)]
+        return [{"provider": m.name, **b.snapshot()} for m, b in zip(self.members, self.breakers, strict=True)]
 
     def _order(self) -> list[int]:
         allowed = [i for i, b in enumerate(self.breakers) if b.would_allow()]
@@ -192,7 +197,7 @@ class _Chain:
         except Exception as exc:  # noqa: BLE001
             raise self._bug(i, exc) from None
 
-    async def _stream(self, open_it: Callable[[object], AsyncIterator[T]], adapt: Callable[[object, AsyncIterator[T]], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def _stream(self, open_it: Callable[[M], AsyncIterator[T]], adapt: Callable[[M, AsyncIterator[T]], AsyncIterator[T]]) -> AsyncIterator[T]:
         deadline = time.monotonic() + self.budget_s
         order = self._order()
         last: StageError | None = None
@@ -234,7 +239,7 @@ class _Chain:
                 await _aclose(it)
         raise self._none_left(last)
 
-    async def _call(self, call: Callable[[object], Awaitable[T]]) -> T:
+    async def _call(self, call: Callable[[M], Awaitable[T]]) -> T:
         deadline = time.monotonic() + self.budget_s
         order = self._order()
         last: StageError | None = None
@@ -282,11 +287,11 @@ async def _aclose(it: object) -> None:
             pass
 
 
-def _same(member: object, it: AsyncIterator[T]) -> AsyncIterator[T]:
+def _same(member: LLM, it: AsyncIterator[T]) -> AsyncIterator[T]:
     return it
 
 
-class FailoverSTT(_Chain):
+class FailoverSTT(FailoverChain[STT]):
     def __init__(self, members: Sequence[STT], budget_s: float, **kw) -> None:
         super().__init__("stt", members, budget_s, **kw)
 
@@ -294,7 +299,7 @@ class FailoverSTT(_Chain):
         return await self._call(lambda m: m.transcribe(pcm16, rate))
 
 
-class FailoverLLM(_Chain):
+class FailoverLLM(FailoverChain[LLM]):
     def __init__(self, members: Sequence[LLM], budget_s: float, **kw) -> None:
         super().__init__("llm", members, budget_s, **kw)
 
@@ -302,7 +307,7 @@ class FailoverLLM(_Chain):
         return self._stream(lambda m: m.reply(conversation), _same)
 
 
-class FailoverTTS(_Chain):
+class FailoverTTS(FailoverChain[TTS]):
     """Mu-law output is the same for every member; PCM is resampled to the first
     member's ``pcm_rate`` when another member answers."""
 

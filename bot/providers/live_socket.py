@@ -21,8 +21,9 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv

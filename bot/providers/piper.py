@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from bot.errors import BAD_REQUEST, BAD_RESPONSE, EMPTY_RESULT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
@@ -26,8 +27,6 @@ log = logging.getLogger("bot.providers.piper")
 # piper.voice logs each sentence's text and phonemes at debug: what the bot says to a
 # caller (names, numbers) must not reach the log, whatever LOG_LEVEL is
 QUIET_LOGGERS = ("piper",)
-
-_DONE = object()
 
 
 class PiperTTS:
@@ -87,8 +86,8 @@ class PiperTTS:
         check = Plausible(text, 8 if mulaw else self.pcm_rate * 2 / 1000)
         try:
             while True:
-                pcm = await loop.run_in_executor(self._pool, next, it, _DONE)
-                if pcm is _DONE:
+                pcm: bytes | None = await loop.run_in_executor(self._pool, next, it, None)  # None: the voice is done
+                if pcm is None:
                     break
                 if not pcm:
                     continue

@@ -14,8 +14,8 @@ turn is dropped); the form heard so far in ``conversation.state["pending_message
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import AsyncIterator, Callable
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
@@ -230,9 +230,9 @@ class Receptionist:
                 nxt = self.profile.next_opening(datetime(sat.year, sat.month, sat.day, 23, 59, tzinfo=self.profile.tz) + timedelta(days=1))
                 return "We're closed at the weekend." + (f" {hours_for(self.profile, DAYS[nxt.weekday()], now)}" if nxt else "")
             return day_text(self.profile, sat, None, today) + " " + day_text(self.profile, sat + timedelta(days=1), None, today)
-        for day in DAYS:
-            if w.has(day):
-                return hours_for(self.profile, day, now)
+        for name in DAYS:
+            if w.has(name):
+                return hours_for(self.profile, name, now)
         if w.has(*NOW) and not w.has("hours", "what time", "when do you", "when are you"):
             return now_text(self.profile, now)
         return week_text(self.profile)

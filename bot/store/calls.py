@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Protocol
+
 from bot.store.api import TurnRecord
 
 
-def turn_records(session) -> list[TurnRecord]:
+class FinishedCall(Protocol):
+    """What a call record reads from a finished call session (bot.call.CallSession)."""
+
+    turn_log: list[dict]  # per confirmed turn: n, wall time, outcome fields
+    first_audio_ms: dict[int, float]  # turn -> end of speech to first reply audio
+    ended_by: str
+    ended: asyncio.Event
+
+    def call_outcome(self, error: bool = False) -> str: ...
+
+
+def turn_records(session: FinishedCall) -> list[TurnRecord]:
     """The confirmed turns the session logged (speculative ones never log), with the
     latency from the end of the caller's speech to the first reply audio."""
     out = []
-    for t in getattr(session, "turn_log", []):
+    for t in session.turn_log:
         outcome = str(t.get("outcome", "ok"))
         stage, _, code = outcome.partition(":") if ":" in outcome else (None, "", None)
         out.append(TurnRecord(
@@ -19,12 +33,12 @@ def turn_records(session) -> list[TurnRecord]:
     return out
 
 
-def outcome_of(session, *, failed: bool) -> str:
+def outcome_of(session: FinishedCall | None, *, failed: bool) -> str:
     """The session's own verdict (see CallSession.call_outcome); failed without one."""
     return "failed" if session is None else session.call_outcome(error=failed)
 
 
-def ended_by(session, *, failed: bool, draining: bool) -> str:
+def ended_by(session: FinishedCall | None, *, failed: bool, draining: bool) -> str:
     """error, the bot's own reason (goodbye, transfer, drain, max_length, silence,
     failures), or the caller (hung up)."""
     if failed:

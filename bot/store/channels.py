@@ -13,14 +13,19 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import aiohttp
 
 from bot.store.sql import OutboxItem
+
+if TYPE_CHECKING:
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.rest import Client
 
 
 class DeliveryError(Exception):
@@ -59,7 +64,7 @@ class Channels:
     def __init__(self, settings, *, timeout: float) -> None:
         self.s, self.timeout = settings, timeout
         self._http: aiohttp.ClientSession | None = None
-        self._twilio = None
+        self._twilio: tuple[Client, AsyncTwilioHttpClient] | None = None  # made on the first SMS
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
@@ -67,11 +72,14 @@ class Channels:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
-        if self._twilio is not None and getattr(self._twilio[1], "session", None) is not None:
+        if self._twilio is not None and self._twilio[1].session is not None:
             await self._twilio[1].session.close()
 
     async def send(self, item: OutboxItem) -> None:
-        await getattr(self, f"_{item.channel}")(item)
+        senders = {"webhook": self._webhook, "email": self._email, "sms": self._sms}
+        if item.channel not in senders:
+            raise DeliveryError(f"unknown channel {item.channel!r}")
+        await senders[item.channel](item)
 
     async def _webhook(self, item: OutboxItem) -> None:
         body = json.dumps({**item.payload, "idempotency_key": item.idem_key}, separators=(",", ":")).encode()
@@ -96,7 +104,7 @@ class Channels:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.s.smtp_from, item.target, subject
         msg["Message-ID"] = f"<{item.idem_key}@phonebot.invalid>"
-        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg["Date"] = format_datetime(datetime.now(UTC))
         msg.set_content(text)
         try:
             await aiosmtplib.send(
@@ -108,7 +116,7 @@ class Channels:
             raise DeliveryError(f"smtp: {type(exc).__name__}") from None
 
     async def _sms(self, item: OutboxItem) -> None:
-        from twilio.base.exceptions import TwilioException
+        from twilio.base.exceptions import TwilioException, TwilioRestException
 
         if self._twilio is None:
             from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -123,4 +131,5 @@ class Channels:
         try:
             await self._twilio[0].messages.create_async(to=item.target, from_=self.s.twilio_sms_from, body=text[:1200])
         except (TwilioException, OSError, TimeoutError) as exc:
-            raise DeliveryError(f"sms: {type(exc).__name__} {getattr(exc, 'status', '')}".strip()) from None
+            status = exc.status if isinstance(exc, TwilioRestException) else ""
+            raise DeliveryError(f"sms: {type(exc).__name__} {status}".strip()) from None

@@ -43,7 +43,7 @@ class Deliverer:
                     log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
                     batch = []
                     await asyncio.sleep(self.poll_s)
-                for item, res in zip(batch, await asyncio.gather(*(self._one(item) for item in batch), return_exceptions=True)):
+                for item, res in zip(batch, await asyncio.gather(*(self._one(item) for item in batch), return_exceptions=True), strict=True):
                     if isinstance(res, Exception):  # could not record the result: the lease makes it due again
                         log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(res).__name__))
                 if not batch:

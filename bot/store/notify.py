@@ -25,7 +25,7 @@ class Target:
     address: str  # URL, e-mail address, E.164 number
 
     @classmethod
-    def parse(cls, raw: str) -> "Target":
+    def parse(cls, raw: str) -> Target:
         v = raw.strip()
         low = v.lower()
         if low.startswith(("http://", "https://")):
@@ -64,7 +64,7 @@ class NotifyConfig:
         return self.targets + extra
 
     @classmethod
-    def from_settings(cls, settings, profile_notify=None) -> "NotifyConfig":
+    def from_settings(cls, settings, profile_notify=None) -> NotifyConfig:
         """NOTIFY_TO / NOTIFY_URGENT_TO, plus the business file's ``[notify]`` section
         (a ``bot.profile.Notify``: webhook URL, e-mail addresses, SMS numbers)."""
         targets, urgent = parse_targets(settings.notify_to), parse_targets(settings.notify_urgent_to)

@@ -61,7 +61,7 @@ schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Intege
 
 async def _v1(conn: AsyncConnection) -> None:
     for table in (messages, calls, outbox):
-        await conn.run_sync(lambda c, t=table: t.create(c))
+        await conn.run_sync(table.create)
     await conn.execute(sa.text("CREATE INDEX ix_messages_created ON messages (created_at)"))
     await conn.execute(sa.text("CREATE INDEX ix_calls_started ON calls (started_at)"))
     await conn.execute(sa.text("CREATE INDEX ix_outbox_due ON outbox (delivered_at, due_at)"))

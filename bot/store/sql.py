@@ -65,7 +65,7 @@ class SqlStore:
         self.outbox_changed = asyncio.Event()  # wakes this process's deliverer
 
     @classmethod
-    async def open(cls, *, database_url: str = "", data_dir: Path = Path("var"), notify: NotifyConfig | None = None) -> "SqlStore":
+    async def open(cls, *, database_url: str = "", data_dir: Path = Path("var"), notify: NotifyConfig | None = None) -> SqlStore:
         url = engine_url(database_url, Path(data_dir))
         if url.startswith("sqlite"):
             _private_sqlite(Path(data_dir))

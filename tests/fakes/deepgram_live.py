@@ -337,7 +337,7 @@ def live_routes(state: LiveBehaviour) -> list[web.RouteDef]:
                 timeout = state.idle_close_s
                 try:
                     msg = await ws.receive(timeout=timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     seen.closed = "idle"
                     await ws.close(code=1011, message=b"NET-0001")
                     break
