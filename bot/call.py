@@ -16,8 +16,8 @@ import asyncio
 import copy
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Callable, Coroutine
 
 from bot import redact
 from bot.call_actions import CallActions
@@ -291,8 +291,8 @@ class CallSession(CallActions):
         gate = asyncio.Event()
         snapshot = (len(self.conversation.messages), copy.deepcopy(self.conversation.state))
         n = self.c.turn_no
-        self._run(self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot), name=f"turn-{n}", turn=n)
-        self._spec = (gate, self._turn_task)
+        task = self._run(self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot), name=f"turn-{n}", turn=n)
+        self._spec = (gate, task)
 
     def _confirm(self) -> None:
         spec, self._spec = self._spec, None
@@ -328,11 +328,12 @@ class CallSession(CallActions):
         self._run(self._finish(d.prompt, transfer=d.transfer, clear=d.clear, number=number, by=d.reason, decided=True), name=f"end-{d.reason}")
 
     # --- tasks ------------------------------------------------------------------------
-    def _run(self, coro: Coroutine, *, name: str, turn: int | None = None) -> None:
+    def _run(self, coro: Coroutine, *, name: str, turn: int | None = None) -> asyncio.Task:
         """Run ``coro`` as the call's one owned turn task, replacing any before it."""
         if self._turn_task is not None and not self._turn_task.done():
             self._turn_task.cancel()
-        self._turn_task = self._spawn(self._guarded(coro, name, turn))
+        task = self._turn_task = self._spawn(self._guarded(coro, name, turn))
+        return task
 
     async def _guarded(self, coro: Coroutine, name: str, turn: int | None) -> None:
         try:
@@ -399,6 +400,7 @@ class CallSession(CallActions):
         turn_bytes = 0
         try:
             if text is None:
+                audio = audio or b""
                 pcm = await asyncio.to_thread(mulaw.decode, audio) if len(audio) > 16000 else mulaw.decode(audio)
                 text = await self.orch.transcribe(pcm, 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)

@@ -32,8 +32,9 @@ order. The rules are today's call behaviour:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
 from bot.turns.decisions import (
@@ -72,7 +73,7 @@ class TurnOptions:
     max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
 
     @classmethod
-    def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> "TurnOptions":
+    def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
         number = s.transfer_number if transfer_number is None else transfer_number
         return cls(
             end_silence_ms=s.end_silence_ms, early_turn_ms=s.early_turn_ms, min_speech_ms=s.min_speech_ms,
