@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
+from bot.turn_completeness import judge, silence_ms
 from bot.turns.decisions import (
     ALLOWED,
     BargeIn,
@@ -71,6 +72,7 @@ class TurnOptions:
     speculative_llm: bool = True
     can_transfer: bool = False  # DTMF 0 transfers
     max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
+    completeness: bool = False  # live STT: hold a turn whose words look unfinished (bot.turn_completeness)
 
     @classmethod
     def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
@@ -79,8 +81,16 @@ class TurnOptions:
             end_silence_ms=s.end_silence_ms, early_turn_ms=s.early_turn_ms, min_speech_ms=s.min_speech_ms,
             barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
             max_call_s=s.max_call_s, speculative_llm=s.speculative_llm, can_transfer=bool(number),
-            max_turn_ms=int(s.max_turn_s * 1000),
+            max_turn_ms=int(s.max_turn_s * 1000), completeness=s.turn_completeness,
         )
+
+
+@dataclass(frozen=True)
+class _Held:
+    text: str
+    speech_end: float
+    stt_ms: float
+    need_ms: int
 
 
 def same_words(a: str, b: str) -> bool:
@@ -110,6 +120,7 @@ class TurnController:
         self._live_text: list[str] = []  # finals of the turn in progress
         self._live_taken = False  # the live STT ended a turn since the local speech start
         self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed
+        self._held: _Held | None = None  # a live turn whose words look unfinished, waiting for more silence
         self.on_phase: Callable[[Phase], None] | None = None  # told of every phase change (the session's observer)
 
     # ------------------------------------------------------------------ state
@@ -148,6 +159,10 @@ class TurnController:
         if speech:
             self._last_voice = t
         ev = self.detector.feed(frame, speech)
+        if self._held is not None and ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
+            out += self._resume_held()  # the caller goes on: the prepared reply was never sent
+        elif self._held is not None and not speech and (t - self._last_voice) * 1000 >= self._held.need_ms:
+            out += self._release_held()
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
             if self.live:
@@ -220,15 +235,44 @@ class TurnController:
             return []
         speech_end = min(self._last_voice + VOICE_TAIL_S, t)
         stt_ms = (t - speech_end) * 1000
+        if self.opts.completeness and self.phase is Phase.LISTENING and not self._dtmf:
+            need_ms = silence_ms(judge(text), self.opts.end_silence_ms)
+            if need_ms > self.opts.end_silence_ms and (t - self._last_voice) * 1000 < need_ms:
+                return self._hold(_Held(text, speech_end, stt_ms, need_ms))
         if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
             confirmed = self._confirm()
             if confirmed:
                 return confirmed
         return self._cancel_speculation() + self._text_turn(text, speech_end, stt_ms)
 
+    def _hold(self, held: _Held) -> list[Decision]:
+        """The words look unfinished: prepare the reply (gated) but release it only after
+        ``held.need_ms`` of silence; speech before then cancels it."""
+        self._held = held
+        if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
+            return []
+        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text)
+
+    def _release_held(self) -> list[Decision]:
+        held, self._held = self._held, None
+        if held is None or self.over:
+            return []
+        if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
+            confirmed = self._confirm()
+            if confirmed:
+                return confirmed
+        return self._cancel_speculation() + self._text_turn(held.text, held.speech_end, held.stt_ms)
+
+    def _resume_held(self) -> list[Decision]:
+        """Speech again before the held turn's silence: its words start the turn that goes on."""
+        held, self._held = self._held, None
+        if held is not None:
+            self._live_text.insert(0, held.text)
+        return self._cancel_speculation()
+
     def _live_interim(self, text: str) -> list[Decision]:
         """A stable interim after the early silence: start the turn on it, gated."""
-        if not self.opts.speculative_llm or not self.detector.maybe_ended or self.over:
+        if not self.opts.speculative_llm or not self.detector.maybe_ended or self.over or self._held is not None:
             return []
         out: list[Decision] = []
         if self._spec:
@@ -241,6 +285,8 @@ class TurnController:
         """The live STT is gone for good: local VAD turns and batch STT from now on;
         a turn it had not closed yet runs on the local audio."""
         self.live = False
+        if self._held is not None:
+            return self._release_held()
         backup, self._live_backup = self._live_backup, None
         if backup and not self.over and not self.bot_active:
             return self._start_turn(self._last_voice + VOICE_TAIL_S, audio=backup)
@@ -274,7 +320,7 @@ class TurnController:
     def closing(self) -> None:
         if not self.over:
             self._set(Phase.CLOSING)
-            self._spec, self._spec_text, self._dtmf = False, None, ""
+            self._spec, self._spec_text, self._dtmf, self._held = False, None, "", None
 
     def ended(self) -> None:
         self._set(Phase.ENDED)
@@ -288,6 +334,7 @@ class TurnController:
     # ------------------------------------------------------------------ the rules
     def _barge_in(self) -> list[Decision]:
         self.barge_ins += 1
+        self._held = None
         self._spec, self._spec_text = False, None  # BargeIn cancels whatever runs (rolled back)
         if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
             self._set(Phase.LISTENING)
@@ -321,6 +368,7 @@ class TurnController:
         if self.over:
             return []
         self._set(Phase.THINKING)
+        self._held = None
         self.turn_no += 1
         self.reprompts = 0
         return [StartTurn(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]
