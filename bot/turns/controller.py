@@ -26,6 +26,10 @@ order. The rules are today's call behaviour:
 - silence for ``REPROMPT_AFTER_S`` while listening says the reprompt, at most
   ``MAX_REPROMPTS`` times, then goodbye; DTMF digits make a text turn after ``#`` or
   1.5 s, ``0`` first transfers (when a transfer number is set);
+- with ``TURN_COMPLETENESS`` (live STT), a final whose words look unfinished
+  (``bot.turn_completeness``) starts the turn gated and releases it only after the
+  longer silence its verdict asks for; speech before then cancels it, and its words
+  begin the turn that goes on;
 - CLOSING is a real phase: from the moment the last words start, nothing the caller
   does (speech, late finals, interims, digits) starts or interrupts anything.
 """
