@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,17 @@ SAMPLES = REPO / "examples" / "callers"
 # The storage backends (``backend``, ``db_url``) are fixtures for every module that asks for them.
 pytest_plugins = ["tests.storage_rig"]
 NO_CORPUS = f"needs the shared caller corpus at {SHARED_AUDIO} (absent on a plain clone; examples/callers holds the shipped samples)"
+
+
+async def eventually(cond: Callable[[], object], within_s: float = 10.0, every_s: float = 0.02) -> None:
+    """Wait until ``cond()`` holds: the one poll of the suite, for state owned by the system
+    under test that offers no event to wait on. TimeoutError after ``within_s`` (generous:
+    the machine may be busy), so a condition that never comes fails instead of hanging."""
+    async with asyncio.timeout(within_s):
+        while True:
+            if cond():
+                return
+            await asyncio.sleep(every_s)
 
 
 def caller_path(name: str, folder: str = "callers") -> Path:

@@ -39,7 +39,7 @@ from handlers.stream_admission import (
     mint_token,
 )
 from media import frames, mulaw
-from tests.conftest import live_call_sids, trimmed_speech
+from tests.conftest import eventually, live_call_sids, trimmed_speech
 from tests.fakes.cloud import FakeBehaviour, elevenlabs_app, tone_ulaw
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.fakes.twilio_rest import RestBehaviour, twilio_rest_app
@@ -132,12 +132,6 @@ async def first_message(ws, timeout: float = 10.0):
         return await ws.receive()
 
 
-async def wait_for(cond, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
-
-
 async def echo_until_closed(ws, stream_sid: str, timeout: float = 15.0) -> list[str]:
     """Play Twilio's part of outbound audio: echo every mark; return the marks, once
     the bot closes the socket."""
@@ -155,7 +149,7 @@ async def echo_until_closed(ws, stream_sid: str, timeout: float = 15.0) -> list[
 
 async def call_ended(caplog) -> logging.LogRecord:
     """The handler's "call ended" record (written just after the socket closes)."""
-    await wait_for(lambda: any(r.getMessage() == "call ended" for r in caplog.records))
+    await eventually(lambda: any(r.getMessage() == "call ended" for r in caplog.records))
     return [r for r in caplog.records if r.getMessage() == "call ended"][-1]
 
 
@@ -198,7 +192,7 @@ async def test_forged_streams_are_closed_before_any_provider_or_rest_work(aiohtt
         # the real call: its stream brings the webhook's token back
         ws_real = await open_stream(http, server, real, {"token": token, "caller": "+15550001234"}, sid("MZ", 10))
         assert (await first_message(ws_real)).type is WSMsgType.TEXT  # the greeting
-        await wait_for(lambda: real in live_call_sids(app))
+        await eventually(lambda: real in live_call_sids(app))
         attempts = [
             (stranger, {}),  # no token
             (stranger, {"token": "1.forged"}),  # made up
@@ -214,7 +208,7 @@ async def test_forged_streams_are_closed_before_any_provider_or_rest_work(aiohtt
             assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
             await ws.close()
         await ws_real.close()
-        await wait_for(lambda: not app[CALLS])
+        await eventually(lambda: not app[CALLS])
         # the token stays used once its stream is gone
         ws = await open_stream(http, server, real, {"token": token})
         assert (await first_message(ws)).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
@@ -237,7 +231,7 @@ async def test_capacity_counts_streams_from_the_upgrade(aiohttp_server, settings
         twiml = await webhook(http, server, sid("CA", 20))
         assert "<Connect>" not in twiml and "<Hangup />" in twiml
         await idle[0].close()
-        await wait_for(lambda: len(app[ADMISSION].open) == 1)
+        await eventually(lambda: len(app[ADMISSION].open) == 1)
         ws = await http.ws_connect(ws_url(server), headers=signed(server))
         await ws.close()
         await idle[1].close()
@@ -256,7 +250,7 @@ async def test_simulated_call_brings_the_token_and_is_answered(aiohttp_server, s
 async def test_duplicate_call_sid_cannot_hide_a_live_call_from_drain(aiohttp_server, settings):
     server, p, app = await rig(aiohttp_server, settings)
     call = asyncio.create_task(simulate_call(url(server), [OPEN, ADDRESS, OPEN], auth_token=TOKEN, gap_s=2))
-    await wait_for(lambda: len(app[CALLS]) == 1)
+    await eventually(lambda: len(app[CALLS]) == 1)
     (live_sid,) = live_call_sids(app)
     async with aiohttp.ClientSession() as http:
         # a second stream for the same CallSid, even with a genuine fresh token
@@ -309,7 +303,7 @@ async def test_oversize_frame_flood_is_refused_and_the_call_goes_on(aiohttp_serv
                     break
         assert got_reply
         await ws.close()
-    await wait_for(lambda: not app[CALLS])
+    await eventually(lambda: not app[CALLS])
     assert app[METRICS].protocol_errors.labels("too_large_payload")._value.get() == 760
     assert p.stt.calls and all(n < 2 * 8000 * 10 for n, _ in p.stt.calls)  # the real turn: seconds, not minutes
 
@@ -326,7 +320,7 @@ async def test_a_turn_is_cut_at_max_turn_s(aiohttp_server, settings):
             await ws.send_str(media_json(stream, fr, i + 2))
             if i % 25 == 0:
                 await asyncio.sleep(0.001)
-        await wait_for(lambda: p.stt.calls)
+        await eventually(lambda: p.stt.calls)
         await ws.close()
     pcm_bytes, rate = p.stt.calls[0]
     assert rate == 8000 and 4.0 <= pcm_bytes / 16000 <= 5.0
@@ -404,7 +398,7 @@ async def test_hostile_caller_id_is_never_passed_on_or_logged(aiohttp_server, se
         call, stream = sid("CA", 52), sid("MZ", 52)
         ws = await open_stream(http, server, call, {"token": mint_token(app, call), "caller": evil}, stream)
         await first_message(ws)
-        await wait_for(lambda: call in live_call_sids(app))
+        await eventually(lambda: call in live_call_sids(app))
         (session,) = app[CALLS].values()
         assert session.conversation.caller == ""
         await ws.close()

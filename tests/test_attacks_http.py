@@ -36,6 +36,7 @@ from bot.settings import Settings, SettingsError
 from handlers.app import create_app
 from handlers.state import EDGE
 from media import wav
+from tests.conftest import eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS, tone_pcm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -506,9 +507,7 @@ async def test_disconnect_mid_upload_is_one_line_without_traceback(settings, cap
             w.write(b"POST /v1/orchestrate HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n" + WAV1S[:1000])
             await w.drain()
             w.close()
-            deadline = time.monotonic() + 30
-            while not [x for x in caplog.records if x.getMessage() == "request"] and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await eventually(lambda: any(x.getMessage() == "request" for x in caplog.records), 30, 0.05)
     reqs = [x for x in caplog.records if x.getMessage() == "request"]
     assert len(reqs) == 1 and reqs[0].fields["outcome"] == "client_gone"
     assert not [x for x in caplog.records if x.exc_info or x.levelno >= logging.ERROR]
@@ -662,9 +661,7 @@ async def test_timed_out_stt_job_stops_and_queued_one_is_dropped():
         # a running job stops between segments once its caller gives up
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(stt.transcribe(tagged(4), 16000), 0.2)
-        deadline = time.monotonic() + 30
-        while stt.jobs_stopped == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: stt.jobs_stopped, 30)
         assert stt.jobs_stopped == 1 and model.segments_made < 50
         # a queued job whose caller gave up is never run
         model.started.clear()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from bot.providers.receptionist import Receptionist
 from bot.simulator import simulate_call
 from media import wav
-from tests.conftest import trimmed_speech
+from tests.conftest import eventually, trimmed_speech
 from tests.fakes.scripted import ScriptedTTS
 from tests.test_calls import TOKEN, phone_settings, serve, url
 
@@ -113,10 +113,7 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     from handlers.state import CALLS
 
     async def grab():
-        import asyncio
-
-        while not app[CALLS]:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: app[CALLS], 20, 0.01)
         sessions.extend(app[CALLS].values())
 
     import asyncio

@@ -18,6 +18,7 @@ from bot.providers.openai_llm import OpenAILLM
 from bot.settings import Settings
 from bot.simulator import simulate_call
 from bot.tools import ToolContext, business_tools
+from tests.conftest import eventually
 from tests.fakes.cloud import FakeBehaviour, openai_app
 from tests.fakes.scripted import ScriptedSTT, ScriptedTTS
 from tests.fakes.store import MemoryStore
@@ -99,8 +100,7 @@ async def test_a_speculative_turn_cannot_save_until_confirmed(aiohttp_server):
         return [x async for x in llm.reply(conversation(store, "take a message"))]
 
     task = asyncio.create_task(speculative_turn())
-    while not state.requests:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: state.requests, 10, 0.01)
     await asyncio.sleep(0.3)  # time for the streamed tool call to arrive and wait for the gate
     assert store.saved == [] and len(state.requests) == 1 and not task.done()
     gate.set()
@@ -110,8 +110,7 @@ async def test_a_speculative_turn_cannot_save_until_confirmed(aiohttp_server):
     state.script = [{"reply": "", "tool_calls": [TAKE]}, {"reply": "Passed on."}]
     seen = len(state.requests)
     task = asyncio.create_task(_never_confirmed(llm, store))
-    while len(state.requests) == seen:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(state.requests) != seen, 10, 0.01)
     await asyncio.sleep(0.3)
     assert len(state.requests) == seen + 1  # no second completion: the tool waits
     task.cancel()
@@ -183,8 +182,7 @@ async def test_emergency_at_2am_dials_the_on_call_number_in_a_call(aiohttp_serve
     sessions: list = []
 
     async def grab():
-        while not app[CALLS]:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: app[CALLS], 20, 0.01)
         sessions.extend(app[CALLS].values())
 
     watcher = asyncio.create_task(grab())

@@ -14,7 +14,7 @@ from bot.errors import StageError
 from bot.logs import JsonFormatter, KeyValueFormatter, kv
 from bot.providers.failover import FailoverSTT
 from bot.simulator import simulate_call
-from tests.conftest import caller_wav
+from tests.conftest import caller_wav, eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT
 from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
 
@@ -70,11 +70,8 @@ async def test_a_failing_single_provider_stage_is_a_warning_and_the_call_end_say
 
 
 async def _call_ended(caplog, n: int = 1) -> None:
-    import asyncio
 
-    async with asyncio.timeout(20):
-        while len(fields_of(caplog, "call ended")) < n:
-            await asyncio.sleep(0.05)
+    await eventually(lambda: len(fields_of(caplog, "call ended")) >= n, 20, 0.05)
 
 
 async def test_metrics_after_calls_routes_outcomes_durations_providers_circuits(aiohttp_server, settings, caplog):

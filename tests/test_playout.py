@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from bot.playout import Playout
+from tests.conftest import eventually
 
 
 class Sink:
@@ -31,8 +32,7 @@ async def test_paced_in_real_time_with_marks():
     p.enqueue_mark("a")
     p.enqueue_audio(b"\x02" * 810)  # 5 frames + 10 bytes -> padded to 6 at the mark
     p.enqueue_mark("b")
-    while not (sink.items and sink.items[-1][2] == "b"):
-        await asyncio.sleep(0.01)
+    await eventually(lambda: sink.items and sink.items[-1][2] == "b", 10, 0.01)
     task.cancel()
     kinds = [k for _, k, _ in sink.items]
     assert kinds == ["media"] * 10 + ["mark"] + ["media"] * 6 + ["mark"]

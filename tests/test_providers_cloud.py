@@ -16,6 +16,7 @@ from bot.providers.deepgram import DeepgramSTT, environment_for
 from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.openai_llm import OpenAILLM
 from bot.settings import Settings
+from tests.conftest import eventually
 from tests.fakes.cloud import (
     FakeBehaviour,
     cloud_app,
@@ -321,9 +322,7 @@ async def test_each_request_is_a_fresh_attempt(make):
 
 
 async def _until_seen(state: FakeBehaviour, n: int = 1) -> None:
-    async with asyncio.timeout(2):
-        while len(state.requests) < n:
-            await asyncio.sleep(0.005)
+    await eventually(lambda: len(state.requests) >= n, 2, 0.005)
 
 
 @pytest.mark.parametrize("stage", ["stt", "llm", "tts"])
