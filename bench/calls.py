@@ -266,6 +266,26 @@ def has_uvloop() -> bool:
 EMBEDDED_ENV = {"STT_PROVIDER": "whisper", "LLM_PROVIDER": "receptionist", "TTS_PROVIDER": "piper"}
 
 
+async def wait_ready(server, url: str, log_path: Path, who: str, seconds: float, poll_s: float = 0.2) -> None:
+    """Until ``url``/readyz answers 200; an exited server or the deadline raises with its log."""
+    import aiohttp
+
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if server.returncode is not None:
+                raise RuntimeError(f"{who} exited with {server.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}")
+            try:
+                async with http.get(url + "/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{who} was not ready within {seconds:.0f} s; see {log_path}")
+            await asyncio.sleep(poll_s)
+
+
 async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None) -> Stack:
     p = args.profile
     fargs = ["--stt-delay", str(p.stt_delay_s), "--llm-first", str(p.llm_first_s), "--llm-tps", str(p.llm_tokens_per_s),
@@ -308,22 +328,7 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
     server = await asyncio.create_subprocess_exec(sys.executable, *cmd, cwd=REPO, env=env, stdout=asyncio.subprocess.DEVNULL,
                                                   stderr=open(log_path, "ab"))
     stack = Stack(loop, fakes, server, url, token, tmp, env, log_path)
-    import aiohttp
-
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as http:
-        while True:
-            if server.returncode is not None:
-                raise RuntimeError(f"the bot exited with {server.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}")
-            try:
-                async with http.get(url + "/readyz") as r:
-                    if r.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the bot was not ready within 60 s; see {log_path}")
-            await asyncio.sleep(0.2)
+    await wait_ready(server, url, log_path, "the bot", 60.0)
     stack.log_offset = log_path.stat().st_size
     uses_uvloop = "uvloop" in Path(f"/proc/{server.pid}/maps").read_text()
     if uses_uvloop != (loop == "uvloop"):

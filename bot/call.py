@@ -1,50 +1,62 @@
-"""One phone call: an explicit state machine that owns its turn tasks.
+"""One phone call: carries out what the turn controller decides, and runs the turns.
 
-Inbound 20 ms frames drive VAD, end of turn and silence timers, so those do not
-drift; the call's length and a stream gone quiet (no media) are on the wall clock.
-Each caller turn is one task; barge-in cancels it, clears Twilio's buffer, and
-keeps in the history only the sentences whose marks Twilio echoed (what the caller
-actually heard).
+Who has the floor is decided in one place, ``bot.turns.TurnController`` (no I/O): the
+session feeds it each inbound 20 ms frame with the VAD's verdict, the live STT's events
+and DTMF digits, and carries out the decisions it returns (barge in, start a turn, a
+speculative one, confirm or cancel it, reprompt, end the call). It reports back what the
+bot's side did (first audio out, a reply heard, last words started, ended). The call's
+length and a stream gone quiet (no media) are on the wall clock. Each caller turn is one
+task; barge-in cancels it, clears the carrier's buffer, and keeps in the history only the
+sentences whose marks came back (what the caller actually heard).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Coroutine
 
 from bot import redact
-from bot.call_state import ALLOWED, IllegalTransition, State
+from bot.call_actions import CallActions
 from bot.control import CallControl
-from bot.errors import StageError
+from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.metrics import Metrics
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from bot.playout import Playout
-from bot.call_actions import CallActions
 from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
 from bot.providers.base import TURN_CONFIRMED, Conversation
+from bot.providers.stt_stream import Failed, Reconnected, STTStream
 from bot.settings import Settings
 from bot.store.api import Store
-from bot.turn_start import TurnStart
+from bot.turns import (
+    BargeIn,
+    CancelSpeculative,
+    ConfirmSpeculative,
+    Decision,
+    EndCall,
+    FinalizeSTT,
+    Phase,
+    Reprompt,
+    StartSpeculative,
+    StartTurn,
+    TurnController,
+    TurnOptions,
+)
 from media import mulaw
-from media.frames import FRAME_MS
-from media.vad import TurnDetector, TurnEvent, Vad
-
-if TYPE_CHECKING:
-    from bot.live_turns import LiveTurns
+from media.vad import Vad
 
 log = logging.getLogger("bot.call")
 
-
-DTMF_FLUSH_MS = 1500
 CANCEL_BOUND_S = 0.5
+State = Phase  # the call's state is the controller's phase
 
 
-class CallSession(TurnStart, CallActions):
+class CallSession(CallActions):
     def __init__(
         self,
         *,
@@ -73,35 +85,22 @@ class CallSession(TurnStart, CallActions):
         self.conversation = Conversation(call_id=call_sid, caller=caller, act=self._act)
         self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
         self.messages_saved = 0
-        self.state = State.GREETING
-        self.history: list[State] = [State.GREETING]
+        self.observer: Callable[[str, dict], None] | None = None  # gets notify()'s events
         self.ended = asyncio.Event()
         self.vad = Vad(settings.vad_aggressiveness)
-        self.turns = TurnDetector(
-            end_silence_ms=settings.end_silence_ms,
-            min_speech_ms=settings.min_speech_ms,
-            start_ms=settings.barge_in_ms,
-            early_silence_ms=settings.early_turn_ms,
-            max_turn_ms=int(settings.max_turn_s * 1000),  # frames are at most 20 ms each (media_stream.MAX_PAYLOAD)
-        )
+        self.c = TurnController(TurnOptions.from_settings(settings, transfer_number=self.transfer_number), t0=time.monotonic())
+        self.c.on_phase = self._on_phase
+        self.stt: STTStream | None = None  # the live STT stream, when one is attached
         self._spec: tuple[asyncio.Event, asyncio.Task] | None = None  # speculative turn: (gate, task)
-        self._spec_text: str | None = None  # the transcript a speculative turn started from (live STT)
-        self.live: LiveTurns | None = None  # live STT decides the end of turns when attached
-        self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed yet
-        self._last_voice = time.monotonic()  # last frame the VAD called speech
         self._turn_task: asyncio.Task | None = None
-        self._turn_no = 0
+        self._settling: asyncio.Task | None = None  # the last barge-in's clear and cancellation
         self._failures = 0
-        self._reprompts = 0
-        self._silent_frames = 0
-        self._dtmf = ""
-        self._dtmf_age = 0
         self._mark_text: dict[str, str] = {}  # mark name -> sentence text, for the live turn
         self._heard: list[str] = []  # sentences of the live turn the caller has heard
         self._waiters: dict[str, asyncio.Future] = {}
-        self._final = False  # ending for good (drain, max length): no barge-in, no new turns
         self.barge_ins = 0
         self.fallbacks = 0
+        self.helper_errors = 0  # spawned helpers that failed of a bug (the call went on)
         self.turn_log: list[dict] = []  # per turn: n, wall time, outcome fields (the call record)
         self.first_audio_ms: dict[int, float] = {}  # turn -> end of speech to first reply audio
         # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
@@ -110,6 +109,28 @@ class CallSession(TurnStart, CallActions):
         self._t_start = time.monotonic()
         self._last_media = self._t_start
         self.end_reason: str | None = None  # why the bot ended the call on a wall-clock limit
+
+    # --- views ------------------------------------------------------------------------
+    @property
+    def state(self) -> Phase:
+        return self.c.phase
+
+    @property
+    def history(self) -> list[Phase]:
+        return self.c.history
+
+    @property
+    def turn_no(self) -> int:
+        return self.c.turn_no
+
+    @property
+    def over(self) -> bool:
+        """Saying the last words or ended: nothing starts or interrupts any more."""
+        return self.c.over
+
+    @property
+    def busy(self) -> bool:
+        return self._turn_task is not None and not self._turn_task.done()
 
     def call_outcome(self, error: bool = False) -> str:
         """How the call went, for the call-end line, metrics and the call record
@@ -121,11 +142,9 @@ class CallSession(TurnStart, CallActions):
             return self.outcome
         if self.ended_by == "failures":
             return "failed"
-        if self._turn_no == 0 and not self.turn_log:
+        if self.c.turn_no == 0 and not self.turn_log:
             return "abandoned"
         return "answered"
-
-        self.observer: Callable[[str, dict], None] | None = None  # gets notify()'s events
 
     def notify(self, kind: str, **data) -> None:
         """Tell the observer (the browser page): "state", "caller" (text), "bot" (a
@@ -137,78 +156,32 @@ class CallSession(TurnStart, CallActions):
         except Exception:
             log.exception("call observer failed", extra=kv(call_sid=self.call_sid, event=kind))
 
-    # --- state machine -----------------------------------------------------------
-    def _set(self, new: State) -> None:
-        if new is self.state:
-            return
-        if new not in ALLOWED[self.state]:
-            raise IllegalTransition(f"{self.state.value} -> {new.value}")
-        self.state = new
-        self.history.append(new)
-        self.notify("state", state=new.value)
-        log.debug("state", extra=kv(call_sid=self.call_sid, state=new.value))
+    def _on_phase(self, phase: Phase) -> None:
+        self.notify("state", state=phase.value)
+        log.debug("state", extra=kv(call_sid=self.call_sid, state=phase.value))
 
-    @property
-    def busy(self) -> bool:
-        return self._turn_task is not None and not self._turn_task.done()
-
-    # --- inputs from the media stream ---------------------------------------------
+    # --- inputs from the transport --------------------------------------------------
     def start(self) -> None:
         """The stream started: greet at once, from memory."""
-        self._run(self._speak_prompt("greeting", then=State.LISTENING), name="greeting")
-        self._spawn(self._watch_clock())
+        self._run(self._speak_prompt("greeting", listen=True), name="greeting")
+        self._helper(self._watch_clock(), "clock")
 
     def on_audio(self, frame: bytes) -> None:
-        self._last_media = time.monotonic()
-        if self.state in (State.ENDING, State.ENDED) or self._final:
+        now = self._last_media = time.monotonic()
+        if self.over:
             return
-        if self._last_media - self._t_start >= self.settings.max_call_s:
+        if now - self._t_start >= self.settings.max_call_s:
             self._end_on_limit("max_call_length")
             return
-        if self.live is not None:
-            self.live.send(frame)
         speech = self.vad.is_speech_ulaw(frame)
-        if speech:
-            self._last_voice = time.monotonic()
-        ev = self.turns.feed(frame, speech)
-        if ev is TurnEvent.SPEECH_START:
-            self._silent_frames = 0
-            if self.live is not None:
-                self.live.speech_started()
-                self._live_backup = None  # a new utterance: the last one's audio is stale
-            if self.busy or not self.playout.idle:
-                self._spawn(self._barge_in())
-        elif ev is TurnEvent.MAYBE_END:
-            if self.live is None:
-                self._speculate(self.turns.peek_audio(), time.monotonic() - self.settings.early_turn_ms / 1000)
-        elif ev is TurnEvent.RESUMED:
-            self._drop_speculation()
-        elif ev is TurnEvent.TURN_END:
-            audio = self.turns.take_audio()
-            if self.live is not None:
-                if not self.live.turn_taken:  # the local VAD heard the end first: ask for the final now
-                    self._live_backup = audio
-                    self._spawn(self.live.finalize())
-            elif not self._confirm_speculation():
-                speech_end = time.monotonic() - self.settings.end_silence_ms / 1000
-                self._start_turn(audio=audio, speech_end=speech_end)
-        elif not self.turns.in_speech:
-            self._tick_silence()
-        self._tick_dtmf()
+        if self.stt is not None:
+            self.stt.send(frame)
+        self._do(self.c.on_frame(frame, speech, now))
 
     def on_dtmf(self, digit: str) -> None:
-        if self.state in (State.ENDING, State.ENDED) or self._final:
+        if self.over:
             return
-        self._silent_frames = 0
-        if digit == "0" and self._front_desk() and not self._dtmf:
-            log.info("dtmf transfer", extra=kv(call_sid=self.call_sid))
-            self._run(self._finish("transfer", transfer=True, number=self._front_desk(), by="transfer"), name="dtmf-transfer")
-            return
-        if digit == "#":
-            self._flush_dtmf()
-            return
-        self._dtmf += digit
-        self._dtmf_age = 0
+        self._do(self.c.on_dtmf(digit, time.monotonic(), can_transfer=bool(self._front_desk())))
 
     def on_mark(self, name: str) -> None:
         text = self._mark_text.pop(name, None)
@@ -221,57 +194,174 @@ class CallSession(TurnStart, CallActions):
     def end_now(self, prompt: str = "goodbye", *, by: str = "drain") -> None:
         """End the call from outside (drain deadline): drop what is still queued, say
         ``prompt`` and hang up. From here on the caller cannot interrupt."""
-        if self.state not in (State.ENDING, State.ENDED) and not self._final:
-            self._final = True
-            self._run(self._finish(prompt, transfer=False, clear=True, by=by), name="end-now")
+        if not self.over:
+            self.ended_by = self.ended_by or by
+            self._do(self.c.end_now(prompt))
 
     async def close(self) -> None:
         """The stream is over: cancel whatever runs, bounded; keep a message the caller
         left half-way as incomplete."""
-        if self.state is not State.ENDED:
-            self._set(State.ENDED)
+        if self.c.phase is not Phase.ENDED:
+            self.c.ended()
         await self._cancel_turn()
         await self._save_pending()
-        live, self.live = self.live, None
-        if live is not None:
-            await live.aclose()
+        stt, self.stt = self.stt, None
+        if stt is not None:
+            await stt.aclose()
         self.ended.set()
 
-    # --- turns ----------------------------------------------------------------------
-    def _run(self, coro: Coroutine, *, name: str) -> None:
-        """Run ``coro`` as the call's one owned turn task, replacing any before it."""
-        if self.busy:
-            self._turn_task.cancel()
-        self._turn_task = self._spawn(self._guarded(coro, name))
+    # --- live STT: one event stream ----------------------------------------------------
+    def attach_live(self, stream: STTStream) -> None:
+        """From now on the live STT's results end the caller's turns."""
+        if self.c.phase is Phase.ENDED:
+            self._helper(stream.aclose(), "stt-close")
+            return
+        self.stt = stream
+        self.c.stt_attached()
+        self._spawn(self._consume_stt(stream))
 
-    async def _guarded(self, coro: Coroutine, name: str) -> None:
+    async def _consume_stt(self, stream: STTStream) -> None:
+        try:
+            async for ev in stream.events():
+                if isinstance(ev, Reconnected):
+                    log.info("live stt reconnected", extra=kv(call_sid=self.call_sid, attempts=ev.attempts, replayed_ms=ev.replayed_ms))
+                elif isinstance(ev, Failed):
+                    self._live_failed(ev.error)
+                self._do(self.c.on_stt(ev, time.monotonic()))
+                if isinstance(ev, Failed):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in the live path must not end the call
+            log.exception("live stt consumer failed", extra=kv(call_sid=self.call_sid))
+            err = StageError("stt", UPSTREAM_ERROR, "live transcription failed", provider=getattr(stream, "provider", "live"))
+            self._live_failed(err)
+            self._do(self.c.on_stt(Failed(err), time.monotonic()))
+
+    def _live_failed(self, err: StageError) -> None:
+        self.metrics.stage_errors.labels(err.stage, err.code).inc()
+        log.warning("live stt failed, batch STT from now on", extra=kv(call_sid=self.call_sid, code=err.code, provider=err.provider))
+        stt, self.stt = self.stt, None
+        if stt is not None:
+            self._helper(stt.aclose(), "stt-close")
+
+    # --- carrying out the controller's decisions --------------------------------------------
+    def _do(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if isinstance(d, BargeIn):
+                self._barge_in()
+            elif isinstance(d, StartSpeculative):
+                self._speculate(d)
+            elif isinstance(d, ConfirmSpeculative):
+                self._confirm()
+            elif isinstance(d, CancelSpeculative):
+                self._cancel_speculation()
+            elif isinstance(d, StartTurn):
+                self._start_turn(d)
+            elif isinstance(d, FinalizeSTT):
+                if self.stt is not None:
+                    self._helper(self.stt.finalize(), "stt-finalize")
+            elif isinstance(d, Reprompt):
+                self._run(self._speak_prompt("reprompt", listen=True, mark=f"reprompt-{d.n}"), name="reprompt")
+            elif isinstance(d, EndCall):
+                self._end_call(d)
+
+    def _barge_in(self) -> None:
+        """Caller speech over the bot: cancel the turn now (it queues nothing more), then
+        clear the playout and keep in the history what the caller heard."""
+        self.barge_ins += 1
+        self.metrics.barge_ins.inc()
+        heard, self._heard = self._heard, []
+        unheard = len(self._mark_text)
+        self._mark_text.clear()  # echoes of dropped audio after the clear are not "heard"
+        task, self._turn_task, self._spec = self._turn_task, None, None
+        if task is not None:
+            task.cancel()
+        self._settling = self._helper(self._settle(task, heard, unheard, self.c.turn_no), "barge-in")
+
+    async def _settle(self, task: asyncio.Task | None, heard: list[str], unheard: int, turn_no: int) -> None:
+        await self.playout.clear()
+        await self._await_cancelled(task)
+        if heard:
+            self.conversation.add_assistant(" ".join(heard))
+        log.info("barge-in", extra=kv(call_sid=self.call_sid, turn=turn_no, heard_sentences=len(heard), dropped_sentences=unheard))
+
+    def _speculate(self, d: StartSpeculative) -> None:
+        """Work starts at the early silence, gated: it speaks only once confirmed."""
+        gate = asyncio.Event()
+        snapshot = (len(self.conversation.messages), copy.deepcopy(self.conversation.state))
+        n = self.c.turn_no
+        task = self._run(self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot), name=f"turn-{n}", turn=n)
+        self._spec = (gate, task)
+
+    def _confirm(self) -> None:
+        spec, self._spec = self._spec, None
+        if spec is None or spec[1] is not self._turn_task or spec[1].done():
+            log.error("no speculative turn to confirm", extra=kv(call_sid=self.call_sid, turn=self.c.turn_no))
+            self.c.turn_crashed(None)
+            return
+        spec[0].set()
+        self.metrics.speculations.labels("used").inc()
+
+    def _cancel_speculation(self) -> None:
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return
+        task = spec[1]
+        if task is self._turn_task:
+            self._turn_task = None
+        task.cancel()  # _turn restores the conversation as it was
+        self.metrics.speculations.labels("cancelled").inc()
+
+    def _start_turn(self, d: StartTurn) -> None:
+        if d.stt_ms is not None:  # the live STT's final: end of speech to transcript
+            self.metrics.stt_latency.observe(d.stt_ms / 1000)
+        n = self.c.turn_no
+        self._run(self._turn(n, d.audio, d.text, d.speech_end, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n)
+
+    def _end_call(self, d: EndCall) -> None:
+        if d.reason == "max_length":
+            self.end_reason = self.end_reason or "max_call_length"
+        number = self._front_desk() if d.transfer else ""
+        if d.transfer:
+            log.info("dtmf transfer", extra=kv(call_sid=self.call_sid))
+        self._run(self._finish(d.prompt, transfer=d.transfer, clear=d.clear, number=number, by=d.reason, decided=True), name=f"end-{d.reason}")
+
+    # --- tasks ------------------------------------------------------------------------
+    def _run(self, coro: Coroutine, *, name: str, turn: int | None = None) -> asyncio.Task:
+        """Run ``coro`` as the call's one owned turn task, replacing any before it."""
+        if self._turn_task is not None and not self._turn_task.done():
+            self._turn_task.cancel()
+        task = self._turn_task = self._spawn(self._guarded(coro, name, turn))
+        return task
+
+    async def _guarded(self, coro: Coroutine, name: str, turn: int | None) -> None:
         try:
             await coro
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug must not end the call: log it, say the fallback
+        except Exception:  # a bug must not end the call: log it, the caller has the floor again
             log.exception("turn task failed", extra=kv(call_sid=self.call_sid, task=name))
-            if self.state not in (State.ENDING, State.ENDED):
-                self._set_safe(State.LISTENING)
+            self.helper_errors += 1
+            self.metrics.stage_errors.labels("call", "bug").inc()
+            self.c.turn_crashed(turn)
 
-    def _set_safe(self, new: State) -> None:
+    def _helper(self, coro: Coroutine, name: str) -> asyncio.Task:
+        """Spawn a helper (barge-in, finalize, a measurement) guarded like a turn: a bug
+        in one is logged and counted, and the call goes on."""
+        return self._spawn(self._guarded_helper(coro, name))
+
+    async def _guarded_helper(self, coro: Coroutine, name: str) -> None:
         try:
-            self._set(new)
-        except IllegalTransition:
-            pass
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call helper failed", extra=kv(call_sid=self.call_sid, task=name))
+            self.helper_errors += 1
+            self.metrics.stage_errors.labels("call", "bug").inc()
 
-    def _start_turn(self, *, audio: bytes | None = None, text: str | None = None, speech_end: float, stt_ms: float | None = None) -> None:
-        if self.state in (State.ENDING, State.ENDED):
-            return
-        if self.state is State.GREETING:
-            self._set(State.LISTENING)
-        if self.state is State.SPEAKING:
-            self._set(State.LISTENING)
-        self._set(State.THINKING)
-        self._turn_no += 1
-        self._reprompts = 0
-        self._run(self._turn(self._turn_no, audio, text, speech_end, stt_ms=stt_ms), name=f"turn-{self._turn_no}")
-
+    # --- a turn -------------------------------------------------------------------------
     async def _turn(
         self,
         n: int,
@@ -284,6 +374,9 @@ class CallSession(TurnStart, CallActions):
         stt_ms: float | None = None,
     ) -> None:
         try:
+            settling = self._settling
+            if settling is not None and not settling.done():  # the barge-in before it: clear first
+                await asyncio.wait({settling})
             await self._turn_body(n, audio, text, speech_end, gate, stt_ms)
         except asyncio.CancelledError:
             if gate is not None and not gate.is_set() and snapshot is not None:
@@ -307,6 +400,7 @@ class CallSession(TurnStart, CallActions):
         turn_bytes = 0
         try:
             if text is None:
+                audio = audio or b""
                 pcm = await asyncio.to_thread(mulaw.decode, audio) if len(audio) > 16000 else mulaw.decode(audio)
                 text = await self.orch.transcribe(pcm, 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
@@ -318,8 +412,8 @@ class CallSession(TurnStart, CallActions):
                 if gate is not None and not gate.is_set():
                     await gate.wait()
                 if isinstance(ev, AudioChunk):
-                    if self.state is State.THINKING:
-                        self._set(State.SPEAKING)
+                    if not turn_bytes:
+                        self.c.bot_speaking()
                         self.playout.on_first_frame = lambda: self._first_frame(n, speech_end)
                     self.playout.enqueue_audio(ev.data)
                     turn_bytes += len(ev.data)
@@ -353,18 +447,19 @@ class CallSession(TurnStart, CallActions):
         self.metrics.observe_stages(timings.stages, {"stt": self.orch.stt, "llm": self.orch.llm, "tts": self.orch.tts})
         self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(a.kind for a in actions) or None)
         if first_mark is not None:
-            self._spawn(self._measure_mouth_to_ear(*first_mark, speech_end))
+            self._helper(self._measure_mouth_to_ear(*first_mark, speech_end), "mouth-to-ear")
         if last_mark is not None:
             await self._wait_heard(last_mark)
         self.conversation.add_assistant(" ".join(said))
         self._mark_text.clear()
+        self._heard = []
         if self.settings.log_transcripts:
             log.info("bot said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(" ".join(said))))
         terminal = next((a for a in actions if a.kind in ("transfer", "hangup")), None)
         if terminal is not None:
             await self._carry_out(terminal)
-        elif self.state is State.SPEAKING:
-            self._set(State.LISTENING)
+        else:
+            self.c.bot_done(n)
 
     def _first_frame(self, n: int, speech_end: float) -> None:
         latency = time.monotonic() - speech_end
@@ -374,7 +469,7 @@ class CallSession(TurnStart, CallActions):
         log.info("first audio", extra=kv(call_sid=self.call_sid, turn=n, turn_latency_ms=latency * 1000))
 
     async def _measure_mouth_to_ear(self, mark: str, audio_ms: float, speech_end: float) -> None:
-        """Twilio echoes the first sentence's mark when the caller has heard it; minus
+        """The first sentence's mark comes back when the caller has heard it; minus
         that sentence's length, that is when the caller began to hear the reply."""
         fut = self._waiters.get(mark)
         if fut is None:
@@ -396,14 +491,15 @@ class CallSession(TurnStart, CallActions):
             return
         self.fallbacks += 1
         self.metrics.fallbacks.inc()
-        await self._speak_prompt("fallback", then=State.LISTENING, mark=f"fallback-t{n}")
+        await self._speak_prompt("fallback", listen=True, n=n, mark=f"fallback-t{n}")
 
-    async def _speak_prompt(self, name: str, *, then: State | None, mark: str | None = None) -> None:
+    async def _speak_prompt(self, name: str, *, listen: bool, n: int | None = None, mark: str | None = None) -> None:
+        """Say a prompt from memory; ``listen``: then the caller has the floor (as the
+        end of turn ``n``, or of the greeting / a reprompt)."""
         audio = self.prompts.get(name)
         if audio:
             self.notify("prompt", name=name)
-            if self.state in (State.THINKING, State.LISTENING):
-                self._set(State.SPEAKING)
+            self.c.bot_speaking()
             mark = mark or name
             self._waiters[mark] = asyncio.get_running_loop().create_future()
             self.playout.enqueue_audio(audio)
@@ -411,11 +507,11 @@ class CallSession(TurnStart, CallActions):
             await self._wait_heard(mark)
         else:
             log.error("prompt missing", extra=kv(call_sid=self.call_sid, prompt=name))
-        if then is not None and self.state not in (State.ENDING, State.ENDED):
-            self._set(then)
+        if listen:
+            self.c.bot_done(n)
 
     async def _wait_heard(self, mark: str) -> None:
-        """Until Twilio echoes ``mark`` (the caller heard up to it); bounded by the
+        """Until the far end echoes ``mark`` (the caller heard up to it); bounded by the
         audio still queued plus slack, in case an echo never comes."""
         fut = self._waiters.get(mark)
         if fut is None:
@@ -428,28 +524,8 @@ class CallSession(TurnStart, CallActions):
         finally:
             self._waiters.pop(mark, None)
 
-    async def _barge_in(self) -> None:
-        if self.state in (State.ENDING, State.ENDED):
-            return
-        self.barge_ins += 1
-        self.metrics.barge_ins.inc()
-        turn_no = self._turn_no
-        heard = list(self._heard)
-        unheard = len(self._mark_text)
-        self._mark_text.clear()  # echoes of dropped audio after the clear are not "heard"
-        task, self._turn_task = self._turn_task, None
-        if task is not None:
-            task.cancel()  # first, so it queues nothing more
-        await self.playout.clear()
-        await self._await_cancelled(task)
-        if heard and self.state is not State.GREETING:
-            self.conversation.add_assistant(" ".join(heard))
-        log.info("barge-in", extra=kv(call_sid=self.call_sid, turn=turn_no, heard_sentences=len(heard), dropped_sentences=unheard))
-        if turn_no == self._turn_no and self.state in (State.SPEAKING, State.THINKING, State.GREETING):
-            self._set(State.LISTENING)
-
     async def _cancel_turn(self) -> None:
-        task, self._turn_task = self._turn_task, None
+        task, self._turn_task, self._spec = self._turn_task, None, None
         if task is not None:
             task.cancel()
         await self._await_cancelled(task)
@@ -461,20 +537,25 @@ class CallSession(TurnStart, CallActions):
         if not task.done():
             log.error("turn did not cancel in time", extra=kv(call_sid=self.call_sid))
 
-    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot") -> None:
+    async def _finish(
+        self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False
+    ) -> None:
         """Say ``prompt`` (if any), then transfer or hang up, and end the session.
-        ``clear``: first drop the reply still playing. ``by``: why, for the call-end line."""
-        if self.state in (State.ENDING, State.ENDED):
-            return
+        ``clear``: first drop the reply still playing. ``by``: why, for the call-end line.
+        ``decided``: the controller already moved to closing (an ``EndCall``); otherwise
+        (a hang-up or transfer the dialogue asked for, too many failures) it is told here."""
+        if not decided:
+            if self.over:
+                return
+            self.c.closing()
         self.ended_by = self.ended_by or by
         if clear and not self.playout.idle:
             self._mark_text.clear()
             await self.playout.clear()
         if prompt:
-            await self._speak_prompt(prompt, then=None, mark=f"end-{prompt}")
-        if self.state is State.ENDED:
+            await self._speak_prompt(prompt, listen=False, mark=f"end-{prompt}")
+        if self.c.phase is Phase.ENDED:  # the caller hung up meanwhile
             return
-        self._set(State.ENDING)
         number = number or self.transfer_number
         if transfer and number:
             if self.outcome != "emergency":
@@ -482,15 +563,15 @@ class CallSession(TurnStart, CallActions):
             await self.control.transfer(self.call_sid, number)
         else:
             await self.control.hangup(self.call_sid)
-        self._set(State.ENDED)
+        self.c.ended()
         self.ended.set()
 
     # --- wall-clock limits ---------------------------------------------------------------
     async def _watch_clock(self) -> None:
         """MAX_CALL_S and MEDIA_TIMEOUT_S on the wall clock: a stream that stops sending
-        media stops the frame-driven timers below, so they cannot end it."""
+        media stops the frame-driven timers, so they cannot end it."""
         s = self.settings
-        while not (self.ended.is_set() or self._final or self.state in (State.ENDING, State.ENDED)):
+        while not (self.ended.is_set() or self.over):
             now = time.monotonic()
             if now - self._t_start >= s.max_call_s:
                 self._end_on_limit("max_call_length")
@@ -502,45 +583,11 @@ class CallSession(TurnStart, CallActions):
             await asyncio.sleep(max(0.05, min(1.0, wake - now)))
 
     def _end_on_limit(self, reason: str) -> None:
-        if self._final or self.state in (State.ENDING, State.ENDED):
+        if self.over:
             return
         self.end_reason = reason
         log.info("call limit reached, ending", extra=kv(call_sid=self.call_sid, reason=reason))
         self.end_now("goodbye", by="max_length" if reason == "max_call_length" else "silence")
-
-    # --- frame-driven timers ----------------------------------------------------------
-    def _tick_silence(self) -> None:
-        if self.state is not State.LISTENING or self.busy or self._dtmf:
-            self._silent_frames = 0
-            return
-        self._silent_frames += 1
-        if self._silent_frames * FRAME_MS < self.settings.reprompt_after_s * 1000:
-            return
-        self._silent_frames = 0
-        if self._reprompts >= self.settings.max_reprompts:
-            log.info("caller silent, hanging up", extra=kv(call_sid=self.call_sid, reprompts=self._reprompts))
-            self._run(self._finish("goodbye", transfer=False, by="silence"), name="silence-goodbye")
-            return
-        self._reprompts += 1
-        self._run(self._speak_prompt("reprompt", then=State.LISTENING, mark=f"reprompt-{self._reprompts}"), name="reprompt")
-
-    def _tick_dtmf(self) -> None:
-        if self._dtmf:
-            self._dtmf_age += 1
-            if self._dtmf_age * FRAME_MS >= DTMF_FLUSH_MS:
-                self._flush_dtmf()
-
-    def _flush_dtmf(self) -> None:
-        digits, self._dtmf = self._dtmf, ""
-        if digits:
-            self._spawn(self._dtmf_turn(digits))
-
-    async def _dtmf_turn(self, digits: str) -> None:
-        if self._final:
-            return
-        if self.busy or not self.playout.idle:
-            await self._barge_in()
-        self._start_turn(text=f"DTMF {digits}", speech_end=time.monotonic())
 
     def _log_turn(self, n: int, timings: Timings, level: int = logging.INFO, **fields) -> None:
         self.turn_log.append({"n": n, "at": time.time(), **fields})

@@ -10,18 +10,33 @@ reply. A form the caller left half-way is kept as an incomplete message at the e
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from bot.logs import kv
-from bot.providers.base import Action
+from bot.profile import Profile
+from bot.providers.base import Action, Conversation
 from bot.redact import mask_number
-from bot.store.api import NewMessage
+from bot.store.api import NewMessage, Store
 
 log = logging.getLogger("bot.call")
 
 
 class CallActions:
     """Mixin for ``CallSession`` (uses its profile, store, conversation and ``_finish``)."""
+
+    # what CallSession provides
+    call_sid: str
+    profile: Profile
+    _clock: Callable[[], datetime] | None
+    transfer_number: str
+    store: Store
+    conversation: Conversation
+    outcome: str
+    messages_saved: int
+
+    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
+        raise NotImplementedError
 
     def _now(self) -> datetime:
         return self.profile.local(self._clock() if self._clock else None)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -114,25 +115,27 @@ async def run_call(
         failed = True
         log.exception("call failed", extra=kv(**fields))
     finally:
-        engine.calls.pop(key, None)
-        metrics.live_calls.dec()
-        await transport.close()
-        seconds = time.monotonic() - t0
-        ended_by = "error" if failed else (session.ended_by if session and session.ended_by else "caller")
-        outcome = session.call_outcome(error=failed) if session else "failed"
-        metrics.calls_ended.labels(ended_by, outcome).inc()
-        metrics.call_seconds.observe(seconds)
-        log.info(
-            "call ended",
-            extra=kv(
-                **fields, ended_by=ended_by, outcome=outcome, seconds=seconds, turns=session._turn_no if session else 0,
-                limit=session.end_reason if session else None,
-                barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
-                frames_out=playout.frames_sent, **transport.summary(),
-            ),
-        )
-        if engine.record_end is not None:
-            await engine.record_end(transport, session, failed)
+        try:
+            metrics.live_calls.dec()
+            await transport.close()
+            seconds = time.monotonic() - t0
+            ended_by = "error" if failed else (session.ended_by if session and session.ended_by else "caller")
+            outcome = session.call_outcome(error=failed) if session else "failed"
+            metrics.calls_ended.labels(ended_by, outcome).inc()
+            metrics.call_seconds.observe(seconds)
+            log.info(
+                "call ended",
+                extra=kv(
+                    **fields, ended_by=ended_by, outcome=outcome, seconds=seconds, turns=session.turn_no if session else 0,
+                    limit=session.end_reason if session else None,
+                    barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
+                    frames_out=playout.frames_sent, **transport.summary(),
+                ),
+            )
+            if engine.record_end is not None:
+                await engine.record_end(transport, session, failed)
+        finally:  # last, with no await after it: once a call is out of the registry, it is all done
+            engine.calls.pop(key, None)
     return session
 
 

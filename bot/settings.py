@@ -6,10 +6,12 @@ Nothing else in the code base reads ``os.environ``; everything is passed down.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Mapping
+
+from bot.providers.registry import names as provider_names
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are the receptionist of a small business, answering the phone. Speak in short, "
@@ -98,6 +100,7 @@ class Settings:
     deepgram_model: str = "nova-3"
     stt_streaming: bool = True  # Deepgram: live websocket per call (the batch API otherwise)
     speculative_llm: bool = True  # live STT: start the LLM on a stable interim transcript
+    turn_completeness: bool = False  # live STT: words that look unfinished wait a longer silence
     deepgram_endpointing_ms: int = 300
     deepgram_utterance_end_ms: int = 1000
     deepgram_reconnect_backoff_s: float = 0.2  # first reconnect wait, doubling (not read from the env)
@@ -191,7 +194,7 @@ class Settings:
     def validate_signatures(self) -> bool:
         return self.twilio_validate
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
     def redacted(self) -> dict:
@@ -205,7 +208,7 @@ class Settings:
         return out
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """The settings, or one ``SettingsError`` that lists every bad variable."""
         settings, found = cls._collect(env)
         if found:
@@ -226,7 +229,7 @@ class Settings:
         return asked.names
 
     @classmethod
-    def _collect(cls, env: Mapping[str, str] | None) -> tuple["Settings | None", list[str]]:
+    def _collect(cls, env: Mapping[str, str] | None) -> tuple[Settings | None, list[str]]:
         found: list[str] = []
         token = _found.set(found)
         try:
@@ -238,7 +241,7 @@ class Settings:
         return (None, found) if found else (settings, found)
 
     @classmethod
-    def _read(cls, env: Mapping[str, str]) -> "Settings":
+    def _read(cls, env: Mapping[str, str]) -> Settings:
         get = lambda k, d="": env.get(k, d)  # noqa: E731
         kw: dict = {}
 
@@ -258,6 +261,7 @@ class Settings:
         kw["deepgram_model"] = get("DEEPGRAM_MODEL", cls.deepgram_model)
         kw["stt_streaming"] = _bool("STT_STREAMING", get("STT_STREAMING", "true"))
         kw["speculative_llm"] = _bool("SPECULATIVE_LLM", get("SPECULATIVE_LLM", "true"))
+        kw["turn_completeness"] = _bool("TURN_COMPLETENESS", get("TURN_COMPLETENESS", "false"))
         kw["openai_model"] = get("OPENAI_MODEL", cls.openai_model)
         kw["elevenlabs_voice_id"] = get("ELEVENLABS_VOICE_ID", cls.elevenlabs_voice_id)
         kw["elevenlabs_model"] = get("ELEVENLABS_MODEL", cls.elevenlabs_model)
@@ -274,10 +278,11 @@ class Settings:
             raw = get(var)
             if raw.strip():  # one provider, or a failover chain in order: "deepgram,whisper"
                 chain = [part.strip().lower() for part in raw.split(",")]
+                known = provider_names(stage)
                 for part in chain:
-                    if part not in (cloud, local):
+                    if part not in known:
                         _fail(
-                            f"{var}={raw!r}: {part!r} is not a provider; expected one of {cloud}, {local}, "
+                            f"{var}={raw!r}: {part!r} is not a provider; expected one of {', '.join(known)}, "
                             f"or a failover chain in order such as {cloud},{local}"
                         )
                 if len(set(chain)) != len(chain):
@@ -341,7 +346,7 @@ class Settings:
         }
         for name, (var, lo, hi) in ints.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), int, lo, hi)
-        floats = {
+        floats: dict[str, tuple[str, float, float]] = {
             "breaker_cooldown_s": ("BREAKER_COOLDOWN_S", 0.0, 3600.0),
             "failover_share": ("FAILOVER_SHARE", 0.1, 0.9),
             "reprompt_after_s": ("REPROMPT_AFTER_S", 1, 600),
@@ -351,8 +356,8 @@ class Settings:
             "media_timeout_s": ("MEDIA_TIMEOUT_S", 2, 600),
             "max_turn_s": ("MAX_TURN_S", 5, 120),
         }
-        for name, (var, lo, hi) in floats.items():
-            kw[name] = _num(var, get(var, str(getattr(cls, name))), float, lo, hi)
+        for name, (var, flo, fhi) in floats.items():
+            kw[name] = _num(var, get(var, str(getattr(cls, name))), float, flo, fhi)
         kw.update(_storage_env(get, kw))
         kw.update(_workers_from_env(get))
         return cls(**kw)
@@ -364,13 +369,13 @@ def _edge_from_env(get) -> dict:
     ints = {"api_max_concurrent": ("API_MAX_CONCURRENT", 1, 64), "max_connections": ("MAX_CONNECTIONS", 16, 100000)}
     for name, (var, lo, hi) in ints.items():
         kw[name] = _num(var, get(var, str(getattr(Settings, name))), int, lo, hi)
-    floats = {
+    floats: dict[str, tuple[str, float, float]] = {
         "header_timeout_s": ("HEADER_TIMEOUT_S", 1.0, 300.0),
         "body_timeout_s": ("BODY_TIMEOUT_S", 1.0, 600.0),
         "keepalive_timeout_s": ("KEEPALIVE_TIMEOUT_S", 1.0, 3600.0),
     }
-    for name, (var, lo, hi) in floats.items():
-        kw[name] = _num(var, get(var, str(getattr(Settings, name))), float, lo, hi)
+    for name, (var, flo, fhi) in floats.items():
+        kw[name] = _num(var, get(var, str(getattr(Settings, name))), float, flo, fhi)
     return kw
 
 
@@ -378,7 +383,7 @@ def _storage_env(get, kw: dict) -> dict:
     """DATABASE_URL, API_KEY, TIMEZONE, the notification targets and their channels."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from bot.store.notify import TargetError, parse_targets
+    from bot.store.notify import Target, TargetError, parse_targets
 
     out: dict = {}
     url = get("DATABASE_URL").strip()
@@ -391,7 +396,7 @@ def _storage_env(get, kw: dict) -> dict:
     except (ZoneInfoNotFoundError, ValueError):
         _fail(f"TIMEZONE={tz!r}: expected an IANA zone such as Europe/London or America/New_York")
     out["timezone"] = tz
-    targets = []
+    targets: list[Target] = []
     for name in ("notify_to", "notify_urgent_to"):
         raw = get(name.upper())
         try:
@@ -419,7 +424,8 @@ class _Asked(Mapping):
     """An environment that notes which names were looked up (the known settings)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        self._env, self.names = env, set()
+        self._env = env
+        self.names: set[str] = set()
 
     def __getitem__(self, key: str) -> str:
         self.names.add(key)

@@ -19,13 +19,13 @@ takes the probability from an audio end-of-turn model (e.g. Smart Turn) as well:
 words' "cannot end here" always wins; otherwise a model sure the turn goes on turns
 COMPLETE into HOLD, and a model sure it is over turns HOLD into COMPLETE.
 
-How a turn controller uses it (not wired yet): at each candidate end of turn (the VAD's
-early silence, a live final with ``speech_final``), judge the turn's transcript so far
-(the finals since the turn began, plus the newest interim); the reply may be prepared
-at once, but its audio is released only when the silence since the last speech frame,
-counted on the inbound frame clock, reaches ``silence_ms(verdict, normal)``. Speech
-that resumes before then cancels the prepared reply (nothing was sent, so no ``clear``)
-and the turn goes on; each new final is judged again.
+How the turn controller uses it (``bot/turns/controller.py``, with live STT and
+``TURN_COMPLETENESS=true``): at each live final that ends a turn it judges the finals
+since the turn began; the reply is prepared at once (gated), but released only when
+the silence since the last speech frame, counted on the inbound frame clock, reaches
+``silence_ms(verdict, normal)``. Speech that resumes before then cancels the prepared
+reply (nothing was sent, so no ``clear``) and the turn goes on; the next final is
+judged with the words before it.
 """
 
 from __future__ import annotations

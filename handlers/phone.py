@@ -34,7 +34,7 @@ log = logging.getLogger("handlers.phone")
 WEB = Path(__file__).resolve().parents[1] / "web"
 FRAME = 160  # 20 ms at 8 kHz
 MAX_MESSAGE = 64 * 1024
-PAGE_STATE = {"greeting": "speaking", "ending": "speaking"}  # session state -> page state
+PAGE_STATE = {"greeting": "speaking", "closing": "speaking"}  # session state -> page state
 
 
 def _authorised(request: web.Request) -> bool:

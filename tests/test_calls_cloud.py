@@ -24,12 +24,12 @@ async def test_call_through_the_three_sdks_batch_stt(aiohttp_server, settings, e
     stt, tts = engines
     dg = FakeBehaviour(transcript="What time do you open tomorrow morning?")
     oa = FakeBehaviour(reply=HOURS)
-    el = FakeBehaviour(speak=piper_speaker(tts, warm=[*prompt_texts(settings).values(), HOURS]))
+    texts = {"greeting_text": "Hello, thanks for calling.", "goodbye_text": "Thanks for calling, goodbye."}
+    # the fake synthesises each text whole with piper: render every prompt of this app before the call
+    el = FakeBehaviour(speak=piper_speaker(tts, warm=[*prompt_texts(settings.with_(**texts)).values(), HOURS]))
     fakes = await aiohttp_server(cloud_app(stt=dg, llm=oa, tts=el))
     root = str(fakes.make_url("")).rstrip("/")
-    # a short greeting: the fake synthesises each prompt whole with piper before its first chunk
-    s = cloud_settings(settings, root, 2.0, twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False,
-                       greeting_text="Hello, thanks for calling.", goodbye_text="Thanks for calling, goodbye.")
+    s = cloud_settings(settings, root, 2.0, twilio_validate=True, twilio_auth_token=TOKEN, end_silence_ms=500, stt_streaming=False, **texts)
     server = await aiohttp_server(create_app(s, embedded_prompt_fallback=False))
     report = await simulate_call(str(server.make_url("")).rstrip("/"), [OPEN], auth_token=TOKEN)
 

@@ -108,11 +108,11 @@ async def test_drain_goodbye_is_not_barged_into(aiohttp_server, settings):
         if s is not None and s.state.value == "speaking":
             break
         await asyncio.sleep(0.05)
-    turns_before = s._turn_no
+    turns_before = s.turn_no
     left = await drain(app, 0.0)
     report = await call
     assert left == 1 and report.hung_up_by_bot and "end-goodbye" in report.marks_echoed
-    assert s._turn_no <= turns_before + 1  # no new turns once the goodbye started
+    assert s.turn_no <= turns_before + 1  # no new turns once the goodbye started
     assert report.clears >= 1  # the long reply was cut for the goodbye
 
 

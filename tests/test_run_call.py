@@ -89,7 +89,7 @@ async def test_a_call_through_a_memory_transport(settings):
     t.queue.put_nowait(StopIn())
     session = await asyncio.wait_for(call, 10)
     assert t.closed.is_set() and not calls and e.metrics.live_calls._value.get() == 0
-    assert session.state.value == "ended" and session._turn_no == 1
+    assert session.state.value == "ended" and session.turn_no == 1
     assert ("caller", {"turn": 1, "text": "what time do you open tomorrow"}) in events
     assert [d["text"] for k, d in events if k == "bot"] == ["We open at nine.", "We close at five."]
     assert any(k == "latency" and d["turn"] == 1 for k, d in events)
@@ -121,3 +121,60 @@ async def test_a_broken_observer_does_not_end_the_call(settings):
     t.queue.put_nowait(StopIn())
     session = await asyncio.wait_for(call, 10)
     assert session is not None and session.state.value == "ended"
+
+
+class BuggyFinalizeSTT:
+    """A live STT whose ``finalize`` answers with the final, then raises (a bug in a
+    helper the session spawned): the call must go on with the turn."""
+
+    name = "buggy"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.error = None
+        self.events_q: asyncio.Queue = asyncio.Queue()
+        self.sent = 0
+        self.closed = False
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def open(self, *, call_sid: str = ""):
+        return self
+
+    def send(self, mulaw: bytes) -> None:
+        self.sent += len(mulaw)
+
+    async def events(self):
+        while not self.closed:
+            yield await self.events_q.get()
+
+    async def finalize(self) -> None:
+        from bot.providers.stt_stream import Final
+
+        self.events_q.put_nowait(Final(self.text, speech_final=False, from_finalize=True))
+        raise RuntimeError("finalize bug")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_bug_in_a_spawned_helper_is_counted_and_the_call_goes_on(settings):
+    import dataclasses
+
+    t, calls = MemoryTransport(), {}
+    live = BuggyFinalizeSTT("what time do you open tomorrow")
+    e = dataclasses.replace(engine(settings, calls), live_stt=live)
+    call = asyncio.create_task(run_call(t, e))
+    await t.wait_mark("greeting")
+    speech = mulaw.encode(wav.read(caller_wav("open_tomorrow_joe.wav")).pcm16) + mulaw.silence(8000)
+    for frame in frames.split(speech):
+        t.queue.put_nowait(AudioIn(frame))
+        await asyncio.sleep(0.001)
+    await t.wait_mark("t1s1", timeout=30)  # the turn ran on the live final
+    t.queue.put_nowait(StopIn())
+    session = await asyncio.wait_for(call, 10)
+    assert session.helper_errors == 1 and session.turn_no == 1 and session.state.value == "ended"
+    assert live.sent > 0 and live.closed
+    assert e.metrics.stage_errors.labels("call", "bug")._value.get() == 1

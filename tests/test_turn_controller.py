@@ -364,3 +364,105 @@ def test_illegal_phase_changes_raise():
     c.closing()
     with pytest.raises(IllegalPhase):
         c._set(Phase.LISTENING)
+
+
+# ---------------------------------------------------------------- crashes, hours, phase reports
+
+
+def test_a_speculative_turn_that_crashes_before_confirmation_is_dropped_and_the_end_starts_a_fresh_turn():
+    s = Script().talk(800).quiet(400)
+    assert s.kinds() == ["StartSpeculative"] and s.c.speculating
+    s.c.turn_crashed(1)  # its task died of a bug while gated
+    assert not s.c.speculating and s.c.phase is Phase.LISTENING
+    s.quiet(400)
+    assert s.kinds() == ["StartSpeculative", "StartTurn"]  # not a confirmation of the dead task
+    assert s.c.phase is Phase.THINKING and s.of(StartTurn)[0][1].audio
+
+
+def test_a_confirmed_turn_that_crashes_gives_the_floor_back_and_a_stale_crash_changes_nothing():
+    s = Script().talk(800).quiet(800)
+    assert s.c.phase is Phase.THINKING and s.c.turn_no == 1
+    s.c.turn_crashed(0)  # an older task
+    assert s.c.phase is Phase.THINKING
+    s.c.turn_crashed(1)
+    assert s.c.phase is Phase.LISTENING
+    s.quiet(8000)
+    assert s.kinds()[-1] == "Reprompt"  # listening again: the silence timer runs
+
+
+def test_a_crash_while_closing_changes_nothing():
+    s = Script().dtmf("0")
+    s2 = Script(TurnOptions(can_transfer=True)).dtmf("0")
+    assert s.c.phase is Phase.LISTENING and s2.c.phase is Phase.CLOSING
+    s2.c.turn_crashed(None)
+    assert s2.c.phase is Phase.CLOSING
+
+
+def test_dtmf_zero_follows_the_hour_when_the_session_says_so():
+    c = TurnController(TurnOptions(can_transfer=False))
+    c.bot_done()
+    assert c.on_dtmf("0", 1.0, can_transfer=True) == [EndCall(reason="transfer", prompt="transfer", transfer=True)]
+    c2 = TurnController(TurnOptions(can_transfer=True))
+    c2.bot_done()
+    assert c2.on_dtmf("0", 1.0, can_transfer=False) == []  # a digit, flushed later
+
+
+def test_every_phase_change_is_reported_once_in_order():
+    seen: list[Phase] = []
+    s = Script(greeting_ms=1000)
+    s.c.on_phase = seen.append
+    s.quiet(1200).talk(800).quiet(800)
+    s.c.bot_speaking()
+    s.c.bot_done(1)
+    s.c.closing()
+    s.c.ended()
+    assert seen == [Phase.LISTENING, Phase.THINKING, Phase.SPEAKING, Phase.LISTENING, Phase.CLOSING, Phase.ENDED]
+
+
+def test_a_turn_longer_than_max_turn_is_cut_and_ends():
+    s = Script(TurnOptions(early_turn_ms=0, max_turn_ms=2000)).talk(3000)
+    (t, turn), = s.of(StartTurn)  # the caller has not stopped, but the turn ends at the cap
+    assert t < 2.6 and len(turn.audio) <= 160 * (2000 // 20 + 20)  # the cap plus pre-roll
+
+
+# ---------------------------------------------------------------- turn completeness (live STT)
+
+COMPLETE_OPTS = TurnOptions(end_silence_ms=700, early_turn_ms=300, min_speech_ms=200, barge_in_ms=120, completeness=True)
+
+
+def test_unfinished_words_prepare_the_reply_and_release_it_after_the_longer_silence():
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
+    s.stt(Final("I want to", speech_final=True))  # INCOMPLETE: 1400 ms of silence
+    (_, spec), = s.of(StartSpeculative)
+    assert spec.text == "I want to" and s.kinds() == ["StartSpeculative"] and s.c.phase is Phase.LISTENING
+    s.quiet(1000)  # 1.3 s since the last voice: still held
+    assert s.kinds() == ["StartSpeculative"]
+    s.quiet(200)
+    (t, _), = s.of(ConfirmSpeculative)
+    assert t == pytest.approx(1.0 + 1.4, abs=0.03) and s.c.phase is Phase.THINKING and s.c.turn_no == 1
+
+
+def test_speech_before_the_longer_silence_cancels_without_a_barge_in_and_the_words_carry_on():
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
+    s.stt(Final("I want to", speech_final=True))
+    s.quiet(600).talk(800)  # the caller goes on after 900 ms
+    assert s.kinds() == ["StartSpeculative", "CancelSpeculative"] and s.c.barge_ins == 0
+    s.quiet(300).stt(Final("book a viewing", speech_final=True))  # the whole sentence is complete
+    (_, turn), = s.of(StartTurn)
+    assert turn.text == "I want to book a viewing" and s.c.turn_no == 1
+
+
+def test_a_hold_waits_the_shorter_extra_and_complete_words_go_at_once():
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
+    s.stt(Final("My name is Sarah", speech_final=True))  # HOLD: 900 ms
+    s.quiet(620)
+    assert [t for t, _ in s.of(ConfirmSpeculative)] == [pytest.approx(1.9, abs=0.03)]
+    s2 = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
+    s2.stt(Final("What time do you open", speech_final=True))
+    assert s2.kinds() == ["StartTurn"]
+
+
+def test_completeness_off_answers_unfinished_words_at_once():
+    s = live().talk(1000).quiet(300)
+    s.stt(Final("I want to", speech_final=True))
+    assert s.kinds() == ["StartTurn"]

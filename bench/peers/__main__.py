@@ -20,7 +20,6 @@ import math
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +59,6 @@ async def start_fakes(args, tmp: Path):
 
 
 async def start_pipecat(args, tmp: Path) -> calls.Stack:
-    import aiohttp
 
     fakes, fbase = await start_fakes(args, tmp)
     port = calls.free_port()
@@ -70,20 +68,7 @@ async def start_pipecat(args, tmp: Path) -> calls.Stack:
         str(args.pipecat_python), str(PEER / "bot.py"), "--port", str(port), "--fakes", fbase, cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL, stderr=open(log_path, "ab"))
     stack = calls.Stack("pipecat", fakes, server, url, None, tmp, {}, log_path)  # type: ignore[arg-type]
-    deadline = time.monotonic() + 120
-    async with aiohttp.ClientSession() as http:
-        while True:
-            if server.returncode is not None:
-                raise RuntimeError(f"the Pipecat bot exited with {server.returncode}:\n{log_path.read_text()[-2000:]}")
-            try:
-                async with http.get(url + "/readyz") as r:
-                    if r.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the Pipecat bot was not ready within 120 s; see {log_path}")
-            await asyncio.sleep(0.3)
+    await calls.wait_ready(server, url, log_path, "the Pipecat bot", 120.0, poll_s=0.3)
     return stack
 
 

@@ -1,12 +1,39 @@
-"""Build the configured provider for each stage from Settings (imports lazily, so
-the cloud-only install does not need the embedded engines and vice versa)."""
+"""Providers by table: each stage's adapters by name, built from Settings in one place.
+
+A vendor is one module; adding one for a stage is that module and one line of ``TABLE``
+(plus its key in ``Settings`` if it needs one). Modules are imported only when their
+provider is configured, so the cloud-only install does not need the embedded engines and
+vice versa. ``Settings.from_env`` validates ``*_PROVIDER`` against the same table.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from bot.providers.base import LLM, STT, TTS
-from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+STAGES = ("stt", "llm", "tts")
+
+# stage -> provider name -> "module:Class" (the class is built with the Settings)
+TABLE: dict[str, dict[str, str]] = {
+    "stt": {
+        "deepgram": "bot.providers.deepgram:DeepgramSTT",
+        "whisper": "bot.providers.whisper:WhisperSTT",
+    },
+    "llm": {
+        "openai": "bot.providers.openai_llm:OpenAILLM",
+        "receptionist": "bot.providers.receptionist:Receptionist",
+    },
+    "tts": {
+        "elevenlabs": "bot.providers.elevenlabs:ElevenLabsTTS",
+        "piper": "bot.providers.piper:PiperTTS",
+    },
+}
 
 
 @dataclass
@@ -19,44 +46,35 @@ class Providers:
         return (self.stt, self.llm, self.tts)
 
 
+def names(stage: str) -> tuple[str, ...]:
+    """The provider names a stage accepts, in table order."""
+    return tuple(TABLE[stage])
+
+
+def make(stage: str, name: str, settings: Settings) -> Any:
+    """One adapter of ``stage`` by its table name."""
+    try:
+        target = TABLE[stage][name]
+    except KeyError:
+        raise ValueError(f"unknown {stage.upper()} provider {name!r}; expected one of {', '.join(TABLE.get(stage, ()))}") from None
+    module, cls = target.split(":")
+    return getattr(import_module(module), cls)(settings)
+
+
 def make_stt(name: str, settings: Settings) -> STT:
-    if name == "deepgram":
-        from bot.providers.deepgram import DeepgramSTT
-
-        return DeepgramSTT(settings)
-    if name == "whisper":
-        from bot.providers.whisper import WhisperSTT
-
-        return WhisperSTT(settings)
-    raise ValueError(f"unknown STT provider {name!r}")
+    return make("stt", name, settings)
 
 
 def make_llm(name: str, settings: Settings) -> LLM:
-    if name == "openai":
-        from bot.providers.openai_llm import OpenAILLM
-
-        return OpenAILLM(settings)
-    if name == "receptionist":
-        from bot.providers.receptionist import Receptionist
-
-        return Receptionist(settings)
-    raise ValueError(f"unknown LLM provider {name!r}")
+    return make("llm", name, settings)
 
 
 def make_tts(name: str, settings: Settings) -> TTS:
-    if name == "elevenlabs":
-        from bot.providers.elevenlabs import ElevenLabsTTS
-
-        return ElevenLabsTTS(settings)
-    if name == "piper":
-        from bot.providers.piper import PiperTTS
-
-        return PiperTTS(settings)
-    raise ValueError(f"unknown TTS provider {name!r}")
+    return make("tts", name, settings)
 
 
-def _chain(stage: str, names: str, make, settings: Settings):
-    members = [make(n.strip(), settings) for n in names.split(",") if n.strip()]
+def _chain(stage: str, chain: str, settings: Settings) -> Any:
+    members = [make(stage, n.strip(), settings) for n in chain.split(",") if n.strip()]
     if len(members) == 1:
         return members[0]
     from bot.providers import failover
@@ -74,7 +92,7 @@ def _chain(stage: str, names: str, make, settings: Settings):
 def build(settings: Settings) -> Providers:
     """One provider per stage, or a failover chain where the setting lists several."""
     return Providers(
-        stt=_chain("stt", settings.stt_provider, make_stt, settings),
-        llm=_chain("llm", settings.llm_provider, make_llm, settings),
-        tts=_chain("tts", settings.tts_provider, make_tts, settings),
+        stt=_chain("stt", settings.stt_provider, settings),
+        llm=_chain("llm", settings.llm_provider, settings),
+        tts=_chain("tts", settings.tts_provider, settings),
     )

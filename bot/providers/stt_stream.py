@@ -26,8 +26,9 @@ Batch engines (whisper, Deepgram's prerecorded API) become streams through
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bot.errors import StageError
@@ -63,17 +64,17 @@ class Reconnected:
 
 @dataclass(frozen=True)
 class Failed:
-    error: "StageError"
+    error: StageError
 
 
-STTEvent = Union[Interim, Final, UtteranceEnd, SpeechStarted, Reconnected, Failed]
+STTEvent = Interim | Final | UtteranceEnd | SpeechStarted | Reconnected | Failed
 
 
 @runtime_checkable
 class STTStream(Protocol):
     """One call's stream. ``error`` is set when the stream failed (at open or later)."""
 
-    error: "StageError | None"
+    error: StageError | None
 
     def send(self, mulaw: bytes) -> None:
         """Queue caller audio (8 kHz mu-law). Never blocks."""

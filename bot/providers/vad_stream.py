@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from bot.errors import EMPTY_RESULT, StageError
 from bot.logs import kv

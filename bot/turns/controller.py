@@ -26,16 +26,22 @@ order. The rules are today's call behaviour:
 - silence for ``REPROMPT_AFTER_S`` while listening says the reprompt, at most
   ``MAX_REPROMPTS`` times, then goodbye; DTMF digits make a text turn after ``#`` or
   1.5 s, ``0`` first transfers (when a transfer number is set);
+- with ``TURN_COMPLETENESS`` (live STT), a final whose words look unfinished
+  (``bot.turn_completeness``) starts the turn gated and releases it only after the
+  longer silence its verdict asks for; speech before then cancels it, and its words
+  begin the turn that goes on;
 - CLOSING is a real phase: from the moment the last words start, nothing the caller
   does (speech, late finals, interims, digits) starts or interrupts anything.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
+from bot.turn_completeness import judge, silence_ms
 from bot.turns.decisions import (
     ALLOWED,
     BargeIn,
@@ -69,15 +75,26 @@ class TurnOptions:
     max_call_s: float = 1800.0
     speculative_llm: bool = True
     can_transfer: bool = False  # DTMF 0 transfers
+    max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
+    completeness: bool = False  # live STT: hold a turn whose words look unfinished (bot.turn_completeness)
 
     @classmethod
-    def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> "TurnOptions":
+    def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
         number = s.transfer_number if transfer_number is None else transfer_number
         return cls(
             end_silence_ms=s.end_silence_ms, early_turn_ms=s.early_turn_ms, min_speech_ms=s.min_speech_ms,
             barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
             max_call_s=s.max_call_s, speculative_llm=s.speculative_llm, can_transfer=bool(number),
+            max_turn_ms=int(s.max_turn_s * 1000), completeness=s.turn_completeness,
         )
+
+
+@dataclass(frozen=True)
+class _Held:
+    text: str
+    speech_end: float
+    stt_ms: float
+    need_ms: int
 
 
 def same_words(a: str, b: str) -> bool:
@@ -89,7 +106,7 @@ class TurnController:
         self.opts = options
         self.detector = TurnDetector(
             end_silence_ms=options.end_silence_ms, min_speech_ms=options.min_speech_ms,
-            start_ms=options.barge_in_ms, early_silence_ms=options.early_turn_ms,
+            start_ms=options.barge_in_ms, early_silence_ms=options.early_turn_ms, max_turn_ms=options.max_turn_ms,
         )
         self.phase = Phase.GREETING
         self.history: list[Phase] = [Phase.GREETING]
@@ -107,6 +124,8 @@ class TurnController:
         self._live_text: list[str] = []  # finals of the turn in progress
         self._live_taken = False  # the live STT ended a turn since the local speech start
         self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed
+        self._held: _Held | None = None  # a live turn whose words look unfinished, waiting for more silence
+        self.on_phase: Callable[[Phase], None] | None = None  # told of every phase change (the session's observer)
 
     # ------------------------------------------------------------------ state
     def _set(self, new: Phase) -> None:
@@ -116,6 +135,8 @@ class TurnController:
             raise IllegalPhase(f"{self.phase.value} -> {new.value}")
         self.phase = new
         self.history.append(new)
+        if self.on_phase is not None:
+            self.on_phase(new)
 
     @property
     def over(self) -> bool:
@@ -142,6 +163,10 @@ class TurnController:
         if speech:
             self._last_voice = t
         ev = self.detector.feed(frame, speech)
+        if self._held is not None and ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
+            out += self._resume_held()  # the caller goes on: the prepared reply was never sent
+        elif self._held is not None and not speech and (t - self._last_voice) * 1000 >= self._held.need_ms:
+            out += self._release_held()
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
             if self.live:
@@ -167,11 +192,14 @@ class TurnController:
         out += self._tick_dtmf(t)
         return out
 
-    def on_dtmf(self, digit: str, t: float) -> list[Decision]:
+    def on_dtmf(self, digit: str, t: float, *, can_transfer: bool | None = None) -> list[Decision]:
+        """``can_transfer`` overrides the option when it depends on the hour (a front desk)."""
         if self.over:
             return []
         self._silent = 0
-        if digit == "0" and self.opts.can_transfer and not self._dtmf:
+        if can_transfer is None:
+            can_transfer = self.opts.can_transfer
+        if digit == "0" and can_transfer and not self._dtmf:
             return self._end("transfer", "transfer", transfer=True)
         if digit == "#":
             return self._flush_dtmf(t)
@@ -211,15 +239,44 @@ class TurnController:
             return []
         speech_end = min(self._last_voice + VOICE_TAIL_S, t)
         stt_ms = (t - speech_end) * 1000
+        if self.opts.completeness and self.phase is Phase.LISTENING and not self._dtmf:
+            need_ms = silence_ms(judge(text), self.opts.end_silence_ms)
+            if need_ms > self.opts.end_silence_ms and (t - self._last_voice) * 1000 < need_ms:
+                return self._hold(_Held(text, speech_end, stt_ms, need_ms))
         if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
             confirmed = self._confirm()
             if confirmed:
                 return confirmed
         return self._cancel_speculation() + self._text_turn(text, speech_end, stt_ms)
 
+    def _hold(self, held: _Held) -> list[Decision]:
+        """The words look unfinished: prepare the reply (gated) but release it only after
+        ``held.need_ms`` of silence; speech before then cancels it."""
+        self._held = held
+        if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
+            return []
+        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text)
+
+    def _release_held(self) -> list[Decision]:
+        held, self._held = self._held, None
+        if held is None or self.over:
+            return []
+        if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
+            confirmed = self._confirm()
+            if confirmed:
+                return confirmed
+        return self._cancel_speculation() + self._text_turn(held.text, held.speech_end, held.stt_ms)
+
+    def _resume_held(self) -> list[Decision]:
+        """Speech again before the held turn's silence: its words start the turn that goes on."""
+        held, self._held = self._held, None
+        if held is not None:
+            self._live_text.insert(0, held.text)
+        return self._cancel_speculation()
+
     def _live_interim(self, text: str) -> list[Decision]:
         """A stable interim after the early silence: start the turn on it, gated."""
-        if not self.opts.speculative_llm or not self.detector.maybe_ended or self.over:
+        if not self.opts.speculative_llm or not self.detector.maybe_ended or self.over or self._held is not None:
             return []
         out: list[Decision] = []
         if self._spec:
@@ -232,6 +289,8 @@ class TurnController:
         """The live STT is gone for good: local VAD turns and batch STT from now on;
         a turn it had not closed yet runs on the local audio."""
         self.live = False
+        if self._held is not None:
+            return self._release_held()
         backup, self._live_backup = self._live_backup, None
         if backup and not self.over and not self.bot_active:
             return self._start_turn(self._last_voice + VOICE_TAIL_S, audio=backup)
@@ -251,10 +310,21 @@ class TurnController:
         if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
             self._set(Phase.LISTENING)
 
+    def turn_crashed(self, n: int | None) -> None:
+        """Turn ``n``'s task (or, n=None, a prompt's) died of a bug: the caller has the
+        floor again. A speculative turn that crashed before its confirmation is dropped,
+        so the end of the turn starts a fresh one instead of confirming a dead task."""
+        if self.over:
+            return
+        if self._spec and n == self.turn_no:
+            self._spec, self._spec_text = False, None
+            return
+        self.bot_done(n)
+
     def closing(self) -> None:
         if not self.over:
             self._set(Phase.CLOSING)
-            self._spec, self._spec_text, self._dtmf = False, None, ""
+            self._spec, self._spec_text, self._dtmf, self._held = False, None, "", None
 
     def ended(self) -> None:
         self._set(Phase.ENDED)
@@ -268,6 +338,7 @@ class TurnController:
     # ------------------------------------------------------------------ the rules
     def _barge_in(self) -> list[Decision]:
         self.barge_ins += 1
+        self._held = None
         self._spec, self._spec_text = False, None  # BargeIn cancels whatever runs (rolled back)
         if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
             self._set(Phase.LISTENING)
@@ -301,6 +372,7 @@ class TurnController:
         if self.over:
             return []
         self._set(Phase.THINKING)
+        self._held = None
         self.turn_no += 1
         self.reprompts = 0
         return [StartTurn(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
 
 class Phase(Enum):
@@ -93,4 +92,4 @@ class EndCall:
     clear: bool = False
 
 
-Decision = Union[BargeIn, StartSpeculative, ConfirmSpeculative, CancelSpeculative, StartTurn, FinalizeSTT, Reprompt, EndCall]
+Decision = BargeIn | StartSpeculative | ConfirmSpeculative | CancelSpeculative | StartTurn | FinalizeSTT | Reprompt | EndCall
