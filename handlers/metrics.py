@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from handlers.state import METRICS, PROVIDERS, SETTINGS
 
-WS_UPGRADED = "ws_upgraded"  # set on a request once its websocket is prepared
+WS_UPGRADED = web.RequestKey("ws_upgraded", bool)  # set on a request once its websocket is prepared
 MEDIA_ROUTE = "/twilio/media"  # a websocket lasts the call: its duration is the call histogram's
 
 
