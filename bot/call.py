@@ -170,9 +170,6 @@ class CallSession(CallActions):
         now = self._last_media = time.monotonic()
         if self.over:
             return
-        if now - self._t_start >= self.settings.max_call_s:
-            self._end_on_limit("max_call_length")
-            return
         speech = self.vad.is_speech_ulaw(frame)
         if self.stt is not None:
             self.stt.send(frame)
@@ -320,8 +317,6 @@ class CallSession(CallActions):
         self._run(self._turn(n, d.audio, d.text, d.speech_end, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n)
 
     def _end_call(self, d: EndCall) -> None:
-        if d.reason == "max_length":
-            self.end_reason = self.end_reason or "max_call_length"
         number = self._front_desk() if d.transfer else ""
         if d.transfer:
             log.info("dtmf transfer", extra=kv(call_sid=self.call_sid))

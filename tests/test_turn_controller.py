@@ -197,15 +197,6 @@ def test_a_turn_resets_the_reprompt_count():
     assert s.c.reprompts == 0
 
 
-def test_max_call_length_ends_with_a_clear():
-    s = Script(TurnOptions(max_call_s=10))
-    s.talk(600).quiet(800)
-    s.c.bot_speaking()
-    s.quiet(9000)
-    (_, end), = s.of(EndCall)
-    assert end.reason == "max_length" and end.clear and s.c.over
-
-
 def test_a_thirty_second_conversation_runs_in_milliseconds():
     t0 = time.perf_counter()
     s = Script(reply_ms=2500, greeting_ms=2000)

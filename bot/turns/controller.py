@@ -72,7 +72,6 @@ class TurnOptions:
     barge_in_ms: int = 120
     reprompt_after_s: float = 8.0
     max_reprompts: int = 2
-    max_call_s: float = 1800.0
     speculative_llm: bool = True
     can_transfer: bool = False  # DTMF 0 transfers
     max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
@@ -84,7 +83,7 @@ class TurnOptions:
         return cls(
             end_silence_ms=s.end_silence_ms, early_turn_ms=s.early_turn_ms, min_speech_ms=s.min_speech_ms,
             barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
-            max_call_s=s.max_call_s, speculative_llm=s.speculative_llm, can_transfer=bool(number),
+            speculative_llm=s.speculative_llm, can_transfer=bool(number),
             max_turn_ms=int(s.max_turn_s * 1000), completeness=s.turn_completeness,
         )
 
@@ -113,7 +112,6 @@ class TurnController:
         self.turn_no = 0  # the turn now running (or last run)
         self.barge_ins = 0
         self.reprompts = 0
-        self._frames = 0
         self._silent = 0  # listening frames with neither speech nor a turn
         self._last_voice = t0
         self._spec = False  # a speculative turn runs, gated
@@ -156,9 +154,6 @@ class TurnController:
     def on_frame(self, frame: bytes, speech: bool, t: float) -> list[Decision]:
         if self.over:
             return []
-        self._frames += 1
-        if self._frames * FRAME_MS >= self.opts.max_call_s * 1000:
-            return self._end("max_length", "goodbye", clear=True)
         out: list[Decision] = []
         if speech:
             self._last_voice = t

@@ -86,7 +86,7 @@ class Reprompt:
 class EndCall:
     """Say ``prompt`` (if any) and hang up or transfer. ``clear``: drop what still plays."""
 
-    reason: str  # silence | max_length | transfer | drain
+    reason: str  # silence | transfer | drain (MAX_CALL_S is the session's wall-clock watchdog)
     prompt: str | None = "goodbye"
     transfer: bool = False
     clear: bool = False
