@@ -600,6 +600,8 @@ async def table(args, settings: Settings, loops: list[str]) -> None:
             try:
                 for n in args.ns:
                     specs = [script(rng, args.pool, args.turns, round(i * args.ramp_s / max(1, n), 3)) for i in range(n)]
+                    if args.burst:  # the same words in every call: each round's N turn ends fall within ~ramp_s
+                        specs = [dict(specs[0], delay_s=sp["delay_s"]) for sp in specs]
                     base = {"url": stack.url, "token": stack.token, "uvloop": args.caller_uvloop,
                             "greeting_frames": args.greeting_frames, "reply_frames": args.reply_frames}
                     await asyncio.sleep(1.0)
@@ -790,6 +792,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end-silence-ms", type=int, default=None, help="the bot's END_SILENCE_MS (default: its own default)")
     ap.add_argument("--early-turn-ms", type=int, default=None, help="the bot's EARLY_TURN_MS (default: its own default)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="calls start spread evenly over this many seconds")
+    ap.add_argument("--burst", action="store_true",
+                    help="every call says the same utterances with the same gaps, so with --ramp-s 1 each round's N turn "
+                         "ends fall within about a second (compare p95 with N=1)")
     ap.add_argument("--workers", type=int, default=0, help="caller processes (0 = one per 100 calls, at most 4)")
     ap.add_argument("--caller-asyncio", action="store_true", help="callers on plain asyncio even if uvloop is installed")
     d = Profile()
