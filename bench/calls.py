@@ -53,24 +53,46 @@ SKIP = ("name_number",)  # 7 s utterances: they only make the run longer
 # ----------------------------------------------------------------------------- /proc
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor's workers with --bot-workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
 def cpu_s(pid: int) -> float:
-    """utime + stime of ``pid``, seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return float("nan")
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return (int(rest[11]) + int(rest[12])) / CLK
+    """utime + stime of ``pid`` and its descendants, seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            raw = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            if p == pid:
+                return float("nan")
+            continue
+        rest = raw[raw.rindex(")") + 2 :].split()
+        total += (int(rest[11]) + int(rest[12])) / CLK
+    return total
 
 
 def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    """Resident memory of ``pid`` and its descendants, MB."""
+    total = float("nan")
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total = (0.0 if total != total else total) + int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
 
 
 def loadavg() -> str:
@@ -306,7 +328,7 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
     env.update({
         "HOST": "127.0.0.1", "PORT": str(port), "PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": token,
         "DATA_DIR": str(tmp / "data"), "MAX_CALLS": "100000", "LOG_LEVEL": "INFO",
-        "WORKERS": "1",  # one process measured (its pid's CPU and RSS); WORKERS in extra_env overrides
+        "WORKERS": str(getattr(args, "bot_workers", 1)),  # CPU and RSS are summed over the supervisor's workers
         "STT_PROVIDER": "deepgram", "LLM_PROVIDER": "openai", "TTS_PROVIDER": "elevenlabs",
         "DEEPGRAM_API_KEY": "dg-bench", "OPENAI_API_KEY": "sk-bench", "ELEVENLABS_API_KEY": "el-bench",
         "DEEPGRAM_BASE_URL": fbase, "OPENAI_BASE_URL": fbase + "/v1", "ELEVENLABS_BASE_URL": fbase,
@@ -330,7 +352,7 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
     stack = Stack(loop, fakes, server, url, token, tmp, env, log_path)
     await wait_ready(server, url, log_path, "the bot", 60.0)
     stack.log_offset = log_path.stat().st_size
-    uses_uvloop = "uvloop" in Path(f"/proc/{server.pid}/maps").read_text()
+    uses_uvloop = "uvloop" in Path(f"/proc/{tree(server.pid)[-1]}/maps").read_text()  # a worker, with --bot-workers
     if uses_uvloop != (loop == "uvloop"):
         raise RuntimeError(f"asked for the bot on {loop}, but uvloop is {'' if uses_uvloop else 'not '}loaded in it")
     return stack
@@ -792,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end-silence-ms", type=int, default=None, help="the bot's END_SILENCE_MS (default: its own default)")
     ap.add_argument("--early-turn-ms", type=int, default=None, help="the bot's EARLY_TURN_MS (default: its own default)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="calls start spread evenly over this many seconds")
+    ap.add_argument("--bot-workers", type=int, default=1, help="the bot's WORKERS (processes on one port); CPU and RSS are summed over them")
     ap.add_argument("--burst", action="store_true",
                     help="every call says the same utterances with the same gaps, so with --ramp-s 1 each round's N turn "
                          "ends fall within about a second (compare p95 with N=1)")
