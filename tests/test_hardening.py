@@ -1,0 +1,86 @@
+"""Hardening gaps found in review, each replayed against the real server on 127.0.0.1:
+a softphone socket that sends audio faster than real time, key guessing on the console
+login, short API keys, oversize webhook forms, the transfer's ring time, and a caller's
+message cut off by a hang-up on the LLM path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from handlers.phone import BURST_S, MAX_AUDIO_BYTES, RealTime
+from handlers.state import CALLS, METRICS
+from tests.conftest import eventually
+from tests.test_phone import login, phone_app
+
+# ---------------------------------------------------------------- 1. softphone audio pace
+
+
+def test_audio_may_run_ahead_of_the_clock_only_by_the_burst():
+    now = [0.0]
+    pace = RealTime(burst=1.0, clock=lambda: now[0])
+    for _ in range(500):  # ten seconds of a microphone: 20 ms every 20 ms
+        assert pace.take(0.02)
+        now[0] += 0.02
+    now[0] += 0.9  # the loop stalled; the frames queued meanwhile arrive at once
+    assert all(pace.take(0.02) for _ in range(45))
+    now[0] += 5.0  # five quiet seconds earn no more than the burst
+    assert all(pace.take(0.2) for _ in range(5))
+    assert not pace.take(0.2)
+
+
+async def refused_close(ws) -> aiohttp.WSMessage:
+    """Read (greeting audio, events) until the server closes the socket."""
+    async with asyncio.timeout(15):
+        while True:
+            msg = await ws.receive()
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                return msg
+
+
+async def test_audio_faster_than_real_time_closes_the_softphone_call(aiohttp_client, settings, caplog):
+    app, p = phone_app(settings)
+    client = await aiohttp_client(app)
+    await login(client)
+    ws = await client.ws_connect("/phone/ws")
+    await ws.receive()  # the call is up
+    for _ in range(25):  # real time first: one 20 ms frame at a time, paced
+        await ws.send_bytes(b"\x00\x01" * 160)
+        await asyncio.sleep(0.02)
+    assert app[CALLS]
+    sent = 0.0
+    with caplog.at_level(logging.WARNING, logger="handlers.phone"):
+        while not ws.closed and sent < 60:  # 200 ms messages as fast as the socket takes them
+            try:
+                await ws.send_bytes(b"\x00\x7f" * (MAX_AUDIO_BYTES // 2))
+            except ConnectionError:
+                break
+            sent += 0.2
+        msg = await refused_close(ws)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == aiohttp.WSCloseCode.POLICY_VIOLATION
+        assert sent > BURST_S  # the burst was allowed, then no more
+        await eventually(lambda: not app[CALLS])
+    assert app[METRICS].protocol_errors.labels("browser_audio_too_fast")._value.get() == 1
+    refused = [r for r in caplog.records if r.getMessage() == "browser audio refused, closing"]
+    assert len(refused) == 1 and set(refused[0].fields) == {"call_sid", "reason"}  # no payload in the log
+    assert refused[0].fields["reason"] == "browser_audio_too_fast"
+    assert p.stt.calls == [] or all(n < 16000 * 2 * 10 for n, _ in p.stt.calls)  # never minutes of "speech"
+
+
+async def test_a_message_longer_than_200_ms_closes_the_softphone_call(aiohttp_client, settings):
+    app, _ = phone_app(settings)
+    client = await aiohttp_client(app)
+    await login(client)
+    for size, reason, code in (
+        (MAX_AUDIO_BYTES + 2, "browser_audio_too_long", aiohttp.WSCloseCode.MESSAGE_TOO_BIG),
+        (64 * 1024, "browser_bad_frame", aiohttp.WSCloseCode.MESSAGE_TOO_BIG),  # refused by aiohttp before buffering
+    ):
+        ws = await client.ws_connect("/phone/ws")
+        await ws.receive()
+        await ws.send_bytes(b"\x00\x7f" * (size // 2))
+        msg = await refused_close(ws)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == code, (reason, msg)
+        await eventually(lambda: not app[CALLS])
+        assert app[METRICS].protocol_errors.labels(reason)._value.get() == 1
