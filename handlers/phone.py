@@ -32,6 +32,7 @@ from bot.logs import kv
 from bot.metrics import Metrics
 from bot.run_call import CALLS, DRAINING, run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
+from handlers import login_limit
 from handlers.metrics import WS_UPGRADED
 from handlers.session_auth import issue_session, key_ok, session_valid
 from handlers.state import METRICS, SETTINGS, call_engine
@@ -220,6 +221,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
+    login_limit.install(app)
     app.router.add_get("/phone", page)
     app.router.add_get("/phone/ws", socket)
     app.router.add_get("/phone/{name}", asset)

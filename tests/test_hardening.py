@@ -10,6 +10,7 @@ import logging
 
 import aiohttp
 
+from handlers.login_limit import ADDRESS_REFILL_S, GLOBAL, LOGIN_LIMIT, PER_ADDRESS, LoginLimit
 from handlers.phone import BURST_S, MAX_AUDIO_BYTES, RealTime
 from handlers.state import CALLS, METRICS
 from tests.conftest import eventually
@@ -84,3 +85,70 @@ async def test_a_message_longer_than_200_ms_closes_the_softphone_call(aiohttp_cl
         assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == code, (reason, msg)
         await eventually(lambda: not app[CALLS])
         assert app[METRICS].protocol_errors.labels(reason)._value.get() == 1
+
+
+# ---------------------------------------------------------------- 2. key guessing at the login
+
+
+def test_wrong_keys_per_address_and_in_all_are_limited():
+    now = [1000.0]
+    limit = LoginLimit(clock=lambda: now[0])
+    for _ in range(PER_ADDRESS):
+        assert limit.retry_after("10.0.0.1") == 0
+        limit.failed("10.0.0.1")
+    assert limit.retry_after("10.0.0.1") == ADDRESS_REFILL_S and limit.retry_after("10.0.0.2") == 0
+    now[0] += ADDRESS_REFILL_S  # one more guess a refill later, not ten
+    assert limit.retry_after("10.0.0.1") == 0
+    limit.failed("10.0.0.1")
+    assert limit.retry_after("10.0.0.1") > 0
+    for i in range(GLOBAL):  # many addresses together
+        limit.failed(f"10.1.{i // 250}.{i % 250}")
+    assert limit.retry_after("10.9.9.9") > 0  # a fresh address waits too
+
+
+def login_app(settings, now: list[float]):
+    from tests.test_console import KEY, make_app
+
+    app = make_app(settings)
+    app[LOGIN_LIMIT] = LoginLimit(clock=lambda: now[0])  # a clock the test moves
+    return app, KEY
+
+
+async def test_key_guessing_gets_429_with_retry_after_then_the_right_key_works(aiohttp_client, settings, caplog):
+    now = [0.0]
+    app, key = login_app(settings, now)
+    client = await aiohttp_client(app)
+    with caplog.at_level(logging.WARNING, logger="handlers.login_limit"):
+        for i in range(PER_ADDRESS):
+            r = await client.post("/console/login", data={"key": f"guess-{i:04d}-0123456789"}, allow_redirects=False)
+            assert r.status == 401
+        for attempt in (
+            client.post("/console/login", data={"key": key}, allow_redirects=False),  # refused before the compare
+            client.get(f"/console?key={key}", allow_redirects=False),
+            client.get(f"/phone?key={key}", allow_redirects=False),  # one limit for every door
+        ):
+            r = await attempt
+            assert r.status == 429 and int(r.headers["Retry-After"]) == ADDRESS_REFILL_S
+            assert "phonebot_session" not in r.cookies
+    paused = [r for r in caplog.records if r.name == "handlers.login_limit"]
+    assert len(paused) == 1 and key not in paused[0].getMessage() and key not in str(paused[0].fields)
+    now[0] += ADDRESS_REFILL_S
+    r = await client.post("/console/login", data={"key": key}, allow_redirects=False)
+    assert r.status == 303 and "phonebot_session" in r.cookies
+
+
+async def test_guessing_from_many_addresses_meets_the_global_limit(aiohttp_server, settings):
+    now = [0.0]
+    app, key = login_app(settings, now)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    url = str(server.make_url("/console/login"))
+    statuses: list[int] = []
+    for n in range(GLOBAL // PER_ADDRESS):  # ten addresses, each inside its own limit
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(f"127.0.0.{n + 2}", 0))) as http:
+            for i in range(PER_ADDRESS):
+                async with http.post(url, data={"key": f"guess-{n}-{i}-0123456789"}, allow_redirects=False) as r:
+                    statuses.append(r.status)
+    assert statuses == [401] * GLOBAL
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.99", 0))) as http:
+        async with http.post(url, data={"key": key}, allow_redirects=False) as r:
+            assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
