@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 import aiohttp
+import pytest
 
 from handlers.login_limit import ADDRESS_REFILL_S, GLOBAL, LOGIN_LIMIT, PER_ADDRESS, LoginLimit
 from handlers.phone import BURST_S, MAX_AUDIO_BYTES, RealTime
@@ -152,3 +153,26 @@ async def test_guessing_from_many_addresses_meets_the_global_limit(aiohttp_serve
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.99", 0))) as http:
         async with http.post(url, data={"key": key}, allow_redirects=False) as r:
             assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+# ---------------------------------------------------------------- 3. API_KEY length
+
+
+def test_a_short_api_key_is_refused_at_start_up_and_by_check():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bot.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="API_KEY: use at least 16 characters"):
+        Settings.from_env({"API_KEY": "abc123", "TRIAL": "1"})
+    with pytest.raises(SettingsError, match="API_KEY"):  # spaces around do not count
+        Settings.from_env({"API_KEY": "  0123456789abcde  ", "TRIAL": "1"})
+    assert Settings.from_env({"API_KEY": "0123456789abcdef", "TRIAL": "1"}).api_key == "0123456789abcdef"
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TWILIO_VALIDATE": "false", "API_KEY": "hunter2"}
+    repo = Path(__file__).resolve().parents[1]
+    for command in ("check", "serve"):
+        r = subprocess.run([sys.executable, "-m", "bot", command], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and "API_KEY: use at least 16 characters" in r.stdout + r.stderr, (command, r)
+        assert "hunter2" not in r.stdout + r.stderr and "Traceback" not in r.stderr
