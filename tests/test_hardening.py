@@ -176,3 +176,29 @@ def test_a_short_api_key_is_refused_at_start_up_and_by_check():
         r = subprocess.run([sys.executable, "-m", "bot", command], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode != 0 and "API_KEY: use at least 16 characters" in r.stdout + r.stderr, (command, r)
         assert "hunter2" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------- 4. webhook form bodies
+
+
+async def test_webhook_forms_have_a_small_cap_of_their_own(settings):
+    from handlers.errors import FORM_MAX_BYTES
+    from tests.test_attacks_http import _send_chunked_junk, closed_by_server, hostport, serving
+
+    form_head = "Content-Type: application/x-www-form-urlencoded\r\n"
+    async with serving(settings.with_(body_timeout_s=30.0)) as (_app, url):
+        async with aiohttp.ClientSession() as http:  # Twilio's callbacks are a few KB: answered
+            padded = {"CallSid": "CA" + "1" * 32, "From": "+15551234567", "To": "+15557654321", "Pad": "p" * 8000}
+            async with http.post(url + "/twilio/voice", data=padded) as r:
+                assert r.status == 200 and "<Response>" in await r.text()
+        host, port = hostport(url)
+        for path in ("/twilio/voice", "/twilio/status", "/console/login"):
+            # Content-Length over the cap (well under MAX_UPLOAD_BYTES): 413 without a byte of body sent
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\n{form_head}Content-Length: {FORM_MAX_BYTES + 1}\r\n\r\n".encode())
+            reply = await closed_by_server(reader, 30)
+            writer.close()
+            assert reply.startswith(b"HTTP/1.1 413") and b'"too_large"' in reply, (path, reply[:200])
+        # no Content-Length (chunked): the counted read stops at the cap
+        reply, sent = await _send_chunked_junk(url, "/twilio/voice", form_head, b"CallSid=", 40 << 20)
+        assert reply.startswith(b"HTTP/1.1 413") and sent < 8 << 20  # not MAX_UPLOAD_BYTES (10 MB)
