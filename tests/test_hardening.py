@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,6 +17,8 @@ from handlers.phone import BURST_S, MAX_AUDIO_BYTES, RealTime
 from handlers.state import CALLS, METRICS
 from tests.conftest import eventually
 from tests.test_phone import login, phone_app
+
+REPO = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- 1. softphone audio pace
 
@@ -161,7 +164,6 @@ async def test_guessing_from_many_addresses_meets_the_global_limit(aiohttp_serve
 def test_a_short_api_key_is_refused_at_start_up_and_by_check():
     import subprocess
     import sys
-    from pathlib import Path
 
     from bot.settings import Settings, SettingsError
 
@@ -171,9 +173,8 @@ def test_a_short_api_key_is_refused_at_start_up_and_by_check():
         Settings.from_env({"API_KEY": "  0123456789abcde  ", "TRIAL": "1"})
     assert Settings.from_env({"API_KEY": "0123456789abcdef", "TRIAL": "1"}).api_key == "0123456789abcdef"
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TWILIO_VALIDATE": "false", "API_KEY": "hunter2"}
-    repo = Path(__file__).resolve().parents[1]
     for command in ("check", "serve"):
-        r = subprocess.run([sys.executable, "-m", "bot", command], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run([sys.executable, "-m", "bot", command], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode != 0 and "API_KEY: use at least 16 characters" in r.stdout + r.stderr, (command, r)
         assert "hunter2" not in r.stdout + r.stderr and "Traceback" not in r.stderr
 
@@ -202,3 +203,48 @@ async def test_webhook_forms_have_a_small_cap_of_their_own(settings):
         # no Content-Length (chunked): the counted read stops at the cap
         reply, sent = await _send_chunked_junk(url, "/twilio/voice", form_head, b"CallSid=", 40 << 20)
         assert reply.startswith(b"HTTP/1.1 413") and sent < 8 << 20  # not MAX_UPLOAD_BYTES (10 MB)
+
+
+# ---------------------------------------------------------------- 5. the transfer's ring time
+
+
+def business_file(tmp_path, no_answer_s) -> Path:
+    src = (REPO / "examples" / "business" / "dental-practice.toml").read_text()
+    assert "no_answer_s = 20" in src
+    path = tmp_path / "business.toml"
+    path.write_text(src.replace("no_answer_s = 20", f"no_answer_s = {no_answer_s}"))
+    return path
+
+
+@pytest.mark.parametrize("bad", ["4", "121", '"20"', "true", "20.5"])
+def test_no_answer_s_out_of_range_is_refused(tmp_path, bad):
+    from bot.profile import ProfileError, load_profile
+
+    with pytest.raises(ProfileError, match="transfer.no_answer_s"):
+        load_profile(business_file(tmp_path, bad))
+
+
+async def test_a_transfer_rings_for_the_business_files_no_answer_s(aiohttp_server, settings, tmp_path):
+    from twilio.request_validator import RequestValidator
+
+    from bot.simulator import simulate_call
+    from tests.fakes.twilio_rest import RestBehaviour, twilio_rest_app
+    from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
+
+    s = phone_settings(settings, transfer_number="+15550001111", business_file=str(business_file(tmp_path, 17)))
+    # no REST credentials: the stream's end answers <Dial>
+    server, _, _ = await serve(aiohttp_server, s)
+    report = await simulate_call(url(server), [OPEN], auth_token=TOKEN, dtmf={0: "0"}, max_wait_s=6)
+    assert "end-transfer" in report.marks_echoed
+    params = {"CallSid": report.call_sid}
+    sig = RequestValidator(TOKEN).compute_signature(url(server) + "/twilio/after", params)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url(server) + "/twilio/after", data=params, headers={"X-Twilio-Signature": sig}) as r:
+            assert '<Dial timeout="17">+15550001111</Dial>' in await r.text()
+    # over REST: the live call is updated with the same <Dial>
+    state = RestBehaviour()
+    rest = await aiohttp_server(twilio_rest_app(state))
+    server, _, _ = await serve(aiohttp_server, s.with_(twilio_account_sid="AC" + "a" * 32, twilio_base_url=url(rest)))
+    report = await simulate_call(url(server), [OPEN], auth_token=TOKEN, dtmf={0: "0"}, max_wait_s=6)
+    (u,) = state.updates
+    assert '<Dial timeout="17">+15550001111</Dial>' in u["form"]["Twiml"]
