@@ -248,3 +248,82 @@ async def test_a_transfer_rings_for_the_business_files_no_answer_s(aiohttp_serve
     report = await simulate_call(url(server), [OPEN], auth_token=TOKEN, dtmf={0: "0"}, max_wait_s=6)
     (u,) = state.updates
     assert '<Dial timeout="17">+15550001111</Dial>' in u["form"]["Twiml"]
+
+
+# ---------------------------------------------------------------- 6. a message cut off on the LLM path
+
+
+REQUEST = "I'd like to leave a message for the landlord about my boiler"
+DETAILS = "My name is Ann Lee and my number is five five five, one two three, four five six seven"
+ASK = " Sure, I can take a message. What's your name and the best number to call you back on?"
+
+
+async def llm_call(aiohttp_server, settings, script: list[dict]):
+    """A whole call (two caller turns, then the caller hangs up) with the real OpenAI SDK
+    against the wire fake, tools on; returns the call's report, the app and the fake's record."""
+    from bot.providers.openai_llm import OpenAILLM
+    from bot.simulator import simulate_call
+    from tests.fakes.cloud import FakeBehaviour, openai_app
+    from tests.fakes.scripted import ScriptedTTS
+    from tests.test_calls import TOKEN, phone_settings, serve, url
+    from tests.test_dialogue_calls import UTTERANCE, LengthSTT
+    from tests.test_llm_tools import PROPERTY, TUESDAY_3PM
+
+    state = FakeBehaviour(script=script)
+    fake = await aiohttp_server(openai_app(state))
+    s = phone_settings(settings, openai_base_url=str(fake.make_url("/v1")), llm_provider="openai", llm_timeout=3.0, early_turn_ms=0)
+    llm = OpenAILLM(s, profile=PROPERTY, clock=lambda: TUESDAY_3PM)
+    stt = LengthSTT(long=[REQUEST, DETAILS])
+    server, _, app = await serve(aiohttp_server, s, stt=stt, llm=llm, tts=ScriptedTTS(ms_per_char=3))
+    report = await simulate_call(url(server), [UTTERANCE] * 2, auth_token=TOKEN, max_wait_s=10, quiet_s=0.5, gap_s=0.2)
+    assert len(report.turns) == 2 and not report.hung_up_by_bot
+    await eventually(lambda: not app[CALLS])  # the call is over, its end-of-call work done
+    return report, app, state
+
+
+async def test_hang_up_while_the_llm_takes_a_message_keeps_it_incomplete(aiohttp_server, settings):
+    from tests.test_dialogue_calls import saved
+
+    report, app, state = await llm_call(aiohttp_server, settings, [
+        {"reply": "", "tool_calls": [("get_hours", '{"day": "today"}')]},  # a tool round first
+        {"reply": "We're open until five today." + ASK},
+        {"reply": "Thanks, Ann. And what should the message say?"},  # the caller hangs up here
+    ])
+    assert [m["role"] for m in state.requests[1].messages][-2:] == ["assistant", "tool"]  # the tool call went round
+    (m,) = await saved(app)
+    assert (m.call_sid, m.name, m.callback_number, m.status) == (report.call_sid, "Ann Lee", "5551234567", "incomplete")
+    assert "boiler" in m.about and "Ann Lee" in m.about  # what the caller said
+
+
+async def test_a_message_the_llm_saved_is_not_kept_twice(aiohttp_server, settings):
+    from tests.test_dialogue_calls import saved
+
+    take = ("take_message", '{"name": "Ann Lee", "callback_number": "555 123 4567", "about": "the boiler", "urgent": false}')
+    report, app, _ = await llm_call(aiohttp_server, settings, [
+        {"reply": ASK.strip()},
+        {"reply": "", "tool_calls": [take]},
+        {"reply": "Thanks, Ann, I've passed it on. Anything else?"},
+    ])
+    rows = await saved(app, at_least=2, wait_s=1.0)
+    assert [(r.name, r.about, r.status) for r in rows] == [("Ann Lee", "the boiler", "new")]
+
+
+def test_heard_message_starts_where_the_model_takes_a_message():
+    from bot.call_actions import SAVED_UPTO, heard_message
+    from bot.providers.base import Conversation
+
+    conv = Conversation()
+    conv.add_user("what time do you open?")
+    conv.add_assistant("We open at nine.")
+    assert heard_message(conv) is None  # no message was being taken
+    conv.add_user(REQUEST)
+    conv.add_assistant(ASK)
+    conv.add_user(DETAILS)
+    got = heard_message(conv)
+    assert got is not None and got["about"].startswith(REQUEST) and "what time" not in got["about"]
+    assert (got["name"], got["callback_number"]) == ("Ann Lee", "5551234567")
+    conv.state[SAVED_UPTO] = len(conv.messages)  # that message was saved
+    assert heard_message(conv) is None
+    conv.state["receptionist"] = {}  # a dialogue with its own form is not read from the transcript
+    conv.state.pop(SAVED_UPTO)
+    assert heard_message(conv) is None
