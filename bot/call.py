@@ -555,7 +555,7 @@ class CallSession(CallActions):
         if transfer and number:
             if self.outcome != "emergency":
                 self.outcome = "transferred"
-            await self.control.transfer(self.call_sid, number)
+            await self.control.transfer(self.call_sid, number, no_answer_s=self.profile.transfer.no_answer_s)
         else:
             await self.control.hangup(self.call_sid)
         self.c.ended()

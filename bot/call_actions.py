@@ -3,16 +3,21 @@ LLM's tools emit the same ``Action``s and they are carried out here. A message i
 committed (``store.save_message``) when the dialogue asks, which is before its reply says
 the message was passed on, and only once the turn is confirmed (``Conversation.perform``
 waits for a speculative turn's gate). Transfer and hang-up run after the caller heard the
-reply. A form the caller left half-way is kept as an incomplete message at the end.
+reply. A form the caller left half-way is kept as an incomplete message at the end, on
+both dialogue paths through ``_save_pending``: the receptionist keeps its form in
+``conversation.state``; the LLM has none, so ``heard_message`` reads it from the
+transcript (the caller's words from the model's first question for message details on).
 ``outcome`` says what the call came to, for the call record.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 
+from bot.language import digits_in, name_in
 from bot.logs import kv
 from bot.profile import Profile
 from bot.providers.base import Action, Conversation
@@ -20,6 +25,34 @@ from bot.redact import mask_number
 from bot.store.api import NewMessage, Store
 
 log = logging.getLogger("bot.call")
+
+SAVED_UPTO = "message_saved_upto"  # Conversation.state: the transcript before it is a saved message's
+# The model is taking a message: it says so, or asks for a name or a number to call back.
+_TAKING = re.compile(
+    r"\b(?:(?:take|leave|pass on) (?:a|the|your) message|message for|(?:your|the) (?:full )?name|who(?:'s| is) calling"
+    r"|(?:call ?back|phone|contact|best) number|number (?:to|we|i|for)|call you back|reach you)\b",
+    re.I,
+)
+ABOUT_MAX = 2000  # characters of the caller's words kept
+
+
+def heard_message(conversation: Conversation) -> dict | None:
+    """For a dialogue that keeps no form of its own (the LLM's): the message the caller was
+    giving, from the transcript since the last saved message. It starts at the model's
+    first words that take a message; the caller's turn before them (the request) and every
+    turn after are what they said. None when no message was being taken."""
+    if "receptionist" in conversation.state:  # it keeps its own form (pending_message)
+        return None
+    msgs = conversation.messages[conversation.state.get(SAVED_UPTO, 0):]
+    start = next((i for i, m in enumerate(msgs) if m.get("role") == "assistant" and _TAKING.search(str(m.get("content") or ""))), None)
+    if start is None:
+        return None
+    request = [m for m in msgs[:start] if m.get("role") == "user"][-1:]
+    said = [str(m.get("content") or "").strip() for m in request + [m for m in msgs[start:] if m.get("role") == "user"]]
+    said = [t for t in said if t]
+    numbers = [n for n in map(digits_in, said) if len(n) >= 7]
+    name = next((n for n in map(name_in, said) if n), "")
+    return {"name": name, "callback_number": numbers[-1] if numbers else "", "about": " ".join(said)[:ABOUT_MAX], "urgent": False}
 
 
 class CallActions:
@@ -58,6 +91,7 @@ class CallActions:
             return False
         self.messages_saved += 1
         self.conversation.state.pop("pending_message", None)
+        self.conversation.state[SAVED_UPTO] = len(self.conversation.messages)
         if self.outcome not in ("emergency", "transferred"):
             self.outcome = "emergency" if action.reason == "emergency" else "message"
         log.info("message saved", extra=kv(call_sid=self.call_sid, message_id=msg_id, urgent=action.message.urgent))
@@ -75,8 +109,9 @@ class CallActions:
             await self._finish(None, transfer=False)
 
     async def _save_pending(self) -> None:
-        """The caller left mid-form: keep what was heard as an incomplete message."""
-        pending = self.conversation.pending_message()
+        """The caller left mid-form: keep what was heard as an incomplete message (the
+        receptionist's form, or what the caller told the LLM)."""
+        pending = self.conversation.pending_message() or heard_message(self.conversation)
         if not pending or not (pending.get("name") or pending.get("callback_number")):
             return
         msg = NewMessage(

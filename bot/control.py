@@ -29,14 +29,15 @@ PENDING_TTL_S = 300.0  # Twilio fetches the <Connect action> within seconds of t
 
 
 class CallControl(Protocol):
-    async def transfer(self, call_sid: str, number: str) -> None: ...
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None: ...
 
     async def hangup(self, call_sid: str) -> None: ...
 
 
-def dial_twiml(number: str) -> str:
+def dial_twiml(number: str, no_answer_s: int | None = None) -> str:
+    """``<Dial>``; ``no_answer_s`` rings that long (the business file's transfer.no_answer_s)."""
     resp = VoiceResponse()
-    resp.dial(number)
+    resp.dial(number, timeout=no_answer_s)
     return str(resp)
 
 
@@ -44,7 +45,7 @@ class StreamEndControl:
     """No REST credentials: remember what to do when the stream ends."""
 
     def __init__(self, *, ttl_s: float = PENDING_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
-        # call_sid -> (number to dial, expiry): a transfer Twilio never asks for expires
+        # call_sid -> (the <Dial> TwiML, expiry): a transfer Twilio never asks for expires
         self.pending: dict[str, tuple[str, float]] = {}
         self.ttl_s, self._clock = ttl_s, clock
 
@@ -53,9 +54,9 @@ class StreamEndControl:
         for sid in [sid for sid, (_, exp) in self.pending.items() if exp <= now]:
             del self.pending[sid]
 
-    async def transfer(self, call_sid: str, number: str) -> None:
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
         self._expire()
-        self.pending[call_sid] = (number, self._clock() + self.ttl_s)
+        self.pending[call_sid] = (dial_twiml(number, no_answer_s), self._clock() + self.ttl_s)
 
     async def hangup(self, call_sid: str) -> None:
         self._expire()
@@ -63,9 +64,9 @@ class StreamEndControl:
 
     def after_stream_twiml(self, call_sid: str) -> str:
         self._expire()
-        number, _ = self.pending.pop(call_sid, ("", 0.0))
-        if number:
-            return dial_twiml(number)
+        dial, _ = self.pending.pop(call_sid, ("", 0.0))
+        if dial:
+            return dial
         resp = VoiceResponse()
         resp.hangup()
         return str(resp)
@@ -107,10 +108,10 @@ class TwilioRestControl(StreamEndControl):
             log.error("call update failed", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__, status=exc.status if isinstance(exc, TwilioRestException) else None))
             return False
 
-    async def transfer(self, call_sid: str, number: str) -> None:
-        log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number)))
-        if not await self._update(call_sid, "transfer", twiml=dial_twiml(number)):
-            await super().transfer(call_sid, number)
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
+        log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number), no_answer_s=no_answer_s))
+        if not await self._update(call_sid, "transfer", twiml=dial_twiml(number, no_answer_s)):
+            await super().transfer(call_sid, number, no_answer_s=no_answer_s)
 
     async def hangup(self, call_sid: str) -> None:
         if not await self._update(call_sid, "hangup", status="completed"):

@@ -365,9 +365,15 @@ class Settings:
         return cls(**kw)
 
 
+MIN_API_KEY = 16  # characters
+
+
 def _edge_from_env(get) -> dict:
     """TRIAL, API_KEY and the connection limits (issue 9)."""
     kw: dict = {"trial": _bool("TRIAL", get("TRIAL")), "api_key": get("API_KEY").strip()}
+    if kw["api_key"] and len(kw["api_key"]) < MIN_API_KEY:
+        _fail(f"API_KEY: use at least {MIN_API_KEY} characters (it guards /v1, the console and the softphone), "
+              "e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))'")
     ints = {"api_max_concurrent": ("API_MAX_CONCURRENT", 1, 64), "max_connections": ("MAX_CONNECTIONS", 16, 100000)}
     for name, (var, lo, hi) in ints.items():
         kw[name] = _num(var, get(var, str(getattr(Settings, name))), int, lo, hi)

@@ -18,6 +18,7 @@ import jinja2
 from aiohttp import web
 
 from bot.store.api import MESSAGE_STATUSES
+from handlers import login_limit
 from handlers.console_chart import latency_svg
 from handlers.health import health_report
 from handlers.session_auth import check_csrf, csrf_token, end_session, issue_session, key_ok, require_session, session_valid
@@ -155,6 +156,7 @@ async def providers_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    login_limit.install(app)
     r = app.router
     r.add_get("/console", calls_page)
     r.add_get("/console/login", login_form)

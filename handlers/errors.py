@@ -2,7 +2,8 @@
 
 The middleware also runs the request's part of the connection edge (bot.edge): the
 body of a form post (a webhook) is read here, whole and within BODY_TIMEOUT_S, so a
-handler never waits on a slow client; routes under /v1/ stream their uploads and
+handler never waits on a slow client, and at most FORM_MAX_BYTES of it (413 unread when
+Content-Length says more); routes under /v1/ stream their uploads and
 keep their own accounting. A client that goes away mid-request is one INFO line, not
 an error with a traceback.
 """
@@ -23,6 +24,7 @@ log = logging.getLogger("handlers")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,64}")
 STREAMED_PREFIXES = ("/v1/",)  # these handlers read their own bodies, with their own limits
+FORM_MAX_BYTES = 64 * 1024  # every other body is a form (Twilio's callbacks, the console's): a few KB
 
 
 class ClientGone(Exception):
@@ -60,6 +62,9 @@ async def error_middleware(request: web.Request, handler):
         edge.busy(transport)
     try:
         if request.body_exists and not request.path.startswith(STREAMED_PREFIXES):
+            if (request.content_length or 0) > FORM_MAX_BYTES:  # said so up front: refused unread
+                raise web.HTTPRequestEntityTooLarge(FORM_MAX_BYTES, request.content_length or 0)
+            request = request.clone(client_max_size=FORM_MAX_BYTES)  # the counted read stops at the cap
             if edge is not None:
                 edge.reading_body(transport)
             await read_body(request, request.app[SETTINGS].body_timeout_s)

@@ -7,6 +7,12 @@ page -> server ``{"type": "mark"|"dtmf"|"hangup", ...}``; server -> page ``mark`
 (echo it once played), ``clear`` (stop playing), ``state``, ``transcript``,
 ``latency`` and ``end``. Opened once as ``/phone?key=API_KEY``: the key becomes an
 HttpOnly cookie and leaves the address bar; the websocket upgrade needs that cookie.
+
+Audio is held to what a microphone can send: one message carries at most
+``MAX_AUDIO_MS`` (the page's worklet sends 20 ms), and audio may run ahead of the wall
+clock by at most ``BURST_S`` (a token bucket of audio seconds). Anything else is not a
+browser: the socket is closed (1008/1009), counted in ``phonebot_protocol_errors``
+and logged without the payload; the call ends as if hung up.
 """
 
 from __future__ import annotations
@@ -14,16 +20,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.control import StreamEndControl
 from bot.logs import kv
+from bot.metrics import Metrics
 from bot.run_call import CALLS, DRAINING, run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
+from handlers import login_limit
 from handlers.metrics import WS_UPGRADED
 from handlers.session_auth import issue_session, key_ok, session_valid
 from handlers.state import METRICS, SETTINGS, call_engine
@@ -33,7 +42,10 @@ log = logging.getLogger("handlers.phone")
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 FRAME = 160  # 20 ms at 8 kHz
-MAX_MESSAGE = 64 * 1024
+MAX_AUDIO_MS = 200  # longest audio message accepted (the page's worklet sends 20 ms)
+MAX_AUDIO_BYTES = MAX_AUDIO_MS * 8 * 2
+MAX_MESSAGE = 4096  # aiohttp refuses anything larger before buffering it
+BURST_S = 2.0  # how far audio may run ahead of the wall clock (jitter, a stalled loop)
 PAGE_STATE = {"greeting": "speaking", "closing": "speaking"}  # session state -> page state
 
 
@@ -43,11 +55,31 @@ def _authorised(request: web.Request) -> bool:
     return (bool(request.app[SETTINGS].api_key) or request.app[SETTINGS].trial) and session_valid(request)
 
 
+class RealTime:
+    """A token bucket of audio seconds, filled by the wall clock up to ``burst``:
+    ``take(seconds)`` is False once audio has run more than ``burst`` ahead of real time."""
+
+    def __init__(self, burst: float = BURST_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst, self.credit, self.clock = burst, burst, clock
+        self.last: float | None = None
+
+    def take(self, seconds: float) -> bool:
+        now = self.clock()
+        if self.last is not None:
+            self.credit = min(self.burst, self.credit + now - self.last)
+        self.last = now
+        self.credit -= seconds
+        return self.credit >= 0
+
+
 class BrowserTransport:
     kind = "browser"
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, metrics: Metrics | None = None) -> None:
         self.ws = ws
+        self.metrics = metrics
+        self.pace = RealTime()
+        self.refused: str | None = None
         self.call_sid = "BR" + uuid.uuid4().hex
         self.stream_sid, self.caller = self.call_sid, "browser"
         self._pcm = bytearray()
@@ -57,7 +89,16 @@ class BrowserTransport:
 
     async def inbound(self) -> AsyncIterator[Inbound]:
         async for msg in self.ws:
+            if msg.type is WSMsgType.ERROR:  # e.g. over MAX_MESSAGE: aiohttp closes with 1009
+                self._refuse("browser_bad_frame")
+                return
             if msg.type is WSMsgType.BINARY:
+                if len(msg.data) > MAX_AUDIO_BYTES:
+                    await self._refuse_and_close("browser_audio_too_long", WSCloseCode.MESSAGE_TOO_BIG)
+                    return
+                if not self.pace.take(len(msg.data) / 16000):
+                    await self._refuse_and_close("browser_audio_too_fast", WSCloseCode.POLICY_VIOLATION)
+                    return
                 self._pcm += msg.data[: len(msg.data) // 2 * 2]
                 while len(self._pcm) >= 2 * FRAME:
                     self.frames_in += 1
@@ -78,6 +119,16 @@ class BrowserTransport:
                 return
             else:
                 self.bad += 1
+
+    def _refuse(self, reason: str) -> None:
+        self.refused = reason
+        if self.metrics is not None:
+            self.metrics.protocol_errors.labels(reason).inc()
+        log.warning("browser audio refused, closing", extra=kv(call_sid=self.call_sid, reason=reason))
+
+    async def _refuse_and_close(self, reason: str, code: int) -> None:
+        self._refuse(reason)
+        await self.ws.close(code=code, message=reason.encode())
 
     async def send_audio(self, frame: bytes) -> None:
         if not self.ws.closed:
@@ -107,7 +158,7 @@ class BrowserTransport:
             await self.ws.close()
 
     def summary(self) -> dict:
-        return {"frames_in": self.frames_in, "bad_messages": self.bad or None}
+        return {"frames_in": self.frames_in, "bad_messages": self.bad or None, "refused": self.refused}
 
 
 def _observer(transport: BrowserTransport, texts: dict[str, str]):
@@ -162,7 +213,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
         return ws
     from handlers.app import prompt_texts
 
-    transport = BrowserTransport(ws)
+    transport = BrowserTransport(ws, app[METRICS])
     log.info("browser call", extra=kv(call_sid=transport.call_sid))
     observer = _observer(transport, prompt_texts(app[SETTINGS]))
     await run_call(transport, call_engine(app), control=StreamEndControl(), observer=observer)
@@ -170,6 +221,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
+    login_limit.install(app)
     app.router.add_get("/phone", page)
     app.router.add_get("/phone/ws", socket)
     app.router.add_get("/phone/{name}", asset)

@@ -15,6 +15,7 @@ import time
 
 from aiohttp import web
 
+from handlers import login_limit
 from handlers.state import SETTINGS
 
 COOKIE = "phonebot_session"
@@ -43,8 +44,15 @@ def _mac(key: bytes, text: str) -> str:
 
 
 def key_ok(request: web.Request, given: str) -> bool:
+    """The one key check of every login door: 429 (handlers/login_limit.py) once this
+    client or everyone has guessed too often, else a constant-time compare; a wrong key
+    is counted."""
+    login_limit.check(request)
     api_key = request.app[SETTINGS].api_key
-    return bool(api_key) and hmac.compare_digest(given.encode(), api_key.encode())
+    ok = bool(api_key) and hmac.compare_digest(given.encode(), api_key.encode())
+    if not ok:
+        login_limit.failed(request)
+    return ok
 
 
 def issue_session(request: web.Request, response: web.StreamResponse) -> None:

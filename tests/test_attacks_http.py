@@ -90,7 +90,7 @@ def test_trial_mode_binds_localhost_and_skips_checks():
     # TWILIO_VALIDATE=false keeps working (signatures off) but does not open the API
     s = Settings.from_env({"TWILIO_VALIDATE": "false"})
     assert not s.twilio_validate and not s.trial and s.host == "0.0.0.0" and not s.api_key
-    assert Settings.from_env({"API_KEY": " abc ", "TRIAL": "1"}).redacted()["api_key"] == "set"
+    assert Settings.from_env({"API_KEY": " abc-0123456789-xyz ", "TRIAL": "1"}).redacted()["api_key"] == "set"
 
 
 async def test_health_says_trial_and_api_state(aiohttp_client, tmp_path):

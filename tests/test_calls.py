@@ -201,7 +201,7 @@ async def test_dtmf_zero_transfers(aiohttp_server, settings):
     sig = RequestValidator(TOKEN).compute_signature(url(server) + "/twilio/after", params)
     async with aiohttp.ClientSession() as http:
         r = await http.post(url(server) + "/twilio/after", data=params, headers={"X-Twilio-Signature": sig})
-        assert "<Dial>+15550001111</Dial>" in await r.text()
+        assert '<Dial timeout="25">+15550001111</Dial>' in await r.text()  # the default profile rings 25 s
 
 
 async def test_dialogue_actions_act_on_the_call(aiohttp_server, settings):

@@ -71,4 +71,4 @@ async def test_dtmf_zero_transfers_over_rest(aiohttp_server, settings):
     assert "end-transfer" in report.marks_echoed
     (u,) = state.updates
     assert u["call"] == report.call_sid and u["auth"] == f"{AC}:{TOKEN}"
-    assert "<Dial>+15550001111</Dial>" in u["form"]["Twiml"]
+    assert '<Dial timeout="25">+15550001111</Dial>' in u["form"]["Twiml"]  # the default profile rings 25 s

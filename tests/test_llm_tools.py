@@ -196,7 +196,7 @@ async def test_emergency_at_2am_dials_the_on_call_number_in_a_call(aiohttp_serve
     sig = RequestValidator(TOKEN).compute_signature(url(server) + "/twilio/after", params)
     async with aiohttp.ClientSession() as http:
         r = await http.post(url(server) + "/twilio/after", data=params, headers={"X-Twilio-Signature": sig})
-        assert f"<Dial>{PROPERTY.transfer.on_call}</Dial>" in await r.text()
+        assert f'<Dial timeout="{PROPERTY.transfer.no_answer_s}">{PROPERTY.transfer.on_call}</Dial>' in await r.text()
 
 
 def _speech() -> bytes:

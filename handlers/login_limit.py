@@ -1,0 +1,100 @@
+"""How fast anyone may guess the API key at the login doors (the console form, and the
+one-time ``?key=`` links of /console and /phone).
+
+Wrong keys are counted in two token buckets: one per client address (``PER_ADDRESS``
+wrong keys at once, then one more every ``ADDRESS_REFILL_S``) and one for the whole
+server (``GLOBAL`` at once, then one every ``GLOBAL_REFILL_S``), so many addresses
+together cannot guess faster either. An empty bucket answers 429 with Retry-After
+before the key is even compared; a right key costs nothing. The address is the peer's
+(``request.remote``): behind a reverse proxy every client shares the proxy's bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from aiohttp import web
+
+from bot.logs import kv
+
+log = logging.getLogger("handlers.login_limit")
+
+PER_ADDRESS, ADDRESS_REFILL_S = 10, 30.0  # 10 wrong keys, then 2 a minute per address
+GLOBAL, GLOBAL_REFILL_S = 100, 1.0  # 100 wrong keys, then 60 a minute in all
+MAX_ADDRESSES = 10_000  # buckets kept; the oldest go first (a full bucket is no loss)
+
+
+class Bucket:
+    def __init__(self, size: int, refill_s: float, now: float) -> None:
+        self.size, self.refill_s, self.tokens, self.t = size, refill_s, float(size), now
+
+    def level(self, now: float) -> float:
+        self.tokens = min(float(self.size), self.tokens + (now - self.t) / self.refill_s)
+        self.t = now
+        return self.tokens
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until one more attempt is allowed (0 if it is now)."""
+        return max(0.0, (1 - self.level(now)) * self.refill_s)
+
+
+class LoginLimit:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.all = Bucket(GLOBAL, GLOBAL_REFILL_S, clock())
+        self.by_address: OrderedDict[str, Bucket] = OrderedDict()
+
+    def retry_after(self, address: str) -> int:
+        """0 if ``address`` may try a key now, else whole seconds to wait."""
+        now = self.clock()
+        own = self.by_address.get(address)
+        wait = max(self.all.wait_s(now), own.wait_s(now) if own else 0.0)
+        return math.ceil(wait)
+
+    def failed(self, address: str) -> str | None:
+        """Count a wrong key; name the bucket it emptied ("address", "global"), if any."""
+        now = self.clock()
+        own = self.by_address.pop(address, None) or Bucket(PER_ADDRESS, ADDRESS_REFILL_S, now)
+        own.level(now)
+        own.tokens -= 1
+        self.by_address[address] = own  # newest last
+        while len(self.by_address) > MAX_ADDRESSES:
+            self.by_address.popitem(last=False)
+        self.all.level(now)
+        self.all.tokens -= 1
+        if 0 <= self.all.tokens < 1:
+            return "global"
+        return "address" if 0 <= own.tokens < 1 else None
+
+
+LOGIN_LIMIT = web.AppKey("login_limit", LoginLimit)
+
+
+def install(app: web.Application) -> None:
+    """One limiter per app, shared by every login door (safe to call more than once)."""
+    if LOGIN_LIMIT not in app:
+        app[LOGIN_LIMIT] = LoginLimit()
+
+
+def check(request: web.Request) -> None:
+    """Raise 429 with Retry-After if this client (or everyone) guessed too often."""
+    address = request.remote or "?"
+    wait = request.app[LOGIN_LIMIT].retry_after(address)
+    if wait:
+        message = f"too many wrong keys: try again in {wait} s"
+        raise web.HTTPTooManyRequests(
+            text=json.dumps({"error": {"code": "too_many_attempts", "message": message}}),
+            content_type="application/json", headers={"Retry-After": str(wait)},
+        )
+
+
+def failed(request: web.Request) -> None:
+    address = request.remote or "?"
+    emptied = request.app[LOGIN_LIMIT].failed(address)
+    if emptied:  # once per lock-out, not once per refused request
+        log.warning("too many wrong keys: key login paused", extra=kv(limit=emptied, address=address))
