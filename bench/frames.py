@@ -232,19 +232,19 @@ async def socket_steps(fr: list[bytes], n_msgs: int) -> dict[str, float]:
     return result
 
 
-async def pacing_step(calls: int, seconds: float) -> tuple[float, float]:
+async def pacing_step(calls: int, seconds: float, per_message: int = 1) -> tuple[float, float]:
     """``calls`` playouts, each fed a long reply, sending to a no-op for ``seconds``:
     CPU per frame sent (process_time: this is the only thread working) and the
     late-frame p99 (ms past each frame's due time, the loop's own lateness)."""
     late: list[float] = []
     sent = [0]
 
-    async def nop(_: object = None) -> None:
-        sent[0] += 1
+    async def nop(audio: bytes = b"") -> None:
+        sent[0] += len(audio) // 160
 
     plays = []
     for _ in range(calls):
-        p = Playout(nop, nop, nop)  # type: ignore[arg-type]
+        p = Playout(nop, nop, nop, frames_per_message=per_message)  # type: ignore[arg-type]
         p.enqueue_audio(bytes(160 * int(seconds * 50 + 100)))
         plays.append(p)
     tasks = [asyncio.create_task(p.run()) for p in plays]
@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     out = outbound_steps(fr)
     sock = asyncio.run(socket_steps(fr, args.messages))
     pace_us, late99 = asyncio.run(pacing_step(args.calls, args.seconds))
+    bigger = {k: asyncio.run(pacing_step(args.calls, args.seconds / 2, k))[0] for k in (2, 3, 5)}
     ws_in = max(0.0, sock["ws receive+protocol"] - inn["protocol"])
     ws_out = max(0.0, sock["ws send+protocol"] - out["protocol"])
     w = 28
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:{w}s} {v:7.1f}")
     total_out = out["framing"] + out["protocol"] + ws_out + pace_us
     print(f"  {'total':{w}s} {total_out:7.1f}")
+    print("  fewer, larger media messages (pacing + protocol + ws send per frame; a setting, see bot/playout.py):")
+    for k, us in bigger.items():
+        print(f"    {k} frames ({k * 20} ms) a message: {us + (out['protocol'] + ws_out) / k:7.1f}  (vs {pace_us + out['protocol'] + ws_out:.1f})")
     per_call = (total_in + total_out) * 50 / 1e6 * 100
     print(f"\nper call (50 frames in + 50 out a second): {per_call:.3f} % of a core; "
           f"pacing loop lateness p99 {late99:.1f} ms at {args.calls} calls")

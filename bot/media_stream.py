@@ -219,9 +219,10 @@ class MediaStreamProtocol:
         self.state = State.STARTED
         self.stream_sid, self.call_sid = stream_sid, call_sid
         # outbound envelopes, rendered once (a stream SID is MZ + hex: nothing to escape)
-        self._media_head = '{"event":"media","streamSid":"%s","media":{"payload":"' % stream_sid
-        self._mark_head = '{"event":"mark","streamSid":"%s","mark":{"name":' % stream_sid
-        self._clear = '{"event":"clear","streamSid":"%s"}' % stream_sid
+        sid = '"streamSid":"' + stream_sid + '"'
+        self._media_head = '{"event":"media",' + sid + ',"media":{"payload":"'
+        self._mark_head = '{"event":"mark",' + sid + ',"mark":{"name":'
+        self._clear = '{"event":"clear",' + sid + "}"
         self._sequence(msg)
         return Start(
             stream_sid=stream_sid, call_sid=call_sid, account_sid=_str(start, "accountSid", required=False, limit=64),

@@ -89,8 +89,8 @@ def test_what_the_fast_path_matches_but_refuses_is_counted_by_the_general_one():
         assert p.stats == {reason: 1}
     # a streamSid both before and after "media": json.loads keeps the last one
     for first, last in ((OTHER, SID), (SID, OTHER), (SID, SID)):
-        twice = ('{"event":"media","sequenceNumber":"2","streamSid":"%s","media":{"track":"inbound","chunk":"1",'
-                 '"timestamp":"20","payload":"/w=="},"streamSid":"%s"}' % (first, last))
+        twice = ('{"event":"media","sequenceNumber":"2","streamSid":"' + first + '","media":{"track":"inbound",'
+                 '"chunk":"1","timestamp":"20","payload":"/w=="},"streamSid":"' + last + '"}')
         assert tp._FAST_HEAD.match(twice) is not None
         assert both([twice])[0] == both([twice])[1]
     assert both([twice])[0][0] == [tp.Media(b"\xff", 20, 1, 2)]
