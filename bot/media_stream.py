@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 SID_CALL = re.compile(r"CA[0-9a-f]{32}")  # always with fullmatch: "$" would accept a trailing newline
 SID_STREAM = re.compile(r"MZ[0-9a-f]{32}")
@@ -64,8 +65,7 @@ class Start:
     tracks: tuple = ()
 
 
-@dataclass(frozen=True)
-class Media:
+class Media(NamedTuple):  # 50 a second per call: a tuple is built faster than a frozen dataclass
     payload: bytes
     timestamp_ms: int | None = None
     chunk: int | None = None
