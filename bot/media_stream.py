@@ -27,6 +27,12 @@ DIGITS = set("0123456789*#ABCD")
 MAX_PAYLOAD = 160
 _B64_MAX = (MAX_PAYLOAD + 2) // 3 * 4  # base64 characters of MAX_PAYLOAD bytes
 
+REASONS = (
+    "binary", "oversized", "not_json", "not_object", "unknown_event", "missing_field",
+    "bad_type", "bad_base64", "before_start", "wrong_stream", "after_stop", "bad_digit",
+    "bad_track", "too_large_payload", "duplicate_start", "gaps",
+)
+
 # The fast path: a media message as Twilio (compact) or Python's json.dumps writes it, in
 # Twilio's key order (streamSid before or after "media"). It only recognises: every check
 # the general path makes is made on what it matched (stream, sizes, base64, sequence), and
@@ -311,7 +317,7 @@ class MediaStreamProtocol:
             raise ProtocolError(f"cannot send in state {self.state.value}")
 
     # The same text json.dumps(..., separators=(",", ":")) makes, without building it per
-    # message: 50 media messages a second per call (tests/test_media.py checks both agree).
+    # message: 50 media messages a second per call (tests/test_media_stream.py checks both agree).
     def send_media(self, ulaw: bytes) -> str:
         self._require_started()
         return self._media_head + binascii.b2a_base64(ulaw, newline=False).decode("ascii") + '"}}'
