@@ -22,6 +22,10 @@ Outbound (bot -> Twilio), per 20 ms frame:
 
 Every figure is the median of 5 repeats, in microseconds of CPU. The calibration line
 is bench.calls's (the same 10M-step loop), so tables from different machines compare.
+
+``--spy FILE [FILE ...]`` instead reads py-spy raw profiles of the bot under bench.calls
+(``--profile-cmd``, see bench/README.md) and prints, side by side, the share of samples in
+each per-frame step (inclusive), so a before/after pair shows where the frame time went.
 """
 
 from __future__ import annotations
@@ -266,6 +270,48 @@ async def pacing_step(calls: int, seconds: float, per_message: int = 1) -> tuple
     return cpu / max(1, frames_sent) * 1e6, late[int(len(late) * 0.99) - 1] if late else float("nan")
 
 
+# ----------------------------------------------------------------------------- py-spy profiles
+
+SPY_STEPS = (  # (label, function as py-spy names it); inclusive shares, so they nest
+    ("inbound: socket read + ws parse", "_SelectorSocketTransport._read_ready"),
+    ("  aiohttp ws frame parser", "RequestHandler.data_received"),
+    ("inbound: transport loop", "TwilioTransport.inbound"),
+    ("  protocol receive", "MediaStreamProtocol.receive"),
+    ("session on_audio", "CallSession.on_audio"),
+    ("  vad", "Vad.is_speech_ulaw"),
+    ("  controller", "TurnController.on_frame"),
+    ("outbound: playout writer", "Playout.run"),
+    ("  transport send_audio", "TwilioTransport.send_audio"),
+    ("  protocol send_media", "MediaStreamProtocol.send_media"),
+    ("  ws send + socket write", "WebSocketResponse.send_str"),
+    ("  shared ticker", "Ticker._fire"),
+    ("turns (STT, LLM, TTS)", "CallSession._turn"),
+    ("store thread (aiosqlite)", "_connection_worker_thread"),
+)
+
+
+def spy_shares(path: str) -> tuple[int, dict[str, float]]:
+    total, incl = 0, dict.fromkeys((f for _, f in SPY_STEPS), 0)
+    for line in Path(path).read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        total += int(n)
+        names = {f.split(" (")[0] for f in stack.split(";")}
+        for f in incl:
+            if f in names:
+                incl[f] += int(n)
+    return total, {f: v / total * 100 if total else float("nan") for f, v in incl.items()}
+
+
+def spy_report(paths: list[str]) -> None:
+    got = [spy_shares(p) for p in paths]
+    print(f"{'% of the bot samples (inclusive)':34s}" + "".join(f"{Path(p).name[-18:]:>19s}" for p in paths))
+    print(f"{'samples':34s}" + "".join(f"{t:19d}" for t, _ in got))
+    for label, f in SPY_STEPS:
+        print(f"{label:34s}" + "".join(f"{s[f]:19.1f}" for _, s in got))
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -274,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=100, help="concurrent playouts in the pacing step")
     ap.add_argument("--seconds", type=float, default=5.0, help="how long the pacing step runs")
     ap.add_argument("--messages", type=int, default=5000, help="messages each way over the loopback socket")
+    ap.add_argument("--spy", nargs="+", default=None, help="py-spy raw profiles to compare instead (see the module doc)")
     args = ap.parse_args(argv)
+    if args.spy:
+        spy_report(args.spy)
+        return 0
     print(calibration())
     fr = caller_frames()
     inn = inbound_steps(fr)
