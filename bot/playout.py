@@ -68,7 +68,7 @@ class Ticker:
         self.fired += 1
         self._handle = self._armed = None
         loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = loop.time() + 0.001  # a loop may run a timer up to its clock resolution early
         for k in [k for k in self._waiters if k * self.period <= now]:
             for fut in self._waiters.pop(k):
                 if not fut.done():  # a writer cancelled while it waited
