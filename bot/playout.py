@@ -4,18 +4,89 @@ The writer stays only ``lead_ms`` ahead of real time, so Twilio's buffer holds
 little and a ``clear`` really stops the bot. Marks are queued between frames and
 sent when the writer reaches them; Twilio echoes each once the caller has heard
 the audio before it.
+
+Every call's writer in a process waits on one shared ``Ticker`` (a 5 ms grid) rather
+than a timer of its own: at N calls that is one timer and at most 200 loop wake-ups a
+second instead of 50 N. A frame goes out on the first tick at or after its due time
+minus ``lead_ms``: never more than ``lead_ms`` ahead, at most one tick less.
+``frames_per_message`` > 1 sends that many frames as one media message (Twilio plays a
+message of any size in order), with one wake-up per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 from media.frames import FRAME_BYTES, FRAME_MS, Framer
 
 FRAME_S = FRAME_MS / 1000
+TICK_S = 0.005
+
+
+class Ticker:
+    """Wakes waiters on a shared grid of ``period`` seconds of the loop's clock: tick k
+    is at ``k * period``. One timer handle, set for the earliest tick anyone waits on."""
+
+    def __init__(self, period: float = TICK_S) -> None:
+        self.period = period
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed: int | None = None  # the tick the timer is set for
+        self.fired = 0  # timer wake-ups (for benchmarks and tests)
+
+    def tick_at_or_after(self, t: float) -> int:
+        return math.ceil(t / self.period)
+
+    def wait(self, k: int) -> asyncio.Future[None] | None:
+        """A future done at tick ``k``; None if that tick has passed. Each waiter has its
+        own future, so cancelling one writer never touches another."""
+        loop = asyncio.get_running_loop()
+        if k * self.period <= loop.time():
+            return None
+        fut = loop.create_future()
+        at = self._waiters.get(k)
+        if at is None:
+            self._waiters[k] = [fut]
+            if self._armed is None or k < self._armed:
+                self._arm(loop, k)
+        else:
+            at.append(fut)
+        return fut
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, k: int) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed = k
+        self._handle = loop.call_at(k * self.period, self._fire)
+
+    def _fire(self) -> None:
+        self.fired += 1
+        self._handle = self._armed = None
+        loop = asyncio.get_running_loop()
+        now = loop.time() + 0.001  # a loop may run a timer up to its clock resolution early
+        for k in [k for k in self._waiters if k * self.period <= now]:
+            for fut in self._waiters.pop(k):
+                if not fut.done():  # a writer cancelled while it waited
+                    fut.set_result(None)
+        if self._waiters:
+            self._arm(loop, min(self._waiters))
+
+
+_TICKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ticker] = weakref.WeakKeyDictionary()
+
+
+def shared_ticker() -> Ticker:
+    """The running loop's ticker (one per loop: tests run many loops)."""
+    loop = asyncio.get_running_loop()
+    t = _TICKERS.get(loop)
+    if t is None:
+        t = _TICKERS[loop] = Ticker()
+    return t
 
 
 class Playout:
@@ -26,16 +97,22 @@ class Playout:
         send_clear: Callable[[], Awaitable[None]],
         *,
         lead_ms: int = 60,
-        clock: Callable[[], float] = time.monotonic,
+        frames_per_message: int = 1,
+        ticker: Ticker | None = None,
     ) -> None:
         self._send_media, self._send_mark, self._send_clear = send_media, send_mark, send_clear
         self.lead = lead_ms / 1000
-        self.clock = clock
+        if not 1 <= frames_per_message <= 10:
+            raise ValueError("frames_per_message must be 1-10")
+        self.per_message = frames_per_message
+        self._ticker = ticker
+        self._now: Callable[[], float] = time.monotonic  # the loop's clock once run() runs
         self._queue: deque[bytes | str] = deque()  # bytes = one frame, str = a mark name
         self._framer = Framer(FRAME_BYTES)
         self._wake = asyncio.Event()
         self._t0 = 0.0  # media clock origin of the current run of frames
         self._n = 0  # frames sent since _t0
+        self._k0 = 0  # the tick that frame 0 of this run goes out on
         self._epoch = 0  # bumped by clear(): a frame popped before it is stale
         self.frames_sent = 0
         self.on_first_frame: Callable[[], None] | None = None  # called once per arm_first_frame()
@@ -78,33 +155,52 @@ class Playout:
         """How much sent audio Twilio still has to play (by our media clock)."""
         if not self._t0:
             return 0.0
-        return max(0.0, (self._t0 + self._n * FRAME_S - self.clock()) * 1000)
+        return max(0.0, (self._t0 + self._n * FRAME_S - self._now()) * 1000)
 
     # --- the writer task -------------------------------------------------------
     async def run(self) -> None:
+        ticker = self._ticker or shared_ticker()
+        per_frame = max(1, round(FRAME_S / ticker.period))
+        loop = asyncio.get_running_loop()
+        self._now = loop.time
         while True:
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            item = self._queue.popleft()
-            if isinstance(item, str):
-                await self._send_mark(item)
+            if isinstance(self._queue[0], str):
+                await self._send_mark(self._queue.popleft())  # type: ignore[arg-type]
                 continue
-            now = self.clock()
+            now = loop.time()
             if not self._t0 or now > self._t0 + self._n * FRAME_S + 0.1:
-                # first frame, or the queue ran dry: restart the media clock now
+                # first frame, or the queue ran dry: restart the media clock now; frame n
+                # goes out on tick k0 + n * per_frame (integers: no drift)
                 self._t0, self._n = now, 0
-            due = self._t0 + self._n * FRAME_S
-            wait = due - self.lead - now
-            if wait > 0:
+                self._k0 = ticker.tick_at_or_after(now - self.lead)
+            fut = ticker.wait(self._k0 + self._n * per_frame)
+            if fut is not None:
                 epoch = self._epoch
-                await asyncio.sleep(wait)
+                await fut
                 if epoch != self._epoch:
-                    continue  # cleared while we waited: this frame is stale
-            self._n += 1
-            self.frames_sent += 1
+                    continue  # cleared while we waited: what was queued is gone
+            audio = self._take()
+            if not audio:
+                continue
+            n = len(audio) // FRAME_BYTES
+            self._n += n
+            self.frames_sent += n
             cb, self.on_first_frame = self.on_first_frame, None
-            await self._send_media(item)
+            await self._send_media(audio)
             if cb is not None:
                 cb()
+
+    def _take(self) -> bytes:
+        """Up to ``frames_per_message`` frames from the head of the queue, up to a mark."""
+        q = self._queue
+        if self.per_message == 1 or len(q) == 1:
+            item = q.popleft() if q and not isinstance(q[0], str) else b""
+            return item  # type: ignore[return-value]
+        parts: list[bytes] = []
+        while q and len(parts) < self.per_message and not isinstance(q[0], str):
+            parts.append(q.popleft())  # type: ignore[arg-type]
+        return b"".join(parts)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class AudioIn:
+class AudioIn(NamedTuple):  # 50 a second per call: a tuple is built faster than a frozen dataclass
     frame: bytes  # 20 ms of 8 kHz mu-law
 
 
@@ -48,7 +47,8 @@ class Transport(Protocol):
         """Inbound events until the far end stops or the socket closes."""
 
     async def send_audio(self, frame: bytes) -> None:
-        """One 20 ms frame of 8 kHz mu-law (the engine paces them on its media clock)."""
+        """Whole 20 ms frames of 8 kHz mu-law: one, or several joined when the playout sends
+        fewer, larger messages (the engine paces them on its media clock)."""
 
     async def send_mark(self, name: str) -> None:
         """Echo ``name`` back as a ``MarkIn`` once everything before it was played."""
