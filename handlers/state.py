@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from bot.control import StreamEndControl
@@ -36,11 +38,14 @@ def call_engine(app: web.Application) -> CallEngine:
     including its call record in the store (handlers/storage.py)."""
     from handlers.storage import STORE, record_end, record_start
 
+    starting: dict[int, asyncio.Task[None]] = {}  # a call's transport -> its record's start, being written
+
     async def started(t) -> None:
-        await record_start(app, call_sid=t.call_sid, stream_sid=t.stream_sid, caller=t.caller)
+        starting[id(t)] = record_start(app, call_sid=t.call_sid, stream_sid=t.stream_sid, caller=t.caller)
 
     async def ended(t, session, failed: bool) -> None:
-        await record_end(app, session, call_sid=t.call_sid, failed=failed, draining=app[DRAINING].get("on", False))
+        after = starting.pop(id(t), None)
+        await record_end(app, session, call_sid=t.call_sid, failed=failed, draining=app[DRAINING].get("on", False), after=after)
 
     return CallEngine(
         settings=app[SETTINGS], orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], control=app[CONTROL],

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import exc as sa_exc
@@ -50,25 +51,45 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-async def record_start(app: web.Application, *, call_sid: str, stream_sid: str, caller: str) -> None:
-    """The call record's start; a storage failure is logged, never ends the call."""
+def record_start(app: web.Application, *, call_sid: str, stream_sid: str, caller: str) -> asyncio.Task[None]:
+    """The call record's start, written in its own task: the greeting never waits for
+    the database (a busy SQLite file or a slow PostgreSQL would delay it). The end of
+    the record waits for this task (``record_end(after=...)``); the store waits for
+    both before it closes. A storage failure is logged, never ends the call."""
+    return _pending(app, _record_start(app, call_sid=call_sid, stream_sid=stream_sid, caller=caller))
+
+
+def _pending(app: web.Application, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(coro)
+    app[PENDING].add(task)
+    task.add_done_callback(app[PENDING].discard)
+    return task
+
+
+async def _record_start(app: web.Application, *, call_sid: str, stream_sid: str, caller: str) -> None:
     try:
         await app[STORE].call_started(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=time.time())
     except Exception as exc:
         log.error("call record not started", extra=kv(call_sid=call_sid, error=type(exc).__name__))
 
 
-async def record_end(app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool) -> None:
-    """The call record's end. It runs as its own task (awaited through a shield): the
-    handler is often being cancelled as the caller's socket goes, and the record must
-    still be written; the store waits for such writes before it closes."""
-    task = asyncio.get_running_loop().create_task(_record_end(app, session, call_sid=call_sid, failed=failed, draining=draining))
-    app[PENDING].add(task)
-    task.add_done_callback(app[PENDING].discard)
-    await asyncio.shield(task)
+async def record_end(
+    app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool,
+    after: asyncio.Task[None] | None = None,
+) -> None:
+    """The call record's end, once its start (``after``) is written. It runs as its own
+    task (awaited through a shield): the handler is often being cancelled as the
+    caller's socket goes, and the record must still be written; the store waits for
+    such writes before it closes."""
+    await asyncio.shield(_pending(app, _record_end(app, session, call_sid=call_sid, failed=failed, draining=draining, after=after)))
 
 
-async def _record_end(app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool) -> None:
+async def _record_end(
+    app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool,
+    after: asyncio.Task[None] | None,
+) -> None:
+    if after is not None:
+        await asyncio.wait({after})  # its own failure is logged there
     outcome = outcome_of(session, failed=failed)
     try:
         await app[STORE].call_ended(

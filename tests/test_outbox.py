@@ -225,3 +225,43 @@ async def test_the_server_records_calls_and_tells_the_owner_of_a_missed_call(aio
 
 async def _true(v):
     return v
+
+
+async def test_a_slow_store_never_delays_the_greeting_and_the_record_still_completes(aiohttp_server, tmp_path):
+    """The call record's start is written in its own task: while the database is stuck,
+    the caller hears the greeting and the turn; the record's end waits for its start,
+    and both are written once the database answers."""
+    import asyncio
+
+    from bot.providers.registry import Providers
+    from bot.simulator import simulate_call
+    from handlers.app import create_app
+    from handlers.storage import STORE
+    from tests.conftest import caller_path
+    from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+
+    settings = settings_for(tmp_path, end_silence_ms=500, stt_timeout=2, llm_timeout=2, tts_timeout=2)
+    app = create_app(settings, providers=Providers(stt=ScriptedSTT(), llm=ScriptedLLM(), tts=ScriptedTTS()), embedded_prompt_fallback=False)
+    server = await aiohttp_server(app)
+    store = app[STORE]
+    unstuck, entered = asyncio.Event(), asyncio.Event()
+    real_started = store.call_started
+
+    async def stuck_started(**kw):
+        entered.set()
+        await unstuck.wait()
+        await real_started(**kw)
+
+    store.call_started = stuck_started
+    report = await simulate_call(str(server.make_url("")).rstrip("/"), [caller_path("open_tomorrow_joe.wav")])
+    assert entered.is_set() and not unstuck.is_set()
+    assert report.greeting_ms is not None and len(report.turns) == 1 and report.turns[0].first_audio_ms is not None
+    assert await store.calls() == []  # nothing written yet: the start is still stuck
+    unstuck.set()
+
+    async def ended():
+        calls = await store.calls()
+        return len(calls) == 1 and calls[0].ended_at and calls
+
+    (call,) = await wait_for(ended, 20, "the call record")
+    assert call.call_sid == report.call_sid and call.outcome == "answered" and len(call.turns) == 1
