@@ -164,29 +164,33 @@ def summarize(r, greeting_frames: int, reply_frames: int, planned: int, barge: b
 
     runs = []  # (arrival times of one bot utterance, frames expected)
     bounds = [TurnReport(0, 0.0, 0.0)] + list(r.turns)  # the greeting, then each reply
-    times = r.bot_media_s
+    msgs = list(zip(r.bot_media_s, r.bot_media_frames or [1] * len(r.bot_media_s), strict=True))  # (arrival, frames)
     for i, t in enumerate(bounds):
         start = t.speech_end_s
         end = r.turns[i].speech_start_s if i < len(r.turns) else float("inf")
-        runs.append(([x for x in times if start <= x < end], greeting_frames if i == 0 else reply_frames))
+        runs.append(([m for m in msgs if start <= m[0] < end], greeting_frames if i == 0 else reply_frames))
     fallbacks = sum(1 for m in r.marks_echoed if m.startswith("fallback"))
     normal = not fallbacks and not r.hung_up_by_bot  # else some replies are prompts of another length
     pace, under, under_ms, dropped, where = [], 0, 0.0, 0, []
     for run, (arr, expected) in enumerate(runs):
         if arr and normal:
-            dropped += max(0, expected - len(arr))
-        gaps = np.diff(arr) * 1000 if len(arr) > 1 else np.array([])
-        pace += [round(abs(g - 20.0), 2) for g in gaps[LEAD_FRAMES:]]
+            dropped += max(0, expected - sum(k for _, k in arr))
+        # pacing: each message should follow the last by the audio the last one carried
+        sent = 0
+        for (a0, k0), (a1, _k1) in zip(arr, arr[1:], strict=False):
+            sent += k0
+            if sent > LEAD_FRAMES:
+                pace.append(round(abs((a1 - a0) * 1000 - 20.0 * k0), 2))
         played_to = None  # Twilio's buffer: when what it holds runs out
-        for a in arr:
+        for a, k in arr:
             if played_to is not None and a > played_to + 0.005:
                 under += 1
-                where.append((run, round((a - arr[0]) * 1000), round((a - played_to) * 1000)))
+                where.append((run, round((a - arr[0][0]) * 1000), round((a - played_to) * 1000)))
                 under_ms += (a - played_to) * 1000
                 played_to = a
-            played_to = (a if played_to is None else played_to) + 0.02
+            played_to = (a if played_to is None else played_to) + 0.02 * k
     over, clears = talk_over(r, barge, onsets_ms)
-    turns = [{"ms": t.first_audio_ms, "frames": len(runs[i + 1][0]), "over": over[i], "clear_ms": clears[i]}
+    turns = [{"ms": t.first_audio_ms, "frames": sum(k for _, k in runs[i + 1][0]), "over": over[i], "clear_ms": clears[i]}
              for i, t in enumerate(r.turns)]
     ok = (not r.rejected and not r.error and r.greeting_ms is not None and not fallbacks and not r.hung_up_by_bot
           and len(turns) == planned and all(t["ms"] is not None for t in turns))
@@ -341,6 +345,8 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
         env["END_SILENCE_MS"] = str(args.end_silence_ms)
     if args.early_turn_ms is not None:
         env["EARLY_TURN_MS"] = str(args.early_turn_ms)
+    if getattr(args, "frames_per_message", None) is not None:
+        env["MEDIA_FRAMES_PER_MESSAGE"] = str(args.frames_per_message)
     env.update(extra_env or {})
     if loop == "asyncio":  # bot/__main__.py takes uvloop when it can import it: make it not
         cmd = ["-c", "import sys; sys.modules['uvloop'] = None; from bot.__main__ import main; sys.exit(main(['serve']))"]
@@ -814,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end-silence-ms", type=int, default=None, help="the bot's END_SILENCE_MS (default: its own default)")
     ap.add_argument("--early-turn-ms", type=int, default=None, help="the bot's EARLY_TURN_MS (default: its own default)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="calls start spread evenly over this many seconds")
+    ap.add_argument("--frames-per-message", type=int, default=None, help="the bot's MEDIA_FRAMES_PER_MESSAGE (20 ms frames per media message)")
     ap.add_argument("--bot-workers", type=int, default=1, help="the bot's WORKERS (processes on one port); CPU and RSS are summed over them")
     ap.add_argument("--burst", action="store_true",
                     help="every call says the same utterances with the same gaps, so with --ramp-s 1 each round's N turn "
@@ -850,6 +857,8 @@ def main(argv: list[str] | None = None) -> int:
         env["END_SILENCE_MS"] = str(args.end_silence_ms)
     if args.early_turn_ms is not None:
         env["EARLY_TURN_MS"] = str(args.early_turn_ms)
+    if getattr(args, "frames_per_message", None) is not None:
+        env["MEDIA_FRAMES_PER_MESSAGE"] = str(args.frames_per_message)
     settings = Settings.from_env(env)
     args.vad_tails = vad_tails_ms(args.pool, settings)
     VAD_TAILS.update(args.vad_tails)

@@ -73,6 +73,7 @@ class CallReport:
     send_late_ms: list[float] = field(default_factory=list)  # how late our own 20 ms sends were
     bot_media_gaps_ms: list[float] = field(default_factory=list)
     bot_media_s: list[float] = field(default_factory=list)  # arrival of each bot media message, s since stream start
+    bot_media_frames: list[int] = field(default_factory=list)  # 20 ms frames in each (MEDIA_FRAMES_PER_MESSAGE)
 
 
 class Playback:
@@ -265,6 +266,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
                 if last is not None:
                     report.bot_media_gaps_ms.append((t - last) * 1000)
                 report.bot_media_s.append(t)
+                report.bot_media_frames.append(max(1, -(-len(audio) // frames.FRAME_BYTES)))
                 last = t
                 if state.first_audio is None:
                     state.first_audio = t

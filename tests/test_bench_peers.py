@@ -74,3 +74,25 @@ async def test_elevenlabs_with_timestamps_stream(aiohttp_client) -> None:
     bad = await client.post("/v1/text-to-speech/v1/stream/with-timestamps", params={"output_format": "mp3_44100_128"},
                             json={"text": text}, headers={"xi-api-key": "k"})
     assert bad.status == 422
+
+
+def test_summarize_counts_frames_not_messages_when_a_message_carries_several() -> None:
+    """With MEDIA_FRAMES_PER_MESSAGE=3 a reply of 9 frames is 3 messages 60 ms apart:
+    no frame dropped, pacing on time, no gap; one late message is a gap."""
+    from bench.calls import summarize
+
+    def report(arrivals: list[float]) -> CallReport:
+        r = CallReport(call_sid="CA1", greeting_ms=100.0)
+        r.turns = [TurnReport(1, 1.0, 2.0)]
+        r.turns[0].first_audio_ms = 500.0
+        r.bot_media_s = [0.1, 0.16, 0.22, *arrivals]  # the greeting, then the reply
+        r.bot_media_frames = [3] * len(r.bot_media_s)
+        return r
+
+    s = summarize(report([2.5, 2.56, 2.62, 2.68]), greeting_frames=9, reply_frames=12, planned=1)
+    assert s["ok"] and s["dropped"] == 0 and s["underruns"] == 0 and s["turns"][0]["frames"] == 12
+    assert max(s["pace"]) < 1.0
+    late = summarize(report([2.5, 2.56, 2.62, 2.80]), greeting_frames=9, reply_frames=12, planned=1)
+    assert late["underruns"] == 1 and max(late["pace"]) > 50
+    short = summarize(report([2.5, 2.56]), greeting_frames=9, reply_frames=12, planned=1)
+    assert short["dropped"] == 6
