@@ -399,6 +399,8 @@ class CallSession(CallActions):
                 pcm = await asyncio.to_thread(mulaw.decode, audio) if len(audio) > 16000 else mulaw.decode(audio)
                 text = await self.orch.transcribe(pcm, 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
+                if gate is not None:  # the controller judges the words before the gate opens
+                    self._do(self.c.on_transcript(n, text, time.monotonic()))
             self.conversation.add_user(text)
             self.notify("caller", turn=n, text=text)
             if self.settings.log_transcripts:
@@ -426,6 +428,8 @@ class CallSession(CallActions):
                 await gate.wait()
         except StageError as err:
             if gate is not None and not gate.is_set():
+                if err.stage == "stt":  # no words to judge: released at the normal end of turn
+                    self._do(self.c.on_transcript(n, None, time.monotonic()))
                 await gate.wait()
             quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
             self._log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)
