@@ -444,18 +444,37 @@ def test_speech_before_the_longer_silence_cancels_without_a_barge_in_and_the_wor
     s.quiet(600).talk(800)  # the caller goes on after 900 ms
     assert s.kinds() == ["StartSpeculative", "CancelSpeculative"] and s.c.barge_ins == 0
     s.quiet(300).stt(Final("book a viewing", speech_final=True))  # the whole sentence is complete
-    (_, turn), = s.of(StartTurn)
-    assert turn.text == "I want to book a viewing" and s.c.turn_no == 1
+    spec = s.of(StartSpeculative)[-1][1]
+    assert spec.text == "I want to book a viewing" and s.kinds()[-1] == "StartSpeculative"
+    s.quiet(400)  # released at the normal end silence since the last voice
+    assert s.kinds()[-1] == "ConfirmSpeculative" and s.c.turn_no == 1
 
 
-def test_a_hold_waits_the_shorter_extra_and_complete_words_go_at_once():
+def test_a_hold_waits_the_shorter_extra_and_complete_words_the_end_silence():
     s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
     s.stt(Final("My name is Sarah", speech_final=True))  # HOLD: 900 ms
     s.quiet(620)
     assert [t for t, _ in s.of(ConfirmSpeculative)] == [pytest.approx(1.9, abs=0.03)]
+    # complete words: prepared at the final, spoken after END_SILENCE_MS (700) of silence, as on the batch path
     s2 = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
     s2.stt(Final("What time do you open", speech_final=True))
-    assert s2.kinds() == ["StartTurn"]
+    assert s2.kinds() == ["StartSpeculative"] and s2.of(StartSpeculative)[0][1].text == "What time do you open"
+    s2.quiet(420)
+    assert [t for t, _ in s2.of(ConfirmSpeculative)] == [pytest.approx(1.7, abs=0.03)]
+    # with TURN_COMPLETE_MS below the live endpointing's silence, they go at once
+    quick = TurnOptions(end_silence_ms=700, early_turn_ms=300, min_speech_ms=200, barge_in_ms=120, completeness=True, complete_ms=200)
+    s3 = live(opts=quick).talk(1000).quiet(300)
+    s3.stt(Final("What time do you open", speech_final=True))
+    assert s3.kinds() == ["StartTurn"]
+
+
+def test_a_held_live_turn_on_a_line_the_vad_calls_speech_is_released_after_the_wait():
+    # the local VAD hears the line noise as speech throughout; the live STT heard the words end
+    s = live(opts=COMPLETE_OPTS).talk(1300)
+    s.stt(Final("My name is Sarah", speech_final=True))  # HOLD: 900 ms
+    s.talk(2000)
+    (t, _), = s.of(ConfirmSpeculative)
+    assert 1.3 + 0.9 - 0.03 <= t <= 1.3 + 0.9 + 0.03 and s.c.barge_ins == 0
 
 
 def test_completeness_off_answers_unfinished_words_at_once():

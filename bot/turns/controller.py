@@ -103,6 +103,7 @@ class _Held:
     speech_end: float
     stt_ms: float
     need_ms: int
+    at: float  # when the final came: with no quiet frame since (noise), released ``need_ms`` after it
 
 
 def same_words(a: str, b: str) -> bool:
@@ -175,7 +176,9 @@ class TurnController:
         ev = self.detector.feed(frame, speech)
         if self._held is not None and ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
             out += self._resume_held()  # the caller goes on: the prepared reply was never sent
-        elif self._held is not None and not speech and (t - self._last_voice) * 1000 >= self._held.need_ms:
+        elif self._held is not None and (
+            not speech and (t - self._last_voice) * 1000 >= self._held.need_ms or (t - self._held.at) * 1000 >= self._held.need_ms
+        ):
             out += self._release_held()
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
@@ -235,16 +238,18 @@ class TurnController:
         caller has been quiet that long already, it is released now."""
         if not self._judging or self.over or not self._spec or n != self.turn_no:
             return []
-        normal = self.opts.end_silence_ms
-        if text is None:
-            self._need_ms = normal  # nothing to judge: the failure is reported at the normal end of turn
-        else:
-            verdict = judge(text)
-            need = silence_ms(verdict, normal)
-            if verdict.state is Completeness.COMPLETE and self.opts.complete_ms is not None:
-                need = self.opts.complete_ms
-            self._need_ms = need
+        # no words (the STT failed): the failure is reported at the normal end of turn
+        self._need_ms = self.opts.end_silence_ms if text is None else self._need_for(text)
         return self._release_if_quiet(t)
+
+    def _need_for(self, text: str) -> int:
+        """The silence since the last voiced frame before a reply to ``text`` may play:
+        ``complete_ms`` (default END_SILENCE_MS) for words that look finished, longer for
+        words that do not (``bot.turn_completeness``)."""
+        verdict = judge(text)
+        if verdict.state is Completeness.COMPLETE and self.opts.complete_ms is not None:
+            return self.opts.complete_ms
+        return silence_ms(verdict, self.opts.end_silence_ms)
 
     def _joined(self, audio: bytes) -> bytes:
         """The audio of a turn that went on after a held end: what came before, then
@@ -319,9 +324,9 @@ class TurnController:
         speech_end = min(self._last_voice + VOICE_TAIL_S, t)
         stt_ms = (t - speech_end) * 1000
         if self.opts.completeness and self.phase is Phase.LISTENING and not self._dtmf:
-            need_ms = silence_ms(judge(text), self.opts.end_silence_ms)
-            if need_ms > self.opts.end_silence_ms and (t - self._last_voice) * 1000 < need_ms:
-                return self._hold(_Held(text, speech_end, stt_ms, need_ms))
+            need_ms = self._need_for(text)
+            if (t - self._last_voice) * 1000 < need_ms:
+                return self._hold(_Held(text, speech_end, stt_ms, need_ms, t))
         if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
             confirmed = self._confirm()
             if confirmed:
