@@ -468,13 +468,19 @@ def test_a_hold_waits_the_shorter_extra_and_complete_words_the_end_silence():
     assert s3.kinds() == ["StartTurn"]
 
 
-def test_a_held_live_turn_on_a_line_the_vad_calls_speech_is_released_after_the_wait():
-    # the local VAD hears the line noise as speech throughout; the live STT heard the words end
-    s = live(opts=COMPLETE_OPTS).talk(1300)
-    s.stt(Final("My name is Sarah", speech_final=True))  # HOLD: 900 ms
-    s.talk(2000)
-    (t, _), = s.of(ConfirmSpeculative)
-    assert 1.3 + 0.9 - 0.03 <= t <= 1.3 + 0.9 + 0.03 and s.c.barge_ins == 0
+def test_speech_after_a_held_final_resumes_even_inside_one_local_utterance():
+    # a 200 ms pause: the live STT ended the turn, the local VAD never saw an early silence
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(200)
+    s.stt(Final("and my number is five five five,", speech_final=True))  # INCOMPLETE: 1400 ms
+    assert s.kinds() == ["StartSpeculative"]
+    s.talk(100)  # a breath: shorter than BARGE_IN_MS, not yet the caller going on
+    assert s.kinds() == ["StartSpeculative"]
+    s.talk(1500).quiet(100)
+    assert s.kinds() == ["StartSpeculative", "CancelSpeculative"] and s.c.barge_ins == 0
+    s.stt(Final("two one three four four six seven.", speech_final=True))
+    assert s.of(StartSpeculative)[-1][1].text == "and my number is five five five, two one three four four six seven."
+    s.quiet(700)
+    assert s.kinds()[-1] == "ConfirmSpeculative"
 
 
 def test_completeness_off_answers_unfinished_words_at_once():
