@@ -250,6 +250,8 @@ class CallSession(CallActions):
             elif isinstance(d, StartSpeculative):
                 self._speculate(d)
             elif isinstance(d, ConfirmSpeculative):
+                if d.stt_ms is not None:  # the live final it waited for: end of speech to transcript
+                    self.metrics.stt_latency.observe(d.stt_ms / 1000)
                 self._confirm()
             elif isinstance(d, CancelSpeculative):
                 self._cancel_speculation()
@@ -288,7 +290,9 @@ class CallSession(CallActions):
         gate = asyncio.Event()
         snapshot = (len(self.conversation.messages), copy.deepcopy(self.conversation.state))
         n = self.c.turn_no
-        task = self._run(self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot), name=f"turn-{n}", turn=n)
+        task = self._run(
+            self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n
+        )
         self._spec = (gate, task)
 
     def _confirm(self) -> None:

@@ -100,7 +100,7 @@ class Settings:
     deepgram_model: str = "nova-3"
     stt_streaming: bool = True  # Deepgram: live websocket per call (the batch API otherwise)
     speculative_llm: bool = True  # live STT: start the LLM on a stable interim transcript
-    turn_completeness: bool = False  # words that look unfinished wait a longer silence (every STT path)
+    turn_completeness: bool = True  # words that look unfinished wait a longer silence (every STT path)
     turn_complete_ms: int = 0  # batch/embedded + TURN_COMPLETENESS: silence words judged complete need; 0 = END_SILENCE_MS
     deepgram_endpointing_ms: int = 300
     deepgram_utterance_end_ms: int = 1000
@@ -262,7 +262,7 @@ class Settings:
         kw["deepgram_model"] = get("DEEPGRAM_MODEL", cls.deepgram_model)
         kw["stt_streaming"] = _bool("STT_STREAMING", get("STT_STREAMING", "true"))
         kw["speculative_llm"] = _bool("SPECULATIVE_LLM", get("SPECULATIVE_LLM", "true"))
-        kw["turn_completeness"] = _bool("TURN_COMPLETENESS", get("TURN_COMPLETENESS", "false"))
+        kw["turn_completeness"] = _bool("TURN_COMPLETENESS", get("TURN_COMPLETENESS", "true"))
         kw["openai_model"] = get("OPENAI_MODEL", cls.openai_model)
         kw["elevenlabs_voice_id"] = get("ELEVENLABS_VOICE_ID", cls.elevenlabs_voice_id)
         kw["elevenlabs_model"] = get("ELEVENLABS_MODEL", cls.elevenlabs_model)

@@ -331,7 +331,7 @@ class TurnController:
             if (t - self._last_voice) * 1000 < need_ms:
                 return self._hold(_Held(text, speech_end, stt_ms, need_ms))
         if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
-            confirmed = self._confirm()
+            confirmed = self._confirm(stt_ms)
             if confirmed:
                 return confirmed
         return self._cancel_speculation() + self._text_turn(text, speech_end, stt_ms)
@@ -348,14 +348,14 @@ class TurnController:
         self._held, self._held_at = held, self._last_voice + VOICE_TAIL_S
         if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
             return []
-        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text)
+        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text, stt_ms=held.stt_ms)
 
     def _release_held(self) -> list[Decision]:
         held, self._held = self._held, None
         if held is None or self.over:
             return []
         if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
-            confirmed = self._confirm()
+            confirmed = self._confirm(held.stt_ms)
             if confirmed:
                 return confirmed
         return self._cancel_speculation() + self._text_turn(held.text, held.speech_end, held.stt_ms)
@@ -439,14 +439,16 @@ class TurnController:
             self._set(Phase.LISTENING)
         return [BargeIn()]
 
-    def _speculate(self, speech_end: float, *, audio: bytes | None = None, text: str | None = None) -> list[Decision]:
+    def _speculate(
+        self, speech_end: float, *, audio: bytes | None = None, text: str | None = None, stt_ms: float | None = None
+    ) -> list[Decision]:
         if self.phase is not Phase.LISTENING or self._spec or self._dtmf:
             return []  # the normal path at the end of the turn handles it
         self.turn_no += 1
         self._spec, self._spec_text = True, text
-        return [StartSpeculative(speech_end=speech_end, audio=audio, text=text)]
+        return [StartSpeculative(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]
 
-    def _confirm(self) -> list[Decision]:
+    def _confirm(self, stt_ms: float | None = None) -> list[Decision]:
         """At the end of the turn: let the speculative turn speak. [] when there is none
         still valid, so the caller starts a turn."""
         spec, self._spec, self._spec_text = self._spec, False, None
@@ -456,7 +458,7 @@ class TurnController:
         self._carry = b""
         self.reprompts = 0
         self._set(Phase.THINKING)
-        return [ConfirmSpeculative()]
+        return [ConfirmSpeculative(stt_ms=stt_ms)]
 
     def _cancel_speculation(self) -> list[Decision]:
         spec, self._spec, self._spec_text = self._spec, False, None
