@@ -123,7 +123,10 @@ class TurnController:
         self.reprompts = 0
         self._silent = 0  # listening frames with neither speech nor a turn
         self._last_voice = t0
-        self._voiced_from = 0.0  # start of the current run of voiced frames
+        # counted in inbound frames, like every timer here (a stream sent faster than real time
+        # keeps its meaning): frames since the last voiced one, and voiced frames in a row
+        self._quiet = 0
+        self._voiced = 0
         self._spec = False  # a speculative turn runs, gated
         self._spec_text: str | None = None  # what it started from (live STT interim)
         self._dtmf = ""
@@ -133,7 +136,7 @@ class TurnController:
         self._live_taken = False  # the live STT ended a turn since the local speech start
         self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed
         self._held: _Held | None = None  # a live turn whose words look unfinished, waiting for more silence
-        self._held_at = 0.0  # the end of the last voiced frame before it was held
+        self._voiced_at_hold = 0  # the run of voiced frames when it was held (only later ones count)
         # batch/embedded with completeness: the speculative turn's silence to wait (None: words not known yet),
         # whether the local end of turn has passed (the detector was reset), and the audio it took
         self._need_ms: int | None = None
@@ -173,15 +176,16 @@ class TurnController:
             return []
         out: list[Decision] = []
         if speech:
-            if not self._voiced_from or (t - self._last_voice) > VOICE_TAIL_S * 1.5:
-                self._voiced_from = t - VOICE_TAIL_S  # a new run of voiced frames
             self._last_voice = t
+            self._quiet, self._voiced = 0, self._voiced + 1
+        else:
+            self._quiet, self._voiced, self._voiced_at_hold = self._quiet + 1, 0, 0
         ev = self.detector.feed(frame, speech)
         if self._held is not None and ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
             out += self._resume_held()  # the caller goes on: the prepared reply was never sent
-        elif self._held is not None and speech and self._voiced_since(t) >= self.opts.barge_in_ms:
+        elif self._held is not None and speech and (self._voiced - self._voiced_at_hold) * FRAME_MS >= self.opts.barge_in_ms:
             out += self._resume_held()  # speech again inside the same local utterance (a pause shorter than the early silence)
-        elif self._held is not None and not speech and (t - self._last_voice) * 1000 >= self._held.need_ms:
+        elif self._held is not None and not speech and self._quiet * FRAME_MS >= self._held.need_ms:
             out += self._release_held()
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
@@ -267,7 +271,7 @@ class TurnController:
         need = self._need_ms
         if need is None:
             need = silence_ms(Verdict(Completeness.INCOMPLETE, "words not known yet"), self.opts.end_silence_ms)
-        if (t - self._last_voice) * 1000 < need:
+        if self._quiet * FRAME_MS < need:
             return []
         if self.detector.in_speech:  # released before the local end of turn: this utterance is done
             self.detector.take_audio()
@@ -328,7 +332,7 @@ class TurnController:
         stt_ms = (t - speech_end) * 1000
         if self.opts.completeness and self.phase is Phase.LISTENING and not self._dtmf:
             need_ms = self._need_for(text)
-            if (t - self._last_voice) * 1000 < need_ms:
+            if self._quiet * FRAME_MS < need_ms:
                 return self._hold(_Held(text, speech_end, stt_ms, need_ms))
         if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
             confirmed = self._confirm(stt_ms)
@@ -336,16 +340,10 @@ class TurnController:
                 return confirmed
         return self._cancel_speculation() + self._text_turn(text, speech_end, stt_ms)
 
-    def _voiced_since(self, t: float) -> float:
-        """ms of the current run of voiced frames that came after the held final."""
-        if self._held is None:
-            return 0.0
-        return (t - max(self._voiced_from, self._held_at)) * 1000
-
     def _hold(self, held: _Held) -> list[Decision]:
         """The words look unfinished: prepare the reply (gated) but release it only after
         ``held.need_ms`` of silence; speech before then cancels it."""
-        self._held, self._held_at = held, self._last_voice + VOICE_TAIL_S
+        self._held, self._voiced_at_hold = held, self._voiced
         if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
             return []
         return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text, stt_ms=held.stt_ms)
