@@ -27,16 +27,17 @@ order. The rules are today's call behaviour:
   ``MAX_REPROMPTS`` times, then goodbye; DTMF digits make a text turn after ``#`` or
   1.5 s, ``0`` first transfers (when a transfer number is set);
 - with ``TURN_COMPLETENESS``, nothing is said before the words are judged
-  (``bot.turn_completeness``). Live STT: a final whose words look unfinished starts the
-  turn gated and releases it only after the longer silence its verdict asks for; speech
-  before then cancels it, and its words begin the turn that goes on. Batch and embedded
+  (``bot.turn_completeness``), and the reply, prepared at once and gated, is released
+  when the silence since the last voiced frame (counted in frames) reaches what they need:
+  ``complete_ms`` (default ``END_SILENCE_MS``) for words that look finished, 900 or
+  1400 ms for words that do not. Live STT: the words are the finals since the turn
+  began; speech before the release (a speech start, or ``BARGE_IN_MS`` of voice after
+  the final) cancels it and its words begin the turn that goes on. Batch and embedded
   STT (local VAD): the speculative turn (or, with no early silence, a gated one started
-  at the end of the turn) reports its transcript (``on_transcript``), and the reply is
-  released once the silence since the last voiced frame reaches ``silence_ms(verdict)``
-  (``complete_ms`` for words that look finished, which may be shorter than
-  ``END_SILENCE_MS``; until the words are known, the longest wait); speech before then
-  cancels it (nothing was sent: no ``clear``) and the turn that goes on starts with the
-  earlier audio, so the answer covers the whole sentence;
+  at the end of the turn) reports its transcript (``on_transcript``); until then the
+  longest wait applies. Speech before the release cancels it (nothing was sent: no
+  ``clear``) and the turn that goes on starts with the earlier audio, so the answer
+  covers the whole sentence;
 - CLOSING is a real phase: from the moment the last words start, nothing the caller
   does (speech, late finals, interims, digits) starts or interrupts anything.
 """
@@ -83,7 +84,7 @@ class TurnOptions:
     can_transfer: bool = False  # DTMF 0 transfers
     max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
     completeness: bool = False  # hold a turn whose words look unfinished (bot.turn_completeness)
-    complete_ms: int | None = None  # batch/embedded: silence that words judged COMPLETE need (None: end_silence_ms)
+    complete_ms: int | None = None  # with completeness: silence words judged COMPLETE need (None: end_silence_ms)
 
     @classmethod
     def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
@@ -214,7 +215,7 @@ class TurnController:
         elif not self.detector.in_speech:
             out += self._tick_silence()
         if self._spec and self._judging and not speech and ev is not TurnEvent.TURN_END:
-            out += self._release_if_quiet(t)
+            out += self._release_if_quiet()
         out += self._tick_dtmf(t)
         return out
 
@@ -247,7 +248,7 @@ class TurnController:
             return []
         # no words (the STT failed): the failure is reported at the normal end of turn
         self._need_ms = self.opts.end_silence_ms if text is None else self._need_for(text)
-        return self._release_if_quiet(t)
+        return self._release_if_quiet()
 
     def _need_for(self, text: str) -> int:
         """The silence since the last voiced frame before a reply to ``text`` may play:
@@ -265,7 +266,7 @@ class TurnController:
             return audio
         return (self._carry + audio)[-self._max_bytes :]
 
-    def _release_if_quiet(self, t: float) -> list[Decision]:
+    def _release_if_quiet(self) -> list[Decision]:
         """Open the speculative turn's gate once the silence since the last voiced frame
         reaches what its words need (the longest wait while they are not known)."""
         need = self._need_ms
@@ -284,7 +285,7 @@ class TurnController:
         capped = len(self._carry) + len(audio) >= self._max_bytes
         audio = self._joined(audio)
         if self._spec:
-            ready = self._release_if_quiet(t)
+            ready = self._release_if_quiet()
             if ready or not self._spec:
                 return ready
             if not capped:
