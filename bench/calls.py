@@ -318,6 +318,8 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
              "--tts-first", str(p.tts_first_s), "--tts-chunk-delay", str(p.tts_chunk_delay_s), "--reply", p.reply]
     if getattr(args, "live", False):
         fargs.append("--live")
+    if getattr(args, "pauses", False):  # the fake STT hears which half of a paused sentence it got
+        fargs.append("--hear-pauses")
     fakes = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.fakes_server", *fargs, cwd=REPO, stdout=asyncio.subprocess.PIPE,
         stderr=open(tmp / "fakes.log", "ab"),
@@ -347,6 +349,10 @@ async def start_stack(args, loop: str, tmp: Path, extra_env: dict | None = None)
         env["EARLY_TURN_MS"] = str(args.early_turn_ms)
     if getattr(args, "frames_per_message", None) is not None:
         env["MEDIA_FRAMES_PER_MESSAGE"] = str(args.frames_per_message)
+    if getattr(args, "completeness", None) is not None:
+        env["TURN_COMPLETENESS"] = args.completeness
+    if getattr(args, "complete_ms", None) is not None:
+        env["TURN_COMPLETE_MS"] = str(args.complete_ms)
     env.update(extra_env or {})
     if loop == "asyncio":  # bot/__main__.py takes uvloop when it can import it: make it not
         cmd = ["-c", "import sys; sys.modules['uvloop'] = None; from bot.__main__ import main; sys.exit(main(['serve']))"]
@@ -614,6 +620,10 @@ def header(args, settings: Settings) -> float:
     print(f"critical path: {how}")
     print(f"  END_SILENCE_MS={settings.end_silence_ms} is {settings.end_silence_ms / crit * 100:.0f}% of it; "
           f"the bot's VAD hears each utterance's tail {args.vad_tail_ms:.0f} ms (mean) past the simulator's end of speech")
+    if args.pauses:
+        c = args.completeness or ("true" if settings.turn_completeness else "false")
+        print(f"callers pause 300-600 ms mid-sentence (examples/callers_pauses; the fake STT hears which words); "
+              f"TURN_COMPLETENESS={c} TURN_COMPLETE_MS={args.complete_ms if args.complete_ms is not None else settings.turn_complete_ms}")
     print(f"machine: {os.cpu_count()} cores; load average at start {loadavg()}")
     return crit
 
@@ -817,6 +827,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--turns", type=int, default=2, help="caller utterances per call (after the greeting)")
     ap.add_argument("--pauses", action="store_true",
                     help="callers speak the utterances with 300-600 ms mid-sentence pauses (examples/callers_pauses)")
+    ap.add_argument("--completeness", choices=("true", "false"), default=None,
+                    help="the bot's TURN_COMPLETENESS (default: its own default); with --pauses the fake STT hears the words")
+    ap.add_argument("--complete-ms", type=int, default=None, help="the bot's TURN_COMPLETE_MS (default: its own default)")
     ap.add_argument("--end-silence-ms", type=int, default=None, help="the bot's END_SILENCE_MS (default: its own default)")
     ap.add_argument("--early-turn-ms", type=int, default=None, help="the bot's EARLY_TURN_MS (default: its own default)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="calls start spread evenly over this many seconds")

@@ -96,8 +96,15 @@ def reply_audio_frames(p: Profile) -> int:
     return total
 
 
-def build(p: Profile, live: bool = False) -> tuple[web.Application, list]:
-    stt = FakeBehaviour(first_delay_s=p.stt_delay_s, transcript=p.transcript)
+def build(p: Profile, live: bool = False, hear_pauses: bool = False) -> tuple[web.Application, list]:
+    """``hear_pauses``: Deepgram (batch and live) transcribes the pause samples by where
+    the audio sits in them (bench/pause_ear.py), the scripted transcript otherwise."""
+    ear = None
+    if hear_pauses:
+        from bench.pause_ear import PauseEar
+
+        ear = PauseEar()
+    stt = FakeBehaviour(first_delay_s=p.stt_delay_s, transcript=p.transcript, hear=ear.hear_wav if ear else None)
     llm = FakeBehaviour(first_delay_s=p.llm_first_s, tokens_per_s=p.llm_tokens_per_s, reply=p.reply)
     tts = FakeBehaviour(
         first_delay_s=p.tts_first_s, chunk_delay_s=p.tts_chunk_delay_s, chunk_size=p.tts_chunk_bytes, ms_per_char=p.tts_ms_per_char
@@ -110,7 +117,7 @@ def build(p: Profile, live: bool = False) -> tuple[web.Application, list]:
     if live:  # Deepgram's live socket: the final comes after its endpointing silence
         from tests.fakes.deepgram_live import LiveBehaviour, live_routes
 
-        lb = LiveBehaviour(transcripts=[p.transcript])
+        lb = LiveBehaviour(transcripts=[p.transcript], hear=ear.hear if ear else None)
         app.add_routes(live_routes(lb))
         states.append(lb)
     return app, states
@@ -163,8 +170,8 @@ async def _head(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def serve(p: Profile, host: str, port: int, live: bool = False) -> None:
-    app, states = build(p, live)
+async def serve(p: Profile, host: str, port: int, live: bool = False, hear_pauses: bool = False) -> None:
+    app, states = build(p, live, hear_pauses)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
@@ -198,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reply", default=d.reply)
     ap.add_argument("--asyncio", action="store_true", help="plain asyncio even if uvloop is installed")
     ap.add_argument("--live", action="store_true", help="also serve Deepgram's live websocket (/v1/listen)")
+    ap.add_argument("--hear-pauses", action="store_true",
+                    help="Deepgram transcribes the pause samples' words by position (bench/pause_ear.py)")
     args = ap.parse_args(argv)
     p = Profile(
         stt_delay_s=args.stt_delay, llm_first_s=args.llm_first, llm_tokens_per_s=args.llm_tps,
@@ -211,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             run = uvloop.run
         except ImportError:
             pass
-    run(serve(p, args.host, args.port, args.live))
+    run(serve(p, args.host, args.port, args.live, args.hear_pauses))
     return 0
 
 

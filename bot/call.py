@@ -250,6 +250,8 @@ class CallSession(CallActions):
             elif isinstance(d, StartSpeculative):
                 self._speculate(d)
             elif isinstance(d, ConfirmSpeculative):
+                if d.stt_ms is not None:  # the live final it waited for: end of speech to transcript
+                    self.metrics.stt_latency.observe(d.stt_ms / 1000)
                 self._confirm()
             elif isinstance(d, CancelSpeculative):
                 self._cancel_speculation()
@@ -288,7 +290,9 @@ class CallSession(CallActions):
         gate = asyncio.Event()
         snapshot = (len(self.conversation.messages), copy.deepcopy(self.conversation.state))
         n = self.c.turn_no
-        task = self._run(self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot), name=f"turn-{n}", turn=n)
+        task = self._run(
+            self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n
+        )
         self._spec = (gate, task)
 
     def _confirm(self) -> None:
@@ -399,6 +403,8 @@ class CallSession(CallActions):
                 pcm = await asyncio.to_thread(mulaw.decode, audio) if len(audio) > 16000 else mulaw.decode(audio)
                 text = await self.orch.transcribe(pcm, 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
+                if gate is not None:  # the controller judges the words before the gate opens
+                    self._do(self.c.on_transcript(n, text, time.monotonic()))
             self.conversation.add_user(text)
             self.notify("caller", turn=n, text=text)
             if self.settings.log_transcripts:
@@ -426,6 +432,8 @@ class CallSession(CallActions):
                 await gate.wait()
         except StageError as err:
             if gate is not None and not gate.is_set():
+                if err.stage == "stt":  # no words to judge: released at the normal end of turn
+                    self._do(self.c.on_transcript(n, None, time.monotonic()))
                 await gate.wait()
             quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
             self._log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)

@@ -100,7 +100,8 @@ class Settings:
     deepgram_model: str = "nova-3"
     stt_streaming: bool = True  # Deepgram: live websocket per call (the batch API otherwise)
     speculative_llm: bool = True  # live STT: start the LLM on a stable interim transcript
-    turn_completeness: bool = False  # live STT: words that look unfinished wait a longer silence
+    turn_completeness: bool = True  # words that look unfinished wait a longer silence (every STT path)
+    turn_complete_ms: int = 0  # batch/embedded + TURN_COMPLETENESS: silence words judged complete need; 0 = END_SILENCE_MS
     deepgram_endpointing_ms: int = 300
     deepgram_utterance_end_ms: int = 1000
     deepgram_reconnect_backoff_s: float = 0.2  # first reconnect wait, doubling (not read from the env)
@@ -264,7 +265,7 @@ class Settings:
         kw["deepgram_model"] = get("DEEPGRAM_MODEL", cls.deepgram_model)
         kw["stt_streaming"] = _bool("STT_STREAMING", get("STT_STREAMING", "true"))
         kw["speculative_llm"] = _bool("SPECULATIVE_LLM", get("SPECULATIVE_LLM", "true"))
-        kw["turn_completeness"] = _bool("TURN_COMPLETENESS", get("TURN_COMPLETENESS", "false"))
+        kw["turn_completeness"] = _bool("TURN_COMPLETENESS", get("TURN_COMPLETENESS", "true"))
         kw["openai_model"] = get("OPENAI_MODEL", cls.openai_model)
         kw["elevenlabs_voice_id"] = get("ELEVENLABS_VOICE_ID", cls.elevenlabs_voice_id)
         kw["elevenlabs_model"] = get("ELEVENLABS_MODEL", cls.elevenlabs_model)
@@ -346,6 +347,7 @@ class Settings:
             "breaker_threshold": ("BREAKER_THRESHOLD", 1, 100),
             "max_reprompts": ("MAX_REPROMPTS", 0, 20),
             "max_calls": ("MAX_CALLS", 1, 100000),
+            "turn_complete_ms": ("TURN_COMPLETE_MS", 0, 5000),
         }
         for name, (var, lo, hi) in ints.items():
             kw[name] = _num(var, get(var, str(getattr(cls, name))), int, lo, hi)

@@ -19,13 +19,15 @@ takes the probability from an audio end-of-turn model (e.g. Smart Turn) as well:
 words' "cannot end here" always wins; otherwise a model sure the turn goes on turns
 COMPLETE into HOLD, and a model sure it is over turns HOLD into COMPLETE.
 
-How the turn controller uses it (``bot/turns/controller.py``, with live STT and
-``TURN_COMPLETENESS=true``): at each live final that ends a turn it judges the finals
-since the turn began; the reply is prepared at once (gated), but released only when
-the silence since the last speech frame, counted on the inbound frame clock, reaches
-``silence_ms(verdict, normal)``. Speech that resumes before then cancels the prepared
-reply (nothing was sent, so no ``clear``) and the turn goes on; the next final is
-judged with the words before it.
+How the turn controller uses it (``bot/turns/controller.py``, ``TURN_COMPLETENESS=true``):
+with live STT, at each live final that ends a turn it judges the finals since the turn
+began; with batch or embedded STT (the local VAD ends turns), the speculative turn
+started at the early silence reports its transcript and that is judged. Either way the
+reply is prepared at once (gated), but released only when the silence since the last
+speech frame, counted on the inbound frame clock, reaches ``silence_ms(verdict,
+normal)``. Speech that resumes before then cancels the prepared reply (nothing was
+sent, so no ``clear``) and the turn goes on: the next final is judged with the words
+before it, the next batch transcript is of the audio before it and after.
 """
 
 from __future__ import annotations

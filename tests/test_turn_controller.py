@@ -58,15 +58,20 @@ class Script:
                 self._due.remove((when, n))
                 self.c.bot_done(n)
 
-    def frames(self, ms: int, speech: bool) -> Script:
+    def frames(self, ms: int, speech: bool, frame: bytes = FRAME) -> Script:
         for _ in range(ms // 20):
             self.t += 0.02
             self._bot()
-            self._take(self.c.on_frame(FRAME, speech, self.t))
+            self._take(self.c.on_frame(frame, speech, self.t))
         return self
 
-    def talk(self, ms: int) -> Script:
-        return self.frames(ms, True)
+    def talk(self, ms: int, frame: bytes = FRAME) -> Script:
+        return self.frames(ms, True, frame)
+
+    def words(self, text: str | None) -> Script:
+        """The running (speculative) turn's batch transcript is known now."""
+        self._take(self.c.on_transcript(self.c.turn_no, text, self.t))
+        return self
 
     def quiet(self, ms: int) -> Script:
         return self.frames(ms, False)
@@ -439,21 +444,142 @@ def test_speech_before_the_longer_silence_cancels_without_a_barge_in_and_the_wor
     s.quiet(600).talk(800)  # the caller goes on after 900 ms
     assert s.kinds() == ["StartSpeculative", "CancelSpeculative"] and s.c.barge_ins == 0
     s.quiet(300).stt(Final("book a viewing", speech_final=True))  # the whole sentence is complete
-    (_, turn), = s.of(StartTurn)
-    assert turn.text == "I want to book a viewing" and s.c.turn_no == 1
+    spec = s.of(StartSpeculative)[-1][1]
+    assert spec.text == "I want to book a viewing" and s.kinds()[-1] == "StartSpeculative"
+    s.quiet(400)  # released at the normal end silence since the last voice
+    assert s.kinds()[-1] == "ConfirmSpeculative" and s.c.turn_no == 1
 
 
-def test_a_hold_waits_the_shorter_extra_and_complete_words_go_at_once():
+def test_a_hold_waits_the_shorter_extra_and_complete_words_the_end_silence():
     s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
     s.stt(Final("My name is Sarah", speech_final=True))  # HOLD: 900 ms
     s.quiet(620)
     assert [t for t, _ in s.of(ConfirmSpeculative)] == [pytest.approx(1.9, abs=0.03)]
+    # complete words: prepared at the final, spoken after END_SILENCE_MS (700) of silence, as on the batch path
     s2 = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
     s2.stt(Final("What time do you open", speech_final=True))
-    assert s2.kinds() == ["StartTurn"]
+    assert s2.kinds() == ["StartSpeculative"] and s2.of(StartSpeculative)[0][1].text == "What time do you open"
+    s2.quiet(420)
+    assert [t for t, _ in s2.of(ConfirmSpeculative)] == [pytest.approx(1.7, abs=0.03)]
+    # with TURN_COMPLETE_MS below the live endpointing's silence, they go at once
+    quick = TurnOptions(end_silence_ms=700, early_turn_ms=300, min_speech_ms=200, barge_in_ms=120, completeness=True, complete_ms=200)
+    s3 = live(opts=quick).talk(1000).quiet(300)
+    s3.stt(Final("What time do you open", speech_final=True))
+    assert s3.kinds() == ["StartTurn"]
+
+
+def test_speech_after_a_held_final_resumes_even_inside_one_local_utterance():
+    # a 200 ms pause: the live STT ended the turn, the local VAD never saw an early silence
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(200)
+    s.stt(Final("and my number is five five five,", speech_final=True))  # INCOMPLETE: 1400 ms
+    assert s.kinds() == ["StartSpeculative"]
+    s.talk(100)  # a breath: shorter than BARGE_IN_MS, not yet the caller going on
+    assert s.kinds() == ["StartSpeculative"]
+    s.talk(1500).quiet(100)
+    assert s.kinds() == ["StartSpeculative", "CancelSpeculative"] and s.c.barge_ins == 0
+    s.stt(Final("two one three four four six seven.", speech_final=True))
+    assert s.of(StartSpeculative)[-1][1].text == "and my number is five five five, two one three four four six seven."
+    s.quiet(700)
+    assert s.kinds()[-1] == "ConfirmSpeculative"
 
 
 def test_completeness_off_answers_unfinished_words_at_once():
     s = live().talk(1000).quiet(300)
     s.stt(Final("I want to", speech_final=True))
     assert s.kinds() == ["StartTurn"]
+
+
+# ---------------------------------------------------------------- turn completeness (batch / embedded STT)
+
+BATCH_OPTS = TurnOptions(end_silence_ms=700, early_turn_ms=300, min_speech_ms=200, barge_in_ms=120, completeness=True)
+A, B = b"\x11" * 160, b"\x22" * 160  # two recognisable halves of one sentence
+
+
+def test_batch_unfinished_words_hold_the_gated_reply_past_the_end_silence():
+    s = Script(BATCH_OPTS).talk(1000, A).quiet(400)  # the speculative turn started at 300 ms of silence
+    s.words("I want to")  # INCOMPLETE: 1400 ms
+    s.quiet(800)  # 1.2 s of silence: the local end of turn has passed, the reply is still gated
+    assert s.kinds() == ["StartSpeculative"] and s.c.phase is Phase.LISTENING and s.c.speculating
+    s.quiet(300)
+    (t, _), = s.of(ConfirmSpeculative)
+    assert 1.0 + 1.4 - 0.03 <= t <= 1.0 + 1.4 + 0.03
+    assert s.c.phase is Phase.THINKING and s.c.turn_no == 1
+    s.quiet(1000)
+    assert s.kinds() == ["StartSpeculative", "ConfirmSpeculative"]  # no second turn from the same audio
+
+
+def test_batch_caller_going_on_after_the_end_silence_cancels_quietly_and_keeps_the_first_audio():
+    s = Script(BATCH_OPTS).talk(1000, A).quiet(400)
+    first = s.of(StartSpeculative)[0][1].audio
+    s.words("I want to").quiet(600).talk(800, B)  # a 1 s pause: past END_SILENCE_MS, before 1400 ms
+    assert s.kinds() == ["StartSpeculative", "CancelSpeculative"]
+    assert s.c.barge_ins == 0 and s.c.phase is Phase.LISTENING and s.c.turn_no == 0
+    s.quiet(400)
+    spec = s.of(StartSpeculative)[1][1]
+    assert spec.audio.startswith(first) and B * 10 in spec.audio  # the whole sentence, in order
+    s.words("I want to book a viewing.").quiet(400)
+    assert s.kinds()[-1] == "ConfirmSpeculative" and s.c.turn_no == 1
+    assert s.of(ConfirmSpeculative)[0][0] < 2.0 + 0.8 + 0.8  # complete words: at the normal end of turn
+
+
+def test_batch_speech_before_the_end_silence_cancels_as_before():
+    s = Script(BATCH_OPTS).talk(1000, A).quiet(400).words("My name is Sarah").quiet(100).talk(600, B).quiet(800)
+    assert s.kinds() == ["StartSpeculative", "CancelSpeculative", "StartSpeculative"]
+    assert s.of(StartSpeculative)[1][1].audio.startswith(A)  # the detector kept the turn's audio
+    s.words("My name is Sarah and I'd like to book a viewing.").quiet(20)
+    assert s.kinds()[-1] == "ConfirmSpeculative" and s.c.barge_ins == 0
+
+
+def test_batch_complete_words_can_answer_before_the_end_silence():
+    opts = TurnOptions(end_silence_ms=700, early_turn_ms=300, min_speech_ms=200, barge_in_ms=120, completeness=True, complete_ms=500)
+    s = Script(opts).talk(1000).quiet(400).words("What time do you open tomorrow?").quiet(200)
+    (t, _), = s.of(ConfirmSpeculative)
+    assert t < 1.0 + 0.7  # before the local end of turn
+    s.quiet(1000)
+    assert s.kinds() == ["StartSpeculative", "ConfirmSpeculative"]  # the end of turn that follows starts nothing
+    s.talk(200)  # the caller speaks over the answer: an ordinary barge-in
+    assert s.kinds()[-1] == "BargeIn"
+
+
+def test_batch_words_not_known_wait_the_longest_silence_and_a_failed_stt_the_normal_one():
+    s = Script(BATCH_OPTS).talk(1000).quiet(1300)
+    assert s.kinds() == ["StartSpeculative"]  # no transcript yet (a slow STT): the longest wait
+    s.quiet(200)
+    assert s.kinds() == ["StartSpeculative", "ConfirmSpeculative"]
+    s2 = Script(BATCH_OPTS).talk(1000).quiet(500).words(None).quiet(300)
+    (t, _), = s2.of(ConfirmSpeculative)
+    assert t <= 1.0 + 0.7 + 0.03  # the failure is reported at the normal end of turn
+
+
+def test_batch_without_early_silence_the_turn_starts_gated_at_the_end_silence():
+    opts = TurnOptions(end_silence_ms=700, early_turn_ms=0, min_speech_ms=200, barge_in_ms=120, completeness=True)
+    s = Script(opts).talk(1000).quiet(700)
+    assert s.kinds() == ["StartSpeculative"]
+    s.words("What time do you open tomorrow?")  # already quiet long enough: released at once
+    assert s.kinds() == ["StartSpeculative", "ConfirmSpeculative"]
+
+
+def test_batch_held_audio_never_exceeds_the_turn_cap():
+    opts = TurnOptions(end_silence_ms=700, early_turn_ms=300, min_speech_ms=200, barge_in_ms=120, completeness=True, max_turn_ms=3000)
+    s = Script(opts)
+    for _ in range(4):  # unfinished words, a 1 s pause, again and again
+        s.talk(1500, A)
+        s.quiet(400).words("and then").quiet(600)
+    s.quiet(1500)
+    audios = [d.audio for _, d in s.of(StartSpeculative)] + [d.audio for _, d in s.of(StartTurn)]
+    assert len(audios) >= 4 and all(len(a) <= 3000 * 8 for a in audios)
+
+
+def test_batch_transcripts_change_nothing_when_completeness_is_off_or_live_stt_decides():
+    s = Script().talk(1000).quiet(400).words("I want to").quiet(300)
+    assert s.kinds() == ["StartSpeculative", "ConfirmSpeculative"]  # at the normal end of turn
+    s2 = live(opts=BATCH_OPTS).talk(1000).quiet(400)
+    assert s2.c.on_transcript(s2.c.turn_no, "I want to", s2.t) == []
+
+
+def test_batch_a_stale_transcript_of_a_cancelled_speculation_is_ignored():
+    s = Script(BATCH_OPTS).talk(1000).quiet(400)
+    s.talk(500).quiet(400)  # cancelled, and a new speculation with the same number
+    assert s.c.on_transcript(s.c.turn_no - 1, "What time do you open?", s.t) == []
+    s.quiet(600)  # no words yet for this one: it waits
+    assert s.kinds() == ["StartSpeculative", "CancelSpeculative", "StartSpeculative"]

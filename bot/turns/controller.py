@@ -26,10 +26,18 @@ order. The rules are today's call behaviour:
 - silence for ``REPROMPT_AFTER_S`` while listening says the reprompt, at most
   ``MAX_REPROMPTS`` times, then goodbye; DTMF digits make a text turn after ``#`` or
   1.5 s, ``0`` first transfers (when a transfer number is set);
-- with ``TURN_COMPLETENESS`` (live STT), a final whose words look unfinished
-  (``bot.turn_completeness``) starts the turn gated and releases it only after the
-  longer silence its verdict asks for; speech before then cancels it, and its words
-  begin the turn that goes on;
+- with ``TURN_COMPLETENESS``, nothing is said before the words are judged
+  (``bot.turn_completeness``), and the reply, prepared at once and gated, is released
+  when the silence since the last voiced frame (counted in frames) reaches what they need:
+  ``complete_ms`` (default ``END_SILENCE_MS``) for words that look finished, 900 or
+  1400 ms for words that do not. Live STT: the words are the finals since the turn
+  began; speech before the release (a speech start, or ``BARGE_IN_MS`` of voice after
+  the final) cancels it and its words begin the turn that goes on. Batch and embedded
+  STT (local VAD): the speculative turn (or, with no early silence, a gated one started
+  at the end of the turn) reports its transcript (``on_transcript``); until then the
+  longest wait applies. Speech before the release cancels it (nothing was sent: no
+  ``clear``) and the turn that goes on starts with the earlier audio, so the answer
+  covers the whole sentence;
 - CLOSING is a real phase: from the moment the last words start, nothing the caller
   does (speech, late finals, interims, digits) starts or interrupts anything.
 """
@@ -41,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
-from bot.turn_completeness import judge, silence_ms
+from bot.turn_completeness import Completeness, Verdict, judge, silence_ms
 from bot.turns.decisions import (
     ALLOWED,
     BargeIn,
@@ -75,7 +83,8 @@ class TurnOptions:
     speculative_llm: bool = True
     can_transfer: bool = False  # DTMF 0 transfers
     max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
-    completeness: bool = False  # live STT: hold a turn whose words look unfinished (bot.turn_completeness)
+    completeness: bool = False  # hold a turn whose words look unfinished (bot.turn_completeness)
+    complete_ms: int | None = None  # with completeness: silence words judged COMPLETE need (None: end_silence_ms)
 
     @classmethod
     def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
@@ -85,6 +94,7 @@ class TurnOptions:
             barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
             speculative_llm=s.speculative_llm, can_transfer=bool(number),
             max_turn_ms=int(s.max_turn_s * 1000), completeness=s.turn_completeness,
+            complete_ms=s.turn_complete_ms or None,
         )
 
 
@@ -114,6 +124,10 @@ class TurnController:
         self.reprompts = 0
         self._silent = 0  # listening frames with neither speech nor a turn
         self._last_voice = t0
+        # counted in inbound frames, like every timer here (a stream sent faster than real time
+        # keeps its meaning): frames since the last voiced one, and voiced frames in a row
+        self._quiet = 0
+        self._voiced = 0
         self._spec = False  # a speculative turn runs, gated
         self._spec_text: str | None = None  # what it started from (live STT interim)
         self._dtmf = ""
@@ -123,6 +137,13 @@ class TurnController:
         self._live_taken = False  # the live STT ended a turn since the local speech start
         self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed
         self._held: _Held | None = None  # a live turn whose words look unfinished, waiting for more silence
+        self._voiced_at_hold = 0  # the run of voiced frames when it was held (only later ones count)
+        # batch/embedded with completeness: the speculative turn's silence to wait (None: words not known yet),
+        # whether the local end of turn has passed (the detector was reset), and the audio it took
+        self._need_ms: int | None = None
+        self._waiting = False
+        self._carry = b""
+        self._max_bytes = options.max_turn_ms * 8  # 8 kHz mu-law: 8 bytes per ms
         self.on_phase: Callable[[Phase], None] | None = None  # told of every phase change (the session's observer)
 
     # ------------------------------------------------------------------ state
@@ -157,13 +178,20 @@ class TurnController:
         out: list[Decision] = []
         if speech:
             self._last_voice = t
+            self._quiet, self._voiced = 0, self._voiced + 1
+        else:
+            self._quiet, self._voiced, self._voiced_at_hold = self._quiet + 1, 0, 0
         ev = self.detector.feed(frame, speech)
         if self._held is not None and ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
             out += self._resume_held()  # the caller goes on: the prepared reply was never sent
-        elif self._held is not None and not speech and (t - self._last_voice) * 1000 >= self._held.need_ms:
+        elif self._held is not None and speech and (self._voiced - self._voiced_at_hold) * FRAME_MS >= self.opts.barge_in_ms:
+            out += self._resume_held()  # speech again inside the same local utterance (a pause shorter than the early silence)
+        elif self._held is not None and not speech and self._quiet * FRAME_MS >= self._held.need_ms:
             out += self._release_held()
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
+            if self._waiting:  # the caller goes on after the local end of turn: the gated reply was never sent
+                out += self._cancel_speculation()
             if self.live:
                 self._live_taken = False
                 self._live_backup = None  # a new utterance: the last one's audio is stale
@@ -171,7 +199,7 @@ class TurnController:
                 out += self._barge_in()
         elif ev is TurnEvent.MAYBE_END:
             if not self.live:
-                out += self._speculate(t - self.opts.early_turn_ms / 1000, audio=self.detector.peek_audio())
+                out += self._speculate(t - self.opts.early_turn_ms / 1000, audio=self._joined(self.detector.peek_audio()))
         elif ev is TurnEvent.RESUMED:
             out += self._cancel_speculation()
         elif ev is TurnEvent.TURN_END:
@@ -180,10 +208,14 @@ class TurnController:
                 if not self._live_taken:  # the local VAD heard the end first: ask for the final now
                     self._live_backup = audio
                     out.append(FinalizeSTT())
+            elif self._judging:
+                out += self._local_end(t, audio)
             else:
                 out += self._confirm() or self._start_turn(t - self.opts.end_silence_ms / 1000, audio=audio)
         elif not self.detector.in_speech:
             out += self._tick_silence()
+        if self._spec and self._judging and not speech and ev is not TurnEvent.TURN_END:
+            out += self._release_if_quiet()
         out += self._tick_dtmf(t)
         return out
 
@@ -201,6 +233,71 @@ class TurnController:
         self._dtmf += digit
         self._dtmf_age = 0
         return []
+
+    # ------------------------------------------------------------------ batch / embedded STT
+    @property
+    def _judging(self) -> bool:
+        """Turn ends come from the local VAD and the words are judged before the bot speaks."""
+        return self.opts.completeness and not self.live
+
+    def on_transcript(self, n: int, text: str | None, t: float) -> list[Decision]:
+        """Turn ``n``'s batch transcript is known (``None``: its STT failed). With
+        completeness, a speculative turn's words set the silence it waits for; if the
+        caller has been quiet that long already, it is released now."""
+        if not self._judging or self.over or not self._spec or n != self.turn_no:
+            return []
+        # no words (the STT failed): the failure is reported at the normal end of turn
+        self._need_ms = self.opts.end_silence_ms if text is None else self._need_for(text)
+        return self._release_if_quiet()
+
+    def _need_for(self, text: str) -> int:
+        """The silence since the last voiced frame before a reply to ``text`` may play:
+        ``complete_ms`` (default END_SILENCE_MS) for words that look finished, longer for
+        words that do not (``bot.turn_completeness``)."""
+        verdict = judge(text)
+        if verdict.state is Completeness.COMPLETE and self.opts.complete_ms is not None:
+            return self.opts.complete_ms
+        return silence_ms(verdict, self.opts.end_silence_ms)
+
+    def _joined(self, audio: bytes) -> bytes:
+        """The audio of a turn that went on after a held end: what came before, then
+        ``audio``, at most ``max_turn_ms`` (the newest kept)."""
+        if not self._carry:
+            return audio
+        return (self._carry + audio)[-self._max_bytes :]
+
+    def _release_if_quiet(self) -> list[Decision]:
+        """Open the speculative turn's gate once the silence since the last voiced frame
+        reaches what its words need (the longest wait while they are not known)."""
+        need = self._need_ms
+        if need is None:
+            need = silence_ms(Verdict(Completeness.INCOMPLETE, "words not known yet"), self.opts.end_silence_ms)
+        if self._quiet * FRAME_MS < need:
+            return []
+        if self.detector.in_speech:  # released before the local end of turn: this utterance is done
+            self.detector.take_audio()
+        return self._confirm()
+
+    def _local_end(self, t: float, audio: bytes) -> list[Decision]:
+        """The local VAD's end of turn, with completeness: answer now if the words allow,
+        else keep the audio and wait (gated) for the silence they need."""
+        speech_end = t - self.opts.end_silence_ms / 1000
+        capped = len(self._carry) + len(audio) >= self._max_bytes
+        audio = self._joined(audio)
+        if self._spec:
+            ready = self._release_if_quiet()
+            if ready or not self._spec:
+                return ready
+            if not capped:
+                self._carry, self._waiting = audio, True
+                return []
+            return self._confirm()  # a turn at its length limit is answered at once
+        if not capped and self.phase is Phase.LISTENING:
+            started = self._speculate(speech_end, audio=audio)  # no early silence ran: judge the words first
+            if started:
+                self._carry, self._waiting = audio, True
+                return started
+        return self._start_turn(speech_end, audio=audio)
 
     # ------------------------------------------------------------------ live STT
     def stt_attached(self) -> None:
@@ -235,11 +332,11 @@ class TurnController:
         speech_end = min(self._last_voice + VOICE_TAIL_S, t)
         stt_ms = (t - speech_end) * 1000
         if self.opts.completeness and self.phase is Phase.LISTENING and not self._dtmf:
-            need_ms = silence_ms(judge(text), self.opts.end_silence_ms)
-            if need_ms > self.opts.end_silence_ms and (t - self._last_voice) * 1000 < need_ms:
+            need_ms = self._need_for(text)
+            if self._quiet * FRAME_MS < need_ms:
                 return self._hold(_Held(text, speech_end, stt_ms, need_ms))
         if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
-            confirmed = self._confirm()
+            confirmed = self._confirm(stt_ms)
             if confirmed:
                 return confirmed
         return self._cancel_speculation() + self._text_turn(text, speech_end, stt_ms)
@@ -247,17 +344,17 @@ class TurnController:
     def _hold(self, held: _Held) -> list[Decision]:
         """The words look unfinished: prepare the reply (gated) but release it only after
         ``held.need_ms`` of silence; speech before then cancels it."""
-        self._held = held
+        self._held, self._voiced_at_hold = held, self._voiced
         if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
             return []
-        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text)
+        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text, stt_ms=held.stt_ms)
 
     def _release_held(self) -> list[Decision]:
         held, self._held = self._held, None
         if held is None or self.over:
             return []
         if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
-            confirmed = self._confirm()
+            confirmed = self._confirm(held.stt_ms)
             if confirmed:
                 return confirmed
         return self._cancel_speculation() + self._text_turn(held.text, held.speech_end, held.stt_ms)
@@ -313,6 +410,7 @@ class TurnController:
             return
         if self._spec and n == self.turn_no:
             self._spec, self._spec_text = False, None
+            self._need_ms, self._waiting = None, False
             return
         self.bot_done(n)
 
@@ -320,6 +418,7 @@ class TurnController:
         if not self.over:
             self._set(Phase.CLOSING)
             self._spec, self._spec_text, self._dtmf, self._held = False, None, "", None
+            self._carry, self._need_ms, self._waiting = b"", None, False
 
     def ended(self) -> None:
         self._set(Phase.ENDED)
@@ -333,31 +432,36 @@ class TurnController:
     # ------------------------------------------------------------------ the rules
     def _barge_in(self) -> list[Decision]:
         self.barge_ins += 1
-        self._held = None
+        self._held, self._carry, self._need_ms, self._waiting = None, b"", None, False
         self._spec, self._spec_text = False, None  # BargeIn cancels whatever runs (rolled back)
         if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
             self._set(Phase.LISTENING)
         return [BargeIn()]
 
-    def _speculate(self, speech_end: float, *, audio: bytes | None = None, text: str | None = None) -> list[Decision]:
+    def _speculate(
+        self, speech_end: float, *, audio: bytes | None = None, text: str | None = None, stt_ms: float | None = None
+    ) -> list[Decision]:
         if self.phase is not Phase.LISTENING or self._spec or self._dtmf:
             return []  # the normal path at the end of the turn handles it
         self.turn_no += 1
         self._spec, self._spec_text = True, text
-        return [StartSpeculative(speech_end=speech_end, audio=audio, text=text)]
+        return [StartSpeculative(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]
 
-    def _confirm(self) -> list[Decision]:
+    def _confirm(self, stt_ms: float | None = None) -> list[Decision]:
         """At the end of the turn: let the speculative turn speak. [] when there is none
         still valid, so the caller starts a turn."""
         spec, self._spec, self._spec_text = self._spec, False, None
+        self._need_ms, self._waiting = None, False
         if not spec or self.phase is not Phase.LISTENING:
             return []
+        self._carry = b""
         self.reprompts = 0
         self._set(Phase.THINKING)
-        return [ConfirmSpeculative()]
+        return [ConfirmSpeculative(stt_ms=stt_ms)]
 
     def _cancel_speculation(self) -> list[Decision]:
         spec, self._spec, self._spec_text = self._spec, False, None
+        self._need_ms, self._waiting = None, False  # the audio carried stays: the turn goes on
         if not spec:
             return []
         self.turn_no -= 1
@@ -367,7 +471,7 @@ class TurnController:
         if self.over:
             return []
         self._set(Phase.THINKING)
-        self._held = None
+        self._held, self._carry, self._need_ms, self._waiting = None, b"", None, False
         self.turn_no += 1
         self.reprompts = 0
         return [StartTurn(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]

@@ -48,11 +48,15 @@ class StartSpeculative:
     speech_end: float
     audio: bytes | None = None
     text: str | None = None
+    stt_ms: float | None = None  # a live final's: end of speech to transcript (the turn's timings)
 
 
 @dataclass(frozen=True)
 class ConfirmSpeculative:
-    """The caller is done and said what the speculative turn assumed: open its gate."""
+    """The caller is done and said what the speculative turn assumed: open its gate.
+    ``stt_ms``: the live final that confirmed it, end of speech to transcript."""
+
+    stt_ms: float | None = None
 
 
 @dataclass(frozen=True)

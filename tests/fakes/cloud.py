@@ -97,6 +97,7 @@ class FakeBehaviour:
     chunk_size: int = 1600
     hang_s: float = 30.0
     transcript: str = "What time do you open tomorrow?"
+    hear: Any = None  # Deepgram: callable(wav body) -> transcript or None (then ``transcript``)
     reply: str = "We open at nine tomorrow morning."
     tool_call: str | None = None  # e.g. "transfer_call": streamed after the reply text
     # OpenAI, one entry per request in order (then ``reply``/``tool_call``): {"reply": text,
@@ -237,7 +238,9 @@ def _deepgram_routes(state: FakeBehaviour) -> list[web.RouteDef]:
             return web.Response(text="<html>upstream oops</html>", content_type="text/html")
         if mode == "shape":
             return web.json_response({"metadata": {"request_id": str(uuid.uuid4())}, "result": "?"})
-        return web.json_response(_deepgram_result("" if mode == "empty" else state.transcript, seen.body_len))
+        heard = state.hear(body) if state.hear is not None and mode != "empty" else None
+        text = "" if mode == "empty" else heard or state.transcript
+        return web.json_response(_deepgram_result(text, seen.body_len))
 
     return [web.post("/v1/listen", listen)]
 

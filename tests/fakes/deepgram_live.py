@@ -45,6 +45,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -101,6 +102,7 @@ class LiveBehaviour:
     idle_close_s: float | None = None
     hang_s: float = 30.0
     next_index: int = 0  # the transcript the next final will carry
+    hear: Any = None  # callable(mu-law since the last final) -> transcript or None (then the scripted one)
     connections: list[LiveSeen] = field(default_factory=list)
 
     @property
@@ -211,6 +213,7 @@ class _Stream:
         self.last_interim = 0.0
         self.awaiting_ue = False
         self.last_word_end = 0.0
+        self.seg_audio = bytearray()  # mu-law since the last final, for ``state.hear``
 
     @property
     def now(self) -> float:
@@ -225,6 +228,10 @@ class _Stream:
         self._carry = buf[n:]
         for i in range(0, n, w):
             raw = buf[i : i + w] if self.linear16 else mulaw.decode(buf[i : i + w])
+            if self.state.hear is not None:
+                self.seg_audio += mulaw.encode(raw) if self.linear16 else buf[i : i + w]
+                if not self.heard and len(self.seg_audio) > RATE:  # silence before speech: keep half a second
+                    del self.seg_audio[: -RATE // 2]
             pcm = np.frombuffer(raw, dtype="<i2").astype(np.float64)
             self.received += w
             self._window(float(np.sqrt(np.mean(pcm * pcm))) > self.state.speech_rms, out)
@@ -251,8 +258,11 @@ class _Stream:
             self.awaiting_ue = False
             out.append({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": round(self.last_word_end, 3)})
 
+    def _heard(self) -> str | None:
+        return self.state.hear(bytes(self.seg_audio)) if self.state.hear is not None else None
+
     def _interim(self, t: float) -> dict:
-        words = self.state._take_transcript(advance=False).split()
+        words = (self._heard() or self.state._take_transcript(advance=False)).split()
         n = min(len(words), 1 + int((t - self.speech_start) / 0.3))
         return results(
             " ".join(words[:n]), start=self.seg_start, duration=t - self.seg_start,
@@ -260,7 +270,8 @@ class _Stream:
         )
 
     def _final(self, t: float, *, speech_final: bool, from_finalize: bool = False) -> dict:
-        text = self.state._take_transcript(advance=True) if self.heard else ""
+        text = (self._heard() or self.state._take_transcript(advance=True)) if self.heard else ""
+        self.seg_audio.clear()
         msg = results(
             text, start=self.seg_start, duration=t - self.seg_start, is_final=True,
             speech_final=speech_final, from_finalize=from_finalize,
