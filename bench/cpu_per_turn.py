@@ -1,6 +1,6 @@
 """CPU the bot spends per turn on the cloud path, by stage.
 
-    uv run --extra local python -m bench.cpu_per_turn [--turns 200] [--concurrency 10]
+    uv run --extra local python -m bench.cpu_per_turn [--turns 200] [--concurrency 10] [--profile]
 
 The wire fakes (bench.fakes_server: Deepgram, OpenAI, ElevenLabs) run in their own
 process with no delays, so ``time.process_time()`` here counts only the bot's side:
@@ -9,13 +9,20 @@ caller utterance, the LLM reply streamed to the end, TTS of one reply sentence i
 mu-law), then whole turns through the Orchestrator (transcribe + respond), with
 ``--concurrency`` turns in flight at once. Prints ms of CPU per call of each, and the
 calibration line of bench.calls (what machine, how loaded).
+
+``--profile`` runs each stage a second time under cProfile (its overhead inflates
+the times, so the CPU figures above come from the unprofiled run) and prints, per
+stage, where the time goes: own time summed by area (SDK, pydantic, httpx, aiohttp,
+asyncio, this bot, ...) and the top functions by cumulative time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -39,18 +46,62 @@ async def per_call(label: str, n: int, conc: int, make: Callable[[], Awaitable[o
     """CPU ms per call of ``make`` over n calls, conc at a time (after 5 warm-up calls)."""
     for _ in range(5):
         await make()
+    c0, w0 = time.process_time(), time.perf_counter()
+    await _calls(n, conc, make)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    ms = cpu / n * 1000
+    print(f"{label:<28} {ms:7.2f} ms CPU/call   ({n} calls, {conc} at once, {wall:.1f} s wall)")
+    return ms
+
+
+async def _calls(n: int, conc: int, make: Callable[[], Awaitable[object]]) -> None:
     sem = asyncio.Semaphore(conc)
 
     async def one() -> None:
         async with sem:
             await make()
 
-    c0, w0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
-    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    ms = cpu / n * 1000
-    print(f"{label:<28} {ms:7.2f} ms CPU/call   ({n} calls, {conc} at once, {wall:.1f} s wall)")
-    return ms
+
+
+# where a function lives -> the area its own time is charged to (first match wins)
+AREAS = (
+    ("openai", "/openai/"), ("deepgram sdk", "/deepgram/"), ("elevenlabs sdk", "/elevenlabs/"),
+    ("pydantic", "/pydantic"), ("httpx-aiohttp", "/httpx_aiohttp/"), ("httpx", "/httpx/"),
+    ("aiohttp", "/aiohttp/"), ("yarl/multidict", "/yarl/"), ("yarl/multidict", "/multidict/"),
+    ("bot", "/bot/"), ("media", "/media/"), ("asyncio", "/asyncio/"), ("json", "/json/"),
+)
+
+
+def _area(filename: str) -> str:
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins (C)"
+    for name, part in AREAS:
+        if part in filename:
+            return name
+    return "other python"
+
+
+async def profile(label: str, n: int, conc: int, make: Callable[[], Awaitable[object]], top: int) -> None:
+    """Run ``make`` n times under cProfile; print own time by area and the top functions."""
+    prof = cProfile.Profile()
+    prof.enable()
+    await _calls(n, conc, make)
+    prof.disable()
+    st = pstats.Stats(prof)
+    raw = st.stats  # type: ignore[attr-defined]  # {(file, line, fn): (cc, nc, tt, ct, callers)}
+    total = sum(v[2] for v in raw.values()) or 1e-9
+    areas: dict[str, float] = {}
+    for (filename, _, _), (_, _, tt, _, _) in raw.items():
+        areas[_area(filename)] = areas.get(_area(filename), 0.0) + tt
+    print(f"\n== {label}: own time by area (cProfile, {n} calls; profiled ms/call {total / n * 1000:.2f})")
+    for name, tt in sorted(areas.items(), key=lambda kv: -kv[1]):
+        print(f"   {name:<16} {tt / total * 100:5.1f} %")
+    print(f"-- top {top} by cumulative time")
+    rows = sorted(raw.items(), key=lambda kv: -kv[1][3])
+    for (filename, line, fn), (_, nc, tt, ct, _) in rows[:top]:
+        where = "/".join(Path(filename).parts[-2:]) if not filename.startswith(("~", "<")) else filename
+        print(f"   {ct / n * 1000:7.3f} ms/call cum {tt / n * 1000:7.3f} own {nc / n:6.1f} calls/call  {fn} ({where}:{line})")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -97,6 +148,10 @@ async def run(args: argparse.Namespace) -> None:
         }
         turn = await per_call("whole turn (orchestrator)", n, conc, do_turn)
         print(f"{'sum of stages':<28} {sum(got.values()):7.2f} ms;  whole turn {turn:.2f} ms  (target <= 2 ms, issue 13)")
+        if args.profile:
+            for label, make in (("stt (deepgram batch)", do_stt), ("llm (openai stream)", do_llm),
+                                ("tts (elevenlabs mu-law)", do_tts), ("whole turn (orchestrator)", do_turn)):
+                await profile(label, n, conc, make, args.top)
         for p in (stt, llm, tts):
             await p.close()
     finally:
@@ -113,6 +168,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--turns", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--profile", action="store_true", help="then profile each stage: own time by area, top functions")
+    ap.add_argument("--top", type=int, default=25, help="functions listed per stage with --profile")
     asyncio.run(run(ap.parse_args()))
 
 
