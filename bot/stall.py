@@ -42,12 +42,13 @@ class Stall:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cm: asyncio.Timeout | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
 
     async def __aenter__(self) -> Stall:
         self._loop = asyncio.get_running_loop()
         self._cm = asyncio.timeout(None)
         await self._cm.__aenter__()
-        self._timer = self._loop.call_at(self.deadline, self._check)
+        self._arm()
         return self
 
     async def __aexit__(
@@ -66,13 +67,20 @@ class Stall:
     def start(self) -> None:
         """The first real output came: from now on only the gap bound applies."""
         self.started = True
-        self.deadline = self._now() + self.gap
+        self._move(self._now() + self.gap)
 
     def tick(self) -> None:
         """Progress: restart the gap bound (before ``started``, only if ``tick_starts``)."""
         if self.started or self._tick_starts:
             self.started = True
-            self.deadline = self._now() + self.gap
+            self._move(self._now() + self.gap)
+
+    def _move(self, deadline: float) -> None:
+        self.deadline = deadline
+        if deadline < self._armed_at and not self._held:  # sooner than the timer: re-arm (rare)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._arm()
 
     def hold(self) -> None:
         """Stop counting (the item is with the consumer). If the bound was due this very
@@ -85,7 +93,7 @@ class Stall:
     def resume(self) -> None:
         """Count again, from now."""
         self._held = False
-        self.deadline = self._now() + self.gap if self.started else max(self.first_by, self._now() + self.gap)
+        self._move(self._now() + self.gap if self.started else max(self.first_by, self._now() + self.gap))
         if self._timer is None:
             self._arm()
 
@@ -95,10 +103,12 @@ class Stall:
 
     def _arm(self) -> None:
         assert self._loop is not None
+        self._armed_at = self.deadline
         self._timer = self._loop.call_at(self.deadline, self._check)
 
     def _check(self) -> None:
         self._timer = None
+        self._armed_at = float("inf")
         if self._held:
             return  # resume() re-arms
         now = self._now()
