@@ -13,7 +13,12 @@ calibration line of bench.calls (what machine, how loaded).
 ``--profile`` runs each stage a second time under cProfile (its overhead inflates
 the times, so the CPU figures above come from the unprofiled run) and prints, per
 stage, where the time goes: own time summed by area (SDK, pydantic, httpx, aiohttp,
-asyncio, this bot, ...) and the top functions by cumulative time.
+asyncio, this bot, ...) and the top functions by cumulative and by own time.
+
+``--floor`` also runs the same wire exchanges with a bare aiohttp session: no SDK, no
+httpx, no orchestrator, the least parsing that still reads every byte (the STT JSON,
+each SSE event's JSON, every audio chunk). That is what the transport alone costs on
+this machine, the floor under any SDK-based turn.
 """
 
 from __future__ import annotations
@@ -97,11 +102,11 @@ async def profile(label: str, n: int, conc: int, make: Callable[[], Awaitable[ob
     print(f"\n== {label}: own time by area (cProfile, {n} calls; profiled ms/call {total / n * 1000:.2f})")
     for name, tt in sorted(areas.items(), key=lambda kv: -kv[1]):
         print(f"   {name:<16} {tt / total * 100:5.1f} %")
-    print(f"-- top {top} by cumulative time")
-    rows = sorted(raw.items(), key=lambda kv: -kv[1][3])
-    for (filename, line, fn), (_, nc, tt, ct, _) in rows[:top]:
-        where = "/".join(Path(filename).parts[-2:]) if not filename.startswith(("~", "<")) else filename
-        print(f"   {ct / n * 1000:7.3f} ms/call cum {tt / n * 1000:7.3f} own {nc / n:6.1f} calls/call  {fn} ({where}:{line})")
+    for title, col in (("cumulative", 3), ("own", 2)):
+        print(f"-- top {top} by {title} time (a coroutine counts once per resumption)")
+        for (filename, line, fn), (_, nc, tt, ct, _) in sorted(raw.items(), key=lambda kv: -kv[1][col])[:top]:
+            where = "/".join(Path(filename).parts[-2:]) if not filename.startswith(("~", "<")) else filename
+            print(f"   {ct / n * 1000:7.3f} ms/call cum {tt / n * 1000:7.3f} own {nc / n:6.1f} calls/call  {fn} ({where}:{line})")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -148,6 +153,8 @@ async def run(args: argparse.Namespace) -> None:
         }
         turn = await per_call("whole turn (orchestrator)", n, conc, do_turn)
         print(f"{'sum of stages':<28} {sum(got.values()):7.2f} ms;  whole turn {turn:.2f} ms  (target <= 2 ms, issue 13)")
+        if args.floor:
+            await floor(base, s, pcm, rate, n, conc, turn)
         if args.profile:
             for label, make in (("stt (deepgram batch)", do_stt), ("llm (openai stream)", do_llm),
                                 ("tts (elevenlabs mu-law)", do_tts), ("whole turn (orchestrator)", do_turn)):
@@ -157,6 +164,52 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         fakes.terminate()
         await fakes.wait()
+
+
+async def floor(base: str, s: Settings, pcm: bytes, rate: int, n: int, conc: int, turn: float) -> None:
+    """The same requests over a bare aiohttp session (see the module docstring)."""
+    import aiohttp
+
+    from bot.orchestrator import SentenceSplitter
+    from media.wav import write_pcm16
+
+    body = write_pcm16(pcm, rate)
+    async with aiohttp.ClientSession() as http:
+
+        async def stt() -> str:
+            async with http.post(f"{base}/v1/listen", params={"model": s.deepgram_model, "smart_format": "true"}, data=body,
+                                 headers={"Authorization": "Token dg", "Content-Type": "application/octet-stream"}) as r:
+                return json.loads(await r.read())["results"]["channels"][0]["alternatives"][0]["transcript"]
+
+        async def llm(text: str = "When are you open tomorrow?") -> list[str]:
+            req = {"model": s.openai_model, "stream": True, "stream_options": {"include_usage": True},
+                   "messages": [{"role": "user", "content": text}]}
+            out = []
+            async with http.post(f"{base}/v1/chat/completions", json=req, headers={"Authorization": "Bearer sk"}) as r:
+                async for line in r.content:
+                    if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                        out += [c["delta"].get("content") or "" for c in json.loads(line[5:])["choices"]]
+            return out
+
+        async def tts(text: str = SENTENCE) -> int:
+            got = 0
+            async with http.post(f"{base}/v1/text-to-speech/{s.elevenlabs_voice_id}/stream",
+                                 params={"output_format": "ulaw_8000", "optimize_streaming_latency": "3"},
+                                 json={"text": text, "model_id": s.elevenlabs_model}, headers={"xi-api-key": "el"}) as r:
+                async for chunk in r.content.iter_any():
+                    got += len(chunk)
+            return got
+
+        async def whole() -> None:
+            splitter = SentenceSplitter(first_clause=True)
+            sentences = [x for d in await llm(await stt()) for x in splitter.feed(d)] + splitter.flush()
+            for sentence in sentences:
+                await tts(sentence)
+
+        print("floor: the same exchanges over bare aiohttp (no SDK, no httpx, no orchestrator)")
+        ms = [await per_call(f"  {label}", n, conc, f) for label, f in
+              (("stt", stt), ("llm", llm), ("tts", tts), ("whole turn", whole))]
+        print(f"{'  floor whole turn':<28} {ms[-1]:7.2f} ms;  ours {turn:.2f} ms = {turn / ms[-1]:.1f}x the floor")
 
 
 def _pcm16(path: Path) -> tuple[bytes, int]:
@@ -169,6 +222,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--profile", action="store_true", help="then profile each stage: own time by area, top functions")
+    ap.add_argument("--floor", action="store_true", help="also time the same exchanges over bare aiohttp")
     ap.add_argument("--top", type=int, default=25, help="functions listed per stage with --profile")
     asyncio.run(run(ap.parse_args()))
 

@@ -53,12 +53,12 @@ class Stall:
 
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
+    ) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         assert self._cm is not None
-        return await self._cm.__aexit__(et, exc, tb)
+        await self._cm.__aexit__(et, exc, tb)
 
     def expired(self) -> bool:
         """Did this bound end the block (the ``TimeoutError`` is ours)?"""

@@ -32,7 +32,7 @@ class LeanClient(httpx.AsyncClient):
         super().__init__(**kwargs)
         self._urls: dict[Any, httpx.URL] = {}
 
-    def build_request(self, method: str, url: httpx.URL | str, *, params: Any = None, **kwargs: Any) -> httpx.Request:  # type: ignore[override]
+    def build_request(self, method: str, url: httpx.URL | str, *, params: Any = None, **kwargs: Any) -> httpx.Request:
         key = _url_key(url, params) if not self.params else None
         if key is None:
             return super().build_request(method, url, params=params, **kwargs)
