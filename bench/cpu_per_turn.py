@@ -1,6 +1,7 @@
 """CPU the bot spends per turn on the cloud path, by stage.
 
-    uv run --extra local python -m bench.cpu_per_turn [--turns 200] [--concurrency 10] [--profile]
+    uv run --extra local [--extra fast] python -m bench.cpu_per_turn [--turns 200] [--concurrency 10]
+        [--loop auto|asyncio|uvloop] [--profile] [--floor]
 
 The wire fakes (bench.fakes_server: Deepgram, OpenAI, ElevenLabs) run in their own
 process with no delays, so ``time.process_time()`` here counts only the bot's side:
@@ -8,7 +9,8 @@ the SDK clients, the HTTP transport, parsing. Each stage is run on its own (STT 
 caller utterance, the LLM reply streamed to the end, TTS of one reply sentence in
 mu-law), then whole turns through the Orchestrator (transcribe + respond), with
 ``--concurrency`` turns in flight at once. Prints ms of CPU per call of each, and the
-calibration line of bench.calls (what machine, how loaded).
+calibration line of bench.calls (what machine, how loaded). The event loop is the
+server's: uvloop when it is installed (the ``fast`` extra), else asyncio's (``--loop``).
 
 ``--profile`` runs each stage a second time under cProfile (its overhead inflates
 the times, so the CPU figures above come from the unprofiled run) and prints, per
@@ -144,7 +146,8 @@ async def run(args: argparse.Namespace) -> None:
             async for _ in orch.respond(conv, mulaw=True, timings=t):
                 pass
 
-        print(calibration() + "  (busy shared machine: compare runs made back to back)")
+        print(calibration() + f"  loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}"
+              "  (busy shared machine: compare runs made back to back)")
         n, conc = args.turns, args.concurrency
         got = {
             "stt (deepgram batch)": await per_call("stt (deepgram batch)", n, conc, do_stt),
@@ -222,9 +225,20 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--profile", action="store_true", help="then profile each stage: own time by area, top functions")
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="auto: uvloop if installed, as the server")
     ap.add_argument("--floor", action="store_true", help="also time the same exchanges over bare aiohttp")
     ap.add_argument("--top", type=int, default=25, help="functions listed per stage with --profile")
-    asyncio.run(run(ap.parse_args()))
+    args = ap.parse_args()
+    runner = asyncio.run
+    if args.loop != "asyncio":
+        try:
+            import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+            runner = uvloop.run
+        except ImportError:
+            if args.loop == "uvloop":
+                ap.error("uvloop is not installed: uv run --extra local --extra fast ...")
+    runner(run(args))
 
 
 if __name__ == "__main__":

@@ -131,10 +131,9 @@ async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: st
                 stall.resume()
     except (StageError, asyncio.CancelledError, GeneratorExit):
         raise
-    except TimeoutError:
-        if not stall.expired():
-            raise StageError(stage, UPSTREAM_ERROR, f"TimeoutError in {provider} adapter", provider=provider) from None
-        raise StageError(stage, TIMEOUT, f"no answer within {budget:.1f} s", provider=provider) from None
+    except TimeoutError:  # ours, or one an adapter let out: a timeout either way
+        what = f"no answer within {budget:.1f} s" if stall.expired() else f"TimeoutError in {provider} adapter"
+        raise StageError(stage, TIMEOUT, what, provider=provider) from None
     except Exception as exc:  # an adapter bug must still name the stage
         raise StageError(stage, UPSTREAM_ERROR, f"{type(exc).__name__} in {provider} adapter", provider=provider) from None
     finally:

@@ -182,7 +182,7 @@ class OpenAILLM:
                         stall.tick()
                         if event == b"[DONE]":
                             break
-                        texts = self._parse(json.loads(event), calls)
+                        texts = self._parse(json.loads(event.decode()), calls)  # str: skips json's encoding sniffing
                         if texts or calls:
                             stall.start()
                         for text in texts:
