@@ -18,7 +18,6 @@ from typing import TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
 from bot.providers.base import LLM, STT, TTS, Action, Conversation
-from bot.stall import Stall
 
 T = TypeVar("T")
 GUARD_S = 0.05  # adapters time out themselves; this catches one that does not
@@ -117,23 +116,17 @@ async def _guard(aw: Awaitable[T], budget: float, stage: str, provider: str) -> 
 
 
 async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: str) -> AsyncIterator[T]:
-    """Iterate ``it`` with ``budget`` seconds to each item (one lazy timer, bot/stall.py;
-    the consumer's time with an item does not count); anything but StageError or
-    cancellation leaking out of an adapter becomes an upstream error."""
-    limit = budget + GUARD_S
-    stall = Stall(asyncio.get_running_loop().time() + limit, limit)
+    """Iterate ``it`` with ``budget`` seconds to each item; anything but StageError
+    or cancellation leaking out of an adapter becomes an upstream error."""
     try:
-        async with stall:
-            async for item in it:
-                stall.tick()
-                stall.hold()
-                yield item
-                stall.resume()
+        while True:
+            try:
+                item = await _guard(anext(it), budget, stage, provider)
+            except StopAsyncIteration:
+                return
+            yield item
     except (StageError, asyncio.CancelledError, GeneratorExit):
         raise
-    except TimeoutError:  # ours, or one an adapter let out: a timeout either way
-        what = f"no answer within {budget:.1f} s" if stall.expired() else f"TimeoutError in {provider} adapter"
-        raise StageError(stage, TIMEOUT, what, provider=provider) from None
     except Exception as exc:  # an adapter bug must still name the stage
         raise StageError(stage, UPSTREAM_ERROR, f"{type(exc).__name__} in {provider} adapter", provider=provider) from None
     finally:
