@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from elevenlabs.client import AsyncElevenLabs
@@ -23,6 +23,7 @@ from bot.errors import BAD_RESPONSE, EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, Stag
 from bot.providers.tts_output import Plausible
 from bot.providers.warm import PoolWarmer, http_client
 from bot.settings import Settings
+from bot.stall import Stall
 
 T = TypeVar("T")
 
@@ -73,6 +74,7 @@ class ElevenLabsTTS:
         deadline = loop.time() + s.tts_timeout
         fmt = "ulaw_8000" if mulaw else f"pcm_{self.pcm_rate}"
         self._warmer.used()
+        stall = Stall(deadline, s.tts_timeout)
         try:
             async with AsyncExitStack() as stack:
                 opening = stack.enter_async_context(
@@ -90,17 +92,13 @@ class ElevenLabsTTS:
                 ctype = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
                 if not (ctype.startswith("audio/") or ctype in _OCTETS):
                     raise self._error(BAD_RESPONSE, f"expected audio, got {ctype[:40]}")
-                chunks = response.data.__aiter__()
                 total, carry = 0, b""
                 check = Plausible(text, 8 if mulaw else self.pcm_rate * 2 / 1000)
-                while True:
-                    bound = deadline if total == 0 else loop.time() + s.tts_timeout
-                    what = "no audio" if total == 0 else "audio stream stalled"
-                    chunk = await self._bounded(_anext_or_none(chunks), bound, what)
-                    if chunk is None:
-                        break
+                await stack.enter_async_context(stall)
+                async for chunk in response.data:
                     if not chunk:
                         continue
+                    stall.tick()
                     if total == 0 and _looks_like_text(chunk, strict=mulaw):
                         raise self._error(BAD_RESPONSE, "expected audio, got a text body")
                     total += len(chunk)
@@ -110,7 +108,9 @@ class ElevenLabsTTS:
                             continue
                     chunk = check.feed(chunk)
                     if chunk:
+                        stall.hold()
                         yield chunk
+                        stall.resume()
             if total == 0:
                 raise self._error(EMPTY_RESULT, "no audio returned")
             if carry:
@@ -122,6 +122,11 @@ class ElevenLabsTTS:
                 yield rest
         except StageError:
             raise
+        except TimeoutError:
+            if not stall.expired():
+                raise self._map(TimeoutError()) from None
+            what = "audio stream stalled" if stall.started else "no audio"
+            raise self._error(TIMEOUT, f"{what} within {s.tts_timeout:g} s") from None
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise self._map(e) from None
 
@@ -168,10 +173,3 @@ def _aligned(data: bytes) -> tuple[bytes, bytes]:
     """Split ``data`` into a whole number of 16-bit samples and the leftover byte."""
     cut = len(data) & ~1
     return data[:cut], data[cut:]
-
-
-async def _anext_or_none(it: Any) -> Any:
-    try:
-        return await it.__anext__()
-    except StopAsyncIteration:
-        return None

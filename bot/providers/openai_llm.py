@@ -39,6 +39,7 @@ from bot.profile import Profile, cached_profile
 from bot.providers.base import Action, Conversation
 from bot.providers.warm import PoolWarmer, http_client
 from bot.settings import Settings
+from bot.stall import Stall
 from bot.tools import ToolContext, ToolRegistry, business_tools, system_prompt
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ MAX_TOOL_ROUNDS = 3  # completions per reply: the first, and one after each roun
 
 
 class OpenAILLM:
-    """LLM adapter over ``AsyncOpenAI.chat.completions.with_streaming_response.create(stream=True)``."""
+    """LLM adapter over ``AsyncOpenAI.post("/chat/completions", stream=True)``, its body read as SSE bytes."""
 
     name = "openai"
 
@@ -164,47 +165,49 @@ class OpenAILLM:
     async def _complete(self, client: AsyncOpenAI, messages: list[dict], calls: dict[int, dict[str, str]]) -> AsyncGenerator[str, None]:
         """One streamed completion: yields text; collects tool-call fragments into ``calls``.
 
-        The SDK sends the request (auth, base URL, status errors); the body's server-sent
-        events are read here as JSON lines, not as one pydantic model per chunk."""
+        The SDK sends the request (auth, base URL, status errors mapped to its exception
+        types); the body's server-sent events are read here from bytes, one ``json.loads``
+        per event, with one lazy time bound for the whole stream (bot/stall.py)."""
         s = self._settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.llm_timeout
-        opened: Any = None
+        response, rejected = await self._open(client, messages, deadline)
         try:
-            opened, response, rejected = await self._open(client, messages, deadline)
             if rejected:
                 yield _REJECTED
-            lines = response.iter_lines().__aiter__()
-            got = False
-            while True:
-                bound = deadline if not got else loop.time() + s.llm_timeout
-                what = "no first token" if not got else "stream stalled"
-                line = await self._bounded(_anext_or_none(lines), bound, what)
-                if line is None:
-                    break
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments, event names
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                for text in self._parse(json.loads(data), calls):
-                    got = got or bool(text)
-                    yield text
-                got = got or bool(calls)
+            stall = Stall(deadline, s.llm_timeout, tick_starts=False)
+            try:
+                async with stall:
+                    async for event in _sse_data(response.aiter_bytes()):
+                        stall.tick()
+                        if event == b"[DONE]":
+                            break
+                        texts = self._parse(json.loads(event.decode()), calls)  # str: skips json's encoding sniffing
+                        if texts or calls:
+                            stall.start()
+                        for text in texts:
+                            stall.hold()
+                            yield text
+                            stall.resume()
+            except TimeoutError:
+                if not stall.expired():
+                    raise
+                what = "stream stalled" if stall.started else "no first token"
+                raise self._error(TIMEOUT, f"{what} within {s.llm_timeout:g} s") from None
         finally:
-            if opened is not None:
-                await _quietly(opened.__aexit__(None, None, None))
+            await _quietly(response.aclose())
 
-    async def _open(self, client: AsyncOpenAI, messages: list[dict], deadline: float) -> tuple[Any, Any, bool]:
-        """Start the streamed request: its context manager, the raw response, and whether
-        the server refused tools (then it warns and goes on without them)."""
-        kwargs: dict[str, Any] = {"stream_options": {"include_usage": True}}
+    async def _open(self, client: AsyncOpenAI, messages: list[dict], deadline: float) -> tuple[httpx.Response, bool]:
+        """Send the streamed request through the SDK's generic ``post`` (auth, base URL,
+        status errors; no per-request transform of the typed params, no model per chunk):
+        the open response, and whether the server refused tools (then it warns and goes
+        on without them)."""
+        body: dict[str, Any] = {"model": self._settings.openai_model, "messages": messages, "stream": True,
+                                "stream_options": {"include_usage": True}}
         if self._use_tools:
-            kwargs["tools"] = self.tools.schemas()
-        create = client.chat.completions.with_streaming_response.create
+            body["tools"] = self.tools.schemas()
         try:
-            opened = create(model=self._settings.openai_model, messages=cast(Any, messages), stream=True, **kwargs)
-            return opened, await self._bounded(opened.__aenter__(), deadline, "no reply"), False
+            return await self._bounded(self._post(client, body), deadline, "no reply"), False
         except openai.BadRequestError as e:
             if not (self._use_tools and "tool" in str(e.message).lower()):
                 raise
@@ -212,8 +215,12 @@ class OpenAILLM:
         log.warning("llm server rejected tools: the receptionist takes messages, transfers and goodbyes",
                     extra=kv(provider=self.name, model=self._settings.openai_model))
         plain = [m for m in messages if m.get("role") != "tool" and not m.get("tool_calls")]
-        opened = create(model=self._settings.openai_model, messages=cast(Any, plain), stream=True)
-        return opened, await self._bounded(opened.__aenter__(), deadline, "no reply"), True
+        body = {"model": self._settings.openai_model, "messages": plain, "stream": True}
+        return await self._bounded(self._post(client, body), deadline, "no reply"), True
+
+    @staticmethod
+    async def _post(client: AsyncOpenAI, body: dict[str, Any]) -> httpx.Response:
+        return await client.post("/chat/completions", cast_to=httpx.Response, body=body, stream=True)
 
     async def _bounded(self, aw: Awaitable[T], deadline: float, what: str) -> T:
         try:
@@ -281,11 +288,33 @@ class OpenAILLM:
         return StageError("llm", code, message, provider=self.name)
 
 
-async def _anext_or_none(stream: Any) -> Any:
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
+async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The ``data`` of each server-sent event, from the body's bytes as they arrive.
+
+    One ``data:`` line per event, as OpenAI sends them (a multi-line event's lines are
+    joined with newlines, per the SSE rules); other fields and comments are skipped.
+    """
+    buf = b""
+    data: list[bytes] = []
+    async for chunk in chunks:
+        buf = buf + chunk if buf else chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data:
+                    yield b"\n".join(data)
+                    data = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+    if buf.startswith(b"data:"):
+        data.append(buf[5:].lstrip(b" "))
+    if data:
+        yield b"\n".join(data)
 
 
 async def _quietly(aw: Awaitable[object]) -> None:

@@ -8,7 +8,8 @@ clients with ``http_client()`` so a warmed connection outlives the greeting.
 The SDKs take an httpx client; ``http_client()`` gives them one whose transport is
 aiohttp's connection pool (httpx-aiohttp) instead of httpcore's: per request, httpcore
 scans its pool in Python under a lock, which at hundreds of calls was a tenth of the
-process. The SDKs still do auth, base URLs and errors (httpx's exception types).
+process. The SDKs still do auth, base URLs and errors (httpx's exception types); the
+client's ``send`` skips httpx layers that do nothing for them (bot/providers/http_lean.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from bot.logs import kv
+from bot.providers.http_lean import LeanClient
 
 log = logging.getLogger("bot.providers")
 
@@ -37,7 +39,7 @@ def pool_limits() -> httpx.Limits:
 
 def http_client(timeout: float, **kwargs) -> httpx.AsyncClient:
     """An httpx client on aiohttp's pool (up to 200 connections, idle ones kept KEEPALIVE_S)."""
-    return httpx.AsyncClient(timeout=timeout, transport=_Transport(limits=pool_limits()), **kwargs)
+    return LeanClient(timeout=timeout, transport=_Transport(limits=pool_limits()), **kwargs)
 
 
 class _Transport(AiohttpTransport):
