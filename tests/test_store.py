@@ -135,6 +135,30 @@ async def test_call_records_and_a_missed_call_notice(store):
         await store.call_ended(call_sid="CA-unknown", ended_at=t0, outcome="failed", ended_by="error", turns=[])
 
 
+async def test_hundreds_of_calls_starting_and_ending_together_are_all_recorded_in_few_commits(store):
+    """At 400 calls one connection per record timed out queueing for SQLite's writer;
+    records waiting together now share a transaction, and a bad one fails alone."""
+    commits = 0
+
+    @sa.event.listens_for(store.engine.sync_engine, "commit")
+    def _count(_conn) -> None:
+        nonlocal commits
+        commits += 1
+
+    t0 = time.time()
+    n = 300
+    await asyncio.gather(*(store.call_started(call_sid=f"CA{i}", stream_sid=f"MZ{i}", caller="+15550000000", started_at=t0 + i)
+                           for i in range(n)))
+    ends = [store.call_ended(call_sid=f"CA{i}", ended_at=t0 + n + i, outcome="answered", ended_by="caller", turns=[])
+            for i in range(n)]
+    ends.append(store.call_ended(call_sid="CA-unknown", ended_at=t0, outcome="failed", ended_by="error", turns=[]))
+    results = await asyncio.gather(*ends, return_exceptions=True)
+    assert [type(r) for r in results if r is not None] == [KeyError]  # only the bad record failed
+    calls = await store.calls(limit=n + 10)
+    assert len(calls) == n and all(c.ended_at and c.outcome == "answered" for c in calls)
+    assert commits < n / 2  # batched (the failed batch was retried one record at a time)
+
+
 async def test_migrations_are_versioned_and_idempotent(store, db_url, tmp_path):
     async with store.engine.connect() as conn:
         assert (await conn.execute(sa.select(schema.schema_version.c.version))).scalar() == schema.VERSION

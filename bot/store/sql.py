@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -63,6 +64,8 @@ class SqlStore:
         self.notify = notify or NotifyConfig()
         self.dialect = engine.dialect.name
         self.outbox_changed = asyncio.Event()  # wakes this process's deliverer
+        self._records: list[tuple[Any, dict, asyncio.Future[None]]] = []  # call records waiting for the writer
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, *, database_url: str = "", data_dir: Path = Path("var"), notify: NotifyConfig | None = None) -> SqlStore:
@@ -89,6 +92,8 @@ class SqlStore:
         return cls(engine, notify)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.wait({self._writer})
         await self.engine.dispose()
 
     # --- messages -----------------------------------------------------------------------
@@ -133,25 +138,65 @@ class SqlStore:
         return res.rowcount == 1
 
     # --- call records -------------------------------------------------------------------
+    # Call records are written in batches: every start and end waiting when the writer
+    # runs goes in one transaction, each record in its own savepoint (a bad one fails
+    # alone). Hundreds of calls starting together then cost one commit instead of
+    # hundreds of connections queueing for SQLite's single writer (at 400 calls that
+    # queue timed out and records were lost).
     async def call_started(self, *, call_sid: str, stream_sid: str, caller: str, started_at: float) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(s.calls.insert().values(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=started_at, turns=[]))
+        await self._record(self._call_started, dict(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=started_at))
 
     async def call_ended(
         self, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord]
     ) -> None:
+        await self._record(self._call_ended, dict(call_sid=call_sid, ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=turns))
+
+    async def _record(self, write: Any, kw: dict) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._records.append((write, kw, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_records())
+        await asyncio.shield(fut)
+
+    async def _write_records(self) -> None:
+        while self._records:
+            batch, self._records = self._records, []
+            failed: dict[int, BaseException] = {}
+            try:
+                async with self.engine.begin() as conn:
+                    for i, (write, kw, _fut) in enumerate(batch):
+                        try:
+                            async with conn.begin_nested():
+                                await write(conn, **kw)
+                        except Exception as exc:  # noqa: BLE001 - handed to the caller waiting for it
+                            failed[i] = exc
+            except Exception as exc:  # noqa: BLE001 - the commit failed: every record in it
+                failed = dict.fromkeys(range(len(batch)), exc)
+            for i, (_write, _kw, fut) in enumerate(batch):
+                if fut.done():
+                    continue
+                if i in failed:
+                    fut.set_exception(failed[i])
+                else:
+                    fut.set_result(None)
+
+    async def _call_started(self, conn, *, call_sid: str, stream_sid: str, caller: str, started_at: float) -> None:
+        await conn.execute(s.calls.insert().values(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=started_at, turns=[]))
+
+    async def _call_ended(
+        self, conn, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord]
+    ) -> None:
         now = time.time()
-        async with self.engine.begin() as conn:
-            row = (await conn.execute(sa.select(s.calls.c.caller, s.calls.c.started_at).where(s.calls.c.call_sid == call_sid))).first()
-            if row is None:
-                raise KeyError(f"no call record for {call_sid}")
-            await conn.execute(
-                s.calls.update().where(s.calls.c.call_sid == call_sid)
-                .values(ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=[asdict(t) for t in turns])
-            )
-            if outcome == "abandoned" and self.notify.missed_calls:
-                payload = {"event": "missed_call", "call": {"call_sid": call_sid, "caller": row.caller, "started_at": row.started_at}}
-                await self._enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
+        row = (await conn.execute(sa.select(s.calls.c.caller, s.calls.c.started_at).where(s.calls.c.call_sid == call_sid))).first()
+        if row is None:
+            raise KeyError(f"no call record for {call_sid}")
+        await conn.execute(
+            s.calls.update().where(s.calls.c.call_sid == call_sid)
+            .values(ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=[asdict(t) for t in turns])
+        )
+        if outcome == "abandoned" and self.notify.missed_calls:
+            payload = {"event": "missed_call", "call": {"call_sid": call_sid, "caller": row.caller, "started_at": row.started_at}}
+            await self._enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
 
     async def calls(self, *, limit: int = 50) -> list[CallRecord]:
         q = sa.select(s.calls).order_by(s.calls.c.started_at.desc()).limit(limit)
