@@ -192,7 +192,7 @@ class Settings:
     # set by the supervisor for its workers: prometheus_client's multiprocess directory
     prometheus_multiproc_dir: str = ""
     # Twilio media messages: 20 ms frames per outbound message (bot/playout.py); more = less CPU
-    media_frames_per_message: int = 1
+    media_frames_per_message: int = 3
 
     @property
     def validate_signatures(self) -> bool:
@@ -366,7 +366,7 @@ class Settings:
             kw[name] = _num(var, get(var, str(getattr(cls, name))), float, flo, fhi)
         kw.update(_storage_env(get, kw))
         kw.update(_workers_from_env(get))
-        kw["media_frames_per_message"] = _num("MEDIA_FRAMES_PER_MESSAGE", get("MEDIA_FRAMES_PER_MESSAGE", "1"), int, 1, 5)
+        kw["media_frames_per_message"] = _num("MEDIA_FRAMES_PER_MESSAGE", get("MEDIA_FRAMES_PER_MESSAGE", "3"), int, 1, 5)
         return cls(**kw)
 
 

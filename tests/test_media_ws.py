@@ -16,8 +16,8 @@ from tests.test_calls import ADDRESS, LONG, OPEN, TOKEN, phone_settings, serve, 
 
 def test_the_setting_is_read_and_checked():
     base = {"TWILIO_VALIDATE": "false"}
-    assert Settings.from_env(base).media_frames_per_message == 1
-    assert Settings.from_env(base | {"MEDIA_FRAMES_PER_MESSAGE": "3"}).media_frames_per_message == 3
+    assert Settings.from_env(base).media_frames_per_message == 3  # 60 ms messages by default
+    assert Settings.from_env(base | {"MEDIA_FRAMES_PER_MESSAGE": "1"}).media_frames_per_message == 1
     for bad in ("0", "6", "two"):
         with pytest.raises(SettingsError, match="MEDIA_FRAMES_PER_MESSAGE"):
             Settings.from_env(base | {"MEDIA_FRAMES_PER_MESSAGE": bad})
