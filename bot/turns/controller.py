@@ -144,6 +144,8 @@ class TurnController:
         self._waiting = False
         self._carry = b""
         self._max_bytes = options.max_turn_ms * 8  # 8 kHz mu-law: 8 bytes per ms
+        # the wait while a speculative turn's words are not known yet: the longest there is
+        self._unknown_ms = silence_ms(Verdict(Completeness.INCOMPLETE, "words not known yet"), options.end_silence_ms)
         self.on_phase: Callable[[Phase], None] | None = None  # told of every phase change (the session's observer)
 
     # ------------------------------------------------------------------ state
@@ -269,9 +271,7 @@ class TurnController:
     def _release_if_quiet(self) -> list[Decision]:
         """Open the speculative turn's gate once the silence since the last voiced frame
         reaches what its words need (the longest wait while they are not known)."""
-        need = self._need_ms
-        if need is None:
-            need = silence_ms(Verdict(Completeness.INCOMPLETE, "words not known yet"), self.opts.end_silence_ms)
+        need = self._unknown_ms if self._need_ms is None else self._need_ms
         if self._quiet * FRAME_MS < need:
             return []
         if self.detector.in_speech:  # released before the local end of turn: this utterance is done
