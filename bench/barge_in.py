@@ -1,0 +1,274 @@
+"""False barge-ins against detection latency, per BARGE_IN_MS candidate.
+
+    uv run --extra local python -m bench.barge_in [--ms 60,80,100,120]
+
+The bot's own VAD (``media.vad.Vad`` at the default ``VAD_AGGRESSIVENESS``) and the
+turn-start detector the call builds (``TurnController(TurnOptions(barge_in_ms=...)).detector``)
+run over:
+
+- the caller corpus, clean (``../shared/audio/callers``) and at 12 dB SNR
+  (``../shared/audio/callers_noisy``). Speech onset and end come from the clean twin
+  (first / last 20 ms frame over -40 dBFS, as ``bench.calls.speech_onset_ms``), placed in
+  the noisy file by cross-correlation. Each file is preceded by 1 s of its own line noise
+  (its lead-in and tail, looped), as a call's line carries noise before the caller talks.
+  (a) non-speech (the primer, the lead-in before onset - 40 ms, the tail after end + 60 ms):
+  every SPEECH_START there is a FALSE barge-in; (b) speech: a fresh detector from
+  onset - 40 ms, time from onset to the end of the triggering frame is the detection
+  latency; no trigger before the speech ends is a miss;
+- short non-speech bursts synthesized from a fixed seed and mixed into that line noise
+  (clicks, coughs 30-80 ms, breaths, handset thumps): each burst sits in 1 s of noise;
+  a SPEECH_START anywhere in that second is a false barge-in.
+
+The latency here is on the audio clock (frames), the floor under ``bench.peers``'s
+"clear p95" (which adds the bot's loop and the socket).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.calls import AUDIO, calibration  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.simulator import load_ulaw  # noqa: E402
+from bot.turns.controller import TurnController, TurnOptions  # noqa: E402
+from media import frames, mulaw  # noqa: E402
+from media.frames import FRAME_BYTES, FRAME_MS  # noqa: E402
+from media.vad import TurnEvent, Vad  # noqa: E402
+
+NOISY = AUDIO.parent / "callers_noisy"
+ONSET_RMS = 300.0  # -40 dBFS, as bench.calls.speech_onset_ms
+QUIET_RMS = 30.0  # -60 dBFS: after the last frame over this (in the clean twin) the speech has died away
+GUARD_BEFORE = 2  # frames before the onset that are neither noise nor speech (a soft first phoneme)
+GUARD_AFTER = 3  # frames after the last loud one (a decaying last phoneme)
+PRIME_S = 1.0
+SEED = 13
+BURSTS_PER_KIND = 40
+SAMPLE = 8000
+DEFAULT_MS = (60, 80, 100, 120)
+
+
+def pcm(ulaw: bytes) -> np.ndarray:
+    return np.frombuffer(mulaw.decode(ulaw), "<i2").astype(np.float32)
+
+
+def ulaw_of(x: np.ndarray) -> bytes:
+    return mulaw.encode(np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes())
+
+
+def frame_rms(x: np.ndarray) -> np.ndarray:
+    n = len(x) // 160
+    return np.sqrt(np.mean(x[: n * 160].reshape(n, 160) ** 2, axis=1))
+
+
+@dataclass
+class Clip:
+    name: str
+    ulaw: bytes  # primer + file, whole frames
+    onset: int  # frame index of the speech onset in ``ulaw``
+    end: int  # frame index of the last frame of speech (over -60 dBFS in the clean twin)
+    loud_end: int  # the last loud one (over -40 dBFS): speech not detected by then is a miss
+    onset_ms: float  # exact onset (the primer included), ms
+    noise: np.ndarray = field(repr=False)  # the file's line noise (lead-in + tail), PCM
+
+
+def speech_span(clean: np.ndarray) -> tuple[int, int, int]:
+    """First and last frame over -40 dBFS, last frame over -60 dBFS."""
+    r = frame_rms(clean)
+    loud = np.nonzero(r > ONSET_RMS)[0]
+    if not len(loud):
+        raise ValueError("no speech")
+    return int(loud[0]), int(loud[-1]), int(np.nonzero(r > QUIET_RMS)[0][-1])
+
+
+def lag_of(clean: np.ndarray, noisy: np.ndarray) -> int:
+    """Samples by which the noisy file runs behind its clean twin."""
+    n = 1 << int(np.ceil(np.log2(len(clean) + len(noisy))))
+    c = np.fft.irfft(np.fft.rfft(noisy, n) * np.conj(np.fft.rfft(clean, n)), n)
+    k = int(np.argmax(c))
+    return k if k < n // 2 else k - n
+
+
+def clip(name: str, clean_u: bytes, file_u: bytes) -> Clip:
+    clean, x = pcm(clean_u), pcm(file_u)
+    first, last, dead = speech_span(clean)
+    lag = lag_of(clean, x) if clean_u != file_u else 0
+    start, stop = first * 160 + lag, (dead + 1) * 160 + lag
+    lead, tail = x[: max(0, start - GUARD_BEFORE * 160)], x[min(len(x), stop + GUARD_AFTER * 160):]
+    noise = np.concatenate([lead, tail])
+    if len(noise) < 160:
+        noise = np.zeros(160, np.float32)
+    prime = np.resize(noise, int(PRIME_S * SAMPLE) // 160 * 160)  # looped
+    whole = np.concatenate([prime, x])
+    onset_ms = (len(prime) + start) / 8
+    return Clip(name, ulaw_of(whole), int(onset_ms // FRAME_MS), (len(prime) + stop - 1) // 160,
+                (len(prime) + (last + 1) * 160 + lag - 1) // 160, onset_ms, noise)
+
+
+def corpus(folder: Path) -> list[Clip]:
+    names = [m["file"] for m in json.loads((folder / "manifest.json").read_text())]
+    return [clip(n, load_ulaw(AUDIO / n), load_ulaw(folder / n)) for n in names if (AUDIO / n).exists()]
+
+
+# ----------------------------------------------------------------------------- bursts
+
+
+def _band(rng: np.random.Generator, n: int, lo: float, hi: float) -> np.ndarray:
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE)
+    spec[(f < lo) | (f > hi)] = 0
+    y = np.fft.irfft(spec, n)
+    return y / (np.sqrt(np.mean(y * y)) + 1e-9)
+
+
+def burst(kind: str, rng: np.random.Generator, floor_rms: float) -> np.ndarray:
+    """One non-speech sound (PCM, unit = sample value), levels relative to the line noise."""
+    if kind == "none":  # the line alone: the control
+        return np.zeros(0)
+    if kind == "click":  # a few ms of ringing, loud
+        n = int(rng.uniform(0.002, 0.006) * SAMPLE)
+        t = np.arange(n) / SAMPLE
+        y = np.sin(2 * np.pi * rng.uniform(800, 3000) * t) * np.exp(-t / 0.0015)
+        return y * 10 ** (rng.uniform(-12, -3) / 20) * 32767
+    if kind == "cough":  # 30-80 ms broadband burst, sharp attack, decaying
+        n = int(rng.uniform(0.030, 0.080) * SAMPLE)
+        env = np.minimum(1, np.arange(n) / (0.004 * SAMPLE)) * np.exp(-np.arange(n) / (n / 3))
+        return _band(rng, n, 200, 3000) * env * 10 ** (rng.uniform(-20, -8) / 20) * 32767
+    if kind == "breath":  # 150-400 ms soft hiss, raised-cosine envelope, 3-12 dB over the line
+        n = int(rng.uniform(0.150, 0.400) * SAMPLE)
+        env = np.sin(np.pi * np.arange(n) / n) ** 2
+        return _band(rng, n, 600, 3500) * env * floor_rms * 10 ** (rng.uniform(3, 12) / 20)
+    if kind == "thump":  # handset knock: 40-100 ms low rumble
+        n = int(rng.uniform(0.040, 0.100) * SAMPLE)
+        env = np.exp(-np.arange(n) / (n / 4))
+        return _band(rng, n, 40, 300) * env * 10 ** (rng.uniform(-18, -6) / 20) * 32767
+    raise ValueError(kind)
+
+
+KINDS = ("none", "click", "cough", "breath", "thump")
+
+
+def burst_stream(beds: list[np.ndarray], kind: str) -> tuple[bytes, list[tuple[int, int]]]:
+    """BURSTS_PER_KIND seconds of line noise, a burst at 0.4-0.6 s of each; the frame
+    range of each second, after a primer second."""
+    rng = np.random.default_rng([SEED, KINDS.index(kind)])
+    bed = np.concatenate(beds)
+    sec = SAMPLE
+    out = [np.resize(np.roll(bed, 0), sec)]  # primer
+    spans = []
+    for i in range(BURSTS_PER_KIND):
+        seg = np.roll(bed, -int(rng.integers(len(bed))))
+        seg = np.resize(seg, sec).astype(np.float64)
+        floor = float(np.sqrt(np.mean(seg * seg))) or 30.0
+        b = burst(kind, rng, floor)
+        at = int(rng.uniform(0.4, 0.6) * sec)
+        seg[at: at + len(b)] += b[: sec - at]
+        spans.append(((i + 1) * sec // 160, (i + 2) * sec // 160))
+        out.append(seg)
+    return ulaw_of(np.concatenate(out)), spans
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def flags_of(ulaw: bytes, aggressiveness: int) -> list[bool]:
+    vad = Vad(aggressiveness)
+    return [vad.is_speech_ulaw(f) for f in frames.split(ulaw)]
+
+
+def detector(ms: int):
+    return TurnController(TurnOptions(barge_in_ms=ms)).detector
+
+
+def starts(fl: list[bool], lo: int, hi: int, ms: int) -> list[int]:
+    """Frames in [lo, hi) where a fresh detector fed from ``lo`` says SPEECH_START."""
+    d, out, blank = detector(ms), [], b"\xff" * FRAME_BYTES
+    for k in range(max(0, lo), min(hi, len(fl))):
+        if d.feed(blank, fl[k]) is TurnEvent.SPEECH_START:
+            out.append(k)
+    return out
+
+
+@dataclass
+class Row:
+    false: int = 0
+    noise_frames: int = 0
+    files_false: int = 0
+    files: int = 0
+    lat: list[float] = field(default_factory=list)
+    misses: int = 0
+
+
+def run_corpus(clips: list[Clip], fls: list[list[bool]], ms: int) -> Row:
+    r = Row()
+    for c, fl in zip(clips, fls, strict=True):
+        r.files += 1
+        lead_end, tail_start = c.onset - GUARD_BEFORE, c.end + 1 + GUARD_AFTER
+        f = sum(1 for k in starts(fl, 0, len(fl), ms) if k < lead_end or k >= tail_start)  # as the call runs it
+        r.false += f
+        r.files_false += f > 0
+        r.noise_frames += max(0, lead_end) + max(0, len(fl) - tail_start)
+        hit = starts(fl, lead_end, c.loud_end + 1, ms)
+        if hit:
+            r.lat.append((hit[0] + 1) * FRAME_MS - c.onset_ms)
+        else:
+            r.misses += 1
+    return r
+
+
+def run_bursts(streams: dict[str, tuple[bytes, list[tuple[int, int]], list[bool]]], ms: int) -> dict[str, int]:
+    out = {}
+    for kind, (_u, spans, fl) in streams.items():
+        out[kind] = sum(1 for lo, hi in spans if starts(fl, lo, hi, ms))
+    return out
+
+
+def pct(v: list[float], q: float) -> float:
+    return float(np.percentile(v, q)) if v else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.barge_in", description=__doc__.split("\n")[0])
+    ap.add_argument("--ms", default=",".join(map(str, DEFAULT_MS)), help="BARGE_IN_MS candidates, comma-separated")
+    ap.add_argument("--aggressiveness", type=int, default=Settings.__dataclass_fields__["vad_aggressiveness"].default)
+    a = ap.parse_args(argv)
+    if not (AUDIO / "manifest.json").exists() or not (NOISY / "manifest.json").exists():
+        print(f"skipped: the caller corpus is not here ({AUDIO} and {NOISY}, from ../shared)")
+        return 0
+    cands = [int(x) for x in a.ms.split(",") if x.strip()]
+    sets = {"clean": corpus(AUDIO), "noisy 12dB": corpus(NOISY)}
+    fls = {k: [flags_of(c.ulaw, a.aggressiveness) for c in v] for k, v in sets.items()}
+    beds = [c.noise for c in sets["noisy 12dB"]]
+    streams = {}
+    for kind in KINDS:
+        u, spans = burst_stream(beds, kind)
+        streams[kind] = (u, spans, flags_of(u, a.aggressiveness))
+    print(f"VAD aggressiveness {a.aggressiveness}; primer {PRIME_S:.0f} s of each file's own line noise; "
+          f"bursts: {BURSTS_PER_KIND} per kind in 12 dB line noise (seed {SEED})")
+    head = (f"{'BARGE_IN_MS':>11s} {'corpus':>10s} | {'false/min':>9s} {'files w/ false':>14s} | "
+            f"{'lat p50':>7s} {'p95':>5s} {'max':>5s} {'misses':>6s} | bursts falsely triggering ({'/'.join(KINDS)}, of {BURSTS_PER_KIND})")
+    print(head)
+    print("-" * len(head))
+    for ms in cands:
+        b = run_bursts(streams, ms)
+        for k, clips in sets.items():
+            r = run_corpus(clips, fls[k], ms)
+            minutes = r.noise_frames * FRAME_MS / 60_000
+            print(f"{ms:>11d} {k:>10s} | {r.false / minutes if minutes else 0:9.1f} {r.files_false:>6d}/{r.files:<3d} {100 * r.files_false / max(1, r.files):3.0f}% | "
+                  f"{pct(r.lat, 50):7.0f} {pct(r.lat, 95):5.0f} {max(r.lat, default=float('nan')):5.0f} {r.misses:>6d} | "
+                  + ("/".join(str(b[x]) for x in KINDS) if k == "clean" else f"(non-speech: {minutes:.2f} min)"))
+    print(calibration())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
