@@ -180,8 +180,8 @@ def burst_stream(beds: list[np.ndarray], kind: str) -> tuple[bytes, list[tuple[i
 # ----------------------------------------------------------------------------- runs
 
 
-def flags_of(ulaw: bytes, aggressiveness: int) -> list[bool]:
-    vad = Vad(aggressiveness)
+def flags_of(ulaw: bytes, aggressiveness: int, gate_db: float | None = None) -> list[bool]:
+    vad = Vad(aggressiveness) if gate_db is None else Vad(aggressiveness, gate_db=gate_db)
     return [vad.is_speech_ulaw(f) for f in frames.split(ulaw)]
 
 
@@ -240,19 +240,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.barge_in", description=__doc__.split("\n")[0])
     ap.add_argument("--ms", default=",".join(map(str, DEFAULT_MS)), help="BARGE_IN_MS candidates, comma-separated")
     ap.add_argument("--aggressiveness", type=int, default=Settings.__dataclass_fields__["vad_aggressiveness"].default)
+    ap.add_argument("--gate-db", type=float, default=None, help="the VAD's noise-floor gate (dB; 0: WebRTC's model alone; default: the bot's)")
     a = ap.parse_args(argv)
     if not (AUDIO / "manifest.json").exists() or not (NOISY / "manifest.json").exists():
         print(f"skipped: the caller corpus is not here ({AUDIO} and {NOISY}, from ../shared)")
         return 0
     cands = [int(x) for x in a.ms.split(",") if x.strip()]
     sets = {"clean": corpus(AUDIO), "noisy 12dB": corpus(NOISY)}
-    fls = {k: [flags_of(c.ulaw, a.aggressiveness) for c in v] for k, v in sets.items()}
+    fls = {k: [flags_of(c.ulaw, a.aggressiveness, a.gate_db) for c in v] for k, v in sets.items()}
     beds = [c.noise for c in sets["noisy 12dB"]]
     streams = {}
     for kind in KINDS:
         u, spans = burst_stream(beds, kind)
-        streams[kind] = (u, spans, flags_of(u, a.aggressiveness))
-    print(f"VAD aggressiveness {a.aggressiveness}; primer {PRIME_S:.0f} s of each file's own line noise; "
+        streams[kind] = (u, spans, flags_of(u, a.aggressiveness, a.gate_db))
+    gate = "default" if a.gate_db is None else f"{a.gate_db:g} dB"
+    print(f"VAD aggressiveness {a.aggressiveness}, noise-floor gate {gate}; primer {PRIME_S:.0f} s of each file's own line noise; "
           f"bursts: {BURSTS_PER_KIND} per kind in 12 dB line noise (seed {SEED})")
     head = (f"{'BARGE_IN_MS':>11s} {'corpus':>10s} | {'false/min':>9s} {'files w/ false':>14s} | "
             f"{'lat p50':>7s} {'p95':>5s} {'max':>5s} {'misses':>6s} | bursts falsely triggering ({'/'.join(KINDS)}, of {BURSTS_PER_KIND})")

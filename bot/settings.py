@@ -143,7 +143,7 @@ class Settings:
     end_silence_ms: int = 700
     early_turn_ms: int = 300  # start the turn speculatively after this much silence; 0 = off
     min_speech_ms: int = 200
-    barge_in_ms: int = 120  # caller speech this long while the bot speaks interrupts it
+    barge_in_ms: int = 80  # caller speech this long while the bot speaks interrupts it (bench.barge_in)
     breaker_threshold: int = 3  # failover chains: consecutive failures that open a provider's circuit
     breaker_cooldown_s: float = 30.0  # how long an open circuit skips the provider
     failover_share: float = 0.6  # of the stage budget left, what a provider that is not the last may use

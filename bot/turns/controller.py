@@ -77,7 +77,7 @@ class TurnOptions:
     end_silence_ms: int = 700
     early_turn_ms: int = 300
     min_speech_ms: int = 200
-    barge_in_ms: int = 120
+    barge_in_ms: int = 80  # as Settings.barge_in_ms
     reprompt_after_s: float = 8.0
     max_reprompts: int = 2
     speculative_llm: bool = True
