@@ -118,6 +118,9 @@ class DeepgramLive:
         self._client = AsyncDeepgramClient(
             api_key=s.deepgram_api_key, httpx_client=self._http, max_retries=0, **kwargs
         )
+        # The SDK imports its socket client and websockets on first use (~0.4-1 s): at
+        # start-up, not inside the first call's handshake timeout.
+        _ = self._client.listen.v1
 
     async def close(self) -> None:
         """Close every transcriber still open, then the client."""
