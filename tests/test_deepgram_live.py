@@ -200,6 +200,29 @@ async def test_audio_is_batched_while_voiced_and_goes_at_once_after_the_voice_st
     await t.aclose()
 
 
+async def test_once_the_engine_has_found_the_endpoint_the_silence_is_batched_again(rig):
+    r = await rig(deepgram_keepalive_s=30.0)
+    t = await r.open()
+    seen = r.state.last
+    speech_end = int(2.25 * 8000)  # open_tomorrow_joe: speech ~0.34-2.2 s
+    for i in range(0, speech_end, FRAME):
+        t.send(UTTERANCE[i : i + FRAME], voiced=i >= int(0.3 * 8000))
+        await asyncio.sleep(0)
+    for _ in range(25):  # 0.5 s of silence after the voice: past the endpointing (0.3 s)
+        t.send(mulaw.silence(FRAME), voiced=False)
+        await asyncio.sleep(0)
+    await collect(t, lambda e: isinstance(e, Final) and e.speech_final)
+    before = seen.audio_frames
+    for _ in range(10):  # still inside 1.2 s of the voice, but the endpoint is found
+        t.send(mulaw.silence(FRAME), voiced=False)
+        await asyncio.sleep(0)
+    total = -(-speech_end // FRAME) * FRAME + 35 * FRAME
+    await eventually(lambda: seen.audio_bytes + t._pending_bytes == total)
+    assert t._pending_bytes < 800  # held: less than a message
+    assert seen.audio_frames - before <= 2  # 200 ms in 100 ms messages, not ten 20 ms ones
+    await t.aclose()
+
+
 async def test_silence_not_after_a_voice_is_batched_and_held_audio_never_waits_past_a_keepalive(rig):
     r = await rig(deepgram_keepalive_s=0.15)
     t = await r.open()

@@ -11,8 +11,9 @@ Audio goes up in messages of up to ``chunk_bytes`` (100 ms), not one per 20 ms f
 a send to the socket (a syscall and, for the SDK's websocket, a frame to build) is
 most of what live STT costs the bot per call. The batching never delays what timing
 hangs on: from the first unvoiced frame after the caller's voice (``send(voiced=False)``)
-until ``eager_bytes`` of audio later, every frame goes up at once, so the engine's
-endpointing sees the silence after speech as soon as it happens. While the caller
+until the engine has decided (a final at an endpoint, or an utterance end) or
+``eager_bytes`` of audio later, every frame goes up at once, so the engine's endpointing
+sees the silence after speech as soon as it happens. While the caller
 speaks, and in long silences, frames wait for a full chunk (interim results and the
 engine's speech-start event come up to 80 ms later; the local VAD owns barge-in).
 
@@ -36,7 +37,7 @@ from typing import Any
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.providers.stt_stream import Failed, Interim, Reconnected, STTEvent
+from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, STTEvent, UtteranceEnd
 
 log = logging.getLogger("bot.providers.live_socket")
 
@@ -393,6 +394,8 @@ class LiveSocketStream:
                 continue
             self._messages += 1
             for ev in events:
+                if isinstance(ev, UtteranceEnd) or isinstance(ev, Final) and ev.speech_final:
+                    self._since_voice = max(self._since_voice, self._sopts.eager_bytes)  # decided: batch again
                 self._emit(ev)
 
     def _finalised_up_to(self, end_s: float) -> None:
