@@ -172,7 +172,7 @@ class CallSession(CallActions):
             return
         speech = self.vad.is_speech_ulaw(frame)
         if self.stt is not None:
-            self.stt.send(frame)
+            self.stt.send(frame, voiced=speech)
         self._do(self.c.on_frame(frame, speech, now))
 
     def on_dtmf(self, digit: str) -> None:

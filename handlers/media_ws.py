@@ -110,8 +110,11 @@ async def media(request: web.Request) -> web.StreamResponse:
 async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
     app = request.app
     # aiohttp drops the socket past max_msg_size; the protocol object refuses (and
-    # counts) anything over MAX_MESSAGE without ending the call.
-    ws = web.WebSocketResponse(max_msg_size=16 * MAX_MESSAGE, heartbeat=30)
+    # counts) anything over MAX_MESSAGE without ending the call. No ping heartbeat:
+    # Twilio sends media 50 times a second, START_TIMEOUT_S bounds the wait for the
+    # start and MEDIA_TIMEOUT_S ends a stream whose media stops; a heartbeat would add
+    # a timer reset to every inbound message for nothing.
+    ws = web.WebSocketResponse(max_msg_size=16 * MAX_MESSAGE)
     await ws.prepare(request)
     request[WS_UPGRADED] = True  # for the request metrics if the client goes first
     proto = tp.MediaStreamProtocol(max_message_bytes=MAX_MESSAGE)

@@ -15,7 +15,7 @@ from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, Speech
 from bot.providers.stt_stream import STTEvent as LiveEvent
 from bot.settings import Settings
 from media import mulaw, wav
-from tests.conftest import caller_wav
+from tests.conftest import caller_wav, eventually
 from tests.fakes.deepgram_live import LiveBehaviour, deepgram_live_app
 
 # deepgram-sdk's live client imports websockets' deprecated legacy names.
@@ -175,6 +175,69 @@ async def test_keepalive_only_when_idle(rig):
     # Audio in real time (20 ms frames) for 0.6 s: no KeepAlive while it flows.
     await feed(t, mulaw.silence(4800), pace=0.02)
     assert r.state.controls("KeepAlive") == idle_keepalives
+    await t.aclose()
+
+
+async def test_audio_is_batched_while_voiced_and_goes_at_once_after_the_voice_stops(rig):
+    r = await rig(deepgram_keepalive_s=30.0)  # held audio would wait for this: far past eventually()'s 10 s
+    t = await r.open()
+    seen = r.state.last
+    speech = UTTERANCE[8000 : 8000 + 50 * FRAME]  # 1 s the local VAD called voiced
+    for i in range(0, len(speech), FRAME):
+        t.send(speech[i : i + FRAME], voiced=True)
+        await asyncio.sleep(0)
+    await eventually(lambda: seen.audio_bytes >= len(speech) - 800)
+    assert seen.audio_frames <= 10  # 100 ms messages (or larger), never one per 20 ms frame
+    assert seen.audio_bytes % 800 == 0  # what is still held is less than a message
+    # The first unvoiced frame sends what was held with it ...
+    t.send(mulaw.silence(FRAME), voiced=False)
+    await eventually(lambda: seen.audio_bytes == len(speech) + FRAME)
+    # ... and every frame of the silence after speech goes up on its own, at once
+    for k in range(1, 6):
+        t.send(mulaw.silence(FRAME), voiced=False)
+        await eventually(lambda k=k: seen.audio_bytes == len(speech) + (k + 1) * FRAME)
+    assert t.stats.sent_bytes == seen.audio_bytes
+    await t.aclose()
+
+
+async def test_once_the_engine_has_found_the_endpoint_the_silence_is_batched_again(rig):
+    r = await rig(deepgram_keepalive_s=30.0)
+    t = await r.open()
+    seen = r.state.last
+    speech_end = int(2.25 * 8000)  # open_tomorrow_joe: speech ~0.34-2.2 s
+    for i in range(0, speech_end, FRAME):
+        t.send(UTTERANCE[i : i + FRAME], voiced=i >= int(0.3 * 8000))
+        await asyncio.sleep(0)
+    for _ in range(25):  # 0.5 s of silence after the voice: past the endpointing (0.3 s)
+        t.send(mulaw.silence(FRAME), voiced=False)
+        await asyncio.sleep(0)
+    await collect(t, lambda e: isinstance(e, Final) and e.speech_final)
+    before = seen.audio_frames
+    for _ in range(10):  # still inside 1.2 s of the voice, but the endpoint is found
+        t.send(mulaw.silence(FRAME), voiced=False)
+        await asyncio.sleep(0)
+    total = -(-speech_end // FRAME) * FRAME + 35 * FRAME
+    await eventually(lambda: seen.audio_bytes + t._pending_bytes == total)
+    assert t._pending_bytes < 800  # held: less than a message
+    assert seen.audio_frames - before <= 2  # 200 ms in 100 ms messages, not ten 20 ms ones
+    await t.aclose()
+
+
+async def test_silence_not_after_a_voice_is_batched_and_held_audio_never_waits_past_a_keepalive(rig):
+    r = await rig(deepgram_keepalive_s=0.15)
+    t = await r.open()
+    seen = r.state.last
+    silence = mulaw.silence(40 * FRAME)  # 0.8 s before the caller has said anything
+    for i in range(0, len(silence), FRAME):
+        t.send(silence[i : i + FRAME], voiced=False)
+        await asyncio.sleep(0)
+    await eventually(lambda: seen.audio_bytes == len(silence))
+    assert seen.audio_frames <= len(silence) // 800
+    t.send(mulaw.silence(2 * FRAME), voiced=False)  # 40 ms more: held ...
+    assert t._pending_bytes == 2 * FRAME
+    # ... until a keep-alive would be due: then it goes up instead of the keep-alive
+    await eventually(lambda: seen.audio_bytes == len(silence) + 2 * FRAME)
+    assert r.state.controls("KeepAlive") == 0
     await t.aclose()
 
 

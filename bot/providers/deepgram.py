@@ -86,6 +86,9 @@ class DeepgramSTT:
             api_key=s.deepgram_api_key, httpx_client=self._http, timeout=backstop, max_retries=0, **kwargs
         )
         _fixed_headers(self._client)
+        # The SDK imports its prerecorded client on first use (~0.1-1 s): at start-up,
+        # not inside the first caller's turn.
+        _ = self._client.listen.v1.media
 
     async def warm(self) -> None:
         """Open a connection to the API host now, so the first turn has one ready."""

@@ -73,6 +73,9 @@ class LiveOptions:
             bytes_per_s=BYTES_PER_S, replay_s=self.replay_s, keepalive_s=self.keepalive_s,
             reconnect_attempts=self.reconnect_attempts, backoff_s=self.backoff_s,
             timeout=self.timeout, close_timeout=self.close_timeout,
+            # the silence after the voice goes up frame by frame for as long as Deepgram
+            # may still be deciding: its endpointing, then its utterance end
+            eager_bytes=(max(self.endpointing_ms, self.utterance_end_ms) + 200) * BYTES_PER_S // 1000,
         )
 
     def query(self) -> dict[str, Any]:
@@ -118,6 +121,9 @@ class DeepgramLive:
         self._client = AsyncDeepgramClient(
             api_key=s.deepgram_api_key, httpx_client=self._http, max_retries=0, **kwargs
         )
+        # The SDK imports its socket client and websockets on first use (~0.4-1 s): at
+        # start-up, not inside the first call's handshake timeout.
+        _ = self._client.listen.v1
 
     async def close(self) -> None:
         """Close every transcriber still open, then the client."""

@@ -7,6 +7,16 @@ budget of attempts after a healthy socket), so the turn in progress is not lost 
 finalised text is not repeated. Idle sockets get keep-alives. Control messages
 (finalize, close) are queued in order with the audio and re-sent after a reconnect.
 
+Audio goes up in messages of up to ``chunk_bytes`` (100 ms), not one per 20 ms frame:
+a send to the socket (a syscall and, for the SDK's websocket, a frame to build) is
+most of what live STT costs the bot per call. The batching never delays what timing
+hangs on: from the first unvoiced frame after the caller's voice (``send(voiced=False)``)
+until the engine has decided (a final at an endpoint, or an utterance end) or
+``eager_bytes`` of audio later, every frame goes up at once, so the engine's endpointing
+sees the silence after speech as soon as it happens. While the caller
+speaks, and in long silences, frames wait for a full chunk (interim results and the
+engine's speech-start event come up to 80 ms later; the local VAD owns barge-in).
+
 A vendor subclass writes the wire: ``_connect`` (handshake; raises ``StageError``),
 ``_send_item`` (audio bytes or a control name), ``_send_keepalive`` and ``_recv`` (one
 message; returns the events it means); both raise ``Closed(StageError)`` when the
@@ -27,7 +37,7 @@ from typing import Any
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.providers.stt_stream import Failed, Interim, Reconnected, STTEvent
+from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, STTEvent, UtteranceEnd
 
 log = logging.getLogger("bot.providers.live_socket")
 
@@ -53,6 +63,8 @@ class SocketOptions:
     bytes_per_s: int = 8000  # 8 kHz mu-law
     replay_s: float = 10.0
     replay_chunk: int = 1600  # replayed audio goes up in 200 ms messages
+    chunk_bytes: int = 800  # live audio goes up in messages of up to 100 ms ...
+    eager_bytes: int = 9600  # ... except for 1.2 s after the caller's voice stops: at once
     keepalive_s: float = 3.0
     reconnect_attempts: int = 3
     backoff_s: float = 0.2  # first retry waits this, doubling, at most 2 s
@@ -90,6 +102,8 @@ class LiveSocketStream:
         self._finalize_waiters: deque[asyncio.Future[None]] = deque()
         self._events: asyncio.Queue[STTEvent | None] = asyncio.Queue()
         self._last_sent = time.monotonic()
+        self._flush = False  # send what is pending now, whatever its size
+        self._since_voice = options.eager_bytes  # audio bytes since the last voiced frame
         self._connected = False
         self._messages = 0  # readable messages on the current socket
         self._closing = False
@@ -119,8 +133,10 @@ class LiveSocketStream:
     def connected(self) -> bool:
         return self._connected
 
-    def send(self, mulaw: bytes) -> None:
-        """Queue caller audio. Never blocks; drops the oldest when full."""
+    def send(self, mulaw: bytes, *, voiced: bool | None = None) -> None:
+        """Queue caller audio. Never blocks; drops the oldest when full. ``voiced`` is the
+        local VAD's verdict on it (None: unknown, sent at once): it decides whether the
+        audio may wait for a fuller message (see the module doc)."""
         if not mulaw or self._closing or self.error is not None:
             return
         self._ring += mulaw
@@ -132,7 +148,14 @@ class LiveSocketStream:
         self._pending_bytes += len(mulaw)
         while self._pending_bytes > self._cap:
             self._drop_oldest_audio()
-        self._wake.set()
+        if voiced:
+            self._since_voice = 0
+        else:
+            self._since_voice += len(mulaw)
+            if voiced is None or self._since_voice <= self._sopts.eager_bytes:
+                self._flush = True
+        if self._flush or self._pending_bytes >= self._sopts.chunk_bytes:
+            self._wake.set()
 
     async def events(self) -> AsyncIterator[STTEvent]:
         """The stream's events, in order; ends after ``Failed`` or ``aclose()``."""
@@ -152,6 +175,7 @@ class LiveSocketStream:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._finalize_waiters.append(fut)
         self._pending.append(FINALIZE)
+        self._flush = True
         self._wake.set()
         with contextlib.suppress(TimeoutError):  # not a failure: reconnection re-sends it
             async with asyncio.timeout(self._sopts.timeout):
@@ -167,6 +191,7 @@ class LiveSocketStream:
         if runner is not None and not runner.done():
             if self._connected:
                 self._pending.append(CLOSE)
+                self._flush = True
                 self._wake.set()
                 await asyncio.wait({runner}, timeout=self._sopts.close_timeout + 0.2)
             if not runner.done():
@@ -288,6 +313,7 @@ class LiveSocketStream:
         self._pending_bytes = len(data)
         self._pending.extend(controls)
         self.stats.replayed_bytes += len(data)
+        self._flush = True
         self._wake.set()
         return len(data)
 
@@ -307,20 +333,21 @@ class LiveSocketStream:
         item: bytes | str | None = None
         try:
             while True:
-                if not self._pending:
+                if not self._pending or not (self._flush or self._pending_bytes >= self._sopts.chunk_bytes):
                     self._wake.clear()
                     wait = self._sopts.keepalive_s - (time.monotonic() - self._last_sent)
                     try:
                         async with asyncio.timeout(max(0.0, wait)):
                             await self._wake.wait()
                     except TimeoutError:
+                        if self._pending:  # audio held this long: it goes up instead of a keep-alive
+                            self._flush = True
+                            continue
                         await self._send_keepalive(sock)
                         self._last_sent = time.monotonic()
                         self.stats.keepalives += 1
                     continue
-                item = self._pending.popleft()
-                if isinstance(item, bytes):
-                    self._pending_bytes -= len(item)
+                item = self._take()
                 await self._send_item(sock, item)
                 if isinstance(item, bytes):
                     self.stats.sent_bytes += len(item)
@@ -333,10 +360,29 @@ class LiveSocketStream:
                 elif item == CLOSE:
                     return None
                 item = None
+                if not self._pending:
+                    self._flush = False
         except Closed as e:
             if isinstance(item, str):
                 self._pending.appendleft(item)  # re-sent after reconnecting
             return None if self._closing else e.error
+
+    def _take(self) -> bytes | str:
+        """The next message: a control, or the audio at the head of the queue joined
+        into one message of up to ``replay_chunk`` bytes."""
+        item = self._pending.popleft()
+        if isinstance(item, str):
+            return item
+        q, cap = self._pending, self._sopts.replay_chunk
+        if q and isinstance(q[0], bytes) and len(item) + len(q[0]) <= cap:
+            parts, n = [item], len(item)
+            while q and isinstance(q[0], bytes) and n + len(q[0]) <= cap:
+                part = q.popleft()
+                parts.append(part)  # type: ignore[arg-type]
+                n += len(part)
+            item = b"".join(parts)
+        self._pending_bytes -= len(item)
+        return item
 
     async def _read(self, sock: Any) -> StageError | None:
         while True:
@@ -348,6 +394,8 @@ class LiveSocketStream:
                 continue
             self._messages += 1
             for ev in events:
+                if isinstance(ev, UtteranceEnd) or isinstance(ev, Final) and ev.speech_final:
+                    self._since_voice = max(self._since_voice, self._sopts.eager_bytes)  # decided: batch again
                 self._emit(ev)
 
     def _finalised_up_to(self, end_s: float) -> None:

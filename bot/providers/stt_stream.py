@@ -5,7 +5,7 @@ caller's 8 kHz mu-law as it arrives, asks for a ``finalize()`` when its own VAD 
 the end of the turn first, iterates ``events()`` and closes the stream at the end::
 
     stream = await live.open(call_sid=sid)   # never raises; a failed open has .error set
-    stream.send(frame)                       # never blocks
+    stream.send(frame, voiced=speech)        # never blocks
     await stream.finalize()                  # a Final(from_finalize=True) follows
     async for ev in stream.events(): ...     # ends after Failed or aclose()
     await stream.aclose()
@@ -19,9 +19,6 @@ Events (vendor-neutral; a vendor module maps its messages onto these):
 - ``UtteranceEnd``: no new word for a while (works in noise, where endpointing may not).
 - ``Reconnected``: the socket dropped and was re-opened; unfinalised audio was replayed.
 - ``Failed(StageError)``: the stream is dead; nothing follows.
-
-Batch engines (whisper, Deepgram's prerecorded API) become streams through
-``bot.providers.vad_stream.VadStreamSTT``.
 """
 
 from __future__ import annotations
@@ -76,8 +73,9 @@ class STTStream(Protocol):
 
     error: StageError | None
 
-    def send(self, mulaw: bytes) -> None:
-        """Queue caller audio (8 kHz mu-law). Never blocks."""
+    def send(self, mulaw: bytes, *, voiced: bool | None = None) -> None:
+        """Queue caller audio (8 kHz mu-law). Never blocks. ``voiced``: the local VAD's
+        verdict on it, which lets a stream batch audio where no timing hangs on it."""
 
     def events(self) -> AsyncIterator[STTEvent]:
         """The stream's events in order; one consumer only."""
