@@ -143,7 +143,7 @@ class BuggyFinalizeSTT:
     async def open(self, *, call_sid: str = ""):
         return self
 
-    def send(self, mulaw: bytes) -> None:
+    def send(self, mulaw: bytes, *, voiced: bool | None = None) -> None:
         self.sent += len(mulaw)
 
     async def events(self):
