@@ -11,7 +11,7 @@ ELEVENLABS_BASE_URL=http://127.0.0.1:PORT.
 The default profile: STT final 150 ms after the request, LLM first token 250 ms then
 30 tokens/s, TTS first byte 100 ms then 1600-byte chunks (200 ms of audio) every
 50 ms, i.e. 4x faster than real time. ``profile_dict`` and ``reply_audio_frames``
-are shared with bench/calls.py, which computes the critical path from them.
+are shared with bench/calls/, which computes the critical path from them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     uv run --extra local python bench/http_attacks.py [--seconds 15]
 
 The bot runs as a subprocess on the embedded default (whisper, receptionist, piper:
-the phone path and /v1 share the STT) with API_KEY set, started as bench/calls.py
+the phone path and /v1 share the STT) with API_KEY set, started as bench/calls/
 starts it. For each flood in turn, one simulated call talks to the bot while:
   baseline:     nothing else happens (what the call gets on this machine anyway);
   (a) uploads:  3 loops of authorized /v1/orchestrate uploads (25 s of speech) and

@@ -60,7 +60,7 @@ def speech_end(x: np.ndarray) -> int:
 
 
 def calibration() -> str:
-    """The same figure as bench/calls.py prints (it cannot be imported in this environment)."""
+    """The same figure as bench/calls/ prints (it cannot be imported in this environment)."""
     best = float("inf")
     for _ in range(2):
         t, x = time.perf_counter(), 0

@@ -3,7 +3,7 @@
     uv run --extra local python -m bench.stream_attacks [--forged 200] [--floods 4] [--flood-msgs 760]
 
 The bot runs as a subprocess on the profiled cloud fakes with real Twilio signatures
-and REST control pointed at a Twilio REST fake in this process (as bench/calls.py
+and REST control pointed at a Twilio REST fake in this process (as bench/calls/
 starts it). Per phase, one simulated caller (its own process) talks to the bot
 while an attacker process (also its own, so its load is not ours) runs:
 

@@ -74,8 +74,7 @@ async def run_call(
     metrics = engine.metrics
     call_sid = transport.call_sid
     fields = dict(call_sid=call_sid, stream_sid=transport.stream_sid, caller=mask_number(transport.caller), transport=transport.kind)
-    per_message = engine.settings.media_frames_per_message if transport.kind == "twilio" else 1
-    playout = Playout(transport.send_audio, transport.send_mark, transport.send_clear, frames_per_message=per_message)
+    playout = Playout(transport.send_audio, transport.send_mark, transport.send_clear, frames_per_message=transport.frames_per_message)
     tasks: set[asyncio.Task] = set()
     t0 = time.monotonic()
     metrics.calls.inc()

@@ -32,7 +32,7 @@ FRAME_S = 0.02
 SILENCE = mulaw.silence(frames.FRAME_BYTES)
 SILENCE_B64 = base64.b64encode(SILENCE).decode()
 # One inbound media message, rendered without building a dict and json.dumps for each
-# 20 ms frame (bench/calls.py drives hundreds of calls from one process).
+# 20 ms frame (bench/calls/ drives hundreds of calls from one process).
 MEDIA_JSON = (
     '{"event":"media","sequenceNumber":"%d","streamSid":"%s",'
     '"media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'

@@ -39,6 +39,7 @@ Inbound = AudioIn | DtmfIn | MarkIn | StopIn
 
 class Transport(Protocol):
     kind: str  # "twilio", "browser": a label for logs and metrics
+    frames_per_message: int  # 20 ms frames the playout joins into one ``send_audio`` (1-10)
     call_sid: str
     stream_sid: str
     caller: str

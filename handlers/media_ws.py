@@ -36,8 +36,11 @@ class TwilioTransport:
 
     kind = "twilio"
 
-    def __init__(self, ws: web.WebSocketResponse, proto: tp.MediaStreamProtocol, start: tp.Start, metrics) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, proto: tp.MediaStreamProtocol, start: tp.Start, metrics, *, frames_per_message: int = 1
+    ) -> None:
         self.ws, self.proto, self.metrics = ws, proto, metrics
+        self.frames_per_message = frames_per_message  # MEDIA_FRAMES_PER_MESSAGE: Twilio plays messages of any size in order
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
         self.caller = tp.valid_caller(start.custom_parameters.get("caller", ""))
         self._counted = False
@@ -131,7 +134,9 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"stream not admitted")
         return ws
     # keyed per stream: a CallSid comes from the client
-    await run_call(TwilioTransport(ws, proto, start, metrics), call_engine(app), key=ticket.id)
+    engine = call_engine(app)
+    transport = TwilioTransport(ws, proto, start, metrics, frames_per_message=engine.settings.media_frames_per_message)
+    await run_call(transport, engine, key=ticket.id)
     return ws
 
 

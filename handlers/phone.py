@@ -74,6 +74,7 @@ class RealTime:
 
 class BrowserTransport:
     kind = "browser"
+    frames_per_message = 1  # one 20 ms frame per binary message (MEDIA_FRAMES_PER_MESSAGE is for Twilio only)
 
     def __init__(self, ws: web.WebSocketResponse, metrics: Metrics | None = None) -> None:
         self.ws = ws

@@ -34,18 +34,18 @@ LIVE_STT: web.AppKey[StreamingSTT | None] = web.AppKey("live_stt")  # None: turn
 
 
 def call_engine(app: web.Application) -> CallEngine:
-    """What a call needs from the app (the transport adapters pass it to run_call),
-    including its call record in the store (handlers/storage.py)."""
+    """What one call needs from the app (the transport adapters build it for each call and
+    pass it to run_call), including its call record in the store (handlers/storage.py)."""
     from handlers.storage import STORE, record_end, record_start
 
-    starting: dict[int, asyncio.Task[None]] = {}  # a call's transport -> its record's start, being written
+    start: asyncio.Task[None] | None = None  # this call's record start, being written (an engine is built per call)
 
     async def started(t) -> None:
-        starting[id(t)] = record_start(app, call_sid=t.call_sid, stream_sid=t.stream_sid, caller=t.caller)
+        nonlocal start
+        start = record_start(app, call_sid=t.call_sid, stream_sid=t.stream_sid, caller=t.caller)
 
     async def ended(t, session, failed: bool) -> None:
-        after = starting.pop(id(t), None)
-        await record_end(app, session, call_sid=t.call_sid, failed=failed, draining=app[DRAINING].get("on", False), after=after)
+        await record_end(app, session, call_sid=t.call_sid, failed=failed, draining=app[DRAINING].get("on", False), after=start)
 
     return CallEngine(
         settings=app[SETTINGS], orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], control=app[CONTROL],

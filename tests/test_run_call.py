@@ -22,6 +22,7 @@ class MemoryTransport:
     """Plays the carrier: marks are echoed as soon as the writer reaches them."""
 
     kind = "memory"
+    frames_per_message = 1
 
     def __init__(self) -> None:
         self.call_sid, self.stream_sid, self.caller = "CA" + "1" * 32, "MZ" + "1" * 32, "+15550001234"

@@ -1,6 +1,6 @@
 """Turn-taking as a pure object: frames and STT events in, decisions out."""
 
-from bot.turns.controller import TurnController, TurnOptions, same_words
+from bot.turns.controller import TurnController, TurnOptions
 from bot.turns.decisions import (
     BargeIn,
     CancelSpeculative,
@@ -14,6 +14,7 @@ from bot.turns.decisions import (
     StartSpeculative,
     StartTurn,
 )
+from bot.turns.live import same_words
 
 __all__ = [
     "BargeIn", "CancelSpeculative", "ConfirmSpeculative", "Decision", "EndCall", "FinalizeSTT",

@@ -40,6 +40,10 @@ order. The rules are today's call behaviour:
   covers the whole sentence;
 - CLOSING is a real phase: from the moment the last words start, nothing the caller
   does (speech, late finals, interims, digits) starts or interrupts anything.
+
+Two parts of these rules live beside it, mixed into the controller and working on its
+state: the live STT's events (``bot.turns.live``) and the completeness gate of batch and
+embedded STT (``bot.turns.gating``). Every decision still comes out of this object.
 """
 
 from __future__ import annotations
@@ -48,8 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
-from bot.turn_completeness import Completeness, Verdict, judge, silence_ms
+from bot.turn_completeness import Completeness, Verdict, silence_ms
 from bot.turns.decisions import (
     ALLOWED,
     BargeIn,
@@ -64,12 +67,12 @@ from bot.turns.decisions import (
     StartSpeculative,
     StartTurn,
 )
-from bot.wer import normalize
+from bot.turns.gating import CompletenessGate
+from bot.turns.live import LiveTurns, _Held
 from media.frames import FRAME_MS
 from media.vad import TurnDetector, TurnEvent
 
 DTMF_FLUSH_MS = 1500
-VOICE_TAIL_S = FRAME_MS / 1000  # speech ends at the end of the last voiced frame
 
 
 @dataclass(frozen=True)
@@ -98,19 +101,7 @@ class TurnOptions:
         )
 
 
-@dataclass(frozen=True)
-class _Held:
-    text: str
-    speech_end: float
-    stt_ms: float
-    need_ms: int
-
-
-def same_words(a: str, b: str) -> bool:
-    return normalize(a) == normalize(b)
-
-
-class TurnController:
+class TurnController(CompletenessGate, LiveTurns):
     def __init__(self, options: TurnOptions, *, t0: float = 0.0) -> None:
         self.opts = options
         self.detector = TurnDetector(
@@ -234,158 +225,6 @@ class TurnController:
             return self._flush_dtmf(t)
         self._dtmf += digit
         self._dtmf_age = 0
-        return []
-
-    # ------------------------------------------------------------------ batch / embedded STT
-    @property
-    def _judging(self) -> bool:
-        """Turn ends come from the local VAD and the words are judged before the bot speaks."""
-        return self.opts.completeness and not self.live
-
-    def on_transcript(self, n: int, text: str | None, t: float) -> list[Decision]:
-        """Turn ``n``'s batch transcript is known (``None``: its STT failed). With
-        completeness, a speculative turn's words set the silence it waits for; if the
-        caller has been quiet that long already, it is released now."""
-        if not self._judging or self.over or not self._spec or n != self.turn_no:
-            return []
-        # no words (the STT failed): the failure is reported at the normal end of turn
-        self._need_ms = self.opts.end_silence_ms if text is None else self._need_for(text)
-        return self._release_if_quiet()
-
-    def _need_for(self, text: str) -> int:
-        """The silence since the last voiced frame before a reply to ``text`` may play:
-        ``complete_ms`` (default END_SILENCE_MS) for words that look finished, longer for
-        words that do not (``bot.turn_completeness``)."""
-        verdict = judge(text)
-        if verdict.state is Completeness.COMPLETE and self.opts.complete_ms is not None:
-            return self.opts.complete_ms
-        return silence_ms(verdict, self.opts.end_silence_ms)
-
-    def _joined(self, audio: bytes) -> bytes:
-        """The audio of a turn that went on after a held end: what came before, then
-        ``audio``, at most ``max_turn_ms`` (the newest kept)."""
-        if not self._carry:
-            return audio
-        return (self._carry + audio)[-self._max_bytes :]
-
-    def _release_if_quiet(self) -> list[Decision]:
-        """Open the speculative turn's gate once the silence since the last voiced frame
-        reaches what its words need (the longest wait while they are not known)."""
-        need = self._unknown_ms if self._need_ms is None else self._need_ms
-        if self._quiet * FRAME_MS < need:
-            return []
-        if self.detector.in_speech:  # released before the local end of turn: this utterance is done
-            self.detector.take_audio()
-        return self._confirm()
-
-    def _local_end(self, t: float, audio: bytes) -> list[Decision]:
-        """The local VAD's end of turn, with completeness: answer now if the words allow,
-        else keep the audio and wait (gated) for the silence they need."""
-        speech_end = t - self.opts.end_silence_ms / 1000
-        capped = len(self._carry) + len(audio) >= self._max_bytes
-        audio = self._joined(audio)
-        if self._spec:
-            ready = self._release_if_quiet()
-            if ready or not self._spec:
-                return ready
-            if not capped:
-                self._carry, self._waiting = audio, True
-                return []
-            return self._confirm()  # a turn at its length limit is answered at once
-        if not capped and self.phase is Phase.LISTENING:
-            started = self._speculate(speech_end, audio=audio)  # no early silence ran: judge the words first
-            if started:
-                self._carry, self._waiting = audio, True
-                return started
-        return self._start_turn(speech_end, audio=audio)
-
-    # ------------------------------------------------------------------ live STT
-    def stt_attached(self) -> None:
-        if not self.over:
-            self.live = True
-            self._live_text, self._live_taken = [], False
-
-    def on_stt(self, ev: STTEvent, t: float) -> list[Decision]:
-        if not self.live:
-            return []
-        if isinstance(ev, Final):
-            if ev.text:
-                self._live_text.append(ev.text)
-            if (ev.speech_final or ev.from_finalize) and self._live_text:
-                return self._live_end(t)
-        elif isinstance(ev, UtteranceEnd):
-            if self._live_text:
-                return self._live_end(t)
-        elif isinstance(ev, Interim):
-            if ev.text:
-                return self._live_interim(" ".join([*self._live_text, ev.text]).strip())
-        elif isinstance(ev, Failed):
-            return self._live_failed()
-        return []
-
-    def _live_end(self, t: float) -> list[Decision]:
-        text, self._live_text = " ".join(self._live_text).strip(), []
-        self._live_taken = True
-        self._live_backup = None
-        if self.over:
-            return []
-        speech_end = min(self._last_voice + VOICE_TAIL_S, t)
-        stt_ms = (t - speech_end) * 1000
-        if self.opts.completeness and self.phase is Phase.LISTENING and not self._dtmf:
-            need_ms = self._need_for(text)
-            if self._quiet * FRAME_MS < need_ms:
-                return self._hold(_Held(text, speech_end, stt_ms, need_ms))
-        if self._spec and self._spec_text is not None and same_words(self._spec_text, text):
-            confirmed = self._confirm(stt_ms)
-            if confirmed:
-                return confirmed
-        return self._cancel_speculation() + self._text_turn(text, speech_end, stt_ms)
-
-    def _hold(self, held: _Held) -> list[Decision]:
-        """The words look unfinished: prepare the reply (gated) but release it only after
-        ``held.need_ms`` of silence; speech before then cancels it."""
-        self._held, self._voiced_at_hold = held, self._voiced
-        if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
-            return []
-        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text, stt_ms=held.stt_ms)
-
-    def _release_held(self) -> list[Decision]:
-        held, self._held = self._held, None
-        if held is None or self.over:
-            return []
-        if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
-            confirmed = self._confirm(held.stt_ms)
-            if confirmed:
-                return confirmed
-        return self._cancel_speculation() + self._text_turn(held.text, held.speech_end, held.stt_ms)
-
-    def _resume_held(self) -> list[Decision]:
-        """Speech again before the held turn's silence: its words start the turn that goes on."""
-        held, self._held = self._held, None
-        if held is not None:
-            self._live_text.insert(0, held.text)
-        return self._cancel_speculation()
-
-    def _live_interim(self, text: str) -> list[Decision]:
-        """A stable interim after the early silence: start the turn on it, gated."""
-        if not self.opts.speculative_llm or not self.detector.maybe_ended or self.over or self._held is not None:
-            return []
-        out: list[Decision] = []
-        if self._spec:
-            if self._spec_text is not None and same_words(self._spec_text, text):
-                return []
-            out += self._cancel_speculation()
-        return out + self._speculate(self._last_voice + VOICE_TAIL_S, text=text)
-
-    def _live_failed(self) -> list[Decision]:
-        """The live STT is gone for good: local VAD turns and batch STT from now on;
-        a turn it had not closed yet runs on the local audio."""
-        self.live = False
-        if self._held is not None:
-            return self._release_held()
-        backup, self._live_backup = self._live_backup, None
-        if backup and not self.over and not self.bot_active:
-            return self._start_turn(self._last_voice + VOICE_TAIL_S, audio=backup)
         return []
 
     # ------------------------------------------------------------------ the bot's side
