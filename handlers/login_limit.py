@@ -1,12 +1,15 @@
-"""How fast anyone may guess the API key at the login doors (the console form, and the
-one-time ``?key=`` links of /console and /phone).
+"""How fast anyone may guess the API key, at every door that takes it: the console form,
+the one-time ``?key=`` links of /console and /phone, and the bearer key of /v1
+(handlers/api_gate.py). One limiter per app, so the doors share their buckets.
 
 Wrong keys are counted in two token buckets: one per client address (``PER_ADDRESS``
 wrong keys at once, then one more every ``ADDRESS_REFILL_S``) and one for the whole
 server (``GLOBAL`` at once, then one every ``GLOBAL_REFILL_S``), so many addresses
 together cannot guess faster either. An empty bucket answers 429 with Retry-After
-before the key is even compared; a right key costs nothing. The address is the peer's
-(``request.remote``): behind a reverse proxy every client shares the proxy's bucket.
+before the key is even compared (a right key is refused too until the bucket refills);
+a right key costs nothing. The address is the client's (handlers/client_ip.py): the TCP
+peer, or the forwarded address when the peer is one of TRUSTED_PROXIES; without that
+setting every client behind a reverse proxy shares the proxy's bucket.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.logs import kv
+from handlers.client_ip import client_address
 
 log = logging.getLogger("handlers.login_limit")
 
@@ -81,20 +85,31 @@ def install(app: web.Application) -> None:
         app[LOGIN_LIMIT] = LoginLimit()
 
 
+CODE = "too_many_attempts"
+
+
+def retry_after(request: web.Request) -> int:
+    """0 if this client may try a key now, else whole seconds to wait."""
+    return request.app[LOGIN_LIMIT].retry_after(client_address(request))
+
+
+def message(wait: int) -> str:
+    return f"too many wrong keys: try again in {wait} s"
+
+
 def check(request: web.Request) -> None:
     """Raise 429 with Retry-After if this client (or everyone) guessed too often."""
-    address = request.remote or "?"
-    wait = request.app[LOGIN_LIMIT].retry_after(address)
+    wait = retry_after(request)
     if wait:
-        message = f"too many wrong keys: try again in {wait} s"
         raise web.HTTPTooManyRequests(
-            text=json.dumps({"error": {"code": "too_many_attempts", "message": message}}),
+            text=json.dumps({"error": {"code": CODE, "message": message(wait)}}),
             content_type="application/json", headers={"Retry-After": str(wait)},
         )
 
 
 def failed(request: web.Request) -> None:
-    address = request.remote or "?"
+    """Count a wrong key from this client."""
+    address = client_address(request)
     emptied = request.app[LOGIN_LIMIT].failed(address)
     if emptied:  # once per lock-out, not once per refused request
         log.warning("too many wrong keys: key login paused", extra=kv(limit=emptied, address=address))
