@@ -5,15 +5,16 @@ the one-time ``?key=`` links of /console and /phone, and the bearer key of /v1
 Wrong keys are counted in two token buckets: one per client address (``PER_ADDRESS``
 wrong keys at once, then one more every ``ADDRESS_REFILL_S``) and one for the whole
 server (``GLOBAL`` at once, then one every ``GLOBAL_REFILL_S``), so many addresses
-together cannot guess faster either. An empty bucket answers 429 with Retry-After
-before the key is even compared (a right key is refused too until the bucket refills);
-a right key costs nothing. The address is the client's (handlers/client_ip.py): the TCP
+together cannot guess faster either; an IPv6 client's bucket is its /64. An empty
+bucket answers 429 with Retry-After before the key is even compared (a right key is
+refused too until the bucket refills); a right key costs nothing. The address is the client's (handlers/client_ip.py): the TCP
 peer, or the forwarded address when the peer is one of TRUSTED_PROXIES; without that
 setting every client behind a reverse proxy shares the proxy's bucket.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -31,6 +32,18 @@ log = logging.getLogger("handlers.login_limit")
 PER_ADDRESS, ADDRESS_REFILL_S = 10, 30.0  # 10 wrong keys, then 2 a minute per address
 GLOBAL, GLOBAL_REFILL_S = 100, 1.0  # 100 wrong keys, then 60 a minute in all
 MAX_ADDRESSES = 10_000  # buckets kept; the oldest go first (a full bucket is no loss)
+IPV6_PREFIX = 64  # one IPv6 host usually holds a whole /64: it is one address here
+
+
+def bucket_of(address: str) -> str:
+    """The per-address bucket's name: the address, or its /64 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False))
+    return address
 
 
 class Bucket:
@@ -56,17 +69,17 @@ class LoginLimit:
     def retry_after(self, address: str) -> int:
         """0 if ``address`` may try a key now, else whole seconds to wait."""
         now = self.clock()
-        own = self.by_address.get(address)
+        own = self.by_address.get(bucket_of(address))
         wait = max(self.all.wait_s(now), own.wait_s(now) if own else 0.0)
         return math.ceil(wait)
 
     def failed(self, address: str) -> str | None:
         """Count a wrong key; name the bucket it emptied ("address", "global"), if any."""
-        now = self.clock()
-        own = self.by_address.pop(address, None) or Bucket(PER_ADDRESS, ADDRESS_REFILL_S, now)
+        now, name = self.clock(), bucket_of(address)
+        own = self.by_address.pop(name, None) or Bucket(PER_ADDRESS, ADDRESS_REFILL_S, now)
         own.level(now)
         own.tokens -= 1
-        self.by_address[address] = own  # newest last
+        self.by_address[name] = own  # newest last
         while len(self.by_address) > MAX_ADDRESSES:
             self.by_address.popitem(last=False)
         self.all.level(now)
