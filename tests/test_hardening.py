@@ -1,7 +1,8 @@
 """Hardening gaps found in review, each replayed against the real server on 127.0.0.1:
 a softphone socket that sends audio faster than real time, key guessing on the console
-login, short API keys, oversize webhook forms, the transfer's ring time, and a caller's
-message cut off by a hang-up on the LLM path."""
+login and on /v1's bearer key (and clients behind a trusted proxy), short API keys,
+oversize webhook forms, the transfer's ring time, and a caller's message cut off by a
+hang-up on the LLM path."""
 
 from __future__ import annotations
 
