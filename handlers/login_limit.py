@@ -41,7 +41,9 @@ def bucket_of(address: str) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    if ip.version == 6:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket: not one /64 for all of them
+            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False))
     return address
 

@@ -109,6 +109,7 @@ def test_wrong_keys_per_address_and_in_all_are_limited():
     for i in range(PER_ADDRESS):  # an IPv6 host hopping through its /64 is one address
         limit.failed(f"2001:db8:1:2::{i + 1:x}")
     assert limit.retry_after("2001:db8:1:2:ffff::7") > 0 and limit.retry_after("2001:db8:1:3::1") == 0
+    assert limit.retry_after("::ffff:10.0.0.1") > 0 and limit.retry_after("::ffff:10.0.0.2") == 0  # mapped IPv4
     for i in range(GLOBAL):  # many addresses together
         limit.failed(f"10.1.{i // 250}.{i % 250}")
     assert limit.retry_after("10.9.9.9") > 0  # a fresh address waits too
