@@ -193,6 +193,8 @@ class Settings:
     prometheus_multiproc_dir: str = ""
     # Twilio media messages: 20 ms frames per outbound message (bot/playout.py); more = less CPU
     media_frames_per_message: int = 3
+    # reverse proxies (IPs/CIDRs) whose X-Forwarded-For names the client (handlers/client_ip.py)
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def validate_signatures(self) -> bool:
@@ -367,6 +369,7 @@ class Settings:
         kw.update(_storage_env(get, kw))
         kw.update(_workers_from_env(get))
         kw["media_frames_per_message"] = _num("MEDIA_FRAMES_PER_MESSAGE", get("MEDIA_FRAMES_PER_MESSAGE", "3"), int, 1, 5)
+        kw["trusted_proxies"] = _networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES"))
         return cls(**kw)
 
 
@@ -465,3 +468,24 @@ def _workers_from_env(get) -> dict:
         "workers": _num("WORKERS", get("WORKERS", str(max(1, cores))), int, 1, 256),
         "prometheus_multiproc_dir": get("PROMETHEUS_MULTIPROC_DIR").strip(),
     }
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or CIDR networks, normalised ("10.0.0.1" ->
+    "10.0.0.1/32")."""
+    import ipaddress
+
+    out: list[str] = []
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            hint = ""
+            try:
+                hint = f": did you mean {ipaddress.ip_network(item, strict=False)}?"
+            except ValueError:
+                pass
+            return _fail(f"{name}={raw!r}: {item!r} is not an IP address or CIDR network ({exc}){hint}", ())
+    return tuple(out)

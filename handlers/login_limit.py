@@ -1,16 +1,20 @@
-"""How fast anyone may guess the API key at the login doors (the console form, and the
-one-time ``?key=`` links of /console and /phone).
+"""How fast anyone may guess the API key, at every door that takes it: the console form,
+the one-time ``?key=`` links of /console and /phone, and the bearer key of /v1
+(handlers/api_gate.py). One limiter per app, so the doors share their buckets.
 
 Wrong keys are counted in two token buckets: one per client address (``PER_ADDRESS``
 wrong keys at once, then one more every ``ADDRESS_REFILL_S``) and one for the whole
 server (``GLOBAL`` at once, then one every ``GLOBAL_REFILL_S``), so many addresses
-together cannot guess faster either. An empty bucket answers 429 with Retry-After
-before the key is even compared; a right key costs nothing. The address is the peer's
-(``request.remote``): behind a reverse proxy every client shares the proxy's bucket.
+together cannot guess faster either; an IPv6 client's bucket is its /64. An empty
+bucket answers 429 with Retry-After before the key is even compared (a right key is
+refused too until the bucket refills); a right key costs nothing. The address is the client's (handlers/client_ip.py): the TCP
+peer, or the forwarded address when the peer is one of TRUSTED_PROXIES; without that
+setting every client behind a reverse proxy shares the proxy's bucket.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -21,12 +25,27 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.logs import kv
+from handlers.client_ip import client_address
 
 log = logging.getLogger("handlers.login_limit")
 
 PER_ADDRESS, ADDRESS_REFILL_S = 10, 30.0  # 10 wrong keys, then 2 a minute per address
 GLOBAL, GLOBAL_REFILL_S = 100, 1.0  # 100 wrong keys, then 60 a minute in all
 MAX_ADDRESSES = 10_000  # buckets kept; the oldest go first (a full bucket is no loss)
+IPV6_PREFIX = 64  # one IPv6 host usually holds a whole /64: it is one address here
+
+
+def bucket_of(address: str) -> str:
+    """The per-address bucket's name: the address, or its /64 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket: not one /64 for all of them
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False))
+    return address
 
 
 class Bucket:
@@ -52,17 +71,17 @@ class LoginLimit:
     def retry_after(self, address: str) -> int:
         """0 if ``address`` may try a key now, else whole seconds to wait."""
         now = self.clock()
-        own = self.by_address.get(address)
+        own = self.by_address.get(bucket_of(address))
         wait = max(self.all.wait_s(now), own.wait_s(now) if own else 0.0)
         return math.ceil(wait)
 
     def failed(self, address: str) -> str | None:
         """Count a wrong key; name the bucket it emptied ("address", "global"), if any."""
-        now = self.clock()
-        own = self.by_address.pop(address, None) or Bucket(PER_ADDRESS, ADDRESS_REFILL_S, now)
+        now, name = self.clock(), bucket_of(address)
+        own = self.by_address.pop(name, None) or Bucket(PER_ADDRESS, ADDRESS_REFILL_S, now)
         own.level(now)
         own.tokens -= 1
-        self.by_address[address] = own  # newest last
+        self.by_address[name] = own  # newest last
         while len(self.by_address) > MAX_ADDRESSES:
             self.by_address.popitem(last=False)
         self.all.level(now)
@@ -81,20 +100,31 @@ def install(app: web.Application) -> None:
         app[LOGIN_LIMIT] = LoginLimit()
 
 
+CODE = "too_many_attempts"
+
+
+def retry_after(request: web.Request) -> int:
+    """0 if this client may try a key now, else whole seconds to wait."""
+    return request.app[LOGIN_LIMIT].retry_after(client_address(request))
+
+
+def message(wait: int) -> str:
+    return f"too many wrong keys: try again in {wait} s"
+
+
 def check(request: web.Request) -> None:
     """Raise 429 with Retry-After if this client (or everyone) guessed too often."""
-    address = request.remote or "?"
-    wait = request.app[LOGIN_LIMIT].retry_after(address)
+    wait = retry_after(request)
     if wait:
-        message = f"too many wrong keys: try again in {wait} s"
         raise web.HTTPTooManyRequests(
-            text=json.dumps({"error": {"code": "too_many_attempts", "message": message}}),
+            text=json.dumps({"error": {"code": CODE, "message": message(wait)}}),
             content_type="application/json", headers={"Retry-After": str(wait)},
         )
 
 
 def failed(request: web.Request) -> None:
-    address = request.remote or "?"
+    """Count a wrong key from this client."""
+    address = client_address(request)
     emptied = request.app[LOGIN_LIMIT].failed(address)
     if emptied:  # once per lock-out, not once per refused request
         log.warning("too many wrong keys: key login paused", extra=kv(limit=emptied, address=address))

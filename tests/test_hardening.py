@@ -1,7 +1,8 @@
 """Hardening gaps found in review, each replayed against the real server on 127.0.0.1:
 a softphone socket that sends audio faster than real time, key guessing on the console
-login, short API keys, oversize webhook forms, the transfer's ring time, and a caller's
-message cut off by a hang-up on the LLM path."""
+login and on /v1's bearer key (and clients behind a trusted proxy), short API keys,
+oversize webhook forms, the transfer's ring time, and a caller's message cut off by a
+hang-up on the LLM path."""
 
 from __future__ import annotations
 
@@ -105,6 +106,10 @@ def test_wrong_keys_per_address_and_in_all_are_limited():
     assert limit.retry_after("10.0.0.1") == 0
     limit.failed("10.0.0.1")
     assert limit.retry_after("10.0.0.1") > 0
+    for i in range(PER_ADDRESS):  # an IPv6 host hopping through its /64 is one address
+        limit.failed(f"2001:db8:1:2::{i + 1:x}")
+    assert limit.retry_after("2001:db8:1:2:ffff::7") > 0 and limit.retry_after("2001:db8:1:3::1") == 0
+    assert limit.retry_after("::ffff:10.0.0.1") > 0 and limit.retry_after("::ffff:10.0.0.2") == 0  # mapped IPv4
     for i in range(GLOBAL):  # many addresses together
         limit.failed(f"10.1.{i // 250}.{i % 250}")
     assert limit.retry_after("10.9.9.9") > 0  # a fresh address waits too
@@ -156,6 +161,150 @@ async def test_guessing_from_many_addresses_meets_the_global_limit(aiohttp_serve
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.99", 0))) as http:
         async with http.post(url, data={"key": key}, allow_redirects=False) as r:
             assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+# ---------------------------------------------------------------- 2b. key guessing on /v1, clients behind a proxy
+
+
+def api_app(settings, now: list[float], **kw):
+    """/v1 behind its bearer key (not trial mode), with a limiter on a clock the test moves."""
+    from tests.test_attacks_http import KEY, app_for
+
+    app = app_for(settings.with_(trial=False, api_key=KEY, **kw))
+    app[LOGIN_LIMIT] = LoginLimit(clock=lambda: now[0])
+    return app, KEY
+
+
+async def call_api(client, key: str | None, **headers: str):
+    from tests.test_attacks_http import WAV1S
+
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return await client.post("/v1/orchestrate", data=WAV1S, headers={"Content-Type": "audio/wav", **headers})
+
+
+async def refused_for_guessing(r) -> bool:
+    if r.status != 429:
+        return False
+    err = (await r.json())["error"]
+    assert err["code"] == "too_many_attempts" and "try again" in err["message"]
+    assert int(r.headers["Retry-After"]) >= 1 and r.headers.get("Connection", "").lower() == "close"
+    return True
+
+
+async def test_api_key_guessing_gets_429_in_the_api_format_and_other_addresses_are_unaffected(aiohttp_server, settings, caplog):
+    now = [0.0]
+    app, key = api_app(settings, now)
+    server = await aiohttp_server(app, host="127.0.0.1")
+
+    def from_(address: str) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(str(server.make_url("/")), connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+    async with from_("127.0.0.1") as attacker, from_("127.0.0.2") as bystander:
+        assert (await call_api(attacker, key)).status == 200  # the right key before the flood: nothing counted
+        for _ in range(3 * PER_ADDRESS):  # no Authorization header guesses nothing and is not counted
+            assert (await call_api(attacker, None)).status == 401
+        with caplog.at_level(logging.WARNING, logger="handlers.login_limit"):
+            for i in range(PER_ADDRESS):
+                r = await call_api(attacker, f"guess-{i:04d}-0123456789")
+                assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+            r = await call_api(attacker, "one-more-guess-0123456789")
+            assert await refused_for_guessing(r) and int(r.headers["Retry-After"]) == ADDRESS_REFILL_S
+            r = await call_api(attacker, key)  # refused before the compare: the right key too
+            assert await refused_for_guessing(r)
+        paused = [r for r in caplog.records if r.name == "handlers.login_limit"]
+        assert len(paused) == 1 and paused[0].fields["address"] == "127.0.0.1" and key not in str(paused[0].fields)
+        async with attacker.post("/console/login", data={"key": key}, allow_redirects=False) as r:
+            assert r.status == 429  # one limiter for every door that takes the key
+        assert (await call_api(bystander, key)).status == 200  # another address is unaffected
+        r = await call_api(bystander, "wrong-but-counted-0123456789")
+        assert r.status == 401
+        now[0] += ADDRESS_REFILL_S
+        assert (await call_api(attacker, key)).status == 200
+
+
+async def test_api_guessing_from_many_addresses_meets_the_global_limit(aiohttp_server, settings):
+    now = [0.0]
+    app, key = api_app(settings, now)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    statuses: list[int] = []
+    for n in range(GLOBAL // PER_ADDRESS):  # ten addresses, each inside its own limit
+        async with aiohttp.ClientSession(str(server.make_url("/")), connector=aiohttp.TCPConnector(local_addr=(f"127.0.0.{n + 2}", 0))) as http:
+            for i in range(PER_ADDRESS):
+                statuses.append((await call_api(http, f"guess-{n}-{i}-0123456789")).status)
+    assert statuses == [401] * GLOBAL
+    async with aiohttp.ClientSession(str(server.make_url("/")), connector=aiohttp.TCPConnector(local_addr=("127.0.0.99", 0))) as http:
+        assert await refused_for_guessing(await call_api(http, key))
+
+
+async def flood(client, key: str, n: int, forwarded) -> list[int]:
+    """``n`` wrong keys, the i-th with X-Forwarded-For ``forwarded(i)`` (None: no header)."""
+    out = []
+    for i in range(n):
+        xff = forwarded(i)
+        r = await call_api(client, f"guess-{i:04d}-0123456789", **({"X-Forwarded-For": xff} if xff is not None else {}))
+        out.append(r.status)
+    return out
+
+
+async def test_x_forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored(aiohttp_client, settings):
+    now = [0.0]
+    app, key = api_app(settings, now, trusted_proxies=("10.0.0.0/8",))  # the test client is 127.0.0.1: not trusted
+    client = await aiohttp_client(app)
+    statuses = await flood(client, key, PER_ADDRESS + 5, lambda i: f"198.51.100.{i}")  # a new "address" every guess
+    assert statuses == [401] * PER_ADDRESS + [429] * 5  # all counted against the peer
+    assert await refused_for_guessing(await call_api(client, key, **{"X-Forwarded-For": "198.51.100.200"}))
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(aiohttp_client, settings):
+    now = [0.0]
+    app, key = api_app(settings, now, trusted_proxies=("127.0.0.1", "10.0.0.0/8"))  # the test client plays the proxy
+    client = await aiohttp_client(app)
+    # the client writes whatever it likes on the left; the proxies (10.x, then the peer) append on the right
+    statuses = await flood(client, key, PER_ADDRESS + 3, lambda i: f"198.51.100.{i}, 203.0.113.5, 10.1.2.3")
+    assert statuses == [401] * PER_ADDRESS + [429] * 3  # 203.0.113.5 could not escape by prepending
+    assert (await call_api(client, key, **{"X-Forwarded-For": "203.0.113.6, 10.1.2.3"})).status == 200  # its neighbour
+    assert (await call_api(client, key)).status == 200  # the proxy's own bucket (no header) is untouched
+    r = await client.post("/v1/orchestrate", headers=[("Authorization", f"Bearer {key}"), ("X-Forwarded-For", "203.0.113.7"),
+                                                      ("X-Forwarded-For", "203.0.113.5")])  # a second header line continues the list
+    assert await refused_for_guessing(r)
+    now[0] += ADDRESS_REFILL_S
+    assert (await call_api(client, key, **{"X-Forwarded-For": "203.0.113.5"})).status == 200
+
+
+@pytest.mark.parametrize("header", ["not-an-ip", "", " , ,", "203.0.113.5, garbage", "999.1.1.1", "203.0.113.5;rm", "\u00e9"])
+async def test_a_malformed_forwarded_header_falls_back_to_the_proxy_bucket(aiohttp_client, settings, header):
+    now = [0.0]
+    app, key = api_app(settings, now, trusted_proxies=("127.0.0.0/8",))
+    client = await aiohttp_client(app)
+    statuses = await flood(client, key, PER_ADDRESS + 2, lambda i: header)
+    assert statuses == [401] * PER_ADDRESS + [429] * 2  # no 500, and no bucket of the client's choosing
+    assert await refused_for_guessing(await call_api(client, key))  # it was the proxy's own bucket
+    assert (await call_api(client, key, **{"X-Forwarded-For": "203.0.113.9"})).status == 200
+
+
+def test_forwarded_addresses_parse_as_proxies_write_them():
+    from handlers.client_ip import parse_ip
+
+    assert str(parse_ip(" 203.0.113.5 ")) == "203.0.113.5"
+    assert str(parse_ip("203.0.113.5:51234")) == "203.0.113.5"
+    assert str(parse_ip("[2001:db8::1]:443")) == str(parse_ip("2001:db8::1")) == "2001:db8::1"
+    assert str(parse_ip("::ffff:203.0.113.5")) == "203.0.113.5"  # a dual-stack socket's IPv4 client
+    for bad in ("", "unknown", "_hidden", "203.0.113", "1.2.3.4.5", "[::1", "2001:db8::zz", "203.0.113.5:80:90"):
+        assert parse_ip(bad) is None, bad
+
+
+def test_trusted_proxies_setting_is_validated_and_normalised():
+    from bot.settings import Settings, SettingsError
+
+    base = {"TRIAL": "true"}
+    assert Settings.from_env(base).trusted_proxies == ()
+    s = Settings.from_env({**base, "TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,,2001:db8::/32"})
+    assert s.trusted_proxies == ("10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32")
+    with pytest.raises(SettingsError, match=r"TRUSTED_PROXIES=.*did you mean 10\.0\.0\.0/8"):
+        Settings.from_env({**base, "TRUSTED_PROXIES": "10.0.0.1/8"})
+    with pytest.raises(SettingsError, match=r"TRUSTED_PROXIES=.*'proxy\.example\.com' is not an IP address or CIDR"):
+        Settings.from_env({**base, "TRUSTED_PROXIES": "10.0.0.1, proxy.example.com"})
 
 
 # ---------------------------------------------------------------- 3. API_KEY length

@@ -159,6 +159,40 @@ async def test_hundreds_of_calls_starting_and_ending_together_are_all_recorded_i
     assert commits < n / 2  # batched (the failed batch was retried one record at a time)
 
 
+async def test_a_batch_whose_commit_fails_fails_every_waiting_record_and_the_next_batch_is_written(tmp_path):
+    """SQLite itself refuses the COMMIT: a deferred foreign key (checked only at commit,
+    after every savepoint was released) trips on one record of the batch. Every caller
+    waiting on that batch gets the error, none of its records is kept, nothing hangs,
+    and the connection goes back clean: the next batch is written."""
+    store = await SqlStore.open(data_dir=tmp_path / "data")
+    try:
+        async with store.engine.begin() as conn:  # a tripwire that only COMMIT can see
+            await conn.exec_driver_sql(
+                "CREATE TABLE tripwire (ref TEXT REFERENCES calls(call_sid) DEFERRABLE INITIALLY DEFERRED)")
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER trip AFTER INSERT ON calls WHEN NEW.call_sid = 'CA-trip' "
+                "BEGIN INSERT INTO tripwire VALUES ('CA-nowhere'); END")
+        t0 = time.time()
+        sids = [f"CA{i}" for i in range(20)] + ["CA-trip"]
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(
+                *(store.call_started(call_sid=sid, stream_sid="MZ" + sid, caller="+15550000000", started_at=t0) for sid in sids),
+                return_exceptions=True)
+        assert all(isinstance(r, sa.exc.IntegrityError) for r in results), results
+        assert "FOREIGN KEY" in str(results[0])
+        assert await store.calls() == []  # the whole batch was rolled back
+
+        async with asyncio.timeout(30):  # the next batch: the same calls, without the tripwire
+            await asyncio.gather(*(store.call_started(call_sid=sid, stream_sid="MZ" + sid, caller="+15550000000", started_at=t0)
+                                   for sid in sids[:-1]))
+            await store.call_ended(call_sid="CA0", ended_at=t0 + 5, outcome="answered", ended_by="caller", turns=[])
+        assert {c.call_sid for c in await store.calls()} == set(sids[:-1])
+        assert (await store.call("CA0")).outcome == "answered"
+    finally:
+        async with asyncio.timeout(30):
+            await store.close()
+
+
 async def test_migrations_are_versioned_and_idempotent(store, db_url, tmp_path):
     async with store.engine.connect() as conn:
         assert (await conn.execute(sa.select(schema.schema_version.c.version))).scalar() == schema.VERSION
