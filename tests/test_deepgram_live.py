@@ -319,8 +319,9 @@ async def test_reconnect_gives_up_after_bounded_attempts(rig):
     err = events[-1].error
     assert (err.stage, err.code, err.retryable, err.provider) == ("stt", "upstream_error", True, "deepgram")
     assert "after 3 attempts" in err.message and "500" in err.message
-    assert len(r.state.connections) == 4
-    assert time.monotonic() - t0 < 1.0
+    # the fake records a refused handshake as it answers: the client may see the refusal first
+    await eventually(lambda: len(r.state.connections) == 4)
+    assert time.monotonic() - t0 < 10.0  # back-off 0.2 s doubling: well under this on any machine
     assert t.error is err
     t.send(b"\xff" * FRAME)  # ignored after failure, does not raise
     await t.aclose()
