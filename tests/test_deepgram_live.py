@@ -186,9 +186,10 @@ async def test_audio_is_batched_while_voiced_and_goes_at_once_after_the_voice_st
     for i in range(0, len(speech), FRAME):
         t.send(speech[i : i + FRAME], voiced=True)
         await asyncio.sleep(0)
-    await eventually(lambda: seen.audio_bytes >= len(speech) - 800)
-    assert seen.audio_frames <= 10  # 100 ms messages (or larger), never one per 20 ms frame
-    assert seen.audio_bytes % 800 == 0  # what is still held is less than a message
+    chunk = t._sopts.chunk_bytes
+    await eventually(lambda: seen.audio_bytes >= len(speech) - chunk)
+    assert seen.audio_frames <= len(speech) // chunk  # whole messages, never one per 20 ms frame
+    assert seen.audio_bytes % chunk == 0  # what is still held is less than a message
     # The first unvoiced frame sends what was held with it ...
     t.send(mulaw.silence(FRAME), voiced=False)
     await eventually(lambda: seen.audio_bytes == len(speech) + FRAME)
@@ -218,8 +219,8 @@ async def test_once_the_engine_has_found_the_endpoint_the_silence_is_batched_aga
         await asyncio.sleep(0)
     total = -(-speech_end // FRAME) * FRAME + 35 * FRAME
     await eventually(lambda: seen.audio_bytes + t._pending_bytes == total)
-    assert t._pending_bytes < 800  # held: less than a message
-    assert seen.audio_frames - before <= 2  # 200 ms in 100 ms messages, not ten 20 ms ones
+    assert t._pending_bytes < t._sopts.chunk_bytes  # held: less than a message
+    assert seen.audio_frames - before <= 2  # 200 ms in at most two messages, not ten 20 ms ones
     await t.aclose()
 
 
@@ -232,7 +233,7 @@ async def test_silence_not_after_a_voice_is_batched_and_held_audio_never_waits_p
         t.send(silence[i : i + FRAME], voiced=False)
         await asyncio.sleep(0)
     await eventually(lambda: seen.audio_bytes == len(silence))
-    assert seen.audio_frames <= len(silence) // 800
+    assert seen.audio_frames <= len(silence) // t._sopts.chunk_bytes
     t.send(mulaw.silence(2 * FRAME), voiced=False)  # 40 ms more: held ...
     assert t._pending_bytes == 2 * FRAME
     # ... until a keep-alive would be due: then it goes up instead of the keep-alive

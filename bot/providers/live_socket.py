@@ -7,7 +7,7 @@ budget of attempts after a healthy socket), so the turn in progress is not lost 
 finalised text is not repeated. Idle sockets get keep-alives. Control messages
 (finalize, close) are queued in order with the audio and re-sent after a reconnect.
 
-Audio goes up in messages of up to ``chunk_bytes`` (100 ms), not one per 20 ms frame:
+Audio goes up in messages of ``chunk_bytes`` (200 ms), not one per 20 ms frame:
 a send to the socket (a syscall and, for the SDK's websocket, a frame to build) is
 most of what live STT costs the bot per call. The batching never delays what timing
 hangs on: from the first unvoiced frame after the caller's voice (``send(voiced=False)``)
@@ -15,7 +15,7 @@ until the engine has decided (a final at an endpoint, or an utterance end) or
 ``eager_bytes`` of audio later, every frame goes up at once, so the engine's endpointing
 sees the silence after speech as soon as it happens. While the caller
 speaks, and in long silences, frames wait for a full chunk (interim results and the
-engine's speech-start event come up to 80 ms later; the local VAD owns barge-in).
+engine's speech-start event come up to 180 ms later; the local VAD owns barge-in).
 
 A vendor subclass writes the wire: ``_connect`` (handshake; raises ``StageError``),
 ``_send_item`` (audio bytes or a control name), ``_send_keepalive`` and ``_recv`` (one
@@ -63,7 +63,7 @@ class SocketOptions:
     bytes_per_s: int = 8000  # 8 kHz mu-law
     replay_s: float = 10.0
     replay_chunk: int = 1600  # replayed audio goes up in 200 ms messages
-    chunk_bytes: int = 800  # live audio goes up in messages of up to 100 ms ...
+    chunk_bytes: int = 1600  # live audio goes up in messages of 200 ms (Deepgram suggests 20-250 ms) ...
     eager_bytes: int = 9600  # ... except for 1.2 s after the caller's voice stops: at once
     keepalive_s: float = 3.0
     reconnect_attempts: int = 3
