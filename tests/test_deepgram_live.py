@@ -144,7 +144,7 @@ async def test_query_params_and_auth_header(rig):
         "sample_rate": "8000",
         "channels": "1",
         "interim_results": "true",
-        "endpointing": "300",
+        "endpointing": "200",
         "utterance_end_ms": "1000",
         "vad_events": "true",
         "smart_format": "true",

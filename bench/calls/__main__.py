@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--complete-ms", type=int, default=None, help="the bot's TURN_COMPLETE_MS (default: its own default)")
     ap.add_argument("--end-silence-ms", type=int, default=None, help="the bot's END_SILENCE_MS (default: its own default)")
     ap.add_argument("--early-turn-ms", type=int, default=None, help="the bot's EARLY_TURN_MS (default: its own default)")
+    ap.add_argument("--endpointing-ms", type=int, default=None,
+                    help="--live: the bot's DEEPGRAM_ENDPOINTING_MS, which the fake's final follows (default: the bot's own)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="calls start spread evenly over this many seconds")
     ap.add_argument("--frames-per-message", type=int, default=None, help="the bot's MEDIA_FRAMES_PER_MESSAGE (20 ms frames per media message)")
     ap.add_argument("--bot-workers", type=int, default=1, help="the bot's WORKERS (processes on one port); CPU and RSS are summed over them")

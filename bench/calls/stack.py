@@ -68,8 +68,8 @@ async def wait_ready(server, url: str, log_path: Path, who: str, seconds: float,
 
 
 def timing_env(args) -> dict[str, str]:
-    """The bot's END_SILENCE_MS, EARLY_TURN_MS and MEDIA_FRAMES_PER_MESSAGE the flags ask for
-    (the bot's own defaults otherwise)."""
+    """The bot's END_SILENCE_MS, EARLY_TURN_MS, MEDIA_FRAMES_PER_MESSAGE and
+    DEEPGRAM_ENDPOINTING_MS the flags ask for (the bot's own defaults otherwise)."""
     env = {}
     if args.end_silence_ms is not None:
         env["END_SILENCE_MS"] = str(args.end_silence_ms)
@@ -77,6 +77,8 @@ def timing_env(args) -> dict[str, str]:
         env["EARLY_TURN_MS"] = str(args.early_turn_ms)
     if getattr(args, "frames_per_message", None) is not None:
         env["MEDIA_FRAMES_PER_MESSAGE"] = str(args.frames_per_message)
+    if getattr(args, "endpointing_ms", None) is not None:
+        env["DEEPGRAM_ENDPOINTING_MS"] = str(args.endpointing_ms)
     return env
 
 

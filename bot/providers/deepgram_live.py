@@ -49,7 +49,7 @@ class LiveOptions:
     close wait) are not settings: their defaults hold, and tests pass their own options."""
 
     model: str = "nova-3"
-    endpointing_ms: int = 300
+    endpointing_ms: int = 200
     utterance_end_ms: int = 1000  # Deepgram's minimum
     keepalive_s: float = 3.0
     replay_s: float = 10.0
