@@ -43,7 +43,8 @@ class Vad:
 
     @property
     def floor_rms(self) -> float:
-        return max(MIN_FLOOR_RMS, min(self._cur, self._prev)) if self._cur < math.inf or self._prev < math.inf else MIN_FLOOR_RMS
+        quietest = min(self._cur, self._prev)
+        return MIN_FLOOR_RMS if quietest == math.inf else max(MIN_FLOOR_RMS, quietest)
 
     def is_speech_ulaw(self, frame: bytes) -> bool:
         if len(frame) != FRAME_BYTES:
