@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
 from bot.providers.base import LLM, STT, TTS, Action, Conversation
+from bot.stall import Stall
 
 T = TypeVar("T")
 GUARD_S = 0.05  # adapters time out themselves; this catches one that does not
@@ -116,15 +117,21 @@ async def _guard(aw: Awaitable[T], budget: float, stage: str, provider: str) -> 
 
 
 async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: str) -> AsyncIterator[T]:
-    """Iterate ``it`` with ``budget`` seconds to each item; anything but StageError
-    or cancellation leaking out of an adapter becomes an upstream error."""
+    """Iterate ``it`` with ``budget`` seconds (plus ``GUARD_S``) to each item, as one lazy
+    bound on the whole stream (bot/stall.py), not a timer per item; the consumer's time
+    with an item does not count. Anything but StageError or cancellation leaking out of
+    an adapter becomes an upstream error."""
+    limit = budget + GUARD_S
+    stall = Stall(asyncio.get_running_loop().time() + limit, limit)
     try:
-        while True:
-            try:
-                item = await _guard(anext(it), budget, stage, provider)
-            except StopAsyncIteration:
-                return
-            yield item
+        async with stall:
+            async for item in it:
+                stall.tick()
+                stall.hold()
+                yield item
+                stall.resume()
+    except TimeoutError:  # ours, or an adapter's own that leaked: either way the stage timed out
+        raise StageError(stage, TIMEOUT, f"no answer within {budget:.1f} s", provider=provider) from None
     except (StageError, asyncio.CancelledError, GeneratorExit):
         raise
     except Exception as exc:  # an adapter bug must still name the stage
