@@ -27,6 +27,7 @@ from typing import Generic, TypeVar
 from bot.errors import EMPTY_RESULT, TIMEOUT, UNAVAILABLE, UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.providers.base import LLM, STT, TTS, Action, Conversation, Warmable
+from bot.stall import Stall
 from media.resample import StreamResampler
 
 log = logging.getLogger("bot.providers")
@@ -184,15 +185,22 @@ class FailoverChain(Generic[M]):
         except Exception as exc:  # noqa: BLE001 - normalised, then the next member
             raise self._bug(i, exc) from None
 
-    async def _next(self, i: int, it: AsyncIterator[T]) -> T:
-        """A later item, within the stage budget (the orchestrator's own bound is a little
-        longer, so a stall is the member's failure, not an anonymous cancellation)."""
+    async def _rest(self, i: int, it: AsyncIterator[T]) -> AsyncIterator[T]:
+        """The items after the first, each within the stage budget as one lazy bound
+        (bot/stall.py; the orchestrator's own bound is a little longer, so a stall is the
+        member's failure, not an anonymous cancellation). The consumer's time with an item
+        does not count."""
+        stall = Stall(asyncio.get_running_loop().time() + self.budget_s, self.budget_s)
         try:
-            async with asyncio.timeout(self.budget_s):
-                return await anext(it)
+            async with stall:
+                async for item in it:
+                    stall.tick()
+                    stall.hold()
+                    yield item
+                    stall.resume()
         except TimeoutError:
             raise StageError(self.stage, TIMEOUT, f"stalled {self.budget_s:.2f} s mid-stream", provider=self.members[i].name) from None
-        except (StageError, StopAsyncIteration):
+        except (StageError, asyncio.CancelledError, GeneratorExit):
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._bug(i, exc) from None
@@ -218,11 +226,7 @@ class FailoverChain(Generic[M]):
                 self.last_used = member.name
                 try:
                     yield first
-                    while True:
-                        try:
-                            item = await self._next(i, it)
-                        except StopAsyncIteration:
-                            break
+                    async for item in self._rest(i, it):
                         yield item
                 except StageError as err:  # after the first item there is no going back
                     settled = True
