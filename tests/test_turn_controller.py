@@ -429,9 +429,13 @@ COMPLETE_OPTS = TurnOptions(end_silence_ms=700, early_turn_ms=300, min_speech_ms
 def test_unfinished_words_prepare_the_reply_and_release_it_after_the_longer_silence():
     s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
     s.stt(Final("I want to", speech_final=True))  # INCOMPLETE: 1400 ms of silence
-    (_, spec), = s.of(StartSpeculative)
-    assert spec.text == "I want to" and s.kinds() == ["StartSpeculative"] and s.c.phase is Phase.LISTENING
-    s.quiet(1000)  # 1.3 s since the last voice: still held
+    assert s.kinds() == [] and s.c.phase is Phase.LISTENING  # too early to pay for an LLM request
+    s.quiet(260)  # 560 ms of silence: not yet within the lead (800 ms) of the 1400 it needs
+    assert s.kinds() == []
+    s.quiet(60)  # 620 ms: the reply is prepared (gated) in time for 1400
+    (t, spec), = s.of(StartSpeculative)
+    assert spec.text == "I want to" and t == pytest.approx(1.0 + 1.4 - COMPLETE_OPTS.spec_lead_ms / 1000, abs=0.03)
+    s.quiet(680)  # 1.3 s since the last voice: still held
     assert s.kinds() == ["StartSpeculative"]
     s.quiet(200)
     (t, _), = s.of(ConfirmSpeculative)
@@ -472,15 +476,41 @@ def test_speech_after_a_held_final_resumes_even_inside_one_local_utterance():
     # a 200 ms pause: the live STT ended the turn, the local VAD never saw an early silence
     s = live(opts=COMPLETE_OPTS).talk(1000).quiet(200)
     s.stt(Final("and my number is five five five,", speech_final=True))  # INCOMPLETE: 1400 ms
-    assert s.kinds() == ["StartSpeculative"]
+    assert s.kinds() == [] and s.c._held is not None  # held; its LLM would start at 600 ms of silence
     s.talk(100)  # a breath: shorter than BARGE_IN_MS, not yet the caller going on
-    assert s.kinds() == ["StartSpeculative"]
+    assert s.c._held is not None
     s.talk(1500).quiet(100)
-    assert s.kinds() == ["StartSpeculative", "CancelSpeculative"] and s.c.barge_ins == 0
+    assert s.kinds() == [] and s.c._held is None and s.c.barge_ins == 0  # resumed: no request was spent
     s.stt(Final("two one three four four six seven.", speech_final=True))
     assert s.of(StartSpeculative)[-1][1].text == "and my number is five five five, two one three four four six seven."
     s.quiet(700)
     assert s.kinds()[-1] == "ConfirmSpeculative"
+
+
+def test_a_caller_who_goes_on_within_the_lead_costs_no_llm_request():
+    """Unfinished words at a short mid-sentence pause: the held reply's LLM would start only
+    at (need - spec_lead_ms) of silence, so a caller who resumes before then sends nothing
+    to the LLM; complete words still start it at the final."""
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(250)
+    s.stt(Final("I'd like to book a table for", speech_final=True))  # INCOMPLETE: 1400 ms
+    s.quiet(300).talk(900).quiet(250)  # a 550 ms pause, then the rest
+    s.stt(Final("four people tomorrow night.", speech_final=True))
+    assert s.kinds() == ["StartSpeculative"]  # one request, for the whole sentence
+    assert s.of(StartSpeculative)[0][1].text == "I'd like to book a table for four people tomorrow night."
+    # with no lead the old behaviour: the held words start the LLM at once, and it is cancelled
+    eager = TurnOptions(**{**COMPLETE_OPTS.__dict__, "spec_lead_ms": 5000})
+    e = live(opts=eager).talk(1000).quiet(250)
+    e.stt(Final("I'd like to book a table for", speech_final=True))
+    e.quiet(300).talk(900)
+    assert e.kinds() == ["StartSpeculative", "CancelSpeculative"]
+
+
+def test_an_unfinished_interim_does_not_start_the_llm_but_a_finished_one_does():
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(320)  # past the early silence
+    s.stt(Interim("I want to"))
+    assert s.kinds() == []
+    s.stt(Interim("I want to book a viewing."))
+    assert s.kinds() == ["StartSpeculative"]
 
 
 def test_completeness_off_answers_unfinished_words_at_once():

@@ -88,6 +88,7 @@ class TurnOptions:
     max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
     completeness: bool = False  # hold a turn whose words look unfinished (bot.turn_completeness)
     complete_ms: int | None = None  # with completeness: silence words judged COMPLETE need (None: end_silence_ms)
+    spec_lead_ms: int = 800  # live + completeness: a held reply's LLM starts this long before its silence is due
 
     @classmethod
     def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
@@ -181,6 +182,8 @@ class TurnController(CompletenessGate, LiveTurns):
             out += self._resume_held()  # speech again inside the same local utterance (a pause shorter than the early silence)
         elif self._held is not None and not speech and self._quiet * FRAME_MS >= self._held.need_ms:
             out += self._release_held()
+        elif self._held is not None and not speech and not self._spec and self._spec_due(self._held.need_ms):
+            out += self._prepare_held()
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
             if self._waiting:  # the caller goes on after the local end of turn: the gated reply was never sent

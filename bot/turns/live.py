@@ -121,11 +121,23 @@ class LiveTurns:
 
     def _hold(self, held: _Held) -> list[Decision]:
         """The words look unfinished: prepare the reply (gated) but release it only after
-        ``held.need_ms`` of silence; speech before then cancels it."""
+        ``held.need_ms`` of silence; speech before then cancels it. The LLM starts once
+        the silence is within ``spec_lead_ms`` of that (at once for most words): a caller
+        who goes on before then costs no request."""
         self._held, self._voiced_at_hold = held, self._voiced
         if self._spec and self._spec_text is not None and same_words(self._spec_text, held.text):
             return []
-        return self._cancel_speculation() + self._speculate(held.speech_end, text=held.text, stt_ms=held.stt_ms)
+        out = self._cancel_speculation()
+        return out + self._prepare_held() if self._spec_due(held.need_ms) else out
+
+    def _spec_due(self, need_ms: int) -> bool:
+        """Is a reply that may play after ``need_ms`` of silence worth starting now?"""
+        return self._quiet * FRAME_MS + self.opts.spec_lead_ms >= need_ms
+
+    def _prepare_held(self) -> list[Decision]:
+        held = self._held
+        assert held is not None
+        return self._speculate(held.speech_end, text=held.text, stt_ms=held.stt_ms)
 
     def _release_held(self) -> list[Decision]:
         held, self._held = self._held, None
@@ -153,6 +165,8 @@ class LiveTurns:
             if self._spec_text is not None and same_words(self._spec_text, text):
                 return []
             out += self._cancel_speculation()
+        if self.opts.completeness and not self._spec_due(self._need_for(text)):
+            return out  # words that need a long silence: the final (held) starts the reply in time
         return out + self._speculate(self._last_voice + VOICE_TAIL_S, text=text)
 
     def _live_failed(self) -> list[Decision]:
