@@ -190,13 +190,23 @@ async def test_audio_is_batched_while_voiced_and_goes_at_once_after_the_voice_st
     await eventually(lambda: seen.audio_bytes >= len(speech) - chunk)
     assert seen.audio_frames <= len(speech) // chunk  # whole messages, never one per 20 ms frame
     assert seen.audio_bytes % chunk == 0  # what is still held is less than a message
-    # The first unvoiced frame sends what was held with it ...
+    # The first half of the endpointing's silence is held too (a gap between words) ...
+    hold = t._sopts.quiet_hold_bytes
+    assert hold == r.settings.deepgram_endpointing_ms // 2 * 8
+    sent = len(speech) // chunk * chunk
+    await eventually(lambda: seen.audio_bytes == sent)
+    for _ in range(hold // FRAME):
+        t.send(mulaw.silence(FRAME), voiced=False)
+    for _ in range(50):  # the writer has every chance to run: it must not take it
+        await asyncio.sleep(0)
+    assert seen.audio_bytes == sent and t._pending_bytes == len(speech) + hold - sent
+    # ... the frame past it sends everything held with it ...
     t.send(mulaw.silence(FRAME), voiced=False)
-    await eventually(lambda: seen.audio_bytes == len(speech) + FRAME)
-    # ... and every frame of the silence after speech goes up on its own, at once
+    await eventually(lambda: seen.audio_bytes == len(speech) + hold + FRAME)
+    # ... and every later frame of the silence after speech goes up on its own, at once
     for k in range(1, 6):
         t.send(mulaw.silence(FRAME), voiced=False)
-        await eventually(lambda k=k: seen.audio_bytes == len(speech) + (k + 1) * FRAME)
+        await eventually(lambda k=k: seen.audio_bytes == len(speech) + hold + (k + 1) * FRAME)
     assert t.stats.sent_bytes == seen.audio_bytes
     await t.aclose()
 

@@ -76,6 +76,8 @@ class LiveOptions:
             # the silence after the voice goes up frame by frame for as long as Deepgram
             # may still be deciding: its endpointing, then its utterance end
             eager_bytes=(max(self.endpointing_ms, self.utterance_end_ms) + 200) * BYTES_PER_S // 1000,
+            # ... from half its endpointing on: a silence that short cannot end the turn yet
+            quiet_hold_bytes=self.endpointing_ms // 2 * BYTES_PER_S // 1000,
         )
 
     def query(self) -> dict[str, Any]:

@@ -10,10 +10,12 @@ finalised text is not repeated. Idle sockets get keep-alives. Control messages
 Audio goes up in messages of ``chunk_bytes`` (200 ms), not one per 20 ms frame:
 a send to the socket (a syscall and, for the SDK's websocket, a frame to build) is
 most of what live STT costs the bot per call. The batching never delays what timing
-hangs on: from the first unvoiced frame after the caller's voice (``send(voiced=False)``)
-until the engine has decided (a final at an endpoint, or an utterance end) or
-``eager_bytes`` of audio later, every frame goes up at once, so the engine's endpointing
-sees the silence after speech as soon as it happens. While the caller
+hangs on: once the silence after the caller's voice (``send(voiced=False)``) is
+``quiet_hold_bytes`` long (half the endpointing: no engine can call an endpoint on less,
+and the short gaps between words stay batched) until the engine has decided (a final at
+an endpoint, or an utterance end) or ``eager_bytes`` of audio later, every frame goes up
+at once, so the engine's endpointing sees the silence after speech as soon as it
+happens. While the caller
 speaks, and in long silences, frames wait for a full chunk (interim results and the
 engine's speech-start event come up to 180 ms later; the local VAD owns barge-in).
 
@@ -64,7 +66,8 @@ class SocketOptions:
     replay_s: float = 10.0
     replay_chunk: int = 1600  # replayed audio goes up in 200 ms messages
     chunk_bytes: int = 1600  # live audio goes up in messages of 200 ms (Deepgram suggests 20-250 ms) ...
-    eager_bytes: int = 9600  # ... except for 1.2 s after the caller's voice stops: at once
+    eager_bytes: int = 9600  # ... except for 1.2 s after the caller's voice stops: at once,
+    quiet_hold_bytes: int = 800  # once that silence is 100 ms long (no engine decides sooner)
     keepalive_s: float = 3.0
     reconnect_attempts: int = 3
     backoff_s: float = 0.2  # first retry waits this, doubling, at most 2 s
@@ -152,7 +155,7 @@ class LiveSocketStream:
             self._since_voice = 0
         else:
             self._since_voice += len(mulaw)
-            if voiced is None or self._since_voice <= self._sopts.eager_bytes:
+            if voiced is None or self._sopts.quiet_hold_bytes < self._since_voice <= self._sopts.eager_bytes:
                 self._flush = True
         if self._flush or self._pending_bytes >= self._sopts.chunk_bytes:
             self._wake.set()
