@@ -173,11 +173,13 @@ def burst(kind: str, rng: np.random.Generator, floor_rms: float) -> np.ndarray:
         burst_ = _band(rng, n1, 200, 3500) * np.minimum(1, np.arange(n1) / (0.003 * SAMPLE))
         tail = _coloured(rng, n2, _tract(rng), rng.uniform(-6, 0)) * 0.5 * np.exp(-np.arange(n2) / (n2 / 3))
         return np.concatenate([burst_, tail]) * 10 ** (rng.uniform(-20, -8) / 20) * 32767
-    if kind == "breath":  # 200-500 ms of air through an open mouth: tract resonances, tilted, rising then falling, 3-18 dB over the line
+    if kind in ("breath", "nasal"):  # 200-500 ms of air, rising then falling, 3-18 dB over the line: through an open
+        # mouth (tract resonances, tilted), or out through the nose (one low, narrow resonance: the hard case for a voicing check)
         n = int(rng.uniform(0.200, 0.500) * SAMPLE)
         t, peak = np.arange(n) / n, rng.uniform(0.3, 0.6)
         env = np.where(t < peak, np.sin(np.pi / 2 * t / peak) ** 2, np.cos(np.pi / 2 * (t - peak) / (1 - peak)) ** 2)
-        return _coloured(rng, n, _tract(rng), rng.uniform(-6, 0)) * env * floor_rms * 10 ** (rng.uniform(3, 18) / 20)
+        shape = _tract(rng) if kind == "breath" else [(rng.uniform(250, 350), rng.uniform(80, 200), 1.0), (rng.uniform(900, 1200), rng.uniform(200, 400), 0.2)]
+        return _coloured(rng, n, shape, rng.uniform(-6, 0)) * env * floor_rms * 10 ** (rng.uniform(3, 18) / 20)
     if kind == "thump":  # handset knock: 40-100 ms low rumble
         n = int(rng.uniform(0.040, 0.100) * SAMPLE)
         env = np.exp(-np.arange(n) / (n / 4))
@@ -185,8 +187,8 @@ def burst(kind: str, rng: np.random.Generator, floor_rms: float) -> np.ndarray:
     raise ValueError(kind)
 
 
-KINDS = ("none", "click", "cough", "breath", "thump", "pop", "hiss")
-SEED_INDEX = {"none": 0, "click": 1, "pop": 2, "hiss": 3, "thump": 4, "cough": 5, "breath": 6}  # pop/hiss: stop 16's streams, unchanged
+KINDS = ("none", "click", "cough", "breath", "nasal", "thump", "pop", "hiss")
+SEED_INDEX = {"none": 0, "click": 1, "pop": 2, "hiss": 3, "thump": 4, "cough": 5, "breath": 6, "nasal": 7}  # pop/hiss: stop 16's streams, unchanged
 
 
 def burst_stream(beds: list[np.ndarray], kind: str, count: int = BURSTS_PER_KIND) -> tuple[bytes, list[tuple[int, int]]]:
