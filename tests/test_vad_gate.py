@@ -6,10 +6,9 @@ frames, never clocks."""
 from __future__ import annotations
 
 import numpy as np
-
-from bot.settings import Settings
 import pytest
 
+from bot.settings import Settings
 from bot.turns import BargeIn, Phase
 from bot.turns.controller import TurnController, TurnOptions
 from media import frames, mulaw, voicing
@@ -240,3 +239,32 @@ def test_periodicity_is_high_for_a_voice_low_for_noise_and_matches_its_definitio
     assert voicing.periodicity(bytes(2 * voicing.HISTORY)) == 0.0
     with pytest.raises(ValueError):
         voicing.periodicity(bytes(2 * voicing.HISTORY - 2))
+
+
+async def test_a_breath_over_the_bot_on_a_real_call_is_no_barge_in_and_the_words_after_it_are(aiohttp_server, settings, tmp_path):
+    """Over the websocket, as the session wires the VAD's probe: the caller breathes
+    into the phone 1.5 s into a long reply, then speaks; the clear follows the words."""
+    from bot.simulator import load_ulaw, simulate_call
+    from media import wav
+    from tests.fakes.scripted import ScriptedLLM, ScriptedTTS
+    from tests.test_calls import ADDRESS, OPEN, TOKEN, phone_settings, serve, url
+
+    long = " ".join(f"This is sentence number {i} of a long answer." for i in range(1, 9))
+    server, _p, _app = await serve(aiohttp_server, phone_settings(settings), llm=ScriptedLLM(text=long), tts=ScriptedTTS(ms_per_char=25))
+    words = np.frombuffer(mulaw.decode(load_ulaw(ADDRESS)), "<i2").astype(np.float64)
+    gap = 0.6
+    x = np.concatenate([breath(0.4, seed=3, rms=2000), np.zeros(int(gap * R)), words])  # the breath about -24 dBFS
+    path = tmp_path / "breath_then_address.wav"
+    path.write_bytes(wav.write_pcm16(np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes(), R))
+    report = await simulate_call(url(server), [OPEN, path], auth_token=TOKEN, barge_in_after_ms=1500)
+    t2 = report.turns[1]
+    assert t2.clears_ms, report.events  # the words barged in
+    words_onset_ms = (0.4 + gap) * 1000 + _onset_ms(words)
+    assert t2.clears_ms[0] >= words_onset_ms, (t2.clears_ms, words_onset_ms)  # the breath did not
+
+
+def _onset_ms(pcm: np.ndarray) -> float:
+    """The first 20 ms frame over -40 dBFS."""
+    n = len(pcm) // 160
+    rms = np.sqrt(np.mean(pcm[: n * 160].reshape(n, 160) ** 2, axis=1))
+    return float(np.nonzero(rms > 300)[0][0] * FRAME_MS)
