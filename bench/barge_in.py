@@ -1,6 +1,6 @@
 """False barge-ins against detection latency, per BARGE_IN_MS candidate.
 
-    uv run --extra local python -m bench.barge_in [--ms 60,80,100,120]
+    uv run --extra local python -m bench.barge_in [--ms 60,80,100,120] [--voiced off,0.55] [--bursts 40]
 
 The bot's own VAD (``media.vad.Vad`` at the default ``VAD_AGGRESSIVENESS``) and the
 turn-start detector the call builds (``TurnController(TurnOptions(barge_in_ms=...)).detector``)
@@ -16,8 +16,14 @@ run over:
   onset - 40 ms, time from onset to the end of the triggering frame is the detection
   latency; no trigger before the speech ends is a miss;
 - short non-speech bursts synthesized from a fixed seed and mixed into that line noise
-  (clicks, coughs 30-80 ms, breaths, handset thumps): each burst sits in 1 s of noise;
-  a SPEECH_START anywhere in that second is a false barge-in.
+  (clicks; unvoiced coughs; breaths through the mouth and the nose; handset thumps; and
+  stop 16's less realistic cough and breath, as "pop" and "hiss"): each burst sits in
+  1 s of noise; a SPEECH_START anywhere in that second is a false barge-in.
+
+Every speech start counts as a barge-in (the bot speaking throughout), so each
+BARGE_IN_MS runs with the VAD's run alone and with the voicing gate the controller
+applies over the bot (``media.voicing``, asked through ``Vad.voiced``), at each
+``--voiced`` threshold; the last lines give the VAD's and the probe's CPU cost.
 
 The latency here is on the audio clock (frames), the floor under ``bench.peers``'s
 "clear p95" (which adds the bot's loop and the socket).
