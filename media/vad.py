@@ -131,7 +131,7 @@ class TurnDetector:
                     self._voice = voiced()
             else:
                 self._run, self._voice = 0, False
-            keep = self._preroll + self._run
+            keep = self._preroll + min(self._run, self._max_frames)  # an unvoiced run may go on over the bot: bounded
             if len(self._frames) > keep:
                 del self._frames[: len(self._frames) - keep]
             if self._run >= self._start_frames and (voiced is None or self._voice):

@@ -13,7 +13,7 @@ from bot.turns import BargeIn, Phase
 from bot.turns.controller import TurnController, TurnOptions
 from media import frames, mulaw, voicing
 from media.frames import FRAME_MS
-from media.vad import TurnEvent, Vad
+from media.vad import TurnDetector, TurnEvent, Vad
 
 R = 8000
 LINE_RMS = 700.0  # about -33 dBFS: the line noise of the 12 dB SNR caller corpus
@@ -178,6 +178,13 @@ def test_the_probe_is_asked_only_on_speech_frames_before_the_start_and_stops_at_
             start = k
     assert start is not None and asked and all(flags[k] for k in asked)
     assert max(asked) <= start and answers[-1] and answers.count(True) == 1  # not asked again once voiced
+
+
+def test_an_endless_unvoiced_run_keeps_bounded_audio_and_never_starts():
+    d = TurnDetector(max_turn_ms=2000, preroll_ms=300)
+    events = {d.feed(b"\xff" * 160, True, lambda: False) for _ in range(1000)}
+    assert events == {None} and not d.in_speech
+    assert len(d.peek_audio()) <= (2000 + 300) // FRAME_MS * 160
 
 
 def test_the_turn_end_does_not_depend_on_the_voicing_gate():
