@@ -173,7 +173,7 @@ class CallSession(CallActions, TurnPipeline):
         speech = self.vad.is_speech_ulaw(frame)
         if self.stt is not None:
             self.stt.send(frame, voiced=speech)
-        self._do(self.c.on_frame(frame, speech, now))
+        self._do(self.c.on_frame(frame, speech, now, self.vad.voiced))
 
     def on_dtmf(self, digit: str) -> None:
         if self.over:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -15,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-from media import mulaw
+from media import mulaw, voicing
 from media.frames import FRAME_BYTES, FRAME_MS, RATE
 
 FLOOR_BLOCK = 50  # frames (1 s): the noise floor is the quietest non-speech frame of the last 1-2 s
@@ -40,6 +41,7 @@ class Vad:
         self._cur = math.inf  # quietest non-speech frame of this block (RMS)
         self._prev = math.inf  # ... and of the block before
         self._n = 0
+        self._pcm = (b"", b"", bytes(2 * voicing.HISTORY))  # the last three frames given (for voiced())
 
     @property
     def floor_rms(self) -> float:
@@ -51,7 +53,14 @@ class Vad:
             return False
         return self.is_speech_pcm(mulaw.decode(frame))
 
+    def voiced(self) -> bool:
+        """Whether the last frame given is voiced (``media.voicing``): periodic at a pitch
+        lag over the last two frames. Computed only when asked (~10 us), so the caller asks
+        only where it matters."""
+        return voicing.is_voiced(b"".join(self._pcm))
+
     def is_speech_pcm(self, pcm16: bytes) -> bool:
+        self._pcm = (self._pcm[1], self._pcm[2], pcm16)
         speech = self._vad.is_speech(pcm16, RATE)
         if not self._gate:
             return speech
@@ -78,7 +87,12 @@ class TurnEvent(Enum):
 class TurnDetector:
     """Feed per-frame speech flags, get turn events.
 
-    ``start_frames`` consecutive speech frames confirm speech; after that,
+    ``start_ms`` of consecutive speech frames confirm speech; when ``feed`` is given a
+    ``voiced`` probe (the owner does so while the bot has the floor, where a start is a
+    barge-in), the run must also hold a voiced frame (``Vad.voiced``): a breath or a
+    cough's hiss, however long, then never confirms, and speech that opens on an
+    unvoiced consonant is confirmed at its first voiced frame. The probe is asked only
+    on speech frames before the confirmation, until one says yes. After that,
     ``end_silence_ms`` of non-speech ends the turn if at least ``min_speech_ms`` of
     speech was heard, else it was noise. Audio is collected from a little before the
     confirmed start (pre-roll) so the first syllable is not clipped.
@@ -102,19 +116,25 @@ class TurnDetector:
     def reset(self) -> None:
         self.in_speech = False
         self._run = 0  # consecutive speech frames (before confirmation)
+        self._voice = False  # ... and whether one of them was voiced (asked of a probe)
         self._silence = 0
         self._speech_frames = 0
         self._maybe = False
         self._frames: list[bytes] = []
 
-    def feed(self, frame: bytes, speech: bool) -> TurnEvent | None:
+    def feed(self, frame: bytes, speech: bool, voiced: Callable[[], bool] | None = None) -> TurnEvent | None:
         self._frames.append(frame)
         if not self.in_speech:
-            self._run = self._run + 1 if speech else 0
-            keep = self._preroll + self._run
+            if speech:
+                self._run += 1
+                if voiced is not None and not self._voice:
+                    self._voice = voiced()
+            else:
+                self._run, self._voice = 0, False
+            keep = self._preroll + min(self._run, self._max_frames)  # an unvoiced run may go on over the bot: bounded
             if len(self._frames) > keep:
                 del self._frames[: len(self._frames) - keep]
-            if self._run >= self._start_frames:
+            if self._run >= self._start_frames and (voiced is None or self._voice):
                 self.in_speech = True
                 self._speech_frames = self._run
                 self._silence = 0

@@ -3,7 +3,8 @@
 The session feeds the controller what happened, each with its time on one monotonic
 clock (a frame's arrival time in a call; virtual time in tests):
 
-- ``on_frame(frame, speech, t)``: one inbound 20 ms mu-law frame and the VAD's verdict;
+- ``on_frame(frame, speech, t, voiced)``: one inbound 20 ms mu-law frame, the VAD's verdict
+  and its voicing probe (``Vad.voiced``);
 - ``on_stt(event, t)``: a live STT event (``bot.providers.stt_stream``);
 - ``on_dtmf(digit, t)``;
 - what the bot's side did: ``bot_speaking()`` (first audio of a reply or prompt out),
@@ -15,7 +16,8 @@ Each returns the decisions (``bot.turns.decisions``) the session must carry out,
 order. The rules are today's call behaviour:
 
 - speech for ``BARGE_IN_MS`` starts the caller's turn; over the bot (greeting,
-  thinking, speaking, or a speculative turn) it is a barge-in;
+  thinking, speaking, or a speculative turn) it is a barge-in, and then the run must
+  also hold a voiced frame (the probe), so a breath or a cough does not cut the bot off;
 - ``END_SILENCE_MS`` of silence after at least ``MIN_SPEECH_MS`` of speech ends the turn
   (the local VAD), unless a live STT is attached: then the engine's final decides
   (``speech_final``, ``UtteranceEnd`` after words, or the answer to our ``Finalize``,
@@ -166,7 +168,7 @@ class TurnController(CompletenessGate, LiveTurns):
         return self._spec
 
     # ------------------------------------------------------------------ inbound audio
-    def on_frame(self, frame: bytes, speech: bool, t: float) -> list[Decision]:
+    def on_frame(self, frame: bytes, speech: bool, t: float, voiced: Callable[[], bool] | None = None) -> list[Decision]:
         if self.over:
             return []
         out: list[Decision] = []
@@ -175,7 +177,7 @@ class TurnController(CompletenessGate, LiveTurns):
             self._quiet, self._voiced = 0, self._voiced + 1
         else:
             self._quiet, self._voiced, self._voiced_at_hold = self._quiet + 1, 0, 0
-        ev = self.detector.feed(frame, speech)
+        ev = self.detector.feed(frame, speech, voiced if self.bot_active else None)  # a barge-in needs a voice
         if self._held is not None and ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
             out += self._resume_held()  # the caller goes on: the prepared reply was never sent
         elif self._held is not None and speech and (self._voiced - self._voiced_at_hold) * FRAME_MS >= self.opts.barge_in_ms:
