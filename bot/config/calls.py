@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.config.values import Get, SettingsError, flag, numbers
+from bot.config.values import Get, fail, flag, numbers
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -18,7 +18,7 @@ def read(get: Get, defaults: type[Settings]) -> dict[str, Any]:
         "turn_completeness": flag("TURN_COMPLETENESS", get("TURN_COMPLETENESS", "true")),
     }
     if get("RECEPTIONIST_CONFIG").strip():
-        raise SettingsError(
+        fail(
             "RECEPTIONIST_CONFIG is no longer read: the business (hours, address, FAQs, texts, transfer "
             "numbers) now lives in one TOML file set with BUSINESS_FILE; see examples/business/property-office.toml"
         )
