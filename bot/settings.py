@@ -1,17 +1,19 @@
 """Settings: read once from the environment into a frozen object.
 
-Nothing else in the code base reads ``os.environ``; everything is passed down.
+Nothing else in the code base reads ``os.environ``; everything is passed down. Each field
+is read from its upper-case variable (``end_silence_ms`` from ``END_SILENCE_MS``) by one
+reader per area in ``bot/config/`` (server, providers, calls, telephony, store).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from bot.providers.registry import names as provider_names
+from bot.config import calls, providers, server, store, telephony
+from bot.config.values import Asked, SettingsError, collect
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are the receptionist of a small business, answering the phone. Speak in short, "
@@ -24,58 +26,6 @@ DEFAULT_FALLBACK = "Sorry, I didn't catch that. Could you say it again?"
 DEFAULT_REPROMPT = "Are you still there? How can I help?"
 DEFAULT_GOODBYE = "Thanks for calling. Goodbye."
 DEFAULT_BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
-
-
-class SettingsError(ValueError):
-    """A setting has a bad value; the message names the variable and what is accepted
-    (every bad variable, one per line, when there are several)."""
-
-
-# While Settings.problems() reads the environment, each bad value is noted here and
-# reading goes on with a stand-in value, so that every problem is reported at once.
-_found: ContextVar[list[str] | None] = ContextVar("settings_problems", default=None)
-
-
-def _fail(message: str, stand_in=None):
-    found = _found.get()
-    if found is None:
-        raise SettingsError(message)
-    found.append(message)
-    return stand_in
-
-
-def _bool(name: str, raw: str) -> bool:
-    v = raw.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off", ""):
-        return False
-    return _fail(f"{name}={raw!r}: expected true or false", False)
-
-
-def _num(name: str, raw: str, cast, lo=None, hi=None):
-    try:
-        val = cast(raw)
-    except ValueError:
-        kind = "a whole number" if cast is int else "a number"
-        return _fail(f"{name}={raw!r}: expected {kind}", cast(lo or 0))
-    if (lo is not None and val < lo) or (hi is not None and val > hi):
-        return _fail(f"{name}={raw!r}: expected a value between {lo} and {hi}", cast(lo or 0))
-    return val
-
-
-def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
-    v = raw.strip().lower()
-    if v not in choices:
-        return _fail(f"{name}={raw!r}: expected one of {', '.join(choices)}", choices[0])
-    return v
-
-
-def _url(name: str, raw: str) -> str:
-    v = raw.strip().rstrip("/")
-    if v and not v.startswith(("http://", "https://", "ws://", "wss://")):
-        return _fail(f"{name}={raw!r}: expected an http(s):// URL", "")
-    return v
 
 
 @dataclass(frozen=True)
@@ -166,7 +116,7 @@ class Settings:
     body_timeout_s: float = 30.0  # a request's whole body
     keepalive_timeout_s: float = 15.0  # an idle kept-alive connection
 
-    # storage, notifications, the owner's console (see _storage_env)
+    # storage, notifications, the owner's console
     database_url: str = ""  # postgresql://...; unset: SQLite in DATA_DIR
     timezone: str = "UTC"  # the business's, for times shown to the owner
     notify_to: str = ""  # webhook URLs, mailto:, sms: targets for every message
@@ -187,7 +137,7 @@ class Settings:
     business_file: str = ""
 
     # processes sharing the port under one supervisor (bot/supervisor.py); 1 = one process.
-    # From the environment the default is one per core (_workers_from_env).
+    # From the environment the default is one per core.
     workers: int = 1
     # set by the supervisor for its workers: prometheus_client's multiprocess directory
     prometheus_multiproc_dir: str = ""
@@ -216,7 +166,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """The settings, or one ``SettingsError`` that lists every bad variable."""
-        settings, found = cls._collect(env)
+        settings, found = collect(cls._read, os.environ if env is None else env)
         if found:
             raise SettingsError(found[0] if len(found) == 1 else f"{len(found)} problems:\n  " + "\n  ".join(found))
         assert settings is not None
@@ -225,267 +175,21 @@ class Settings:
     @classmethod
     def problems(cls, env: Mapping[str, str] | None = None) -> list[str]:
         """Every problem with the environment's settings (empty: they are fine)."""
-        return cls._collect(env)[1]
+        return collect(cls._read, os.environ if env is None else env)[1]
 
     @classmethod
     def read_names(cls, env: Mapping[str, str] | None = None) -> set[str]:
         """The names of the environment variables the settings are read from."""
-        asked = _Asked(os.environ if env is None else env)
-        cls._collect(asked)
+        asked = Asked(os.environ if env is None else env)
+        collect(cls._read, asked)
         return asked.names
 
     @classmethod
-    def _collect(cls, env: Mapping[str, str] | None) -> tuple[Settings | None, list[str]]:
-        found: list[str] = []
-        token = _found.set(found)
-        try:
-            settings = cls._read(os.environ if env is None else env)
-        except SettingsError as exc:  # a check that could not go on
-            found.append(str(exc))
-        finally:
-            _found.reset(token)
-        return (None, found) if found else (settings, found)
-
-    @classmethod
     def _read(cls, env: Mapping[str, str]) -> Settings:
-        get = lambda k, d="": env.get(k, d)  # noqa: E731
-        kw: dict = {}
-
-        kw["host"] = get("HOST", cls.host)
-        kw["port"] = _num("PORT", get("PORT", str(cls.port)), int, 0, 65535)
-        kw["public_url"] = _url("PUBLIC_URL", get("PUBLIC_URL"))
-        kw["data_dir"] = Path(get("DATA_DIR", str(cls.data_dir)))
-        kw["log_level"] = _choice("LOG_LEVEL", get("LOG_LEVEL", "INFO"), ("debug", "info", "warning", "error")).upper()
-        kw["log_transcripts"] = _bool("LOG_TRANSCRIPTS", get("LOG_TRANSCRIPTS"))
-        kw["log_format"] = _choice("LOG_FORMAT", get("LOG_FORMAT", "text"), ("text", "json"))
-        kw["max_upload_bytes"] = _num("MAX_UPLOAD_BYTES", get("MAX_UPLOAD_BYTES", str(cls.max_upload_bytes)), int, 1024)
-
-        for key in ("deepgram", "openai", "elevenlabs"):
-            up = key.upper()
-            kw[f"{key}_api_key"] = get(f"{up}_API_KEY").strip()
-            kw[f"{key}_base_url"] = _url(f"{up}_BASE_URL", get(f"{up}_BASE_URL"))
-        kw["deepgram_model"] = get("DEEPGRAM_MODEL", cls.deepgram_model)
-        kw["stt_streaming"] = _bool("STT_STREAMING", get("STT_STREAMING", "true"))
-        kw["speculative_llm"] = _bool("SPECULATIVE_LLM", get("SPECULATIVE_LLM", "true"))
-        kw["turn_completeness"] = _bool("TURN_COMPLETENESS", get("TURN_COMPLETENESS", "true"))
-        kw["openai_model"] = get("OPENAI_MODEL", cls.openai_model)
-        kw["elevenlabs_voice_id"] = get("ELEVENLABS_VOICE_ID", cls.elevenlabs_voice_id)
-        kw["elevenlabs_model"] = get("ELEVENLABS_MODEL", cls.elevenlabs_model)
-
-        # A provider per stage; unset -> the cloud one if its key (or, for the LLM,
-        # an OpenAI-compatible base URL) is set, else the embedded one.
-        cloud_ready = {
-            "deepgram": bool(kw["deepgram_api_key"]),
-            "openai": bool(kw["openai_api_key"] or kw["openai_base_url"]),
-            "elevenlabs": bool(kw["elevenlabs_api_key"]),
-        }
-        for stage, cloud, local in (("stt", "deepgram", "whisper"), ("llm", "openai", "receptionist"), ("tts", "elevenlabs", "piper")):
-            var = f"{stage.upper()}_PROVIDER"
-            raw = get(var)
-            if raw.strip():  # one provider, or a failover chain in order: "deepgram,whisper"
-                chain = [part.strip().lower() for part in raw.split(",")]
-                known = provider_names(stage)
-                for part in chain:
-                    if part not in known:
-                        _fail(
-                            f"{var}={raw!r}: {part!r} is not a provider; expected one of {', '.join(known)}, "
-                            f"or a failover chain in order such as {cloud},{local}"
-                        )
-                if len(set(chain)) != len(chain):
-                    _fail(f"{var}={raw!r}: a provider appears twice in the chain")
-            else:
-                chain = [cloud if cloud_ready[cloud] else local]
-            if cloud in chain and cloud != "openai" and not cloud_ready[cloud]:
-                _fail(f"{var}={raw} needs {cloud.upper()}_API_KEY")
-            if "openai" in chain and not cloud_ready["openai"]:
-                _fail(f"{var}={raw} needs OPENAI_API_KEY or OPENAI_BASE_URL")
-            kw[f"{stage}_provider"] = ",".join(chain)
-
-        kw["whisper_model_path"] = get("WHISPER_MODEL_PATH")
-        kw["piper_voice_path"] = get("PIPER_VOICE_PATH")
-        if get("RECEPTIONIST_CONFIG").strip():
-            raise SettingsError(
-                "RECEPTIONIST_CONFIG is no longer read: the business (hours, address, FAQs, texts, transfer "
-                "numbers) now lives in one TOML file set with BUSINESS_FILE; see examples/business/property-office.toml"
-            )
-        kw["business_file"] = get("BUSINESS_FILE").strip()
-
-        for stage in ("stt", "llm", "tts"):
-            var = f"{stage.upper()}_TIMEOUT"
-            kw[f"{stage}_timeout"] = _num(var, get(var, str(getattr(cls, f"{stage}_timeout"))), float, 0.05, 120)
-
-        for name in ("system_prompt", "greeting_text", "fallback_text", "reprompt_text", "goodbye_text", "busy_text"):
-            var = name.upper().replace("_TEXT", "_TEXT")
-            raw = get(var)
-            if raw.strip():
-                kw[name] = raw.strip()
-
-        kw["twilio_account_sid"] = get("TWILIO_ACCOUNT_SID").strip()
-        kw["twilio_auth_token"] = get("TWILIO_AUTH_TOKEN").strip()
-        kw["twilio_validate"] = _bool("TWILIO_VALIDATE", get("TWILIO_VALIDATE", "true"))
-        kw["twilio_base_url"] = _url("TWILIO_BASE_URL", get("TWILIO_BASE_URL"))
-        kw["transfer_number"] = get("TRANSFER_NUMBER").strip()
-        kw.update(_edge_from_env(get))
-        if kw["trial"]:
-            kw["twilio_validate"] = False  # trial mode skips signatures
-            if not get("HOST").strip():
-                kw["host"] = "127.0.0.1"  # and stays on this machine unless HOST says otherwise
-        if kw["twilio_validate"] and not kw["twilio_auth_token"]:
-            _fail(
-                "TWILIO_AUTH_TOKEN is not set, so Twilio signatures cannot be checked. Set it, "
-                "or set TRIAL=true to try the bot on this machine (binds 127.0.0.1, no signature "
-                "or API key checks); TWILIO_VALIDATE=false alone only turns the signature checks off"
-            )
-
-        ints = {
-            "vad_aggressiveness": ("VAD_AGGRESSIVENESS", 0, 3),
-            "end_silence_ms": ("END_SILENCE_MS", 100, 5000),
-            "early_turn_ms": ("EARLY_TURN_MS", 0, 5000),
-            "deepgram_endpointing_ms": ("DEEPGRAM_ENDPOINTING_MS", 10, 5000),
-            "deepgram_utterance_end_ms": ("DEEPGRAM_UTTERANCE_END_MS", 1000, 5000),
-            "min_speech_ms": ("MIN_SPEECH_MS", 0, 5000),
-            "barge_in_ms": ("BARGE_IN_MS", 20, 2000),
-            "max_failures": ("MAX_FAILURES", 1, 20),
-            "breaker_threshold": ("BREAKER_THRESHOLD", 1, 100),
-            "max_reprompts": ("MAX_REPROMPTS", 0, 20),
-            "max_calls": ("MAX_CALLS", 1, 100000),
-            "turn_complete_ms": ("TURN_COMPLETE_MS", 0, 5000),
-        }
-        for name, (var, lo, hi) in ints.items():
-            kw[name] = _num(var, get(var, str(getattr(cls, name))), int, lo, hi)
-        floats: dict[str, tuple[str, float, float]] = {
-            "breaker_cooldown_s": ("BREAKER_COOLDOWN_S", 0.0, 3600.0),
-            "failover_share": ("FAILOVER_SHARE", 0.1, 0.9),
-            "reprompt_after_s": ("REPROMPT_AFTER_S", 1, 600),
-            "max_call_s": ("MAX_CALL_S", 10, 86400),
-            "drain_seconds": ("DRAIN_SECONDS", 0, 3600),
-            "stream_token_ttl_s": ("STREAM_TOKEN_TTL_S", 5, 600),
-            "media_timeout_s": ("MEDIA_TIMEOUT_S", 2, 600),
-            "max_turn_s": ("MAX_TURN_S", 5, 120),
-            "whisper_window_s": ("WHISPER_WINDOW_S", 8, 30),
-        }
-        for name, (var, flo, fhi) in floats.items():
-            kw[name] = _num(var, get(var, str(getattr(cls, name))), float, flo, fhi)
-        kw.update(_storage_env(get, kw))
-        kw.update(_workers_from_env(get))
-        kw["media_frames_per_message"] = _num("MEDIA_FRAMES_PER_MESSAGE", get("MEDIA_FRAMES_PER_MESSAGE", "3"), int, 1, 5)
-        kw["trusted_proxies"] = _networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES"))
+        get = lambda var, default="": env.get(var, default)  # noqa: E731
+        kw = server.read(get, cls)
+        kw |= providers.read(get, cls)
+        kw |= calls.read(get, cls)
+        kw |= telephony.read(get, cls, trial=kw["trial"])
+        kw |= store.read(get, cls, kw["twilio_account_sid"], kw["twilio_auth_token"])
         return cls(**kw)
-
-
-MIN_API_KEY = 16  # characters
-
-
-def _edge_from_env(get) -> dict:
-    """TRIAL, API_KEY and the connection limits (issue 9)."""
-    kw: dict = {"trial": _bool("TRIAL", get("TRIAL")), "api_key": get("API_KEY").strip()}
-    if kw["api_key"] and len(kw["api_key"]) < MIN_API_KEY:
-        _fail(f"API_KEY: use at least {MIN_API_KEY} characters (it guards /v1, the console and the softphone), "
-              "e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))'")
-    ints = {"api_max_concurrent": ("API_MAX_CONCURRENT", 1, 64), "max_connections": ("MAX_CONNECTIONS", 16, 100000)}
-    for name, (var, lo, hi) in ints.items():
-        kw[name] = _num(var, get(var, str(getattr(Settings, name))), int, lo, hi)
-    floats: dict[str, tuple[str, float, float]] = {
-        "header_timeout_s": ("HEADER_TIMEOUT_S", 1.0, 300.0),
-        "body_timeout_s": ("BODY_TIMEOUT_S", 1.0, 600.0),
-        "keepalive_timeout_s": ("KEEPALIVE_TIMEOUT_S", 1.0, 3600.0),
-    }
-    for name, (var, flo, fhi) in floats.items():
-        kw[name] = _num(var, get(var, str(getattr(Settings, name))), float, flo, fhi)
-    return kw
-
-
-def _storage_env(get, kw: dict) -> dict:
-    """DATABASE_URL, API_KEY, TIMEZONE, the notification targets and their channels."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from bot.store.notify import Target, TargetError, parse_targets
-
-    out: dict = {}
-    url = get("DATABASE_URL").strip()
-    if url and not url.startswith(("postgresql://", "postgres://")):
-        _fail("DATABASE_URL: expected postgresql://user:password@host:port/dbname (unset: SQLite in DATA_DIR)")
-    out["database_url"] = url
-    tz = get("TIMEZONE", "UTC").strip() or "UTC"
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        _fail(f"TIMEZONE={tz!r}: expected an IANA zone such as Europe/London or America/New_York")
-    out["timezone"] = tz
-    targets: list[Target] = []
-    for name in ("notify_to", "notify_urgent_to"):
-        raw = get(name.upper())
-        try:
-            targets += parse_targets(raw)
-        except TargetError as exc:
-            _fail(f"{name.upper()}: {exc}")
-        out[name] = raw.strip()
-    for name in ("notify_webhook_secret", "smtp_host", "smtp_username", "smtp_password", "smtp_from", "twilio_sms_from"):
-        out[name] = get(name.upper()).strip()
-    out["smtp_port"] = _num("SMTP_PORT", get("SMTP_PORT", "587"), int, 1, 65535)
-    out["smtp_tls"] = _choice("SMTP_TLS", get("SMTP_TLS", "starttls"), ("starttls", "tls", "none"))
-    for name, lo, hi in (("notify_retry_base_s", 0.05, 3600), ("notify_retry_cap_s", 0.1, 86400), ("notify_lease_s", 1, 3600)):
-        out[name] = _num(name.upper(), get(name.upper(), str(getattr(Settings, name))), float, lo, hi)
-    channels = {t.channel for t in targets}
-    if "webhook" in channels and not out["notify_webhook_secret"]:
-        _fail("NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications (a webhook target is set)")
-    if "email" in channels and not (out["smtp_host"] and out["smtp_from"]):
-        _fail("SMTP_HOST and SMTP_FROM are needed for e-mail notifications (a mailto: target is set)")
-    if "sms" in channels and not (out["twilio_sms_from"] and kw["twilio_account_sid"] and kw["twilio_auth_token"]):
-        _fail("TWILIO_SMS_FROM, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS notifications (an sms: target is set)")
-    return out
-
-
-class _Asked(Mapping):
-    """An environment that notes which names were looked up (the known settings)."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-        self.names: set[str] = set()
-
-    def __getitem__(self, key: str) -> str:
-        self.names.add(key)
-        return self._env[key]
-
-    def get(self, key, default=None):
-        self.names.add(key)
-        return self._env.get(key, default)
-
-    def __iter__(self):
-        return iter(self._env)
-
-    def __len__(self) -> int:
-        return len(self._env)
-
-
-def _workers_from_env(get) -> dict:
-    """WORKERS (default: one per core this process may run on) and the metrics directory."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return {
-        "workers": _num("WORKERS", get("WORKERS", str(max(1, cores))), int, 1, 256),
-        "prometheus_multiproc_dir": get("PROMETHEUS_MULTIPROC_DIR").strip(),
-    }
-
-
-def _networks(name: str, raw: str) -> tuple[str, ...]:
-    """A comma-separated list of IP addresses or CIDR networks, normalised ("10.0.0.1" ->
-    "10.0.0.1/32")."""
-    import ipaddress
-
-    out: list[str] = []
-    for item in (p.strip() for p in raw.split(",")):
-        if not item:
-            continue
-        try:
-            out.append(str(ipaddress.ip_network(item)))
-        except ValueError as exc:
-            hint = ""
-            try:
-                hint = f": did you mean {ipaddress.ip_network(item, strict=False)}?"
-            except ValueError:
-                pass
-            return _fail(f"{name}={raw!r}: {item!r} is not an IP address or CIDR network ({exc}){hint}", ())
-    return tuple(out)

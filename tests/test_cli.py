@@ -46,6 +46,16 @@ def test_settings_report_every_problem_at_once():
     assert Settings.problems({"TWILIO_AUTH_TOKEN": "t"}) == []
 
 
+def test_a_refused_variable_does_not_stop_the_reading():
+    """RECEPTIONIST_CONFIG is refused like any bad value: the rest is still read, so the other
+    problems are reported and the variables after it are not taken for misspellings."""
+    from bot.cli_check import check
+
+    errors, warnings = check({"RECEPTIONIST_CONFIG": "old.json", "TWILIO_AUTH_TOKEN": "t", "MAX_CALLS": "0", "STT_TIMEOUT": "9"})
+    assert [e.split(" ")[0].split("=")[0] for e in errors] == ["RECEPTIONIST_CONFIG", "MAX_CALLS"], errors
+    assert warnings == [], warnings
+
+
 def test_check_reports_three_bad_settings_and_loads_no_model():
     code = "import sys; from bot.cli_check import main; rc = main([]); " \
            "print(sorted(m for m in ('faster_whisper', 'piper', 'ctranslate2', 'onnxruntime', 'openai') if m in sys.modules)); sys.exit(rc)"

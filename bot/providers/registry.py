@@ -1,9 +1,10 @@
 """Providers by table: each stage's adapters by name, built from Settings in one place.
 
 A vendor is one module; adding one for a stage is that module and one line of ``TABLE``
-(plus its key in ``Settings`` if it needs one). Modules are imported only when their
-provider is configured, so the cloud-only install does not need the embedded engines and
-vice versa. ``Settings.from_env`` validates ``*_PROVIDER`` against the same table.
+(plus its key in ``Settings`` and bot/config/providers.py if it needs one). Modules are
+imported only when their provider is configured, so the cloud-only install does not need the
+embedded engines and vice versa. ``Settings.from_env`` validates ``*_PROVIDER`` against the
+same table.
 """
 
 from __future__ import annotations
