@@ -41,9 +41,9 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PENDING] = set()
     log.info("store ready", extra=kv(backend=store.dialect, targets=len(app[NOTIFY].targets), urgent_targets=len(app[NOTIFY].urgent_targets)))
     told = app[NOTIFY].targets or app[NOTIFY].urgent_targets
-    # no targets here: rows left by an earlier configuration (or another instance's) are
-    # still sent, on a slower poll; this process's own saves wake the deliverer at once
-    deliverer = Deliverer(store, settings, poll_s=1.0 if told else 30.0)
+    # this process's own saves and retries wake the deliverer when due; the poll finds rows
+    # another instance left (slower still with no targets here: an earlier configuration's)
+    deliverer = Deliverer(store, settings, poll_s=5.0 if told else 30.0)
     task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
     yield
     task.cancel()

@@ -120,8 +120,8 @@ def settings_for(tmp_path, **kw) -> Settings:
     return Settings(**(base | kw))
 
 
-async def run_deliverer(store, settings, until, timeout=30):
-    d = Deliverer(store, settings, poll_s=0.1)
+async def run_deliverer(store, settings, until, timeout=30, poll_s=0.1):
+    d = Deliverer(store, settings, poll_s=poll_s)
     task = asyncio.create_task(d.run())
     try:
         await wait_for(until, timeout, "the deliverer")
@@ -174,6 +174,46 @@ async def test_a_refusing_webhook_is_retried_with_backoff_until_accepted(tmp_pat
     assert row["attempts"] == len(inbox.hooks) >= 4
     assert len({h["key"] for h in inbox.hooks}) == 1  # every retry carries the same key
     assert all(h["signed"] for h in inbox.hooks)
+
+
+async def test_retries_wake_the_deliverer_when_due_and_an_idle_one_does_not_poll(tmp_path):
+    """The poll is an hour here: what this process saves wakes the deliverer at once, and
+    each retry it schedules wakes it when due (two rows, refused three times in all), so
+    both arrive long before any poll; with nothing left, it asks the database no more."""
+    inbox = Inbox(secret=SECRET, hook_status=503)
+    runner, port = await start_http(webhook_app(inbox))
+    store = await SqlStore.open(data_dir=tmp_path, notify=NotifyConfig(parse_targets(f"http://127.0.0.1:{port}/hook")))
+    claims = 0
+    claim_due = store.claim_due
+
+    async def counted(**kw):
+        nonlocal claims
+        claims += 1
+        return await claim_due(**kw)
+
+    store.claim_due = counted  # type: ignore[method-assign]
+    d = Deliverer(store, settings_for(tmp_path), poll_s=3600)
+    task = asyncio.create_task(d.run())
+    try:
+        await store.save_message(msg(1))
+        await store.save_message(msg(2))
+
+        async def both():
+            if len(inbox.hooks) >= 3:
+                inbox.hook_status = 200
+            rows = await store.outbox_state()
+            return len(rows) == 2 and all(r["delivered_at"] for r in rows)
+
+        await wait_for(both, 30, "both rows delivered on their retries")
+        settled = claims
+        await asyncio.sleep(0.5)  # idle: nothing saved, no retry pending
+        assert claims <= settled + 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+        await runner.cleanup()
+    assert len(inbox.hooks) >= 4 and d.sent == 2
 
 
 def test_backoff_doubles_to_the_cap_with_jitter():

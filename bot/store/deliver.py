@@ -10,6 +10,7 @@ inside the lease, so a live claimer never loses its row to another.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
 
@@ -27,11 +28,18 @@ def backoff(attempts: int, base: float, cap: float) -> float:
 
 
 class Deliverer:
-    def __init__(self, store: SqlStore, settings, *, poll_s: float = 1.0) -> None:
+    """``poll_s``: how often the database is asked when nothing woke it. This process's
+    own saves wake it at once (``outbox_changed``) and the retries it schedules wake it
+    when due, so the poll only finds rows another process left (its lease ran out, or it
+    died before sending): each empty poll is a database round trip, which an idle bot
+    should not make every second."""
+
+    def __init__(self, store: SqlStore, settings, *, poll_s: float = 5.0) -> None:
         self.store, self.s, self.poll_s = store, settings, poll_s
         self.lease_s = settings.notify_lease_s
         self.channels = Channels(settings, timeout=max(0.5, self.lease_s / 3))
         self.sent = 0
+        self._retries: list[float] = []  # heap: loop times of the retries this process scheduled
 
     async def run(self) -> None:
         await self.channels.start()
@@ -48,26 +56,38 @@ class Deliverer:
                         log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(res).__name__))
                 if not batch:
                     self.store.outbox_changed.clear()
+                    now = asyncio.get_running_loop().time()
+                    if self._retries and self._retries[0] <= now:
+                        while self._retries and self._retries[0] <= now:
+                            heapq.heappop(self._retries)
+                        continue  # due now: the claim takes it
+                    wait = min(self.poll_s, self._retries[0] - now) if self._retries else self.poll_s
                     try:
-                        await asyncio.wait_for(self.store.outbox_changed.wait(), self.poll_s)
+                        await asyncio.wait_for(self.store.outbox_changed.wait(), wait)
                     except TimeoutError:
                         pass
         finally:
             await self.channels.close()
+
+    async def _retry(self, item, error: str) -> float:
+        """Schedule the row's next try; wake for it (measured after the write, so the row
+        is due by then)."""
+        delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
+        await self.store.failed(item.id, retry_in=delay, error=error)
+        heapq.heappush(self._retries, asyncio.get_running_loop().time() + delay)
+        return delay
 
     async def _one(self, item) -> None:
         fields = dict(outbox_id=item.id, channel=item.channel, attempt=item.attempts, key=item.idem_key)
         try:
             await self.channels.send(item)
         except DeliveryError as exc:
-            delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
+            delay = await self._retry(item, str(exc))
             log.warning("notification failed, will retry", extra=kv(**fields, error=str(exc), retry_in_s=round(delay, 2)))
-            await self.store.failed(item.id, retry_in=delay, error=str(exc))
             return
         except Exception as exc:  # a bug in a channel must not stop the others
-            delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
             log.exception("notification crashed, will retry", extra=kv(**fields))
-            await self.store.failed(item.id, retry_in=delay, error=type(exc).__name__)
+            await self._retry(item, type(exc).__name__)
             return
         await self.store.delivered(item.id)
         self.sent += 1
