@@ -65,8 +65,8 @@ class OpenAILLM:
         """``base_url``: any OpenAI-compatible server (empty: OpenAI's own); ``timeout``: to
         the first token and between chunks, in seconds; ``instructions``: the system prompt's
         opening; ``transfer_number``: where transfers go (empty: the profile's numbers);
-        ``profile``: the business (default: the example one); ``clock``: the time now, for
-        tests; ``tools``: the model's tools (default: the business tools)."""
+        ``profile``: the business (default: the bundled property office); ``clock``: the
+        time now, for tests; ``tools``: the model's tools (default: the business tools)."""
         self._api_key = api_key
         self._base_url = base_url
         self._model = model

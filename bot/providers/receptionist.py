@@ -71,8 +71,8 @@ class Receptionist:
         self, *, transfer_number: str = "", profile: Profile | None = None, clock: Callable[[], datetime] | None = None,
     ) -> None:
         """``transfer_number``: where a caller asking for a person goes (empty: the
-        profile's front desk); ``profile``: the business (default: the example one);
-        ``clock``: the time now, for tests."""
+        profile's front desk); ``profile``: the business (default: the bundled property
+        office); ``clock``: the time now, for tests."""
         self._transfer_number = transfer_number
         self.profile = profile or cached_profile()
         self._clock = clock
