@@ -120,7 +120,7 @@ async def run(args: argparse.Namespace) -> None:
         s = Settings(deepgram_api_key="dg", openai_api_key="sk", elevenlabs_api_key="el", deepgram_base_url=base,
                      openai_base_url=base + "/v1", elevenlabs_base_url=base, stt_provider="deepgram", llm_provider="openai",
                      tts_provider="elevenlabs", twilio_validate=False, stt_timeout=30, llm_timeout=30, tts_timeout=30)
-        stt, llm, tts = DeepgramSTT(s), OpenAILLM(s), ElevenLabsTTS(s)
+        stt, llm, tts = DeepgramSTT.from_settings(s), OpenAILLM.from_settings(s), ElevenLabsTTS.from_settings(s)
         for p in (stt, llm, tts):
             await p.start()
         pcm, rate = _pcm16(UTTERANCE)

@@ -22,7 +22,6 @@ import numpy as np
 
 from bench.calls import calibration
 from bot.providers.whisper import MODEL_RATE, WhisperSTT, _cores
-from bot.settings import Settings
 from media import wav
 from media.resample import resample
 
@@ -34,7 +33,7 @@ async def run(args: argparse.Namespace) -> None:
     clips = [wav.read((REPO / "examples" / "callers" / f).read_bytes()) for f in FILES]
     print(calibration())
     for window, pool in [(float(w), int(p)) for w in args.windows.split(",") for p in args.pools.split(",")]:
-        stt = WhisperSTT(Settings(twilio_validate=False, whisper_window_s=window), pool=pool)
+        stt = WhisperSTT(window_s=window, pool=pool)
         await stt.start()
         for k in [int(x) for x in args.k.split(",")]:
             async def one(i: int, stt: WhisperSTT = stt) -> float:

@@ -149,9 +149,8 @@ def _embedded_stt():
     if importlib.util.find_spec("faster_whisper") is None:
         return None
     from bot.providers.whisper import WhisperSTT
-    from bot.settings import Settings
 
-    stt = WhisperSTT(Settings(twilio_validate=False, whisper_model_path=os.environ.get("WHISPER_MODEL_PATH", "")))
+    stt = WhisperSTT(model_path=os.environ.get("WHISPER_MODEL_PATH", ""))
     try:
         asyncio.run(stt.start())
     except RuntimeError:

@@ -49,10 +49,10 @@ def _dialogue(settings: Settings, clock):
     if name == "openai":
         from bot.providers.openai_llm import OpenAILLM
 
-        return OpenAILLM(settings, clock=clock)
+        return OpenAILLM.from_settings(settings, clock=clock)
     from bot.providers.receptionist import Receptionist
 
-    return Receptionist(settings, clock=clock)
+    return Receptionist.from_settings(settings, clock=clock)
 
 
 async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from bot.errors import StageError
-from bot.settings import Settings
 from media import mulaw, wav
 
 PAD_S = 0.3
@@ -59,7 +58,7 @@ async def speak(text: str, voice_path: str = "") -> bytes:
     """``text`` as 8 kHz mu-law from the embedded piper voice."""
     from bot.providers.piper import PiperTTS
 
-    tts = PiperTTS(Settings(twilio_validate=False, piper_voice_path=voice_path))
+    tts = PiperTTS(voice_path=voice_path)
     try:
         await tts.start()
         return b"".join([c async for c in tts.synthesize(text, mulaw=True)])

@@ -95,4 +95,4 @@ def _live_from_settings(settings: Settings) -> StreamingSTT | None:
         return None
     from bot.providers.deepgram_live import DeepgramLive
 
-    return DeepgramLive(settings)
+    return DeepgramLive.from_settings(settings)

@@ -72,7 +72,7 @@ def trimmed_speech(name: str, folder: str = "callers") -> bytes:
 
 
 @pytest.fixture(scope="session")
-def engines(tmp_path_factory):
+def engines():
     """The embedded whisper and piper, loaded once per test process. They own threads,
     not loop state, so any test's event loop may use them."""
     import asyncio
@@ -80,8 +80,7 @@ def engines(tmp_path_factory):
     from bot.providers.piper import PiperTTS
     from bot.providers.whisper import WhisperSTT
 
-    s = Settings(data_dir=tmp_path_factory.mktemp("engines"), twilio_validate=False)
-    stt, tts = WhisperSTT(s), PiperTTS(s)
+    stt, tts = WhisperSTT(), PiperTTS()
     asyncio.run(stt.start())
     asyncio.run(tts.start())
     yield stt, tts

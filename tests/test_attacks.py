@@ -432,7 +432,7 @@ SENTENCE = "Thanks for calling, we open at nine tomorrow morning."
 
 
 async def el_tts(server, timeout: float = 2.0) -> ElevenLabsTTS:
-    tts = ElevenLabsTTS(Settings(elevenlabs_api_key="el-key", elevenlabs_base_url=url(server), tts_timeout=timeout))
+    tts = ElevenLabsTTS(api_key="el-key", base_url=url(server), timeout=timeout)
     await tts.start()
     return tts
 
@@ -487,7 +487,7 @@ async def test_implausible_tts_in_a_call_plays_the_fallback_prompt(aiohttp_serve
     prompts = set(prompt_texts(settings).values())
     state = FakeBehaviour(speak=lambda text, fmt: tone_ulaw(1500) if text in prompts else b"\x7f" * 80)
     el = await aiohttp_server(elevenlabs_app(state))
-    tts = ElevenLabsTTS(Settings(elevenlabs_api_key="el-key", elevenlabs_base_url=url(el), tts_timeout=1.0))
+    tts = ElevenLabsTTS(api_key="el-key", base_url=url(el), timeout=1.0)
     server, p, app = await rig(aiohttp_server, settings, tts=tts)
     report = await simulate_call(url(server), [OPEN], auth_token=TOKEN, max_wait_s=8)
     assert "fallback-t1" in report.marks_echoed

@@ -631,7 +631,7 @@ def tagged(n: int) -> bytes:
 
 
 def fake_whisper() -> tuple[WhisperSTT, FakeModel]:
-    stt = WhisperSTT(Settings(trial=True, twilio_validate=False))
+    stt = WhisperSTT()
     stt._worker, stt._model = _Worker(), FakeModel()
     return stt, stt._model
 

@@ -22,7 +22,6 @@ from bot.providers.deepgram import DeepgramSTT
 from bot.providers.http_lean import LeanClient
 from bot.providers.openai_llm import OpenAILLM, _sse_data
 from bot.providers.warm import http_client
-from bot.settings import Settings
 from bot.stall import Stall
 from tests.fakes.cloud import FakeBehaviour, deepgram_app, openai_app, tone_pcm16
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
@@ -94,7 +93,7 @@ async def test_openai_adapter_reads_a_stream_with_comments_and_crlf(aiohttp_serv
     app = web.Application()
     app.router.add_post("/v1/chat/completions", completions)
     server = await aiohttp_server(app)
-    llm = OpenAILLM(Settings(openai_api_key="sk-k", openai_base_url=str(server.make_url("/v1")), llm_timeout=5))
+    llm = OpenAILLM(api_key="sk-k", base_url=str(server.make_url("/v1")), timeout=5)
     try:
         out = [x async for x in llm.reply(Conversation(messages=[{"role": "user", "content": "hours?"}]))]
     finally:
@@ -109,7 +108,7 @@ async def test_openai_adapter_reads_a_stream_with_comments_and_crlf(aiohttp_serv
 async def test_openai_stall_between_chunks_is_a_timeout_naming_the_stream(aiohttp_server):
     state = FakeBehaviour(mode="stall", reply="One two three.")
     server = await aiohttp_server(openai_app(state))
-    llm = OpenAILLM(Settings(openai_api_key="sk-k", openai_base_url=str(server.make_url("/v1")), llm_timeout=GAP))
+    llm = OpenAILLM(api_key="sk-k", base_url=str(server.make_url("/v1")), timeout=GAP)
     t0 = time.monotonic()
     got: list = []
     try:
@@ -269,7 +268,7 @@ async def test_lean_client_takes_httpx_path_for_httpx_auth(aiohttp_server):
 async def test_deepgram_headers_are_built_once_and_still_authenticate(aiohttp_server, monkeypatch):
     state = FakeBehaviour(transcript="Hello there.")
     server = await aiohttp_server(deepgram_app(state))
-    stt = DeepgramSTT(Settings(deepgram_api_key="dg-key-1", deepgram_base_url=str(server.make_url("")), stt_timeout=5))
+    stt = DeepgramSTT(api_key="dg-key-1", base_url=str(server.make_url("")), timeout=5)
     await stt.start()
     from importlib import metadata
 

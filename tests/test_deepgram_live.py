@@ -33,8 +33,9 @@ SOCKET_KNOBS = {"deepgram_keepalive_s": "keepalive_s", "deepgram_replay_s": "rep
 
 
 def live_adapter(s: Settings, **knobs: Any) -> DeepgramLive:
-    opts = replace(LiveOptions.from_settings(s), close_timeout=0.5)
-    return DeepgramLive(s, replace(opts, **{SOCKET_KNOBS[k]: v for k, v in knobs.items()}))
+    opts = replace(DeepgramLive.from_settings(s).options, close_timeout=0.5)
+    opts = replace(opts, **{SOCKET_KNOBS[k]: v for k, v in knobs.items()})
+    return DeepgramLive(api_key=s.deepgram_api_key, base_url=s.deepgram_base_url, options=opts)
 
 
 def _utterance() -> bytes:
@@ -153,8 +154,8 @@ async def test_query_params_and_auth_header(rig):
 
 async def test_options_come_from_settings_and_utterance_end_is_at_least_1000(rig):
     r = await rig(deepgram_endpointing_ms=450, deepgram_utterance_end_ms=600)
-    assert LiveOptions.from_settings(r.settings.with_(deepgram_model="nova-2")).model == "nova-2"
-    assert LiveOptions.from_settings(Settings()).keepalive_s == 3.0  # plain Settings: defaults
+    assert DeepgramLive.from_settings(r.settings.with_(deepgram_model="nova-2")).options.model == "nova-2"
+    assert DeepgramLive.from_settings(Settings()).options == LiveOptions()  # plain Settings: the defaults
     t = await r.open()
     await t.aclose()
     assert r.state.last.query["endpointing"] == "450"

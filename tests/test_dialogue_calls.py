@@ -67,7 +67,7 @@ async def test_hang_up_after_name_and_number_leaves_an_incomplete_message(aiohtt
     s = phone_settings(settings, early_turn_ms=0, llm_timeout=2.0)
     stt = LengthSTT(long=["I'd like to leave a message about my parking permit",
                           "My name is Ann Lee and my number is five five five, one two three, four five six seven"])
-    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS(ms_per_char=3))
+    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist.from_settings(s), tts=ScriptedTTS(ms_per_char=3))
     report = await simulate_call(url(server), [UTTERANCE] * 2, auth_token=TOKEN, max_wait_s=10, quiet_s=0.5, gap_s=0.2)
     assert len(report.turns) == 2 and not report.hung_up_by_bot
     (m,) = await saved(app)  # saved when the stream ended
@@ -89,7 +89,7 @@ async def test_speculative_yes_never_saves_the_rejected_number(aiohttp_server, s
     stt = LengthSTT(long=["I'd like to leave a message about my parking permit",
                           "My name is Ann Lee and my number is five five five, one two three, four five six seven",
                           "yes... no, wrong number"])
-    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS(ms_per_char=3))
+    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist.from_settings(s), tts=ScriptedTTS(ms_per_char=3))
     turn3 = _yes_pause_then("open_tomorrow_joe.wav", 600)
     report = await simulate_call(url(server), [UTTERANCE, UTTERANCE, turn3], auth_token=TOKEN, max_wait_s=12, quiet_s=0.5, gap_s=0.2)
     assert len(report.turns) == 3
@@ -108,7 +108,7 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     stt = LengthSTT(long=["I'd like to leave a message about my parking permit",
                           "My name is Ann Lee and my number is five five five, one two three, four five six seven",
                           "yes that's right"])
-    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist(s), tts=ScriptedTTS(ms_per_char=3))
+    server, p, app = await serve(aiohttp_server, s, stt=stt, llm=Receptionist.from_settings(s), tts=ScriptedTTS(ms_per_char=3))
     sessions = []
     from handlers.state import CALLS
 

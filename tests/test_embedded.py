@@ -94,7 +94,7 @@ def _expected_tomorrow(settings) -> str:
     from bot.hours import hours_for
     from bot.providers.receptionist import Receptionist
 
-    r = Receptionist(settings)
+    r = Receptionist.from_settings(settings)
     return hours_for(r.profile, "tomorrow", r.now())
 
 

@@ -269,7 +269,7 @@ async def test_real_sdk_failure_fails_over_and_health_shows_the_circuit(aiohttp_
     # a roomy budget: the fake answers at once, and on a busy machine a 0.6 s share could
     # expire before the request reached it (a timeout, not the 500 / 401 under test)
     s = settings.with_(deepgram_api_key="dg-key", deepgram_base_url=str(fake.make_url("")), stt_timeout=5.0)
-    stt = FailoverSTT([DeepgramSTT(s), ScriptedSTT(name="whisper", text="what time do you open")], 5.0, **chain_kw())
+    stt = FailoverSTT([DeepgramSTT.from_settings(s), ScriptedSTT(name="whisper", text="what time do you open")], 5.0, **chain_kw())
     client = await aiohttp_client(create_app(s, providers=Providers(stt=stt, llm=ScriptedLLM(), tts=ScriptedTTS()), embedded_prompt_fallback=False))
     r = await client.post("/v1/orchestrate", data=caller_wav("yes_joe.wav"), headers={"Content-Type": "audio/wav", "Accept": "application/json"})
     assert r.status == 200 and (await r.json())["transcript"] == "what time do you open"

@@ -421,7 +421,7 @@ async def llm_call(aiohttp_server, settings, script: list[dict]):
     state = FakeBehaviour(script=script)
     fake = await aiohttp_server(openai_app(state))
     s = phone_settings(settings, openai_base_url=str(fake.make_url("/v1")), llm_provider="openai", llm_timeout=3.0, early_turn_ms=0)
-    llm = OpenAILLM(s, profile=PROPERTY, clock=lambda: TUESDAY_3PM)
+    llm = OpenAILLM.from_settings(s, profile=PROPERTY, clock=lambda: TUESDAY_3PM)
     stt = LengthSTT(long=[REQUEST, DETAILS])
     server, _, app = await serve(aiohttp_server, s, stt=stt, llm=llm, tts=ScriptedTTS(ms_per_char=3))
     report = await simulate_call(url(server), [UTTERANCE] * 2, auth_token=TOKEN, max_wait_s=10, quiet_s=0.5, gap_s=0.2)

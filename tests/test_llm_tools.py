@@ -15,7 +15,6 @@ import pytest
 from bot.profile import load_profile
 from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.providers.openai_llm import OpenAILLM
-from bot.settings import Settings
 from bot.simulator import simulate_call
 from bot.tools import ToolContext, business_tools
 from tests.conftest import eventually
@@ -34,8 +33,7 @@ TAKE = ("take_message", json.dumps({"name": "Ann Lee", "callback_number": "555-1
 async def fake_llm(aiohttp_server, when=TUESDAY_3PM, **behaviour):
     state = FakeBehaviour(**behaviour)
     server = await aiohttp_server(openai_app(state))
-    s = Settings(openai_base_url=str(server.make_url("/v1")), openai_api_key="sk-test", llm_timeout=3.0, twilio_validate=False)
-    llm = OpenAILLM(s, profile=PROPERTY, clock=lambda: when)
+    llm = OpenAILLM(base_url=str(server.make_url("/v1")), api_key="sk-test", timeout=3.0, profile=PROPERTY, clock=lambda: when)
     await llm.start()
     return llm, state
 
@@ -175,7 +173,7 @@ async def test_emergency_at_2am_dials_the_on_call_number_in_a_call(aiohttp_serve
     ])
     fake = await aiohttp_server(openai_app(state))
     s = phone_settings(settings, openai_base_url=str(fake.make_url("/v1")), llm_provider="openai", llm_timeout=3.0)
-    llm = OpenAILLM(s, profile=PROPERTY, clock=lambda: WEDNESDAY_2AM)
+    llm = OpenAILLM.from_settings(s, profile=PROPERTY, clock=lambda: WEDNESDAY_2AM)
     server, p, app = await serve(aiohttp_server, s, stt=ScriptedSTT(text="water is pouring through my ceiling"), llm=llm, tts=ScriptedTTS(ms_per_char=3))
     from handlers.state import CALLS
 

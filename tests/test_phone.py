@@ -165,7 +165,7 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
     from bot.providers.receptionist import Receptionist
 
     s = Settings(data_dir=tmp_path, twilio_validate=False, api_key=KEY)
-    app = create_app(s, providers=Providers(stt=stt, llm=Receptionist(s), tts=tts))
+    app = create_app(s, providers=Providers(stt=stt, llm=Receptionist.from_settings(s), tts=tts))
     server = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
     async with playwright.async_playwright() as pw:

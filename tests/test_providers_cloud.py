@@ -58,20 +58,17 @@ async def _rig(aiohttp_server, stage: str, timeout: float = ROOMY, **behaviour) 
     state = FakeBehaviour(**behaviour)
     if stage == "stt":
         server = await aiohttp_server(deepgram_app(state))
-        s = Settings(deepgram_api_key=DG_KEY, deepgram_base_url=str(server.make_url("")), stt_timeout=timeout)
-        stt = DeepgramSTT(s)
+        stt = DeepgramSTT(api_key=DG_KEY, base_url=str(server.make_url("")), timeout=timeout)
         await stt.start()
         return Rig(stage, stt, state, lambda: stt.transcribe(PCM, 16000))
     if stage == "llm":
         server = await aiohttp_server(openai_app(state))
-        s = Settings(openai_api_key=OA_KEY, openai_base_url=str(server.make_url("/v1")), llm_timeout=timeout)
-        llm = OpenAILLM(s)
+        llm = OpenAILLM(api_key=OA_KEY, base_url=str(server.make_url("/v1")), timeout=timeout)
         await llm.start()
         conv = Conversation(messages=[{"role": "user", "content": "When do you open?"}])
         return Rig(stage, llm, state, lambda: _collect(llm.reply(conv)))
     server = await aiohttp_server(elevenlabs_app(state))
-    s = Settings(elevenlabs_api_key=EL_KEY, elevenlabs_base_url=str(server.make_url("")), tts_timeout=timeout)
-    tts = ElevenLabsTTS(s)
+    tts = ElevenLabsTTS(api_key=EL_KEY, base_url=str(server.make_url("")), timeout=timeout)
     await tts.start()
     return Rig(stage, tts, state, lambda: _collect(tts.synthesize("Hello there.", mulaw=True)))
 
@@ -99,9 +96,9 @@ def make(aiohttp_server, rigs):
 
 async def test_adapters_satisfy_protocols():
     s = Settings()
-    assert isinstance(DeepgramSTT(s), STT)
-    assert isinstance(OpenAILLM(s), LLM)
-    assert isinstance(ElevenLabsTTS(s), TTS)
+    assert isinstance(DeepgramSTT.from_settings(s), STT)
+    assert isinstance(OpenAILLM.from_settings(s), LLM)
+    assert isinstance(ElevenLabsTTS.from_settings(s), TTS)
 
 
 def test_deepgram_environment_derives_websocket_urls():
@@ -179,7 +176,7 @@ async def test_openai_retries_without_tools_when_server_refuses_them(make):
 async def test_openai_without_key_sends_placeholder(aiohttp_server):
     state = FakeBehaviour(reply="Hi.")
     server = await aiohttp_server(openai_app(state))
-    llm = OpenAILLM(Settings(openai_base_url=str(server.make_url("/v1")), openai_model="llama3.2"))
+    llm = OpenAILLM(base_url=str(server.make_url("/v1")), model="llama3.2")
     try:
         assert "".join(await _collect(llm.reply(Conversation(messages=[{"role": "user", "content": "x"}])))) == "Hi."
     finally:
@@ -238,7 +235,7 @@ async def test_cloud_app_serves_all_three(aiohttp_server):
         openai_base_url=root + "/v1",
         elevenlabs_base_url=root,
     )
-    stt, llm, tts = DeepgramSTT(s), OpenAILLM(s), ElevenLabsTTS(s)
+    stt, llm, tts = DeepgramSTT.from_settings(s), OpenAILLM.from_settings(s), ElevenLabsTTS.from_settings(s)
     try:
         assert await stt.transcribe(PCM, 16000) == dg.transcript
         assert "".join(await _collect(llm.reply(Conversation(messages=[{"role": "user", "content": "x"}])))) == "Ok."
@@ -385,7 +382,7 @@ async def test_warm_opens_the_connection_the_first_request_reuses(aiohttp_server
     )
     from bot.providers.warm import warm_all
 
-    adapters = [DeepgramSTT(s), OpenAILLM(s), ElevenLabsTTS(s)]
+    adapters = [DeepgramSTT.from_settings(s), OpenAILLM.from_settings(s), ElevenLabsTTS.from_settings(s)]
     for a in adapters:
         await a.start()
     try:

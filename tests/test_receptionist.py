@@ -28,7 +28,7 @@ NOT_HEARD = "didn't catch"
 
 
 def desk(settings, profile=PROPERTY, when=TUESDAY, **kw) -> Receptionist:
-    return Receptionist(settings.with_(**kw), profile=profile, clock=lambda: when)
+    return Receptionist.from_settings(settings.with_(**kw), profile=profile, clock=lambda: when)
 
 
 def conversation(store: MemoryStore, **kw) -> Conversation:

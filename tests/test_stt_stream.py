@@ -11,9 +11,8 @@ from bot.providers.stt_stream import StreamingSTT
 
 def test_deepgram_live_meets_the_contract():
     from bot.providers.deepgram_live import DeepgramLive
-    from bot.settings import Settings
 
-    assert isinstance(DeepgramLive(Settings(deepgram_api_key="k", twilio_validate=False)), StreamingSTT)
+    assert isinstance(DeepgramLive(api_key="k"), StreamingSTT)
 
 
 def test_the_embedded_app_imports_no_deepgram():

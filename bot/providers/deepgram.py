@@ -2,7 +2,7 @@
 
 One request per utterance: the PCM is wrapped in a WAV and posted to ``/v1/listen``.
 The SDK's own retries are off (failover happens above this adapter) and the whole
-call is bounded by ``settings.stt_timeout``. Every failure leaves as ``StageError``.
+call is bounded by ``timeout`` (STT_TIMEOUT). Every failure leaves as ``StageError``.
 
 The SDK builds its request headers anew for every request, and that reads its own
 version from the installed package's metadata (``importlib.metadata`` parses the
@@ -13,7 +13,7 @@ computes them once per client; auth, base URL and status errors stay the SDK's.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
@@ -28,8 +28,10 @@ from bot.errors import (
     code_for_status,
 )
 from bot.providers.warm import PoolWarmer, http_client
-from bot.settings import Settings
 from media.wav import write_pcm16
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 try:  # not re-exported at the package top level in every SDK release
     from deepgram.core.parse_error import ParsingError
@@ -65,25 +67,33 @@ class DeepgramSTT:
 
     name = "deepgram"
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, *, api_key: str = "", base_url: str = "", model: str = "nova-3", timeout: float = 5.0) -> None:
+        """``base_url``: a gateway or a fake (empty: Deepgram's own); ``timeout``: the whole
+        request, in seconds."""
+        self._api_key = api_key
+        self._base_url = base_url
+        self._model = model
+        self._timeout = timeout
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncDeepgramClient | None = None
-        base = settings.deepgram_base_url.rstrip("/") or "https://api.deepgram.com"
+        base = base_url.rstrip("/") or "https://api.deepgram.com"
         self._warmer = PoolWarmer(("http" + base[2:] if base.startswith("ws") else base) + "/")
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DeepgramSTT:
+        return cls(api_key=s.deepgram_api_key, base_url=s.deepgram_base_url, model=s.deepgram_model, timeout=s.stt_timeout)
 
     async def start(self) -> None:
         """Create the HTTP pool and the SDK client (must run inside the event loop)."""
         if self._client is not None:
             return
-        s = self._settings
-        backstop = s.stt_timeout + 1.0  # asyncio.timeout below is the real bound
+        backstop = self._timeout + 1.0  # asyncio.timeout below is the real bound
         self._http = http_client(backstop)
         kwargs: dict[str, Any] = {}
-        if s.deepgram_base_url:
-            kwargs["environment"] = environment_for(s.deepgram_base_url)
+        if self._base_url:
+            kwargs["environment"] = environment_for(self._base_url)
         self._client = AsyncDeepgramClient(
-            api_key=s.deepgram_api_key, httpx_client=self._http, timeout=backstop, max_retries=0, **kwargs
+            api_key=self._api_key, httpx_client=self._http, timeout=backstop, max_retries=0, **kwargs
         )
         _fixed_headers(self._client)
         # The SDK imports its prerecorded client on first use (~0.1-1 s): at start-up,
@@ -107,15 +117,15 @@ class DeepgramSTT:
         wav = write_pcm16(pcm16, rate)
         self._warmer.used()
         try:
-            async with asyncio.timeout(self._settings.stt_timeout):
+            async with asyncio.timeout(self._timeout):
                 result = await self._client.listen.v1.media.transcribe_file(
                     request=wav,
-                    model=self._settings.deepgram_model,
+                    model=self._model,
                     smart_format=True,
                     request_options={"max_retries": 0},
                 )
         except TimeoutError:
-            raise self._error(TIMEOUT, f"no reply within {self._settings.stt_timeout:g} s") from None
+            raise self._error(TIMEOUT, f"no reply within {self._timeout:g} s") from None
         except httpx.TimeoutException:
             raise self._error(TIMEOUT, "the HTTP client timed out") from None
         except ParsingError:

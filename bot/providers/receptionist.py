@@ -16,14 +16,17 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, last_answer, name_in, speak_number
 from bot.profile import DAYS, Profile, cached_profile
 from bot.providers.base import PENDING_MESSAGE, Action, Conversation
-from bot.settings import Settings
 from bot.store.api import NewMessage
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 CANT_HELP = "I can't help with that myself, but I can take a message and have the team call you back."
 ANYTHING_ELSE = "Is there anything else I can help with?"
@@ -64,10 +67,21 @@ NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel tha
 class Receptionist:
     name = "receptionist"
 
-    def __init__(self, settings: Settings, *, profile: Profile | None = None, clock: Callable[[], datetime] | None = None) -> None:
-        self._settings = settings
-        self.profile = profile or cached_profile(settings.business_file)
+    def __init__(
+        self, *, transfer_number: str = "", profile: Profile | None = None, clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``transfer_number``: where a caller asking for a person goes (empty: the
+        profile's front desk); ``profile``: the business (default: the bundled property
+        office); ``clock``: the time now, for tests."""
+        self._transfer_number = transfer_number
+        self.profile = profile or cached_profile()
         self._clock = clock
+
+    @classmethod
+    def from_settings(
+        cls, s: Settings, *, profile: Profile | None = None, clock: Callable[[], datetime] | None = None,
+    ) -> Receptionist:
+        return cls(transfer_number=s.transfer_number, profile=profile or cached_profile(s.business_file), clock=clock)
 
     async def start(self) -> None:
         return None
@@ -239,7 +253,7 @@ class Receptionist:
 
     # ------------------------------------------------------------------ transfer, emergency
     def _transfer(self, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        number = self._settings.transfer_number or self.profile.transfer_number("front_desk", self.now())
+        number = self._transfer_number or self.profile.transfer_number("front_desk", self.now())
         if number:
             return ["Sure, let me put you through to someone now."], Action("transfer", "caller asked for a person", "front_desk", number)
         why = "there's no one available to take your call" if self.profile.is_open(self.now()) else "the office is closed"

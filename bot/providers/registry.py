@@ -1,10 +1,11 @@
 """Providers by table: each stage's adapters by name, built from Settings in one place.
 
 A vendor is one module; adding one for a stage is that module and one line of ``TABLE``
-(plus its key in ``Settings`` and bot/config/providers.py if it needs one). Modules are
-imported only when their provider is configured, so the cloud-only install does not need the
-embedded engines and vice versa. ``Settings.from_env`` validates ``*_PROVIDER`` against the
-same table.
+(plus its key in ``Settings`` and bot/config/providers.py if it needs one). An adapter
+takes its options as keywords; its ``from_settings`` classmethod is the one place that
+reads them from the ``Settings``. Modules are imported only when their provider is
+configured, so the cloud-only install does not need the embedded engines and vice versa.
+``Settings.from_env`` validates ``*_PROVIDER`` against the same table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 STAGES = ("stt", "llm", "tts")
 
-# stage -> provider name -> "module:Class" (the class is built with the Settings)
+# stage -> provider name -> "module:Class" (built by the class's ``from_settings``)
 TABLE: dict[str, dict[str, str]] = {
     "stt": {
         "deepgram": "bot.providers.deepgram:DeepgramSTT",
@@ -59,7 +60,7 @@ def make(stage: str, name: str, settings: Settings) -> Any:
     except KeyError:
         raise ValueError(f"unknown {stage.upper()} provider {name!r}; expected one of {', '.join(TABLE.get(stage, ()))}") from None
     module, cls = target.split(":")
-    return getattr(import_module(module), cls)(settings)
+    return getattr(import_module(module), cls).from_settings(settings)
 
 
 def make_stt(name: str, settings: Settings) -> STT:

