@@ -52,6 +52,7 @@ class Settings:
     speculative_llm: bool = True  # live STT: start the LLM on a stable interim transcript
     turn_completeness: bool = True  # words that look unfinished wait a longer silence (every STT path)
     turn_complete_ms: int = 0  # batch/embedded + TURN_COMPLETENESS: silence words judged complete need; 0 = END_SILENCE_MS
+    speculative_lead_ms: int = 800  # live + TURN_COMPLETENESS: a held reply's LLM starts this long before its silence is due
     deepgram_endpointing_ms: int = 200  # the final comes sooner; TURN_COMPLETENESS decides when the reply plays
     deepgram_utterance_end_ms: int = 1000
     deepgram_reconnect_backoff_s: float = 0.2  # first reconnect wait, doubling (not read from the env)

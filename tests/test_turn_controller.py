@@ -613,3 +613,11 @@ def test_batch_a_stale_transcript_of_a_cancelled_speculation_is_ignored():
     assert s.c.on_transcript(s.c.turn_no - 1, "What time do you open?", s.t) == []
     s.quiet(600)  # no words yet for this one: it waits
     assert s.kinds() == ["StartSpeculative", "CancelSpeculative", "StartSpeculative"]
+
+
+def test_turn_options_come_from_settings_with_the_speculative_lead():
+    from bot.settings import Settings
+
+    opts = TurnOptions.from_settings(Settings.from_env({"TWILIO_VALIDATE": "false", "SPECULATIVE_LEAD_MS": "300", "BARGE_IN_MS": "60"}))
+    assert (opts.spec_lead_ms, opts.barge_in_ms, opts.completeness) == (300, 60, True)
+    assert TurnOptions.from_settings(Settings()).spec_lead_ms == TurnOptions().spec_lead_ms == Settings().speculative_lead_ms

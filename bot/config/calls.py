@@ -37,6 +37,7 @@ def read(get: Get, defaults: type[Settings]) -> dict[str, Any]:
         "max_reprompts": ("MAX_REPROMPTS", 0, 20),
         "max_calls": ("MAX_CALLS", 1, 100000),
         "turn_complete_ms": ("TURN_COMPLETE_MS", 0, 5000),
+        "speculative_lead_ms": ("SPECULATIVE_LEAD_MS", 0, 5000),
     }))
     kw.update(numbers(get, defaults, float, {
         "reprompt_after_s": ("REPROMPT_AFTER_S", 1, 600),

@@ -90,7 +90,7 @@ class TurnOptions:
     max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
     completeness: bool = False  # hold a turn whose words look unfinished (bot.turn_completeness)
     complete_ms: int | None = None  # with completeness: silence words judged COMPLETE need (None: end_silence_ms)
-    spec_lead_ms: int = 800  # live + completeness: a held reply's LLM starts this long before its silence is due
+    spec_lead_ms: int = 800  # as Settings.speculative_lead_ms
 
     @classmethod
     def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
@@ -100,7 +100,7 @@ class TurnOptions:
             barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
             speculative_llm=s.speculative_llm, can_transfer=bool(number),
             max_turn_ms=int(s.max_turn_s * 1000), completeness=s.turn_completeness,
-            complete_ms=s.turn_complete_ms or None,
+            complete_ms=s.turn_complete_ms or None, spec_lead_ms=s.speculative_lead_ms,
         )
 
 
