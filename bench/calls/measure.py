@@ -61,14 +61,21 @@ def loadavg() -> str:
 
 def calibration() -> str:
     """What machine the table ran on: a fixed pure-Python 10-million-step loop (seconds,
-    best of 2; ~1.7 s on the slow reference machine of issue 13), the cores, the load."""
+    best of 2; ~1.7 s on the slow reference machine of issue 13), the CPU one 20 ms sleep
+    costs (a process waking from a timer: what a call's 50 media messages a second pay
+    before any work, tens of microseconds on bare metal, more in a virtual machine), the
+    cores, the load."""
     best = float("inf")
     for _ in range(2):
         t, x = time.perf_counter(), 0
         for i in range(10_000_000):
             x += i
         best = min(best, time.perf_counter() - t)
-    return f"calibration: 10M-step Python loop {best:.2f} s; nproc {os.cpu_count()}; load {loadavg()}"
+    c = time.process_time()
+    for _ in range(25):
+        time.sleep(0.02)
+    wake_us = (time.process_time() - c) / 25 * 1e6
+    return f"calibration: 10M-step Python loop {best:.2f} s; a 20 ms sleep costs {wake_us:.0f} us CPU; nproc {os.cpu_count()}; load {loadavg()}"
 
 
 def pct(values, q: float) -> float:
