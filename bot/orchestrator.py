@@ -13,6 +13,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -122,14 +123,10 @@ async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: st
     with an item does not count. Anything but StageError or cancellation leaking out of
     an adapter becomes an upstream error."""
     limit = budget + GUARD_S
-    stall = Stall(asyncio.get_running_loop().time() + limit, limit)
     try:
-        async with stall:
-            async for item in it:
-                stall.tick()
-                stall.hold()
+        async with aclosing(Stall(asyncio.get_running_loop().time() + limit, limit).over(it)) as items:
+            async for item in items:
                 yield item
-                stall.resume()
     except TimeoutError:  # ours, or an adapter's own that leaked: either way the stage timed out
         raise StageError(stage, TIMEOUT, f"no answer within {budget:.1f} s", provider=provider) from None
     except (StageError, asyncio.CancelledError, GeneratorExit):

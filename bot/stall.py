@@ -19,12 +19,19 @@ after it. Usage::
             stall.hold()
             yield chunk
             stall.resume()
+
+or, for exactly that loop, ``async with aclosing(stall.over(source)) as items`` (closed with
+its consumer, so the bound never outlives it).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Stall:
@@ -59,6 +66,16 @@ class Stall:
             self._timer = None
         assert self._cm is not None
         await self._cm.__aexit__(et, exc, tb)
+
+    async def over(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """``items`` under this bound: each item is progress, and the consumer's time
+        with it does not count. A bound that ran out raises ``TimeoutError`` here."""
+        async with self:
+            async for item in items:
+                self.tick()
+                self.hold()
+                yield item
+                self.resume()
 
     def expired(self) -> bool:
         """Did this bound end the block (the ``TimeoutError`` is ours)?"""

@@ -312,3 +312,4 @@ async def test_orchestrator_does_not_count_the_callers_time_against_tts():
     orch = Orchestrator(ScriptedSTT(), ScriptedLLM(text="Fine."), tts, stt_timeout=GAP, llm_timeout=GAP, tts_timeout=GAP)
     events = await _turn(orch, slow_consumer=GAP * 1.5)
     assert len(events) >= 3 and tts.texts == ["Fine."]
+

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from typing import Generic, TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UNAVAILABLE, UPSTREAM_ERROR, StageError
@@ -190,14 +191,10 @@ class FailoverChain(Generic[M]):
         (bot/stall.py; the orchestrator's own bound is a little longer, so a stall is the
         member's failure, not an anonymous cancellation). The consumer's time with an item
         does not count."""
-        stall = Stall(asyncio.get_running_loop().time() + self.budget_s, self.budget_s)
         try:
-            async with stall:
-                async for item in it:
-                    stall.tick()
-                    stall.hold()
+            async with aclosing(Stall(asyncio.get_running_loop().time() + self.budget_s, self.budget_s).over(it)) as items:
+                async for item in items:
                     yield item
-                    stall.resume()
         except TimeoutError:
             raise StageError(self.stage, TIMEOUT, f"stalled {self.budget_s:.2f} s mid-stream", provider=self.members[i].name) from None
         except (StageError, asyncio.CancelledError, GeneratorExit):
