@@ -621,3 +621,12 @@ def test_turn_options_come_from_settings_with_the_speculative_lead():
     opts = TurnOptions.from_settings(Settings.from_env({"TWILIO_VALIDATE": "false", "SPECULATIVE_LEAD_MS": "300", "BARGE_IN_MS": "60"}))
     assert (opts.spec_lead_ms, opts.barge_in_ms, opts.completeness) == (300, 60, True)
     assert TurnOptions.from_settings(Settings()).spec_lead_ms == TurnOptions().spec_lead_ms == Settings().speculative_lead_ms
+
+
+def test_a_held_turn_whose_llm_has_not_started_is_answered_when_the_live_stt_fails():
+    s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
+    s.stt(Final("I want to", speech_final=True))  # INCOMPLETE: held, its LLM not started yet
+    assert s.kinds() == [] and s.c._held is not None
+    s.stt(Failed(StageError("stt", "upstream_error", "gone")))
+    (_, turn), = s.of(StartTurn)
+    assert turn.text == "I want to" and s.c._held is None and not s.c.live

@@ -178,14 +178,8 @@ class TurnController(CompletenessGate, LiveTurns):
         else:
             self._quiet, self._voiced, self._voiced_at_hold = self._quiet + 1, 0, 0
         ev = self.detector.feed(frame, speech, voiced if self.bot_active else None)  # a barge-in needs a voice
-        if self._held is not None and ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
-            out += self._resume_held()  # the caller goes on: the prepared reply was never sent
-        elif self._held is not None and speech and (self._voiced - self._voiced_at_hold) * FRAME_MS >= self.opts.barge_in_ms:
-            out += self._resume_held()  # speech again inside the same local utterance (a pause shorter than the early silence)
-        elif self._held is not None and not speech and self._quiet * FRAME_MS >= self._held.need_ms:
-            out += self._release_held()
-        elif self._held is not None and not speech and not self._spec and self._spec_due(self._held.need_ms):
-            out += self._prepare_held()
+        if self._held is not None:
+            out += self._tick_held(ev, speech)
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
             if self._waiting:  # the caller goes on after the local end of turn: the gated reply was never sent

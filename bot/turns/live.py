@@ -15,6 +15,7 @@ from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, Utterance
 from bot.turns.decisions import Decision, Phase
 from bot.wer import normalize
 from media.frames import FRAME_MS
+from media.vad import TurnEvent
 
 if TYPE_CHECKING:
     from bot.turns.controller import TurnOptions
@@ -129,6 +130,22 @@ class LiveTurns:
             return []
         out = self._cancel_speculation()
         return out + self._prepare_held() if self._spec_due(held.need_ms) else out
+
+    def _tick_held(self, ev: TurnEvent | None, speech: bool) -> list[Decision]:
+        """One inbound frame while a live turn is held for more silence."""
+        held = self._held
+        assert held is not None
+        if ev in (TurnEvent.SPEECH_START, TurnEvent.RESUMED):
+            return self._resume_held()  # the caller goes on: the prepared reply was never sent
+        if speech:
+            if (self._voiced - self._voiced_at_hold) * FRAME_MS >= self.opts.barge_in_ms:
+                return self._resume_held()  # speech again inside the same local utterance (a pause shorter than the early silence)
+            return []
+        if self._quiet * FRAME_MS >= held.need_ms:
+            return self._release_held()
+        if not self._spec and self._spec_due(held.need_ms):
+            return self._prepare_held()
+        return []
 
     def _spec_due(self, need_ms: int) -> bool:
         """Is a reply that may play after ``need_ms`` of silence worth starting now?"""
