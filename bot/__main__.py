@@ -8,6 +8,7 @@ a module and one line in ``COMMANDS``.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # name -> (module with main(argv), one-line help)
@@ -39,7 +40,19 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = _run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`python -m bot --help | head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again, and exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a process the pipe ended
+
+
+def _run(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from bot.simulator import CallReport, Dtmf, simulate_call, timeline_text
@@ -32,7 +33,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("steps", nargs="*", metavar="WAV", help="caller utterances (any WAV; 8 kHz mu-law as Twilio sends is best), spoken in order")
     ap.add_argument("--dtmf", action="append", default=[], metavar="DIGITS",
                     help="keys to press (0-9, *, #) at this point between the WAVs; repeatable")
-    ap.add_argument("--url", default="http://127.0.0.1:8080", help="where the server listens (default %(default)s)")
+    ap.add_argument("--url", default=None,
+                    help="where the server listens (default: HOST and PORT as the server reads them, else http://127.0.0.1:8080)")
     ap.add_argument("--public-url", default=os.environ.get("PUBLIC_URL") or None,
                     help="the server's PUBLIC_URL: the URL it checks Twilio signatures against "
                     "(default: $PUBLIC_URL if set, else --url)")
@@ -48,6 +50,20 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--from", dest="from_number", default="+15551234567", help="the caller's number (default %(default)s)")
     ap.add_argument("--no-transcribe", action="store_true", help="do not transcribe what the caller heard (faster; no model loaded)")
     return ap
+
+
+def default_url(env: Mapping[str, str] | None = None) -> str:
+    """The server's address from the same HOST and PORT it listens on (a wildcard host is this machine)."""
+    env = os.environ if env is None else env
+    host = env.get("HOST", "").strip()
+    if host in ("", "0.0.0.0", "::", "*"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    port = env.get("PORT", "").strip() or "8080"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"PORT={port!r} is not a port number (1-65535); give --url")
+    return f"http://{host}:{int(port)}"
 
 
 def ordered_steps(ap: argparse.ArgumentParser, argv: list[str]) -> list[str | Dtmf]:
@@ -83,16 +99,25 @@ def main(argv: list[str]) -> int:
             print(f"error: no such file: {step}", file=sys.stderr)
             return 1
     try:
+        url = args.url or default_url()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         report = asyncio.run(simulate_call(
-            args.url, steps, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap,
+            url, steps, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap,
             barge_in_after_ms=args.barge_in_ms, from_number=args.from_number, quiet_s=args.quiet,
         ))
     except (wav.WavError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if report.unreachable:
+        print(f"error: {report.error}.\n  Is the server running? Start it with `python -m bot` (TRIAL=true to try it); "
+              "`bot call` follows the same HOST and PORT, or give --url.", file=sys.stderr)
+        return 1
     print(timeline_text(report))
     if "403" in report.error:
-        print(forbidden_hint(args.url, args.public_url, args.auth_token))
+        print(forbidden_hint(url, args.public_url, args.auth_token))
     if report.heard:
         try:
             Path(args.out).write_bytes(wav.write_mulaw(report.heard))

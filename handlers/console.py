@@ -11,12 +11,12 @@ import csv
 import io
 import time
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
 
+from bot.assets import WEB
 from bot.store.api import MESSAGE_STATUSES
 from handlers import login_limit
 from handlers.console_chart import latency_svg
@@ -25,7 +25,6 @@ from handlers.session_auth import check_csrf, csrf_token, end_session, issue_ses
 from handlers.state import CALLS, SETTINGS
 from handlers.storage import STORE
 
-WEB = Path(__file__).resolve().parent.parent / "web"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
