@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
     "call": ("bot.cli_call", "simulate a Twilio call against a running server; prints what the caller heard"),
     "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
+    "notify": ("bot.cli_notify", "list who is told of messages and whether each can be reached; --test sends a test to each"),
     "deliver": ("bot.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),
     "say": ("bot.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
     "check": ("bot.cli_check", "check the settings in the environment, without loading any model"),
@@ -41,9 +42,10 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        code = _run(sys.argv[1:] if argv is None else argv)
-        sys.stdout.flush()
-        return code
+        try:
+            return _run(sys.argv[1:] if argv is None else argv)
+        finally:  # also when argparse exits after printing --help
+            sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`python -m bot --help | head`): not an error of ours. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again, and exit quietly.

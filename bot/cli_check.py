@@ -109,7 +109,11 @@ def _business(path: str):
     try:
         return load_profile(path or None), []
     except ProfileError as exc:
-        return None, [line.strip() for line in str(exc).splitlines() if line.strip()]
+        head, *items = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        if not items:  # cannot read it, not TOML
+            return None, [head]
+        where = head.rsplit(" has ", 1)[0]  # "BUSINESS_FILE <path>"
+        return None, [f"{where}: {item.removeprefix('- ')}" for item in items]
 
 
 def data_dir_problems(data_dir: Path) -> list[str]:

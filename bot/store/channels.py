@@ -42,6 +42,10 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def describe(payload: dict, tz: str) -> tuple[str, str]:
     """(subject, text) for a notification, in the business's timezone."""
     zone = ZoneInfo(tz)
+    if payload.get("event") == "test":  # python -m bot notify --test
+        when = datetime.fromtimestamp(payload["sent_at"], zone).strftime("%a %d %b %H:%M %Z")
+        return (f"Test notification from {payload['business'] or 'phonebot'}",
+                f"This is a test from phonebot ({when}). Messages callers leave, and missed calls, arrive like this.\n")
     if payload.get("event") == "missed_call":
         c = payload["call"]
         when = datetime.fromtimestamp(c["started_at"], zone).strftime("%a %d %b %H:%M")

@@ -102,8 +102,12 @@ def channel_problems(targets: tuple[Target, ...], settings, where: str) -> list[
     notification would be retried for ever and never arrive. ``where`` names where the target is set."""
     out = []
     for t in dict.fromkeys(targets):
-        missing = [var for attr, var in CHANNEL_NEEDS[t.channel] if not getattr(settings, attr)]
-        if missing:
+        if missing := missing_settings(t, settings):
             shown = {"email": f"mailto:{t.address}", "sms": f"sms:{t.address}"}.get(t.channel, t.address)
             out.append(f"notify: {shown} ({where}) cannot be sent: {t.channel} needs {' and '.join(missing)}")
     return out
+
+
+def missing_settings(target: Target, settings) -> list[str]:
+    """The variables ``target``'s channel needs that are not set."""
+    return [var for attr, var in CHANNEL_NEEDS[target.channel] if not getattr(settings, attr)]
