@@ -220,4 +220,4 @@ def test_owner_times_default_to_the_business_files_zone(tmp_path):
     payload = {"event": "message", "message": {"created_at": ts, "urgent": False, "status": "new", "name": "Ann", "callback_number": "555",
                                                "caller": "+1555", "call_sid": "CA1", "about": "x", "id": 1}}
     _, text = describe(payload, Settings.from_env({"TRIAL": "true"}).timezone)
-    assert "12:30" in text  # 16:30 UTC is 12:30 in New York (EDT)
+    assert "When: Wed 01 Jul 12:30 EDT" in text  # 16:30 UTC is 12:30 in New York, and it says so
