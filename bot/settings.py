@@ -118,7 +118,7 @@ class Settings:
 
     # storage, notifications, the owner's console
     database_url: str = ""  # postgresql://...; unset: SQLite in DATA_DIR
-    timezone: str = "UTC"  # the business's, for times shown to the owner (TIMEZONE, else the business file's)
+    timezone: str = "UTC"  # the business's, for times shown to the owner
     notify_to: str = ""  # webhook URLs, mailto:, sms: targets for every message
     notify_urgent_to: str = ""  # also told of urgent messages
     notify_webhook_secret: str = ""
