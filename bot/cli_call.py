@@ -70,6 +70,20 @@ def default_url(env: Mapping[str, str] | None = None) -> str:
     return f"http://{host}:{int(port)}"
 
 
+def check_url(url: str) -> str:
+    """--url as given, if it is an http(s) address with a host and a valid port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0  # .port raises when out of range
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"--url {url!r}: expected the server's address, such as http://127.0.0.1:8080")
+    return url
+
+
 def ordered_steps(ap: argparse.ArgumentParser, argv: list[str]) -> list[str | Dtmf]:
     """WAVs and --dtmf keys in the order they were given on the command line."""
     takes_value = {o for a in ap._actions if a.option_strings and a.nargs != 0 for o in a.option_strings}
@@ -103,7 +117,7 @@ def main(argv: list[str]) -> int:
             print(f"error: no such file: {step}", file=sys.stderr)
             return 1
     try:
-        url = args.url or default_url()
+        url = check_url(args.url) if args.url else default_url()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

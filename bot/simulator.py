@@ -197,7 +197,7 @@ async def simulate_call(
         headers = {"X-Twilio-Signature": validator.compute_signature(public + "/twilio/voice", params)} if auth_token else {}
         try:
             r = await http.post(url + "/twilio/voice", data=params, headers=headers)
-        except aiohttp.ClientConnectorError as exc:  # refused, no route, no such host
+        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:  # refused, no route, no such host; not a URL
             report.rejected, report.unreachable = True, True
             report.error = f"nothing answers at {url} ({type(exc).__name__}: {exc})"
             return report

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from bot.cli_call import default_url
+from bot.cli_call import check_url, default_url
 from bot.cli_check import check
 from bot.providers.registry import Providers
 from bot.settings import Settings, SettingsError
@@ -192,6 +192,10 @@ def test_bot_call_follows_host_and_port():
     assert default_url({"HOST": "::1"}) == "http://[::1]:8080"
     with pytest.raises(ValueError, match="PORT"):
         default_url({"PORT": "eighty"})
+    assert check_url("https://bot.example.com") == "https://bot.example.com"
+    for bad in ("foo", "http://127.0.0.1:99999", "http://:80", "ftp://host", "http://host:0"):
+        with pytest.raises(ValueError, match="--url"):
+            check_url(bad)
 
 
 def test_bot_call_says_plainly_when_nothing_answers(tmp_path):
