@@ -21,6 +21,7 @@ from bot.playout import Playout
 from bot.prompts import PromptBank
 from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.settings import Settings
+from bot.store.api import TranscriptLine
 from bot.turns import Decision, TurnController
 from media import mulaw
 
@@ -49,6 +50,7 @@ class TurnPipeline:
     fallbacks: int
     turn_log: list[dict]
     first_audio_ms: dict[int, float]
+    transcript: list[TranscriptLine]
 
     def notify(self, kind: str, **data) -> None:
         raise NotImplementedError
@@ -144,6 +146,7 @@ class TurnPipeline:
                 await gate.wait()
             quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
             self._log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)
+            self._said(n, "caller", text)
             self.metrics.stage_errors.labels(err.stage, err.code).inc()
             self.metrics.turns.labels("failed").inc()
             await self._failed(n)
@@ -156,6 +159,8 @@ class TurnPipeline:
             self.metrics.tts_ttfb.observe(timings.stages["tts_first_byte"] / 1000)
         self.metrics.observe_stages(timings.stages, {"stt": self.orch.stt, "llm": self.orch.llm, "tts": self.orch.tts})
         self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(a.kind for a in actions) or None)
+        self._said(n, "caller", text)
+        self._said(n, "bot", " ".join(said))
         if first_mark is not None:
             self._helper(self._measure_mouth_to_ear(*first_mark, speech_end), "mouth-to-ear")
         if last_mark is not None:
@@ -209,6 +214,7 @@ class TurnPipeline:
         audio = self.prompts.get(name)
         if audio:
             self.notify("prompt", name=name)
+            self._said(self.c.turn_no if n is None else n, "bot", self.prompts.text.get(name) or f"[{name}]", prompt=name)
             self.c.bot_speaking()
             mark = mark or name
             self._waiters[mark] = asyncio.get_running_loop().create_future()
@@ -233,6 +239,12 @@ class TurnPipeline:
             log.warning("mark echo missing", extra=kv(call_sid=self.call_sid, mark=mark))
         finally:
             self._waiters.pop(mark, None)
+
+    def _said(self, turn: int, speaker: str, text: str | None, prompt: str | None = None) -> None:
+        """A line of the call's stored transcript (only with STORE_TRANSCRIPTS; never logged)."""
+        if self.settings.store_transcripts and text:
+            self.transcript.append(TranscriptLine(turn, time.time(), speaker, text, prompt))
+
     def _log_turn(self, n: int, timings: Timings, level: int = logging.INFO, **fields) -> None:
         self.turn_log.append({"n": n, "at": time.time(), **fields})
         log.log(
