@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.store import NewMessage, SqlStore
 from bot.store import schema as s
 from bot.store.api import TranscriptLine, Transfer, TurnRecord
+from bot.store.sql import engine_url
 from bot.store.transcripts import TranscriptSweeper
 from handlers.app import create_app
 from handlers.storage import STORE
@@ -99,8 +100,8 @@ async def _ended(store, sid: str, caller: str, at: float, outcome: str, lines: l
                            turns=[TurnRecord(1, at, 640.0, "ok")], transcript=said)
 
 
-async def test_retention_sweep_deletes_old_transcripts_on_a_scripted_clock(tmp_path):
-    store = await SqlStore.open(data_dir=tmp_path)
+async def test_retention_sweep_deletes_old_transcripts_on_a_scripted_clock(db_url, tmp_path):
+    store = await SqlStore.open(database_url=db_url, data_dir=tmp_path)
     now = 1_800_000_000.0
     try:
         await _ended(store, "CAold", "+15550000001", now - 31 * DAY, "answered", ["hello", "hi there"])
@@ -120,8 +121,8 @@ async def test_retention_sweep_deletes_old_transcripts_on_a_scripted_clock(tmp_p
         await store.close()
 
 
-async def test_search_by_number_in_any_format_and_by_outcome(tmp_path):
-    store = await SqlStore.open(data_dir=tmp_path)
+async def test_search_by_number_in_any_format_and_by_outcome(db_url, tmp_path):
+    store = await SqlStore.open(database_url=db_url, data_dir=tmp_path)
     now = 1_800_000_000.0
     try:
         await _ended(store, "CA1", "+15558675309", now, "message", [])
@@ -147,10 +148,9 @@ async def test_search_by_number_in_any_format_and_by_outcome(tmp_path):
         await store.close()
 
 
-async def test_the_schema_step_upgrades_a_first_version_database(tmp_path):
+async def test_the_schema_step_upgrades_a_first_version_database(db_url, tmp_path):
     """A database the first version made (calls without the transfer columns) is brought up."""
-    path = tmp_path / "phonebot.sqlite3"
-    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    engine = create_async_engine(engine_url(db_url, tmp_path))
     old_calls = sa.Table("calls", sa.MetaData(), *(sa.Column(c.name, c.type, primary_key=c.primary_key) for c in s.calls.c
                                                    if not c.name.startswith("transfer_")))
     async with engine.begin() as conn:
@@ -160,7 +160,7 @@ async def test_the_schema_step_upgrades_a_first_version_database(tmp_path):
         await conn.execute(s.schema_version.insert().values(version=1))
         await conn.execute(old_calls.insert().values(call_sid="CAv1", stream_sid="MZ", caller="+15550000001", started_at=1.0, turns=[]))
     await engine.dispose()
-    store = await SqlStore.open(data_dir=tmp_path)
+    store = await SqlStore.open(database_url=db_url, data_dir=tmp_path)
     try:
         assert (await store.call("CAv1")).transfer is None
         await store.call_ended(call_sid="CAv1", ended_at=2.0, outcome="transferred", ended_by="transfer", turns=[],
