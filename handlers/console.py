@@ -23,7 +23,7 @@ from bot.store.api import CALL_OUTCOMES, MESSAGE_STATUSES, CallRecord
 from bot.store.transcripts import LIVE
 from handlers import login_limit
 from handlers.console_chart import latency_svg
-from handlers.console_format import Owner, person
+from handlers.console_format import Owner, length, person
 from handlers.health import health_report
 from handlers.session_auth import check_csrf, csrf_token, end_session, issue_session, key_ok, require_session, session_valid
 from handlers.state import CALLS, PROMPTS, SETTINGS
@@ -44,7 +44,7 @@ def _owner(app: web.Application) -> Owner:
 
 def _page(request: web.Request, template: str, **ctx) -> web.Response:
     owner = _owner(request.app)
-    ctx.update(business=cached_profile(request.app[SETTINGS].business_file).name, when=owner.when, phone=owner.phone, person=person, zone=owner.zone_name,
+    ctx.update(business=cached_profile(request.app[SETTINGS].business_file).name, when=owner.when, phone=owner.phone, person=person, length=length, zone=owner.zone_name,
                csrf=csrf_token(request) if session_valid(request) else "", path=request.path)
     resp = web.Response(text=_env.get_template(template).render(**ctx), content_type="text/html")
     resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"

@@ -55,7 +55,8 @@ def latency_svg(turns) -> Markup:
             f"<title>{escape(label)}</title></rect>"
             f'<text x="{x + bar / 2:.1f}" y="{H - 10}" class="axis" text-anchor="middle">{t.n}</text>'
         )
-        if not small and t.latency_ms is not None:
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{TOP + plot_h - h - 4:.1f}" class="value" text-anchor="middle">{v:.0f} ms</text>')
+        if not small:
+            value = f"{v:.0f} ms" if t.latency_ms is not None else ("failed" if failed else "-")
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{TOP + plot_h - h - 4:.1f}" class="value{" failed" if failed else ""}" text-anchor="middle">{value}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -85,6 +85,15 @@ class Owner:
         return phonenumbers.format_number(n, fmt)
 
 
+def length(seconds: float) -> str:
+    """A call's length: '48 s', '1 min 48 s', '12 min'."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    m, s = divmod(s, 60)
+    return f"{m} min {s} s" if s and m < 10 else f"{m} min"
+
+
 def person(name: str | None) -> str:
     """A message's name, or "no name given" (never "the caller" as if it were one)."""
     v = (name or "").strip()

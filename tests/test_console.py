@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -119,16 +120,35 @@ async def seed_calls(store) -> None:
     def said(*pairs: tuple[int, str, str]) -> list[TranscriptLine]:
         return [TranscriptLine(n, T0 + i, who, text) for i, (n, who, text) in enumerate(pairs)]
 
+    leak = said(
+        (0, "bot", "Hello, thanks for calling Maple Street Property Management. How can I help you today?"),
+        (1, "caller", "Hi, there's water leaking under my kitchen sink"),
+        (1, "bot", "I'm sorry to hear that. I can take a message for the maintenance team. May I have your name?"),
+        (2, "bot", "Sorry, I didn't catch that. Could you say it again?"),
+        (3, "caller", "It's Tom Baker"),
+        (3, "bot", "Thanks, Tom Baker. What number should we call you back on?"),
+        (4, "caller", "five five five, eight six seven, five three oh nine"),
+        (4, "bot", "I have five five five, eight six seven, five three zero nine. Is that right?"),
+        (5, "caller", "yes"),
+        (5, "bot", "Thanks, Tom Baker. I've passed your message on, and someone will call you back."),
+    )
+    leak = [ln if ln.text[:5] != "Hello" else TranscriptLine(0, ln.at, "bot", ln.text, "greeting") for ln in leak]
+    leak = [ln if not ln.text.startswith("Sorry") else TranscriptLine(2, ln.at, "bot", ln.text, "fallback") for ln in leak]
     rows = [
         ("CAseed1", "+442079460123", "transferred", "transfer", [TurnRecord(1, T0, 810.0, "ok")], Transfer("front_desk", "+4********23"),
          said((1, "caller", "Can I speak to someone about my lease?"), (1, "bot", "Sure, let me put you through to someone now."))),
         ("CAseed2", "anonymous", "abandoned", "caller", [], None, []),
         ("CAseed3", "sip:+15551112222@trunk.example.com;transport=tls", "failed", "failures",
          [TurnRecord(1, T0, None, "stt:timeout", "stt", "timeout"), TurnRecord(2, T0 + 5, None, "llm:upstream_error", "llm", "upstream_error")], None, []),
-        ("CAseed4", "+15558675309", "message", "bot", [TurnRecord(1, T0, 620.0, "ok"), TurnRecord(2, T0 + 6, 1340.0, "ok")], None, []),
+        ("CAseed4", "+15558675309", "message", "bot",
+         [TurnRecord(1, T0 + 1, 620.0, "ok"), TurnRecord(2, T0 + 3, None, "stt:timeout", "stt", "timeout"), TurnRecord(3, T0 + 4, 1340.0, "ok"),
+          TurnRecord(4, T0 + 6, 710.0, "ok"), TurnRecord(5, T0 + 8, 585.0, "ok")], None, leak),
+        ("CAseed5", "+15552220199", "message", "bot", [TurnRecord(1, T0, 655.0, "ok"), TurnRecord(2, T0 + 9, 702.0, "ok")], None, []),
     ]
     for i, (sid, caller, outcome, by, turns, transfer, lines) in enumerate(rows):
         at = T0 - (i + 1) * 5400
+        turns = [replace(t, started_at=at + t.started_at - T0) for t in turns]
+        lines = [replace(ln, at=at + ln.at - T0) for ln in lines]
         await store.call_started(call_sid=sid, stream_sid="MZ" + sid, caller=caller, started_at=at)
         await store.call_ended(call_sid=sid, ended_at=at + 40 + 17 * i, outcome=outcome, ended_by=by, turns=turns, transcript=lines, transfer=transfer)
 
@@ -155,7 +175,8 @@ async def test_console_in_chromium(aiohttp_server, settings, tmp_path):
         await asyncio.sleep(0.05)
     assert rec.turns, "the call record has its turns"
     mid = await store.save_message(NewMessage(call_sid=report.call_sid, caller="+15551230001", name="Sarah Johnson", callback_number="5552134467", about="A quote for a boiler service"))
-    await store.save_message(NewMessage(call_sid="CAseed4", caller="+15558675309", name="the caller", callback_number="5558675309", about="Leaking pipe under the sink", urgent=True, complete=False))
+    await store.save_message(NewMessage(call_sid="CAseed4", caller="+15558675309", name="Tom Baker", callback_number="5558675309", about="Water leaking under the kitchen sink", urgent=True))
+    await store.save_message(NewMessage(call_sid="CAseed5", caller="+15552220199", name="the caller", callback_number="", about="The gate code does not work", complete=False))
     await store.save_message(NewMessage(call_sid="CAseed1", caller="+442079460123", name="Priya Patel", callback_number="+442079460123", about="Lease renewal for flat 2"))
     await seed_calls(store)
     shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path)
@@ -215,6 +236,11 @@ async def test_console_in_chromium(aiohttp_server, settings, tmp_path):
 
             await page.goto(base + "/console/calls/CAseed1")
             assert "to the front desk, +4********23" in await page.locator("#transfer").inner_text()
+            await page.goto(base + "/console/calls/CAseed4")  # a failed turn: the fallback prompt in its place
+            failed = await page.locator('#transcript li.turn[data-turn="2"]').inner_text()
+            assert "stt: timeout" in failed and "FALLBACK PROMPT" in failed.upper() and "Sorry, I didn't catch that" in failed
+            assert "1340 ms" in await page.locator('#transcript li.turn[data-turn="3"] .latency.slow').inner_text()
+            await page.screenshot(path=str(shots / "console-call-message.png"), full_page=True)
 
             await page.click("text=Messages")
             await page.wait_for_selector(f"#message-{mid}")
