@@ -105,6 +105,7 @@ class CallSession(CallActions, TurnPipeline):
         self.turn_log: list[dict] = []  # per turn: n, wall time, outcome fields (the call record)
         self.first_audio_ms: dict[int, float] = {}  # turn -> end of speech to first reply audio
         self.transcript: list[TranscriptLine] = []  # what was said, only with STORE_TRANSCRIPTS
+        self._words: tuple[int, str] | None = None  # the live turn's caller words, not yet in the transcript
         self.transfer: Transfer | None = None  # where the call went (the number masked), for the record
         self.transfer_purpose = ""  # the dialogue's transfer purpose, until _finish records it
         # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
@@ -275,6 +276,7 @@ class CallSession(CallActions, TurnPipeline):
         self.barge_ins += 1
         self.metrics.barge_ins.inc()
         heard, self._heard = self._heard, []
+        self._cut_short(self.c.turn_no, heard)
         unheard = len(self._mark_text)
         self._mark_text.clear()  # echoes of dropped audio after the clear are not "heard"
         task, self._turn_task, self._spec = self._turn_task, None, None

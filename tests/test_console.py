@@ -128,12 +128,13 @@ async def seed_calls(store) -> None:
         (3, "caller", "It's Tom Baker"),
         (3, "bot", "Thanks, Tom Baker. What number should we call you back on?"),
         (4, "caller", "five five five, eight six seven, five three oh nine"),
-        (4, "bot", "I have five five five, eight six seven, five three zero nine. Is that right?"),
-        (5, "caller", "yes"),
+        (4, "bot", "I have five five five, eight six seven, five three zero nine."),
+        (5, "caller", "yes, that's right"),
         (5, "bot", "Thanks, Tom Baker. I've passed your message on, and someone will call you back."),
     )
     leak = [ln if ln.text[:5] != "Hello" else TranscriptLine(0, ln.at, "bot", ln.text, "greeting") for ln in leak]
     leak = [ln if not ln.text.startswith("Sorry") else TranscriptLine(2, ln.at, "bot", ln.text, "fallback") for ln in leak]
+    leak = [replace(ln, interrupted=True) if ln.text.startswith("I have") else ln for ln in leak]  # the caller said yes over it
     rows = [
         ("CAseed1", "+442079460123", "transferred", "transfer", [TurnRecord(1, T0, 810.0, "ok")], Transfer("front_desk", "+4********23"),
          said((1, "caller", "Can I speak to someone about my lease?"), (1, "bot", "Sure, let me put you through to someone now."))),
@@ -240,6 +241,7 @@ async def test_console_in_chromium(aiohttp_server, settings, tmp_path):
             failed = await page.locator('#transcript li.turn[data-turn="2"]').inner_text()
             assert "stt: timeout" in failed and "FALLBACK PROMPT" in failed.upper() and "Sorry, I didn't catch that" in failed
             assert "1340 ms" in await page.locator('#transcript li.turn[data-turn="3"] .latency.slow').inner_text()
+            assert "INTERRUPTED BY THE CALLER" in (await page.locator('#transcript li.turn[data-turn="4"] .said.bot.interrupted').inner_text()).upper()
             await page.screenshot(path=str(shots / "console-call-message.png"), full_page=True)
 
             await page.click("text=Messages")

@@ -169,3 +169,29 @@ async def test_the_schema_step_upgrades_a_first_version_database(db_url, tmp_pat
         assert rec.transfer == Transfer("on_call", "+1*****99") and rec.transcript[0].text == "a person please"
     finally:
         await store.close()
+
+
+async def test_a_reply_the_caller_barged_in_on_is_stored_as_heard(aiohttp_server, tmp_path):
+    from bot.simulator import simulate_call
+    from tests.fakes.scripted import ScriptedLLM
+
+    long = " ".join(f"This is sentence number {i} of a long answer." for i in range(1, 9))
+    st = Settings(data_dir=tmp_path, twilio_validate=False, trial=True, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5,
+                  end_silence_ms=500, store_transcripts=True)
+    app = create_app(st, providers=Providers(stt=ListSTT(texts=["tell me everything", "stop, where are you"]), llm=ScriptedLLM(text=long),
+                                             tts=ScriptedTTS(ms_per_char=25)), embedded_prompt_fallback=False)
+    server = await aiohttp_server(app)
+    report = await simulate_call(str(server.make_url("")), [caller_path("open_tomorrow_joe.wav"), caller_path("address_joe.wav")],
+                                 barge_in_after_ms=1500)
+    store = app[STORE]
+    for _ in range(200):
+        rec = await store.call(report.call_sid)
+        if rec is not None and rec.ended_at:
+            break
+        await asyncio.sleep(0.05)
+    first = [ln for ln in rec.transcript if ln.turn == 1 and ln.prompt is None]
+    assert [(ln.speaker, ln.interrupted) for ln in first] == [("caller", False), ("bot", True)]
+    heard = first[1].text
+    assert heard and long.startswith(heard) and len(heard) < len(long) / 2  # what the caller heard, not the whole reply
+    second = [(ln.speaker, ln.text, ln.interrupted) for ln in rec.transcript if ln.turn == 2]
+    assert second[0] == ("caller", "stop, where are you", False)

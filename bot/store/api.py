@@ -62,6 +62,7 @@ class TranscriptLine:
     speaker: str  # "caller" or "bot"
     text: str
     prompt: str | None = None
+    interrupted: bool = False  # the caller barged in: ``text`` is what they heard of the reply
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ transcript_lines = sa.Table(
     sa.Column("speaker", sa.String(8), nullable=False),  # caller, bot
     sa.Column("prompt", sa.String(16)),  # the bot said a fixed prompt: its name
     sa.Column("text", sa.Text, nullable=False),
+    sa.Column("interrupted", sa.Boolean, nullable=False, default=False),  # a reply the caller barged in on
 )
 
 schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))

@@ -57,13 +57,14 @@ class TranscriptRows:
     async def _write_transcript(self, conn, call_sid: str, lines: Sequence[TranscriptLine]) -> None:
         if lines:
             await conn.execute(s.transcript_lines.insert(), [
-                dict(call_sid=call_sid, seq=i, turn=ln.turn, at=ln.at, speaker=ln.speaker, prompt=ln.prompt, text=ln.text)
+                dict(call_sid=call_sid, seq=i, turn=ln.turn, at=ln.at, speaker=ln.speaker, prompt=ln.prompt, text=ln.text,
+                     interrupted=ln.interrupted)
                 for i, ln in enumerate(lines)
             ])
 
     async def _transcript(self, conn, call_sid: str) -> list[TranscriptLine]:
         t = s.transcript_lines.c
-        q = sa.select(t.turn, t.at, t.speaker, t.text, t.prompt).where(t.call_sid == call_sid).order_by(t.seq)
+        q = sa.select(t.turn, t.at, t.speaker, t.text, t.prompt, t.interrupted).where(t.call_sid == call_sid).order_by(t.seq)
         return [TranscriptLine(*r) for r in (await conn.execute(q)).all()]
 
     async def forget_transcripts(self, *, before: float) -> int:
