@@ -136,6 +136,8 @@ async def test_busy_when_at_capacity(aiohttp_client, settings):
 # ---------------------------------------------------------------- real Chromium
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 QUESTION = "What time do you open on Monday?"  # Monday: the same answer any day the test runs
 
 
@@ -171,8 +173,8 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
     async with playwright.async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, headless=True,
-            args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"],
+            args=[*BROWSER_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={mic}"],
         )
         try:
             page = await browser.new_page()
@@ -182,6 +184,7 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
             caller = '#transcript .line[data-role="caller"]'
             await page.wait_for_selector(bot, timeout=20_000)
             assert await page.locator(bot).first.text_content() == prompt_texts(s)["greeting"]  # the page greets
+            await page.wait_for_function("document.querySelector('#state').textContent.startsWith('in call')", timeout=2_000)
             await page.wait_for_selector(caller, timeout=30_000)
             heard = (await page.locator(caller).first.text_content()).lower()
             assert "monday" in heard, heard
@@ -203,9 +206,6 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
         finally:
             await browser.close()
 
-
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs the system chromium (apt-get install chromium)")
