@@ -129,6 +129,7 @@ async def test_search_by_number_in_any_format_and_by_outcome(db_url, tmp_path):
         await _ended(store, "CA2", "+442079460123", now + 1, "answered", [])
         await _ended(store, "CA3", "sip:+15551112222@trunk.example.com", now + 2, "abandoned", [])
         await _ended(store, "CA4", "anonymous", now + 3, "message", [])
+        await _ended(store, "CA6", "+1 (555) 300-4000", now - 1, "answered", [])  # a carrier that formats its caller IDs
         await store.save_message(NewMessage(call_sid="CA4", caller="anonymous", name="Bo", callback_number="555 444 1234", about="x"))
         await store.call_started(call_sid="CA5", stream_sid="MZ5", caller="+15558675309", started_at=now + 4)  # live
 
@@ -140,7 +141,8 @@ async def test_search_by_number_in_any_format_and_by_outcome(db_url, tmp_path):
         assert await sids(number="+44 20 7946 0123") == ["CA2"]
         assert await sids(number="1112222") == ["CA3"]
         assert await sids(number="555-444-1234") == ["CA4"]  # the message's callback number
-        assert await sids(number="%") == ["CA5", "CA4", "CA3", "CA2", "CA1"]  # no digits: no filter, no wildcard
+        assert await sids(number="%") == ["CA5", "CA4", "CA3", "CA2", "CA1", "CA6"]  # no digits: no filter, no wildcard
+        assert await sids(number="5553004000") == ["CA6"]
         assert await sids(number="999") == []
         assert await sids(outcome="live") == ["CA5"]
         assert await sids(outcome="abandoned") == ["CA3"]

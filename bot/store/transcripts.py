@@ -86,7 +86,7 @@ class TranscriptRows:
             pattern = f"%{digits}%"
             m = s.messages.c
             callback = sa.select(m.call_sid).where(_digits_of(m.callback_number).like(pattern))
-            q = q.where(sa.or_(c.caller.like(pattern), c.call_sid.in_(callback)))
+            q = q.where(sa.or_(_digits_of(c.caller).like(pattern), c.call_sid.in_(callback)))
         async with self.engine.connect() as conn:
             return [call_record(r) for r in (await conn.execute(q)).all()]
 
