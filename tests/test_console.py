@@ -99,6 +99,20 @@ async def test_csv_export_filters_and_defuses_formulas(aiohttp_client, settings)
     assert ",'=cmd|" in lines[1] and "Bo" not in lines[1]
 
 
+async def test_call_search_takes_any_text_and_refuses_an_unknown_outcome(aiohttp_client, settings):
+    client, _ = await logged_in(aiohttp_client, settings)
+    store = client.app[STORE]
+    await store.call_started(call_sid="CA1", stream_sid="MZ1", caller="+15558675309", started_at=time.time())
+    assert "(555) 867-5309" in await (await client.get("/console?number=867-5309")).text()
+    for junk in ("<script>alert(1)</script>", "%_%", "\u0663\u0664\u0665", "x" * 5000, "' OR 1=1 --"):
+        r = await client.get("/console", params={"number": junk})
+        html = await r.text()
+        assert r.status == 200 and "<script>alert" not in html and "(555) 867-5309" not in html.split("</form>")[1], junk
+    r = await client.get("/console?outcome=bogus")
+    assert r.status == 400
+    assert "(555) 867-5309" in await (await client.get("/console?outcome=live")).text()
+
+
 async def test_providers_page_shows_stages(aiohttp_client, settings):
     client, _ = await logged_in(aiohttp_client, settings)
     html = await (await client.get("/console/providers")).text()

@@ -30,7 +30,7 @@ LIVE = "live"  # the outcome filter for calls still in progress (no outcome yet)
 
 def number_digits(raw: str) -> str:
     """What a search by number matches: its digits ("(555) 867-5309" -> "5558675309")."""
-    return re.sub(r"\D", "", raw)
+    return re.sub(r"[^0-9]", "", raw)
 
 
 def _digits_of(col: Any) -> Any:
