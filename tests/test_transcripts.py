@@ -107,10 +107,12 @@ async def test_retention_sweep_deletes_old_transcripts_on_a_scripted_clock(db_ur
         await _ended(store, "CAold", "+15550000001", now - 31 * DAY, "answered", ["hello", "hi there"])
         await _ended(store, "CAedge", "+15550000002", now - 29.9 * DAY, "answered", ["still kept", "yes"])
         await _ended(store, "CAnew", "+15550000003", now - 3600, "message", ["new one", "noted"])
+        # a long call across the line: its whole transcript goes with its start, not half of it
+        await _ended(store, "CAlong", "+15550000004", now - 30 * DAY - 600, "answered", [f"line {i}" for i in range(2000)])
         clock = [now]
         sweeper = TranscriptSweeper(store, 30, clock=lambda: clock[0])
-        assert await sweeper.sweep() == 2
-        assert (await store.call("CAold")).transcript == ()
+        assert await sweeper.sweep() == 2 + 2000
+        assert (await store.call("CAold")).transcript == () and (await store.call("CAlong")).transcript == ()
         assert [ln.text for ln in (await store.call("CAedge")).transcript] == ["still kept", "yes"]
         assert (await store.call("CAold")).turns  # the call record itself stays
         clock[0] += 0.2 * DAY  # a few hours later the edge call is past 30 days too

@@ -68,8 +68,12 @@ class TranscriptRows:
         return [TranscriptLine(*r) for r in (await conn.execute(q)).all()]
 
     async def forget_transcripts(self, *, before: float) -> int:
+        """A call's whole transcript goes at once: by when the call started (a line's own
+        time only for a line whose call record is gone)."""
+        t = s.transcript_lines.c
+        old_calls = sa.select(s.calls.c.call_sid).where(s.calls.c.started_at < before)
         async with self.engine.begin() as conn:
-            res = await conn.execute(s.transcript_lines.delete().where(s.transcript_lines.c.at < before))
+            res = await conn.execute(s.transcript_lines.delete().where(sa.or_(t.call_sid.in_(old_calls), t.at < before)))
         return int(res.rowcount or 0)
 
     async def find_calls(self, *, number: str = "", outcome: str | None = None, limit: int = 100) -> list[CallRecord]:
