@@ -67,6 +67,7 @@ class CallActions:
     conversation: Conversation
     outcome: str
     messages_saved: int
+    transfer_purpose: str
 
     async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
         raise NotImplementedError
@@ -103,6 +104,7 @@ class CallActions:
             number = action.number or self._front_desk()
             if action.purpose == "emergency":
                 self.outcome = "emergency"
+            self.transfer_purpose = action.purpose or ""
             log.info("transfer", extra=kv(call_sid=self.call_sid, purpose=action.purpose or None, to=mask_number(number)))
             await self._finish(None if number else "goodbye", transfer=bool(number), number=number, by="transfer" if number else "bot")
         else:

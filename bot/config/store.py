@@ -1,11 +1,12 @@
-"""Store options: the database, the business's time zone, and who is notified of messages
-and missed calls, by which channels (webhook, e-mail, SMS) and with what retries."""
+"""Store options: the database, the business's time zone, stored transcripts (opt-in, kept
+for a number of days), and who is notified of messages and missed calls, by which channels
+(webhook, e-mail, SMS) and with what retries."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.config.values import Get, choice, fail, number, numbers
+from bot.config.values import Get, choice, fail, flag, number, numbers
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -27,6 +28,9 @@ def read(get: Get, defaults: type[Settings], twilio_account_sid: str, twilio_aut
     except (ZoneInfoNotFoundError, ValueError):
         fail(f"TIMEZONE={tz!r}: expected an IANA zone such as Europe/London or America/New_York")
     out["timezone"] = tz
+    out["store_transcripts"] = flag("STORE_TRANSCRIPTS", get("STORE_TRANSCRIPTS"))
+    out["transcript_retention_days"] = number(
+        "TRANSCRIPT_RETENTION_DAYS", get("TRANSCRIPT_RETENTION_DAYS", str(defaults.transcript_retention_days)), int, 1, 3650)
     targets: list[Target] = []
     for name in ("notify_to", "notify_urgent_to"):
         raw = get(name.upper())
