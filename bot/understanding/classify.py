@@ -31,8 +31,11 @@ EMERGENCY_ASK = 0.45  # ask between this and EMERGENCY_SURE
 ASK_BEHIND = 0.06  # ... or when the emergency is at most this far behind the best intent
 DANGER_SURE = 0.62
 FLOOR = 0.38  # below: no intent matched
-KEYWORD_BOOST = 0.06  # the keyword reading agrees
+KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
+PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
+URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
 EMERGENCY_KEYWORD_BOOST = 0.10
+CALM_PENALTY = 0.12  # the caller says it can wait ("not urgent", "no rush")
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,14 @@ class Understanding:
         best = dict(zip(self._labels, scores.tolist(), strict=True))
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
         if kw_label in best:
-            best[kw_label] += KEYWORD_BOOST
+            best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
         danger_score = best.pop("danger", -1.0)
         em = max(best.pop("emergency", -1.0), danger_score if self.profile.emergency.configured else -1.0)
         if keywords.emergency(w, self.profile):
             em += EMERGENCY_KEYWORD_BOOST
+        em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
+        if w.has(*keywords.CALM):
+            em -= CALM_PENALTY
         label, score = max(best.items(), key=lambda kv: kv[1])
         danger = danger_kw or danger_score >= DANGER_SURE
         if danger or (em >= EMERGENCY_SURE and em >= score - ASK_BEHIND):

@@ -39,6 +39,12 @@ WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "
 DANGER = ("fire", "on fire", "flames", "smoke", "smoking", "smell gas", "smell of gas", "smells of gas", "smells like gas",
           "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "not breathing", "can't breathe",
           "cannot breathe", "unconscious", "passed out", "collapsed", "electrocuted", "electric shock", "explosion")
+# Words a person hears as urgency, whatever the problem.
+URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
+           "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
+           "help me", "please hurry", "scared", "panicking", "not safe", "can't lock")
+CALM = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "when you get a chance",
+        "whenever you can", "not a big deal", "it can wait", "a tiny bit", "a little bit")
 NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "smoke alarm battery", "smoke detector battery", "chirping")
 
 
