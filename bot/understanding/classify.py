@@ -15,6 +15,7 @@ Without the encoder, the keyword reading is the answer.
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -28,14 +29,15 @@ from bot.understanding.encoder import Encoder
 
 EMERGENCY_SURE = 0.58  # emergency at or above this
 EMERGENCY_ASK = 0.45  # ask between this and EMERGENCY_SURE
-ASK_BEHIND = 0.06  # ... or when the emergency is at most this far behind the best intent
+ASK_BEHIND = 0.10  # ... or when the emergency is at most this far behind the best other intent (sure needs it ahead)
 DANGER_SURE = 0.62
 FLOOR = 0.38  # below: no intent matched
 KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
 PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
 URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
 EMERGENCY_KEYWORD_BOOST = 0.10
-CALM_PENALTY = 0.12  # the caller says it can wait ("not urgent", "no rush")
+# The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
+DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,18 @@ class Reading:
     sure: bool = True  # for an emergency: False = ask the caller
     score: float = 0.0
     by: str = "keywords"  # or "meaning"
+    emergency_score: float = 0.0  # how close to an emergency; for an emergency, the best other intent's score
+
+
+_LEAD = re.compile(r"^(?:(?:hi|hello|hey|hiya|yeah|yes|yep|um+|uh+|erm|er|so|oh|ok|okay|well|sorry|right|there|and)\b[\s,.!?]*)+", re.I)
+_FILLER = re.compile(r"\b(?:um+|uh+|erm|you know|i mean|kind of|sort of|basically|literally)\b[\s,]*", re.I)
+
+
+def core(raw: str) -> str:
+    """The words that carry the meaning: greetings and fillers dropped ("hi um yeah so
+    there's like water..." -> "there's water...")."""
+    text = _FILLER.sub("", _LEAD.sub("", raw.strip()))
+    return text if len(text.split()) >= 2 else raw
 
 
 @functools.cache
@@ -84,7 +98,7 @@ class Understanding:
         danger_kw = keywords.danger(w)
         if self.encoder is None or self._matrix is None:
             return Reading(kw, kw_faq, danger=danger_kw, sure=True)
-        sims = self._matrix @ self.encoder.embed(raw)
+        sims = self._matrix @ self.encoder.embed(core(raw))
         scores = np.full(len(self._labels), -1.0, dtype=np.float32)
         np.maximum.at(scores, self._label_of, sims)
         best = dict(zip(self._labels, scores.tolist(), strict=True))
@@ -96,16 +110,17 @@ class Understanding:
         if keywords.emergency(w, self.profile):
             em += EMERGENCY_KEYWORD_BOOST
         em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
-        if w.has(*keywords.CALM):
-            em -= CALM_PENALTY
         label, score = max(best.items(), key=lambda kv: kv[1])
         danger = danger_kw or danger_score >= DANGER_SURE
-        if danger or (em >= EMERGENCY_SURE and em >= score - ASK_BEHIND):
-            return Reading("emergency", danger=danger, sure=True, score=em, by="meaning")
+        calm = w.has(*keywords.CALM)  # "a bit", "not urgent", "for a few days": ask, never assume
+        if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
+            return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
         if em >= EMERGENCY_ASK and em >= score - ASK_BEHIND:
-            return Reading("emergency", sure=False, score=em, by="meaning")
+            return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
+        if kw in DECISIVE:
+            return Reading(kw, score=score, by="keywords", emergency_score=em)
         if score < FLOOR:
-            return Reading("unknown", score=score, by="meaning")
+            return Reading("unknown", score=score, by="meaning", emergency_score=em)
         if label.startswith("faq:"):
-            return Reading("faq", int(label[4:]), score=score, by="meaning")
-        return Reading(label, score=score, by="meaning")
+            return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
+        return Reading(label, score=score, by="meaning", emergency_score=em)

@@ -15,7 +15,8 @@ THANKS_ONLY = {"thanks", "thank", "you", "ok", "okay", "great", "perfect", "chee
                "for", "your", "help", "helpful", "then", "again", "anyway", "bye", "now", "a", "lot", "really", "appreciate",
                "that", "was", "all", "i", "needed", "nice", "one", "many", "ta", "well"}
 PERSON = ("person", "human", "someone", "somebody", "anyone", "anybody", "agent", "operator", "representative",
-          "receptionist", "manager", "staff", "a real", "the office", "the front desk", "the team", "dentist", "landlord")
+          "receptionist", "manager", "staff", "a real", "the office", "the front desk", "the team", "dentist", "landlord",
+          "vet", "vets", "doctor", "nurse", "hygienist", "one of the")
 REACH = ("speak to", "speak with", "talk to", "talk with", "put me through", "transfer me", "connect me", "get me",
          "get hold of", "reach", "can i speak", "could i speak", "chat with")
 HOURS = ("open", "close", "closing", "hours", "what time", "opening", "business hours", "working hours", "until when",
@@ -34,7 +35,9 @@ STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "compla
 REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
 WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
-                "rang the wrong", "wrong place", "wrong company", "meant to call", "trying to call someone else")
+                "rang the wrong", "rung the wrong", "dialed wrong", "dialled wrong", "wrong place", "wrong company",
+                "meant to call", "meant to ring", "trying to call", "trying to get", "trying to reach", "trying to ring",
+                "is this not", "isn't this", "is that not")
 # Fire, gas and danger to life: always the emergency services line first.
 DANGER = ("fire", "on fire", "flames", "smoke", "smoking", "smell gas", "smell of gas", "smells of gas", "smells like gas",
           "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "not breathing", "can't breathe",
@@ -44,7 +47,8 @@ URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
            "help me", "please hurry", "scared", "panicking", "not safe", "can't lock")
 CALM = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "when you get a chance",
-        "whenever you can", "not a big deal", "it can wait", "a tiny bit", "a little bit")
+        "whenever you can", "not a big deal", "it can wait", "a bit", "a little", "slightly", "mild", "for a few days",
+        "for a couple of days", "for a week", "for days", "since last week", "seems fine", "otherwise fine")
 NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "smoke alarm battery", "smoke detector battery", "chirping")
 
 
@@ -97,6 +101,12 @@ def best_faq(w: Words, faqs: tuple[Faq, ...]) -> tuple[int, float]:
     return (best, score) if score >= 1.5 else (-1, score)
 
 
+def names_us(w: Words, profile: Profile) -> bool:
+    """ "is this Brightside Dental?": asks whether this is the business, by a word of its name."""
+    name = Words(profile.name).content() - {"management", "clinic", "practice", "street", "company", "office", "the"}
+    return w.has("is this", "have i reached", "am i through to", "is that") and bool(w.content() & name)
+
+
 def intent(w: Words, profile: Profile) -> tuple[str, int]:
     """(intent, FAQ index or -1) by keywords, in the order the receptionist always used."""
     if danger(w) or emergency(w, profile):
@@ -107,6 +117,8 @@ def intent(w: Words, profile: Profile) -> tuple[str, int]:
         return "goodbye", -1
     if w.has(*WRONG_NUMBER):
         return "wrong_number", -1
+    if names_us(w, profile):
+        return "identity", -1
     if w.has(*REPEAT):
         return "repeat", -1
     if w.has(*MESSAGE, "change my", "update my", "move my"):
