@@ -69,18 +69,17 @@ class Encoder:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        self._session = None
         try:
             from bot.understanding.int8 import int8_graph
 
-            self._session = ort.InferenceSession(int8_graph(model), sess_options=opts, providers=["CPUExecutionProvider"])
+            graph: bytes | str = int8_graph(model)
             self.int8 = True
-            _give_back_memory()  # the rewrite's temporary copies
         except Exception as e:  # noqa: BLE001 - no onnx package, or a graph it cannot rewrite: the plain model works
             log.warning("int8 rewrite unavailable, running the model as shipped (more memory)", extra=kv(error=type(e).__name__))
-        if self._session is None:
-            self._session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
-            self.int8 = False
+            graph, self.int8 = str(model), False
+        self._session = ort.InferenceSession(graph, sess_options=opts, providers=["CPUExecutionProvider"])
+        del graph
+        _give_back_memory()  # the rewrite's temporary copies
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
