@@ -42,6 +42,7 @@ THIS_NUMBER = ("this number", "same number", "number i'm calling from", "calling
 NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
             "morning is fine", "monday is fine", "no rush", "no hurry")
+URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
 
@@ -130,8 +131,8 @@ class Receptionist:
             if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
                 return ["Alright, I'll take a message for the team, and they'll get back to you.",
                         *self._start_form(st, conv, st.get("topic", ""))[1:]], None
-            if is_yes(w) and len(w.content()) <= 3:
-                return self._emergency_reply(st.get("topic", ""), st, conv, danger=False)
+            if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
+                return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:

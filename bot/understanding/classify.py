@@ -63,6 +63,20 @@ def core(raw: str) -> str:
     return text if len(text.split()) >= 2 else raw
 
 
+_CLAUSE = re.compile(r"[.,;!?]+|\b(?:and|but|also|plus|because|cause|so)\b", re.I)
+LONG = 12  # words: from here a run-on's clauses are also read for an emergency
+MAX_CLAUSES = 2
+
+
+def clauses(raw: str) -> list[str]:
+    """The longest clauses of a long utterance (at most MAX_CLAUSES, 4 words or more);
+    none for a short one."""
+    if len(raw.split()) < LONG:
+        return []
+    parts = [core(p) for p in _CLAUSE.split(raw) if len(p.split()) >= 4]
+    return sorted(parts, key=lambda p: -len(p.split()))[:MAX_CLAUSES] if len(parts) > 1 else []
+
+
 @functools.cache
 def builtin_exemplars() -> dict[str, tuple[str, ...]]:
     raw = tomllib.loads(resources.files("bot.understanding").joinpath("exemplars.toml").read_text(encoding="utf-8"))
@@ -91,6 +105,12 @@ class Understanding:
         self._label_of = np.array([self._labels.index(label) for label, _ in pairs])
         self._matrix = encoder.embed_many([s for _, s in pairs]) if encoder is not None else None
 
+    def _label_scores(self, sims: np.ndarray) -> dict[str, float]:
+        """Each label's nearest exemplar."""
+        scores = np.full(len(self._labels), -1.0, dtype=np.float32)
+        np.maximum.at(scores, self._label_of, sims)
+        return dict(zip(self._labels, scores.tolist(), strict=True))
+
     def read(self, raw: str) -> Reading:
         """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
         w = Words(raw)
@@ -98,15 +118,17 @@ class Understanding:
         danger_kw = keywords.danger(w)
         if self.encoder is None or self._matrix is None:
             return Reading(kw, kw_faq, danger=danger_kw, sure=True)
-        sims = self._matrix @ self.encoder.embed(core(raw))
-        scores = np.full(len(self._labels), -1.0, dtype=np.float32)
-        np.maximum.at(scores, self._label_of, sims)
-        best = dict(zip(self._labels, scores.tolist(), strict=True))
+        best = self._label_scores(self._matrix @ self.encoder.embed(core(raw)))
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
         if kw_label in best:
             best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
         danger_score = best.pop("danger", -1.0)
-        em = max(best.pop("emergency", -1.0), danger_score if self.profile.emergency.configured else -1.0)
+        em = best.pop("emergency", -1.0)
+        for part in clauses(raw) if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause of several
+            part_scores = self._label_scores(self._matrix @ self.encoder.embed(part))
+            danger_score = max(danger_score, part_scores.get("danger", -1.0))
+            em = max(em, part_scores.get("emergency", -1.0))
+        em = max(em, danger_score if self.profile.emergency.configured else -1.0)
         if keywords.emergency(w, self.profile):
             em += EMERGENCY_KEYWORD_BOOST
         em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
