@@ -104,7 +104,17 @@ def best_faq(w: Words, faqs: tuple[Faq, ...]) -> tuple[int, float]:
 def names_us(w: Words, profile: Profile) -> bool:
     """ "is this Brightside Dental?": asks whether this is the business, by a word of its name."""
     name = Words(profile.name).content() - {"management", "clinic", "practice", "street", "company", "office", "the"}
-    return w.has("is this", "have i reached", "am i through to", "is that") and bool(w.content() & name)
+    return _asks_is_this(w) is not None and bool(w.content() & name)
+
+
+def _asks_is_this(w: Words) -> str | None:
+    """What follows "is this" / "have I reached" when the caller opens with it ("oh hi, is
+    this the groomers?" -> "the groomers"); None otherwise."""
+    for lead in (" is this ", " have i reached ", " am i through to "):
+        at = w.text.find(lead)
+        if at >= 0 and len(w.text[:at].split()) <= 3:
+            return w.text[at + len(lead):]
+    return None
 
 
 ASKS_WHO = ("am i talking to", "am i speaking to", "am i speaking with", "is this a real", "is this a machine", "is this a robot",
@@ -115,10 +125,12 @@ GENERIC = {"right", "number", "office", "place", "person", "real", "machine", "r
 
 def names_another(w: Words, profile: Profile) -> bool:
     """ "is this Luigi's pizza?": asks for a place that is not this business."""
-    if not w.has("is this", "is that", "have i reached", "am i through to") or names_us(w, profile):
+    after = _asks_is_this(w)
+    if after is None or names_us(w, profile) or w.has(*ASKS_WHO):
         return False
-    after = Words(w.text.split(" is this ", 1)[-1] if " is this " in w.text else w.text)
-    return bool(after.content() - GENERIC - {"the", "a"}) and not w.has(*ASKS_WHO)
+    first = after.split()[0] if after.split() else ""
+    named = first in ("the", "not") or first.endswith("'s")  # "the groomers", "luigi's pizza"
+    return named and bool(Words(after).content() - GENERIC - {"the", "a", "not"})
 
 
 def intent(w: Words, profile: Profile) -> tuple[str, int]:
