@@ -39,9 +39,17 @@ WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "
                 "meant to call", "meant to ring", "trying to call", "trying to get", "trying to reach", "trying to ring",
                 "is this not", "isn't this", "is that not")
 # Fire, gas and danger to life: always the emergency services line first.
-DANGER = ("fire", "on fire", "flames", "smoke", "smoking", "smell gas", "smell of gas", "smells of gas", "smells like gas",
-          "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "not breathing", "can't breathe",
-          "cannot breathe", "unconscious", "passed out", "collapsed", "electrocuted", "electric shock", "explosion")
+FIRE_GAS = ("fire", "on fire", "flames", "smoke", "smoking", "smell gas", "smell of gas", "smells of gas", "smells like gas",
+            "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "explosion", "electrocuted", "electric shock")
+# A person's life in danger (not a pet's: the vet's own emergency line is for those).
+BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing", "hard to breathe", "barely breathe",
+        "trouble breathing", "struggling to breathe", "difficulty breathing", "unconscious", "passed out", "collapsed",
+        "not moving", "not responding", "unresponsive", "fainted", "feels faint", "heart attack", "stroke", "overdose",
+        "bleeding a lot", "bleeding heavily", "choking", "seizure", "fell down the stairs")
+PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
+          "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant",
+          "my face", "my throat", "patient")
+ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "animal", "parrot", "hamster", "guinea pig")
 # Words a person hears as urgency, whatever the problem.
 URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
@@ -70,7 +78,11 @@ def emergency(w: Words, profile: Profile) -> bool:
 
 
 def danger(w: Words) -> bool:
-    return w.has(*DANGER) and not w.has(*NOT_DANGER)
+    if w.has(*NOT_DANGER):
+        return False
+    if w.has(*FIRE_GAS):
+        return True
+    return w.has(*BODY) and (w.has(*PEOPLE) or not w.has(*ANIMALS))
 
 
 def asks_address(w: Words) -> bool:
