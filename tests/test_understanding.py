@@ -180,3 +180,10 @@ def test_the_business_file_describes_faqs_and_emergencies_in_sentences(tmp_path)
         load_profile(f)
     msg = str(e.value)
     assert "emergency.situations: expected a list of sentences" in msg and "faqs[0].examples" in msg
+
+
+async def test_a_pets_breathing_is_the_vets_emergency_a_persons_is_911(readers):
+    reply, _ = await say(desk(VET, readers[VET.name]), call(), "I think my dog is choking, he's gagging")
+    assert "911" not in reply and "Lakeside 24-hour Animal Hospital" in reply
+    reply, _ = await say(desk(VET, readers[VET.name]), call(), "the dog bit my husband and he's bleeding heavily and feels faint")
+    assert reply.startswith("If anyone is in danger") and "call 911" in reply
