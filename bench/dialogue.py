@@ -297,7 +297,11 @@ async def main_async(args) -> int:
             d = make(now=when) if "now" in c else llm
             if d is not llm:
                 await d.start()
-            conv_rows.append(await run_conversation(Runner(make, profile, when), d, c))
+            try:
+                conv_rows.append(await run_conversation(Runner(make, profile, when), d, c))
+            finally:
+                if d is not llm:
+                    await d.close()
         await llm.close()
     for split in (("dev", "test") if args.split == "all" else (args.split,)):
         report(split, [x for x in rows if x["u"].split == split], [], args.show_errors, args.llm)
