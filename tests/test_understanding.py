@@ -187,3 +187,21 @@ async def test_a_pets_breathing_is_the_vets_emergency_a_persons_is_911(readers):
     assert "911" not in reply and "Lakeside 24-hour Animal Hospital" in reply
     reply, _ = await say(desk(VET, readers[VET.name]), call(), "the dog bit my husband and he's bleeding heavily and feels faint")
     assert reply.startswith("If anyone is in danger") and "call 911" in reply
+
+
+async def test_an_emergency_told_while_leaving_a_message_is_not_filed_as_a_normal_message(readers):
+    r = desk(PROPERTY, readers[PROPERTY.name])
+    conv = call()
+    await say(r, conv, "I'd like to leave a message")
+    reply, actions = await say(r, conv, "there's water pouring through my kitchen ceiling right now")
+    assert actions and actions[0].purpose == "emergency"
+    saved: list[Action] = []
+    r = desk(VET, readers[VET.name])
+    conv = call(saved)
+    await say(r, conv, "can I leave a message for the vet")
+    reply, _ = await say(r, conv, "my dog just got into the rat poison in the shed")
+    assert "urgent" in reply and reply.endswith("May I have your name?")
+    for line in ("Jo Banks", "608 555 0122", "yes"):
+        await say(r, conv, line)
+    [msg] = [a.message for a in saved if a.kind == "take_message"]
+    assert msg is not None and msg.urgent and "rat poison" in msg.about

@@ -42,6 +42,8 @@ THIS_NUMBER = ("this number", "same number", "number i'm calling from", "calling
 NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
             "morning is fine", "monday is fine", "no rush", "no hurry")
+FORM_QUESTIONS = {"name": "May I have your name?", "number": "What number should we call you back on?",
+                  "confirm": "Is the number I read back right?"}
 URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
@@ -106,6 +108,30 @@ class Receptionist:
         return (self._closing(w) or keywords.wants_person(w) or keywords.emergency(w, self.profile) or keywords.danger(w)
                 or w.has(*keywords.MESSAGE, *keywords.STAFF_TASKS))
 
+    async def _emergency_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None] | None:
+        """A caller who tells of an emergency while leaving a message ("what is it about?"
+        "water's pouring through the ceiling") is put through to the on-call line, or the
+        message becomes urgent. Names, numbers and yes/no are too short to be read."""
+        form = st.get("form")
+        if not isinstance(form, dict) or form.get("urgent") or len(w.content()) < 3 or len(digits_in(raw)) >= 7:
+            return None
+        r = await self._read(self._dtmf(raw))
+        if r.intent != "emergency" or not r.sure:
+            return None
+        em = self.profile.emergency
+        number = self.profile.transfer_number(em.transfer, self.now()) if em.transfer else ""
+        if number:
+            self._drop_form(st, conv)
+            return self._emergency_reply(raw, st, conv, danger=r.danger)
+        form["urgent"] = True
+        form["topic"] = f"{form.get('topic') or ''} {raw.strip()}".strip()
+        if form.get("step") == "topic":
+            form["step"] = "name"
+        self._sync(st, conv)
+        first = em.danger_say if r.danger else em.say or "I'm sorry to hear that."
+        again = FORM_QUESTIONS.get(str(form.get("step")), "Could I have your name and a number to call you back on?")
+        return [first, "I'll make your message urgent so someone can call you back as soon as possible.", again], None
+
     async def _read(self, text: str) -> Reading:
         if self.understanding.encoder is None:
             return self.understanding.read(text)  # keywords: microseconds
@@ -126,6 +152,9 @@ class Receptionist:
                 self._drop_form(st, conv)
                 st["awaiting"] = "anything_else"
                 return ["No problem, I won't take a message.", ANYTHING_ELSE], None
+            escalated = await self._emergency_in_form(raw, w, st, conv)
+            if escalated is not None:
+                return escalated
             return await self._form(raw, w, st, conv)
         if awaiting == "emergency_check":
             if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
