@@ -37,6 +37,7 @@ class Faq:
     question: str
     keywords: tuple[str, ...]
     answer: str
+    examples: tuple[str, ...] = ()  # other ways callers ask it (matched by meaning)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class Emergency:
     keywords: tuple[str, ...] = ()
     say: str = ""
     transfer: str = ""  # a purpose (see Transfer), "" = take an urgent message instead
+    situations: tuple[str, ...] = ()  # what counts as an emergency, described (matched by meaning)
+    # said first for a fire, gas or a danger to life (the loader picks the region's number)
+    danger_say: str = "If anyone is in danger, or there is a fire or a smell of gas, please hang up and call 911 now."
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keywords or self.situations)
 
 
 @dataclass(frozen=True)
@@ -167,14 +175,16 @@ def _build(raw: dict[str, Any], errors: list[str], source: str) -> Profile | Non
     t = Texts(**{k: _text(texts, k, errors, f"texts.{k}", default=getattr(Texts, k)) for k in ("greeting", "goodbye", "fallback")})
     _unknown(texts, ("greeting", "goodbye", "fallback"), "texts", errors)
     em = _section(raw, "emergency", errors)
-    _unknown(em, ("keywords", "say", "transfer"), "emergency", errors)
+    _unknown(em, ("keywords", "situations", "say", "danger_say", "transfer"), "emergency", errors)
     emergency = Emergency(
         keywords=_strings(em, "keywords", errors, "emergency.keywords"),
         say=_text(em, "say", errors, "emergency.say", default=""),
         transfer=_text(em, "transfer", errors, "emergency.transfer", default=""),
+        situations=_phrases(em, "situations", errors, "emergency.situations"),
+        danger_say=_text(em, "danger_say", errors, "emergency.danger_say", default="") or _danger_line(tzname),
     )
-    if emergency.keywords and not emergency.say:
-        errors.append("emergency.say: required when emergency.keywords is set (what to tell the caller)")
+    if emergency.configured and not emergency.say:
+        errors.append("emergency.say: required when emergency.keywords or emergency.situations is set (what to tell the caller)")
     if emergency.transfer and emergency.transfer not in PURPOSES:
         errors.append(f"emergency.transfer: {emergency.transfer!r} is not a purpose (expected one of {', '.join(PURPOSES)}, or leave it out)")
     tr = _section(raw, "transfer", errors)
@@ -225,6 +235,22 @@ def _strings(d: dict, key: str, errors: list[str], label: str) -> tuple[str, ...
         errors.append(f"{label}: expected a list of words or phrases, got {v!r}")
         return ()
     return tuple(x.strip().lower() for x in v)
+
+
+def _phrases(d: dict, key: str, errors: list[str], label: str) -> tuple[str, ...]:
+    """A list of sentences as written (case kept: they are matched by meaning)."""
+    v = d.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        errors.append(f"{label}: expected a list of sentences, got {v!r}")
+        return ()
+    return tuple(" ".join(x.split()) for x in v)
+
+
+def _danger_line(tzname: str) -> str:
+    """What to say first for a fire, gas or a danger to life, by the business's region."""
+    number = "999" if tzname in ("Europe/London", "Europe/Belfast", "Europe/Dublin") else "112" if tzname.startswith("Europe/") \
+        else "000" if tzname.startswith("Australia/") else "911"
+    return f"If anyone is in danger, or there is a fire or a smell of gas, please hang up and call {number} now."
 
 
 def _phone(d: dict, key: str, errors: list[str], label: str) -> str:
@@ -283,7 +309,7 @@ def _closures(v: Any, errors: list[str]) -> dict[date, str]:
 
 def _faqs(v: Any, errors: list[str]) -> tuple[Faq, ...]:
     if not isinstance(v, list):
-        errors.append("faqs: expected a list of [[faqs]] tables with keywords and answer")
+        errors.append("faqs: expected a list of [[faqs]] tables with a question (and examples or keywords) and an answer")
         return ()
     out = []
     for i, item in enumerate(v):
@@ -292,13 +318,14 @@ def _faqs(v: Any, errors: list[str]) -> tuple[Faq, ...]:
             continue
         n = len(errors)
         kws = _strings(item, "keywords", errors, f"faqs[{i}].keywords")
-        if not kws and len(errors) == n:
-            errors.append(f"faqs[{i}].keywords: required (a list of words or phrases callers use)")
         answer = _text(item, "answer", errors, f"faqs[{i}].answer")
         question = _text(item, "question", errors, f"faqs[{i}].question", default="")
-        _unknown(item, ("question", "keywords", "answer"), f"faqs[{i}]", errors)
+        examples = _phrases(item, "examples", errors, f"faqs[{i}].examples")
+        if not (kws or question or examples) and len(errors) == n:
+            errors.append(f"faqs[{i}]: needs a question (or examples, or keywords) to know when to answer it")
+        _unknown(item, ("question", "examples", "keywords", "answer"), f"faqs[{i}]", errors)
         if len(errors) == n:
-            out.append(Faq(question, kws, answer))
+            out.append(Faq(question, kws, answer, examples))
     return tuple(out)
 
 
