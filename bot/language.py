@@ -89,59 +89,239 @@ def last_answer(w: Words) -> str | None:
     return None
 
 
-def digits_in(text: str) -> str:
-    """Digits spoken or written: "five five five, 213-4467" -> "5552134467"."""
-    out = []
-    for tok in re.findall(r"[a-z]+|\d+", text.lower()):
+MAX_DIGITS = 15  # E.164: no phone number is longer; longer input is refused, never stored or spoken
+UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building", "number"}
+_RUN_GLUE = FILLERS | {"and", "dash", "hyphen", "plus", "area", "code"}
+
+
+def number_runs(text: str) -> list[str]:
+    """Each group of digits said or written together, in order: "unit 12, my number is 555
+    867 5309" -> ["12", "5558675309"]. Spoken digits ("oh", "double", "hundred"), numerals with
+    dashes, dots or spaces; a sentence end or any other word ends a group; the first group of
+    digits straight after "unit", "apartment" etc. is the unit, not part of the phone number."""
+    runs: list[str] = []
+    cur: list[str] = []
+    after_unit = False
+
+    def close() -> None:
+        if cur:
+            s = "".join(cur)
+            s = re.sub(r"double(\d)", r"\1\1", s)
+            s = re.sub(r"triple(\d)", r"\1\1\1", s)
+            runs.append(re.sub(r"\D", "", s))
+            cur.clear()
+
+    for tok in re.findall(r"[a-z]+|\d+|[.?!;]", text.lower()):
         if tok.isdigit():
-            out.append(tok)
-        elif tok in DIGIT_WORDS and (tok not in ("o", "to", "too", "for") or out):
-            out.append(DIGIT_WORDS[tok])
+            if after_unit and not cur:
+                runs.append(tok)
+                after_unit = False
+                continue
+            cur.append(tok)
+        elif tok in DIGIT_WORDS and (tok not in ("o", "to", "too", "for") or cur):
+            cur.append(DIGIT_WORDS[tok])
         elif tok in ("double", "triple"):
-            out.append(tok)
-    s = "".join(out)
-    s = re.sub(r"double(\d)", r"\1\1", s)
-    s = re.sub(r"triple(\d)", r"\1\1\1", s)
-    return re.sub(r"\D", "", s)
+            cur.append(tok)
+        elif tok in ("hundred", "thousand") and cur and cur[-1].isdigit():
+            cur.append("00" if tok == "hundred" else "000")
+        elif tok in _RUN_GLUE and (cur or tok in ("plus", "area")):
+            continue
+        else:
+            close()
+            after_unit = tok in UNIT_WORDS
+            continue
+        after_unit = False
+    close()
+    return [r for r in runs if r]
+
+
+def digits_in(text: str) -> str:
+    """Every digit spoken or written, in order: "five five five, 213-4467" -> "5552134467"."""
+    return "".join(number_runs(text.replace(".", " ")))
+
+
+def phone_in(text: str) -> tuple[str, str]:
+    """The phone number in an utterance: ("5558675309", "") for one of 7 to 15 digits (the
+    last such group, or the groups said together in one breath); ("", "long") when the
+    digits are more than a phone number can have (never stored or read back), ("", "short")
+    for a few digits only, ("", "") for none."""
+    runs = [r for r in number_runs(text) if r]
+    if not runs:
+        return "", ""
+    if any(len(r) > MAX_DIGITS for r in runs):
+        return "", "long"
+    ok = [r for r in runs if len(r) >= 7]
+    if ok:
+        return ok[-1], ""
+    joined = "".join(runs)
+    if 7 <= len(joined) <= MAX_DIGITS and len(runs) <= 4:  # "five five five ... one two three ... four five six seven"
+        return joined, ""
+    return "", "long" if len(joined) > MAX_DIGITS else "short"
 
 
 def speak_number(number: str) -> str:
-    """Digits in groups, as words, so any TTS reads them one by one."""
-    d = re.sub(r"\D", "", number)
-    groups = [d[:3], d[3:6], d[6:]] if len(d) == 10 else [d[:-4], d[-4:]] if len(d) > 4 else [d]
+    """Digits in groups, as words, so any TTS reads them one by one (at most 15)."""
+    d = re.sub(r"\D", "", number)[:MAX_DIGITS]
+    if len(d) == 10:
+        groups = [d[:3], d[3:6], d[6:]]
+    elif len(d) > 7:
+        head = d[:-4]
+        groups = [head[i:i + 3] for i in range(0, len(head), 3)] + [d[-4:]]
+    else:
+        groups = [d[:-4], d[-4:]] if len(d) > 4 else [d]
     return ", ".join(" ".join(SPOKEN[int(c)] for c in g) for g in groups if g)
 
 
-_NAME_STOP = {"and", "my", "number", "phone", "calling", "from", "here", "is", "at", "on", "the", "please", "speaking", "thanks"}
-
-
-def name_in(text: str) -> str | None:
-    """A name the caller gave ("my name is Sarah Johnson", "this is Tom", "it's Ann")."""
-    m = re.search(r"\b(?:my name is|my name's|name is|this is|it's|it is|i am|i'm|call me)\s+([a-z][a-z' -]*)", text, re.I)
-    if not m:
-        return None
-    words = []
-    for w in m.group(1).split():
-        if w.lower() in _NAME_STOP:
-            break
-        words.append(w.strip("'").capitalize())
-    return " ".join(words[:3]) or None
-
-
-def bare_name(text: str) -> str:
-    """The caller answered "your name?" without a phrase: the first few real words."""
-    skip = {"yes", "yeah", "sure", "ok", "okay", "um", "uh", "well", "so", "hi", "hello", "it's", "its", "oh"}
-    words = [w for w in normalise(text).split() if w not in skip and not w.isdigit() and w not in DIGIT_WORDS]
-    out = []
-    for w in words:
-        if w in _NAME_STOP:
-            break
-        out.append(w.strip("'").capitalize())
-    return " ".join(out[:3])
-
-
 def caller_digits(caller: str) -> str:
-    """The caller's number, if it is one (a phone number or a sip: URI with digits)."""
+    """The caller's number, if it is one (a phone number or a sip: URI with digits): at most
+    15 digits, a North American +1 without its country code; "" otherwise."""
     user = caller.split("sip:", 1)[-1].split("@", 1)[0]
     d = re.sub(r"\D", "", user)
-    return d[-10:] if len(d) >= 7 else ""
+    if len(d) == 11 and d.startswith("1"):
+        d = d[1:]
+    return d if 7 <= len(d) <= MAX_DIGITS else ""
+
+
+# ---------------------------------------------------------------- names
+
+# Words that are never (part of) a caller's name: what follows "this is" / "I'm" when no name
+# comes, placeholders, answers, and the words of requests and problems.
+NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
+    yes yeah yep yup nope nah sure ok okay right correct fine alright hi hello hey bye goodbye thanks thank please sorry
+    caller calling called call ringing phoning phone number message messages name speaking here there someone somebody
+    anyone anybody nobody everyone person people customer client tenant tenants resident patient patients owner landlord
+    neighbour neighbor neighbours neighbors mom mum dad mother father wife husband son daughter friend calling regarding
+    about not just only really actually also too again urgent emergency important quick quickly new old same other
+    another back out away home in at from on off over under up down still already sure afraid worried concerned
+    interested looking trying having getting going coming moving leaving staying wondering hoping waiting ringing
+    stuck locked lost broken burst flooded flooding leaking leak leaks blocked clogged cracked damaged missing late
+    early sick ill hurt bleeding pain sore swollen cold hot freezing noisy noise water heat heating gas fire smoke
+    power light lights electric electricity boiler sink toilet shower bath bathroom kitchen ceiling roof window
+    door lock key keys rent lease bill billing invoice payment deposit repair repairs maintenance appointment
+    booking tooth teeth filling crown cleaning checkup parking package parcel delivery apartment unit flat house
+    building office problem issue question complaint query request help the a an my your his her their our its
+    is was be been being am are do did does done can could would should will shall may might must need needs want
+    wants like love hate see saw say said tell told ask asked give gave get got make made take took leave left let
+    know knew think thought feel felt call will with without for and but or nor so because if then than that this
+    these those what which who whom whose when where why how all any some no none every each both either neither
+    one two three four five six seven eight nine ten zero oh um uh er erm hmm well sir madam miss mister mr mrs ms
+    dr doctor morning afternoon evening night today tonight tomorrow yesterday week weekend time moment minute
+    second hour day month year monday tuesday wednesday thursday friday saturday sunday wrong wrong number
+    dialled dialed misdialed confused unsure sorry bothering disturbing ringing reaching reach trying tried
+    """.split())
+_NAME_END = {"and", "my", "number", "phone", "calling", "from", "here", "is", "at", "on", "the", "please", "speaking",
+             "thanks", "thank", "in", "of", "with", "i", "i'm", "im", "could", "can", "would", "about", "you", "but", "so",
+             "regarding", "who", "that", "unit", "apartment", "flat", "to", "i've", "ive", "i'd", "id", "we", "it", "it's",
+             "or", "because", "just", "live", "living", "phoning", "ringing", "again", "yes", "yeah", "no"}
+_CUE = re.compile(r"\b(?:my name is|my name's|my names|name is|name's|the name is|this is|it's|it is|i am|i'm|im|"
+                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with))\s+([a-z][a-z'\- ]*)", re.I)
+_WEAK_CUES = ("it's", "it is", "i am", "i'm", "im", "call me")  # trusted only when the word after looks like a name
+_SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
+
+
+def _name_word(w: str) -> bool:
+    core = w.strip("'-")
+    return (len(core) >= 2 and core.lower() not in NOT_NAME and re.fullmatch(r"[a-z][a-z'\-]*", core, re.I) is not None
+            and not (len(core) >= 6 and core.lower().endswith("ing")))
+
+
+def _cap(w: str) -> str:
+    w = w.strip("'-").lower()
+    parts = re.split(r"([-'])", w)
+    return "".join(p if p in "-'" else p.capitalize() for p in parts).replace("O'", "O'")
+
+
+def _spelled(words: list[str]) -> list[str]:
+    """Letters spelled out join into a word: "m a r c" -> "marc"."""
+    out: list[str] = []
+    letters: list[str] = []
+    for w in [*words, ""]:
+        if len(w) == 1 and w.isalpha():
+            letters.append(w)
+            continue
+        if len(letters) >= 2:
+            out.append("".join(letters))
+        elif letters:
+            out.extend(letters)
+        letters = []
+        if w:
+            out.append(w)
+    return out
+
+
+def _respell(name: str, text: str) -> str:
+    """ "Mark with a c" -> "Marc"; "Ann with an e" -> "Anne"; "Jon without an h" kept."""
+    m = re.search(r"\bwith (?:a|an) ([a-z]{1,2})\b", text.lower())
+    if not m or not name:
+        return name
+    letter, words = m.group(1), name.split()
+    first = words[0].lower()
+    if letter in first:
+        return name
+    for old in _SOUNDS.get(letter, ()):
+        i = first.rfind(old)
+        if i > 0:
+            words[0] = _cap(first[:i] + letter + first[i + len(old):])
+            return " ".join(words)
+    if letter == "e":
+        words[0] = _cap(first + "e")
+    return " ".join(words)
+
+
+def _plain(text: str) -> str:
+    """Lower-case letters and commas (for every other mark), fillers dropped."""
+    low = re.sub(r"[^a-z'\- ]+", " , ", text.lower().replace("’", "'"))
+    return " ".join(w for w in low.split() if w not in FILLERS)
+
+
+def _take_name(words: list[str]) -> str | None:
+    words = _spelled([w for w in words if w])
+    out: list[str] = []
+    for w in words:
+        if w.lower() in _NAME_END or not _name_word(w):
+            break
+        if out and w.lower() == out[-1].lower():  # "Davis, d a v i s"
+            continue
+        out.append(_cap(w))
+    return " ".join(out[:4]) or None
+
+
+def name_in(text: str, *, asked: bool = False) -> str | None:
+    """A name the caller gave ("my name is Sarah Johnson", "this is Tom", "Mark Davis here",
+    "it's Marc with a c"); with ``asked`` (the bot just asked for it) also "it's Ann" and a
+    bare "John Smith". Placeholders ("yes", "the caller", "hi") are never a name."""
+    low = _plain(text)
+    best = None
+    for m in _CUE.finditer(low):
+        cue = m.group(0)[: m.start(1) - m.start()].strip()
+        rest = m.group(1).split(",")[0].split()
+        name = _take_name(rest)
+        after = rest[len(name.split()):][:1] if name else []
+        if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"])):
+            best = name
+    if best is None:
+        here = re.search(r"(?:^|[,.] )\s*(?:hi|hello|hey|yeah|yes|um|uh|oh|so|\s)*([a-z][a-z'\-]+(?: [a-z][a-z'\-]+){0,2}) (?:here|speaking)\b", low)
+        if here and all(_name_word(w) for w in here.group(1).split()):
+            best = _take_name(here.group(1).split())
+    if best is None and asked:
+        best = bare_name(text)
+    return _respell(best, text) if best else None
+
+
+def bare_name(text: str) -> str | None:
+    """The answer to "your name?" with no phrase around it: "john smith", "yeah it's ann
+    lee, thanks" -> the name; None when the words are not a name ("yes", "my sink is clogged")."""
+    words = _spelled(_plain(text).split())
+    lead = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is",
+            "oh", "right", "name", "my", "that's", "thats", "the", "sorry", ","}
+    while words and words[0] in lead:
+        words = words[1:]
+    chunk = " ".join(words).split(",")[0].split()
+    name = _take_name(chunk)
+    if not name:
+        return None
+    tail = chunk[len(name.split()):]
+    # what follows the name must not be more words of a sentence ("john smith" yes; "sink clogged" is no name anyway)
+    if tail and tail[0] not in _NAME_END and tail[0] not in ("here", "speaking"):
+        return None
+    return name

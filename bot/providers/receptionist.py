@@ -18,18 +18,18 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot import message_form as form
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
-from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, last_answer, name_in, speak_number
+from bot.language import Words, is_no, is_yes
 from bot.profile import DAYS, Profile, cached_profile
-from bot.providers.base import PENDING_MESSAGE, Action, Conversation
-from bot.store.api import NewMessage
+from bot.providers.base import Action, Conversation
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
 CANT_HELP = "I can't help with that myself, but I can take a message and have the team call you back."
-ANYTHING_ELSE = "Is there anything else I can help with?"
+ANYTHING_ELSE = form.ANYTHING_ELSE
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
@@ -60,7 +60,6 @@ STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "compla
                "bill", "refund", "change my", "move my", "schedule")
 REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
-THIS_NUMBER = ("this number", "same number", "number i'm calling from", "calling from", "this one", "this phone", "the one i'm on")
 NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
 
 
@@ -125,7 +124,7 @@ class Receptionist:
             st["awaiting"] = awaiting
             return [self.profile.texts.fallback], None
         if st.get("form") is not None:
-            if self._closing(w) and not digits_in(raw):
+            if self._closing(w) and not form.answers_question(raw, w, st):
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
             if w.has(*NEVER_MIND):
                 self._drop_form(st, conv)
@@ -268,78 +267,17 @@ class Receptionist:
         form = self._start_form(st, conv, raw.strip(), urgent=True)
         return [em.say, "I'll take an urgent message so someone can call you back as soon as possible.", *form[1:]], None
 
-    # ------------------------------------------------------------------ message form
+    # ------------------------------------------------------------------ message form (bot/message_form.py)
     def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
-        st["form"] = {"topic": topic, "name": None, "number": None, "urgent": urgent, "step": "name" if topic else "topic"}
-        self._sync(st, conv)
-        return ["Sure, I can take a message.", "May I have your name?" if topic else "What is the message about?"]
+        return form.start(st, conv, topic, urgent=urgent)
 
     def _drop_form(self, st: dict, conv: Conversation) -> None:
-        st["form"] = None
-        conv.state.pop(PENDING_MESSAGE, None)
-
-    @staticmethod
-    def _sync(st: dict, conv: Conversation) -> None:
-        f = st["form"]
-        conv.state[PENDING_MESSAGE] = {"name": f["name"] or "", "callback_number": f["number"] or "",
-                                       "about": f["topic"] or "", "urgent": bool(f["urgent"])}
+        form.drop(st, conv)
 
     async def _form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        out = self._form_step(raw, w, st, conv)
-        self._sync(st, conv)
-        if out is not None:
-            return out, None
-        f = st["form"]
-        msg = NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"],
-                         about=f["topic"] or "", urgent=bool(f["urgent"]))
-        if not await conv.perform(Action("take_message", "caller confirmed the message", message=msg)):
-            return ["I'm sorry, I couldn't save your message just now.", "Please try calling again a little later."], None
-        self._drop_form(st, conv)
-        st["awaiting"] = "anything_else"
-        return [f"Thanks, {f['name']}. I've passed your message on, and someone will call you back.", ANYTHING_ELSE], None
-
-    def _form_step(self, raw: str, w: Words, st: dict, conv: Conversation) -> list[str] | None:
-        """The next question, or None when the caller confirmed (save now)."""
-        f = st["form"]
-        mine = caller_digits(conv.caller)
-        if f["step"] == "topic":
-            f["topic"], f["step"] = raw.strip(), "name"
-            return ["Thanks.", "May I have your name?"]
-        if f["step"] == "name":
-            f["name"] = name_in(raw) or bare_name(raw) or "the caller"
-            number = digits_in(raw)
-            if len(number) >= 7:
-                f["number"], f["step"] = number, "confirm"
-                return [f"Thanks, {f['name']}.", f"I have your number as {speak_number(number)}. Is that right?"]
-            f["step"] = "number"
-            ask = "What number should we call you back on?"
-            return [f"Thanks, {f['name']}.", ask + (" Or say this number, for the one you're calling from." if mine else "")]
-        if f["step"] == "number":
-            number = digits_in(raw)
-            if len(number) < 7 and mine and (w.has(*THIS_NUMBER) or is_yes(w)):
-                number = mine
-            if len(number) < 7:
-                return ["Sorry, I didn't get the number.", "Could you say it again, digit by digit?"]
-            f["number"], f["step"] = number, "confirm"
-            return [f"I have {speak_number(number)}. Is that right?"]
-        number = digits_in(raw)  # confirm
-        if len(number) >= 7:
-            f["number"] = number
-            return [f"I have {speak_number(number)}. Is that right?"]
-        answer = last_answer(w)
-        if answer == "no":
-            f["number"], f["step"] = None, "number"
-            return ["Sorry about that.", "What number should we call you back on?"]
-        if answer != "yes":
-            return [f"Is {speak_number(f['number'])} the right number? Please say yes or no."]
-        return None
-
-
-_FILLER = re.compile(
-    r"\b(hi|hello|hey|yes|yeah|please|i'd|i|would|like|want|to|can|could|may|leave|take|a|an|message|messages|for|the|just|um|uh|ok|okay)\b"
-)
+        return await form.advance(raw, w, st, conv), None
 
 
 def _topic(raw: str, w: Words) -> str:
     """What the request is about, if the caller said more than "take a message"."""
-    return raw.strip() if len(_FILLER.sub(" ", w.text).split()) >= 2 else ""
+    return form.about_of(raw)
