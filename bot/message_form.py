@@ -14,6 +14,7 @@ after every turn, so a caller who hangs up mid-form leaves an incomplete message
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 
 from bot.language import (
     MAX_DIGITS,
@@ -94,8 +95,8 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> 
     said = _last_user(conv)
     f = st["form"] = new_form(about_of(topic) if topic else "", urgent=urgent)
     mine = caller_digits(conv.caller)
-    if said and not DTMF.fullmatch(said):
-        _absorb(f, said, Words(said), asked=None)
+    if said and not DTMF.fullmatch(said):  # its name and number; what it is about is ``topic``
+        _absorb(f, said, Words(said), asked="start")
     sync(st, conv)
     return ["Sure, I can take a message.", *_next(f, mine, [])]
 
@@ -255,7 +256,9 @@ def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     if name and asked in ("topic", "number", "caller_id") and not _NAME_CUE.search(raw) and len(name.split()) < 2:
         name = None  # one bare word where another answer was asked for is not taken as a name
     if name:
-        f["name"] = name
+        f["name"] = _merge_name(f["name"], name)
+    if asked == "start":
+        return ""
     about = "" if corrected else about_of(raw, name=name)
     if about and (asked == "topic" or not f["topic"] or re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I) and asked != "name"):
         if not (asked in ("confirm", "caller_id") and not re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)):
@@ -263,6 +266,20 @@ def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     elif asked == "topic" and not about and not name and not number and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
     return ""
+
+
+def _merge_name(old: str | None, new: str) -> str:
+    """A one-word correction of a longer name replaces the word it resembles ("Mark Jones",
+    then "Marc with a c" -> "Marc Jones"); anything else replaces the name."""
+    if not old or len(new.split()) != 1 or len(old.split()) < 2:
+        return new
+    words = old.split()
+    scores = [SequenceMatcher(None, w.lower(), new.lower()).ratio() for w in words]
+    best = max(range(len(words)), key=lambda i: scores[i])
+    if scores[best] < 0.6:
+        return new
+    words[best] = new
+    return " ".join(words)
 
 
 def about_of(raw: str, *, name: str | None = None) -> str:
