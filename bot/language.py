@@ -164,9 +164,9 @@ def speak_number(number: str) -> str:
     d = re.sub(r"\D", "", number)[:MAX_DIGITS]
     if len(d) == 10:
         groups = [d[:3], d[3:6], d[6:]]
-    elif len(d) > 7:
-        head = d[:-4]
-        groups = [head[i:i + 3] for i in range(0, len(head), 3)] + [d[-4:]]
+    elif len(d) > 10:  # "07700 900 123", "447 700 900 555"
+        head = d[:-6]
+        groups = ([head] if len(head) <= 5 else [head[i:i + 3] for i in range(0, len(head), 3)]) + [d[-6:-3], d[-3:]]
     else:
         groups = [d[:-4], d[-4:]] if len(d) > 4 else [d]
     return ", ".join(" ".join(SPOKEN[int(c)] for c in g) for g in groups if g)

@@ -95,8 +95,9 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> 
     said = _last_user(conv)
     f = st["form"] = new_form(about_of(topic) if topic else "", urgent=urgent)
     mine = caller_digits(conv.caller)
-    if said and not DTMF.fullmatch(said):  # its name and number; what it is about is ``topic``
-        _absorb(f, said, Words(said), asked="start")
+    for words in (topic, said):  # their name and number (what it is about is ``topic``, an earlier turn's words)
+        if words and not DTMF.fullmatch(words):
+            _absorb(f, words, Words(words), asked="start")
     sync(st, conv)
     return ["Sure, I can take a message.", *_next(f, mine, [])]
 
