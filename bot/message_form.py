@@ -95,10 +95,14 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> 
     said = _last_user(conv)
     f = st["form"] = new_form(about_of(topic) if topic else "", urgent=urgent)
     mine = caller_digits(conv.caller)
+    problem = ""
     for words in (topic, said):  # their name and number (what it is about is ``topic``, an earlier turn's words)
         if words and not DTMF.fullmatch(words):
-            _absorb(f, words, Words(words), asked="start")
+            problem = _absorb(f, words, Words(words), asked="start") or problem
     sync(st, conv)
+    if problem == "long" and f["topic"]:
+        f["asked"] = "number"
+        return ["Sure, I can take a message.", TOO_LONG]
     return ["Sure, I can take a message.", *_next(f, mine, [])]
 
 
