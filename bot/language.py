@@ -206,6 +206,8 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     these those what which who whom whose when where why how all any some no none every each both either neither
     one two three four five six seven eight nine ten zero oh um uh er erm hmm well sir madam miss mister mr mrs ms
     dr doctor morning afternoon evening night today tonight tomorrow yesterday week weekend time moment minute
+    end ends ending ended start starts first last digit digits bit part wait hang hold
+    great perfect lovely wonderful brilliant awesome cool good everything true fab super nice excellent
     second hour day month year monday tuesday wednesday thursday friday saturday sunday wrong wrong number
     dialled dialed misdialed confused unsure sorry bothering disturbing ringing reaching reach trying tried
     """.split())
@@ -213,9 +215,11 @@ _NAME_END = {"and", "my", "number", "phone", "calling", "from", "here", "is", "a
              "thanks", "thank", "in", "of", "with", "i", "i'm", "im", "could", "can", "would", "about", "you", "but", "so",
              "regarding", "who", "that", "unit", "apartment", "flat", "to", "i've", "ive", "i'd", "id", "we", "it", "it's",
              "or", "because", "just", "live", "living", "phoning", "ringing", "again", "yes", "yeah", "no"}
-_CUE = re.compile(r"\b(?:my name is|my name's|my names|name is|name's|the name is|this is|it's|it is|i am|i'm|im|"
-                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with))\s+([a-z][a-z'\- ]*)", re.I)
+_CUE = re.compile(r"\b(?:my name is|my name's|my names|name is|name's|the name is|this is|it's|it is|i am|i'm|im|that's|thats|"
+                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z]+ ){0,4}?from)\s+(?=([a-z][a-z'\- ]*))", re.I)
 _WEAK_CUES = ("it's", "it is", "i am", "i'm", "im", "call me")  # trusted only when the word after looks like a name
+_TWO_WORDS = ("that's", "thats")  # trusted only for a first name and a surname ("that's alex morgan")
+TITLES = {"mr": "Mr", "mrs": "Mrs", "ms": "Ms", "miss": "Miss", "dr": "Dr", "doctor": "Dr", "mister": "Mr"}
 _SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
 
 
@@ -276,13 +280,16 @@ def _plain(text: str) -> str:
 
 def _take_name(words: list[str]) -> str | None:
     words = _spelled([w for w in words if w])
+    title = TITLES.get(words[0].lower().rstrip(".")) if words else None
     out: list[str] = []
-    for w in words:
+    for w in words[1:] if title else words:
         if w.lower() in _NAME_END or not _name_word(w):
             break
-        if out and w.lower() == out[-1].lower():  # "Davis, d a v i s"
+        if out and w.lower() in ("".join(out).lower(), *(x.lower() for x in out)):  # "Davis, d a v i s"
             continue
         out.append(_cap(w))
+    if title and out:
+        return " ".join([title, *out[:3]])
     return " ".join(out[:4]) or None
 
 
@@ -293,10 +300,12 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
     low = _plain(text)
     best = None
     for m in _CUE.finditer(low):
-        cue = m.group(0)[: m.start(1) - m.start()].strip()
+        cue = m.group(0).strip()
         rest = m.group(1).split(",")[0].split()
         name = _take_name(rest)
         after = rest[len(name.split()):][:1] if name else []
+        if cue in _TWO_WORDS and (not name or len(name.split()) < 2):
+            continue
         if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"])):
             best = name
     if best is None:
@@ -308,12 +317,12 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
     return _respell(best, text) if best else None
 
 
-def bare_name(text: str) -> str | None:
+def bare_name(text: str, *, whole: bool = False) -> str | None:
     """The answer to "your name?" with no phrase around it: "john smith", "yeah it's ann
     lee, thanks" -> the name; None when the words are not a name ("yes", "my sink is clogged")."""
     words = _spelled(_plain(text).split())
     lead = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is",
-            "oh", "right", "name", "my", "that's", "thats", "the", "sorry", ","}
+            "oh", "right", "name", "my", "that's", "thats", "sorry", "no", "nope", "actually", "wait", ","}
     while words and words[0] in lead:
         words = words[1:]
     chunk = " ".join(words).split(",")[0].split()
@@ -324,4 +333,7 @@ def bare_name(text: str) -> str | None:
     # what follows the name must not be more words of a sentence ("john smith" yes; "sink clogged" is no name anyway)
     if tail and tail[0] not in _NAME_END and tail[0] not in ("here", "speaking"):
         return None
+    rest = [w for w in words[len(chunk) - len(tail):] if w != ","] if whole else []
+    if whole and any(w not in ("thanks", "thank", "you", "please", "here", "speaking") for w in rest):
+        return None  # where another answer was asked for, only the name alone is taken as one
     return name

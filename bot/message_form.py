@@ -19,6 +19,7 @@ from difflib import SequenceMatcher
 from bot.language import (
     MAX_DIGITS,
     Words,
+    bare_name,
     caller_digits,
     is_yes,
     last_answer,
@@ -54,9 +55,15 @@ _REQUEST = re.compile(
     r"(?:(?:call|ring|phone|get back to|contact)\s+me(?:\s+back)?)?"
     r"|(?:could|can|would)\s+(?:someone|somebody|you|one of you|anyone|the \w+)\s+(?:please\s+)?(?:call|ring|phone|get back to|contact)"
     r"\s+me(?:\s+back)?|(?:please\s+)?(?:have|get|ask)\s+(?:someone|somebody|them|the \w+)\s+(?:to\s+)?(?:call|ring|phone)\s+me(?:\s+back)?"
-    r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning)"
+    r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)(?:\s+to)?|(?:could|can|would)\s+you\s+(?:please\s+)?(?:pass|give|take)\s+"
+    r"(?:a|the|my)\s+message(?:\s+on)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning)"
     r"|please\s+(?:call|ring)\s+me(?:\s+back)?|call\s+me\s+back|leave\s+(?:a|the)\s+message|take\s+(?:a|my)\s+message)\b[\s,.]*",
     re.I)
+_RECIPIENT = re.compile(
+    r"^(?:for|to)\s+(?:(?:someone|somebody|anyone)\s+(?:in|at|from|on)\s+)?(?:the\s+|a\s+|your\s+)?"
+    r"(?:(?:office|manager|property manager|building manager|leasing(?: office| team)?|maintenance(?: team)?|team|landlord|owner|"
+    r"front desk|reception|receptionist|billing(?: department)?|accounts|dentist|doctor|practice|staff|someone|somebody|"
+    r"management|super|superintendent|her|him|them)\b[\s,.]*)+$", re.I)
 _EMPTY = {"somebody", "someone", "anyone", "anybody", "message", "back", "callback", "quick", "short", "again", "sorry",
           "soon", "possible", "asap", "today", "tomorrow", "nothing", "else", "name", "number", "phone"}
 _ABOUT = re.compile(r"^\s*(?:about|regarding|concerning|re)\b\s*", re.I)
@@ -73,14 +80,22 @@ _FLIP = {"my": "your", "i": "you", "i'm": "you're", "im": "you're", "me": "you",
 
 def new_form(topic: str = "", *, urgent: bool = False) -> dict:
     return {"topic": topic, "name": None, "number": None, "urgent": urgent, "asked": None, "offered": False,
-            "name_tries": 0, "number_tries": 0, "topic_tries": 0}
+            "name_tries": 0, "number_tries": 0, "topic_tries": 0, "to": "", "partial": "", "one_word": False}
 
 
 def sync(st: dict, conv: Conversation) -> None:
     """Mirror the form into ``conversation.state[PENDING_MESSAGE]`` (the fields heard so far)."""
     f = st["form"]
     conv.state[PENDING_MESSAGE] = {"name": f["name"] or "", "callback_number": f["number"] or "",
-                                   "about": f["topic"] or "", "urgent": bool(f["urgent"])}
+                                   "about": _about(f), "urgent": bool(f["urgent"])}
+
+
+def _about(f: dict) -> str:
+    """The topic, with who it is for when the caller said ("For the leasing office: ...")."""
+    to = f.get("to") or ""
+    if to and f["topic"]:
+        return f"{to[0].upper()}{to[1:]}: {f['topic']}"
+    return f["topic"] or (to[0].upper() + to[1:] if to else "")
 
 
 def drop(st: dict, conv: Conversation) -> None:
@@ -92,11 +107,12 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> 
     """Open the form: read the caller's last words for every field (all at once is fine),
     ``topic`` being what an earlier turn was about; the first sentence is an opening that
     a caller of this may replace; then the question for what is missing."""
-    said = _last_user(conv)
-    f = st["form"] = new_form(about_of(topic) if topic else "", urgent=urgent)
+    f = st["form"] = new_form(urgent=urgent)
+    _topic_into(f, topic)
     mine = caller_digits(conv.caller)
     problem = ""
-    for words in (topic, said):  # their name and number (what it is about is ``topic``, an earlier turn's words)
+    # a name or number said before (in the last few turns or with the request); what it is about is ``topic``
+    for words in [*_recent_user(conv, 4), topic]:
         if words and not DTMF.fullmatch(words):
             problem = _absorb(f, words, Words(words), asked="start") or problem
     sync(st, conv)
@@ -124,7 +140,7 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
     if out is not None:
         return out
     msg = NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"] or "",
-                     about=f["topic"] or "", urgent=bool(f["urgent"]))
+                     about=_about(f), urgent=bool(f["urgent"]))
     if not await conv.perform(Action("take_message", "caller confirmed the message", message=msg)):
         return ["I'm sorry, I couldn't save your message just now.", "Please try calling again a little later."]
     drop(st, conv)
@@ -185,18 +201,21 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
             f["asked"] = "which"
             return ["Sorry about that.", "What should I change: your name, the number, or what it's about?"]
         return [_readback(f) + " Please say yes or no."]
+    pieces = "".join(number_runs(raw)) if not key and f["number"] is None and not changed else ""
+    if pieces and (asked == "number" or f.get("partial") or _mostly_digits(w)):  # the number in parts, a breath at a time
+        f["partial"] = f.get("partial", "") + pieces
+        if len(f["partial"]) > MAX_DIGITS:
+            f["partial"], f["asked"] = "", "number"
+            return [TOO_LONG]
+        if len(f["partial"]) < 7:
+            return ["Go on."]
+        f["number"], f["partial"] = f["partial"], ""
+        changed = True
+    if asked == "caller_id" and f["number"] is None and answer is None:
+        f["offered"] = False  # the caller said something else: the offer stands
     if asked == "number" and not changed and f["number"] is None:
-        pieces = "".join(number_runs(raw))
         if w.has("this number", "same number", "calling from", "this one", "this phone") and mine:
             f["number"] = mine
-        elif pieces and not key:  # the number in parts, one breath at a time
-            f["partial"] = f.get("partial", "") + pieces
-            if len(f["partial"]) > MAX_DIGITS:
-                f["partial"] = ""
-                return [TOO_LONG]
-            if len(f["partial"]) < 7:
-                return ["Go on."]
-            f["number"], f["partial"] = f["partial"], ""
         else:
             f["number_tries"] += 1
             return ["Sorry, I didn't get the number.", "Could you say it again, digit by digit, or key it in and press the hash key?"]
@@ -257,18 +276,24 @@ def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     corrected = bool(number) and bool(f["number"]) and (w.has(*ENDS, *STARTS) or len(runs[-1]) < 7)
     if number:
         f["number"] = number
-    name = name_in(raw, asked=asked in ("name", "confirm", "which") or (asked in ("topic", "number", "caller_id") and not f["name"]))
-    if name and asked in ("topic", "number", "caller_id") and not _NAME_CUE.search(raw) and len(name.split()) < 2:
-        name = None  # one bare word where another answer was asked for is not taken as a name
+    one_word, f["one_word"] = f.get("one_word"), False
+    name = name_in(raw, asked=asked == "name" or (asked in ("confirm", "which") and not runs))
+    if not name and asked in ("topic", "number", "caller_id"):
+        bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
+        if bare and one_word and f["name"] and len(bare.split()) == 1 and not number:
+            name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
+        elif bare and not f["name"] and len(bare.split()) >= 2:
+            name = bare
     if name:
         f["name"] = _merge_name(f["name"], name)
+        f["one_word"] = len(f["name"].split()) == 1
     if asked == "start":
         return ""
     about = "" if corrected else about_of(raw, name=name)
-    if about and (asked == "topic" or not f["topic"] or re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I) and asked != "name"):
-        if not (asked in ("confirm", "caller_id") and not re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)):
-            f["topic"] = about
-    elif asked == "topic" and not about and not name and not number and w.content() and last_answer(w) is None and not is_yes(w):
+    cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
+    if about and (asked == "topic" or not f["topic"] or cue) and (cue or asked not in ("confirm", "caller_id", "which")):
+        _topic_into(f, about)
+    elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
     return ""
 
@@ -307,7 +332,7 @@ def about_of(raw: str, *, name: str | None = None) -> str:
         text = _TAIL.sub("", text).strip()
     text = re.sub(r"^[\s,.;:!?-]+", "", text)
     words = Words(text)
-    if not words.content() - _EMPTY:
+    if not words.content() - _EMPTY or _mostly_digits(words):
         return ""
     if is_yes(words) and len(words.content()) <= 1:
         return ""
@@ -336,7 +361,8 @@ def _drop_number(text: str) -> str:
 def _drop_name(text: str, name: str) -> str:
     first = re.escape(name.split()[0])
     rest = "".join(rf"[\s,]+{re.escape(p)}" for p in name.split()[1:])
-    pat = (rf"(?:\b(?:my name is|my name's|name is|the name is|this is|it's|it is|i am|i'm|im|call me)\s+)?\b{first}"
+    pat = (rf"(?:\b(?:my name is|my name's|my names|name is|the name is|this is|it's|it is|i am|i'm|im|that's|call me|from)\s+)?"
+           rf"(?:(?:mr|mrs|ms|miss|dr|doctor)\.?\s+)?\b{first}"
            rf"(?:{rest})?\b(?:\s+with an? \w+)?(?:\s+(?:here|speaking))?")
     return re.sub(pat, " ", text, count=1, flags=re.I)
 
@@ -345,6 +371,13 @@ def _flip(topic: str) -> str:
     """The caller's words as the bot says them back: "my lease" -> "your lease"."""
     words = re.sub(r"[.?!]+$", "", topic.strip()).split()
     return " ".join(_FLIP.get(x.lower(), x) if x.lower() in _FLIP else x for x in words)
+
+
+def _mostly_digits(w: Words) -> bool:
+    """Only digits (and a filler or two): a piece of a phone number."""
+    others = [x for x in w.words if x not in ("double", "triple", "hundred", "and", "it's", "its", "is", "uh", "um", "erm")
+              and not x.isdigit() and x not in ("zero", "oh", "o", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")]
+    return len(others) <= 1 and len(others) < len(w.words)
 
 
 def _which(w: Words) -> str | None:
@@ -357,5 +390,17 @@ def _which(w: Words) -> str | None:
     return None
 
 
-def _last_user(conv: Conversation) -> str:
-    return str(next((m["content"] for m in reversed(conv.messages) if m.get("role") == "user"), ""))
+def _recent_user(conv: Conversation, n: int) -> list[str]:
+    """The caller's last ``n`` lines, oldest first."""
+    return [str(m["content"]) for m in [m for m in conv.messages if m.get("role") == "user"][-n:]]
+
+
+def _topic_into(f: dict, text: str) -> bool:
+    """Set what it is about from ``text`` (or, for "for the leasing office", who it is for)."""
+    about = about_of(text) if text else ""
+    if about and _RECIPIENT.match(about):
+        f["to"] = about.rstrip(" ,.")
+        return False
+    if about:
+        f["topic"] = about
+    return bool(about)

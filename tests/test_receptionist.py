@@ -153,12 +153,12 @@ async def test_message_form_is_committed_before_it_is_said(settings):
     store = MemoryStore()
     conv = conversation(store, call_id="CA42", caller="+15551234567")
     r = desk(settings)
-    reply, _ = await say(r, conv, "Hi, I'd like to leave a message for the billing department.")
+    reply, _ = await say(r, conv, "Hi, I'd like to leave a message for the billing department about my last invoice.")
     assert "name" in reply and conv.pending_message() is not None
     reply, _ = await say(r, conv, "My name is Sarah Johnson and my number is five five five, two one three, four four six seven.")
     assert "Sarah Johnson" in reply and "five five five, two one three, four four six seven" in reply
     assert conv.pending_message() == {"name": "Sarah Johnson", "callback_number": "5552134467",
-                                      "about": "for the billing department", "urgent": False}
+                                      "about": "for the billing department about my last invoice", "urgent": False}
     assert store.saved == []
     reply, _ = await say(r, conv, "Yes.")
     assert "passed your message on" in reply
