@@ -223,10 +223,11 @@ TITLES = {"mr": "Mr", "mrs": "Mrs", "ms": "Ms", "miss": "Miss", "dr": "Dr", "doc
 _SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
 
 
-def _name_word(w: str) -> bool:
+def _name_word(w: str, *, first: bool = True) -> bool:
+    """A word that may be part of a name; a first word ending in -ing ("I'm having...") is not."""
     core = w.strip("'-")
     return (len(core) >= 2 and core.lower() not in NOT_NAME and re.fullmatch(r"[a-z][a-z'\-]*", core, re.I) is not None
-            and not (len(core) >= 6 and core.lower().endswith("ing")))
+            and not (first and len(core) >= 6 and core.lower().endswith("ing")))
 
 
 def _cap(w: str) -> str:
@@ -283,7 +284,7 @@ def _take_name(words: list[str]) -> str | None:
     title = TITLES.get(words[0].lower().rstrip(".")) if words else None
     out: list[str] = []
     for w in words[1:] if title else words:
-        if w.lower() in _NAME_END or not _name_word(w):
+        if w.lower() in _NAME_END or not _name_word(w, first=not out):
             break
         if out and w.lower() in ("".join(out).lower(), *(x.lower() for x in out)):  # "Davis, d a v i s"
             continue
@@ -329,7 +330,8 @@ def bare_name(text: str, *, whole: bool = False) -> str | None:
     name = _take_name(chunk)
     if not name:
         return None
-    tail = chunk[len(name.split()):]
+    taken = len(name.split()) - (1 if name.split()[0] in TITLES.values() else 0)
+    tail = [w for w in chunk[taken:] if w.lower() not in (x.lower() for x in name.split())]
     # what follows the name must not be more words of a sentence ("john smith" yes; "sink clogged" is no name anyway)
     if tail and tail[0] not in _NAME_END and tail[0] not in ("here", "speaking"):
         return None

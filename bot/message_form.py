@@ -207,11 +207,15 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
         if len(f["partial"]) > MAX_DIGITS:
             f["partial"], f["asked"] = "", "number"
             return [TOO_LONG]
-        if len(f["partial"]) < 7:
+        if len(f["partial"]) < 10:  # 7 to 9 digits: taken once the caller says something else
             return ["Go on."]
         f["number"], f["partial"] = f["partial"], ""
         changed = True
-    if asked == "caller_id" and f["number"] is None and answer is None:
+    elif f.get("partial") and f["number"] is None and not pieces:
+        if len(f["partial"]) >= 7:
+            f["number"], changed = f["partial"], True
+        f["partial"] = ""
+    if asked == "caller_id" and f["number"] is None and (answer is None or changed):
         f["offered"] = False  # the caller said something else: the offer stands
     if asked == "number" and not changed and f["number"] is None:
         if w.has("this number", "same number", "calling from", "this one", "this phone") and mine:
@@ -277,19 +281,23 @@ def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     if number:
         f["number"] = number
     one_word, f["one_word"] = f.get("one_word"), False
-    name = name_in(raw, asked=asked == "name" or (asked in ("confirm", "which") and not runs))
+    spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
+    name = name_in(raw, asked=asked == "name" or (asked in ("confirm", "which") and not runs) or spelling)
+    bare = None
     if not name and asked in ("topic", "number", "caller_id"):
         bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
         if bare and one_word and f["name"] and len(bare.split()) == 1 and not number:
             name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
-        elif bare and not f["name"] and len(bare.split()) >= 2:
-            name = bare
+        elif bare and len(bare.split()) >= 2 and (not f["name"] or bare.split()[0].lower() == f["name"].split()[0].lower()):
+            name = bare  # "paul" ... "paul nguyen"
+        elif bare and len(bare.split()) >= 2:
+            bare = None
     if name:
         f["name"] = _merge_name(f["name"], name)
         f["one_word"] = len(f["name"].split()) == 1
     if asked == "start":
         return ""
-    about = "" if corrected else about_of(raw, name=name)
+    about = "" if corrected or (bare and name) else about_of(raw, name=name)
     cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
     if about and (asked == "topic" or not f["topic"] or cue) and (cue or asked not in ("confirm", "caller_id", "which")):
         _topic_into(f, about)

@@ -1,5 +1,5 @@
 """The scenario runner in-process (bot/scenarios.py) on the shipped scenario files and the
-30 message-taking calls in tests/data/form_calls.toml, with the receptionist: every one
+60 message-taking calls in tests/data/form_calls*.toml, with the receptionist: every one
 passes; and a wrong expectation is reported, not passed."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 PROPERTY = REPO / "examples" / "business" / "property-office.toml"
 FILES = [REPO / "examples" / "scenarios" / f for f in ("property-office.toml", "dental-practice.toml", "messages.toml")]
 FILES.append(REPO / "tests" / "data" / "form_calls.toml")
+DENTAL_FILE = REPO / "tests" / "data" / "form_calls_dental.toml"
+DENTAL = REPO / "examples" / "business" / "dental-practice.toml"
 
 
 def cases():
@@ -24,6 +26,8 @@ def cases():
         suite = load_suite(path, lambda b: load_profile(b or PROPERTY).tz)
         for sc in suite.scenarios:
             yield pytest.param(suite.business or str(PROPERTY), sc, id=f"{path.stem}:{sc.name}")
+    for sc in load_suite(DENTAL_FILE, load_profile(DENTAL).tz).scenarios:
+        yield pytest.param(str(DENTAL), sc, id=f"{DENTAL_FILE.stem}:{sc.name}")
 
 
 @pytest.mark.parametrize(("business", "scenario"), list(cases()))
