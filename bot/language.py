@@ -207,6 +207,7 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     one two three four five six seven eight nine ten zero oh um uh er erm hmm well sir madam miss mister mr mrs ms
     dr doctor morning afternoon evening night today tonight tomorrow yesterday week weekend time moment minute
     end ends ending ended start starts first last digit digits bit part wait hang hold
+    unknown anonymous none nobody unnamed blank redacted private withheld
     great perfect lovely wonderful brilliant awesome cool good everything true fab super nice excellent
     second hour day month year monday tuesday wednesday thursday friday saturday sunday wrong wrong number
     dialled dialed misdialed confused unsure sorry bothering disturbing ringing reaching reach trying tried
@@ -216,7 +217,7 @@ _NAME_END = {"and", "my", "number", "phone", "calling", "from", "here", "is", "a
              "regarding", "who", "that", "unit", "apartment", "flat", "to", "i've", "ive", "i'd", "id", "we", "it", "it's",
              "or", "because", "just", "live", "living", "phoning", "ringing", "again", "yes", "yeah", "no"}
 _CUE = re.compile(r"\b(?:my name is|my name's|my names|name is|name's|the name is|this is|it's|it is|i am|i'm|im|that's|thats|"
-                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z]+ ){0,4}?from)\s+(?=([a-z][a-z'\- ]*))", re.I)
+                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z]+ ){0,4}?from)\s+(?=([^\W\d_][\w'\- ]*))", re.I)
 _WEAK_CUES = ("it's", "it is", "i am", "i'm", "im", "call me")  # trusted only when the word after looks like a name
 _TWO_WORDS = ("that's", "thats")  # trusted only for a first name and a surname ("that's alex morgan")
 TITLES = {"mr": "Mr", "mrs": "Mrs", "ms": "Ms", "miss": "Miss", "dr": "Dr", "doctor": "Dr", "mister": "Mr"}
@@ -226,7 +227,8 @@ _SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",),
 def _name_word(w: str, *, first: bool = True) -> bool:
     """A word that may be part of a name; a first word ending in -ing ("I'm having...") is not."""
     core = w.strip("'-")
-    return (len(core) >= 2 and core.lower() not in NOT_NAME and re.fullmatch(r"[a-z][a-z'\-]*", core, re.I) is not None
+    return (len(core) >= 2 and core.lower() not in NOT_NAME and re.fullmatch(r"[^\W\d_][\w'\-]*", core) is not None
+            and not any(c.isdigit() or c == "_" for c in core)
             and not (first and len(core) >= 6 and core.lower().endswith("ing")))
 
 
@@ -275,7 +277,7 @@ def _respell(name: str, text: str) -> str:
 
 def _plain(text: str) -> str:
     """Lower-case letters and commas (for every other mark), fillers dropped."""
-    low = re.sub(r"[^a-z'\- ]+", " , ", text.lower().replace("’", "'"))
+    low = re.sub(r"[^\w'\- ]+|[\d_]+", " , ", text.lower().replace("’", "'"))
     return " ".join(w for w in low.split() if w not in FILLERS)
 
 
@@ -310,7 +312,7 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"])):
             best = name
     if best is None:
-        here = re.search(r"(?:^|[,.] )\s*(?:hi|hello|hey|yeah|yes|um|uh|oh|so|\s)*([a-z][a-z'\-]+(?: [a-z][a-z'\-]+){0,2}) (?:here|speaking)\b", low)
+        here = re.search(r"(?:^|[,.] )\s*(?:hi|hello|hey|yeah|yes|um|uh|oh|so|\s)*([^\W\d_][\w'\-]+(?: [^\W\d_][\w'\-]+){0,2}) (?:here|speaking)\b", low)
         if here and all(_name_word(w) for w in here.group(1).split()):
             best = _take_name(here.group(1).split())
     if best is None and asked:

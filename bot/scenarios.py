@@ -252,7 +252,7 @@ def _when(v: Any, tz, at: str, errors: list[str]) -> datetime | None:
 async def run_scenario(sc: Scenario, dialogue, store=None) -> Outcome:
     """Play the caller's lines to ``dialogue`` (an LLM provider: the receptionist or a
     model), saving messages to ``store`` (optional) as a call would, and check what happened."""
-    from bot.call_actions import heard_message
+    from bot.call_actions import SAVED_UPTO, heard_message
 
     out = Outcome(sc)
 
@@ -263,6 +263,7 @@ async def run_scenario(sc: Scenario, dialogue, store=None) -> Outcome:
             await store.save_message(action.message)
         out.messages.append(action.message)
         conv.state.pop("pending_message", None)
+        conv.state[SAVED_UPTO] = len(conv.messages)  # as a call does: what follows is a new message
         return True
 
     conv = Conversation(call_id=f"test-{abs(hash(sc.name)) % 10**8}", caller=sc.caller, act=act)
