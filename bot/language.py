@@ -91,7 +91,7 @@ def last_answer(w: Words) -> str | None:
 
 MAX_DIGITS = 15  # E.164: no phone number is longer; longer input is refused, never stored or spoken
 UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building", "number"}
-_RUN_GLUE = FILLERS | {"and", "dash", "hyphen", "plus", "area", "code"}
+_RUN_GLUE = FILLERS | {"and", "then", "dash", "hyphen", "plus", "area", "code"}
 
 
 def number_runs(text: str) -> list[str]:
@@ -311,10 +311,16 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
             continue
         if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"])):
             best = name
-    if best is None:
-        here = re.search(r"(?:^|[,.] )\s*(?:hi|hello|hey|yeah|yes|um|uh|oh|so|\s)*([^\W\d_][\w'\-]+(?: [^\W\d_][\w'\-]+){0,2}) (?:here|speaking)\b", low)
-        if here and all(_name_word(w) for w in here.group(1).split()):
-            best = _take_name(here.group(1).split())
+    if best is None:  # "... doctor ortiz speaking", "john smith here"
+        here = re.search(r"((?:[^\W\d_][\w'\-]* ){1,4})(?:here|speaking)\b", low)
+        words = here.group(1).split() if here else []
+        k = len(words)
+        while k > 0 and _name_word(words[k - 1]) and len(words) - k < 3:
+            k -= 1
+        if k > 0 and words[k - 1].rstrip(".") in TITLES:
+            k -= 1
+        if k < len(words) and (words[k].rstrip(".") in TITLES or len(words) - k <= 3):
+            best = _take_name(words[k:])
     if best is None and asked:
         best = bare_name(text)
     return _respell(best, text) if best else None
