@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import message_form as form
+from bot import message_form
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, is_no, is_yes
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 CANT_HELP = "I can't help with that myself, but I can take a message and have the team call you back."
-ANYTHING_ELSE = form.ANYTHING_ELSE
+ANYTHING_ELSE = "Is there anything else I can help with?"
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
@@ -60,6 +60,7 @@ STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "compla
                "bill", "refund", "change my", "move my", "schedule")
 REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
+THIS_NUMBER = ("this number", "same number", "number i'm calling from", "calling from", "this one", "this phone", "the one i'm on")
 NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
 
 
@@ -124,7 +125,7 @@ class Receptionist:
             st["awaiting"] = awaiting
             return [self.profile.texts.fallback], None
         if st.get("form") is not None:
-            if self._closing(w) and not form.answers_question(raw, w, st):
+            if self._closing(w) and not message_form.answers_question(raw, w, st):
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
             if w.has(*NEVER_MIND):
                 self._drop_form(st, conv)
@@ -269,15 +270,20 @@ class Receptionist:
 
     # ------------------------------------------------------------------ message form (bot/message_form.py)
     def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
-        return form.start(st, conv, topic, urgent=urgent)
+        return message_form.start(st, conv, topic, urgent=urgent)
 
     def _drop_form(self, st: dict, conv: Conversation) -> None:
-        form.drop(st, conv)
+        message_form.drop(st, conv)
 
     async def _form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        return await form.advance(raw, w, st, conv), None
+        return await message_form.advance(raw, w, st, conv), None
+
+
+_FILLER = re.compile(
+    r"\b(hi|hello|hey|yes|yeah|please|i'd|i|would|like|want|to|can|could|may|leave|take|a|an|message|messages|for|the|just|um|uh|ok|okay)\b"
+)
 
 
 def _topic(raw: str, w: Words) -> str:
     """What the request is about, if the caller said more than "take a message"."""
-    return form.about_of(raw)
+    return raw.strip() if len(_FILLER.sub(" ", w.text).split()) >= 2 else ""
