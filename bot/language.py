@@ -347,3 +347,77 @@ def bare_name(text: str, *, whole: bool = False) -> str | None:
     if whole and any(w not in ("thanks", "thank", "you", "please", "here", "speaking") for w in rest):
         return None  # where another answer was asked for, only the name alone is taken as one
     return name
+
+
+# ---------------------------------------------------------------- units and addresses
+
+_TEENS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16",
+          "seventeen": "17", "eighteen": "18", "nineteen": "19"}
+_TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9"}
+_UNIT_CUE = re.compile(r"\b(unit|apartment|apt|flat|suite|room|house|number|no)\.?\s+(.*)", re.I)
+_IN_CUE = re.compile(r"\b(?:i'?m in|i am in|i live in|we're in|we are in|living in)\s+(.*)", re.I)
+
+
+_STREET = {"road", "street", "avenue", "lane", "drive", "way", "place", "court", "close", "st", "rd", "ave", "crescent",
+           "terrace", "square", "gardens", "boulevard", "blvd", "hill", "row", "walk", "park"}
+
+
+def _unit_code(words: list[str]) -> tuple[str, int]:
+    """Leading words that spell a unit, and how many: "twelve b" -> ("12B", 2), "two oh four" ->
+    ("204", 3), "4c" -> ("4C", 1); ("", 0) for none."""
+    out, n = "", 0
+    for i, w in enumerate(words[:5]):
+        w = w.lower().strip(",.")
+        if re.fullmatch(r"\d{1,5}[a-z]?", w):
+            out += w.upper()
+        elif w in DIGIT_WORDS and w not in ("to", "too", "for", "o", "oh") or (w in ("o", "oh") and out):
+            out += DIGIT_WORDS[w]
+        elif w in _TEENS:
+            out += _TEENS[w]
+        elif w in _TENS:
+            nxt = words[i + 1].lower() if i + 1 < len(words) else ""
+            out += _TENS[w] + ("" if nxt in DIGIT_WORDS and nxt not in ("oh", "o", "to", "too", "for") else "0")
+        elif len(w) == 1 and w.isalpha() and out and out[-1].isdigit():
+            out, n = out + w.upper(), i + 1
+            break
+        elif w == "hundred" and out:
+            out += "00"
+        else:
+            break
+        n = i + 1
+    return (out, n) if out and len(out) <= 6 and any(c.isdigit() for c in out) else ("", 0)
+
+
+def unit_in(text: str, *, asked: bool = False) -> str:
+    """The unit or address a caller gave: "I'm in unit four c" -> "Unit 4C", "apartment twelve
+    b" -> "Apartment 12B", "I live in 204" -> "204"; with ``asked``, a bare "4b" or "12 harbour
+    road" too. "" when none."""
+    low = re.sub(r"[^\w' ]+", " ", text.lower().replace("’", "'"))
+    if asked:
+        words = re.sub(r"^(?:(?:it's|its|it is|i'm in|im in|i live at|i live in|in|at|yeah|yes|um|uh|er|the|number|no)\s+)+", "",
+                       low.strip()).split()
+        code, n = _unit_code(words)
+        rest = words[n:]
+        street = []
+        for w in rest:
+            street.append(w)
+            if w in _STREET:
+                break
+        if code and street and street[-1] in _STREET and len(street) <= 4:
+            return f"{code} {' '.join(street).title()}"
+    m = _UNIT_CUE.search(low)
+    if m and m.group(1) not in ("number", "no"):
+        code, _ = _unit_code(m.group(2).split())
+        if code:
+            word = {"apt": "apartment"}.get(m.group(1), m.group(1))
+            return f"{word.capitalize()} {code}"
+    m = _IN_CUE.search(low)
+    if m:
+        code, _ = _unit_code(m.group(1).split())
+        if code and (not code.isdigit() or len(code) >= 2):
+            return code
+    if asked:
+        code, n = _unit_code(words)
+        if code and all(w in FILLERS or w in ("please", "thanks", "thank", "you") for w in words[n:]):
+            return code
+    return ""

@@ -27,6 +27,7 @@ from bot.language import (
     number_runs,
     phone_in,
     speak_number,
+    unit_in,
 )
 from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.store.api import NewMessage
@@ -57,6 +58,7 @@ _REQUEST = re.compile(
     r"\s+me(?:\s+back)?|(?:please\s+)?(?:have|get|ask)\s+(?:someone|somebody|them|the \w+)\s+(?:to\s+)?(?:call|ring|phone)\s+me(?:\s+back)?"
     r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)(?:\s+to)?|(?:could|can|would)\s+you\s+(?:please\s+)?(?:pass|give|take)\s+"
     r"(?:a|the|my)\s+message(?:\s+on)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning)"
+    r"|^\s*(?:a\s+)?message(?:\s+please)?\b"
     r"|please\s+(?:call|ring)\s+me(?:\s+back)?|call\s+me\s+back|leave\s+(?:a|the)\s+message|take\s+(?:a|my)\s+message)\b[\s,.]*",
     re.I)
 _RECIPIENT = re.compile(
@@ -78,9 +80,10 @@ _FLIP = {"my": "your", "i": "you", "i'm": "you're", "im": "you're", "me": "you",
          "we're": "you're", "was": "was"}
 
 
-def new_form(topic: str = "", *, urgent: bool = False) -> dict:
+def new_form(topic: str = "", *, urgent: bool = False, unit_question: str = "") -> dict:
     return {"topic": topic, "name": None, "number": None, "urgent": urgent, "asked": None, "offered": False,
-            "name_tries": 0, "number_tries": 0, "topic_tries": 0, "to": "", "partial": "", "one_word": False}
+            "name_tries": 0, "number_tries": 0, "topic_tries": 0, "to": "", "partial": "", "one_word": False,
+            "unit_q": unit_question, "unit": "", "unit_tries": 0}
 
 
 def sync(st: dict, conv: Conversation) -> None:
@@ -91,11 +94,28 @@ def sync(st: dict, conv: Conversation) -> None:
 
 
 def _about(f: dict) -> str:
-    """The topic, with who it is for when the caller said ("For the leasing office: ...")."""
-    to = f.get("to") or ""
-    if to and f["topic"]:
-        return f"{to[0].upper()}{to[1:]}: {f['topic']}"
-    return f["topic"] or (to[0].upper() + to[1:] if to else "")
+    """The topic, with who it is for and the unit when the caller said them
+    ("For the leasing office, Unit 4C: ...")."""
+    head = ", ".join(x[0].upper() + x[1:] for x in (f.get("to") or "", f.get("unit") or "") if x)
+    topic = _topic_text(f)
+    if head and topic:
+        return f"{head}: {topic}"
+    return topic or head
+
+
+_NUM_WORD = r"(?:\d+[a-z]?|zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|" \
+            r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)"
+_UNIT_PHRASE = re.compile(rf"(?:\b(?:i'?m|i am|i live|we're|we live)\s+)?(?:\b(?:in|from|at)\s+)?\b(?:unit|apartment|apt|flat|suite)\s+"
+                          rf"{_NUM_WORD}(?:\s+{_NUM_WORD}){{0,2}}(?:\s+[a-z]\b)?[\s,]*", re.I)
+
+
+def _topic_text(f: dict) -> str:
+    """The topic; once the unit is a field of its own, without the words that gave it."""
+    topic = f["topic"] or ""
+    if f.get("unit") and topic:
+        stripped = re.sub(r"^[\s,.]+|[\s,.]+$", "", _ABOUT.sub("", re.sub(r"\s+", " ", _UNIT_PHRASE.sub(" ", topic)).strip(" ,")))
+        return stripped or topic
+    return topic
 
 
 def drop(st: dict, conv: Conversation) -> None:
@@ -103,11 +123,11 @@ def drop(st: dict, conv: Conversation) -> None:
     conv.state.pop(PENDING_MESSAGE, None)
 
 
-def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
+def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, unit_question: str = "") -> list[str]:
     """Open the form: read the caller's last words for every field (all at once is fine),
     ``topic`` being what an earlier turn was about; the first sentence is an opening that
     a caller of this may replace; then the question for what is missing."""
-    f = st["form"] = new_form(urgent=urgent)
+    f = st["form"] = new_form(urgent=urgent, unit_question=unit_question)
     _topic_into(f, topic)
     mine = caller_digits(conv.caller)
     problem = ""
@@ -152,7 +172,7 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
 def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     """The form's next words after the caller's ``raw``; None when they confirmed the read-back."""
     asked = f["asked"]
-    before = (f["name"], f["number"], f["topic"])
+    before = (f["name"], f["number"], f["topic"], f.get("unit"))
     said: list[str] = []
     key = DTMF.fullmatch(raw)
     answer: str | None = None
@@ -174,13 +194,11 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
         if problem == "long":
             f["asked"] = "number"
             return [TOO_LONG]
-        if asked == "which" and (f["name"], f["number"], f["topic"]) == before:
-            which = _which(w)
+        if asked == "which" and (f["name"], f["number"], f["topic"], f.get("unit")) == before:
+            which = _which(w, f)
             if which:
-                f[which] = "" if which == "topic" else None
-                f["asked"] = which
-                return [{"name": ASK_NAME, "number": ASK_NUMBER, "topic": ASK_TOPIC}[which]]
-    changed = (f["name"], f["number"], f["topic"]) != before
+                return _ask_again(f, which, ASK_NUMBER)
+    changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:
         said.append(f"Thanks, {f['name'].split()[0]}.")
     if asked == "caller_id" and not changed:
@@ -193,11 +211,9 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
         if answer == "yes":
             return None
         if answer == "no":
-            which = _which(w)
+            which = _which(w, f)
             if which:  # "no, wrong number": ask for that again
-                f[which] = "" if which == "topic" else None
-                f["asked"] = which
-                return ["Sorry about that.", {"name": ASK_NAME, "number": "What number should we call you back on?", "topic": ASK_TOPIC}[which]]
+                return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
             f["asked"] = "which"
             return ["Sorry about that.", "What should I change: your name, the number, or what it's about?"]
         return [_readback(f) + " Please say yes or no."]
@@ -228,6 +244,12 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
         if f["name_tries"] < 2:
             return ["Sorry, I didn't catch your name.", "Could you say it again?"]
         f["name"] = ""  # asked twice: the message goes without one ("A caller")
+    if asked == "unit" and not f["unit"] and not changed:
+        f["unit_tries"] += 1
+        if answer == "no" or w.has("not a tenant", "don't live", "do not live", "doesn't apply", "not applicable", "none"):
+            f["unit_tries"] = 2
+        elif f["unit_tries"] < 2:
+            return ["Sorry, I didn't get that.", f["unit_q"]]
     if asked == "topic" and not f["topic"] and not changed:
         f["topic_tries"] += 1
         if f["topic_tries"] < 2:
@@ -245,6 +267,9 @@ def _next(f: dict, mine: str, said: list[str]) -> list[str]:
     if f["name"] is None:
         f["asked"] = "name"
         return [ASK_NAME]
+    if f.get("unit_q") and not f["unit"] and f["unit_tries"] < 2:  # the business asks for a unit or address
+        f["asked"] = "unit"
+        return [f["unit_q"]]
     if not f["number"]:
         if mine and not f["offered"]:
             f["offered"], f["asked"] = True, "caller_id"
@@ -256,8 +281,8 @@ def _next(f: dict, mine: str, said: list[str]) -> list[str]:
 
 
 def _readback(f: dict) -> str:
-    who = f" from {f['name']}" if f["name"] else ""
-    topic = _flip(f["topic"])
+    who = (f" from {f['name']}" if f["name"] else "") + (f", {f['unit']}" if f.get("unit") else "")
+    topic = _flip(_topic_text(f))
     about = f": {topic}" if topic and len(topic.split()) <= 14 else ""
     return f"So I have a message{who}{about}. We'll call you back on {speak_number(f['number'])}. Is that right?"
 
@@ -280,6 +305,10 @@ def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     corrected = bool(number) and bool(f["number"]) and (w.has(*ENDS, *STARTS) or len(runs[-1]) < 7)
     if number:
         f["number"] = number
+    if f.get("unit_q"):
+        unit = unit_in(raw, asked=asked == "unit")
+        if unit:
+            f["unit"] = unit
     one_word, f["one_word"] = f.get("one_word"), False
     spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
     name = name_in(raw, asked=asked == "name" or (asked in ("confirm", "which") and not runs) or spelling)
@@ -388,9 +417,18 @@ def _mostly_digits(w: Words) -> bool:
     return len(others) <= 1 and len(others) < len(w.words)
 
 
-def _which(w: Words) -> str | None:
+def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
+    f[which] = "" if which in ("topic", "unit") else None
+    f["asked"] = which
+    return [{"name": ASK_NAME, "number": ask_number, "topic": ASK_TOPIC, "unit": f.get("unit_q") or ""}[which]]
+
+
+def _which(w: Words, f: dict) -> str | None:
+    """Which part the caller says is wrong."""
     if w.has("number", "phone", "digits"):
         return "number"
+    if f.get("unit_q") and w.has("unit", "apartment", "flat", "address", "suite"):
+        return "unit"
     if w.has("name", "spelling", "spelt", "spelled"):
         return "name"
     if w.has("about", "message", "subject", "reason"):

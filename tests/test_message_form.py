@@ -182,3 +182,53 @@ def test_names_in_free_speech(text, name):
 def test_phone_numbers_are_bounded(text, number, problem):
     got = phone_in(text)
     assert got == (number, problem) and len(got[0]) <= MAX_DIGITS
+
+
+async def unit_talk(lines: list[str], question: str = "Which unit are you in?") -> tuple[list[str], MemoryStore, Conversation]:
+    from dataclasses import replace
+
+    store = MemoryStore()
+
+    async def act(action: Action) -> bool:
+        await store.save_message(action.message)
+        return True
+
+    r = Receptionist(profile=replace(PROPERTY, unit_question=question), clock=lambda: NIGHT)
+    conv = Conversation(call_id="CA2", caller=CALLER, act=act)
+    replies = []
+    for line in lines:
+        conv.add_user(line)
+        out = [x async for x in r.reply(conv)]
+        replies.append("".join(x for x in out if isinstance(x, str)).strip())
+        conv.add_assistant(replies[-1])
+    return replies, store, conv
+
+
+async def test_a_business_that_asks_for_the_unit_gets_it_in_any_order():
+    replies, store, _ = await unit_talk(["i'd like to leave a message about my mailbox key", "ann lee", "apartment twelve b", "yes", "yes"])
+    assert replies[1].endswith("Which unit are you in?") and "Apartment 12B" in replies[3]
+    assert store.saved[0].about == "Apartment 12B: my mailbox key"
+    _, store, _ = await unit_talk(["hi this is dana in unit four c, call me back about my dishwasher on 555 301 7788", "yes"])
+    assert (store.saved[0].name, store.saved[0].callback_number, store.saved[0].about) == ("Dana", "5553017788", "Unit 4C: my dishwasher")
+    replies, store, _ = await unit_talk(["message about renting an apartment", "sam", "i'm not a tenant", "yes", "yes"])
+    assert store.saved[0].about == "renting an apartment"
+    _, store, _ = await unit_talk(["message please, it's about my bins", "sam", "it's twelve harbour road", "yes", "yes"],
+                                  question="What is the address?")
+    assert store.saved[0].about == "12 Harbour Road: my bins"
+
+
+async def test_no_unit_is_asked_when_the_business_does_not_ask():
+    replies, _, _ = await talk(["i'd like to leave a message about my mailbox key", "ann lee"])
+    assert "unit" not in replies[-1].lower()
+
+
+def test_the_business_file_option_is_checked(tmp_path):
+    from bot.profile import ProfileError
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / "business" / "property-office.toml").read_text()
+    f = tmp_path / "b.toml"
+    f.write_text(text + '\n[message]\nunit_question = "Which apartment are you in?"\n')
+    assert load_profile(f).unit_question == "Which apartment are you in?"
+    f.write_text(text + '\n[message]\nunit = true\n')
+    with pytest.raises(ProfileError, match="message.unit: unknown key"):
+        load_profile(f)

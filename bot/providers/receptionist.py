@@ -270,7 +270,7 @@ class Receptionist:
 
     # ------------------------------------------------------------------ message form (bot/message_form.py)
     def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
-        return message_form.start(st, conv, topic, urgent=urgent)
+        return message_form.start(st, conv, topic, urgent=urgent, unit_question=self.profile.unit_question)
 
     def _drop_form(self, st: dict, conv: Conversation) -> None:
         message_form.drop(st, conv)
