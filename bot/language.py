@@ -227,7 +227,7 @@ _SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",),
 def _name_word(w: str, *, first: bool = True) -> bool:
     """A word that may be part of a name; a first word ending in -ing ("I'm having...") is not."""
     core = w.strip("'-")
-    return (len(core) >= 2 and core.lower() not in NOT_NAME and re.fullmatch(r"[^\W\d_][\w'\-]*", core) is not None
+    return (2 <= len(core) <= 30 and core.lower() not in NOT_NAME and re.fullmatch(r"[^\W\d_][\w'\-]*", core) is not None
             and not any(c.isdigit() or c == "_" for c in core)
             and not (first and len(core) >= 6 and core.lower().endswith("ing")))
 

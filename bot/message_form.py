@@ -283,7 +283,9 @@ def _next(f: dict, mine: str, said: list[str]) -> list[str]:
 def _readback(f: dict) -> str:
     who = (f" from {f['name']}" if f["name"] else "") + (f", {f['unit']}" if f.get("unit") else "")
     topic = _flip(_topic_text(f))
-    about = f": {topic}" if topic and len(topic.split()) <= 14 else ""
+    # read back only a short subject, never a long number (nothing over 15 digits reaches the voice)
+    short = len(topic.split()) <= 14 and len(topic) <= 120 and all(len(r) <= MAX_DIGITS for r in number_runs(topic))
+    about = f": {topic}" if topic and short else ""
     return f"So I have a message{who}{about}. We'll call you back on {speak_number(f['number'])}. Is that right?"
 
 

@@ -232,3 +232,13 @@ def test_the_business_file_option_is_checked(tmp_path):
     f.write_text(text + '\n[message]\nunit = true\n')
     with pytest.raises(ProfileError, match="message.unit: unknown key"):
         load_profile(f)
+
+
+async def test_nothing_long_reaches_the_voice_from_the_subject_or_the_name():
+    huge = "7" * 1000
+    replies, _, conv = await talk([f"i'd like to leave a message about invoice {huge}", "tom baker", "yes"])
+    assert all(huge[:16] not in r for r in replies) and conv.pending_message()["callback_number"] == "5551230000"
+    replies, _, _ = await talk(["i'd like to leave a message about invoice " + "seven " * 40, "tom baker", "yes"])
+    assert all("seven seven seven seven seven seven seven seven seven seven seven seven seven seven seven seven" not in r for r in replies)
+    replies, _, conv = await talk(["i'd like to leave a message about my lease", "my name is " + "a" * 5000, "yes"])
+    assert conv.pending_message()["name"] == "" and all(len(r) < 400 for r in replies)
