@@ -217,7 +217,7 @@ _NAME_END = {"and", "my", "number", "phone", "calling", "from", "here", "is", "a
              "regarding", "who", "that", "unit", "apartment", "flat", "to", "i've", "ive", "i'd", "id", "we", "it", "it's",
              "or", "because", "just", "live", "living", "phoning", "ringing", "again", "yes", "yeah", "no"}
 _CUE = re.compile(r"\b(?:my name is|my name's|my names|name is|name's|the name is|this is|it's|it is|i am|i'm|im|that's|thats|"
-                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z]+ ){0,4}?from)\s+(?=([^\W\d_][\w'\- ]*))", re.I)
+                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z']+ ){0,5}?from)\s+(?=([^\W\d_][\w'\- ]*))", re.I)
 _WEAK_CUES = ("it's", "it is", "i am", "i'm", "im", "call me")  # trusted only when the word after looks like a name
 _TWO_WORDS = ("that's", "thats")  # trusted only for a first name and a surname ("that's alex morgan")
 TITLES = {"mr": "Mr", "mrs": "Mrs", "ms": "Ms", "miss": "Miss", "dr": "Dr", "doctor": "Dr", "mister": "Mr"}

@@ -1,5 +1,5 @@
 """The scenario runner in-process (bot/scenarios.py) on the shipped scenario files and the
-75 message-taking calls in tests/data/form_calls*.toml, with the receptionist: every one
+90 message-taking calls in tests/data/form_calls*.toml, with the receptionist: every one
 passes; and a wrong expectation is reported, not passed."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.scenarios import load_suite, run_scenario
 REPO = Path(__file__).resolve().parents[1]
 PROPERTY = REPO / "examples" / "business" / "property-office.toml"
 FILES = [REPO / "examples" / "scenarios" / f for f in ("property-office.toml", "dental-practice.toml", "messages.toml")]
-FILES += [REPO / "tests" / "data" / "form_calls.toml", REPO / "tests" / "data" / "form_calls_more.toml"]
+FILES += [REPO / "tests" / "data" / f for f in ("form_calls.toml", "form_calls_more.toml", "form_calls_last.toml")]
 DENTAL_FILE = REPO / "tests" / "data" / "form_calls_dental.toml"
 DENTAL = REPO / "examples" / "business" / "dental-practice.toml"
 
