@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.hours import clock_text, hours_for, now_text, week_text
-from bot.language import MAX_DIGITS, caller_digits, digits_in, name_in
+from bot.language import caller_digits, digits_in
 from bot.profile import Profile
 from bot.providers.base import Action, Conversation
 from bot.store.api import NewMessage
@@ -80,18 +80,14 @@ def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 async def _take_message(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     conv = ctx.conversation
-    given = str(args.get("callback_number", ""))[:200]
-    number = digits_in(given)
-    if len(number) < 7 and given.strip().lower() in ("caller", "this number", "same"):
+    number = digits_in(str(args.get("callback_number", "")))
+    if len(number) < 7 and str(args.get("callback_number", "")).strip().lower() in ("caller", "this number", "same"):
         number = caller_digits(conv.caller)
-    if len(number) > MAX_DIGITS:
-        return ToolResult(f"not saved: a phone number has at most {MAX_DIGITS} digits. Ask the caller for the number again; "
-                          "do not read the digits back.")
     if len(number) < 7:
         return ToolResult("not saved: the callback number is missing or too short. Ask the caller for it, digit by digit.")
-    name = str(args.get("name", "")).strip()[:100]
-    about = str(args.get("about", "")).strip()[:2000]
-    if not name or not about or name_in(f"my name is {name}") is None:
+    name = str(args.get("name", "")).strip()
+    about = str(args.get("about", "")).strip()
+    if not name or not about:
         return ToolResult("not saved: ask the caller for their name and what the message is about first.")
     msg = NewMessage(call_sid=conv.call_id, caller=conv.caller, name=name, callback_number=number, about=about,
                      urgent=bool(args.get("urgent", False)))
