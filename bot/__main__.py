@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "say": ("bot.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
     "check": ("bot.cli_check", "check the settings in the environment, without loading any model"),
     "chat": ("bot.cli_chat", "talk to the configured dialogue in text (no speech models)"),
+    "test": ("bot.cli_test", "check scripted caller conversations (SCENARIOS.toml) against the configured dialogue"),
 }
 
 
