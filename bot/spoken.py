@@ -1,0 +1,246 @@
+"""What a language model's text may become before a caller hears it or the history keeps it.
+
+A model behind an OpenAI-compatible server can emit what was never meant to be spoken:
+its chat template's tokens (``<|im_start|>``, ``[INST]``, ``<<SYS>>``, ``<|eot_id|>``), HTML
+and its entities, markdown, URLs, emoji, a tool call written out as JSON, the start of an
+invented next turn ("User: ..."), or its own instructions read back. ``SpokenText`` takes
+the streamed deltas and gives back only what a receptionist would say aloud:
+
+- it cuts the text into clauses (ending in ``. ! ? , ; :`` or a line break), and holds a
+  clause back while a construct is open (a ``<`` without ``>``, ``{`` without ``}``, an
+  entity without ``;``, a ``[`` without ``]``, a code fence), so a token split across
+  deltas is still recognised;
+- an end-of-turn token or the start of another speaker's turn ends the reply (``stopped``);
+- a clause that names a tool or repeats a run of words from the instructions is dropped;
+- entities are decoded (``&#39;`` -> ``'``; a model's double-escaped ``&amp;#39;`` too, at
+  most three layers), and the result is plain text, so nothing stored is ever escaped again.
+
+Pure and synchronous; no I/O. The text it returns is also what the history stores, so
+junk never goes back to the model either.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+
+# The end of the reply: an end-of-turn token, or the start of someone else's turn.
+_STOP = re.compile(
+    r"<\|(?:im_end|eot_id|end|endoftext|end_of_text|eom_id|user|system)\|>"
+    r"|<\|im_start\|>\s*(?:user|system|tool)"
+    r"|<\|start_header_id\|>\s*(?:user|system|ipython|tool)"
+    r"|<start_of_turn>\s*user|<end_of_turn>|</s>|\[INST\]|<<SYS>>"
+    r"|(?:^|\n|(?<=[.!?])[ \t]+)[ \t]*(?:#{1,4}[ \t]*)?(?:user|human|caller|customer|system|instruction)[ \t]*:",
+    re.IGNORECASE,
+)
+# Template tokens that carry no words: removed where they stand (with an assistant role name).
+_TEMPLATE = re.compile(
+    r"<\|im_start\|>\s*(?:assistant)?|<\|start_header_id\|>\s*assistant\s*<\|end_header_id\|>"
+    r"|<\|[a-z_]{1,30}\|>|<start_of_turn>\s*(?:model)?|\[/INST\]|<</SYS>>|<s>|<bos>|<eos>|<unk>|<pad>"
+    r"|^[ \t]*(?:assistant|receptionist|bot|ai)[ \t]*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TOOL_BLOCK = re.compile(r"<(tool_call|function_call|tools|tool_response)>.*?</\1>", re.IGNORECASE | re.DOTALL)
+_CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9_-]*(?:\s[^<>]{0,300})?/?>")
+_LINK = re.compile(r"\[([^\]\n]{1,120})\]\([^)\s]{0,300}\)")
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"']+", re.IGNORECASE)
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.MULTILINE)
+_BULLET = re.compile(r"^[ \t]*(?:[-*+\u2022\u25aa\u2023]|\d{1,2}[.)])[ \t]+", re.MULTILINE)
+_EMPHASIS = re.compile(r"\*{1,3}|_{2,3}|~~|`+")
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d]")
+_WORD = re.compile(r"[a-z0-9']+")
+
+HOLD_LIMIT = 600  # an open construct longer than this is not one: let the text go
+LONG_CLAUSE = 12  # words held waiting for a clause end before they are let go
+ECHO_WORDS = 7  # this many words in a row from the instructions: the model is reading them out
+
+
+def _open_at(buf: str) -> int:
+    """Where an unfinished construct starts in ``buf`` (-1: none), so the text from there
+    is held until it closes (or grows past HOLD_LIMIT)."""
+    starts = []
+    fences = buf.count("```")
+    if fences % 2:
+        starts.append(buf.rfind("```"))
+    depth = 0
+    first = -1
+    for i, ch in enumerate(buf):
+        if ch == "{":
+            if depth == 0:
+                first = i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+    if depth:
+        starts.append(first)
+    lt = buf.rfind("<")
+    if lt >= 0 and ">" not in buf[lt:]:
+        starts.append(lt)
+    lb = buf.rfind("[")
+    if lb >= 0 and "]" not in buf[lb:]:
+        starts.append(lb)
+    m = re.search(r"\]\([^)\s]*$", buf)
+    if m:
+        starts.append(buf.rfind("[", 0, m.start() + 1))
+    m = re.search(r"<(tool_call|function_call|tools|tool_response)>(?![\s\S]*</\1>)", buf, re.IGNORECASE)
+    if m:
+        starts.append(m.start())
+    m = re.search(r"&#?\w{0,8}$", buf)
+    if m:
+        starts.append(m.start())
+    m = re.search(r"<\|?[\w|]*$|\n[ \t]*#*[ \t]*\w{0,12}$", buf)  # maybe a token or a "User:" line coming
+    if m:
+        starts.append(m.start())
+    starts = [s for s in starts if s >= 0 and len(buf) - s <= HOLD_LIMIT]
+    return min(starts) if starts else -1
+
+
+def _cuts(text: str, *, spaces: bool = False) -> list[int]:
+    """Positions just after each clause end in ``text`` that is not inside braces, a code
+    fence or a tag (a comma inside a tool call's JSON does not end a clause); with
+    ``spaces``, after each such space too."""
+    out = []
+    depth = 0
+    fence = tag = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if text.startswith("```", i):
+            fence = not fence
+            i += 3
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        elif ch == "<":
+            tag = True
+        elif ch == ">":
+            tag = False
+        elif not (depth or fence or tag):
+            if ch == "\n" or (ch in ".!?,;:" and i + 1 < n and text[i + 1].isspace()) or (spaces and ch == " "):
+                out.append(i + 1)
+        i += 1
+    return out
+
+
+def _speak_url(m: re.Match) -> str:
+    host = re.sub(r"^(?:https?://)?(?:www\.)?", "", m.group(0), flags=re.IGNORECASE)
+    host = re.split(r"[/?#:]", host, maxsplit=1)[0].rstrip(".,;")
+    return " dot ".join(p for p in host.split(".") if p) if host else ""
+
+
+def clean(text: str) -> str:
+    """The words of ``text`` with markup, template tokens, tool calls, URLs and emoji gone
+    and entities decoded once. Line breaks become sentence or clause breaks."""
+    text = _TOOL_BLOCK.sub(" ", text)
+    text = _CODE_BLOCK.sub(" ", text)
+    text = _TEMPLATE.sub(" ", text)
+    text = re.sub(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", " ", text)  # JSON, two levels deep
+    text = _TAG.sub(" ", text)
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub(_speak_url, text)
+    text = _HEADING.sub("", text)
+    text = _BULLET.sub("", text)
+    text = _EMPHASIS.sub("", text)
+    for _ in range(3):  # "&amp;#39;" is an apostrophe to a listener; bounded, never compounding
+        decoded = html.unescape(text)
+        if decoded == text:
+            break
+        text = decoded
+    text = _EMOJI.sub("", text)
+    text = re.sub(r"[<>{}\[\]|\\^]", " ", text)
+    text = re.sub(r"(?<=[^\s.!?,;:])[ \t]*\n\s*", ". ", text)
+    text = re.sub(r"\s+", " ", text)
+    return re.sub(r" +(?=[.,!?;:](?:\s|$))", "", text)
+
+
+class SpokenText:
+    """Streamed model text in, speakable text out (see the module docstring).
+
+    ``tool_names``: the tools the model has, never to be said; ``instructions``: texts the
+    model was told and must not read out (its system prompt's instructions, not the
+    business facts, which it may well repeat)."""
+
+    def __init__(self, *, tool_names: Iterable[str] = (), instructions: Iterable[str] = ()) -> None:
+        self._buf = ""
+        self.stopped = False  # an end-of-turn or another speaker's turn was seen
+        self.dropped = 0  # clauses dropped as echoes or tool names
+        self._said_any = False
+        self._tail = ""  # the last character said
+        self._recent: list[str] = []  # the last words of the clause before, for the echo check
+        names = [re.escape(n) for n in tool_names if n]
+        self._tools = re.compile(r"(?<![\w])(?:functions\.)?(?:" + "|".join(names) + r")(?![\w])", re.IGNORECASE) if names else None
+        self._echo: set[tuple[str, ...]] = set()
+        for text in instructions:
+            words = _WORD.findall(text.lower())
+            self._echo.update(tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+
+    def feed(self, delta: str) -> str:
+        """The speakable text that ``delta`` completes (often "": a clause is still open)."""
+        if self.stopped or not delta:
+            return ""
+        self._buf += delta
+        m = _STOP.search(self._buf)
+        if m is not None:
+            head, self._buf = self._buf[: m.start()], ""
+            self.stopped = True
+            return self._emit(head)
+        hold = _open_at(self._buf)
+        ready = self._buf if hold < 0 else self._buf[:hold]
+        cuts = _cuts(ready)
+        if not cuts and ready.count(" ") > LONG_CLAUSE:  # a slow model's long clause: words as they come
+            cuts = _cuts(ready, spaces=True)[-1:]
+        if not cuts:
+            return ""
+        ready, self._buf = self._buf[: cuts[-1]], self._buf[cuts[-1] :]
+        return "".join(self._emit(ready[a:b]) for a, b in zip([0, *cuts], cuts, strict=False))
+
+    def flush(self, *, whole_only: bool = False) -> str:
+        """What is left at the end of the reply. ``whole_only``: the reply was cut short
+        (a token limit or time budget): an unfinished last sentence is not said."""
+        rest, self._buf = self._buf, ""
+        if self.stopped:
+            return ""
+        if whole_only:
+            ends = [m.end() for m in re.finditer(r"[.!?][\"')\]]*(?=\s|$)", rest)]
+            rest = rest[: ends[-1]] if ends else ("" if self._said_any else rest)
+        cuts = [c for c in _cuts(rest) if c < len(rest)]
+        return "".join(self._emit(rest[a:b]) for a, b in zip([0, *cuts], [*cuts, len(rest)], strict=True))
+
+    def _emit(self, raw: str) -> str:
+        """One clause: cleaned, or "" when it is junk, names a tool or reads the instructions."""
+        if not raw:
+            return ""
+        out = clean(raw)
+        if raw.lstrip(" \t").startswith("\n") and self._tail not in ".!?,;:":
+            out = "." + out  # a line break after unpunctuated words ends a sentence
+        words = _WORD.findall(out.lower())
+        recent, self._recent = self._recent, words[-(ECHO_WORDS - 1) :] if words else self._recent
+        if not out.strip(" ."):
+            return out if self._said_any and out.strip() == "" else ""
+        if self._tools is not None and self._tools.search(raw) or self._echoes(recent, words):
+            self.dropped += 1
+            return ""
+        if not self._said_any:
+            out = out.lstrip(" .")
+        self._said_any = True
+        self._tail = out.rstrip()[-1:]
+        return out
+
+    def _echoes(self, before: list[str], words: list[str]) -> bool:
+        """Does a run of ECHO_WORDS words from the instructions end in this clause (it may
+        begin in the one before)?"""
+        if not self._echo:
+            return False
+        seq = before + words
+        first = max(0, len(before) - ECHO_WORDS + 1)
+        return any(tuple(seq[i : i + ECHO_WORDS]) in self._echo for i in range(first, len(seq) - ECHO_WORDS + 1))
+
+
+def speakable(text: str, **kw) -> str:
+    """``text`` as a whole through ``SpokenText`` (for a reply that came in one piece)."""
+    s = SpokenText(**kw)
+    return (s.feed(text) + s.flush()).strip()
