@@ -48,7 +48,7 @@ _LINK = re.compile(r"\[([^\]\n]{1,120})\]\([^)\s]{0,300}\)")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"']+", re.IGNORECASE)
 _HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.MULTILINE)
 _BULLET = re.compile(r"^[ \t]*(?:[-*+\u2022\u25aa\u2023]|\d{1,2}[.)])[ \t]+", re.MULTILINE)
-_EMPHASIS = re.compile(r"\*{1,3}|_{2,3}|~~|`+")
+_EMPHASIS = re.compile(r"\*{1,3}|_{2,3}|~~|`+|(?<!\w)_(?=\w)|(?<=\w)_(?!\w)")
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d]")
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -120,7 +120,10 @@ def _cuts(text: str, *, spaces: bool = False) -> list[int]:
         elif ch == ">":
             tag = False
         elif not (depth or fence or tag):
-            if ch == "\n" or (ch in ".!?,;:" and i + 1 < n and text[i + 1].isspace()) or (spaces and ch == " "):
+            end = ch in ".!?,;:" and i + 1 < n and text[i + 1].isspace()
+            if end and ch == "." and text[text.rfind("\n", 0, i) + 1 : i].strip().isdigit():
+                end = False  # "2. " opening a line is a list number, not a sentence's end
+            if ch == "\n" or end or (spaces and ch == " "):
                 out.append(i + 1)
         i += 1
     return out
@@ -170,6 +173,8 @@ class SpokenText:
         self.dropped = 0  # clauses dropped as echoes or tool names
         self._said_any = False
         self._tail = ""  # the last character said
+        self._spaced = False  # what was said ends in a space
+        self._gap = False  # a completion ended: the next words need a space before them
         self._recent: list[str] = []  # the last words of the clause before, for the echo check
         names = [re.escape(n) for n in tool_names if n]
         self._tools = re.compile(r"(?<![\w])(?:functions\.)?(?:" + "|".join(names) + r")(?![\w])", re.IGNORECASE) if names else None
@@ -187,7 +192,7 @@ class SpokenText:
         if m is not None:
             head, self._buf = self._buf[: m.start()], ""
             self.stopped = True
-            return self._emit(head)
+            return self._emit_all(head, [*(c for c in _cuts(head) if c < len(head)), len(head)])
         hold = _open_at(self._buf)
         ready = self._buf if hold < 0 else self._buf[:hold]
         cuts = _cuts(ready)
@@ -195,49 +200,74 @@ class SpokenText:
             cuts = _cuts(ready, spaces=True)[-1:]
         if not cuts:
             return ""
-        ready, self._buf = self._buf[: cuts[-1]], self._buf[cuts[-1] :]
-        return "".join(self._emit(ready[a:b]) for a, b in zip([0, *cuts], cuts, strict=False))
+        start = 0
+        for end in cuts:  # the reply's first clauses wait for enough words to tell an echo of the instructions
+            if self._said_any or self.dropped or len(_WORD.findall(self._buf[:end])) >= ECHO_WORDS:
+                start = end
+        ready, self._buf = self._buf[:start], self._buf[start:]
+        return self._emit_all(ready, [c for c in cuts if c <= start])
 
     def flush(self, *, whole_only: bool = False) -> str:
-        """What is left at the end of the reply. ``whole_only``: the reply was cut short
-        (a token limit or time budget): an unfinished last sentence is not said."""
+        """What is left at the end of the reply (or of one completion of it: what the next
+        says starts a new sentence). ``whole_only``: the reply was cut short (a token
+        limit or time budget): an unfinished last sentence is not said."""
         rest, self._buf = self._buf, ""
         if self.stopped:
             return ""
         if whole_only:
             ends = [m.end() for m in re.finditer(r"[.!?][\"')\]]*(?=\s|$)", rest)]
             rest = rest[: ends[-1]] if ends else ("" if self._said_any else rest)
-        cuts = [c for c in _cuts(rest) if c < len(rest)]
-        return "".join(self._emit(rest[a:b]) for a, b in zip([0, *cuts], [*cuts, len(rest)], strict=True))
+        out = self._emit_all(rest, [*(c for c in _cuts(rest) if c < len(rest)), len(rest)])
+        self._gap = True
+        return out
 
-    def _emit(self, raw: str) -> str:
-        """One clause: cleaned, or "" when it is junk, names a tool or reads the instructions."""
+    def _emit_all(self, text: str, ends: list[int]) -> str:
+        """The clauses of ``text`` (ending at ``ends``), each judged with the words of the
+        clauses after it in view."""
+        if not text:
+            return ""
+        pieces = [text[a:b] for a, b in zip([0, *ends], ends, strict=False) if b > a]
+        words = [_WORD.findall(clean(p).lower()) for p in pieces]
+        return "".join(self._emit(p, [w for later in words[i + 1 :] for w in later]) for i, p in enumerate(pieces))
+
+    def _emit(self, raw: str, ahead: list[str] = []) -> str:  # noqa: B006 - read only
+        """One clause: cleaned, or "" when it is junk, names a tool or reads the instructions
+        (``ahead``: the words that follow it, already here)."""
         if not raw:
             return ""
         out = clean(raw)
         if raw.lstrip(" \t").startswith("\n") and self._tail not in ".!?,;:":
             out = "." + out  # a line break after unpunctuated words ends a sentence
         words = _WORD.findall(out.lower())
-        recent, self._recent = self._recent, words[-(ECHO_WORDS - 1) :] if words else self._recent
+        recent, self._recent = self._recent, (self._recent + words)[-(ECHO_WORDS - 1) :]
         if not out.strip(" ."):
-            return out if self._said_any and out.strip() == "" else ""
-        if self._tools is not None and self._tools.search(raw) or self._echoes(recent, words):
+            if not (self._said_any and out and out.strip() == "" and not self._spaced):
+                return ""
+            self._spaced = True
+            return " "
+        if self._tools is not None and self._tools.search(raw) or self._echoes(recent, words, ahead):
             self.dropped += 1
             return ""
         if not self._said_any:
             out = out.lstrip(" .")
+        elif self._gap and not out[:1].isspace():
+            out = " " + out
+        elif self._spaced and out[:1].isspace():
+            out = out.lstrip()
+        self._gap = False
         self._said_any = True
         self._tail = out.rstrip()[-1:]
+        self._spaced = out[-1:].isspace()
         return out
 
-    def _echoes(self, before: list[str], words: list[str]) -> bool:
-        """Does a run of ECHO_WORDS words from the instructions end in this clause (it may
-        begin in the one before)?"""
-        if not self._echo:
+    def _echoes(self, before: list[str], words: list[str], ahead: list[str]) -> bool:
+        """Does a run of ECHO_WORDS words from the instructions cover a word of this clause
+        (the run may begin in the clauses before it, or end in those after it)?"""
+        if not self._echo or not words:
             return False
-        seq = before + words
-        first = max(0, len(before) - ECHO_WORDS + 1)
-        return any(tuple(seq[i : i + ECHO_WORDS]) in self._echo for i in range(first, len(seq) - ECHO_WORDS + 1))
+        seq = before + words + ahead
+        lo, hi = len(before), len(before) + len(words)
+        return any(tuple(seq[i : i + ECHO_WORDS]) in self._echo for i in range(max(0, lo - ECHO_WORDS + 1), min(hi, len(seq) - ECHO_WORDS + 1)))
 
 
 def speakable(text: str, **kw) -> str:

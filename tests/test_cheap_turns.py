@@ -107,7 +107,7 @@ async def test_openai_adapter_reads_a_stream_with_comments_and_crlf(aiohttp_serv
 
 
 async def test_openai_stall_between_chunks_is_a_timeout_naming_the_stream(aiohttp_server):
-    state = FakeBehaviour(mode="stall", reply="One, two three.", token_chars=5)  # a whole clause, then nothing
+    state = FakeBehaviour(mode="stall", reply="We are open from nine until five today, and Saturdays.", token_chars=40)  # a clause, then nothing
     server = await aiohttp_server(openai_app(state))
     llm = OpenAILLM(api_key="sk-k", base_url=str(server.make_url("/v1")), timeout=GAP)
     t0 = time.monotonic()
@@ -119,7 +119,7 @@ async def test_openai_stall_between_chunks_is_a_timeout_naming_the_stream(aiohtt
     finally:
         await llm.close()
     assert (info.value.code, info.value.retryable) == ("timeout", True)
-    assert "stream stalled" in str(info.value) and got == ["One,"]
+    assert "stream stalled" in str(info.value) and got == ["We are open from nine until five today,"]
     assert time.monotonic() - t0 < GAP + SLACK
 
 

@@ -132,6 +132,7 @@ class OpenAILLM:
         self._use_tools = True  # False once it refuses tools
         self._stream_tools = True  # False once it fails a streamed reply with tools
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "stop": list(STOP)}
+        self._squeeze = 1.0  # of the context the history may use: lowered when the server counts more tokens than estimated
         self._fallback: Any = None  # the receptionist, for the turns it takes
         self.last_usage: dict[str, int] | None = None  # token counts of the last reply, if sent
         self.last_trimmed = 0  # history messages left out of the last request
@@ -292,9 +293,9 @@ class OpenAILLM:
         a refused streamed-tools reply non-streamed, refused tools without them (then
         ``_REJECTED`` is yielded first)."""
         first_by = asyncio.get_running_loop().time() + self._timeout
-        squeeze = 1.0
-        for _ in range(4):
-            messages = self._messages(system, history, squeeze)
+        overflows = 0
+        for _ in range(5):
+            messages = self._messages(system, history, self._squeeze)
             if self.last_trimmed:
                 log.info("history trimmed to the context", extra=kv(call_sid=call_sid, left_out=self.last_trimmed, context=self._context))
             try:
@@ -319,12 +320,13 @@ class OpenAILLM:
             except _ToolsRefused:
                 yield _REJECTED
             except _Overflow as over:
-                if squeeze < 0.3:
+                overflows += 1
+                if overflows > 2:
                     raise self._error(CONTEXT_LENGTH, "the history does not fit the model's context even trimmed", retryable=True) from None
                 if over.size and over.size < self._context:
                     self._context = over.size  # believe the server from now on
-                squeeze *= 0.6
-                log.warning("llm context overflowed: trimming harder", extra=kv(call_sid=call_sid, context=self._context, squeeze=round(squeeze, 2)))
+                self._squeeze = max(0.25, self._squeeze * 0.7)  # and its count over our estimate
+                log.warning("llm context overflowed: trimming harder", extra=kv(call_sid=call_sid, context=self._context, squeeze=round(self._squeeze, 2)))
         raise self._error(BAD_RESPONSE, "the server kept refusing the request")
 
     async def _streamed(self, client: AsyncOpenAI, messages: list[dict], rnd: Round, first_by: float, reply_by: float) -> AsyncGenerator[str, None]:

@@ -329,6 +329,12 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
         streamed_tools_fail = req.get("stream") and tools_used and state.stream_tools != "ok"
         if streamed_tools_fail and state.stream_tools == "500":
             return _json_error(500, {"error": {"message": STREAM_TOOLS_ERROR, "type": "internal_server_error", "param": None, "code": None}})
+        if streamed_tools_fail:  # llama-cpp-python: headers sent, then the handler raised
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            await resp.prepare(request)
+            if state.stream_tools == "error_event":
+                await resp.write(_sse({"error": {"message": STREAM_TOOLS_ERROR, "type": "internal_server_error", "code": None}}))
+            return await _end(resp)
         model = req.get("model", "gpt-fake")
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         step = state.script.pop(0) if state.script else {}
@@ -367,10 +373,6 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
 
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
-        if streamed_tools_fail:
-            if state.stream_tools == "error_event":
-                await resp.write(_sse({"error": {"message": STREAM_TOOLS_ERROR, "type": "internal_server_error", "code": None}}))
-            return await _end(resp)
         if mode == "garbage":
             await resp.write(b"data: not-json\n\n")
             return await _end(resp)
