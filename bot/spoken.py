@@ -21,6 +21,7 @@ junk never goes back to the model either.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterable
@@ -52,6 +53,18 @@ _EMPHASIS = re.compile(r"\*{1,3}|_{2,3}|~~|`+|(?<!\w)_(?=\w)|(?<=\w)_(?!\w)")
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d]")
 _WORD = re.compile(r"[a-z0-9']+")
 
+_NESTS = re.compile(r"[{}<>`]")
+_PLAIN_END = re.compile(r"\n|[.!?,;:](?=\s)")
+_LIST_NO = re.compile(r"(?:^|\n)[ \t]*\d+$")
+_TRIGGER = re.compile(r"[.!?,;:\n<>\[\]|{}`&]")  # a delta without these cannot end a clause, a token or an entity
+_ENTITY_OPEN = re.compile(r"&#?\w{0,8}$")
+_LINK_OPEN = re.compile(r"\]\([^)\s]*$")
+_TOKEN_OR_TURN = re.compile(r"<\|?[\w|]*$|\n[ \t]*#*[ \t]*\w{0,12}$")
+_TOOL_OPEN = re.compile(r"<(tool_call|function_call|tools|tool_response)>(?![\s\S]*</\1>)", re.IGNORECASE)
+_SPECIAL = re.compile(r"[<>{}\[\]&*_`#|~\n\\^]|https?:|www\.|^\s*(?:[-+]|\d{1,2}[.)])\s|^\s*(?:assistant|receptionist|bot|ai)\s*:",
+                      re.IGNORECASE | re.MULTILINE)
+_SPACES = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT = re.compile(r" +(?=[.,!?;:](?:\s|$))")
 HOLD_LIMIT = 600  # an open construct longer than this is not one: let the text go
 LONG_CLAUSE = 12  # words held waiting for a clause end before they are let go
 ECHO_WORDS = 7  # this many words in a row from the instructions: the model is reading them out
@@ -66,7 +79,7 @@ def _open_at(buf: str) -> int:
         starts.append(buf.rfind("```"))
     depth = 0
     first = -1
-    for i, ch in enumerate(buf):
+    for i, ch in enumerate(buf if "{" in buf else ""):
         if ch == "{":
             if depth == 0:
                 first = i
@@ -81,16 +94,16 @@ def _open_at(buf: str) -> int:
     lb = buf.rfind("[")
     if lb >= 0 and "]" not in buf[lb:]:
         starts.append(lb)
-    m = re.search(r"\]\([^)\s]*$", buf)
+    m = _LINK_OPEN.search(buf)
     if m:
         starts.append(buf.rfind("[", 0, m.start() + 1))
-    m = re.search(r"<(tool_call|function_call|tools|tool_response)>(?![\s\S]*</\1>)", buf, re.IGNORECASE)
+    m = _TOOL_OPEN.search(buf)
     if m:
         starts.append(m.start())
-    m = re.search(r"&#?\w{0,8}$", buf)
+    m = _ENTITY_OPEN.search(buf)
     if m:
         starts.append(m.start())
-    m = re.search(r"<\|?[\w|]*$|\n[ \t]*#*[ \t]*\w{0,12}$", buf)  # maybe a token or a "User:" line coming
+    m = _TOKEN_OR_TURN.search(buf)  # maybe a token or a "User:" line coming
     if m:
         starts.append(m.start())
     starts = [s for s in starts if s >= 0 and len(buf) - s <= HOLD_LIMIT]
@@ -101,6 +114,8 @@ def _cuts(text: str, *, spaces: bool = False) -> list[int]:
     """Positions just after each clause end in ``text`` that is not inside braces, a code
     fence or a tag (a comma inside a tool call's JSON does not end a clause); with
     ``spaces``, after each such space too."""
+    if not spaces and not _NESTS.search(text):  # the usual case: plain words, one regex
+        return [m.end() for m in _PLAIN_END.finditer(text) if not (m.group() == "." and _LIST_NO.search(text, 0, m.start()))]
     out = []
     depth = 0
     fence = tag = False
@@ -138,6 +153,8 @@ def _speak_url(m: re.Match) -> str:
 def clean(text: str) -> str:
     """The words of ``text`` with markup, template tokens, tool calls, URLs and emoji gone
     and entities decoded once. Line breaks become sentence or clause breaks."""
+    if text.isascii() and not _SPECIAL.search(text):  # plain words (most clauses): spacing only
+        return _SPACE_BEFORE_PUNCT.sub("", _SPACES.sub(" ", text))
     text = _TOOL_BLOCK.sub(" ", text)
     text = _CODE_BLOCK.sub(" ", text)
     text = _TEMPLATE.sub(" ", text)
@@ -156,8 +173,23 @@ def clean(text: str) -> str:
     text = _EMOJI.sub("", text)
     text = re.sub(r"[<>{}\[\]|\\^]", " ", text)
     text = re.sub(r"(?<=[^\s.!?,;:])[ \t]*\n\s*", ". ", text)
-    text = re.sub(r"\s+", " ", text)
-    return re.sub(r" +(?=[.,!?;:](?:\s|$))", "", text)
+    return _SPACE_BEFORE_PUNCT.sub("", _SPACES.sub(" ", text))
+
+
+@functools.lru_cache(maxsize=64)
+def _tool_pattern(names: tuple[str, ...]) -> re.Pattern | None:
+    escaped = [re.escape(n) for n in names if n]
+    return re.compile(r"(?<![\w])(?:functions\.)?(?:" + "|".join(escaped) + r")(?![\w])", re.IGNORECASE) if escaped else None
+
+
+@functools.lru_cache(maxsize=64)
+def _runs(texts: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    """Every run of ECHO_WORDS words in ``texts`` (the same instructions come every turn)."""
+    out: set[tuple[str, ...]] = set()
+    for text in texts:
+        words = _WORD.findall(text.lower())
+        out.update(tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+    return frozenset(out)
 
 
 class SpokenText:
@@ -176,18 +208,16 @@ class SpokenText:
         self._spaced = False  # what was said ends in a space
         self._gap = False  # a completion ended: the next words need a space before them
         self._recent: list[str] = []  # the last words of the clause before, for the echo check
-        names = [re.escape(n) for n in tool_names if n]
-        self._tools = re.compile(r"(?<![\w])(?:functions\.)?(?:" + "|".join(names) + r")(?![\w])", re.IGNORECASE) if names else None
-        self._echo: set[tuple[str, ...]] = set()
-        for text in instructions:
-            words = _WORD.findall(text.lower())
-            self._echo.update(tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+        self._tools = _tool_pattern(tuple(tool_names))
+        self._echo = _runs(tuple(instructions))
 
     def feed(self, delta: str) -> str:
         """The speakable text that ``delta`` completes (often "": a clause is still open)."""
         if self.stopped or not delta:
             return ""
         self._buf += delta
+        if not _TRIGGER.search(delta) and self._buf.count(" ") <= LONG_CLAUSE:
+            return ""  # mid-clause: nothing can have ended
         m = _STOP.search(self._buf)
         if m is not None:
             head, self._buf = self._buf[: m.start()], ""
@@ -227,15 +257,16 @@ class SpokenText:
         if not text:
             return ""
         pieces = [text[a:b] for a, b in zip([0, *ends], ends, strict=False) if b > a]
-        words = [_WORD.findall(clean(p).lower()) for p in pieces]
-        return "".join(self._emit(p, [w for later in words[i + 1 :] for w in later]) for i, p in enumerate(pieces))
+        cleaned = [clean(p) for p in pieces]
+        words = [_WORD.findall(c.lower()) for c in cleaned]
+        return "".join(self._emit(p, c, [w for later in words[i + 1 :] for w in later])
+                       for i, (p, c) in enumerate(zip(pieces, cleaned, strict=True)))
 
-    def _emit(self, raw: str, ahead: list[str] = []) -> str:  # noqa: B006 - read only
-        """One clause: cleaned, or "" when it is junk, names a tool or reads the instructions
-        (``ahead``: the words that follow it, already here)."""
+    def _emit(self, raw: str, out: str, ahead: list[str]) -> str:
+        """One clause (``out``: ``raw`` cleaned), or "" when it is junk, names a tool or
+        reads the instructions (``ahead``: the words that follow it, already here)."""
         if not raw:
             return ""
-        out = clean(raw)
         if raw.lstrip(" \t").startswith("\n") and self._tail not in ".!?,;:":
             out = "." + out  # a line break after unpunctuated words ends a sentence
         words = _WORD.findall(out.lower())
