@@ -26,7 +26,7 @@ from bot.providers.receptionist import Receptionist
 from bot.simulator import simulate_call
 from handlers.state import PROMPTS
 from tests.fakes.cloud import RAMBLE, FakeBehaviour, openai_app
-from tests.fakes.scripted import ScriptedLLM, ScriptedTTS
+from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.fakes.store import MemoryStore
 from tests.test_calls import ADDRESS, OPEN, TOKEN, phone_settings, serve, url
 from tests.test_llm_tools import PROPERTY, TAKE, TUESDAY_3PM, conversation
@@ -71,6 +71,19 @@ async def test_tools_go_with_tool_choice_auto_so_a_llama_server_sees_them(aiohtt
     assert first["tool_choice"] == "auto" and {t["function"]["name"] for t in first["tools"]} >= {"take_message", "end_call"}
     assert first["max_tokens"] == 120 and first["stop"] == STOP and len(STOP) <= 4  # OpenAI takes at most four
     assert llm.last_usage and llm.last_usage["prompt_tokens"] > 400  # the tools were in the prompt
+    await llm.close()
+
+
+async def test_parameters_a_model_refuses_are_dropped_or_renamed_once(aiohttp_server, caplog):
+    llm, state = await llm_at(aiohttp_server, refuse_params=("max_tokens", "stop"), max_tokens=90, reply="We open at nine.")
+    with caplog.at_level(logging.WARNING, logger="bot.providers.openai"):
+        assert (await said(llm, conversation(MemoryStore(), "hours?")))[0] == "We open at nine."
+    last = state.last.json
+    assert last["max_completion_tokens"] == 90 and "max_tokens" not in last and "stop" not in last
+    n = len(state.requests)
+    assert (await said(llm, conversation(MemoryStore(), "hours?")))[0] == "We open at nine."
+    assert len(state.requests) == n + 1  # remembered
+    assert len([r for r in caplog.records if "refused a parameter" in r.getMessage()]) == 2
     await llm.close()
 
 
@@ -211,6 +224,17 @@ async def test_openai_alone_lets_the_receptionist_take_a_message_while_the_serve
     await in_chain.close()
 
 
+async def test_a_hanging_server_leaves_the_receptionist_time_to_answer_within_the_stage_budget(aiohttp_server):
+    from bot.orchestrator import Orchestrator, SentenceEnd, Timings
+
+    llm, state = await llm_at(aiohttp_server, mode="hang", timeout=1.0)
+    orch = Orchestrator(ScriptedSTT(), llm, ScriptedTTS(), stt_timeout=1, llm_timeout=1.0, tts_timeout=1)  # the call's own bound
+    conv = conversation(MemoryStore(), "I'd like to leave a message please")
+    events = [e async for e in orch.respond(conv, mulaw=True, timings=Timings())]
+    assert any(isinstance(e, SentenceEnd) and "message" in e.text for e in events)
+    await llm.close()
+
+
 def test_from_settings_takes_over_only_without_a_chain(settings):
     alone = settings.with_(llm_provider="openai", openai_base_url="http://127.0.0.1:9/v1")
     assert OpenAILLM.from_settings(alone)._takeover and not OpenAILLM.from_settings(alone.with_(llm_provider="openai,receptionist"))._takeover
@@ -245,7 +269,6 @@ async def test_a_call_whose_llm_fails_hears_the_trouble_prompt(aiohttp_server, s
 async def _health(aiohttp_client, settings, llm):
     from bot.providers.registry import Providers
     from handlers.app import create_app
-    from tests.fakes.scripted import ScriptedSTT
 
     app = create_app(settings, providers=Providers(stt=ScriptedSTT(), llm=llm, tts=ScriptedTTS()), embedded_prompt_fallback=False)
     return await aiohttp_client(app)

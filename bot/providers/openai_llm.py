@@ -77,6 +77,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_TOOL_ROUNDS = 3  # completions per reply: the first, and one after each round of tool results
 STOP = ["<|im_start|>", "[INST]", "<<SYS>>", "\nUser:"]  # OpenAI takes at most four
 CONTEXT_LENGTH = "context_length"  # StageError code: the history did not fit even trimmed
+TAKEOVER_SHARE = 0.7  # of LLM_TIMEOUT the server gets on a turn the receptionist would take over
 INSTRUCTION_LINES = ("To take a message", "Only state facts")  # system prompt lines never to be read out
 
 
@@ -188,8 +189,10 @@ class OpenAILLM:
                 yield item
             return
         spoke = False
+        # a turn the receptionist would take if the server fails leaves it time to answer within LLM_TIMEOUT
+        first_s = self._timeout * TAKEOVER_SHARE if self._takeover and self._receptionist().wants_turn(conversation) else self._timeout
         try:
-            async with contextlib.aclosing(self._reply(conversation)) as items:
+            async with contextlib.aclosing(self._reply(conversation, first_s)) as items:
                 async for item in items:
                     spoke = spoke or isinstance(item, Action) or bool(item.strip())
                     yield item
@@ -202,7 +205,7 @@ class OpenAILLM:
         async for item in self._receptionist().reply(conversation):
             yield item
 
-    async def _reply(self, conversation: Conversation) -> AsyncGenerator[str | Action, None]:
+    async def _reply(self, conversation: Conversation, first_s: float) -> AsyncGenerator[str | Action, None]:
         assert self._client is not None
         loop = asyncio.get_running_loop()
         reply_by = loop.time() + self._reply_s
@@ -221,7 +224,7 @@ class OpenAILLM:
                 rnd = Round()
                 said: list[str] = []
                 handover = False
-                async with contextlib.aclosing(self._complete(self._client, system, history, rnd, reply_by, conversation.call_id)) as texts:
+                async with contextlib.aclosing(self._complete(self._client, system, history, rnd, reply_by, first_s, conversation.call_id)) as texts:
                     async for text in texts:
                         if text == _REJECTED:
                             handover = self._receptionist().wants_turn(conversation)
@@ -287,12 +290,12 @@ class OpenAILLM:
         return [head, *kept]
 
     async def _complete(self, client: AsyncOpenAI, system: str, history: list[dict], rnd: Round, reply_by: float,
-                        call_sid: str) -> AsyncGenerator[str, None]:
+                        first_s: float, call_sid: str) -> AsyncGenerator[str, None]:
         """One completion's text (its tool calls and finish go into ``rnd``), with the
         server's limits learned on the way: a context overflow is retried trimmed harder,
         a refused streamed-tools reply non-streamed, refused tools without them (then
         ``_REJECTED`` is yielded first)."""
-        first_by = asyncio.get_running_loop().time() + self._timeout
+        first_by = asyncio.get_running_loop().time() + first_s
         overflows = 0
         for _ in range(5):
             messages = self._messages(system, history, self._squeeze)

@@ -49,6 +49,8 @@ adapter to learn from; bot/providers/openai_wire.py):
   template tokens and entities arrive split;
 - ``context_tokens``: a request whose messages (+ tools) estimated at ``chars_per_token``,
   plus its ``max_tokens``, exceed this gets llama-cpp-python's 400 ``context_length_exceeded``;
+- ``refuse_params``: a request with one of these parameters gets OpenAI's 400
+  "Unsupported parameter" (newer models refuse ``max_tokens`` and ``stop``);
 - ``GET /v1/models`` answers the model list (health probes).
 
 Latency: ``first_delay_s`` before the Deepgram reply / the first OpenAI token / the first
@@ -128,6 +130,7 @@ class FakeBehaviour:
     honour_max_tokens: bool = True
     token_chars: int = 0  # OpenAI: stream pieces of this many characters (0 = word by word)
     context_tokens: int | None = None  # OpenAI: 400 context_length_exceeded past this
+    refuse_params: tuple[str, ...] = ()  # OpenAI: 400 "Unsupported parameter" for these (e.g. "max_tokens")
     chars_per_token: float = 4.0
     audio: bytes | None = None  # ElevenLabs: served as-is; None = a tone sized to the text
     speak: Any = None  # ElevenLabs: callable(text, output_format) -> bytes, real speech (e.g. piper)
@@ -322,6 +325,12 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
         if status is not None:
             kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status, "server_error")
             return _json_error(status, {"error": {"message": "fake error", "type": kind, "param": None, "code": kind}})
+        refused = next((p for p in state.refuse_params if p in req), None)
+        if refused is not None:  # as OpenAI answers a parameter a model does not take
+            message = f"Unsupported parameter: '{refused}' is not supported with this model."
+            if refused == "max_tokens":
+                message += " Use 'max_completion_tokens' instead."
+            return _json_error(400, {"error": {"message": message, "type": "invalid_request_error", "param": refused, "code": "unsupported_parameter"}})
         tools_used = bool(req.get("tools")) and (req.get("tool_choice") is not None or not state.tools_need_choice)
         too_long = _context_error(state, req, tools_used)
         if too_long is not None:
