@@ -148,7 +148,7 @@ class OpenAILLM:
             instructions=s.system_prompt, transfer_number=s.transfer_number,
             profile=profile or cached_profile(s.business_file), clock=clock,
             max_tokens=s.llm_max_tokens, reply_s=s.llm_reply_s, context_tokens=s.llm_context_tokens,
-            takeover="receptionist" not in chain,
+            takeover=not (len(chain) > 1 and "receptionist" in chain),  # a chain's receptionist answers instead
         )
 
     async def start(self) -> None:
