@@ -122,6 +122,7 @@ class OpenAILLM:
         self.profile = profile or cached_profile()
         self._clock = clock
         self.tools = tools or business_tools()
+        self._tool_tokens = llm_history.tokens(self.tools.schemas())  # what the tools take of the context
         self._reply_s = reply_s
         self._context = context_tokens
         self._takeover = takeover
@@ -284,7 +285,7 @@ class OpenAILLM:
         head = {"role": "system", "content": system}
         history = history if self._use_tools else [m for m in history if m.get("role") != "tool" and not m.get("tool_calls")]
         reserve = int(self._params.get("max_tokens") or self._params.get("max_completion_tokens") or 0)
-        fixed = llm_history.tokens(head) + (llm_history.tokens(self.tools.schemas()) if self._use_tools else 0)
+        fixed = llm_history.tokens(head) + (self._tool_tokens if self._use_tools else 0)
         budget = int(self._context * squeeze) - reserve - fixed - 32
         kept, self.last_trimmed = llm_history.trim(history, max(0, budget))
         return [head, *kept]
