@@ -184,11 +184,13 @@ def _tool_pattern(names: tuple[str, ...]) -> re.Pattern | None:
 
 @functools.lru_cache(maxsize=64)
 def _runs(texts: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
-    """Every run of ECHO_WORDS words in ``texts`` (the same instructions come every turn)."""
+    """Every run of ECHO_WORDS words in ``texts``, and every shorter run that starts one
+    (the same instructions come every turn)."""
     out: set[tuple[str, ...]] = set()
     for text in texts:
         words = _WORD.findall(text.lower())
-        out.update(tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+        for n in range(1, ECHO_WORDS + 1):
+            out.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
     return frozenset(out)
 
 
@@ -231,8 +233,8 @@ class SpokenText:
         if not cuts:
             return ""
         start = 0
-        for end in cuts:  # the reply's first clauses wait for enough words to tell an echo of the instructions
-            if self._said_any or self.dropped or len(_WORD.findall(self._buf[:end])) >= ECHO_WORDS:
+        for end in cuts:  # opening words that may begin the instructions wait for enough to tell
+            if self._said_any or self.dropped or not self._may_echo(_WORD.findall(self._buf[:end].lower())):
                 start = end
         ready, self._buf = self._buf[:start], self._buf[start:]
         return self._emit_all(ready, [c for c in cuts if c <= start])
@@ -290,6 +292,10 @@ class SpokenText:
         self._tail = out.rstrip()[-1:]
         self._spaced = out[-1:].isspace()
         return out
+
+    def _may_echo(self, words: list[str]) -> bool:
+        """Could these opening words be the start of the instructions read out?"""
+        return 0 < len(words) < ECHO_WORDS and tuple(words) in self._echo
 
     def _echoes(self, before: list[str], words: list[str], ahead: list[str]) -> bool:
         """Does a run of ECHO_WORDS words from the instructions cover a word of this clause
