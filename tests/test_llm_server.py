@@ -140,7 +140,7 @@ async def test_a_server_that_ignores_max_tokens_is_cut_by_the_reply_budget(aioht
     with caplog.at_level(logging.WARNING, logger="bot.providers.openai"):
         text, _ = await said(llm, conversation(MemoryStore(), "tell me about the building"))
     took = time.monotonic() - t0
-    assert took < 0.6 + 1.5, took  # not minutes: the budget (plus a busy machine's slack)
+    assert took < 0.6 + 10, took  # the stream never ends by itself: the budget ended it (slack for a busy machine)
     assert text.endswith(".") and len(text.split()) > 20
     assert any("over its time budget" in r.getMessage() for r in caplog.records)
     await llm.close()
