@@ -19,7 +19,7 @@ from bot.logs import kv
 from bot.metrics import Metrics
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from bot.playout import Playout
-from bot.prompts import PromptBank
+from bot.prompts import PromptBank, failure_prompt
 from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.settings import Settings
 from bot.store.api import TranscriptLine
@@ -158,7 +158,7 @@ class TurnPipeline:
             self._said(n, "caller", text)
             self.metrics.stage_errors.labels(err.stage, err.code).inc()
             self.metrics.turns.labels("failed").inc()
-            await self._failed(n)
+            await self._failed(n, err.stage)
             return
         self._failures = 0
         self.metrics.turns.labels("ok").inc()
@@ -205,9 +205,9 @@ class TurnPipeline:
             return
         self.metrics.mouth_to_ear.observe(max(0.0, heard_at - audio_ms / 1000 - speech_end))
 
-    async def _failed(self, n: int) -> None:
-        """A stage failed: the fallback prompt from memory, then back to listening;
-        after too many failures in a row, transfer or say goodbye."""
+    async def _failed(self, n: int, stage: str = "stt") -> None:
+        """A stage failed: the prompt for it from memory (bot/prompts.py, failure_prompt),
+        then back to listening; after too many failures in a row, transfer or say goodbye."""
         self._failures += 1
         if self._failures >= self.settings.max_failures:
             log.warning("giving up after failures", extra=kv(call_sid=self.call_sid, failures=self._failures))
@@ -216,7 +216,8 @@ class TurnPipeline:
             return
         self.fallbacks += 1
         self.metrics.fallbacks.inc()
-        await self._speak_prompt("fallback", listen=True, n=n, mark=f"fallback-t{n}")
+        name = failure_prompt(stage)
+        await self._speak_prompt(name if self.prompts.get(name) else "fallback", listen=True, n=n, mark=f"fallback-t{n}")
 
     async def _speak_prompt(self, name: str, *, listen: bool, n: int | None = None, mark: str | None = None) -> None:
         """Say a prompt from memory; ``listen``: then the caller has the floor (as the

@@ -31,6 +31,7 @@ def prompt_texts(settings: Settings) -> dict[str, str]:
     return {
         "greeting": texts["greeting"],
         "fallback": texts["fallback"],
+        "trouble": settings.trouble_text,
         "reprompt": settings.reprompt_text,
         "goodbye": texts["goodbye"],
         "busy": settings.busy_text,
