@@ -65,6 +65,9 @@ class TurnPipeline:
     async def _carry_out(self, action: Action) -> None:
         raise NotImplementedError
 
+    def _keep_draft(self) -> None:
+        raise NotImplementedError
+
     async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
         raise NotImplementedError
 
@@ -89,6 +92,9 @@ class TurnPipeline:
                 del self.conversation.messages[snapshot[0] :]
                 self.conversation.state = snapshot[1]
             raise
+        finally:
+            if gate is None or gate.is_set():  # a confirmed turn: the message in progress as it now is
+                self._keep_draft()
 
     async def _turn_body(
         self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None, stt_ms: float | None
