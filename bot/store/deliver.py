@@ -68,10 +68,18 @@ class Deliverer:
                         log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
                         await asyncio.sleep(self.poll_s)
                         continue
+                per_target = Counter(i.target for i in self._inflight.values())
+                later = []
                 for item in batch:
+                    if per_target[item.target] >= self.PER_TARGET:  # one claim can bring several rows of one target
+                        later.append(item.id)
+                        continue
+                    per_target[item.target] += 1
                     task = asyncio.get_running_loop().create_task(self._guarded(item), name=f"notify-{item.id}")
                     self._inflight[task] = item
                     task.add_done_callback(self._done)
+                if later:
+                    await self._release(later)
                 if batch:
                     continue  # more may be due
                 self.store.outbox_changed.clear()
@@ -97,6 +105,12 @@ class Deliverer:
         item = self._inflight.pop(task)
         if len(self._inflight) == self.MAX_INFLIGHT - 1 or sum(i.target == item.target for i in self._inflight.values()) == self.PER_TARGET - 1:
             self.store.outbox_changed.set()  # room again: rows the claim skipped may go now
+
+    async def _release(self, ids: list[int]) -> None:
+        try:
+            await self.store.release(ids)
+        except Exception as exc:  # their lease makes them due again
+            log.error("outbox release failed", extra=kv(rows=len(ids), error=type(exc).__name__))
 
     async def _guarded(self, item: OutboxItem) -> None:
         try:

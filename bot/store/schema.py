@@ -107,6 +107,7 @@ async def _step_message_uids(conn: AsyncConnection) -> None:
         await conn.execute(messages.update().where(messages.c.id == mid).values(uid=str(uuid.uuid4()), notified_at=now, updated_at=now))
     await conn.execute(sa.text("CREATE UNIQUE INDEX IF NOT EXISTS ix_messages_uid ON messages (uid)"))
     await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_messages_call ON messages (call_sid)"))
+    await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_messages_draft ON messages (notified_at, lease_until)"))
     await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_calls_open ON calls (ended_at, lease_until)"))
     await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_outbox_message ON outbox (message_id)"))
 

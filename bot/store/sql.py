@@ -293,6 +293,13 @@ class SqlStore:
             rows = (await conn.execute(sa.select(o.id, o.idem_key, o.channel, o.target, o.payload, o.attempts).where(o.id.in_(ids)))).all()
         return [OutboxItem(*r) for r in rows]
 
+    async def release(self, item_ids: Sequence[int]) -> None:
+        """Give back rows claimed but not sent (their target was busy): due again at once,
+        the claim's attempt not counted."""
+        o = s.outbox.c
+        async with self.engine.begin() as conn:
+            await conn.execute(s.outbox.update().where(o.id.in_(list(item_ids))).values(claimed_until=None, attempts=o.attempts - 1))
+
     async def delivered(self, item_id: int) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(s.outbox.update().where(s.outbox.c.id == item_id).values(delivered_at=time.time(), claimed_until=None, last_error=None, failed_since=None))
