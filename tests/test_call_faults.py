@@ -18,7 +18,7 @@ from tests.fakes.notify_receivers import Inbox, webhook_app
 from tests.fakes.scripted import ScriptedTTS
 from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
 from tests.test_dialogue_calls import UTTERANCE, LengthSTT
-from tests.test_outbox import ROOT, SECRET, start_http
+from tests.test_outbox import ROOT, SECRET, start_http, wait_for
 
 FORM = ["I'd like to leave a message about my parking permit",
         "My name is Ann Lee and my number is five five five, one two three, four five six seven",
@@ -49,9 +49,7 @@ async def test_a_locked_sqlite_file_during_the_save_is_not_a_misheard_turn(aioht
     async def kept():
         return [m for m in await store.messages() if m.status == "new"]
 
-    deadline = asyncio.get_running_loop().time() + 15
-    while not await kept() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.1)
+    await wait_for(kept, 15, "the message, once the lock is gone")
     (m,) = await store.messages()
     assert (m.name, m.callback_number, m.status, m.call_sid) == ("Ann Lee", "5551234567", "new", report.call_sid)
     rows = await store.outbox_state()  # one per target (NOTIFY_TO and the business file's)
