@@ -19,7 +19,7 @@ from aiohttp import web
 @dataclass
 class Inbox:
     secret: str = ""
-    hooks: list[dict] = field(default_factory=list)  # {"key", "body", "signed"}
+    hooks: list[dict] = field(default_factory=list)  # {"key", "body", "signed"}; "answered": False if the sender was gone
     mails: list[dict] = field(default_factory=list)  # {"message_id", "to", "subject", "text"}
     sms: list[dict] = field(default_factory=list)  # {"account", "auth", "form"}
     hook_status: int = 200
@@ -48,6 +48,9 @@ def webhook_app(inbox: Inbox) -> web.Application:
                 await inbox.hold.wait()
             finally:
                 inbox.held -= 1
+            if request.transport is None or request.transport.is_closing():  # the sender is gone: it never hears
+                inbox.hooks.append({"key": request.headers.get("Idempotency-Key"), "body": json.loads(body), "answered": False})
+                return web.json_response({"ok": True}, status=inbox.hook_status)
         inbox.hooks.append({
             "key": request.headers.get("Idempotency-Key"), "body": json.loads(body),
             "signed": signature_valid(inbox.secret, request.headers.get("X-Phonebot-Signature", ""), body),
