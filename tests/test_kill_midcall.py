@@ -70,18 +70,18 @@ async def start_server(env: dict, port: int, log) -> asyncio.subprocess.Process:
     raise AssertionError("the server did not become ready")
 
 
-async def test_kill_at_every_step_of_a_message_then_restart(tmp_path):
+async def test_kill_at_every_step_of_a_message_then_restart(tmp_path, db_url):
     (tmp_path / "biz.toml").write_text((ROOT / "examples/business/property-office.toml").read_text()
                                        .replace('email_to = ["office@maple-street.example"]', "email_to = []")
                                        .replace('urgent_sms_to = ["+15550100199"]', "urgent_sms_to = []"))
     inbox = Inbox(secret=SECRET, hook_status=503)
     runner, hook_port = await start_http(webhook_app(inbox))
     port = free_port()
-    env = server_env(tmp_path, f"http://127.0.0.1:{hook_port}/hook")
+    env = server_env(tmp_path, f"http://127.0.0.1:{hook_port}/hook") | {"DATABASE_URL": db_url}
     log = open(tmp_path / "server.log", "ab")
     proc = await start_server(env, port, log)
     base = f"http://127.0.0.1:{port}"
-    store = await SqlStore.open(data_dir=tmp_path)
+    store = await SqlStore.open(database_url=db_url, data_dir=tmp_path)
     calls: dict[str, asyncio.Task] = {}
 
     hold_on = wav.write_pcm16(bytes(2 * 8000 * 100), 8000)  # then 100 s of silence: still on the line
@@ -147,7 +147,7 @@ async def test_kill_at_every_step_of_a_message_then_restart(tmp_path):
         await store.close()
         await runner.cleanup()
     got: dict[str, list] = {}
-    st = await SqlStore.open(data_dir=tmp_path)
+    st = await SqlStore.open(database_url=db_url, data_dir=tmp_path)
     try:
         for m in await st.messages():
             got.setdefault(m.caller, []).append(m)
