@@ -53,7 +53,9 @@ def describe(payload: dict, tz: str) -> tuple[str, str]:
     m = payload["message"]
     when = datetime.fromtimestamp(m["created_at"], zone).strftime("%a %d %b %H:%M")
     flag = "URGENT: " if m["urgent"] else ""
-    partial = " (incomplete: the caller hung up mid-message)" if m["status"] == "incomplete" else ""
+    partial = ""
+    if m["status"] == "incomplete":
+        partial = " (incomplete: the call was cut off mid-message)" if m.get("cut_off") else " (incomplete: the caller hung up mid-message)"
     subject = f"{flag}Message from {m['name'] or 'a caller'}{partial}"
     text = (
         f"{flag}{m['name'] or 'A caller'} asked to be called back on {m['callback_number'] or m['caller'] or 'an unknown number'}.\n"
@@ -119,10 +121,10 @@ class Channels:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise DeliveryError(f"smtp: {type(exc).__name__}") from None
 
-    async def _sms(self, item: OutboxItem) -> None:
-        from twilio.base.exceptions import TwilioException, TwilioRestException
-
-        if self._twilio is None:
+    def prepare(self, channel: str) -> None:
+        """Set up what a channel needs before its first send (the Twilio client: importing
+        it takes a while), so a send's time bound covers only the send."""
+        if channel == "sms" and self._twilio is None:
             from twilio.http.async_http_client import AsyncTwilioHttpClient
             from twilio.rest import Client
 
@@ -131,6 +133,12 @@ class Channels:
             if self.s.twilio_base_url:
                 client.api.base_url = self.s.twilio_base_url
             self._twilio = (client, http)
+
+    async def _sms(self, item: OutboxItem) -> None:
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        self.prepare("sms")
+        assert self._twilio is not None
         _, text = describe(item.payload, self.s.timezone)
         try:
             await self._twilio[0].messages.create_async(to=item.target, from_=self.s.twilio_sms_from, body=text[:1200])

@@ -132,6 +132,7 @@ class Deliverer:
         fields = dict(outbox_id=item.id, channel=item.channel, attempt=item.attempts, key=item.idem_key)
         try:
             try:
+                self.channels.prepare(item.channel)
                 async with asyncio.timeout(self.send_timeout + 1.0):  # a channel that ignores its own timeout
                     await self.channels.send(item)
             except TimeoutError:

@@ -33,7 +33,10 @@ class Reaped:
 
 
 async def heartbeat(store: SqlStore) -> None:
-    """Renew the leases of this process's live calls and drafts (two statements, however many)."""
+    """Renew the leases of this process's live calls and drafts (two statements, however
+    many; none while it holds nothing)."""
+    if not store.owned:
+        return
     until = time.time() + store.lease_s
     async with store.engine.begin() as conn:
         await conn.execute(s.calls.update().where(s.calls.c.owner == store.owner, s.calls.c.ended_at.is_(None)).values(lease_until=until))
@@ -59,7 +62,7 @@ async def reap(store: SqlStore) -> Reaped:
                 s.messages.update().where(m.id == mid, dead_draft).values(notified_at=now, owner=None, lease_until=None, updated_at=now)
             )
             if res.rowcount == 1:
-                await store._notify_message(conn, int(mid), now)
+                await store._notify_message(conn, int(mid), now, cut_off=True)
                 n_drafts += 1
     for sid in calls:
         async with store.engine.begin() as conn:

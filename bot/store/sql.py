@@ -70,6 +70,7 @@ class SqlStore:
         # renewed by ``heartbeat`` (bot/store/leases.py), and past them ``reap`` closes them
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lease_s = lease_s
+        self.owned: set[str] = set()  # CallSids and draft uids this process holds leases on (heartbeat skips when empty)
         self.dialect = engine.dialect.name
         self.outbox_changed = asyncio.Event()  # wakes this process's deliverer
         self._records: list[tuple[Any, dict, asyncio.Future[None]]] = []  # call records waiting for the writer
@@ -137,6 +138,10 @@ class SqlStore:
             await conn.execute(s.messages.update().where(m.id == row.id).values(**values))
             if "notified_at" in values:
                 await self._notify_message(conn, int(row.id), now)
+        if "notified_at" in values:
+            self.owned.discard(uid)
+        elif row.notified_at is None:
+            self.owned.add(uid)
         return int(row.id)
 
     def _insert(self, table: sa.Table) -> Any:
@@ -149,13 +154,15 @@ class SqlStore:
 
         return sqlite_insert(table)
 
-    async def _notify_message(self, conn, mid: int, now: float) -> None:
-        """Queue the notifications of message ``mid`` as it now stands."""
+    async def _notify_message(self, conn, mid: int, now: float, *, cut_off: bool = False) -> None:
+        """Queue the notifications of message ``mid`` as it now stands (``cut_off``: its
+        call's process died; bot/store/leases.py)."""
         r = (await conn.execute(sa.select(*_MSG_COLS).where(s.messages.c.id == mid))).one()
         msg = StoredMessage(**r._mapping)
         payload = {"event": "message", "message": {
             "id": msg.id, "uid": msg.uid, "status": msg.status, "call_sid": msg.call_sid, "caller": msg.caller, "name": msg.name,
             "callback_number": msg.callback_number, "about": msg.about, "urgent": msg.urgent, "created_at": msg.created_at,
+            **({"cut_off": True} if cut_off else {}),
         }}
         await self._enqueue(conn, "message", msg.uid, mid, msg.call_sid, self.notify.for_message(msg.urgent), payload, now)
 
@@ -191,11 +198,13 @@ class SqlStore:
     # hundreds of connections queueing for SQLite's single writer (at 400 calls that
     # queue timed out and records were lost).
     async def call_started(self, *, call_sid: str, stream_sid: str, caller: str, started_at: float) -> None:
+        self.owned.add(call_sid)
         await self._record(self._call_started, dict(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=started_at))
 
     async def call_ended(
         self, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord]
     ) -> None:
+        self.owned.discard(call_sid)
         await self._record(self._call_ended, dict(call_sid=call_sid, ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=turns))
 
     async def _record(self, write: Any, kw: dict) -> None:
