@@ -1,7 +1,10 @@
 """The one action path of a call, mixed into ``CallSession``: the receptionist and the
-LLM's tools emit the same ``Action``s and they are carried out here. A message is
-committed (``store.save_message``) when the dialogue asks, which is before its reply says
-the message was passed on, and only once the turn is confirmed (``Conversation.perform``
+LLM's tools emit the same ``Action``s and they are carried out here. A message has one
+global identity (a UUID4 in ``conversation.state``, made at its first detail). While the
+caller gives it, each confirmed turn hands the form as it now stands to the app's
+``MessageSaver`` as a draft (kept even if this process dies). When the dialogue asks, the
+complete message is handed over and waited for (off the LLM's clock, bounded), before the
+reply says it was passed on, and only once the turn is confirmed (``Conversation.perform``
 waits for a speculative turn's gate). Transfer and hang-up run after the caller heard the
 reply. A form the caller left half-way is kept as an incomplete message at the end, on
 both dialogue paths through ``_save_pending``: the receptionist keeps its form in
