@@ -33,7 +33,8 @@ from bot.providers.base import Conversation
 from bot.providers.stt_stream import Failed, Reconnected, STTStream
 from bot.redact import mask_number
 from bot.settings import Settings
-from bot.store.api import Store, TranscriptLine, Transfer
+from bot.store.api import NewMessage, Store, TranscriptLine, Transfer
+from bot.store.saver import MessageSaver
 from bot.turn_pipeline import TurnPipeline
 from bot.turns import (
     BargeIn,
@@ -73,6 +74,7 @@ class CallSession(CallActions, TurnPipeline):
         spawn: Callable[[Coroutine], asyncio.Task],
         transfer_number: str | None = None,
         store: Store,
+        saver: MessageSaver | None = None,
         profile: Profile | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -82,6 +84,8 @@ class CallSession(CallActions, TurnPipeline):
         self.transfer_number = settings.transfer_number if transfer_number is None else transfer_number
         self.profile = profile or cached_profile(settings.business_file)
         self.store = store
+        self.saver = saver or MessageSaver(store)  # the app's (it outlives the call); a call's own in tests
+        self._draft: NewMessage | None = None
         self._clock = clock
         self.conversation = Conversation(call_id=call_sid, caller=caller, act=self._act)
         self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
@@ -127,6 +131,11 @@ class CallSession(CallActions, TurnPipeline):
     @property
     def turn_no(self) -> int:
         return self.c.turn_no
+
+    @property
+    def seconds(self) -> float:
+        """Since the stream started."""
+        return time.monotonic() - self._t_start
 
     @property
     def over(self) -> bool:

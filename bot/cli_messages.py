@@ -47,21 +47,39 @@ def safe(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def as_json(m, tz: ZoneInfo) -> dict:
+def as_json(m, tz: ZoneInfo, delivery: list | None = None) -> dict:
     return {
-        "id": m.id, "status": m.status, "name": m.name, "callback_number": m.callback_number, "about": m.about,
+        "id": m.id, "uid": m.uid, "status": m.status, "name": m.name, "callback_number": m.callback_number, "about": m.about,
         "urgent": m.urgent, "caller": m.caller, "call_sid": m.call_sid,
         "created_at": datetime.fromtimestamp(m.created_at, tz).isoformat(timespec="seconds"),
+        "delivery": [
+            {"channel": d.channel, "target": d.target, "state": d.state, "attempts": d.attempts, "last_error": d.last_error}
+            for d in delivery or []
+        ],
     }
 
 
-def plain(m, tz: ZoneInfo) -> str:
+def plain(m, tz: ZoneInfo, delivery: list | None = None) -> str:
     when = datetime.fromtimestamp(m.created_at, tz).strftime("%Y-%m-%d %H:%M %Z")
     flags = " URGENT" if m.urgent else ""
     return (
         f"#{m.id}  {when}  [{m.status}]{flags}  {safe(m.name) or '-'}  callback {safe(m.callback_number) or '-'}"
         f"  (caller {safe(m.caller) or '-'}, call {safe(m.call_sid)})\n    {safe(m.about) or '-'}"
+        f"\n    delivery: {delivery_line(delivery or [])}"
     )
+
+
+def delivery_line(delivery: list) -> str:
+    """Each notification's channel and state: "webhook delivered, email failing (3 tries: smtp: ...)"."""
+    if not delivery:
+        return "none queued (no targets, or still a draft)"
+    out = []
+    for d in delivery:
+        text = f"{d.channel} {d.state}"
+        if d.state != "delivered" and d.attempts:
+            text += f" ({d.attempts} {'try' if d.attempts == 1 else 'tries'}" + (f": {safe(d.last_error)}" if d.last_error else "") + ")"
+        out.append(text)
+    return ", ".join(out)
 
 
 def main(argv: list[str]) -> int:
@@ -93,7 +111,7 @@ def main(argv: list[str]) -> int:
               "Set DATA_DIR (or DATABASE_URL) to the server's.", file=sys.stderr)
         return 1
     try:
-        found = asyncio.run(_read(settings, since, args.status, args.limit))
+        found, delivery = asyncio.run(_read(settings, since, args.status, args.limit))
     except OSError as exc:
         print(f"cannot read the message store {where}: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -102,7 +120,8 @@ def main(argv: list[str]) -> int:
         print("no messages", file=sys.stderr if args.json else sys.stdout)
         return 0
     for m in found:
-        print(json.dumps(as_json(m, tz), ensure_ascii=False) if args.json else plain(m, tz))
+        d = delivery.get(m.id, [])
+        print(json.dumps(as_json(m, tz, d), ensure_ascii=False) if args.json else plain(m, tz, d))
     return 0
 
 
@@ -124,6 +143,7 @@ async def _read(settings: Settings, since, status, limit):
 
     store = await open_store(settings)
     try:
-        return await store.messages(since=since, status=status, limit=limit)
+        found = await store.messages(since=since, status=status, limit=limit)
+        return found, await store.delivery([m.id for m in found])
     finally:
         await store.close()

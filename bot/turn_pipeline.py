@@ -69,6 +69,9 @@ class TurnPipeline:
     async def _carry_out(self, action: Action) -> None:
         raise NotImplementedError
 
+    def _keep_draft(self) -> None:
+        raise NotImplementedError
+
     async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
         raise NotImplementedError
 
@@ -98,6 +101,8 @@ class TurnPipeline:
         finally:
             if self._words is not None and self._words[0] == n:
                 self._words = None
+            if gate is None or gate.is_set():  # a confirmed turn: the message in progress as it now is
+                self._keep_draft()
 
     async def _turn_body(
         self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None, stt_ms: float | None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 import jinja2
 from aiohttp import web
@@ -92,12 +91,7 @@ async def calls_page(request: web.Request) -> web.Response:
         issue_session(request, resp)
         raise resp
     require_session(request)
-    now = time.monotonic()
-    live = [
-        {"call_sid": sid, "caller": s.conversation.caller, "state": s.state.name.lower(), "turns": s._turn_no,
-         "seconds": round(now - s._t_start)}
-        for sid, s in request.app[CALLS].items()
-    ]
+    live = request.app[CALLS].snapshot()
     number, outcome = _call_search(request)
     recent = await request.app[STORE].find_calls(number=number, outcome=outcome, limit=200)
     return _page(request, "calls.html", live=live, calls=recent, number=number, outcome=outcome, outcomes=(*CALL_OUTCOMES, LIVE))
@@ -148,7 +142,8 @@ async def messages_page(request: web.Request) -> web.Response:
     require_session(request)
     status = _status_filter(request)
     found = await request.app[STORE].messages(status=status, limit=500)
-    return _page(request, "messages.html", messages=found, status=status, statuses=MESSAGE_STATUSES)
+    delivery = await request.app[STORE].delivery([m.id for m in found])
+    return _page(request, "messages.html", messages=found, status=status, statuses=MESSAGE_STATUSES, delivery=delivery)
 
 
 async def mark_handled(request: web.Request) -> web.Response:

@@ -119,7 +119,38 @@ def test_plain_listing_cannot_be_driven_by_a_caller(tmp_path, run):
     assert "\x1b" not in out.stdout and "\u202e" not in out.stdout
     assert "Eve\\x1b[2J\\x1b[H" in out.stdout
     lines = out.stdout.splitlines()
-    assert len(lines) == 2 and lines[1].startswith("    hi\\n#99")  # the fake entry stays inside the real one
+    assert len(lines) == 3 and lines[1].startswith("    hi\\n#99")  # the fake entry stays inside the real one
+    assert lines[2].startswith("    delivery: ")
+
+
+def test_each_message_shows_its_delivery_per_channel(tmp_path, run):
+    """Delivered, failing (tries and the reason) and not yet tried, in text and --json."""
+    from bot.store import NotifyConfig
+    from bot.store.notify import parse_targets
+
+    async def go():
+        st = await SqlStore.open(data_dir=tmp_path, notify=NotifyConfig(parse_targets("https://hooks.example/a, mailto:o@example.com")))
+        a = await st.save_message(NewMessage(call_sid="CA1", caller="+15550001", name="Ann", callback_number="5550001", about="x"))
+        b = await st.save_message(NewMessage(call_sid="CA2", caller="+15550002", name="Bob", callback_number="5550002", about="y"))
+        for item in await st.claim_due(lease_s=30):
+            if item.channel == "webhook" and item.payload["message"]["id"] == a:
+                await st.delivered(item.id)
+            elif item.channel == "email" and item.payload["message"]["id"] == a:
+                await st.failed(item.id, retry_in=0, error="smtp: ConnectionRefusedError")
+            else:
+                await st.failed(item.id, retry_in=0, error="webhook answered HTTP 500") if item.channel == "webhook" else None
+        await st.close()
+        return a, b
+
+    a, b = asyncio.run(go())
+    rows = {r["id"]: r for r in map(json.loads, run(tmp_path, "--json").stdout.splitlines())}
+    assert [(d["channel"], d["state"], d["attempts"]) for d in rows[a]["delivery"]] == [("webhook", "delivered", 1), ("email", "failing", 1)]
+    assert rows[a]["delivery"][1]["last_error"] == "smtp: ConnectionRefusedError"
+    assert {d["channel"]: d["state"] for d in rows[b]["delivery"]} == {"webhook": "failing", "email": "pending"}
+    assert rows[a]["uid"] != rows[b]["uid"] and len(rows[a]["uid"]) == 36
+    text = run(tmp_path).stdout
+    assert "delivery: webhook delivered, email failing (1 try: smtp: ConnectionRefusedError)" in text
+    assert "delivery: webhook failing (1 try: webhook answered HTTP 500), email pending (1 try)" in text
 
 
 def test_parse_since():

@@ -133,3 +133,30 @@ def test_chat_with_a_bad_business_file_exits_2(tmp_path):
     path.write_text(BAD)
     out = chat("--business", str(path), stdin="hello\n")
     assert out.returncode == 2 and "14 problem(s)" in out.stderr
+
+
+def test_chat_save_queues_the_business_files_notifications_as_a_call_does(tmp_path):
+    """--save: the message in DATA_DIR's store, and one outbox row per target of the
+    business file's [notify] (and NOTIFY_TO), keyed by the message's uid, for the
+    deliverer to send, as a call's message would be."""
+    import asyncio
+
+    from bot.store import SqlStore
+
+    env = {"DATA_DIR": str(tmp_path), "NOTIFY_TO": "https://hooks.example/owner", "NOTIFY_WEBHOOK_SECRET": "whsec-test-0123456789"}
+    lines = "I'd like to leave a message about a filling\nAnn Lee 555 123 4567\nyes\n"
+    out = chat("--save", "--business", str(EXAMPLES / "dental-practice.toml"), "--now", "2026-11-24T10:00", stdin=lines, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "[saved] message #1, 2 notifications queued" in out.stdout, out.stdout
+
+    async def read():
+        st = await SqlStore.open(data_dir=tmp_path)
+        try:
+            return await st.messages(), await st.outbox_state()
+        finally:
+            await st.close()
+
+    (m,), rows = asyncio.run(read())
+    assert (m.name, m.callback_number, m.status) == ("Ann Lee", "5551234567", "new")
+    assert sorted((r["channel"], r["target"]) for r in rows) == [("email", "reception@brightside.example"), ("webhook", "https://hooks.example/owner")]
+    assert all(m.uid in r["idem_key"] and r["delivered_at"] is None for r in rows)

@@ -47,7 +47,12 @@ def read(get: Get, defaults: type[Settings], twilio_account_sid: str, twilio_aut
         "notify_retry_base_s": ("NOTIFY_RETRY_BASE_S", 0.05, 3600),
         "notify_retry_cap_s": ("NOTIFY_RETRY_CAP_S", 0.1, 86400),
         "notify_lease_s": ("NOTIFY_LEASE_S", 1, 3600),
+        "notify_send_timeout_s": ("NOTIFY_SEND_TIMEOUT_S", 0.2, 600),
+        "notify_alert_after_s": ("NOTIFY_ALERT_AFTER_S", 1, 7 * 86400),
+        "call_lease_s": ("CALL_LEASE_S", 1, 3600),
+        "message_save_wait_s": ("MESSAGE_SAVE_WAIT_S", 0.1, 60),
     }))
+
     channels = {t.channel for t in targets}
     if "webhook" in channels and not out["notify_webhook_secret"]:
         fail("NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications (a webhook target is set)")

@@ -4,7 +4,8 @@ object that does (a real backend on a temp dir is preferred over a hand-written 
 Rules every backend keeps:
 - ``save_message`` returns only once the message is committed, and the notifications it
   causes are queued in the outbox in the same transaction (nothing is lost between the
-  two). Only a confirmed turn (never a speculative one) calls it.
+  two). Only a confirmed turn (never a speculative one) calls it. Saving the same
+  ``uid`` again (a retry whose first try did commit) changes nothing and queues nothing.
 - Nothing here logs a message's content, a name or a number.
 """
 
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MESSAGE_STATUSES = ("new", "incomplete", "handled")
-CALL_OUTCOMES = ("answered", "message", "transferred", "emergency", "abandoned", "failed")
+CALL_OUTCOMES = ("answered", "message", "transferred", "emergency", "abandoned", "failed", "lost")
+# "lost": the process that had the call died (kill -9, a crash); another instance, or this
+# one restarted, closed the record once its lease ran out and told the owner
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class NewMessage:
     about: str
     urgent: bool = False
     complete: bool = True  # False: the caller left mid-form; stored as status "incomplete"
+    uid: str = ""  # the message's global identity (a UUID4), made at its first save; "" : a new one
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class StoredMessage:
     about: str
     urgent: bool
     status: str  # one of MESSAGE_STATUSES
+    uid: str = ""  # globally unique (row ids restart in every database)
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,10 @@ class CallRecord:
 
 
 class Store(Protocol):
-    async def save_message(self, msg: NewMessage) -> int:
-        """Commit the message (and queue its notifications); return its id."""
+    async def save_message(self, msg: NewMessage, *, final: bool = True) -> int:
+        """Commit the message (and queue its notifications); return its id. Idempotent per
+        ``msg.uid``. An incomplete message with ``final=False`` is a draft (a form still
+        being filled): kept, not yet notified."""
         ...
 
     async def messages(self, *, since: float | None = None, status: str | None = None, limit: int = 100) -> list[StoredMessage]: ...

@@ -16,11 +16,18 @@ class MemoryStore:
     calls_: dict[str, CallRecord] = field(default_factory=dict)
     fail: bool = False
 
-    async def save_message(self, msg: NewMessage) -> int:
+    async def save_message(self, msg: NewMessage, *, final: bool = True) -> int:
+        """Upsert by ``msg.uid`` as the SQL store does; drafts (incomplete, not final) are kept too."""
         if self.fail:
-            raise OSError("disk full")
+            raise OSError(28, "No space left on device")
+        for i, old in enumerate(self.saved):
+            if msg.uid and old.uid == msg.uid:
+                if old.status == "incomplete":
+                    self.saved[i] = StoredMessage(old.id, old.created_at, msg.call_sid, msg.caller, msg.name, msg.callback_number,
+                                                  msg.about, msg.urgent, "new" if msg.complete else "incomplete", msg.uid)
+                return old.id
         m = StoredMessage(len(self.saved) + 1, time.time(), msg.call_sid, msg.caller, msg.name, msg.callback_number,
-                          msg.about, msg.urgent, "new" if msg.complete else "incomplete")
+                          msg.about, msg.urgent, "new" if msg.complete else "incomplete", msg.uid)
         self.saved.append(m)
         return m.id
 
