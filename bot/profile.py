@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.assets import DEFAULT_BUSINESS_FILE
 from bot.settings import SettingsError
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "examples" / "business" / "property-office.toml"
+DEFAULT_FILE = DEFAULT_BUSINESS_FILE  # bundled: the checkout's examples/business, or inside the wheel
 PURPOSES = ("front_desk", "on_call")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")

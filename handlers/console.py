@@ -14,11 +14,11 @@ import csv
 import io
 import re
 import time
-from pathlib import Path
 
 import jinja2
 from aiohttp import web
 
+from bot.assets import WEB
 from bot.profile import cached_profile
 from bot.store.api import CALL_OUTCOMES, MESSAGE_STATUSES, CallRecord
 from bot.store.transcripts import LIVE
@@ -30,7 +30,6 @@ from handlers.session_auth import check_csrf, csrf_token, end_session, issue_ses
 from handlers.state import CALLS, PROMPTS, SETTINGS
 from handlers.storage import STORE
 
-WEB = Path(__file__).resolve().parent.parent / "web"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 

@@ -22,7 +22,7 @@ def read(get: Get, defaults: type[Settings], twilio_account_sid: str, twilio_aut
     if url and not url.startswith(("postgresql://", "postgres://")):
         fail("DATABASE_URL: expected postgresql://user:password@host:port/dbname (unset: SQLite in DATA_DIR)")
     out["database_url"] = url
-    tz = get("TIMEZONE", "UTC").strip() or "UTC"
+    tz = get("TIMEZONE").strip() or business_zone(get("BUSINESS_FILE").strip())
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -56,3 +56,21 @@ def read(get: Get, defaults: type[Settings], twilio_account_sid: str, twilio_aut
     if "sms" in channels and not (out["twilio_sms_from"] and twilio_account_sid and twilio_auth_token):
         fail("TWILIO_SMS_FROM, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS notifications (an sms: target is set)")
     return out
+
+
+def business_zone(path: str) -> str:
+    """The business file's time zone: the default for every time shown to the owner (console,
+    ``bot messages``, notifications). "UTC" when the file cannot be read or names no valid zone
+    (the file's own check reports that)."""
+    import tomllib
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from bot.assets import DEFAULT_BUSINESS_FILE
+
+    try:
+        zone = str(tomllib.loads(Path(path or DEFAULT_BUSINESS_FILE).read_text(encoding="utf-8")).get("timezone", "")).strip()
+        ZoneInfo(zone)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, LookupError):
+        return "UTC"
+    return zone or "UTC"
