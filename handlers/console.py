@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import jinja2
 from aiohttp import web
@@ -32,6 +33,7 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), aut
 
 
 SEARCH_MAX = 40  # characters of a number search
+CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Twilio's CA..., the softphone's BR...
 
 
 def _owner(app: web.Application) -> Owner:
@@ -120,7 +122,8 @@ def _conversation(rec: CallRecord) -> list[dict]:
 async def call_page(request: web.Request) -> web.Response:
     require_session(request)
     store = request.app[STORE]
-    rec = await store.call(request.match_info["sid"])
+    sid = request.match_info["sid"]
+    rec = await store.call(sid) if CALL_SID.fullmatch(sid) else None  # a NUL or a 5000-character "sid" never reaches the database
     if rec is None:
         raise web.HTTPNotFound(text="no such call")
     lat = [t.latency_ms for t in rec.turns if t.latency_ms is not None]
