@@ -311,7 +311,7 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         after = rest[len(name.split()):][:1] if name else []
         if cue in _TWO_WORDS and (not name or len(name.split()) < 2):
             continue
-        if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"])):
+        if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"], ["at"], ["on"])):
             best = name
     if best is None:  # "... doctor ortiz speaking", "john smith here"
         here = re.search(r"((?:[^\W\d_][\w'\-]* ){1,4})(?:here|speaking)\b", low)

@@ -58,7 +58,7 @@ _REQUEST = re.compile(
     r"|(?:could|can|would)\s+(?:someone|somebody|you|one of you|anyone|the \w+)\s+(?:please\s+)?(?:call|ring|phone|get back to|contact)"
     r"\s+me(?:\s+back)?|(?:please\s+)?(?:have|get|ask)\s+(?:someone|somebody|them|the \w+)\s+(?:to\s+)?(?:call|ring|phone)\s+me(?:\s+back)?"
     r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)(?:\s+to)?|(?:could|can|would)\s+you\s+(?:please\s+)?(?:pass|give|take(?:\s+down)?|write\s+down|jot\s+down)\s+"
-    r"(?:a|the|my)\s+message(?:\s+(?:on|down))?(?:\s+for\s+me)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning)"
+    r"(?:a|the|my)\s+message(?:\s+(?:on|down))?(?:\s+for\s+me)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning|for\b)"
     r"|^\s*(?:a\s+)?message(?:\s+please)?\b"
     r"|please\s+(?:call|ring)\s+me(?:\s+back)?|call\s+me\s+back|leave\s+(?:a|the)\s+message|take\s+(?:a|my)\s+message)\b[\s,.]*",
     re.I)
@@ -66,7 +66,7 @@ _RECIPIENT = re.compile(
     r"^(?:for|to)\s+(?:(?:someone|somebody|anyone)\s+(?:in|at|from|on)\s+)?(?:the\s+|a\s+|your\s+)?"
     r"(?:(?:office|manager|property manager|building manager|leasing(?: office| team)?|maintenance(?: team)?|team|landlord|owner|"
     r"front desk|reception|receptionist|billing(?: department)?|accounts|dentist|doctor|practice|staff|someone|somebody|"
-    r"management|super|superintendent|her|him|them)\b[\s,.]*)+$", re.I)
+    r"management|super|superintendent|her|him|them|(?:dr|doctor|mr|mrs|ms|miss)\.?\s+[a-z'\-]+)\b[\s,.]*)+$", re.I)
 _EMPTY = {"somebody", "someone", "anyone", "anybody", "message", "back", "callback", "quick", "short", "again", "sorry",
           "soon", "possible", "asap", "today", "tomorrow", "nothing", "else", "name", "number", "phone"}
 _ABOUT = re.compile(r"^\s*(?:about|regarding|concerning|re)\b\s*", re.I)
