@@ -44,15 +44,16 @@ def _mac(key: bytes, text: str) -> str:
 
 
 def key_ok(request: web.Request, given: str) -> bool:
-    """The one key check of every login door: 429 (handlers/login_limit.py) once this
-    client or everyone has guessed too often, else a constant-time compare; a wrong key
-    is counted."""
-    login_limit.check(request)
+    """The one key check of every login door: a constant-time compare first, so the right
+    key always opens (guessers cannot lock the owner out); a wrong key gets 429
+    (handlers/login_limit.py) once this client or everyone has guessed too often, and
+    is counted otherwise."""
     api_key = request.app[SETTINGS].api_key
-    ok = bool(api_key) and hmac.compare_digest(given.encode(), api_key.encode())
-    if not ok:
-        login_limit.failed(request)
-    return ok
+    if bool(api_key) and hmac.compare_digest(given.encode(), api_key.encode()):
+        return True
+    login_limit.check(request)
+    login_limit.failed(request)
+    return False
 
 
 def issue_session(request: web.Request, response: web.StreamResponse) -> None:
