@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.store.api import MESSAGE_STATUSES
 from handlers import login_limit
 from handlers.console_chart import latency_svg
+from handlers.forms import form_fields
 from handlers.health import health_report
 from handlers.session_auth import check_csrf, csrf_token, end_session, issue_session, key_ok, require_session, session_valid
 from handlers.state import CALLS, SETTINGS
@@ -51,7 +52,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     require_key_set(request)
-    form = await request.post()
+    form = await form_fields(request)
     if not key_ok(request, str(form.get("key", ""))):
         resp = _page(request, "login.html", error="That key is not right.")
         resp.set_status(401)
@@ -63,7 +64,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     require_session(request)
-    check_csrf(request, str((await request.post()).get("csrf", "")))
+    check_csrf(request, str((await form_fields(request)).get("csrf", "")))
     resp = web.HTTPSeeOther("/console/login")
     end_session(resp)
     raise resp
@@ -120,7 +121,7 @@ async def messages_page(request: web.Request) -> web.Response:
 
 async def mark_handled(request: web.Request) -> web.Response:
     require_session(request)
-    form = await request.post()
+    form = await form_fields(request)
     check_csrf(request, str(form.get("csrf", "")))
     try:
         mid = int(request.match_info["id"])
