@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from bot.store.api import MESSAGE_STATUSES
+from bot.text_safety import visible
 from handlers import login_limit
 from handlers.console_chart import latency_svg
 from handlers.forms import form_fields
@@ -27,7 +29,10 @@ from handlers.state import CALLS, SETTINGS
 from handlers.storage import STORE
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+# every value a template prints goes through ``visible`` before it is escaped: a caller's
+# U+202E or U+009B is shown as an escape, never rendered (bot/text_safety.py)
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True,
+                          lstrip_blocks=True, finalize=lambda v: visible(v) if isinstance(v, str) and not isinstance(v, Markup) else v)
 
 
 def _when(app, ts: float | None) -> str:
@@ -134,7 +139,7 @@ async def mark_handled(request: web.Request) -> web.Response:
 
 def _csv_cell(v) -> str:
     """No formula injection: a caller's words never start a cell with = + - @."""
-    s = str(v)
+    s = visible(str(v))
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
 
 
