@@ -40,7 +40,7 @@ def _refuse(status: int, code: str, message: str, **headers: str) -> web.Respons
     return resp
 
 
-def _authorized(header: str, key: str) -> bool:
+def bearer_ok(header: str, key: str) -> bool:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
@@ -59,7 +59,7 @@ def api_gate(settings: Settings):
             if not settings.api_key:
                 return _refuse(403, "api_disabled", "the HTTP API is off on this server: set API_KEY to enable it (or TRIAL=true on a laptop)")
             header = request.headers.get("Authorization")
-            if header is None or not _authorized(header, settings.api_key):
+            if header is None or not bearer_ok(header, settings.api_key):
                 # a wrong key is limited (the limiter is installed by console.setup, which
                 # create_app always runs); the right key never is: guessers cannot lock the owner out
                 if header is not None:

@@ -46,7 +46,7 @@ def _page(request: web.Request, template: str, **ctx) -> web.Response:
     resp = web.Response(text=_env.get_template(template).render(**ctx), content_type="text/html")
     resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
     resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes a browser send "Origin: null" on a form post
     return resp
 
 
@@ -71,7 +71,7 @@ async def logout(request: web.Request) -> web.Response:
     require_session(request)
     check_csrf(request, str((await form_fields(request)).get("csrf", "")))
     resp = web.HTTPSeeOther("/console/login")
-    end_session(resp)
+    await end_session(request, resp)
     raise resp
 
 

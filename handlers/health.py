@@ -3,7 +3,8 @@
 With WORKERS > 1 (bot/supervisor.py) each of these is answered by whichever worker the
 kernel gave the connection to, so readiness is that worker's: its own start-up, drain
 and MAX_CALLS. A balancer that sees one worker at capacity retries and lands on
-another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can be told apart."""
+another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can be told apart.
+``/healthz`` tells anyone only ``ok`` or ``degraded``; its detail is for the owner (detail_allowed)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from bot.providers.failover import FailoverChain
-from handlers.api_gate import api_status
+from handlers import login_limit
+from handlers.api_gate import api_status, bearer_ok
+from handlers.session_auth import COOKIE, session_valid
 from handlers.startup import STARTUP
 from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
 
@@ -60,8 +63,29 @@ def health_report(app: web.Application) -> dict:
     }
 
 
+def detail_allowed(request: web.Request) -> bool:
+    """The full report (pids, worker count, connection phases, circuits) is for the owner:
+    ``Authorization: Bearer API_KEY`` or the console's session, trial mode on this machine,
+    or HEALTH_DETAIL=public. A wrong key is counted like any other (handlers/login_limit.py)."""
+    settings = request.app[SETTINGS]
+    if settings.health_detail == "public" or (settings.trial and not settings.api_key):
+        return True
+    header = request.headers.get("Authorization")
+    if header is not None and settings.api_key:
+        if bearer_ok(header, settings.api_key):
+            return True
+        if not login_limit.retry_after(request):
+            login_limit.failed(request)
+        return False
+    return bool(settings.api_key) and COOKIE in request.cookies and session_valid(request)
+
+
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(health_report(request.app))
+    """Public: ``{"status": "ok"|"degraded"}`` only; the detail needs the key (detail_allowed)."""
+    report = health_report(request.app)
+    if not detail_allowed(request):
+        return web.json_response({"status": report["status"]}, headers={"Cache-Control": "no-store"})
+    return web.json_response(report, headers={"Cache-Control": "no-store"})
 
 
 async def livez(request: web.Request) -> web.Response:

@@ -56,6 +56,15 @@ outbox = sa.Table(
     sa.Column("last_error", sa.String(200)),
 )
 
+# console sessions ended by logout, until their cookie would have expired anyway: the
+# cookie is signed, so a copy of it stays valid to every process and instance unless
+# they all can see it was revoked (handlers/session_auth.py)
+revoked_sessions = sa.Table(
+    "revoked_sessions", meta,
+    sa.Column("session_id", sa.String(64), primary_key=True),  # sha256 of the cookie's signed part, hex
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
 schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -67,7 +76,12 @@ async def _v1(conn: AsyncConnection) -> None:
     await conn.execute(sa.text("CREATE INDEX ix_outbox_due ON outbox (delivered_at, due_at)"))
 
 
-STEPS = [_v1]  # version n is STEPS[n - 1]
+async def _revoked_sessions(conn: AsyncConnection) -> None:
+    await conn.run_sync(revoked_sessions.create)
+    await conn.execute(sa.text("CREATE INDEX ix_revoked_sessions_expiry ON revoked_sessions (expires_at)"))
+
+
+STEPS = [_v1, _revoked_sessions]  # version n is STEPS[n - 1]
 VERSION = len(STEPS)
 
 
