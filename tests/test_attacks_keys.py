@@ -210,3 +210,23 @@ async def test_behind_a_real_tls_proxy_in_trusted_proxies_the_client_and_scheme_
         await runner.cleanup()
     assert seen_peers and all(p == "127.0.0.1" for p in seen_peers)
     await asyncio.sleep(0)
+
+
+async def test_revocations_are_kept_by_the_store_until_the_cookie_would_expire(db_url, tmp_path):
+    import time
+
+    from bot.store import SqlStore
+
+    a = await SqlStore.open(database_url=db_url, data_dir=tmp_path)
+    b = await SqlStore.open(database_url=db_url, data_dir=tmp_path)  # another process or instance
+    try:
+        assert not await b.session_revoked("s1")
+        await a.revoke_session("s1", time.time() + 3600)
+        await asyncio.gather(a.revoke_session("s2", time.time() + 3600), b.revoke_session("s2", time.time() + 3600))  # twice at once
+        assert await b.session_revoked("s1") and await a.session_revoked("s2")
+        await a.revoke_session("old", time.time() - 1)  # past its expiry: swept by the next revocation
+        await b.revoke_session("s3", time.time() + 3600)
+        assert not await a.session_revoked("old") and await a.session_revoked("s1")
+    finally:
+        await a.close()
+        await b.close()
