@@ -32,6 +32,10 @@ log = logging.getLogger("bot.providers.piper")
 # piper.voice logs each sentence's text and phonemes at debug: what the bot says to a
 # caller (names, numbers) must not reach the log, whatever LOG_LEVEL is
 QUIET_LOGGERS = ("piper",)
+# one synthesis step: a sentence up to this long is one piece (most are), a longer one is
+# cut at a clause or a word. A step cannot be stopped once started, so this bounds how
+# long a timed-out job keeps the thread (about 1 s on a quiet core, 4 s on a loaded one)
+PIECE_CHARS = 100
 
 
 class PiperTTS:
@@ -83,7 +87,7 @@ class PiperTTS:
     def _chunks(self, text: str) -> Generator[bytes, None, None]:
         # one bounded piece per step on the thread: a job whose caller stopped waiting (a
         # timeout, a barge-in) is not advanced again, so the thread is free after one piece
-        for piece in bounded(text):
+        for piece in bounded(text, PIECE_CHARS):
             for chunk in self._voice.synthesize(piece):
                 yield chunk.audio_int16_bytes
 
