@@ -56,6 +56,22 @@ outbox = sa.Table(
     sa.Column("last_error", sa.String(200)),
 )
 
+# What a call's webhook, media stream and <Connect action> must agree on, whichever process
+# or instance answers each (bot/store/shared.py): a CallSid's stream is admitted once, ever;
+# what the <Connect action> request answers waits here for whoever gets it.
+stream_admissions = sa.Table(
+    "stream_admissions", meta,
+    sa.Column("call_sid", sa.String(64), primary_key=True),  # insert-or-fail: one stream per CallSid
+    sa.Column("admitted_at", sa.Float, nullable=False),
+)
+
+pending_actions = sa.Table(
+    "pending_actions", meta,
+    sa.Column("call_sid", sa.String(64), primary_key=True),
+    sa.Column("twiml", sa.Text, nullable=False),  # <Dial> for a transfer, <Hangup/> for a goodbye
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
 schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -67,7 +83,13 @@ async def _v1(conn: AsyncConnection) -> None:
     await conn.execute(sa.text("CREATE INDEX ix_outbox_due ON outbox (delivered_at, due_at)"))
 
 
-STEPS = [_v1]  # version n is STEPS[n - 1]
+async def _step_shared_state(conn: AsyncConnection) -> None:
+    """Stream admissions and pending <Connect action> answers, shared by processes and instances."""
+    for table in (stream_admissions, pending_actions):
+        await conn.run_sync(table.create)
+
+
+STEPS = [_v1, _step_shared_state]  # version n is STEPS[n - 1]
 VERSION = len(STEPS)
 
 
