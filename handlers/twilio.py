@@ -121,12 +121,23 @@ async def after_stream(request: web.Request) -> web.Response:
     params = await _checked_form(request)
     call_sid = params.get("CallSid", "")
     twiml = await request.app[CONTROL].after_stream(call_sid) if SID_CALL.fullmatch(call_sid) else None
+    if twiml is None and params.get("CallStatus") in ENDED_STATUSES:  # the caller hung up: nobody to tell
+        return _twiml(_hangup())
     if twiml is None:
         # no stream of ours left an answer: it never started, its process died, or the store
         # lost it. The caller has heard nothing of this: say so, and put them through if we can.
         log.warning("connect action for an unknown call", extra=kv(call_sid=call_sid[:64], call_status=params.get("CallStatus")))
         return _twiml(_apology_twiml(request.app[SETTINGS].transfer_number))
     return web.Response(text=twiml, content_type="application/xml")
+
+
+ENDED_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+def _hangup() -> VoiceResponse:
+    resp = VoiceResponse()
+    resp.hangup()
+    return resp
 
 
 APOLOGY_TEXT = "Sorry, something went wrong with this call."
