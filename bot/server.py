@@ -26,6 +26,7 @@ log = logging.getLogger("bot.server")
 
 GOODBYE_SLACK_S = 1.5  # past the goodbye prompt's own length: the mark's echo, a busy loop
 CLEANUP_S = 1.5  # closing the runner (its shutdown timeout) and the providers
+ACTION_GRACE_S = 0.5  # after the last call of a drain, for its <Connect action> request
 
 
 def goodbye_s(app: web.Application) -> float:
@@ -42,9 +43,10 @@ async def drain(app: web.Application, seconds: float) -> int:
     Playout.burst) and give it its length to be heard. Returns how many calls were
     still live at the deadline."""
     app[DRAINING]["on"] = True
+    had_calls = bool(app[CALLS])
     goodbye = goodbye_s(app)
     # keep the goodbye's time and CLEANUP_S to close sockets and providers
-    deadline = time.monotonic() + max(0.0, seconds - goodbye - CLEANUP_S)
+    deadline = time.monotonic() + max(0.0, seconds - goodbye - CLEANUP_S - ACTION_GRACE_S)
     log.info("draining", extra=kv(live_calls=len(app[CALLS]), seconds=seconds))
     while app[CALLS] and time.monotonic() < deadline:  # noqa: ASYNC110 - the calls dict has no event; 5 Hz while draining
         await asyncio.sleep(0.2)
@@ -54,6 +56,8 @@ async def drain(app: web.Application, seconds: float) -> int:
     end = time.monotonic() + goodbye
     while app[CALLS] and time.monotonic() < end:  # noqa: ASYNC110 - as above
         await asyncio.sleep(0.1)
+    if had_calls:  # Twilio asks each ended stream's <Connect action> right after: still answer it here
+        await asyncio.sleep(ACTION_GRACE_S)
     # a drain that cut no call short is a normal stop: not a warning
     still = len(app[CALLS])
     log.log(logging.WARNING if left or still else logging.INFO, "drained", extra=kv(ended_at_deadline=len(left), still_live=still))

@@ -4,8 +4,8 @@ While no worker is ready (start-up, or every worker down) the kernel hands new
 connections to the supervisor's own socket (bot/steering.py); a worker's socket may also
 hold a few connections that were waiting when it died. Each gets one short answer and
 the connection is closed: ``/livez`` 200, ``/readyz`` 503 naming how many workers are
-ready, the voice webhook the busy message (TwiML; nothing is admitted, so nothing needs
-a signature), anything else 503 with Retry-After. Nothing here reads a body beyond the
+ready, the voice webhook the busy message and a ``<Connect action>`` an apology (TwiML; nothing
+is admitted or acted on, so nothing needs a signature), anything else 503 with Retry-After. Nothing here reads a body beyond the
 headers, and a client that sends no complete head within ``HEAD_TIMEOUT_S`` is dropped.
 """
 
@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 
 HEAD_TIMEOUT_S = 2.0
 MAX_HEAD = 16 * 1024
+APOLOGY_TEXT = "Sorry, something went wrong with this call. Please call again."
 MAX_OPEN = 64  # connections answered at once; past it a new one is closed at once
 
 
@@ -86,8 +87,10 @@ class StandIn:
         if path == "/readyz":
             body = {"ready": False, "loading": self.status(), "problems": ["starting"]}
             return _http(503, "application/json", json.dumps(body))
-        if method == "POST" and path == "/twilio/voice":
-            twiml = f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{escape(self.busy_text)}</Say><Hangup /></Response>'
+        if method == "POST" and path in ("/twilio/voice", "/twilio/after"):
+            # a new call hears "busy"; a call whose worker went away is told so, not left in silence
+            text = self.busy_text if path == "/twilio/voice" else APOLOGY_TEXT
+            twiml = f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{escape(text)}</Say><Hangup /></Response>'
             return _http(200, "application/xml", twiml)
         body = {"error": {"code": "starting", "message": f"the server is starting ({self.status()})"}}
         return _http(503, "application/json", json.dumps(body), retry_after=5)
