@@ -12,8 +12,8 @@ without hand-made locks. What must hold across instances (a CallSid admitted onc
 pending transfer) is in the store (bot/store/shared.py).
 
 Calls count the same way everywhere: a voice webhook reserves a slot for its CallSid
-until the stream starts or the token expires; the stream (or a browser call) holds a slot
-while it is live. Sockets that never start hold none. The webhook's busy answer, the
+until the stream starts (here, or on another instance: the store says so, checked every
+second) or the token expires; the stream (or a browser call) holds a slot while it is live. Sockets that never start hold none. The webhook's busy answer, the
 media socket's admission and ``/readyz`` all read ``used()``.
 """
 
@@ -85,6 +85,16 @@ class InstanceState:
                 return False
             self.db.execute("INSERT INTO slots VALUES (?, ?, ?, NULL)", (slot, call_sid, self.worker))
         return True
+
+    def reserved(self) -> list[str]:
+        """The CallSids holding a reservation (their stream not started here)."""
+        now = self.clock()
+        return [r[0] for r in self.db.execute("SELECT call_sid FROM slots WHERE id LIKE 'r:%' AND expires >= ?", (now,))]
+
+    def drop_reservations(self, call_sids: list[str]) -> None:
+        """Those calls' streams started on another instance: their slots here are free."""
+        with self._tx():
+            self.db.executemany("DELETE FROM slots WHERE id = ?", [("r:" + sid,) for sid in call_sids])
 
     def release(self, slot: str) -> None:
         with self._tx():

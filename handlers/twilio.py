@@ -4,6 +4,7 @@ websocket in handlers/media_ws.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -174,10 +175,32 @@ async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CONTROL] = control
     else:
         app[CONTROL] = StreamEndControl(gate)
+    sweeper = asyncio.get_running_loop().create_task(_sweep_reservations(app[ADMISSION].instance, gate), name="reservations")
     yield
+    sweeper.cancel()
     made = app[CONTROL]
     if isinstance(made, TwilioRestControl):
         await made.close()
+
+
+SWEEP_S = 1.0
+
+
+async def _sweep_reservations(instance, gate: CallGate) -> None:
+    """A webhook answered here whose stream started on another instance: free its slot here
+    now, not when its token expires."""
+    while True:
+        await asyncio.sleep(SWEEP_S)
+        waiting = instance.reserved()
+        if not waiting:
+            continue
+        try:
+            gone = await gate.admitted_among(waiting)
+        except Exception as exc:  # the store is down: the reservations lapse on their own
+            log.warning("reservation sweep failed", extra=kv(error=type(exc).__name__))
+            continue
+        if gone:
+            instance.drop_reservations(sorted(gone))
 
 
 def setup(app: web.Application) -> None:

@@ -44,6 +44,14 @@ class CallGate:
             q = sa.select(s.stream_admissions.c.call_sid).where(s.stream_admissions.c.call_sid == call_sid)
             return (await conn.execute(q)).first() is not None
 
+    async def admitted_among(self, call_sids: list[str]) -> set[str]:
+        """Which of ``call_sids`` had their stream admitted (anywhere)."""
+        if not call_sids:
+            return set()
+        async with self.engine.connect() as conn:
+            q = sa.select(s.stream_admissions.c.call_sid).where(s.stream_admissions.c.call_sid.in_(call_sids))
+            return {r[0] for r in (await conn.execute(q)).all()}
+
     async def put_action(self, call_sid: str, twiml: str) -> None:
         """What the ``<Connect action>`` request of ``call_sid`` will answer (replacing any before)."""
         now = self.clock()
