@@ -52,6 +52,11 @@ def main(argv: list[str]) -> int:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 2
 
+    standin = None
+    if args.fd is None:  # one process: /livez answers while the web stack loads, not seconds later
+        from bot.standin import StandInThread
+
+        standin = StandInThread(sock, settings.busy_text)
     from bot.files import private_dir
     from bot.server import serve as serve_app
     from handlers.app import create_app
@@ -60,13 +65,19 @@ def main(argv: list[str]) -> int:
     log.info("starting", extra=logs.kv(stt=settings.stt_provider, llm=settings.llm_provider, tts=settings.tts_provider))
 
     async def run() -> None:
-        await serve_app(settings, create_app(settings, background_startup=True), sock, early=args.fd is None)
+        app = create_app(settings, background_startup=True)
+        if standin is not None:
+            standin.stop()  # the app takes the socket over
+        await serve_app(settings, app, sock, early=args.fd is None)
 
     try:
         _loop_runner()(run())
     except (ValueError, RuntimeError) as exc:  # bad receptionist config, missing extras, ...
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if standin is not None:
+            standin.stop()
     return 0
 
 

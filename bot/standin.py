@@ -1,4 +1,5 @@
-"""The supervisor's stand-in answers, on the sockets no ready worker serves.
+"""The stand-in answers, on the sockets no ready worker serves (and, for one process,
+on its socket while the web stack loads: ``StandInThread``).
 
 While no worker is ready (start-up, or every worker down) the kernel hands new
 connections to the supervisor's own socket (bot/steering.py); a worker's socket may also
@@ -94,6 +95,38 @@ class StandIn:
             return _http(200, "application/xml", twiml)
         body = {"error": {"code": "starting", "message": f"the server is starting ({self.status()})"}}
         return _http(503, "application/json", json.dumps(body), retry_after=5)
+
+
+class StandInThread:
+    """A stand-in on its own thread and loop, for a single process while it imports the
+    web stack and builds the app (seconds on a busy machine): ``/livez`` answers at once.
+    ``stop()`` hands the socket over; nothing is closed, so nothing queued is lost."""
+
+    def __init__(self, sock: socket.socket, busy_text: str) -> None:
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._standin = StandIn(busy_text, lambda: "starting")
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(sock,), name="standin", daemon=True)
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    def _run(self, sock: socket.socket) -> None:
+        self._loop.run_until_complete(self._serve(sock))
+        self._loop.close()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        self._stopping = asyncio.Event()
+        self._standin.serve(sock)
+        self._ready.set()
+        await self._stopping.wait()
+        self._standin.close()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(5.0)
 
 
 def _http(status: int, kind: str, body: str, retry_after: int | None = None) -> bytes:
