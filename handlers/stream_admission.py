@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -38,8 +39,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.instance import InstanceState
+from bot.logs import kv
 from bot.settings import Settings
 from bot.store.shared import CallGate
+
+log = logging.getLogger("handlers.stream_admission")
 
 TOKEN_PARAM = "token"
 BOUND = ("caller", "called", "direction")  # the stream parameters the token covers
@@ -151,7 +155,7 @@ class StreamAdmission:
         why = self.tokens.check(call_sid, params)
         if why is not None:
             return why
-        if self.gate is not None and not await self.gate.admit_stream(call_sid):
+        if self.gate is not None and not await _admit_once(self.gate, call_sid):
             return DUPLICATE
         if not self.instance.take(ticket.id, call_sid, self.max_calls):
             return CAPACITY
@@ -163,6 +167,27 @@ class StreamAdmission:
         if ticket.slot:
             ticket.slot = False
             self.instance.release(ticket.id)
+
+
+async def _admit_once(gate: CallGate, call_sid: str) -> bool:
+    """The store's one-stream-per-CallSid row. A store that cannot answer does not cost a
+    real caller the call: the token (genuine, bound, unexpired) admits it, said loudly."""
+    try:
+        return await gate.admit_stream(call_sid)
+    except Exception as exc:
+        log.error("stream admission not recorded (store unavailable): admitted on its token", extra=kv(call_sid=call_sid, error=type(exc).__name__))
+        return True
+
+
+async def admitted_before(gate: CallGate | None, call_sid: str) -> bool:
+    """The voice webhook: was this CallSid's stream admitted already (a replay)? False if the store cannot say."""
+    if gate is None:
+        return False
+    try:
+        return await gate.stream_admitted(call_sid)
+    except Exception as exc:
+        log.error("replay check failed (store unavailable)", extra=kv(call_sid=call_sid, error=type(exc).__name__))
+        return False
 
 
 ADMISSION = web.AppKey("stream_admission", StreamAdmission)

@@ -22,7 +22,7 @@ from handlers.background import spawn
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.startup import STARTUP
 from handlers.state import CALLS, CONTROL, DRAINING, INSTANCE, METRICS, PROMPTS, PROVIDERS, SETTINGS
-from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission
+from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission, admitted_before
 from media import wav
 
 log = logging.getLogger("handlers.twilio")
@@ -70,7 +70,7 @@ async def voice(request: web.Request) -> web.Response:
         return _twiml(resp)
     fields = kv(call_sid=call_sid, caller=mask_number(caller) or "unknown", called=mask_number(called) or "unknown")
     admission = app[ADMISSION]
-    if admission.gate is not None and await admission.gate.stream_admitted(call_sid):
+    if await admitted_before(admission.gate, call_sid):
         # a replayed (or repeated) webhook: this call's stream was admitted already, anywhere
         app[METRICS].calls_rejected.labels("replayed_webhook").inc()
         log.warning("webhook for an admitted call refused", extra=fields)
@@ -121,7 +121,12 @@ async def after_stream(request: web.Request) -> web.Response:
     """<Connect action>: Twilio asks what to do once our websocket has closed."""
     params = await _checked_form(request)
     call_sid = params.get("CallSid", "")
-    twiml = await request.app[CONTROL].after_stream(call_sid) if SID_CALL.fullmatch(call_sid) else None
+    twiml = None
+    if SID_CALL.fullmatch(call_sid):
+        try:
+            twiml = await request.app[CONTROL].after_stream(call_sid)
+        except Exception as exc:  # the store cannot say: the caller still hears something (below)
+            log.error("connect action lookup failed", extra=kv(call_sid=call_sid, error=type(exc).__name__))
     if twiml is None and params.get("CallStatus") in ENDED_STATUSES:  # the caller hung up: nobody to tell
         return _twiml(_hangup())
     if twiml is None:
