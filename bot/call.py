@@ -403,8 +403,8 @@ class CallSession(CallActions, TurnPipeline):
         if clear and not self.playout.idle:
             self._mark_text.clear()
             await self.playout.clear()
-        if prompt:
-            await self._speak_prompt(prompt, listen=False, mark=f"end-{prompt}")
+        if prompt:  # from outside (``clear``: a drain, a limit) it goes out at once, whatever the loop's load
+            await self._speak_prompt(prompt, listen=False, mark=f"end-{prompt}", burst=clear)
         if self.c.phase is Phase.ENDED:  # the caller hung up meanwhile
             return
         number = number or self.transfer_number

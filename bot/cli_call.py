@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--barge-in-ms", type=int, default=None, metavar="MS",
                     help="interrupt each reply this many ms after it starts, instead of waiting for it to end")
     ap.add_argument("--from", dest="from_number", default="+15551234567", help="the caller's number (default %(default)s)")
+    ap.add_argument("--separate-connections", action="store_true",
+                    help="send the webhook, the media websocket and the <Connect action> request on separate connections, "
+                         "as Twilio does (with WORKERS > 1 or behind a balancer they may reach different processes)")
     ap.add_argument("--no-transcribe", action="store_true", help="do not transcribe what the caller heard (faster; no model loaded)")
     return ap
 
@@ -125,6 +128,7 @@ def main(argv: list[str]) -> int:
         report = asyncio.run(simulate_call(
             url, steps, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap,
             barge_in_after_ms=args.barge_in_ms, from_number=args.from_number, quiet_s=args.quiet,
+            separate_connections=args.separate_connections, follow_action=args.separate_connections,
         ))
     except (wav.WavError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,10 @@
 With TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN the live call is updated over
 Twilio's REST API (the twilio SDK). Without them the same effect comes from the
 stream's end: the bot closes the websocket and Twilio fetches the <Connect>
-action URL, which answers <Dial> or <Hangup> from ``pending``.
+action URL, which answers the <Dial> or <Hangup> left in ``actions``. On the server
+that is the store (bot/store/shared.py), so whichever process or instance gets the
+action request answers it; ``MemoryActions`` serves one process (tests, a browser
+call, which has no carrier to ask).
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ log = logging.getLogger("bot.control")
 PENDING_TTL_S = 300.0  # Twilio fetches the <Connect action> within seconds of the stream's end
 
 
+class PendingActions(Protocol):
+    """Where a call's <Connect action> answer waits (bot.store.shared.CallGate on the server)."""
+
+    async def put_action(self, call_sid: str, twiml: str) -> None: ...
+
+    async def take_action(self, call_sid: str) -> str | None: ...
+
+
 class CallControl(Protocol):
     async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None: ...
 
@@ -41,42 +52,62 @@ def dial_twiml(number: str, no_answer_s: int | None = None) -> str:
     return str(resp)
 
 
-class StreamEndControl:
-    """No REST credentials: remember what to do when the stream ends."""
+def hangup_twiml() -> str:
+    resp = VoiceResponse()
+    resp.hangup()
+    return str(resp)
+
+
+class MemoryActions:
+    """PendingActions in this process only; an answer Twilio never asks for expires."""
 
     def __init__(self, *, ttl_s: float = PENDING_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
-        # call_sid -> (the <Dial> TwiML, expiry): a transfer Twilio never asks for expires
-        self.pending: dict[str, tuple[str, float]] = {}
+        self.items: dict[str, tuple[str, float]] = {}  # call_sid -> (TwiML, expiry)
         self.ttl_s, self._clock = ttl_s, clock
 
     def _expire(self) -> None:
         now = self._clock()
-        for sid in [sid for sid, (_, exp) in self.pending.items() if exp <= now]:
-            del self.pending[sid]
+        for sid in [sid for sid, (_, exp) in self.items.items() if exp <= now]:
+            del self.items[sid]
+
+    async def put_action(self, call_sid: str, twiml: str) -> None:
+        self._expire()
+        self.items[call_sid] = (twiml, self._clock() + self.ttl_s)
+
+    async def take_action(self, call_sid: str) -> str | None:
+        self._expire()
+        twiml, _ = self.items.pop(call_sid, ("", 0.0))
+        return twiml or None
+
+
+class StreamEndControl:
+    """No REST credentials: leave what to do for the <Connect action> request."""
+
+    def __init__(self, actions: PendingActions | None = None) -> None:
+        self.actions: PendingActions = actions if actions is not None else MemoryActions()
+
+    async def _put(self, call_sid: str, twiml: str, what: str) -> None:
+        try:
+            await self.actions.put_action(call_sid, twiml)
+        except Exception as exc:  # the store is down: the action request then gets the apology
+            log.error("call action not stored", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__))
 
     async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
-        self._expire()
-        self.pending[call_sid] = (dial_twiml(number, no_answer_s), self._clock() + self.ttl_s)
+        await self._put(call_sid, dial_twiml(number, no_answer_s), "transfer")
 
     async def hangup(self, call_sid: str) -> None:
-        self._expire()
-        self.pending.pop(call_sid, None)
+        await self._put(call_sid, hangup_twiml(), "hangup")
 
-    def after_stream_twiml(self, call_sid: str) -> str:
-        self._expire()
-        dial, _ = self.pending.pop(call_sid, ("", 0.0))
-        if dial:
-            return dial
-        resp = VoiceResponse()
-        resp.hangup()
-        return str(resp)
+    async def after_stream(self, call_sid: str) -> str | None:
+        """The answer left for ``call_sid``'s <Connect action> (once); None: nothing was left."""
+        return await self.actions.take_action(call_sid)
 
 
 class TwilioRestControl(StreamEndControl):
     """Update the live call over REST; if REST fails, fall back to the stream's end."""
 
-    def __init__(self, account_sid: str, auth_token: str, base_url: str = "", timeout: float = 5.0) -> None:
-        super().__init__()
+    def __init__(self, account_sid: str, auth_token: str, base_url: str = "", timeout: float = 5.0, actions: PendingActions | None = None) -> None:
+        super().__init__(actions)
         self._sid, self._token, self._base, self.timeout = account_sid, auth_token, base_url, timeout
         self._client: Client | None = None
         self._http: AsyncTwilioHttpClient | None = None

@@ -26,9 +26,13 @@ def timestamp(record: logging.LogRecord) -> str:
 
 
 class KeyValueFormatter(logging.Formatter):
+    def __init__(self, static: dict | None = None) -> None:
+        super().__init__()
+        self.static = static or {}  # on every line: a worker's index
+
     def format(self, record: logging.LogRecord) -> str:
         base = f"{timestamp(record)} {record.levelname} {record.name} {_printable(record.getMessage())}"
-        fields = getattr(record, "fields", None)
+        fields = {**(getattr(record, "fields", None) or {}), **self.static}
         if fields:
             base += " " + " ".join(f"{k}={_fmt(v)}" for k, v in fields.items() if v is not None)
         if record.exc_info:
@@ -56,9 +60,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, then the call site's fields
     as they are (numbers stay numbers); ``exc`` holds a trace for operators."""
 
+    def __init__(self, static: dict | None = None) -> None:
+        super().__init__()
+        self.static = static or {}
+
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": timestamp(record), "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
-        for k, v in (getattr(record, "fields", None) or {}).items():
+        for k, v in {**(getattr(record, "fields", None) or {}), **self.static}.items():
             if v is not None:
                 out.setdefault(k, v)
         if record.exc_info:
@@ -66,10 +74,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, separators=(",", ":"))
 
 
-def setup(level: str = "INFO", fmt: str = "text") -> None:
-    """Log to stderr; ``fmt`` is LOG_FORMAT: text (key=value) or json."""
+def setup(level: str = "INFO", fmt: str = "text", worker: int | None = None) -> None:
+    """Log to stderr; ``fmt`` is LOG_FORMAT: text (key=value) or json. ``worker``: a worker
+    under bot.supervisor, named on every line (``worker=1``)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
+    static = {} if worker is None else {"worker": worker}
+    handler.setFormatter(JsonFormatter(static) if fmt == "json" else KeyValueFormatter(static))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

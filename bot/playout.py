@@ -142,6 +142,22 @@ class Playout:
         await self._send_clear()
         return dropped
 
+    async def burst(self, ulaw: bytes, mark: str) -> None:
+        """Send ``ulaw`` and then ``mark`` at once, not paced (call after ``clear``): the far
+        end queues media messages of any size and plays them in order, so the caller hears
+        all of it even if this loop is too busy to pace it (the goodbye at a drain, when
+        the socket must close soon after). Nothing can be cleared or interrupted after it."""
+        self._queue.clear()
+        self._framer.reset()
+        self._epoch += 1
+        framer = Framer(FRAME_BYTES)
+        frames = [*framer.feed(ulaw), *framer.flush()]
+        for i in range(0, len(frames), self.per_message):
+            await self._send_media(b"".join(frames[i : i + self.per_message]))
+        await self._send_mark(mark)
+        self.frames_sent += len(frames)
+        self._t0, self._n = self._now(), len(frames)  # what the far end still has to play
+
     @property
     def queued_ms(self) -> float:
         frames = sum(1 for x in self._queue if not isinstance(x, str))

@@ -5,44 +5,62 @@ finish, and exits within DRAIN_SECONDS (Heroku allows 30)."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import gc
 import logging
+import os
 import signal
 import socket
-import tempfile
 import time
-from pathlib import Path
 
 from aiohttp import web
 
 from bot.edge import AcceptErrorThrottle
+from bot.listen import StartupError, bind, prepare_data_dir
 from bot.logs import kv
 from bot.run_call import CALLS, DRAINING
 from bot.settings import Settings
 
+__all__ = ["StartupError", "bind", "drain", "prepare_data_dir", "serve", "setup_runner"]
+
 log = logging.getLogger("bot.server")
 
-GOODBYE_S = 3.0  # the goodbye prompt at the drain deadline
+GOODBYE_SLACK_S = 1.5  # past the goodbye prompt's own length: the mark's echo, a busy loop
 CLEANUP_S = 1.5  # closing the runner (its shutdown timeout) and the providers
+ACTION_GRACE_S = 0.5  # after the last call of a drain, for its <Connect action> request
+
+
+def goodbye_s(app: web.Application) -> float:
+    """How long the goodbye at the drain deadline needs: the prompt's length, plus slack."""
+    from handlers.state import PROMPTS
+
+    audio = app[PROMPTS].get("goodbye") if PROMPTS in app else None
+    return (len(audio) / 8000 if audio else 3.0) + GOODBYE_SLACK_S
 
 
 async def drain(app: web.Application, seconds: float) -> int:
     """Refuse new calls, wait for live ones to end; at the deadline, say goodbye to
-    those still up. Returns how many calls were still live at the deadline."""
+    those still up (the whole prompt at once, so a busy loop cannot cut it: see
+    Playout.burst) and give it its length to be heard. Returns how many calls were
+    still live at the deadline."""
     app[DRAINING]["on"] = True
-    # keep GOODBYE_S to say goodbye and CLEANUP_S to close sockets and providers
-    deadline = time.monotonic() + max(0.0, seconds - GOODBYE_S - CLEANUP_S)
-    log.warning("draining", extra=kv(live_calls=len(app[CALLS]), seconds=seconds))
+    had_calls = bool(app[CALLS])
+    goodbye = goodbye_s(app)
+    # keep the goodbye's time and CLEANUP_S to close sockets and providers
+    deadline = time.monotonic() + max(0.0, seconds - goodbye - CLEANUP_S - ACTION_GRACE_S)
+    log.info("draining", extra=kv(live_calls=len(app[CALLS]), seconds=seconds))
     while app[CALLS] and time.monotonic() < deadline:  # noqa: ASYNC110 - the calls dict has no event; 5 Hz while draining
         await asyncio.sleep(0.2)
     left = list(app[CALLS].values())
     for session in left:
         session.end_now("goodbye")
-    end = time.monotonic() + GOODBYE_S
+    end = time.monotonic() + goodbye
     while app[CALLS] and time.monotonic() < end:  # noqa: ASYNC110 - as above
         await asyncio.sleep(0.1)
-    log.warning("drained", extra=kv(ended_at_deadline=len(left), still_live=len(app[CALLS])))
+    if had_calls:  # Twilio asks each ended stream's <Connect action> right after: still answer it here
+        await asyncio.sleep(ACTION_GRACE_S)
+    # a drain that cut no call short is a normal stop: not a warning
+    still = len(app[CALLS])
+    log.log(logging.WARNING if left or still else logging.INFO, "drained", extra=kv(ended_at_deadline=len(left), still_live=still))
     return len(left)
 
 
@@ -63,54 +81,13 @@ async def setup_runner(settings: Settings, app: web.Application) -> web.AppRunne
     return runner
 
 
-class StartupError(RuntimeError):
-    """The server cannot start; the message says why in one line (no traceback)."""
-
-
-def prepare_data_dir(path: Path) -> None:
-    """DATA_DIR exists and is writable, or a StartupError says so."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise StartupError(f"DATA_DIR={path} is not a writable directory ({exc.strerror}); set DATA_DIR to one that is") from None
-
-
-def bind(host: str, port: int, reuse_port: bool = False, listen: bool = True) -> socket.socket:
-    """The listening socket, bound before anything slow is imported or loaded: a
-    platform that waits for the port sees it at once (connections queue until the app
-    answers them), and a port in use is a one-line StartupError.
-
-    ``reuse_port``: a worker under bot.supervisor; every worker binds its own socket with
-    SO_REUSEPORT and the kernel spreads connections over them. ``listen=False``: the
-    supervisor's check that the port is free (bound without SO_REUSEPORT, then closed)."""
-    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
-        raise StartupError("WORKERS > 1 needs SO_REUSEPORT, which this platform lacks; set WORKERS=1")
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise StartupError(f"HOST={host}: cannot listen there ({exc.strerror or exc})") from None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(addr)
-        if listen:
-            sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        why = "is already in use (another server running? set PORT)" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-        raise StartupError(f"port {port} on {host} {why}") from None
-    return sock
-
-
-async def serve(settings: Settings, app: web.Application, sock: socket.socket | None = None) -> None:
+async def serve(settings: Settings, app: web.Application, sock: socket.socket | None = None, *, early: bool = True) -> None:
     """Listen first (``/livez`` answers at once), then wait for the start-up task
-    (models, prompts: see handlers/startup.py) and serve until SIGTERM/SIGINT."""
+    (models, prompts: see handlers/startup.py) and serve until SIGTERM/SIGINT.
+    ``early=False`` (a worker under bot.supervisor): serve ``sock`` only once ready, then
+    tell the instance (the supervisor steers connections here from then on)."""
     from handlers.startup import STARTUP
-    from handlers.state import EDGE
+    from handlers.state import EDGE, INSTANCE
 
     prepare_data_dir(settings.data_dir)
     sock = sock or bind(settings.host, settings.port)
@@ -118,8 +95,10 @@ async def serve(settings: Settings, app: web.Application, sock: socket.socket | 
     AcceptErrorThrottle().install(loop)
     guard = app[EDGE]
     runner = await setup_runner(settings, app)
-    await web.SockSite(runner, sock).start()
-    log.info("listening", extra=kv(host=settings.host, port=settings.port, max_connections=guard.cap))
+    site = web.SockSite(runner, sock)
+    if early:
+        await site.start()
+        log.info("listening", extra=kv(host=settings.host, port=settings.port, max_connections=guard.cap))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -137,6 +116,10 @@ async def serve(settings: Settings, app: web.Application, sock: socket.socket | 
             # cause of 40-85 ms event-loop stalls, heard as gaps in the bot's audio).
             gc.collect()
             gc.freeze()
+            if not early:
+                await site.start()
+                app[INSTANCE].worker_ready(settings.worker_index, os.getpid())
+                log.info("serving", extra=kv(host=settings.host, port=settings.port, max_connections=guard.cap))
         await stopping
         await drain(app, settings.drain_seconds)
     finally:

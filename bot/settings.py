@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from bot.config import calls, providers, server, store, telephony
@@ -147,11 +147,15 @@ class Settings:
     # the business profile (TOML); "" = examples/business/property-office.toml
     business_file: str = ""
 
-    # processes sharing the port under one supervisor (bot/supervisor.py); 1 = one process.
-    # From the environment the default is one per core.
+    # processes sharing the port under one supervisor (bot/supervisor.py); 1 = one process
     workers: int = 1
-    # set by the supervisor for its workers: prometheus_client's multiprocess directory
+    # set by the supervisor for its workers: prometheus_client's multiprocess directory, the
+    # instance's shared state (bot/instance.py), this worker's index, and the random stream-token
+    # key of an instance without TWILIO_AUTH_TOKEN (never logged: kept out of repr)
     prometheus_multiproc_dir: str = ""
+    instance_dir: str = ""
+    worker_index: int = 0
+    stream_secret: str = field(default="", repr=False)
     # Twilio media messages: 20 ms frames per outbound message (bot/playout.py); more = less CPU
     media_frames_per_message: int = 3
     # reverse proxies (IPs/CIDRs) whose X-Forwarded-For names the client (handlers/client_ip.py)

@@ -68,6 +68,7 @@ class CallReport:
     marks_sent_by_bot: list[str] = field(default_factory=list)
     marks_echoed: list[str] = field(default_factory=list)
     hung_up_by_bot: bool = False
+    action_twiml: str = ""  # the <Connect action> request's answer, when the simulator asked (follow_action)
     stale_audio_bytes: int = 0  # bot audio received after a clear, before the caller's turn ended
     heard: bytes = b""  # mu-law timeline of what the caller heard
     events: list[tuple[float, str, str]] = field(default_factory=list)
@@ -177,17 +178,30 @@ async def simulate_call(
     quiet_s: float = 1.0,
     dtmf: dict[int, str] | None = None,
     session: aiohttp.ClientSession | None = None,
+    separate_connections: bool = False,
+    stream_to: str | None = None,
+    follow_action: bool = False,
+    action_to: str | None = None,
 ) -> CallReport:
     """Place one simulated call. ``barge_in_after_ms``: start each next utterance that
     long after the bot's reply audio begins (interrupting it), instead of waiting for
     the bot to finish. ``dtmf``: {utterance index: digits} sent after that utterance; a
-    ``Dtmf`` among ``utterances`` is a step of its own (keys pressed, then the reply)."""
+    ``Dtmf`` among ``utterances`` is a step of its own (keys pressed, then the reply).
+
+    As Twilio does, ``separate_connections`` sends the webhook, the websocket and the
+    <Connect action> request each on a new connection (by default they share the
+    session's pool, so one server process may see them all). ``stream_to`` /
+    ``action_to``: another server (instance) for the websocket / the action request.
+    ``follow_action``: once the stream ends, ask the <Connect action> URL what to do
+    (``report.action_twiml``), as Twilio does."""
     url = url.rstrip("/")
     public = (public_url or url).rstrip("/")
     report = CallReport(call_sid=_sid("CA"), stream_sid=_sid("MZ"))
     account = _sid("AC")
     validator = RequestValidator(auth_token or "")
     own = session is None
+    if separate_connections and own:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
     http = session or aiohttp.ClientSession()
     try:
         params = {
@@ -210,10 +224,19 @@ async def simulate_call(
         if stream_url is None:
             report.rejected, report.error = True, "no <Connect><Stream> in TwiML"
             return report
-        ws_url = ("wss" if url.startswith("https") else "ws") + "://" + urlsplit(url).netloc + urlsplit(stream_url).path
+        to = (stream_to or url).rstrip("/")
+        ws_url = ("wss" if to.startswith("https") else "ws") + "://" + urlsplit(to).netloc + urlsplit(stream_url).path
         headers = {"X-Twilio-Signature": validator.compute_signature(stream_url, {})} if auth_token else {}
         async with http.ws_connect(ws_url, headers=headers, max_msg_size=0) as ws:
             await _run_stream(ws, report, account, custom, [u if isinstance(u, Dtmf) else load_ulaw(u) for u in utterances], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf or {})
+        action = _action_url(twiml)
+        if (follow_action or action_to) and action:
+            status = "in-progress" if report.hung_up_by_bot else "completed"  # the bot ended the stream, or the caller hung up
+            form = {"CallSid": report.call_sid, "AccountSid": account, "CallStatus": status, "ApiVersion": "2010-04-01"}
+            headers = {"X-Twilio-Signature": validator.compute_signature(action, form)} if auth_token else {}
+            target = (action_to or url).rstrip("/") + urlsplit(action).path
+            async with http.post(target, data=form, headers=headers) as r:
+                report.action_twiml = await r.text() if r.status == 200 else f"HTTP {r.status}"
     except aiohttp.WSServerHandshakeError as exc:
         report.rejected, report.error = True, f"websocket refused: {exc.status}"
     except (aiohttp.ClientError, OSError, ET.ParseError) as exc:
@@ -222,6 +245,11 @@ async def simulate_call(
         if own:
             await http.close()
     return report
+
+
+def _action_url(text: str) -> str:
+    connect = ET.fromstring(text).find("./Connect")
+    return connect.get("action", "") if connect is not None else ""
 
 
 def _parse_twiml(text: str) -> tuple[str | None, dict[str, str]]:

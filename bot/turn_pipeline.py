@@ -224,9 +224,10 @@ class TurnPipeline:
         name = failure_prompt(stage)
         await self._speak_prompt(name if self.prompts.get(name) else "fallback", listen=True, n=n, mark=f"fallback-t{n}")
 
-    async def _speak_prompt(self, name: str, *, listen: bool, n: int | None = None, mark: str | None = None) -> None:
+    async def _speak_prompt(self, name: str, *, listen: bool, n: int | None = None, mark: str | None = None, burst: bool = False) -> None:
         """Say a prompt from memory; ``listen``: then the caller has the floor (as the
-        end of turn ``n``, or of the greeting / a reprompt)."""
+        end of turn ``n``, or of the greeting / a reprompt). ``burst``: send it all at once
+        (a last word nothing may interrupt: see Playout.burst)."""
         audio = self.prompts.get(name)
         if audio:
             self.notify("prompt", name=name)
@@ -234,8 +235,11 @@ class TurnPipeline:
             self.c.bot_speaking()
             mark = mark or name
             self._waiters[mark] = asyncio.get_running_loop().create_future()
-            self.playout.enqueue_audio(audio)
-            self.playout.enqueue_mark(mark)
+            if burst:
+                await self.playout.burst(audio, mark)
+            else:
+                self.playout.enqueue_audio(audio)
+                self.playout.enqueue_mark(mark)
             await self._wait_heard(mark)
         else:
             log.error("prompt missing", extra=kv(call_sid=self.call_sid, prompt=name))

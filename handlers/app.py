@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.edge import ConnectionGuard
+from bot.instance import InstanceState
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank
@@ -18,7 +19,7 @@ from handlers.api_gate import api_gate
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.startup import startup_ctx
-from handlers.state import EDGE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import EDGE, INSTANCE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 from handlers.storage import NOTIFY, store_ctx
 from handlers.web_security import web_security
 
@@ -57,6 +58,8 @@ def create_app(
     prompt_texts(settings)  # checks the business file now: every problem in one ProfileError
     app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[metrics.metrics_middleware, error_middleware, web_security, api_gate(settings)])
     app[SETTINGS] = settings
+    app[INSTANCE] = InstanceState.open(settings.instance_dir, settings.worker_index)
+    app.on_cleanup.append(_close_instance)
     app[PROVIDERS] = providers or registry.build(settings)
     app[READY] = {}
     app[PROMPTS] = PromptBank()
@@ -80,6 +83,10 @@ def create_app(
     phone.setup(app)
     landing.setup(app)
     return app
+
+
+async def _close_instance(app: web.Application) -> None:
+    app[INSTANCE].close()
 
 
 def _notify(settings: Settings) -> NotifyConfig:

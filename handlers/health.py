@@ -4,10 +4,10 @@ The LLM's server is asked whether it is there (``GET /models``, bounded to 1.5 s
 answer kept for 10 s: bot/providers/llm_probe.py): a server that is down makes the report
 degraded, and the LLM stage not ready when no member of its chain can answer.
 
-With WORKERS > 1 (bot/supervisor.py) each of these is answered by whichever worker the
-kernel gave the connection to, so readiness is that worker's: its own start-up, drain
-and MAX_CALLS. A balancer that sees one worker at capacity retries and lands on
-another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can be told apart.
+With WORKERS > 1 (bot/supervisor.py) each of these is answered by a ready worker (or the
+supervisor's stand-in while none is), and readiness is the instance's: every worker
+ready, the instance's call slots (MAX_CALLS, shared by the workers) not all taken, and
+this worker not draining. ``/healthz`` and ``/readyz`` name the worker's pid.
 ``/healthz`` tells anyone only ``ok`` or ``degraded``; its detail is for the owner (detail_allowed)."""
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ async def livez(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """For a load balancer: 503 while starting (saying what is loading), draining, at capacity, or a stage is down."""
-    from handlers.state import CALLS, DRAINING
+    from handlers.state import DRAINING, INSTANCE
+    from handlers.stream_admission import ADMISSION
 
     app = request.app
     startup = app[STARTUP]
@@ -167,13 +168,19 @@ async def readyz(request: web.Request) -> web.Response:
     report = health_report(app)
     problems = list(report["problems"])
     ok = all(s["ready"] for s in report["stages"].values())
-    live, cap = len(app[CALLS]), app[SETTINGS].max_calls
+    live, cap = app[ADMISSION].used, app[SETTINGS].max_calls  # the instance's slots: what the webhook counts
     if app[DRAINING]["on"]:
         ok = False
         problems.append("draining")
     if live >= cap:
         ok = False
         problems.append("at capacity")
+    workers = app[SETTINGS].workers
+    if workers > 1:  # one server: ready only when every worker of the instance is
+        ready = len(app[INSTANCE].ready_workers())
+        if ready < workers:
+            ok = False
+            problems.append(f"workers {ready}/{workers} ready")
     body = {"ready": ok, "live_calls": live, "max_calls": cap, "pid": os.getpid(), "problems": problems}
     return web.json_response(body, status=200 if ok else 503)
 

@@ -10,7 +10,8 @@ compared first (in constant time): the right key is always let in, whatever the
 buckets say, so a crowd of guessers cannot lock the owner out; a wrong key past an
 empty bucket answers 429 with Retry-After (and is not counted again). The key itself
 (API_KEY, at least 16 characters) is what makes guessing hopeless; the buckets keep
-guessers' cost and noise down. The address is the client's (handlers/client_ip.py): the TCP
+guessers' cost and noise down. The buckets live in the instance's shared state
+(bot/instance.py), so every worker of an instance counts into the same ones. The address is the client's (handlers/client_ip.py): the TCP
 peer, or the forwarded address when the peer is one of TRUSTED_PROXIES; without that
 setting every client behind a reverse proxy shares the proxy's bucket.
 """
@@ -24,6 +25,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -65,42 +67,72 @@ class Bucket:
         return max(0.0, (1 - self.level(now)) * self.refill_s)
 
 
+class MemoryBuckets:
+    """The buckets in this process (tests; bot.instance.InstanceState shares them between
+    an instance's processes, so WORKERS does not multiply the limits)."""
+
+    def __init__(self) -> None:
+        self.buckets: OrderedDict[str, Bucket] = OrderedDict()
+
+    def bucket_level(self, name: str, size: int, refill_s: float, now: float) -> float:
+        own = self.buckets.get(name)
+        return own.level(now) if own else float(size)
+
+    def bucket_take(self, name: str, size: int, refill_s: float, now: float) -> float:
+        own = self.buckets.pop(name, None) or Bucket(size, refill_s, now)
+        own.level(now)
+        own.tokens -= 1
+        self.buckets[name] = own  # newest last
+        while len(self.buckets) > MAX_ADDRESSES:
+            self.buckets.popitem(last=False)
+        return own.tokens
+
+
+class Buckets(Protocol):
+    def bucket_level(self, name: str, size: int, refill_s: float, now: float) -> float: ...
+
+    def bucket_take(self, name: str, size: int, refill_s: float, now: float) -> float: ...
+
+
+GLOBAL_NAME = "*"  # the whole server's bucket (no address is spelled so)
+
+
+def _wait_s(level: float, refill_s: float) -> float:
+    return max(0.0, (1 - level) * refill_s)
+
+
 class LoginLimit:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, buckets: Buckets | None = None) -> None:
         self.clock = clock
-        self.all = Bucket(GLOBAL, GLOBAL_REFILL_S, clock())
-        self.by_address: OrderedDict[str, Bucket] = OrderedDict()
+        self.buckets: Buckets = buckets if buckets is not None else MemoryBuckets()
 
     def retry_after(self, address: str) -> int:
         """0 if ``address`` may try a key now, else whole seconds to wait."""
         now = self.clock()
-        own = self.by_address.get(bucket_of(address))
-        wait = max(self.all.wait_s(now), own.wait_s(now) if own else 0.0)
-        return math.ceil(wait)
+        everyone = _wait_s(self.buckets.bucket_level(GLOBAL_NAME, GLOBAL, GLOBAL_REFILL_S, now), GLOBAL_REFILL_S)
+        own = _wait_s(self.buckets.bucket_level(bucket_of(address), PER_ADDRESS, ADDRESS_REFILL_S, now), ADDRESS_REFILL_S)
+        return math.ceil(max(everyone, own))
 
     def failed(self, address: str) -> str | None:
         """Count a wrong key; name the bucket it emptied ("address", "global"), if any."""
-        now, name = self.clock(), bucket_of(address)
-        own = self.by_address.pop(name, None) or Bucket(PER_ADDRESS, ADDRESS_REFILL_S, now)
-        own.level(now)
-        own.tokens -= 1
-        self.by_address[name] = own  # newest last
-        while len(self.by_address) > MAX_ADDRESSES:
-            self.by_address.popitem(last=False)
-        self.all.level(now)
-        self.all.tokens -= 1
-        if 0 <= self.all.tokens < 1:
+        now = self.clock()
+        own = self.buckets.bucket_take(bucket_of(address), PER_ADDRESS, ADDRESS_REFILL_S, now)
+        everyone = self.buckets.bucket_take(GLOBAL_NAME, GLOBAL, GLOBAL_REFILL_S, now)
+        if 0 <= everyone < 1:
             return "global"
-        return "address" if 0 <= own.tokens < 1 else None
+        return "address" if 0 <= own < 1 else None
 
 
 LOGIN_LIMIT = web.AppKey("login_limit", LoginLimit)
 
 
 def install(app: web.Application) -> None:
-    """One limiter per app, shared by every login door (safe to call more than once)."""
+    """One limiter per app, shared by every login door (safe to call more than once);
+    its buckets are the instance's (every worker's), when the app has them."""
+    from handlers.state import INSTANCE
+
     if LOGIN_LIMIT not in app:
-        app[LOGIN_LIMIT] = LoginLimit()
+        app[LOGIN_LIMIT] = LoginLimit(buckets=app.get(INSTANCE))
 
 
 CODE = "too_many_attempts"

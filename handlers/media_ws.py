@@ -19,6 +19,7 @@ from bot import media_stream as tp
 from bot.logs import kv
 from bot.run_call import run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
+from handlers.background import spawn
 from handlers.metrics import WS_UPGRADED
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.state import METRICS, call_engine
@@ -99,11 +100,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     if not signature_ok(request, url, {}):
         log.warning("bad twilio signature on websocket", extra=kv(has_signature="X-Twilio-Signature" in request.headers, checked_url=url))
         raise forbidden()
-    ticket = app[ADMISSION].open_stream()  # MAX_CALLS counts streams from here on
-    if ticket is None:
-        app[METRICS].calls_rejected.labels("capacity").inc()
-        log.warning("media stream refused", extra=kv(reason="capacity"))
-        raise web.HTTPServiceUnavailable(text='{"error":{"code":"busy","message":"at capacity"}}', content_type="application/json")
+    ticket = app[ADMISSION].open_stream()  # no call slot until start is admitted (the instance's)
     try:
         return await _serve(request, ticket)
     finally:
@@ -119,6 +116,13 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
     # a timer reset to every inbound message for nothing.
     ws = web.WebSocketResponse(max_msg_size=16 * MAX_MESSAGE)
     await ws.prepare(request)
+
+    def evict() -> None:  # too many sockets wait for start and this one waited longest
+        app[METRICS].calls_rejected.labels("unstarted").inc()
+        log.warning("media stream closed", extra=kv(reason="unstarted"))
+        spawn(app, ws.close(code=WSCloseCode.TRY_AGAIN_LATER), name="evict-unstarted")
+
+    ticket.evict = evict
     request[WS_UPGRADED] = True  # for the request metrics if the client goes first
     proto = tp.MediaStreamProtocol(max_message_bytes=MAX_MESSAGE)
     metrics = app[METRICS]
@@ -127,7 +131,8 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
         _count_violations(proto, metrics)
         await ws.close()
         return ws
-    refused = app[ADMISSION].admit(ticket, start.call_sid, start.custom_parameters)
+    ticket.evict = None
+    refused = await app[ADMISSION].admit(ticket, start.call_sid, start.custom_parameters)
     if refused is not None:  # before any provider, database or REST work
         metrics.calls_rejected.labels(refused).inc()
         log.warning("media stream refused", extra=kv(reason=refused, call_sid=start.call_sid, stream_sid=start.stream_sid))

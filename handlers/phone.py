@@ -30,12 +30,12 @@ from bot.assets import WEB
 from bot.control import StreamEndControl
 from bot.logs import kv
 from bot.metrics import Metrics
-from bot.run_call import CALLS, DRAINING, run_call
+from bot.run_call import DRAINING, run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
 from handlers import login_limit
 from handlers.metrics import WS_UPGRADED
 from handlers.session_auth import issue_session, key_ok, session_valid
-from handlers.state import METRICS, SETTINGS, call_engine
+from handlers.state import INSTANCE, METRICS, SETTINGS, call_engine
 from media import mulaw
 
 log = logging.getLogger("handlers.phone")
@@ -205,17 +205,22 @@ async def socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30)
     await ws.prepare(request)
     request[WS_UPGRADED] = True  # for the request metrics if the client goes first
-    if app[DRAINING]["on"] or len(app[CALLS]) >= app[SETTINGS].max_calls:
+    transport = BrowserTransport(ws, app[METRICS])
+    # a browser call takes one of the instance's MAX_CALLS slots, as a phone call does
+    admitted = not app[DRAINING]["on"] and app[INSTANCE].take(transport.call_sid, transport.call_sid, app[SETTINGS].max_calls)
+    if not admitted:
         app[METRICS].calls_rejected.labels("draining" if app[DRAINING]["on"] else "capacity").inc()
         await ws.send_str(json.dumps({"type": "end", "reason": "busy"}))
         await ws.close()
         return ws
     from handlers.app import prompt_texts
 
-    transport = BrowserTransport(ws, app[METRICS])
-    log.info("browser call", extra=kv(call_sid=transport.call_sid))
-    observer = _observer(transport, prompt_texts(app[SETTINGS]))
-    await run_call(transport, call_engine(app), control=StreamEndControl(), observer=observer)
+    try:
+        log.info("browser call", extra=kv(call_sid=transport.call_sid))
+        observer = _observer(transport, prompt_texts(app[SETTINGS]))
+        await run_call(transport, call_engine(app), control=StreamEndControl(), observer=observer)
+    finally:
+        app[INSTANCE].release(transport.call_sid)
     return ws
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bot.control import StreamEndControl
 from bot.edge import ConnectionGuard
+from bot.instance import InstanceState
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank
@@ -30,6 +31,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 METRICS = web.AppKey("metrics", Metrics)
 CONTROL = web.AppKey("control", StreamEndControl)
 EDGE = web.AppKey("edge", ConnectionGuard)  # connection phases and deadlines (issue 9)
+INSTANCE = web.AppKey("instance", InstanceState)  # what the instance's processes share: call slots, key buckets
 LIVE_STT: web.AppKey[StreamingSTT | None] = web.AppKey("live_stt")  # None: turns end by local VAD + batch STT
 
 

@@ -4,6 +4,7 @@ websocket in handlers/media_ws.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,13 +17,14 @@ from bot.logs import kv
 from bot.media_stream import SID_CALL, valid_caller
 from bot.providers.warm import warm_all
 from bot.redact import mask_number
+from bot.store.shared import CallGate
 from handlers import media_ws
 from handlers.background import spawn
 from handlers.forms import form_fields
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.startup import STARTUP
-from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
-from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission
+from handlers.state import CALLS, CONTROL, DRAINING, INSTANCE, METRICS, PROMPTS, PROVIDERS, SETTINGS
+from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission, admitted_before
 from media import wav
 
 log = logging.getLogger("handlers.twilio")
@@ -68,9 +70,19 @@ async def voice(request: web.Request) -> web.Response:
         resp.hangup()
         return _twiml(resp)
     fields = kv(call_sid=call_sid, caller=mask_number(caller) or "unknown", called=mask_number(called) or "unknown")
+    admission = app[ADMISSION]
+    if await admitted_before(admission.gate, call_sid):
+        # a replayed (or repeated) webhook: this call's stream was admitted already, anywhere
+        app[METRICS].calls_rejected.labels("replayed_webhook").inc()
+        log.warning("webhook for an admitted call refused", extra=fields)
+        resp = VoiceResponse()
+        resp.hangup()
+        return _twiml(resp)
     starting = not app[STARTUP].ready  # models and prompts still loading
-    if starting or app[DRAINING]["on"] or app[ADMISSION].full:
-        reason = "starting" if starting else "draining" if app[DRAINING]["on"] else "capacity"
+    reason = "starting" if starting else "draining" if app[DRAINING]["on"] else None
+    if reason is None and not admission.reserve(call_sid):
+        reason = "capacity"
+    if reason is not None:
         app[METRICS].calls_rejected.labels(reason).inc()
         log.warning("call refused", extra=kv(reason=reason, **fields["fields"]))
         return _twiml(_busy_twiml(request))
@@ -78,10 +90,12 @@ async def voice(request: web.Request) -> web.Response:
     resp = VoiceResponse()
     connect = Connect(action=base + "/twilio/after")
     stream = connect.stream(url=ws_base(base) + "/twilio/media", status_callback=base + "/twilio/status")
-    # the stream must bring this back in start.customParameters (handlers/stream_admission.py)
-    stream.parameter(name=TOKEN_PARAM, value=app[ADMISSION].tokens.mint(call_sid))
     direction = params.get("Direction", "")
-    for name, value in (("caller", caller), ("called", called), ("direction", direction if direction in DIRECTIONS else "")):
+    bound = {"caller": caller, "called": called, "direction": direction if direction in DIRECTIONS else ""}
+    # the stream must bring these back in start.customParameters; the token covers them all
+    # (handlers/stream_admission.py)
+    stream.parameter(name=TOKEN_PARAM, value=admission.tokens.mint(call_sid, bound))
+    for name, value in bound.items():
         if value:
             stream.parameter(name=name, value=value)
     resp.append(connect)
@@ -107,8 +121,44 @@ async def status(request: web.Request) -> web.Response:
 async def after_stream(request: web.Request) -> web.Response:
     """<Connect action>: Twilio asks what to do once our websocket has closed."""
     params = await _checked_form(request)
-    twiml = request.app[CONTROL].after_stream_twiml(params.get("CallSid", ""))
+    call_sid = params.get("CallSid", "")
+    twiml = None
+    if SID_CALL.fullmatch(call_sid):
+        try:
+            twiml = await request.app[CONTROL].after_stream(call_sid)
+        except Exception as exc:  # the store cannot say: the caller still hears something (below)
+            log.error("connect action lookup failed", extra=kv(call_sid=call_sid, error=type(exc).__name__))
+    if twiml is None and params.get("CallStatus") in ENDED_STATUSES:  # the caller hung up: nobody to tell
+        return _twiml(_hangup())
+    if twiml is None:
+        # no stream of ours left an answer: it never started, its process died, or the store
+        # lost it. The caller has heard nothing of this: say so, and put them through if we can.
+        log.warning("connect action for an unknown call", extra=kv(call_sid=call_sid[:64], call_status=params.get("CallStatus")))
+        return _twiml(_apology_twiml(request.app[SETTINGS].transfer_number))
     return web.Response(text=twiml, content_type="application/xml")
+
+
+ENDED_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+def _hangup() -> VoiceResponse:
+    resp = VoiceResponse()
+    resp.hangup()
+    return resp
+
+
+APOLOGY_TEXT = "Sorry, something went wrong with this call."
+
+
+def _apology_twiml(front_desk: str) -> VoiceResponse:
+    resp = VoiceResponse()
+    if front_desk:
+        resp.say(APOLOGY_TEXT + " Let me put you through.")
+        resp.dial(front_desk)
+    else:
+        resp.say(APOLOGY_TEXT + " Please call again.")
+        resp.hangup()
+    return resp
 
 
 async def prompt_audio(request: web.Request) -> web.Response:
@@ -120,22 +170,48 @@ async def prompt_audio(request: web.Request) -> web.Response:
 
 
 async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
+    from handlers.storage import STORE
+
     s = app[SETTINGS]
+    # the store keeps stream admissions and <Connect action> answers: any process or instance answers
+    gate = app[ADMISSION].gate = CallGate(app[STORE].engine)
     if s.twilio_account_sid and s.twilio_auth_token:
-        control = TwilioRestControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_base_url)
+        control = TwilioRestControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_base_url, actions=gate)
         await control.start()
         app[CONTROL] = control
     else:
-        app[CONTROL] = StreamEndControl()
+        app[CONTROL] = StreamEndControl(gate)
+    sweeper = asyncio.get_running_loop().create_task(_sweep_reservations(app[ADMISSION].instance, gate), name="reservations")
     yield
+    sweeper.cancel()
     made = app[CONTROL]
     if isinstance(made, TwilioRestControl):
         await made.close()
 
 
+SWEEP_S = 1.0
+
+
+async def _sweep_reservations(instance, gate: CallGate) -> None:
+    """A webhook answered here whose stream started on another instance: free its slot here
+    now, not when its token expires."""
+    while True:
+        await asyncio.sleep(SWEEP_S)
+        waiting = instance.reserved()
+        if not waiting:
+            continue
+        try:
+            gone = await gate.admitted_among(waiting)
+        except Exception as exc:  # the store is down: the reservations lapse on their own
+            log.warning("reservation sweep failed", extra=kv(error=type(exc).__name__))
+            continue
+        if gone:
+            instance.drop_reservations(sorted(gone))
+
+
 def setup(app: web.Application) -> None:
     app[CALLS] = CallRegistry()  # internal stream id -> CallSession
-    app[ADMISSION] = StreamAdmission.for_settings(app[SETTINGS])
+    app[ADMISSION] = StreamAdmission.for_settings(app[SETTINGS], app[INSTANCE])
     app[DRAINING] = {"on": False}
     app.cleanup_ctx.append(_control_ctx)
     app.router.add_post("/twilio/voice", voice)

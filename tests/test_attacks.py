@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 from twilio.request_validator import RequestValidator
 
 from bot import media_stream as tp
-from bot.control import StreamEndControl
+from bot.control import MemoryActions, StreamEndControl
 from bot.errors import StageError
 from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.failover import FailoverTTS
@@ -34,7 +34,6 @@ from handlers.stream_admission import (
     DUPLICATE,
     EXPIRED,
     NO_TOKEN,
-    REUSED,
     StreamTokens,
     mint_token,
 )
@@ -103,6 +102,11 @@ async def webhook(http, server, call_sid: str, **form) -> str:
         return await r.text()
 
 
+def params_of(twiml: str) -> dict[str, str]:
+    """Every <Parameter> the webhook gave the stream (Twilio hands them back in start)."""
+    return dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]+)"', twiml))
+
+
 def token_of(twiml: str) -> str:
     m = re.search(r'<Parameter name="token" value="([^"]+)"', twiml)
     assert m, twiml
@@ -160,26 +164,36 @@ def rejected(app, reason: str) -> float:
 # ------------------------------------------------------------------ 1. streams bound to calls
 
 
-def test_tokens_are_one_time_short_lived_and_bound_to_the_call_sid():
+def test_tokens_are_short_lived_and_bound_to_the_call_sid_and_its_parameters():
     now = [1_000_000.0]
     a = StreamTokens(b"k" * 32, ttl_s=30, clock=lambda: now[0])
     call, other = sid("CA", 1), sid("CA", 2)
-    t = a.mint(call)
-    assert a.check(other, t) == BAD_TOKEN  # minted for another call
-    assert a.check(call, t.replace(".", ".x", 1)) == BAD_TOKEN  # tampered
-    assert a.check(call, "") == NO_TOKEN
-    assert a.check(call, "99999999999." + t.split(".")[1]) == BAD_TOKEN
-    assert a.check(call, t) is None
-    assert a.check(call, t) == REUSED
+    bound = {"caller": "+15550001234", "called": "+15550004321", "direction": "inbound"}
+    t = a.mint(call, bound)
+    assert a.check(other, {**bound, "token": t}) == BAD_TOKEN  # minted for another call
+    assert a.check(call, {**bound, "token": t.replace(".", ".x", 1)}) == BAD_TOKEN  # tampered
+    assert a.check(call, bound) == NO_TOKEN
+    assert a.check(call, {**bound, "token": "99999999999." + t.split(".")[1]}) == BAD_TOKEN
+    # every parameter the stream trusts is covered: a changed, added or dropped one is refused
+    assert a.check(call, {**bound, "caller": "+15559999999", "token": t}) == BAD_TOKEN
+    assert a.check(call, {**bound, "called": "+15559999999", "token": t}) == BAD_TOKEN
+    assert a.check(call, {"caller": bound["caller"], "called": bound["called"], "token": t}) == BAD_TOKEN
+    assert a.check(call, {**bound, "caller": 5, "token": t}) == BAD_TOKEN  # not a string
+    assert a.check(call, {**bound, "token": t}) is None
+    assert a.check(call, {**bound, "token": t}) is None  # single use is the store's (one stream per CallSid)
     late = a.mint(call)
     now[0] += 40
-    assert a.check(call, late) == EXPIRED
+    assert a.check(call, {"token": late}) == EXPIRED
     # instances behind a balancer share TWILIO_AUTH_TOKEN, so they accept each other's tokens
     s = Settings(twilio_auth_token="shared", twilio_validate=True)
-    assert StreamTokens.for_settings(s).check(call, StreamTokens.for_settings(s).mint(call)) is None
-    # with signatures off the key is random per process: no one can predict a token
+    assert StreamTokens.for_settings(s).check(call, {"token": StreamTokens.for_settings(s).mint(call)}) is None
+    # with signatures off the key is random per instance: no one can predict a token ...
     off = Settings(twilio_validate=False)
-    assert StreamTokens.for_settings(off).check(call, StreamTokens.for_settings(off).mint(call)) == BAD_TOKEN
+    assert StreamTokens.for_settings(off).check(call, {"token": StreamTokens.for_settings(off).mint(call)}) == BAD_TOKEN
+    # ... and the supervisor hands its workers the instance's one
+    key = "ab" * 32
+    w1, w2 = (StreamTokens.for_settings(off.with_(stream_secret=key)) for _ in range(2))
+    assert w2.check(call, {"token": w1.mint(call)}) is None
 
 
 async def test_forged_streams_are_closed_before_any_provider_or_rest_work(aiohttp_server, settings):
@@ -188,17 +202,18 @@ async def test_forged_streams_are_closed_before_any_provider_or_rest_work(aiohtt
     tts_before = len(p.tts.texts)
     real, stranger = sid("CA", 10), sid("CA", 11)
     async with aiohttp.ClientSession() as http:
-        token = token_of(await webhook(http, server, real))
         # the real call: its stream brings the webhook's token back
-        ws_real = await open_stream(http, server, real, {"token": token, "caller": "+15550001234"}, sid("MZ", 10))
+        twiml = await webhook(http, server, real)
+        ws_real = await open_stream(http, server, real, params_of(twiml), sid("MZ", 10))
         assert (await first_message(ws_real)).type is WSMsgType.TEXT  # the greeting
         await eventually(lambda: real in live_call_sids(app))
         attempts = [
             (stranger, {}),  # no token
             (stranger, {"token": "1.forged"}),  # made up
-            (stranger, {"token": token}),  # the real call's token, another CallSid
+            (stranger, params_of(twiml)),  # the real call's token, another CallSid
             (stranger, {"token": mint_token(app, sid("CA", 12))}),  # a genuine token of another call
-            (real, {"token": token}),  # the real call's token again, while it is live
+            (real, {**params_of(twiml), "caller": "+15550009999"}),  # the real token, a caller ID of the attacker's choice
+            (real, params_of(twiml)),  # the real call's token again, while it is live
             (real, {"token": mint_token(app, real)}),  # naming the live call, even with a fresh token
         ]
         for call_sid, params in attempts:
@@ -210,32 +225,50 @@ async def test_forged_streams_are_closed_before_any_provider_or_rest_work(aiohtt
         await ws_real.close()
         await eventually(lambda: not app[CALLS] and not app[ADMISSION].open)  # the stream is fully gone
         # the token stays used once its stream is gone
-        ws = await open_stream(http, server, real, {"token": token})
+        ws = await open_stream(http, server, real, params_of(twiml))
         assert (await first_message(ws)).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
         await ws.close()
-    assert rejected(app, NO_TOKEN) == 1 and rejected(app, BAD_TOKEN) == 3
-    assert rejected(app, DUPLICATE) == 2 and rejected(app, REUSED) == 1
+        # a replayed webhook for the admitted call gets no stream at all
+        again = await webhook(http, server, real)
+        assert "<Stream" not in again and "<Hangup" in again
+    assert rejected(app, NO_TOKEN) == 1 and rejected(app, BAD_TOKEN) == 4
+    assert rejected(app, DUPLICATE) == 3 and rejected(app, "replayed_webhook") == 1
     assert live.opened == [real]  # one live-STT open: the real call's
     assert rest.updates == []  # nobody transferred or hung up a call
     assert p.stt.calls == [] and p.llm.seen == [] and len(p.tts.texts) == tts_before
     assert app[METRICS].calls._value.get() == 1
 
 
-async def test_capacity_counts_streams_from_the_upgrade(aiohttp_server, settings):
+async def test_unstarted_sockets_hold_no_call_slot_and_readiness_counts_what_capacity_counts(aiohttp_server, settings):
+    """Issue 21.5: sockets opened with a captured signature that never send start must
+    not make the next real call hear busy while /readyz says ready."""
     server, p, app = await rig(aiohttp_server, settings, max_calls=2)
+    app[ADMISSION].max_pending = 3
     async with aiohttp.ClientSession() as http:
-        idle = [await http.ws_connect(ws_url(server), headers=signed(server)) for _ in range(2)]  # never send start
-        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await http.ws_connect(ws_url(server), headers=signed(server))
-        assert info.value.status == 503
-        twiml = await webhook(http, server, sid("CA", 20))
-        assert "<Connect>" not in twiml and "<Hangup />" in twiml
-        await idle[0].close()
-        await eventually(lambda: len(app[ADMISSION].open) == 1)
-        ws = await http.ws_connect(ws_url(server), headers=signed(server))
+        idle = [await http.ws_connect(ws_url(server), headers=signed(server)) for _ in range(4)]  # never send start
+        # unstarted sockets are bounded on their own: the oldest is closed for the newest
+        assert (await first_message(idle[0])).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+        async with http.get(url(server) + "/readyz") as r:
+            assert r.status == 200 and (await r.json())["live_calls"] == 0
+        # two real calls are admitted (each webhook reserves a slot)...
+        first, second = await webhook(http, server, sid("CA", 20)), await webhook(http, server, sid("CA", 21))
+        assert "<Connect" in first and "<Connect" in second
+        async with http.get(url(server) + "/readyz") as r:  # ... and readiness counts the same slots
+            body = await r.json()
+            assert r.status == 503 and body["live_calls"] == 2 and "at capacity" in body["problems"]
+        third = await webhook(http, server, sid("CA", 22))
+        assert "<Connect>" not in third and "<Hangup />" in third
+        # the first call's stream takes over its reservation: still 2 slots, not 3; the
+        # socket it came on pushed the oldest idle one out
+        ws = await open_stream(http, server, sid("CA", 20), params_of(first))
+        assert (await first_message(ws)).type is WSMsgType.TEXT
+        assert (await first_message(idle[1])).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+        assert app[ADMISSION].used == 2
         await ws.close()
-        await idle[1].close()
-    assert rejected(app, "capacity") == 2
+        await eventually(lambda: app[ADMISSION].used == 1)
+        for sock in idle:
+            await sock.close()
+    assert rejected(app, "capacity") == 1 and rejected(app, "unstarted") == 2
 
 
 async def test_simulated_call_brings_the_token_and_is_answered(aiohttp_server, settings):
@@ -400,7 +433,7 @@ async def test_hostile_caller_id_is_never_passed_on_or_logged(aiohttp_server, se
         twiml = await webhook(http, server, sid("CA", 51), From=evil)
         assert 'name="caller"' not in twiml and 'name="called"' in twiml
         call, stream = sid("CA", 52), sid("MZ", 52)
-        ws = await open_stream(http, server, call, {"token": mint_token(app, call), "caller": evil}, stream)
+        ws = await open_stream(http, server, call, {"token": mint_token(app, call, {"caller": evil}), "caller": evil}, stream)
         await first_message(ws)
         await eventually(lambda: call in live_call_sids(app))
         (session,) = app[CALLS].values()
@@ -415,15 +448,16 @@ async def test_hostile_caller_id_is_never_passed_on_or_logged(aiohttp_server, se
 
 async def test_unfollowed_transfers_expire():
     now = [100.0]
-    c = StreamEndControl(ttl_s=300, clock=lambda: now[0])
+    actions = MemoryActions(ttl_s=300, clock=lambda: now[0])
+    c = StreamEndControl(actions)
     for i in range(1000):
         await c.transfer(sid("CA", i), "+15550001111")
     now[0] += 60
     await c.transfer(sid("CA", 5000), "+15550002222")
-    assert "<Dial>+15550001111</Dial>" in c.after_stream_twiml(sid("CA", 7))  # still fresh
+    assert "<Dial>+15550001111</Dial>" in (await c.after_stream(sid("CA", 7)) or "")  # still fresh
     now[0] += 250  # the first thousand are now past 300 s
-    assert "<Dial>" not in c.after_stream_twiml(sid("CA", 8))
-    assert list(c.pending) == [sid("CA", 5000)]
+    assert await c.after_stream(sid("CA", 8)) is None
+    assert list(actions.items) == [sid("CA", 5000)]
 
 
 # ------------------------------------------------------------------ 16. TTS output that cannot be the text

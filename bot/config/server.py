@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,12 +49,12 @@ def _edge(get: Get, defaults: type[Settings]) -> dict[str, Any]:
 
 
 def _workers(get: Get) -> dict[str, Any]:
-    """WORKERS (default: one per core this process may run on) and the metrics directory."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    """WORKERS (default 1: each worker holds its own ~500 MB of embedded models, more than a
+    small container has to spare) and what the supervisor hands its workers."""
     return {
-        "workers": number("WORKERS", get("WORKERS", str(max(1, cores))), int, 1, 256),
+        "workers": number("WORKERS", get("WORKERS", "1"), int, 1, 256),
         "prometheus_multiproc_dir": get("PROMETHEUS_MULTIPROC_DIR").strip(),
+        "instance_dir": get("PHONEBOT_INSTANCE_DIR").strip(),
+        "worker_index": number("PHONEBOT_WORKER", get("PHONEBOT_WORKER", "0"), int, 0, 255),
+        "stream_secret": get("PHONEBOT_STREAM_SECRET").strip(),
     }

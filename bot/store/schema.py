@@ -98,6 +98,22 @@ revoked_sessions = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
+# What a call's webhook, media stream and <Connect action> must agree on, whichever process
+# or instance answers each (bot/store/shared.py): a CallSid's stream is admitted once, ever;
+# what the <Connect action> request answers waits here for whoever gets it.
+stream_admissions = sa.Table(
+    "stream_admissions", meta,
+    sa.Column("call_sid", sa.String(64), primary_key=True),  # insert-or-fail: one stream per CallSid
+    sa.Column("admitted_at", sa.Float, nullable=False),
+)
+
+pending_actions = sa.Table(
+    "pending_actions", meta,
+    sa.Column("call_sid", sa.String(64), primary_key=True),
+    sa.Column("twiml", sa.Text, nullable=False),  # <Dial> for a transfer, <Hangup/> for a goodbye
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
 schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -156,7 +172,13 @@ async def _revoked_sessions(conn: AsyncConnection) -> None:
     await conn.execute(sa.text("CREATE INDEX ix_revoked_sessions_expiry ON revoked_sessions (expires_at)"))
 
 
-STEPS = [_v1, _transcripts_and_transfers, _step_message_uids, _revoked_sessions]  # version n is STEPS[n - 1]
+async def _step_shared_state(conn: AsyncConnection) -> None:
+    """Stream admissions and pending <Connect action> answers, shared by processes and instances."""
+    for table in (stream_admissions, pending_actions):
+        await conn.run_sync(table.create)
+
+
+STEPS = [_v1, _transcripts_and_transfers, _step_message_uids, _revoked_sessions, _step_shared_state]  # version n is STEPS[n - 1]
 VERSION = len(STEPS)
 
 
