@@ -35,7 +35,7 @@ FLOOR = 0.38  # below: no intent matched
 KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
 PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
 URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
-EMERGENCY_KEYWORD_BOOST = 0.10
+EMERGENCY_KEYWORD_BOOST = 0.05
 # The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
 DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
 
@@ -75,6 +75,10 @@ def clauses(raw: str) -> list[str]:
         return []
     parts = [core(p) for p in _CLAUSE.split(raw) if len(p.split()) >= 4]
     return sorted(parts, key=lambda p: -len(p.split()))[:MAX_CLAUSES] if len(parts) > 1 else []
+
+
+def core_words(raw: str) -> Words:
+    return Words(core(raw))
 
 
 @functools.cache
@@ -133,8 +137,10 @@ class Understanding:
             em += EMERGENCY_KEYWORD_BOOST
         em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
         label, score = max(best.items(), key=lambda kv: kv[1])
-        danger = danger_kw or danger_score >= DANGER_SURE
-        calm = w.has(*keywords.CALM)  # "a bit", "not urgent", "for a few days": ask, never assume
+        asking = keywords.asking(core_words(raw))  # "how do I test my smoke alarm?": a question, not a report
+        routine = w.has(*keywords.NOT_DANGER)  # "the smoke alarm is chirping": a battery, not a fire
+        danger = danger_kw or (danger_score >= DANGER_SURE and not asking and not routine)
+        calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
         if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
             return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
         if em >= EMERGENCY_ASK and em >= score - ASK_BEHIND:
