@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.assets import DEFAULT_BUSINESS_FILE
 from bot.settings import SettingsError
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "examples" / "business" / "property-office.toml"
+DEFAULT_FILE = DEFAULT_BUSINESS_FILE  # bundled: the checkout's examples/business, or inside the wheel
 PURPOSES = ("front_desk", "on_call")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -92,6 +93,7 @@ class Profile:
     transfer: Transfer = Transfer()
     notify: Notify = Notify()
     source: str = ""
+    unit_question: str = ""  # [message] unit_question: the message form also asks this (a unit or address); "" = not asked
 
     @property
     def tz(self) -> ZoneInfo:
@@ -156,7 +158,7 @@ def load_profile(path: str | Path | None = None) -> Profile:
 
 
 def _build(raw: dict[str, Any], errors: list[str], source: str) -> Profile | None:
-    known = {"name", "timezone", "address", "hours", "closures", "faqs", "texts", "emergency", "transfer", "notify"}
+    known = {"name", "timezone", "address", "hours", "closures", "faqs", "texts", "emergency", "transfer", "notify", "message"}
     for key in sorted(set(raw) - known):
         errors.append(f"{key}: unknown key (expected one of {', '.join(sorted(known))})")
     name = _text(raw, "name", errors)
@@ -196,11 +198,15 @@ def _build(raw: dict[str, Any], errors: list[str], source: str) -> Profile | Non
     if emergency.transfer and emergency.transfer in PURPOSES and not numbers[emergency.transfer]:
         errors.append(f"emergency.transfer: {emergency.transfer!r} has no number (set transfer.{emergency.transfer})")
     notify = _notify(_section(raw, "notify", errors), errors)
+    message = _section(raw, "message", errors)
+    _unknown(message, ("unit_question",), "message", errors)
+    unit_question = _text(message, "unit_question", errors, "message.unit_question", default="")
     if errors:
         return None
     return Profile(
         name=name, timezone=tzname, hours=hours, address=address, closures=closures, faqs=faqs, texts=t,
         emergency=emergency, transfer=Transfer(no_answer_s=timeout, **numbers), notify=notify, source=source,
+        unit_question=unit_question,
     )
 
 

@@ -119,6 +119,8 @@ class Settings:
     # storage, notifications, the owner's console
     database_url: str = ""  # postgresql://...; unset: SQLite in DATA_DIR
     timezone: str = "UTC"  # the business's, for times shown to the owner
+    store_transcripts: bool = False  # keep what each caller and the bot said with the call record
+    transcript_retention_days: int = 30  # stored transcripts older than this are deleted
     notify_to: str = ""  # webhook URLs, mailto:, sms: targets for every message
     notify_urgent_to: str = ""  # also told of urgent messages
     notify_webhook_secret: str = ""

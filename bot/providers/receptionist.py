@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot import message_form
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
-from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, last_answer, name_in, speak_number
+from bot.language import Words, caller_digits, digits_in, is_no, is_yes
 from bot.profile import DAYS, Profile, cached_profile
-from bot.providers.base import PENDING_MESSAGE, Action, Conversation
-from bot.store.api import NewMessage
+from bot.providers.base import Action, Conversation
 from bot.understanding import keywords
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder
@@ -38,12 +38,9 @@ ANYTHING_ELSE = "Is there anything else I can help with?"
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
-THIS_NUMBER = ("this number", "same number", "number i'm calling from", "calling from", "this one", "this phone", "the one i'm on")
 NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
             "morning is fine", "monday is fine", "no rush", "no hurry")
-FORM_QUESTIONS = {"name": "May I have your name?", "number": "What number should we call you back on?",
-                  "confirm": "Is the number I read back right?"}
 URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
@@ -125,12 +122,10 @@ class Receptionist:
             return self._emergency_reply(raw, st, conv, danger=r.danger)
         form["urgent"] = True
         form["topic"] = f"{form.get('topic') or ''} {raw.strip()}".strip()
-        if form.get("step") == "topic":
-            form["step"] = "name"
-        self._sync(st, conv)
+        message_form.sync(st, conv)
         first = em.danger_say if r.danger else em.say or "I'm sorry to hear that."
-        again = FORM_QUESTIONS.get(str(form.get("step")), "Could I have your name and a number to call you back on?")
-        return [first, "I'll make your message urgent so someone can call you back as soon as possible.", again], None
+        again = message_form.next_question(form, caller_digits(conv.caller))
+        return [first, "I'll make your message urgent so someone can call you back as soon as possible.", *again], None
 
     async def _read(self, text: str) -> Reading:
         if self.understanding.encoder is None:
@@ -146,7 +141,7 @@ class Receptionist:
             st["awaiting"] = awaiting
             return [self.profile.texts.fallback], None
         if st.get("form") is not None:
-            if self._closing(w) and not digits_in(raw):
+            if self._closing(w) and not message_form.answers_question(raw, w, st):
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
             if w.has(*NEVER_MIND):
                 self._drop_form(st, conv)
@@ -273,71 +268,15 @@ class Receptionist:
         form = self._start_form(st, conv, topic.strip(), urgent=True)
         return [first, "I'll take an urgent message so someone can call you back as soon as possible.", *form[1:]], None
 
-    # ------------------------------------------------------------------ message form
+    # ------------------------------------------------------------------ message form (bot/message_form.py)
     def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
-        st["form"] = {"topic": topic, "name": None, "number": None, "urgent": urgent, "step": "name" if topic else "topic"}
-        self._sync(st, conv)
-        return ["Sure, I can take a message.", "May I have your name?" if topic else "What is the message about?"]
+        return message_form.start(st, conv, topic, urgent=urgent, unit_question=self.profile.unit_question)
 
     def _drop_form(self, st: dict, conv: Conversation) -> None:
-        st["form"] = None
-        conv.state.pop(PENDING_MESSAGE, None)
-
-    @staticmethod
-    def _sync(st: dict, conv: Conversation) -> None:
-        f = st["form"]
-        conv.state[PENDING_MESSAGE] = {"name": f["name"] or "", "callback_number": f["number"] or "",
-                                       "about": f["topic"] or "", "urgent": bool(f["urgent"])}
+        message_form.drop(st, conv)
 
     async def _form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        out = self._form_step(raw, w, st, conv)
-        self._sync(st, conv)
-        if out is not None:
-            return out, None
-        f = st["form"]
-        msg = NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"],
-                         about=f["topic"] or "", urgent=bool(f["urgent"]))
-        if not await conv.perform(Action("take_message", "caller confirmed the message", message=msg)):
-            return ["I'm sorry, I couldn't save your message just now.", "Please try calling again a little later."], None
-        self._drop_form(st, conv)
-        st["awaiting"] = "anything_else"
-        return [f"Thanks, {f['name']}. I've passed your message on, and someone will call you back.", ANYTHING_ELSE], None
-
-    def _form_step(self, raw: str, w: Words, st: dict, conv: Conversation) -> list[str] | None:
-        """The next question, or None when the caller confirmed (save now)."""
-        f = st["form"]
-        mine = caller_digits(conv.caller)
-        if f["step"] == "topic":
-            f["topic"], f["step"] = raw.strip(), "name"
-            return ["Thanks.", "May I have your name?"]
-        if f["step"] == "name":
-            f["name"] = name_in(raw) or bare_name(raw) or "the caller"
-            number = digits_in(raw)
-            if len(number) >= 7:
-                f["number"], f["step"] = number, "confirm"
-                return [f"Thanks, {f['name']}.", f"I have your number as {speak_number(number)}. Is that right?"]
-            f["step"] = "number"
-            ask = "What number should we call you back on?"
-            return [f"Thanks, {f['name']}.", ask + (" Or say this number, for the one you're calling from." if mine else "")]
-        if f["step"] == "number":
-            number = digits_in(raw)
-            if len(number) < 7 and mine and (w.has(*THIS_NUMBER) or is_yes(w)):
-                number = mine
-            if len(number) < 7:
-                return ["Sorry, I didn't get the number.", "Could you say it again, digit by digit?"]
-            f["number"], f["step"] = number, "confirm"
-            return [f"I have {speak_number(number)}. Is that right?"]
-        number = digits_in(raw)  # confirm
-        if len(number) >= 7:
-            f["number"] = number
-            return [f"I have {speak_number(number)}. Is that right?"]
-        answer = last_answer(w)
-        if answer == "no":
-            f["number"], f["step"] = None, "number"
-            return ["Sorry about that.", "What number should we call you back on?"]
-        if answer != "yes":
-            return [f"Is {speak_number(f['number'])} the right number? Please say yes or no."]
-        return None
+        return await message_form.advance(raw, w, st, conv), None
 
 
 _FILLER = re.compile(

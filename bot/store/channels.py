@@ -42,12 +42,16 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def describe(payload: dict, tz: str) -> tuple[str, str]:
     """(subject, text) for a notification, in the business's timezone."""
     zone = ZoneInfo(tz)
+    if payload.get("event") == "test":  # python -m bot notify --test
+        when = datetime.fromtimestamp(payload["sent_at"], zone).strftime("%a %d %b %H:%M %Z")
+        return (f"Test notification from {payload['business'] or 'phonebot'}",
+                f"This is a test from phonebot ({when}). Messages callers leave, and missed calls, arrive like this.\n")
     if payload.get("event") == "missed_call":
         c = payload["call"]
-        when = datetime.fromtimestamp(c["started_at"], zone).strftime("%a %d %b %H:%M")
+        when = datetime.fromtimestamp(c["started_at"], zone).strftime("%a %d %b %H:%M %Z")
         return f"Missed call from {c['caller'] or 'an unknown number'}", f"A caller hung up without leaving a message ({when}).\nCaller: {c['caller'] or 'unknown'}\nCall: {c['call_sid']}\n"
     m = payload["message"]
-    when = datetime.fromtimestamp(m["created_at"], zone).strftime("%a %d %b %H:%M")
+    when = datetime.fromtimestamp(m["created_at"], zone).strftime("%a %d %b %H:%M %Z")
     flag = "URGENT: " if m["urgent"] else ""
     partial = " (incomplete: the caller hung up mid-message)" if m["status"] == "incomplete" else ""
     subject = f"{flag}Message from {m['name'] or 'a caller'}{partial}"
