@@ -120,8 +120,9 @@ class Understanding:
         w = Words(raw)
         kw, kw_faq = keywords.intent(w, self.profile)
         danger_kw = keywords.danger(w)
-        if self.encoder is None or self._matrix is None:
-            return Reading(kw, kw_faq, danger=danger_kw, sure=True)
+        hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
+        if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
+            return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
         best = self._label_scores(self._matrix @ self.encoder.embed(core(raw)))
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
         if kw_label in best:

@@ -65,7 +65,8 @@ ASKING = ("how do i", "how can i", "how often", "can i", "could i", "may i", "am
           "is it okay", "is it allowed", "do you have", "do you do", "does the", "who supplies", "who is the", "what is the",
           "what's the", "when is", "when do", "where do", "where is", "is there a", "are there")
 NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire extinguisher", "fire pit", "fire safety",
-              "fire inspection", "can i smoke", "allowed to smoke", "smoke free", "non smoking", "smoke alarm battery", "smoke detector battery", "chirping")
+              "fire inspection", "can i smoke", "allowed to smoke", "smoke free", "non smoking", *(f"smoke {d}{v} {b}" for d in ("alarm", "detector") for v in ("", " is", " keeps") for b in ("beeping", "chirping")),
+              "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping")
 
 
 def closing(w: Words) -> bool:
