@@ -144,7 +144,8 @@ class Understanding:
         calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
         if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
             return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
-        if em >= EMERGENCY_ASK and em >= score - ASK_BEHIND:
+        behind = 0.0 if asking and not keywords.emergency(w, self.profile) else ASK_BEHIND  # a question must lead
+        if em >= EMERGENCY_ASK and em >= score - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
         if kw in DECISIVE:
             return Reading(kw, score=score, by="keywords", emergency_score=em)
