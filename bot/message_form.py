@@ -42,6 +42,7 @@ TOO_LONG = (f"Sorry, that's more digits than a phone number has; a phone number 
 TOPIC_MAX = 500  # characters of the caller's words kept as "about"
 DTMF = re.compile(r"\s*DTMF\s+([0-9*#]+)\s*")
 URGENT = ("urgent", "asap", "as soon as possible", "emergency", "right away", "straight away", "can't wait")
+NOT_URGENT = ("not urgent", "isn't urgent", "not an emergency", "isn't an emergency", "no rush", "can wait")
 ENDS = ("ends", "ending", "end in", "end with", "at the end", "last digit", "last two", "last three", "last four",
         "last five", "last part", "last bit", "finishes")
 STARTS = ("starts", "starting", "begins", "beginning", "first digit", "first three", "area code")
@@ -293,7 +294,7 @@ def _readback(f: dict) -> str:
 
 def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     """Take every field the words give; returns "long" when a number had too many digits."""
-    if w.has(*URGENT):
+    if w.has(*URGENT) and not w.has(*NOT_URGENT):
         f["urgent"] = True
     number, problem = phone_in(raw)
     if problem == "long":

@@ -205,3 +205,10 @@ async def test_an_emergency_told_while_leaving_a_message_is_not_filed_as_a_norma
         await say(r, conv, line)
     [msg] = [a.message for a in saved if a.kind == "take_message"]
     assert msg is not None and msg.urgent and "rat poison" in msg.about
+
+
+@pytest.mark.parametrize("text", ["how do I test my smoke alarm", "do you have a fire exit plan", "my gas bill is really high",
+                                  "can I smoke on the balcony", "the smoke detector is chirping, it needs a new battery"])
+async def test_questions_about_fire_or_gas_are_not_taken_for_emergencies(readers, text):
+    reply, actions = await say(desk(PROPERTY, readers[PROPERTY.name]), call(), text)
+    assert actions == [] and "911" not in reply

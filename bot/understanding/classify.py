@@ -35,7 +35,7 @@ FLOOR = 0.38  # below: no intent matched
 KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
 PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
 URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
-EMERGENCY_KEYWORD_BOOST = 0.10
+EMERGENCY_KEYWORD_BOOST = 0.05
 # The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
 DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
 
@@ -77,6 +77,10 @@ def clauses(raw: str) -> list[str]:
     return sorted(parts, key=lambda p: -len(p.split()))[:MAX_CLAUSES] if len(parts) > 1 else []
 
 
+def core_words(raw: str) -> Words:
+    return Words(core(raw))
+
+
 @functools.cache
 def builtin_exemplars() -> dict[str, tuple[str, ...]]:
     raw = tomllib.loads(resources.files("bot.understanding").joinpath("exemplars.toml").read_text(encoding="utf-8"))
@@ -116,8 +120,9 @@ class Understanding:
         w = Words(raw)
         kw, kw_faq = keywords.intent(w, self.profile)
         danger_kw = keywords.danger(w)
-        if self.encoder is None or self._matrix is None:
-            return Reading(kw, kw_faq, danger=danger_kw, sure=True)
+        hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
+        if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
+            return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
         best = self._label_scores(self._matrix @ self.encoder.embed(core(raw)))
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
         if kw_label in best:
@@ -133,11 +138,14 @@ class Understanding:
             em += EMERGENCY_KEYWORD_BOOST
         em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
         label, score = max(best.items(), key=lambda kv: kv[1])
-        danger = danger_kw or danger_score >= DANGER_SURE
-        calm = w.has(*keywords.CALM)  # "a bit", "not urgent", "for a few days": ask, never assume
+        asking = keywords.asking(core_words(raw))  # "how do I test my smoke alarm?": a question, not a report
+        routine = w.has(*keywords.NOT_DANGER)  # "the smoke alarm is chirping": a battery, not a fire
+        danger = danger_kw or (danger_score >= DANGER_SURE and not asking and not routine)
+        calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
         if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
             return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
-        if em >= EMERGENCY_ASK and em >= score - ASK_BEHIND:
+        behind = 0.0 if asking and not keywords.emergency(w, self.profile) else ASK_BEHIND  # a question must lead
+        if em >= EMERGENCY_ASK and em >= score - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
         if kw in DECISIVE:
             return Reading(kw, score=score, by="keywords", emergency_score=em)

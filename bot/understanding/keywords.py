@@ -39,8 +39,10 @@ WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "
                 "meant to call", "meant to ring", "trying to call", "trying to get", "trying to reach", "trying to ring",
                 "is this not", "isn't this", "is that not")
 # Fire, gas and danger to life: always the emergency services line first.
-FIRE_GAS = ("fire", "on fire", "flames", "smoke", "smoking", "smell gas", "smell of gas", "smells of gas", "smells like gas",
-            "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "explosion", "electrocuted", "electric shock")
+FIRE_GAS = ("fire", "on fire", "flames", "there's smoke", "smoke coming", "smoke is", "full of smoke", "smoke everywhere",
+            "see smoke", "smell smoke", "smoky", "smoke alarm going off", "smell gas", "gas smell", "smelling gas", "smell of gas", "smells of gas", "smells like gas",
+            "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "explosion", "electrocuted", "electric shock",
+            "burning smell", "smell burning", "smells like burning", "smell of burning")
 # A person's life in danger (not a pet's: the vet's own emergency line is for those).
 BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing", "hard to breathe", "barely breathe",
         "trouble breathing", "struggling to breathe", "difficulty breathing", "unconscious", "passed out", "collapsed",
@@ -57,7 +59,14 @@ URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now
 CALM = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "when you get a chance",
         "whenever you can", "not a big deal", "it can wait", "a bit", "a little", "slightly", "mild", "for a few days",
         "for a couple of days", "for a week", "for days", "since last week", "seems fine", "otherwise fine")
-NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "smoke alarm battery", "smoke detector battery", "chirping")
+# Questions asking for information ("how do I test my smoke alarm?", "who supplies the gas?"):
+# never taken for an emergency without asking.
+ASKING = ("how do i", "how can i", "how often", "can i", "could i", "may i", "am i allowed", "are we allowed", "is it ok",
+          "is it okay", "is it allowed", "do you have", "do you do", "does the", "who supplies", "who is the", "what is the",
+          "what's the", "when is", "when do", "where do", "where is", "is there a", "are there")
+NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire extinguisher", "fire pit", "fire safety",
+              "fire inspection", "can i smoke", "allowed to smoke", "smoke free", "non smoking", *(f"smoke {d}{v} {b}" for d in ("alarm", "detector") for v in ("", " is", " keeps") for b in ("beeping", "chirping")),
+              "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping")
 
 
 def closing(w: Words) -> bool:
@@ -77,11 +86,16 @@ def emergency(w: Words, profile: Profile) -> bool:
     return bool(profile.emergency.keywords) and w.has(*profile.emergency.keywords)
 
 
+def asking(w: Words) -> bool:
+    """The caller opens with a question for information."""
+    return any(w.text.startswith(f" {q} ") for q in ASKING)
+
+
 def danger(w: Words) -> bool:
     if w.has(*NOT_DANGER):
         return False
-    if w.has(*FIRE_GAS):
-        return True
+    if w.has(*FIRE_GAS) and not (asking(w) and not w.has(*[x for x in FIRE_GAS if x != "fire"])):
+        return True  # a bare "fire" in a question ("do you have a fire exit plan?") is not one
     return w.has(*BODY) and (w.has(*PEOPLE) or not w.has(*ANIMALS))
 
 
