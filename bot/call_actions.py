@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from bot.language import digits_in, name_in
+from bot.language import name_in, phone_in
 from bot.logs import kv
 from bot.profile import Profile
 from bot.providers.base import PENDING_MESSAGE, Action, Conversation
@@ -60,7 +60,7 @@ def heard_message(conversation: Conversation) -> dict | None:
     request = [m for m in msgs[:start] if m.get("role") == "user"][-1:]
     said = [str(m.get("content") or "").strip() for m in request + [m for m in msgs[start:] if m.get("role") == "user"]]
     said = [t for t in said if t]
-    numbers = [n for n in map(digits_in, said) if len(n) >= 7]
+    numbers = [n for n, _ in map(phone_in, said) if n]  # 7 to 15 digits: a longer run is never a number
     name = next((n for n in map(name_in, said) if n), "")
     return {"name": name, "callback_number": numbers[-1] if numbers else "", "about": " ".join(said)[:ABOUT_MAX], "urgent": False}
 
@@ -79,6 +79,7 @@ class CallActions:
     conversation: Conversation
     outcome: str
     messages_saved: int
+    transfer_purpose: str
     _draft: NewMessage | None  # the last draft handed to the saver
 
     async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
@@ -153,6 +154,7 @@ class CallActions:
             number = action.number or self._front_desk()
             if action.purpose == "emergency":
                 self.outcome = "emergency"
+            self.transfer_purpose = action.purpose or ""
             log.info("transfer", extra=kv(call_sid=self.call_sid, purpose=action.purpose or None, to=mask_number(number)))
             await self._finish(None if number else "goodbye", transfer=bool(number), number=number, by="transfer" if number else "bot")
         else:

@@ -2,8 +2,9 @@
 
 Lines come from the terminal or stdin; each gets the reply the caller would hear, and the
 actions the dialogue takes are printed as ``[action] ...`` (numbers masked). The dialogue is
-the configured LLM provider (the first of a chain): the receptionist, or the LLM with its
-tools. No speech models are loaded. Ends at the end of input, or when the dialogue hangs
+the configured LLM provider, or its whole failover chain as a call has it (``openai,receptionist``:
+the receptionist answers when the server fails, and ``[failover]`` says so): the
+receptionist, or the LLM with its tools. No speech models are loaded. Ends at the end of input, or when the dialogue hangs
 up or transfers. Messages are printed, and stored only with ``--save``.
 """
 
@@ -45,14 +46,22 @@ def main(argv: list[str]) -> int:
 
 
 def _dialogue(settings: Settings, clock):
-    name = settings.llm_provider.split(",")[0].strip()
-    if name == "openai":
-        from bot.providers.openai_llm import OpenAILLM
+    """The LLM provider, or the failover chain of them, as a call builds it (bot/providers/
+    registry.py), each member told the pretended time."""
+    from importlib import import_module
 
-        return OpenAILLM.from_settings(settings, clock=clock)
-    from bot.providers.receptionist import Receptionist
+    from bot.providers.registry import TABLE
 
-    return Receptionist.from_settings(settings, clock=clock)
+    members = []
+    for name in (n.strip() for n in settings.llm_provider.split(",") if n.strip()):
+        module, cls = TABLE["llm"][name].split(":")
+        members.append(getattr(import_module(module), cls).from_settings(settings, clock=clock))
+    if len(members) == 1:
+        return members[0]
+    from bot.providers.failover import FailoverLLM
+
+    return FailoverLLM(members, settings.llm_timeout, share=settings.failover_share,
+                       threshold=settings.breaker_threshold, cooldown_s=settings.breaker_cooldown_s)
 
 
 async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
@@ -102,8 +111,12 @@ async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
                         said.append(item)
             except StageError as err:
                 print(f"[error] {err.stage}/{err.code}: {err.message}", flush=True)
+                print(f"bot: {settings.trouble_text}", flush=True)  # what a caller would hear
                 conv.messages.pop()
                 continue
+            used = getattr(llm, "last_used", None)
+            if used is not None and used != llm.members[0].name:
+                print(f"[failover] answered by {used}", flush=True)
             reply = "".join(said).strip()
             conv.add_assistant(reply)
             print(f"bot: {reply}", flush=True)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.settings import Settings, SettingsError
 from bot.store.api import MESSAGE_STATUSES
+from bot.store.sql import SQLITE_NAME
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -87,7 +88,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON object per line per message")
     ap.add_argument("--since", metavar="WHEN", help="only messages since WHEN: a duration (2h, 30m, 7d) or an ISO date/time")
     ap.add_argument("--status", choices=MESSAGE_STATUSES, help="only messages with this status")
-    ap.add_argument("--tz", metavar="ZONE", help="show times in this IANA zone (default: the TIMEZONE setting, UTC)")
+    ap.add_argument("--tz", metavar="ZONE", help="show times in this IANA zone (default: TIMEZONE, else the business file's zone)")
     args = ap.parse_args(argv)
     try:  # reading messages needs no Twilio credentials
         settings = Settings.from_env({**os.environ, "TWILIO_VALIDATE": "false"})
@@ -103,11 +104,18 @@ def main(argv: list[str]) -> int:
     except argparse.ArgumentTypeError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    where = store_name(settings)
+    if not settings.database_url and not (settings.data_dir / SQLITE_NAME).exists():
+        # nothing to read: do not create a database just to read it, and say where we looked
+        print(f"error: no message store at {where} (DATA_DIR={settings.data_dir}, from {os.getcwd()}). "
+              "Set DATA_DIR (or DATABASE_URL) to the server's.", file=sys.stderr)
+        return 1
     try:
         found, delivery = asyncio.run(_read(settings, since, args.status, args.limit))
     except OSError as exc:
-        print(f"cannot read the message store: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"cannot read the message store {where}: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    print(f"messages from {where}", file=sys.stderr)
     if not found:
         print("no messages", file=sys.stderr if args.json else sys.stdout)
         return 0
@@ -117,12 +125,22 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def store_name(settings: Settings) -> str:
+    """The store this reads, for the owner: SQLite's absolute path, or PostgreSQL's URL without its password."""
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return "PostgreSQL " + make_url(settings.database_url).render_as_string(hide_password=True)
+        except ArgumentError:  # an odd URL still names its kind; open_store reports what is wrong
+            return "PostgreSQL (DATABASE_URL)"
+    return f"SQLite {(settings.data_dir / SQLITE_NAME).resolve()}"
+
+
 async def _read(settings: Settings, since, status, limit):
     from bot.store import open_store
-    from bot.store.sql import SQLITE_NAME
 
-    if not settings.database_url and not (settings.data_dir / SQLITE_NAME).exists():
-        return [], {}  # nothing stored yet: do not create a database just to read it
     store = await open_store(settings)
     try:
         found = await store.messages(since=since, status=status, limit=limit)

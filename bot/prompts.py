@@ -1,4 +1,4 @@
-"""Fixed prompts (greeting, fallback, reprompt, goodbye, busy) rendered to 8 kHz
+"""Fixed prompts (greeting, fallback, trouble, reprompt, goodbye, busy) rendered to 8 kHz
 mu-law at start-up and played from memory, so the caller hears them even when
 every provider is down. Each rendering is also cached on disk, keyed by text and
 voice, so a restart during a TTS outage still has them."""
@@ -19,13 +19,21 @@ from bot.providers.base import TTS
 
 log = logging.getLogger("bot.prompts")
 
-PROMPT_NAMES = ("greeting", "fallback", "reprompt", "goodbye", "busy")
+PROMPT_NAMES = ("greeting", "fallback", "trouble", "reprompt", "goodbye", "busy")
+
+
+def failure_prompt(stage: str) -> str:
+    """Which prompt a failed turn plays: "fallback" ("didn't catch that") only when the
+    speech was not understood; a failed LLM or TTS heard the caller fine, so it is
+    "trouble" ("I'm having a little trouble right now...")."""
+    return "fallback" if stage == "stt" else "trouble"
 
 
 @dataclass
 class PromptBank:
     audio: dict[str, bytes] = field(default_factory=dict)  # name -> mu-law 8 kHz
     source: dict[str, str] = field(default_factory=dict)  # name -> "tts:<name>" | "cache" | "missing"
+    text: dict[str, str] = field(default_factory=dict)  # name -> what it says (for stored transcripts)
 
     def get(self, name: str) -> bytes | None:
         return self.audio.get(name)

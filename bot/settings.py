@@ -23,6 +23,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 DEFAULT_GREETING = "Hello, thanks for calling. How can I help you today?"
 DEFAULT_FALLBACK = "Sorry, I didn't catch that. Could you say it again?"
+DEFAULT_TROUBLE = "Sorry, I'm having a little trouble right now. Could you ask me again, or I can take a message?"
 DEFAULT_REPROMPT = "Are you still there? How can I help?"
 DEFAULT_GOODBYE = "Thanks for calling. Goodbye."
 DEFAULT_BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
@@ -71,12 +72,16 @@ class Settings:
     # stage time budgets, seconds
     stt_timeout: float = 5.0
     llm_timeout: float = 8.0  # to first token, and between tokens
+    llm_reply_s: float = 20.0  # a whole LLM reply (a rambling model is cut at its last whole sentence)
+    llm_max_tokens: int = 200  # max_tokens of each LLM request: a phone reply is short
+    llm_context_tokens: int = 4096  # the model's context: the history sent is trimmed to fit
     tts_timeout: float = 5.0  # to first audio, and between chunks
 
     # dialogue texts
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     greeting_text: str = DEFAULT_GREETING
     fallback_text: str = DEFAULT_FALLBACK
+    trouble_text: str = DEFAULT_TROUBLE  # when the LLM or TTS failed (the caller was heard fine)
     reprompt_text: str = DEFAULT_REPROMPT
     goodbye_text: str = DEFAULT_GOODBYE
     busy_text: str = DEFAULT_BUSY
@@ -119,6 +124,8 @@ class Settings:
     # storage, notifications, the owner's console
     database_url: str = ""  # postgresql://...; unset: SQLite in DATA_DIR
     timezone: str = "UTC"  # the business's, for times shown to the owner
+    store_transcripts: bool = False  # keep what each caller and the bot said with the call record
+    transcript_retention_days: int = 30  # stored transcripts older than this are deleted
     notify_to: str = ""  # webhook URLs, mailto:, sms: targets for every message
     notify_urgent_to: str = ""  # also told of urgent messages
     notify_webhook_secret: str = ""

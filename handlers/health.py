@@ -1,5 +1,9 @@
 """Liveness, readiness and health. None of them calls a paid API.
 
+The LLM's server is asked whether it is there (``GET /models``, bounded to 1.5 s and its
+answer kept for 10 s: bot/providers/llm_probe.py): a server that is down makes the report
+degraded, and the LLM stage not ready when no member of its chain can answer.
+
 With WORKERS > 1 (bot/supervisor.py) each of these is answered by whichever worker the
 kernel gave the connection to, so readiness is that worker's: its own start-up, drain
 and MAX_CALLS. A balancer that sees one worker at capacity retries and lands on
@@ -7,12 +11,14 @@ another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can b
 
 from __future__ import annotations
 
+import asyncio
 import os
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
 from bot.providers.failover import FailoverChain
+from bot.providers.llm_probe import ServerProbe
 from handlers.api_gate import api_status
 from handlers.startup import STARTUP
 from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
@@ -24,6 +30,38 @@ except PackageNotFoundError:  # running from a checkout without install
     VERSION = "0.0.0"
 
 
+def _probes(llm: object) -> list[tuple[str, ServerProbe | None]]:
+    """The LLM's members (one, or a chain's), each with its server probe if it has a server."""
+    members = llm.members if isinstance(llm, FailoverChain) else [llm]
+    return [(getattr(m, "name", "?"), p if isinstance(p := getattr(m, "probe", None), ServerProbe) else None) for m in members]
+
+
+async def probe_llm(app: web.Application) -> None:
+    """Ask each LLM server whether it is there (cached and bounded: bot/providers/llm_probe.py)."""
+    probes = [p for _, p in _probes(app[PROVIDERS].llm) if p is not None]
+    if probes:
+        await asyncio.gather(*(p.check() for p in probes), return_exceptions=True)
+
+
+def _llm_servers(llm: object, stage: dict[str, object], problems: list[str]) -> None:
+    """The LLM servers' last probe into the report; the stage is not ready when no member
+    can answer (every one's server is down)."""
+    servers = {}
+    answerable = 0
+    for name, probe in _probes(llm):
+        status = probe.status() if probe is not None else None
+        if status is not None:
+            servers[name] = status
+            if not status["up"]:
+                problems.append(f"llm: {name} server down ({status['detail']})")
+                continue
+        answerable += 1
+    if servers:
+        stage["servers"] = servers
+    if not answerable and stage["ready"]:
+        stage["ready"] = False
+
+
 def health_report(app: web.Application) -> dict:
     settings, providers, ready = app[SETTINGS], app[PROVIDERS], app[READY]
     prompts = app[PROMPTS]
@@ -31,7 +69,9 @@ def health_report(app: web.Application) -> dict:
         stage: {"provider": p.name, "ready": bool(ready.get(stage))}
         for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts))
     }
-    problems = [f"{s} not ready" for s, v in stages.items() if not v["ready"]]
+    server_problems: list[str] = []
+    _llm_servers(providers.llm, stages["llm"], server_problems)
+    problems = [f"{s} not ready" for s, v in stages.items() if not v["ready"]] + server_problems
     for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts)):
         if isinstance(p, FailoverChain):  # each member's circuit
             chain = p.health()
@@ -82,6 +122,8 @@ def _delivery(app: web.Application, problems: list[str]) -> dict | None:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    if request.app[STARTUP].ready:
+        await probe_llm(request.app)
     return web.json_response(health_report(request.app))
 
 
@@ -97,6 +139,7 @@ async def readyz(request: web.Request) -> web.Response:
     startup = app[STARTUP]
     if not startup.ready:  # models and prompts still loading (or start-up failed)
         return web.json_response({"ready": False, "loading": startup.step, "problems": ["starting"]}, status=503)
+    await probe_llm(app)
     report = health_report(app)
     problems = list(report["problems"])
     ok = all(s["ready"] for s in report["stages"].values())

@@ -1,7 +1,8 @@
 """The store and the outbox deliverer as an app resource (cleanup_ctx).
 
 The store opens (and migrates) before the server takes calls and closes after the
-last call is recorded; the deliverer runs beside it for the server's whole life.
+last call is recorded; the deliverer and the transcript sweep run beside it for the
+server's whole life.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.store.leases import heartbeat, reap
 from bot.store.notify import NotifyConfig
 from bot.store.saver import MessageSaver
 from bot.store.sql import SqlStore
+from bot.store.transcripts import TranscriptSweeper
 from handlers.state import METRICS, SETTINGS
 
 log = logging.getLogger("handlers.storage")
@@ -59,12 +61,15 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     # another instance left (slower still with no targets here: an earlier configuration's)
     deliverer = Deliverer(store, settings, poll_s=5.0 if told else 30.0)
     task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
+    # stored transcripts past TRANSCRIPT_RETENTION_DAYS go, even once STORE_TRANSCRIPTS is off again
+    sweep = asyncio.get_running_loop().create_task(TranscriptSweeper(store, settings.transcript_retention_days).run(), name="transcript-sweep")
     keeper = asyncio.get_running_loop().create_task(_keep(app, store), name="store-keeper")
     yield
     keeper.cancel()
     await app[SAVER].close(timeout=10.0)
     task.cancel()
-    await asyncio.wait({task, keeper, *app[PENDING]}, timeout=5.0)
+    sweep.cancel()
+    await asyncio.wait({task, keeper, sweep, *app[PENDING]}, timeout=5.0)
     await store.close()
 
 
@@ -130,6 +135,7 @@ async def _record_end(
         await app[STORE].call_ended(
             call_sid=call_sid, ended_at=time.time(), outcome=outcome,
             ended_by=ended_by(session, failed=failed), turns=turn_records(session) if session else [],
+            transcript=session.transcript if session else (), transfer=session.transfer if session else None,
         )
     except Exception as exc:
         log.error("call record not ended", extra=kv(call_sid=call_sid, outcome=outcome, error=type(exc).__name__))

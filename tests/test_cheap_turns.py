@@ -20,7 +20,8 @@ from bot.orchestrator import Orchestrator, Timings
 from bot.providers.base import Conversation
 from bot.providers.deepgram import DeepgramSTT
 from bot.providers.http_lean import LeanClient
-from bot.providers.openai_llm import OpenAILLM, _sse_data
+from bot.providers.openai_llm import OpenAILLM
+from bot.providers.openai_wire import sse_data as _sse_data
 from bot.providers.warm import http_client
 from bot.stall import Stall
 from tests.fakes.cloud import FakeBehaviour, deepgram_app, openai_app, tone_pcm16
@@ -106,7 +107,7 @@ async def test_openai_adapter_reads_a_stream_with_comments_and_crlf(aiohttp_serv
 
 
 async def test_openai_stall_between_chunks_is_a_timeout_naming_the_stream(aiohttp_server):
-    state = FakeBehaviour(mode="stall", reply="One two three.")
+    state = FakeBehaviour(mode="stall", reply="We are open from nine until five today, and Saturdays.", token_chars=40)  # a clause, then nothing
     server = await aiohttp_server(openai_app(state))
     llm = OpenAILLM(api_key="sk-k", base_url=str(server.make_url("/v1")), timeout=GAP)
     t0 = time.monotonic()
@@ -118,7 +119,7 @@ async def test_openai_stall_between_chunks_is_a_timeout_naming_the_stream(aiohtt
     finally:
         await llm.close()
     assert (info.value.code, info.value.retryable) == ("timeout", True)
-    assert "stream stalled" in str(info.value) and got == ["One"]
+    assert "stream stalled" in str(info.value) and got == ["We are open from nine until five today,"]
     assert time.monotonic() - t0 < GAP + SLACK
 
 

@@ -56,21 +56,36 @@ def seed(data_dir, *msgs, age_s=None):
     return asyncio.run(go())
 
 
-def test_the_real_command_with_no_messages_creates_no_database(tmp_path):
-    env = {**os.environ, "DATA_DIR": str(tmp_path / "d"), "TWILIO_VALIDATE": "false"}
+def test_the_real_command_with_no_store_says_where_it_looked_and_creates_none(tmp_path):
+    env = {**os.environ, "DATA_DIR": "relative/d", "TWILIO_VALIDATE": "false"}
     env.pop("DATABASE_URL", None)
-    out = subprocess.run([sys.executable, "-m", "bot", "messages"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "no messages"
+    out = subprocess.run([sys.executable, "-m", "bot", "messages"], cwd=tmp_path, env={**env, "PYTHONPATH": ROOT},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stdout == ""
+    assert f"no message store at SQLite {tmp_path / 'relative' / 'd' / 'phonebot.sqlite3'}" in out.stderr  # absolute
+    assert not (tmp_path / "relative").exists()
+
+
+def test_no_store_is_an_error_an_empty_one_is_not(tmp_path, run):
+    out = run(tmp_path / "d")
+    assert out.returncode == 1 and out.stdout == "" and "no message store at SQLite" in out.stderr
     assert not (tmp_path / "d" / "phonebot.sqlite3").exists()
-
-
-def test_no_messages_json(tmp_path, run):
+    seed(tmp_path / "d")  # a store with no messages in it
     out = run(tmp_path / "d")
     assert out.returncode == 0 and out.stdout.strip() == "no messages"
-    assert out.returncode == 0 and out.stdout.strip() == "no messages"
-    assert not (tmp_path / "d" / "phonebot.sqlite3").exists()
+    assert f"messages from SQLite {tmp_path / 'd' / 'phonebot.sqlite3'}" in out.stderr
     out = run(tmp_path / "d", "--json")
     assert out.returncode == 0 and out.stdout == "" and "no messages" in out.stderr
+
+
+def test_times_default_to_the_business_files_zone(tmp_path, run):
+    seed(tmp_path, NewMessage(call_sid="CA9", caller="+15550000009", name="Cy", callback_number="5550000009", about="gate"))
+    out = run(tmp_path, "--json")  # no TIMEZONE: the bundled business file's America/New_York
+    assert json.loads(out.stdout.splitlines()[0])["created_at"][-6:] in ("-05:00", "-04:00")
+    biz = tmp_path / "biz.toml"
+    biz.write_text(open(os.path.join(ROOT, "examples/business/dental-practice.toml")).read())
+    out = run(tmp_path, "--json", BUSINESS_FILE=str(biz))
+    assert json.loads(out.stdout.splitlines()[0])["created_at"][-6:] in ("+00:00", "+01:00")  # Europe/London
 
 
 def test_json_since_and_timezone(tmp_path, run):

@@ -76,7 +76,7 @@ async def test_startup_logs_progress(aiohttp_client, settings, caplog):
     messages = [r.getMessage() for r in caplog.records if r.name == "handlers.startup"]
     assert "loading stt: scripted-stt..." in messages and "loading tts: scripted-tts..." in messages, messages
     renders = [m for m in messages if m.startswith("rendering prompts")]
-    assert renders[0] == "rendering prompts 1/6..." and renders[-1] == "rendering prompts 6/6...", renders
+    assert renders[0] == "rendering prompts 1/7..." and renders[-1] == "rendering prompts 7/7...", renders
     assert messages[-1] == "ready"
 
 

@@ -9,7 +9,7 @@ from bot.config.values import Get, fail, flag, numbers
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-TEXTS = ("system_prompt", "greeting_text", "fallback_text", "reprompt_text", "goodbye_text", "busy_text")
+TEXTS = ("system_prompt", "greeting_text", "fallback_text", "trouble_text", "reprompt_text", "goodbye_text", "busy_text")
 
 
 def read(get: Get, defaults: type[Settings]) -> dict[str, Any]:

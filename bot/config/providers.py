@@ -38,11 +38,14 @@ def read(get: Get, defaults: type[Settings]) -> dict[str, Any]:
         "deepgram_endpointing_ms": ("DEEPGRAM_ENDPOINTING_MS", 10, 5000),
         "deepgram_utterance_end_ms": ("DEEPGRAM_UTTERANCE_END_MS", 1000, 5000),
         "breaker_threshold": ("BREAKER_THRESHOLD", 1, 100),
+        "llm_max_tokens": ("LLM_MAX_TOKENS", 16, 4096),
+        "llm_context_tokens": ("LLM_CONTEXT_TOKENS", 1024, 2_000_000),
     }))
     kw.update(numbers(get, defaults, float, {
         "breaker_cooldown_s": ("BREAKER_COOLDOWN_S", 0.0, 3600.0),
         "failover_share": ("FAILOVER_SHARE", 0.1, 0.9),
         "whisper_window_s": ("WHISPER_WINDOW_S", 8, 30),
+        "llm_reply_s": ("LLM_REPLY_S", 1.0, 300.0),
     }))
     return kw
 

@@ -1,11 +1,12 @@
-"""Store options: the database, the business's time zone, and who is notified of messages
-and missed calls, by which channels (webhook, e-mail, SMS) and with what retries."""
+"""Store options: the database, the business's time zone, stored transcripts (opt-in, kept
+for a number of days), and who is notified of messages and missed calls, by which channels
+(webhook, e-mail, SMS) and with what retries."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.config.values import Get, choice, fail, number, numbers
+from bot.config.values import Get, choice, fail, flag, number, numbers
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -21,12 +22,15 @@ def read(get: Get, defaults: type[Settings], twilio_account_sid: str, twilio_aut
     if url and not url.startswith(("postgresql://", "postgres://")):
         fail("DATABASE_URL: expected postgresql://user:password@host:port/dbname (unset: SQLite in DATA_DIR)")
     out["database_url"] = url
-    tz = get("TIMEZONE", "UTC").strip() or "UTC"
+    tz = get("TIMEZONE").strip() or business_zone(get("BUSINESS_FILE").strip())
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         fail(f"TIMEZONE={tz!r}: expected an IANA zone such as Europe/London or America/New_York")
     out["timezone"] = tz
+    out["store_transcripts"] = flag("STORE_TRANSCRIPTS", get("STORE_TRANSCRIPTS"))
+    out["transcript_retention_days"] = number(
+        "TRANSCRIPT_RETENTION_DAYS", get("TRANSCRIPT_RETENTION_DAYS", str(defaults.transcript_retention_days)), int, 1, 3650)
     targets: list[Target] = []
     for name in ("notify_to", "notify_urgent_to"):
         raw = get(name.upper())
@@ -57,3 +61,21 @@ def read(get: Get, defaults: type[Settings], twilio_account_sid: str, twilio_aut
     if "sms" in channels and not (out["twilio_sms_from"] and twilio_account_sid and twilio_auth_token):
         fail("TWILIO_SMS_FROM, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS notifications (an sms: target is set)")
     return out
+
+
+def business_zone(path: str) -> str:
+    """The business file's time zone: the default for every time shown to the owner (console,
+    ``bot messages``, notifications). "UTC" when the file cannot be read or names no valid zone
+    (the file's own check reports that)."""
+    import tomllib
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from bot.assets import DEFAULT_BUSINESS_FILE
+
+    try:
+        zone = str(tomllib.loads(Path(path or DEFAULT_BUSINESS_FILE).read_text(encoding="utf-8")).get("timezone", "")).strip()
+        ZoneInfo(zone)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, LookupError):
+        return "UTC"
+    return zone or "UTC"

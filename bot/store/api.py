@@ -58,6 +58,25 @@ class TurnRecord:
 
 
 @dataclass(frozen=True)
+class TranscriptLine:
+    """One thing said on a call (stored only with STORE_TRANSCRIPTS): the caller's words of
+    a confirmed turn, or the bot's reply or prompt (``prompt`` names it: greeting, fallback...)."""
+
+    turn: int  # the caller turn it belongs to; 0: before the caller's first turn
+    at: float  # unix seconds; the retention sweep deletes by it
+    speaker: str  # "caller" or "bot"
+    text: str
+    prompt: str | None = None
+    interrupted: bool = False  # the caller barged in: ``text`` is what they heard of the reply
+
+
+@dataclass(frozen=True)
+class Transfer:
+    purpose: str  # the profile's transfer purpose (front_desk, on_call...) or why (failures)
+    to: str  # the number, masked
+
+
+@dataclass(frozen=True)
 class CallRecord:
     call_sid: str
     stream_sid: str
@@ -67,6 +86,8 @@ class CallRecord:
     outcome: str | None  # one of CALL_OUTCOMES once ended
     ended_by: str | None  # "caller", "bot", "drain", "error", ...
     turns: tuple[TurnRecord, ...] = ()
+    transfer: Transfer | None = None
+    transcript: tuple[TranscriptLine, ...] = ()  # filled by ``call`` (one call), not by ``calls``
 
 
 class Store(Protocol):
@@ -83,10 +104,23 @@ class Store(Protocol):
     async def call_started(self, *, call_sid: str, stream_sid: str, caller: str, started_at: float) -> None: ...
 
     async def call_ended(
-        self, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord]
-    ) -> None: ...
+        self, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord],
+        transcript: Sequence[TranscriptLine] = (), transfer: Transfer | None = None,
+    ) -> None:
+        """Also stores the transcript lines (given only with STORE_TRANSCRIPTS) in the same transaction."""
+        ...
 
     async def calls(self, *, limit: int = 50) -> list[CallRecord]: ...
+
+    async def find_calls(self, *, number: str = "", outcome: str | None = None, limit: int = 100) -> list[CallRecord]:
+        """Newest first; ``number``: digits the caller ID or a message's callback number contains."""
+        ...
+
+    async def messages_of_call(self, call_sid: str) -> list[StoredMessage]: ...
+
+    async def forget_transcripts(self, *, before: float) -> int:
+        """Delete the transcripts of calls that started before ``before`` (unix seconds); return how many lines."""
+        ...
 
     async def message(self, message_id: int) -> StoredMessage | None: ...
 

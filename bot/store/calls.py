@@ -1,10 +1,11 @@
-"""From a finished call session to its call record: outcome, who ended it, turns."""
+"""From a finished call session to its call record: outcome, who ended it, turns (the
+transcript and the transfer are the session's own)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from bot.store.api import TurnRecord
+from bot.store.api import TranscriptLine, Transfer, TurnRecord
 
 
 class FinishedCall(Protocol):
@@ -13,6 +14,8 @@ class FinishedCall(Protocol):
     turn_log: list[dict]  # per confirmed turn: n, wall time, outcome fields
     first_audio_ms: dict[int, float]  # turn -> end of speech to first reply audio
     ended_by: str  # "" until the bot ends the call
+    transcript: list[TranscriptLine]  # empty unless STORE_TRANSCRIPTS
+    transfer: Transfer | None  # where the call was transferred, the number masked
 
     def call_outcome(self, error: bool = False) -> str: ...
 

@@ -42,16 +42,20 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def describe(payload: dict, tz: str) -> tuple[str, str]:
     """(subject, text) for a notification, in the business's timezone."""
     zone = ZoneInfo(tz)
+    if payload.get("event") == "test":  # python -m bot notify --test
+        when = datetime.fromtimestamp(payload["sent_at"], zone).strftime("%a %d %b %H:%M %Z")
+        return (f"Test notification from {payload['business'] or 'phonebot'}",
+                f"This is a test from phonebot ({when}). Messages callers leave, and missed calls, arrive like this.\n")
     if payload.get("event") in ("missed_call", "lost_call"):
         c = payload["call"]
-        when = datetime.fromtimestamp(c["started_at"], zone).strftime("%a %d %b %H:%M")
+        when = datetime.fromtimestamp(c["started_at"], zone).strftime("%a %d %b %H:%M %Z")
         if payload["event"] == "lost_call":
             return (f"Call cut off from {c['caller'] or 'an unknown number'}",
                     f"A call was cut off when the bot's server stopped, before the caller left a message ({when}). Please call back.\n"
                     f"Caller: {c['caller'] or 'unknown'}\nCall: {c['call_sid']}\n")
         return f"Missed call from {c['caller'] or 'an unknown number'}", f"A caller hung up without leaving a message ({when}).\nCaller: {c['caller'] or 'unknown'}\nCall: {c['call_sid']}\n"
     m = payload["message"]
-    when = datetime.fromtimestamp(m["created_at"], zone).strftime("%a %d %b %H:%M")
+    when = datetime.fromtimestamp(m["created_at"], zone).strftime("%a %d %b %H:%M %Z")
     flag = "URGENT: " if m["urgent"] else ""
     partial = ""
     if m["status"] == "incomplete":

@@ -47,6 +47,8 @@ calls = sa.Table(
     sa.Column("outcome", sa.String(16)),
     sa.Column("ended_by", sa.String(16)),
     sa.Column("turns", sa.JSON, nullable=False),  # [TurnRecord as a dict], stage errors in each
+    sa.Column("transfer_purpose", sa.String(32)),  # from _transcripts_and_transfers on
+    sa.Column("transfer_to", sa.String(64)),  # masked
     # _step_message_uids: the live call's owner and its lease (heartbeat); past the lease an
     # open record is closed as "lost" by any instance
     sa.Column("owner", sa.String(80)),
@@ -72,6 +74,21 @@ outbox = sa.Table(
     sa.Column("failed_since", sa.Float),  # _step_message_uids: first failure of the current run of failures
 )
 
+# What was said on a call, one row a line (only with STORE_TRANSCRIPTS); the retention
+# sweep deletes rows by ``at``, so nothing else has to be rewritten.
+transcript_lines = sa.Table(
+    "transcript_lines", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),  # order within the call
+    sa.Column("turn", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("speaker", sa.String(8), nullable=False),  # caller, bot
+    sa.Column("prompt", sa.String(16)),  # the bot said a fixed prompt: its name
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("interrupted", sa.Boolean, nullable=False, default=False),  # a reply the caller barged in on
+)
+
 schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -81,6 +98,19 @@ async def _v1(conn: AsyncConnection) -> None:
     await conn.execute(sa.text("CREATE INDEX ix_messages_created ON messages (created_at)"))
     await conn.execute(sa.text("CREATE INDEX ix_calls_started ON calls (started_at)"))
     await conn.execute(sa.text("CREATE INDEX ix_outbox_due ON outbox (delivered_at, due_at)"))
+
+
+async def _transcripts_and_transfers(conn: AsyncConnection) -> None:
+    """Stored transcripts (STORE_TRANSCRIPTS) and where a call was transferred."""
+    await conn.run_sync(transcript_lines.create)
+    await conn.execute(sa.text("CREATE INDEX ix_transcript_call ON transcript_lines (call_sid, seq)"))
+    await conn.execute(sa.text("CREATE INDEX ix_transcript_at ON transcript_lines (at)"))
+    # a new database got the columns from _v1 (it creates ``calls`` as declared now)
+    have = {c["name"] for c in await conn.run_sync(lambda c: sa.inspect(c).get_columns("calls"))}
+    for name, width in (("transfer_purpose", 32), ("transfer_to", 64)):
+        if name not in have:
+            await conn.execute(sa.text(f"ALTER TABLE calls ADD COLUMN {name} VARCHAR({width})"))
+
 
 
 _UID_COLUMNS = {
@@ -112,7 +142,7 @@ async def _step_message_uids(conn: AsyncConnection) -> None:
     await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_outbox_message ON outbox (message_id)"))
 
 
-STEPS = [_v1, _step_message_uids]  # version n is STEPS[n - 1]
+STEPS = [_v1, _transcripts_and_transfers, _step_message_uids]  # version n is STEPS[n - 1]
 VERSION = len(STEPS)
 
 

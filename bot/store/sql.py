@@ -25,9 +25,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.store import schema as s
-from bot.store.api import MESSAGE_STATUSES, CallRecord, NewMessage, StoredMessage, TurnRecord
+from bot.store.api import MESSAGE_STATUSES, CallRecord, NewMessage, StoredMessage, TranscriptLine, Transfer, TurnRecord
 from bot.store.delivery_state import Delivery, DeliverySummary, delivery_of, summary
 from bot.store.notify import NotifyConfig, Target, idem_key
+from bot.store.transcripts import TranscriptRows
+from bot.store.transcripts import call_record as _call
 
 SQLITE_NAME = "phonebot.sqlite3"
 # aiosqlite's DEBUG records carry each statement's parameters (names, numbers): never log them
@@ -62,7 +64,7 @@ def _private_sqlite(data_dir: Path) -> None:
         os.chmod(path, 0o600)
 
 
-class SqlStore:
+class SqlStore(TranscriptRows):
     def __init__(self, engine: AsyncEngine, notify: NotifyConfig | None = None, *, lease_s: float = 30.0) -> None:
         self.engine = engine
         self.notify = notify or NotifyConfig()
@@ -202,10 +204,12 @@ class SqlStore:
         await self._record(self._call_started, dict(call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=started_at))
 
     async def call_ended(
-        self, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord]
+        self, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord],
+        transcript: Sequence[TranscriptLine] = (), transfer: Transfer | None = None,
     ) -> None:
         self.owned.discard(call_sid)
-        await self._record(self._call_ended, dict(call_sid=call_sid, ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=turns))
+        await self._record(self._call_ended, dict(call_sid=call_sid, ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=turns,
+                                                  transcript=transcript, transfer=transfer))
 
     async def _record(self, write: Any, kw: dict) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -243,7 +247,8 @@ class SqlStore:
         ))
 
     async def _call_ended(
-        self, conn, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord]
+        self, conn, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord],
+        transcript: Sequence[TranscriptLine] = (), transfer: Transfer | None = None,
     ) -> None:
         now = time.time()
         row = (await conn.execute(sa.select(s.calls.c.caller, s.calls.c.started_at).where(s.calls.c.call_sid == call_sid))).first()
@@ -251,8 +256,10 @@ class SqlStore:
             raise KeyError(f"no call record for {call_sid}")
         await conn.execute(
             s.calls.update().where(s.calls.c.call_sid == call_sid)
-            .values(ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=[asdict(t) for t in turns], lease_until=None)
+            .values(ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=[asdict(t) for t in turns], lease_until=None,
+                    transfer_purpose=transfer.purpose if transfer else None, transfer_to=transfer.to if transfer else None)
         )
+        await self._write_transcript(conn, call_sid, transcript)
         if outcome == "abandoned" and self.notify.missed_calls:
             payload = {"event": "missed_call", "call": {"call_sid": call_sid, "caller": row.caller, "started_at": row.started_at}}
             await self._enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
@@ -265,7 +272,7 @@ class SqlStore:
     async def call(self, call_sid: str) -> CallRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(s.calls).where(s.calls.c.call_sid == call_sid))).first()
-        return _call(row) if row else None
+            return _call(row, await self._transcript(conn, call_sid)) if row else None
 
     # --- the outbox ---------------------------------------------------------------------
     async def _enqueue(self, conn, kind: str, ref: str, message_id, call_sid: str, targets: Sequence[Target], payload: dict, now: float) -> None:
@@ -341,10 +348,3 @@ _MSG_COLS = (
     s.messages.c.id, s.messages.c.created_at, s.messages.c.call_sid, s.messages.c.caller, s.messages.c.name,
     s.messages.c.callback_number, s.messages.c.about, s.messages.c.urgent, s.messages.c.status, s.messages.c.uid,
 )
-
-
-def _call(r) -> CallRecord:
-    return CallRecord(
-        call_sid=r.call_sid, stream_sid=r.stream_sid, caller=r.caller, started_at=r.started_at, ended_at=r.ended_at,
-        outcome=r.outcome, ended_by=r.ended_by, turns=tuple(TurnRecord(**t) for t in (r.turns or [])),
-    )

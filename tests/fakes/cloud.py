@@ -34,6 +34,25 @@ Modes (``FakeBehaviour.mode``):
   hangs; ``"cut"`` sends the first token/chunk then aborts the connection;
   OpenAI ``"error_event"`` sends a token then a ``{"error": ...}`` event.
 
+OpenAI-compatible servers that are not OpenAI (what llama.cpp's Python server does, for the
+adapter to learn from; bot/providers/openai_wire.py):
+
+- ``tools_need_choice``: ``tools`` without ``tool_choice`` are ignored (no tool calls, and
+  ``usage.prompt_tokens`` counts no tools);
+- ``stream_tools``: a streamed request with tools and ``tool_choice: "auto"`` fails:
+  ``"error_event"`` = 200, then an error event "Automatic streaming tool choice is not
+  supported"; ``"close"`` = 200, then the body ends with no event; ``"500"`` = that message
+  as an HTTP 500. Non-streamed requests with tools work (tool calls in ``message``);
+- ``ramble``: the reply never ends (sentences until ``max_tokens``, or forever when
+  ``honour_max_tokens`` is False), paced by ``tokens_per_s``;
+- ``token_chars``: text streamed in pieces of this many characters (0: word by word), so
+  template tokens and entities arrive split;
+- ``context_tokens``: a request whose messages (+ tools) estimated at ``chars_per_token``,
+  plus its ``max_tokens``, exceed this gets llama-cpp-python's 400 ``context_length_exceeded``;
+- ``refuse_params``: a request with one of these parameters gets OpenAI's 400
+  "Unsupported parameter" (newer models refuse ``max_tokens`` and ``stop``);
+- ``GET /v1/models`` answers the model list (health probes).
+
 Latency: ``first_delay_s`` before the Deepgram reply / the first OpenAI token / the first
 ElevenLabs chunk; ``tokens_per_s`` paces OpenAI tokens (0 = no pause);
 ``chunk_delay_s`` paces ElevenLabs chunks of ``chunk_size`` bytes.
@@ -105,6 +124,14 @@ class FakeBehaviour:
     script: list[dict] = field(default_factory=list)
     arg_piece: int = 7  # characters of tool-call arguments per streamed fragment
     reject_tools: bool = False  # OpenAI: 400 when the request carries "tools"
+    tools_need_choice: bool = False  # OpenAI: tools without tool_choice are ignored (llama.cpp)
+    stream_tools: str = "ok"  # OpenAI: "error_event" | "close" | "500" for streamed requests with tools
+    ramble: bool = False  # OpenAI: the reply never ends (until max_tokens if honoured)
+    honour_max_tokens: bool = True
+    token_chars: int = 0  # OpenAI: stream pieces of this many characters (0 = word by word)
+    context_tokens: int | None = None  # OpenAI: 400 context_length_exceeded past this
+    refuse_params: tuple[str, ...] = ()  # OpenAI: 400 "Unsupported parameter" for these (e.g. "max_tokens")
+    chars_per_token: float = 4.0
     audio: bytes | None = None  # ElevenLabs: served as-is; None = a tone sized to the text
     speak: Any = None  # ElevenLabs: callable(text, output_format) -> bytes, real speech (e.g. piper)
     ms_per_char: int = 60  # ElevenLabs default audio length
@@ -252,7 +279,37 @@ def _sse(obj: Any) -> bytes:
     return b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n"
 
 
+STREAM_TOOLS_ERROR = "Automatic streaming tool choice is not supported"
+RAMBLE = ("Well, let me tell you about the building. ", "It has a lovely lobby, and the lifts were redone last year. ",
+          "There is also a garden out back, which the residents enjoy in summer. ", "And the laundry room is on the ground floor. ")
+
+
+def _tokens(text: str, size: int) -> list[str]:
+    if size > 0:
+        return [text[i : i + size] for i in range(0, len(text), size)]
+    return re.findall(r"\s*\S+", text)
+
+
+def _context_error(state: FakeBehaviour, req: dict, tools_used: bool) -> web.Response | None:
+    """llama-cpp-python's answer to a prompt longer than its context (its server/errors.py)."""
+    if state.context_tokens is None:
+        return None
+    size = len(json.dumps(req.get("messages", []))) + (len(json.dumps(req.get("tools", []))) if tools_used else 0)
+    prompt = int(size / state.chars_per_token)
+    want = int(req.get("max_tokens") or 0)
+    if prompt + want <= state.context_tokens:
+        return None
+    message = (f"This model's maximum context length is {state.context_tokens} tokens. However, you requested "
+               f"{prompt + want} tokens ({prompt} in the messages, {want} in the completion). "
+               "Please reduce the length of the messages or completion.")
+    return _json_error(400, {"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+
+
 def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
+    async def models(request: web.Request) -> web.Response:
+        state.requests.append(Seen(request.method, request.path, dict(request.query), {}))
+        return web.json_response({"object": "list", "data": [{"id": "gpt-fake", "object": "model", "owned_by": "fake"}]})
+
     async def completions(request: web.Request) -> web.StreamResponse:
         seen, _ = await _record(state, request, as_json=True)
         req = seen.json if isinstance(seen.json, dict) else {}
@@ -268,21 +325,54 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
         if status is not None:
             kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status, "server_error")
             return _json_error(status, {"error": {"message": "fake error", "type": kind, "param": None, "code": kind}})
+        refused = next((p for p in state.refuse_params if p in req), None)
+        if refused is not None:  # as OpenAI answers a parameter a model does not take
+            message = f"Unsupported parameter: '{refused}' is not supported with this model."
+            if refused == "max_tokens":
+                message += " Use 'max_completion_tokens' instead."
+            return _json_error(400, {"error": {"message": message, "type": "invalid_request_error", "param": refused, "code": "unsupported_parameter"}})
+        tools_used = bool(req.get("tools")) and (req.get("tool_choice") is not None or not state.tools_need_choice)
+        too_long = _context_error(state, req, tools_used)
+        if too_long is not None:
+            return too_long
+        streamed_tools_fail = req.get("stream") and tools_used and state.stream_tools != "ok"
+        if streamed_tools_fail and state.stream_tools == "500":
+            return _json_error(500, {"error": {"message": STREAM_TOOLS_ERROR, "type": "internal_server_error", "param": None, "code": None}})
+        if streamed_tools_fail:  # llama-cpp-python: headers sent, then the handler raised
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            await resp.prepare(request)
+            if state.stream_tools == "error_event":
+                await resp.write(_sse({"error": {"message": STREAM_TOOLS_ERROR, "type": "internal_server_error", "code": None}}))
+            return await _end(resp)
         model = req.get("model", "gpt-fake")
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         step = state.script.pop(0) if state.script else {}
         text = "" if mode == "empty" else step.get("reply", state.reply)
         tool_calls = step.get("tool_calls", [(state.tool_call, "{}")] if state.tool_call else [])
+        if state.tools_need_choice and not tools_used:
+            tool_calls = []  # the model never saw the tools
+        limit = int(req.get("max_tokens") or req.get("max_completion_tokens") or 0) if state.honour_max_tokens else 0
+        if state.ramble:
+            text, tool_calls = "".join(RAMBLE * (1 + (limit or 400) // 20)), []
+        tokens = _tokens(text, state.token_chars)
+        length = bool(limit and len(tokens) > limit)
+        tokens = tokens[:limit] if length else tokens
+        n_in = int((len(json.dumps(req.get("messages", []))) + (len(json.dumps(req.get("tools", []))) if tools_used else 0)) / state.chars_per_token)
         if not req.get("stream"):
             await asyncio.sleep(state.first_delay_s)
-            message = {"role": "assistant", "content": text}
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens) or None}
+            if tool_calls and mode != "empty":
+                message["tool_calls"] = [{"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+                                          "function": {"name": name, "arguments": args}} for name, args in tool_calls]
+            finish = "length" if length else "tool_calls" if message.get("tool_calls") else "stop"
             return web.json_response(
                 {
                     "id": cid,
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": {"prompt_tokens": n_in, "completion_tokens": len(tokens), "total_tokens": n_in + len(tokens)},
                 }
             )
 
@@ -301,12 +391,18 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
             return await _end(resp)
         await resp.write(_sse(chunk({"role": "assistant", "content": "", "refusal": None})))
         await asyncio.sleep(state.first_delay_s)
-        tokens = re.findall(r"\s*\S+", text)
         gap = 1.0 / state.tokens_per_s if state.tokens_per_s > 0 else 0.0
-        for i, tok in enumerate(tokens):
+        i = 0
+        while i < len(tokens) or (state.ramble and not limit):
+            tok = tokens[i % len(tokens)]
             if i and gap:
                 await asyncio.sleep(gap)
+            elif i % 50 == 49:
+                await asyncio.sleep(0)  # an endless stream still lets the loop breathe
+            if _gone(request):
+                return _abort(request)
             await resp.write(_sse(chunk({"content": tok})))
+            i += 1
             if mode == "stall":
                 await _hang(request, state.hang_s)
                 return _abort(request)
@@ -315,25 +411,24 @@ def _openai_routes(state: FakeBehaviour) -> list[web.RouteDef]:
             if mode == "error_event":
                 await resp.write(_sse({"error": {"message": "fake mid-stream error", "type": "server_error"}}))
                 return await _end(resp)
-        finish = "stop"
+        finish = "length" if length else "stop"
         if tool_calls and mode != "empty":
-            for i, (name, args) in enumerate(tool_calls):  # as OpenAI streams them: id+name, then argument pieces
-                call = {"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function"}
+            for k, (name, args) in enumerate(tool_calls):  # as OpenAI streams them: id+name, then argument pieces
+                call = {"index": k, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function"}
                 await resp.write(_sse(chunk({"tool_calls": [{**call, "function": {"name": name, "arguments": ""}}]})))
                 n = max(1, state.arg_piece)
-                for k in range(0, len(args), n):
-                    await resp.write(_sse(chunk({"tool_calls": [{"index": i, "function": {"arguments": args[k : k + n]}}]})))
+                for j in range(0, len(args), n):
+                    await resp.write(_sse(chunk({"tool_calls": [{"index": k, "function": {"arguments": args[j : j + n]}}]})))
             finish = "tool_calls"
         await resp.write(_sse(chunk({}, finish)))
         if (req.get("stream_options") or {}).get("include_usage"):
-            n_in = sum(len(str(m.get("content", "")).split()) for m in req.get("messages", []))
             usage = {"prompt_tokens": n_in, "completion_tokens": len(tokens), "total_tokens": n_in + len(tokens)}
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
             await resp.write(_sse({**base, "choices": [], "usage": usage}))
         await resp.write(_sse(b"[DONE]"))
         return await _end(resp)
 
-    return [web.post("/v1/chat/completions", completions)]
+    return [web.post("/v1/chat/completions", completions), web.get("/v1/models", models)]
 
 
 async def _end(resp: web.StreamResponse) -> web.StreamResponse:
