@@ -143,9 +143,14 @@ def test_chat_save_queues_the_business_files_notifications_as_a_call_does(tmp_pa
 
     from bot.store import SqlStore
 
+    import re
+
     env = {"DATA_DIR": str(tmp_path), "NOTIFY_TO": "https://hooks.example/owner", "NOTIFY_WEBHOOK_SECRET": "whsec-test-0123456789"}
+    business = tmp_path / "dental.toml"  # the example, with an e-mail target in its [notify]
+    business.write_text(re.sub(r"(?m)^email_to = .*$", 'email_to = ["reception@brightside.example"]',
+                               (EXAMPLES / "dental-practice.toml").read_text(), count=1))
     lines = "I'd like to leave a message about a filling\nAnn Lee 555 123 4567\nyes\n"
-    out = chat("--save", "--business", str(EXAMPLES / "dental-practice.toml"), "--now", "2026-11-24T10:00", stdin=lines, env=env)
+    out = chat("--save", "--business", str(business), "--now", "2026-11-24T10:00", stdin=lines, env=env)
     assert out.returncode == 0, out.stderr
     assert "[saved] message #1, 2 notifications queued" in out.stdout, out.stdout
 
