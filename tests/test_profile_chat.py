@@ -140,10 +140,9 @@ def test_chat_save_queues_the_business_files_notifications_as_a_call_does(tmp_pa
     business file's [notify] (and NOTIFY_TO), keyed by the message's uid, for the
     deliverer to send, as a call's message would be."""
     import asyncio
+    import re
 
     from bot.store import SqlStore
-
-    import re
 
     env = {"DATA_DIR": str(tmp_path), "NOTIFY_TO": "https://hooks.example/owner", "NOTIFY_WEBHOOK_SECRET": "whsec-test-0123456789"}
     business = tmp_path / "dental.toml"  # the example, with an e-mail target in its [notify]
