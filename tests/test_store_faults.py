@@ -246,3 +246,31 @@ async def test_a_hanging_receiver_does_not_hold_up_the_others(tmp_path):
         await st.close()
         await r1.cleanup()
         await r2.cleanup()
+
+
+async def test_time_off_the_clock_does_not_count_against_the_streams_bound():
+    """A source that waits 0.3 s on a side effect inside a stream bounded at 0.1 s between
+    items: off the clock it is not a stall (nested bounds too); on it, it is."""
+    from contextlib import aclosing
+
+    from bot.stall import Stall, off_the_clock
+
+    async def source(off: bool):
+        yield "first"
+        if off:
+            with off_the_clock():
+                await asyncio.sleep(0.3)
+        else:
+            await asyncio.sleep(0.3)
+        yield "after the save"
+
+    async def read(off: bool) -> list[str]:
+        loop = asyncio.get_running_loop()
+        outer = Stall(loop.time() + 0.1, 0.1)
+        inner = Stall(loop.time() + 0.1, 0.1)
+        async with aclosing(outer.over(inner.over(source(off)))) as items:
+            return [x async for x in items]
+
+    assert await read(True) == ["first", "after the save"]
+    with pytest.raises(TimeoutError):
+        await read(False)
