@@ -30,7 +30,7 @@ async def test_a_locked_sqlite_file_during_the_save_is_not_a_misheard_turn(aioht
     holds it 8 s, across the confirmation's save (the LLM budget is 0.5 s). The caller
     still hears the message was passed on, never the fallback; once the lock goes, the
     message is in the store once, with one notice per target."""
-    s = phone_settings(settings, early_turn_ms=300, end_silence_ms=700, message_save_wait_s=0.5,
+    s = phone_settings(settings, early_turn_ms=300, end_silence_ms=700, message_save_wait_s=1.5,  # 3x the LLM budget: off its clock
                        notify_to="https://hooks.example/x", notify_webhook_secret=SECRET)
     tts = ScriptedTTS(ms_per_char=3)
     server, p, app = await serve(aiohttp_server, s, stt=LengthSTT(long=list(FORM)), llm=Receptionist.from_settings(s), tts=tts)
@@ -133,7 +133,7 @@ async def test_failing_delivery_shows_in_health_metrics_and_clears_when_delivere
                 break
             await asyncio.sleep(0.1)
         assert any(p.startswith("notifications failing for") for p in h["problems"]), h
-        assert h["delivery"]["failing"] == 1 and h["delivery"]["failing_for_s"] > 1.0
+        assert h["delivery"]["failing"] == 1 and h["delivery"]["failing_for_s"] >= 1.0
         metrics = await (await client.get("/metrics")).text()
         assert 'phonebot_notifications{state="failing"} 1.0' in metrics
         age = float(metrics.split("\nphonebot_notification_oldest_undelivered_seconds ")[1].split()[0])

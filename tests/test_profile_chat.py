@@ -140,14 +140,15 @@ def test_chat_save_queues_the_business_files_notifications_as_a_call_does(tmp_pa
     business file's [notify] (and NOTIFY_TO), keyed by the message's uid, for the
     deliverer to send, as a call's message would be."""
     import asyncio
+    import re
 
     from bot.store import SqlStore
 
     env = {"DATA_DIR": str(tmp_path), "NOTIFY_TO": "https://hooks.example/owner", "NOTIFY_WEBHOOK_SECRET": "whsec-test-0123456789",
            "SMTP_HOST": "127.0.0.1", "SMTP_FROM": "bot@brightside.example"}
-    business = tmp_path / "dental.toml"  # the example notifies nobody until filled in: fill in its e-mail
-    business.write_text((EXAMPLES / "dental-practice.toml").read_text().replace(
-        'email_to = []                         # e.g. ["reception@example.co.uk"]', 'email_to = ["reception@brightside.example"]'))
+    business = tmp_path / "dental.toml"  # the example, with an e-mail target in its [notify]
+    business.write_text(re.sub(r"(?m)^email_to = .*$", 'email_to = ["reception@brightside.example"]',
+                               (EXAMPLES / "dental-practice.toml").read_text(), count=1))
     lines = "I'd like to leave a message about a filling\nAnn Lee 555 123 4567\nyes\n"
     out = chat("--save", "--business", str(business), "--now", "2026-11-24T10:00", stdin=lines, env=env)
     assert out.returncode == 0, out.stderr

@@ -84,7 +84,7 @@ async def test_two_databases_sending_to_one_receiver_never_repeat_a_key(tmp_path
 
 
 async def test_a_database_from_before_uids_is_migrated_and_its_new_keys_are_unique(db_url, tmp_path):
-    """A database from before the uid step (no uid): the step adds the columns, gives every
+    """A database at the schema version before uids: the step adds the columns, gives every
     old message a uid, and a message saved afterwards gets a key no old one had."""
     notify = NotifyConfig(parse_targets("https://hooks.example/x"))
     st = await SqlStore.open(database_url=db_url, data_dir=tmp_path, notify=notify)
@@ -95,7 +95,6 @@ async def test_a_database_from_before_uids_is_migrated_and_its_new_keys_are_uniq
         for table, cols in schema._UID_COLUMNS.items():
             for col in cols:
                 await conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {col}"))
-        # the version before the uid step (other steps may come before it)
         await conn.execute(schema.schema_version.update().values(version=schema.STEPS.index(schema._step_message_uids)))
     await st.close()
     st = await SqlStore.open(database_url=db_url, data_dir=tmp_path, notify=notify)
@@ -247,3 +246,31 @@ async def test_a_hanging_receiver_does_not_hold_up_the_others(tmp_path):
         await st.close()
         await r1.cleanup()
         await r2.cleanup()
+
+
+async def test_time_off_the_clock_does_not_count_against_the_streams_bound():
+    """A source that waits 0.3 s on a side effect inside a stream bounded at 0.1 s between
+    items: off the clock it is not a stall (nested bounds too); on it, it is."""
+    from contextlib import aclosing
+
+    from bot.stall import Stall, off_the_clock
+
+    async def source(off: bool):
+        yield "first"
+        if off:
+            with off_the_clock():
+                await asyncio.sleep(0.3)
+        else:
+            await asyncio.sleep(0.3)
+        yield "after the save"
+
+    async def read(off: bool) -> list[str]:
+        loop = asyncio.get_running_loop()
+        outer = Stall(loop.time() + 0.1, 0.1)
+        inner = Stall(loop.time() + 0.1, 0.1)
+        async with aclosing(outer.over(inner.over(source(off)))) as items:
+            return [x async for x in items]
+
+    assert await read(True) == ["first", "after the save"]
+    with pytest.raises(TimeoutError):
+        await read(False)
