@@ -102,6 +102,9 @@ async def test_a_server_that_cannot_stream_tool_turns_gets_them_non_streamed(aio
         assert text == "Let me note that. Done, it's passed on." and len(store.saved) == 1
         streamed = [bool(r.json.get("stream")) for r in state.requests]
         assert streamed == [True, False, False]  # the failed stream, the turn again whole, the tool result round
+        if how == "close":  # an empty 200 once may be a glitch: the next turn streams again, the second is believed
+            state.script.insert(0, {"reply": "Noted."})
+            assert (await said(llm, conversation(store, "thanks")))[0] == "Noted." and state.requests[-2].json["stream"]
         text, _ = await said(llm, conversation(store, "when do you open tomorrow?"))
     assert text == "We open at nine tomorrow." and not state.last.json.get("stream")  # remembered: no streamed try
     assert state.last.json["tool_choice"] == "auto"

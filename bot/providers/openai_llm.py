@@ -18,7 +18,7 @@ bot/providers/llm_history.py); a server that still says the context overflowed g
 harder trim and is believed about its size from then on.
 
 What the server cannot do is learned from its answers, per adapter (README, "LLM server"):
-a server that fails a streamed reply with tools (an error naming both, or a 200 that
+a server that fails a streamed reply with tools (an error naming both, or twice a 200 that
 ends with no event at all) gets the turn again non-streamed, and from then on every turn
 with tools non-streamed; one that refuses tools goes on without them, the receptionist
 taking the turns that need an action (a message, a person, an emergency, goodbye); one
@@ -82,7 +82,11 @@ INSTRUCTION_LINES = ("To take a message", "Only state facts")  # system prompt l
 
 
 class _StreamedTools(Exception):
-    """The server cannot stream a reply while tools are offered."""
+    """The server cannot stream a reply while tools are offered (``said``: its error says
+    so; else its stream ended with no event)."""
+
+    def __init__(self, said: bool = True) -> None:
+        self.said = said
 
 
 class _ToolsRefused(Exception):
@@ -133,6 +137,7 @@ class OpenAILLM:
         # what this server has shown it can do (learned from its answers, kept for the process)
         self._use_tools = True  # False once it refuses tools
         self._stream_tools = True  # False once it fails a streamed reply with tools
+        self._silent_stream_failures = 0  # streamed replies with tools that ended with no event
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "stop": list(STOP)}
         self._squeeze = 1.0  # of the context the history may use: lowered when the server counts more tokens than estimated
         self._fallback: Any = None  # the receptionist, for the turns it takes
@@ -220,12 +225,13 @@ class OpenAILLM:
         got_text = False
         terminal: list[Action] = []
         spoken = SpokenText(tool_names=self.tools.tools, instructions=guard)
+        whole: list[bool] = []  # set once this reply's streamed tool round came back empty: its next rounds go whole
         try:
             for _ in range(MAX_TOOL_ROUNDS):
                 rnd = Round()
                 said: list[str] = []
                 handover = False
-                async with contextlib.aclosing(self._complete(self._client, system, history, rnd, reply_by, first_s, conversation.call_id)) as texts:
+                async with contextlib.aclosing(self._complete(self._client, system, history, rnd, reply_by, first_s, conversation.call_id, whole)) as texts:
                     async for text in texts:
                         if text == _REJECTED:
                             handover = self._receptionist().wants_turn(conversation)
@@ -291,7 +297,7 @@ class OpenAILLM:
         return [head, *kept]
 
     async def _complete(self, client: AsyncOpenAI, system: str, history: list[dict], rnd: Round, reply_by: float,
-                        first_s: float, call_sid: str) -> AsyncGenerator[str, None]:
+                        first_s: float, call_sid: str, whole: list[bool]) -> AsyncGenerator[str, None]:
         """One completion's text (its tool calls and finish go into ``rnd``), with the
         server's limits learned on the way: a context overflow is retried trimmed harder,
         a refused streamed-tools reply non-streamed, refused tools without them (then
@@ -303,7 +309,7 @@ class OpenAILLM:
             if self.last_trimmed:
                 log.info("history trimmed to the context", extra=kv(call_sid=call_sid, left_out=self.last_trimmed, context=self._context))
             try:
-                if self._use_tools and not self._stream_tools:
+                if self._use_tools and (not self._stream_tools or whole):
                     text = await self._whole(client, messages, rnd, first_by)
                     if text:
                         yield text
@@ -312,12 +318,15 @@ class OpenAILLM:
                     async for text in self._streamed(client, messages, rnd, first_by, reply_by):
                         yield text
                     return
-                except _StreamedTools:
+                except _StreamedTools as refused:
                     rnd.calls.clear()
                     text = await self._whole(client, messages, rnd, first_by)
-                    self._stream_tools = False
-                    log.warning("llm server cannot stream replies with tools: tool turns go non-streamed from now on",
-                                extra=kv(provider=self.name, model=self._model))
+                    self._silent_stream_failures += not refused.said
+                    whole.append(True)
+                    if refused.said or self._silent_stream_failures >= 2:  # one empty 200 may be a glitch; twice is the server
+                        self._stream_tools = False
+                        log.warning("llm server cannot stream replies with tools: tool turns go non-streamed from now on",
+                                    extra=kv(provider=self.name, model=self._model))
                     if text:
                         yield text
                     return
@@ -370,10 +379,10 @@ class OpenAILLM:
                 raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
             except (httpx.TransportError, openai.APIConnectionError):
                 if self._use_tools and rnd.events == 0:  # a 200 that broke off before any event
-                    raise _StreamedTools from None
+                    raise _StreamedTools(said=False) from None
                 raise
             if self._use_tools and rnd.events == 0:  # a 200 with nothing in it
-                raise _StreamedTools
+                raise _StreamedTools(said=False)
         finally:
             await _quietly(response.aclose())
 
