@@ -197,13 +197,14 @@ class OpenAILLM:
         spoke = False
         # a turn the receptionist would take if the server fails leaves it time to answer within LLM_TIMEOUT
         first_s = self._timeout * TAKEOVER_SHARE if self._takeover and self._receptionist().wants_turn(conversation) else self._timeout
+        acted: list[str] = []  # tools run in this reply (a message saved is not taken twice)
         try:
-            async with contextlib.aclosing(self._reply(conversation, first_s)) as items:
+            async with contextlib.aclosing(self._reply(conversation, first_s, acted)) as items:
                 async for item in items:
                     spoke = spoke or isinstance(item, Action) or bool(item.strip())
                     yield item
         except StageError as err:
-            if spoke or not self._takeover or not self._receptionist().wants_turn(conversation):
+            if spoke or acted or not self._takeover or not self._receptionist().wants_turn(conversation):
                 raise
             log.warning("llm failed: the receptionist takes this turn", extra=kv(call_sid=conversation.call_id, code=err.code))
         else:
@@ -211,7 +212,7 @@ class OpenAILLM:
         async for item in self._receptionist().reply(conversation):
             yield item
 
-    async def _reply(self, conversation: Conversation, first_s: float) -> AsyncGenerator[str | Action, None]:
+    async def _reply(self, conversation: Conversation, first_s: float, acted: list[str]) -> AsyncGenerator[str | Action, None]:
         assert self._client is not None
         loop = asyncio.get_running_loop()
         reply_by = loop.time() + self._reply_s
@@ -264,6 +265,7 @@ class OpenAILLM:
                 history.append({"role": "assistant", "content": "".join(said).strip() or None, "tool_calls": [
                     {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
                 for c in calls:
+                    acted.append(c["name"])
                     result = await self.tools.call(c["name"], c["arguments"], ctx)
                     log.info("tool call", extra=kv(call_sid=conversation.call_id, tool=c["name"], ok=not result.content.startswith(("error", "not", "failed"))))
                     history.append({"role": "tool", "tool_call_id": c["id"], "content": result.content})
