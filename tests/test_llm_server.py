@@ -389,3 +389,37 @@ async def test_chat_speaks_the_sanitised_reply_from_a_junk_emitting_server(aioht
     assert proc.returncode == 0, err.decode()
     assert "bot: We're open until five." in out.decode()
     assert state.last.json["tool_choice"] == "auto"
+
+
+# ------------------------------------------------------------------ a whole call against a llama-like server
+
+
+async def test_a_call_against_a_llama_like_server_takes_the_message_and_speaks_clean_text(aiohttp_server, settings):
+    """Tools need tool_choice, streamed tool turns fail after a 200, the text comes in
+    three-character pieces with entities and template junk: the caller hears clean
+    sentences, the message is saved through the tool, the history sent back is clean."""
+    from bot.providers.openai_llm import OpenAILLM as LLM
+    from tests.test_dialogue_calls import UTTERANCE, LengthSTT, saved
+
+    state = FakeBehaviour(tools_need_choice=True, stream_tools="error_event", token_chars=3, script=[
+        {"reply": "Sure, I can take a message. What&#39;s your name and number?<|im_end|><|im_start|>user\nAnn"},
+        {"reply": "Thanks, Ann. I&#39;ll pass that on.", "tool_calls": [TAKE]},
+        {"reply": "**Done**, your message is with the team. <b>Anything else?</b>"},
+    ])
+    fake = await aiohttp_server(openai_app(state))
+    s = phone_settings(settings, openai_base_url=str(fake.make_url("/v1")), llm_provider="openai", llm_timeout=3.0, early_turn_ms=0)
+    llm = LLM.from_settings(s, profile=PROPERTY, clock=lambda: TUESDAY_3PM)
+    tts = ScriptedTTS(ms_per_char=3)
+    stt = LengthSTT(long=["I'd like to leave a message for the landlord about my boiler",
+                          "Ann Lee, 555 123 4567, the boiler is noisy"])
+    server, _, app = await serve(aiohttp_server, s, stt=stt, llm=llm, tts=tts)
+    report = await simulate_call(url(server), [UTTERANCE] * 2, auth_token=TOKEN, max_wait_s=10, quiet_s=0.5, gap_s=0.2)
+    assert len(report.turns) == 2
+    (message,) = await saved(app)
+    assert (message.name, message.callback_number) == ("Ann Lee", "5551234567")
+    spoken = " ".join(tts.texts)
+    assert "What's your name and number?" in spoken and "Done, your message is with the team." in spoken
+    assert not [j for j in JUNK if j in spoken], spoken
+    history = json.dumps([m for r in state.requests for m in r.messages if m["role"] == "assistant"])
+    assert not [j for j in JUNK if j in history.replace("take_message", "")], history  # the tool call itself is data
+    assert all(r.json["tool_choice"] == "auto" for r in state.requests)
