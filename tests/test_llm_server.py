@@ -220,6 +220,12 @@ async def test_openai_alone_lets_the_receptionist_take_a_message_while_the_serve
     with pytest.raises(StageError) as info:  # a question the receptionist does not want: the turn fails
         await said(llm, conversation(store, "does the building have a gym?"))
     assert info.value.code == "upstream_error"
+    # the model was taking a message when its server went: the receptionist carries on with the caller
+    midway = conversation(store, "I need to leave a message about my rent")
+    midway.add_assistant("Of course. What's your name?")
+    midway.add_user("Bob Stone")
+    text, _ = await said(llm, midway)
+    assert "message" in text.lower()
     in_chain = OpenAILLM(base_url=f"http://127.0.0.1:{closed_port()}/v1", timeout=1.0, profile=PROPERTY, takeover=False)
     with pytest.raises(StageError):  # in a chain the chain's receptionist answers, not a hidden one
         await said(in_chain, conversation(store, "I'd like to leave a message"))

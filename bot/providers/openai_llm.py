@@ -204,7 +204,7 @@ class OpenAILLM:
                     spoke = spoke or isinstance(item, Action) or bool(item.strip())
                     yield item
         except StageError as err:
-            if spoke or acted or not self._takeover or not self._receptionist().wants_turn(conversation):
+            if spoke or acted or not self._takeover or not self._wanted(conversation):
                 raise
             log.warning("llm failed: the receptionist takes this turn", extra=kv(call_sid=conversation.call_id, code=err.code))
         else:
@@ -280,6 +280,16 @@ class OpenAILLM:
             raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise self._map(e) from None
+
+    def _wanted(self, conversation: Conversation) -> bool:
+        """Would the receptionist take this turn, or did the caller ask it something it would
+        have taken earlier in the call (a message the model was still taking when its server
+        failed)?"""
+        r = self._receptionist()
+        if r.wants_turn(conversation):
+            return True
+        earlier = [m for m in conversation.messages[:-1] if m.get("role") == "user"][-6:]
+        return any(r.wants_turn(Conversation(messages=[m])) for m in earlier)
 
     def _receptionist(self):
         if self._fallback is None:
