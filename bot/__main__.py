@@ -8,17 +8,20 @@ a module and one line in ``COMMANDS``.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
-    "call": ("bot.cli_call", "simulate a Twilio call against a running server; prints what the caller heard"),
+    "call": ("bot.cli_call", "simulate a Twilio call against a running server; prints each turn and what the bot said"),
     "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
+    "notify": ("bot.cli_notify", "list who is told of messages and whether each can be reached; --test sends a test to each"),
     "deliver": ("bot.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),
     "say": ("bot.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
     "check": ("bot.cli_check", "check the settings in the environment, without loading any model"),
     "chat": ("bot.cli_chat", "talk to the configured dialogue in text (no speech models)"),
+    "test": ("bot.cli_test", "check scripted caller conversations (SCENARIOS.toml) against the configured dialogue"),
 }
 
 
@@ -39,7 +42,20 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            return _run(sys.argv[1:] if argv is None else argv)
+        finally:  # also when argparse exits after printing --help
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`python -m bot --help | head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again, and exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a process the pipe ended
+
+
+def _run(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

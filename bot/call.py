@@ -31,8 +31,10 @@ from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
 from bot.providers.base import Conversation
 from bot.providers.stt_stream import Failed, Reconnected, STTStream
+from bot.redact import mask_number
 from bot.settings import Settings
-from bot.store.api import Store
+from bot.store.api import NewMessage, Store, TranscriptLine, Transfer
+from bot.store.saver import MessageSaver
 from bot.turn_pipeline import TurnPipeline
 from bot.turns import (
     BargeIn,
@@ -72,6 +74,7 @@ class CallSession(CallActions, TurnPipeline):
         spawn: Callable[[Coroutine], asyncio.Task],
         transfer_number: str | None = None,
         store: Store,
+        saver: MessageSaver | None = None,
         profile: Profile | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -81,6 +84,8 @@ class CallSession(CallActions, TurnPipeline):
         self.transfer_number = settings.transfer_number if transfer_number is None else transfer_number
         self.profile = profile or cached_profile(settings.business_file)
         self.store = store
+        self.saver = saver or MessageSaver(store)  # the app's (it outlives the call); a call's own in tests
+        self._draft: NewMessage | None = None
         self._clock = clock
         self.conversation = Conversation(call_id=call_sid, caller=caller, act=self._act)
         self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
@@ -103,6 +108,10 @@ class CallSession(CallActions, TurnPipeline):
         self.helper_errors = 0  # spawned helpers that failed of a bug (the call went on)
         self.turn_log: list[dict] = []  # per turn: n, wall time, outcome fields (the call record)
         self.first_audio_ms: dict[int, float] = {}  # turn -> end of speech to first reply audio
+        self.transcript: list[TranscriptLine] = []  # what was said, only with STORE_TRANSCRIPTS
+        self._words: tuple[int, str] | None = None  # the live turn's caller words, not yet in the transcript
+        self.transfer: Transfer | None = None  # where the call went (the number masked), for the record
+        self.transfer_purpose = ""  # the dialogue's transfer purpose, until _finish records it
         # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
         # "" until the bot ends it (then the caller hung up, or an error ended it)
         self.ended_by = ""
@@ -122,6 +131,11 @@ class CallSession(CallActions, TurnPipeline):
     @property
     def turn_no(self) -> int:
         return self.c.turn_no
+
+    @property
+    def seconds(self) -> float:
+        """Since the stream started."""
+        return time.monotonic() - self._t_start
 
     @property
     def over(self) -> bool:
@@ -271,6 +285,7 @@ class CallSession(CallActions, TurnPipeline):
         self.barge_ins += 1
         self.metrics.barge_ins.inc()
         heard, self._heard = self._heard, []
+        self._cut_short(self.c.turn_no, heard)
         unheard = len(self._mark_text)
         self._mark_text.clear()  # echoes of dropped audio after the clear are not "heard"
         task, self._turn_task, self._spec = self._turn_task, None, None
@@ -396,6 +411,7 @@ class CallSession(CallActions, TurnPipeline):
         if transfer and number:
             if self.outcome != "emergency":
                 self.outcome = "transferred"
+            self.transfer = Transfer(self.transfer_purpose or ("failures" if by == "failures" else "front_desk"), mask_number(number))
             await self.control.transfer(self.call_sid, number, no_answer_s=self.profile.transfer.no_answer_s)
         else:
             await self.control.hangup(self.call_sid)

@@ -1,7 +1,10 @@
 """The one action path of a call, mixed into ``CallSession``: the receptionist and the
-LLM's tools emit the same ``Action``s and they are carried out here. A message is
-committed (``store.save_message``) when the dialogue asks, which is before its reply says
-the message was passed on, and only once the turn is confirmed (``Conversation.perform``
+LLM's tools emit the same ``Action``s and they are carried out here. A message has one
+global identity (a UUID4 in ``conversation.state``, made at its first detail). While the
+caller gives it, each confirmed turn hands the form as it now stands to the app's
+``MessageSaver`` as a draft (kept even if this process dies). When the dialogue asks, the
+complete message is handed over and waited for (off the LLM's clock, bounded), before the
+reply says it was passed on, and only once the turn is confirmed (``Conversation.perform``
 waits for a speculative turn's gate). Transfer and hang-up run after the caller heard the
 reply. A form the caller left half-way is kept as an incomplete message at the end, on
 both dialogue paths through ``_save_pending``: the receptionist keeps its form in
@@ -12,21 +15,28 @@ transcript (the caller's words from the model's first question for message detai
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
-from bot.language import digits_in, name_in
+from bot.language import name_in, phone_in
 from bot.logs import kv
 from bot.profile import Profile
-from bot.providers.base import Action, Conversation
+from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.redact import mask_number
+from bot.settings import Settings
+from bot.stall import off_the_clock
 from bot.store.api import NewMessage, Store
+from bot.store.saver import MessageSaver
 
 log = logging.getLogger("bot.call")
 
 SAVED_UPTO = "message_saved_upto"  # Conversation.state: the transcript before it is a saved message's
+MESSAGE_UID = "message_uid"  # Conversation.state: the global identity of the message being taken
 # The model is taking a message: it says so, or asks for a name or a number to call back.
 _TAKING = re.compile(
     r"\b(?:(?:take|leave|pass on) (?:a|the|your) message|message for|(?:your|the) (?:full )?name|who(?:'s| is) calling"
@@ -50,7 +60,7 @@ def heard_message(conversation: Conversation) -> dict | None:
     request = [m for m in msgs[:start] if m.get("role") == "user"][-1:]
     said = [str(m.get("content") or "").strip() for m in request + [m for m in msgs[start:] if m.get("role") == "user"]]
     said = [t for t in said if t]
-    numbers = [n for n in map(digits_in, said) if len(n) >= 7]
+    numbers = [n for n, _ in map(phone_in, said) if n]  # 7 to 15 digits: a longer run is never a number
     name = next((n for n in map(name_in, said) if n), "")
     return {"name": name, "callback_number": numbers[-1] if numbers else "", "about": " ".join(said)[:ABOUT_MAX], "urgent": False}
 
@@ -64,9 +74,13 @@ class CallActions:
     _clock: Callable[[], datetime] | None
     transfer_number: str
     store: Store
+    saver: MessageSaver
+    settings: Settings
     conversation: Conversation
     outcome: str
     messages_saved: int
+    transfer_purpose: str
+    _draft: NewMessage | None  # the last draft handed to the saver
 
     async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
         raise NotImplementedError
@@ -80,22 +94,59 @@ class CallActions:
 
     async def _act(self, action: Action) -> bool:
         """A side effect the dialogue needs done before it goes on (Conversation.perform
-        has already waited for the turn to be confirmed): commit a message."""
+        has already waited for the turn to be confirmed): commit a message. The save is
+        the app's (``MessageSaver``): the dialogue waits for it at most
+        MESSAGE_SAVE_WAIT_S, off the LLM's clock, and a save still retrying after that
+        goes on in the background (the message is kept, the caller is not told it was
+        misheard). Only a permanent failure (a full disk) answers False."""
         if action.kind != "take_message" or action.message is None:
             log.warning("unexpected immediate action", extra=kv(call_sid=self.call_sid, action=action.kind))
             return False
+        msg = replace(action.message, uid=self._message_uid())
+        saved = self.saver.save(msg, final=True)
+        msg_id: int | None = None
         try:
-            msg_id = await self.store.save_message(action.message)
-        except Exception as exc:  # noqa: BLE001 - the caller is told it failed; nothing leaks
+            with off_the_clock():
+                msg_id = await asyncio.wait_for(asyncio.shield(saved), self.settings.message_save_wait_s)
+        except TimeoutError:
+            log.warning("message save is slow: kept, still retrying", extra=kv(call_sid=self.call_sid, uid=msg.uid))
+        except Exception as exc:  # noqa: BLE001 - permanent: the caller is told it failed; nothing leaks
             log.error("message not saved", extra=kv(call_sid=self.call_sid, error=type(exc).__name__))
             return False
         self.messages_saved += 1
-        self.conversation.state.pop("pending_message", None)
+        self.conversation.state.pop(PENDING_MESSAGE, None)
+        self.conversation.state.pop(MESSAGE_UID, None)
+        self._draft = None
         self.conversation.state[SAVED_UPTO] = len(self.conversation.messages)
         if self.outcome not in ("emergency", "transferred"):
             self.outcome = "emergency" if action.reason == "emergency" else "message"
-        log.info("message saved", extra=kv(call_sid=self.call_sid, message_id=msg_id, urgent=action.message.urgent))
+        log.info("message saved" if msg_id is not None else "message accepted", extra=kv(
+            call_sid=self.call_sid, message_id=msg_id, uid=msg.uid, urgent=action.message.urgent))
         return True
+
+    def _message_uid(self) -> str:
+        """The uid of the message being taken (``conversation.state``), made at its first detail."""
+        return self.conversation.state.setdefault(MESSAGE_UID, str(uuid.uuid4()))
+
+    def _pending(self) -> NewMessage | None:
+        """What the caller has given of a message not yet taken, as an incomplete message
+        (None before its first detail)."""
+        pending = self.conversation.pending_message() or heard_message(self.conversation)
+        if not pending or not any(pending.get(k) for k in ("name", "callback_number", "about")):
+            return None
+        return NewMessage(
+            call_sid=self.call_sid, caller=self.conversation.caller, name=pending.get("name", ""),
+            callback_number=pending.get("callback_number", ""), about=pending.get("about", ""),
+            urgent=bool(pending.get("urgent")), complete=False, uid=self._message_uid(),
+        )
+
+    def _keep_draft(self) -> None:
+        """After a confirmed turn: the message in progress, as it grew, is saved as a draft
+        (in the background; the store's lease makes a dead process's draft reach the owner)."""
+        draft = self._pending()
+        if draft is not None and draft != self._draft:
+            self._draft = draft
+            self.saver.save(draft, final=False)
 
     async def _carry_out(self, action: Action) -> None:
         """A terminal action, once the caller has heard the reply: transfer or hang up."""
@@ -103,6 +154,7 @@ class CallActions:
             number = action.number or self._front_desk()
             if action.purpose == "emergency":
                 self.outcome = "emergency"
+            self.transfer_purpose = action.purpose or ""
             log.info("transfer", extra=kv(call_sid=self.call_sid, purpose=action.purpose or None, to=mask_number(number)))
             await self._finish(None if number else "goodbye", transfer=bool(number), number=number, by="transfer" if number else "bot")
         else:
@@ -110,15 +162,19 @@ class CallActions:
 
     async def _save_pending(self) -> None:
         """The caller left mid-form: keep what was heard as an incomplete message (the
-        receptionist's form, or what the caller told the LLM)."""
-        pending = self.conversation.pending_message() or heard_message(self.conversation)
-        if not pending or not (pending.get("name") or pending.get("callback_number")):
+        receptionist's form, or what the caller told the LLM), and tell the owner. A form
+        the caller dropped after its draft was kept ends as that draft."""
+        msg = self._pending() or self._draft
+        if msg is None:
             return
-        msg = NewMessage(
-            call_sid=self.call_sid, caller=self.conversation.caller, name=pending.get("name", ""),
-            callback_number=pending.get("callback_number", ""), about=pending.get("about", ""),
-            urgent=bool(pending.get("urgent")), complete=False,
-        )
-        if await self._act(Action("take_message", "caller left mid-form", message=msg)):
-            log.info("incomplete message kept", extra=kv(call_sid=self.call_sid))
-
+        saved = self.saver.save(msg, final=True)
+        try:
+            mid = await asyncio.wait_for(asyncio.shield(saved), self.settings.message_save_wait_s)
+        except TimeoutError:
+            log.warning("incomplete message save is slow: still retrying", extra=kv(call_sid=self.call_sid, uid=msg.uid))
+            return
+        except Exception as exc:  # noqa: BLE001 - logged by the saver too; nothing leaks
+            log.error("incomplete message not saved", extra=kv(call_sid=self.call_sid, error=type(exc).__name__))
+            return
+        self._draft = None
+        log.info("incomplete message kept", extra=kv(call_sid=self.call_sid, message_id=mid, uid=msg.uid))

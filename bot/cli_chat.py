@@ -69,10 +69,14 @@ async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
     from bot.providers.base import Action, Conversation
 
     store = None
-    if save:
-        from bot.store import open_store
+    if save:  # as a call does: the business file's targets too, queued in the same outbox
+        from bot.store import NotifyConfig, open_store
 
-        store = await open_store(settings)
+        notify = NotifyConfig.from_settings(settings, cached_profile(settings.business_file).notify)
+        if any(t.channel == "webhook" for t in notify.targets + notify.urgent_targets) and not settings.notify_webhook_secret:
+            print("configuration error: NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications", file=sys.stderr)
+            return 2
+        store = await open_store(settings, notify)
 
     async def act(action: Action) -> bool:
         m = action.message
@@ -80,7 +84,10 @@ async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
         print(f"[action] take_message name={m.name!r} callback={mask_number(m.callback_number)} about={m.about!r} urgent={m.urgent}"
               + ("" if store else " (not stored; --save stores it)"))
         if store is not None:
-            await store.save_message(m)
+            mid = await store.save_message(m)
+            queued = len((await store.delivery([mid])).get(mid, []))
+            print(f"[saved] message #{mid}, {queued} notification{'' if queued == 1 else 's'} queued"
+                  + (" (the server, or python -m bot deliver, sends them)" if queued else ""), flush=True)
         return True
 
     conv = Conversation(call_id="chat", caller=caller, act=act)
@@ -122,6 +129,8 @@ async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
                 return 0  # the call would end here
     finally:
         await llm.close()
+        if store is not None:
+            await store.close()
 
 
 def _read(interactive: bool) -> str | None:

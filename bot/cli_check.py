@@ -1,8 +1,9 @@
 """python -m bot check: is this configuration going to start? Without loading any model.
 
 Reports every problem at once (bad values, missing keys, an unreadable business
-config, a DATA_DIR that cannot be written, a missing extra) and warns about
-variables that look like the bot's but that it does not read (``DEEPGRAM_APIKEY``).
+config, a DATA_DIR that cannot be written, a missing extra, notification targets the
+settings cannot reach) and warns about variables that look like the bot's but that it
+does not read (``DEEPGRAM_APIKEY``).
 Exit status 0 when the server would start, 1 when it would not.
 """
 
@@ -42,6 +43,8 @@ def main(argv: list[str]) -> int:
         print(f"warning: {w}")
     for e in errors:
         print(f"error: {e}")
+    if env_trial(os.environ):
+        print("note: TRIAL=true: trial mode on this machine (127.0.0.1 unless HOST is set, no Twilio signature checks); not for a real number")
     if errors:
         print(f"{len(errors)} error{'s' if len(errors) > 1 else ''}: the server would not start.")
         return 1
@@ -50,22 +53,40 @@ def main(argv: list[str]) -> int:
 
 
 def check(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for this environment."""
+    """(errors, warnings) for this environment: every problem in one run, the business file's
+    and the data directory's too when other settings are bad."""
     errors = Settings.problems(env)
     warnings = unknown_names(env)
-    if errors:  # the rest needs valid settings
+    profile, business = _business(env.get("BUSINESS_FILE", "").strip())
+    errors += business
+    errors += data_dir_problems(Path(env.get("DATA_DIR", "").strip() or Settings.data_dir))
+    if flag_set_false(env.get("TWILIO_VALIDATE", "")):  # only when the owner set it: trial mode says so itself
+        warnings.append("TWILIO_VALIDATE=false: Twilio signatures are not checked, so anyone who finds the URL can place calls (local trials only)")
+    if Settings.problems(env):  # the rest needs valid settings
         return errors, warnings
     settings = Settings.from_env(env)
-    errors += business_problems(settings)
-    errors += data_dir_problems(settings.data_dir)
     for stage, names in (("stt", settings.stt_provider), ("llm", settings.llm_provider), ("tts", settings.tts_provider)):
         for name in names.split(","):
             module = EXTRAS.get(name)
             if module and importlib.util.find_spec(module) is None:
-                errors.append(f"{stage.upper()}_PROVIDER: {name} needs the 'local' extra (uv run --extra local ...)")
-    if not settings.twilio_validate:
-        warnings.append("TWILIO_VALIDATE=false: anyone can place calls into this bot (local trials only)")
+                errors.append(f"{stage.upper()}_PROVIDER: {name} needs the 'local' extra (pip install 'phonebot[local]', or uv run --extra local ...)")
+    if profile is not None:
+        from bot.store.notify import channel_problems, parse_targets
+
+        n = profile.notify
+        targets = parse_targets(",".join([*filter(None, (n.webhook_url, n.urgent_webhook_url)),
+                                          *(f"mailto:{e}" for e in n.email_to + n.urgent_email_to),
+                                          *(f"sms:{s}" for s in n.sms_to + n.urgent_sms_to)]))
+        errors += channel_problems(targets, settings, "the business file's [notify]")
     return errors, warnings
+
+
+def flag_set_false(raw: str) -> bool:
+    return raw.strip().lower() in ("0", "false", "no", "off")
+
+
+def env_trial(env: Mapping[str, str]) -> bool:
+    return env.get("TRIAL", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def unknown_names(env: Mapping[str, str]) -> list[str]:
@@ -81,15 +102,18 @@ def unknown_names(env: Mapping[str, str]) -> list[str]:
     return out
 
 
-def business_problems(settings: Settings) -> list[str]:
-    """The business file (BUSINESS_FILE), read and checked: every problem (no model involved)."""
+def _business(path: str):
+    """(the profile or None, its problems): the business file (BUSINESS_FILE) read and checked, no model involved."""
     from bot.profile import ProfileError, load_profile
 
     try:
-        load_profile(settings.business_file or None)
+        return load_profile(path or None), []
     except ProfileError as exc:
-        return [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return []
+        head, *items = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        if not items:  # cannot read it, not TOML
+            return None, [head]
+        where = head.rsplit(" has ", 1)[0]  # "BUSINESS_FILE <path>"
+        return None, [f"{where}: {item.removeprefix('- ')}" for item in items]
 
 
 def data_dir_problems(data_dir: Path) -> list[str]:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.settings import Settings, SettingsError
 from bot.store.api import MESSAGE_STATUSES
+from bot.store.sql import SQLITE_NAME
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -46,21 +47,39 @@ def safe(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def as_json(m, tz: ZoneInfo) -> dict:
+def as_json(m, tz: ZoneInfo, delivery: list | None = None) -> dict:
     return {
-        "id": m.id, "status": m.status, "name": m.name, "callback_number": m.callback_number, "about": m.about,
+        "id": m.id, "uid": m.uid, "status": m.status, "name": m.name, "callback_number": m.callback_number, "about": m.about,
         "urgent": m.urgent, "caller": m.caller, "call_sid": m.call_sid,
         "created_at": datetime.fromtimestamp(m.created_at, tz).isoformat(timespec="seconds"),
+        "delivery": [
+            {"channel": d.channel, "target": d.target, "state": d.state, "attempts": d.attempts, "last_error": d.last_error}
+            for d in delivery or []
+        ],
     }
 
 
-def plain(m, tz: ZoneInfo) -> str:
+def plain(m, tz: ZoneInfo, delivery: list | None = None) -> str:
     when = datetime.fromtimestamp(m.created_at, tz).strftime("%Y-%m-%d %H:%M %Z")
     flags = " URGENT" if m.urgent else ""
     return (
         f"#{m.id}  {when}  [{m.status}]{flags}  {safe(m.name) or '-'}  callback {safe(m.callback_number) or '-'}"
         f"  (caller {safe(m.caller) or '-'}, call {safe(m.call_sid)})\n    {safe(m.about) or '-'}"
+        f"\n    delivery: {delivery_line(delivery or [])}"
     )
+
+
+def delivery_line(delivery: list) -> str:
+    """Each notification's channel and state: "webhook delivered, email failing (3 tries: smtp: ...)"."""
+    if not delivery:
+        return "none queued (no targets, or still a draft)"
+    out = []
+    for d in delivery:
+        text = f"{d.channel} {d.state}"
+        if d.state != "delivered" and d.attempts:
+            text += f" ({d.attempts} {'try' if d.attempts == 1 else 'tries'}" + (f": {safe(d.last_error)}" if d.last_error else "") + ")"
+        out.append(text)
+    return ", ".join(out)
 
 
 def main(argv: list[str]) -> int:
@@ -69,7 +88,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON object per line per message")
     ap.add_argument("--since", metavar="WHEN", help="only messages since WHEN: a duration (2h, 30m, 7d) or an ISO date/time")
     ap.add_argument("--status", choices=MESSAGE_STATUSES, help="only messages with this status")
-    ap.add_argument("--tz", metavar="ZONE", help="show times in this IANA zone (default: the TIMEZONE setting, UTC)")
+    ap.add_argument("--tz", metavar="ZONE", help="show times in this IANA zone (default: TIMEZONE, else the business file's zone)")
     args = ap.parse_args(argv)
     try:  # reading messages needs no Twilio credentials
         settings = Settings.from_env({**os.environ, "TWILIO_VALIDATE": "false"})
@@ -85,27 +104,46 @@ def main(argv: list[str]) -> int:
     except argparse.ArgumentTypeError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    try:
-        found = asyncio.run(_read(settings, since, args.status, args.limit))
-    except OSError as exc:
-        print(f"cannot read the message store: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
+    where = store_name(settings)
+    if not settings.database_url and not (settings.data_dir / SQLITE_NAME).exists():
+        # nothing to read: do not create a database just to read it, and say where we looked
+        print(f"error: no message store at {where} (DATA_DIR={settings.data_dir}, from {os.getcwd()}). "
+              "Set DATA_DIR (or DATABASE_URL) to the server's.", file=sys.stderr)
         return 1
+    try:
+        found, delivery = asyncio.run(_read(settings, since, args.status, args.limit))
+    except OSError as exc:
+        print(f"cannot read the message store {where}: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"messages from {where}", file=sys.stderr)
     if not found:
         print("no messages", file=sys.stderr if args.json else sys.stdout)
         return 0
     for m in found:
-        print(json.dumps(as_json(m, tz), ensure_ascii=False) if args.json else plain(m, tz))
+        d = delivery.get(m.id, [])
+        print(json.dumps(as_json(m, tz, d), ensure_ascii=False) if args.json else plain(m, tz, d))
     return 0
+
+
+def store_name(settings: Settings) -> str:
+    """The store this reads, for the owner: SQLite's absolute path, or PostgreSQL's URL without its password."""
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return "PostgreSQL " + make_url(settings.database_url).render_as_string(hide_password=True)
+        except ArgumentError:  # an odd URL still names its kind; open_store reports what is wrong
+            return "PostgreSQL (DATABASE_URL)"
+    return f"SQLite {(settings.data_dir / SQLITE_NAME).resolve()}"
 
 
 async def _read(settings: Settings, since, status, limit):
     from bot.store import open_store
-    from bot.store.sql import SQLITE_NAME
 
-    if not settings.database_url and not (settings.data_dir / SQLITE_NAME).exists():
-        return []  # nothing stored yet: do not create a database just to read it
     store = await open_store(settings)
     try:
-        return await store.messages(since=since, status=status, limit=limit)
+        found = await store.messages(since=since, status=status, limit=limit)
+        return found, await store.delivery([m.id for m in found])
     finally:
         await store.close()

@@ -69,6 +69,27 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        # the outbox, read from the store (the same in every worker: livemax)
+        self.notifications = Gauge(
+            "phonebot_notifications", "Owner notifications in the outbox by state (pending, failing, delivered)", ["state"], registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.oldest_undelivered = Gauge(
+            "phonebot_notification_oldest_undelivered_seconds", "Age of the oldest notification not yet delivered (0: none)", registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.delivery_failing = Gauge(
+            "phonebot_notification_failing_seconds", "How long the longest-failing notification has failed (0: none failing)",
+            registry=r, multiprocess_mode="livemax",
+        )
+
+    def update_delivery(self, d: Any) -> None:
+        """The outbox gauges from a ``bot.store.delivery_state.DeliverySummary``."""
+        for state in ("pending", "failing", "delivered"):
+            self.notifications.labels(state).set(getattr(d, state))
+        self.oldest_undelivered.set(d.oldest_undelivered_s)
+        self.delivery_failing.set(d.failing_for_s)
+
     def observe_stages(self, stages: dict[str, float], providers: dict[str, Any]) -> None:
         """Each stage's latency (``Timings.stages``, ms) under the provider that answered
         it (a failover chain's ``last_used``); ``providers``: stage -> provider."""

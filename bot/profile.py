@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.assets import DEFAULT_BUSINESS_FILE
 from bot.settings import SettingsError
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "examples" / "business" / "property-office.toml"
+DEFAULT_FILE = DEFAULT_BUSINESS_FILE  # bundled: the checkout's examples/business, or inside the wheel
 PURPOSES = ("front_desk", "on_call")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -36,6 +37,7 @@ class Faq:
     question: str
     keywords: tuple[str, ...]
     answer: str
+    examples: tuple[str, ...] = ()  # other ways callers ask it (matched by meaning)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,13 @@ class Emergency:
     keywords: tuple[str, ...] = ()
     say: str = ""
     transfer: str = ""  # a purpose (see Transfer), "" = take an urgent message instead
+    situations: tuple[str, ...] = ()  # what counts as an emergency, described (matched by meaning)
+    # said first for a fire, gas or a danger to life (the loader picks the region's number)
+    danger_say: str = "If anyone is in danger, or there is a fire or a smell of gas, please hang up and call 911 now."
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.keywords or self.situations)
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,7 @@ class Profile:
     transfer: Transfer = Transfer()
     notify: Notify = Notify()
     source: str = ""
+    unit_question: str = ""  # [message] unit_question: the message form also asks this (a unit or address); "" = not asked
 
     @property
     def tz(self) -> ZoneInfo:
@@ -148,7 +158,7 @@ def load_profile(path: str | Path | None = None) -> Profile:
 
 
 def _build(raw: dict[str, Any], errors: list[str], source: str) -> Profile | None:
-    known = {"name", "timezone", "address", "hours", "closures", "faqs", "texts", "emergency", "transfer", "notify"}
+    known = {"name", "timezone", "address", "hours", "closures", "faqs", "texts", "emergency", "transfer", "notify", "message"}
     for key in sorted(set(raw) - known):
         errors.append(f"{key}: unknown key (expected one of {', '.join(sorted(known))})")
     name = _text(raw, "name", errors)
@@ -166,14 +176,16 @@ def _build(raw: dict[str, Any], errors: list[str], source: str) -> Profile | Non
     t = Texts(**{k: _text(texts, k, errors, f"texts.{k}", default=getattr(Texts, k)) for k in ("greeting", "goodbye", "fallback")})
     _unknown(texts, ("greeting", "goodbye", "fallback"), "texts", errors)
     em = _section(raw, "emergency", errors)
-    _unknown(em, ("keywords", "say", "transfer"), "emergency", errors)
+    _unknown(em, ("keywords", "situations", "say", "danger_say", "transfer"), "emergency", errors)
     emergency = Emergency(
         keywords=_strings(em, "keywords", errors, "emergency.keywords"),
         say=_text(em, "say", errors, "emergency.say", default=""),
         transfer=_text(em, "transfer", errors, "emergency.transfer", default=""),
+        situations=_phrases(em, "situations", errors, "emergency.situations"),
+        danger_say=_text(em, "danger_say", errors, "emergency.danger_say", default="") or _danger_line(tzname),
     )
-    if emergency.keywords and not emergency.say:
-        errors.append("emergency.say: required when emergency.keywords is set (what to tell the caller)")
+    if emergency.configured and not emergency.say:
+        errors.append("emergency.say: required when emergency.keywords or emergency.situations is set (what to tell the caller)")
     if emergency.transfer and emergency.transfer not in PURPOSES:
         errors.append(f"emergency.transfer: {emergency.transfer!r} is not a purpose (expected one of {', '.join(PURPOSES)}, or leave it out)")
     tr = _section(raw, "transfer", errors)
@@ -186,11 +198,15 @@ def _build(raw: dict[str, Any], errors: list[str], source: str) -> Profile | Non
     if emergency.transfer and emergency.transfer in PURPOSES and not numbers[emergency.transfer]:
         errors.append(f"emergency.transfer: {emergency.transfer!r} has no number (set transfer.{emergency.transfer})")
     notify = _notify(_section(raw, "notify", errors), errors)
+    message = _section(raw, "message", errors)
+    _unknown(message, ("unit_question",), "message", errors)
+    unit_question = _text(message, "unit_question", errors, "message.unit_question", default="")
     if errors:
         return None
     return Profile(
         name=name, timezone=tzname, hours=hours, address=address, closures=closures, faqs=faqs, texts=t,
         emergency=emergency, transfer=Transfer(no_answer_s=timeout, **numbers), notify=notify, source=source,
+        unit_question=unit_question,
     )
 
 
@@ -224,6 +240,22 @@ def _strings(d: dict, key: str, errors: list[str], label: str) -> tuple[str, ...
         errors.append(f"{label}: expected a list of words or phrases, got {v!r}")
         return ()
     return tuple(x.strip().lower() for x in v)
+
+
+def _phrases(d: dict, key: str, errors: list[str], label: str) -> tuple[str, ...]:
+    """A list of sentences as written (case kept: they are matched by meaning)."""
+    v = d.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        errors.append(f"{label}: expected a list of sentences, got {v!r}")
+        return ()
+    return tuple(" ".join(x.split()) for x in v)
+
+
+def _danger_line(tzname: str) -> str:
+    """What to say first for a fire, gas or a danger to life, by the business's region."""
+    number = "999" if tzname in ("Europe/London", "Europe/Belfast", "Europe/Dublin") else "112" if tzname.startswith("Europe/") \
+        else "000" if tzname.startswith("Australia/") else "911"
+    return f"If anyone is in danger, or there is a fire or a smell of gas, please hang up and call {number} now."
 
 
 def _phone(d: dict, key: str, errors: list[str], label: str) -> str:
@@ -282,7 +314,7 @@ def _closures(v: Any, errors: list[str]) -> dict[date, str]:
 
 def _faqs(v: Any, errors: list[str]) -> tuple[Faq, ...]:
     if not isinstance(v, list):
-        errors.append("faqs: expected a list of [[faqs]] tables with keywords and answer")
+        errors.append("faqs: expected a list of [[faqs]] tables with a question (and examples or keywords) and an answer")
         return ()
     out = []
     for i, item in enumerate(v):
@@ -291,13 +323,14 @@ def _faqs(v: Any, errors: list[str]) -> tuple[Faq, ...]:
             continue
         n = len(errors)
         kws = _strings(item, "keywords", errors, f"faqs[{i}].keywords")
-        if not kws and len(errors) == n:
-            errors.append(f"faqs[{i}].keywords: required (a list of words or phrases callers use)")
         answer = _text(item, "answer", errors, f"faqs[{i}].answer")
         question = _text(item, "question", errors, f"faqs[{i}].question", default="")
-        _unknown(item, ("question", "keywords", "answer"), f"faqs[{i}]", errors)
+        examples = _phrases(item, "examples", errors, f"faqs[{i}].examples")
+        if not (kws or question or examples) and len(errors) == n:
+            errors.append(f"faqs[{i}]: needs a question (or examples, or keywords) to know when to answer it")
+        _unknown(item, ("question", "examples", "keywords", "answer"), f"faqs[{i}]", errors)
         if len(errors) == n:
-            out.append(Faq(question, kws, answer))
+            out.append(Faq(question, kws, answer, examples))
     return tuple(out)
 
 

@@ -33,6 +33,7 @@ def failure_prompt(stage: str) -> str:
 class PromptBank:
     audio: dict[str, bytes] = field(default_factory=dict)  # name -> mu-law 8 kHz
     source: dict[str, str] = field(default_factory=dict)  # name -> "tts:<name>" | "cache" | "missing"
+    text: dict[str, str] = field(default_factory=dict)  # name -> what it says (for stored transcripts)
 
     def get(self, name: str) -> bytes | None:
         return self.audio.get(name)

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.call import CallSession
+from bot.call_registry import CallRegistry
 from bot.control import CallControl
 from bot.logs import kv
 from bot.metrics import Metrics
@@ -27,13 +28,15 @@ from bot.providers.stt_stream import StreamingSTT
 from bot.redact import mask_number
 from bot.settings import Settings
 from bot.store.api import Store
+from bot.store.calls import ended_by, outcome_of
+from bot.store.saver import MessageSaver
 from bot.transport import AudioIn, DtmfIn, MarkIn, StopIn, Transport
 
 log = logging.getLogger("bot.call")
 
 # The live calls (a per-stream key -> CallSession) and the drain flag, shared by the web layer
 # (capacity, busy answers) and the server (drain).
-CALLS = web.AppKey("calls", dict)
+CALLS = web.AppKey("calls", CallRegistry)
 DRAINING = web.AppKey("draining", dict)  # {"on": bool}
 
 Observer = Callable[[str, dict], None]
@@ -51,8 +54,9 @@ class CallEngine:
     prompts: PromptBank
     control: CallControl
     metrics: Metrics
-    calls: dict
+    calls: CallRegistry
     store: Store
+    saver: MessageSaver | None = None  # the app's: message saves outlive the call
     live_stt: StreamingSTT | None = None
     record_start: RecordStart | None = None
     record_end: RecordEnd | None = None
@@ -96,7 +100,7 @@ async def run_call(
             session = CallSession(
                 call_sid=call_sid, stream_sid=transport.stream_sid, caller=transport.caller, settings=engine.settings,
                 orchestrator=engine.orchestrator, prompts=engine.prompts, playout=playout,
-                control=control or engine.control, metrics=metrics, spawn=spawn, store=engine.store,
+                control=control or engine.control, metrics=metrics, spawn=spawn, store=engine.store, saver=engine.saver,
             )
             session.observer = observer
             engine.calls[key] = session
@@ -119,14 +123,14 @@ async def run_call(
             metrics.live_calls.dec()
             await transport.close()
             seconds = time.monotonic() - t0
-            ended_by = "error" if failed else (session.ended_by if session and session.ended_by else "caller")
-            outcome = session.call_outcome(error=failed) if session else "failed"
-            metrics.calls_ended.labels(ended_by, outcome).inc()
+            how = ended_by(session, failed=failed)  # the one answer for the log, the metrics and the record
+            outcome = outcome_of(session, failed=failed)
+            metrics.calls_ended.labels(how, outcome).inc()
             metrics.call_seconds.observe(seconds)
             log.info(
                 "call ended",
                 extra=kv(
-                    **fields, ended_by=ended_by, outcome=outcome, seconds=seconds, turns=session.turn_no if session else 0,
+                    **fields, ended_by=how, outcome=outcome, seconds=seconds, turns=session.turn_no if session else 0,
                     limit=session.end_reason if session else None,
                     barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
                     frames_out=playout.frames_sent, **transport.summary(),

@@ -124,6 +124,8 @@ class Settings:
     # storage, notifications, the owner's console
     database_url: str = ""  # postgresql://...; unset: SQLite in DATA_DIR
     timezone: str = "UTC"  # the business's, for times shown to the owner
+    store_transcripts: bool = False  # keep what each caller and the bot said with the call record
+    transcript_retention_days: int = 30  # stored transcripts older than this are deleted
     notify_to: str = ""  # webhook URLs, mailto:, sms: targets for every message
     notify_urgent_to: str = ""  # also told of urgent messages
     notify_webhook_secret: str = ""
@@ -137,6 +139,10 @@ class Settings:
     notify_retry_base_s: float = 5.0
     notify_retry_cap_s: float = 900.0
     notify_lease_s: float = 60.0
+    notify_send_timeout_s: float = 10.0  # one send (one target), however the others fare
+    notify_alert_after_s: float = 900.0  # /healthz degraded once a notification has failed this long
+    call_lease_s: float = 30.0  # a live call's (and draft message's) lease; renewed every third of it
+    message_save_wait_s: float = 3.0  # how long the caller waits on a slow save before it goes on in the background
 
     # the business profile (TOML); "" = examples/business/property-office.toml
     business_file: str = ""

@@ -60,6 +60,7 @@ class CallReport:
     call_sid: str = ""
     stream_sid: str = ""
     rejected: bool = False
+    unreachable: bool = False  # nothing answered at the URL (no server there): no call took place
     error: str = ""
     greeting_ms: float | None = None
     turns: list[TurnReport] = field(default_factory=list)
@@ -194,7 +195,13 @@ async def simulate_call(
             "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
         }
         headers = {"X-Twilio-Signature": validator.compute_signature(public + "/twilio/voice", params)} if auth_token else {}
-        async with http.post(url + "/twilio/voice", data=params, headers=headers) as r:
+        try:
+            r = await http.post(url + "/twilio/voice", data=params, headers=headers)
+        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:  # refused, no route, no such host; not a URL
+            report.rejected, report.unreachable = True, True
+            report.error = f"nothing answers at {url} ({type(exc).__name__}: {exc})"
+            return report
+        async with r:
             if r.status != 200:
                 report.rejected, report.error = True, f"webhook answered {r.status}"
                 return report

@@ -27,11 +27,31 @@ its consumer, so the bound never outlives it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# The bounds whose streams this task is reading (``Stall.over``), innermost last.
+_READING: ContextVar[tuple[Stall, ...]] = ContextVar("stall_reading", default=())
+
+
+@contextmanager
+def off_the_clock() -> Iterator[None]:
+    """Time spent in this block does not count against the bounds of the streams this task
+    is reading: a source that waits on a side effect it does not control (the dialogue
+    waiting for a message to be saved) is not a stalled source."""
+    held = [s for s in _READING.get() if not s._held]
+    for s in held:
+        s.hold()
+    try:
+        yield
+    finally:
+        for s in held:
+            s.resume()
 
 
 class Stall:
@@ -70,12 +90,19 @@ class Stall:
     async def over(self, items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
         """``items`` under this bound: each item is progress, and the consumer's time
         with it does not count. A bound that ran out raises ``TimeoutError`` here."""
+        outer = _READING.get()
         async with self:
-            async for item in items:
-                self.tick()
-                self.hold()
-                yield item
-                self.resume()
+            _READING.set((*outer, self))
+            try:
+                async for item in items:
+                    self.tick()
+                    self.hold()
+                    _READING.set(outer)  # the consumer reads only the bounds around it
+                    yield item
+                    _READING.set((*outer, self))
+                    self.resume()
+            finally:
+                _READING.set(outer)
 
     def expired(self) -> bool:
         """Did this bound end the block (the ``TimeoutError`` is ours)?"""

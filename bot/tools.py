@@ -151,8 +151,8 @@ def system_prompt(profile: Profile, now: datetime, instructions: str) -> str:
         f"Closed on: {closures}." if closures else "",
         f"Address: {profile.address}",
         f"Common questions:\n{faqs}" if faqs else "",
-        (f"Emergencies ({', '.join(em.keywords)}): say \"{em.say}\" then call transfer_call with purpose \"emergency\"."
-         if em.keywords else ""),
+        (f"Emergencies ({'; '.join(em.situations + em.keywords)}): say \"{em.say}\" then call transfer_call with purpose "
+         f"\"emergency\". For a fire, gas or a danger to life, first say: \"{em.danger_say}\"" if em.configured else ""),
         "To take a message, ask for the caller's name, a callback number (read it back) and what it is about, then call "
         "take_message; only say it was passed on once it succeeds. If the caller asks for a person, call transfer_call with "
         "purpose \"front_desk\". When the caller is done, say goodbye and call end_call.",

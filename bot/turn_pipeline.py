@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 
 from bot import redact
 from bot.errors import StageError
@@ -21,6 +22,7 @@ from bot.playout import Playout
 from bot.prompts import PromptBank, failure_prompt
 from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.settings import Settings
+from bot.store.api import TranscriptLine
 from bot.turns import Decision, TurnController
 from media import mulaw
 
@@ -49,6 +51,8 @@ class TurnPipeline:
     fallbacks: int
     turn_log: list[dict]
     first_audio_ms: dict[int, float]
+    transcript: list[TranscriptLine]
+    _words: tuple[int, str] | None
 
     def notify(self, kind: str, **data) -> None:
         raise NotImplementedError
@@ -63,6 +67,9 @@ class TurnPipeline:
         raise NotImplementedError
 
     async def _carry_out(self, action: Action) -> None:
+        raise NotImplementedError
+
+    def _keep_draft(self) -> None:
         raise NotImplementedError
 
     async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
@@ -88,7 +95,14 @@ class TurnPipeline:
             if gate is not None and not gate.is_set() and snapshot is not None:
                 del self.conversation.messages[snapshot[0] :]
                 self.conversation.state = snapshot[1]
+            elif self._words is not None and self._words[0] == n:  # confirmed, cut before its reply was logged
+                self._said(n, "caller", self._words[1])
             raise
+        finally:
+            if self._words is not None and self._words[0] == n:
+                self._words = None
+            if gate is None or gate.is_set():  # a confirmed turn: the message in progress as it now is
+                self._keep_draft()
 
     async def _turn_body(
         self, n: int, audio: bytes | None, text: str | None, speech_end: float, gate: asyncio.Event | None, stt_ms: float | None
@@ -113,6 +127,7 @@ class TurnPipeline:
                 if gate is not None:  # the controller judges the words before the gate opens
                     self._do(self.c.on_transcript(n, text, time.monotonic()))
             self.conversation.add_user(text)
+            self._words = (n, text)  # for the stored transcript, until the turn logs them
             self.notify("caller", turn=n, text=text)
             if self.settings.log_transcripts:
                 log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(text)))
@@ -144,6 +159,8 @@ class TurnPipeline:
                 await gate.wait()
             quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
             self._log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)
+            self._words = None
+            self._said(n, "caller", text)
             self.metrics.stage_errors.labels(err.stage, err.code).inc()
             self.metrics.turns.labels("failed").inc()
             await self._failed(n, err.stage)
@@ -156,6 +173,9 @@ class TurnPipeline:
             self.metrics.tts_ttfb.observe(timings.stages["tts_first_byte"] / 1000)
         self.metrics.observe_stages(timings.stages, {"stt": self.orch.stt, "llm": self.orch.llm, "tts": self.orch.tts})
         self._log_turn(n, timings, outcome="ok", sentences=len(said), actions=",".join(a.kind for a in actions) or None)
+        self._words = None
+        self._said(n, "caller", text)
+        self._said(n, "bot", " ".join(said))
         if first_mark is not None:
             self._helper(self._measure_mouth_to_ear(*first_mark, speech_end), "mouth-to-ear")
         if last_mark is not None:
@@ -210,6 +230,7 @@ class TurnPipeline:
         audio = self.prompts.get(name)
         if audio:
             self.notify("prompt", name=name)
+            self._said(self.c.turn_no if n is None else n, "bot", self.prompts.text.get(name) or f"[{name}]", prompt=name)
             self.c.bot_speaking()
             mark = mark or name
             self._waiters[mark] = asyncio.get_running_loop().create_future()
@@ -234,6 +255,18 @@ class TurnPipeline:
             log.warning("mark echo missing", extra=kv(call_sid=self.call_sid, mark=mark))
         finally:
             self._waiters.pop(mark, None)
+
+    def _said(self, turn: int, speaker: str, text: str | None, prompt: str | None = None) -> None:
+        """A line of the call's stored transcript (only with STORE_TRANSCRIPTS; never logged)."""
+        if self.settings.store_transcripts and text:
+            self.transcript.append(TranscriptLine(turn, time.time(), speaker, text, prompt))
+
+    def _cut_short(self, n: int, heard: list[str]) -> None:
+        """A barge-in on turn ``n``: its stored reply becomes what the caller heard of it, marked interrupted."""
+        last = self.transcript[-1] if self.transcript else None
+        if last is not None and last.turn == n and last.speaker == "bot" and last.prompt is None and not last.interrupted:
+            self.transcript[-1] = replace(last, text=" ".join(heard), interrupted=True)
+
     def _log_turn(self, n: int, timings: Timings, level: int = logging.INFO, **fields) -> None:
         self.turn_log.append({"n": n, "at": time.time(), **fields})
         log.log(

@@ -12,8 +12,8 @@ from bot.providers import registry
 from bot.providers.registry import Providers
 from bot.providers.stt_stream import StreamingSTT
 from bot.settings import Settings, SettingsError
-from bot.store.notify import NotifyConfig
-from handlers import console, health, metrics, orchestrate, phone, twilio
+from bot.store.notify import NotifyConfig, channel_problems
+from handlers import console, health, landing, metrics, orchestrate, phone, twilio
 from handlers.api_gate import api_gate
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
@@ -77,6 +77,7 @@ def create_app(
     app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
     console.setup(app)
     phone.setup(app)
+    landing.setup(app)
     return app
 
 
@@ -85,8 +86,9 @@ def _notify(settings: Settings) -> NotifyConfig:
     from bot.profile import cached_profile
 
     notify = NotifyConfig.from_settings(settings, cached_profile(settings.business_file).notify)
-    if any(t.channel == "webhook" for t in notify.targets + notify.urgent_targets) and not settings.notify_webhook_secret:
-        raise SettingsError("NOTIFY_WEBHOOK_SECRET is needed to sign webhook notifications (the business file or NOTIFY_TO names a webhook)")
+    problems = channel_problems(notify.targets + notify.urgent_targets, settings, "the business file or NOTIFY_TO")
+    if problems:  # each would be retried for ever and never arrive
+        raise SettingsError("\n".join(problems))
     return notify
 
 

@@ -1,42 +1,49 @@
 """/console: the owner's pages. Server-rendered (Jinja2, autoescaped), no script needed.
 
-Live calls, recent calls with their outcome and a per-turn latency chart, messages
-(filter by status, mark handled, CSV export), providers and circuits. Behind the API
-key through the session cookie of handlers/session_auth.py.
+Live calls, recent calls with their outcome (search by number and outcome), a call's
+page (its transcript turn by turn when stored, each turn's latency as a chart, the
+message it left, where it was transferred), messages (filter by status, mark handled,
+CSV export), providers and circuits. Times are in the business's zone, numbers written
+as the owner dials them (handlers/console_format.py). Behind the API key through the
+session cookie of handlers/session_auth.py.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import time
-from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
 
-from bot.store.api import MESSAGE_STATUSES
+from bot.assets import WEB
+from bot.profile import cached_profile
+from bot.store.api import CALL_OUTCOMES, MESSAGE_STATUSES, CallRecord
+from bot.store.transcripts import LIVE
 from handlers import login_limit
 from handlers.console_chart import latency_svg
+from handlers.console_format import Owner, length, person
 from handlers.health import health_report
 from handlers.session_auth import check_csrf, csrf_token, end_session, issue_session, key_ok, require_session, session_valid
-from handlers.state import CALLS, SETTINGS
+from handlers.state import CALLS, PROMPTS, SETTINGS
 from handlers.storage import STORE
 
-WEB = Path(__file__).resolve().parent.parent / "web"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
-def _when(app, ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, ZoneInfo(app[SETTINGS].timezone)).strftime("%Y-%m-%d %H:%M:%S")
+SEARCH_MAX = 40  # characters of a number search
+
+
+def _owner(app: web.Application) -> Owner:
+    """The business's zone and country (its business file, cached)."""
+    settings = app[SETTINGS]
+    return Owner.of(cached_profile(settings.business_file), settings.transfer_number)
 
 
 def _page(request: web.Request, template: str, **ctx) -> web.Response:
-    ctx.update(when=lambda ts: _when(request.app, ts), csrf=csrf_token(request) if session_valid(request) else "", path=request.path)
+    owner = _owner(request.app)
+    ctx.update(business=cached_profile(request.app[SETTINGS].business_file).name, when=owner.when, phone=owner.phone, person=person, length=length, zone=owner.zone_name,
+               csrf=csrf_token(request) if session_valid(request) else "", path=request.path)
     resp = web.Response(text=_env.get_template(template).render(**ctx), content_type="text/html")
     resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
     resp.headers["Cache-Control"] = "no-store"
@@ -84,24 +91,44 @@ async def calls_page(request: web.Request) -> web.Response:
         issue_session(request, resp)
         raise resp
     require_session(request)
-    now = time.monotonic()
-    live = [
-        {"call_sid": sid, "caller": s.conversation.caller, "state": s.state.name.lower(), "turns": s._turn_no,
-         "seconds": round(now - s._t_start)}
-        for sid, s in request.app[CALLS].items()
-    ]
-    recent = await request.app[STORE].calls(limit=100)
-    return _page(request, "calls.html", live=live, calls=recent)
+    live = request.app[CALLS].snapshot()
+    number, outcome = _call_search(request)
+    recent = await request.app[STORE].find_calls(number=number, outcome=outcome, limit=200)
+    return _page(request, "calls.html", live=live, calls=recent, number=number, outcome=outcome, outcomes=(*CALL_OUTCOMES, LIVE))
+
+
+def _call_search(request: web.Request) -> tuple[str, str | None]:
+    """?number= (any format: its digits are matched) and ?outcome= (one of CALL_OUTCOMES, or live)."""
+    number = request.query.get("number", "").strip()[:SEARCH_MAX]
+    outcome = request.query.get("outcome") or None
+    if outcome is not None and outcome not in (*CALL_OUTCOMES, LIVE):
+        raise web.HTTPBadRequest(text=f"outcome: expected one of {', '.join((*CALL_OUTCOMES, LIVE))}")
+    return number, outcome
+
+
+def _conversation(rec: CallRecord) -> list[dict]:
+    """The transcript grouped by turn, each turn with its record (latency, outcome); turn 0
+    is what the bot said before the caller's first turn (the greeting)."""
+    records = {t.n: t for t in rec.turns}
+    groups: dict[int, dict] = {}
+    for line in rec.transcript:
+        g = groups.setdefault(line.turn, {"n": line.turn, "turn": records.get(line.turn), "lines": []})
+        g["lines"].append(line)
+    return [groups[n] for n in sorted(groups)]
 
 
 async def call_page(request: web.Request) -> web.Response:
     require_session(request)
-    rec = await request.app[STORE].call(request.match_info["sid"])
+    store = request.app[STORE]
+    rec = await store.call(request.match_info["sid"])
     if rec is None:
         raise web.HTTPNotFound(text="no such call")
     lat = [t.latency_ms for t in rec.turns if t.latency_ms is not None]
     summary = {"turns": len(rec.turns), "median": sorted(lat)[len(lat) // 2] if lat else None, "worst": max(lat) if lat else None}
-    return _page(request, "call.html", call=rec, chart=latency_svg(rec.turns), summary=summary)
+    settings = request.app[SETTINGS]
+    return _page(request, "call.html", call=rec, chart=latency_svg(rec.turns), summary=summary, conversation=_conversation(rec),
+                 messages=await store.messages_of_call(rec.call_sid), storing=settings.store_transcripts,
+                 retention_days=settings.transcript_retention_days)
 
 
 def _status_filter(request: web.Request) -> str | None:
@@ -115,7 +142,8 @@ async def messages_page(request: web.Request) -> web.Response:
     require_session(request)
     status = _status_filter(request)
     found = await request.app[STORE].messages(status=status, limit=500)
-    return _page(request, "messages.html", messages=found, status=status, statuses=MESSAGE_STATUSES)
+    delivery = await request.app[STORE].delivery([m.id for m in found])
+    return _page(request, "messages.html", messages=found, status=status, statuses=MESSAGE_STATUSES, delivery=delivery)
 
 
 async def mark_handled(request: web.Request) -> web.Response:
@@ -143,8 +171,9 @@ async def messages_csv(request: web.Request) -> web.Response:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "created_at", "status", "urgent", "name", "callback_number", "about", "caller", "call_sid"])
+    owner = _owner(request.app)
     for m in found:
-        w.writerow([m.id, _when(request.app, m.created_at), m.status, "yes" if m.urgent else "no",
+        w.writerow([m.id, owner.stamp(m.created_at), m.status, "yes" if m.urgent else "no",
                     *(_csv_cell(x) for x in (m.name, m.callback_number, m.about, m.caller, m.call_sid))])
     return web.Response(text=buf.getvalue(), content_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="messages.csv"', "Cache-Control": "no-store"})
@@ -152,7 +181,7 @@ async def messages_csv(request: web.Request) -> web.Response:
 
 async def providers_page(request: web.Request) -> web.Response:
     require_session(request)
-    return _page(request, "providers.html", health=health_report(request.app))
+    return _page(request, "providers.html", health=health_report(request.app), texts=request.app[PROMPTS].text)
 
 
 def setup(app: web.Application) -> None:

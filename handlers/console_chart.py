@@ -1,38 +1,50 @@
 """A call's per-turn latency as an SVG bar chart, drawn on the server (no chart library,
-no script): one bar per turn, failed turns in red, a dashed line at one second."""
+no script): one bar per turn with its value, failed turns in red, the axis in round
+steps (0.5 s, 1 s, 2 s...) and a dashed line at the one-second target, labelled."""
 
 from __future__ import annotations
 
+import math
+
 from markupsafe import Markup, escape
 
-W, H, LEFT, BOTTOM, TOP = 640, 220, 48, 28, 12
+W, H, LEFT, RIGHT, BOTTOM, TOP = 640, 230, 52, 84, 30, 18
+TARGET_MS = 1000.0
+STEPS_MS = (500, 1000, 2000, 5000, 10000, 20000, 30000, 60000)
 
 
-def _nice_max(v: float) -> float:
-    for step in (500, 1000, 1500, 2000, 3000, 5000, 10000, 20000, 60000):
-        if v <= step:
-            return float(step)
-    return v
+def axis(max_ms: float, ticks: int = 6) -> tuple[float, float]:
+    """(top, step) in ms: the smallest round step that covers ``max_ms`` (and the target,
+    with room above it) in at most ``ticks`` steps."""
+    want = max(max_ms, TARGET_MS) * 1.08
+    step = next((float(s) for s in STEPS_MS if want / s <= ticks), float(STEPS_MS[-1]))
+    return math.ceil(want / step) * step, step
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:g} s"
 
 
 def latency_svg(turns) -> Markup:
     if not turns:
-        return Markup('<p class="muted">No turns: the caller did not speak.</p>')
+        return Markup('<p class="empty">No turns: the caller did not speak.</p>')
     values = [t.latency_ms or 0.0 for t in turns]
-    top = _nice_max(max(max(values), 1000.0))
-    plot_h, plot_w = H - BOTTOM - TOP, W - LEFT - 10
+    top, step = axis(max(values))
+    plot_h, plot_w = H - BOTTOM - TOP, W - LEFT - RIGHT
     slot = plot_w / len(turns)
-    bar = max(4.0, min(48.0, slot * 0.6))
+    bar = max(4.0, min(44.0, slot * 0.6))
 
     def y(ms: float) -> float:
         return TOP + plot_h * (1 - ms / top)
 
     parts = [f'<svg class="chart" role="img" aria-label="Latency per turn" viewBox="0 0 {W} {H}" width="{W}" height="{H}" xmlns="http://www.w3.org/2000/svg">']
-    for i in range(5):
-        ms = top * i / 4
-        parts.append(f'<line x1="{LEFT}" x2="{W - 10}" y1="{y(ms):.1f}" y2="{y(ms):.1f}" class="grid"/>'
-                     f'<text x="{LEFT - 6}" y="{y(ms) + 4:.1f}" class="axis" text-anchor="end">{ms / 1000:g}s</text>')
-    parts.append(f'<line x1="{LEFT}" x2="{W - 10}" y1="{y(1000):.1f}" y2="{y(1000):.1f}" class="target"/>')
+    for i in range(round(top / step) + 1):
+        ms = step * i
+        parts.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(ms):.1f}" y2="{y(ms):.1f}" class="grid"/>'
+                     f'<text x="{LEFT - 6}" y="{y(ms) + 4:.1f}" class="axis" text-anchor="end">{_seconds(ms)}</text>')
+    parts.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(TARGET_MS):.1f}" y2="{y(TARGET_MS):.1f}" class="target"/>'
+                 f'<text x="{W - RIGHT + 6}" y="{y(TARGET_MS) + 4:.1f}" class="target-label">1 s target</text>')
+    small = len(turns) > 16  # too narrow for a value on every bar
     for i, (t, v) in enumerate(zip(turns, values, strict=True)):
         x = LEFT + slot * i + (slot - bar) / 2
         failed = t.outcome != "ok"
@@ -43,5 +55,8 @@ def latency_svg(turns) -> Markup:
             f"<title>{escape(label)}</title></rect>"
             f'<text x="{x + bar / 2:.1f}" y="{H - 10}" class="axis" text-anchor="middle">{t.n}</text>'
         )
+        if not small:
+            value = f"{v:.0f} ms" if t.latency_ms is not None else ("failed" if failed else "-")
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{TOP + plot_h - h - 4:.1f}" class="value{" failed" if failed else ""}" text-anchor="middle">{value}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -22,6 +22,7 @@ from bot.providers.llm_probe import ServerProbe
 from handlers.api_gate import api_status
 from handlers.startup import STARTUP
 from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.storage import DELIVERY
 
 try:
     VERSION = version("phonebot")
@@ -85,6 +86,7 @@ def health_report(app: web.Application) -> dict:
         problems.append("TRIAL MODE: no Twilio signature or API key checks; for this machine only")
     if not settings.twilio_validate:
         problems.append("twilio signature validation is OFF")
+    delivery = _delivery(app, problems)
     edge = app.get(EDGE)
     return {
         "status": "degraded" if problems else "ok",
@@ -96,7 +98,26 @@ def health_report(app: web.Application) -> dict:
         "signature_validation": settings.twilio_validate,
         "api": api_status(settings),
         "connections": edge.snapshot() if edge is not None else None,
+        "delivery": delivery,
         "problems": problems,
+    }
+
+
+def _delivery(app: web.Application, problems: list[str]) -> dict | None:
+    """The outbox as the store upkeep last read it (handlers/storage.py). A notification
+    failing for longer than NOTIFY_ALERT_AFTER_S degrades the service: the owner is
+    not being told."""
+    view = app.get(DELIVERY)
+    if view is None:
+        return None
+    d = view.summary
+    after = app[SETTINGS].notify_alert_after_s
+    if d.failing and d.failing_for_s > after:
+        problems.append(f"notifications failing for {d.failing_for_s:.0f} s (over NOTIFY_ALERT_AFTER_S={after:g}): {d.failing} undelivered")
+    return {
+        "pending": d.pending, "failing": d.failing, "delivered": d.delivered,
+        "oldest_undelivered_s": round(d.oldest_undelivered_s, 1), "failing_for_s": round(d.failing_for_s, 1),
+        "checked_at": view.checked_at,
     }
 
 

@@ -23,10 +23,10 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.assets import WEB
 from bot.control import StreamEndControl
 from bot.logs import kv
 from bot.metrics import Metrics
@@ -40,7 +40,6 @@ from media import mulaw
 
 log = logging.getLogger("handlers.phone")
 
-WEB = Path(__file__).resolve().parents[1] / "web"
 FRAME = 160  # 20 ms at 8 kHz
 MAX_AUDIO_MS = 200  # longest audio message accepted (the page's worklet sends 20 ms)
 MAX_AUDIO_BYTES = MAX_AUDIO_MS * 8 * 2

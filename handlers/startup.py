@@ -108,6 +108,7 @@ async def _prompts(app: web.Application, state: Startup, texts: dict[str, str], 
             bank.audio.update(extra.audio)
             bank.source.update({n: s for n, s in extra.source.items() if n in extra.audio})
     app[PROMPTS].audio.update(bank.audio)
+    app[PROMPTS].text.update(texts)
     app[PROMPTS].source.update(bank.source)
     log.info("prompts ready", extra=kv(**app[PROMPTS].status()))
 

@@ -36,7 +36,7 @@ LIVE_STT: web.AppKey[StreamingSTT | None] = web.AppKey("live_stt")  # None: turn
 def call_engine(app: web.Application) -> CallEngine:
     """What one call needs from the app (the transport adapters build it for each call and
     pass it to run_call), including its call record in the store (handlers/storage.py)."""
-    from handlers.storage import STORE, record_end, record_start
+    from handlers.storage import SAVER, STORE, record_end, record_start
 
     start: asyncio.Task[None] | None = None  # this call's record start, being written (an engine is built per call)
 
@@ -45,10 +45,10 @@ def call_engine(app: web.Application) -> CallEngine:
         start = record_start(app, call_sid=t.call_sid, stream_sid=t.stream_sid, caller=t.caller)
 
     async def ended(t, session, failed: bool) -> None:
-        await record_end(app, session, call_sid=t.call_sid, failed=failed, draining=app[DRAINING].get("on", False), after=start)
+        await record_end(app, session, call_sid=t.call_sid, failed=failed, after=start)
 
     return CallEngine(
         settings=app[SETTINGS], orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], control=app[CONTROL],
-        metrics=app[METRICS], calls=app[CALLS], store=app[STORE], live_stt=app[LIVE_STT],
+        metrics=app[METRICS], calls=app[CALLS], store=app[STORE], saver=app[SAVER], live_stt=app[LIVE_STT],
         record_start=started, record_end=ended,
     )

@@ -1,7 +1,8 @@
 """The store and the outbox deliverer as an app resource (cleanup_ctx).
 
 The store opens (and migrates) before the server takes calls and closes after the
-last call is recorded; the deliverer runs beside it for the server's whole life.
+last call is recorded; the deliverer and the transcript sweep run beside it for the
+server's whole life.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -17,17 +19,29 @@ from sqlalchemy import exc as sa_exc
 
 from bot.logs import kv
 from bot.store import open_store
-from bot.store.api import Store
 from bot.store.calls import FinishedCall, ended_by, outcome_of, turn_records
 from bot.store.deliver import Deliverer
+from bot.store.delivery_state import DeliverySummary
+from bot.store.leases import heartbeat, reap
 from bot.store.notify import NotifyConfig
-from handlers.state import SETTINGS
+from bot.store.saver import MessageSaver
+from bot.store.sql import SqlStore
+from bot.store.transcripts import TranscriptSweeper
+from handlers.state import METRICS, SETTINGS
 
 log = logging.getLogger("handlers.storage")
 
-STORE: web.AppKey[Store] = web.AppKey("store")  # a bot.store.SqlStore
+
+@dataclass
+class DeliveryView:
+    summary: DeliverySummary = field(default_factory=DeliverySummary)
+    checked_at: float | None = None  # unix seconds; None: not read yet
+
+STORE: web.AppKey[SqlStore] = web.AppKey("store")
 NOTIFY = web.AppKey("notify", NotifyConfig)  # who is told; the business profile maps to it
 PENDING: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("pending_records")  # call-record writes still running
+SAVER = web.AppKey("saver", MessageSaver)  # message saves: retried, they outlive the call
+DELIVERY = web.AppKey("delivery", DeliveryView)  # the outbox in sum, refreshed by _keep (for /healthz)
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -39,16 +53,44 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError(f"cannot open the message store ({where}): {type(exc).__name__}: {str(exc)[:200]}") from None
     app[STORE] = store
     app[PENDING] = set()
+    app[SAVER] = MessageSaver(store)
+    app[DELIVERY] = DeliveryView()
     log.info("store ready", extra=kv(backend=store.dialect, targets=len(app[NOTIFY].targets), urgent_targets=len(app[NOTIFY].urgent_targets)))
     told = app[NOTIFY].targets or app[NOTIFY].urgent_targets
     # this process's own saves and retries wake the deliverer when due; the poll finds rows
     # another instance left (slower still with no targets here: an earlier configuration's)
     deliverer = Deliverer(store, settings, poll_s=5.0 if told else 30.0)
     task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
+    # stored transcripts past TRANSCRIPT_RETENTION_DAYS go, even once STORE_TRANSCRIPTS is off again
+    sweep = asyncio.get_running_loop().create_task(TranscriptSweeper(store, settings.transcript_retention_days).run(), name="transcript-sweep")
+    keeper = asyncio.get_running_loop().create_task(_keep(app, store), name="store-keeper")
     yield
+    keeper.cancel()
+    await app[SAVER].close(timeout=10.0)
     task.cancel()
-    await asyncio.wait({task, *app[PENDING]}, timeout=5.0)
+    sweep.cancel()
+    await asyncio.wait({task, keeper, sweep, *app[PENDING]}, timeout=5.0)
     await store.close()
+
+
+async def _keep(app: web.Application, store: SqlStore) -> None:
+    """Every third of CALL_LEASE_S (at most 15 s), from start-up: renew this process's
+    leases, close what dead processes left (bot/store/leases.py), and read the outbox's
+    state for /healthz and /metrics. A database error is logged and tried next time."""
+    every = min(15.0, store.lease_s / 3)
+    while True:
+        for step, work in (("heartbeat", heartbeat), ("reap", reap)):
+            try:
+                await work(store)
+            except Exception as exc:
+                log.error("store upkeep failed", extra=kv(step=step, error=type(exc).__name__))
+        try:
+            view = app[DELIVERY]
+            view.summary, view.checked_at = await store.delivery_summary(), time.time()
+            app[METRICS].update_delivery(view.summary)
+        except Exception as exc:
+            log.error("store upkeep failed", extra=kv(step="delivery", error=type(exc).__name__))
+        await asyncio.sleep(every)
 
 
 def record_start(app: web.Application, *, call_sid: str, stream_sid: str, caller: str) -> asyncio.Task[None]:
@@ -74,19 +116,17 @@ async def _record_start(app: web.Application, *, call_sid: str, stream_sid: str,
 
 
 async def record_end(
-    app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool,
-    after: asyncio.Task[None] | None = None,
+    app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, after: asyncio.Task[None] | None = None,
 ) -> None:
     """The call record's end, once its start (``after``) is written. It runs as its own
     task (awaited through a shield): the handler is often being cancelled as the
     caller's socket goes, and the record must still be written; the store waits for
     such writes before it closes."""
-    await asyncio.shield(_pending(app, _record_end(app, session, call_sid=call_sid, failed=failed, draining=draining, after=after)))
+    await asyncio.shield(_pending(app, _record_end(app, session, call_sid=call_sid, failed=failed, after=after)))
 
 
 async def _record_end(
-    app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, draining: bool,
-    after: asyncio.Task[None] | None,
+    app: web.Application, session: FinishedCall | None, *, call_sid: str, failed: bool, after: asyncio.Task[None] | None,
 ) -> None:
     if after is not None:
         await asyncio.wait({after})  # its own failure is logged there
@@ -94,7 +134,8 @@ async def _record_end(
     try:
         await app[STORE].call_ended(
             call_sid=call_sid, ended_at=time.time(), outcome=outcome,
-            ended_by=ended_by(session, failed=failed, draining=draining), turns=turn_records(session) if session else [],
+            ended_by=ended_by(session, failed=failed), turns=turn_records(session) if session else [],
+            transcript=session.transcript if session else (), transfer=session.transfer if session else None,
         )
     except Exception as exc:
         log.error("call record not ended", extra=kv(call_sid=call_sid, outcome=outcome, error=type(exc).__name__))

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from bot.call_registry import CallRegistry
 from bot.control import StreamEndControl, TwilioRestControl
 from bot.logs import kv
 from bot.media_stream import SID_CALL, valid_caller
@@ -133,7 +134,7 @@ async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
-    app[CALLS] = {}  # internal stream id -> CallSession
+    app[CALLS] = CallRegistry()  # internal stream id -> CallSession
     app[ADMISSION] = StreamAdmission.for_settings(app[SETTINGS])
     app[DRAINING] = {"on": False}
     app.cleanup_ctx.append(_control_ctx)

@@ -88,3 +88,38 @@ async def test_the_reply_is_transcribed_with_the_embedded_stt(aiohttp_server, se
     assert rc == 0, out
     reply = next(line for line in out.splitlines() if "bot (reply 1" in line).lower()
     assert "open" in reply and ("nine" in reply or "9" in reply), out
+
+
+async def test_the_report_shows_the_servers_own_words_and_labels_the_audio_check(aiohttp_server, settings, capsys, tmp_path, monkeypatch):
+    """What the bot said comes from the server's call record (the store it shares through DATA_DIR);
+    the re-transcription is only an audio check, labelled as such."""
+    from bot.settings import Settings
+
+    stores_transcripts = "store_transcripts" in Settings.__dataclass_fields__  # stored transcripts (issue 22 item 11)
+    extra = {"store_transcripts": True} if stores_transcripts else {}
+    p = Providers(stt=ScriptedSTT(text="what time do you open"), llm=ScriptedLLM(text="We open at nine tomorrow."), tts=ScriptedTTS())
+    s = phone_settings(settings, **extra)
+    server = await aiohttp_server(create_app(s, providers=p, embedded_prompt_fallback=False))
+    monkeypatch.setenv("DATA_DIR", str(s.data_dir))
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    argv = [str(OPEN), "--url", url(server), "--out", str(tmp_path / "heard.wav"), "--no-transcribe"]
+    rc = await asyncio.to_thread(main, argv)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    if stores_transcripts:
+        assert "what the bot said (the server's call record):" in out and '"We open at nine tomorrow."' in out, out
+    else:
+        assert "what the bot said: (the server stores no transcripts" in out, out
+    assert "audio check: what the caller heard, re-transcribed" in out
+    assert out.index("what the bot said") < out.index("audio check")
+
+
+def test_the_report_says_where_it_looked_when_there_is_no_store(tmp_path, monkeypatch):
+    from bot.cli_call import said_text
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    text = said_text("CA" + "0" * 32, wait_s=0)
+    assert "no call records at" in text and str(tmp_path / "elsewhere") in text
+    assert not (tmp_path / "elsewhere").exists()  # reading creates nothing

@@ -127,4 +127,5 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     assert sessions and sessions[0].outcome == "message" and sessions[0].messages_saved == 1
     # one "message saved" line: ids only, never the message's content
     (line,) = [r for r in caplog.records if r.getMessage() == "message saved"]
-    assert set(line.fields) == {"call_sid", "message_id", "urgent"} and line.fields["message_id"] == m.id
+    assert set(line.fields) == {"call_sid", "message_id", "uid", "urgent"} and line.fields["message_id"] == m.id
+    assert line.fields["uid"] == m.uid and len(m.uid) == 36  # the global identity, made at the first detail

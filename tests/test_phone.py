@@ -16,7 +16,7 @@ import pytest
 
 from bot.providers.registry import Providers
 from handlers.app import create_app, prompt_texts
-from handlers.state import CALLS, METRICS
+from handlers.state import CALLS, METRICS, SETTINGS
 from media import wav
 from tests.conftest import caller_wav
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
@@ -136,6 +136,8 @@ async def test_busy_when_at_capacity(aiohttp_client, settings):
 # ---------------------------------------------------------------- real Chromium
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 QUESTION = "What time do you open on Monday?"  # Monday: the same answer any day the test runs
 
 
@@ -171,8 +173,8 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
     async with playwright.async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, headless=True,
-            args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"],
+            args=[*BROWSER_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={mic}"],
         )
         try:
             page = await browser.new_page()
@@ -182,6 +184,7 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
             caller = '#transcript .line[data-role="caller"]'
             await page.wait_for_selector(bot, timeout=20_000)
             assert await page.locator(bot).first.text_content() == prompt_texts(s)["greeting"]  # the page greets
+            await page.wait_for_function("document.querySelector('#state').textContent.startsWith('in call')", timeout=2_000)
             await page.wait_for_selector(caller, timeout=30_000)
             heard = (await page.locator(caller).first.text_content()).lower()
             assert "monday" in heard, heard
@@ -200,5 +203,56 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
             )
             await page.click("#hangup")
             await page.wait_for_function("document.body.dataset.state === 'ended'", timeout=10_000)
+        finally:
+            await browser.close()
+
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs the system chromium (apt-get install chromium)")
+async def test_the_page_idle_then_in_a_call(aiohttp_server, settings, tmp_path):
+    """The page as a caller first sees it: what to do, a 3x4 keypad that is off while idle;
+    then a call (Chromium's fake microphone, scripted providers): "connecting" gives way to
+    "in call" once the greeting shows, and the keypad works. PHONE_SCREENSHOTS=docs/screenshots
+    refreshes the committed screenshots."""
+    playwright = pytest.importorskip("playwright.async_api")
+    app, _ = phone_app(settings)
+    server = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    said = wav.read(caller_wav("open_tomorrow_joe.wav"))  # the microphone: quiet, a question, quiet (looped)
+    mic = tmp_path / "mic.wav"
+    mic.write_bytes(wav.write_pcm16(b"\x00\x00" * said.rate * 3 + said.pcm16 + b"\x00\x00" * said.rate * 8, said.rate))
+    shots = Path(os.environ.get("PHONE_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    async with playwright.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=[*BROWSER_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                                 f"--use-file-for-fake-audio-capture={mic}"])
+        try:
+            page = await browser.new_page(viewport={"width": 1000, "height": 640})
+            await page.goto(f"{base}/phone?key={KEY}")
+            keys = page.locator("#keypad button")
+            assert [await k.text_content() for k in await keys.all()] == list("123456789*0#")
+            assert all([await k.is_disabled() for k in await keys.all()])  # idle: nothing to dial into
+            boxes = [await k.bounding_box() for k in await keys.all()]
+            rows = sorted({round(b["y"]) for b in boxes})
+            cols = sorted({round(b["x"]) for b in boxes})
+            assert len(rows) == 4 and len(cols) == 3  # a 3x4 grid, not one wrapping row
+            assert await page.locator("#state").text_content() == "idle"
+            assert "press Call" in await page.locator("#how").inner_text()
+            assert await page.locator("#hangup").is_disabled() and not await page.locator("#call").is_disabled()
+            await page.screenshot(path=str(shots / "phone-idle.png"))
+
+            await page.click("#call")
+            bot = '#transcript .line[data-role="bot"]'
+            await page.wait_for_selector(bot, timeout=10_000)
+            assert await page.locator(bot).first.text_content() == prompt_texts(app[SETTINGS])["greeting"]
+            await page.wait_for_function("document.querySelector('#state').textContent.startsWith('in call')", timeout=2_000)
+            assert not any([await k.is_disabled() for k in await keys.all()])
+            await page.wait_for_selector('#transcript .line[data-role="bot"][data-latency]', timeout=20_000)
+            await page.screenshot(path=str(shots / "phone-in-call.png"))
+            await page.click("#hangup")
+            await page.wait_for_function("document.body.dataset.call === 'ended'", timeout=10_000)
+            assert await page.locator("#state").text_content() == "call ended"
+            assert all([await k.is_disabled() for k in await keys.all()])
         finally:
             await browser.close()

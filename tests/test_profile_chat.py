@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.profile import ProfileError, load_profile, prompt_texts_from
+from bot.profile import Notify, ProfileError, load_profile, prompt_texts_from
 from bot.settings import Settings, SettingsError
 from handlers.app import prompt_texts
 from tests.test_receptionist import EXAMPLES, REPO_ROOT
@@ -81,7 +81,7 @@ def test_examples_load_and_answer_transfer_purposes():
     assert office.transfer_number("front_desk", at_2am) == ""
     assert office.transfer_number("front_desk", datetime(2026, 11, 24, 15, 0, tzinfo=UTC)) == office.transfer.front_desk
     christmas = datetime(2026, 12, 25, 15, 0, tzinfo=UTC)
-    assert not office.is_open(christmas) and office.notify.urgent_sms_to == ("+15550100199",)
+    assert not office.is_open(christmas) and office.notify == Notify()  # the bundled file notifies nobody until the owner fills it in
 
 
 def test_prompts_come_from_the_profile_and_text_variables_still_override(tmp_path):
@@ -114,9 +114,10 @@ def test_chat_answers_tomorrows_hours_from_the_business_file():
 
 
 def test_chat_takes_a_message_prints_actions_and_loads_no_speech_models(tmp_path):
+    # the sentence encoder (onnxruntime) is loaded on purpose: chat reads callers as a call does
     code = (
         "import sys; from bot import cli_chat; rc = cli_chat.main(['--business', sys.argv[1], '--now', '2026-11-24T10:00']);"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in ('faster_whisper', 'piper', 'ctranslate2', 'onnxruntime')"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('faster_whisper', 'piper', 'ctranslate2')"
         " or m in ('bot.providers.whisper', 'bot.providers.piper')]; print('HEAVY', heavy); sys.exit(rc)"
     )
     lines = "I'd like to leave a message about a filling\nAnn Lee 555 123 4567\nyes\nthat's all, bye\n"
@@ -132,3 +133,30 @@ def test_chat_with_a_bad_business_file_exits_2(tmp_path):
     path.write_text(BAD)
     out = chat("--business", str(path), stdin="hello\n")
     assert out.returncode == 2 and "14 problem(s)" in out.stderr
+
+
+def test_chat_save_queues_the_business_files_notifications_as_a_call_does(tmp_path):
+    """--save: the message in DATA_DIR's store, and one outbox row per target of the
+    business file's [notify] (and NOTIFY_TO), keyed by the message's uid, for the
+    deliverer to send, as a call's message would be."""
+    import asyncio
+
+    from bot.store import SqlStore
+
+    env = {"DATA_DIR": str(tmp_path), "NOTIFY_TO": "https://hooks.example/owner", "NOTIFY_WEBHOOK_SECRET": "whsec-test-0123456789"}
+    lines = "I'd like to leave a message about a filling\nAnn Lee 555 123 4567\nyes\n"
+    out = chat("--save", "--business", str(EXAMPLES / "dental-practice.toml"), "--now", "2026-11-24T10:00", stdin=lines, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "[saved] message #1, 2 notifications queued" in out.stdout, out.stdout
+
+    async def read():
+        st = await SqlStore.open(data_dir=tmp_path)
+        try:
+            return await st.messages(), await st.outbox_state()
+        finally:
+            await st.close()
+
+    (m,), rows = asyncio.run(read())
+    assert (m.name, m.callback_number, m.status) == ("Ann Lee", "5551234567", "new")
+    assert sorted((r["channel"], r["target"]) for r in rows) == [("email", "reception@brightside.example"), ("webhook", "https://hooks.example/owner")]
+    assert all(m.uid in r["idem_key"] and r["delivered_at"] is None for r in rows)

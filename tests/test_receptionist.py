@@ -153,12 +153,12 @@ async def test_message_form_is_committed_before_it_is_said(settings):
     store = MemoryStore()
     conv = conversation(store, call_id="CA42", caller="+15551234567")
     r = desk(settings)
-    reply, _ = await say(r, conv, "Hi, I'd like to leave a message for the billing department.")
+    reply, _ = await say(r, conv, "Hi, I'd like to leave a message for the billing department about my last invoice.")
     assert "name" in reply and conv.pending_message() is not None
     reply, _ = await say(r, conv, "My name is Sarah Johnson and my number is five five five, two one three, four four six seven.")
     assert "Sarah Johnson" in reply and "five five five, two one three, four four six seven" in reply
     assert conv.pending_message() == {"name": "Sarah Johnson", "callback_number": "5552134467",
-                                      "about": "Hi, I'd like to leave a message for the billing department.", "urgent": False}
+                                      "about": "for the billing department about my last invoice", "urgent": False}
     assert store.saved == []
     reply, _ = await say(r, conv, "Yes.")
     assert "passed your message on" in reply
@@ -188,9 +188,10 @@ async def test_message_form_uses_the_calling_number_and_corrections(settings):
     r = desk(settings)
     await say(r, conv, "I'd like to leave a message")
     assert "name" in (await say(r, conv, "The boiler makes a noise"))[0]
-    assert "this number" in (await say(r, conv, "Tom"))[0]
-    assert "four one five, five five five, zero one four two" in (await say(r, conv, "this number please"))[0]
-    await say(r, conv, "no")
+    assert "the number you're calling from, ending zero one four two" in (await say(r, conv, "Tom"))[0]
+    assert "four one five, five five five, zero one four two" in (await say(r, conv, "yes please"))[0]
+    assert "change" in (await say(r, conv, "no"))[0]
+    await say(r, conv, "the number")
     await say(r, conv, "555 867 5309")
     assert "passed your message on" in (await say(r, conv, "yes that's right"))[0]
     (m,) = store.saved

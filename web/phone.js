@@ -4,9 +4,28 @@ const $ = (sel) => document.querySelector(sel);
 let ws = null, ctx = null, micStream = null, player = null;
 const latencies = {}; // turn -> ms, until that turn's bot line exists
 
+// Two things the page shows: the call (idle, connecting, in-call, ended: body[data-call])
+// and, in a call, who has the floor (the server's phase: listening, thinking, speaking:
+// body[data-state]). "connecting" lasts until the server's first message (the greeting).
+function pill() {
+  const call = document.body.dataset.call, phase = document.body.dataset.state;
+  const text = { idle: "idle", connecting: "connecting…", ended: "call ended" }[call];
+  $("#state").textContent = text || (["listening", "thinking", "speaking"].includes(phase) ? `in call · ${phase}` : "in call");
+}
+
+function setCall(c) {
+  document.body.dataset.call = c;
+  for (const b of document.querySelectorAll("#keypad button")) b.disabled = c !== "in-call";
+  pill();
+}
+
 function setState(s) {
   document.body.dataset.state = s;
-  $("#state").textContent = s;
+  pill();
+}
+
+function live() {
+  if (document.body.dataset.call === "connecting") setCall("in-call");
 }
 
 function line(role, turn) {
@@ -37,6 +56,7 @@ function latency(m) {
 }
 
 function onMessage(e) {
+  live();
   if (typeof e.data !== "string") {
     player.port.postMessage({ pcm: new Int16Array(e.data) });
     return;
@@ -47,7 +67,7 @@ function onMessage(e) {
   else if (m.type === "state" && m.state !== "ended") setState(m.state);
   else if (m.type === "transcript") transcript(m);
   else if (m.type === "latency") latency(m);
-  else if (m.type === "end" && m.reason === "busy") $("#note").textContent = "All lines are busy; try again soon.";
+  else if (m.type === "end" && m.reason === "busy") $("#note").textContent = "All lines are busy; try again in a minute.";
 }
 
 function send(obj) {
@@ -57,7 +77,9 @@ function send(obj) {
 async function start() {
   $("#call").disabled = true;
   $("#note").textContent = "";
+  $("#transcript").replaceChildren();
   setState("connecting");
+  setCall("connecting");
   try {
     ctx = new AudioContext({ sampleRate: 8000 });
     await ctx.audioWorklet.addModule("/phone/phone-worklet.js");
@@ -77,13 +99,15 @@ async function start() {
     ws.onopen = () => { $("#hangup").disabled = false; };
     ws.onclose = end;
   } catch (err) {
-    $("#note").textContent = `Could not start: ${err.name || err}`;
+    const why = err && err.name === "NotAllowedError" ? "the microphone was not allowed" : (err && err.name) || String(err);
+    $("#note").textContent = `Could not start: ${why}.`;
     end();
   }
 }
 
 function end() {
   setState("ended");
+  setCall(document.body.dataset.call === "idle" ? "idle" : "ended");
   $("#hangup").disabled = true;
   $("#call").disabled = false;
   if (micStream) micStream.getTracks().forEach((t) => t.stop());
@@ -93,10 +117,12 @@ function end() {
 
 $("#call").onclick = start;
 $("#hangup").onclick = () => { send({ type: "hangup" }); if (ws) ws.close(); };
-for (const d of "123456789*0#") {
+for (const d of "123456789*0#") { // a 3x4 grid (web/static/phone.css), usable only in a call
   const b = document.createElement("button");
   b.textContent = d;
+  b.setAttribute("aria-label", `key ${d}`);
   b.onclick = () => send({ type: "dtmf", digit: d });
   $("#keypad").appendChild(b);
 }
+setCall("idle");
 if (new URLSearchParams(location.search).get("autostart") === "1") start();

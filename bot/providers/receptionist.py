@@ -13,17 +13,22 @@ turn is dropped); the form heard so far in ``conversation.state["pending_message
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot import message_form
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
-from bot.language import Words, bare_name, caller_digits, digits_in, is_no, is_yes, last_answer, name_in, speak_number
+from bot.language import Words, caller_digits, digits_in, is_no, is_yes
 from bot.profile import DAYS, Profile, cached_profile
-from bot.providers.base import PENDING_MESSAGE, Action, Conversation
-from bot.store.api import NewMessage
+from bot.providers.base import Action, Conversation
+from bot.understanding import keywords
+from bot.understanding.classify import Reading, Understanding
+from bot.understanding.encoder import load_encoder
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -33,35 +38,11 @@ ANYTHING_ELSE = "Is there anything else I can help with?"
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
-GOODBYE = ("bye", "goodbye", "bye bye", "that's all", "that is all", "that's it", "that's everything", "nothing else",
-           "no thanks", "no thank you", "all set", "i'm good", "i'm done", "have a good day", "have a nice day",
-           "have a good one", "take care", "thanks for your help", "thank you for your help", "that helps", "talk later")
-THANKS_ONLY = {"thanks", "thank", "you", "ok", "okay", "great", "perfect", "cheers", "lovely", "alright", "so", "much",
-               "very", "that's", "wonderful", "brilliant", "good", "got", "it", "awesome", "cool", "fine", "right", "oh", "ah",
-               "for", "your", "help", "helpful", "then", "again", "anyway", "bye", "now", "a", "lot", "really", "appreciate",
-               "that", "was", "all", "i", "needed", "nice", "one", "many", "ta", "well"}
-PERSON = ("person", "human", "someone", "somebody", "anyone", "anybody", "agent", "operator", "representative",
-          "receptionist", "manager", "staff", "a real", "the office", "the front desk", "the team", "dentist", "landlord")
-REACH = ("speak to", "speak with", "talk to", "talk with", "put me through", "transfer me", "connect me", "get me",
-         "get hold of", "reach", "can i speak", "could i speak", "chat with")
-HOURS = ("open", "close", "closing", "hours", "what time", "opening", "business hours", "working hours", "until when",
-         "how late", "how early", "are you in", "are you around")
-NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
-ADDRESS_STRONG = ("address", "located", "location", "directions", "find you", "get to you", "get there", "postcode",
-                  "zip code", "what street", "which street", "how do i get", "where are you", "where's the office",
-                  "where is the office", "where is your office", "where are your offices", "come in person", "visit you",
-                  "bus", "train", "subway", "tube", "metro", "nearest station", "drive to you", "walk to you")
-NOT_ADDRESS = ("email", "e mail", "website", "web address", "web site", "fax")
-IDENTITY = ("right number", "is this", "am i speaking", "who is this", "who am i", "who's this", "have i reached", "did i reach")
-PLACES = ("office", "you", "your", "building", "clinic", "practice", "surgery", "based", "shop", "store", "entrance")
-MESSAGE = ("message", "call me back", "call back", "callback", "get back to me", "have someone call", "ring me back",
-           "let them know", "pass on", "pass along", "contact me", "reach me", "leave a note", "call me")
-STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "complaint", "quote", "invoice", "billing",
-               "bill", "refund", "change my", "move my", "schedule")
-REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
-HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
-THIS_NUMBER = ("this number", "same number", "number i'm calling from", "calling from", "this one", "this phone", "the one i'm on")
 NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
+CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
+            "morning is fine", "monday is fine", "no rush", "no hurry")
+URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
+NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
 
 class Receptionist:
@@ -69,13 +50,16 @@ class Receptionist:
 
     def __init__(
         self, *, transfer_number: str = "", profile: Profile | None = None, clock: Callable[[], datetime] | None = None,
+        understanding: Understanding | None = None,
     ) -> None:
         """``transfer_number``: where a caller asking for a person goes (empty: the
         profile's front desk); ``profile``: the business (default: the bundled property
-        office); ``clock``: the time now, for tests."""
+        office); ``clock``: the time now, for tests; ``understanding``: how utterances
+        are read (default: by keywords until ``start`` loads the sentence encoder)."""
         self._transfer_number = transfer_number
         self.profile = profile or cached_profile()
         self._clock = clock
+        self.understanding = understanding or Understanding(self.profile, None)
 
     @classmethod
     def from_settings(
@@ -84,7 +68,10 @@ class Receptionist:
         return cls(transfer_number=s.transfer_number, profile=profile or cached_profile(s.business_file), clock=clock)
 
     async def start(self) -> None:
-        return None
+        """Load the sentence encoder (once per process) and embed the exemplars; without
+        the model package the receptionist reads by keywords."""
+        if self.understanding.encoder is None:
+            self.understanding = await asyncio.to_thread(_understanding_for, self.profile)
 
     async def close(self) -> None:
         return None
@@ -111,27 +98,65 @@ class Receptionist:
         """For an LLM without tools: this turn needs the receptionist (a form under way,
         or the caller wants a message, a person, help in an emergency, or to leave)."""
         st = conversation.state.get("receptionist") or {}
-        if st.get("form") is not None or st.get("awaiting") == "offer_message":
+        if st.get("form") is not None or st.get("awaiting") in ("offer_message", "emergency_check"):
             return True
         user = next((m["content"] for m in reversed(conversation.messages) if m.get("role") == "user"), "")
         w = Words(self._dtmf(str(user)))
-        return self._closing(w) or self._wants_person(w) or self._emergency(w) or w.has(*MESSAGE, *STAFF_TASKS)
+        return (self._closing(w) or keywords.wants_person(w) or keywords.emergency(w, self.profile) or keywords.danger(w)
+                or w.has(*keywords.MESSAGE, *keywords.STAFF_TASKS))
+
+    async def _emergency_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None] | None:
+        """A caller who tells of an emergency while leaving a message ("what is it about?"
+        "water's pouring through the ceiling") is put through to the on-call line, or the
+        message becomes urgent. Names, numbers and yes/no are too short to be read."""
+        form = st.get("form")
+        if not isinstance(form, dict) or form.get("urgent") or len(w.content()) < 3 or len(digits_in(raw)) >= 7:
+            return None
+        r = await self._read(self._dtmf(raw))
+        if r.intent != "emergency" or not r.sure:
+            return None
+        em = self.profile.emergency
+        number = self.profile.transfer_number(em.transfer, self.now()) if em.transfer else ""
+        if number:
+            self._drop_form(st, conv)
+            return self._emergency_reply(raw, st, conv, danger=r.danger)
+        form["urgent"] = True
+        form["topic"] = f"{form.get('topic') or ''} {raw.strip()}".strip()
+        message_form.sync(st, conv)
+        first = em.danger_say if r.danger else em.say or "I'm sorry to hear that."
+        again = message_form.next_question(form, caller_digits(conv.caller))
+        return [first, "I'll make your message urgent so someone can call you back as soon as possible.", *again], None
+
+    async def _read(self, text: str) -> Reading:
+        if self.understanding.encoder is None:
+            return self.understanding.read(text)  # keywords: microseconds
+        return await asyncio.to_thread(self.understanding.read, text)
 
     # ------------------------------------------------------------------ dialogue
     async def _respond(self, raw: str, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        w = Words(self._dtmf(raw))
+        text = self._dtmf(raw)
+        w = Words(text)
         awaiting, st["awaiting"] = st.get("awaiting"), None
         if not w.heard:
             st["awaiting"] = awaiting
             return [self.profile.texts.fallback], None
         if st.get("form") is not None:
-            if self._closing(w) and not digits_in(raw):
+            if self._closing(w) and not message_form.answers_question(raw, w, st):
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
             if w.has(*NEVER_MIND):
                 self._drop_form(st, conv)
                 st["awaiting"] = "anything_else"
                 return ["No problem, I won't take a message.", ANYTHING_ELSE], None
+            escalated = await self._emergency_in_form(raw, w, st, conv)
+            if escalated is not None:
+                return escalated
             return await self._form(raw, w, st, conv)
+        if awaiting == "emergency_check":
+            if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
+                return ["Alright, I'll take a message for the team, and they'll get back to you.",
+                        *self._start_form(st, conv, st.get("topic", ""))[1:]], None
+            if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
+                return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
@@ -139,39 +164,49 @@ class Receptionist:
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
             st["awaiting"] = "anything_else"
             return ["No problem.", ANYTHING_ELSE], None
-        if self._emergency(w):
-            return self._emergency_reply(raw, st, conv)
-        if self._wants_person(w):
+        r = await self._read(text)
+        st["intent"] = r.intent
+        if r.intent == "emergency":
+            if r.sure or awaiting == "emergency_check":
+                topic = " ".join(x for x in (st.get("topic", "") if awaiting == "emergency_check" else "", raw.strip()) if x)
+                return self._emergency_reply(topic, st, conv, danger=r.danger)
+            st["awaiting"], st["topic"] = "emergency_check", raw.strip()
+            hour = self.now().hour
+            when = "tonight" if hour >= 17 or hour < 5 else "right away"
+            return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {when}?"], None
+        if r.intent == "person":
             return self._transfer(st, conv)
-        if self._closing(w):
+        if r.intent == "goodbye":
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
-        if w.has(*REPEAT):
+        if r.intent == "repeat":
             st["awaiting"] = awaiting
             return [st.get("last") or HELP], None
-        if w.has(*MESSAGE, "change my", "update my", "move my"):
+        if r.intent == "wrong_number":
+            st["awaiting"] = "anything_else"
+            opener = "No, this is" if w.has("is this", "is that") else "No problem. This is"
+            return [f"{opener} {self.profile.name}.",
+                    "If you did mean to call us, I'm happy to help. Otherwise, take care!"], None
+        if r.intent in ("message", "task"):
             return self._start_form(st, conv, _topic(raw, w)), None
-        faq, faq_score = self._best_faq(w)
-        if self._asks_hours(w) and faq_score < 2:
+        if r.intent == "hours":
             return self._answered(st, self._hours(w)), None
-        if self._asks_address(w) and faq_score < 2:
+        if r.intent == "address":
             return self._answered(st, f"We're at {self.profile.address}"), None
-        if faq is not None:
+        if r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs):
             st["awaiting"], st["topic"], st["urgent"] = "offer_message", raw.strip(), False
-            return [faq.answer, "Would you like to leave a message as well?"], None
-        if w.has(*STAFF_TASKS):
-            return self._start_form(st, conv, _topic(raw, w)), None
-        place = Words(self.profile.address).content() - {"road", "street", "floor", "suite"}
-        if w.content() & place and len(w.content()) <= 3 and not w.has(*NOT_ADDRESS):
-            return self._answered(st, f"We're at {self.profile.address}"), None
-        if w.has(*IDENTITY) and not w.has(*NOT_ADDRESS):
-            return [f"Yes, this is {self.profile.name}.", "How can I help?"], None
-        if w.has(*HERE) and len(w.content()) <= 1:
+            return [self.profile.faqs[r.faq].answer, "Would you like to leave a message as well?"], None
+        if r.intent == "identity":
+            return [f"You've reached {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
+        if r.intent == "hello":
             return ["Yes, I'm here.", HELP], None
         if awaiting == "anything_else" and is_yes(w) and len(w.content()) <= 1:
             return ["Sure, what can I help with?"], None
         if is_yes(w) and len(w.content()) <= 1 and awaiting is None:
             return ["Sure.", HELP], None
         st["awaiting"], st["topic"], st["urgent"] = "offer_message", _topic(raw, w), False
+        if r.intent == "out_of_scope":
+            return [f"I'm sorry, I can't help with that: I answer the phone for {self.profile.name}.",
+                    "Would you like to leave a message for the team?"], None
         return [CANT_HELP, "Would you like to leave a message?"], None
 
     def _dtmf(self, raw: str) -> str:
@@ -186,45 +221,9 @@ class Receptionist:
 
     @staticmethod
     def _closing(w: Words) -> bool:
-        if w.has(*GOODBYE):
-            return True
-        thanks = w.has("thanks", "thank you", "cheers")
-        return thanks and all(x in THANKS_ONLY for x in w.words)
-
-    @staticmethod
-    def _wants_person(w: Words) -> bool:
-        if w.has("real person", "human", "operator", "representative", "live person", "speak to someone", "talk to someone"):
-            return True
-        return w.has(*REACH) and w.has(*PERSON)
-
-    def _emergency(self, w: Words) -> bool:
-        return bool(self.profile.emergency.keywords) and w.has(*self.profile.emergency.keywords)
-
-    def _best_faq(self, w: Words):
-        best, score = None, 0.0
-        content = w.content()
-        for faq in self.profile.faqs:
-            s = 2.0 * sum(w.count(k) for k in faq.keywords)
-            asked = Words(faq.question).content() - {"you", "we"}
-            s += len(content & asked) * 0.75
-            if s > score:
-                best, score = faq, s
-        return (best, score) if score >= 1.5 else (None, score)
-
-    @staticmethod
-    def _asks_address(w: Words) -> bool:
-        if w.has(*NOT_ADDRESS):
-            return False
-        if w.has(*ADDRESS_STRONG):
-            return True
-        return w.has("where", "where's", "whereabouts") and w.has(*PLACES)
+        return keywords.closing(w)
 
     # ------------------------------------------------------------------ hours
-    def _asks_hours(self, w: Words) -> bool:
-        if w.has(*HOURS):
-            return True
-        return w.has("when", "what time") and w.has("come in", "come by", "drop by", "drop in", "visit", "available") or w.has("holiday", "christmas")
-
     def _hours(self, w: Words) -> str:
         now = self.now()
         today = now.date()
@@ -260,79 +259,24 @@ class Receptionist:
         return [f"I'm sorry, {why} right now, so I can't put you through. I can take a message instead.",
                 *self._start_form(st, conv, "")[1:]], None
 
-    def _emergency_reply(self, raw: str, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+    def _emergency_reply(self, topic: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
         em = self.profile.emergency
+        first = em.danger_say if danger else em.say or "I'm sorry to hear that."
         number = self.profile.transfer_number(em.transfer, self.now()) if em.transfer else ""
         if number:
-            return [em.say, "I'm putting you through to our on-call team now."], Action("transfer", "emergency", "emergency", number)
-        form = self._start_form(st, conv, raw.strip(), urgent=True)
-        return [em.say, "I'll take an urgent message so someone can call you back as soon as possible.", *form[1:]], None
+            return [first, "I'm putting you through to our on-call team now."], Action("transfer", "emergency", "emergency", number)
+        form = self._start_form(st, conv, topic.strip(), urgent=True)
+        return [first, "I'll take an urgent message so someone can call you back as soon as possible.", *form[1:]], None
 
-    # ------------------------------------------------------------------ message form
+    # ------------------------------------------------------------------ message form (bot/message_form.py)
     def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
-        st["form"] = {"topic": topic, "name": None, "number": None, "urgent": urgent, "step": "name" if topic else "topic"}
-        self._sync(st, conv)
-        return ["Sure, I can take a message.", "May I have your name?" if topic else "What is the message about?"]
+        return message_form.start(st, conv, topic, urgent=urgent, unit_question=self.profile.unit_question)
 
     def _drop_form(self, st: dict, conv: Conversation) -> None:
-        st["form"] = None
-        conv.state.pop(PENDING_MESSAGE, None)
-
-    @staticmethod
-    def _sync(st: dict, conv: Conversation) -> None:
-        f = st["form"]
-        conv.state[PENDING_MESSAGE] = {"name": f["name"] or "", "callback_number": f["number"] or "",
-                                       "about": f["topic"] or "", "urgent": bool(f["urgent"])}
+        message_form.drop(st, conv)
 
     async def _form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        out = self._form_step(raw, w, st, conv)
-        self._sync(st, conv)
-        if out is not None:
-            return out, None
-        f = st["form"]
-        msg = NewMessage(call_sid=conv.call_id, caller=conv.caller, name=f["name"] or "", callback_number=f["number"],
-                         about=f["topic"] or "", urgent=bool(f["urgent"]))
-        if not await conv.perform(Action("take_message", "caller confirmed the message", message=msg)):
-            return ["I'm sorry, I couldn't save your message just now.", "Please try calling again a little later."], None
-        self._drop_form(st, conv)
-        st["awaiting"] = "anything_else"
-        return [f"Thanks, {f['name']}. I've passed your message on, and someone will call you back.", ANYTHING_ELSE], None
-
-    def _form_step(self, raw: str, w: Words, st: dict, conv: Conversation) -> list[str] | None:
-        """The next question, or None when the caller confirmed (save now)."""
-        f = st["form"]
-        mine = caller_digits(conv.caller)
-        if f["step"] == "topic":
-            f["topic"], f["step"] = raw.strip(), "name"
-            return ["Thanks.", "May I have your name?"]
-        if f["step"] == "name":
-            f["name"] = name_in(raw) or bare_name(raw) or "the caller"
-            number = digits_in(raw)
-            if len(number) >= 7:
-                f["number"], f["step"] = number, "confirm"
-                return [f"Thanks, {f['name']}.", f"I have your number as {speak_number(number)}. Is that right?"]
-            f["step"] = "number"
-            ask = "What number should we call you back on?"
-            return [f"Thanks, {f['name']}.", ask + (" Or say this number, for the one you're calling from." if mine else "")]
-        if f["step"] == "number":
-            number = digits_in(raw)
-            if len(number) < 7 and mine and (w.has(*THIS_NUMBER) or is_yes(w)):
-                number = mine
-            if len(number) < 7:
-                return ["Sorry, I didn't get the number.", "Could you say it again, digit by digit?"]
-            f["number"], f["step"] = number, "confirm"
-            return [f"I have {speak_number(number)}. Is that right?"]
-        number = digits_in(raw)  # confirm
-        if len(number) >= 7:
-            f["number"] = number
-            return [f"I have {speak_number(number)}. Is that right?"]
-        answer = last_answer(w)
-        if answer == "no":
-            f["number"], f["step"] = None, "number"
-            return ["Sorry about that.", "What number should we call you back on?"]
-        if answer != "yes":
-            return [f"Is {speak_number(f['number'])} the right number? Please say yes or no."]
-        return None
+        return await message_form.advance(raw, w, st, conv), None
 
 
 _FILLER = re.compile(
@@ -343,3 +287,17 @@ _FILLER = re.compile(
 def _topic(raw: str, w: Words) -> str:
     """What the request is about, if the caller said more than "take a message"."""
     return raw.strip() if len(_FILLER.sub(" ", w.text).split()) >= 2 else ""
+
+
+_shared: dict[int, tuple[Profile, Understanding]] = {}
+_shared_lock = threading.Lock()
+
+
+def _understanding_for(profile: Profile) -> Understanding:
+    """One per business profile and process: the exemplars are embedded once."""
+    encoder = load_encoder()
+    with _shared_lock:
+        held = _shared.get(id(profile))
+        if held is None or held[0] is not profile or held[1].encoder is not encoder:
+            held = _shared[id(profile)] = (profile, Understanding(profile, encoder))
+        return held[1]

@@ -33,4 +33,4 @@ async def open_store(settings, notify: NotifyConfig | None = None) -> SqlStore:
 
     if notify is None:
         notify = NotifyConfig.from_settings(settings)
-    return await SqlStore.open(database_url=settings.database_url, data_dir=settings.data_dir, notify=notify)
+    return await SqlStore.open(database_url=settings.database_url, data_dir=settings.data_dir, notify=notify, lease_s=settings.call_lease_s)

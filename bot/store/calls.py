@@ -1,11 +1,11 @@
-"""From a finished call session to its call record: outcome, who ended it, turns."""
+"""From a finished call session to its call record: outcome, who ended it, turns (the
+transcript and the transfer are the session's own)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
-from bot.store.api import TurnRecord
+from bot.store.api import TranscriptLine, Transfer, TurnRecord
 
 
 class FinishedCall(Protocol):
@@ -13,8 +13,9 @@ class FinishedCall(Protocol):
 
     turn_log: list[dict]  # per confirmed turn: n, wall time, outcome fields
     first_audio_ms: dict[int, float]  # turn -> end of speech to first reply audio
-    ended_by: str
-    ended: asyncio.Event
+    ended_by: str  # "" until the bot ends the call
+    transcript: list[TranscriptLine]  # empty unless STORE_TRANSCRIPTS
+    transfer: Transfer | None  # where the call was transferred, the number masked
 
     def call_outcome(self, error: bool = False) -> str: ...
 
@@ -38,13 +39,12 @@ def outcome_of(session: FinishedCall | None, *, failed: bool) -> str:
     return "failed" if session is None else session.call_outcome(error=failed)
 
 
-def ended_by(session: FinishedCall | None, *, failed: bool, draining: bool) -> str:
-    """error, the bot's own reason (goodbye, transfer, drain, max_length, silence,
-    failures), or the caller (hung up)."""
+def ended_by(session: FinishedCall | None, *, failed: bool) -> str:
+    """Who ended the call: the one answer for the call-end log line, the metrics and the
+    call record. ``error`` (the call failed), the bot's own reason (``bot`` for a
+    goodbye, transfer, drain, max_length, silence, failures), else the caller hung up."""
     if failed:
         return "error"
     if session is not None and session.ended_by:
         return session.ended_by
-    if session is not None and session.ended.is_set():
-        return "drain" if draining else "bot"
     return "caller"

@@ -42,14 +42,24 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def describe(payload: dict, tz: str) -> tuple[str, str]:
     """(subject, text) for a notification, in the business's timezone."""
     zone = ZoneInfo(tz)
-    if payload.get("event") == "missed_call":
+    if payload.get("event") == "test":  # python -m bot notify --test
+        when = datetime.fromtimestamp(payload["sent_at"], zone).strftime("%a %d %b %H:%M %Z")
+        return (f"Test notification from {payload['business'] or 'phonebot'}",
+                f"This is a test from phonebot ({when}). Messages callers leave, and missed calls, arrive like this.\n")
+    if payload.get("event") in ("missed_call", "lost_call"):
         c = payload["call"]
-        when = datetime.fromtimestamp(c["started_at"], zone).strftime("%a %d %b %H:%M")
+        when = datetime.fromtimestamp(c["started_at"], zone).strftime("%a %d %b %H:%M %Z")
+        if payload["event"] == "lost_call":
+            return (f"Call cut off from {c['caller'] or 'an unknown number'}",
+                    f"A call was cut off when the bot's server stopped, before the caller left a message ({when}). Please call back.\n"
+                    f"Caller: {c['caller'] or 'unknown'}\nCall: {c['call_sid']}\n")
         return f"Missed call from {c['caller'] or 'an unknown number'}", f"A caller hung up without leaving a message ({when}).\nCaller: {c['caller'] or 'unknown'}\nCall: {c['call_sid']}\n"
     m = payload["message"]
-    when = datetime.fromtimestamp(m["created_at"], zone).strftime("%a %d %b %H:%M")
+    when = datetime.fromtimestamp(m["created_at"], zone).strftime("%a %d %b %H:%M %Z")
     flag = "URGENT: " if m["urgent"] else ""
-    partial = " (incomplete: the caller hung up mid-message)" if m["status"] == "incomplete" else ""
+    partial = ""
+    if m["status"] == "incomplete":
+        partial = " (incomplete: the call was cut off mid-message)" if m.get("cut_off") else " (incomplete: the caller hung up mid-message)"
     subject = f"{flag}Message from {m['name'] or 'a caller'}{partial}"
     text = (
         f"{flag}{m['name'] or 'A caller'} asked to be called back on {m['callback_number'] or m['caller'] or 'an unknown number'}.\n"
@@ -115,10 +125,10 @@ class Channels:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise DeliveryError(f"smtp: {type(exc).__name__}") from None
 
-    async def _sms(self, item: OutboxItem) -> None:
-        from twilio.base.exceptions import TwilioException, TwilioRestException
-
-        if self._twilio is None:
+    def prepare(self, channel: str) -> None:
+        """Set up what a channel needs before its first send (the Twilio client: importing
+        it takes a while), so a send's time bound covers only the send."""
+        if channel == "sms" and self._twilio is None:
             from twilio.http.async_http_client import AsyncTwilioHttpClient
             from twilio.rest import Client
 
@@ -127,6 +137,12 @@ class Channels:
             if self.s.twilio_base_url:
                 client.api.base_url = self.s.twilio_base_url
             self._twilio = (client, http)
+
+    async def _sms(self, item: OutboxItem) -> None:
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        self.prepare("sms")
+        assert self._twilio is not None
         _, text = describe(item.payload, self.s.timezone)
         try:
             await self._twilio[0].messages.create_async(to=item.target, from_=self.s.twilio_sms_from, body=text[:1200])

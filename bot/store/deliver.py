@@ -13,10 +13,11 @@ import asyncio
 import heapq
 import logging
 import random
+from collections import Counter
 
 from bot.logs import kv
 from bot.store.channels import Channels, DeliveryError
-from bot.store.sql import SqlStore
+from bot.store.sql import OutboxItem, SqlStore
 
 log = logging.getLogger("bot.store.deliver")
 
@@ -32,42 +33,92 @@ class Deliverer:
     own saves wake it at once (``outbox_changed``) and the retries it schedules wake it
     when due, so the poll only finds rows another process left (its lease ran out, or it
     died before sending): each empty poll is a database round trip, which an idle bot
-    should not make every second."""
+    should not make every second.
+
+    Each row is sent in its own task with its own timeout (``NOTIFY_SEND_TIMEOUT_S``,
+    inside the lease): a receiver that hangs holds at most ``PER_TARGET`` sends of its
+    own, and the claim skips its rows meanwhile, so e-mail, SMS and the other webhooks
+    go on at once."""
+
+    MAX_INFLIGHT = 32  # sends at once, in this process
+    PER_TARGET = 2  # sends at once to one target (URL, address, number)
 
     def __init__(self, store: SqlStore, settings, *, poll_s: float = 5.0) -> None:
         self.store, self.s, self.poll_s = store, settings, poll_s
         self.lease_s = settings.notify_lease_s
-        self.channels = Channels(settings, timeout=max(0.5, self.lease_s / 3))
+        self.send_timeout = max(0.2, min(settings.notify_send_timeout_s, self.lease_s / 2))
+        self.channels = Channels(settings, timeout=self.send_timeout)
         self.sent = 0
         self._retries: list[float] = []  # heap: loop times of the retries this process scheduled
+        self._inflight: dict[asyncio.Task[None], OutboxItem] = {}
+
+    def _busy(self) -> list[str]:
+        return [t for t, n in Counter(i.target for i in self._inflight.values()).items() if n >= self.PER_TARGET]
 
     async def run(self) -> None:
         await self.channels.start()
         try:
             while True:
-                try:
-                    batch = await self.store.claim_due(lease_s=self.lease_s)
-                except Exception as exc:  # the database is down: try again later, never die
-                    log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
-                    batch = []
-                    await asyncio.sleep(self.poll_s)
-                for item, res in zip(batch, await asyncio.gather(*(self._one(item) for item in batch), return_exceptions=True), strict=True):
-                    if isinstance(res, Exception):  # could not record the result: the lease makes it due again
-                        log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(res).__name__))
-                if not batch:
-                    self.store.outbox_changed.clear()
-                    now = asyncio.get_running_loop().time()
-                    if self._retries and self._retries[0] <= now:
-                        while self._retries and self._retries[0] <= now:
-                            heapq.heappop(self._retries)
-                        continue  # due now: the claim takes it
-                    wait = min(self.poll_s, self._retries[0] - now) if self._retries else self.poll_s
+                room = self.MAX_INFLIGHT - len(self._inflight)
+                batch: list[OutboxItem] = []
+                if room > 0:
                     try:
-                        await asyncio.wait_for(self.store.outbox_changed.wait(), wait)
-                    except TimeoutError:
-                        pass
+                        batch = await self.store.claim_due(lease_s=self.lease_s, limit=min(10, room), busy=self._busy())
+                    except Exception as exc:  # the database is down: try again later, never die
+                        log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
+                        await asyncio.sleep(self.poll_s)
+                        continue
+                per_target = Counter(i.target for i in self._inflight.values())
+                later = []
+                for item in batch:
+                    if per_target[item.target] >= self.PER_TARGET:  # one claim can bring several rows of one target
+                        later.append(item.id)
+                        continue
+                    per_target[item.target] += 1
+                    task = asyncio.get_running_loop().create_task(self._guarded(item), name=f"notify-{item.id}")
+                    self._inflight[task] = item
+                    task.add_done_callback(self._done)
+                if later:
+                    await self._release(later)
+                if batch:
+                    continue  # more may be due
+                self.store.outbox_changed.clear()
+                now = asyncio.get_running_loop().time()
+                if self._retries and self._retries[0] <= now:
+                    while self._retries and self._retries[0] <= now:
+                        heapq.heappop(self._retries)
+                    continue  # due now: the claim takes it
+                wait = min(self.poll_s, self._retries[0] - now) if self._retries else self.poll_s
+                try:
+                    await asyncio.wait_for(self.store.outbox_changed.wait(), wait)
+                except TimeoutError:
+                    pass
         finally:
+            tasks = list(self._inflight)
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=2.0)
             await self.channels.close()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        item = self._inflight.pop(task)
+        if len(self._inflight) == self.MAX_INFLIGHT - 1 or sum(i.target == item.target for i in self._inflight.values()) == self.PER_TARGET - 1:
+            self.store.outbox_changed.set()  # room again: rows the claim skipped may go now
+
+    async def _release(self, ids: list[int]) -> None:
+        try:
+            await self.store.release(ids)
+        except Exception as exc:  # their lease makes them due again
+            log.error("outbox release failed", extra=kv(rows=len(ids), error=type(exc).__name__))
+
+    async def _guarded(self, item: OutboxItem) -> None:
+        try:
+            await self._one(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # could not record the result: the lease makes it due again
+            log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(exc).__name__))
 
     async def _retry(self, item, error: str) -> float:
         """Schedule the row's next try; wake for it (measured after the write, so the row
@@ -80,7 +131,12 @@ class Deliverer:
     async def _one(self, item) -> None:
         fields = dict(outbox_id=item.id, channel=item.channel, attempt=item.attempts, key=item.idem_key)
         try:
-            await self.channels.send(item)
+            try:
+                self.channels.prepare(item.channel)
+                async with asyncio.timeout(self.send_timeout + 1.0):  # a channel that ignores its own timeout
+                    await self.channels.send(item)
+            except TimeoutError:
+                raise DeliveryError(f"{item.channel}: timed out") from None
         except DeliveryError as exc:
             delay = await self._retry(item, str(exc))
             log.warning("notification failed, will retry", extra=kv(**fields, error=str(exc), retry_in_s=round(delay, 2)))

@@ -87,3 +87,27 @@ def idem_key(kind: str, ref: str | int, target: Target) -> str:
     """Stable per (message or call, channel, target): the receiver dedupes retries on it."""
     digest = hashlib.sha256(f"{target.channel}:{target.address}".encode()).hexdigest()[:16]
     return f"phonebot-{kind}-{ref}-{target.channel}-{digest}"
+
+
+# what each channel needs, as (setting attribute, VARIABLE) pairs
+CHANNEL_NEEDS = {
+    "email": (("smtp_host", "SMTP_HOST"), ("smtp_from", "SMTP_FROM")),
+    "sms": (("twilio_sms_from", "TWILIO_SMS_FROM"), ("twilio_account_sid", "TWILIO_ACCOUNT_SID"), ("twilio_auth_token", "TWILIO_AUTH_TOKEN")),
+    "webhook": (("notify_webhook_secret", "NOTIFY_WEBHOOK_SECRET"),),
+}
+
+
+def channel_problems(targets: tuple[Target, ...], settings, where: str) -> list[str]:
+    """One line per target these settings cannot reach (its channel's settings are missing): such a
+    notification would be retried for ever and never arrive. ``where`` names where the target is set."""
+    out = []
+    for t in dict.fromkeys(targets):
+        if missing := missing_settings(t, settings):
+            shown = {"email": f"mailto:{t.address}", "sms": f"sms:{t.address}"}.get(t.channel, t.address)
+            out.append(f"notify: {shown} ({where}) cannot be sent: {t.channel} needs {' and '.join(missing)}")
+    return out
+
+
+def missing_settings(target: Target, settings) -> list[str]:
+    """The variables ``target``'s channel needs that are not set."""
+    return [var for attr, var in CHANNEL_NEEDS[target.channel] if not getattr(settings, attr)]

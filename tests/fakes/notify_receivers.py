@@ -4,6 +4,7 @@ API (``POST /2010-04-01/Accounts/{AC}/Messages.json``, form-encoded, Basic auth)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,10 +19,14 @@ from aiohttp import web
 @dataclass
 class Inbox:
     secret: str = ""
-    hooks: list[dict] = field(default_factory=list)  # {"key", "body", "signed"}
+    hooks: list[dict] = field(default_factory=list)  # {"key", "body", "signed"}; "answered": False if the sender was gone
     mails: list[dict] = field(default_factory=list)  # {"message_id", "to", "subject", "text"}
     sms: list[dict] = field(default_factory=list)  # {"account", "auth", "form"}
     hook_status: int = 200
+    # set: each webhook request is held (after it is read) until the event is set: a
+    # receiver that hangs; ``held`` counts the requests waiting on it
+    hold: asyncio.Event | None = None
+    held: int = 0
 
 
 def signature_valid(secret: str, header: str, body: bytes, max_age_s: float = 300) -> bool:
@@ -37,6 +42,15 @@ def signature_valid(secret: str, header: str, body: bytes, max_age_s: float = 30
 def webhook_app(inbox: Inbox) -> web.Application:
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
+        if inbox.hold is not None and not inbox.hold.is_set():
+            inbox.held += 1
+            try:
+                await inbox.hold.wait()
+            finally:
+                inbox.held -= 1
+            if request.transport is None or request.transport.is_closing():  # the sender is gone: it never hears
+                inbox.hooks.append({"key": request.headers.get("Idempotency-Key"), "body": json.loads(body), "answered": False})
+                return web.json_response({"ok": True}, status=inbox.hook_status)
         inbox.hooks.append({
             "key": request.headers.get("Idempotency-Key"), "body": json.loads(body),
             "signed": signature_valid(inbox.secret, request.headers.get("X-Phonebot-Signature", ""), body),

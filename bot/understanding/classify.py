@@ -1,0 +1,148 @@
+"""What the caller wants, by meaning: the nearest exemplar phrasings.
+
+Each intent has exemplars: the built-in ones (exemplars.toml) and the business's own
+(each FAQ's question and examples; the emergency situations). An utterance's score for an
+intent is its cosine similarity to the intent's nearest exemplar, plus a small boost when
+the keyword reading (keywords.py) agrees. Emergencies are decided first and on their own
+bar, because missing one is the costly mistake: at or above ``EMERGENCY_SURE`` it is an
+emergency; between ``EMERGENCY_ASK`` and that, or when the best other intent is only
+slightly ahead, the receptionist asks ("Is this an emergency?"). Fire, gas and danger to
+life (by meaning or by keyword) always count. Below ``FLOOR`` nothing matched. The
+thresholds were calibrated on the dev half of bench/dialogue_data (bench/dialogue.py).
+Without the encoder, the keyword reading is the answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from bot.language import Words
+from bot.profile import Profile
+from bot.understanding import keywords
+from bot.understanding.encoder import Encoder
+
+EMERGENCY_SURE = 0.58  # emergency at or above this
+EMERGENCY_ASK = 0.45  # ask between this and EMERGENCY_SURE
+ASK_BEHIND = 0.10  # ... or when the emergency is at most this far behind the best other intent (sure needs it ahead)
+DANGER_SURE = 0.62
+FLOOR = 0.38  # below: no intent matched
+KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
+PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
+URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
+EMERGENCY_KEYWORD_BOOST = 0.10
+# The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
+DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
+
+
+@dataclass(frozen=True)
+class Reading:
+    intent: str  # emergency, hours, address, message, task, person, goodbye, wrong_number, repeat, identity, hello,
+    #              out_of_scope, faq, unknown
+    faq: int = -1  # the FAQ's index when intent == "faq"
+    danger: bool = False  # fire, gas or danger to life: the emergency services line first
+    sure: bool = True  # for an emergency: False = ask the caller
+    score: float = 0.0
+    by: str = "keywords"  # or "meaning"
+    emergency_score: float = 0.0  # how close to an emergency; for an emergency, the best other intent's score
+
+
+_LEAD = re.compile(r"^(?:(?:hi|hello|hey|hiya|yeah|yes|yep|um+|uh+|erm|er|so|oh|ok|okay|well|sorry|right|there|and)\b[\s,.!?]*)+", re.I)
+_FILLER = re.compile(r"\b(?:um+|uh+|erm|you know|i mean|kind of|sort of|basically|literally)\b[\s,]*", re.I)
+
+
+def core(raw: str) -> str:
+    """The words that carry the meaning: greetings and fillers dropped ("hi um yeah so
+    there's like water..." -> "there's water...")."""
+    text = _FILLER.sub("", _LEAD.sub("", raw.strip()))
+    return text if len(text.split()) >= 2 else raw
+
+
+_CLAUSE = re.compile(r"[.,;!?]+|\b(?:and|but|also|plus|because|cause|so)\b", re.I)
+LONG = 12  # words: from here a run-on's clauses are also read for an emergency
+MAX_CLAUSES = 2
+
+
+def clauses(raw: str) -> list[str]:
+    """The longest clauses of a long utterance (at most MAX_CLAUSES, 4 words or more);
+    none for a short one."""
+    if len(raw.split()) < LONG:
+        return []
+    parts = [core(p) for p in _CLAUSE.split(raw) if len(p.split()) >= 4]
+    return sorted(parts, key=lambda p: -len(p.split()))[:MAX_CLAUSES] if len(parts) > 1 else []
+
+
+@functools.cache
+def builtin_exemplars() -> dict[str, tuple[str, ...]]:
+    raw = tomllib.loads(resources.files("bot.understanding").joinpath("exemplars.toml").read_text(encoding="utf-8"))
+    return {k: tuple(v) for k, v in raw["intents"].items()}
+
+
+def exemplars_for(profile: Profile) -> list[tuple[str, str]]:
+    """(label, sentence) pairs: built-in intents, then "faq:N" and the emergency situations."""
+    out = [(label, s) for label, sents in builtin_exemplars().items() for s in sents]
+    for i, faq in enumerate(profile.faqs):
+        out += [(f"faq:{i}", s) for s in (faq.question, *faq.examples) if s]
+    out += [("emergency", s) for s in profile.emergency.situations]
+    if not profile.emergency.configured:  # a business with no emergency line has no emergency intent
+        out = [(label, s) for label, s in out if label != "emergency"]
+    return out
+
+
+class Understanding:
+    """Reads utterances for one business profile. ``encoder`` None: keywords only."""
+
+    def __init__(self, profile: Profile, encoder: Encoder | None) -> None:
+        self.profile = profile
+        self.encoder = encoder
+        pairs = exemplars_for(profile)
+        self._labels = sorted({label for label, _ in pairs})
+        self._label_of = np.array([self._labels.index(label) for label, _ in pairs])
+        self._matrix = encoder.embed_many([s for _, s in pairs]) if encoder is not None else None
+
+    def _label_scores(self, sims: np.ndarray) -> dict[str, float]:
+        """Each label's nearest exemplar."""
+        scores = np.full(len(self._labels), -1.0, dtype=np.float32)
+        np.maximum.at(scores, self._label_of, sims)
+        return dict(zip(self._labels, scores.tolist(), strict=True))
+
+    def read(self, raw: str) -> Reading:
+        """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
+        w = Words(raw)
+        kw, kw_faq = keywords.intent(w, self.profile)
+        danger_kw = keywords.danger(w)
+        if self.encoder is None or self._matrix is None:
+            return Reading(kw, kw_faq, danger=danger_kw, sure=True)
+        best = self._label_scores(self._matrix @ self.encoder.embed(core(raw)))
+        kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
+        if kw_label in best:
+            best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
+        danger_score = best.pop("danger", -1.0)
+        em = best.pop("emergency", -1.0)
+        for part in clauses(raw) if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause of several
+            part_scores = self._label_scores(self._matrix @ self.encoder.embed(part))
+            danger_score = max(danger_score, part_scores.get("danger", -1.0))
+            em = max(em, part_scores.get("emergency", -1.0))
+        em = max(em, danger_score if self.profile.emergency.configured else -1.0)
+        if keywords.emergency(w, self.profile):
+            em += EMERGENCY_KEYWORD_BOOST
+        em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
+        label, score = max(best.items(), key=lambda kv: kv[1])
+        danger = danger_kw or danger_score >= DANGER_SURE
+        calm = w.has(*keywords.CALM)  # "a bit", "not urgent", "for a few days": ask, never assume
+        if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
+            return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
+        if em >= EMERGENCY_ASK and em >= score - ASK_BEHIND:
+            return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
+        if kw in DECISIVE:
+            return Reading(kw, score=score, by="keywords", emergency_score=em)
+        if score < FLOOR:
+            return Reading("unknown", score=score, by="meaning", emergency_score=em)
+        if label.startswith("faq:"):
+            return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
+        return Reading(label, score=score, by="meaning", emergency_score=em)

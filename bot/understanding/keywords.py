@@ -1,0 +1,180 @@
+"""Intents by keywords: the fallback when the sentence encoder is not installed, and a
+boost for the meaning path (a word such as "address" or a business keyword is strong
+evidence). Phrase lists match whole words after light stemming (bot/language.py)."""
+
+from __future__ import annotations
+
+from bot.language import Words
+from bot.profile import Faq, Profile
+
+GOODBYE = ("bye", "goodbye", "bye bye", "that's all", "that is all", "that's it", "that's everything", "nothing else",
+           "no thanks", "no thank you", "all set", "i'm good", "i'm done", "have a good day", "have a nice day",
+           "have a good one", "take care", "thanks for your help", "thank you for your help", "that helps", "talk later")
+THANKS_ONLY = {"thanks", "thank", "you", "ok", "okay", "great", "perfect", "cheers", "lovely", "alright", "so", "much",
+               "very", "that's", "wonderful", "brilliant", "good", "got", "it", "awesome", "cool", "fine", "right", "oh", "ah",
+               "for", "your", "help", "helpful", "then", "again", "anyway", "bye", "now", "a", "lot", "really", "appreciate",
+               "that", "was", "all", "i", "needed", "nice", "one", "many", "ta", "well"}
+PERSON = ("person", "human", "someone", "somebody", "anyone", "anybody", "agent", "operator", "representative",
+          "receptionist", "manager", "staff", "a real", "the office", "the front desk", "the team", "dentist", "landlord",
+          "vet", "vets", "doctor", "nurse", "hygienist", "one of the")
+REACH = ("speak to", "speak with", "talk to", "talk with", "put me through", "transfer me", "connect me", "get me",
+         "get hold of", "reach", "can i speak", "could i speak", "chat with")
+HOURS = ("open", "close", "closing", "hours", "what time", "opening", "business hours", "working hours", "until when",
+         "how late", "how early", "are you in", "are you around")
+ADDRESS_STRONG = ("address", "located", "location", "directions", "find you", "get to you", "get there", "postcode",
+                  "zip code", "what street", "which street", "how do i get", "where are you", "where's the office",
+                  "where is the office", "where is your office", "where are your offices", "come in person", "visit you",
+                  "bus", "train", "subway", "tube", "metro", "nearest station", "drive to you", "walk to you")
+NOT_ADDRESS = ("email", "e mail", "website", "web address", "web site", "fax")
+IDENTITY = ("right number", "is this", "am i speaking", "who is this", "who am i", "who's this", "have i reached", "did i reach")
+PLACES = ("office", "you", "your", "building", "clinic", "practice", "surgery", "based", "shop", "store", "entrance")
+MESSAGE = ("message", "call me back", "call back", "callback", "get back to me", "have someone call", "ring me back",
+           "let them know", "pass on", "pass along", "contact me", "reach me", "leave a note", "call me")
+STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "complaint", "quote", "invoice", "billing",
+               "bill", "refund", "change my", "move my", "schedule")
+REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
+HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
+WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
+                "rang the wrong", "rung the wrong", "dialed wrong", "dialled wrong", "wrong place", "wrong company",
+                "meant to call", "meant to ring", "trying to call", "trying to get", "trying to reach", "trying to ring",
+                "is this not", "isn't this", "is that not")
+# Fire, gas and danger to life: always the emergency services line first.
+FIRE_GAS = ("fire", "on fire", "flames", "smoke", "smoking", "smell gas", "smell of gas", "smells of gas", "smells like gas",
+            "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "explosion", "electrocuted", "electric shock")
+# A person's life in danger (not a pet's: the vet's own emergency line is for those).
+BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing", "hard to breathe", "barely breathe",
+        "trouble breathing", "struggling to breathe", "difficulty breathing", "unconscious", "passed out", "collapsed",
+        "not moving", "not responding", "unresponsive", "fainted", "feels faint", "heart attack", "stroke", "overdose",
+        "bleeding a lot", "bleeding heavily", "choking", "seizure", "fell down the stairs")
+PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
+          "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant",
+          "my face", "my throat", "patient")
+ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "animal", "parrot", "hamster", "guinea pig")
+# Words a person hears as urgency, whatever the problem.
+URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
+           "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
+           "help me", "please hurry", "scared", "panicking", "not safe", "can't lock")
+CALM = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "when you get a chance",
+        "whenever you can", "not a big deal", "it can wait", "a bit", "a little", "slightly", "mild", "for a few days",
+        "for a couple of days", "for a week", "for days", "since last week", "seems fine", "otherwise fine")
+NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "smoke alarm battery", "smoke detector battery", "chirping")
+
+
+def closing(w: Words) -> bool:
+    if w.has(*GOODBYE):
+        return True
+    thanks = w.has("thanks", "thank you", "cheers")
+    return thanks and all(x in THANKS_ONLY for x in w.words)
+
+
+def wants_person(w: Words) -> bool:
+    if w.has("real person", "human", "operator", "representative", "live person", "speak to someone", "talk to someone"):
+        return True
+    return w.has(*REACH) and w.has(*PERSON)
+
+
+def emergency(w: Words, profile: Profile) -> bool:
+    return bool(profile.emergency.keywords) and w.has(*profile.emergency.keywords)
+
+
+def danger(w: Words) -> bool:
+    if w.has(*NOT_DANGER):
+        return False
+    if w.has(*FIRE_GAS):
+        return True
+    return w.has(*BODY) and (w.has(*PEOPLE) or not w.has(*ANIMALS))
+
+
+def asks_address(w: Words) -> bool:
+    if w.has(*NOT_ADDRESS):
+        return False
+    if w.has(*ADDRESS_STRONG):
+        return True
+    return w.has("where", "where's", "whereabouts") and w.has(*PLACES)
+
+
+def asks_hours(w: Words) -> bool:
+    if w.has(*HOURS):
+        return True
+    return w.has("when", "what time") and w.has("come in", "come by", "drop by", "drop in", "visit", "available") or w.has("holiday", "christmas")
+
+
+def best_faq(w: Words, faqs: tuple[Faq, ...]) -> tuple[int, float]:
+    """The FAQ whose keywords (and question words) the caller used most: (index, score);
+    index -1 below the bar."""
+    best, score = -1, 0.0
+    content = w.content()
+    for i, faq in enumerate(faqs):
+        s = 2.0 * sum(w.count(k) for k in faq.keywords)
+        asked = Words(faq.question).content() - {"you", "we"}
+        s += len(content & asked) * 0.75
+        if s > score:
+            best, score = i, s
+    return (best, score) if score >= 1.5 else (-1, score)
+
+
+def names_us(w: Words, profile: Profile) -> bool:
+    """ "is this Brightside Dental?": asks whether this is the business, by a word of its name."""
+    name = Words(profile.name).content() - {"management", "clinic", "practice", "street", "company", "office", "the"}
+    return _asks_is_this(w) is not None and bool(w.content() & name)
+
+
+def _asks_is_this(w: Words) -> str | None:
+    """What follows "is this" / "have I reached" when the caller opens with it ("oh hi, is
+    this the groomers?" -> "the groomers"); None otherwise."""
+    for lead in (" is this ", " have i reached ", " am i through to "):
+        at = w.text.find(lead)
+        if at >= 0 and len(w.text[:at].split()) <= 3:
+            return w.text[at + len(lead):]
+    return None
+
+
+ASKS_WHO = ("am i talking to", "am i speaking to", "am i speaking with", "is this a real", "is this a machine", "is this a robot",
+            "are you a robot", "are you real", "are you a person", "are you human", "is this automated", "who am i speaking")
+GENERIC = {"right", "number", "office", "place", "person", "real", "machine", "robot", "human", "line", "still", "open",
+           "correct", "main", "phone", "somebody", "someone", "anyone", "it", "that", "you", "actually"}
+
+
+def names_another(w: Words, profile: Profile) -> bool:
+    """ "is this Luigi's pizza?": asks for a place that is not this business."""
+    after = _asks_is_this(w)
+    if after is None or names_us(w, profile) or w.has(*ASKS_WHO):
+        return False
+    first = after.split()[0] if after.split() else ""
+    named = first in ("the", "not") or first.endswith("'s")  # "the groomers", "luigi's pizza"
+    return named and bool(Words(after).content() - GENERIC - {"the", "a", "not"})
+
+
+def intent(w: Words, profile: Profile) -> tuple[str, int]:
+    """(intent, FAQ index or -1) by keywords, in the order the receptionist always used."""
+    if danger(w) or emergency(w, profile):
+        return "emergency", -1
+    if w.has(*ASKS_WHO) or names_us(w, profile):
+        return "identity", -1
+    if wants_person(w):
+        return "person", -1
+    if closing(w):
+        return "goodbye", -1
+    if w.has(*WRONG_NUMBER) or names_another(w, profile):
+        return "wrong_number", -1
+    if w.has(*REPEAT):
+        return "repeat", -1
+    if w.has(*MESSAGE, "change my", "update my", "move my"):
+        return "message", -1
+    faq, faq_score = best_faq(w, profile.faqs)
+    if asks_hours(w) and faq_score < 2:
+        return "hours", -1
+    if asks_address(w) and faq_score < 2:
+        return "address", -1
+    if faq >= 0:
+        return "faq", faq
+    if w.has(*STAFF_TASKS):
+        return "task", -1
+    place = Words(profile.address).content() - {"road", "street", "floor", "suite"}
+    if w.content() & place and len(w.content()) <= 3 and not w.has(*NOT_ADDRESS):
+        return "address", -1
+    if w.has(*IDENTITY) and not w.has(*NOT_ADDRESS):
+        return "identity", -1
+    if w.has(*HERE) and len(w.content()) <= 1:
+        return "hello", -1
+    return "unknown", -1

@@ -1,0 +1,48 @@
+"""The scenario runner in-process (bot/scenarios.py) on the shipped scenario files and the
+90 message-taking calls in tests/data/form_calls*.toml, with the receptionist: every one
+passes; and a wrong expectation is reported, not passed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.profile import load_profile
+from bot.providers.receptionist import Receptionist
+from bot.scenarios import load_suite, run_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+PROPERTY = REPO / "examples" / "business" / "property-office.toml"
+FILES = [REPO / "examples" / "scenarios" / f for f in ("property-office.toml", "dental-practice.toml", "messages.toml")]
+FILES += [REPO / "tests" / "data" / f for f in ("form_calls.toml", "form_calls_more.toml", "form_calls_last.toml")]
+DENTAL_FILE = REPO / "tests" / "data" / "form_calls_dental.toml"
+DENTAL = REPO / "examples" / "business" / "dental-practice.toml"
+
+
+def cases():
+    for path in FILES:
+        suite = load_suite(path, lambda b: load_profile(b or PROPERTY).tz)
+        for sc in suite.scenarios:
+            yield pytest.param(suite.business or str(PROPERTY), sc, id=f"{path.stem}:{sc.name}")
+    for sc in load_suite(DENTAL_FILE, load_profile(DENTAL).tz).scenarios:
+        yield pytest.param(str(DENTAL), sc, id=f"{DENTAL_FILE.stem}:{sc.name}")
+
+
+@pytest.mark.parametrize(("business", "scenario"), list(cases()))
+async def test_shipped_scenarios_pass(business, scenario):
+    holder = [scenario.now]
+    desk = Receptionist(profile=load_profile(business), clock=lambda: holder[0])
+    out = await run_scenario(scenario, desk)
+    assert out.passed, (out.problems, out.replies)
+
+
+async def test_a_wrong_expectation_fails():
+    suite = load_suite(FILES[0], load_profile(PROPERTY).tz)
+    sc = next(s for s in suite.scenarios if s.name == "everything at once")
+    wrong = replace(sc, message={"name": "Mark Davies", "callback_number": "5558675309"}, transfer="emergency", hangup=True)
+    out = await run_scenario(wrong, Receptionist(profile=load_profile(PROPERTY), clock=lambda: sc.now))
+    assert not out.passed
+    assert out.problems == ["transfer: expected emergency, got none", "expected the dialogue to hang up",
+                            "message name: expected 'Mark Davies', got 'Mark Davis'"]

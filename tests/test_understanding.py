@@ -1,0 +1,207 @@
+"""Understanding callers by meaning: plainly worded emergencies reach the on-call line (or
+an urgent message), the receptionist asks when it is unsure, fire and gas get the
+emergency services line first, a wrong number gets a polite answer, FAQs are found by
+meaning, and without the model the keyword reading still routes emergencies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.profile import ProfileError, load_profile
+from bot.providers.base import Action, Conversation
+from bot.providers.receptionist import CANT_HELP, Receptionist
+from bot.understanding.classify import Reading, Understanding
+from bot.understanding.encoder import load_encoder
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "business"
+PROPERTY = load_profile(EXAMPLES / "property-office.toml")
+DENTAL = load_profile(EXAMPLES / "dental-practice.toml")
+VET = load_profile(EXAMPLES / "veterinary-clinic.toml")
+NIGHT = datetime(2026, 12, 3, 2, 30, tzinfo=UTC)  # 21:30 in New York, 20:30 in Chicago, 02:30 in London
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    enc = load_encoder()
+    if enc is None:
+        pytest.skip("the sentence encoder package (local extra) is not installed")
+    return enc
+
+
+@pytest.fixture(scope="session")
+def readers(encoder):
+    return {p.name: Understanding(p, encoder) for p in (PROPERTY, DENTAL, VET)}
+
+
+def desk(profile, understanding=None) -> Receptionist:
+    return Receptionist(profile=profile, clock=lambda: NIGHT, understanding=understanding)
+
+
+async def say(r: Receptionist, conv: Conversation, text: str) -> tuple[str, list[Action]]:
+    conv.add_user(text)
+    words, actions = [], []
+    async for item in r.reply(conv):
+        (actions if isinstance(item, Action) else words).append(item)
+    reply = "".join(words).strip()
+    conv.add_assistant(reply)
+    return reply, actions
+
+
+def call(saved: list | None = None) -> Conversation:
+    async def act(action: Action) -> bool:
+        if saved is not None:
+            saved.append(action)
+        return True
+
+    return Conversation(call_id="CA1", caller="+15550001111", act=act)
+
+
+@pytest.mark.parametrize("text", [
+    "There's water pouring through my bathroom ceiling from the apartment upstairs.",
+    "a pipe just burst under the kitchen sink and the floor is soaked",
+    "my mum is stuck in the lift",
+    "the front door lock is broken and I can't lock my apartment tonight",
+])
+async def test_plainly_worded_emergencies_go_to_the_on_call_line(readers, text):
+    r = desk(PROPERTY, readers[PROPERTY.name])
+    conv = call()
+    reply, actions = await say(r, conv, text)
+    if "Is this an emergency" in reply:  # allowed: asked first, then yes
+        reply, actions = await say(r, conv, "yes")
+    assert [(a.kind, a.purpose, a.number) for a in actions] == [("transfer", "emergency", PROPERTY.transfer.on_call)]
+    assert "on-call" in reply
+
+
+async def test_an_emergency_with_no_on_call_line_takes_an_urgent_message(readers):
+    saved: list[Action] = []
+    r = desk(VET, readers[VET.name])
+    conv = call(saved)
+    reply, actions = await say(r, conv, "our dog just got hit by a car and he can't get up")
+    assert actions == [] and "Lakeside 24-hour Animal Hospital" in reply and "urgent message" in reply
+    await say(r, conv, "Karen Miller")
+    await say(r, conv, "608 555 0111")
+    await say(r, conv, "yes")
+    [msg] = [a.message for a in saved if a.kind == "take_message"]
+    assert msg is not None and msg.urgent and "car" in msg.about and msg.callback_number == "6085550111"
+
+
+@pytest.mark.parametrize("text, number", [("I can smell gas in the hallway", "911"), ("there's smoke coming out of the laundry room", "911")])
+async def test_fire_and_gas_get_the_emergency_services_line_first(readers, text, number):
+    r = desk(PROPERTY, readers[PROPERTY.name])
+    reply, actions = await say(r, call(), text)
+    assert reply.startswith("If anyone is in danger") and f"call {number}" in reply
+    assert actions[0].purpose == "emergency"
+
+
+async def test_the_dental_practice_says_999_for_danger_to_life(readers):
+    reply, actions = await say(desk(DENTAL, readers[DENTAL.name]), call(), "my face is so swollen I can't breathe properly")
+    assert "call 999" in reply and actions[0].purpose == "emergency"
+
+
+class Unsure(Understanding):
+    """Reads every utterance as maybe an emergency (the receptionist's ask path)."""
+
+    def read(self, raw: str) -> Reading:
+        return Reading("emergency", sure=False, score=0.5, by="meaning")
+
+
+async def test_unsure_asks_and_yes_puts_the_caller_through():
+    r = desk(PROPERTY, Unsure(PROPERTY, None))
+    conv = call()
+    reply, actions = await say(r, conv, "the heating is making a weird noise")
+    assert reply.endswith("Is this an emergency that needs someone tonight?") and actions == []
+    reply, actions = await say(r, conv, "yes")
+    assert actions and actions[0].purpose == "emergency"
+
+
+async def test_unsure_and_no_takes_a_normal_message():
+    saved: list[Action] = []
+    r = desk(PROPERTY, Unsure(PROPERTY, None))
+    conv = call(saved)
+    await say(r, conv, "the heating is making a weird noise")
+    reply, actions = await say(r, conv, "no, it can wait till the morning")
+    assert actions == [] and "take a message" in reply
+    assert conv.state["pending_message"]["urgent"] is False and "heating" in conv.state["pending_message"]["about"]
+
+
+async def test_a_wrong_number_gets_a_polite_answer(readers):
+    for reader in (readers[PROPERTY.name], None):  # by meaning, and by keywords
+        reply, actions = await say(desk(PROPERTY, reader), call(), "Oh, sorry, I think I dialed the wrong number.")
+        assert "Maple Street" in reply and CANT_HELP not in reply and actions == []
+
+
+@pytest.mark.parametrize("profile, text, faq", [
+    (PROPERTY, "is it alright if I get a puppy", 4),
+    (PROPERTY, "where are the parcels kept when I'm not home", 0),
+    (DENTAL, "we've just moved to the area, can we join your practice", 1),
+    (VET, "my kitten needs her jabs", 0),
+])
+async def test_faqs_are_found_by_meaning(readers, profile, text, faq):
+    reply, _ = await say(desk(profile, readers[profile.name]), call(), text)
+    assert reply.startswith(profile.faqs[faq].answer)
+
+
+async def test_a_leak_through_the_ceiling_is_not_the_leasing_answer(readers):
+    reply, _ = await say(desk(PROPERTY, readers[PROPERTY.name]), call(), "There's water coming through my ceiling from the apartment upstairs")
+    assert PROPERTY.faqs[3].answer not in reply
+
+
+async def test_without_the_model_keywords_still_route_emergencies_and_danger():
+    r = desk(PROPERTY)  # never started: keyword reading
+    assert r.understanding.encoder is None
+    reply, actions = await say(r, call(), "there's a burst pipe in my kitchen")
+    assert actions and actions[0].purpose == "emergency"
+    reply, actions = await say(desk(PROPERTY), call(), "I smell gas")
+    assert "call 911" in reply and actions[0].purpose == "emergency"
+
+
+async def test_start_loads_the_shared_encoder_once(encoder):
+    a, b = desk(VET), desk(VET)
+    await a.start()
+    await b.start()
+    assert a.understanding is b.understanding and a.understanding.encoder is encoder
+
+
+def test_the_business_file_describes_faqs_and_emergencies_in_sentences(tmp_path):
+    assert "my dog ate chocolate" in VET.emergency.situations
+    assert VET.faqs[0].examples and VET.emergency.transfer == ""
+    f = tmp_path / "b.toml"
+    f.write_text('name = "X"\ntimezone = "Europe/Paris"\naddress = "1 Rue"\n[hours]\nmonday = "09:00-17:00"\n'
+                 '[emergency]\nsituations = ["the boiler is leaking"]\nsay = "Sorry."\n'
+                 '[[faqs]]\nquestion = "Do you deliver?"\nanswer = "Yes."\n')
+    p = load_profile(f)
+    assert p.faqs[0].keywords == () and "call 112" in p.emergency.danger_say
+    f.write_text('name = "X"\ntimezone = "UTC"\naddress = "1 Rue"\n[hours]\n[emergency]\nsituations = "fire"\n'
+                 '[[faqs]]\nanswer = "Yes."\nexamples = [3]\n')
+    with pytest.raises(ProfileError) as e:
+        load_profile(f)
+    msg = str(e.value)
+    assert "emergency.situations: expected a list of sentences" in msg and "faqs[0].examples" in msg
+
+
+async def test_a_pets_breathing_is_the_vets_emergency_a_persons_is_911(readers):
+    reply, _ = await say(desk(VET, readers[VET.name]), call(), "I think my dog is choking, he's gagging")
+    assert "911" not in reply and "Lakeside 24-hour Animal Hospital" in reply
+    reply, _ = await say(desk(VET, readers[VET.name]), call(), "the dog bit my husband and he's bleeding heavily and feels faint")
+    assert reply.startswith("If anyone is in danger") and "call 911" in reply
+
+
+async def test_an_emergency_told_while_leaving_a_message_is_not_filed_as_a_normal_message(readers):
+    r = desk(PROPERTY, readers[PROPERTY.name])
+    conv = call()
+    await say(r, conv, "I'd like to leave a message")
+    reply, actions = await say(r, conv, "there's water pouring through my kitchen ceiling right now")
+    assert actions and actions[0].purpose == "emergency"
+    saved: list[Action] = []
+    r = desk(VET, readers[VET.name])
+    conv = call(saved)
+    await say(r, conv, "can I leave a message for the vet")
+    reply, _ = await say(r, conv, "my dog just got into the rat poison in the shed")
+    assert "urgent" in reply and reply.endswith("May I have your name?")
+    for line in ("Jo Banks", "608 555 0122", "yes"):
+        await say(r, conv, line)
+    [msg] = [a.message for a in saved if a.kind == "take_message"]
+    assert msg is not None and msg.urgent and "rat poison" in msg.about
