@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.calls import EMBEDDED_ENV, LEAD_FRAMES, start_stack, stop  # noqa: E402
+from bench import floods21  # noqa: E402
+from bench.calls import EMBEDDED_ENV, LEAD_FRAMES, rss_mb, start_stack, stop  # noqa: E402
 from bench.fakes_server import Profile  # noqa: E402
 from media import wav  # noqa: E402
 
@@ -161,13 +162,15 @@ async def flood_none(http, url: str, until: float, got: Counter) -> None:
         await asyncio.sleep(0.2)
 
 
-FLOODS = {"baseline": flood_none, "uploads": flood_uploads, "parts": flood_parts, "slow": flood_slow}
+FLOODS = {"baseline": flood_none, "uploads": flood_uploads, "parts": flood_parts, "slow": flood_slow,
+          "dtmf": floods21.flood_dtmf, "lockout": floods21.flood_lockout, "forms": floods21.flood_forms}
 
 
-async def flood_main(name: str, url: str, seconds: float) -> None:
+async def flood_main(name: str, url: str, seconds: float, token: str = "", name_wav: str = "") -> None:
     """The flood in a process of its own, so its CPU is not the live caller's."""
     import aiohttp
 
+    floods21.TOKEN, floods21.NAME_WAV = token, name_wav
     got: Counter = Counter()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         await FLOODS[name](http, url, time.monotonic() + seconds, got)
@@ -184,20 +187,32 @@ async def one(name: str, stack, seconds: float) -> dict:
     log_from = stack.log_path.stat().st_size
     flood = await asyncio.create_subprocess_exec(
         sys.executable, str(Path(__file__).resolve()), "--flood", name, "--url", stack.url, "--seconds", str(seconds),
-        cwd=REPO, stdout=asyncio.subprocess.PIPE)
+        "--token", stack.token or "", "--name-wav", str(stack.tmp / "name.wav"), cwd=REPO, stdout=asyncio.subprocess.PIPE)
+    rss = [rss_mb(stack.server.pid)]
+
+    async def sample_rss() -> None:
+        while not stop_at.is_set():
+            rss.append(rss_mb(stack.server.pid))
+            await asyncio.sleep(0.5)
+
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         poller = asyncio.create_task(poll_livez(http, stack.url, stop_at, livez))
+        sampler = asyncio.create_task(sample_rss())
         await asyncio.sleep(1.5)  # the flood is on before the call starts
         report = await simulate_call(stack.url, [CALLERS / u for u in UTTERANCES], public_url=stack.url,
                                      auth_token=stack.token, gap_s=0.8, session=http, max_wait_s=20)
         out, _ = await flood.communicate()
+        await asyncio.sleep(2.0)  # what the flood left behind, once it is over
         stop_at.set()
         await poller
+        await sampler
+        rss_after = rss_mb(stack.server.pid)
     got = Counter(json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {"flood_failed": 1})
     with open(stack.log_path, "rb") as f:  # what the bot logged about its stages meanwhile
         f.seek(log_from)
         lines = f.read().decode(errors="replace").splitlines()
     got["bot_stage_timeouts"] = sum(1 for line in lines if "timeout" in line and "stage" in line)
+    got["bot_tracebacks"] = sum(1 for line in lines if line.startswith("Traceback"))
     turns = [t.first_audio_ms for t in report.turns]
     answered = report.greeting_ms is not None and len(turns) == len(UTTERANCES) and all(t is not None for t in turns)
     gap = frame_gaps(report)
@@ -207,22 +222,43 @@ async def one(name: str, stack, seconds: float) -> dict:
         held = held and all(k.split(":")[1] == "401" for k in got if k.startswith("noauth"))
     if name == "slow":
         held = held and got["closed_by_server"] == got["opened"]
+    if name == "lockout":
+        held = held and got["owner_tries"] > 0 and got["owner_refused"] == 0
+    if name == "forms":
+        held = held and got["bot_tracebacks"] == 0 and not any(k.startswith("5") for k in got)
+    if name == "dtmf":
+        held = held and max(rss) - rss[0] < 300 and got["attacker_calls"] > 0
     return {"attack": name, "held": held, "livez_worst_ms": round(worst), "frame_gap_worst_ms": round(gap),
+            "rss_mb": f"{rss[0]:.0f}->{max(rss):.0f}->{rss_after:.0f}",
             "turn_ms": [None if t is None else round(t) for t in turns], "answered": answered,
             "error": report.error, "flood": dict(got)}
 
 
-async def main_async(seconds: float) -> int:
+async def render_name(path: Path) -> None:
+    """A caller saying their name (the message form's second answer), in the embedded voice."""
+    from bot.providers.piper import PiperTTS
+
+    tts = PiperTTS()
+    await tts.start()
+    pcm = b"".join([c async for c in tts.synthesize("My name is Sam Lee.", mulaw=False)])
+    await tts.close()
+    path.write_bytes(wav.write_pcm16(b"\0\0" * (tts.pcm_rate // 2) + pcm + b"\0\0" * tts.pcm_rate, tts.pcm_rate))
+
+
+async def main_async(seconds: float, only: list[str] | None = None) -> int:
     args = SimpleNamespace(profile=Profile(), live=False, end_silence_ms=None, early_turn_ms=None, speculative_llm=None)
     with tempfile.TemporaryDirectory(prefix="http-attacks-") as tmp:
         stack = await start_stack(args, "asyncio", Path(tmp), {**EMBEDDED_ENV, "API_KEY": KEY})
+        await render_name(stack.tmp / "name.wav")
         rows = []
         try:
             for name in FLOODS:
+                if only and name not in only and name != "baseline":
+                    continue
                 row = await one(name, stack, seconds)
                 rows.append(row)
                 print(f"{name:8s} held={'yes' if row['held'] else 'NO ':3s} livez_worst={row['livez_worst_ms']:5d} ms  "
-                      f"frame_gap_worst={row['frame_gap_worst_ms']:4d} ms  turns_ms={row['turn_ms']}  "
+                      f"frame_gap_worst={row['frame_gap_worst_ms']:4d} ms  turns_ms={row['turn_ms']}  rss_mb={row['rss_mb']}  "
                       f"flood={row['flood']}{'  error=' + row['error'] if row['error'] else ''}", flush=True)
         finally:
             await stop(stack.server)
@@ -238,11 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=15.0, help="how long each flood runs (default 15; the slow one 33)")
     ap.add_argument("--flood", choices=sorted(FLOODS), help=argparse.SUPPRESS)  # the flood process
     ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--token", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--name-wav", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--only", default="", help="comma-separated floods to run (default: all), e.g. dtmf,lockout,forms")
     a = ap.parse_args(argv)
     if a.flood:
-        asyncio.run(flood_main(a.flood, a.url, a.seconds))
+        asyncio.run(flood_main(a.flood, a.url, a.seconds, a.token, a.name_wav))
         return 0
-    return asyncio.run(main_async(a.seconds))
+    return asyncio.run(main_async(a.seconds, [f for f in a.only.split(",") if f]))
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.settings import Settings, SettingsError
 from bot.store.api import MESSAGE_STATUSES
 from bot.store.sql import SQLITE_NAME
+from bot.text_safety import visible
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def parse_since(raw: str, tz: ZoneInfo, now: float | None = None) -> float:
@@ -44,16 +44,19 @@ def parse_since(raw: str, tz: ZoneInfo, now: float | None = None) -> float:
 
 def safe(text: str) -> str:
     """Printable on a terminal: control and bidi characters become visible escapes."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return visible(text)
 
 
 def as_json(m, tz: ZoneInfo, delivery: list | None = None) -> dict:
+    """A message as JSON: text fields through ``visible`` too (a raw U+202E or U+009B
+    would reach the terminal of whoever reads the lines, ``jq`` output included)."""
     return {
-        "id": m.id, "uid": m.uid, "status": m.status, "name": m.name, "callback_number": m.callback_number, "about": m.about,
-        "urgent": m.urgent, "caller": m.caller, "call_sid": m.call_sid,
+        "id": m.id, "uid": m.uid, "status": m.status, "name": visible(m.name), "callback_number": visible(m.callback_number),
+        "about": visible(m.about), "urgent": m.urgent, "caller": visible(m.caller), "call_sid": visible(m.call_sid),
         "created_at": datetime.fromtimestamp(m.created_at, tz).isoformat(timespec="seconds"),
         "delivery": [
-            {"channel": d.channel, "target": d.target, "state": d.state, "attempts": d.attempts, "last_error": d.last_error}
+            {"channel": d.channel, "target": visible(d.target), "state": d.state, "attempts": d.attempts,
+             "last_error": visible(d.last_error) if d.last_error else d.last_error}
             for d in delivery or []
         ],
     }

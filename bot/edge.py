@@ -2,17 +2,21 @@
 numerous connections cannot hold the server, and the accept-error storm a full
 file table causes is logged once in a while instead of thousands of times a second.
 
-Every connection is in one of three phases:
-- ``idle``: connected (or kept alive after a response) and waiting for a request's
-  line and headers; closed past ``header_timeout`` (plus ``keepalive`` after a
-  response). aiohttp's own keep-alive timer backs this up.
+Every connection is in one of four phases:
+- ``new``: connected, its first request's line and headers not yet in; closed past
+  ``header_timeout``.
+- ``idle``: kept alive after a response, waiting for the next request; closed past
+  ``keepalive`` plus ``header_timeout``. aiohttp's own keep-alive timer backs this up.
 - ``body``: a handler is reading the request body; closed past ``body_timeout``
   (handlers that read with their own deadline answer 408 first).
 - ``busy``: a handler is working (a webhook, a Media Streams websocket for the whole
   call): no deadline here, the handlers own their time.
-Past ``max_connections`` open sockets, a new connection evicts the oldest one that is
-idle (then the oldest still sending its body); when every socket is busy, the new
-one is closed at once. The effective cap stays below the process's file limit.
+Past ``max_connections`` open sockets, a new connection evicts, in this order: the
+oldest kept-alive idle socket, the oldest still sending its body (a slow body), the
+oldest new one that has been silent for ``FRESH_S`` or more, and only then the oldest
+new one; when every socket is busy, the new one is closed at once. So a real request
+that has just connected (its headers on their way) outlives slow bodies and idle
+sockets. The effective cap stays below the process's file limit.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from bot.logs import kv
 
 log = logging.getLogger("bot.edge")
 
-IDLE, BODY, BUSY = "idle", "body", "busy"
+NEW, IDLE, BODY, BUSY = "new", "idle", "body", "busy"
 SWEEP_S = 0.5
+FRESH_S = 1.0  # a new connection this young is only evicted when nothing else can be
 FD_RESERVE = 48  # descriptors kept for the models, the database, provider sockets, logs
 _FD_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -40,7 +45,7 @@ _FD_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 class _Conn:
     transport: Any
     opened: float
-    phase: str = IDLE
+    phase: str = NEW
     deadline: float | None = None
 
 
@@ -103,7 +108,7 @@ class ConnectionGuard:
             self.stats.refused += 1
             transport.abort()
             return
-        self._conns[transport] = _Conn(transport, now, IDLE, now + self.header_timeout)
+        self._conns[transport] = _Conn(transport, now, NEW, now + self.header_timeout)
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
 
@@ -127,8 +132,15 @@ class ConnectionGuard:
             c.deadline = None if timeout is None else self.clock() + timeout
 
     def _evict_one(self) -> bool:
-        for phase in (IDLE, BODY):
-            oldest = min((c for c in self._conns.values() if c.phase == phase), key=lambda c: c.opened, default=None)
+        now = self.clock()
+        tiers = (
+            lambda c: c.phase == IDLE,  # kept alive, nothing asked
+            lambda c: c.phase == BODY,  # a slow body
+            lambda c: c.phase == NEW and now - c.opened >= FRESH_S,  # silent since it connected
+            lambda c: c.phase == NEW,  # a flood of new connections: the oldest goes
+        )
+        for tier in tiers:
+            oldest = min((c for c in self._conns.values() if tier(c)), key=lambda c: c.opened, default=None)
             if oldest is not None:
                 self._close(oldest)
                 self.stats.evicted += 1

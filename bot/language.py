@@ -90,6 +90,7 @@ def last_answer(w: Words) -> str | None:
 
 
 MAX_DIGITS = 15  # E.164: no phone number is longer; longer input is refused, never stored or spoken
+MAX_TEXT = 1000  # characters of one utterance read for names, numbers and units (a minute of speech is ~900)
 UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building", "number"}
 _RUN_GLUE = FILLERS | {"and", "then", "dash", "hyphen", "plus", "area", "code"}
 
@@ -102,6 +103,7 @@ def number_runs(text: str) -> list[str]:
     runs: list[str] = []
     cur: list[str] = []
     after_unit = False
+    text = text[:MAX_TEXT]
 
     def close() -> None:
         if cur:
@@ -217,7 +219,7 @@ _NAME_END = {"and", "my", "number", "phone", "calling", "from", "here", "is", "a
              "regarding", "who", "that", "unit", "apartment", "flat", "to", "i've", "ive", "i'd", "id", "we", "it", "it's",
              "or", "because", "just", "live", "living", "phoning", "ringing", "again", "yes", "yeah", "no"}
 _CUE = re.compile(r"\b(?:my name is|my name's|my names|name is|name's|the name is|this is|it's|it is|i am|i'm|im|that's|thats|"
-                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z']+ ){0,5}?from)\s+(?=([^\W\d_][\w'\- ]*))", re.I)
+                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z']+ ){0,5}?from)\s+(?=([^\W\d_][\w'\- ]{0,80}))", re.I)
 _WEAK_CUES = ("it's", "it is", "i am", "i'm", "im", "call me")  # trusted only when the word after looks like a name
 _TWO_WORDS = ("that's", "thats")  # trusted only for a first name and a surname ("that's alex morgan")
 TITLES = {"mr": "Mr", "mrs": "Mrs", "ms": "Ms", "miss": "Miss", "dr": "Dr", "doctor": "Dr", "mister": "Mr"}
@@ -277,7 +279,7 @@ def _respell(name: str, text: str) -> str:
 
 def _plain(text: str) -> str:
     """Lower-case letters and commas (for every other mark), fillers dropped."""
-    low = re.sub(r"[^\w'\- ]+|[\d_]+", " , ", text.lower().replace("’", "'"))
+    low = re.sub(r"[^\w'\- ]+|[\d_]+", " , ", text[:MAX_TEXT].lower().replace("’", "'"))
     return " ".join(w for w in low.split() if w not in FILLERS)
 
 
@@ -309,7 +311,7 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         after = rest[len(name.split()):][:1] if name else []
         if cue in _TWO_WORDS and (not name or len(name.split()) < 2):
             continue
-        if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"])):
+        if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"], ["at"], ["on"])):
             best = name
     if best is None:  # "... doctor ortiz speaking", "john smith here"
         here = re.search(r"((?:[^\W\d_][\w'\-]* ){1,4})(?:here|speaking)\b", low)
@@ -392,7 +394,7 @@ def unit_in(text: str, *, asked: bool = False) -> str:
     """The unit or address a caller gave: "I'm in unit four c" -> "Unit 4C", "apartment twelve
     b" -> "Apartment 12B", "I live in 204" -> "204"; with ``asked``, a bare "4b" or "12 harbour
     road" too. "" when none."""
-    low = re.sub(r"[^\w' ]+", " ", text.lower().replace("’", "'"))
+    low = re.sub(r"[^\w' ]+", " ", text[:MAX_TEXT].lower().replace("’", "'"))
     if asked:
         words = re.sub(r"^(?:(?:it's|its|it is|i'm in|im in|i live at|i live in|in|at|yeah|yes|um|uh|er|the|number|no)\s+)+", "",
                        low.strip()).split()

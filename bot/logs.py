@@ -110,8 +110,9 @@ class QuietProtocolErrors(logging.Filter):
 
 def _client_fault(exc: BaseException) -> bool:
     from aiohttp.http_exceptions import HttpProcessingError
+    from aiohttp.web_protocol import RequestPayloadError  # a body that cannot be decoded, met by aiohttp's lingering read
 
-    return isinstance(exc, (HttpProcessingError, ConnectionError))
+    return isinstance(exc, (HttpProcessingError, RequestPayloadError, ConnectionError))
 
 
 def quiet_protocol_errors() -> None:

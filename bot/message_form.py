@@ -18,6 +18,7 @@ from difflib import SequenceMatcher
 
 from bot.language import (
     MAX_DIGITS,
+    MAX_TEXT,
     Words,
     bare_name,
     caller_digits,
@@ -57,7 +58,7 @@ _REQUEST = re.compile(
     r"|(?:could|can|would)\s+(?:someone|somebody|you|one of you|anyone|the \w+)\s+(?:please\s+)?(?:call|ring|phone|get back to|contact)"
     r"\s+me(?:\s+back)?|(?:please\s+)?(?:have|get|ask)\s+(?:someone|somebody|them|the \w+)\s+(?:to\s+)?(?:call|ring|phone)\s+me(?:\s+back)?"
     r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)(?:\s+to)?|(?:could|can|would)\s+you\s+(?:please\s+)?(?:pass|give|take(?:\s+down)?|write\s+down|jot\s+down)\s+"
-    r"(?:a|the|my)\s+message(?:\s+(?:on|down))?(?:\s+for\s+me)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning)"
+    r"(?:a|the|my)\s+message(?:\s+(?:on|down))?(?:\s+for\s+me)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning|for\b)"
     r"|^\s*(?:a\s+)?message(?:\s+please)?\b"
     r"|please\s+(?:call|ring)\s+me(?:\s+back)?|call\s+me\s+back|leave\s+(?:a|the)\s+message|take\s+(?:a|my)\s+message)\b[\s,.]*",
     re.I)
@@ -65,7 +66,7 @@ _RECIPIENT = re.compile(
     r"^(?:for|to)\s+(?:(?:someone|somebody|anyone)\s+(?:in|at|from|on)\s+)?(?:the\s+|a\s+|your\s+)?"
     r"(?:(?:office|manager|property manager|building manager|leasing(?: office| team)?|maintenance(?: team)?|team|landlord|owner|"
     r"front desk|reception|receptionist|billing(?: department)?|accounts|dentist|doctor|practice|staff|someone|somebody|"
-    r"management|super|superintendent|her|him|them)\b[\s,.]*)+$", re.I)
+    r"management|super|superintendent|her|him|them|(?:dr|doctor|mr|mrs|ms|miss)\.?\s+[a-z'\-]+)\b[\s,.]*)+$", re.I)
 _EMPTY = {"somebody", "someone", "anyone", "anybody", "message", "back", "callback", "quick", "short", "again", "sorry",
           "soon", "possible", "asap", "today", "tomorrow", "nothing", "else", "name", "number", "phone"}
 _ABOUT = re.compile(r"^\s*(?:about|regarding|concerning|re)\b\s*", re.I)
@@ -74,7 +75,7 @@ _NUMBER_CUE = re.compile(
     r"(?:number|phone|cell|mobile)(?:\s+is|'s)?\s*(?:on|at)?|(?:you\s+can\s+|please\s+)?(?:reach|call|get|contact|ring|text)\s+me"
     r"(?:\s+back)?(?:\s+(?:on|at))?|\b(?:at|on)\s*$", re.I)
 _NAME_CUE = re.compile(r"\b(?:my name is|my name's|name is|the name is|this is|it's|it is|i am|i'm|im|call me)\b", re.I)
-_TAIL = re.compile(r"[\s,.;:!-]+$|\s+(?:and|so|but|also|please|thanks|thank you|um|uh)\s*$", re.I)
+_TAIL_WORDS = {"and", "so", "but", "also", "please", "thanks", "thank", "you", "um", "uh"}
 _FLIP = {"my": "your", "i": "you", "i'm": "you're", "im": "you're", "me": "you", "mine": "yours", "myself": "yourself",
          "i've": "you've", "i'd": "you'd", "i'll": "you'll", "am": "are", "our": "your", "we": "you", "us": "you",
          "we're": "you're", "was": "was"}
@@ -134,7 +135,7 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     # a name or number said before (in the last few turns or with the request); what it is about is ``topic``
     for words in [*_recent_user(conv, 4), topic]:
         if words and not DTMF.fullmatch(words):
-            problem = _absorb(f, words, Words(words), asked="start") or problem
+            problem = _absorb(f, words[:MAX_TEXT], Words(words[:MAX_TEXT]), asked="start") or problem
     sync(st, conv)
     if problem == "long" and f["topic"]:
         f["asked"] = "number"
@@ -172,6 +173,7 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
 def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     """The form's next words after the caller's ``raw``; None when they confirmed the read-back."""
     asked = f["asked"]
+    raw = raw[:MAX_TEXT] if not DTMF.fullmatch(raw) else raw  # keys are judged whole (a long number is refused)
     before = (f["name"], f["number"], f["topic"], f.get("unit"))
     said: list[str] = []
     key = DTMF.fullmatch(raw)
@@ -354,7 +356,7 @@ def _merge_name(old: str | None, new: str) -> str:
 def about_of(raw: str, *, name: str | None = None) -> str:
     """What the message is about, in the caller's words: their utterance without the
     greeting, the request for a message, their name and their number ("" if nothing is left)."""
-    text = raw.strip()
+    text = raw.strip()[:MAX_TEXT]
     if DTMF.fullmatch(text):
         return ""
     text = _drop_number(text)
@@ -367,8 +369,7 @@ def about_of(raw: str, *, name: str | None = None) -> str:
         text = _LEAD.sub("", text)
         text = _ABOUT.sub("", text)
     text = re.sub(r"\s+", " ", re.sub(r"\s+([,.?!])", r"\1", text)).strip()
-    for _ in range(3):
-        text = _TAIL.sub("", text).strip()
+    text = _strip_tail(text)
     text = re.sub(r"^[\s,.;:!?-]+", "", text)
     words = Words(text)
     if not words.content() - _EMPTY or _mostly_digits(words):
@@ -376,6 +377,18 @@ def about_of(raw: str, *, name: str | None = None) -> str:
     if is_yes(words) and len(words.content()) <= 1:
         return ""
     return text[:TOPIC_MAX]
+
+
+def _strip_tail(text: str) -> str:
+    """Without trailing punctuation and trailing "and", "please", "thank you"... (linear time)."""
+    words = text.split(" ")
+    while words:
+        last = words[-1].rstrip(" \t,.;:!-")
+        if last and last.lower() not in _TAIL_WORDS:
+            words[-1] = last
+            break
+        words.pop()
+    return " ".join(words).strip()
 
 
 def _drop_number(text: str) -> str:

@@ -10,6 +10,7 @@ vendor exception.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -18,10 +19,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
+from bot.logs import kv
 from bot.providers.base import LLM, STT, TTS, Action, Conversation
+from bot.speech_bounds import MAX_REPLY_CHARS, MAX_SENTENCE_CHARS, ReplyBudget, bounded
 from bot.stall import Stall
 
 T = TypeVar("T")
+log = logging.getLogger("bot.orchestrator")
 GUARD_S = 0.05  # adapters time out themselves; this catches one that does not
 
 
@@ -102,11 +106,15 @@ class SentenceSplitter:
                 out.append(self._buf[start : m.start()].strip())
                 start = m.end()
         self._buf = self._buf[start:]
-        return [s for s in out if s]
+        if len(self._buf) > MAX_SENTENCE_CHARS:  # no sentence end in sight: say what is there, in bounded pieces
+            pieces = bounded(self._buf)
+            out += pieces[:-1]
+            self._buf = self._buf[len(self._buf.rstrip()) - len(pieces[-1]):]
+        return [piece for s in out if s for piece in bounded(s)]
 
     def flush(self) -> list[str]:
         rest, self._buf = self._buf.strip(), ""
-        return [rest] if rest else []
+        return bounded(rest) if rest else []
 
 
 async def _guard(aw: Awaitable[T], budget: float, stage: str, provider: str) -> T:
@@ -172,6 +180,13 @@ class Orchestrator:
 
         async def produce() -> None:
             splitter = SentenceSplitter(first_clause=self.first_clause)
+            budget = ReplyBudget()
+
+            def say(sentences_: list[str]) -> None:
+                for s in sentences_:
+                    if said := budget.take(s):
+                        sentences.put_nowait(said)
+
             first = True
             try:
                 async for item in _bounded(self.llm.reply(conversation), self.llm_timeout, "llm", self.llm.name):
@@ -181,10 +196,10 @@ class Orchestrator:
                     if isinstance(item, Action):
                         sentences.put_nowait(item)
                         continue
-                    for s in splitter.feed(item):
-                        sentences.put_nowait(s)
-                for s in splitter.flush():
-                    sentences.put_nowait(s)
+                    say(splitter.feed(item))
+                say(splitter.flush())
+                if budget.cut:
+                    log.warning("reply cut", extra=kv(stage="llm", provider=self.llm.name, max_chars=MAX_REPLY_CHARS))
                 timings.stages["llm"] = round((time.perf_counter() - t_llm) * 1000, 1)
                 sentences.put_nowait(None)
             except StageError as err:

@@ -326,7 +326,7 @@ def _faqs(v: Any, errors: list[str]) -> tuple[Faq, ...]:
         answer = _text(item, "answer", errors, f"faqs[{i}].answer")
         question = _text(item, "question", errors, f"faqs[{i}].question", default="")
         examples = _phrases(item, "examples", errors, f"faqs[{i}].examples")
-        if not (kws or question or examples) and len(errors) == n:
+        if not (kws or question or examples):
             errors.append(f"faqs[{i}]: needs a question (or examples, or keywords) to know when to answer it")
         _unknown(item, ("question", "examples", "keywords", "answer"), f"faqs[{i}]", errors)
         if len(errors) == n:

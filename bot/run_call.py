@@ -133,6 +133,7 @@ async def run_call(
                     **fields, ended_by=how, outcome=outcome, seconds=seconds, turns=session.turn_no if session else 0,
                     limit=session.end_reason if session else None,
                     barge_ins=session.barge_ins if session else 0, fallbacks=session.fallbacks if session else 0,
+                    dtmf_dropped=(session.c.dtmf_dropped or None) if session else None,
                     frames_out=playout.frames_sent, **transport.summary(),
                 ),
             )

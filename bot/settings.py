@@ -156,6 +156,9 @@ class Settings:
     media_frames_per_message: int = 3
     # reverse proxies (IPs/CIDRs) whose X-Forwarded-For names the client (handlers/client_ip.py)
     trusted_proxies: tuple[str, ...] = ()
+    # /healthz detail (pids, connections, circuits): "key" = with the API key or the console's
+    # session only; "public" = to anyone (handlers/health.py)
+    health_detail: str = "key"
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)

@@ -4,6 +4,12 @@ parameters, handler). A handler's ``content`` goes back to the model for its nex
 its ``action`` (transfer, hang-up) runs once the caller has heard the reply. Side effects
 (saving a message) go through ``Conversation.perform``, which waits for the turn to be
 confirmed, so a speculative turn never writes.
+
+The model's arguments are the caller's words at one remove (a prompt injection is
+spoken, not typed), so a tool acts only on what the business file names: a transfer
+goes to a configured purpose's number, an argument a tool does not declare is refused,
+text is cleaned and bounded (bot/text_safety.py), and no tool reads stored messages
+back, so no caller can hear another's.
 """
 
 from __future__ import annotations
@@ -17,11 +23,18 @@ from typing import Any
 
 from bot.hours import clock_text, hours_for, now_text, week_text
 from bot.language import caller_digits, digits_in
+from bot.logs import kv
 from bot.profile import Profile
 from bot.providers.base import Action, Conversation
 from bot.store.api import NewMessage
+from bot.text_safety import clean
 
 log = logging.getLogger("bot.tools")
+
+MAX_ARGUMENTS_CHARS = 32_000  # one call's JSON arguments: 10 KB strings are cleaned and cut, far more is refused
+MAX_NAME_CHARS = 100
+MAX_ABOUT_CHARS = 2000  # as bot/call_actions.py keeps of a message heard in the conversation
+MAX_NUMBER_DIGITS = 15  # E.164
 
 
 @dataclass(frozen=True)
@@ -64,13 +77,20 @@ class ToolRegistry:
         the model what was wrong; it never raises."""
         tool = self.tools.get(name)
         if tool is None:
-            return ToolResult(f"error: there is no tool named {name!r}")
+            return ToolResult(f"error: there is no tool named {clean(name, 40)!r}; the tools are {', '.join(self.tools)}")
+        if len(arguments or "") > MAX_ARGUMENTS_CHARS:
+            return ToolResult(f"error: the arguments are longer than {MAX_ARGUMENTS_CHARS} characters; keep them short")
         try:
             args = json.loads(arguments or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             return ToolResult("error: the arguments were not valid JSON; call the tool again")
         if not isinstance(args, dict):
             return ToolResult("error: the arguments must be a JSON object")
+        unknown = sorted(k for k in args if k not in tool.parameters.get("properties", {}))
+        if unknown:  # e.g. a number to transfer to: a tool acts only on what the business file names
+            log.info("tool arguments refused", extra=kv(tool=tool.name, unknown=len(unknown)))
+            return ToolResult(f"error: {tool.name} takes only {', '.join(tool.parameters.get('properties', {})) or 'no arguments'}; "
+                              f"{clean(', '.join(unknown), 60)} is not one of them")
         return await tool.handler(args, ctx)
 
 
@@ -80,13 +100,17 @@ def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 async def _take_message(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     conv = ctx.conversation
-    number = digits_in(str(args.get("callback_number", "")))
-    if len(number) < 7 and str(args.get("callback_number", "")).strip().lower() in ("caller", "this number", "same"):
+    given = clean(str(args.get("callback_number", "")), 100)
+    number = digits_in(given)
+    if len(number) < 7 and given.lower() in ("caller", "this number", "same"):
         number = caller_digits(conv.caller)
     if len(number) < 7:
         return ToolResult("not saved: the callback number is missing or too short. Ask the caller for it, digit by digit.")
-    name = str(args.get("name", "")).strip()
-    about = str(args.get("about", "")).strip()
+    if len(number) > MAX_NUMBER_DIGITS:
+        return ToolResult(f"not saved: a phone number has at most {MAX_NUMBER_DIGITS} digits. Ask the caller for it again, digit by digit.")
+    # what the model wrote goes to the owner's screens and notifications: one line, bounded, no control characters
+    name = clean(str(args.get("name", "")), MAX_NAME_CHARS)
+    about = clean(str(args.get("about", "")), MAX_ABOUT_CHARS)
     if not name or not about:
         return ToolResult("not saved: ask the caller for their name and what the message is about first.")
     msg = NewMessage(call_sid=conv.call_id, caller=conv.caller, name=name, callback_number=number, about=about,
@@ -97,10 +121,12 @@ async def _take_message(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 
 
 async def _get_hours(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    return ToolResult(hours_for(ctx.profile, str(args.get("day", "") or ""), ctx.now))
+    return ToolResult(hours_for(ctx.profile, clean(str(args.get("day", "") or ""), 40), ctx.now))
 
 
 async def _transfer_call(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    """The number comes from the business file (or TRANSFER_NUMBER) for a named purpose,
+    never from the model: a caller who talks it into "transfer me to +1 900 ..." gets nowhere."""
     purpose = str(args.get("purpose", "front_desk") or "front_desk")
     if purpose not in ("front_desk", "emergency"):
         return ToolResult("error: purpose must be front_desk or emergency")

@@ -1,10 +1,10 @@
 """The gate in front of /v1/*: a bearer key, and a cap on requests at once.
 
 Outside trial mode the routes need ``Authorization: Bearer $API_KEY`` (compared in
-constant time); with no API_KEY they are off. Wrong keys are counted by the limiter of
-the console's login (handlers/login_limit.py, the same buckets): once this client or
-everyone guessed too often the answer is 429 ``too_many_attempts`` with Retry-After,
-before the key is compared. A request with no Authorization header guesses nothing and
+constant time); with no API_KEY they are off. The key is compared first: the right
+key is always let in. Wrong keys are counted by the limiter of the console's login
+(handlers/login_limit.py, the same buckets): once this client or everyone guessed too
+often a wrong key is answered 429 ``too_many_attempts`` with Retry-After. A request with no Authorization header guesses nothing and
 is not counted. Past API_MAX_CONCURRENT requests in flight the answer is 429 ``busy``
 with Retry-After. Every refusal is decided from the headers alone and closes the
 connection, so a refused upload's body is never read.
@@ -40,7 +40,7 @@ def _refuse(status: int, code: str, message: str, **headers: str) -> web.Respons
     return resp
 
 
-def _authorized(header: str, key: str) -> bool:
+def bearer_ok(header: str, key: str) -> bool:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
@@ -58,13 +58,14 @@ def api_gate(settings: Settings):
         if not settings.trial:
             if not settings.api_key:
                 return _refuse(403, "api_disabled", "the HTTP API is off on this server: set API_KEY to enable it (or TRIAL=true on a laptop)")
-            # the limiter is installed by console.setup, which create_app always runs
-            wait = login_limit.retry_after(request)
-            if wait:
-                return _refuse(429, login_limit.CODE, login_limit.message(wait), **{"Retry-After": str(wait)})
             header = request.headers.get("Authorization")
-            if header is None or not _authorized(header, settings.api_key):
+            if header is None or not bearer_ok(header, settings.api_key):
+                # a wrong key is limited (the limiter is installed by console.setup, which
+                # create_app always runs); the right key never is: guessers cannot lock the owner out
                 if header is not None:
+                    wait = login_limit.retry_after(request)
+                    if wait:
+                        return _refuse(429, login_limit.CODE, login_limit.message(wait), **{"Retry-After": str(wait)})
                     login_limit.failed(request)
                 return _refuse(401, "unauthorized", "send Authorization: Bearer <API_KEY>", **{"WWW-Authenticate": "Bearer"})
         if in_flight >= settings.api_max_concurrent:

@@ -20,6 +20,7 @@ from handlers.errors import error_middleware
 from handlers.startup import startup_ctx
 from handlers.state import EDGE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 from handlers.storage import NOTIFY, store_ctx
+from handlers.web_security import web_security
 
 TRANSFER_TEXT = "Please hold while I connect you."
 
@@ -54,7 +55,7 @@ def create_app(
     ``STT_STREAMING`` is on. ``background_startup``: load models and render prompts
     after the site is listening (the server does; see handlers/startup.py)."""
     prompt_texts(settings)  # checks the business file now: every problem in one ProfileError
-    app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[metrics.metrics_middleware, error_middleware, api_gate(settings)])
+    app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[metrics.metrics_middleware, error_middleware, web_security, api_gate(settings)])
     app[SETTINGS] = settings
     app[PROVIDERS] = providers or registry.build(settings)
     app[READY] = {}

@@ -70,3 +70,18 @@ def client_address(request: web.Request) -> str:
         if not _trusted(ip, nets):
             break
     return str(client)
+
+
+def client_scheme(request: web.Request) -> str:
+    """The scheme the client used: "https" on our own TLS, or when the TCP peer is one of
+    TRUSTED_PROXIES and its last ``X-Forwarded-Proto`` says https (a TLS proxy in front);
+    otherwise "http". For the browser's checks (Origin, the cookie's Secure flag) when
+    PUBLIC_URL is unset; Twilio's signatures still need PUBLIC_URL."""
+    if request.secure:
+        return "https"
+    peer = parse_ip(request.remote or "")
+    nets = networks(request.app[SETTINGS].trusted_proxies)
+    if peer is None or not nets or not _trusted(peer, nets):
+        return "http"
+    protos = [p.strip().lower() for h in request.headers.getall("X-Forwarded-Proto", ()) for p in h.split(",")]
+    return "https" if protos and protos[-1] == "https" else "http"

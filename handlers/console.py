@@ -12,26 +12,34 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from bot.assets import WEB
 from bot.profile import cached_profile
 from bot.store.api import CALL_OUTCOMES, MESSAGE_STATUSES, CallRecord
 from bot.store.transcripts import LIVE
+from bot.text_safety import visible
 from handlers import login_limit
 from handlers.console_chart import latency_svg
 from handlers.console_format import Owner, length, person
+from handlers.forms import form_fields
 from handlers.health import health_report
 from handlers.session_auth import check_csrf, csrf_token, end_session, issue_session, key_ok, require_session, session_valid
 from handlers.state import CALLS, PROMPTS, SETTINGS
 from handlers.storage import STORE
 
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+# every value a template prints goes through ``visible`` before it is escaped: a caller's
+# U+202E or U+009B is shown as an escape, never rendered (bot/text_safety.py)
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True,
+                          lstrip_blocks=True, finalize=lambda v: visible(v) if isinstance(v, str) and not isinstance(v, Markup) else v)
 
 
 SEARCH_MAX = 40  # characters of a number search
+CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Twilio's CA..., the softphone's BR...
 
 
 def _owner(app: web.Application) -> Owner:
@@ -47,7 +55,7 @@ def _page(request: web.Request, template: str, **ctx) -> web.Response:
     resp = web.Response(text=_env.get_template(template).render(**ctx), content_type="text/html")
     resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
     resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes a browser send "Origin: null" on a form post
     return resp
 
 
@@ -58,7 +66,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     require_key_set(request)
-    form = await request.post()
+    form = await form_fields(request)
     if not key_ok(request, str(form.get("key", ""))):
         resp = _page(request, "login.html", error="That key is not right.")
         resp.set_status(401)
@@ -70,9 +78,9 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     require_session(request)
-    check_csrf(request, str((await request.post()).get("csrf", "")))
+    check_csrf(request, str((await form_fields(request)).get("csrf", "")))
     resp = web.HTTPSeeOther("/console/login")
-    end_session(resp)
+    await end_session(request, resp)
     raise resp
 
 
@@ -120,7 +128,8 @@ def _conversation(rec: CallRecord) -> list[dict]:
 async def call_page(request: web.Request) -> web.Response:
     require_session(request)
     store = request.app[STORE]
-    rec = await store.call(request.match_info["sid"])
+    sid = request.match_info["sid"]
+    rec = await store.call(sid) if CALL_SID.fullmatch(sid) else None  # a NUL or a 5000-character "sid" never reaches the database
     if rec is None:
         raise web.HTTPNotFound(text="no such call")
     lat = [t.latency_ms for t in rec.turns if t.latency_ms is not None]
@@ -148,7 +157,7 @@ async def messages_page(request: web.Request) -> web.Response:
 
 async def mark_handled(request: web.Request) -> web.Response:
     require_session(request)
-    form = await request.post()
+    form = await form_fields(request)
     check_csrf(request, str(form.get("csrf", "")))
     try:
         mid = int(request.match_info["id"])
@@ -161,7 +170,7 @@ async def mark_handled(request: web.Request) -> web.Response:
 
 def _csv_cell(v) -> str:
     """No formula injection: a caller's words never start a cell with = + - @."""
-    s = str(v)
+    s = visible(str(v))
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
 
 

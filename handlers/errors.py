@@ -16,6 +16,8 @@ import re
 import uuid
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from bot.logs import kv
 from handlers.state import EDGE, REQUEST_ID, SETTINGS
@@ -31,6 +33,10 @@ class ClientGone(Exception):
     """The client closed the connection before its request was read."""
 
 
+class BadBody(Exception):
+    """The body cannot be decoded as its headers say (a broken Content-Encoding, chunking)."""
+
+
 def json_error(status: int, code: str, message: str, **extra) -> web.Response:
     body = {"error": {"code": code, "message": message, **extra}}
     return web.json_response(body, status=status)
@@ -44,7 +50,7 @@ def request_id(header: str) -> str:
 
 async def read_body(request: web.Request, timeout: float) -> None:
     """Read (and cache) the whole body within ``timeout``. Raises HTTPRequestTimeout,
-    HTTPRequestEntityTooLarge (client_max_size) or ClientGone."""
+    HTTPRequestEntityTooLarge (client_max_size), ClientGone or BadBody."""
     try:
         async with asyncio.timeout(timeout):
             await request.read()
@@ -52,6 +58,8 @@ async def read_body(request: web.Request, timeout: float) -> None:
         raise web.HTTPRequestTimeout() from None
     except ConnectionError:
         raise ClientGone() from None
+    except (HttpProcessingError, RequestPayloadError):
+        raise BadBody() from None
 
 
 @web.middleware
@@ -74,6 +82,10 @@ async def error_middleware(request: web.Request, handler):
     except ClientGone:
         log.info("client went away", extra=kv(request_id=request[REQUEST_ID], path=request.path, outcome="client_gone"))
         return _closing(json_error(499, "client_gone", "the client closed the connection"))
+    except (BadBody, HttpProcessingError, RequestPayloadError):  # a handler reading its own body (/v1) meets it too
+        log.info("request body undecodable", extra=kv(request_id=request[REQUEST_ID], path=request.path, outcome="bad_body"))
+        request.content.feed_eof()  # the rest is not read (aiohttp's lingering read would meet the error again)
+        return _closing(json_error(400, "bad_body", "the request body cannot be decoded as its headers say"))
     except web.HTTPRequestEntityTooLarge:
         return _closing(json_error(413, "too_large", "the request is larger than the server accepts"))
     except web.HTTPRequestTimeout:

@@ -7,7 +7,8 @@ degraded, and the LLM stage not ready when no member of its chain can answer.
 With WORKERS > 1 (bot/supervisor.py) each of these is answered by whichever worker the
 kernel gave the connection to, so readiness is that worker's: its own start-up, drain
 and MAX_CALLS. A balancer that sees one worker at capacity retries and lands on
-another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can be told apart."""
+another; ``/healthz`` and ``/readyz`` name the worker's pid so the answers can be told apart.
+``/healthz`` tells anyone only ``ok`` or ``degraded``; its detail is for the owner (detail_allowed)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from aiohttp import web
 
 from bot.providers.failover import FailoverChain
 from bot.providers.llm_probe import ServerProbe
-from handlers.api_gate import api_status
+from handlers import login_limit
+from handlers.api_gate import api_status, bearer_ok
+from handlers.session_auth import COOKIE, session_valid
 from handlers.startup import STARTUP
 from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
 from handlers.storage import DELIVERY
@@ -121,10 +124,31 @@ def _delivery(app: web.Application, problems: list[str]) -> dict | None:
     }
 
 
+def detail_allowed(request: web.Request) -> bool:
+    """The full report (pids, worker count, connection phases, circuits) is for the owner:
+    ``Authorization: Bearer API_KEY`` or the console's session, trial mode on this machine,
+    or HEALTH_DETAIL=public. A wrong key is counted like any other (handlers/login_limit.py)."""
+    settings = request.app[SETTINGS]
+    if settings.health_detail == "public" or (settings.trial and not settings.api_key):
+        return True
+    header = request.headers.get("Authorization")
+    if header is not None and settings.api_key:
+        if bearer_ok(header, settings.api_key):
+            return True
+        if not login_limit.retry_after(request):
+            login_limit.failed(request)
+        return False
+    return bool(settings.api_key) and COOKIE in request.cookies and session_valid(request)
+
+
 async def healthz(request: web.Request) -> web.Response:
+    """Public: ``{"status": "ok"|"degraded"}`` only; the detail needs the key (detail_allowed)."""
     if request.app[STARTUP].ready:
         await probe_llm(request.app)
-    return web.json_response(health_report(request.app))
+    report = health_report(request.app)
+    if not detail_allowed(request):
+        return web.json_response({"status": report["status"]}, headers={"Cache-Control": "no-store"})
+    return web.json_response(report, headers={"Cache-Control": "no-store"})
 
 
 async def livez(request: web.Request) -> web.Response:

@@ -5,9 +5,12 @@ the one-time ``?key=`` links of /console and /phone, and the bearer key of /v1
 Wrong keys are counted in two token buckets: one per client address (``PER_ADDRESS``
 wrong keys at once, then one more every ``ADDRESS_REFILL_S``) and one for the whole
 server (``GLOBAL`` at once, then one every ``GLOBAL_REFILL_S``), so many addresses
-together cannot guess faster either; an IPv6 client's bucket is its /64. An empty
-bucket answers 429 with Retry-After before the key is even compared (a right key is
-refused too until the bucket refills); a right key costs nothing. The address is the client's (handlers/client_ip.py): the TCP
+together cannot guess faster either; an IPv6 client's bucket is its /64. The key is
+compared first (in constant time): the right key is always let in, whatever the
+buckets say, so a crowd of guessers cannot lock the owner out; a wrong key past an
+empty bucket answers 429 with Retry-After (and is not counted again). The key itself
+(API_KEY, at least 16 characters) is what makes guessing hopeless; the buckets keep
+guessers' cost and noise down. The address is the client's (handlers/client_ip.py): the TCP
 peer, or the forwarded address when the peer is one of TRUSTED_PROXIES; without that
 setting every client behind a reverse proxy shares the proxy's bucket.
 """

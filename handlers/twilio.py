@@ -18,6 +18,7 @@ from bot.providers.warm import warm_all
 from bot.redact import mask_number
 from handlers import media_ws
 from handlers.background import spawn
+from handlers.forms import form_fields
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.startup import STARTUP
 from handlers.state import CALLS, CONTROL, DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
@@ -30,16 +31,15 @@ DIRECTIONS = ("inbound", "outbound-api", "outbound-dial")
 
 
 async def _checked_form(request: web.Request) -> dict[str, str]:
-    """The signed form's text fields (a file part is never Twilio's: it is dropped)."""
-    params = await request.post()
+    """The signed form's fields (urlencoded only: handlers/forms.py)."""
+    params = await form_fields(request)
     url = public_base(request) + request.path_qs
     if not signature_ok(request, url, params):
         log.warning("bad twilio signature", extra=kv(path=request.path, checked_url=url, has_signature="X-Twilio-Signature" in request.headers))
         raise forbidden()
     fields: dict[str, str] = {}
     for k, v in params.items():
-        if isinstance(v, str):
-            fields.setdefault(k, v)
+        fields.setdefault(k, v)
     return fields
 
 

@@ -98,7 +98,7 @@ async def test_health_says_trial_and_api_state(aiohttp_client, tmp_path):
     h = await (await c.get("/healthz")).json()
     assert h["trial"] is True and h["api"]["enabled"] and "trial" in h["api"]["auth"]
     assert any("TRIAL MODE" in p for p in h["problems"])
-    c2 = await aiohttp_client(app_for(Settings(data_dir=tmp_path / "b", twilio_auth_token=TOKEN)))
+    c2 = await aiohttp_client(app_for(Settings(data_dir=tmp_path / "b", twilio_auth_token=TOKEN, health_detail="public")))
     h2 = await (await c2.get("/healthz")).json()
     assert h2["trial"] is False and h2["api"]["enabled"] is False and "API_KEY" in h2["api"]["auth"]
 

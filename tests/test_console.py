@@ -110,6 +110,8 @@ async def test_call_search_takes_any_text_and_refuses_an_unknown_outcome(aiohttp
         assert r.status == 200 and "<script>alert" not in html and "(555) 867-5309" not in html.split("</form>")[1], junk
     r = await client.get("/console?outcome=bogus")
     assert r.status == 400
+    for sid in ("%00CA1", "CA" + "1" * 3000, "%F0%9F%98%80", "..%2F..%2Fetc", "CA1'--"):
+        assert (await client.get("/console/calls/" + sid)).status == 404, sid
     assert "(555) 867-5309" in await (await client.get("/console?outcome=live")).text()
 
 

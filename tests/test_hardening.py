@@ -123,7 +123,7 @@ def login_app(settings, now: list[float]):
     return app, KEY
 
 
-async def test_key_guessing_gets_429_with_retry_after_then_the_right_key_works(aiohttp_client, settings, caplog):
+async def test_key_guessing_gets_429_with_retry_after_and_the_right_key_still_works(aiohttp_client, settings, caplog):
     now = [0.0]
     app, key = login_app(settings, now)
     client = await aiohttp_client(app)
@@ -131,19 +131,24 @@ async def test_key_guessing_gets_429_with_retry_after_then_the_right_key_works(a
         for i in range(PER_ADDRESS):
             r = await client.post("/console/login", data={"key": f"guess-{i:04d}-0123456789"}, allow_redirects=False)
             assert r.status == 401
+        wrong = "still-guessing-0123456789"
         for attempt in (
-            client.post("/console/login", data={"key": key}, allow_redirects=False),  # refused before the compare
-            client.get(f"/console?key={key}", allow_redirects=False),
-            client.get(f"/phone?key={key}", allow_redirects=False),  # one limit for every door
+            client.post("/console/login", data={"key": wrong}, allow_redirects=False),
+            client.get(f"/console?key={wrong}", allow_redirects=False),
+            client.get(f"/phone?key={wrong}", allow_redirects=False),  # one limit for every door
         ):
             r = await attempt
             assert r.status == 429 and int(r.headers["Retry-After"]) == ADDRESS_REFILL_S
             assert "phonebot_session" not in r.cookies
+        for attempt in (  # the right key is compared first: it opens every door at once, limit or not
+            client.post("/console/login", data={"key": key}, allow_redirects=False),
+            client.get(f"/console?key={key}", allow_redirects=False),
+            client.get(f"/phone?key={key}", allow_redirects=False),
+        ):
+            r = await attempt
+            assert r.status == 303 and "phonebot_session" in r.cookies
     paused = [r for r in caplog.records if r.name == "handlers.login_limit"]
     assert len(paused) == 1 and key not in paused[0].getMessage() and key not in str(paused[0].fields)
-    now[0] += ADDRESS_REFILL_S
-    r = await client.post("/console/login", data={"key": key}, allow_redirects=False)
-    assert r.status == 303 and "phonebot_session" in r.cookies
 
 
 async def test_guessing_from_many_addresses_meets_the_global_limit(aiohttp_server, settings):
@@ -159,8 +164,10 @@ async def test_guessing_from_many_addresses_meets_the_global_limit(aiohttp_serve
                     statuses.append(r.status)
     assert statuses == [401] * GLOBAL
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.99", 0))) as http:
-        async with http.post(url, data={"key": key}, allow_redirects=False) as r:
+        async with http.post(url, data={"key": "fresh-address-guess-0123"}, allow_redirects=False) as r:
             assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+        async with http.post(url, data={"key": key}, allow_redirects=False) as r:
+            assert r.status == 303  # the owner is not locked out by the crowd
 
 
 # ---------------------------------------------------------------- 2b. key guessing on /v1, clients behind a proxy
@@ -210,11 +217,10 @@ async def test_api_key_guessing_gets_429_in_the_api_format_and_other_addresses_a
                 assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
             r = await call_api(attacker, "one-more-guess-0123456789")
             assert await refused_for_guessing(r) and int(r.headers["Retry-After"]) == ADDRESS_REFILL_S
-            r = await call_api(attacker, key)  # refused before the compare: the right key too
-            assert await refused_for_guessing(r)
+            assert (await call_api(attacker, key)).status == 200  # the right key is compared first: never limited
         paused = [r for r in caplog.records if r.name == "handlers.login_limit"]
         assert len(paused) == 1 and paused[0].fields["address"] == "127.0.0.1" and key not in str(paused[0].fields)
-        async with attacker.post("/console/login", data={"key": key}, allow_redirects=False) as r:
+        async with attacker.post("/console/login", data={"key": "wrong-at-the-console-0123"}, allow_redirects=False) as r:
             assert r.status == 429  # one limiter for every door that takes the key
         assert (await call_api(bystander, key)).status == 200  # another address is unaffected
         r = await call_api(bystander, "wrong-but-counted-0123456789")
@@ -234,7 +240,11 @@ async def test_api_guessing_from_many_addresses_meets_the_global_limit(aiohttp_s
                 statuses.append((await call_api(http, f"guess-{n}-{i}-0123456789")).status)
     assert statuses == [401] * GLOBAL
     async with aiohttp.ClientSession(str(server.make_url("/")), connector=aiohttp.TCPConnector(local_addr=("127.0.0.99", 0))) as http:
-        assert await refused_for_guessing(await call_api(http, key))
+        assert await refused_for_guessing(await call_api(http, "fresh-address-guess-0123"))
+        assert (await call_api(http, key)).status == 200  # the owner is not locked out by the crowd
+
+
+PROBE = "probe-guess-0123456789"  # a wrong key that asks whether a bucket is empty (429) or not (401)
 
 
 async def flood(client, key: str, n: int, forwarded) -> list[int]:
@@ -253,7 +263,8 @@ async def test_x_forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignore
     client = await aiohttp_client(app)
     statuses = await flood(client, key, PER_ADDRESS + 5, lambda i: f"198.51.100.{i}")  # a new "address" every guess
     assert statuses == [401] * PER_ADDRESS + [429] * 5  # all counted against the peer
-    assert await refused_for_guessing(await call_api(client, key, **{"X-Forwarded-For": "198.51.100.200"}))
+    assert await refused_for_guessing(await call_api(client, PROBE, **{"X-Forwarded-For": "198.51.100.200"}))
+    assert (await call_api(client, key)).status == 200  # the right key is never limited
 
 
 async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(aiohttp_client, settings):
@@ -263,12 +274,13 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(a
     # the client writes whatever it likes on the left; the proxies (10.x, then the peer) append on the right
     statuses = await flood(client, key, PER_ADDRESS + 3, lambda i: f"198.51.100.{i}, 203.0.113.5, 10.1.2.3")
     assert statuses == [401] * PER_ADDRESS + [429] * 3  # 203.0.113.5 could not escape by prepending
-    assert (await call_api(client, key, **{"X-Forwarded-For": "203.0.113.6, 10.1.2.3"})).status == 200  # its neighbour
-    assert (await call_api(client, key)).status == 200  # the proxy's own bucket (no header) is untouched
-    r = await client.post("/v1/orchestrate", headers=[("Authorization", f"Bearer {key}"), ("X-Forwarded-For", "203.0.113.7"),
+    assert (await call_api(client, PROBE, **{"X-Forwarded-For": "203.0.113.6, 10.1.2.3"})).status == 401  # its neighbour: counted, not limited
+    assert (await call_api(client, PROBE)).status == 401  # the proxy's own bucket (no header) is untouched
+    r = await client.post("/v1/orchestrate", headers=[("Authorization", f"Bearer {PROBE}"), ("X-Forwarded-For", "203.0.113.7"),
                                                       ("X-Forwarded-For", "203.0.113.5")])  # a second header line continues the list
     assert await refused_for_guessing(r)
     now[0] += ADDRESS_REFILL_S
+    assert (await call_api(client, PROBE, **{"X-Forwarded-For": "203.0.113.5"})).status == 401  # one guess again
     assert (await call_api(client, key, **{"X-Forwarded-For": "203.0.113.5"})).status == 200
 
 
@@ -279,8 +291,8 @@ async def test_a_malformed_forwarded_header_falls_back_to_the_proxy_bucket(aioht
     client = await aiohttp_client(app)
     statuses = await flood(client, key, PER_ADDRESS + 2, lambda i: header)
     assert statuses == [401] * PER_ADDRESS + [429] * 2  # no 500, and no bucket of the client's choosing
-    assert await refused_for_guessing(await call_api(client, key))  # it was the proxy's own bucket
-    assert (await call_api(client, key, **{"X-Forwarded-For": "203.0.113.9"})).status == 200
+    assert await refused_for_guessing(await call_api(client, PROBE))  # it was the proxy's own bucket
+    assert (await call_api(client, PROBE, **{"X-Forwarded-For": "203.0.113.9"})).status == 401
 
 
 def test_forwarded_addresses_parse_as_proxies_write_them():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.language import MAX_DIGITS, name_in, phone_in
+from bot.language import MAX_DIGITS, name_in, number_runs, phone_in
 from bot.profile import load_profile
 from bot.providers.base import Action, Conversation
 from bot.providers.receptionist import Receptionist
@@ -242,3 +242,14 @@ async def test_nothing_long_reaches_the_voice_from_the_subject_or_the_name():
     assert all("seven seven seven seven seven seven seven seven seven seven seven seven seven seven seven seven" not in r for r in replies)
     replies, _, conv = await talk(["i'd like to leave a message about my lease", "my name is " + "a" * 5000, "yes"])
     assert conv.pending_message()["name"] == "" and all(len(r) < 400 for r in replies)
+
+
+@pytest.mark.parametrize("hostile", ["5" * 20000, "five " * 3000, "my name is " * 3000, "this is john " * 2000, ", " * 10000,
+                                     "-" * 10000 + "5", "m a r c " * 3000, "unit four c " * 2000, "名前は田中です " * 500,
+                                     "DTMF " + "1" * 5000, "\x00\x07 my name is \u202eann", "with a c " * 2000])
+async def test_hostile_words_in_the_form_get_a_short_answer(hostile):
+    replies, _, conv = await talk(["i'd like to leave a message", hostile, hostile, "yes"])
+    pending = conv.pending_message() or {}
+    assert all(len(r) < 400 for r in replies)
+    assert len(pending.get("callback_number", "")) <= 15 and len(pending.get("name", "")) <= 130
+    assert all(not any(len(run) > 15 for run in number_runs(r)) for r in replies)

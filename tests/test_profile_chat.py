@@ -143,9 +143,13 @@ def test_chat_save_queues_the_business_files_notifications_as_a_call_does(tmp_pa
 
     from bot.store import SqlStore
 
-    env = {"DATA_DIR": str(tmp_path), "NOTIFY_TO": "https://hooks.example/owner", "NOTIFY_WEBHOOK_SECRET": "whsec-test-0123456789"}
+    env = {"DATA_DIR": str(tmp_path), "NOTIFY_TO": "https://hooks.example/owner", "NOTIFY_WEBHOOK_SECRET": "whsec-test-0123456789",
+           "SMTP_HOST": "127.0.0.1", "SMTP_FROM": "bot@brightside.example"}
+    business = tmp_path / "dental.toml"  # the example notifies nobody until filled in: fill in its e-mail
+    business.write_text((EXAMPLES / "dental-practice.toml").read_text().replace(
+        'email_to = []                         # e.g. ["reception@example.co.uk"]', 'email_to = ["reception@brightside.example"]'))
     lines = "I'd like to leave a message about a filling\nAnn Lee 555 123 4567\nyes\n"
-    out = chat("--save", "--business", str(EXAMPLES / "dental-practice.toml"), "--now", "2026-11-24T10:00", stdin=lines, env=env)
+    out = chat("--save", "--business", str(business), "--now", "2026-11-24T10:00", stdin=lines, env=env)
     assert out.returncode == 0, out.stderr
     assert "[saved] message #1, 2 notifications queued" in out.stdout, out.stdout
 

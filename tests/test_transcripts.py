@@ -26,7 +26,7 @@ from tests.fakes.scripted import ScriptedSTT, ScriptedTTS
 DAY = 86400.0
 WORDS = [  # what each utterance "says": the receptionist takes a message, then transfers
     "I'd like to leave a message",
-    "the heating in flat 4 is broken",
+    "the kitchen tap in flat 4 keeps dripping",
     "my name is Sarah Johnson",
     "555 213 4467",
     "yes",

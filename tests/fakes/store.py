@@ -15,6 +15,7 @@ class MemoryStore:
     saved: list[StoredMessage] = field(default_factory=list)
     calls_: dict[str, CallRecord] = field(default_factory=dict)
     fail: bool = False
+    revoked: dict[str, float] = field(default_factory=dict)
 
     async def save_message(self, msg: NewMessage, *, final: bool = True) -> int:
         """Upsert by ``msg.uid`` as the SQL store does; drafts (incomplete, not final) are kept too."""
@@ -53,3 +54,9 @@ class MemoryStore:
 
     async def calls(self, *, limit: int = 50) -> list[CallRecord]:
         return list(self.calls_.values())[-limit:]
+
+    async def revoke_session(self, session_id: str, expires_at: float) -> None:
+        self.revoked[session_id] = expires_at
+
+    async def session_revoked(self, session_id: str) -> bool:
+        return session_id in self.revoked
