@@ -102,6 +102,9 @@ async def test_a_server_that_cannot_stream_tool_turns_gets_them_non_streamed(aio
         assert text == "Let me note that. Done, it's passed on." and len(store.saved) == 1
         streamed = [bool(r.json.get("stream")) for r in state.requests]
         assert streamed == [True, False, False]  # the failed stream, the turn again whole, the tool result round
+        if how == "close":  # an empty 200 once may be a glitch: the next turn streams again, the second is believed
+            state.script.insert(0, {"reply": "Noted."})
+            assert (await said(llm, conversation(store, "thanks")))[0] == "Noted." and state.requests[-2].json["stream"]
         text, _ = await said(llm, conversation(store, "when do you open tomorrow?"))
     assert text == "We open at nine tomorrow." and not state.last.json.get("stream")  # remembered: no streamed try
     assert state.last.json["tool_choice"] == "auto"
@@ -217,6 +220,12 @@ async def test_openai_alone_lets_the_receptionist_take_a_message_while_the_serve
     with pytest.raises(StageError) as info:  # a question the receptionist does not want: the turn fails
         await said(llm, conversation(store, "does the building have a gym?"))
     assert info.value.code == "upstream_error"
+    # the model was taking a message when its server went: the receptionist carries on with the caller
+    midway = conversation(store, "I need to leave a message about my rent")
+    midway.add_assistant("Of course. What's your name?")
+    midway.add_user("Bob Stone")
+    text, _ = await said(llm, midway)
+    assert "message" in text.lower()
     in_chain = OpenAILLM(base_url=f"http://127.0.0.1:{closed_port()}/v1", timeout=1.0, profile=PROPERTY, takeover=False)
     with pytest.raises(StageError):  # in a chain the chain's receptionist answers, not a hidden one
         await said(in_chain, conversation(store, "I'd like to leave a message"))
@@ -386,3 +395,37 @@ async def test_chat_speaks_the_sanitised_reply_from_a_junk_emitting_server(aioht
     assert proc.returncode == 0, err.decode()
     assert "bot: We're open until five." in out.decode()
     assert state.last.json["tool_choice"] == "auto"
+
+
+# ------------------------------------------------------------------ a whole call against a llama-like server
+
+
+async def test_a_call_against_a_llama_like_server_takes_the_message_and_speaks_clean_text(aiohttp_server, settings):
+    """Tools need tool_choice, streamed tool turns fail after a 200, the text comes in
+    three-character pieces with entities and template junk: the caller hears clean
+    sentences, the message is saved through the tool, the history sent back is clean."""
+    from bot.providers.openai_llm import OpenAILLM as LLM
+    from tests.test_dialogue_calls import UTTERANCE, LengthSTT, saved
+
+    state = FakeBehaviour(tools_need_choice=True, stream_tools="error_event", token_chars=3, script=[
+        {"reply": "Sure, I can take a message. What&#39;s your name and number?<|im_end|><|im_start|>user\nAnn"},
+        {"reply": "Thanks, Ann. I&#39;ll pass that on.", "tool_calls": [TAKE]},
+        {"reply": "**Done**, your message is with the team. <b>Anything else?</b>"},
+    ])
+    fake = await aiohttp_server(openai_app(state))
+    s = phone_settings(settings, openai_base_url=str(fake.make_url("/v1")), llm_provider="openai", llm_timeout=3.0, early_turn_ms=0)
+    llm = LLM.from_settings(s, profile=PROPERTY, clock=lambda: TUESDAY_3PM)
+    tts = ScriptedTTS(ms_per_char=3)
+    stt = LengthSTT(long=["I'd like to leave a message for the landlord about my boiler",
+                          "Ann Lee, 555 123 4567, the boiler is noisy"])
+    server, _, app = await serve(aiohttp_server, s, stt=stt, llm=llm, tts=tts)
+    report = await simulate_call(url(server), [UTTERANCE] * 2, auth_token=TOKEN, max_wait_s=10, quiet_s=0.5, gap_s=0.2)
+    assert len(report.turns) == 2
+    (message,) = await saved(app)
+    assert (message.name, message.callback_number) == ("Ann Lee", "5551234567")
+    spoken = " ".join(tts.texts)
+    assert "What's your name and number?" in spoken and "Done, your message is with the team." in spoken
+    assert not [j for j in JUNK if j in spoken], spoken
+    history = json.dumps([m for r in state.requests for m in r.messages if m["role"] == "assistant"])
+    assert not [j for j in JUNK if j in history.replace("take_message", "")], history  # the tool call itself is data
+    assert all(r.json["tool_choice"] == "auto" for r in state.requests)

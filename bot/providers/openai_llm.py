@@ -18,7 +18,7 @@ bot/providers/llm_history.py); a server that still says the context overflowed g
 harder trim and is believed about its size from then on.
 
 What the server cannot do is learned from its answers, per adapter (README, "LLM server"):
-a server that fails a streamed reply with tools (an error naming both, or a 200 that
+a server that fails a streamed reply with tools (an error naming both, or twice a 200 that
 ends with no event at all) gets the turn again non-streamed, and from then on every turn
 with tools non-streamed; one that refuses tools goes on without them, the receptionist
 taking the turns that need an action (a message, a person, an emergency, goodbye); one
@@ -82,7 +82,11 @@ INSTRUCTION_LINES = ("To take a message", "Only state facts")  # system prompt l
 
 
 class _StreamedTools(Exception):
-    """The server cannot stream a reply while tools are offered."""
+    """The server cannot stream a reply while tools are offered (``said``: its error says
+    so; else its stream ended with no event)."""
+
+    def __init__(self, said: bool = True) -> None:
+        self.said = said
 
 
 class _ToolsRefused(Exception):
@@ -133,6 +137,7 @@ class OpenAILLM:
         # what this server has shown it can do (learned from its answers, kept for the process)
         self._use_tools = True  # False once it refuses tools
         self._stream_tools = True  # False once it fails a streamed reply with tools
+        self._silent_stream_failures = 0  # streamed replies with tools that ended with no event
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "stop": list(STOP)}
         self._squeeze = 1.0  # of the context the history may use: lowered when the server counts more tokens than estimated
         self._fallback: Any = None  # the receptionist, for the turns it takes
@@ -192,13 +197,14 @@ class OpenAILLM:
         spoke = False
         # a turn the receptionist would take if the server fails leaves it time to answer within LLM_TIMEOUT
         first_s = self._timeout * TAKEOVER_SHARE if self._takeover and self._receptionist().wants_turn(conversation) else self._timeout
+        acted: list[str] = []  # tools run in this reply (a message saved is not taken twice)
         try:
-            async with contextlib.aclosing(self._reply(conversation, first_s)) as items:
+            async with contextlib.aclosing(self._reply(conversation, first_s, acted)) as items:
                 async for item in items:
                     spoke = spoke or isinstance(item, Action) or bool(item.strip())
                     yield item
         except StageError as err:
-            if spoke or not self._takeover or not self._receptionist().wants_turn(conversation):
+            if spoke or acted or not self._takeover or not self._wanted(conversation):
                 raise
             log.warning("llm failed: the receptionist takes this turn", extra=kv(call_sid=conversation.call_id, code=err.code))
         else:
@@ -206,7 +212,7 @@ class OpenAILLM:
         async for item in self._receptionist().reply(conversation):
             yield item
 
-    async def _reply(self, conversation: Conversation, first_s: float) -> AsyncGenerator[str | Action, None]:
+    async def _reply(self, conversation: Conversation, first_s: float, acted: list[str]) -> AsyncGenerator[str | Action, None]:
         assert self._client is not None
         loop = asyncio.get_running_loop()
         reply_by = loop.time() + self._reply_s
@@ -220,12 +226,13 @@ class OpenAILLM:
         got_text = False
         terminal: list[Action] = []
         spoken = SpokenText(tool_names=self.tools.tools, instructions=guard)
+        whole: list[bool] = []  # set once this reply's streamed tool round came back empty: its next rounds go whole
         try:
             for _ in range(MAX_TOOL_ROUNDS):
                 rnd = Round()
                 said: list[str] = []
                 handover = False
-                async with contextlib.aclosing(self._complete(self._client, system, history, rnd, reply_by, first_s, conversation.call_id)) as texts:
+                async with contextlib.aclosing(self._complete(self._client, system, history, rnd, reply_by, first_s, conversation.call_id, whole)) as texts:
                     async for text in texts:
                         if text == _REJECTED:
                             handover = self._receptionist().wants_turn(conversation)
@@ -258,6 +265,7 @@ class OpenAILLM:
                 history.append({"role": "assistant", "content": "".join(said).strip() or None, "tool_calls": [
                     {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
                 for c in calls:
+                    acted.append(c["name"])
                     result = await self.tools.call(c["name"], c["arguments"], ctx)
                     log.info("tool call", extra=kv(call_sid=conversation.call_id, tool=c["name"], ok=not result.content.startswith(("error", "not", "failed"))))
                     history.append({"role": "tool", "tool_call_id": c["id"], "content": result.content})
@@ -272,6 +280,16 @@ class OpenAILLM:
             raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise self._map(e) from None
+
+    def _wanted(self, conversation: Conversation) -> bool:
+        """Would the receptionist take this turn, or did the caller ask it something it would
+        have taken earlier in the call (a message the model was still taking when its server
+        failed)?"""
+        r = self._receptionist()
+        if r.wants_turn(conversation):
+            return True
+        earlier = [m for m in conversation.messages[:-1] if m.get("role") == "user"][-6:]
+        return any(r.wants_turn(Conversation(messages=[m])) for m in earlier)
 
     def _receptionist(self):
         if self._fallback is None:
@@ -291,7 +309,7 @@ class OpenAILLM:
         return [head, *kept]
 
     async def _complete(self, client: AsyncOpenAI, system: str, history: list[dict], rnd: Round, reply_by: float,
-                        first_s: float, call_sid: str) -> AsyncGenerator[str, None]:
+                        first_s: float, call_sid: str, whole: list[bool]) -> AsyncGenerator[str, None]:
         """One completion's text (its tool calls and finish go into ``rnd``), with the
         server's limits learned on the way: a context overflow is retried trimmed harder,
         a refused streamed-tools reply non-streamed, refused tools without them (then
@@ -303,7 +321,7 @@ class OpenAILLM:
             if self.last_trimmed:
                 log.info("history trimmed to the context", extra=kv(call_sid=call_sid, left_out=self.last_trimmed, context=self._context))
             try:
-                if self._use_tools and not self._stream_tools:
+                if self._use_tools and (not self._stream_tools or whole):
                     text = await self._whole(client, messages, rnd, first_by)
                     if text:
                         yield text
@@ -312,12 +330,15 @@ class OpenAILLM:
                     async for text in self._streamed(client, messages, rnd, first_by, reply_by):
                         yield text
                     return
-                except _StreamedTools:
+                except _StreamedTools as refused:
                     rnd.calls.clear()
                     text = await self._whole(client, messages, rnd, first_by)
-                    self._stream_tools = False
-                    log.warning("llm server cannot stream replies with tools: tool turns go non-streamed from now on",
-                                extra=kv(provider=self.name, model=self._model))
+                    self._silent_stream_failures += not refused.said
+                    whole.append(True)
+                    if refused.said or self._silent_stream_failures >= 2:  # one empty 200 may be a glitch; twice is the server
+                        self._stream_tools = False
+                        log.warning("llm server cannot stream replies with tools: tool turns go non-streamed from now on",
+                                    extra=kv(provider=self.name, model=self._model))
                     if text:
                         yield text
                     return
@@ -370,10 +391,10 @@ class OpenAILLM:
                 raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
             except (httpx.TransportError, openai.APIConnectionError):
                 if self._use_tools and rnd.events == 0:  # a 200 that broke off before any event
-                    raise _StreamedTools from None
+                    raise _StreamedTools(said=False) from None
                 raise
             if self._use_tools and rnd.events == 0:  # a 200 with nothing in it
-                raise _StreamedTools
+                raise _StreamedTools(said=False)
         finally:
             await _quietly(response.aclose())
 
