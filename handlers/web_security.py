@@ -15,12 +15,7 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-import re
-from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -32,17 +27,9 @@ from handlers.state import SETTINGS
 
 log = logging.getLogger("handlers.web_security")
 
-WEB = Path(__file__).resolve().parents[1] / "web"
 PREFIXES = ("/phone", "/console")
 CONSOLE_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-@lru_cache(maxsize=1)
-def _inline_style_hashes() -> str:
-    html = (WEB / "phone.html").read_text()
-    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
-                    for m in re.findall(r"<style>(.*?)</style>", html, re.S))
 
 
 def phone_csp(origin: str) -> str:
@@ -50,8 +37,7 @@ def phone_csp(origin: str) -> str:
     (``'self'`` covers it in CSP 3 browsers only)."""
     parts = urlsplit(origin)
     ws = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"
-    styles = _inline_style_hashes()
-    return (f"default-src 'none'; script-src 'self'; connect-src 'self' {ws}; style-src 'self' {styles}; "
+    return (f"default-src 'none'; script-src 'self'; connect-src 'self' {ws}; style-src 'self'; "
             "img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 

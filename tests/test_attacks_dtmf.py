@@ -24,7 +24,7 @@ from handlers.app import create_app
 from media.frames import FRAME_MS
 from tests.conftest import eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from tests.test_attacks import echo_until_closed, media_json, open_stream, sid, token_of, webhook
+from tests.test_attacks import echo_until_closed, media_json, open_stream, params_of, sid, webhook
 from tests.test_calls import phone_settings
 
 SPOKEN = "zero one two three four five six seven eight nine".split()
@@ -147,7 +147,7 @@ async def test_dtmf_flood_in_a_call_reaches_the_llm_bounded_and_another_call_is_
     server = await aiohttp_server(app)
     async with aiohttp.ClientSession() as http:
         flood_sid, flood_stream = sid("CA", 21), sid("MZ", 21)
-        ws = await open_stream(http, server, flood_sid, {"token": token_of(await webhook(http, server, flood_sid))}, flood_stream)
+        ws = await open_stream(http, server, flood_sid, params_of(await webhook(http, server, flood_sid)), flood_stream)
         for i in range(1000):
             await ws.send_str(json.dumps({"event": "dtmf", "streamSid": flood_stream, "sequenceNumber": str(i + 2),
                                           "dtmf": {"track": "inbound_track", "digit": str(i % 10)}}))
@@ -158,7 +158,7 @@ async def test_dtmf_flood_in_a_call_reaches_the_llm_bounded_and_another_call_is_
         asked = [m["content"] for req in llm.seen for m in req if "DTMF" in str(m.get("content"))]
         assert asked and all(len(a.split("DTMF ", 1)[1]) <= MAX_DTMF_DIGITS for a in asked)
         other = sid("CA", 22)  # another caller meanwhile: answered as usual
-        ws2 = await open_stream(http, server, other, {"token": token_of(await webhook(http, server, other))}, sid("MZ", 22))
+        ws2 = await open_stream(http, server, other, params_of(await webhook(http, server, other)), sid("MZ", 22))
         msg = await ws2.receive(timeout=10)
         assert msg.type is aiohttp.WSMsgType.TEXT and json.loads(msg.data)["event"] in ("media", "mark")
         await ws2.close()

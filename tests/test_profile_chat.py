@@ -59,7 +59,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
                 "transfer.on_call: 'call Bob' is not a phone number", "transfer.no_answer_s", "notify.email_to",
                 "notify.urgent_webhook_url"):
         assert key in text, key
-    assert str(path) in text and "14 problem(s)" in text
+    assert str(path) in text and "15 problem(s)" in text
     assert isinstance(info.value, SettingsError)  # start-up reports it as a configuration error
 
 
@@ -132,7 +132,7 @@ def test_chat_with_a_bad_business_file_exits_2(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(BAD)
     out = chat("--business", str(path), stdin="hello\n")
-    assert out.returncode == 2 and "14 problem(s)" in out.stderr
+    assert out.returncode == 2 and "15 problem(s)" in out.stderr
 
 
 def test_chat_save_queues_the_business_files_notifications_as_a_call_does(tmp_path):

@@ -168,14 +168,13 @@ async def _step_message_uids(conn: AsyncConnection) -> None:
 
 
 async def _revoked_sessions(conn: AsyncConnection) -> None:
-    await conn.run_sync(revoked_sessions.create)
-    await conn.execute(sa.text("CREATE INDEX ix_revoked_sessions_expiry ON revoked_sessions (expires_at)"))
+    await conn.run_sync(lambda c: revoked_sessions.create(c, checkfirst=True))
+    await conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_revoked_sessions_expiry ON revoked_sessions (expires_at)"))
 
 
 async def _step_shared_state(conn: AsyncConnection) -> None:
     """Stream admissions and pending <Connect action> answers, shared by processes and instances."""
-    for table in (stream_admissions, pending_actions):
-        await conn.run_sync(table.create)
+    await conn.run_sync(lambda c: meta.create_all(c, tables=[stream_admissions, pending_actions], checkfirst=True))
 
 
 STEPS = [_v1, _transcripts_and_transfers, _step_message_uids, _revoked_sessions, _step_shared_state]  # version n is STEPS[n - 1]
