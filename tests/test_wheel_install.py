@@ -95,11 +95,11 @@ def test_the_wheel_runs_from_any_folder(tmp_path):
         proc = subprocess.Popen([phonebot], cwd=elsewhere, env=server_env, stdout=out, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_status(base + "/livez", 60, proc, log)
+        wait_status(base + "/livez", 60, proc, log)  # the stand-in answers it while the app loads
+        wait_status(base + "/readyz", 150, proc, log)
         status, landing = get(base + "/")
         assert status == 200 and 'href="/phone"' in landing and 'href="/console"' in landing
         assert get(base + "/console/static/console.css")[0] == 200  # web/ came with the wheel
-        wait_status(base + "/readyz", 150, proc, log)
         health = json.loads(get(base + "/healthz")[1])
         assert health["trial"] is True and set(health["stages"]) == {"stt", "llm", "tts"}  # degraded only by trial mode
         call = subprocess.run([phonebot, "call", str(REPO / "examples" / "callers" / "open_tomorrow_joe.wav"), "--no-transcribe",
