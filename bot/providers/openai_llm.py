@@ -273,6 +273,11 @@ class OpenAILLM:
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise self._map(e) from None
 
+    def adopt_receptionist(self, receptionist: Any) -> None:
+        """Use this (started) receptionist for the turns it takes: a failover chain's own
+        member, whose encoder is loaded, instead of an unstarted one reading by keywords."""
+        self._fallback = receptionist
+
     def _receptionist(self):
         if self._fallback is None:
             from bot.providers.receptionist import Receptionist

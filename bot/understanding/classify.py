@@ -36,6 +36,11 @@ KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
 PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
 URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
 EMERGENCY_KEYWORD_BOOST = 0.05
+FAQ_MARGIN = 0.03  # an FAQ the keywords don't back must beat a staff task, a message and out-of-scope by this
+GENERIC = ("task", "message", "out_of_scope")
+# Said outright: the caller does not want anyone tonight; near an emergency this takes a message without asking.
+CALM_SAID = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "it can wait",
+             "when you get a chance", "whenever you can", "not a big deal", "seems fine", "otherwise fine")
 # The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
 DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
 
@@ -108,12 +113,28 @@ class Understanding:
         self._labels = sorted({label for label, _ in pairs})
         self._label_of = np.array([self._labels.index(label) for label, _ in pairs])
         self._matrix = encoder.embed_many([s for _, s in pairs]) if encoder is not None else None
+        # the staff tasks each FAQ is itself about ("Can I book a hygienist?": booking)
+        self._faq_tasks = [{t for t in keywords.STAFF_TASKS if Words(" ".join((f.question, *f.examples))).has(t)}
+                           for f in profile.faqs]
 
     def _label_scores(self, sims: np.ndarray) -> dict[str, float]:
         """Each label's nearest exemplar."""
         scores = np.full(len(self._labels), -1.0, dtype=np.float32)
         np.maximum.at(scores, self._label_of, sims)
         return dict(zip(self._labels, scores.tolist(), strict=True))
+
+    def _instead_of_faq(self, w: Words, i: int, score: float, best: dict[str, float], *, backed: bool) -> str | None:
+        """A generic intent that should answer instead of FAQ ``i``: a staff task the FAQ
+        is not about ("book a check-up" is not "what does a check-up cost"), or, when the
+        FAQ's keywords do not back it, a task, message or out-of-scope request about as
+        close in meaning (the FAQ must lead by ``FAQ_MARGIN``)."""
+        asked = {t for t in keywords.STAFF_TASKS if w.has(t)}
+        if asked and not asked & self._faq_tasks[i]:
+            return "task"
+        if backed:
+            return None
+        rival = max((g for g in GENERIC if g in best), key=lambda g: best[g], default=None)
+        return rival if rival is not None and best[rival] >= score - FAQ_MARGIN else None
 
     def read(self, raw: str) -> Reading:
         """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
@@ -144,6 +165,13 @@ class Understanding:
         calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
         if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
             return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
+        # said calmly ("not urgent"), or a callback asked for with a calm cue ("a bit", "for a few days"): no question
+        said_calm = (w.has(*CALM_SAID) or (kw in ("message", "task") and w.has(*keywords.CALM))) and not w.has(*keywords.URGENCY)
+        if said_calm and em >= EMERGENCY_ASK and not danger:  # a calm report: the FAQ it matches, or a message
+            if label.startswith("faq:") and score >= FLOOR and self._instead_of_faq(w, int(label[4:]), score, best,
+                                                                                   backed=kw_label == label) is None:
+                return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
+            return Reading("task", score=score, by="meaning", emergency_score=em)
         behind = 0.0 if asking and not keywords.emergency(w, self.profile) else ASK_BEHIND  # a question must lead
         if em >= EMERGENCY_ASK and em >= score - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
@@ -152,5 +180,8 @@ class Understanding:
         if score < FLOOR:
             return Reading("unknown", score=score, by="meaning", emergency_score=em)
         if label.startswith("faq:"):
+            generic = self._instead_of_faq(w, int(label[4:]), score, best, backed=kw_label == label)
+            if generic is not None:
+                return Reading(generic, score=best[generic], by="meaning", emergency_score=em)
             return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
         return Reading(label, score=score, by="meaning", emergency_score=em)
