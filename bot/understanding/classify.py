@@ -36,7 +36,7 @@ KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
 PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
 URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
 EMERGENCY_KEYWORD_BOOST = 0.05
-FAQ_MARGIN = 0.03  # an FAQ the keywords don't back must beat a staff task, a message and out-of-scope by this
+FAQ_MARGIN = 0.02  # an FAQ the keywords don't back must beat a staff task, a message and out-of-scope by this
 GENERIC = ("task", "message", "out_of_scope")
 # Said outright: the caller does not want anyone tonight; near an emergency this takes a message without asking.
 CALM_SAID = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "it can wait",
@@ -123,18 +123,23 @@ class Understanding:
         np.maximum.at(scores, self._label_of, sims)
         return dict(zip(self._labels, scores.tolist(), strict=True))
 
-    def _instead_of_faq(self, w: Words, i: int, score: float, best: dict[str, float], *, backed: bool) -> str | None:
+    def _instead_of_faq(self, w: Words, i: int, meaning: dict[str, float], *, backed: bool) -> str | None:
         """A generic intent that should answer instead of FAQ ``i``: a staff task the FAQ
         is not about ("book a check-up" is not "what does a check-up cost"), or, when the
         FAQ's keywords do not back it, a task, message or out-of-scope request about as
-        close in meaning (the FAQ must lead by ``FAQ_MARGIN``)."""
+        close in meaning (the FAQ must lead by ``FAQ_MARGIN``); when they back it, only an
+        out-of-scope request closer by meaning alone ("order me some dog food": the
+        word food is not the refill FAQ)."""
         asked = {t for t in keywords.STAFF_TASKS if w.has(t)}
         if asked and not asked & self._faq_tasks[i]:
             return "task"
-        if backed:
+        rival = max((g for g in GENERIC if g in meaning), key=lambda g: meaning[g], default=None)
+        if rival is None:
             return None
-        rival = max((g for g in GENERIC if g in best), key=lambda g: best[g], default=None)
-        return rival if rival is not None and best[rival] >= score - FAQ_MARGIN else None
+        lead = meaning[f"faq:{i}"] - meaning[rival]  # by meaning alone
+        if backed:  # the keywords back the FAQ: only a request it plainly isn't for (closer by meaning) overrules them
+            return rival if rival == "out_of_scope" and lead < 0.0 else None
+        return rival if lead < FAQ_MARGIN else None
 
     def read(self, raw: str) -> Reading:
         """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
@@ -145,6 +150,7 @@ class Understanding:
         if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
             return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
         best = self._label_scores(self._matrix @ self.encoder.embed(core(raw)))
+        meaning = dict(best)  # before the keyword boosts
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
         if kw_label in best:
             best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
@@ -168,7 +174,7 @@ class Understanding:
         # said calmly ("not urgent"), or a callback asked for with a calm cue ("a bit", "for a few days"): no question
         said_calm = (w.has(*CALM_SAID) or (kw in ("message", "task") and w.has(*keywords.CALM))) and not w.has(*keywords.URGENCY)
         if said_calm and em >= EMERGENCY_ASK and not danger:  # a calm report: the FAQ it matches, or a message
-            if label.startswith("faq:") and score >= FLOOR and self._instead_of_faq(w, int(label[4:]), score, best,
+            if label.startswith("faq:") and score >= FLOOR and self._instead_of_faq(w, int(label[4:]), meaning,
                                                                                    backed=kw_label == label) is None:
                 return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
             return Reading("task", score=score, by="meaning", emergency_score=em)
@@ -180,8 +186,8 @@ class Understanding:
         if score < FLOOR:
             return Reading("unknown", score=score, by="meaning", emergency_score=em)
         if label.startswith("faq:"):
-            generic = self._instead_of_faq(w, int(label[4:]), score, best, backed=kw_label == label)
+            generic = self._instead_of_faq(w, int(label[4:]), meaning, backed=kw_label == label)
             if generic is not None:
-                return Reading(generic, score=best[generic], by="meaning", emergency_score=em)
+                return Reading(generic, score=meaning[generic], by="meaning", emergency_score=em)
             return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
         return Reading(label, score=score, by="meaning", emergency_score=em)
