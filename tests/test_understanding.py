@@ -262,3 +262,14 @@ async def test_the_receptionist_in_an_llm_chain_is_started_and_shared(encoder, t
         assert openai._receptionist() is desk_member  # the adapter's message-form turns read by meaning too
     finally:
         await chain.close()
+
+
+def test_a_run_ons_clauses_come_from_one_run_of_the_model(encoder):
+    text = "I was calling about my rent and also water is pouring through the kitchen ceiling"
+    part, elsewhere = "water is pouring through the kitchen ceiling", "my parking permit expired"
+    whole, (pooled, own) = encoder.embed_parts(text, [part, elsewhere])
+    assert float(whole @ encoder.embed(text)) > 0.999  # the whole utterance's vector is the usual one
+    assert float(own @ encoder.embed(elsewhere)) > 0.999  # a part not in the text gets its own run
+    assert float(pooled @ encoder.embed(part)) > float(pooled @ encoder.embed("how do I pay my rent")) + 0.1
+    again = encoder.embed_parts(text, [part, elsewhere])  # cached: the same vectors, no second run
+    assert float(again[1][0] @ pooled) > 0.999

@@ -149,15 +149,20 @@ class Understanding:
         hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
         if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
             return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
-        best = self._label_scores(self._matrix @ self.encoder.embed(core(raw)))
+        parts = clauses(raw)
+        if parts:  # a long run-on: the whole and its clauses from one run of the model (clause = its tokens' mean)
+            vec, part_vecs = self.encoder.embed_parts(core(raw), parts)
+        else:
+            vec, part_vecs = self.encoder.embed(core(raw)), []
+        best = self._label_scores(self._matrix @ vec)
         meaning = dict(best)  # before the keyword boosts
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
         if kw_label in best:
             best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
         danger_score = best.pop("danger", -1.0)
         em = best.pop("emergency", -1.0)
-        for part in clauses(raw) if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause of several
-            part_scores = self._label_scores(self._matrix @ self.encoder.embed(part))
+        for part_vec in part_vecs if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause
+            part_scores = self._label_scores(self._matrix @ part_vec)
             danger_score = max(danger_score, part_scores.get("danger", -1.0))
             em = max(em, part_scores.get("emergency", -1.0))
         em = max(em, danger_score if self.profile.emergency.configured else -1.0)
