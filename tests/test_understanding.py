@@ -273,3 +273,12 @@ def test_a_run_ons_clauses_come_from_one_run_of_the_model(encoder):
     assert float(pooled @ encoder.embed(part)) > float(pooled @ encoder.embed("how do I pay my rent")) + 0.1
     again = encoder.embed_parts(text, [part, elsewhere])  # cached: the same vectors, no second run
     assert float(again[1][0] @ pooled) > 0.999
+
+
+def test_an_faq_keyword_said_in_another_form_still_counts():
+    from bot.language import Words
+    from bot.understanding import keywords
+
+    faq, score = keywords.best_faq(Words("my puppy has to get vaccinated soon"), VET.faqs)  # keyword: vaccination
+    assert faq == 0 and score >= 2.0
+    assert keywords.best_faq(Words("my puppy has to get vacuumed"), VET.faqs)[0] != 0  # a shared short start is not one word
