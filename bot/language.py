@@ -4,6 +4,7 @@ phrase matching on those stems, spoken digits, names, yes and no."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "to": "2", "too": "2", "three": "3",
@@ -39,6 +40,12 @@ def stem(word: str) -> str:
     return w
 
 
+@functools.lru_cache(maxsize=8192)
+def _stemmed(phrase: str) -> str:
+    """A phrase as Words.stems spells it (the keyword lists are fixed: computed once each)."""
+    return " " + " ".join(stem(w) for w in normalise(phrase).split()) + " "
+
+
 class Words:
     """An utterance as normalised text, words and their stems."""
 
@@ -53,8 +60,8 @@ class Words:
         return any(self.count(p) for p in phrases)
 
     def count(self, phrase: str) -> int:
-        p = " " + " ".join(stem(w) for w in normalise(phrase).split()) + " "
-        return int(p.strip() != "" and p in self.stems)
+        p = _stemmed(phrase)
+        return int(p != "  " and p in self.stems)
 
     def content(self) -> set[str]:
         """Stems of the words that carry meaning (no stop words or fillers)."""

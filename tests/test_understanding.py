@@ -212,3 +212,73 @@ async def test_an_emergency_told_while_leaving_a_message_is_not_filed_as_a_norma
 async def test_questions_about_fire_or_gas_are_not_taken_for_emergencies(readers, text):
     reply, actions = await say(desk(PROPERTY, readers[PROPERTY.name]), call(), text)
     assert actions == [] and "911" not in reply
+
+
+# ------------------------------------------------------------------ FAQ or staff task, calm reports, the LLM chain
+
+
+@pytest.mark.parametrize(("profile", "text"), [
+    (DENTAL, "could I get a check-up booked for my son after school sometime"),  # the children FAQ mentions check-ups
+    (VET, "I need to reschedule the check-up for my dog, the one on thursday"),  # the price FAQ is about check-ups
+])
+async def test_a_staff_task_takes_a_message_not_a_near_faq(readers, profile, text):
+    reply, _ = await say(desk(profile, readers[profile.name]), call(), text)
+    assert not any(f.answer in reply for f in profile.faqs)
+    assert "name" in reply.lower()  # the message form's first question
+
+
+async def test_a_faq_about_that_very_task_still_answers(readers):
+    r = readers[DENTAL.name].read("can I book in to get my teeth cleaned by the hygienist")
+    assert (r.intent, r.faq) == ("faq", 3)  # "Can I book a hygienist or cleaning?" is about booking
+
+
+async def test_a_calm_request_for_a_callback_is_not_asked_about_an_emergency(readers):
+    reply, _ = await say(desk(VET, readers[VET.name]), call(),
+                         "my dog's had a slight limp for a few days, he's otherwise fine, could someone call me back")
+    assert "emergency" not in reply.lower()
+    assert "name" in reply.lower()
+
+
+async def test_said_calmly_does_not_hide_an_urgent_one(readers):
+    r = readers[PROPERTY.name].read("not urgent I guess but water is pouring everywhere from the ceiling right now")
+    assert r.intent == "emergency"
+
+
+async def test_the_receptionist_in_an_llm_chain_is_started_and_shared(encoder, tmp_path):
+    from bot.providers.failover import FailoverLLM
+    from bot.providers.openai_llm import OpenAILLM
+    from bot.providers.registry import build
+    from bot.settings import Settings
+
+    env = {"TWILIO_VALIDATE": "false", "LLM_PROVIDER": "openai,receptionist", "OPENAI_API_KEY": "k",
+           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "BUSINESS_FILE": str(EXAMPLES / "property-office.toml")}
+    chain = build(Settings.from_env(env)).llm
+    assert isinstance(chain, FailoverLLM)
+    openai, desk_member = chain.members
+    assert isinstance(openai, OpenAILLM) and isinstance(desk_member, Receptionist)
+    await chain.start()
+    try:
+        assert desk_member.understanding.encoder is encoder  # loaded at start-up, like the embedded default
+        assert openai._receptionist() is desk_member  # the adapter's message-form turns read by meaning too
+    finally:
+        await chain.close()
+
+
+def test_a_run_ons_clauses_come_from_one_run_of_the_model(encoder):
+    text = "I was calling about my rent and also water is pouring through the kitchen ceiling"
+    part, elsewhere = "water is pouring through the kitchen ceiling", "my parking permit expired"
+    whole, (pooled, own) = encoder.embed_parts(text, [part, elsewhere])
+    assert float(whole @ encoder.embed(text)) > 0.999  # the whole utterance's vector is the usual one
+    assert float(own @ encoder.embed(elsewhere)) > 0.999  # a part not in the text gets its own run
+    assert float(pooled @ encoder.embed(part)) > float(pooled @ encoder.embed("how do I pay my rent")) + 0.1
+    again = encoder.embed_parts(text, [part, elsewhere])  # cached: the same vectors, no second run
+    assert float(again[1][0] @ pooled) > 0.999
+
+
+def test_an_faq_keyword_said_in_another_form_still_counts():
+    from bot.language import Words
+    from bot.understanding import keywords
+
+    faq, score = keywords.best_faq(Words("my puppy has to get vaccinated soon"), VET.faqs)  # keyword: vaccination
+    assert faq == 0 and score >= 2.0
+    assert keywords.best_faq(Words("my puppy has to get vacuumed"), VET.faqs)[0] != 0  # a shared short start is not one word

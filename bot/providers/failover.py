@@ -304,6 +304,19 @@ class FailoverLLM(FailoverChain[LLM]):
     def __init__(self, members: Sequence[LLM], budget_s: float, **kw) -> None:
         super().__init__("llm", members, budget_s, **kw)
 
+    async def start(self) -> None:
+        """Start the members, then hand a started receptionist member to the members that
+        fall back on one (the OpenAI adapter's message-form turns), so that the fallback
+        reads callers by meaning (its encoder loaded at start-up) and not by keywords."""
+        await super().start()
+        fallback = next((m for m in self.members if m.name == "receptionist"), None)
+        if fallback is None:
+            return
+        for m in self.members:
+            adopt = getattr(m, "adopt_receptionist", None)
+            if m is not fallback and callable(adopt):
+                adopt(fallback)
+
     def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
         return self._stream(lambda m: m.reply(conversation), _same)
 

@@ -291,6 +291,11 @@ class OpenAILLM:
         earlier = [m for m in conversation.messages[:-1] if m.get("role") == "user"][-6:]
         return any(r.wants_turn(Conversation(messages=[m])) for m in earlier)
 
+    def adopt_receptionist(self, receptionist: Any) -> None:
+        """Use this (started) receptionist for the turns it takes: a failover chain's own
+        member, whose encoder is loaded, instead of an unstarted one reading by keywords."""
+        self._fallback = receptionist
+
     def _receptionist(self):
         if self._fallback is None:
             from bot.providers.receptionist import Receptionist

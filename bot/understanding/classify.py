@@ -36,6 +36,11 @@ KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
 PHRASE_BOOST = 0.25  # ... by the built-in phrase lists (hours, address, a person, goodbye, ...)
 URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at most two
 EMERGENCY_KEYWORD_BOOST = 0.05
+FAQ_MARGIN = 0.02  # an FAQ the keywords don't back must beat a staff task, a message and out-of-scope by this
+GENERIC = ("task", "message", "out_of_scope")
+# Said outright: the caller does not want anyone tonight; near an emergency this takes a message without asking.
+CALM_SAID = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "it can wait",
+             "when you get a chance", "whenever you can", "not a big deal", "seems fine", "otherwise fine")
 # The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
 DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
 
@@ -108,12 +113,33 @@ class Understanding:
         self._labels = sorted({label for label, _ in pairs})
         self._label_of = np.array([self._labels.index(label) for label, _ in pairs])
         self._matrix = encoder.embed_many([s for _, s in pairs]) if encoder is not None else None
+        # the staff tasks each FAQ is itself about ("Can I book a hygienist?": booking)
+        self._faq_tasks = [{t for t in keywords.STAFF_TASKS if Words(" ".join((f.question, *f.examples))).has(t)}
+                           for f in profile.faqs]
 
     def _label_scores(self, sims: np.ndarray) -> dict[str, float]:
         """Each label's nearest exemplar."""
         scores = np.full(len(self._labels), -1.0, dtype=np.float32)
         np.maximum.at(scores, self._label_of, sims)
         return dict(zip(self._labels, scores.tolist(), strict=True))
+
+    def _instead_of_faq(self, w: Words, i: int, meaning: dict[str, float], *, backed: bool) -> str | None:
+        """A generic intent that should answer instead of FAQ ``i``: a staff task the FAQ
+        is not about ("book a check-up" is not "what does a check-up cost"), or, when the
+        FAQ's keywords do not back it, a task, message or out-of-scope request about as
+        close in meaning (the FAQ must lead by ``FAQ_MARGIN``); when they back it, only an
+        out-of-scope request closer by meaning alone ("order me some dog food": the
+        word food is not the refill FAQ)."""
+        asked = {t for t in keywords.STAFF_TASKS if w.has(t)}
+        if asked and not asked & self._faq_tasks[i]:
+            return "task"
+        rival = max((g for g in GENERIC if g in meaning), key=lambda g: meaning[g], default=None)
+        if rival is None:
+            return None
+        lead = meaning[f"faq:{i}"] - meaning[rival]  # by meaning alone
+        if backed:  # the keywords back the FAQ: only a request it plainly isn't for (closer by meaning) overrules them
+            return rival if rival == "out_of_scope" and lead < 0.0 else None
+        return rival if lead < FAQ_MARGIN else None
 
     def read(self, raw: str) -> Reading:
         """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
@@ -123,14 +149,20 @@ class Understanding:
         hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
         if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
             return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
-        best = self._label_scores(self._matrix @ self.encoder.embed(core(raw)))
+        parts = clauses(raw)
+        if parts:  # a long run-on: the whole and its clauses from one run of the model (clause = its tokens' mean)
+            vec, part_vecs = self.encoder.embed_parts(core(raw), parts)
+        else:
+            vec, part_vecs = self.encoder.embed(core(raw)), []
+        best = self._label_scores(self._matrix @ vec)
+        meaning = dict(best)  # before the keyword boosts
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
         if kw_label in best:
             best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
         danger_score = best.pop("danger", -1.0)
         em = best.pop("emergency", -1.0)
-        for part in clauses(raw) if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause of several
-            part_scores = self._label_scores(self._matrix @ self.encoder.embed(part))
+        for part_vec in part_vecs if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause
+            part_scores = self._label_scores(self._matrix @ part_vec)
             danger_score = max(danger_score, part_scores.get("danger", -1.0))
             em = max(em, part_scores.get("emergency", -1.0))
         em = max(em, danger_score if self.profile.emergency.configured else -1.0)
@@ -144,6 +176,13 @@ class Understanding:
         calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
         if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
             return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
+        # said calmly ("not urgent"), or a callback asked for with a calm cue ("a bit", "for a few days"): no question
+        said_calm = (w.has(*CALM_SAID) or (kw in ("message", "task") and w.has(*keywords.CALM))) and not w.has(*keywords.URGENCY)
+        if said_calm and em >= EMERGENCY_ASK and not danger:  # a calm report: the FAQ it matches, or a message
+            if label.startswith("faq:") and score >= FLOOR and self._instead_of_faq(w, int(label[4:]), meaning,
+                                                                                   backed=kw_label == label) is None:
+                return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
+            return Reading("task", score=score, by="meaning", emergency_score=em)
         behind = 0.0 if asking and not keywords.emergency(w, self.profile) else ASK_BEHIND  # a question must lead
         if em >= EMERGENCY_ASK and em >= score - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
@@ -152,5 +191,8 @@ class Understanding:
         if score < FLOOR:
             return Reading("unknown", score=score, by="meaning", emergency_score=em)
         if label.startswith("faq:"):
+            generic = self._instead_of_faq(w, int(label[4:]), meaning, backed=kw_label == label)
+            if generic is not None:
+                return Reading(generic, score=meaning[generic], by="meaning", emergency_score=em)
             return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
         return Reading(label, score=score, by="meaning", emergency_score=em)

@@ -98,6 +98,37 @@ class Encoder:
                 self._cache.popitem(last=False)
         return vec
 
+    def embed_parts(self, text: str, parts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The vector of ``text`` and of its ``parts``, from one run over the whole text
+        (a part's vector is the mean of its own token states) instead of a run per part;
+        a part not found in the text gets its own run."""
+        key = " ".join(text.lower().split())
+        both = "\x00".join((key, *parts))
+        with self._lock:
+            hit = self._cache.get(both)
+        if hit is not None:
+            return hit[0], list(hit[1:])
+        enc = self._tok.encode(key)
+        hidden = self._hidden(enc)
+        pooled = hidden.mean(axis=0)
+        whole = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+        out = []
+        for part in parts:
+            pk = " ".join(part.lower().split())
+            at = key.find(pk)
+            idx = [i for i, (a, b) in enumerate(enc.offsets) if b > a and at >= 0 and a >= at and b <= at + len(pk)]
+            if not idx:
+                out.append(self.embed(pk))
+                continue
+            pooled = hidden[idx].mean(axis=0)
+            out.append((pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32))
+        with self._lock:
+            self._cache[key] = whole
+            self._cache[both] = np.stack([whole, *out])
+            while len(self._cache) > CACHE:
+                self._cache.popitem(last=False)
+        return whole, out
+
     def embed_many(self, texts: list[str]) -> np.ndarray:
         """Several texts, one at a time (no padding: each vector is what ``embed`` gives)."""
         if not texts:
@@ -105,15 +136,17 @@ class Encoder:
         return np.stack([self._run(" ".join(t.lower().split())) for t in texts])
 
     def _run(self, text: str) -> np.ndarray:
-        enc = self._tok.encode(text)
+        pooled = self._hidden(self._tok.encode(text)).mean(axis=0)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+
+    def _hidden(self, enc) -> np.ndarray:
+        """The token states (tokens, 384) of one encoded text."""
         ids = np.asarray([enc.ids], dtype=np.int64)
         mask = np.asarray([enc.attention_mask], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0][0]  # (tokens, 384)
-        pooled = hidden.mean(axis=0)
-        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+        return self._session.run(None, feeds)[0][0]
 
 
 def _give_back_memory() -> None:

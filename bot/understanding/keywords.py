@@ -113,13 +113,22 @@ def asks_hours(w: Words) -> bool:
     return w.has("when", "what time") and w.has("come in", "come by", "drop by", "drop in", "visit", "available") or w.has("holiday", "christmas")
 
 
+STEM_PREFIX = 7  # letters two long words must share to be one word ("vaccinated", "vaccination")
+
+
+def _same_word(keyword: str, content: set[str]) -> bool:
+    """A one-word keyword the caller said in another form than the stemmer joins."""
+    k = keyword.lower()
+    return " " not in k and len(k) >= STEM_PREFIX and any(len(c) >= STEM_PREFIX and c[:STEM_PREFIX] == k[:STEM_PREFIX] for c in content)
+
+
 def best_faq(w: Words, faqs: tuple[Faq, ...]) -> tuple[int, float]:
     """The FAQ whose keywords (and question words) the caller used most: (index, score);
     index -1 below the bar."""
     best, score = -1, 0.0
     content = w.content()
     for i, faq in enumerate(faqs):
-        s = 2.0 * sum(w.count(k) for k in faq.keywords)
+        s = 2.0 * sum(w.count(k) or _same_word(k, content) for k in faq.keywords)
         asked = Words(faq.question).content() - {"you", "we"}
         s += len(content & asked) * 0.75
         if s > score:
