@@ -18,12 +18,8 @@ def backend(request) -> str:
     return request.param
 
 
-@pytest.fixture
-async def db_url(backend):
-    """"" for SQLite (the store then lives in DATA_DIR), else a new empty PostgreSQL database."""
-    if backend == "sqlite":
-        yield ""
-        return
+async def fresh_pg() -> str:
+    """A new empty PostgreSQL database on the test server; its URL."""
     import asyncpg
 
     name = "t_" + uuid.uuid4().hex[:12]
@@ -32,7 +28,20 @@ async def db_url(backend):
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield PG_URL.rpartition("/")[0] + "/" + name
+    return PG_URL.rpartition("/")[0] + "/" + name
+
+
+@pytest.fixture
+async def db_url(backend):
+    """"" for SQLite (the store then lives in DATA_DIR), else a new empty PostgreSQL database."""
+    if backend == "sqlite":
+        yield ""
+        return
+    import asyncpg
+
+    url = await fresh_pg()
+    yield url
+    name = url.rpartition("/")[2]
     admin = await asyncpg.connect(PG_URL)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

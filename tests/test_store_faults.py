@@ -18,25 +18,13 @@ from bot.store.leases import heartbeat, reap
 from bot.store.notify import parse_targets
 from bot.store.saver import MessageSaver
 from tests.fakes.notify_receivers import Inbox, SmtpHandler, webhook_app
-from tests.storage_rig import NO_PG, PG_URL
+from tests.storage_rig import NO_PG, PG_URL, fresh_pg
 from tests.test_outbox import SECRET, free_port, settings_for, start_http, wait_for
 
 
 def msg(n: int, **kw) -> NewMessage:
     base = dict(call_sid=f"CA{n:032d}", caller=f"+1555000{n:04d}", name=f"Caller {n}", callback_number=f"555000{n:04d}", about=f"topic {n}")
     return NewMessage(**(base | kw))
-
-
-async def fresh_pg() -> str:
-    import asyncpg
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(PG_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return PG_URL.rpartition("/")[0] + "/" + name
 
 
 async def deliver_all(stores: list[SqlStore], settings, inbox: Inbox, expect: int) -> None:
