@@ -5,7 +5,9 @@ A neural TTS's time and memory grow with the length of one sentence (piper ran o
 gigabytes on a 1,000-digit number read as one sentence), and a cloud TTS bills by the
 character. So every sentence sent to any TTS is at most ``MAX_SENTENCE_CHARS``: a longer
 one is cut at a clause or a word boundary (mid-word only when one word is longer), and a
-reply stops after ``MAX_REPLY_CHARS`` of text. Pure functions, no I/O.
+reply stops after ``MAX_REPLY_CHARS`` of text. A run of more than ``MAX_SPOKEN_DIGITS``
+digits (longer than any phone number, E.164) is said as "a long number", whoever wrote it:
+an LLM reading back what a caller keyed in would otherwise speak it. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import re
 
 MAX_SENTENCE_CHARS = 200  # one TTS request; a spoken sentence of ~12 s
 MAX_REPLY_CHARS = 1200  # one reply's text (about 75 s of speech); the rest is not said
+MAX_SPOKEN_DIGITS = 15  # E.164: no phone number is longer
+
+_LONG_DIGITS = re.compile(rf"\d{{{MAX_SPOKEN_DIGITS + 1},}}")
 
 _CUT = re.compile(r"[,;:]\s+|\s+")  # where a long sentence may be cut: a clause, else a space
 
@@ -22,7 +27,7 @@ def bounded(text: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
     """``text`` as pieces of at most ``limit`` characters, cut at the last clause mark or
     space before the limit (a clause mark stays with its piece); empty pieces dropped."""
     out: list[str] = []
-    rest = text.strip()
+    rest = _LONG_DIGITS.sub("a long number", text).strip()
     while len(rest) > limit:
         window = rest[: limit + 1]
         cut = None

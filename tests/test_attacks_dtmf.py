@@ -75,6 +75,16 @@ def test_bounded_pieces_keep_every_word_and_respect_the_limit(text):
     assert "".join(text.split()) == "".join("".join(pieces).split())  # nothing lost, nothing added
 
 
+@pytest.mark.parametrize("digits", [16, 40, 1000])
+def test_a_digit_run_longer_than_any_phone_number_is_never_spoken(digits):
+    """Whoever wrote it (an LLM reading back what was keyed in): no TTS gets more than 15
+    digits in a row; a real number (15 digits or fewer) is said as written."""
+    pieces = bounded(f"I have {'4' * digits} as your number, and 555 867 5309 too.")
+    assert "".join(pieces).count("4") == 0 and "a long number" in pieces[0]
+    assert "555 867 5309" in " ".join(pieces)
+    assert bounded("+447700900123456 works") == ["+447700900123456 works"]
+
+
 def test_splitter_never_holds_or_emits_an_unbounded_sentence():
     s = SentenceSplitter(first_clause=True)
     out = []
