@@ -62,23 +62,37 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     deliverer = Deliverer(store, settings, poll_s=5.0 if told else 30.0)
     task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
     # stored transcripts past TRANSCRIPT_RETENTION_DAYS go, even once STORE_TRANSCRIPTS is off again
-    sweep = asyncio.get_running_loop().create_task(TranscriptSweeper(store, settings.transcript_retention_days).run(), name="transcript-sweep")
-    keeper = asyncio.get_running_loop().create_task(_keep(app, store), name="store-keeper")
+    # the sweep and the upkeep stop between their queries (``stopping``), never inside one: a
+    # query cancelled on aiosqlite leaves a close on its thread that tear-down could wait on forever
+    stopping = asyncio.Event()
+    sweep = asyncio.get_running_loop().create_task(
+        TranscriptSweeper(store, settings.transcript_retention_days).run(stopping), name="transcript-sweep")
+    keeper = asyncio.get_running_loop().create_task(_keep(app, store, stopping), name="store-keeper")
     yield
-    keeper.cancel()
+    stopping.set()
     await app[SAVER].close(timeout=10.0)
     task.cancel()
-    sweep.cancel()
     await asyncio.wait({task, keeper, sweep, *app[PENDING]}, timeout=5.0)
+    for t in (keeper, sweep):  # still in a query after 5 s: the database hangs; cancel it after all
+        t.cancel()
     await store.close()
 
 
-async def _keep(app: web.Application, store: SqlStore) -> None:
+async def pause(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` or until ``stopping`` is set; True when it is (the loop should end)."""
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _keep(app: web.Application, store: SqlStore, stopping: asyncio.Event) -> None:
     """Every third of CALL_LEASE_S (at most 15 s), from start-up: renew this process's
     leases, close what dead processes left (bot/store/leases.py), and read the outbox's
     state for /healthz and /metrics. A database error is logged and tried next time."""
     every = min(15.0, store.lease_s / 3)
-    while True:
+    while not stopping.is_set():
         for step, work in (("heartbeat", heartbeat), ("reap", reap)):
             try:
                 await work(store)
@@ -90,7 +104,8 @@ async def _keep(app: web.Application, store: SqlStore) -> None:
             app[METRICS].update_delivery(view.summary)
         except Exception as exc:
             log.error("store upkeep failed", extra=kv(step="delivery", error=type(exc).__name__))
-        await asyncio.sleep(every)
+        if await pause(stopping, every):
+            return
 
 
 def record_start(app: web.Application, *, call_sid: str, stream_sid: str, caller: str) -> asyncio.Task[None]:

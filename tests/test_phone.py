@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import wave
 from pathlib import Path
@@ -184,25 +185,22 @@ async def test_a_call_from_chromium_with_a_wav_as_the_microphone(aiohttp_server,
             caller = '#transcript .line[data-role="caller"]'
             await page.wait_for_selector(bot, timeout=20_000)
             assert await page.locator(bot).first.text_content() == prompt_texts(s)["greeting"]  # the page greets
-            await page.wait_for_function("document.querySelector('#state').textContent.startsWith('in call')", timeout=2_000)
+            await page.locator("#state", has_text=re.compile(r"^in call")).wait_for(timeout=2_000)
             await page.wait_for_selector(caller, timeout=30_000)
             heard = (await page.locator(caller).first.text_content()).lower()
             assert "monday" in heard, heard
             reply = page.locator(f'{bot}[data-turn="1"]')
             await reply.wait_for(timeout=30_000)
-            await page.wait_for_function("document.body.dataset.state === 'speaking'", timeout=20_000)
+            await page.wait_for_selector("body[data-state='speaking']", state="attached", timeout=20_000)
             shot = tmp_path / "phone.png"
             await page.screenshot(path=str(shot), full_page=True)
             if os.environ.get("PHONEBOT_SCREENSHOT"):
                 shutil.copy(shot, os.environ["PHONEBOT_SCREENSHOT"])
             text = await reply.text_content()
             assert clock_text(9 * 60) in text and clock_text(17 * 60) in text, text  # the configured hours
-            await page.wait_for_function(
-                "document.querySelector('#transcript .line[data-role=\"bot\"][data-turn=\"1\"]').dataset.latency !== undefined",
-                timeout=10_000,
-            )
+            await page.wait_for_selector('#transcript .line[data-role="bot"][data-turn="1"][data-latency]', state="attached", timeout=10_000)
             await page.click("#hangup")
-            await page.wait_for_function("document.body.dataset.state === 'ended'", timeout=10_000)
+            await page.wait_for_selector("body[data-state='ended']", state="attached", timeout=10_000)
         finally:
             await browser.close()
 
@@ -246,12 +244,12 @@ async def test_the_page_idle_then_in_a_call(aiohttp_server, settings, tmp_path):
             bot = '#transcript .line[data-role="bot"]'
             await page.wait_for_selector(bot, timeout=10_000)
             assert await page.locator(bot).first.text_content() == prompt_texts(app[SETTINGS])["greeting"]
-            await page.wait_for_function("document.querySelector('#state').textContent.startsWith('in call')", timeout=2_000)
+            await page.locator("#state", has_text=re.compile(r"^in call")).wait_for(timeout=2_000)
             assert not any([await k.is_disabled() for k in await keys.all()])
             await page.wait_for_selector('#transcript .line[data-role="bot"][data-latency]', timeout=20_000)
             await page.screenshot(path=str(shots / "phone-in-call.png"))
             await page.click("#hangup")
-            await page.wait_for_function("document.body.dataset.call === 'ended'", timeout=10_000)
+            await page.wait_for_selector("body[data-call='ended']", state="attached", timeout=10_000)
             assert await page.locator("#state").text_content() == "call ended"
             assert all([await k.is_disabled() for k in await keys.all()])
         finally:

@@ -115,10 +115,14 @@ class TranscriptSweeper:
             log.info("old transcripts deleted", extra=kv(lines=gone, retention_days=self.days))
         return gone
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Sweep now and every ``every_s`` until ``stopping`` is set (never inside a query)."""
+        while not stopping.is_set():
             try:
                 await self.sweep()
             except Exception as exc:  # the database is down: try again next time, never die
                 log.error("transcript sweep failed", extra=kv(error=type(exc).__name__))
-            await asyncio.sleep(self.every_s)
+            try:
+                await asyncio.wait_for(stopping.wait(), self.every_s)
+            except TimeoutError:
+                pass
