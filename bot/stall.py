@@ -161,3 +161,13 @@ class Stall:
         else:
             assert self._cm is not None
             self._cm.reschedule(now)  # the Timeout cancels the read and raises TimeoutError in the block
+
+
+async def pause(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` or until ``stopping`` is set; True when it is (a loop that stops
+    only between its pieces of work ends then, never inside one)."""
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy import exc as sa_exc
 
 from bot.logs import kv
+from bot.stall import pause
 from bot.store import open_store
 from bot.store.calls import FinishedCall, ended_by, outcome_of, turn_records
 from bot.store.deliver import Deliverer
@@ -77,14 +78,6 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         t.cancel()
     await store.close()
 
-
-async def pause(stopping: asyncio.Event, seconds: float) -> bool:
-    """Wait ``seconds`` or until ``stopping`` is set; True when it is (the loop should end)."""
-    try:
-        await asyncio.wait_for(stopping.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 async def _keep(app: web.Application, store: SqlStore, stopping: asyncio.Event) -> None:

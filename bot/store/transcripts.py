@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.logs import kv
+from bot.stall import pause
 from bot.store import schema as s
 from bot.store.api import CALL_OUTCOMES, CallRecord, StoredMessage, TranscriptLine, Transfer, TurnRecord
 
@@ -122,7 +123,4 @@ class TranscriptSweeper:
                 await self.sweep()
             except Exception as exc:  # the database is down: try again next time, never die
                 log.error("transcript sweep failed", extra=kv(error=type(exc).__name__))
-            try:
-                await asyncio.wait_for(stopping.wait(), self.every_s)
-            except TimeoutError:
-                pass
+            await pause(stopping, self.every_s)
