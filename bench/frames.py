@@ -47,7 +47,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.calls import calibration  # noqa: E402
-from bot import media_stream as tp  # noqa: E402
+from bot.carriers.twilio import media_stream as tp  # noqa: E402
 from bot.playout import Playout  # noqa: E402
 from bot.providers.live_socket import LiveSocketStream, SocketOptions  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -177,7 +177,7 @@ async def socket_steps(fr: list[bytes], n_msgs: int) -> dict[str, float]:
     ``n_msgs`` frames through TwilioTransport.send_audio()."""
     from aiohttp import web
 
-    from handlers.media_ws import TwilioTransport
+    from bot.carriers.twilio.media_ws import TwilioTransport
 
     texts = [start_text()] + [media_text(i + 2, fr[i % len(fr)]) for i in range(n_msgs)]
     result: dict[str, float] = {}

@@ -373,3 +373,20 @@ def prompt_texts_from(settings: Any, profile: Profile) -> dict[str, str]:
         "fallback": pick(settings.fallback_text, DEFAULT_FALLBACK, profile.texts.fallback),
         "goodbye": pick(settings.goodbye_text, DEFAULT_GOODBYE, profile.texts.goodbye),
     }
+
+
+TRANSFER_TEXT = "Please hold while I connect you."
+
+
+def prompt_texts(settings: Any) -> dict[str, str]:
+    """Every fixed prompt's text (bot/prompts.py renders them), from the business file and the settings."""
+    texts = prompt_texts_from(settings, cached_profile(settings.business_file))
+    return {
+        "greeting": texts["greeting"],
+        "fallback": texts["fallback"],
+        "trouble": settings.trouble_text,
+        "reprompt": settings.reprompt_text,
+        "goodbye": texts["goodbye"],
+        "busy": settings.busy_text,
+        "transfer": TRANSFER_TEXT,
+    }

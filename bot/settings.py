@@ -2,7 +2,8 @@
 
 Nothing else in the code base reads ``os.environ``; everything is passed down. Each field
 is read from its upper-case variable (``end_silence_ms`` from ``END_SILENCE_MS``) by one
-reader per area in ``bot/config/`` (server, providers, calls, telephony, store).
+reader per area in ``bot/config/`` (server, providers, calls, store), the carrier table's in
+``bot/carriers/__init__.py`` and each carrier's own (``bot/carriers/twilio/config.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from bot.config import calls, providers, server, store, telephony
+from bot import carriers as carrier_table
+from bot.carriers.twilio import config as telephony
+from bot.config import calls, providers, server, store
 from bot.config.values import Asked, SettingsError, collect
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -85,6 +88,9 @@ class Settings:
     reprompt_text: str = DEFAULT_REPROMPT
     goodbye_text: str = DEFAULT_GOODBYE
     busy_text: str = DEFAULT_BUSY
+
+    # carriers: how calls arrive (bot/carriers/__init__.py has the table)
+    carriers: tuple[str, ...] = ("twilio", "browser")
 
     # twilio
     twilio_account_sid: str = ""
@@ -204,6 +210,7 @@ class Settings:
         kw = server.read(get, cls)
         kw |= providers.read(get, cls)
         kw |= calls.read(get, cls)
-        kw |= telephony.read(get, cls, trial=kw["trial"])
+        kw |= carrier_table.read(get, cls)
+        kw |= telephony.read(get, cls, trial=kw["trial"], enabled="twilio" in kw["carriers"])
         kw |= store.read(get, cls, kw["twilio_account_sid"], kw["twilio_auth_token"])
         return cls(**kw)

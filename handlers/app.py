@@ -4,41 +4,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.call_registry import CallRegistry
+from bot.carriers import registry as carriers
 from bot.edge import ConnectionGuard
 from bot.instance import InstanceState
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
+from bot.profile import cached_profile, prompt_texts
 from bot.prompts import PromptBank
 from bot.providers import registry
 from bot.providers.registry import Providers
 from bot.providers.stt_stream import StreamingSTT
 from bot.settings import Settings, SettingsError
 from bot.store.notify import NotifyConfig, channel_problems
-from handlers import console, health, landing, metrics, orchestrate, phone, twilio
+from handlers import console, health, landing, metrics, orchestrate
 from handlers.api_gate import api_gate
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.startup import startup_ctx
-from handlers.state import EDGE, INSTANCE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import CALLS, DRAINING, EDGE, INSTANCE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
 from handlers.storage import NOTIFY, store_ctx
 from handlers.web_security import web_security
 
-TRANSFER_TEXT = "Please hold while I connect you."
-
-
-def prompt_texts(settings: Settings) -> dict[str, str]:
-    from bot.profile import cached_profile, prompt_texts_from
-
-    texts = prompt_texts_from(settings, cached_profile(settings.business_file))  # the business file
-    return {
-        "greeting": texts["greeting"],
-        "fallback": texts["fallback"],
-        "trouble": settings.trouble_text,
-        "reprompt": settings.reprompt_text,
-        "goodbye": texts["goodbye"],
-        "busy": settings.busy_text,
-        "transfer": TRANSFER_TEXT,
-    }
+__all__ = ["create_app", "prompt_texts"]  # prompt_texts: bot/profile.py
 
 
 def create_app(
@@ -76,12 +64,13 @@ def create_app(
     app[METRICS] = Metrics()
     health.setup(app)
     orchestrate.setup(app)
-    twilio.setup(app)
     metrics.setup(app)
     app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
     console.setup(app)
-    phone.setup(app)
     landing.setup(app)
+    app[CALLS] = CallRegistry()  # internal stream id -> CallSession, whatever the carrier
+    app[DRAINING] = {"on": False}
+    carriers.install(app, settings)  # CARRIERS: each adds its routes and listeners (bot/carriers/)
     return app
 
 
@@ -91,8 +80,6 @@ async def _close_instance(app: web.Application) -> None:
 
 def _notify(settings: Settings) -> NotifyConfig:
     """Who is told of messages: NOTIFY_TO and the business file's [notify] section."""
-    from bot.profile import cached_profile
-
     notify = NotifyConfig.from_settings(settings, cached_profile(settings.business_file).notify)
     problems = channel_problems(notify.targets + notify.urgent_targets, settings, "the business file or NOTIFY_TO")
     if problems:  # each would be retried for ever and never arrive

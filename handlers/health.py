@@ -158,7 +158,6 @@ async def livez(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """For a load balancer: 503 while starting (saying what is loading), draining, at capacity, or a stage is down."""
     from handlers.state import DRAINING, INSTANCE
-    from handlers.stream_admission import ADMISSION
 
     app = request.app
     startup = app[STARTUP]
@@ -168,7 +167,7 @@ async def readyz(request: web.Request) -> web.Response:
     report = health_report(app)
     problems = list(report["problems"])
     ok = all(s["ready"] for s in report["stages"].values())
-    live, cap = app[ADMISSION].used, app[SETTINGS].max_calls  # the instance's slots: what the webhook counts
+    live, cap = app[INSTANCE].used(), app[SETTINGS].max_calls  # the instance's slots: what every carrier counts
     if app[DRAINING]["on"]:
         ok = False
         problems.append("draining")

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from bot.control import StreamEndControl
+from bot.control import LocalControl
 from bot.edge import ConnectionGuard
 from bot.instance import InstanceState
 from bot.metrics import Metrics
@@ -29,7 +29,6 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 # the phone path
 METRICS = web.AppKey("metrics", Metrics)
-CONTROL = web.AppKey("control", StreamEndControl)
 EDGE = web.AppKey("edge", ConnectionGuard)  # connection phases and deadlines (issue 9)
 INSTANCE = web.AppKey("instance", InstanceState)  # what the instance's processes share: call slots, key buckets
 LIVE_STT: web.AppKey[StreamingSTT | None] = web.AppKey("live_stt")  # None: turns end by local VAD + batch STT
@@ -50,7 +49,7 @@ def call_engine(app: web.Application) -> CallEngine:
         await record_end(app, session, call_sid=t.call_sid, failed=failed, after=start)
 
     return CallEngine(
-        settings=app[SETTINGS], orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], control=app[CONTROL],
+        settings=app[SETTINGS], orchestrator=app[ORCHESTRATOR], prompts=app[PROMPTS], control=LocalControl(),
         metrics=app[METRICS], calls=app[CALLS], store=app[STORE], saver=app[SAVER], live_stt=app[LIVE_STT],
         record_start=started, record_end=ended,
     )

@@ -119,7 +119,7 @@ def settings(tmp_path) -> Settings:
 def stream_token(app, call_sid: str) -> str:
     """A media-stream token for ``call_sid``, as the voice webhook issues it: tests
     that open /twilio/media directly put it in start.customParameters.token."""
-    from handlers.stream_admission import mint_token
+    from bot.carriers.twilio.admission import mint_token
 
     return mint_token(app, call_sid)
 

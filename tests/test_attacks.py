@@ -16,8 +16,17 @@ import pytest
 from aiohttp import WSMsgType, web
 from twilio.request_validator import RequestValidator
 
-from bot import media_stream as tp
-from bot.control import MemoryActions, StreamEndControl
+from bot.carriers.twilio import media_stream as tp
+from bot.carriers.twilio.admission import (
+    ADMISSION,
+    BAD_TOKEN,
+    DUPLICATE,
+    EXPIRED,
+    NO_TOKEN,
+    StreamTokens,
+    mint_token,
+)
+from bot.carriers.twilio.control import MemoryActions, StreamEndControl
 from bot.errors import StageError
 from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.failover import FailoverTTS
@@ -28,15 +37,6 @@ from bot.settings import Settings
 from bot.simulator import load_ulaw, simulate_call
 from handlers.app import create_app, prompt_texts
 from handlers.state import CALLS, METRICS
-from handlers.stream_admission import (
-    ADMISSION,
-    BAD_TOKEN,
-    DUPLICATE,
-    EXPIRED,
-    NO_TOKEN,
-    StreamTokens,
-    mint_token,
-)
 from media import frames, mulaw
 from tests.conftest import eventually, live_call_sids, trimmed_speech
 from tests.fakes.cloud import FakeBehaviour, elevenlabs_app, tone_ulaw

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.carriers.browser.phone import BURST_S, MAX_AUDIO_BYTES, RealTime
 from handlers.login_limit import ADDRESS_REFILL_S, GLOBAL, LOGIN_LIMIT, PER_ADDRESS, LoginLimit
-from handlers.phone import BURST_S, MAX_AUDIO_BYTES, RealTime
 from handlers.state import CALLS, METRICS
 from tests.conftest import eventually
 from tests.test_phone import login, phone_app
@@ -57,7 +57,7 @@ async def test_audio_faster_than_real_time_closes_the_softphone_call(aiohttp_cli
         await asyncio.sleep(0.02)
     assert app[CALLS]
     sent = 0.0
-    with caplog.at_level(logging.WARNING, logger="handlers.phone"):
+    with caplog.at_level(logging.WARNING, logger="bot.carriers.browser"):
         while not ws.closed and sent < 60:  # 200 ms messages as fast as the socket takes them
             try:
                 await ws.send_bytes(b"\x00\x7f" * (MAX_AUDIO_BYTES // 2))

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from bot import media_stream as tp
+from bot.carriers.twilio import media_stream as tp
 from media import wav
 from tests.conftest import caller_wav, live_call_sids, stream_token
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from bot import media_stream as tp
+from bot.carriers.twilio import media_stream as tp
 
 SID = "MZ" + "a" * 32
 OTHER = "MZ" + "b" * 32

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from bot.control import StreamEndControl
+from bot.carriers.twilio.control import StreamEndControl
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank

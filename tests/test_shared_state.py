@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot.carriers.twilio.admission import ADMISSION
 from bot.instance import InstanceState
 from bot.providers.registry import Providers
 from bot.server import drain
@@ -24,7 +25,6 @@ from bot.store.sql import SqlStore
 from handlers import login_limit
 from handlers.app import create_app
 from handlers.state import CALLS
-from handlers.stream_admission import ADMISSION
 from tests.conftest import eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.test_calls import OPEN, TOKEN, phone_settings, url

@@ -8,6 +8,7 @@ Each area module has ``read(get, defaults, ...) -> dict`` that returns its field
 - ``providers``: each stage's provider or failover chain, the vendors' keys and models,
   the embedded engines, stage budgets and circuit breakers
 - ``calls``: turn-taking, a call's limits and what the bot says
-- ``telephony``: Twilio (signatures, REST, transfer) and the media stream
+- the carriers' settings live with them: ``bot/carriers/__init__.py`` reads ``CARRIERS`` (which
+  carriers run), ``bot/carriers/twilio/config.py`` Twilio's (signatures, REST, transfer, media stream)
 - ``store``: the database, the business's time zone, notifications and their channels
 """

@@ -1,5 +1,5 @@
 """The browser softphone: GET /phone (the page) and /phone/ws (its call), a transport
-for ``run_call`` like Twilio's, so a browser talks to the same engine.
+for the engine like Twilio's, so a browser talks to the same engine.
 
 Wire: binary messages are 8 kHz mono 16-bit little-endian PCM both ways (the page
 runs its AudioContext at 8 kHz, so the browser resamples); text messages are JSON:
@@ -27,18 +27,18 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.assets import WEB
-from bot.control import StreamEndControl
+from bot.carriers.base import serve_call
+from bot.control import LocalControl
 from bot.logs import kv
 from bot.metrics import Metrics
-from bot.run_call import DRAINING, run_call
+from bot.profile import prompt_texts
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
-from handlers import login_limit
 from handlers.metrics import WS_UPGRADED
 from handlers.session_auth import issue_session, key_ok, session_valid
-from handlers.state import INSTANCE, METRICS, SETTINGS, call_engine
+from handlers.state import DRAINING, INSTANCE, METRICS, SETTINGS
 from media import mulaw
 
-log = logging.getLogger("handlers.phone")
+log = logging.getLogger("bot.carriers.browser")
 
 FRAME = 160  # 20 ms at 8 kHz
 MAX_AUDIO_MS = 200  # longest audio message accepted (the page's worklet sends 20 ms)
@@ -213,19 +213,10 @@ async def socket(request: web.Request) -> web.StreamResponse:
         await ws.send_str(json.dumps({"type": "end", "reason": "busy"}))
         await ws.close()
         return ws
-    from handlers.app import prompt_texts
-
     try:
         log.info("browser call", extra=kv(call_sid=transport.call_sid))
         observer = _observer(transport, prompt_texts(app[SETTINGS]))
-        await run_call(transport, call_engine(app), control=StreamEndControl(), observer=observer)
+        await serve_call(app, transport, LocalControl(), observer=observer)
     finally:
         app[INSTANCE].release(transport.call_sid)
     return ws
-
-
-def setup(app: web.Application) -> None:
-    login_limit.install(app)
-    app.router.add_get("/phone", page)
-    app.router.add_get("/phone/ws", socket)
-    app.router.add_get("/phone/{name}", asset)

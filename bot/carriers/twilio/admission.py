@@ -43,7 +43,7 @@ from bot.logs import kv
 from bot.settings import Settings
 from bot.store.shared import CallGate
 
-log = logging.getLogger("handlers.stream_admission")
+log = logging.getLogger("bot.carriers.twilio.admission")
 
 TOKEN_PARAM = "token"
 BOUND = ("caller", "called", "direction")  # the stream parameters the token covers
@@ -116,7 +116,7 @@ class StreamAdmission:
     def __init__(self, tokens: StreamTokens, instance: InstanceState, max_calls: int, *, worker: int = 0) -> None:
         self.tokens, self.instance, self.max_calls = tokens, instance, max_calls
         self.max_pending = max_calls  # unstarted sockets in this process
-        self.gate: CallGate | None = None  # the store's, set once it is open (handlers/twilio.py)
+        self.gate: CallGate | None = None  # the store's, set once it is open (carrier.py)
         self.open: dict[str, Ticket] = {}  # stream id -> ticket, started or not
         self._ids = itertools.count(1)
         self._prefix = f"w{worker}p{os.getpid()}s"  # unique among the instance's processes

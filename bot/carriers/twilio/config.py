@@ -1,5 +1,6 @@
-"""Telephony options: Twilio's credentials and signature checks, its REST API, the transfer
-number, and the media stream (its token, its silence limit, frames per message)."""
+"""The Twilio carrier's settings (fields of the one ``Settings``, read by ``Settings.from_env``):
+its credentials and signature checks, its REST API, the transfer number, and the media
+stream (its token, its silence limit, frames per message)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 
-def read(get: Get, defaults: type[Settings], trial: bool) -> dict[str, Any]:
+def read(get: Get, defaults: type[Settings], trial: bool, enabled: bool = True) -> dict[str, Any]:
+    """``enabled``: Twilio is among CARRIERS (without it a missing auth token is no problem)."""
     kw: dict[str, Any] = {
         "twilio_account_sid": get("TWILIO_ACCOUNT_SID").strip(),
         "twilio_auth_token": get("TWILIO_AUTH_TOKEN").strip(),
@@ -19,7 +21,7 @@ def read(get: Get, defaults: type[Settings], trial: bool) -> dict[str, Any]:
         "twilio_base_url": url("TWILIO_BASE_URL", get("TWILIO_BASE_URL")),
         "transfer_number": get("TRANSFER_NUMBER").strip(),
     }
-    if kw["twilio_validate"] and not kw["twilio_auth_token"]:
+    if enabled and kw["twilio_validate"] and not kw["twilio_auth_token"]:
         fail(
             "TWILIO_AUTH_TOKEN is not set, so Twilio signatures cannot be checked. Set it, "
             "or set TRIAL=true to try the bot on this machine (binds 127.0.0.1, no signature "

@@ -1,10 +1,10 @@
 """GET /twilio/media: the Media Streams websocket, as a transport for ``run_call``.
 
 The handler checks the signature, counts the stream against MAX_CALLS from the
-upgrade on (handlers/stream_admission.py), waits for Twilio's ``start``, admits it
-only with the one-time token the voice webhook issued for that CallSid, then hands
-the call to ``bot.run_call.run_call``. ``TwilioTransport`` only moves messages
-between the socket and the sans-I/O protocol object (``bot.media_stream``).
+upgrade on (admission.py), waits for Twilio's ``start``, admits it only with the
+one-time token the voice webhook issued for that CallSid, then hands the call to the
+engine (``bot.carriers.base.serve_call``). ``TwilioTransport`` only moves messages
+between the socket and the sans-I/O protocol object (media_stream.py).
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot import media_stream as tp
+from bot.carriers.base import serve_call
+from bot.carriers.twilio import media_stream as tp
+from bot.carriers.twilio.admission import ADMISSION, Ticket
+from bot.carriers.twilio.control import TWILIO_CONTROL
+from bot.carriers.twilio.signatures import forbidden, public_base, signature_ok, ws_base
 from bot.logs import kv
-from bot.run_call import run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
 from handlers.background import spawn
 from handlers.metrics import WS_UPGRADED
-from handlers.signatures import forbidden, public_base, signature_ok, ws_base
-from handlers.state import METRICS, call_engine
-from handlers.stream_admission import ADMISSION, Ticket
+from handlers.state import METRICS, SETTINGS
 
-log = logging.getLogger("handlers.media")
+log = logging.getLogger("bot.carriers.twilio.media")
 
 MAX_MESSAGE = 64 * 1024
 START_TIMEOUT_S = 10.0
@@ -138,10 +139,8 @@ async def _serve(request: web.Request, ticket: Ticket) -> web.WebSocketResponse:
         log.warning("media stream refused", extra=kv(reason=refused, call_sid=start.call_sid, stream_sid=start.stream_sid))
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"stream not admitted")
         return ws
-    # keyed per stream: a CallSid comes from the client
-    engine = call_engine(app)
-    transport = TwilioTransport(ws, proto, start, metrics, frames_per_message=engine.settings.media_frames_per_message)
-    await run_call(transport, engine, key=ticket.id)
+    transport = TwilioTransport(ws, proto, start, metrics, frames_per_message=app[SETTINGS].media_frames_per_message)
+    await serve_call(app, transport, app[TWILIO_CONTROL], key=ticket.id)  # keyed per stream: a CallSid comes from the client
     return ws
 
 

@@ -1,33 +1,28 @@
-"""The Twilio boundary: voice webhook, status callbacks, the <Connect> action,
-prompt audio for <Play>. Signature checks are in handlers/signatures.py, the media
-websocket in handlers/media_ws.py."""
+"""Twilio's webhooks: the voice webhook (TwiML that connects the media stream), status
+callbacks, the <Connect> action, prompt audio for <Play>. Signature checks are in
+signatures.py, the media websocket in media_ws.py, the routes in carrier.py."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from bot.call_registry import CallRegistry
-from bot.control import StreamEndControl, TwilioRestControl
+from bot.carriers.twilio.admission import ADMISSION, TOKEN_PARAM, admitted_before
+from bot.carriers.twilio.control import TWILIO_CONTROL
+from bot.carriers.twilio.media_stream import SID_CALL, valid_caller
+from bot.carriers.twilio.signatures import forbidden, public_base, signature_ok, ws_base
 from bot.logs import kv
-from bot.media_stream import SID_CALL, valid_caller
 from bot.providers.warm import warm_all
 from bot.redact import mask_number
-from bot.store.shared import CallGate
-from handlers import media_ws
 from handlers.background import spawn
 from handlers.forms import form_fields
-from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.startup import STARTUP
-from handlers.state import CALLS, CONTROL, DRAINING, INSTANCE, METRICS, PROMPTS, PROVIDERS, SETTINGS
-from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission, admitted_before
+from handlers.state import DRAINING, METRICS, PROMPTS, PROVIDERS, SETTINGS
 from media import wav
 
-log = logging.getLogger("handlers.twilio")
+log = logging.getLogger("bot.carriers.twilio")
 
 DIRECTIONS = ("inbound", "outbound-api", "outbound-dial")
 
@@ -93,7 +88,7 @@ async def voice(request: web.Request) -> web.Response:
     direction = params.get("Direction", "")
     bound = {"caller": caller, "called": called, "direction": direction if direction in DIRECTIONS else ""}
     # the stream must bring these back in start.customParameters; the token covers them all
-    # (handlers/stream_admission.py)
+    # (admission.py)
     stream.parameter(name=TOKEN_PARAM, value=admission.tokens.mint(call_sid, bound))
     for name, value in bound.items():
         if value:
@@ -125,7 +120,7 @@ async def after_stream(request: web.Request) -> web.Response:
     twiml = None
     if SID_CALL.fullmatch(call_sid):
         try:
-            twiml = await request.app[CONTROL].after_stream(call_sid)
+            twiml = await request.app[TWILIO_CONTROL].after_stream(call_sid)
         except Exception as exc:  # the store cannot say: the caller still hears something (below)
             log.error("connect action lookup failed", extra=kv(call_sid=call_sid, error=type(exc).__name__))
     if twiml is None and params.get("CallStatus") in ENDED_STATUSES:  # the caller hung up: nobody to tell
@@ -167,55 +162,3 @@ async def prompt_audio(request: web.Request) -> web.Response:
     if not audio or request.match_info["name"] not in ("busy",):
         raise web.HTTPNotFound()
     return web.Response(body=wav.write_mulaw(audio), content_type="audio/wav")
-
-
-async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
-    from handlers.storage import STORE
-
-    s = app[SETTINGS]
-    # the store keeps stream admissions and <Connect action> answers: any process or instance answers
-    gate = app[ADMISSION].gate = CallGate(app[STORE].engine)
-    if s.twilio_account_sid and s.twilio_auth_token:
-        control = TwilioRestControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_base_url, actions=gate)
-        await control.start()
-        app[CONTROL] = control
-    else:
-        app[CONTROL] = StreamEndControl(gate)
-    sweeper = asyncio.get_running_loop().create_task(_sweep_reservations(app[ADMISSION].instance, gate), name="reservations")
-    yield
-    sweeper.cancel()
-    made = app[CONTROL]
-    if isinstance(made, TwilioRestControl):
-        await made.close()
-
-
-SWEEP_S = 1.0
-
-
-async def _sweep_reservations(instance, gate: CallGate) -> None:
-    """A webhook answered here whose stream started on another instance: free its slot here
-    now, not when its token expires."""
-    while True:
-        await asyncio.sleep(SWEEP_S)
-        waiting = instance.reserved()
-        if not waiting:
-            continue
-        try:
-            gone = await gate.admitted_among(waiting)
-        except Exception as exc:  # the store is down: the reservations lapse on their own
-            log.warning("reservation sweep failed", extra=kv(error=type(exc).__name__))
-            continue
-        if gone:
-            instance.drop_reservations(sorted(gone))
-
-
-def setup(app: web.Application) -> None:
-    app[CALLS] = CallRegistry()  # internal stream id -> CallSession
-    app[ADMISSION] = StreamAdmission.for_settings(app[SETTINGS], app[INSTANCE])
-    app[DRAINING] = {"on": False}
-    app.cleanup_ctx.append(_control_ctx)
-    app.router.add_post("/twilio/voice", voice)
-    app.router.add_post("/twilio/status", status)
-    app.router.add_post("/twilio/after", after_stream)
-    app.router.add_get("/twilio/prompt/{name}.wav", prompt_audio)
-    app.router.add_get("/twilio/media", media_ws.media)

@@ -1,0 +1,1 @@
+"""The browser softphone as a carrier: the owner calls the bot from /phone (phone.py)."""
