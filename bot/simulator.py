@@ -5,8 +5,10 @@
 Signed webhook, reads the TwiML, signed websocket, ``connected``/``start``, the
 WAVs as real-time 20 ms frames with silence between them, and the bot's audio
 played on a simulated playback clock that echoes marks as Twilio does (at once
-for audio dropped by a ``clear``). Used by tests and benchmarks as a library
-(``simulate_call``), and by hand from the CLI.
+for audio dropped by a ``clear``). The stream's messages are written and read by
+the Twilio carrier's own codec in the client role
+(``bot.carriers.twilio.media_stream.MediaStreamClient``). Used by tests and
+benchmarks as a library (``simulate_call``), and by hand from the CLI.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import json
 import secrets
 import time
 import xml.etree.ElementTree as ET
@@ -26,17 +27,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from bot.carriers.twilio.media_stream import Clear, Media, MediaStreamClient
+from bot.carriers.twilio.media_stream import Mark as BotMark
 from media import frames, mulaw, resample, wav
 
 FRAME_S = 0.02
 SILENCE = mulaw.silence(frames.FRAME_BYTES)
-SILENCE_B64 = base64.b64encode(SILENCE).decode()
-# One inbound media message, rendered without building a dict and json.dumps for each
-# 20 ms frame (bench/calls/ drives hundreds of calls from one process).
-MEDIA_JSON = (
-    '{"event":"media","sequenceNumber":"%d","streamSid":"%s",'
-    '"media":{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'
-)
+SILENCE_B64 = base64.b64encode(SILENCE).decode()  # caller frames go out pre-encoded (bench/calls/ runs hundreds of calls)
 
 
 @dataclass(frozen=True)
@@ -228,7 +225,8 @@ async def simulate_call(
         ws_url = ("wss" if to.startswith("https") else "ws") + "://" + urlsplit(to).netloc + urlsplit(stream_url).path
         headers = {"X-Twilio-Signature": validator.compute_signature(stream_url, {})} if auth_token else {}
         async with http.ws_connect(ws_url, headers=headers, max_msg_size=0) as ws:
-            await _run_stream(ws, report, account, custom, [u if isinstance(u, Dtmf) else load_ulaw(u) for u in utterances], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf or {})
+            client = MediaStreamClient(report.stream_sid, report.call_sid, account)
+            await _run_stream(ws, report, client, custom, [u if isinstance(u, Dtmf) else load_ulaw(u) for u in utterances], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf or {})
         action = _action_url(twiml)
         if (follow_action or action_to) and action:
             status = "in-progress" if report.hung_up_by_bot else "completed"  # the bot ended the stream, or the caller hung up
@@ -270,33 +268,24 @@ class _StreamState:
     stale_window: bool = False  # a clear arrived; audio until the caller's turn ends is stale
 
 
-async def _run_stream(ws, report: CallReport, account: str, custom: dict, utterances: list[bytes | Dtmf], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf) -> None:
-    sid = report.stream_sid
+async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom: dict, utterances: list[bytes | Dtmf], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf) -> None:
     playback = Playback()
     t0 = time.monotonic()
 
     def now() -> float:
         return time.monotonic() - t0
 
-    seq = 0
     state = _StreamState()
-
-    async def send(obj: dict) -> None:
-        nonlocal seq
-        seq += 1
-        obj["sequenceNumber"] = str(seq)
-        await ws.send_str(json.dumps(obj))
 
     async def reader() -> None:
         last = None
         async for msg in ws:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
-            m = json.loads(msg.data)
-            ev = m.get("event")
+            ev = client.receive(msg.data)
             t = now()
-            if ev == "media":
-                audio = base64.b64decode(m["media"]["payload"])
+            if isinstance(ev, Media):
+                audio = ev.payload
                 playback.queue.append(audio)
                 if last is not None:
                     report.bot_media_gaps_ms.append((t - last) * 1000)
@@ -308,11 +297,11 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
                 state.last_audio = t
                 if state.stale_window:
                     report.stale_audio_bytes += len(audio)
-            elif ev == "mark":
-                name = m["mark"]["name"]
+            elif isinstance(ev, BotMark):
+                name = ev.name
                 report.marks_sent_by_bot.append(name)
                 playback.queue.append(name)
-            elif ev == "clear":
+            elif isinstance(ev, Clear):
                 report.clears += 1
                 report.events.append((t, "clear", ""))
                 if report.turns:
@@ -326,24 +315,17 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
         report.marks_echoed.append(name)
         report.events.append((now(), "mark", name))
         if not ws.closed:
-            await send({"event": "mark", "streamSid": sid, "mark": {"name": name}})
+            await ws.send_str(client.mark(name))
 
-    await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-    await send({
-        "event": "start", "streamSid": sid,
-        "start": {
-            "accountSid": account, "callSid": report.call_sid, "streamSid": sid, "tracks": ["inbound"],
-            "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-        },
-    })
+    await ws.send_str(client.connected())
+    await ws.send_str(client.start(custom))
     read_task = asyncio.create_task(reader())
-    chunk = 0
     next_t = time.monotonic()
 
     async def frame(payload: bytes, b64: str | None = None) -> bool:
         """Send one 20 ms frame (``b64``: its payload already base64-encoded, if at
         hand) on the real-time clock and play 20 ms."""
-        nonlocal chunk, next_t, seq
+        nonlocal next_t
         if state.closed:
             return False
         if b64 is None:
@@ -354,10 +336,8 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
             await asyncio.sleep(delay)
         else:
             report.send_late_ms.append(-delay * 1000)
-        chunk += 1
-        seq += 1
         try:
-            await ws.send_str(MEDIA_JSON % (seq, sid, chunk, chunk * 20, b64))
+            await ws.send_str(client.media_b64(b64))
         except (ConnectionError, RuntimeError):
             state.closed = True
             return False
@@ -392,7 +372,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
             if isinstance(audio, Dtmf):
                 turn.speech_end_s, state.first_audio = now(), None
                 for d in audio.digits:
-                    await send({"event": "dtmf", "streamSid": sid, "dtmf": {"track": "inbound_track", "digit": d}})
+                    await ws.send_str(client.dtmf(d))
                 await wait_reply(turn.speech_end_s)
                 if state.first_audio is not None:
                     turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
@@ -411,7 +391,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
             state.stale_window = False
             report.events.append((turn.speech_end_s, "speech_end", str(i + 1)))
             for d in dtmf.get(i, ""):
-                await send({"event": "dtmf", "streamSid": sid, "dtmf": {"track": "inbound_track", "digit": d}})
+                await ws.send_str(client.dtmf(d))
             await wait_reply(turn.speech_end_s)
             if state.first_audio is not None:
                 turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
@@ -421,7 +401,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
                         break
         report.hung_up_by_bot = state.closed
         if not state.closed:
-            await send({"event": "stop", "streamSid": sid, "stop": {"accountSid": account, "callSid": report.call_sid}})
+            await ws.send_str(client.stop())
             await ws.close()
     finally:
         report.heard = bytes(playback.heard)
