@@ -28,7 +28,8 @@ CALLERS = Path(__file__).resolve().parents[2] / "shared" / "audio" / "callers"
 
 
 async def flood_dtmf(http, url: str, until: float, got: Counter) -> None:
-    from bot.simulator import Dtmf, simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
+    from bot.simulator import Dtmf
 
     steps = [Dtmf("3"), CALLERS / "package_joe.wav", Path(NAME_WAV), Dtmf("5" * 1000)]
 

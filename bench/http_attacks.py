@@ -183,7 +183,7 @@ async def flood_main(name: str, url: str, seconds: float, token: str = "", name_
 async def one(name: str, stack, seconds: float) -> dict:
     import aiohttp
 
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
 
     livez: list[float] = []
     stop_at = asyncio.Event()

@@ -51,7 +51,7 @@ def abuse_script(turns: int) -> list[dict]:
 async def main_async(args) -> int:
     from aiohttp import web
 
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
     from bot.store import SqlStore
     from tests.fakes.cloud import FakeBehaviour, openai_app
     from tests.fakes.twilio_rest import RestBehaviour, twilio_rest_app

@@ -18,7 +18,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from bot.simulator import CallReport, Dtmf, simulate_call, timeline_text
+from bot.carriers.twilio.simulator import simulate_call
+from bot.simulator import CallReport, Dtmf, timeline_text
 from media import mulaw, wav
 
 DTMF_KEYS = set("0123456789*#")

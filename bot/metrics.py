@@ -43,7 +43,7 @@ class Metrics:
             "phonebot_turn_latency_seconds", "End of caller speech to first bot audio frame sent", buckets=LATENCY_BUCKETS, registry=r
         )
         self.mouth_to_ear = Histogram(
-            "phonebot_mouth_to_ear_seconds", "End of caller speech to the first reply mark echoed by Twilio (heard)",
+            "phonebot_mouth_to_ear_seconds", "End of caller speech to the first reply mark echoed by the carrier (heard)",
             buckets=LATENCY_BUCKETS, registry=r,
         )
 

@@ -1,46 +1,71 @@
-"""Call simulator: does what Twilio does, against our own server.
+"""The caller's side of a simulated call, whatever the carrier: the script and the report.
 
-    python -m bot call A.wav [--dtmf 1] [B.wav ...] --url http://127.0.0.1:8080 [--out heard.wav]
-
-Signed webhook, reads the TwiML, signed websocket, ``connected``/``start``, the
-WAVs as real-time 20 ms frames with silence between them, and the bot's audio
-played on a simulated playback clock that echoes marks as Twilio does (at once
-for audio dropped by a ``clear``). The stream's messages are written and read by
-the Twilio carrier's own codec in the client role
-(``bot.carriers.twilio.media_stream.MediaStreamClient``). Used by tests and
-benchmarks as a library (``simulate_call``), and by hand from the CLI.
+``run_script(leg, report, utterances, ...)`` plays a caller: the WAVs as real-time 20 ms
+frames with silence between them, DTMF, barge-in, and the bot's audio played on a
+simulated playback clock that echoes marks as a carrier does (at once for audio dropped
+by a ``clear``); it fills a ``CallReport`` (latency per turn, clears, what was heard).
+A carrier's simulator (``bot/carriers/twilio/simulator.py``: ``simulate_call``) places the
+call and hands the script a ``CallerLeg`` speaking its wire format with the carrier's own
+codec in the client role. ``python -m bot call`` (bot/cli_call.py) runs it by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import secrets
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import NamedTuple, Protocol
 
-import aiohttp
-from twilio.request_validator import RequestValidator
-
-from bot.carriers.twilio.media_stream import Clear, Media, MediaStreamClient
-from bot.carriers.twilio.media_stream import Mark as BotMark
 from media import frames, mulaw, resample, wav
 
 FRAME_S = 0.02
 SILENCE = mulaw.silence(frames.FRAME_BYTES)
-SILENCE_B64 = base64.b64encode(SILENCE).decode()  # caller frames go out pre-encoded (bench/calls/ runs hundreds of calls)
 
 
 @dataclass(frozen=True)
 class Dtmf:
-    """A step of a simulated call: keys pressed (sent as Twilio ``dtmf`` events)."""
+    """A step of a simulated call: keys pressed (sent as the carrier sends DTMF)."""
 
     digits: str
+
+
+class BotAudio(NamedTuple):
+    audio: bytes  # 8 kHz mu-law, one or more 20 ms frames
+
+
+class BotMark(NamedTuple):
+    name: str  # echo it once everything before it was played
+
+
+class BotClear(NamedTuple):
+    """Drop the bot's audio not yet played (barge-in)."""
+
+
+class CallerLeg(Protocol):
+    """The caller's end of one connected call, in a carrier's wire format."""
+
+    @property
+    def closed(self) -> bool:
+        """The bot (or the network) ended the call."""
+
+    async def start(self) -> None:
+        """Whatever opens the call's media (Twilio: ``connected`` and ``start``)."""
+
+    def bot_events(self) -> AsyncIterator[BotAudio | BotMark | BotClear]:
+        """What the bot sends, until it closes the call."""
+
+    async def send_frame(self, frame: bytes) -> None:
+        """One 20 ms frame of the caller's audio (ConnectionError or RuntimeError once closed)."""
+
+    async def send_dtmf(self, digit: str) -> None: ...
+
+    async def send_mark(self, name: str) -> None:
+        """Echo the bot's mark ``name``: everything before it was played."""
+
+    async def hang_up(self) -> None: ...
 
 
 @dataclass
@@ -76,7 +101,7 @@ class CallReport:
 
 
 class Playback:
-    """Twilio's side of outbound audio: a queue played at 8 bytes/ms."""
+    """The carrier's side of the bot's audio: a queue played at 8 bytes/ms."""
 
     def __init__(self) -> None:
         self.queue: list[bytes | str] = []
@@ -135,11 +160,10 @@ def _wav_to_ulaw(data: bytes) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _prepared(ulaw: bytes) -> tuple[tuple[bytes, ...], tuple[str, ...], int]:
-    """An utterance as frames, their base64 payloads, and its end-of-speech frame:
-    computed once per distinct utterance, shared by every call that speaks it."""
-    fr = tuple(frames.split(ulaw))
-    return fr, tuple(base64.b64encode(f).decode() for f in fr), speech_end_frame(ulaw)
+def _prepared(ulaw: bytes) -> tuple[tuple[bytes, ...], int]:
+    """An utterance as frames and its end-of-speech frame: computed once per distinct
+    utterance, shared by every call that speaks it."""
+    return tuple(frames.split(ulaw)), speech_end_frame(ulaw)
 
 
 def speech_end_frame(ulaw: bytes, threshold: float = 300.0) -> int:
@@ -157,118 +181,22 @@ def speech_end_frame(ulaw: bytes, threshold: float = 300.0) -> int:
     return last or len(fr)
 
 
-def _sid(prefix: str) -> str:
-    return prefix + secrets.token_hex(16)
-
-
-async def simulate_call(
-    url: str,
-    utterances: Sequence[bytes | str | Path | Dtmf],
-    *,
-    public_url: str | None = None,
-    auth_token: str | None = None,
-    from_number: str = "+15551234567",
-    to_number: str = "+15557654321",
-    gap_s: float = 0.6,
-    barge_in_after_ms: int | None = None,
-    max_wait_s: float = 20.0,
-    quiet_s: float = 1.0,
-    dtmf: dict[int, str] | None = None,
-    session: aiohttp.ClientSession | None = None,
-    separate_connections: bool = False,
-    stream_to: str | None = None,
-    follow_action: bool = False,
-    action_to: str | None = None,
-) -> CallReport:
-    """Place one simulated call. ``barge_in_after_ms``: start each next utterance that
-    long after the bot's reply audio begins (interrupting it), instead of waiting for
-    the bot to finish. ``dtmf``: {utterance index: digits} sent after that utterance; a
-    ``Dtmf`` among ``utterances`` is a step of its own (keys pressed, then the reply).
-
-    As Twilio does, ``separate_connections`` sends the webhook, the websocket and the
-    <Connect action> request each on a new connection (by default they share the
-    session's pool, so one server process may see them all). ``stream_to`` /
-    ``action_to``: another server (instance) for the websocket / the action request.
-    ``follow_action``: once the stream ends, ask the <Connect action> URL what to do
-    (``report.action_twiml``), as Twilio does."""
-    url = url.rstrip("/")
-    public = (public_url or url).rstrip("/")
-    report = CallReport(call_sid=_sid("CA"), stream_sid=_sid("MZ"))
-    account = _sid("AC")
-    validator = RequestValidator(auth_token or "")
-    own = session is None
-    if separate_connections and own:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
-    http = session or aiohttp.ClientSession()
-    try:
-        params = {
-            "CallSid": report.call_sid, "AccountSid": account, "From": from_number, "To": to_number,
-            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
-        }
-        headers = {"X-Twilio-Signature": validator.compute_signature(public + "/twilio/voice", params)} if auth_token else {}
-        try:
-            r = await http.post(url + "/twilio/voice", data=params, headers=headers)
-        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:  # refused, no route, no such host; not a URL
-            report.rejected, report.unreachable = True, True
-            report.error = f"nothing answers at {url} ({type(exc).__name__}: {exc})"
-            return report
-        async with r:
-            if r.status != 200:
-                report.rejected, report.error = True, f"webhook answered {r.status}"
-                return report
-            twiml = await r.text()
-        stream_url, custom = _parse_twiml(twiml)
-        if stream_url is None:
-            report.rejected, report.error = True, "no <Connect><Stream> in TwiML"
-            return report
-        to = (stream_to or url).rstrip("/")
-        ws_url = ("wss" if to.startswith("https") else "ws") + "://" + urlsplit(to).netloc + urlsplit(stream_url).path
-        headers = {"X-Twilio-Signature": validator.compute_signature(stream_url, {})} if auth_token else {}
-        async with http.ws_connect(ws_url, headers=headers, max_msg_size=0) as ws:
-            client = MediaStreamClient(report.stream_sid, report.call_sid, account)
-            await _run_stream(ws, report, client, custom, [u if isinstance(u, Dtmf) else load_ulaw(u) for u in utterances], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf or {})
-        action = _action_url(twiml)
-        if (follow_action or action_to) and action:
-            status = "in-progress" if report.hung_up_by_bot else "completed"  # the bot ended the stream, or the caller hung up
-            form = {"CallSid": report.call_sid, "AccountSid": account, "CallStatus": status, "ApiVersion": "2010-04-01"}
-            headers = {"X-Twilio-Signature": validator.compute_signature(action, form)} if auth_token else {}
-            target = (action_to or url).rstrip("/") + urlsplit(action).path
-            async with http.post(target, data=form, headers=headers) as r:
-                report.action_twiml = await r.text() if r.status == 200 else f"HTTP {r.status}"
-    except aiohttp.WSServerHandshakeError as exc:
-        report.rejected, report.error = True, f"websocket refused: {exc.status}"
-    except (aiohttp.ClientError, OSError, ET.ParseError) as exc:
-        report.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        if own:
-            await http.close()
-    return report
-
-
-def _action_url(text: str) -> str:
-    connect = ET.fromstring(text).find("./Connect")
-    return connect.get("action", "") if connect is not None else ""
-
-
-def _parse_twiml(text: str) -> tuple[str | None, dict[str, str]]:
-    root = ET.fromstring(text)
-    stream = root.find("./Connect/Stream")
-    if stream is None:
-        return None, {}
-    return stream.get("url"), {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
-
-
 @dataclass
 class _StreamState:
     """What the reader task tells the caller's script."""
 
     last_audio: float | None = None  # arrival of the bot's latest audio (monotonic s)
     first_audio: float | None = None  # the current reply's first audio
-    closed: bool = False  # the bot closed the stream
+    closed: bool = False  # the bot closed the call
     stale_window: bool = False  # a clear arrived; audio until the caller's turn ends is stale
 
 
-async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom: dict, utterances: list[bytes | Dtmf], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf) -> None:
+async def run_script(
+    leg: CallerLeg, report: CallReport, utterances: list[bytes | Dtmf], *, gap_s: float, barge_in_after_ms: int | None,
+    max_wait_s: float, quiet_s: float, dtmf: dict[int, str],
+) -> None:
+    """Be the caller on ``leg`` until the script ends (then hang up) or the bot ends the call.
+    ``utterances``: mu-law audio or ``Dtmf`` steps; the other arguments as ``simulate_call``'s."""
     playback = Playback()
     t0 = time.monotonic()
 
@@ -279,13 +207,10 @@ async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom:
 
     async def reader() -> None:
         last = None
-        async for msg in ws:
-            if msg.type is not aiohttp.WSMsgType.TEXT:
-                continue
-            ev = client.receive(msg.data)
+        async for ev in leg.bot_events():
             t = now()
-            if isinstance(ev, Media):
-                audio = ev.payload
+            if isinstance(ev, BotAudio):
+                audio = ev.audio
                 playback.queue.append(audio)
                 if last is not None:
                     report.bot_media_gaps_ms.append((t - last) * 1000)
@@ -301,7 +226,7 @@ async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom:
                 name = ev.name
                 report.marks_sent_by_bot.append(name)
                 playback.queue.append(name)
-            elif isinstance(ev, Clear):
+            elif isinstance(ev, BotClear):
                 report.clears += 1
                 report.events.append((t, "clear", ""))
                 if report.turns:
@@ -314,22 +239,18 @@ async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom:
     async def echo(name: str) -> None:
         report.marks_echoed.append(name)
         report.events.append((now(), "mark", name))
-        if not ws.closed:
-            await ws.send_str(client.mark(name))
+        if not leg.closed:
+            await leg.send_mark(name)
 
-    await ws.send_str(client.connected())
-    await ws.send_str(client.start(custom))
+    await leg.start()
     read_task = asyncio.create_task(reader())
     next_t = time.monotonic()
 
-    async def frame(payload: bytes, b64: str | None = None) -> bool:
-        """Send one 20 ms frame (``b64``: its payload already base64-encoded, if at
-        hand) on the real-time clock and play 20 ms."""
+    async def frame(payload: bytes) -> bool:
+        """Send one 20 ms frame on the real-time clock and play 20 ms."""
         nonlocal next_t
         if state.closed:
             return False
-        if b64 is None:
-            b64 = SILENCE_B64 if payload is SILENCE else base64.b64encode(payload).decode()
         next_t += FRAME_S
         delay = next_t - time.monotonic()
         if delay > 0:
@@ -337,7 +258,7 @@ async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom:
         else:
             report.send_late_ms.append(-delay * 1000)
         try:
-            await ws.send_str(client.media_b64(b64))
+            await leg.send_frame(payload)
         except (ConnectionError, RuntimeError):
             state.closed = True
             return False
@@ -372,18 +293,18 @@ async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom:
             if isinstance(audio, Dtmf):
                 turn.speech_end_s, state.first_audio = now(), None
                 for d in audio.digits:
-                    await ws.send_str(client.dtmf(d))
+                    await leg.send_dtmf(d)
                 await wait_reply(turn.speech_end_s)
                 if state.first_audio is not None:
                     turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
                 continue
-            utterance, payloads, end = _prepared(audio)
+            utterance, end = _prepared(audio)
             for k, fr in enumerate(utterance):
                 if k == end:
                     turn.speech_end_s = now()
                     state.stale_window = False
                     state.first_audio = None
-                if not await frame(fr, payloads[k]):
+                if not await frame(fr):
                     break
             if not turn.speech_end_s:
                 turn.speech_end_s = now()
@@ -391,7 +312,7 @@ async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom:
             state.stale_window = False
             report.events.append((turn.speech_end_s, "speech_end", str(i + 1)))
             for d in dtmf.get(i, ""):
-                await ws.send_str(client.dtmf(d))
+                await leg.send_dtmf(d)
             await wait_reply(turn.speech_end_s)
             if state.first_audio is not None:
                 turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
@@ -401,8 +322,7 @@ async def _run_stream(ws, report: CallReport, client: MediaStreamClient, custom:
                         break
         report.hung_up_by_bot = state.closed
         if not state.closed:
-            await ws.send_str(client.stop())
-            await ws.close()
+            await leg.hang_up()
     finally:
         report.heard = bytes(playback.heard)
         read_task.cancel()

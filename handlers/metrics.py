@@ -12,8 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from handlers.state import METRICS, PROVIDERS, SETTINGS
 
-WS_UPGRADED = web.RequestKey("ws_upgraded", bool)  # set on a request once its websocket is prepared
-MEDIA_ROUTE = "/twilio/media"  # a websocket lasts the call: its duration is the call histogram's
+# set on a request once its websocket is prepared: a call's socket (any carrier's) lasts the
+# call, so its duration is the call histogram's, not the request histogram's
+WS_UPGRADED = web.RequestKey("ws_upgraded", bool)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -49,7 +50,7 @@ async def metrics_middleware(request: web.Request, handler):
     finally:
         m, route = request.app[METRICS], route_of(request)
         m.http_requests.labels(route, request.method, str(status)).inc()
-        if route != MEDIA_ROUTE:
+        if not request.get(WS_UPGRADED):
             m.http_seconds.labels(route, str(status)).observe(time.perf_counter() - t0)
 
 

@@ -27,6 +27,7 @@ from bot.carriers.twilio.admission import (
     mint_token,
 )
 from bot.carriers.twilio.control import MemoryActions, StreamEndControl
+from bot.carriers.twilio.simulator import simulate_call
 from bot.errors import StageError
 from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.failover import FailoverTTS
@@ -34,7 +35,7 @@ from bot.providers.registry import Providers
 from bot.providers.tts_output import Plausible
 from bot.server import drain
 from bot.settings import Settings
-from bot.simulator import load_ulaw, simulate_call
+from bot.simulator import load_ulaw
 from handlers.app import create_app, prompt_texts
 from handlers.state import CALLS, METRICS
 from media import frames, mulaw

@@ -8,8 +8,8 @@ import asyncio
 import logging
 import sqlite3
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.providers.receptionist import Receptionist
-from bot.simulator import simulate_call
 from bot.store.sql import SQLITE_NAME
 from handlers.state import CALLS, METRICS
 from handlers.storage import STORE

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.errors import StageError
 from bot.providers.base import Action
 from bot.providers.registry import Providers
-from bot.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
 from tests.conftest import caller_path, live_call_sids, stream_token, trimmed_speech

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.simulator import simulate_call
+from bot.carriers.twilio.simulator import simulate_call
 from bot.wer import normalize
 from handlers.app import create_app, prompt_texts
 from media import mulaw

@@ -3,7 +3,7 @@ the end of each turn; OpenAI and ElevenLabs through their SDKs against fakes."""
 
 from __future__ import annotations
 
-from bot.simulator import simulate_call
+from bot.carriers.twilio.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
 from tests.conftest import caller_path

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.providers.registry import Providers
-from bot.simulator import simulate_call
 from handlers.app import create_app
 from tests.conftest import trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS

@@ -177,7 +177,7 @@ async def test_console_in_chromium(aiohttp_server, settings, tmp_path):
     CONSOLE_SCREENSHOTS=docs/screenshots to refresh the committed screenshots."""
     from playwright.async_api import async_playwright
 
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
     from tests.conftest import caller_path
 
     app = make_app(settings, end_silence_ms=500, early_turn_ms=0, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5, store_transcripts=True)

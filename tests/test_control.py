@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bot.carriers.twilio.control import TwilioRestControl
-from bot.simulator import simulate_call
+from bot.carriers.twilio.simulator import simulate_call
 from tests.fakes.twilio_rest import RestBehaviour, twilio_rest_app
 from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.providers.receptionist import Receptionist
-from bot.simulator import simulate_call
 from media import wav
 from tests.conftest import eventually, trimmed_speech
 from tests.fakes.scripted import ScriptedTTS

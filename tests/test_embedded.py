@@ -116,7 +116,7 @@ async def test_orchestrate_on_the_embedded_default_answers_the_hours(aiohttp_cli
 
 async def test_phone_call_on_the_embedded_default_hears_the_hours(aiohttp_server, settings, engines):
     """Issue 3, done-when 1 on the embedded engines: greeting, then the hours."""
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
     from handlers.app import create_app
     from tests.conftest import caller_path
 

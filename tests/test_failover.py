@@ -309,7 +309,7 @@ async def test_orchestrate_reply_still_audio_when_the_first_tts_fails(aiohttp_cl
 async def test_phone_turn_answered_by_the_failover_provider(aiohttp_server, settings, stage):
     """Phone path: a failing first provider is invisible to the caller; the second
     answers the turn and no fallback prompt plays."""
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
     from tests.test_calls import OPEN, TOKEN, phone_settings
 
     err = StageError(stage, "upstream_error", "HTTP 500")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from bot.simulator import simulate_call
+from bot.carriers.twilio.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
 from tests.conftest import caller_path, caller_wav

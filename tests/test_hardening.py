@@ -388,7 +388,7 @@ def test_no_answer_s_out_of_range_is_refused(tmp_path, bad):
 async def test_a_transfer_rings_for_the_business_files_no_answer_s(aiohttp_server, settings, tmp_path):
     from twilio.request_validator import RequestValidator
 
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
     from tests.fakes.twilio_rest import RestBehaviour, twilio_rest_app
     from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
 
@@ -422,8 +422,8 @@ ASK = " Sure, I can take a message. What's your name and the best number to call
 async def llm_call(aiohttp_server, settings, script: list[dict]):
     """A whole call (two caller turns, then the caller hangs up) with the real OpenAI SDK
     against the wire fake, tools on; returns the call's report, the app and the fake's record."""
+    from bot.carriers.twilio.simulator import simulate_call
     from bot.providers.openai_llm import OpenAILLM
-    from bot.simulator import simulate_call
     from tests.fakes.cloud import FakeBehaviour, openai_app
     from tests.fakes.scripted import ScriptedTTS
     from tests.test_calls import TOKEN, phone_settings, serve, url

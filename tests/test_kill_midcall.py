@@ -22,7 +22,7 @@ import time
 import aiohttp
 import numpy as np
 
-from bot.simulator import simulate_call
+from bot.carriers.twilio.simulator import simulate_call
 from bot.store import SqlStore
 from media import wav
 from tests.conftest import trimmed_speech

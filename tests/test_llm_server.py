@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.errors import StageError
 from bot.prompts import failure_prompt
 from bot.providers.base import Action, Conversation
@@ -23,7 +24,6 @@ from bot.providers.failover import FailoverLLM
 from bot.providers.llm_history import tokens, trim, turns
 from bot.providers.openai_llm import STOP, OpenAILLM
 from bot.providers.receptionist import Receptionist
-from bot.simulator import simulate_call
 from handlers.state import PROMPTS
 from tests.fakes.cloud import RAMBLE, FakeBehaviour, openai_app
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.settings import Settings, SettingsError
-from bot.simulator import simulate_call
 from tests.conftest import eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedTTS
 from tests.test_calls import ADDRESS, LONG, OPEN, TOKEN, phone_settings, serve, speech_onset_ms, url

@@ -10,10 +10,10 @@ import re
 
 import aiohttp
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.errors import StageError
 from bot.logs import JsonFormatter, KeyValueFormatter, kv
 from bot.providers.failover import FailoverSTT
-from bot.simulator import simulate_call
 from tests.conftest import caller_wav, eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT
 from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url

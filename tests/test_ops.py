@@ -9,8 +9,9 @@ import logging
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.server import drain
-from bot.simulator import load_ulaw, simulate_call
+from bot.simulator import load_ulaw
 from handlers.state import CALLS
 from tests.conftest import stream_token
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT

@@ -224,8 +224,8 @@ def test_backoff_doubles_to_the_cap_with_jitter():
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_the_server_records_calls_and_tells_the_owner_of_a_missed_call(aiohttp_server, tmp_path, backend):
+    from bot.carriers.twilio.simulator import simulate_call
     from bot.providers.registry import Providers
-    from bot.simulator import simulate_call
     from handlers.app import create_app
     from handlers.storage import STORE
     from tests.conftest import caller_path
@@ -273,8 +273,8 @@ async def test_a_slow_store_never_delays_the_greeting_and_the_record_still_compl
     and both are written once the database answers."""
     import asyncio
 
+    from bot.carriers.twilio.simulator import simulate_call
     from bot.providers.registry import Providers
-    from bot.simulator import simulate_call
     from handlers.app import create_app
     from handlers.storage import STORE
     from tests.conftest import caller_path

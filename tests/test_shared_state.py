@@ -16,10 +16,11 @@ from pathlib import Path
 import aiohttp
 
 from bot.carriers.twilio.admission import ADMISSION
+from bot.carriers.twilio.simulator import simulate_call
 from bot.instance import InstanceState
 from bot.providers.registry import Providers
 from bot.server import drain
-from bot.simulator import Dtmf, simulate_call
+from bot.simulator import Dtmf
 from bot.store.shared import CallGate
 from bot.store.sql import SqlStore
 from handlers import login_limit

@@ -49,7 +49,7 @@ WAVS = ["leave_message_joe.wav", "open_tomorrow_joe.wav", "name_number_joe.wav",
 
 
 async def _call(aiohttp_server, tmp_path, *, store_transcripts: bool, words=WORDS, wavs=WAVS):
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
 
     st = Settings(data_dir=tmp_path, twilio_validate=False, trial=True, stt_timeout=2, llm_timeout=2, tts_timeout=2,
                   end_silence_ms=500, early_turn_ms=0, store_transcripts=store_transcripts, transfer_number="+15550009999")
@@ -176,7 +176,7 @@ async def test_the_schema_step_upgrades_a_first_version_database(db_url, tmp_pat
 
 
 async def test_a_reply_the_caller_barged_in_on_is_stored_as_heard(aiohttp_server, tmp_path):
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
     from tests.fakes.scripted import ScriptedLLM
 
     long = " ".join(f"This is sentence number {i} of a long answer." for i in range(1, 9))

@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.carriers.twilio.simulator import simulate_call
 from bot.providers.registry import Providers
-from bot.simulator import simulate_call
 from bot.store import NewMessage
 from handlers.app import create_app
 from handlers.storage import STORE

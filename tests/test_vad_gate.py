@@ -251,7 +251,8 @@ def test_periodicity_is_high_for_a_voice_low_for_noise_and_matches_its_definitio
 async def test_a_breath_over_the_bot_on_a_real_call_is_no_barge_in_and_the_words_after_it_are(aiohttp_server, settings, tmp_path):
     """Over the websocket, as the session wires the VAD's probe: the caller breathes
     into the phone 1.5 s into a long reply, then speaks; the clear follows the words."""
-    from bot.simulator import load_ulaw, simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
+    from bot.simulator import load_ulaw
     from media import wav
     from tests.fakes.scripted import ScriptedLLM, ScriptedTTS
     from tests.test_calls import ADDRESS, OPEN, TOKEN, phone_settings, serve, url

@@ -28,7 +28,8 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from bot.simulator import Dtmf, simulate_call
+from bot.carriers.twilio.simulator import simulate_call
+from bot.simulator import Dtmf
 from tests.conftest import caller_path
 from tests.storage_rig import PG_URL
 

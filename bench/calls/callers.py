@@ -104,7 +104,7 @@ def summarize(r, greeting_frames: int, reply_frames: int, planned: int, barge: b
 async def worker(job: dict) -> None:
     import aiohttp
 
-    from bot.simulator import simulate_call
+    from bot.carriers.twilio.simulator import simulate_call
 
     url, token = job["url"], job["token"]
     out = sys.stdout

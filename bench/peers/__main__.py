@@ -6,7 +6,7 @@
 For every N, each bot in turn (alternating, a fresh bot and fresh fakes per row): the
 cloud fakes (bench/fakes_server.py --live: Deepgram's live socket, OpenAI, ElevenLabs,
 one latency profile), the bot, then N calls from bench.calls' caller processes
-(bot.simulator.simulate_call). The Pipecat bot (bench/peers/pipecat/bot.py) runs in its
+(bot.carriers.twilio.simulator.simulate_call). The Pipecat bot (bench/peers/pipecat/bot.py) runs in its
 own virtualenv, bench/peers/pipecat/.venv, made on first use from requirements.txt.
 bench/README.md ("peers") says what every column means and what cannot be made equal.
 """
