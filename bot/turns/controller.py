@@ -69,10 +69,10 @@ from bot.turns.decisions import (
     StartSpeculative,
     StartTurn,
 )
+from bot.turns.detector import TurnDetector, TurnEvent
 from bot.turns.gating import CompletenessGate
 from bot.turns.live import LiveTurns, _Held
 from media.frames import FRAME_MS
-from media.vad import TurnDetector, TurnEvent
 
 DTMF_FLUSH_MS = 1500
 MAX_DTMF_DIGITS = 20  # one entry; a phone number is at most 15 (E.164), more are dropped and counted

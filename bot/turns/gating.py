@@ -15,7 +15,7 @@ from media.frames import FRAME_MS
 
 if TYPE_CHECKING:
     from bot.turns.controller import TurnOptions
-    from media.vad import TurnDetector
+    from bot.turns.detector import TurnDetector
 
 
 class CompletenessGate:

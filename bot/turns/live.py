@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from bot.providers.stt_stream import Failed, Final, Interim, STTEvent, UtteranceEnd
 from bot.turns.decisions import Decision, Phase
+from bot.turns.detector import TurnEvent
 from bot.wer import normalize
 from media.frames import FRAME_MS
-from media.vad import TurnEvent
 
 if TYPE_CHECKING:
     from bot.turns.controller import TurnOptions
-    from media.vad import TurnDetector
+    from bot.turns.detector import TurnDetector
 
 VOICE_TAIL_S = FRAME_MS / 1000  # speech ends at the end of the last voiced frame
 
