@@ -16,7 +16,8 @@ the parts it composes, each an object with an explicit interface: what one turn 
 ``TurnHost``; what the dialogue asks for (messages, transfer, hang-up) is
 ``bot.call_actions.CallActions``; the turn task and the helpers are
 ``bot.call_tasks.CallTasks`` (spawned in the call's task group, ``bot.run_call``); what
-the caller heard is ``bot.heard.HeardLedger``; the record is ``bot.call_record.CallRecord``.
+the caller heard is ``bot.heard.HeardLedger``; the record is ``bot.call_record.CallRecord``;
+the live STT stream is ``bot.call_live.LiveInput``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from datetime import datetime
 from typing import Any
 
 from bot.call_actions import CallActions
+from bot.call_live import LiveInput
 from bot.call_record import CallRecord
 from bot.call_tasks import CallTasks, Spawn
 from bot.control import CallControl
-from bot.errors import UPSTREAM_ERROR, StageError
 from bot.heard import HeardLedger
 from bot.logs import kv
 from bot.metrics import Metrics
@@ -42,7 +43,7 @@ from bot.playout import Playout
 from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
 from bot.providers.base import Action, Conversation
-from bot.providers.stt_stream import Failed, Reconnected, STTStream
+from bot.providers.stt_stream import STTEvent, STTStream
 from bot.settings import Settings
 from bot.store.api import Store, TranscriptLine, Transfer
 from bot.store.saver import MessageSaver
@@ -89,8 +90,9 @@ class CallSession:
         self.call_sid, self.stream_sid = call_sid, stream_sid
         self.settings, self.playout, self.control, self.metrics = settings, playout, control, metrics
         self.transfer_number = settings.transfer_number if transfer_number is None else transfer_number
+        self.profile = profile or cached_profile(settings.business_file)
         self.actions = CallActions(
-            call_sid=call_sid, caller=caller, profile=profile or cached_profile(settings.business_file),
+            call_sid=call_sid, caller=caller, profile=self.profile,
             saver=saver or MessageSaver(store),  # the app's (it outlives the call); a call's own in tests
             save_wait_s=settings.message_save_wait_s, transfer_number=self.transfer_number, clock=clock,
         )
@@ -107,7 +109,7 @@ class CallSession:
             call_sid=call_sid, settings=settings, orchestrator=orchestrator, prompts=prompts, playout=playout, metrics=metrics,
             conversation=self.conversation, bot=self.c, heard=self.heard, record=self.record, host=self,
         )
-        self.stt: STTStream | None = None  # the live STT stream, when one is attached
+        self.live = LiveInput(call_sid=call_sid, metrics=metrics, tasks=self.tasks, on_event=self._on_stt)
         self._settling: asyncio.Task[Any] | None = None  # the last barge-in's clear and cancellation
         self.barge_ins = 0
         self.transfer: Transfer | None = None  # where the call went (the number masked), for the record
@@ -143,17 +145,8 @@ class CallSession:
         return self.actions.outcome
 
     @property
-    def messages_saved(self) -> int:
-        return self.actions.messages_saved
-
-    @property
     def fallbacks(self) -> int:
         return self.pipeline.fallbacks
-
-    @property
-    def helper_errors(self) -> int:
-        """Turn tasks and helpers that failed of a bug (the call went on)."""
-        return self.tasks.errors
 
     @property
     def turn_log(self) -> list[dict[str, Any]]:
@@ -229,8 +222,7 @@ class CallSession:
         if self.over:
             return
         speech = self.vad.is_speech_ulaw(frame)
-        if self.stt is not None:
-            self.stt.send(frame, voiced=speech)
+        self.live.send(frame, voiced=speech)
         self._do(self.c.on_frame(frame, speech, now, self.vad.voiced))
 
     def on_dtmf(self, digit: str) -> None:
@@ -255,44 +247,20 @@ class CallSession:
             self.c.ended()
         await self.tasks.cancel_turn()
         await self.actions.save_pending()
-        stt, self.stt = self.stt, None
-        if stt is not None:
-            await stt.aclose()
+        await self.live.close()
         self.ended.set()
 
     # --- live STT: one event stream ----------------------------------------------------
     def attach_live(self, stream: STTStream) -> None:
-        """From now on the live STT's results end the caller's turns."""
+        """From now on the live STT's results end the caller's turns (``bot.call_live``)."""
         if self.c.phase is Phase.ENDED:
             self.tasks.helper(stream.aclose(), "stt-close")
             return
-        self.stt = stream
         self.c.stt_attached()
-        self.tasks.spawn(self._consume_stt(stream))  # it guards itself: a failure falls back to batch STT
-    async def _consume_stt(self, stream: STTStream) -> None:
-        try:
-            async for ev in stream.events():
-                if isinstance(ev, Reconnected):
-                    log.info("live stt reconnected", extra=kv(call_sid=self.call_sid, attempts=ev.attempts, replayed_ms=ev.replayed_ms))
-                elif isinstance(ev, Failed):
-                    self._live_failed(ev.error)
-                self._do(self.c.on_stt(ev, time.monotonic()))
-                if isinstance(ev, Failed):
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug in the live path must not end the call
-            log.exception("live stt consumer failed", extra=kv(call_sid=self.call_sid))
-            err = StageError("stt", UPSTREAM_ERROR, "live transcription failed", provider=getattr(stream, "provider", "live"))
-            self._live_failed(err)
-            self._do(self.c.on_stt(Failed(err), time.monotonic()))
+        self.live.attach(stream)
 
-    def _live_failed(self, err: StageError) -> None:
-        self.metrics.stage_errors.labels(err.stage, err.code).inc()
-        log.warning("live stt failed, batch STT from now on", extra=kv(call_sid=self.call_sid, code=err.code, provider=err.provider))
-        stt, self.stt = self.stt, None
-        if stt is not None:
-            self.tasks.helper(stt.aclose(), "stt-close")
+    def _on_stt(self, ev: STTEvent) -> None:
+        self._do(self.c.on_stt(ev, time.monotonic()))
 
     # --- carrying out the controller's decisions --------------------------------------------
     def _do(self, decisions: list[Decision]) -> None:
@@ -311,8 +279,7 @@ class CallSession:
             elif isinstance(d, StartTurn):
                 self._start_turn(d)
             elif isinstance(d, FinalizeSTT):
-                if self.stt is not None:
-                    self.tasks.helper(self.stt.finalize(), "stt-finalize")
+                self.live.finalize()
             elif isinstance(d, Reprompt):
                 self.tasks.run(self.pipeline.speak_prompt("reprompt", listen=True, mark=f"reprompt-{d.n}"), name="reprompt")
             elif isinstance(d, EndCall):
@@ -384,7 +351,7 @@ class CallSession:
         number = number or self.transfer_number
         if transfer and number:
             self.transfer = self.actions.transferring(number, by)
-            await self.control.transfer(self.call_sid, number, no_answer_s=self.actions.profile.transfer.no_answer_s)
+            await self.control.transfer(self.call_sid, number, no_answer_s=self.profile.transfer.no_answer_s)
         else:
             await self.control.hangup(self.call_sid)
         self.c.ended()

@@ -142,7 +142,7 @@ class CallActions:
 
     def _message_uid(self) -> str:
         """The uid of the message being taken (``conversation.state``), made at its first detail."""
-        return self.conversation.state.setdefault(MESSAGE_UID, str(uuid.uuid4()))
+        return str(self.conversation.state.setdefault(MESSAGE_UID, str(uuid.uuid4())))
 
     def _pending(self) -> NewMessage | None:
         """What the caller has given of a message not yet taken, as an incomplete message
