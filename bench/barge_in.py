@@ -50,9 +50,10 @@ from bench.calls import AUDIO, calibration  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.simulator import load_ulaw  # noqa: E402
 from bot.turns.controller import TurnController, TurnOptions  # noqa: E402
+from bot.turns.detector import TurnEvent  # noqa: E402
 from media import frames, mulaw, voicing  # noqa: E402
 from media.frames import FRAME_BYTES, FRAME_MS  # noqa: E402
-from media.vad import TurnEvent, Vad  # noqa: E402
+from media.vad import Vad  # noqa: E402
 
 NOISY = AUDIO.parent / "callers_noisy"
 ONSET_RMS = 300.0  # -40 dBFS, as bench.calls.speech_onset_ms

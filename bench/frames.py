@@ -285,7 +285,7 @@ SPY_STEPS = (  # (label, function as py-spy names it); inclusive shares, so they
     ("  protocol send_media", "MediaStreamProtocol.send_media"),
     ("  ws send + socket write", "WebSocketResponse.send_str"),
     ("  shared ticker", "Ticker._fire"),
-    ("turns (STT, LLM, TTS)", "CallSession._turn"),
+    ("turns (STT, LLM, TTS)", "TurnPipeline.run"),
     ("store thread (aiosqlite)", "_connection_worker_thread"),
 )
 

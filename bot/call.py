@@ -7,8 +7,17 @@ speculative one, confirm or cancel it, reprompt, end the call). It reports back 
 bot's side did (first audio out, a reply heard, last words started, ended). The call's
 length and a stream gone quiet (no media) are on the wall clock. Each caller turn is one
 task; barge-in cancels it, clears the carrier's buffer, and keeps in the history only the
-sentences whose marks came back (what the caller actually heard). What one turn does
-(transcribe, respond, speak, behind a gate while speculative) is bot/turn_pipeline.py.
+sentences whose marks came back (what the caller actually heard).
+
+The session is the call's state machine (its state is the controller's phase) and owns
+the parts it composes, each an object with an explicit interface: what one turn does
+(transcribe, respond, speak, behind a gate while speculative; and the prompts) is
+``bot.turn_pipeline.TurnPipeline``, which reaches the session only through
+``TurnHost``; what the dialogue asks for (messages, transfer, hang-up) is
+``bot.call_actions.CallActions``; the turn task and the helpers are
+``bot.call_tasks.CallTasks`` (spawned in the call's task group, ``bot.run_call``); what
+the caller heard is ``bot.heard.HeardLedger``; the record is ``bot.call_record.CallRecord``;
+the live STT stream is ``bot.call_live.LiveInput``.
 """
 
 from __future__ import annotations
@@ -19,23 +28,26 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from bot.call_actions import CallActions
+from bot.call_live import LiveInput
+from bot.call_record import CallRecord
+from bot.call_tasks import CallTasks, Spawn
 from bot.control import CallControl
-from bot.errors import UPSTREAM_ERROR, StageError
+from bot.heard import HeardLedger
 from bot.logs import kv
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
 from bot.playout import Playout
 from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
-from bot.providers.base import Conversation
-from bot.providers.stt_stream import Failed, Reconnected, STTStream
-from bot.redact import mask_number
+from bot.providers.base import Action, Conversation
+from bot.providers.stt_stream import STTEvent, STTStream
 from bot.settings import Settings
-from bot.store.api import NewMessage, Store, TranscriptLine, Transfer
+from bot.store.api import Store, TranscriptLine, Transfer
 from bot.store.saver import MessageSaver
-from bot.turn_pipeline import TurnPipeline
+from bot.turn_pipeline import Speculation, TurnPipeline
 from bot.turns import (
     BargeIn,
     CancelSpeculative,
@@ -54,11 +66,8 @@ from media.vad import Vad
 
 log = logging.getLogger("bot.call")
 
-CANCEL_BOUND_S = 0.5
-State = Phase  # the call's state is the controller's phase
 
-
-class CallSession(CallActions, TurnPipeline):
+class CallSession:
     def __init__(
         self,
         *,
@@ -71,7 +80,7 @@ class CallSession(CallActions, TurnPipeline):
         playout: Playout,
         control: CallControl,
         metrics: Metrics,
-        spawn: Callable[[Coroutine], asyncio.Task],
+        spawn: Spawn,
         transfer_number: str | None = None,
         store: Store,
         saver: MessageSaver | None = None,
@@ -79,39 +88,31 @@ class CallSession(CallActions, TurnPipeline):
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.call_sid, self.stream_sid = call_sid, stream_sid
-        self.settings, self.orch, self.prompts = settings, orchestrator, prompts
-        self.playout, self.control, self.metrics, self._spawn = playout, control, metrics, spawn
+        self.settings, self.playout, self.control, self.metrics = settings, playout, control, metrics
         self.transfer_number = settings.transfer_number if transfer_number is None else transfer_number
         self.profile = profile or cached_profile(settings.business_file)
-        self.store = store
-        self.saver = saver or MessageSaver(store)  # the app's (it outlives the call); a call's own in tests
-        self._draft: NewMessage | None = None
-        self._clock = clock
-        self.conversation = Conversation(call_id=call_sid, caller=caller, act=self._act)
-        self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
-        self.messages_saved = 0
-        self.observer: Callable[[str, dict], None] | None = None  # gets notify()'s events
+        self.actions = CallActions(
+            call_sid=call_sid, caller=caller, profile=self.profile,
+            saver=saver or MessageSaver(store),  # the app's (it outlives the call); a call's own in tests
+            save_wait_s=settings.message_save_wait_s, transfer_number=self.transfer_number, clock=clock,
+        )
+        self.conversation: Conversation = self.actions.conversation
+        self.observer: Callable[[str, dict[str, Any]], None] | None = None  # gets notify()'s events
         self.ended = asyncio.Event()
         self.vad = Vad(settings.vad_aggressiveness)
         self.c = TurnController(TurnOptions.from_settings(settings, transfer_number=self.transfer_number), t0=time.monotonic())
         self.c.on_phase = self._on_phase
-        self.stt: STTStream | None = None  # the live STT stream, when one is attached
-        self._spec: tuple[asyncio.Event, asyncio.Task] | None = None  # speculative turn: (gate, task)
-        self._turn_task: asyncio.Task | None = None
-        self._settling: asyncio.Task | None = None  # the last barge-in's clear and cancellation
-        self._failures = 0
-        self._mark_text: dict[str, str] = {}  # mark name -> sentence text, for the live turn
-        self._heard: list[str] = []  # sentences of the live turn the caller has heard
-        self._waiters: dict[str, asyncio.Future] = {}
+        self.tasks = CallTasks(spawn, call_sid=call_sid, metrics=metrics, crashed=self.c.turn_crashed)
+        self.heard = HeardLedger()
+        self.record = CallRecord(call_sid, stream_sid, store_transcripts=settings.store_transcripts)
+        self.pipeline = TurnPipeline(
+            call_sid=call_sid, settings=settings, orchestrator=orchestrator, prompts=prompts, playout=playout, metrics=metrics,
+            conversation=self.conversation, bot=self.c, heard=self.heard, record=self.record, host=self,
+        )
+        self.live = LiveInput(call_sid=call_sid, metrics=metrics, tasks=self.tasks, on_event=self._on_stt)
+        self._settling: asyncio.Task[Any] | None = None  # the last barge-in's clear and cancellation
         self.barge_ins = 0
-        self.fallbacks = 0
-        self.helper_errors = 0  # spawned helpers that failed of a bug (the call went on)
-        self.turn_log: list[dict] = []  # per turn: n, wall time, outcome fields (the call record)
-        self.first_audio_ms: dict[int, float] = {}  # turn -> end of speech to first reply audio
-        self.transcript: list[TranscriptLine] = []  # what was said, only with STORE_TRANSCRIPTS
-        self._words: tuple[int, str] | None = None  # the live turn's caller words, not yet in the transcript
         self.transfer: Transfer | None = None  # where the call went (the number masked), for the record
-        self.transfer_purpose = ""  # the dialogue's transfer purpose, until _finish records it
         # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
         # "" until the bot ends it (then the caller hung up, or an error ended it)
         self.ended_by = ""
@@ -123,10 +124,6 @@ class CallSession(CallActions, TurnPipeline):
     @property
     def state(self) -> Phase:
         return self.c.phase
-
-    @property
-    def history(self) -> list[Phase]:
-        return self.c.history
 
     @property
     def turn_no(self) -> int:
@@ -143,8 +140,25 @@ class CallSession(CallActions, TurnPipeline):
         return self.c.over
 
     @property
-    def busy(self) -> bool:
-        return self._turn_task is not None and not self._turn_task.done()
+    def outcome(self) -> str:
+        """What the actions made of the call: answered, message, transferred, emergency."""
+        return self.actions.outcome
+
+    @property
+    def fallbacks(self) -> int:
+        return self.pipeline.fallbacks
+
+    @property
+    def turn_log(self) -> list[dict[str, Any]]:
+        return self.record.turn_log
+
+    @property
+    def first_audio_ms(self) -> dict[int, float]:
+        return self.record.first_audio_ms
+
+    @property
+    def transcript(self) -> list[TranscriptLine]:
+        return self.record.transcript
 
     def call_outcome(self, error: bool = False) -> str:
         """How the call went, for the call-end line, metrics and the call record
@@ -160,7 +174,8 @@ class CallSession(CallActions, TurnPipeline):
             return "abandoned"
         return "answered"
 
-    def notify(self, kind: str, **data) -> None:
+    # --- what a turn asks of the session (TurnHost) ----------------------------------
+    def notify(self, kind: str, **data: Any) -> None:
         """Tell the observer (the browser page): "state", "caller" (text), "bot" (a
         sentence), "prompt" (its name), "latency" (ms). An observer's bug never reaches the call."""
         if self.observer is None:
@@ -170,6 +185,28 @@ class CallSession(CallActions, TurnPipeline):
         except Exception:
             log.exception("call observer failed", extra=kv(call_sid=self.call_sid, event=kind))
 
+    def judge_words(self, n: int, text: str | None) -> None:
+        self._do(self.c.on_transcript(n, text, time.monotonic()))
+
+    def helper(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any]:
+        return self.tasks.helper(coro, name)
+
+    async def settled(self) -> None:
+        settling = self._settling
+        if settling is not None and not settling.done():
+            await asyncio.wait({settling})
+
+    def turn_kept(self) -> None:
+        self.actions.keep_draft()
+
+    async def carry_out(self, action: Action) -> None:
+        e = self.actions.ending(action)
+        await self._finish(e.prompt, transfer=e.transfer, number=e.number, by=e.by)
+
+    async def give_up(self) -> None:
+        number = self.actions.front_desk()
+        await self._finish("transfer" if number else "goodbye", transfer=bool(number), number=number, by="failures")
+
     def _on_phase(self, phase: Phase) -> None:
         self.notify("state", state=phase.value)
         log.debug("state", extra=kv(call_sid=self.call_sid, state=phase.value))
@@ -177,30 +214,24 @@ class CallSession(CallActions, TurnPipeline):
     # --- inputs from the transport --------------------------------------------------
     def start(self) -> None:
         """The stream started: greet at once, from memory."""
-        self._run(self._speak_prompt("greeting", listen=True), name="greeting")
-        self._helper(self._watch_clock(), "clock")
+        self.tasks.run(self.pipeline.speak_prompt("greeting", listen=True), name="greeting")
+        self.tasks.helper(self._watch_clock(), "clock")
 
     def on_audio(self, frame: bytes) -> None:
         now = self._last_media = time.monotonic()
         if self.over:
             return
         speech = self.vad.is_speech_ulaw(frame)
-        if self.stt is not None:
-            self.stt.send(frame, voiced=speech)
+        self.live.send(frame, voiced=speech)
         self._do(self.c.on_frame(frame, speech, now, self.vad.voiced))
 
     def on_dtmf(self, digit: str) -> None:
         if self.over:
             return
-        self._do(self.c.on_dtmf(digit, time.monotonic(), can_transfer=bool(self._front_desk())))
+        self._do(self.c.on_dtmf(digit, time.monotonic(), can_transfer=bool(self.actions.front_desk())))
 
     def on_mark(self, name: str) -> None:
-        text = self._mark_text.pop(name, None)
-        if text is not None:
-            self._heard.append(text)
-        fut = self._waiters.pop(name, None)
-        if fut is not None and not fut.done():
-            fut.set_result(time.monotonic())
+        self.heard.echo(name)
 
     def end_now(self, prompt: str = "goodbye", *, by: str = "drain") -> None:
         """End the call from outside (drain deadline): drop what is still queued, say
@@ -214,47 +245,22 @@ class CallSession(CallActions, TurnPipeline):
         left half-way as incomplete."""
         if self.c.phase is not Phase.ENDED:
             self.c.ended()
-        await self._cancel_turn()
-        await self._save_pending()
-        stt, self.stt = self.stt, None
-        if stt is not None:
-            await stt.aclose()
+        await self.tasks.cancel_turn()
+        await self.actions.save_pending()
+        await self.live.close()
         self.ended.set()
 
     # --- live STT: one event stream ----------------------------------------------------
     def attach_live(self, stream: STTStream) -> None:
-        """From now on the live STT's results end the caller's turns."""
+        """From now on the live STT's results end the caller's turns (``bot.call_live``)."""
         if self.c.phase is Phase.ENDED:
-            self._helper(stream.aclose(), "stt-close")
+            self.tasks.helper(stream.aclose(), "stt-close")
             return
-        self.stt = stream
         self.c.stt_attached()
-        self._spawn(self._consume_stt(stream))
+        self.live.attach(stream)
 
-    async def _consume_stt(self, stream: STTStream) -> None:
-        try:
-            async for ev in stream.events():
-                if isinstance(ev, Reconnected):
-                    log.info("live stt reconnected", extra=kv(call_sid=self.call_sid, attempts=ev.attempts, replayed_ms=ev.replayed_ms))
-                elif isinstance(ev, Failed):
-                    self._live_failed(ev.error)
-                self._do(self.c.on_stt(ev, time.monotonic()))
-                if isinstance(ev, Failed):
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug in the live path must not end the call
-            log.exception("live stt consumer failed", extra=kv(call_sid=self.call_sid))
-            err = StageError("stt", UPSTREAM_ERROR, "live transcription failed", provider=getattr(stream, "provider", "live"))
-            self._live_failed(err)
-            self._do(self.c.on_stt(Failed(err), time.monotonic()))
-
-    def _live_failed(self, err: StageError) -> None:
-        self.metrics.stage_errors.labels(err.stage, err.code).inc()
-        log.warning("live stt failed, batch STT from now on", extra=kv(call_sid=self.call_sid, code=err.code, provider=err.provider))
-        stt, self.stt = self.stt, None
-        if stt is not None:
-            self._helper(stt.aclose(), "stt-close")
+    def _on_stt(self, ev: STTEvent) -> None:
+        self._do(self.c.on_stt(ev, time.monotonic()))
 
     # --- carrying out the controller's decisions --------------------------------------------
     def _do(self, decisions: list[Decision]) -> None:
@@ -268,14 +274,14 @@ class CallSession(CallActions, TurnPipeline):
                     self.metrics.stt_latency.observe(d.stt_ms / 1000)
                 self._confirm()
             elif isinstance(d, CancelSpeculative):
-                self._cancel_speculation()
+                if self.tasks.cancel_speculation():  # the pipeline restores the conversation as it was
+                    self.metrics.speculations.labels("cancelled").inc()
             elif isinstance(d, StartTurn):
                 self._start_turn(d)
             elif isinstance(d, FinalizeSTT):
-                if self.stt is not None:
-                    self._helper(self.stt.finalize(), "stt-finalize")
+                self.live.finalize()
             elif isinstance(d, Reprompt):
-                self._run(self._speak_prompt("reprompt", listen=True, mark=f"reprompt-{d.n}"), name="reprompt")
+                self.tasks.run(self.pipeline.speak_prompt("reprompt", listen=True, mark=f"reprompt-{d.n}"), name="reprompt")
             elif isinstance(d, EndCall):
                 self._end_call(d)
 
@@ -284,109 +290,44 @@ class CallSession(CallActions, TurnPipeline):
         clear the playout and keep in the history what the caller heard."""
         self.barge_ins += 1
         self.metrics.barge_ins.inc()
-        heard, self._heard = self._heard, []
-        self._cut_short(self.c.turn_no, heard)
-        unheard = len(self._mark_text)
-        self._mark_text.clear()  # echoes of dropped audio after the clear are not "heard"
-        task, self._turn_task, self._spec = self._turn_task, None, None
+        heard, unheard = self.heard.interrupted()  # echoes of dropped audio after the clear are not "heard"
+        self.record.cut_short(self.c.turn_no, heard)
+        task = self.tasks.take()
         if task is not None:
             task.cancel()
-        self._settling = self._helper(self._settle(task, heard, unheard, self.c.turn_no), "barge-in")
+        self._settling = self.tasks.helper(self._settle(task, heard, unheard, self.c.turn_no), "barge-in")
 
-    async def _settle(self, task: asyncio.Task | None, heard: list[str], unheard: int, turn_no: int) -> None:
+    async def _settle(self, task: asyncio.Task[Any] | None, heard: list[str], unheard: int, turn_no: int) -> None:
         await self.playout.clear()
-        await self._await_cancelled(task)
+        await self.tasks.cancelled(task)
         if heard:
             self.conversation.add_assistant(" ".join(heard))
         log.info("barge-in", extra=kv(call_sid=self.call_sid, turn=turn_no, heard_sentences=len(heard), dropped_sentences=unheard))
 
     def _speculate(self, d: StartSpeculative) -> None:
         """Work starts at the early silence, gated: it speaks only once confirmed."""
-        gate = asyncio.Event()
-        snapshot = (len(self.conversation.messages), copy.deepcopy(self.conversation.state))
+        spec = Speculation(asyncio.Event(), len(self.conversation.messages), copy.deepcopy(self.conversation.state))
         n = self.c.turn_no
-        task = self._run(
-            self._turn(n, d.audio, d.text, d.speech_end, gate=gate, snapshot=snapshot, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n
-        )
-        self._spec = (gate, task)
+        self.tasks.run(self.pipeline.run(n, d.audio, d.text, d.speech_end, spec=spec, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n, gate=spec.gate)
 
     def _confirm(self) -> None:
-        spec, self._spec = self._spec, None
-        if spec is None or spec[1] is not self._turn_task or spec[1].done():
+        if not self.tasks.confirm():
             log.error("no speculative turn to confirm", extra=kv(call_sid=self.call_sid, turn=self.c.turn_no))
             self.c.turn_crashed(None)
             return
-        spec[0].set()
         self.metrics.speculations.labels("used").inc()
-
-    def _cancel_speculation(self) -> None:
-        spec, self._spec = self._spec, None
-        if spec is None:
-            return
-        task = spec[1]
-        if task is self._turn_task:
-            self._turn_task = None
-        task.cancel()  # _turn restores the conversation as it was
-        self.metrics.speculations.labels("cancelled").inc()
 
     def _start_turn(self, d: StartTurn) -> None:
         if d.stt_ms is not None:  # the live STT's final: end of speech to transcript
             self.metrics.stt_latency.observe(d.stt_ms / 1000)
         n = self.c.turn_no
-        self._run(self._turn(n, d.audio, d.text, d.speech_end, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n)
+        self.tasks.run(self.pipeline.run(n, d.audio, d.text, d.speech_end, stt_ms=d.stt_ms), name=f"turn-{n}", turn=n)
 
     def _end_call(self, d: EndCall) -> None:
-        number = self._front_desk() if d.transfer else ""
+        number = self.actions.front_desk() if d.transfer else ""
         if d.transfer:
             log.info("dtmf transfer", extra=kv(call_sid=self.call_sid))
-        self._run(self._finish(d.prompt, transfer=d.transfer, clear=d.clear, number=number, by=d.reason, decided=True), name=f"end-{d.reason}")
-
-    # --- tasks ------------------------------------------------------------------------
-    def _run(self, coro: Coroutine, *, name: str, turn: int | None = None) -> asyncio.Task:
-        """Run ``coro`` as the call's one owned turn task, replacing any before it."""
-        if self._turn_task is not None and not self._turn_task.done():
-            self._turn_task.cancel()
-        task = self._turn_task = self._spawn(self._guarded(coro, name, turn))
-        return task
-
-    async def _guarded(self, coro: Coroutine, name: str, turn: int | None) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug must not end the call: log it, the caller has the floor again
-            log.exception("turn task failed", extra=kv(call_sid=self.call_sid, task=name))
-            self.helper_errors += 1
-            self.metrics.stage_errors.labels("call", "bug").inc()
-            self.c.turn_crashed(turn)
-
-    def _helper(self, coro: Coroutine, name: str) -> asyncio.Task:
-        """Spawn a helper (barge-in, finalize, a measurement) guarded like a turn: a bug
-        in one is logged and counted, and the call goes on."""
-        return self._spawn(self._guarded_helper(coro, name))
-
-    async def _guarded_helper(self, coro: Coroutine, name: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("call helper failed", extra=kv(call_sid=self.call_sid, task=name))
-            self.helper_errors += 1
-            self.metrics.stage_errors.labels("call", "bug").inc()
-
-    async def _cancel_turn(self) -> None:
-        task, self._turn_task, self._spec = self._turn_task, None, None
-        if task is not None:
-            task.cancel()
-        await self._await_cancelled(task)
-
-    async def _await_cancelled(self, task: asyncio.Task | None) -> None:
-        if task is None or task.done() or task is asyncio.current_task():
-            return
-        await asyncio.wait({task}, timeout=CANCEL_BOUND_S)
-        if not task.done():
-            log.error("turn did not cancel in time", extra=kv(call_sid=self.call_sid))
+        self.tasks.run(self._finish(d.prompt, transfer=d.transfer, clear=d.clear, number=number, by=d.reason, decided=True), name=f"end-{d.reason}")
 
     async def _finish(
         self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False
@@ -401,17 +342,15 @@ class CallSession(CallActions, TurnPipeline):
             self.c.closing()
         self.ended_by = self.ended_by or by
         if clear and not self.playout.idle:
-            self._mark_text.clear()
+            self.heard.drop_unsent()
             await self.playout.clear()
         if prompt:  # from outside (``clear``: a drain, a limit) it goes out at once, whatever the loop's load
-            await self._speak_prompt(prompt, listen=False, mark=f"end-{prompt}", burst=clear)
+            await self.pipeline.speak_prompt(prompt, listen=False, mark=f"end-{prompt}", burst=clear)
         if self.c.phase is Phase.ENDED:  # the caller hung up meanwhile
             return
         number = number or self.transfer_number
         if transfer and number:
-            if self.outcome != "emergency":
-                self.outcome = "transferred"
-            self.transfer = Transfer(self.transfer_purpose or ("failures" if by == "failures" else "front_desk"), mask_number(number))
+            self.transfer = self.actions.transferring(number, by)
             await self.control.transfer(self.call_sid, number, no_answer_s=self.profile.transfer.no_answer_s)
         else:
             await self.control.hangup(self.call_sid)

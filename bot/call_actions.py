@@ -1,4 +1,4 @@
-"""The one action path of a call, mixed into ``CallSession``: the receptionist and the
+"""The one action path of a call, an object the ``CallSession`` owns: the receptionist and the
 LLM's tools emit the same ``Action``s and they are carried out here. A message has one
 global identity (a UUID4 in ``conversation.state``, made at its first detail). While the
 caller gives it, each confirmed turn hands the form as it now stands to the app's
@@ -6,11 +6,12 @@ caller gives it, each confirmed turn hands the form as it now stands to the app'
 complete message is handed over and waited for (off the LLM's clock, bounded), before the
 reply says it was passed on, and only once the turn is confirmed (``Conversation.perform``
 waits for a speculative turn's gate). Transfer and hang-up run after the caller heard the
-reply. A form the caller left half-way is kept as an incomplete message at the end, on
-both dialogue paths through ``_save_pending``: the receptionist keeps its form in
+reply (``ending``: what the session must do). A form the caller left half-way is kept as
+an incomplete message at the end, on both dialogue paths through ``save_pending``: the receptionist keeps its form in
 ``conversation.state``; the LLM has none, so ``heard_message`` reads it from the
 transcript (the caller's words from the model's first question for message details on).
-``outcome`` says what the call came to, for the call record.
+``outcome`` says what the call came to, for the call record. It owns the conversation
+(whose ``act`` it is) and knows nothing of the session.
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from bot.language import name_in, phone_in
 from bot.logs import kv
 from bot.profile import Profile
 from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.redact import mask_number
-from bot.settings import Settings
 from bot.stall import off_the_clock
-from bot.store.api import NewMessage, Store
+from bot.store.api import NewMessage, Transfer
 from bot.store.saver import MessageSaver
 
 log = logging.getLogger("bot.call")
@@ -46,7 +47,7 @@ _TAKING = re.compile(
 ABOUT_MAX = 2000  # characters of the caller's words kept
 
 
-def heard_message(conversation: Conversation) -> dict | None:
+def heard_message(conversation: Conversation) -> dict[str, Any] | None:
     """For a dialogue that keeps no form of its own (the LLM's): the message the caller was
     giving, from the transcript since the last saved message. It starts at the model's
     first words that take a message; the caller's turn before them (the request) and every
@@ -65,34 +66,49 @@ def heard_message(conversation: Conversation) -> dict | None:
     return {"name": name, "callback_number": numbers[-1] if numbers else "", "about": " ".join(said)[:ABOUT_MAX], "urgent": False}
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a terminal action ends the call: say ``prompt`` (if any), then transfer to
+    ``number`` or hang up. ``by``: who ended it, for the call record."""
+
+    prompt: str | None
+    transfer: bool
+    number: str
+    by: str
+
+
 class CallActions:
-    """Mixin for ``CallSession`` (uses its profile, store, conversation and ``_finish``)."""
+    """``save_wait_s``: MESSAGE_SAVE_WAIT_S. ``transfer_number``: TRANSFER_NUMBER (or the
+    call's own); empty: the profile's front desk in opening hours. ``clock``: the wall
+    clock for the opening hours (tests)."""
 
-    # what CallSession provides
-    call_sid: str
-    profile: Profile
-    _clock: Callable[[], datetime] | None
-    transfer_number: str
-    store: Store
-    saver: MessageSaver
-    settings: Settings
-    conversation: Conversation
-    outcome: str
-    messages_saved: int
-    transfer_purpose: str
-    _draft: NewMessage | None  # the last draft handed to the saver
-
-    async def _finish(self, prompt: str | None, *, transfer: bool, clear: bool = False, number: str = "", by: str = "bot", decided: bool = False) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        *,
+        call_sid: str,
+        caller: str,
+        profile: Profile,
+        saver: MessageSaver,
+        save_wait_s: float,
+        transfer_number: str = "",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.call_sid, self.profile, self.saver = call_sid, profile, saver
+        self._save_wait_s, self.transfer_number, self._clock = save_wait_s, transfer_number, clock
+        self.conversation = Conversation(call_id=call_sid, caller=caller, act=self.act)
+        self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
+        self.messages_saved = 0
+        self.transfer_purpose = ""  # the dialogue's transfer purpose, until the transfer is made
+        self._draft: NewMessage | None = None  # the last draft handed to the saver
 
     def _now(self) -> datetime:
         return self.profile.local(self._clock() if self._clock else None)
 
-    def _front_desk(self) -> str:
+    def front_desk(self) -> str:
         """Where "a person" goes now: TRANSFER_NUMBER, else the profile's front desk in opening hours."""
         return self.transfer_number or self.profile.transfer_number("front_desk", self._now())
 
-    async def _act(self, action: Action) -> bool:
+    async def act(self, action: Action) -> bool:
         """A side effect the dialogue needs done before it goes on (Conversation.perform
         has already waited for the turn to be confirmed): commit a message. The save is
         the app's (``MessageSaver``): the dialogue waits for it at most
@@ -107,7 +123,7 @@ class CallActions:
         msg_id: int | None = None
         try:
             with off_the_clock():
-                msg_id = await asyncio.wait_for(asyncio.shield(saved), self.settings.message_save_wait_s)
+                msg_id = await asyncio.wait_for(asyncio.shield(saved), self._save_wait_s)
         except TimeoutError:
             log.warning("message save is slow: kept, still retrying", extra=kv(call_sid=self.call_sid, uid=msg.uid))
         except Exception as exc:  # noqa: BLE001 - permanent: the caller is told it failed; nothing leaks
@@ -126,7 +142,7 @@ class CallActions:
 
     def _message_uid(self) -> str:
         """The uid of the message being taken (``conversation.state``), made at its first detail."""
-        return self.conversation.state.setdefault(MESSAGE_UID, str(uuid.uuid4()))
+        return str(self.conversation.state.setdefault(MESSAGE_UID, str(uuid.uuid4())))
 
     def _pending(self) -> NewMessage | None:
         """What the caller has given of a message not yet taken, as an incomplete message
@@ -140,7 +156,7 @@ class CallActions:
             urgent=bool(pending.get("urgent")), complete=False, uid=self._message_uid(),
         )
 
-    def _keep_draft(self) -> None:
+    def keep_draft(self) -> None:
         """After a confirmed turn: the message in progress, as it grew, is saved as a draft
         (in the background; the store's lease makes a dead process's draft reach the owner)."""
         draft = self._pending()
@@ -148,19 +164,24 @@ class CallActions:
             self._draft = draft
             self.saver.save(draft, final=False)
 
-    async def _carry_out(self, action: Action) -> None:
+    def ending(self, action: Action) -> Ending:
         """A terminal action, once the caller has heard the reply: transfer or hang up."""
         if action.kind == "transfer":
-            number = action.number or self._front_desk()
+            number = action.number or self.front_desk()
             if action.purpose == "emergency":
                 self.outcome = "emergency"
             self.transfer_purpose = action.purpose or ""
             log.info("transfer", extra=kv(call_sid=self.call_sid, purpose=action.purpose or None, to=mask_number(number)))
-            await self._finish(None if number else "goodbye", transfer=bool(number), number=number, by="transfer" if number else "bot")
-        else:
-            await self._finish(None, transfer=False)
+            return Ending(None if number else "goodbye", transfer=bool(number), number=number, by="transfer" if number else "bot")
+        return Ending(None, transfer=False, number="", by="bot")
 
-    async def _save_pending(self) -> None:
+    def transferring(self, number: str, by: str) -> Transfer:
+        """The call is transferred to ``number`` now: the outcome, and the record's transfer (the number masked)."""
+        if self.outcome != "emergency":
+            self.outcome = "transferred"
+        return Transfer(self.transfer_purpose or ("failures" if by == "failures" else "front_desk"), mask_number(number))
+
+    async def save_pending(self) -> None:
         """The caller left mid-form: keep what was heard as an incomplete message (the
         receptionist's form, or what the caller told the LLM), and tell the owner. A form
         the caller dropped after its draft was kept ends as that draft."""
@@ -169,7 +190,7 @@ class CallActions:
             return
         saved = self.saver.save(msg, final=True)
         try:
-            mid = await asyncio.wait_for(asyncio.shield(saved), self.settings.message_save_wait_s)
+            mid = await asyncio.wait_for(asyncio.shield(saved), self._save_wait_s)
         except TimeoutError:
             log.warning("incomplete message save is slow: still retrying", extra=kv(call_sid=self.call_sid, uid=msg.uid))
             return

@@ -124,7 +124,7 @@ async def test_confirmed_message_is_saved_once_and_sets_the_outcome(aiohttp_serv
     assert len(report.turns) == 3
     (m,) = await saved(app)
     assert (m.name, m.callback_number, m.status) == ("Ann Lee", "5551234567", "new")
-    assert sessions and sessions[0].outcome == "message" and sessions[0].messages_saved == 1
+    assert sessions and sessions[0].outcome == "message" and sessions[0].actions.messages_saved == 1
     # one "message saved" line: ids only, never the message's content
     (line,) = [r for r in caplog.records if r.getMessage() == "message saved"]
     assert set(line.fields) == {"call_sid", "message_id", "uid", "urgent"} and line.fields["message_id"] == m.id

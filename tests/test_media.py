@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 
+from bot.turns import detector
 from media import frames, mulaw, resample, vad, wav
 from tests.conftest import caller_wav, trimmed_speech
 from tests.fakes.scripted import tone_pcm
@@ -106,26 +107,26 @@ def test_resample_keeps_tone_and_filters_alias():
 def test_vad_finds_the_turn_in_caller_audio():
     a = wav.read(caller_wav("open_tomorrow_joe.wav"))
     ulaw = mulaw.encode(a.pcm16) + mulaw.silence(8000)
-    v, td = vad.Vad(2), vad.TurnDetector(end_silence_ms=500)
+    v, td = vad.Vad(2), detector.TurnDetector(end_silence_ms=500)
     events = []
     for i, fr in enumerate(frames.split(ulaw)):
         ev = td.feed(fr, v.is_speech_ulaw(fr))
         if ev:
             events.append((ev, i * 20))
-            if ev is vad.TurnEvent.TURN_END:
+            if ev is detector.TurnEvent.TURN_END:
                 audio = td.take_audio()
                 break
-    assert [e for e, _ in events] == [vad.TurnEvent.SPEECH_START, vad.TurnEvent.TURN_END]
+    assert [e for e, _ in events] == [detector.TurnEvent.SPEECH_START, detector.TurnEvent.TURN_END]
     assert 200 <= events[0][1] <= 800
     assert 2.0 <= len(audio) / 8000 <= 3.0
 
 
 def test_vad_ignores_silence_and_short_clicks():
-    v, td = vad.Vad(2), vad.TurnDetector(min_speech_ms=200)
+    v, td = vad.Vad(2), detector.TurnDetector(min_speech_ms=200)
     # WebRTC VAD holds "speech" ~120 ms past a sound; a 60 ms click stays under 200 ms
     click = mulaw.encode(tone_pcm(60)) + mulaw.silence(8000)
     events = [td.feed(fr, v.is_speech_ulaw(fr)) for fr in frames.split(mulaw.silence(8000) + click)]
-    assert vad.TurnEvent.TURN_END not in events
+    assert detector.TurnEvent.TURN_END not in events
 
 
 def test_turn_detector_early_end_and_resume():
@@ -133,17 +134,17 @@ def test_turn_detector_early_end_and_resume():
     more speech, then the end: MAYBE_END, RESUMED, MAYBE_END, TURN_END."""
     speech = mulaw.encode(trimmed_speech("open_tomorrow_joe.wav"))
     ulaw = mulaw.silence(8 * 300) + speech + mulaw.silence(8 * 500) + speech + mulaw.silence(8000)
-    v, td = vad.Vad(2), vad.TurnDetector(end_silence_ms=800, early_silence_ms=300)
+    v, td = vad.Vad(2), detector.TurnDetector(end_silence_ms=800, early_silence_ms=300)
     events = []
     for fr in frames.split(ulaw):
         ev = td.feed(fr, v.is_speech_ulaw(fr))
         if ev:
             events.append(ev)
-            if ev is vad.TurnEvent.MAYBE_END:
+            if ev is detector.TurnEvent.MAYBE_END:
                 peeked = td.peek_audio()
-            if ev is vad.TurnEvent.TURN_END:
+            if ev is detector.TurnEvent.TURN_END:
                 break
-    E = vad.TurnEvent
+    E = detector.TurnEvent
     assert events == [E.SPEECH_START, E.MAYBE_END, E.RESUMED, E.MAYBE_END, E.TURN_END]
     # the audio taken at the end is what was peeked at the last early end (plus silence)
     assert td.take_audio()[: len(peeked)] == peeked
@@ -152,6 +153,6 @@ def test_turn_detector_early_end_and_resume():
 def test_turn_detector_without_early_silence_has_no_speculative_events():
     a = wav.read(caller_wav("open_tomorrow_joe.wav"))
     ulaw = mulaw.encode(a.pcm16) + mulaw.silence(8000)
-    v, td = vad.Vad(2), vad.TurnDetector(end_silence_ms=500, early_silence_ms=0)
+    v, td = vad.Vad(2), detector.TurnDetector(end_silence_ms=500, early_silence_ms=0)
     events = {td.feed(fr, v.is_speech_ulaw(fr)) for fr in frames.split(ulaw)}
-    assert vad.TurnEvent.MAYBE_END not in events and vad.TurnEvent.TURN_END in events
+    assert detector.TurnEvent.MAYBE_END not in events and detector.TurnEvent.TURN_END in events

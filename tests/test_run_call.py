@@ -176,6 +176,6 @@ async def test_a_bug_in_a_spawned_helper_is_counted_and_the_call_goes_on(setting
     await t.wait_mark("t1s1", timeout=30)  # the turn ran on the live final
     t.queue.put_nowait(StopIn())
     session = await asyncio.wait_for(call, 10)
-    assert session.helper_errors == 1 and session.turn_no == 1 and session.state.value == "ended"
+    assert session.tasks.errors == 1 and session.turn_no == 1 and session.state.value == "ended"
     assert live.sent > 0 and live.closed
     assert e.metrics.stage_errors.labels("call", "bug")._value.get() == 1

@@ -476,11 +476,11 @@ def test_speech_after_a_held_final_resumes_even_inside_one_local_utterance():
     # a 200 ms pause: the live STT ended the turn, the local VAD never saw an early silence
     s = live(opts=COMPLETE_OPTS).talk(1000).quiet(200)
     s.stt(Final("and my number is five five five,", speech_final=True))  # INCOMPLETE: 1400 ms
-    assert s.kinds() == [] and s.c._held is not None  # held; its LLM would start at 600 ms of silence
+    assert s.kinds() == [] and s.c.holding  # held; its LLM would start at 600 ms of silence
     s.talk(100)  # a breath: shorter than BARGE_IN_MS, not yet the caller going on
-    assert s.c._held is not None
+    assert s.c.holding
     s.talk(1500).quiet(100)
-    assert s.kinds() == [] and s.c._held is None and s.c.barge_ins == 0  # resumed: no request was spent
+    assert s.kinds() == [] and not s.c.holding and s.c.barge_ins == 0  # resumed: no request was spent
     s.stt(Final("two one three four four six seven.", speech_final=True))
     assert s.of(StartSpeculative)[-1][1].text == "and my number is five five five, two one three four four six seven."
     s.quiet(700)
@@ -626,7 +626,7 @@ def test_turn_options_come_from_settings_with_the_speculative_lead():
 def test_a_held_turn_whose_llm_has_not_started_is_answered_when_the_live_stt_fails():
     s = live(opts=COMPLETE_OPTS).talk(1000).quiet(300)
     s.stt(Final("I want to", speech_final=True))  # INCOMPLETE: held, its LLM not started yet
-    assert s.kinds() == [] and s.c._held is not None
+    assert s.kinds() == [] and s.c.holding
     s.stt(Failed(StageError("stt", "upstream_error", "gone")))
     (_, turn), = s.of(StartTurn)
-    assert turn.text == "I want to" and s.c._held is None and not s.c.live
+    assert turn.text == "I want to" and not s.c.holding and not s.c.live

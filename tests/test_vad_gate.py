@@ -11,9 +11,10 @@ import pytest
 from bot.settings import Settings
 from bot.turns import BargeIn, Phase
 from bot.turns.controller import TurnController, TurnOptions
+from bot.turns.detector import TurnDetector, TurnEvent
 from media import frames, mulaw, voicing
 from media.frames import FRAME_MS
-from media.vad import TurnDetector, TurnEvent, Vad
+from media.vad import Vad
 
 R = 8000
 LINE_RMS = 700.0  # about -33 dBFS: the line noise of the 12 dB SNR caller corpus

@@ -161,8 +161,9 @@ def vad_tails_ms(files: list[str], settings: Settings) -> dict[str, float]:
     """How far past the simulator's end of speech (an energy threshold) the bot's VAD
     still hears speech, per utterance: a constant of each file, in every turn."""
     from bot.simulator import load_ulaw, speech_end_frame
+    from bot.turns.detector import TurnDetector, TurnEvent
     from media import frames
-    from media.vad import TurnDetector, TurnEvent, Vad
+    from media.vad import Vad
 
     tails: dict[str, float] = {}
     for f in files:

@@ -11,11 +11,16 @@ from bot.store.api import TranscriptLine, Transfer, TurnRecord
 class FinishedCall(Protocol):
     """What a call record reads from a finished call session (bot.call.CallSession)."""
 
-    turn_log: list[dict]  # per confirmed turn: n, wall time, outcome fields
-    first_audio_ms: dict[int, float]  # turn -> end of speech to first reply audio
-    ended_by: str  # "" until the bot ends the call
-    transcript: list[TranscriptLine]  # empty unless STORE_TRANSCRIPTS
-    transfer: Transfer | None  # where the call was transferred, the number masked
+    @property
+    def turn_log(self) -> list[dict]: ...  # per confirmed turn: n, wall time, outcome fields
+    @property
+    def first_audio_ms(self) -> dict[int, float]: ...  # turn -> end of speech to first reply audio
+    @property
+    def ended_by(self) -> str: ...  # "" until the bot ends the call
+    @property
+    def transcript(self) -> list[TranscriptLine]: ...  # empty unless STORE_TRANSCRIPTS
+    @property
+    def transfer(self) -> Transfer | None: ...  # where the call was transferred, the number masked
 
     def call_outcome(self, error: bool = False) -> str: ...
 

@@ -43,18 +43,20 @@ order. The rules are today's call behaviour:
 - CLOSING is a real phase: from the moment the last words start, nothing the caller
   does (speech, late finals, interims, digits) starts or interrupts anything.
 
-Two parts of these rules live beside it, mixed into the controller and working on its
-state: the live STT's events (``bot.turns.live``) and the completeness gate of batch and
-embedded STT (``bot.turns.gating``). Every decision still comes out of this object.
+Two parts of these rules are strategies the controller owns, each a small object that
+works through the controller's ``Floor`` (``bot.turns.floor``) and keeps only its own
+state: the live STT's rules (``stt_rules``, ``bot.turns.live.LiveRules``) and the end-of-turn
+gate of batch and embedded STT (``gate``, ``bot.turns.gating``: ``NoGate`` or
+``CompletenessGate``); the words' judge (``bot.turns.gating.WordsJudge``) is shared by
+both. Either can be passed in to swap it. The controller owns the phase, the turn count
+and the speculative turn; every decision comes out through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from bot.turn_completeness import Completeness, Verdict, silence_ms
+from bot.providers.stt_stream import STTEvent
 from bot.turns.decisions import (
     ALLOWED,
     BargeIn,
@@ -62,51 +64,36 @@ from bot.turns.decisions import (
     ConfirmSpeculative,
     Decision,
     EndCall,
-    FinalizeSTT,
     IllegalPhase,
     Phase,
     Reprompt,
     StartSpeculative,
     StartTurn,
 )
-from bot.turns.gating import CompletenessGate
-from bot.turns.live import LiveTurns, _Held
+from bot.turns.detector import TurnDetector, TurnEvent
+from bot.turns.gating import CompletenessGate, CompletenessJudge, NoGate, TurnGate
+from bot.turns.live import LiveRules
+from bot.turns.options import TurnOptions
 from media.frames import FRAME_MS
-from media.vad import TurnDetector, TurnEvent
 
 DTMF_FLUSH_MS = 1500
 MAX_DTMF_DIGITS = 20  # one entry; a phone number is at most 15 (E.164), more are dropped and counted
 
-
-@dataclass(frozen=True)
-class TurnOptions:
-    end_silence_ms: int = 700
-    early_turn_ms: int = 300
-    min_speech_ms: int = 200
-    barge_in_ms: int = 80  # as Settings.barge_in_ms
-    reprompt_after_s: float = 8.0
-    max_reprompts: int = 2
-    speculative_llm: bool = True
-    can_transfer: bool = False  # DTMF 0 transfers
-    max_turn_ms: int = 30_000  # a turn's audio is cut (and the turn ends) at this length
-    completeness: bool = False  # hold a turn whose words look unfinished (bot.turn_completeness)
-    complete_ms: int | None = None  # with completeness: silence words judged COMPLETE need (None: end_silence_ms)
-    spec_lead_ms: int = 800  # as Settings.speculative_lead_ms
-
-    @classmethod
-    def from_settings(cls, s: Any, *, transfer_number: str | None = None) -> TurnOptions:
-        number = s.transfer_number if transfer_number is None else transfer_number
-        return cls(
-            end_silence_ms=s.end_silence_ms, early_turn_ms=s.early_turn_ms, min_speech_ms=s.min_speech_ms,
-            barge_in_ms=s.barge_in_ms, reprompt_after_s=s.reprompt_after_s, max_reprompts=s.max_reprompts,
-            speculative_llm=s.speculative_llm, can_transfer=bool(number),
-            max_turn_ms=int(s.max_turn_s * 1000), completeness=s.turn_completeness,
-            complete_ms=s.turn_complete_ms or None, spec_lead_ms=s.speculative_lead_ms,
-        )
+__all__ = ["DTMF_FLUSH_MS", "MAX_DTMF_DIGITS", "TurnController", "TurnOptions"]
 
 
-class TurnController(CompletenessGate, LiveTurns):
-    def __init__(self, options: TurnOptions, *, t0: float = 0.0) -> None:
+class TurnController:
+    """Implements ``Floor`` for its strategies. ``gate``, ``stt_rules``: built from the
+    options unless given (a factory, since each works through this controller)."""
+
+    def __init__(
+        self,
+        options: TurnOptions,
+        *,
+        t0: float = 0.0,
+        gate: Callable[[TurnController], TurnGate] | None = None,
+        stt_rules: Callable[[TurnController], LiveRules] | None = None,
+    ) -> None:
         self.opts = options
         self.detector = TurnDetector(
             end_silence_ms=options.end_silence_ms, min_speech_ms=options.min_speech_ms,
@@ -120,28 +107,22 @@ class TurnController(CompletenessGate, LiveTurns):
         self._silent = 0  # listening frames with neither speech nor a turn
         self._last_voice = t0
         # counted in inbound frames, like every timer here (a stream sent faster than real time
-        # keeps its meaning): frames since the last voiced one, and voiced frames in a row
+        # keeps its meaning): frames since the last voiced one
         self._quiet = 0
-        self._voiced = 0
         self._spec = False  # a speculative turn runs, gated
         self._spec_text: str | None = None  # what it started from (live STT interim)
         self._dtmf = ""
         self._dtmf_age = 0
         self.dtmf_dropped = 0  # digits past MAX_DTMF_DIGITS in one entry (a flood), dropped
-        self.live = False  # a live STT decides the end of turns
-        self._live_text: list[str] = []  # finals of the turn in progress
-        self._live_taken = False  # the live STT ended a turn since the local speech start
-        self._live_backup: bytes | None = None  # local audio of a turn the live STT has not closed
-        self._held: _Held | None = None  # a live turn whose words look unfinished, waiting for more silence
-        self._voiced_at_hold = 0  # the run of voiced frames when it was held (only later ones count)
-        # batch/embedded with completeness: the speculative turn's silence to wait (None: words not known yet),
-        # whether the local end of turn has passed (the detector was reset), and the audio it took
-        self._need_ms: int | None = None
-        self._waiting = False
-        self._carry = b""
-        self._max_bytes = options.max_turn_ms * 8  # 8 kHz mu-law: 8 bytes per ms
-        # the wait while a speculative turn's words are not known yet: the longest there is
-        self._unknown_ms = silence_ms(Verdict(Completeness.INCOMPLETE, "words not known yet"), options.end_silence_ms)
+        judge = CompletenessJudge(options.end_silence_ms, options.complete_ms) if options.completeness else None
+        self.gate: TurnGate = gate(self) if gate is not None else (
+            CompletenessGate(self, judge, end_silence_ms=options.end_silence_ms, max_turn_ms=options.max_turn_ms)
+            if judge is not None else NoGate(self, end_silence_ms=options.end_silence_ms)
+        )
+        self.stt_rules = stt_rules(self) if stt_rules is not None else LiveRules(
+            self, barge_in_ms=options.barge_in_ms, spec_lead_ms=options.spec_lead_ms,
+            speculative_llm=options.speculative_llm, judge=judge,
+        )
         self.on_phase: Callable[[Phase], None] | None = None  # told of every phase change (the session's observer)
 
     # ------------------------------------------------------------------ state
@@ -169,6 +150,41 @@ class TurnController(CompletenessGate, LiveTurns):
     def speculating(self) -> bool:
         return self._spec
 
+    @property
+    def live(self) -> bool:
+        """A live STT decides the end of turns."""
+        return self.stt_rules.attached
+
+    @property
+    def holding(self) -> bool:
+        """A live turn whose words look unfinished waits for more silence."""
+        return self.stt_rules.holding
+
+    # the rest of the Floor its strategies see
+    @property
+    def spec_text(self) -> str | None:
+        return self._spec_text
+
+    @property
+    def dtmf_pending(self) -> bool:
+        return bool(self._dtmf)
+
+    @property
+    def quiet_ms(self) -> int:
+        return self._quiet * FRAME_MS
+
+    @property
+    def last_voice(self) -> float:
+        return self._last_voice
+
+    @property
+    def maybe_ended(self) -> bool:
+        return self.detector.maybe_ended
+
+    def close_utterance(self) -> None:
+        if self.detector.in_speech:
+            self.detector.take_audio()
+
     # ------------------------------------------------------------------ inbound audio
     def on_frame(self, frame: bytes, speech: bool, t: float, voiced: Callable[[], bool] | None = None) -> list[Decision]:
         if self.over:
@@ -176,40 +192,32 @@ class TurnController(CompletenessGate, LiveTurns):
         out: list[Decision] = []
         if speech:
             self._last_voice = t
-            self._quiet, self._voiced = 0, self._voiced + 1
+            self._quiet = 0
         else:
-            self._quiet, self._voiced, self._voiced_at_hold = self._quiet + 1, 0, 0
+            self._quiet += 1
         ev = self.detector.feed(frame, speech, voiced if self.bot_active else None)  # a barge-in needs a voice
-        if self._held is not None:
-            out += self._tick_held(ev, speech)
+        out += self.stt_rules.on_frame(ev, speech)  # a held live turn: released, resumed or prepared
+        live = self.stt_rules.attached
         if ev is TurnEvent.SPEECH_START:
             self._silent = 0
-            if self._waiting:  # the caller goes on after the local end of turn: the gated reply was never sent
-                out += self._cancel_speculation()
-            if self.live:
-                self._live_taken = False
-                self._live_backup = None  # a new utterance: the last one's audio is stale
+            if self.gate.waiting:  # the caller goes on after the local end of turn: the gated reply was never sent
+                out += self.cancel_speculation()
+            self.stt_rules.speech_started()
             if self.bot_active:
                 out += self._barge_in()
         elif ev is TurnEvent.MAYBE_END:
-            if not self.live:
-                out += self._speculate(t - self.opts.early_turn_ms / 1000, audio=self._joined(self.detector.peek_audio()))
+            if not live:
+                out += self.speculate(t - self.opts.early_turn_ms / 1000, audio=self.gate.joined(self.detector.peek_audio()))
         elif ev is TurnEvent.RESUMED:
-            out += self._cancel_speculation()
+            out += self.cancel_speculation()
         elif ev is TurnEvent.TURN_END:
             audio = self.detector.take_audio()
-            if self.live:
-                if not self._live_taken:  # the local VAD heard the end first: ask for the final now
-                    self._live_backup = audio
-                    out.append(FinalizeSTT())
-            elif self._judging:
-                out += self._local_end(t, audio)
-            else:
-                out += self._confirm() or self._start_turn(t - self.opts.end_silence_ms / 1000, audio=audio)
+            # live: the STT's final ends it (asked for now if the local VAD heard the end first)
+            out += self.stt_rules.local_end(audio) if live else self.gate.local_end(t, audio)
         elif not self.detector.in_speech:
             out += self._tick_silence()
-        if self._spec and self._judging and not speech and ev is not TurnEvent.TURN_END:
-            out += self._release_if_quiet()
+        if self._spec and not live and not speech and ev is not TurnEvent.TURN_END:
+            out += self.gate.tick()
         out += self._tick_dtmf(t)
         return out
 
@@ -230,6 +238,21 @@ class TurnController(CompletenessGate, LiveTurns):
         self._dtmf += digit
         self._dtmf_age = 0
         return []
+
+    # ------------------------------------------------------------------ the live STT, the words
+    def stt_attached(self) -> None:
+        """From now on the live STT's finals end the caller's turns."""
+        self.stt_rules.attach()
+
+    def on_stt(self, ev: STTEvent, t: float) -> list[Decision]:
+        return self.stt_rules.on_stt(ev, t)
+
+    def on_transcript(self, n: int, text: str | None, t: float) -> list[Decision]:
+        """Turn ``n``'s batch transcript is known at ``t`` (``None``: its STT failed): the
+        gate may release the speculative turn (with completeness)."""
+        if self.stt_rules.attached:
+            return []
+        return self.gate.on_transcript(n, text)
 
     # ------------------------------------------------------------------ the bot's side
     def bot_speaking(self) -> None:
@@ -253,15 +276,16 @@ class TurnController(CompletenessGate, LiveTurns):
             return
         if self._spec and n == self.turn_no:
             self._spec, self._spec_text = False, None
-            self._need_ms, self._waiting = None, False
+            self.gate.settled()
             return
         self.bot_done(n)
 
     def closing(self) -> None:
         if not self.over:
             self._set(Phase.CLOSING)
-            self._spec, self._spec_text, self._dtmf, self._held = False, None, "", None
-            self._carry, self._need_ms, self._waiting = b"", None, False
+            self._spec, self._spec_text, self._dtmf = False, None, ""
+            self.stt_rules.drop_held()
+            self.gate.drop()
 
     def ended(self) -> None:
         self._set(Phase.ENDED)
@@ -275,13 +299,14 @@ class TurnController(CompletenessGate, LiveTurns):
     # ------------------------------------------------------------------ the rules
     def _barge_in(self) -> list[Decision]:
         self.barge_ins += 1
-        self._held, self._carry, self._need_ms, self._waiting = None, b"", None, False
+        self.stt_rules.drop_held()
+        self.gate.drop()
         self._spec, self._spec_text = False, None  # BargeIn cancels whatever runs (rolled back)
         if self.phase in (Phase.GREETING, Phase.THINKING, Phase.SPEAKING):
             self._set(Phase.LISTENING)
         return [BargeIn()]
 
-    def _speculate(
+    def speculate(
         self, speech_end: float, *, audio: bytes | None = None, text: str | None = None, stt_ms: float | None = None
     ) -> list[Decision]:
         if self.phase is not Phase.LISTENING or self._spec or self._dtmf:
@@ -290,38 +315,39 @@ class TurnController(CompletenessGate, LiveTurns):
         self._spec, self._spec_text = True, text
         return [StartSpeculative(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]
 
-    def _confirm(self, stt_ms: float | None = None) -> list[Decision]:
+    def confirm(self, stt_ms: float | None = None) -> list[Decision]:
         """At the end of the turn: let the speculative turn speak. [] when there is none
         still valid, so the caller starts a turn."""
         spec, self._spec, self._spec_text = self._spec, False, None
-        self._need_ms, self._waiting = None, False
+        self.gate.settled()
         if not spec or self.phase is not Phase.LISTENING:
             return []
-        self._carry = b""
+        self.gate.drop()
         self.reprompts = 0
         self._set(Phase.THINKING)
         return [ConfirmSpeculative(stt_ms=stt_ms)]
 
-    def _cancel_speculation(self) -> list[Decision]:
+    def cancel_speculation(self) -> list[Decision]:
         spec, self._spec, self._spec_text = self._spec, False, None
-        self._need_ms, self._waiting = None, False  # the audio carried stays: the turn goes on
+        self.gate.settled()  # the audio carried stays: the turn goes on
         if not spec:
             return []
         self.turn_no -= 1
         return [CancelSpeculative()]
 
-    def _start_turn(self, speech_end: float, *, audio: bytes | None = None, text: str | None = None, stt_ms: float | None = None) -> list[Decision]:
+    def start_turn(self, speech_end: float, *, audio: bytes | None = None, text: str | None = None, stt_ms: float | None = None) -> list[Decision]:
         if self.over:
             return []
         self._set(Phase.THINKING)
-        self._held, self._carry, self._need_ms, self._waiting = None, b"", None, False
+        self.stt_rules.drop_held()
+        self.gate.drop()
         self.turn_no += 1
         self.reprompts = 0
         return [StartTurn(speech_end=speech_end, audio=audio, text=text, stt_ms=stt_ms)]
 
-    def _text_turn(self, text: str, speech_end: float, stt_ms: float | None = None) -> list[Decision]:
+    def text_turn(self, text: str, speech_end: float, stt_ms: float | None = None) -> list[Decision]:
         out = self._barge_in() if self.bot_active else []
-        return out + self._start_turn(speech_end, text=text, stt_ms=stt_ms)
+        return out + self.start_turn(speech_end, text=text, stt_ms=stt_ms)
 
     def _end(self, reason: str, prompt: str | None, *, transfer: bool = False, clear: bool = False) -> list[Decision]:
         self.closing()
@@ -353,4 +379,4 @@ class TurnController(CompletenessGate, LiveTurns):
         digits, self._dtmf = self._dtmf, ""
         if not digits:
             return []
-        return self._text_turn(f"DTMF {digits}", t)
+        return self.text_turn(f"DTMF {digits}", t)
