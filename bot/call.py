@@ -22,6 +22,7 @@ from datetime import datetime
 
 from bot.call_actions import CallActions
 from bot.control import CallControl
+from bot.conversation import Conversation
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.metrics import Metrics
@@ -29,7 +30,6 @@ from bot.orchestrator import Orchestrator
 from bot.playout import Playout
 from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
-from bot.providers.base import Conversation
 from bot.providers.stt_stream import Failed, Reconnected, STTStream
 from bot.redact import mask_number
 from bot.settings import Settings

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import name_in, phone_in
 from bot.logs import kv
 from bot.profile import Profile
-from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.redact import mask_number
 from bot.settings import Settings
 from bot.stall import off_the_clock

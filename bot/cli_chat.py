@@ -65,8 +65,8 @@ def _dialogue(settings: Settings, clock):
 
 
 async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
+    from bot.conversation import Action, Conversation
     from bot.profile import cached_profile, prompt_texts_from
-    from bot.providers.base import Action, Conversation
 
     store = None
     if save:  # as a call does: the business file's targets too, queued in the same outbox

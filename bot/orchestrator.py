@@ -18,9 +18,10 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bot.conversation import Action, Conversation
 from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.providers.base import LLM, STT, TTS, Action, Conversation
+from bot.providers.base import LLM, STT, TTS
 from bot.speech_bounds import MAX_REPLY_CHARS, MAX_SENTENCE_CHARS, ReplyBudget, bounded
 from bot.stall import Stall
 

@@ -14,13 +14,13 @@ from collections.abc import Coroutine
 from dataclasses import replace
 
 from bot import redact
+from bot.conversation import TURN_CONFIRMED, Action, Conversation
 from bot.errors import StageError
 from bot.logs import kv
 from bot.metrics import Metrics
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from bot.playout import Playout
 from bot.prompts import PromptBank, failure_prompt
-from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.settings import Settings
 from bot.store.api import TranscriptLine
 from bot.turns import Decision, TurnController

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from bot.conversation import Action
 from bot.errors import StageError
-from bot.providers.base import Action
 from bot.providers.registry import Providers
 from bot.simulator import simulate_call
 from handlers.app import create_app

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
+from bot.conversation import Action, Conversation
 from bot.errors import StageError
 from bot.prompts import failure_prompt
-from bot.providers.base import Action, Conversation
 from bot.providers.failover import FailoverLLM
 from bot.providers.llm_history import tokens, trim, turns
 from bot.providers.openai_llm import STOP, OpenAILLM

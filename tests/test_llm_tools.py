@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.conversation import TURN_CONFIRMED, Action, Conversation
 from bot.profile import load_profile
-from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.providers.openai_llm import OpenAILLM
 from bot.simulator import simulate_call
 from bot.tools import ToolContext, business_tools

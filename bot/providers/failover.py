@@ -25,9 +25,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Generic, TypeVar
 
+from bot.conversation import Action, Conversation
 from bot.errors import EMPTY_RESULT, TIMEOUT, UNAVAILABLE, UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.providers.base import LLM, STT, TTS, Action, Conversation, Warmable
+from bot.providers.base import LLM, STT, TTS, Warmable
 from bot.stall import Stall
 from media.resample import StreamResampler
 

@@ -43,11 +43,11 @@ import httpx
 import openai
 from openai import AsyncOpenAI
 
+from bot.conversation import Action, Conversation
 from bot.errors import BAD_RESPONSE, EMPTY_RESULT, RATE_LIMITED, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
 from bot.logs import kv
 from bot.profile import Profile, cached_profile
 from bot.providers import llm_history
-from bot.providers.base import Action, Conversation
 from bot.providers.llm_probe import ServerProbe
 from bot.providers.openai_wire import (
     Round,

@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import message_form
+from bot.conversation import Action, Conversation
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, caller_digits, digits_in, is_no, is_yes
 from bot.profile import DAYS, Profile, cached_profile
-from bot.providers.base import Action, Conversation
 from bot.understanding import keywords
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder
