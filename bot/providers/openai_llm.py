@@ -25,8 +25,9 @@ taking the turns that need an action (a message, a person, an emergency, goodbye
 that refuses ``max_tokens`` or ``stop`` goes on without them. With ``takeover`` (LLM_PROVIDER
 is ``openai`` alone, no chain to fail over to), a turn the server fails that the
 receptionist wants is answered by the receptionist, so a caller can still leave a
-message while the server is down. Every failure leaves as ``StageError``; cancellation
-passes through.
+message while the server is down. Deadlines and the error mapping are the provider
+kit's (bot/providers/kit.py); every failure leaves as ``StageError``; cancellation passes
+through.
 """
 
 from __future__ import annotations
@@ -37,17 +38,18 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import openai
 from openai import AsyncOpenAI
 
 from bot.conversation import Action, Conversation
-from bot.errors import BAD_RESPONSE, EMPTY_RESULT, RATE_LIMITED, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
+from bot.errors import BAD_RESPONSE, EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.profile import Profile, cached_profile
 from bot.providers import llm_history
+from bot.providers.kit import Bounds, Edge, HttpPool
 from bot.providers.llm_probe import ServerProbe
 from bot.providers.openai_wire import (
     Round,
@@ -61,16 +63,13 @@ from bot.providers.openai_wire import (
     sse_data,
     unsupported_param,
 )
-from bot.providers.warm import PoolWarmer, http_client
 from bot.settings import DEFAULT_SYSTEM_PROMPT
 from bot.spoken import SpokenText
-from bot.stall import Stall
 from bot.tools import ToolContext, ToolRegistry, business_tools, system_prompt
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-T = TypeVar("T")
 log = logging.getLogger("bot.providers.openai")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -131,8 +130,8 @@ class OpenAILLM:
         self._context = context_tokens
         self._takeover = takeover
         self._client: AsyncOpenAI | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._warmer = PoolWarmer((base_url or DEFAULT_BASE_URL).rstrip("/") + "/")
+        self._edge = Edge("llm", self.name, timeout=timeout, classify=_classify)
+        self._pool = HttpPool((base_url or DEFAULT_BASE_URL).rstrip("/") + "/", "llm")
         self.probe = ServerProbe((base_url or DEFAULT_BASE_URL).rstrip("/") + "/models", api_key)
         # what this server has shown it can do (learned from its answers, kept for the process)
         self._use_tools = True  # False once it refuses tools
@@ -160,22 +159,21 @@ class OpenAILLM:
     async def start(self) -> None:
         if self._client is not None:
             return
-        self._http = http_client(self._timeout + 1.0)
-        self.probe.http = self._http
+        self.probe.http = self._pool.open(self._timeout + 1.0)
         self._client = AsyncOpenAI(
-            http_client=cast(Any, self._http),  # the SDK takes httpx's client as well as its httpx2
+            http_client=cast(Any, self._pool.http),  # the SDK takes httpx's client as well as its httpx2
             api_key=self._api_key or "not-needed",
             base_url=self._base_url or DEFAULT_BASE_URL,  # explicit: never read OPENAI_BASE_URL
             max_retries=0,
-            timeout=self._timeout + 1.0,  # backstop; asyncio timeouts below are the real bound
+            timeout=self._timeout + 1.0,  # backstop; the kit's deadlines are the real bound
         )
 
     async def warm(self) -> None:
         """Open a connection to the API host now, so the first turn has one ready."""
-        await self._warmer.warm(self._http, "llm")
+        await self._pool.warm()
 
     async def close(self) -> None:
-        self._http = self.probe.http = None
+        self._pool.http = self.probe.http = None  # the SDK client closes it
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -221,7 +219,7 @@ class OpenAILLM:
         guard = [self._instructions, *(line for line in system.splitlines() if line.startswith(INSTRUCTION_LINES))]
         ctx = ToolContext(conversation, self.profile, now, self._transfer_number)
         history = list(conversation.messages)
-        self._warmer.used()
+        self._pool.used()
         self.last_usage = None
         got_text = False
         terminal: list[Action] = []
@@ -272,14 +270,12 @@ class OpenAILLM:
                     if result.action is not None and all(a.kind != result.action.kind for a in terminal):
                         terminal.append(result.action)
             if not got_text and not terminal:
-                raise self._error(EMPTY_RESULT, "the model returned nothing to say")
+                raise self._edge.error(EMPTY_RESULT, "the model returned nothing to say")
             transfer = [a for a in terminal if a.kind == "transfer"]
             for action in transfer or terminal:
                 yield action
-        except StageError:
-            raise
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
-            raise self._map(e) from None
+            raise self._edge.map(e) from None
 
     def _wanted(self, conversation: Conversation) -> bool:
         """Would the receptionist take this turn, or did the caller ask it something it would
@@ -352,53 +348,43 @@ class OpenAILLM:
             except _Overflow as over:
                 overflows += 1
                 if overflows > 2:
-                    raise self._error(CONTEXT_LENGTH, "the history does not fit the model's context even trimmed", retryable=True) from None
+                    raise self._edge.error(CONTEXT_LENGTH, "the history does not fit the model's context even trimmed", retryable=True) from None
                 if over.size and over.size < self._context:
                     self._context = over.size  # believe the server from now on
                 self._squeeze = max(0.25, self._squeeze * 0.7)  # and its count over our estimate
                 log.warning("llm context overflowed: trimming harder", extra=kv(call_sid=call_sid, context=self._context, squeeze=round(self._squeeze, 2)))
-        raise self._error(BAD_RESPONSE, "the server kept refusing the request")
+        raise self._edge.error(BAD_RESPONSE, "the server kept refusing the request")
 
     async def _streamed(self, client: AsyncOpenAI, messages: list[dict], rnd: Round, first_by: float, reply_by: float) -> AsyncGenerator[str, None]:
         """One streamed completion: the body's server-sent events read from bytes, one
-        ``json.loads`` per event, under one lazy bound for the whole stream (bot/stall.py)."""
-        loop = asyncio.get_running_loop()
+        ``json.loads`` per event, under the kit's bounds (to the first token, between
+        events, the whole reply: past it the reply is cut, not failed)."""
         response = await self._send(client, messages, stream=True, first_by=first_by)
+        read = self._edge.read(Bounds(first_by, self._timeout, reply_by, tick_starts=False, first_what="no first token"))
         try:
-            stall = Stall(first_by, self._timeout, tick_starts=False)
             try:
-                async with stall:
-                    async for event in sse_data(response.aiter_bytes()):
-                        stall.tick()
-                        if event == b"[DONE]":
-                            break
-                        chunk = json.loads(event.decode())  # str: skips json's encoding sniffing
-                        rnd.events += 1
-                        if isinstance(chunk, dict) and chunk.get("error") is not None:
-                            if self._use_tools and not stall.started and refuses_streamed_tools(error_text(chunk)):
-                                raise _StreamedTools
-                            raise self._error(BAD_RESPONSE, "error event in the stream")
-                        texts = parse_chunk(chunk, rnd)
-                        if texts or rnd.calls:
-                            stall.start()
-                        for text in texts:
-                            stall.hold()
-                            yield text
-                            stall.resume()
-                        if loop.time() >= reply_by:
-                            rnd.finish = _BUDGET
-                            log.warning("llm reply cut: over its time budget", extra=kv(provider=self.name, reply_s=self._reply_s))
-                            return
-            except TimeoutError:
-                if not stall.expired():
-                    raise
-                what = "stream stalled" if stall.started else "no first token"
-                raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
+                async for event in read.over(sse_data(response.aiter_bytes()), progress=None):
+                    if event == b"[DONE]":
+                        break
+                    chunk = json.loads(event.decode())  # str: skips json's encoding sniffing
+                    rnd.events += 1
+                    if isinstance(chunk, dict) and chunk.get("error") is not None:
+                        if self._use_tools and not read.started and refuses_streamed_tools(error_text(chunk)):
+                            raise _StreamedTools
+                        raise self._edge.error(BAD_RESPONSE, "error event in the stream")
+                    texts = parse_chunk(chunk, rnd)
+                    if texts or rnd.calls:
+                        read.start()
+                    for text in texts:
+                        yield text
             except (httpx.TransportError, openai.APIConnectionError):
                 if self._use_tools and rnd.events == 0:  # a 200 that broke off before any event
                     raise _StreamedTools(said=False) from None
                 raise
-            if self._use_tools and rnd.events == 0:  # a 200 with nothing in it
+            if read.cut:
+                rnd.finish = _BUDGET
+                log.warning("llm reply cut: over its time budget", extra=kv(provider=self.name, reply_s=self._reply_s))
+            elif self._use_tools and rnd.events == 0:  # a 200 with nothing in it
                 raise _StreamedTools(said=False)
         finally:
             await _quietly(response.aclose())
@@ -419,7 +405,7 @@ class OpenAILLM:
             if self._use_tools:
                 body |= {"tools": self.tools.schemas(), "tool_choice": "auto"}
             try:
-                return await self._bounded(self._post(client, body, stream), first_by, "no reply")
+                return await self._edge.bounded(self._post(client, body, stream), by=first_by)
             except openai.BadRequestError as e:
                 message = error_text(e.body) or str(e.message)
                 if is_context_overflow(message):
@@ -443,7 +429,7 @@ class OpenAILLM:
                 if self._use_tools and stream and refuses_streamed_tools(error_text(e.body) or str(e.message)):
                     raise _StreamedTools from None
                 raise
-        raise self._error(BAD_RESPONSE, "the server kept refusing the request's parameters")
+        raise self._edge.error(BAD_RESPONSE, "the server kept refusing the request's parameters")
 
     @staticmethod
     async def _post(client: AsyncOpenAI, body: dict[str, Any], stream: bool) -> Any:
@@ -451,30 +437,16 @@ class OpenAILLM:
             return await client.post("/chat/completions", cast_to=httpx.Response, body=body, stream=True)
         return await client.post("/chat/completions", cast_to=object, body=body)
 
-    async def _bounded(self, aw: Awaitable[T], deadline: float, what: str) -> T:
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await aw
-        except TimeoutError:
-            raise self._error(TIMEOUT, f"{what} within {self._timeout:g} s") from None
 
-    def _map(self, e: Exception) -> StageError:
-        if isinstance(e, (TimeoutError, openai.APITimeoutError)):
-            return self._error(TIMEOUT, "the HTTP client timed out")
-        if isinstance(e, openai.RateLimitError):
-            return self._error(RATE_LIMITED, "HTTP 429")
-        if isinstance(e, openai.APIStatusError):
-            return self._error(code_for_status(e.status_code), f"HTTP {e.status_code}")
-        if isinstance(e, (openai.APIConnectionError, httpx.TransportError)):
-            return self._error(UPSTREAM_ERROR, "connection failed")
-        if isinstance(e, openai.APIError):
-            return self._error(BAD_RESPONSE, "error event in the stream")
-        if isinstance(e, (ValueError, TypeError, AttributeError, KeyError, IndexError)):
-            return self._error(BAD_RESPONSE, f"unreadable reply ({type(e).__name__})")
-        return self._error(UPSTREAM_ERROR, f"unexpected failure ({type(e).__name__})")
-
-    def _error(self, code: str, message: str, *, retryable: bool | None = None) -> StageError:
-        return StageError("llm", code, message, provider=self.name, retryable=retryable)
+def _classify(e: BaseException) -> tuple[str, str] | None:
+    """openai's own types: a timeout is a connection error, an error event has no status."""
+    if isinstance(e, openai.APITimeoutError):
+        return TIMEOUT, "the HTTP client timed out"
+    if isinstance(e, openai.APIConnectionError):
+        return UPSTREAM_ERROR, "connection failed"
+    if isinstance(e, openai.APIError) and not isinstance(e, openai.APIStatusError):
+        return BAD_RESPONSE, "error event in the stream"
+    return None
 
 
 async def _quietly(aw: Awaitable[object]) -> None:
