@@ -105,6 +105,10 @@ class DeepgramLive:
         self._open: set[LiveTranscriber] = set()
 
     @classmethod
+    def configured(cls, s: Settings) -> bool:
+        return bool(s.deepgram_api_key)
+
+    @classmethod
     def from_settings(cls, s: Settings) -> DeepgramLive:
         options = LiveOptions(
             model=s.deepgram_model or LiveOptions.model,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -167,13 +167,9 @@ class Read:
         stall, total_by = self._stall, self.bounds.total_by
         loop = asyncio.get_running_loop()
         try:
-            async with stall:
-                async for item in source:
-                    if progress is None or progress(item):
-                        stall.tick()
-                    stall.hold()
+            async with aclosing(stall.over(source, progress)) as items:
+                async for item in items:
                     yield item
-                    stall.resume()
                     if total_by is not None and loop.time() >= total_by:
                         self.cut = True
                         return
