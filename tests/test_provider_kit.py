@@ -168,6 +168,12 @@ def test_a_vendor_classifier_goes_first_and_stage_errors_pass_through():
     assert edge.map(mine) is mine
 
 
+def test_an_engine_edge_calls_every_failure_its_own():
+    """An embedded engine's ValueError is its bug, not an unreadable vendor reply."""
+    err = Edge("stt", "whisper", engine="whisper").map(ValueError("x"))
+    assert (err.code, err.message, err.retryable) == ("upstream_error", "whisper failed (ValueError)", True)
+
+
 def test_guard_lets_only_stage_errors_out():
     edge = _edge()
     with pytest.raises(StageError) as info, edge.guard():

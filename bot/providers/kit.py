@@ -57,12 +57,16 @@ class Edge:
     """Errors and deadlines at one vendor adapter's edge.
 
     ``timeout``: the adapter's stage bound in seconds (named in timeout messages);
-    ``classify``: the vendor's own exception types, tried before the common ones.
+    ``classify``: the vendor's own exception types, tried before the common ones;
+    ``engine``: an embedded engine's name: whatever it raises is its failure
+    (``upstream_error``, "<engine> failed (<type>)"), not a vendor's reply to read.
     """
 
-    def __init__(self, stage: str, provider: str, *, timeout: float, classify: Classify | None = None) -> None:
+    def __init__(self, stage: str, provider: str, *, timeout: float = 0.0, classify: Classify | None = None,
+                 engine: str = "") -> None:
         self.stage, self.provider, self.timeout = stage, provider, timeout
         self._classify = classify
+        self._engine = engine
 
     def error(self, code: str, message: str, *, retryable: bool | None = None) -> StageError:
         return StageError(self.stage, code, message, provider=self.provider, retryable=retryable)
@@ -71,6 +75,8 @@ class Edge:
         """The ``StageError`` for anything an SDK or a transport raised."""
         if isinstance(exc, StageError):
             return exc
+        if self._engine:
+            return self.error(UPSTREAM_ERROR, f"{self._engine} failed ({type(exc).__name__})")
         if self._classify is not None:
             known = self._classify(exc)
             if known is not None:

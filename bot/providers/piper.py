@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import BAD_REQUEST, UPSTREAM_ERROR
+from bot.errors import BAD_REQUEST
 from bot.logs import kv
 from bot.providers.kit import Edge
 from bot.providers.tts_output import AudioOut
@@ -49,7 +49,7 @@ class PiperTTS:
         self._voice: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.pcm_rate = 22050  # replaced by the voice's own rate at start()
-        self._edge = Edge("tts", self.name, timeout=0.0, classify=lambda e: (UPSTREAM_ERROR, f"piper failed ({type(e).__name__})"))
+        self._edge = Edge("tts", self.name, engine="piper")
 
     @classmethod
     def from_settings(cls, s: Settings) -> PiperTTS:

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.errors import UPSTREAM_ERROR
 from bot.logs import kv
 from bot.providers.kit import Edge
 from media.resample import resample
@@ -168,8 +167,7 @@ class WhisperSTT:
         self._short: Any = None  # (tokenizer, prompt, suppressed tokens) for short windows
         self._worker: _Worker | None = None
         self.redone = 0  # short-window decodes redone on the full window
-        # anything the engine raises is its failure, not a bad reply
-        self._edge = Edge("stt", self.name, timeout=0.0, classify=lambda e: (UPSTREAM_ERROR, f"whisper failed ({type(e).__name__})"))
+        self._edge = Edge("stt", self.name, engine="whisper")
 
     @classmethod
     def from_settings(cls, s: Settings) -> WhisperSTT:
