@@ -209,3 +209,11 @@ class HttpPool:
         http, self.http = self.http, None
         if http is not None:
             await http.aclose()
+
+
+async def quietly(aw: Awaitable[object]) -> None:
+    """Release a response or a connection: its failure must not mask the real outcome."""
+    try:
+        await aw
+    except Exception:  # noqa: BLE001 - the outcome is already decided
+        pass
