@@ -12,6 +12,7 @@ from elevenlabs.core.api_error import ApiError as ElevenApiError
 
 from bot.conversation import Conversation
 from bot.errors import StageError
+from bot.orchestrator import Orchestrator, Timings
 from bot.providers import registry
 from bot.providers.failover import FailoverLLM, FailoverSTT, FailoverTTS
 from bot.providers.kit import Bounds, Edge, is_output
@@ -278,3 +279,17 @@ def test_the_live_stt_is_the_registrys(monkeypatch):
     monkeypatch.setitem(registry.LIVE, "whisper", "tests.fakes.deepgram_live:NoSuchClass")
     with pytest.raises(AttributeError):
         registry.build_live(Settings.from_env(plain | {"STT_PROVIDER": "whisper"}))
+
+
+async def test_one_tts_whose_chunks_turn_empty_mid_reply_times_out_without_a_chain():
+    """The same rule where no chain wraps the TTS: the orchestrator's own bound counts only
+    audio as progress, so ``b""`` every 5 ms does not hold a turn open."""
+    tts = EmptyChunkTTS(audio_first=True, forever=True)
+    orch = Orchestrator(ScriptedSTT(), ScriptedLLM(text="Fine."), tts, stt_timeout=0.2, llm_timeout=0.2, tts_timeout=0.2)
+    got = []
+    with pytest.raises(StageError) as info:
+        async with asyncio.timeout(5.0):  # a safety net only
+            async for ev in orch.respond(_conv(), mulaw=True, timings=Timings()):
+                got.append(ev)
+    assert (info.value.stage, info.value.code, info.value.provider) == ("tts", "timeout", "hollow")
+    assert len(got) == 1  # the one real chunk
