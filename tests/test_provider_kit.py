@@ -254,6 +254,7 @@ async def test_a_tts_vendor_is_one_module_and_a_table_line(monkeypatch):
     settings = Settings.from_env(env | {"BEEP_API_KEY": "good-key", "BEEP_PITCH": "880"})
     assert {"BEEP_API_KEY", "BEEP_PITCH"} <= Settings.read_names(env)  # known names, not typos
     assert settings.redacted()["vendor_env"] == {"BEEP_API_KEY": "set", "BEEP_PITCH": "set"}  # keys never shown
+    assert "good-key" not in repr(settings) and hash(settings) == hash(Settings.from_env(env | {"BEEP_API_KEY": "good-key", "BEEP_PITCH": "880"}))
     chain = registry.build(settings).tts
     assert isinstance(chain, FailoverTTS) and chain.name == "beep>piper"
     beep = chain.members[0]

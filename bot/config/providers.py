@@ -6,6 +6,7 @@ and models, the embedded engines, the stage budgets and the failover circuit bre
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.config.values import Get, fail, flag, numbers, url
@@ -85,7 +86,29 @@ def _chains(get: Get, keys: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _vendor_env(get: Get, kw: dict[str, Any]) -> dict[str, str]:
+class VendorEnv(Mapping[str, str]):
+    """The table vendors' own variables: read-only and hashable, like the rest of Settings."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._values.items()))
+
+    def __repr__(self) -> str:  # names only: values may be keys
+        return f"VendorEnv({sorted(self._values)})"
+
+
+def _vendor_env(get: Get, kw: dict[str, Any]) -> VendorEnv:
     """The variables the table's vendors declare (bot/providers/registry.py ``Vendor``),
     read once; a chain that names a vendor without one it ``needs`` is refused."""
     out: dict[str, str] = {}
@@ -98,4 +121,4 @@ def _vendor_env(get: Get, kw: dict[str, Any]) -> dict[str, str]:
             for var in vendor.needs:
                 if var not in out:
                     fail(f"{stage.upper()}_PROVIDER={kw[f'{stage}_provider']} needs {var}")
-    return out
+    return VendorEnv(out)
