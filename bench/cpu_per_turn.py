@@ -36,8 +36,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.calls import calibration
+from bot.conversation import Conversation
 from bot.orchestrator import Orchestrator, Timings
-from bot.providers.base import Conversation
 from bot.providers.deepgram import DeepgramSTT
 from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.openai_llm import OpenAILLM

@@ -137,7 +137,7 @@ class Runner:
         self.make, self.profile, self.now = make_dialogue, profile, now
 
     async def turn(self, llm, conv, text: str) -> tuple[str, list, float, float]:
-        from bot.providers.base import Action
+        from bot.conversation import Action
 
         conv.add_user(text)
         said, actions = [], []
@@ -150,7 +150,7 @@ class Runner:
         return reply, actions, cpu, wall
 
     def conversation(self, saved: list):
-        from bot.providers.base import Conversation
+        from bot.conversation import Conversation
 
         async def act(action) -> bool:
             saved.append(action)

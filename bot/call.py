@@ -35,6 +35,7 @@ from bot.call_live import LiveInput
 from bot.call_record import CallRecord
 from bot.call_tasks import CallTasks, Spawn
 from bot.control import CallControl
+from bot.conversation import Action, Conversation
 from bot.heard import HeardLedger
 from bot.logs import kv
 from bot.metrics import Metrics
@@ -42,7 +43,6 @@ from bot.orchestrator import Orchestrator
 from bot.playout import Playout
 from bot.profile import Profile, cached_profile
 from bot.prompts import PromptBank
-from bot.providers.base import Action, Conversation
 from bot.providers.stt_stream import STTEvent, STTStream
 from bot.settings import Settings
 from bot.store.api import Store, TranscriptLine, Transfer

@@ -25,10 +25,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import name_in, phone_in
 from bot.logs import kv
 from bot.profile import Profile
-from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.redact import mask_number
 from bot.stall import off_the_clock
 from bot.store.api import NewMessage, Transfer

@@ -48,14 +48,9 @@ def main(argv: list[str]) -> int:
 def _dialogue(settings: Settings, clock):
     """The LLM provider, or the failover chain of them, as a call builds it (bot/providers/
     registry.py), each member told the pretended time."""
-    from importlib import import_module
+    from bot.providers.registry import make
 
-    from bot.providers.registry import TABLE
-
-    members = []
-    for name in (n.strip() for n in settings.llm_provider.split(",") if n.strip()):
-        module, cls = TABLE["llm"][name].split(":")
-        members.append(getattr(import_module(module), cls).from_settings(settings, clock=clock))
+    members = [make("llm", n.strip(), settings, clock=clock) for n in settings.llm_provider.split(",") if n.strip()]
     if len(members) == 1:
         return members[0]
     from bot.providers.failover import FailoverLLM
@@ -65,8 +60,8 @@ def _dialogue(settings: Settings, clock):
 
 
 async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
+    from bot.conversation import Action, Conversation
     from bot.profile import cached_profile, prompt_texts_from
-    from bot.providers.base import Action, Conversation
 
     store = None
     if save:  # as a call does: the business file's targets too, queued in the same outbox

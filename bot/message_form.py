@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
+from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import (
     MAX_DIGITS,
     MAX_TEXT,
@@ -30,7 +31,6 @@ from bot.language import (
     speak_number,
     unit_in,
 )
-from bot.providers.base import PENDING_MESSAGE, Action, Conversation
 from bot.store.api import NewMessage
 
 ANYTHING_ELSE = "Is there anything else I can help with?"

@@ -18,9 +18,11 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bot.conversation import Action, Conversation
 from bot.errors import EMPTY_RESULT, TIMEOUT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.providers.base import LLM, STT, TTS, Action, Conversation
+from bot.providers.base import LLM, STT, TTS
+from bot.providers.kit import is_output
 from bot.speech_bounds import MAX_REPLY_CHARS, MAX_SENTENCE_CHARS, ReplyBudget, bounded
 from bot.stall import Stall
 
@@ -128,11 +130,13 @@ async def _guard(aw: Awaitable[T], budget: float, stage: str, provider: str) -> 
 async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: str) -> AsyncIterator[T]:
     """Iterate ``it`` with ``budget`` seconds (plus ``GUARD_S``) to each item, as one lazy
     bound on the whole stream (bot/stall.py), not a timer per item; the consumer's time
-    with an item does not count. Anything but StageError or cancellation leaking out of
-    an adapter becomes an upstream error."""
+    with an item does not count, nor does an empty audio chunk as progress (``kit.is_output``;
+    the LLM's "" is: its adapter yields it while holding a clause back). Anything but
+    StageError or cancellation leaking out of an adapter becomes an upstream error."""
     limit = budget + GUARD_S
+    progress = is_output if stage == "tts" else None
     try:
-        async with aclosing(Stall(asyncio.get_running_loop().time() + limit, limit).over(it)) as items:
+        async with aclosing(Stall(asyncio.get_running_loop().time() + limit, limit).over(it, progress)) as items:
             async for item in items:
                 yield item
     except TimeoutError:  # ours, or an adapter's own that leaked: either way the stage timed out

@@ -36,8 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.conversation import Action, Conversation
 from bot.errors import StageError
-from bot.providers.base import Action, Conversation
 from bot.store.api import NewMessage
 
 SCENARIO_KEYS = {"name", "now", "caller", "says", "reply", "not_reply", "transfer", "hangup", "message"}

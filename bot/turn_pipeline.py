@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from bot import redact
 from bot.call_record import CallRecord
+from bot.conversation import TURN_CONFIRMED, Action, Conversation
 from bot.errors import StageError
 from bot.heard import HeardLedger
 from bot.logs import kv
@@ -28,7 +29,6 @@ from bot.metrics import Metrics
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from bot.playout import Playout
 from bot.prompts import PromptBank, failure_prompt
-from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.settings import Settings
 from media import mulaw
 

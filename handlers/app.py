@@ -40,8 +40,8 @@ def create_app(
     """Build the application. Tests pass scripted ``providers``; otherwise they are
     built from ``settings``. ``embedded_prompt_fallback`` lets start-up render the
     prompts with piper when the configured TTS cannot. ``live_stt``: the streaming
-    transcriber for calls; "auto" builds Deepgram's when Deepgram is the STT and
-    ``STT_STREAMING`` is on. ``background_startup``: load models and render prompts
+    transcriber for calls; "auto": the registry builds the first STT's streaming adapter
+    when ``STT_STREAMING`` is on (bot/providers/registry.py). ``background_startup``: load models and render prompts
     after the site is listening (the server does; see handlers/startup.py)."""
     prompt_texts(settings)  # checks the business file now: every problem in one ProfileError
     app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024, middlewares=[metrics.metrics_middleware, error_middleware, web_security, api_gate(settings)])
@@ -56,7 +56,7 @@ def create_app(
         p.stt, p.llm, p.tts,
         stt_timeout=settings.stt_timeout, llm_timeout=settings.llm_timeout, tts_timeout=settings.tts_timeout,
     )
-    app[LIVE_STT] = _live_from_settings(settings) if isinstance(live_stt, str) else live_stt
+    app[LIVE_STT] = registry.build_live(settings) if isinstance(live_stt, str) else live_stt
     app.cleanup_ctx.append(background_ctx)
     app[NOTIFY] = _notify(settings)
     app.cleanup_ctx.append(store_ctx)
@@ -85,12 +85,3 @@ def _notify(settings: Settings) -> NotifyConfig:
     if problems:  # each would be retried for ever and never arrive
         raise SettingsError("\n".join(problems))
     return notify
-
-
-def _live_from_settings(settings: Settings) -> StreamingSTT | None:
-    first_stt = settings.stt_provider.split(",")[0].strip()
-    if first_stt != "deepgram" or not settings.stt_streaming or not settings.deepgram_api_key:
-        return None
-    from bot.providers.deepgram_live import DeepgramLive
-
-    return DeepgramLive.from_settings(settings)

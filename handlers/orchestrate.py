@@ -15,10 +15,10 @@ import time
 from aiohttp import BodyPartReader, web
 
 from bot import redact
+from bot.conversation import Conversation
 from bot.errors import StageError
 from bot.logs import kv
 from bot.orchestrator import ActionRequested, AudioChunk, SentenceEnd, Timings
-from bot.providers.base import Conversation
 from bot.providers.whisper import api_lane
 from handlers.errors import json_error
 from handlers.startup import STARTUP

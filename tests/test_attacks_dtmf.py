@@ -13,8 +13,8 @@ import json
 import aiohttp
 import pytest
 
+from bot.conversation import Conversation
 from bot.orchestrator import Orchestrator, SentenceSplitter, Timings
-from bot.providers.base import Conversation
 from bot.providers.piper import PiperTTS
 from bot.providers.registry import Providers
 from bot.speech_bounds import MAX_REPLY_CHARS, MAX_SENTENCE_CHARS, ReplyBudget, bounded

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import unicodedata
 
-from bot.providers.base import Action
+from bot.conversation import Action
 from bot.tools import MAX_ABOUT_CHARS, MAX_ARGUMENTS_CHARS, MAX_NAME_CHARS, business_tools
 from tests.fakes.store import MemoryStore
 from tests.test_llm_tools import TUESDAY_3PM, WEDNESDAY_2AM, conversation, fake_llm

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from bot.carriers.twilio.simulator import simulate_call
+from bot.conversation import Action
 from bot.errors import StageError
-from bot.providers.base import Action
 from bot.providers.registry import Providers
 from handlers.app import create_app
 from handlers.state import METRICS

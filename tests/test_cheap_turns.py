@@ -15,9 +15,9 @@ import httpx
 import pytest
 from aiohttp import web
 
+from bot.conversation import Conversation
 from bot.errors import StageError
 from bot.orchestrator import Orchestrator, Timings
-from bot.providers.base import Conversation
 from bot.providers.deepgram import DeepgramSTT
 from bot.providers.http_lean import LeanClient
 from bot.providers.openai_llm import OpenAILLM

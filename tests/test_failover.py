@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from bot.conversation import Conversation
 from bot.errors import StageError
 from bot.orchestrator import GUARD_S
-from bot.providers.base import Conversation
 from bot.providers.failover import OPEN, Breaker, FailoverLLM, FailoverSTT, FailoverTTS
 from bot.providers.registry import Providers, build
 from bot.settings import Settings, SettingsError

@@ -471,7 +471,7 @@ async def test_a_message_the_llm_saved_is_not_kept_twice(aiohttp_server, setting
 
 def test_heard_message_starts_where_the_model_takes_a_message():
     from bot.call_actions import SAVED_UPTO, heard_message
-    from bot.providers.base import Conversation
+    from bot.conversation import Conversation
 
     conv = Conversation()
     conv.add_user("what time do you open?")

@@ -17,9 +17,9 @@ import time
 import pytest
 
 from bot.carriers.twilio.simulator import simulate_call
+from bot.conversation import Action, Conversation
 from bot.errors import StageError
 from bot.prompts import failure_prompt
-from bot.providers.base import Action, Conversation
 from bot.providers.failover import FailoverLLM
 from bot.providers.llm_history import tokens, trim, turns
 from bot.providers.openai_llm import STOP, OpenAILLM
@@ -246,7 +246,7 @@ async def test_a_hanging_server_leaves_the_receptionist_time_to_answer_within_th
 
 def test_from_settings_takes_over_only_without_a_chain(settings):
     alone = settings.with_(llm_provider="openai", openai_base_url="http://127.0.0.1:9/v1")
-    assert OpenAILLM.from_settings(alone)._takeover and not OpenAILLM.from_settings(alone.with_(llm_provider="openai,receptionist"))._takeover
+    assert OpenAILLM.from_settings(alone).takeover.enabled and not OpenAILLM.from_settings(alone.with_(llm_provider="openai,receptionist")).takeover.enabled
 
 
 def test_a_failed_llm_or_tts_does_not_blame_the_callers_speech():

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.carriers.twilio.simulator import simulate_call
+from bot.conversation import TURN_CONFIRMED, Action, Conversation
 from bot.profile import load_profile
-from bot.providers.base import TURN_CONFIRMED, Action, Conversation
 from bot.providers.openai_llm import OpenAILLM
 from bot.tools import ToolContext, business_tools
 from tests.conftest import eventually

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.conversation import Action, Conversation
 from bot.language import MAX_DIGITS, name_in, number_runs, phone_in
 from bot.profile import load_profile
-from bot.providers.base import Action, Conversation
 from bot.providers.receptionist import Receptionist
 from tests.fakes.store import MemoryStore
 

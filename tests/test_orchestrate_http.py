@@ -10,9 +10,9 @@ import time
 import pytest
 from aiohttp import FormData
 
+from bot.conversation import Action
 from bot.errors import StageError
 from bot.orchestrator import SentenceSplitter
-from bot.providers.base import Action
 from bot.providers.registry import Providers
 from handlers.app import create_app
 from media import wav
@@ -189,8 +189,8 @@ async def test_prompt_cache_survives_tts_outage(aiohttp_client, settings):
 
 async def test_llm_runs_ahead_of_tts():
     """The first sentence is spoken while the LLM is still producing the rest."""
+    from bot.conversation import Conversation
     from bot.orchestrator import AudioChunk, Orchestrator, Timings
-    from bot.providers.base import Conversation
 
     llm = ScriptedLLM(text="First sentence here. " + "and more words " * 10, token_delay=0.02)
     orch = Orchestrator(ScriptedSTT(), llm, ScriptedTTS(), stt_timeout=1, llm_timeout=1, tts_timeout=1)

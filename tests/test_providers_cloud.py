@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from bot.conversation import Action, Conversation
 from bot.errors import StageError
-from bot.providers.base import LLM, STT, TTS, Action, Conversation
+from bot.providers.base import LLM, STT, TTS
 from bot.providers.deepgram import DeepgramSTT, environment_for
 from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.openai_llm import OpenAILLM

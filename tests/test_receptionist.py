@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.conversation import Action, Conversation
 from bot.errors import StageError
 from bot.language import digits_in, speak_number
 from bot.profile import load_profile
-from bot.providers.base import Action, Conversation
 from bot.providers.receptionist import Receptionist
 from tests.conftest import manifest
 from tests.fakes.store import MemoryStore

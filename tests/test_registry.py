@@ -49,7 +49,7 @@ def test_an_unknown_name_is_a_clear_error():
     assert registry.names("llm") == ("openai", "receptionist") and registry.names("tts") == ("elevenlabs", "piper")
 
 
-ADAPTERS = [target for stage in registry.TABLE.values() for target in stage.values()] + ["bot.providers.deepgram_live:DeepgramLive"]
+ADAPTERS = [t if isinstance(t, str) else t.target for stage in registry.TABLE.values() for t in stage.values()] + list(registry.LIVE.values())
 
 
 @pytest.mark.parametrize("target", ADAPTERS)

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from bot.call_record import CallRecord
+from bot.conversation import Action, Conversation
 from bot.errors import StageError
 from bot.heard import HeardLedger
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
 from bot.playout import Playout
 from bot.prompts import PromptBank
-from bot.providers.base import Action, Conversation
 from bot.turn_pipeline import Speculation, TurnPipeline
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.conversation import Action, Conversation
 from bot.profile import ProfileError, load_profile
-from bot.providers.base import Action, Conversation
 from bot.providers.receptionist import CANT_HELP, Receptionist
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder

@@ -6,10 +6,12 @@ and models, the embedded engines, the stage budgets and the failover circuit bre
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.config.values import Get, fail, flag, numbers, url
 from bot.providers.registry import names as provider_names
+from bot.providers.registry import vendors
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -30,6 +32,7 @@ def read(get: Get, defaults: type[Settings]) -> dict[str, Any]:
     kw["elevenlabs_voice_id"] = get("ELEVENLABS_VOICE_ID", defaults.elevenlabs_voice_id)
     kw["elevenlabs_model"] = get("ELEVENLABS_MODEL", defaults.elevenlabs_model)
     kw.update(_chains(get, kw))
+    kw["vendor_env"] = _vendor_env(get, kw)
 
     kw["whisper_model_path"] = get("WHISPER_MODEL_PATH")
     kw["piper_voice_path"] = get("PIPER_VOICE_PATH")
@@ -81,3 +84,41 @@ def _chains(get: Get, keys: dict[str, Any]) -> dict[str, str]:
             fail(f"{var}={raw} needs OPENAI_API_KEY or OPENAI_BASE_URL")
         out[f"{stage}_provider"] = ",".join(chain)
     return out
+
+
+class VendorEnv(Mapping[str, str]):
+    """The table vendors' own variables: read-only and hashable, like the rest of Settings."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._values.items()))
+
+    def __repr__(self) -> str:  # names only: values may be keys
+        return f"VendorEnv({sorted(self._values)})"
+
+
+def _vendor_env(get: Get, kw: dict[str, Any]) -> VendorEnv:
+    """The variables the table's vendors declare (bot/providers/registry.py ``Vendor``),
+    read once; a chain that names a vendor without one it ``needs`` is refused."""
+    out: dict[str, str] = {}
+    for stage, name, vendor in vendors():
+        for var in vendor.env:
+            value = get(var).strip()
+            if value:
+                out[var] = value
+        if name in kw[f"{stage}_provider"].split(","):
+            for var in vendor.needs:
+                if var not in out:
+                    fail(f"{stage.upper()}_PROVIDER={kw[f'{stage}_provider']} needs {var}")
+    return VendorEnv(out)

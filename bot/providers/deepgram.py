@@ -2,7 +2,8 @@
 
 One request per utterance: the PCM is wrapped in a WAV and posted to ``/v1/listen``.
 The SDK's own retries are off (failover happens above this adapter) and the whole
-call is bounded by ``timeout`` (STT_TIMEOUT). Every failure leaves as ``StageError``.
+call is bounded by ``timeout`` (STT_TIMEOUT). The deadline and the error mapping are the
+provider kit's (bot/providers/kit.py).
 
 The SDK builds its request headers anew for every request, and that reads its own
 version from the installed package's metadata (``importlib.metadata`` parses the
@@ -12,22 +13,12 @@ computes them once per client; auth, base URL and status errors stay the SDK's.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
-from deepgram.core.api_error import ApiError
 
-from bot.errors import (
-    BAD_RESPONSE,
-    EMPTY_RESULT,
-    TIMEOUT,
-    UPSTREAM_ERROR,
-    StageError,
-    code_for_status,
-)
-from bot.providers.warm import PoolWarmer, http_client
+from bot.errors import BAD_RESPONSE
+from bot.providers.kit import Edge, HttpPool
 from media.wav import write_pcm16
 
 if TYPE_CHECKING:
@@ -37,6 +28,12 @@ try:  # not re-exported at the package top level in every SDK release
     from deepgram.core.parse_error import ParsingError
 except ImportError:  # pragma: no cover
     ParsingError = ValueError  # type: ignore[misc,assignment]
+
+
+def _classify(e: BaseException) -> tuple[str, str] | None:
+    if isinstance(e, ParsingError):
+        return BAD_RESPONSE, "reply did not match the expected shape"
+    return None
 
 
 def environment_for(base_url: str) -> DeepgramClientEnvironment:
@@ -74,10 +71,10 @@ class DeepgramSTT:
         self._base_url = base_url
         self._model = model
         self._timeout = timeout
-        self._http: httpx.AsyncClient | None = None
+        self._edge = Edge("stt", self.name, timeout=timeout, classify=_classify)
         self._client: AsyncDeepgramClient | None = None
         base = base_url.rstrip("/") or "https://api.deepgram.com"
-        self._warmer = PoolWarmer(("http" + base[2:] if base.startswith("ws") else base) + "/")
+        self._pool = HttpPool(("http" + base[2:] if base.startswith("ws") else base) + "/", "stt")
 
     @classmethod
     def from_settings(cls, s: Settings) -> DeepgramSTT:
@@ -87,13 +84,12 @@ class DeepgramSTT:
         """Create the HTTP pool and the SDK client (must run inside the event loop)."""
         if self._client is not None:
             return
-        backstop = self._timeout + 1.0  # asyncio.timeout below is the real bound
-        self._http = http_client(backstop)
+        backstop = self._timeout + 1.0  # the kit's deadline is the real bound
         kwargs: dict[str, Any] = {}
         if self._base_url:
             kwargs["environment"] = environment_for(self._base_url)
         self._client = AsyncDeepgramClient(
-            api_key=self._api_key, httpx_client=self._http, timeout=backstop, max_retries=0, **kwargs
+            api_key=self._api_key, httpx_client=self._pool.open(backstop), timeout=backstop, max_retries=0, **kwargs
         )
         _fixed_headers(self._client)
         # The SDK imports its prerecorded client on first use (~0.1-1 s): at start-up,
@@ -102,12 +98,11 @@ class DeepgramSTT:
 
     async def warm(self) -> None:
         """Open a connection to the API host now, so the first turn has one ready."""
-        await self._warmer.warm(self._http, "stt")
+        await self._pool.warm()
 
     async def close(self) -> None:
-        http, self._http, self._client = self._http, None, None
-        if http is not None:
-            await http.aclose()
+        self._client = None
+        await self._pool.close()
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         """Transcribe mono PCM16 at ``rate`` Hz; raises ``StageError('stt', ...)``."""
@@ -115,50 +110,16 @@ class DeepgramSTT:
             await self.start()
         assert self._client is not None
         wav = write_pcm16(pcm16, rate)
-        self._warmer.used()
-        try:
-            async with asyncio.timeout(self._timeout):
-                result = await self._client.listen.v1.media.transcribe_file(
-                    request=wav,
-                    model=self._model,
-                    smart_format=True,
-                    request_options={"max_retries": 0},
-                )
-        except TimeoutError:
-            raise self._error(TIMEOUT, f"no reply within {self._timeout:g} s") from None
-        except httpx.TimeoutException:
-            raise self._error(TIMEOUT, "the HTTP client timed out") from None
-        except ParsingError:
-            raise self._error(BAD_RESPONSE, "reply did not match the expected shape") from None
-        except ApiError as e:
-            raise self._status_error(e.status_code) from None
-        except httpx.HTTPError as e:
-            raise self._error(UPSTREAM_ERROR, f"connection failed ({type(e).__name__})") from None
-        except (ValueError, TypeError, AttributeError, KeyError) as e:
-            raise self._error(BAD_RESPONSE, f"unreadable reply ({type(e).__name__})") from None
-        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
-            raise self._error(UPSTREAM_ERROR, f"unexpected failure ({type(e).__name__})") from None
+        self._pool.used()
+        with self._edge.guard():
+            result = await self._edge.bounded(self._client.listen.v1.media.transcribe_file(
+                request=wav, model=self._model, smart_format=True, request_options={"max_retries": 0},
+            ))
         return self._transcript(result)
 
     def _transcript(self, result: Any) -> str:
         try:
-            channels = result.results.channels
-            transcript = channels[0].alternatives[0].transcript
+            transcript = result.results.channels[0].alternatives[0].transcript
         except (AttributeError, IndexError, TypeError):
-            raise self._error(BAD_RESPONSE, "reply has no results.channels[0].alternatives[0]") from None
-        if not isinstance(transcript, str):
-            raise self._error(BAD_RESPONSE, "transcript is not a string")
-        transcript = transcript.strip()
-        if not transcript:
-            raise self._error(EMPTY_RESULT, "nothing was recognised")
-        return transcript
-
-    def _status_error(self, status: int | None) -> StageError:
-        if status is None:
-            return self._error(UPSTREAM_ERROR, "request failed without an HTTP status")
-        if 200 <= status < 300:  # the SDK raises ApiError for a 2xx body it cannot decode
-            return self._error(BAD_RESPONSE, f"HTTP {status} with an undecodable body")
-        return self._error(code_for_status(status), f"HTTP {status}")
-
-    def _error(self, code: str, message: str) -> StageError:
-        return StageError("stt", code, message, provider=self.name)
+            raise self._edge.error(BAD_RESPONSE, "reply has no results.channels[0].alternatives[0]") from None
+        return self._edge.require_text(transcript)

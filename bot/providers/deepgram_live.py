@@ -10,7 +10,6 @@ Queueing, the replay ring, reconnects and keep-alives are ``bot.providers.live_s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from deepgram import AsyncDeepgramClient
-from deepgram.core.api_error import ApiError
 from deepgram.listen.v1.types import (
     ListenV1Error,
     ListenV1Metadata,
@@ -29,9 +27,10 @@ from deepgram.listen.v1.types import (
 )
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from bot.errors import AUTH, BAD_REQUEST, TIMEOUT, UPSTREAM_ERROR, StageError, code_for_status
+from bot.errors import AUTH, BAD_REQUEST, UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.providers.deepgram import environment_for
+from bot.providers.kit import Edge
 from bot.providers.live_socket import CLOSE, FINALIZE, Closed, LiveSocketStream, LiveStats, SocketOptions
 from bot.providers.stt_stream import Final, Interim, SpeechStarted, STTEvent, UtteranceEnd
 
@@ -105,6 +104,10 @@ class DeepgramLive:
         self._open: set[LiveTranscriber] = set()
 
     @classmethod
+    def configured(cls, s: Settings) -> bool:
+        return bool(s.deepgram_api_key)
+
+    @classmethod
     def from_settings(cls, s: Settings) -> DeepgramLive:
         options = LiveOptions(
             model=s.deepgram_model or LiveOptions.model,
@@ -169,25 +172,14 @@ class LiveTranscriber(LiveSocketStream):
         on_closed: Callable[[LiveTranscriber], None] | None = None,
     ) -> None:
         super().__init__(options.socket(), call_sid=call_sid, on_closed=on_closed)
+        self.edge = Edge("stt", self.provider, timeout=options.timeout, classify=_classify)
         self._client = client
         self._opts = options
 
     async def _connect(self, stack: contextlib.AsyncExitStack) -> Any:
-        t = self._opts.timeout
-        try:
-            async with asyncio.timeout(t):
-                sock = await stack.enter_async_context(self._client.listen.v1.connect(**self._opts.query()))
-        except TimeoutError:
-            raise self._error(TIMEOUT, f"no websocket handshake within {t:g} s") from None
-        except ApiError as e:
-            status = e.status_code
-            if status is None:
-                raise self._error(UPSTREAM_ERROR, "handshake refused without an HTTP status") from None
-            raise self._error(code_for_status(status), f"handshake refused with HTTP {status}") from None
-        except (OSError, WebSocketException, EOFError) as e:
-            raise self._error(UPSTREAM_ERROR, f"connection failed ({type(e).__name__})") from None
-        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
-            raise self._error(UPSTREAM_ERROR, f"unexpected handshake failure ({type(e).__name__})") from None
+        with self.edge.guard():  # a refused handshake maps by its HTTP status, like a request
+            opening = stack.enter_async_context(self._client.listen.v1.connect(**self._opts.query()))
+            sock = await self.edge.bounded(opening, what="no websocket handshake")
         # The SDK gives no way to set websockets' close timeout (10 s): bound our closes.
         ws = getattr(sock, "_websocket", None)
         if ws is not None and hasattr(ws, "close_timeout"):
@@ -269,6 +261,12 @@ class LiveTranscriber(LiveSocketStream):
         if code in (4001, 4003):  # pragma: no cover - auth revoked mid-stream
             return self._error(AUTH, f"Deepgram closed the stream ({code})")
         return self._error(UPSTREAM_ERROR, f"socket closed unexpectedly ({code})")
+
+
+def _classify(e: BaseException) -> tuple[str, str] | None:
+    if isinstance(e, WebSocketException | EOFError):
+        return UPSTREAM_ERROR, f"connection failed ({type(e).__name__})"
+    return None
 
 
 def _float_or_none(v: Any) -> float | None:

@@ -9,8 +9,9 @@ keeps failing for a cool-down, then lets one trial call through (half-open). A
 non-retryable failure (auth, bad request) opens the breaker at once. When every
 breaker is open, the last member (usually the embedded engine) is still tried.
 
-Two failures are the chain's own: a stream that ends without any item (no tokens, no
-audio) is ``empty_result``, and a stream that stalls for the stage budget between two
+Two failures are the chain's own: a stream that ends without any output is
+``empty_result`` (empty chunks and blank text are not output: ``kit.is_output``; an STT
+is a stream of one item, so a blank transcript is no output too), and a stream that stalls for the stage budget between two
 items is ``timeout``; both count against the member. An STT ``empty_result`` is not a
 provider failure: the audio had no speech, another engine would hear the same silence,
 so it is returned at once and counts as an answer.
@@ -25,10 +26,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Generic, TypeVar
 
+from bot.conversation import Action, Conversation
 from bot.errors import EMPTY_RESULT, TIMEOUT, UNAVAILABLE, UPSTREAM_ERROR, StageError
 from bot.logs import kv
-from bot.providers.base import LLM, STT, TTS, Action, Conversation, Warmable
-from bot.stall import Stall
+from bot.providers.base import LLM, STT, TTS, Warmable
+from bot.providers.kit import Bounds, Edge, is_output
 from media.resample import StreamResampler
 
 log = logging.getLogger("bot.providers")
@@ -106,6 +108,9 @@ class FailoverChain(Generic[M]):
         self.breakers = [Breaker(threshold, cooldown_s, clock) for _ in self.members]
         self.name = ">".join(m.name for m in self.members)
         self.last_used: str | None = None
+        # what restarts the between-items bound: any item for an LLM (its adapter yields ""
+        # while it holds a clause back), real output for the others (b"" is not audio)
+        self.progress: Callable[[object], bool] | None = None if stage == "llm" else is_output
 
     async def start(self) -> None:
         errors = []
@@ -170,12 +175,14 @@ class FailoverChain(Generic[M]):
         return last or StageError(self.stage, UNAVAILABLE, "no provider available", provider=self.name)
 
     async def _first(self, i: int, it: AsyncIterator[T], budget: float) -> T:
-        """The first non-empty item of a member's stream within its budget."""
+        """The first item of a member's stream that says something (``kit.is_output``:
+        not ``b""``, not blank text) within its budget. A stream of only such empty items
+        said nothing: ``empty_result``, and the next member is tried."""
         try:
             async with asyncio.timeout(max(0.0, budget)):
                 while True:
                     item = await anext(it)
-                    if not (isinstance(item, (bytes, str)) and not item):
+                    if is_output(item):
                         return item
         except StopAsyncIteration:
             raise StageError(self.stage, EMPTY_RESULT, "the stream ended with no output", provider=self.members[i].name) from None
@@ -188,21 +195,23 @@ class FailoverChain(Generic[M]):
 
     async def _rest(self, i: int, it: AsyncIterator[T]) -> AsyncIterator[T]:
         """The items after the first, each within the stage budget as one lazy bound
-        (bot/stall.py; the orchestrator's own bound is a little longer, so a stall is the
-        member's failure, not an anonymous cancellation). The consumer's time with an item
-        does not count."""
+        (the kit's ``Read``; the orchestrator's own bound is a little longer, so a stall is
+        the member's failure, not an anonymous cancellation). The consumer's time with an
+        item does not count; what counts as progress is ``self.progress``."""
+        edge = Edge(self.stage, self.members[i].name, timeout=self.budget_s)
+        read = edge.read(Bounds.from_now(self.budget_s, self.budget_s, first_what="stalled", gap_what="stalled"))
         try:
-            async with aclosing(Stall(asyncio.get_running_loop().time() + self.budget_s, self.budget_s).over(it)) as items:
+            async with aclosing(read.over(it, self.progress)) as items:
                 async for item in items:
                     yield item
-        except TimeoutError:
-            raise StageError(self.stage, TIMEOUT, f"stalled {self.budget_s:.2f} s mid-stream", provider=self.members[i].name) from None
         except (StageError, asyncio.CancelledError, GeneratorExit):
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._bug(i, exc) from None
 
-    async def _stream(self, open_it: Callable[[M], AsyncIterator[T]], adapt: Callable[[M, AsyncIterator[T]], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def _stream(self, open_it: Callable[[M], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """The one loop of every chain: members in breaker order, each within its share of
+        the budget to its first output; after that the stream is that member's."""
         deadline = time.monotonic() + self.budget_s
         order = self._order()
         last: StageError | None = None
@@ -210,14 +219,18 @@ class FailoverChain(Generic[M]):
             if not self._take(i, order):
                 continue
             member, breaker = self.members[i], self.breakers[i]
-            it = adapt(member, open_it(member))
+            it = open_it(member)
             settled = False
             try:
                 budget = self._budget(i, order, deadline)
                 try:
                     first = await self._first(i, it, budget)
                 except StageError as err:
-                    last, settled = err, True
+                    settled = True
+                    if self._no_speech(err):  # the member answered: there was nothing to hear
+                        self._answered(i)
+                        raise
+                    last = err
                     self._failed(i, err, i != order[-1])
                     continue
                 self.last_used = member.name
@@ -241,42 +254,14 @@ class FailoverChain(Generic[M]):
         raise self._none_left(last)
 
     async def _call(self, call: Callable[[M], Awaitable[T]]) -> T:
-        deadline = time.monotonic() + self.budget_s
-        order = self._order()
-        last: StageError | None = None
-        for i in order:
-            if not self._take(i, order):
-                continue
-            member, breaker = self.members[i], self.breakers[i]
-            budget = self._budget(i, order, deadline)
-            settled = False
-            try:
-                async with asyncio.timeout(max(0.0, budget)):
-                    result = await call(member)
-            except TimeoutError:
-                last, settled = self._timeout(i, budget), True
-                self._failed(i, last, i != order[-1])
-                continue
-            except StageError as err:
-                settled = True
-                if self._no_speech(err):  # the member answered: there was nothing to hear
-                    self._answered(i)
-                    raise
-                last = err
-                self._failed(i, err, i != order[-1])
-                continue
-            except Exception as exc:  # noqa: BLE001 - an adapter bug: normalised, then the next member
-                last, settled = self._bug(i, exc), True
-                self._failed(i, last, i != order[-1])
-                continue
-            else:
-                settled = True
-                self._answered(i)
-                return result
-            finally:
-                if not settled:
-                    breaker.release()
-        raise self._none_left(last)
+        """A one-shot stage (STT) through the same loop: its result is a stream of one
+        item, so a blank result is ``empty_result`` like an empty stream."""
+
+        async def one(member: M) -> AsyncIterator[T]:
+            yield await call(member)
+
+        out = [item async for item in self._stream(one)]
+        return out[0]
 
 
 async def _aclose(it: object) -> None:
@@ -286,10 +271,6 @@ async def _aclose(it: object) -> None:
             await aclose()
         except Exception:  # noqa: BLE001 - the member already failed or finished
             pass
-
-
-def _same(member: LLM, it: AsyncIterator[T]) -> AsyncIterator[T]:
-    return it
 
 
 class FailoverSTT(FailoverChain[STT]):
@@ -318,7 +299,7 @@ class FailoverLLM(FailoverChain[LLM]):
                 adopt(fallback)
 
     def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
-        return self._stream(lambda m: m.reply(conversation), _same)
+        return self._stream(lambda m: m.reply(conversation))
 
 
 class FailoverTTS(FailoverChain[TTS]):
@@ -349,4 +330,4 @@ class FailoverTTS(FailoverChain[TTS]):
             if tail:
                 yield tail
 
-        return self._stream(lambda m: m.synthesize(text, mulaw=mulaw), to_rate)
+        return self._stream(lambda m: to_rate(m, m.synthesize(text, mulaw=mulaw)))

@@ -39,6 +39,7 @@ from typing import Any
 
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv
+from bot.providers.kit import Edge
 from bot.providers.stt_stream import Failed, Final, Interim, Reconnected, STTEvent, UtteranceEnd
 
 log = logging.getLogger("bot.providers.live_socket")
@@ -93,6 +94,7 @@ class LiveSocketStream:
         self._sopts = options
         self.call_sid = call_sid
         self._on_closed = on_closed
+        self.edge = Edge("stt", self.provider, timeout=options.timeout)  # errors and the handshake bound
         self.stats = LiveStats()
         self.error: StageError | None = None
         self._cap = max(options.bytes_per_s, int(options.replay_s * options.bytes_per_s))
@@ -129,7 +131,7 @@ class LiveSocketStream:
         raise NotImplementedError
 
     def _error(self, code: str, message: str, retryable: bool | None = None) -> StageError:
-        return StageError("stt", code, message, retryable=retryable, provider=self.provider)
+        return self.edge.error(code, message, retryable=retryable)
 
     # ---------------------------------------------------------------- public API
     @property

@@ -54,3 +54,15 @@ def trim(messages: list[dict], budget: int) -> tuple[list[dict], int]:
     while out and out[0].get("role") == "tool":  # never a result without its call
         out.pop(0)
     return out, len(messages) - len(out)
+
+
+def fit(system: str, history: list[dict], *, context: int, reserve: int, tool_tokens: int | None) -> tuple[list[dict], int]:
+    """The system prompt and the newest ``history`` that fits ``context`` tokens less the
+    reply's ``reserve`` and the tools' schemas (``tool_tokens``; None: no tools are offered,
+    and the history's tool calls and results are left out too); and how many were left out."""
+    head = {"role": "system", "content": system}
+    if tool_tokens is None:
+        history = [m for m in history if m.get("role") != "tool" and not m.get("tool_calls")]
+    budget = context - reserve - tokens(head) - (tool_tokens or 0) - 32
+    kept, left_out = trim(history, max(0, budget))
+    return [head, *kept], left_out

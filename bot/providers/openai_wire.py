@@ -18,6 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
+
+from bot.errors import BAD_RESPONSE, TIMEOUT, UPSTREAM_ERROR
+
 _STREAM_TOOLS = re.compile(r"stream", re.IGNORECASE)
 _TOOLS = re.compile(r"tool|function", re.IGNORECASE)
 _CONTEXT = re.compile(r"context.{0,20}(?:length|window|size)|(?:exceed|maximum).{0,40}context|n_ctx|too many tokens", re.IGNORECASE)
@@ -176,3 +180,15 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         data.append(buf[5:].lstrip(b" "))
     if data:
         yield b"\n".join(data)
+
+
+def classify(e: BaseException) -> tuple[str, str] | None:
+    """The SDK's own exception types, for the provider kit's ``Edge`` (it maps the rest):
+    its timeout is a connection error, and an error event has no status."""
+    if isinstance(e, openai.APITimeoutError):
+        return TIMEOUT, "the HTTP client timed out"
+    if isinstance(e, openai.APIConnectionError):
+        return UPSTREAM_ERROR, "connection failed"
+    if isinstance(e, openai.APIError) and not isinstance(e, openai.APIStatusError):
+        return BAD_RESPONSE, "error event in the stream"
+    return None

@@ -5,7 +5,8 @@ on one dedicated thread, one bounded piece of text (bot/speech_bounds.py) per st
 each chunk handed on as soon as it exists; a job nobody waits for any more is not
 stepped again, so a timed-out job frees the thread for the next caller within one piece. The phone path gets 8 kHz mu-law (anti-aliased resample
 with soxr, then G.711); the WAV path gets PCM16 at the voice's own rate.
-Every failure leaves as ``StageError('tts', ...)``.
+Every failure leaves as ``StageError('tts', ...)``; the output checks are the kit's
+(bot/providers/tts_output.py ``AudioOut``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import AsyncIterator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import BAD_REQUEST, BAD_RESPONSE, EMPTY_RESULT, UPSTREAM_ERROR, StageError
+from bot.errors import BAD_REQUEST
 from bot.logs import kv
-from bot.providers.tts_output import Plausible
+from bot.providers.kit import Edge
+from bot.providers.tts_output import AudioOut
 from bot.speech_bounds import bounded
 from media import mulaw as g711
 from media.resample import resample
@@ -47,6 +49,7 @@ class PiperTTS:
         self._voice: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.pcm_rate = 22050  # replaced by the voice's own rate at start()
+        self._edge = Edge("tts", self.name, engine="piper")
 
     @classmethod
     def from_settings(cls, s: Settings) -> PiperTTS:
@@ -96,35 +99,23 @@ class PiperTTS:
             await self.start()
         assert self._pool is not None
         if not text.strip():
-            raise StageError("tts", BAD_REQUEST, "nothing to say", retryable=False, provider=self.name)
+            raise self._edge.error(BAD_REQUEST, "nothing to say", retryable=False)
         loop = asyncio.get_running_loop()
         it = self._chunks(text)
-        total = 0
-        check = Plausible(text, 8 if mulaw else self.pcm_rate * 2 / 1000)
+        out = AudioOut(self._edge, text, mulaw=mulaw, pcm_rate=self.pcm_rate)
         try:
-            while True:
-                pcm: bytes | None = await loop.run_in_executor(self._pool, next, it, None)  # None: the voice is done
-                if pcm is None:
-                    break
-                if not pcm:
-                    continue
-                out = g711.encode(resample(pcm, self.pcm_rate, 8000)) if mulaw else pcm
-                total += len(out)
-                out = check.feed(out)
-                if out:
-                    yield out
-        except StageError:
-            raise
-        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
-            raise StageError("tts", UPSTREAM_ERROR, f"piper failed ({type(e).__name__})", provider=self.name) from None
+            with self._edge.guard():
+                while True:
+                    pcm: bytes | None = await loop.run_in_executor(self._pool, next, it, None)  # None: the voice is done
+                    if pcm is None:
+                        break
+                    audio = out.feed(g711.encode(resample(pcm, self.pcm_rate, 8000)) if mulaw and pcm else pcm)
+                    if audio:
+                        yield audio
         finally:  # after the step in flight (if any): the job's memory goes now, not at the next GC
             with contextlib.suppress(RuntimeError):  # the pool is shut down: nothing to free
                 if self._pool is not None:
                     self._pool.submit(it.close)
-        if total == 0:
-            raise StageError("tts", EMPTY_RESULT, "no audio produced", provider=self.name)
-        rest = check.end()
-        if rest is None:
-            raise StageError("tts", BAD_RESPONSE, "too little audio for the text", provider=self.name)
+        rest = out.end()
         if rest:
             yield rest

@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import message_form
-from bot.errors import UPSTREAM_ERROR, StageError
+from bot.conversation import Action, Conversation
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, caller_digits, digits_in, is_no, is_yes
 from bot.profile import DAYS, Profile, cached_profile
-from bot.providers.base import Action, Conversation
+from bot.providers.kit import Edge
 from bot.understanding import keywords
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder
@@ -42,6 +42,7 @@ NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel tha
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
             "morning is fine", "monday is fine", "no rush", "no hurry")
 URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
+_EDGE = Edge("llm", "receptionist", engine="receptionist")
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
 
@@ -82,12 +83,8 @@ class Receptionist:
     async def reply(self, conversation: Conversation) -> AsyncIterator[str | Action]:
         user = next((m["content"] for m in reversed(conversation.messages) if m.get("role") == "user"), "")
         st = conversation.state.setdefault("receptionist", {"last": "", "awaiting": None, "form": None, "topic": ""})
-        try:
+        with _EDGE.guard():  # nothing but StageError leaves the adapter
             sentences, action = await self._respond(str(user), st, conversation)
-        except StageError:
-            raise
-        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
-            raise StageError("llm", UPSTREAM_ERROR, f"receptionist failed ({type(e).__name__})", provider=self.name) from None
         st["last"] = " ".join(sentences)
         for s in sentences:
             yield s + " "

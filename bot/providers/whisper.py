@@ -19,7 +19,7 @@ noisy 13.9 vs 15.0 %); 10 s was faster still but worse on short accented turns, 
 windows under 10 s make tiny.en loop. A decode that looks wrong (repetitive text, low confidence, the token budget used up)
 is redone on the full 30 s window, and ``WHISPER_WINDOW_S=30`` turns the short window
 off. Turns over 28 s go the standard way (segment by segment).
-Every failure leaves as ``StageError('stt', ...)``.
+Every failure leaves as ``StageError('stt', ...)`` (the provider kit's ``Edge``).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.errors import EMPTY_RESULT, UPSTREAM_ERROR, StageError
 from bot.logs import kv
+from bot.providers.kit import Edge
 from media.resample import resample
 
 if TYPE_CHECKING:
@@ -167,6 +167,7 @@ class WhisperSTT:
         self._short: Any = None  # (tokenizer, prompt, suppressed tokens) for short windows
         self._worker: _Worker | None = None
         self.redone = 0  # short-window decodes redone on the full window
+        self._edge = Edge("stt", self.name, engine="whisper")
 
     @classmethod
     def from_settings(cls, s: Settings) -> WhisperSTT:
@@ -229,16 +230,10 @@ class WhisperSTT:
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         if self._model is None:
             await self.start()
-        try:
+        with self._edge.guard():
             audio = np.frombuffer(resample(pcm16, rate, MODEL_RATE), dtype="<i2").astype(np.float32) / 32768.0
             text = await self._on_worker(lambda c: self._run(audio, c), _lane.get())
-        except StageError:
-            raise
-        except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
-            raise StageError("stt", UPSTREAM_ERROR, f"whisper failed ({type(e).__name__})", provider=self.name) from None
-        if not text:
-            raise StageError("stt", EMPTY_RESULT, "nothing was recognised", provider=self.name)
-        return text
+        return self._edge.require_text(text)
 
     def _run(self, audio: np.ndarray, cancelled: threading.Event) -> str:
         seconds = len(audio) / MODEL_RATE

@@ -12,8 +12,8 @@ import math
 import struct
 from dataclasses import dataclass, field
 
+from bot.conversation import Action, Conversation
 from bot.errors import StageError
-from bot.providers.base import Action, Conversation
 from media import mulaw
 
 
