@@ -4,7 +4,8 @@ frame out per ``tick`` (the media clock's 20 ms).
 It holds ``target`` frames before playing (2 = 40 ms, enough on a LAN). A packet that comes
 after its slot was played is counted late and raises the target by one frame, up to
 ``max_frames`` (10 = 200 ms, an internet path); ten seconds without a late packet lowers it
-again by one frame, dropping one buffered frame. Reordered packets are slotted by their
+again by one frame. Every 5 s the least depth seen is compared with the target and the excess
+dropped, so a delay built up by one slow packet (or a late first packet) does not stay. Reordered packets are slotted by their
 timestamp, duplicates dropped, a lost frame concealed by repeating the last one once and
 silence after that. A talk spurt's first packet (marker bit) or a timestamp out of the window
 re-anchors the playout. Once started the buffer always yields a frame, silence when it has
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 FRAME = 160  # samples (= mu-law bytes) per 20 ms
 DECAY_TICKS = 500  # 10 s without a late packet lowers the target one frame
+WINDOW_TICKS = 250  # every 5 s, buffered audio beyond the target (the least depth seen) is dropped
 IDLE_TICKS = 10  # 200 ms of nothing to play: the next packet re-anchors
 
 
@@ -42,6 +44,9 @@ class JitterBuffer:
         self.duplicates = 0
         self.dropped = 0  # frames dropped to shrink the delay or after a burst
         self.resyncs = 0
+        self.anchors = 0
+        self._window = 0
+        self._min_depth = 1 << 30
 
     def _extend(self, ts: int) -> int:
         if self._last_ts is None:
@@ -65,10 +70,11 @@ class JitterBuffer:
             return
         ts = self._extend(timestamp)
         nxt = self._next
-        if nxt is None or self._empty >= IDLE_TICKS and not self._frames or (marker and not self._frames):
-            self._anchor(ts)
+        idle = not self._frames and (self._empty >= IDLE_TICKS or nxt is None)
+        if nxt is None or idle:
+            self._anchor(ts)  # the first packet, or the stream resumed after a long silence
         elif ts + len(payload) <= nxt:
-            if nxt - ts > 8000 or marker:  # far behind: the sender's clock jumped back
+            if nxt - ts > 8000:  # a second behind: the sender's clock jumped back
                 self._resync(ts)
             else:
                 self.late += 1
@@ -79,9 +85,12 @@ class JitterBuffer:
                 return
         elif ts - nxt > FRAME * self.max_frames * 4:  # far ahead: a jump with no marker
             self._resync(ts)
+        elif marker and not self._frames:
+            self._anchor(ts)  # a new talk spurt: give it the build-up again
         self._store(ts, payload)
 
     def _anchor(self, ts: int) -> None:
+        self.anchors += 1
         self._next = ts
         self._wait = self.target
         self._empty = 0
@@ -134,12 +143,18 @@ class JitterBuffer:
             self._wait -= 1
             return self.silence
         self._calm += 1
-        if self._calm >= DECAY_TICKS and self.target > self.min_frames:
-            self._calm = 0
-            self.target -= 1
-            if self._frames.pop(nxt, None) is not None or self._partial.pop(nxt, None) is not None:
-                self.dropped += 1
+        self._window += 1
+        self._min_depth = min(self._min_depth, len(self._frames))
+        if self._window >= WINDOW_TICKS:
+            if self._calm >= DECAY_TICKS and self.target > self.min_frames:
+                self._calm = 0
+                self.target -= 1
+            # the delay actually held (the least depth seen in the window) beyond the target: cut it
+            for _ in range(self._min_depth - self.target - 1):
+                if self._frames.pop(nxt, None) is not None or self._partial.pop(nxt, None) is not None:
+                    self.dropped += 1
                 nxt += FRAME
+            self._window, self._min_depth = 0, 1 << 30
         while len(self._frames) > self.max_frames + 2:  # a burst after a network stall: keep the delay bounded
             oldest = min(self._frames)
             del self._frames[oldest]
