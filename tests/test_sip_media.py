@@ -243,3 +243,25 @@ async def test_on_hold_nothing_is_sent_but_marks_still_come_back(call: tuple[Rtp
     got = [p for _, p in peer.got]
     assert all((b.seq - a.seq) & 0xFFFF == 1 for a, b in zip(got, got[1:], strict=False))
     assert got[n].marker  # the timestamp jumped over the hold: marked
+
+
+async def test_behind_nat_media_goes_back_to_where_it_came_from(call: tuple[RtpMedia, Peer]) -> None:
+    media, peer = call
+    media.configure(params(peer.port + 1, host="127.0.0.2"))  # the SDP names the phone's LAN address
+    await send_paced(peer, media.local_port, [build(0, s, s * 160, 0x77, tone(5), s == 0) for s in range(5)])
+    n = len(peer.got)
+    await eventually(lambda: len(peer.got) >= n + 5)  # after probation the bot answers the source it learned
+    assert media.stats()["strangers"] <= 1  # the first packet waits for probation
+
+
+async def test_held_by_the_far_end_the_stream_does_not_time_out_like_a_dead_one() -> None:
+    peer = await udp_peer()
+    media = await RtpMedia.open(host="127.0.0.1", port_min=41000, port_max=41999, timeout_s=0.2, hold_timeout_s=30)
+    try:
+        media.configure(params(peer.port, direction="sendonly"))  # they sent a=recvonly: no RTP will come
+        await asyncio.sleep(0.5)
+        assert not media.timed_out and len(peer.got) >= 10
+    finally:
+        await media.close()
+        assert peer.transport is not None
+        peer.transport.close()

@@ -355,7 +355,7 @@ class RtpMedia:
         if sending:
             payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
             data = self._tx.packet(params.payload_type, payload)
-            self._rtp.sendto(data, params.remote_addr)
+            self._rtp.sendto(data, self._rx.latched or params.remote_addr)  # symmetric RTP: back where theirs comes from
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
@@ -369,8 +369,8 @@ class RtpMedia:
                 self._emit(AudioIn(got))
         if self._ticks % RTCP_TICKS == 0:
             self._send_rtcp()
-        # the media timeout: RTP must flow on a live call; on hold RTCP is enough
-        if talking or params.direction == "sendonly":
+        # the media timeout: RTP must flow on a live call; on hold (either way) RTCP is enough
+        if talking:
             idle = now - self._last_rtp
             limit = self.timeout_s
         else:
