@@ -5,6 +5,7 @@ loop's; sockets need a real loop)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -265,3 +266,19 @@ async def test_held_by_the_far_end_the_stream_does_not_time_out_like_a_dead_one(
         await media.close()
         assert peer.transport is not None
         peer.transport.close()
+
+
+async def test_after_a_stalled_loop_the_sender_skips_instead_of_bursting(call: tuple[RtpMedia, Peer]) -> None:
+    media, peer = call
+    await eventually(lambda: len(peer.got) >= 5)
+    time.sleep(0.2)  # noqa: ASYNC251 - the event loop blocked for 10 slots on purpose (a GC pause, a slow callback)
+    n = len(peer.got)
+    await eventually(lambda: len(peer.got) >= n + 10)
+    got = [p for _, p in peer.got]
+    assert all((b.seq - a.seq) & 0xFFFF == 1 for a, b in zip(got, got[1:], strict=False))  # no sequence gap
+    steps = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in zip(got, got[1:], strict=False)]
+    jumps = [(i, step) for i, step in enumerate(steps) if step != 160]
+    assert jumps and all(step >= 160 * 4 and got[i + 1].marker for i, step in jumps)  # the clock skipped, marked
+    arrivals = [t for t, _ in peer.got[n:]]
+    assert sum(b - a < 0.005 for a, b in zip(arrivals, arrivals[1:], strict=False)) <= 4  # no burst of the missed slots
+    assert media.stats()["stalls"] >= 1
