@@ -30,7 +30,7 @@ from bot.carriers.sip.media_session import RtpMedia
 from bot.carriers.sip.sdp import MediaParams
 from bot.transport import AudioIn, MarkIn
 
-SPEECH = bytes(range(0x10, 0x70)) * 2 + bytes(range(0x10, 0x50))  # 160 bytes that are not silence
+SPEECH = bytes(range(0x10, 0x60)) * 2  # 160 bytes (20 ms) that are not silence
 
 
 # -- the far ends (child process) ------------------------------------------------------------

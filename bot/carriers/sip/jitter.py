@@ -19,6 +19,7 @@ from __future__ import annotations
 FRAME = 160  # samples (= mu-law bytes) per 20 ms
 DECAY_TICKS = 500  # 10 s without a late packet lowers the target one frame
 WINDOW_TICKS = 250  # every 5 s, buffered audio beyond the target (the least depth seen) is dropped
+MAX_PACKET = FRAME * 12  # 240 ms: more in one packet is no phone's (ptime tops out at 120-150 ms)
 IDLE_TICKS = 10  # 200 ms of nothing to play: the next packet re-anchors
 
 
@@ -66,7 +67,8 @@ class JitterBuffer:
         self._empty = 0
 
     def push(self, timestamp: int, payload: bytes, marker: bool = False) -> None:
-        if not payload:
+        if not payload or len(payload) > MAX_PACKET:
+            self.dropped += bool(payload)
             return
         ts = self._extend(timestamp)
         nxt = self._next
