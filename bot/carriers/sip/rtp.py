@@ -7,8 +7,9 @@ another address; such a source is taken only in the first ``learn_s`` seconds af
 (re)configuration, only when its IP is the negotiated one (NAT rewrote the port), the
 signalling peer's, or the SDP address is private (the endpoint's own LAN address), and
 only after ``probation`` consecutive packets with one SSRC. A latched source that moves
-keeps its SSRC: within the learning window the move is followed. Every other packet is a
-stranger's: dropped and counted.
+(within those hosts) keeps its SSRC: within the learning window the move is followed. Every
+other packet is a stranger's: dropped and counted. The negotiated address itself is taken
+whenever nothing was latched yet (a far end that starts sending late).
 """
 
 from __future__ import annotations
@@ -207,14 +208,14 @@ class RtpReceiver:
             return True
         if now >= self._learn_until or self.expected is None:
             return False
+        host = self.expected[0]
+        if not (addr[0] == host or addr[0] == self.peer_host or _private(host) or self.latched and addr[0] == self.latched[0]):
+            return False
         if self.latched is not None:
             if pkt.ssrc == self.ssrc:  # the same stream from a new NAT binding
                 self._latch(addr)
                 self.relatched += 1
                 return True
-            return False
-        host = self.expected[0]
-        if not (addr[0] == host or addr[0] == self.peer_host or _private(host)):
             return False
         c = self._candidate
         seen = c[2] + 1 if c is not None and c[0] == addr and c[1] == pkt.ssrc else 1
