@@ -5,6 +5,7 @@ loop's; sockets need a real loop)."""
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import AsyncIterator
 
@@ -282,3 +283,16 @@ async def test_after_a_stalled_loop_the_sender_skips_instead_of_bursting(call: t
     arrivals = [t for t, _ in peer.got[n:]]
     assert sum(b - a < 0.005 for a, b in zip(arrivals, arrivals[1:], strict=False)) <= 4  # no burst of the missed slots
     assert media.stats()["stalls"] >= 1
+
+
+async def test_rtcp_from_the_far_end_is_read_for_liveness_and_our_loss(call: tuple[RtpMedia, Peer]) -> None:
+    media, peer = call
+    await eventually(lambda: len(peer.got) >= 3)
+    ours = peer.got[0][1].ssrc
+    block = struct.pack("!IB3sIII", ours, 12, (7).to_bytes(3, "big"), 1000, 80, 0) + bytes(4)
+    rr = struct.pack("!BBHI", 0x81, 201, 7, 0x4242) + block
+    peer.send(b"\x80\xc9\x00\x01garbage!", media.local_port + 1)  # claims to be RTCP, is not
+    peer.send(rr, media.local_port + 1)
+    await eventually(lambda: media.stats().get("remote_lost") == 7)
+    st = media.stats()
+    assert st["rtcp_in"] == 1 and st["rtcp_bad"] == 1 and st["remote_jitter_ms"] == 10.0

@@ -142,6 +142,8 @@ def test_rtcp_report_roundtrip_sr_rr_bye() -> None:
     sr = rtcp.report(ssrc=1, cname="phonebot-x", sent=(1600, 10, 1600), source=src, source_ssrc=2, now=1_700_000_000.5)
     info = rtcp.parse(sr)
     assert info.types == (rtcp.SR, rtcp.SDES) and info.ssrc == 1 and info.lsr is not None and not info.bye
+    (block,) = info.blocks
+    assert (block.ssrc, block.lost, block.fraction_lost) == (2, 0, 0)
     rr = rtcp.parse(rtcp.report(ssrc=1, cname="c", sent=None, source=None, source_ssrc=None, bye=True))
     assert rr.types == (rtcp.RR, rtcp.SDES, rtcp.BYE) and rr.bye and rr.lsr is None
 

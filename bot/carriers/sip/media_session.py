@@ -148,6 +148,7 @@ class RtpMedia:
         self._rtcp_peer: tuple[str, int] | None = None
         self._lsr: tuple[int, float] | None = None  # an SR's middle NTP bits, and when it came
         self._sent_since_report = False
+        self._remote: tuple[int, float] | None = None  # (lost, jitter ms) of our stream as the far end reports it
         self._count = dict.fromkeys(
             ("packets_in", "bytes_in", "packets_out", "bytes_out", "cn_in", "other_pt_in", "dtmf_in", "rtcp_in", "rtcp_out",
              "rtcp_bad", "rtcp_bye", "events_dropped", "marks"), 0)
@@ -260,6 +261,8 @@ class RtpMedia:
             malformed=self._rx.malformed, relatched=self._rx.relatched, ssrc_changes=self._rx.ssrc_changes, stalls=self._clock.stalls,
             dtmf_events=self._dtmf.events, queued_frames=sum(1 for i in self._out if not isinstance(i, str)),
         )
+        if self._remote is not None:
+            out.update(remote_lost=self._remote[0], remote_jitter_ms=self._remote[1])
         return out
 
     # -- inside ------------------------------------------------------------------------------
@@ -333,6 +336,9 @@ class RtpMedia:
             self._lsr = (info.lsr, now)
         if info.bye:
             self._count["rtcp_bye"] += 1
+        for block in info.blocks:
+            if block.ssrc == self._tx.ssrc:  # how our stream reaches them
+                self._remote = (block.lost, round(block.jitter / 8, 1))
 
     def _tick(self, now: float, missed: int) -> None:
         params = self.params
