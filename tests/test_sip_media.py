@@ -219,8 +219,10 @@ async def test_pcma_both_ways(call: tuple[RtpMedia, Peer]) -> None:
     ulaw = bytes((100 + i) % 256 for i in range(160))
     media.play(ulaw)
     a = alaw.from_ulaw(tone(0x20))
-    sender = asyncio.create_task(send_paced(peer, media.local_port, [build(8, s, s * 160, 3, a, s == 0) for s in range(10)]))
-    events = await collect(media, lambda out: any(isinstance(e, AudioIn) and e.frame != SIL for e in out))
+    packets = [build(8, s, s * 160, 3, a, s == 0) for s in range(10)]
+    packets += [build(0, s, s * 160, 3, tone(0x30), False) for s in range(10, 20)]  # PCMU though PCMA was agreed
+    sender = asyncio.create_task(send_paced(peer, media.local_port, packets))
+    events = await collect(media, lambda out: any(isinstance(e, AudioIn) and e.frame == tone(0x30) for e in out))
     await sender
     assert alaw.to_ulaw(a) in [e.frame for e in events if isinstance(e, AudioIn)]
     await asyncio.sleep(0.1)

@@ -312,6 +312,9 @@ class RtpMedia:
                 self._emit(DtmfIn(digit))
         elif pt == CN:
             count["cn_in"] += 1
+        elif pt in (0, 8):  # G.711 on its static type though another was agreed (seen after re-INVITEs): still audio
+            count["other_pt_in"] += 1
+            self._jb.push(pkt.timestamp, pkt.payload if pt == 0 else alaw.to_ulaw(pkt.payload), pkt.marker)
         else:
             count["other_pt_in"] += 1
 
