@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from bot.carriers.sip.dtmf import encode_event
-from bot.carriers.sip.media_session import RtpMedia
+from bot.carriers.sip.media_session import MediaClock, RtpMedia
 from bot.carriers.sip.rtp import RtpPacket, build, parse
 from bot.carriers.sip.sdp import MediaParams
 from bot.transport import AudioIn, DtmfIn, MarkIn
@@ -298,3 +298,67 @@ async def test_rtcp_from_the_far_end_is_read_for_liveness_and_our_loss(call: tup
     await eventually(lambda: media.stats().get("remote_lost") == 7)
     st = media.stats()
     assert st["rtcp_in"] == 1 and st["rtcp_bad"] == 1 and st["remote_jitter_ms"] == 10.0
+
+
+class ScriptedHandle:
+    def __init__(self, when: float, cb: Callable[[], None]) -> None:
+        self.when, self.cb, self.cancelled = when, cb, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ScriptedLoop:
+    """Just what MediaClock uses of a loop: time() and call_at(), driven by the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.timers: list[ScriptedHandle] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, cb: Callable[[], None]) -> ScriptedHandle:
+        h = ScriptedHandle(when, cb)
+        self.timers.append(h)
+        return h
+
+    def fire(self, late_s: float = 0.0) -> None:
+        h = self.timers.pop(0)
+        assert not h.cancelled
+        self.now = max(self.now, h.when + late_s)
+        h.cb()
+
+
+class FakeMedia:
+    def __init__(self) -> None:
+        self.ticks: list[tuple[float, int]] = []
+
+    def _tick(self, now: float, missed: int) -> None:
+        self.ticks.append((now, missed))
+
+    def _finish(self, *, timed_out: bool) -> None:
+        pass
+
+
+def test_media_clock_on_a_scripted_loop_skips_a_stall_and_keeps_its_grid() -> None:
+    loop = ScriptedLoop()
+    clock = MediaClock(loop)  # type: ignore[arg-type]
+    a, b = FakeMedia(), FakeMedia()
+    clock.add(a)  # type: ignore[arg-type]
+    clock.add(b)  # type: ignore[arg-type]
+    for _ in range(5):
+        loop.fire()
+    loop.fire(late_s=0.045)  # late by two slots: caught up, not skipped
+    loop.fire()
+    loop.fire()
+    loop.fire(late_s=0.21)  # a stall of ten slots: skipped
+    loop.fire()
+    assert [m for _, m in a.ticks] == [0, 0, 0, 0, 0, 0, 0, 0, 10, 0] and a.ticks == b.ticks
+    assert clock.stalls == 1
+    (due,) = [h.when for h in loop.timers]
+    assert abs((due - 100.0) / 0.02 - round((due - 100.0) / 0.02)) < 1e-6  # still on the 20 ms grid
+    clock.remove(a)  # type: ignore[arg-type]
+    assert not loop.timers[0].cancelled
+    clock.remove(b)  # type: ignore[arg-type]
+    assert loop.timers[0].cancelled  # nobody left: no timer runs
