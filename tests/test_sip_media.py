@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bot.carriers.sip.dtmf import encode_event
+from bot.carriers.sip.dtmf import DtmfDecoder, encode_event
 from bot.carriers.sip.media_session import MediaClock, RtpMedia
 from bot.carriers.sip.rtp import RtpPacket, build, parse
 from bot.carriers.sip.sdp import MediaParams
@@ -362,3 +362,22 @@ def test_media_clock_on_a_scripted_loop_skips_a_stall_and_keeps_its_grid() -> No
     assert not loop.timers[0].cancelled
     clock.remove(b)  # type: ignore[arg-type]
     assert loop.timers[0].cancelled  # nobody left: no timer runs
+
+
+async def test_send_dtmf_keys_rfc4733_events_in_place_of_audio(call: tuple[RtpMedia, Peer]) -> None:
+    media, peer = call
+    await eventually(lambda: len(peer.got) >= 2)
+    assert media.send_dtmf("5") and media.send_dtmf("#", duration_ms=60)
+    media.play(tone(8) * 3)  # waits for the key presses
+    await eventually(lambda: sum(p.payload == tone(8) for _, p in peer.got) == 3)
+    got = [p for _, p in peer.got]
+    dec = DtmfDecoder()
+    digits = [d for p in got if p.payload_type == 101 and (d := dec.feed(p.ssrc, p.timestamp, p.payload))]
+    assert digits == ["5", "#"]
+    events = [p for p in got if p.payload_type == 101]
+    assert [p.marker for p in events].count(True) == 2 and len({p.timestamp for p in events}) == 2
+    first_tone = next(i for i, p in enumerate(got) if p.payload == tone(8))
+    assert all(p.payload_type == 101 for p in got[first_tone - len(events) : first_tone])  # audio waited for the keys
+    assert all((b.seq - a.seq) & 0xFFFF == 1 for a, b in zip(got, got[1:], strict=False))
+    media.configure(MediaParams(("127.0.0.1", peer.port), 0, "PCMU", None, 20, "sendrecv"))
+    assert not media.send_dtmf("1")  # no telephone-event agreed

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from weakref import WeakKeyDictionary
 
 from bot.carriers.sip import rtcp
-from bot.carriers.sip.dtmf import DtmfDecoder
+from bot.carriers.sip.dtmf import DtmfDecoder, encode_event
 from bot.carriers.sip.jitter import FRAME, JitterBuffer
 from bot.carriers.sip.rtp import CN, RtpReceiver, RtpSender
 from bot.carriers.sip.sdp import MediaParams
@@ -136,7 +136,8 @@ class RtpMedia:
         self._dtmf = DtmfDecoder()
         self._tx = RtpSender(secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
         self._cname = f"phonebot-{secrets.token_hex(6)}"
-        self._out: deque[bytes | str] = deque()  # 160-byte mu-law frames and mark names (str)
+        self._out: deque[bytes | str] = deque()
+        self._dtmf_out: deque[tuple[bytes, bool, int]] = deque()  # telephone-event payload, marker, its timestamp  # 160-byte mu-law frames and mark names (str)
         self._events: deque[Event | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
@@ -241,6 +242,16 @@ class RtpMedia:
             if isinstance(item, str):
                 self._emit(MarkIn(item))
         self._out.clear()
+
+    def send_dtmf(self, digit: str, duration_ms: int = 100) -> bool:
+        """Key ``digit`` as RFC 4733 telephone-events (False when none were negotiated). The
+        key press takes the place of audio for its duration; queued audio waits."""
+        params = self.params
+        if self._closed or params is None or params.dtmf_payload_type is None:
+            return False
+        ts = self._tx.timestamp + FRAME * sum(1 for _ in self._dtmf_out)
+        self._dtmf_out.extend((payload, marker, ts & 0xFFFFFFFF) for payload, marker in encode_event(digit, duration_ms=duration_ms))
+        return True
 
     async def close(self) -> None:
         if self._closed:
@@ -352,24 +363,10 @@ class RtpMedia:
         if missed:
             self._tx.skip(missed * FRAME)
         # outbound: the next frame (or silence), then the marks it completes
-        out = self._out
-        frame = ULAW_SILENCE
-        if out:
-            while out and isinstance(out[0], str):
-                self._emit(MarkIn(out.popleft()))  # type: ignore[arg-type]
-            if out:
-                frame = out.popleft()  # type: ignore[assignment]
-            while out and isinstance(out[0], str):
-                self._emit(MarkIn(out.popleft()))  # type: ignore[arg-type]
-        if sending:
-            payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
-            data = self._tx.packet(params.payload_type, payload)
-            self._rtp.sendto(data, self._rx.latched or params.remote_addr)  # symmetric RTP: back where theirs comes from
-            self._count["packets_out"] += 1
-            self._count["bytes_out"] += len(data)
-            self._sent_since_report = True
+        if self._dtmf_out:
+            self._send_event(params, sending)
         else:
-            self._tx.skip(FRAME)
+            self._send_audio(params, sending)
         # inbound: one frame a slot from the jitter buffer (and the slots a stall skipped)
         talking = params.direction == "sendrecv"
         for _ in range(missed + 1):
@@ -388,6 +385,37 @@ class RtpMedia:
         if idle > limit:
             log.info("sip media timeout: no media for %.0f s (direction %s)", idle, params.direction)
             self._finish(timed_out=True)
+
+    def _send_event(self, params: MediaParams, sending: bool) -> None:
+        """One packet of a key press instead of audio (queued audio and marks wait for it)."""
+        payload, marker, ts = self._dtmf_out.popleft()
+        if sending and params.dtmf_payload_type is not None:
+            data = self._tx.event(params.dtmf_payload_type, payload, ts, marker)
+            self._rtp.sendto(data, self._rx.latched or params.remote_addr)
+            self._count["packets_out"] += 1
+            self._count["bytes_out"] += len(data)
+            self._sent_since_report = True
+        self._tx.skip(FRAME, marker=False)
+
+    def _send_audio(self, params: MediaParams, sending: bool) -> None:
+        out = self._out
+        frame = ULAW_SILENCE
+        if out:
+            while out and isinstance(out[0], str):
+                self._emit(MarkIn(out.popleft()))  # type: ignore[arg-type]
+            if out:
+                frame = out.popleft()  # type: ignore[assignment]
+            while out and isinstance(out[0], str):
+                self._emit(MarkIn(out.popleft()))  # type: ignore[arg-type]
+        if sending:
+            payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
+            data = self._tx.packet(params.payload_type, payload)
+            self._rtp.sendto(data, self._rx.latched or params.remote_addr)  # symmetric RTP: back where theirs comes from
+            self._count["packets_out"] += 1
+            self._count["bytes_out"] += len(data)
+            self._sent_since_report = True
+        else:
+            self._tx.skip(FRAME)
 
     def _send_rtcp(self, *, bye: bool = False) -> None:
         params = self.params

@@ -88,11 +88,20 @@ class RtpSender:
         self.octets += len(payload)
         return data
 
-    def skip(self, samples: int) -> None:
-        """Time passed with nothing sent (a stalled loop): the timestamp follows the clock, the
-        sequence does not (no gap that looks like loss); the next packet has the marker."""
+    def event(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> bytes:
+        """A telephone-event packet: the event's own timestamp, the next sequence number."""
+        data = build(payload_type, self.seq, timestamp, self.ssrc, payload, marker)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.packets += 1
+        self.octets += len(payload)
+        return data
+
+    def skip(self, samples: int, marker: bool = True) -> None:
+        """Time passed with no audio sent (a stalled loop, a hold, a key press): the timestamp
+        follows the clock, the sequence does not (no gap that looks like loss); after a gap in
+        the audio the next packet has the marker."""
         self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
-        self._marker = True
+        self._marker = self._marker or marker
 
 
 class SourceStats:
