@@ -400,3 +400,21 @@ async def test_comfort_noise_is_ignored_but_keeps_the_call_alive() -> None:
         await media.close()
         assert peer.transport is not None
         peer.transport.close()
+
+
+async def test_dual_stack_socket_talks_to_an_ipv4_peer() -> None:
+    peer = await udp_peer()
+    try:
+        media = await RtpMedia.open(host="::", port_min=41000, port_max=41999)
+    except OSError:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        media.configure(params(peer.port))  # the SDP says 127.0.0.1; the socket sees ::ffff:127.0.0.1
+        await send_paced(peer, media.local_port, [build(0, s, s * 160, 0x42, tone(6), s == 0) for s in range(5)])
+        events = await collect(media, lambda out: any(isinstance(e, AudioIn) and e.frame == tone(6) for e in out))
+        assert events and media.stats()["strangers"] == 0
+        await eventually(lambda: len(peer.got) >= 3)
+    finally:
+        await media.close()
+        assert peer.transport is not None
+        peer.transport.close()
