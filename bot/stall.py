@@ -146,6 +146,9 @@ class Stall:
         if self._timer is None:
             self._arm()
 
+    def now(self) -> float:
+        return self._now()
+
     def _now(self) -> float:
         assert self._loop is not None
         return self._loop.time()

@@ -294,3 +294,26 @@ async def test_one_tts_whose_chunks_turn_empty_mid_reply_times_out_without_a_cha
                 got.append(ev)
     assert (info.value.stage, info.value.code, info.value.provider) == ("tts", "timeout", "hollow")
     assert len(got) == 1  # the one real chunk
+
+
+async def test_the_block_form_keeps_the_same_bounds():
+    """``async with read`` (a hot loop's form): a stall is ``TIMEOUT`` naming the phase, the
+    consumer's time between ``hold`` and ``resume`` is free, and ``past_total`` cuts."""
+    read = _edge().read(Bounds.from_now(0.1, 0.1, first_what="no first token", gap_what="stalled"))
+    with pytest.raises(StageError) as info:
+        async with read:
+            async for _ in _trickle([0.3]):
+                read.tick()
+    assert info.value.code == "timeout" and info.value.message.startswith("no first token")
+    read = _edge().read(Bounds.from_now(0.1, 0.1, total_s=0.25))
+    n = 0
+    async with read:
+        async for _ in _trickle([0.0] * 50):
+            read.tick()
+            read.hold()
+            await asyncio.sleep(0.15)  # the consumer: longer than the gap, not counted
+            read.resume()
+            n += 1
+            if read.past_total():
+                break
+    assert read.cut and n == 2

@@ -259,7 +259,7 @@ async def test_the_receptionist_in_an_llm_chain_is_started_and_shared(encoder, t
     await chain.start()
     try:
         assert desk_member.understanding.encoder is encoder  # loaded at start-up, like the embedded default
-        assert openai._receptionist() is desk_member  # the adapter's message-form turns read by meaning too
+        assert openai.takeover.receptionist is desk_member  # the adapter's message-form turns read by meaning too
     finally:
         await chain.close()
 

@@ -27,6 +27,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TypeVar
 
 import httpx
@@ -154,7 +155,15 @@ class Read:
     """One stream read under ``Bounds``. ``over(source)`` yields the source's items; an
     item that ``is_output`` (or every item, with ``progress=None``) restarts the gap bound.
     A bound that runs out raises ``TIMEOUT``; the total bound ends the stream quietly and
-    sets ``cut``."""
+    sets ``cut``. A hot loop that parses as it reads uses the block form instead (no
+    generator layer per item)::
+
+        async with read:
+            async for event in source:
+                read.tick()            # progress
+                read.hold(); yield x; read.resume()   # the consumer's time does not count
+                if read.past_total(): break
+    """
 
     def __init__(self, edge: Edge, bounds: Bounds) -> None:
         self.edge, self.bounds = edge, bounds
@@ -169,6 +178,37 @@ class Read:
         """The source's real answer began: from now on only the gap bound applies."""
         self._stall.start()
 
+    async def __aenter__(self) -> Read:
+        await self._stall.__aenter__()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            await self._stall.__aexit__(et, exc, tb)
+        except TimeoutError:
+            if not self._stall.expired():
+                raise
+            raise self._timeout() from None
+
+    def tick(self) -> None:
+        self._stall.tick()
+
+    def hold(self) -> None:
+        self._stall.hold()
+
+    def resume(self) -> None:
+        self._stall.resume()
+
+    def past_total(self) -> bool:
+        """Is the whole-stream bound reached (then ``cut`` is set)?"""
+        if self.bounds.total_by is not None and self._stall.now() >= self.bounds.total_by:
+            self.cut = True
+        return self.cut
+
+    def _timeout(self) -> StageError:
+        what = self.bounds.gap_what if self._stall.started else self.bounds.first_what
+        return self.edge.error(TIMEOUT, f"{what} within {self.bounds.gap:g} s")
+
     async def over(self, source: AsyncIterator[T], progress: Callable[[T], bool] | None = is_output) -> AsyncGenerator[T, None]:
         stall, total_by = self._stall, self.bounds.total_by
         loop = asyncio.get_running_loop()
@@ -182,8 +222,7 @@ class Read:
         except TimeoutError:
             if not stall.expired():
                 raise
-            what = self.bounds.gap_what if stall.started else self.bounds.first_what
-            raise self.edge.error(TIMEOUT, f"{what} within {self.bounds.gap:g} s") from None
+            raise self._timeout() from None
 
 
 class HttpPool:

@@ -309,27 +309,32 @@ class OpenAILLM:
         raise self._edge.error(BAD_RESPONSE, "the server kept refusing the request")
 
     async def _streamed(self, client: AsyncOpenAI, messages: list[dict], rnd: Round, first_by: float, reply_by: float) -> AsyncGenerator[str, None]:
-        """One streamed completion: the body's server-sent events read from bytes, one
-        ``json.loads`` per event, under the kit's bounds (to the first token, between
-        events, the whole reply: past it the reply is cut, not failed)."""
+        """One streamed completion: SSE read from bytes, one ``json.loads`` per event, under the
+        kit's bounds (to the first token, between events, the whole reply: past it, cut not failed)."""
         response = await self._send(client, messages, stream=True, first_by=first_by)
         read = self._edge.read(Bounds(first_by, self._timeout, reply_by, tick_starts=False, first_what="no first token"))
         try:
             try:
-                async for event in read.over(sse_data(response.aiter_bytes()), progress=None):
-                    if event == b"[DONE]":
-                        break
-                    chunk = json.loads(event.decode())  # str: skips json's encoding sniffing
-                    rnd.events += 1
-                    if isinstance(chunk, dict) and chunk.get("error") is not None:
-                        if self._use_tools and not read.started and refuses_streamed_tools(error_text(chunk)):
-                            raise _StreamedTools
-                        raise self._edge.error(BAD_RESPONSE, "error event in the stream")
-                    texts = parse_chunk(chunk, rnd)
-                    if texts or rnd.calls:
-                        read.start()
-                    for text in texts:
-                        yield text
+                async with read:  # the kit's block form: no generator layer per event
+                    async for event in sse_data(response.aiter_bytes()):
+                        read.tick()
+                        if event == b"[DONE]":
+                            break
+                        chunk = json.loads(event.decode())  # str: skips json's encoding sniffing
+                        rnd.events += 1
+                        if isinstance(chunk, dict) and chunk.get("error") is not None:
+                            if self._use_tools and not read.started and refuses_streamed_tools(error_text(chunk)):
+                                raise _StreamedTools
+                            raise self._edge.error(BAD_RESPONSE, "error event in the stream")
+                        texts = parse_chunk(chunk, rnd)
+                        if texts or rnd.calls:
+                            read.start()
+                        for text in texts:
+                            read.hold()
+                            yield text
+                            read.resume()
+                        if read.past_total():
+                            break
             except (httpx.TransportError, openai.APIConnectionError):
                 if self._use_tools and rnd.events == 0:  # a 200 that broke off before any event
                     raise _StreamedTools(said=False) from None
