@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from bot.config import calls, providers, server, store, telephony
+from bot.config import calls, providers, server, sip, store, telephony
 from bot.config.values import Asked, SettingsError, collect
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -163,6 +163,15 @@ class Settings:
     # /healthz detail (pids, connections, circuits): "key" = with the API key or the console's
     # session only; "public" = to anyone (handlers/health.py)
     health_detail: str = "key"
+    # direct SIP (bot/carriers/sip, bot/config/sip.py): empty sip_listen = off
+    sip_listen: tuple[tuple[str, str, int], ...] = ()
+    sip_allow: tuple[str, ...] = ()
+    sip_username: str = ""
+    sip_password: str = field(default="", repr=False)
+    sip_registrar: str = ""
+    sip_public_ip: str = ""
+    rtp_ports: tuple[int, int] = (10000, 20000)
+    sip_rate_per_s: float = 20.0  # SIP messages a second one source may send (burst: 5 s of it)
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
@@ -205,5 +214,6 @@ class Settings:
         kw |= providers.read(get, cls)
         kw |= calls.read(get, cls)
         kw |= telephony.read(get, cls, trial=kw["trial"])
+        kw |= sip.read(get, cls)
         kw |= store.read(get, cls, kw["twilio_account_sid"], kw["twilio_auth_token"])
         return cls(**kw)

@@ -77,6 +77,10 @@ def create_app(
     health.setup(app)
     orchestrate.setup(app)
     twilio.setup(app)
+    if settings.sip_listen:  # direct SIP (bot/carriers/sip)
+        from bot.carriers.sip.carrier import SipCarrier
+
+        SipCarrier().install(app)
     metrics.setup(app)
     app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
     console.setup(app)

@@ -1,0 +1,103 @@
+"""A SIP call as the engine sees it: a ``Transport`` over the call's RTP media and dialog,
+and a ``CallControl`` (transfer by REFER, hang-up by BYE).
+
+Inbound merges the media's events (20 ms frames, RFC 4733 digits, mark echoes) with
+the dialog's (INFO digits, BYE); it ends with ``StopIn`` on BYE or when media stops.
+Outbound frames go to the media's paced sender one 20 ms frame per RTP packet; barge-in
+drops what is queued at once (the bot owns the outbound stream: there is no far-end buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from bot.carriers.sip.dialog import SipCall
+from bot.logs import kv
+from bot.prompts import PromptBank
+from bot.redact import mask_number
+from bot.transport import Inbound, StopIn
+
+log = logging.getLogger("bot.sip")
+
+FAILED_TRANSFER_PROMPTS = ("trouble", "fallback")  # what a caller hears when the transfer is refused
+
+
+class SipTransport:
+    kind = "sip"
+    frames_per_message = 1
+
+    def __init__(self, call: SipCall) -> None:
+        assert call.media is not None
+        self.call, self.media = call, call.media
+        self.call_sid = self.stream_sid = call.call_sid
+        self.caller = call.caller
+        self.closed = False
+        self.ended_by_media = False
+
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        q = self.call.inbound
+
+        async def pump() -> None:
+            async for ev in self.media.events():
+                q.put_nowait(ev)
+            self.ended_by_media = bool(getattr(self.media, "timed_out", False))
+            q.put_nowait(StopIn())
+
+        task = asyncio.get_running_loop().create_task(pump())
+        try:
+            while True:
+                ev = await q.get()
+                yield ev
+                if isinstance(ev, StopIn):
+                    return
+        finally:
+            task.cancel()
+
+    async def send_audio(self, frame: bytes) -> None:
+        if not self.closed:
+            self.media.play(frame)
+
+    async def send_mark(self, name: str) -> None:
+        self.media.mark(name)
+
+    async def send_clear(self) -> None:
+        self.media.clear()
+
+    async def close(self) -> None:
+        """The media stops now; the dialog's BYE follows when the call's run returns."""
+        if not self.closed:
+            self.closed = True
+            await self.media.close()
+
+    def summary(self) -> dict:
+        out = {"sip_peer": self.call.peer.host, "sip_remote_bye": self.call.remote_bye}
+        if self.ended_by_media:
+            out["media_timeout"] = True
+        try:
+            out |= {f"rtp_{k}": v for k, v in self.media.stats().items() if isinstance(v, int | float | str)}
+        except Exception:  # noqa: BLE001 - stats are best effort for the log line
+            pass
+        return out
+
+
+class SipControl:
+    """Transfer by REFER; a refused or failed transfer is said to the caller before the BYE."""
+
+    def __init__(self, call: SipCall, prompts: PromptBank | None = None) -> None:
+        self.call, self.prompts = call, prompts
+
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
+        log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number), by="refer"))
+        if await self.call.transfer(number):
+            return
+        audio = next((a for n in FAILED_TRANSFER_PROMPTS if self.prompts and (a := self.prompts.get(n))), None)
+        media = self.call.media
+        if audio and media is not None and not self.call.remote_bye:
+            frames = audio[: len(audio) // 160 * 160]
+            media.play(frames)
+            await asyncio.sleep(len(frames) / 8000 + 0.3)
+
+    async def hangup(self, call_sid: str) -> None:
+        log.info("hangup", extra=kv(call_sid=call_sid, by="bye"))
