@@ -1,0 +1,400 @@
+"""One SIP call's media: an RTP socket on an even port (RTCP on the next), a paced sender,
+the jitter buffer, DTMF, RTCP and the media timeout, behind the carrier's small interface.
+
+The sender is paced by one clock per event loop that ticks every call's media every 20 ms
+(one timer for all calls, not one per call: a timer wake-up is most of what a call's 50
+packets a second cost). Each tick sends one packet: the next queued frame, or a silence
+frame when nothing is queued. Continuous RTP is what PBXes and SBCs expect (several treat a
+silent stream as dead media and hang up), and it keeps the far end's jitter buffer and NAT
+bindings warm. After a stall of the loop the clock skips the missed slots rather than bursting
+them out: the RTP timestamp jumps with the clock (marker bit set), the sequence does not.
+
+Each tick also takes one frame out of the jitter buffer for the engine (``AudioIn``), so
+inbound frames arrive at 50 a second whatever the network does. While the far end holds the
+call (we are ``recvonly`` or ``inactive``) no audio is sent and none is given to the engine
+(music on hold is not the caller speaking); queued frames drain at the same pace and marks
+are still echoed, so the engine never waits on a held line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from weakref import WeakKeyDictionary
+
+from bot.carriers.sip import rtcp
+from bot.carriers.sip.dtmf import DtmfDecoder
+from bot.carriers.sip.jitter import FRAME, JitterBuffer
+from bot.carriers.sip.rtp import CN, RtpReceiver, RtpSender
+from bot.carriers.sip.sdp import MediaParams
+from bot.transport import AudioIn, DtmfIn, MarkIn
+from media import alaw
+
+log = logging.getLogger("bot.carriers.sip")
+
+TICK_S = 0.020
+STALL_TICKS = 3  # behind by more than this many slots: skip them instead of catching up
+RTCP_TICKS = 250  # a report every 5 s
+MAX_EVENTS = 1500  # 30 s of audio waiting for a reader: newer audio is dropped (marks and DTMF are kept)
+ULAW_SILENCE = b"\xff" * FRAME
+Event = AudioIn | DtmfIn | MarkIn
+
+
+class MediaClock:
+    """Ticks every open call's media each 20 ms on the loop's clock."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sessions: dict[RtpMedia, None] = {}  # insertion-ordered set
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self.stalls = 0
+
+    def add(self, media: RtpMedia) -> None:
+        self.sessions[media] = None
+        if self._handle is None:
+            self._due = self.loop.time() + TICK_S
+            self._handle = self.loop.call_at(self._due, self._run)
+
+    def remove(self, media: RtpMedia) -> None:
+        self.sessions.pop(media, None)
+        if not self.sessions and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _run(self) -> None:
+        now = self.loop.time()
+        missed = int((now - self._due) / TICK_S)
+        if missed > STALL_TICKS:
+            self.stalls += 1
+            self._due += missed * TICK_S
+        else:
+            missed = 0
+        for media in list(self.sessions):
+            try:
+                media._tick(now, missed)
+            except Exception:  # a bug in one call's media must not stop every call's clock
+                log.exception("sip media tick failed; ending that call's media")
+                media._finish(timed_out=False)
+        self._due += TICK_S
+        self._handle = self.loop.call_at(self._due, self._run) if self.sessions else None
+
+
+_CLOCKS: WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = WeakKeyDictionary()
+
+
+def media_clock() -> MediaClock:
+    loop = asyncio.get_running_loop()
+    clock = _CLOCKS.get(loop)
+    if clock is None:
+        clock = _CLOCKS[loop] = MediaClock(loop)
+    return clock
+
+
+def _ignore(data: bytes, addr: tuple[str, int]) -> None:
+    pass
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.on_datagram: Callable[[bytes, tuple[str, int]], None] = _ignore
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP port unreachable while the far end sets up or after it left: the timeout decides
+
+
+class RtpMedia:
+    """The media plane of one SIP call (see the module docstring)."""
+
+    def __init__(
+        self,
+        rtp_transport: asyncio.DatagramTransport,
+        rtcp_transport: asyncio.DatagramTransport,
+        local_port: int,
+        *,
+        timeout_s: float,
+        hold_timeout_s: float,
+    ) -> None:
+        self.local_port = local_port
+        self.timeout_s = timeout_s
+        self.hold_timeout_s = hold_timeout_s
+        self.timed_out = False
+        self.params: MediaParams | None = None
+        self._rtp = rtp_transport
+        self._rtcp = rtcp_transport
+        self._clock = media_clock()
+        self._rx = RtpReceiver()
+        self._jb = JitterBuffer()
+        self._dtmf = DtmfDecoder()
+        self._tx = RtpSender(secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
+        self._cname = f"phonebot-{secrets.token_hex(6)}"
+        self._out: deque[bytes | str] = deque()  # 160-byte mu-law frames and mark names (str)
+        self._events: deque[Event | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._finished = False
+        self._ticks = 0
+        self._last_rtp = 0.0
+        self._last_rtcp = 0.0
+        self._ssrc_changes = 0
+        self._rtcp_peer: tuple[str, int] | None = None
+        self._lsr: tuple[int, float] | None = None  # an SR's middle NTP bits, and when it came
+        self._sent_since_report = False
+        self._count = dict.fromkeys(
+            ("packets_in", "bytes_in", "packets_out", "bytes_out", "cn_in", "other_pt_in", "dtmf_in", "rtcp_in", "rtcp_out",
+             "rtcp_bad", "rtcp_bye", "events_dropped", "marks"), 0)
+
+    @classmethod
+    async def open(
+        cls, *, host: str, port_min: int, port_max: int, timeout_s: float = 30.0, hold_timeout_s: float = 600.0
+    ) -> RtpMedia:
+        """Bind an even port from [port_min, port_max] for RTP and the next one for RTCP.
+        Raises ``OSError`` when no pair in the range is free."""
+        loop = asyncio.get_running_loop()
+        lo = port_min + (port_min & 1)
+        evens = list(range(lo, port_max, 2))
+        if not evens:
+            raise OSError(f"no even RTP port in {port_min}-{port_max}")
+        start = random.randrange(len(evens))
+        last: OSError | None = None
+        for i in range(min(len(evens), 256)):
+            port = evens[(start + i) % len(evens)]
+            try:
+                rtp_t, rtp_p = await loop.create_datagram_endpoint(_Socket, local_addr=(host, port))
+            except OSError as e:
+                last = e
+                continue
+            try:
+                rtcp_t, rtcp_p = await loop.create_datagram_endpoint(_Socket, local_addr=(host, port + 1))
+            except OSError as e:
+                rtp_t.close()
+                last = e
+                continue
+            media = cls(rtp_t, rtcp_t, port, timeout_s=timeout_s, hold_timeout_s=hold_timeout_s)
+            rtp_p.on_datagram = media._on_rtp
+            rtcp_p.on_datagram = media._on_rtcp
+            return media
+        raise OSError(f"no free RTP port pair in {port_min}-{port_max}: {last}")
+
+    # -- the carrier's side -------------------------------------------------------------------
+
+    def configure(self, params: MediaParams, *, peer_host: str | None = None) -> None:
+        """Apply an answer (the first, or a re-INVITE's: hold, unhold, a new codec or address).
+        ``peer_host`` is the signalling peer's IP, also trusted as a media source behind NAT."""
+        if self._closed:
+            return
+        now = self._clock.loop.time()
+        first = self.params is None
+        if not first and self.params is not None and self.params.remote_addr != params.remote_addr:
+            self._rtcp_peer = None
+        self.params = params
+        self._rx.expect(params.remote_addr, now, peer_host)
+        self._last_rtp = self._last_rtcp = now  # the timeout counts from the (re)negotiation
+        if first:
+            self._clock.add(self)
+
+    def events(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            while self._events:
+                item = self._events.popleft()
+                if item is None:
+                    return
+                yield item
+            if self._finished:
+                return
+            self._waiter = self._clock.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def play(self, frames: bytes) -> None:
+        if self._closed or not frames:
+            return
+        out = self._out
+        for i in range(0, len(frames), FRAME):
+            chunk = frames[i : i + FRAME]
+            out.append(chunk if len(chunk) == FRAME else chunk + ULAW_SILENCE[len(chunk) :])
+
+    def mark(self, name: str) -> None:
+        if self._closed:
+            return
+        if self._out:
+            self._out.append(name)
+        else:
+            self._emit(MarkIn(name))  # nothing queued before it: everything before it was sent
+
+    def clear(self) -> None:
+        for item in self._out:
+            if isinstance(item, str):
+                self._emit(MarkIn(item))
+        self._out.clear()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._clock.remove(self)
+        self._send_rtcp(bye=True)
+        self._rtp.close()
+        self._rtcp.close()
+        self._finish(timed_out=False)
+
+    def stats(self) -> dict[str, int | float]:
+        source = self._rx.source
+        out: dict[str, int | float] = dict(self._count)
+        out.update(self._jb.stats())
+        out.update(
+            lost=source.lost if source else 0, jitter_ms=round(source.jitter / 8, 1) if source else 0.0, strangers=self._rx.strangers,
+            malformed=self._rx.malformed, relatched=self._rx.relatched, ssrc_changes=self._rx.ssrc_changes, stalls=self._clock.stalls,
+            dtmf_events=self._dtmf.events, queued_frames=sum(1 for i in self._out if not isinstance(i, str)),
+        )
+        return out
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _emit(self, event: Event | None) -> None:
+        if isinstance(event, AudioIn) and len(self._events) >= MAX_EVENTS:
+            self._count["events_dropped"] += 1
+            return
+        if isinstance(event, MarkIn):
+            self._count["marks"] += 1
+        self._events.append(event)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _finish(self, *, timed_out: bool) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.timed_out = timed_out
+        self._clock.remove(self)
+        self._emit(None)
+
+    def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
+        params = self.params
+        if params is None or self._finished:
+            return
+        now = self._clock.loop.time()
+        pkt = self._rx.accept(data, addr, now)
+        if pkt is None:
+            return
+        self._last_rtp = now
+        count = self._count
+        count["packets_in"] += 1
+        count["bytes_in"] += len(data)
+        pt = pkt.payload_type
+        if pt == params.payload_type:
+            if self._rx.ssrc_changes != self._ssrc_changes:
+                self._ssrc_changes = self._rx.ssrc_changes
+                self._jb.reset()
+            payload = pkt.payload if params.codec == "PCMU" else alaw.to_ulaw(pkt.payload)
+            self._jb.push(pkt.timestamp, payload, pkt.marker)
+        elif pt == params.dtmf_payload_type:
+            digit = self._dtmf.feed(pkt.ssrc, pkt.timestamp, pkt.payload)
+            if digit is not None and params.receiving:
+                count["dtmf_in"] += 1
+                self._emit(DtmfIn(digit))
+        elif pt == CN:
+            count["cn_in"] += 1
+        else:
+            count["other_pt_in"] += 1
+
+    def _on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
+        params = self.params
+        if params is None or self._finished:
+            return
+        source = self._rx.latched or params.remote_addr
+        if addr[0] != source[0]:
+            self._rx.strangers += 1
+            return
+        try:
+            info = rtcp.parse(data)
+        except rtcp.RtcpError:
+            self._count["rtcp_bad"] += 1
+            return
+        now = self._clock.loop.time()
+        self._last_rtcp = now
+        self._rtcp_peer = (addr[0], addr[1])
+        self._count["rtcp_in"] += 1
+        if info.lsr is not None:
+            self._lsr = (info.lsr, now)
+        if info.bye:
+            self._count["rtcp_bye"] += 1
+
+    def _tick(self, now: float, missed: int) -> None:
+        params = self.params
+        if params is None:
+            return
+        self._ticks += 1
+        sending = params.sending
+        if missed:
+            self._tx.skip(missed * FRAME)
+        # outbound: the next frame (or silence), then the marks it completes
+        out = self._out
+        frame = ULAW_SILENCE
+        if out:
+            while out and isinstance(out[0], str):
+                self._emit(MarkIn(out.popleft()))  # type: ignore[arg-type]
+            if out:
+                frame = out.popleft()  # type: ignore[assignment]
+            while out and isinstance(out[0], str):
+                self._emit(MarkIn(out.popleft()))  # type: ignore[arg-type]
+        if sending:
+            payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
+            data = self._tx.packet(params.payload_type, payload)
+            self._rtp.sendto(data, params.remote_addr)
+            self._count["packets_out"] += 1
+            self._count["bytes_out"] += len(data)
+            self._sent_since_report = True
+        else:
+            self._tx.skip(FRAME)
+        # inbound: one frame a slot from the jitter buffer (and the slots a stall skipped)
+        talking = params.direction == "sendrecv"
+        for _ in range(missed + 1):
+            got = self._jb.tick()
+            if got is not None and talking:
+                self._emit(AudioIn(got))
+        if self._ticks % RTCP_TICKS == 0:
+            self._send_rtcp()
+        # the media timeout: RTP must flow on a live call; on hold RTCP is enough
+        if talking or params.direction == "sendonly":
+            idle = now - self._last_rtp
+            limit = self.timeout_s
+        else:
+            idle = now - max(self._last_rtp, self._last_rtcp)
+            limit = self.hold_timeout_s
+        if idle > limit:
+            log.info("sip media timeout: no media for %.0f s (direction %s)", idle, params.direction)
+            self._finish(timed_out=True)
+
+    def _send_rtcp(self, *, bye: bool = False) -> None:
+        params = self.params
+        if params is None or params.remote_addr[0] in ("0.0.0.0", "::"):
+            return
+        if self._rtcp_peer is not None:
+            dest = self._rtcp_peer
+        else:
+            host, port = self._rx.latched or params.remote_addr
+            dest = (host, params.rtcp_port or port + 1)
+        sent = (self._tx.timestamp, self._tx.packets, self._tx.octets) if self._sent_since_report else None
+        self._sent_since_report = False
+        lsr, dlsr = (self._lsr[0], self._clock.loop.time() - self._lsr[1]) if self._lsr else (None, None)
+        data = rtcp.report(
+            ssrc=self._tx.ssrc, cname=self._cname, sent=sent, source=self._rx.source, source_ssrc=self._rx.ssrc, lsr=lsr, dlsr_s=dlsr,
+            now=time.time(), bye=bye,
+        )
+        self._rtcp.sendto(data, dest)
+        self._count["rtcp_out"] += 1
