@@ -97,3 +97,30 @@ async def start_rig(settings: Settings, *, media_factory, hold_s: float = 0.0) -
     rig = Rig(SipServer(s, start_call=start, open_media=open_media))
     await rig.server.start()
     return rig
+
+
+def write_pcap(path: Path, mulaw: bytes, *, payload_type: int = 0) -> Path:
+    """A pcap of RTP packets (20 ms of mu-law each, 20 ms apart) for SIPp's
+    ``play_pcap_audio``, which rewrites the addresses and ports and keeps the pacing."""
+    import struct
+
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
+    ssrc, seq, ts = 0x5EED0001, 1000, 16000
+    for i in range(0, len(mulaw) - 159, 160):
+        rtp = struct.pack("!BBHII", 0x80, payload_type | (0x80 if i == 0 else 0), seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + mulaw[i : i + 160]
+        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        t_us = (i // 160) * 20000
+        out.append(struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000, len(frame), len(frame)) + frame)
+        seq, ts = seq + 1, ts + 160
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def rtp_call_scenario(path: Path, pcap: Path, *, hold_ms: int, dtmf_pcap: Path | None = None) -> Path:
+    """INVITE (PCMU + telephone-event), ACK, play ``pcap`` as the caller's voice (then a
+    DTMF key from SIPp's own pcaps), stay ``hold_ms``, BYE."""
+    dtmf = f'  <nop><action><exec play_pcap_audio="{dtmf_pcap}"/></action></nop>\n  <pause milliseconds="1000"/>\n' if dtmf_pcap else ""
+    path.write_text((SCENARIOS / "call_rtp.xml").read_text().replace("PCAP", str(pcap)).replace("HOLD_MS", str(hold_ms)).replace("<!--DTMF-->\n", dtmf))
+    return path

@@ -28,7 +28,7 @@ class FakeMedia:
         sock.bind((host, 0))
         return cls(sock)
 
-    def configure(self, params) -> None:
+    def configure(self, params, *, peer_host: str | None = None) -> None:
         self.configured.append(params)
 
     async def events(self) -> AsyncIterator[AudioIn | DtmfIn | MarkIn]:

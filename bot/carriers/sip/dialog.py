@@ -34,7 +34,6 @@ log = logging.getLogger("bot.sip")
 
 RING_S = 0.2  # 180 Ringing before the answer: a CANCEL sent on the first ring still wins
 NOTIFY_WAIT_S = 45.0  # a transfer target's ringing, as the far end reports it
-DTMF_INFO = re.compile(r"(?im)^\s*signal\s*=\s*([0-9*#A-Da-d])\s*$")
 NUMBER = re.compile(r"^\+?[0-9]{3,15}$")
 
 
@@ -111,7 +110,7 @@ class SipCall:
         except SdpError:
             self._final(488)
             return False
-        self.media.configure(params)
+        self.media.configure(params, peer_host=self.peer.host)
         self.local_sdp = sdp.encode()
         self.server.endpoint.respond(self.invite, self._response(self.invite, 180))
         await asyncio.sleep(RING_S)
@@ -217,25 +216,20 @@ class SipCall:
         except SdpError:
             return None
         self.sdp_version += 1
-        self.media.configure(params)
+        self.media.configure(params, peer_host=self.peer.host)
         log.info("sip media updated", extra=kv(**self.fields, codec=params.codec, direction=params.direction))
         return sdp.encode()
 
     def _info(self, req: Request) -> None:
-        ctype = (req.headers.get("Content-Type") or "").lower()
-        digit = None
-        text = req.body.decode("ascii", "replace")
-        if "dtmf-relay" in ctype:
-            m = DTMF_INFO.search(text)
-            digit = m.group(1) if m else None
-        elif "application/dtmf" in ctype and text.strip()[:1] in tuple("0123456789*#"):
-            digit = text.strip()[:1]
+        from bot.carriers.sip.dtmf import parse_info
+
+        digit = parse_info(req.headers.get("Content-Type") or "", req.body)
         if digit is None and req.body:
             self._reply(req, 415)
             return
         self._reply(req, 200)
         if digit is not None:
-            self.inbound.put_nowait(DtmfIn(digit.upper()))
+            self.inbound.put_nowait(DtmfIn(digit))
 
     # --- requests of ours ---------------------------------------------------------------------
     async def transfer(self, number: str) -> bool:

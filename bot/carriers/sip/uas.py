@@ -79,7 +79,7 @@ class SipServer:
 
         lo, hi = self.settings.rtp_ports
         host = self.settings.sip_listen[0][1] if self.settings.sip_listen else "0.0.0.0"
-        return await RtpMedia.open(host=host, port_min=lo, port_max=hi)
+        return await RtpMedia.open(host=host, port_min=lo, port_max=hi, timeout_s=self.settings.media_timeout_s)
 
     # --- addresses ------------------------------------------------------------------------------
     def via_addr(self, peer: Peer) -> tuple[str, int]:

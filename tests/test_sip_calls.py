@@ -1,0 +1,80 @@
+"""Whole SIP calls through the app (create_app with SIP_LISTEN) on the real RTP media:
+SIPp speaks from a pcap and keys a digit (RFC 4733), the engine hears it, answers over RTP,
+and the call is recorded like a Twilio call."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bot.providers.registry import Providers
+from bot.settings import Settings
+from handlers.app import create_app
+from handlers.state import CALLS, METRICS
+from handlers.storage import STORE
+from media import mulaw
+from tests.conftest import eventually, trimmed_speech
+from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from tests.sip_rig import needs_sipp, rtp_call_scenario, sipp, write_pcap
+
+pytestmark = needs_sipp
+
+DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
+
+
+def sip_app(tmp_path: Path, **kw):
+    s = Settings(
+        data_dir=tmp_path, twilio_validate=False, trial=True, stt_timeout=2, llm_timeout=2, tts_timeout=2, end_silence_ms=500,
+        sip_listen=(("udp", "127.0.0.1", 0),), sip_allow=("127.0.0.1/32",), rtp_ports=(31000, 31999), **kw,
+    )
+    p = Providers(stt=ScriptedSTT(), llm=ScriptedLLM(), tts=ScriptedTTS())
+    return create_app(s, providers=p, embedded_prompt_fallback=False), p
+
+
+async def test_a_sipp_call_with_rtp_is_heard_answered_and_recorded(aiohttp_server, tmp_path, caplog):
+    from bot.carriers.sip.carrier import SIP_SERVER
+
+    caplog.set_level(logging.INFO)
+    app, p = sip_app(tmp_path)
+    await aiohttp_server(app)
+    host, port = app[SIP_SERVER].endpoint.local_addr("udp")
+    voice = mulaw.encode(trimmed_speech("open_tomorrow_joe.wav"))
+    pcap = write_pcap(tmp_path / "voice.pcap", b"\xff" * 8000 + voice + b"\xff" * 8000)
+    dtmf = DTMF_PCAP if DTMF_PCAP.exists() else None
+    scenario = rtp_call_scenario(tmp_path / "call.xml", pcap, hold_ms=len(voice) // 8 + 4000, dtmf_pcap=dtmf)
+    r = await sipp(f"{host}:{port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", cwd=tmp_path, timeout=40)
+    assert r.rc == 0, r.out
+    await eventually(lambda: len(app[CALLS]) == 0 and "call ended" in caplog.text, within_s=10)
+    # the engine heard the caller's speech over RTP: about its length went to STT
+    heard_s = [n / 2 / rate for n, rate in p.stt.calls]
+    assert heard_s and abs(max(heard_s) - len(voice) / 8000) < 1.5, heard_s
+    assert p.llm.seen, "the engine replied"
+    ended = next(rec for rec in caplog.records if rec.getMessage() == "call ended")
+    fields = ended.__dict__.get("fields") or {}
+    assert fields.get("transport") == "sip" and fields.get("ended_by") == "caller"
+    assert fields["rtp_packets_out"] > 100 and fields["rtp_packets_in"] > len(voice) // 160, fields
+    assert fields["caller"] != "+14155550177" and fields["caller"].endswith("77")  # masked
+    # recorded like a Twilio call
+    rec = await app[STORE].call(fields["call_sid"])
+    assert rec is not None and rec.caller == "+14155550177"
+    assert app[METRICS].calls._value.get() >= 1
+    if dtmf is not None:
+        assert fields["rtp_dtmf_in"] >= 1, fields  # RFC 4733 key 1 from SIPp's pcap
+
+
+async def test_a_caller_that_stops_sending_media_is_hung_up(aiohttp_server, tmp_path, caplog):
+    """RTP stops (the caller's network dropped) while the dialog stays up: MEDIA_TIMEOUT_S
+    later the bot ends the call and sends BYE, which SIPp answers."""
+    from bot.carriers.sip.carrier import SIP_SERVER
+
+    caplog.set_level(logging.INFO)
+    app, _ = sip_app(tmp_path, media_timeout_s=2.0)
+    await aiohttp_server(app)
+    host, port = app[SIP_SERVER].endpoint.local_addr("udp")
+    scenario = tmp_path / "silent.xml"
+    scenario.write_text((Path(__file__).parent / "sip" / "call_then_bye_from_bot.xml").read_text())
+    r = await sipp(f"{host}:{port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", cwd=tmp_path, timeout=20)
+    assert r.rc == 0, r.out
+    await eventually(lambda: len(app[CALLS]) == 0 and "call ended" in caplog.text, within_s=10)
+    assert "sip bye sent" in caplog.text
+
