@@ -78,3 +78,37 @@ async def test_a_caller_that_stops_sending_media_is_hung_up(aiohttp_server, tmp_
     await eventually(lambda: len(app[CALLS]) == 0 and "call ended" in caplog.text, within_s=10)
     assert "sip bye sent" in caplog.text
 
+
+
+async def _transfer_call(aiohttp_server, tmp_path, scenario_name: str):
+    from bot.carriers.sip.carrier import SIP_SERVER
+    from bot.providers.base import Action
+
+    app, p = sip_app(tmp_path)
+    p.llm.actions = [Action(kind="transfer", purpose="front_desk", number="+14155550100")]
+    await aiohttp_server(app)
+    host, port = app[SIP_SERVER].endpoint.local_addr("udp")
+    voice = mulaw.encode(trimmed_speech("real_person_joe.wav"))
+    pcap = write_pcap(tmp_path / "voice.pcap", b"\xff" * 8000 + voice + b"\xff" * 8000)
+    scenario = tmp_path / "transfer.xml"
+    scenario.write_text((Path(__file__).parent / "sip" / scenario_name).read_text().replace("PCAP", str(pcap)))
+    r = await sipp(f"{host}:{port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", cwd=tmp_path, timeout=40)
+    await eventually(lambda: len(app[CALLS]) == 0, within_s=10)
+    return r
+
+
+async def test_a_transfer_is_a_refer_and_the_bot_hangs_up_once_the_target_answers(aiohttp_server, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    r = await _transfer_call(aiohttp_server, tmp_path, "transfer_refer.xml")
+    assert r.rc == 0, r.out
+    assert "transfer done" in caplog.text and "transfer refused" not in caplog.text
+
+
+async def test_a_refused_refer_is_said_to_the_caller_before_the_bye(aiohttp_server, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    r = await _transfer_call(aiohttp_server, tmp_path, "transfer_refused.xml")
+    assert r.rc == 0, r.out
+    assert "transfer refused" in caplog.text
+    refused = next(rec for rec in caplog.records if rec.getMessage() == "transfer refused")
+    bye = next(rec for rec in caplog.records if rec.getMessage() == "sip bye sent")
+    assert bye.created - refused.created >= 0.3  # the fallback prompt played between them

@@ -139,6 +139,8 @@ class SipServer:
                 self._reply(req, peer, 401, [("WWW-Authenticate", self.digest.challenge(stale=verdict == "stale"))])
                 return
         reason = self.admit()
+        if reason is None and len(self.calls) >= self.settings.max_calls:  # ringing ones too: an INVITE flood from a trusted peer
+            reason = "capacity"
         if reason is not None:
             self._refuse(reason, peer)
             self._reply(req, peer, 503, [("Retry-After", "5")])
