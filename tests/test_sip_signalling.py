@@ -221,3 +221,26 @@ async def test_malformed_messages_are_dropped_or_answered_400_and_never_start_a_
         assert (await _options(host, port)).startswith(b"SIP/2.0 200")  # still serving
     finally:
         await rig.server.close()
+
+
+@pytest.mark.parametrize("password, ok", [("reg-pass-1", True), ("wrong", False)])
+async def test_registration_answers_the_registrars_digest_challenge(sip_settings, tmp_path, password, ok):
+    import socket as _s
+
+    probe = _s.socket(_s.AF_INET, _s.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    reg_port = probe.getsockname()[1]
+    probe.close()
+    registrar = asyncio.create_task(sipp("127.0.0.1", "-sf", str(SCENARIOS / "registrar.xml"), "-p", str(reg_port), "-m", "1", "-i", "127.0.0.1", cwd=tmp_path, timeout=15))
+    await asyncio.sleep(0.5)
+    s = sip_settings.with_(sip_registrar=f"sip:127.0.0.1:{reg_port}", sip_username="trunk", sip_password=password)
+    rig = await start_rig(s, media_factory=FakeMedia.open)
+    try:
+        r = await registrar
+        assert r.rc == 0, r.out
+        reg = rig.server.registration
+        assert reg is not None
+        await eventually(lambda: reg.last_code in (200, 403))
+        assert reg.registered is ok and reg.last_code == (200 if ok else 403)
+    finally:
+        await rig.server.close()

@@ -25,6 +25,7 @@ from bot.transport import StopIn
 
 if TYPE_CHECKING:
     from bot.carriers.sip.media_session import RtpMedia
+    from bot.carriers.sip.register import Registration
     from bot.settings import Settings
 
 log = logging.getLogger("bot.sip")
@@ -53,11 +54,22 @@ class SipServer:
         self.by_invite: dict[tuple[str, str], SipCall] = {}  # (Call-ID, their tag) -> call (CANCEL, retransmits)
         self.tasks: set[asyncio.Task] = set()
         self.refused: dict[str, int] = {}
+        self.registration: Registration | None = None
+        self._reg_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.endpoint.listen(self.settings.sip_listen)
+        s = self.settings
+        if s.sip_registrar:
+            from bot.carriers.sip.register import Registration
+
+            self.registration = Registration(self.endpoint, registrar=s.sip_registrar, username=s.sip_username,
+                                             password=s.sip_password, public_ip=s.sip_public_ip)
+            self._reg_task = self.spawn(self.registration.run())
 
     async def close(self) -> None:
+        if self._reg_task is not None:  # it never ends by itself
+            self._reg_task.cancel()
         for call in list(self.calls.values()):
             call.inbound.put_nowait(StopIn())
         if self.tasks:
