@@ -30,8 +30,9 @@ MAX_TCP_CONNECTIONS = 512
 
 
 class Endpoint:
-    def __init__(self, *, allow: Allow, rate: RateLimit, on_request: OnRequest | None = None) -> None:
+    def __init__(self, *, allow: Allow, rate: RateLimit, trusted_rate: RateLimit | None = None, on_request: OnRequest | None = None) -> None:
         self.allow, self.rate = allow, rate
+        self.trusted_rate = trusted_rate or rate  # a trunk or PBX carries many calls from one address
         self.on_request = on_request
         self.server = ServerTransactions(self._send)
         self.client = ClientTransactions(self._send)
@@ -113,8 +114,11 @@ class Endpoint:
         asyncio.get_running_loop().create_task(self._tcp_read(reader, writer, peer))
 
     # --- receiving ----------------------------------------------------------------------------
+    def _take(self, host: str) -> bool:
+        return (self.trusted_rate if self.allow(host) else self.rate).take(host)
+
     def datagram(self, data: bytes, peer: Peer) -> None:
-        if not self.rate.take(peer.host):
+        if not self._take(peer.host):
             self.counts["rate_limited"] += 1
             return
         if data.strip(b"\r\n") == b"":  # keep-alive
@@ -143,7 +147,7 @@ class Endpoint:
                     data = sipmsg.frame_stream(buf)
                     if data is None:
                         break
-                    if not self.rate.take(peer.host):
+                    if not self._take(peer.host):
                         self.counts["rate_limited"] += 1
                         continue
                     self._message(data, peer)

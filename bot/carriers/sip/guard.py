@@ -26,15 +26,23 @@ MAX_SOURCES = 4096  # rate-limit buckets kept (least recently seen dropped first
 class Allow:
     def __init__(self, cidrs: tuple[str, ...]) -> None:
         self.nets = [ipaddress.ip_network(c) for c in cidrs]
+        self._seen: dict[str, bool] = {}  # every datagram asks: the answer per address, bounded
 
     def __call__(self, host: str) -> bool:
         if not self.nets:
             return True
+        known = self._seen.get(host)
+        if known is not None:
+            return known
         try:
             ip = ipaddress.ip_address(host)
+            ok = any(ip in n for n in self.nets)
         except ValueError:
-            return False
-        return any(ip in n for n in self.nets)
+            ok = False
+        if len(self._seen) >= MAX_SOURCES:
+            self._seen.clear()
+        self._seen[host] = ok
+        return ok
 
 
 class RateLimit:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.sip")
 
+TRUSTED_RATE_X = 20  # sources in SIP_ALLOW (a trunk, a PBX, a dispatcher) may send this many times SIP_RATE_PER_S
 SUPPORTED = {"replaces", "norefersub"}  # option tags a peer may Require of us
 Admit = Callable[[], "str | None"]  # a refusal reason ("starting", "draining", "capacity") or None
 
@@ -46,7 +47,8 @@ class SipServer:
     ) -> None:
         self.settings = settings
         rate = settings.sip_rate_per_s
-        self.endpoint = Endpoint(allow=Allow(settings.sip_allow), rate=RateLimit(rate, 5 * rate), on_request=self.on_request)
+        self.endpoint = Endpoint(allow=Allow(settings.sip_allow), rate=RateLimit(rate, 5 * rate),
+                                 trusted_rate=RateLimit(TRUSTED_RATE_X * rate, 5 * TRUSTED_RATE_X * rate), on_request=self.on_request)
         self.digest = Digest(settings.sip_username, settings.sip_password) if settings.sip_username else None
         self.start_call, self.admit, self.draining = start_call, admit, draining
         self._open_media = open_media
