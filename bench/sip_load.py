@@ -19,8 +19,9 @@ Twilio's Media Streams carry a call. Columns:
 - ``turn``: mean of the bot's own turn latency (``phonebot_turn_latency_seconds``: its
   VAD's end of speech to its first frame sent), ms, with the count of turns
 - ``lost``: inbound RTP packets the bot's receivers counted lost (SIPp -> bot)
-- ``stalls``: slots the bot's media clock skipped (a late tick: an outbound RTP timestamp
-  jump, the gap a caller would hear); the sequence numbers never skip
+- ``stalls``: times the bot's media clock (one for all calls of the process) fell more than
+  3 slots behind and skipped them (an outbound RTP timestamp jump, a gap every caller hears);
+  the sequence numbers never skip
 - ``out/call``: RTP packets the bot sent per call (50 a second)
 """
 
@@ -80,7 +81,9 @@ def log_rtp(log: str) -> dict[str, int]:
         out["calls"] += 1
         for key in ("lost", "stalls", "packets_out"):
             m = re.search(rf"\brtp_{key}=(\d+)", line)
-            out[key] += int(m.group(1)) if m else 0
+            v = int(m.group(1)) if m else 0
+            # the media clock is shared by every call of the process: its stall count is the process's
+            out[key] = max(out[key], v) if key == "stalls" else out[key] + v
     return out
 
 

@@ -112,3 +112,26 @@ async def test_a_refused_refer_is_said_to_the_caller_before_the_bye(aiohttp_serv
     refused = next(rec for rec in caplog.records if rec.getMessage() == "transfer refused")
     bye = next(rec for rec in caplog.records if rec.getMessage() == "sip bye sent")
     assert bye.created - refused.created >= 0.3  # the fallback prompt played between them
+
+
+async def test_the_sip_caller_of_bot_call_dials_speaks_keys_and_hangs_up(aiohttp_server, tmp_path, caplog):
+    """``python -m bot call --sip``'s client (bot/carriers/sip/uac.py) against the app, with
+    digest auth on: it answers the challenge, hears the greeting, says an utterance, keys a
+    digit by INFO, hears the reply and hangs up by BYE."""
+    from bot.carriers.sip.carrier import SIP_SERVER
+    from bot.carriers.sip.uac import place_call
+
+    caplog.set_level(logging.INFO)
+    app, p = sip_app(tmp_path, sip_username="pbx", sip_password="digest-pass-9")
+    await aiohttp_server(app)
+    host, port = app[SIP_SERVER].endpoint.local_addr("udp")
+    voice = mulaw.encode(trimmed_speech("open_tomorrow_joe.wav"))
+    report = await place_call(host, port, [voice, "5"], username="pbx", password="digest-pass-9", quiet_s=0.8, max_wait_s=15)
+    assert report.answered and not report.error, report
+    assert report.events[0].startswith("100") and any(e.startswith("greeting heard") for e in report.events), report.events
+    assert report.latencies_ms and 0 < report.latencies_ms[0] < 10_000, report.latencies_ms
+    assert report.hung_up_by == "caller" and len(report.heard) > 8000
+    await eventually(lambda: len(app[CALLS]) == 0, within_s=10)
+    assert app[SIP_SERVER].refused.get("auth_missing") == 1  # the first INVITE was challenged
+    heard_s = [n / 2 / rate for n, rate in p.stt.calls]
+    assert heard_s and abs(max(heard_s) - len(voice) / 8000) < 1.5, heard_s

@@ -265,7 +265,7 @@ class SipCall:
         ip, port = self.server.via_addr(self.peer)
         headers = [
             ("Via", f"SIP/2.0/{self.peer.proto.upper()} {ip}:{port};branch={sipmsg.branch()};rport"),
-            *[("Route", r) for r in reversed(inv.headers.getlist("Record-Route"))],
+            *[("Route", r) for r in inv.headers.getlist("Record-Route")],  # the UAS's route set: in order (RFC 3261 12.1.1)
             ("From", _with_tag(inv.headers["To"], self.local_tag)),
             ("To", inv.headers["From"]),
             ("Call-ID", self.call_id),
