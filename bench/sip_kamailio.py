@@ -71,10 +71,11 @@ async def start_second_bot(env: dict, tmp: Path, sip_port: int) -> tuple[asyncio
     return proc, url, log_path
 
 
-def invites(log: Path, since: int) -> int:
+def started(log: Path, since: int) -> int:
+    """Calls that reached the engine (``call started``) in a bot's log since ``since``."""
     with open(log, "rb") as f:
         f.seek(since)
-        return sum(1 for line in f.read().decode(errors="replace").splitlines() if " sip invite " in f" {line} ")
+        return sum(1 for line in f.read().decode(errors="replace").splitlines() if " call started " in f" {line} " and "transport=sip" in line)
 
 
 async def sipp(target: str, scenario: Path, n: int, tmp: Path, tag: str, rate: int = 5) -> tuple[int, int]:
@@ -115,12 +116,14 @@ async def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.sip_kamailio", description=__doc__.split("\n\n")[0])
     ap.add_argument("--database-url", default="")
     ap.add_argument("--calls", type=int, default=10)
+    ap.add_argument("--keep", default=None, help="keep the logs (bots, Kamailio, SIPp) in this folder")
     args = ap.parse_args(argv)
     if not shutil.which("kamailio") or not shutil.which("sipp"):
         raise SystemExit("needs kamailio and sipp (sip-tester)")
     print(calibration(), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-kam-") as tmpd:
-        tmp = Path(tmpd)
+        tmp = Path(args.keep or tmpd)
+        tmp.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o755)
         stop_pg = None
         db = args.database_url
@@ -145,22 +148,25 @@ async def main(argv: list[str] | None = None) -> None:
             target = f"127.0.0.1:{kam_port}"
             a0, b0 = log_a.stat().st_size, log_b.stat().st_size
             ok, bad = await sipp(target, short, args.calls, tmp, "phase1")
-            print(f"phase 1, both up: {ok} ok / {bad} failed; INVITEs A {invites(log_a, a0)}, B {invites(log_b, b0)}", flush=True)
+            print(f"phase 1, both up: {ok} ok / {bad} failed; calls started on A {started(log_a, a0)}, B {started(log_b, b0)}", flush=True)
 
             long = drained_call_scenario(short, tmp / "long.xml")
             a1, b1 = log_a.stat().st_size, log_b.stat().st_size
             longs = asyncio.create_task(sipp(target, long, 2, tmp, "long", rate=10))
             await asyncio.sleep(2.5)
-            on_a = invites(log_a, a1)
+            on_a = started(log_a, a1)
             stack.server.send_signal(signal.SIGTERM)
-            print(f"phase 2: 2 live calls (A {on_a}, B {invites(log_b, b1)}), SIGTERM to A", flush=True)
+            print(f"phase 2: 2 live calls (on A {on_a}, B {started(log_b, b1)}), SIGTERM to A", flush=True)
             await asyncio.sleep(7)  # a probe round: A answers 503 (draining) or nothing (stopped)
             a2, b2 = log_a.stat().st_size if stack.server.returncode is None else 0, log_b.stat().st_size
             ok2, bad2 = await sipp(target, short, args.calls, tmp, "phase2")
-            a_after = invites(log_a, a2) if stack.server.returncode is None else 0
-            print(f"phase 2, A draining: {ok2} ok / {bad2} failed; INVITEs A {a_after}, B {invites(log_b, b2)}", flush=True)
+            a_after = started(log_a, a2) if stack.server.returncode is None else 0
+            print(f"phase 2, A draining: {ok2} ok / {bad2} failed; calls started on A {a_after}, B {started(log_b, b2)}", flush=True)
             lok, lbad = await longs
             print(f"the 2 long calls: {lok} ended by the bot's BYE (drain on A, media timeout on B), {lbad} failed", flush=True)
+            if lbad:
+                err = tmp / "sipp_long.log"
+                print(err.read_text(errors="replace")[-1500:] if err.exists() else "(no SIPp error log)")
             drain = re.findall(r"drain\w*[^\n]*", log_a.read_text(errors="replace"))
             print(f"A's drain log lines: {len(drain)}; A exited with {stack.server.returncode}", flush=True)
             from bot.settings import Settings
