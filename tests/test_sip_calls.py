@@ -135,3 +135,49 @@ async def test_the_sip_caller_of_bot_call_dials_speaks_keys_and_hangs_up(aiohttp
     assert app[SIP_SERVER].refused.get("auth_missing") == 1  # the first INVITE was challenged
     heard_s = [n / 2 / rate for n, rate in p.stt.calls]
     assert heard_s and abs(max(heard_s) - len(voice) / 8000) < 1.5, heard_s
+
+
+async def test_rtp_from_a_stranger_is_dropped_and_a_draining_bot_refuses_new_calls(aiohttp_server, tmp_path, caplog):
+    """While SIPp talks, loud RTP from another address (127.0.0.2) hits the call's port: the
+    bot never hears it (the engine's STT gets only the caller's utterance). Then the app
+    drains: OPTIONS and a new INVITE get 503, counted in phonebot_calls_rejected."""
+    import asyncio
+    import socket
+    import struct
+
+    from bot.carriers.sip.carrier import SIP_SERVER
+    from bot.run_call import DRAINING
+    from tests.sip_rig import SCENARIOS
+
+    caplog.set_level(logging.INFO)
+    app, p = sip_app(tmp_path)
+    await aiohttp_server(app)
+    server = app[SIP_SERVER]
+    host, port = server.endpoint.local_addr("udp")
+    voice = mulaw.encode(trimmed_speech("open_tomorrow_joe.wav"))
+    pcap = write_pcap(tmp_path / "voice.pcap", b"\xff" * 8000 + voice + b"\xff" * 16000)
+    scenario = rtp_call_scenario(tmp_path / "call.xml", pcap, hold_ms=len(voice) // 8 + 3500)
+    call = asyncio.create_task(sipp(f"{host}:{port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", cwd=tmp_path, timeout=40))
+    await eventually(lambda: any(c.media is not None and c.answered for c in server.calls.values()), within_s=10)
+    rtp_port = next(iter(server.calls.values())).media.local_port
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.2", 0))
+    loud = mulaw.encode(struct.pack("<160h", *([12000, -12000] * 80)))
+    for i in range(150):  # 3 s of loud "speech" with the caller's payload type
+        stranger.sendto(struct.pack("!BBHII", 0x80, 0, i, i * 160, 0xBAD) + loud, ("127.0.0.1", rtp_port))
+        await asyncio.sleep(0.02)
+    stranger.close()
+    r = await call
+    assert r.rc == 0, r.out
+    await eventually(lambda: len(app[CALLS]) == 0 and "call ended" in caplog.text, within_s=10)
+    ended = next(rec for rec in caplog.records if rec.getMessage() == "call ended")
+    assert ended.__dict__["fields"]["rtp_strangers"] >= 100, ended.__dict__["fields"]
+    heard_s = [n / 2 / rate for n, rate in p.stt.calls]
+    assert heard_s and max(heard_s) < len(voice) / 8000 + 1.5, heard_s  # the stranger's 3 s never reached a turn
+
+    app[DRAINING]["on"] = True
+    refused = tmp_path / "refused.xml"
+    refused.write_text((SCENARIOS / "invite_refused.xml").read_text().replace("EXPECT", "503"))
+    r = await sipp(f"{host}:{port}", "-sf", str(refused), "-m", "1", "-i", "127.0.0.1", cwd=tmp_path, timeout=10)
+    assert r.rc == 0, r.out
+    assert app[METRICS].calls_rejected.labels("sip_draining")._value.get() == 1

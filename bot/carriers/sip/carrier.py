@@ -30,7 +30,7 @@ class SipCarrier:
 async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.run_call import CALLS, DRAINING, run_call
     from handlers.startup import STARTUP
-    from handlers.state import PROMPTS, SETTINGS, call_engine
+    from handlers.state import METRICS, PROMPTS, SETTINGS, call_engine
 
     settings = app[SETTINGS]
 
@@ -48,7 +48,8 @@ async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
         control = SipControl(call, app[PROMPTS])
         await run_call(transport, dataclasses.replace(call_engine(app), control=control))
 
-    server = SipServer(settings, start_call=start, admit=admit, draining=lambda: app[DRAINING]["on"])
+    server = SipServer(settings, start_call=start, admit=admit, draining=lambda: app[DRAINING]["on"],
+                       on_refuse=lambda reason: app[METRICS].calls_rejected.labels(reason).inc())
     await server.start()
     app[SIP_SERVER] = server
     log.info("sip listening", extra=kv(listen=",".join(f"{p}:{h}:{n}" for p, h, n in settings.sip_listen),

@@ -44,6 +44,7 @@ class SipServer:
         admit: Admit = lambda: None,
         draining: Callable[[], bool] = lambda: False,
         open_media: Callable[[], Awaitable[RtpMedia]] | None = None,
+        on_refuse: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.settings = settings
         rate = settings.sip_rate_per_s
@@ -52,6 +53,7 @@ class SipServer:
         self.digest = Digest(settings.sip_username, settings.sip_password) if settings.sip_username else None
         self.start_call, self.admit, self.draining = start_call, admit, draining
         self._open_media = open_media
+        self.on_refuse = on_refuse  # the app's phonebot_calls_rejected{reason}
         self.calls: dict[tuple[str, str], SipCall] = {}  # (Call-ID, our tag) -> call
         self.by_invite: dict[tuple[str, str], SipCall] = {}  # (Call-ID, their tag) -> call (CANCEL, retransmits)
         self.tasks: set[asyncio.Task] = set()
@@ -186,6 +188,7 @@ class SipServer:
 
     def _refuse(self, reason: str, peer: Peer) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
+        self.on_refuse(f"sip_{reason}")
         log.info("sip call refused", extra=kv(reason=reason, peer=peer.host))
 
     def _reply(self, req: Request, peer: Peer, code: int, headers: list[tuple[str, str]] | None = None) -> None:
