@@ -25,10 +25,12 @@ def sip_settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, twilio_validate=False, trial=True, sip_allow=("127.0.0.1/32",))
 
 
-async def test_a_call_with_info_dtmf_hold_unhold_codec_change_and_bye(sip_settings, tmp_path):
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+async def test_a_call_with_info_dtmf_hold_unhold_codec_change_and_bye(sip_settings, tmp_path, transport):
     rig = await start_rig(sip_settings, media_factory=FakeMedia.open)
     try:
-        r = await sipp(rig.udp, "-sf", str(SCENARIOS / "call_flow.xml"), "-m", "1", "-i", "127.0.0.1", cwd=tmp_path)
+        target = rig.udp if transport == "u1" else rig.tcp
+        r = await sipp(target, "-sf", str(SCENARIOS / "call_flow.xml"), "-m", "1", "-t", transport, "-i", "127.0.0.1", cwd=tmp_path)
         assert r.rc == 0, r.out
         await eventually(lambda: rig.calls and not rig.server.calls)
         call = rig.calls[0]

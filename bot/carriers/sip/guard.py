@@ -56,14 +56,14 @@ class RateLimit:
     def take(self, host: str) -> bool:
         now = self.clock()
         credit, last = self.buckets.pop(host, (self.burst, now))
-        credit = min(self.burst, credit + (now - last) * self.rate) - 1
-        self.buckets[host] = (credit, now)
+        credit = min(self.burst, credit + (now - last) * self.rate)
+        ok = credit >= 1
+        self.buckets[host] = (credit - 1 if ok else credit, now)
         if len(self.buckets) > MAX_SOURCES:
             self.buckets.popitem(last=False)
-        if credit < 0:
+        if not ok:
             self.dropped += 1
-            return False
-        return True
+        return ok
 
 
 class Digest:

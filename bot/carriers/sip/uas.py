@@ -144,7 +144,12 @@ class SipServer:
             self._reply(req, peer, 501, [("Allow", sipmsg.ALLOW)])
 
     def _invite(self, req: Request, peer: Peer) -> None:
-        unsupported = [t for t in req.require if t not in SUPPORTED]
+        try:
+            required = req.require
+        except ValueError:
+            self._reply(req, peer, 400)
+            return
+        unsupported = [t for t in required if t not in SUPPORTED]
         if unsupported:
             self._reply(req, peer, 420, [("Unsupported", ", ".join(unsupported))])
             return
