@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from bot.carriers.sip.dialog import SipCall
 from bot.logs import kv
@@ -83,18 +83,24 @@ class SipTransport:
 
 
 class SipControl:
-    """Transfer by REFER; a refused or failed transfer is said to the caller before the BYE."""
+    """The carrier's call control, for any of its calls by call_sid: transfer by REFER (a
+    refused or failed transfer is said to the caller before the BYE); hang-up by BYE (sent
+    when the call's run ends)."""
 
-    def __init__(self, call: SipCall, prompts: PromptBank | None = None) -> None:
-        self.call, self.prompts = call, prompts
+    def __init__(self, find: Callable[[str], SipCall | None], prompts: PromptBank | None = None) -> None:
+        self.find, self.prompts = find, prompts
 
     async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
         log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number), by="refer"))
-        if await self.call.transfer(number):
+        call = self.find(call_sid)
+        if call is None:
+            log.warning("transfer: no such SIP call", extra=kv(call_sid=call_sid))
+            return
+        if await call.transfer(number):
             return
         audio = next((a for n in FAILED_TRANSFER_PROMPTS if self.prompts and (a := self.prompts.get(n))), None)
-        media = self.call.media
-        if audio and media is not None and not self.call.remote_bye:
+        media = call.media
+        if audio and media is not None and not call.remote_bye:
             frames = audio[: len(audio) // 160 * 160]
             media.play(frames)
             await asyncio.sleep(len(frames) / 8000 + 0.3)

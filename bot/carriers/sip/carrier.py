@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -15,22 +16,39 @@ from bot.carriers.sip.dialog import SipCall
 from bot.carriers.sip.uas import SipServer
 from bot.logs import kv
 
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
 log = logging.getLogger("bot.sip")
 
 SIP_SERVER = web.AppKey("sip_server", SipServer)
 
 
 class SipCarrier:
+    """The ``Carrier`` of bot/carriers/base.py: ``install`` adds the listener's cleanup_ctx,
+    ``control`` is the REFER/BYE control for any of its calls."""
+
     name = "sip"
 
     def install(self, app: web.Application) -> None:
         app.cleanup_ctx.append(sip_ctx)
 
+    def control(self, app: web.Application) -> SipControl:
+        from handlers.state import PROMPTS
+
+        server = app[SIP_SERVER]
+        return SipControl(server.call_by_sid, app[PROMPTS])
+
+
+def carrier(settings: Settings) -> SipCarrier:
+    """The carrier table's factory (bot/carriers/__init__.py names this module)."""
+    return SipCarrier()
+
 
 async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.run_call import CALLS, DRAINING, run_call
     from handlers.startup import STARTUP
-    from handlers.state import METRICS, PROMPTS, SETTINGS, call_engine
+    from handlers.state import METRICS, SETTINGS, call_engine
 
     settings = app[SETTINGS]
 
@@ -44,9 +62,7 @@ async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
         return None
 
     async def start(call: SipCall) -> None:
-        transport = SipTransport(call)
-        control = SipControl(call, app[PROMPTS])
-        await run_call(transport, dataclasses.replace(call_engine(app), control=control))
+        await run_call(SipTransport(call), dataclasses.replace(call_engine(app), control=SipCarrier().control(app)))
 
     server = SipServer(settings, start_call=start, admit=admit, draining=lambda: app[DRAINING]["on"],
                        on_refuse=lambda reason: app[METRICS].calls_rejected.labels(reason).inc())

@@ -187,6 +187,9 @@ class SipServer:
             log.info("sip invite cancelled", extra=kv(**call.fields))
             call.cancel()
 
+    def call_by_sid(self, call_sid: str) -> SipCall | None:
+        return next((c for c in self.calls.values() if c.call_sid == call_sid), None)
+
     def forget(self, call: SipCall) -> None:
         self.calls.pop((call.call_id, call.local_tag), None)
         self.by_invite.pop((call.call_id, call.remote_tag), None)
