@@ -135,3 +135,18 @@ def test_any_network_keeps_order_and_one_frame_per_tick(delays: list[int], loss:
     backwards = sum(b < a for a, b in zip(distinct, distinct[1:], strict=False))
     assert backwards <= jb.anchors - 1  # never backwards in time, but where the stream was re-anchored after a silence
     assert jb.depth <= jb.max_frames * 4 + 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 1500), st.booleans(), st.integers(0, 3)), max_size=80))
+def test_hostile_packets_never_raise_and_memory_stays_bounded(packets: list[tuple[int, int, bool, int]]) -> None:
+    jb = JitterBuffer()
+    base = packets[0][0] if packets else 0
+    for i, (ts, size, marker, ticks) in enumerate(packets):
+        # half near the stream's clock (reordered, odd sizes, overlapping), half anywhere in the 32 bits
+        stamp = (base + i * 160 + ts % 4000 - 2000) & 0xFFFFFFFF if i % 2 else ts
+        jb.push(stamp, bytes([i % 200]) * size, marker)
+        for _ in range(ticks):
+            f = jb.tick()
+            assert f is None or len(f) == FRAME
+    assert len(jb._frames) + len(jb._partial) <= jb.max_frames * 4 + 16

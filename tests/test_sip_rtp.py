@@ -142,6 +142,8 @@ def test_rtcp_report_roundtrip_sr_rr_bye() -> None:
     sr = rtcp.report(ssrc=1, cname="phonebot-x", sent=(1600, 10, 1600), source=src, source_ssrc=2, now=1_700_000_000.5)
     info = rtcp.parse(sr)
     assert info.types == (rtcp.SR, rtcp.SDES) and info.ssrc == 1 and info.lsr is not None and not info.bye
+    (block,) = info.blocks
+    assert (block.ssrc, block.lost, block.fraction_lost) == (2, 0, 0)
     rr = rtcp.parse(rtcp.report(ssrc=1, cname="c", sent=None, source=None, source_ssrc=None, bye=True))
     assert rr.types == (rtcp.RR, rtcp.SDES, rtcp.BYE) and rr.bye and rr.lsr is None
 
@@ -199,3 +201,31 @@ def test_alaw_tables_match_audioop_and_roundtrip() -> None:
     # A-law -> mu-law -> A-law is exact for all but the quietest codes (mu-law is finer there)
     back = alaw.from_ulaw(alaw.to_ulaw(codes))
     assert sum(a != b for a, b in zip(back, codes, strict=True)) <= 16
+
+
+ADDRS = st.tuples(st.sampled_from(["81.2.69.160", "81.2.69.161", "10.0.0.5", "127.0.0.1", "::1", "203.0.113.7"]), st.sampled_from([4000, 4001, 5000]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(ADDRS, st.sampled_from([77, 78, 1]), st.floats(0, 20), st.booleans()), max_size=40),
+    st.sampled_from([("81.2.69.160", 4000), ("10.0.0.5", 4000)]),
+)
+def test_once_learning_is_over_only_the_latched_source_gets_through(
+    packets: list[tuple[tuple[str, int], int, float, bool]], negotiated: tuple[str, int]
+) -> None:
+    rx = RtpReceiver()
+    rx.expect(negotiated, now=0.0)
+    accepted = []
+    for seq, (addr, ssrc, when, garbage) in enumerate(sorted(packets, key=lambda p: p[2])):
+        data = b"\x00garbage" if garbage else pkt(seq, ssrc=ssrc)
+        latched_before = rx.latched
+        got = rx.accept(data, addr, when)
+        if got is not None:
+            accepted.append((addr, when))
+            assert not garbage
+            if when >= rx.learn_s:  # after the window nothing new is taken (but the negotiated address, if none was)
+                assert addr == latched_before or (latched_before is None and addr == negotiated)
+    hosts = {a[0] for a, _ in accepted}
+    if negotiated[0] == "81.2.69.160":  # a public SDP address: only that IP (NAT may move the port)
+        assert hosts <= {"81.2.69.160"}

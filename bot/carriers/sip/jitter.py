@@ -1,12 +1,14 @@
 """An adaptive jitter buffer for 8 kHz G.711, sans I/O: packets in (any time), one 20 ms
 frame out per ``tick`` (the media clock's 20 ms).
 
-It holds ``target`` frames before playing (2 = 40 ms, enough on a LAN). A packet that comes
-after its slot was played is counted late and raises the target by one frame, up to
-``max_frames`` (10 = 200 ms, an internet path); ten seconds without a late packet lowers it
-again by one frame. Every 5 s the least depth seen is compared with the target and the excess
-dropped, so a delay built up by one slow packet (or a late first packet) does not stay. Reordered packets are slotted by their
-timestamp, duplicates dropped, a lost frame concealed by repeating the last one once and
+It holds ``target`` frames before playing (2 = 40 ms, enough on a LAN). The target follows
+the network: once a second it becomes the 95th percentile of how late packets came in the
+last 10 s (relative to the fastest) plus one frame, up to ``max_frames`` (10 = 200 ms, an
+internet path); it rises at once (a late packet, one that came after its slot was played,
+also raises it by a frame) and falls a frame a second. Every 2 s the least depth seen is
+compared with the target and the excess dropped, so a delay built up by a spike (or a late
+first packet) does not stay (bench.rtp_jitter runs it on simulated networks). Reordered
+packets are slotted by their timestamp, duplicates dropped, a lost frame concealed by repeating the last one once and
 silence after that. A talk spurt's first packet (marker bit) or a timestamp out of the window
 re-anchors the playout. Once started the buffer always yields a frame, silence when it has
 none: the engine's timers count inbound frames, so a caller whose phone stops sending during
@@ -16,9 +18,15 @@ are cut into 20 ms frames by timestamp.
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 FRAME = 160  # samples (= mu-law bytes) per 20 ms
-DECAY_TICKS = 500  # 10 s without a late packet lowers the target one frame
-WINDOW_TICKS = 250  # every 5 s, buffered audio beyond the target (the least depth seen) is dropped
+HISTORY = 500  # packets (10 s) of arrival history for the delay estimate
+ESTIMATE_EVERY = 50  # packets between estimates (once a second)
+QUANTILE = 0.95  # the target holds this share of packets' lateness (the rest is concealed)
+WINDOW_TICKS = 100  # every 2 s, buffered audio beyond the target (the least depth seen) is dropped
+MAX_PACKET = FRAME * 12  # 240 ms: more in one packet is no phone's (ptime tops out at 120-150 ms)
 IDLE_TICKS = 10  # 200 ms of nothing to play: the next packet re-anchors
 
 
@@ -34,7 +42,9 @@ class JitterBuffer:
         self._last_ts: int | None = None  # extended timestamp of the newest packet (unwraps the 32 bits)
         self._wait = 0  # ticks still to hold before playing (building the target depth)
         self._empty = 0  # consecutive ticks with nothing to play
-        self._calm = 0  # ticks since the last late packet
+        self._ticks = 0  # ticks since the start: the arrival clock
+        self._hist: deque[float] = deque(maxlen=HISTORY)  # tick of arrival minus frame index, per packet
+        self._since_estimate = 0
         self._last: bytes | None = None  # the last frame played (for concealment)
         self._concealed_run = 0
         self.started = False
@@ -66,7 +76,8 @@ class JitterBuffer:
         self._empty = 0
 
     def push(self, timestamp: int, payload: bytes, marker: bool = False) -> None:
-        if not payload:
+        if not payload or len(payload) > MAX_PACKET:
+            self.dropped += bool(payload)
             return
         ts = self._extend(timestamp)
         nxt = self._next
@@ -78,8 +89,8 @@ class JitterBuffer:
                 self._resync(ts)
             else:
                 self.late += 1
-                self._calm = 0
-                if self.target < self.max_frames:
+                self._arrived(ts)
+                if self.target < self.max_frames:  # fast attack; the estimate brings it back down
                     self.target += 1
                     self._wait += 1  # hold one tick so the depth grows to the new target
                 return
@@ -87,10 +98,30 @@ class JitterBuffer:
             self._resync(ts)
         elif marker and not self._frames:
             self._anchor(ts)  # a new talk spurt: give it the build-up again
+        self._arrived(ts)
         self._store(ts, payload)
+
+    def _arrived(self, ts: int) -> None:
+        """Arrival history: how late each packet came relative to the fastest of the last 10 s;
+        once a second the target becomes the 95th percentile of that lateness plus one frame
+        (rising at once, falling one frame a second)."""
+        self._hist.append(self._ticks - ts / FRAME)
+        self._since_estimate += 1
+        if self._since_estimate < ESTIMATE_EVERY or len(self._hist) < ESTIMATE_EVERY:
+            return
+        self._since_estimate = 0
+        fastest = min(self._hist)
+        lateness = sorted(r - fastest for r in self._hist)
+        want = min(self.max_frames, max(self.min_frames, math.ceil(lateness[int(QUANTILE * (len(lateness) - 1))]) + 1))
+        if want > self.target:
+            self._wait += want - self.target
+            self.target = want
+        elif want < self.target:
+            self.target -= 1
 
     def _anchor(self, ts: int) -> None:
         self.anchors += 1
+        self._hist.clear()  # a new timeline: the old arrivals say nothing about it
         self._next = ts
         self._wait = self.target
         self._empty = 0
@@ -135,6 +166,7 @@ class JitterBuffer:
 
     def tick(self) -> bytes | None:
         """The frame for this 20 ms slot (None before the first packet ever arrived)."""
+        self._ticks += 1
         nxt = self._next
         if nxt is None:
             return self._last and self.silence
@@ -142,13 +174,9 @@ class JitterBuffer:
         if self._wait > 0:
             self._wait -= 1
             return self.silence
-        self._calm += 1
         self._window += 1
         self._min_depth = min(self._min_depth, len(self._frames))
         if self._window >= WINDOW_TICKS:
-            if self._calm >= DECAY_TICKS and self.target > self.min_frames:
-                self._calm = 0
-                self.target -= 1
             # the delay actually held (the least depth seen in the window) beyond the target: cut it
             for _ in range(self._min_depth - self.target - 1):
                 if self._frames.pop(nxt, None) is not None or self._partial.pop(nxt, None) is not None:

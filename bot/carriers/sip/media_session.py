@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from weakref import WeakKeyDictionary
 
 from bot.carriers.sip import rtcp
-from bot.carriers.sip.dtmf import DtmfDecoder
+from bot.carriers.sip.dtmf import DtmfDecoder, encode_event
 from bot.carriers.sip.jitter import FRAME, JitterBuffer
 from bot.carriers.sip.rtp import CN, RtpReceiver, RtpSender
 from bot.carriers.sip.sdp import MediaParams
@@ -136,7 +136,8 @@ class RtpMedia:
         self._dtmf = DtmfDecoder()
         self._tx = RtpSender(secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
         self._cname = f"phonebot-{secrets.token_hex(6)}"
-        self._out: deque[bytes | str] = deque()  # 160-byte mu-law frames and mark names (str)
+        self._out: deque[bytes | str] = deque()
+        self._dtmf_out: deque[tuple[bytes, bool, int]] = deque()  # telephone-event payload, marker, its timestamp  # 160-byte mu-law frames and mark names (str)
         self._events: deque[Event | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
@@ -148,6 +149,7 @@ class RtpMedia:
         self._rtcp_peer: tuple[str, int] | None = None
         self._lsr: tuple[int, float] | None = None  # an SR's middle NTP bits, and when it came
         self._sent_since_report = False
+        self._remote: tuple[int, float] | None = None  # (lost, jitter ms) of our stream as the far end reports it
         self._count = dict.fromkeys(
             ("packets_in", "bytes_in", "packets_out", "bytes_out", "cn_in", "other_pt_in", "dtmf_in", "rtcp_in", "rtcp_out",
              "rtcp_bad", "rtcp_bye", "events_dropped", "marks"), 0)
@@ -241,6 +243,16 @@ class RtpMedia:
                 self._emit(MarkIn(item))
         self._out.clear()
 
+    def send_dtmf(self, digit: str, duration_ms: int = 100) -> bool:
+        """Key ``digit`` as RFC 4733 telephone-events (False when none were negotiated). The
+        key press takes the place of audio for its duration; queued audio waits."""
+        params = self.params
+        if self._closed or params is None or params.dtmf_payload_type is None:
+            return False
+        ts = self._tx.timestamp + FRAME * sum(1 for _ in self._dtmf_out)
+        self._dtmf_out.extend((payload, marker, ts & 0xFFFFFFFF) for payload, marker in encode_event(digit, duration_ms=duration_ms))
+        return True
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -260,6 +272,8 @@ class RtpMedia:
             malformed=self._rx.malformed, relatched=self._rx.relatched, ssrc_changes=self._rx.ssrc_changes, stalls=self._clock.stalls,
             dtmf_events=self._dtmf.events, queued_frames=sum(1 for i in self._out if not isinstance(i, str)),
         )
+        if self._remote is not None:
+            out.update(remote_lost=self._remote[0], remote_jitter_ms=self._remote[1])
         return out
 
     # -- inside ------------------------------------------------------------------------------
@@ -309,6 +323,9 @@ class RtpMedia:
                 self._emit(DtmfIn(digit))
         elif pt == CN:
             count["cn_in"] += 1
+        elif pt in (0, 8):  # G.711 on its static type though another was agreed (seen after re-INVITEs): still audio
+            count["other_pt_in"] += 1
+            self._jb.push(pkt.timestamp, pkt.payload if pt == 0 else alaw.to_ulaw(pkt.payload), pkt.marker)
         else:
             count["other_pt_in"] += 1
 
@@ -333,6 +350,9 @@ class RtpMedia:
             self._lsr = (info.lsr, now)
         if info.bye:
             self._count["rtcp_bye"] += 1
+        for block in info.blocks:
+            if block.ssrc == self._tx.ssrc:  # how our stream reaches them
+                self._remote = (block.lost, round(block.jitter / 8, 1))
 
     def _tick(self, now: float, missed: int) -> None:
         params = self.params
@@ -343,6 +363,41 @@ class RtpMedia:
         if missed:
             self._tx.skip(missed * FRAME)
         # outbound: the next frame (or silence), then the marks it completes
+        if self._dtmf_out:
+            self._send_event(params, sending)
+        else:
+            self._send_audio(params, sending)
+        # inbound: one frame a slot from the jitter buffer (and the slots a stall skipped)
+        talking = params.direction == "sendrecv"
+        for _ in range(missed + 1):
+            got = self._jb.tick()
+            if got is not None and talking:
+                self._emit(AudioIn(got))
+        if self._ticks % RTCP_TICKS == 0:
+            self._send_rtcp()
+        # the media timeout: RTP must flow on a live call; on hold (either way) RTCP is enough
+        if talking:
+            idle = now - self._last_rtp
+            limit = self.timeout_s
+        else:
+            idle = now - max(self._last_rtp, self._last_rtcp)
+            limit = self.hold_timeout_s
+        if idle > limit:
+            log.info("sip media timeout: no media for %.0f s (direction %s)", idle, params.direction)
+            self._finish(timed_out=True)
+
+    def _send_event(self, params: MediaParams, sending: bool) -> None:
+        """One packet of a key press instead of audio (queued audio and marks wait for it)."""
+        payload, marker, ts = self._dtmf_out.popleft()
+        if sending and params.dtmf_payload_type is not None:
+            data = self._tx.event(params.dtmf_payload_type, payload, ts, marker)
+            self._rtp.sendto(data, self._rx.latched or params.remote_addr)
+            self._count["packets_out"] += 1
+            self._count["bytes_out"] += len(data)
+            self._sent_since_report = True
+        self._tx.skip(FRAME, marker=False)
+
+    def _send_audio(self, params: MediaParams, sending: bool) -> None:
         out = self._out
         frame = ULAW_SILENCE
         if out:
@@ -355,30 +410,12 @@ class RtpMedia:
         if sending:
             payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
             data = self._tx.packet(params.payload_type, payload)
-            self._rtp.sendto(data, params.remote_addr)
+            self._rtp.sendto(data, self._rx.latched or params.remote_addr)  # symmetric RTP: back where theirs comes from
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
         else:
             self._tx.skip(FRAME)
-        # inbound: one frame a slot from the jitter buffer (and the slots a stall skipped)
-        talking = params.direction == "sendrecv"
-        for _ in range(missed + 1):
-            got = self._jb.tick()
-            if got is not None and talking:
-                self._emit(AudioIn(got))
-        if self._ticks % RTCP_TICKS == 0:
-            self._send_rtcp()
-        # the media timeout: RTP must flow on a live call; on hold RTCP is enough
-        if talking or params.direction == "sendonly":
-            idle = now - self._last_rtp
-            limit = self.timeout_s
-        else:
-            idle = now - max(self._last_rtp, self._last_rtcp)
-            limit = self.hold_timeout_s
-        if idle > limit:
-            log.info("sip media timeout: no media for %.0f s (direction %s)", idle, params.direction)
-            self._finish(timed_out=True)
 
     def _send_rtcp(self, *, bye: bool = False) -> None:
         params = self.params

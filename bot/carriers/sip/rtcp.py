@@ -19,16 +19,28 @@ class RtcpError(ValueError):
 
 
 @dataclass(frozen=True)
+class ReportBlock:
+    """What the far end says about one stream it receives (ours, when ``ssrc`` is ours)."""
+
+    ssrc: int
+    fraction_lost: int  # of 256, since its last report
+    lost: int  # cumulative (signed 24 bits: duplicates can make it negative)
+    jitter: int  # timestamp units
+
+
+@dataclass(frozen=True)
 class RtcpInfo:
     ssrc: int | None  # the sender of the first packet
     types: tuple[int, ...]  # packet types in the compound (200 SR, 201 RR, 202 SDES, 203 BYE, ...)
     bye: bool
     lsr: int | None  # the middle 32 bits of an SR's NTP time (for our RR's LSR field)
+    blocks: tuple[ReportBlock, ...] = ()
 
 
 def parse(data: bytes) -> RtcpInfo:
     """Walk a compound packet; raises ``RtcpError`` when it is not RTCP."""
     pos, types, ssrc, lsr = 0, [], None, None
+    blocks: list[ReportBlock] = []
     n = len(data)
     while pos < n:
         if n - pos < 4:
@@ -43,11 +55,19 @@ def parse(data: bytes) -> RtcpInfo:
             ssrc = int.from_bytes(data[pos + 4 : pos + 8], "big")
         if pt == SR and size >= 28 and lsr is None:
             lsr = int.from_bytes(data[pos + 10 : pos + 14], "big")
+        if pt in (SR, RR):
+            first = pos + (28 if pt == SR else 8)
+            for k in range(b0 & 0x1F):
+                at = first + 24 * k
+                if at + 24 > pos + size:
+                    break
+                b_ssrc, fraction, lost3, _, jitter = struct.unpack_from("!IB3sII", data, at)
+                blocks.append(ReportBlock(b_ssrc, fraction, int.from_bytes(lost3, "big", signed=True), jitter))
         types.append(pt)
         pos += size
     if not types or types[0] not in (SR, RR):
         raise RtcpError("a compound RTCP packet starts with SR or RR")  # RFC 3550 6.1
-    return RtcpInfo(ssrc, tuple(types), BYE in types, lsr)
+    return RtcpInfo(ssrc, tuple(types), BYE in types, lsr, tuple(blocks))
 
 
 def _ntp(now: float) -> tuple[int, int]:

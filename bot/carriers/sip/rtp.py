@@ -7,8 +7,9 @@ another address; such a source is taken only in the first ``learn_s`` seconds af
 (re)configuration, only when its IP is the negotiated one (NAT rewrote the port), the
 signalling peer's, or the SDP address is private (the endpoint's own LAN address), and
 only after ``probation`` consecutive packets with one SSRC. A latched source that moves
-keeps its SSRC: within the learning window the move is followed. Every other packet is a
-stranger's: dropped and counted.
+(within those hosts) keeps its SSRC: within the learning window the move is followed. Every
+other packet is a stranger's: dropped and counted. The negotiated address itself is taken
+whenever nothing was latched yet (a far end that starts sending late).
 """
 
 from __future__ import annotations
@@ -87,11 +88,20 @@ class RtpSender:
         self.octets += len(payload)
         return data
 
-    def skip(self, samples: int) -> None:
-        """Time passed with nothing sent (a stalled loop): the timestamp follows the clock, the
-        sequence does not (no gap that looks like loss); the next packet has the marker."""
+    def event(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> bytes:
+        """A telephone-event packet: the event's own timestamp, the next sequence number."""
+        data = build(payload_type, self.seq, timestamp, self.ssrc, payload, marker)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.packets += 1
+        self.octets += len(payload)
+        return data
+
+    def skip(self, samples: int, marker: bool = True) -> None:
+        """Time passed with no audio sent (a stalled loop, a hold, a key press): the timestamp
+        follows the clock, the sequence does not (no gap that looks like loss); after a gap in
+        the audio the next packet has the marker."""
         self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
-        self._marker = True
+        self._marker = self._marker or marker
 
 
 class SourceStats:
@@ -207,14 +217,14 @@ class RtpReceiver:
             return True
         if now >= self._learn_until or self.expected is None:
             return False
+        host = self.expected[0]
+        if not (addr[0] == host or addr[0] == self.peer_host or _private(host) or self.latched and addr[0] == self.latched[0]):
+            return False
         if self.latched is not None:
             if pkt.ssrc == self.ssrc:  # the same stream from a new NAT binding
                 self._latch(addr)
                 self.relatched += 1
                 return True
-            return False
-        host = self.expected[0]
-        if not (addr[0] == host or addr[0] == self.peer_host or _private(host)):
             return False
         c = self._candidate
         seen = c[2] + 1 if c is not None and c[0] == addr and c[1] == pkt.ssrc else 1
