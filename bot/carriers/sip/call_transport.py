@@ -37,23 +37,23 @@ class SipTransport:
         self.ended_by_media = False
 
     async def inbound(self) -> AsyncIterator[Inbound]:
+        """The media's events as they come (one wake-up per frame, no extra hop); the dialog's
+        (INFO digits, BYE) are taken between them. On BYE the dialog closes the media, so
+        the media's events end at once even when none are flowing (a held call)."""
         q = self.call.inbound
-
-        async def pump() -> None:
-            async for ev in self.media.events():
-                q.put_nowait(ev)
-            self.ended_by_media = bool(getattr(self.media, "timed_out", False))
-            q.put_nowait(StopIn())
-
-        task = asyncio.get_running_loop().create_task(pump())
-        try:
-            while True:
-                ev = await q.get()
-                yield ev
-                if isinstance(ev, StopIn):
+        async for ev in self.media.events():
+            while q:
+                got = q.popleft()
+                yield got
+                if isinstance(got, StopIn):
                     return
-        finally:
-            task.cancel()
+            yield ev
+        self.ended_by_media = bool(getattr(self.media, "timed_out", False))
+        while q:
+            got = q.popleft()
+            if not isinstance(got, StopIn):
+                yield got
+        yield StopIn()
 
     async def send_audio(self, frame: bytes) -> None:
         if not self.closed:

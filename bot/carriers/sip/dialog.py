@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,7 @@ class SipCall:
         self.cancelled = False
         self.remote_bye = False
         self.bye_sent = False
-        self.inbound: asyncio.Queue[Inbound] = asyncio.Queue()  # INFO DTMF, BYE -> the transport
+        self.inbound: deque[Inbound] = deque()  # INFO DTMF, BYE -> the transport, between media events
         self._ack: asyncio.Event = asyncio.Event()
         self._ack_cseq = invite.cseq.sequence
         self._reinvite_busy = False
@@ -142,6 +143,13 @@ class SipCall:
                 interval = min(2 * interval, T2)
         return False
 
+    def stop(self) -> None:
+        """End the call's inbound now (BYE from the far end, the server closing): StopIn
+        next, and the media closed so its events end even when none are flowing."""
+        self.inbound.append(StopIn())
+        if self.media is not None:
+            self.server.spawn(self.media.close())
+
     def cancel(self) -> None:
         """CANCEL before the answer: 487 to the INVITE; the run stops at its next step."""
         self.cancelled = True
@@ -166,7 +174,7 @@ class SipCall:
         if m == "BYE":
             self.remote_bye = True
             self._reply(req, 200)
-            self.inbound.put_nowait(StopIn())
+            self.stop()
             self._notify.put_nowait(200)  # a transfer in progress is over either way
         elif m == "INVITE":
             self._reinvite(req)
@@ -229,7 +237,7 @@ class SipCall:
             return
         self._reply(req, 200)
         if digit is not None:
-            self.inbound.put_nowait(DtmfIn(digit))
+            self.inbound.append(DtmfIn(digit))
 
     # --- requests of ours ---------------------------------------------------------------------
     async def transfer(self, number: str) -> bool:

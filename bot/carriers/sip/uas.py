@@ -21,7 +21,6 @@ from bot.carriers.sip.endpoint import Endpoint
 from bot.carriers.sip.guard import Allow, Digest, RateLimit
 from bot.carriers.sip.message import Peer
 from bot.logs import kv
-from bot.transport import StopIn
 
 if TYPE_CHECKING:
     from bot.carriers.sip.media_session import RtpMedia
@@ -75,7 +74,7 @@ class SipServer:
         if self._reg_task is not None:  # it never ends by itself
             self._reg_task.cancel()
         for call in list(self.calls.values()):
-            call.inbound.put_nowait(StopIn())
+            call.stop()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
         for t in list(self.tasks):
