@@ -246,3 +246,15 @@ async def test_registration_answers_the_registrars_digest_challenge(sip_settings
         assert reg.registered is ok and reg.last_code == (200 if ok else 403)
     finally:
         await rig.server.close()
+
+
+async def test_a_late_offer_gets_our_offer_in_the_200_and_the_answer_from_the_ack(sip_settings, tmp_path):
+    rig = await start_rig(sip_settings, media_factory=FakeMedia.open)
+    try:
+        r = await sipp(rig.udp, "-sf", str(SCENARIOS / "late_offer.xml"), "-m", "1", "-i", "127.0.0.1", cwd=tmp_path)
+        assert r.rc == 0, r.out
+        await eventually(lambda: rig.calls and not rig.server.calls)
+        assert [(p.codec, p.direction) for p in rig.media[0].configured] == [("PCMA", "sendrecv")]
+        assert isinstance(rig.events[rig.calls[0].call_sid][-1], StopIn)
+    finally:
+        await rig.server.close()

@@ -77,6 +77,7 @@ class SipCall:
         self.inbound: deque[Inbound] = deque()  # INFO DTMF, BYE -> the transport, between media events
         self._ack: asyncio.Event = asyncio.Event()
         self._ack_cseq = invite.cseq.sequence
+        self._ack_body = b""
         self._reinvite_busy = False
         self._notify: asyncio.Queue[int] = asyncio.Queue()  # sipfrag status codes from NOTIFY
         self.fields = dict(call_sid=self.call_sid, caller=mask_number(self.caller), peer=peer.host)
@@ -91,11 +92,14 @@ class SipCall:
             await self._end()
 
     async def _answer(self) -> bool:
-        from bot.carriers.sip.sdp import SdpError, answer_offer, parse_sdp
+        """Early offer (SDP in the INVITE): answer it in the 200. Late offer (an INVITE without
+        SDP, as some PBXs send): our offer goes in the 200 and the answer comes in the ACK."""
+        from bot.carriers.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse_sdp
 
         srv = self.server
+        late = not self.invite.body
         try:
-            offer = parse_sdp(self.invite.body.decode("utf-8", "replace"))
+            offer = None if late else parse_sdp(self.invite.body.decode("utf-8", "replace"))
         except SdpError:
             self._final(488)
             return False
@@ -105,13 +109,19 @@ class SipCall:
             log.warning("no RTP port free", extra=kv(**self.fields))
             self._final(503)
             return False
-        try:
-            sdp, params = answer_offer(offer, local_ip=srv.public_ip(self.peer), local_port=self.media.local_port,
-                                       session_id=self.sdp_id, session_version=self.sdp_version)
-        except SdpError:
-            self._final(488)
-            return False
-        self.media.configure(params, peer_host=self.peer.host)
+        local_ip = srv.public_ip(self.peer)
+        codec = "offered"
+        if offer is None:
+            sdp = make_offer(local_ip=local_ip, local_port=self.media.local_port, session_id=self.sdp_id, session_version=self.sdp_version)
+        else:
+            try:
+                sdp, params = answer_offer(offer, local_ip=local_ip, local_port=self.media.local_port,
+                                           session_id=self.sdp_id, session_version=self.sdp_version)
+            except SdpError:
+                self._final(488)
+                return False
+            self.media.configure(params, peer_host=self.peer.host)
+            codec = params.codec
         self.local_sdp = sdp.encode()
         self.server.endpoint.respond(self.invite, self._response(self.invite, 180))
         await asyncio.sleep(RING_S)
@@ -124,7 +134,16 @@ class SipCall:
             log.warning("no ACK for 200 OK, hanging up", extra=kv(**self.fields))
             await self._bye()
             return False
-        log.info("sip call answered", extra=kv(**self.fields, codec=params.codec, rtp=self.media.local_port))
+        if late:
+            try:
+                params = accept_answer(parse_sdp(self._ack_body.decode("utf-8", "replace")))
+            except SdpError:
+                log.warning("late offer: no usable answer in the ACK, hanging up", extra=kv(**self.fields))
+                await self._bye()
+                return False
+            self.media.configure(params, peer_host=self.peer.host)
+            codec = params.codec
+        log.info("sip call answered", extra=kv(**self.fields, codec=codec, rtp=self.media.local_port, late_offer=late or None))
         return True
 
     async def _retransmit_until_ack(self, data: bytes) -> bool:
@@ -164,9 +183,11 @@ class SipCall:
 
     # --- requests from the far end ------------------------------------------------------------
     def on_ack(self, req: Request) -> None:
-        if req.cseq.sequence == self._ack_cseq:
+        if req.cseq.sequence == self._ack_cseq and not self._ack.is_set():
             self._ack.set()
-            if req.body and self.media is not None:  # an answer to the offer in our 2xx
+            if not self.answered or self._ack_cseq == self.invite.cseq.sequence:
+                self._ack_body = req.body  # the first INVITE's: _answer reads it (a late offer's answer)
+            elif req.body and self.media is not None:  # a re-INVITE without SDP: the answer to our offer
                 self._configure(req.body)
 
     def on_request(self, req: Request, peer: Peer) -> None:

@@ -166,8 +166,8 @@ class SipServer:
             self._reply(req, peer, 503, [("Retry-After", "5")])
             return
         ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not req.body or ctype != "application/sdp":
-            self._reply(req, peer, 488 if not req.body else 415, [("Accept", "application/sdp")])
+        if req.body and ctype != "application/sdp":  # no body: a late offer (ours goes in the 200 OK)
+            self._reply(req, peer, 415, [("Accept", "application/sdp")])
             return
         self._reply(req, peer, 100)
         call = SipCall(self, req, peer)
