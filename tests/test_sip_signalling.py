@@ -258,3 +258,59 @@ async def test_a_late_offer_gets_our_offer_in_the_200_and_the_answer_from_the_ac
         assert isinstance(rig.events[rig.calls[0].call_sid][-1], StopIn)
     finally:
         await rig.server.close()
+
+
+async def _exchange(sock: socket.socket, data: bytes, dest: tuple[str, int], want: bytes, timeout: float = 3.0) -> bytes:
+    """Send ``data`` and return the first datagram that starts with ``want`` (others skipped)."""
+    loop = asyncio.get_running_loop()
+    sock.sendto(data, dest)
+    deadline = loop.time() + timeout
+    while True:
+        got = await asyncio.wait_for(loop.sock_recv(sock, 8192), max(0.01, deadline - loop.time()))
+        if got.startswith(want):
+            return got
+
+
+async def test_session_timers_too_short_gets_422_else_the_caller_refreshes_or_the_bot_hangs_up(sip_settings):
+    from bot.carriers.sip import message as sipmsg
+
+    rig = await start_rig(sip_settings, media_factory=FakeMedia.open)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    me = s.getsockname()[1]
+    dest = rig.server.endpoint.local_addr("udp")
+    sdp = b"v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
+    def invite(se: int, call: str) -> bytes:
+        return (f"INVITE sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{call}\r\n"
+                f"From: <sip:+14155550100@127.0.0.1>;tag=t{call}\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\n"
+                f"Contact: <sip:a@127.0.0.1:{me}>\r\nSupported: timer\r\nSession-Expires: {se};refresher=uac\r\n"
+                f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n").encode() + sdp
+
+    try:
+        short = await _exchange(s, invite(30, "se1"), dest, b"SIP/2.0 422")
+        assert b"Min-SE: 90" in short
+        ok = sipmsg.parse(await _exchange(s, invite(120, "se2"), dest, b"SIP/2.0 200"))
+        assert ok.headers["Session-Expires"] == "120;refresher=uac" and "timer" in ok.headers["Require"]
+        s.sendto((f"ACK sip:phonebot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKack2\r\n"
+                  f"From: <sip:+14155550100@127.0.0.1>;tag=tse2\r\nTo: {ok.headers['To']}\r\nCall-ID: se2\r\nCSeq: 1 ACK\r\n"
+                  "Content-Length: 0\r\n\r\n").encode(), dest)
+        await eventually(lambda: len(rig.calls) == 1)
+        call = rig.calls[0]
+        call._refreshed -= 100  # the session's clock: 100 of its 120 s went by without a refresh
+        bye = await _wait_request(s, b"BYE ", 8.0)
+        assert b"Call-ID: se2" in bye and call.bye_sent
+        s.sendto(sipmsg.response(sipmsg.parse(bye), 200), dest)
+    finally:
+        s.close()
+        await rig.server.close()
+
+
+async def _wait_request(sock: socket.socket, want: bytes, timeout: float) -> bytes:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = await asyncio.wait_for(loop.sock_recv(sock, 8192), max(0.01, deadline - loop.time()))
+        if got.startswith(want):
+            return got

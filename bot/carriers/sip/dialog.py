@@ -36,6 +36,19 @@ log = logging.getLogger("bot.sip")
 RING_S = 0.2  # 180 Ringing before the answer: a CANCEL sent on the first ring still wins
 NOTIFY_WAIT_S = 45.0  # a transfer target's ringing, as the far end reports it
 NUMBER = re.compile(r"^\+?[0-9]{3,15}$")
+MIN_SE = 90  # RFC 4028: the shortest session interval accepted (422 below it)
+
+
+def session_interval(req: Request) -> int | None:
+    """The Session-Expires delta-seconds of a request (RFC 4028), or None (absent, unreadable)."""
+    raw = req.headers.get("Session-Expires") or ""
+    m = re.match(r"\s*(\d{1,7})\s*(?:;|$)", raw)
+    return int(m.group(1)) if m else None
+
+
+def supports_timer(req: Request) -> bool:
+    tags = ",".join(req.headers.getlist("Supported") + req.headers.getlist("Require")).lower()
+    return "timer" in [t.strip() for t in tags.split(",")]
 
 
 def caller_id(req: Request) -> str:
@@ -81,6 +94,9 @@ class SipCall:
         self._reinvite_busy = False
         self._notify: asyncio.Queue[int] = asyncio.Queue()  # sipfrag status codes from NOTIFY
         self.fields = dict(call_sid=self.call_sid, caller=mask_number(self.caller), peer=peer.host)
+        se = session_interval(invite)
+        self.session_expires = max(MIN_SE, se) if se is not None and supports_timer(invite) else None  # the caller refreshes
+        self._refreshed = 0.0
 
     # --- the call's life ----------------------------------------------------------------------
     async def run(self, start: Callable[[SipCall], Awaitable[None]]) -> None:
@@ -143,8 +159,25 @@ class SipCall:
                 return False
             self.media.configure(params, peer_host=self.peer.host)
             codec = params.codec
-        log.info("sip call answered", extra=kv(**self.fields, codec=codec, rtp=self.media.local_port, late_offer=late or None))
+        log.info("sip call answered", extra=kv(**self.fields, codec=codec, rtp=self.media.local_port, late_offer=late or None,
+                                               session_expires=self.session_expires))
+        if self.session_expires:
+            self._refreshed = asyncio.get_running_loop().time()
+            self.server.spawn(self._session_watch(self.session_expires))
         return True
+
+    async def _session_watch(self, interval: int) -> None:
+        """RFC 4028 10: the caller refreshes; with no refresh the bot ends the call a third of
+        the interval (at most 32 s) before it expires."""
+        loop = asyncio.get_running_loop()
+        margin = min(32.0, interval / 3)
+        while not (self.remote_bye or self.bye_sent or self.cancelled):
+            due = self._refreshed + interval - margin
+            if loop.time() >= due:
+                log.info("sip session expired: no refresh", extra=kv(**self.fields, interval=interval))
+                self.stop()
+                return
+            await asyncio.sleep(min(5.0, due - loop.time() + 0.01))
 
     async def _retransmit_until_ack(self, data: bytes) -> bool:
         """RFC 3261 13.3.1.4: the UAS's 2xx is resent (T1 doubling to T2) until the ACK."""
@@ -206,7 +239,16 @@ class SipCall:
             frag = re.match(rb"\s*SIP/2\.0\s+(\d{3})", req.body)
             if frag and (req.headers.get("Event") or "").lower().startswith("refer"):
                 self._notify.put_nowait(int(frag.group(1)))
-        elif m in ("OPTIONS", "UPDATE"):
+        elif m == "UPDATE":  # a session refresh, or a new offer without a re-INVITE (RFC 3311)
+            if req.body:
+                answer = self._configure(req.body)
+                if answer is None:
+                    self._reply(req, 488)
+                    return
+                self.local_sdp = answer
+            self._refresh(req)
+            self.server.endpoint.respond(req, self._response(req, 200, body=self.local_sdp if req.body else b""))
+        elif m == "OPTIONS":
             self._reply(req, 200, headers=[("Allow", sipmsg.ALLOW)])
         else:
             self._reply(req, 405, headers=[("Allow", sipmsg.ALLOW)])
@@ -221,6 +263,7 @@ class SipCall:
                 self._reply(req, 488)
                 return
             self.local_sdp = answer
+        self._refresh(req)
         ok = self._response(req, 200, body=self.local_sdp)
         self.server.endpoint.respond(req, ok)
         self._ack = asyncio.Event()
@@ -234,6 +277,14 @@ class SipCall:
                 self._reinvite_busy = False
 
         self.server.spawn(wait_ack())
+
+    def _refresh(self, req: Request) -> None:
+        """A re-INVITE or UPDATE refreshes the session (and may change its interval)."""
+        if self.session_expires is not None:
+            se = session_interval(req)
+            if se is not None:
+                self.session_expires = max(MIN_SE, se)
+            self._refreshed = asyncio.get_running_loop().time()
 
     def _configure(self, body: bytes) -> bytes | None:
         from bot.carriers.sip.sdp import SdpError, answer_offer, parse_sdp
@@ -325,8 +376,10 @@ class SipCall:
 
     def _response(self, req: Request, code: int, *, body: bytes = b"", headers: list[tuple[str, str]] | None = None) -> bytes:
         hdrs = list(headers or [])
+        if req.method in ("INVITE", "UPDATE") and 200 <= code < 300 and self.session_expires:
+            hdrs += [("Session-Expires", f"{self.session_expires};refresher=uac"), ("Require", "timer")]
         if req.method == "INVITE" and code < 300:
-            hdrs += [("Contact", f"<{self._local_uri()}>"), ("Allow", sipmsg.ALLOW), ("Supported", "replaces")]
+            hdrs += [("Contact", f"<{self._local_uri()}>"), ("Allow", sipmsg.ALLOW), ("Supported", "replaces, timer")]
             hdrs += [("Record-Route", rr) for rr in req.headers.getlist("Record-Route")]
         return sipmsg.response(req, code, peer=self.peer, to_tag=self.local_tag, headers=hdrs, body=body)
 

@@ -19,13 +19,13 @@ MAX_MESSAGE = 16 * 1024  # an INVITE with SDP is 1-3 KB; a UDP datagram cannot c
 MAX_HEADERS = 80
 MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 MAGIC = "z9hG4bK"  # RFC 3261 branch prefix
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, UPDATE"
 USER_AGENT = "phonebot"
 
 REASONS = {
     100: "Trying", 180: "Ringing", 200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type",
-    420: "Bad Extension", 481: "Call/Transaction Does Not Exist", 486: "Busy Here",
+    420: "Bad Extension", 422: "Session Interval Too Small", 481: "Call/Transaction Does Not Exist", 486: "Busy Here",
     487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
     501: "Not Implemented", 503: "Service Unavailable",
 }

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sipmessage import Request
 
 from bot.carriers.sip import message as sipmsg
-from bot.carriers.sip.dialog import SipCall
+from bot.carriers.sip.dialog import MIN_SE, SipCall, session_interval
 from bot.carriers.sip.endpoint import Endpoint
 from bot.carriers.sip.guard import Allow, Digest, RateLimit
 from bot.carriers.sip.message import Peer
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.sip")
 
 TRUSTED_RATE_X = 20  # sources in SIP_ALLOW (a trunk, a PBX, a dispatcher) may send this many times SIP_RATE_PER_S
-SUPPORTED = {"replaces", "norefersub"}  # option tags a peer may Require of us
+SUPPORTED = {"replaces", "norefersub", "timer"}  # option tags a peer may Require of us
 Admit = Callable[[], "str | None"]  # a refusal reason ("starting", "draining", "capacity") or None
 
 
@@ -151,6 +151,10 @@ class SipServer:
         unsupported = [t for t in required if t not in SUPPORTED]
         if unsupported:
             self._reply(req, peer, 420, [("Unsupported", ", ".join(unsupported))])
+            return
+        se = session_interval(req)
+        if se is not None and se < MIN_SE:  # RFC 4028: too short a session interval
+            self._reply(req, peer, 422, [("Min-SE", str(MIN_SE))])
             return
         if self.digest is not None:
             verdict = self.digest.check(req)
