@@ -45,15 +45,18 @@ class Endpoint:
         self._local_ips: dict[str, str] = {}
 
     # --- listening ----------------------------------------------------------------------------
-    async def listen(self, specs: tuple[tuple[str, str, int], ...]) -> None:
+    async def listen(self, specs: tuple[tuple[str, str, int], ...], *, reuse_port: bool = False) -> None:
+        """Bind each ``(proto, host, port)``. ``reuse_port``: the workers of one instance share
+        the port (SO_REUSEPORT; the kernel keeps one peer's datagrams, and a TCP connection,
+        on one worker, so a dialog stays where it started)."""
         loop = asyncio.get_running_loop()
         for proto, host, port in specs:
             if proto == "udp":
-                tr, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(host, port))
+                tr, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(host, port), reuse_port=reuse_port or None)
                 self._udp["udp"] = tr
                 self._udp_addr = tr.get_extra_info("sockname")[:2]
             else:
-                srv = await asyncio.start_server(self._tcp_conn, host, port, limit=sipmsg.MAX_MESSAGE * 2)
+                srv = await asyncio.start_server(self._tcp_conn, host, port, limit=sipmsg.MAX_MESSAGE * 2, reuse_port=reuse_port or None)
                 self._tcp_servers.append(srv)
                 self._tcp_addr = srv.sockets[0].getsockname()[:2]
 

@@ -61,9 +61,9 @@ class SipServer:
         self._reg_task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        await self.endpoint.listen(self.settings.sip_listen)
         s = self.settings
-        if s.sip_registrar:
+        await self.endpoint.listen(s.sip_listen, reuse_port=s.workers > 1)
+        if s.sip_registrar and s.worker_index == 0:  # one registration per instance
             from bot.carriers.sip.register import Registration
 
             self.registration = Registration(self.endpoint, registrar=s.sip_registrar, username=s.sip_username,
