@@ -181,3 +181,10 @@ async def test_rtp_from_a_stranger_is_dropped_and_a_draining_bot_refuses_new_cal
     r = await sipp(f"{host}:{port}", "-sf", str(refused), "-m", "1", "-i", "127.0.0.1", cwd=tmp_path, timeout=10)
     assert r.rc == 0, r.out
     assert app[METRICS].calls_rejected.labels("sip_draining")._value.get() == 1
+
+
+def test_bot_call_sip_needs_host_and_port(capsys):
+    from bot.cli_call import main
+
+    assert main(["--sip", "no-port-here", "examples/callers/yes_joe.wav", "--no-transcribe"]) == 2
+    assert "expected HOST:PORT" in capsys.readouterr().out
