@@ -315,7 +315,16 @@ class SipCall:
     async def transfer(self, number: str) -> bool:
         """Blind transfer by REFER; True once the far end reports the target answered (or
         hangs up on us, as some PBXs do instead of a final NOTIFY)."""
-        target = number if number.startswith(("sip:", "sips:", "tel:")) else f"sip:{re.sub(r'[^0-9+*#]', '', number)}@{self.peer.host}"
+        if number.startswith(("sip:", "sips:", "tel:")):  # a business file may name a SIP address
+            if not re.fullmatch(r"(sips?|tel):[A-Za-z0-9_.!~*'()&=+$,;?/%:@\[\]-]{1,200}", number):
+                log.warning("transfer: not a usable SIP address", extra=kv(**self.fields))
+                return False
+            target = number
+        else:
+            digits = re.sub(r"[^0-9+*#]", "", number)
+            if not digits:
+                return False
+            target = f"sip:{digits}@{self.peer.host}"
         local = self._local_uri()
         resp = await self._request("REFER", [("Refer-To", f"<{target}>"), ("Referred-By", f"<{local}>")])
         if resp is None or resp.code >= 300:
