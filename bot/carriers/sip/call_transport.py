@@ -26,7 +26,9 @@ FAILED_TRANSFER_PROMPTS = ("trouble", "fallback")  # what a caller hears when th
 
 class SipTransport:
     kind = "sip"
-    frames_per_message = 1
+    # the engine hands 60 ms at a time; RtpMedia still sends one 20 ms packet per tick and a clear drops
+    # whatever is queued. Against 1: ~10 % less CPU per call at N = 25 (0.76/0.87 vs 0.86/0.95 %, bench.sip_load)
+    frames_per_message = 3
 
     def __init__(self, call: SipCall) -> None:
         assert call.media is not None
