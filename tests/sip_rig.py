@@ -27,7 +27,10 @@ class SippResult:
 
 
 async def sipp(target: str, *args: str, timeout: float = 30.0, cwd: Path | None = None) -> SippResult:
-    """Run sipp to ``target`` (host:port) with ``args``; its exit code 0 = every call succeeded."""
+    """Run sipp to ``target`` (host:port) with ``args``; its exit code 0 = every call succeeded.
+    Its media port is a free one (parallel test workers would all take SIPp's default 6000)."""
+    if "-mp" not in args:
+        args = ("-mp", str(free_media_port()), *args)
     proc = await asyncio.create_subprocess_exec(
         "sipp", target, "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
         "-error_file", str((cwd or Path("/tmp")) / "sipp_errors.log"), *args,
@@ -41,6 +44,24 @@ async def sipp(target: str, *args: str, timeout: float = 30.0, cwd: Path | None 
     errors = (cwd or Path("/tmp")) / "sipp_errors.log"
     extra = errors.read_text(errors="replace")[-3000:] if errors.exists() else ""
     return SippResult(proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace")[-3000:] + extra)
+
+
+def free_media_port() -> int:
+    """An even UDP port whose odd neighbour is free too (RTP and RTCP)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1] & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                b.bind(("127.0.0.1", port))
+                c.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    return 6000
 
 
 @dataclass
