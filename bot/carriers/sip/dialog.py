@@ -254,7 +254,7 @@ class SipCall:
             self._reply(req, 405, headers=[("Allow", sipmsg.ALLOW)])
 
     def _reinvite(self, req: Request) -> None:
-        if not self.answered or self._reinvite_busy:
+        if not self.answered or self._reinvite_busy or not self._ack.is_set():  # an INVITE still open: 491 (RFC 3261 14.2)
             self._reply(req, 491)
             return
         if req.body:
