@@ -381,3 +381,40 @@ async def test_send_dtmf_keys_rfc4733_events_in_place_of_audio(call: tuple[RtpMe
     assert all((b.seq - a.seq) & 0xFFFF == 1 for a, b in zip(got, got[1:], strict=False))
     media.configure(MediaParams(("127.0.0.1", peer.port), 0, "PCMU", None, 20, "sendrecv"))
     assert not media.send_dtmf("1")  # no telephone-event agreed
+
+
+async def test_comfort_noise_is_ignored_but_keeps_the_call_alive() -> None:
+    peer = await udp_peer()
+    media = await RtpMedia.open(host="127.0.0.1", port_min=41000, port_max=41999, timeout_s=0.4)
+    try:
+        media.configure(params(peer.port))
+        packets = [build(0, 0, 0, 9, tone(3), True)] + [build(13, s, s * 160, 9, b"\x40", False) for s in range(1, 9)]
+        reader = asyncio.create_task(collect(media, lambda out: False, within_s=5))
+        await send_paced(peer, media.local_port, packets, every_s=0.15)  # 1.2 s of CN only, three timeouts' worth
+        assert not media.timed_out
+        events = await reader  # then nothing: the media timeout ends the stream
+        assert media.timed_out and media.stats()["cn_in"] == 8
+        frames = [e.frame for e in events if isinstance(e, AudioIn)]
+        assert tone(3) in frames and all(f in (tone(3), SIL) for f in frames)  # CN never became audio
+    finally:
+        await media.close()
+        assert peer.transport is not None
+        peer.transport.close()
+
+
+async def test_dual_stack_socket_talks_to_an_ipv4_peer() -> None:
+    peer = await udp_peer()
+    try:
+        media = await RtpMedia.open(host="::", port_min=41000, port_max=41999)
+    except OSError:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        media.configure(params(peer.port))  # the SDP says 127.0.0.1; the socket sees ::ffff:127.0.0.1
+        await send_paced(peer, media.local_port, [build(0, s, s * 160, 0x42, tone(6), s == 0) for s in range(5)])
+        events = await collect(media, lambda out: any(isinstance(e, AudioIn) and e.frame == tone(6) for e in out))
+        assert events and media.stats()["strangers"] == 0
+        await eventually(lambda: len(peer.got) >= 3)
+    finally:
+        await media.close()
+        assert peer.transport is not None
+        peer.transport.close()

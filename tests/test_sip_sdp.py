@@ -164,6 +164,9 @@ def test_offer_answer_roundtrip_for_outbound_calls() -> None:
         "v=0\no=- 1 1 IN IP4 1.2.3.4\nc=IN IP4 1.2.3.4\n" + "m=audio 5000 RTP/AVP 0\n" * 40,
         "v=0\no=- 1 1 IN IP4 1.2.3.4\n" + "a=x\n" * 10_000,
         "v=0\n\x00=zz\n",
+        "v=0\no=- 1 1 IN IP4 1.2.3.4\nc=IN IP4 224.2.1.1/127\nm=audio 5000 RTP/AVP 0\n",  # multicast
+        "v=0\no=- 1 1 IN IP6 ::1\nc=IN IP6 ff02::1\nm=audio 5000 RTP/AVP 0\n",
+        "v=0\no=- 1 1 IN IP4 1.2.3.4\nc=IN IP4 255.255.255.255\nm=audio 5000 RTP/AVP 0\n",  # broadcast
     ],
 )
 def test_garbage_is_sdp_error(garbage: str) -> None:

@@ -3,7 +3,7 @@ frame out per ``tick`` (the media clock's 20 ms).
 
 It holds ``target`` frames before playing (2 = 40 ms, enough on a LAN). The target follows
 the network: once a second it becomes the 95th percentile of how late packets came in the
-last 10 s (relative to the fastest) plus one frame, up to ``max_frames`` (10 = 200 ms, an
+last 10 s (each against the fastest of the 2 s before it, so clock drift is not jitter) plus one frame, up to ``max_frames`` (10 = 200 ms, an
 internet path); it rises at once (a late packet, one that came after its slot was played,
 also raises it by a frame) and falls a frame a second. Every 2 s the least depth seen is
 compared with the target and the excess dropped, so a delay built up by a spike (or a late
@@ -23,6 +23,7 @@ from collections import deque
 
 FRAME = 160  # samples (= mu-law bytes) per 20 ms
 HISTORY = 500  # packets (10 s) of arrival history for the delay estimate
+BASELINE = 100  # packets (2 s): lateness is measured against the fastest of these
 ESTIMATE_EVERY = 50  # packets between estimates (once a second)
 QUANTILE = 0.95  # the target holds this share of packets' lateness (the rest is concealed)
 WINDOW_TICKS = 100  # every 2 s, buffered audio beyond the target (the least depth seen) is dropped
@@ -43,8 +44,10 @@ class JitterBuffer:
         self._wait = 0  # ticks still to hold before playing (building the target depth)
         self._empty = 0  # consecutive ticks with nothing to play
         self._ticks = 0  # ticks since the start: the arrival clock
-        self._hist: deque[float] = deque(maxlen=HISTORY)  # tick of arrival minus frame index, per packet
+        self._hist: deque[float] = deque(maxlen=HISTORY)  # each packet's lateness, in frames
         self._since_estimate = 0
+        self._arrivals = 0
+        self._fastest: deque[tuple[int, float]] = deque()  # a sliding minimum of r (monotonic queue)
         self._last: bytes | None = None  # the last frame played (for concealment)
         self._concealed_run = 0
         self.started = False
@@ -105,13 +108,22 @@ class JitterBuffer:
         """Arrival history: how late each packet came relative to the fastest of the last 10 s;
         once a second the target becomes the 95th percentile of that lateness plus one frame
         (rising at once, falling one frame a second)."""
-        self._hist.append(self._ticks - ts / FRAME)
+        r = self._ticks - ts / FRAME  # arrival tick minus frame index: constant on a perfect network
+        n = self._arrivals = self._arrivals + 1
+        fast = self._fastest  # (arrival number, r), r increasing: the least r of the last BASELINE packets at [0]
+        while fast and fast[-1][1] >= r:
+            fast.pop()
+        fast.append((n, r))
+        if fast[0][0] <= n - BASELINE:
+            fast.popleft()
+        # lateness against the fastest packet of the last 2 s, not of 10 s: a sender whose clock
+        # runs slow would otherwise look like 10 s of drift worth of jitter
+        self._hist.append(r - fast[0][1])
         self._since_estimate += 1
         if self._since_estimate < ESTIMATE_EVERY or len(self._hist) < ESTIMATE_EVERY:
             return
         self._since_estimate = 0
-        fastest = min(self._hist)
-        lateness = sorted(r - fastest for r in self._hist)
+        lateness = sorted(self._hist)
         want = min(self.max_frames, max(self.min_frames, math.ceil(lateness[int(QUANTILE * (len(lateness) - 1))]) + 1))
         if want > self.target:
             self._wait += want - self.target
@@ -122,6 +134,7 @@ class JitterBuffer:
     def _anchor(self, ts: int) -> None:
         self.anchors += 1
         self._hist.clear()  # a new timeline: the old arrivals say nothing about it
+        self._fastest.clear()
         self._next = ts
         self._wait = self.target
         self._empty = 0

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import random
 import secrets
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +31,7 @@ from weakref import WeakKeyDictionary
 from bot.carriers.sip import rtcp
 from bot.carriers.sip.dtmf import DtmfDecoder, encode_event
 from bot.carriers.sip.jitter import FRAME, JitterBuffer
-from bot.carriers.sip.rtp import CN, RtpReceiver, RtpSender
+from bot.carriers.sip.rtp import CN, RtpReceiver, RtpSender, plain
 from bot.carriers.sip.sdp import MediaParams
 from bot.transport import AudioIn, DtmfIn, MarkIn
 from media import alaw
@@ -129,6 +130,8 @@ class RtpMedia:
         self.timed_out = False
         self.params: MediaParams | None = None
         self._rtp = rtp_transport
+        sock = rtp_transport.get_extra_info("socket")
+        self._v6 = sock is not None and sock.family == socket.AF_INET6
         self._rtcp = rtcp_transport
         self._clock = media_clock()
         self._rx = RtpReceiver()
@@ -333,6 +336,7 @@ class RtpMedia:
         params = self.params
         if params is None or self._finished:
             return
+        addr = plain(addr)
         source = self._rx.latched or params.remote_addr
         if addr[0] != source[0]:
             self._rx.strangers += 1
@@ -391,7 +395,7 @@ class RtpMedia:
         payload, marker, ts = self._dtmf_out.popleft()
         if sending and params.dtmf_payload_type is not None:
             data = self._tx.event(params.dtmf_payload_type, payload, ts, marker)
-            self._rtp.sendto(data, self._rx.latched or params.remote_addr)
+            self._rtp.sendto(data, self._to(self._rx.latched or params.remote_addr))
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
@@ -410,12 +414,18 @@ class RtpMedia:
         if sending:
             payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
             data = self._tx.packet(params.payload_type, payload)
-            self._rtp.sendto(data, self._rx.latched or params.remote_addr)  # symmetric RTP: back where theirs comes from
+            self._rtp.sendto(data, self._to(self._rx.latched or params.remote_addr))  # symmetric RTP: back where theirs comes from
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
         else:
             self._tx.skip(FRAME)
+
+    def _to(self, addr: tuple[str, int]) -> tuple[str, int]:
+        """An IPv4 destination on a dual-stack (IPv6) socket is written ``::ffff:a.b.c.d``."""
+        if self._v6 and "." in addr[0]:
+            return (f"::ffff:{addr[0]}", addr[1])
+        return addr
 
     def _send_rtcp(self, *, bye: bool = False) -> None:
         params = self.params
@@ -433,5 +443,5 @@ class RtpMedia:
             ssrc=self._tx.ssrc, cname=self._cname, sent=sent, source=self._rx.source, source_ssrc=self._rx.ssrc, lsr=lsr, dlsr_s=dlsr,
             now=time.time(), bye=bye,
         )
-        self._rtcp.sendto(data, dest)
+        self._rtcp.sendto(data, self._to(dest))
         self._count["rtcp_out"] += 1

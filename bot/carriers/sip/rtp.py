@@ -153,6 +153,15 @@ class SourceStats:
         return min(fraction, 255), max(0, min(self.lost, 0x7FFFFF))
 
 
+def plain(addr: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:
+    """(host, port) as the SDP would write it: IPv6 flow info and scope dropped, and an IPv4
+    peer seen on a dual-stack socket (``::ffff:192.0.2.1``) back to ``192.0.2.1``."""
+    host = addr[0]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return (host, addr[1])
+
+
 def _private(host: str) -> bool:
     try:
         ip = ipaddress.ip_address(host)
@@ -190,7 +199,7 @@ class RtpReceiver:
 
     def accept(self, data: bytes, addr: tuple[str, int], now: float) -> RtpPacket | None:
         """The packet when it is the call's media, else None (counted)."""
-        addr = (addr[0], addr[1])  # IPv6 addresses come with flow info and scope
+        addr = plain(addr)
         try:
             pkt = parse(data)
         except RtpError:

@@ -115,6 +115,9 @@ def _address(value: str) -> str:
         raise SdpError(f"c= address is not an IP address: {addr[:60]!r}") from None
     if (ip.version == 4) != (parts[1] == "IP4"):
         raise SdpError(f"c= address family mismatch: {value[:60]!r}")
+    if ip.is_multicast or str(ip) == "255.255.255.255":
+        # the bot would send 50 packets a second to a group or a whole network: not a phone call
+        raise SdpError(f"c= address is multicast or broadcast: {addr[:60]!r}")
     return str(ip)
 
 
