@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
                     help="send the webhook, the media websocket and the <Connect action> request on separate connections, "
                          "as Twilio does (with WORKERS > 1 or behind a balancer they may reach different processes)")
     ap.add_argument("--no-transcribe", action="store_true", help="do not transcribe what the caller heard (faster; no model loaded)")
+    ap.add_argument("--sip", default=None, metavar="HOST:PORT", help="call the bot's SIP_LISTEN over SIP and RTP instead (bot/carriers/sip/uac.py)")
+    ap.add_argument("--sip-user", default=os.environ.get("SIP_USERNAME", ""), help="digest user for --sip (default $SIP_USERNAME)")
+    ap.add_argument("--sip-password", default=os.environ.get("SIP_PASSWORD", ""), help="digest password for --sip (default $SIP_PASSWORD)")
     return ap
 
 
@@ -120,6 +123,11 @@ def main(argv: list[str]) -> int:
         if isinstance(step, str) and not Path(step).is_file():
             print(f"error: no such file: {step}", file=sys.stderr)
             return 1
+    if args.sip:
+        from bot.carriers.sip.uac import run_cli
+
+        return run_cli(args.sip, steps, from_number=args.from_number, username=args.sip_user, password=args.sip_password,
+                       quiet_s=args.quiet, out=args.out)
     try:
         url = check_url(args.url) if args.url else default_url()
     except ValueError as exc:

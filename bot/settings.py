@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from bot import carriers as carrier_table
+from bot.carriers.sip import config as sip
 from bot.carriers.twilio import config as telephony
 from bot.config import calls, providers, server, store
 from bot.config.providers import VendorEnv
@@ -172,6 +173,15 @@ class Settings:
     # /healthz detail (pids, connections, circuits): "key" = with the API key or the console's
     # session only; "public" = to anyone (handlers/health.py)
     health_detail: str = "key"
+    # direct SIP (bot/carriers/sip, bot/carriers/sip/config.py): empty sip_listen = off
+    sip_listen: tuple[tuple[str, str, int], ...] = ()
+    sip_allow: tuple[str, ...] = ()
+    sip_username: str = ""
+    sip_password: str = field(default="", repr=False)
+    sip_registrar: str = ""
+    sip_public_ip: str = ""
+    rtp_ports: tuple[int, int] = (10000, 20000)
+    sip_rate_per_s: float = 20.0  # SIP messages a second one source may send (burst: 5 s of it)
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
@@ -216,6 +226,8 @@ class Settings:
         kw |= providers.read(get, cls)
         kw |= calls.read(get, cls)
         kw |= carrier_table.read(get, cls)
+        kw |= sip.read(get, cls)
+        kw["carriers"] = sip.with_sip(kw["carriers"], kw["sip_listen"])
         kw |= telephony.read(get, cls, trial=kw["trial"], enabled="twilio" in kw["carriers"])
         kw |= store.read(get, cls, kw["twilio_account_sid"], kw["twilio_auth_token"])
         return cls(**kw)

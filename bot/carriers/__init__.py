@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 CARRIERS: dict[str, str] = {
     "twilio": "bot.carriers.twilio.carrier",  # Twilio Media Streams: voice webhook + websocket
     "browser": "bot.carriers.browser.carrier",  # the owner's softphone page: /phone
+    "sip": "bot.carriers.sip.carrier",  # direct SIP from a trunk or PBX: SIP_LISTEN (switches it on)
 }
 
 
