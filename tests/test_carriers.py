@@ -41,6 +41,15 @@ def test_without_twilio_its_auth_token_is_not_required():
     assert Settings.from_env({"CARRIERS": "browser"}).carriers == ("browser",)
 
 
+def test_sip_listen_switches_the_sip_carrier_on_and_sip_without_it_is_an_error():
+    on = Settings.from_env({**ENV, "SIP_LISTEN": "udp:127.0.0.1:5070", "SIP_ALLOW": "10.0.0.0/8"})
+    assert on.carriers == ("twilio", "browser", "sip")
+    assert Settings.from_env({"CARRIERS": "sip", "SIP_LISTEN": "tcp:0.0.0.0:5060", "SIP_ALLOW": "10.0.0.5"}).carriers == ("sip",)
+    with pytest.raises(SettingsError, match="SIP_LISTEN is empty"):
+        Settings.from_env({**ENV, "CARRIERS": "twilio,sip"})
+    assert [c.name for c in build(on)] == ["twilio", "browser", "sip"]
+
+
 def test_settings_built_in_code_with_an_unknown_name_fail_at_build(settings):
     with pytest.raises(SettingsError, match="unknown carrier 'pstn'"):
         build(settings.with_(carriers=("browser", "pstn")))
@@ -48,7 +57,8 @@ def test_settings_built_in_code_with_an_unknown_name_fail_at_build(settings):
 
 @pytest.mark.parametrize("name", sorted(CARRIERS))
 def test_each_table_line_builds_a_carrier_of_that_name(settings, name):
-    (made,) = build(settings.with_(carriers=(name,)))
+    listen = (("udp", "127.0.0.1", 0),) if name == "sip" else ()  # SIP needs an address to listen on
+    (made,) = build(settings.with_(carriers=(name,), sip_listen=listen))
     assert made.name == name and callable(made.install)
     assert importlib.import_module(CARRIERS[name]).carrier(settings).name == name
 

@@ -82,7 +82,7 @@ async def test_a_caller_that_stops_sending_media_is_hung_up(aiohttp_server, tmp_
 
 async def _transfer_call(aiohttp_server, tmp_path, scenario_name: str):
     from bot.carriers.sip.carrier import SIP_SERVER
-    from bot.providers.base import Action
+    from bot.conversation import Action
 
     app, p = sip_app(tmp_path)
     p.llm.actions = [Action(kind="transfer", purpose="front_desk", number="+14155550100")]
