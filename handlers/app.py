@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.call_registry import CallRegistry
 from bot.edge import ConnectionGuard
 from bot.instance import InstanceState
 from bot.metrics import Metrics
@@ -19,7 +20,7 @@ from handlers.api_gate import api_gate
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.startup import startup_ctx
-from handlers.state import EDGE, INSTANCE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import CALLS, DRAINING, EDGE, INSTANCE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS, Drain
 from handlers.storage import NOTIFY, store_ctx
 from handlers.web_security import web_security
 
@@ -62,6 +63,8 @@ def create_app(
     app.on_cleanup.append(_close_instance)
     app[PROVIDERS] = providers or registry.build(settings)
     app[READY] = {}
+    app[CALLS] = CallRegistry()  # internal stream id -> CallSession
+    app[DRAINING] = Drain()
     app[PROMPTS] = PromptBank()
     p = app[PROVIDERS]
     app[ORCHESTRATOR] = Orchestrator(

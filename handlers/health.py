@@ -24,8 +24,9 @@ from handlers import login_limit
 from handlers.api_gate import api_status, bearer_ok
 from handlers.session_auth import COOKIE, session_valid
 from handlers.startup import STARTUP
-from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import DRAINING, EDGE, INSTANCE, PROMPTS, PROVIDERS, READY, SETTINGS
 from handlers.storage import DELIVERY
+from handlers.stream_admission import ADMISSION
 
 try:
     VERSION = version("phonebot")
@@ -157,9 +158,6 @@ async def livez(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """For a load balancer: 503 while starting (saying what is loading), draining, at capacity, or a stage is down."""
-    from handlers.state import DRAINING, INSTANCE
-    from handlers.stream_admission import ADMISSION
-
     app = request.app
     startup = app[STARTUP]
     if not startup.ready:  # models and prompts still loading (or start-up failed)
@@ -169,7 +167,7 @@ async def readyz(request: web.Request) -> web.Response:
     problems = list(report["problems"])
     ok = all(s["ready"] for s in report["stages"].values())
     live, cap = app[ADMISSION].used, app[SETTINGS].max_calls  # the instance's slots: what the webhook counts
-    if app[DRAINING]["on"]:
+    if app[DRAINING].on:
         ok = False
         problems.append("draining")
     if live >= cap:

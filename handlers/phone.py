@@ -30,12 +30,12 @@ from bot.assets import WEB
 from bot.control import StreamEndControl
 from bot.logs import kv
 from bot.metrics import Metrics
-from bot.run_call import DRAINING, run_call
+from bot.run_call import run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
 from handlers import login_limit
 from handlers.metrics import WS_UPGRADED
 from handlers.session_auth import issue_session, key_ok, session_valid
-from handlers.state import INSTANCE, METRICS, SETTINGS, call_engine
+from handlers.state import DRAINING, INSTANCE, METRICS, SETTINGS, call_engine
 from media import mulaw
 
 log = logging.getLogger("handlers.phone")
@@ -207,9 +207,9 @@ async def socket(request: web.Request) -> web.StreamResponse:
     request[WS_UPGRADED] = True  # for the request metrics if the client goes first
     transport = BrowserTransport(ws, app[METRICS])
     # a browser call takes one of the instance's MAX_CALLS slots, as a phone call does
-    admitted = not app[DRAINING]["on"] and app[INSTANCE].take(transport.call_sid, transport.call_sid, app[SETTINGS].max_calls)
+    admitted = not app[DRAINING].on and app[INSTANCE].take(transport.call_sid, transport.call_sid, app[SETTINGS].max_calls)
     if not admitted:
-        app[METRICS].calls_rejected.labels("draining" if app[DRAINING]["on"] else "capacity").inc()
+        app[METRICS].calls_rejected.labels("draining" if app[DRAINING].on else "capacity").inc()
         await ws.send_str(json.dumps({"type": "end", "reason": "busy"}))
         await ws.close()
         return ws

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from bot.call_registry import CallRegistry
 from bot.control import StreamEndControl
 from bot.edge import ConnectionGuard
 from bot.instance import InstanceState
@@ -14,17 +16,26 @@ from bot.orchestrator import Orchestrator
 from bot.prompts import PromptBank
 from bot.providers.registry import Providers
 from bot.providers.stt_stream import StreamingSTT
-from bot.run_call import CALLS, DRAINING, CallEngine
+from bot.run_call import CallEngine
 from bot.settings import Settings
 
-# re-exported: the call registry (call_sid -> CallSession) and the drain flag ({"on": bool})
-__all__ = ["CALLS", "DRAINING"]
+
+@dataclass
+class Drain:
+    """Set once when the server starts draining (bot/server.py): new calls get the busy
+    answer and /readyz fails from then on."""
+
+    on: bool = False
+
+
+# stage ("stt", "llm", "tts") -> its provider started; filled at start-up (handlers/startup.py)
+Readiness = dict[str, bool]
 
 SETTINGS = web.AppKey("settings", Settings)
 PROVIDERS = web.AppKey("providers", Providers)
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 PROMPTS = web.AppKey("prompts", PromptBank)
-READY = web.AppKey("ready", dict)  # stage -> bool, filled at start-up
+READY: web.AppKey[Readiness] = web.AppKey("ready")
 REQUEST_ID = web.RequestKey("request_id", str)
 
 # the phone path
@@ -32,6 +43,8 @@ METRICS = web.AppKey("metrics", Metrics)
 CONTROL = web.AppKey("control", StreamEndControl)
 EDGE = web.AppKey("edge", ConnectionGuard)  # connection phases and deadlines (issue 9)
 INSTANCE = web.AppKey("instance", InstanceState)  # what the instance's processes share: call slots, key buckets
+CALLS = web.AppKey("calls", CallRegistry)  # this process's live calls: capacity, drain, the console
+DRAINING = web.AppKey("draining", Drain)
 LIVE_STT: web.AppKey[StreamingSTT | None] = web.AppKey("live_stt")  # None: turns end by local VAD + batch STT
 
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from bot.call_registry import CallRegistry
 from bot.control import StreamEndControl, TwilioRestControl
 from bot.logs import kv
 from bot.media_stream import SID_CALL, valid_caller
@@ -23,7 +22,7 @@ from handlers.background import spawn
 from handlers.forms import form_fields
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.startup import STARTUP
-from handlers.state import CALLS, CONTROL, DRAINING, INSTANCE, METRICS, PROMPTS, PROVIDERS, SETTINGS
+from handlers.state import CONTROL, DRAINING, INSTANCE, METRICS, PROMPTS, PROVIDERS, SETTINGS
 from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission, admitted_before
 from media import wav
 
@@ -79,7 +78,7 @@ async def voice(request: web.Request) -> web.Response:
         resp.hangup()
         return _twiml(resp)
     starting = not app[STARTUP].ready  # models and prompts still loading
-    reason = "starting" if starting else "draining" if app[DRAINING]["on"] else None
+    reason = "starting" if starting else "draining" if app[DRAINING].on else None
     if reason is None and not admission.reserve(call_sid):
         reason = "capacity"
     if reason is not None:
@@ -210,9 +209,7 @@ async def _sweep_reservations(instance, gate: CallGate) -> None:
 
 
 def setup(app: web.Application) -> None:
-    app[CALLS] = CallRegistry()  # internal stream id -> CallSession
     app[ADMISSION] = StreamAdmission.for_settings(app[SETTINGS], app[INSTANCE])
-    app[DRAINING] = {"on": False}
     app.cleanup_ctx.append(_control_ctx)
     app.router.add_post("/twilio/voice", voice)
     app.router.add_post("/twilio/status", status)
