@@ -152,7 +152,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report, headers={"Cache-Control": "no-store"})
 
 
-async def livez(request: web.Request) -> web.Response:
+async def livez(_request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 

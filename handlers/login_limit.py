@@ -74,7 +74,7 @@ class MemoryBuckets:
     def __init__(self) -> None:
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
 
-    def bucket_level(self, name: str, size: int, refill_s: float, now: float) -> float:
+    def bucket_level(self, name: str, size: int, refill_s: float, now: float) -> float:  # noqa: ARG002 - the Buckets signature
         own = self.buckets.get(name)
         return own.level(now) if own else float(size)
 

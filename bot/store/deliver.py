@@ -64,35 +64,14 @@ class Deliverer:
                 if room > 0:
                     try:
                         batch = await self.store.claim_due(lease_s=self.lease_s, limit=min(10, room), busy=self._busy())
-                    except Exception as exc:  # the database is down: try again later, never die
+                    except Exception as exc:  # noqa: BLE001 - the database is down: try again later, never die
                         log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
                         await asyncio.sleep(self.poll_s)
                         continue
-                per_target = Counter(i.target for i in self._inflight.values())
-                later = []
-                for item in batch:
-                    if per_target[item.target] >= self.PER_TARGET:  # one claim can bring several rows of one target
-                        later.append(item.id)
-                        continue
-                    per_target[item.target] += 1
-                    task = asyncio.get_running_loop().create_task(self._guarded(item), name=f"notify-{item.id}")
-                    self._inflight[task] = item
-                    task.add_done_callback(self._done)
-                if later:
-                    await self._release(later)
                 if batch:
+                    await self._start(batch)
                     continue  # more may be due
-                self.store.outbox_changed.clear()
-                now = asyncio.get_running_loop().time()
-                if self._retries and self._retries[0] <= now:
-                    while self._retries and self._retries[0] <= now:
-                        heapq.heappop(self._retries)
-                    continue  # due now: the claim takes it
-                wait = min(self.poll_s, self._retries[0] - now) if self._retries else self.poll_s
-                try:
-                    await asyncio.wait_for(self.store.outbox_changed.wait(), wait)
-                except TimeoutError:
-                    pass
+                await self._idle()
         finally:
             tasks = list(self._inflight)
             for t in tasks:
@@ -100,6 +79,35 @@ class Deliverer:
             if tasks:
                 await asyncio.wait(tasks, timeout=2.0)
             await self.channels.close()
+
+    async def _start(self, batch: list[OutboxItem]) -> None:
+        """Deliver each claimed row in its own task, at most PER_TARGET at once per target."""
+        per_target = Counter(i.target for i in self._inflight.values())
+        later = []
+        for item in batch:
+            if per_target[item.target] >= self.PER_TARGET:  # one claim can bring several rows of one target
+                later.append(item.id)
+                continue
+            per_target[item.target] += 1
+            task = asyncio.get_running_loop().create_task(self._guarded(item), name=f"notify-{item.id}")
+            self._inflight[task] = item
+            task.add_done_callback(self._done)
+        if later:
+            await self._release(later)
+
+    async def _idle(self) -> None:
+        """Nothing claimed: wait for a new row, the next retry falling due, or the poll."""
+        self.store.outbox_changed.clear()
+        now = asyncio.get_running_loop().time()
+        if self._retries and self._retries[0] <= now:
+            while self._retries and self._retries[0] <= now:
+                heapq.heappop(self._retries)
+            return  # due now: the claim takes it
+        wait = min(self.poll_s, self._retries[0] - now) if self._retries else self.poll_s
+        try:
+            await asyncio.wait_for(self.store.outbox_changed.wait(), wait)
+        except TimeoutError:
+            pass
 
     def _done(self, task: asyncio.Task[None]) -> None:
         item = self._inflight.pop(task)
@@ -109,7 +117,7 @@ class Deliverer:
     async def _release(self, ids: list[int]) -> None:
         try:
             await self.store.release(ids)
-        except Exception as exc:  # their lease makes them due again
+        except Exception as exc:  # noqa: BLE001 - their lease makes them due again
             log.error("outbox release failed", extra=kv(rows=len(ids), error=type(exc).__name__))
 
     async def _guarded(self, item: OutboxItem) -> None:
@@ -117,7 +125,7 @@ class Deliverer:
             await self._one(item)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # could not record the result: the lease makes it due again
+        except Exception as exc:  # noqa: BLE001 - could not record the result: the lease makes it due again
             log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(exc).__name__))
 
     async def _retry(self, item, error: str) -> float:

@@ -139,7 +139,7 @@ class SqlStore(TranscriptRows):
                 values.update(notified_at=now, owner=None, lease_until=None)
             await conn.execute(s.messages.update().where(m.id == row.id).values(**values))
             if "notified_at" in values:
-                await self._notify_message(conn, int(row.id), now)
+                await self.notify_message(conn, int(row.id), now)
         if "notified_at" in values:
             self.owned.discard(uid)
         elif row.notified_at is None:
@@ -156,7 +156,7 @@ class SqlStore(TranscriptRows):
 
         return sqlite_insert(table)
 
-    async def _notify_message(self, conn, mid: int, now: float, *, cut_off: bool = False) -> None:
+    async def notify_message(self, conn, mid: int, now: float, *, cut_off: bool = False) -> None:
         """Queue the notifications of message ``mid`` as it now stands (``cut_off``: its
         call's process died; bot/store/leases.py)."""
         r = (await conn.execute(sa.select(*_MSG_COLS).where(s.messages.c.id == mid))).one()
@@ -166,7 +166,7 @@ class SqlStore(TranscriptRows):
             "callback_number": msg.callback_number, "about": msg.about, "urgent": msg.urgent, "created_at": msg.created_at,
             **({"cut_off": True} if cut_off else {}),
         }}
-        await self._enqueue(conn, "message", msg.uid, mid, msg.call_sid, self.notify.for_message(msg.urgent), payload, now)
+        await self.enqueue(conn, "message", msg.uid, mid, msg.call_sid, self.notify.for_message(msg.urgent), payload, now)
 
     async def messages(self, *, since: float | None = None, status: str | None = None, limit: int = 100) -> list[StoredMessage]:
         q = sa.select(*_MSG_COLS).order_by(s.messages.c.id.desc()).limit(limit)
@@ -281,7 +281,7 @@ class SqlStore(TranscriptRows):
         await self._write_transcript(conn, call_sid, transcript)
         if outcome == "abandoned" and self.notify.missed_calls:
             payload = {"event": "missed_call", "call": {"call_sid": call_sid, "caller": row.caller, "started_at": row.started_at}}
-            await self._enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
+            await self.enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
 
     async def calls(self, *, limit: int = 50) -> list[CallRecord]:
         q = sa.select(s.calls).order_by(s.calls.c.started_at.desc()).limit(limit)
@@ -294,7 +294,7 @@ class SqlStore(TranscriptRows):
             return _call(row, await self._transcript(conn, call_sid)) if row else None
 
     # --- the outbox ---------------------------------------------------------------------
-    async def _enqueue(self, conn, kind: str, ref: str, message_id, call_sid: str, targets: Sequence[Target], payload: dict, now: float) -> None:
+    async def enqueue(self, conn, kind: str, ref: str, message_id, call_sid: str, targets: Sequence[Target], payload: dict, now: float) -> None:
         """One row per target, keyed by (kind, ``ref``: a message's uid or a CallSid,
         target): a row already queued under that key stays as it is."""
         rows = [

@@ -121,6 +121,6 @@ class TranscriptSweeper:
         while not stopping.is_set():
             try:
                 await self.sweep()
-            except Exception as exc:  # the database is down: try again next time, never die
+            except Exception as exc:  # noqa: BLE001 - the database is down: try again next time, never die
                 log.error("transcript sweep failed", extra=kv(error=type(exc).__name__))
             await pause(stopping, self.every_s)
