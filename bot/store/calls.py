@@ -3,7 +3,7 @@ transcript and the transfer are the session's own)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.store.api import TranscriptLine, Transfer, TurnRecord
 
@@ -11,7 +11,7 @@ from bot.store.api import TranscriptLine, Transfer, TurnRecord
 class FinishedCall(Protocol):
     """What a call record reads from a finished call session (bot.call.CallSession)."""
 
-    turn_log: list[dict]  # per confirmed turn: n, wall time, outcome fields
+    turn_log: list[dict[str, Any]]  # per confirmed turn: n, wall time, outcome fields
     first_audio_ms: dict[int, float]  # turn -> end of speech to first reply audio
     ended_by: str  # "" until the bot ends the call
     transcript: list[TranscriptLine]  # empty unless STORE_TRANSCRIPTS

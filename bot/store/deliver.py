@@ -14,10 +14,14 @@ import heapq
 import logging
 import random
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from bot.logs import kv
 from bot.store.channels import Channels, DeliveryError
 from bot.store.sql import OutboxItem, SqlStore
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("bot.store.deliver")
 
@@ -25,7 +29,7 @@ log = logging.getLogger("bot.store.deliver")
 def backoff(attempts: int, base: float, cap: float) -> float:
     """Seconds before try ``attempts + 1``: base * 2^(attempts-1), capped, with +-20% jitter."""
     delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return delay * random.uniform(0.8, 1.2)
+    return float(delay * random.uniform(0.8, 1.2))
 
 
 class Deliverer:
@@ -43,7 +47,7 @@ class Deliverer:
     MAX_INFLIGHT = 32  # sends at once, in this process
     PER_TARGET = 2  # sends at once to one target (URL, address, number)
 
-    def __init__(self, store: SqlStore, settings, *, poll_s: float = 5.0) -> None:
+    def __init__(self, store: SqlStore, settings: Settings, *, poll_s: float = 5.0) -> None:
         self.store, self.s, self.poll_s = store, settings, poll_s
         self.lease_s = settings.notify_lease_s
         self.send_timeout = max(0.2, min(settings.notify_send_timeout_s, self.lease_s / 2))
@@ -128,7 +132,7 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001 - could not record the result: the lease makes it due again
             log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(exc).__name__))
 
-    async def _retry(self, item, error: str) -> float:
+    async def _retry(self, item: OutboxItem, error: str) -> float:
         """Schedule the row's next try; wake for it (measured after the write, so the row
         is due by then)."""
         delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
@@ -136,7 +140,7 @@ class Deliverer:
         heapq.heappush(self._retries, asyncio.get_running_loop().time() + delay)
         return delay
 
-    async def _one(self, item) -> None:
+    async def _one(self, item: OutboxItem) -> None:
         fields = dict(outbox_id=item.id, channel=item.channel, attempt=item.attempts, key=item.idem_key)
         try:
             try:
