@@ -9,6 +9,7 @@ from bot.edge import ConnectionGuard
 from bot.instance import InstanceState
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
+from bot.profile import cached_profile, prompt_texts_from
 from bot.prompts import PromptBank
 from bot.providers import registry
 from bot.providers.registry import Providers
@@ -28,8 +29,6 @@ TRANSFER_TEXT = "Please hold while I connect you."
 
 
 def prompt_texts(settings: Settings) -> dict[str, str]:
-    from bot.profile import cached_profile, prompt_texts_from
-
     texts = prompt_texts_from(settings, cached_profile(settings.business_file))  # the business file
     return {
         "greeting": texts["greeting"],
@@ -94,8 +93,6 @@ async def _close_instance(app: web.Application) -> None:
 
 def _notify(settings: Settings) -> NotifyConfig:
     """Who is told of messages: NOTIFY_TO and the business file's [notify] section."""
-    from bot.profile import cached_profile
-
     notify = NotifyConfig.from_settings(settings, cached_profile(settings.business_file).notify)
     problems = channel_problems(notify.targets + notify.urgent_targets, settings, "the business file or NOTIFY_TO")
     if problems:  # each would be retried for ever and never arrive

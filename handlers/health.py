@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from bot.providers.failover import FailoverChain
+from bot.provider_chain import ProviderChain
 from bot.providers.llm_probe import ServerProbe
 from handlers import login_limit
 from handlers.api_gate import api_status, bearer_ok
@@ -36,7 +36,7 @@ except PackageNotFoundError:  # running from a checkout without install
 
 def _probes(llm: object) -> list[tuple[str, ServerProbe | None]]:
     """The LLM's members (one, or a chain's), each with its server probe if it has a server."""
-    members = llm.members if isinstance(llm, FailoverChain) else [llm]
+    members = llm.members if isinstance(llm, ProviderChain) else [llm]
     return [(getattr(m, "name", "?"), p if isinstance(p := getattr(m, "probe", None), ServerProbe) else None) for m in members]
 
 
@@ -77,7 +77,7 @@ def health_report(app: web.Application) -> dict:
     _llm_servers(providers.llm, stages["llm"], server_problems)
     problems = [f"{s} not ready" for s, v in stages.items() if not v["ready"]] + server_problems
     for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts)):
-        if isinstance(p, FailoverChain):  # each member's circuit
+        if isinstance(p, ProviderChain):  # each member's circuit
             chain = p.health()
             stages[stage]["chain"] = chain
             stages[stage]["last_used"] = p.last_used

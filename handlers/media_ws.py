@@ -20,9 +20,10 @@ from bot.logs import kv
 from bot.run_call import run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
 from handlers.background import spawn
+from handlers.call_engine import call_engine
 from handlers.metrics import WS_UPGRADED
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
-from handlers.state import METRICS, call_engine
+from handlers.state import METRICS
 from handlers.stream_admission import ADMISSION, Ticket
 
 log = logging.getLogger("handlers.media")

@@ -16,10 +16,10 @@ from aiohttp import BodyPartReader, web
 
 from bot import redact
 from bot.errors import StageError
+from bot.lanes import api_lane
 from bot.logs import kv
 from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from bot.providers.base import Conversation
-from bot.providers.whisper import api_lane
 from handlers.errors import json_error
 from handlers.startup import STARTUP
 from handlers.state import EDGE, METRICS, ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS

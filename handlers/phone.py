@@ -33,9 +33,10 @@ from bot.metrics import Metrics
 from bot.run_call import run_call
 from bot.transport import AudioIn, DtmfIn, Inbound, MarkIn, StopIn
 from handlers import login_limit
+from handlers.call_engine import call_engine
 from handlers.metrics import WS_UPGRADED
 from handlers.session_auth import issue_session, key_ok, session_valid
-from handlers.state import DRAINING, INSTANCE, METRICS, SETTINGS, call_engine
+from handlers.state import DRAINING, INSTANCE, METRICS, SETTINGS
 from media import mulaw
 
 log = logging.getLogger("handlers.phone")

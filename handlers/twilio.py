@@ -23,6 +23,7 @@ from handlers.forms import form_fields
 from handlers.signatures import forbidden, public_base, signature_ok, ws_base
 from handlers.startup import STARTUP
 from handlers.state import CONTROL, DRAINING, INSTANCE, METRICS, PROMPTS, PROVIDERS, SETTINGS
+from handlers.storage import STORE
 from handlers.stream_admission import ADMISSION, TOKEN_PARAM, StreamAdmission, admitted_before
 from media import wav
 
@@ -169,8 +170,6 @@ async def prompt_audio(request: web.Request) -> web.Response:
 
 
 async def _control_ctx(app: web.Application) -> AsyncIterator[None]:
-    from handlers.storage import STORE
-
     s = app[SETTINGS]
     # the store keeps stream admissions and <Connect action> answers: any process or instance answers
     gate = app[ADMISSION].gate = CallGate(app[STORE].engine)

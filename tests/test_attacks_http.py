@@ -29,8 +29,9 @@ from twilio.request_validator import RequestValidator
 from bot import logs, redact
 from bot.edge import AcceptErrorThrottle
 from bot.files import private_dir, private_file
+from bot.lanes import API, PHONE, api_lane
 from bot.providers.registry import Providers
-from bot.providers.whisper import API, PHONE, WhisperSTT, _Worker, api_lane
+from bot.providers.whisper import WhisperSTT, _Worker
 from bot.server import setup_runner
 from bot.settings import Settings, SettingsError
 from handlers.app import create_app
