@@ -80,7 +80,7 @@ def create_app(
     orchestrate.setup(app)
     twilio.setup(app)
     metrics.setup(app)
-    app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
+    app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.shell.server
     console.setup(app)
     phone.setup(app)
     landing.setup(app)

@@ -4,7 +4,7 @@ The LLM's server is asked whether it is there (``GET /models``, bounded to 1.5 s
 answer kept for 10 s: bot/providers/llm_probe.py): a server that is down makes the report
 degraded, and the LLM stage not ready when no member of its chain can answer.
 
-With WORKERS > 1 (bot/supervisor.py) each of these is answered by a ready worker (or the
+With WORKERS > 1 (bot/shell/supervisor.py) each of these is answered by a ready worker (or the
 supervisor's stand-in while none is), and readiness is the instance's: every worker
 ready, the instance's call slots (MAX_CALLS, shared by the workers) not all taken, and
 this worker not draining. ``/healthz`` and ``/readyz`` name the worker's pid.

@@ -20,7 +20,7 @@ from bot.settings import Settings
 
 @dataclass
 class Drain:
-    """Set once when the server starts draining (bot/server.py): new calls get the busy
+    """Set once when the server starts draining (bot/shell/server.py): new calls get the busy
     answer and /readyz fails from then on."""
 
     on: bool = False

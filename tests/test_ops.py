@@ -9,7 +9,7 @@ import logging
 import aiohttp
 from twilio.request_validator import RequestValidator
 
-from bot.server import drain
+from bot.shell.server import drain
 from bot.simulator import load_ulaw, simulate_call
 from handlers.state import CALLS
 from tests.conftest import stream_token

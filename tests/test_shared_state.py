@@ -17,7 +17,7 @@ import aiohttp
 
 from bot.instance import InstanceState
 from bot.providers.registry import Providers
-from bot.server import drain
+from bot.shell.server import drain
 from bot.simulator import Dtmf, simulate_call
 from bot.store.shared import CallGate
 from bot.store.sql import SqlStore

@@ -15,9 +15,9 @@ import time
 from aiohttp import web
 
 from bot.edge import AcceptErrorThrottle
-from bot.listen import StartupError, bind, prepare_data_dir
 from bot.logs import kv
 from bot.settings import Settings
+from bot.shell.listen import StartupError, bind, prepare_data_dir
 from handlers.startup import STARTUP
 from handlers.state import CALLS, DRAINING, EDGE, INSTANCE, PROMPTS
 
@@ -81,7 +81,7 @@ async def setup_runner(settings: Settings, app: web.Application) -> web.AppRunne
 async def serve(settings: Settings, app: web.Application, sock: socket.socket | None = None, *, early: bool = True) -> None:
     """Listen first (``/livez`` answers at once), then wait for the start-up task
     (models, prompts: see handlers/startup.py) and serve until SIGTERM/SIGINT.
-    ``early=False`` (a worker under bot.supervisor): serve ``sock`` only once ready, then
+    ``early=False`` (a worker under bot.shell.supervisor): serve ``sock`` only once ready, then
     tell the instance (the supervisor steers connections here from then on)."""
     prepare_data_dir(settings.data_dir)
     sock = sock or bind(settings.host, settings.port)
