@@ -113,7 +113,7 @@ def test_shipped_samples_are_telephone_audio_with_transcripts():
 def test_say_writes_mulaw_that_whisper_understands(tmp_path, engines):
     import asyncio
 
-    from bot import cli_say
+    from bot.shell import cli_say
     from bot.wer import wer
     from media import wav
 
@@ -128,7 +128,7 @@ def test_say_writes_mulaw_that_whisper_understands(tmp_path, engines):
 
 
 def test_say_refuses_empty_text_and_a_missing_directory(tmp_path, capsys):
-    from bot import cli_say
+    from bot.shell import cli_say
 
     assert cli_say.main(["  ", str(tmp_path / "x.wav")]) == 2
     assert cli_say.main(["hello", str(tmp_path / "no" / "x.wav")]) == 2
