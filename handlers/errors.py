@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from bot.edge import ConnectionGuard
 from bot.logs import kv
 from handlers.state import EDGE, REQUEST_ID, SETTINGS
 
@@ -62,7 +63,7 @@ async def read_body(request: web.Request, timeout: float) -> None:
         raise BadBody() from None
 
 
-async def _read_form_body(request: web.Request, edge, transport) -> web.Request:
+async def _read_form_body(request: web.Request, edge: ConnectionGuard | None, transport: asyncio.Transport | None) -> web.Request:
     """Read a small body whole before the handler runs, within FORM_MAX_BYTES and the body deadline."""
     if (request.content_length or 0) > FORM_MAX_BYTES:  # said so up front: refused unread
         raise web.HTTPRequestEntityTooLarge(FORM_MAX_BYTES, request.content_length or 0)

@@ -92,6 +92,26 @@ async def test_an_expired_cookie_with_a_valid_signature_is_refused(aiohttp_clien
         assert (await client.get("/console/messages.csv", headers={"Cookie": f"{COOKIE}={signed(expiry)}"})).status == 401, expiry
 
 
+async def test_the_session_lasts_twelve_hours_in_the_browser_and_in_the_signed_expiry(aiohttp_client, settings):
+    before = int(time.time())
+    _, r = await logged_in(aiohttp_client, settings)
+    after = int(time.time())
+    morsel = r.cookies[COOKIE]
+    assert morsel["max-age"] == str(12 * 3600)
+    expiry = int(morsel.value.split(".")[0])
+    assert before + 12 * 3600 <= expiry <= after + 12 * 3600
+
+
+async def test_a_store_that_cannot_say_whether_a_session_was_revoked_refuses_it(aiohttp_client, settings):
+    """The revocation check fails (its table is gone, the rest of the store works): the
+    session is not trusted, so the console answers 401, not the messages."""
+    client, r = await logged_in(aiohttp_client, settings)
+    assert (await client.get("/console/messages.csv")).status == 200
+    async with client.app[STORE].engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE revoked_sessions")
+    assert (await client.get("/console/messages.csv")).status == 401
+
+
 async def test_mark_handled_needs_the_csrf_token_and_changes_the_database(aiohttp_client, settings):
     client, _ = await logged_in(aiohttp_client, settings)
     store = client.app[STORE]

@@ -15,10 +15,14 @@ import asyncio
 import os
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.errors import StageError
 from bot.redact import mask_number
 from bot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.providers.base import LLM, Action, Conversation
 
 
 def main(argv: list[str]) -> int:
@@ -64,10 +68,11 @@ def _dialogue(settings: Settings, clock):
                        threshold=settings.breaker_threshold, cooldown_s=settings.breaker_cooldown_s)
 
 
-async def _ask(llm, conv, trouble_text: str) -> tuple[list[str], list] | None:
+async def _ask(llm: LLM, conv: Conversation, trouble_text: str) -> tuple[list[str], list[Action]] | None:
     """The LLM's reply to the last line: its text pieces and actions; None when the LLM
     failed (said as a caller would hear it, and the line taken back)."""
-    said, actions = [], []
+    said: list[str] = []
+    actions: list[Action] = []
     try:
         async for item in llm.reply(conv):
             if isinstance(item, str):
@@ -82,9 +87,9 @@ async def _ask(llm, conv, trouble_text: str) -> tuple[list[str], list] | None:
     return said, actions
 
 
-def _print_reply(llm, reply: str, actions: list) -> None:
-    used = getattr(llm, "last_used", None)
-    if used is not None and used != llm.members[0].name:
+def _print_reply(llm: LLM, reply: str, actions: list[Action]) -> None:
+    used, members = getattr(llm, "last_used", None), getattr(llm, "members", None)
+    if used is not None and members and used != members[0].name:
         print(f"[failover] answered by {used}", flush=True)
     print(f"bot: {reply}", flush=True)
     for a in actions:
@@ -96,7 +101,7 @@ def _print_reply(llm, reply: str, actions: list) -> None:
 
 async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
     from bot.profile import cached_profile, prompt_texts_from
-    from bot.providers.base import Action, Conversation
+    from bot.providers.base import Conversation
 
     store = None
     if save:  # as a call does: the business file's targets too, queued in the same outbox
