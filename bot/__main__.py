@@ -13,15 +13,15 @@ import sys
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("bot.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
-    "call": ("bot.cli_call", "simulate a Twilio call against a running server; prints each turn and what the bot said"),
-    "messages": ("bot.cli_messages", "list the messages callers left, newest first"),
-    "notify": ("bot.cli_notify", "list who is told of messages and whether each can be reached; --test sends a test to each"),
-    "deliver": ("bot.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),
-    "say": ("bot.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
-    "check": ("bot.cli_check", "check the settings in the environment, without loading any model"),
-    "chat": ("bot.cli_chat", "talk to the configured dialogue in text (no speech models)"),
-    "test": ("bot.cli_test", "check scripted caller conversations (SCENARIOS.toml) against the configured dialogue"),
+    "serve": ("bot.shell.cli_serve", "run the server (the default; HOST, PORT and the rest from the environment)"),
+    "call": ("bot.shell.cli_call", "simulate a Twilio call against a running server; prints each turn and what the bot said"),
+    "messages": ("bot.shell.cli_messages", "list the messages callers left, newest first"),
+    "notify": ("bot.shell.cli_notify", "list who is told of messages and whether each can be reached; --test sends a test to each"),
+    "deliver": ("bot.shell.cli_deliver", "send the queued owner notifications (a worker beside or without the server)"),
+    "say": ("bot.shell.cli_say", "speak a text with the embedded voice into an 8 kHz mu-law WAV (a caller utterance)"),
+    "check": ("bot.shell.cli_check", "check the settings in the environment, without loading any model"),
+    "chat": ("bot.shell.cli_chat", "talk to the configured dialogue in text (no speech models)"),
+    "test": ("bot.shell.cli_test", "check scripted caller conversations (SCENARIOS.toml) against the configured dialogue"),
 }
 
 

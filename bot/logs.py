@@ -76,7 +76,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup(level: str = "INFO", fmt: str = "text", worker: int | None = None) -> None:
     """Log to stderr; ``fmt`` is LOG_FORMAT: text (key=value) or json. ``worker``: a worker
-    under bot.supervisor, named on every line (``worker=1``)."""
+    under bot.shell.supervisor, named on every line (``worker=1``)."""
     handler = logging.StreamHandler(sys.stderr)
     static = {} if worker is None else {"worker": worker}
     handler.setFormatter(JsonFormatter(static) if fmt == "json" else KeyValueFormatter(static))

@@ -1,7 +1,7 @@
 """Prometheus metrics, one registry per app (so tests and several apps in one
 process do not collide).
 
-Under bot.supervisor (WORKERS > 1) every worker has PROMETHEUS_MULTIPROC_DIR set, so
+Under bot.shell.supervisor (WORKERS > 1) every worker has PROMETHEUS_MULTIPROC_DIR set, so
 prometheus_client keeps each value in a per-process file there; ``render`` then reads
 all the workers' files, and ``/metrics`` on any worker shows the sums. Gauges say how
 they combine: calls live now add up over the live workers (livesum); a circuit shows its

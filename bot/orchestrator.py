@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -143,7 +143,7 @@ async def _bounded(it: AsyncIterator[T], budget: float, stage: str, provider: st
         raise StageError(stage, TIMEOUT, f"no answer within {budget:.1f} s", provider=provider) from None
     except (StageError, asyncio.CancelledError, GeneratorExit):
         raise
-    except Exception as exc:  # an adapter bug must still name the stage
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must still name the stage
         raise StageError(stage, UPSTREAM_ERROR, f"{type(exc).__name__} in {provider} adapter", provider=provider) from None
     finally:
         aclose = getattr(it, "aclose", None)
@@ -165,13 +165,58 @@ class Orchestrator:
             text = await _guard(self.stt.transcribe(pcm16, rate), self.stt_timeout, "stt", self.stt.name)
         except (StageError, asyncio.CancelledError):
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an adapter bug must still name the stage
             raise StageError("stt", UPSTREAM_ERROR, f"{type(exc).__name__} in {self.stt.name} adapter", provider=self.stt.name) from None
         finally:
             timings.stages["stt"] = round((time.perf_counter() - t) * 1000, 1)
         if not text or not text.strip():
             raise StageError("stt", EMPTY_RESULT, "no speech recognised", provider=self.stt.name)
         return text.strip()
+
+    async def _produce(self, conversation: Conversation, sentences: asyncio.Queue[str | Action | StageError | None], timings: Timings) -> None:
+        """The LLM's reply into ``sentences``: each sentence within the reply budget, an
+        action as it comes, then None (the end) or the StageError that stopped it."""
+        t_llm = time.perf_counter()
+        splitter = SentenceSplitter(first_clause=self.first_clause)
+        budget = ReplyBudget()
+
+        def say(sentences_: list[str]) -> None:
+            for s in sentences_:
+                if said := budget.take(s):
+                    sentences.put_nowait(said)
+
+        first = True
+        try:
+            async for item in _bounded(self.llm.reply(conversation), self.llm_timeout, "llm", self.llm.name):
+                if first:
+                    timings.mark("llm_first_token", t_llm)
+                    first = False
+                if isinstance(item, Action):
+                    sentences.put_nowait(item)
+                    continue
+                say(splitter.feed(item))
+            say(splitter.flush())
+            if budget.cut:
+                log.warning("reply cut", extra=kv(stage="llm", provider=self.llm.name, max_chars=MAX_REPLY_CHARS))
+            timings.stages["llm"] = round((time.perf_counter() - t_llm) * 1000, 1)
+            sentences.put_nowait(None)
+        except StageError as err:
+            sentences.put_nowait(err)
+
+    async def _speak(self, index: int, text: str, mulaw: bool, timings: Timings) -> AsyncGenerator[AudioChunk, None]:
+        """One sentence's audio; a TTS that yields no bytes for it is an EMPTY_RESULT."""
+        t_tts = time.perf_counter()
+        got = 0
+        async for chunk in _bounded(self.tts.synthesize(text, mulaw=mulaw), self.tts_timeout, "tts", self.tts.name):
+            if not chunk:
+                continue
+            if not got:
+                timings.mark("tts_first_byte", t_tts)
+                timings.mark("first_audio")
+            got += len(chunk)
+            yield AudioChunk(index, chunk)
+        if not got:
+            raise StageError("tts", EMPTY_RESULT, "no audio for a sentence", provider=self.tts.name)
 
     async def respond(self, conversation: Conversation, *, mulaw: bool, timings: Timings) -> AsyncIterator[SpeechEvent]:
         """Stream the reply to ``conversation`` as sentence markers and audio.
@@ -180,36 +225,7 @@ class Orchestrator:
         previous sentence. Closing or cancelling this generator cancels both.
         """
         sentences: asyncio.Queue[str | Action | StageError | None] = asyncio.Queue()
-        t_llm = time.perf_counter()
-
-        async def produce() -> None:
-            splitter = SentenceSplitter(first_clause=self.first_clause)
-            budget = ReplyBudget()
-
-            def say(sentences_: list[str]) -> None:
-                for s in sentences_:
-                    if said := budget.take(s):
-                        sentences.put_nowait(said)
-
-            first = True
-            try:
-                async for item in _bounded(self.llm.reply(conversation), self.llm_timeout, "llm", self.llm.name):
-                    if first:
-                        timings.mark("llm_first_token", t_llm)
-                        first = False
-                    if isinstance(item, Action):
-                        sentences.put_nowait(item)
-                        continue
-                    say(splitter.feed(item))
-                say(splitter.flush())
-                if budget.cut:
-                    log.warning("reply cut", extra=kv(stage="llm", provider=self.llm.name, max_chars=MAX_REPLY_CHARS))
-                timings.stages["llm"] = round((time.perf_counter() - t_llm) * 1000, 1)
-                sentences.put_nowait(None)
-            except StageError as err:
-                sentences.put_nowait(err)
-
-        producer = asyncio.create_task(produce(), name="llm-producer")
+        producer = asyncio.create_task(self._produce(conversation, sentences, timings), name="llm-producer")
         index = 0
         spoke = False
         tts_ms = 0.0
@@ -224,18 +240,10 @@ class Orchestrator:
                     yield ActionRequested(item)
                     continue
                 t_tts = time.perf_counter()
-                got = 0
-                async for chunk in _bounded(self.tts.synthesize(item, mulaw=mulaw), self.tts_timeout, "tts", self.tts.name):
-                    if not chunk:
-                        continue
-                    if not got:
-                        timings.mark("tts_first_byte", t_tts)
-                        timings.mark("first_audio")
-                    got += len(chunk)
-                    yield AudioChunk(index, chunk)
+                async with aclosing(self._speak(index, item, mulaw, timings)) as audio:
+                    async for chunk in audio:
+                        yield chunk
                 tts_ms += (time.perf_counter() - t_tts) * 1000
-                if not got:
-                    raise StageError("tts", EMPTY_RESULT, "no audio for a sentence", provider=self.tts.name)
                 spoke = True
                 yield SentenceEnd(index, item)
                 index += 1

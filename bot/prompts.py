@@ -84,7 +84,7 @@ async def render_prompts(
             path = _cache_path(cache_dir, tts.name, text)
             try:
                 audio = await _render_one(tts, text, budget)
-            except Exception as err:  # start-up must survive any TTS failure, even an adapter bug
+            except Exception as err:  # noqa: BLE001 - start-up must survive any TTS failure, even an adapter bug
                 code = err.code if isinstance(err, StageError) else type(err).__name__
                 log.warning("prompt render failed", extra=kv(prompt=name, provider=tts.name, code=code))
                 down.add(tts.name)

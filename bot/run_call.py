@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from bot.call import CallSession
 from bot.call_registry import CallRegistry
 from bot.control import CallControl
@@ -33,11 +31,6 @@ from bot.store.saver import MessageSaver
 from bot.transport import AudioIn, DtmfIn, MarkIn, StopIn, Transport
 
 log = logging.getLogger("bot.call")
-
-# The live calls (a per-stream key -> CallSession) and the drain flag, shared by the web layer
-# (capacity, busy answers) and the server (drain).
-CALLS = web.AppKey("calls", CallRegistry)
-DRAINING = web.AppKey("draining", dict)  # {"on": bool}
 
 Observer = Callable[[str, dict], None]
 # the call record: (transport) at the start; (transport, session or None, failed) at the end

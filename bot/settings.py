@@ -157,7 +157,7 @@ class Settings:
     # the business profile (TOML); "" = examples/business/property-office.toml
     business_file: str = ""
 
-    # processes sharing the port under one supervisor (bot/supervisor.py); 1 = one process
+    # processes sharing the port under one supervisor (bot/shell/supervisor.py); 1 = one process
     workers: int = 1
     # set by the supervisor for its workers: prometheus_client's multiprocess directory, the
     # instance's shared state (bot/instance.py), this worker's index, and the random stream-token

@@ -70,13 +70,8 @@ LONG_CLAUSE = 12  # words held waiting for a clause end before they are let go
 ECHO_WORDS = 7  # this many words in a row from the instructions: the model is reading them out
 
 
-def _open_at(buf: str) -> int:
-    """Where an unfinished construct starts in ``buf`` (-1: none), so the text from there
-    is held until it closes (or grows past HOLD_LIMIT)."""
-    starts = []
-    fences = buf.count("```")
-    if fences % 2:
-        starts.append(buf.rfind("```"))
+def _open_brace(buf: str) -> int:
+    """Where the outermost unclosed ``{`` starts (-1: every brace is closed)."""
     depth = 0
     first = -1
     for i, ch in enumerate(buf if "{" in buf else ""):
@@ -86,8 +81,17 @@ def _open_at(buf: str) -> int:
             depth += 1
         elif ch == "}" and depth:
             depth -= 1
-    if depth:
-        starts.append(first)
+    return first if depth else -1
+
+
+def _open_at(buf: str) -> int:
+    """Where an unfinished construct starts in ``buf`` (-1: none), so the text from there
+    is held until it closes (or grows past HOLD_LIMIT)."""
+    starts = []
+    fences = buf.count("```")
+    if fences % 2:
+        starts.append(buf.rfind("```"))
+    starts.append(_open_brace(buf))
     lt = buf.rfind("<")
     if lt >= 0 and ">" not in buf[lt:]:
         starts.append(lt)

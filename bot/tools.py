@@ -140,7 +140,7 @@ async def _transfer_call(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     return ToolResult("the call will be transferred right after your next words: tell the caller you are putting them through.", action)
 
 
-async def _end_call(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+async def _end_call(_args: dict[str, Any], _ctx: ToolContext) -> ToolResult:
     return ToolResult("the call will end after your next words: say a short goodbye.", Action("hangup", "model tool call"))
 
 

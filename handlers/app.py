@@ -22,7 +22,7 @@ from handlers.api_gate import api_gate
 from handlers.background import background_ctx
 from handlers.errors import error_middleware
 from handlers.startup import startup_ctx
-from handlers.state import CALLS, DRAINING, EDGE, INSTANCE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import CALLS, DRAINING, EDGE, INSTANCE, LIVE_STT, METRICS, ORCHESTRATOR, PROMPTS, PROVIDERS, READY, SETTINGS, Drain
 from handlers.storage import NOTIFY, store_ctx
 from handlers.web_security import web_security
 
@@ -50,6 +50,8 @@ def create_app(
     app.on_cleanup.append(_close_instance)
     app[PROVIDERS] = providers or registry.build(settings)
     app[READY] = {}
+    app[CALLS] = CallRegistry()  # internal stream id -> CallSession
+    app[DRAINING] = Drain()
     app[PROMPTS] = PromptBank()
     p = app[PROVIDERS]
     app[ORCHESTRATOR] = Orchestrator(
@@ -65,11 +67,9 @@ def create_app(
     health.setup(app)
     orchestrate.setup(app)
     metrics.setup(app)
-    app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.server
+    app[EDGE] = ConnectionGuard.from_settings(settings)  # wired to the sockets by bot.shell.server
     console.setup(app)
     landing.setup(app)
-    app[CALLS] = CallRegistry()  # internal stream id -> CallSession, whatever the carrier
-    app[DRAINING] = {"on": False}
     carriers.install(app, settings)  # CARRIERS: each adds its routes and listeners (bot/carriers/)
     return app
 

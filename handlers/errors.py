@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from bot.edge import ConnectionGuard
 from bot.logs import kv
 from handlers.state import EDGE, REQUEST_ID, SETTINGS
 
@@ -62,6 +63,19 @@ async def read_body(request: web.Request, timeout: float) -> None:
         raise BadBody() from None
 
 
+async def _read_form_body(request: web.Request, edge: ConnectionGuard | None, transport: asyncio.Transport | None) -> web.Request:
+    """Read a small body whole before the handler runs, within FORM_MAX_BYTES and the body deadline."""
+    if (request.content_length or 0) > FORM_MAX_BYTES:  # said so up front: refused unread
+        raise web.HTTPRequestEntityTooLarge(FORM_MAX_BYTES, request.content_length or 0)
+    request = request.clone(client_max_size=FORM_MAX_BYTES)  # the counted read stops at the cap
+    if edge is not None:
+        edge.reading_body(transport)
+    await read_body(request, request.app[SETTINGS].body_timeout_s)
+    if edge is not None:
+        edge.busy(transport)
+    return request
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     request[REQUEST_ID] = request_id(request.headers.get("X-Request-Id", ""))
@@ -70,14 +84,7 @@ async def error_middleware(request: web.Request, handler):
         edge.busy(transport)
     try:
         if request.body_exists and not request.path.startswith(STREAMED_PREFIXES):
-            if (request.content_length or 0) > FORM_MAX_BYTES:  # said so up front: refused unread
-                raise web.HTTPRequestEntityTooLarge(FORM_MAX_BYTES, request.content_length or 0)
-            request = request.clone(client_max_size=FORM_MAX_BYTES)  # the counted read stops at the cap
-            if edge is not None:
-                edge.reading_body(transport)
-            await read_body(request, request.app[SETTINGS].body_timeout_s)
-            if edge is not None:
-                edge.busy(transport)
+            request = await _read_form_body(request, edge, transport)
         resp = await handler(request)
     except ClientGone:
         log.info("client went away", extra=kv(request_id=request[REQUEST_ID], path=request.path, outcome="client_gone"))

@@ -4,7 +4,7 @@ The LLM's server is asked whether it is there (``GET /models``, bounded to 1.5 s
 answer kept for 10 s: bot/providers/llm_probe.py): a server that is down makes the report
 degraded, and the LLM stage not ready when no member of its chain can answer.
 
-With WORKERS > 1 (bot/supervisor.py) each of these is answered by a ready worker (or the
+With WORKERS > 1 (bot/shell/supervisor.py) each of these is answered by a ready worker (or the
 supervisor's stand-in while none is), and readiness is the instance's: every worker
 ready, the instance's call slots (MAX_CALLS, shared by the workers) not all taken, and
 this worker not draining. ``/healthz`` and ``/readyz`` name the worker's pid.
@@ -18,13 +18,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from bot.providers.failover import FailoverChain
+from bot.provider_chain import ProviderChain
 from bot.providers.llm_probe import ServerProbe
 from handlers import login_limit
 from handlers.api_gate import api_status, bearer_ok
 from handlers.session_auth import COOKIE, session_valid
 from handlers.startup import STARTUP
-from handlers.state import EDGE, PROMPTS, PROVIDERS, READY, SETTINGS
+from handlers.state import DRAINING, EDGE, INSTANCE, PROMPTS, PROVIDERS, READY, SETTINGS
 from handlers.storage import DELIVERY
 
 try:
@@ -35,7 +35,7 @@ except PackageNotFoundError:  # running from a checkout without install
 
 def _probes(llm: object) -> list[tuple[str, ServerProbe | None]]:
     """The LLM's members (one, or a chain's), each with its server probe if it has a server."""
-    members = llm.members if isinstance(llm, FailoverChain) else [llm]
+    members = llm.members if isinstance(llm, ProviderChain) else [llm]
     return [(getattr(m, "name", "?"), p if isinstance(p := getattr(m, "probe", None), ServerProbe) else None) for m in members]
 
 
@@ -76,7 +76,7 @@ def health_report(app: web.Application) -> dict:
     _llm_servers(providers.llm, stages["llm"], server_problems)
     problems = [f"{s} not ready" for s, v in stages.items() if not v["ready"]] + server_problems
     for stage, p in (("stt", providers.stt), ("llm", providers.llm), ("tts", providers.tts)):
-        if isinstance(p, FailoverChain):  # each member's circuit
+        if isinstance(p, ProviderChain):  # each member's circuit
             chain = p.health()
             stages[stage]["chain"] = chain
             stages[stage]["last_used"] = p.last_used
@@ -151,14 +151,12 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report, headers={"Cache-Control": "no-store"})
 
 
-async def livez(request: web.Request) -> web.Response:
+async def livez(_request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     """For a load balancer: 503 while starting (saying what is loading), draining, at capacity, or a stage is down."""
-    from handlers.state import DRAINING, INSTANCE
-
     app = request.app
     startup = app[STARTUP]
     if not startup.ready:  # models and prompts still loading (or start-up failed)
@@ -168,7 +166,7 @@ async def readyz(request: web.Request) -> web.Response:
     problems = list(report["problems"])
     ok = all(s["ready"] for s in report["stages"].values())
     live, cap = app[INSTANCE].used(), app[SETTINGS].max_calls  # the instance's slots: what every carrier counts
-    if app[DRAINING]["on"]:
+    if app[DRAINING].on:
         ok = False
         problems.append("draining")
     if live >= cap:

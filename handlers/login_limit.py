@@ -31,6 +31,7 @@ from aiohttp import web
 
 from bot.logs import kv
 from handlers.client_ip import client_address
+from handlers.state import INSTANCE
 
 log = logging.getLogger("handlers.login_limit")
 
@@ -74,7 +75,7 @@ class MemoryBuckets:
     def __init__(self) -> None:
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
 
-    def bucket_level(self, name: str, size: int, refill_s: float, now: float) -> float:
+    def bucket_level(self, name: str, size: int, refill_s: float, now: float) -> float:  # noqa: ARG002 - the Buckets signature
         own = self.buckets.get(name)
         return own.level(now) if own else float(size)
 
@@ -129,8 +130,6 @@ LOGIN_LIMIT = web.AppKey("login_limit", LoginLimit)
 def install(app: web.Application) -> None:
     """One limiter per app, shared by every login door (safe to call more than once);
     its buckets are the instance's (every worker's), when the app has them."""
-    from handlers.state import INSTANCE
-
     if LOGIN_LIMIT not in app:
         app[LOGIN_LIMIT] = LoginLimit(buckets=app.get(INSTANCE))
 

@@ -17,9 +17,9 @@ from aiohttp import BodyPartReader, web
 from bot import redact
 from bot.conversation import Conversation
 from bot.errors import StageError
+from bot.lanes import api_lane
 from bot.logs import kv
-from bot.orchestrator import ActionRequested, AudioChunk, SentenceEnd, Timings
-from bot.providers.whisper import api_lane
+from bot.orchestrator import ActionRequested, AudioChunk, Orchestrator, SentenceEnd, Timings
 from handlers.errors import json_error
 from handlers.startup import STARTUP
 from handlers.state import EDGE, METRICS, ORCHESTRATOR, PROVIDERS, REQUEST_ID, SETTINGS
@@ -95,7 +95,7 @@ async def _read_multipart(request: web.Request, limit: int) -> bytes:
                 return bytes(data)
     except (BadInput, ConnectionError):
         raise
-    except Exception:  # ValueError, aiohttp's InvalidHeader / BadHttpMessage, ...: a malformed body
+    except Exception:  # noqa: BLE001 - client input never makes a traceback: ValueError, aiohttp's InvalidHeader / BadHttpMessage, ...: a malformed body
         raise BadInput(400, "bad_multipart", "the multipart body could not be parsed") from None
     raise BadInput(400, "missing_audio", "the multipart body has no field named 'audio'")
 
@@ -104,6 +104,36 @@ def _check_total(request: web.Request, limit: int) -> None:
     """Every byte received for this body so far (the stream's own count)."""
     if request.content.total_bytes > limit:
         raise BadInput(413, "too_large", f"the upload is larger than the limit of {limit} bytes")
+
+
+async def _audio(request: web.Request, max_bytes: int, body_timeout_s: float) -> wav.Audio:
+    data = await _read_upload(request, max_bytes, body_timeout_s)
+    try:  # off the loop: a hostile file is bounded (MAX_CHUNKS), but still not the loop's work
+        audio = await asyncio.to_thread(wav.read, data, MAX_SECONDS)
+    except wav.WavTooLong as exc:
+        raise BadInput(413, "too_long", str(exc)) from None
+    except wav.WavError as exc:
+        raise BadInput(400, "bad_wav", str(exc)) from None
+    if audio.seconds < MIN_SECONDS:
+        raise BadInput(400, "too_short", f"the audio is {audio.seconds:.2f} s; at least {MIN_SECONDS} s is needed")
+    return audio
+
+
+async def _reply(orch: Orchestrator, rid: str, transcript: str, mulaw: bool, timings: Timings) -> tuple[list[bytes], list[str], list[str]]:
+    """One turn's answer to ``transcript``: its audio chunks, the sentences said, the actions asked for."""
+    conv = Conversation(call_id=rid)
+    conv.add_user(transcript)
+    chunks: list[bytes] = []
+    said: list[str] = []
+    actions: list[str] = []
+    async for ev in orch.respond(conv, mulaw=mulaw, timings=timings):
+        if isinstance(ev, AudioChunk):
+            chunks.append(ev.data)
+        elif isinstance(ev, SentenceEnd):
+            said.append(ev.text)
+        elif isinstance(ev, ActionRequested):
+            actions.append(ev.action.kind)
+    return chunks, said, actions
 
 
 async def orchestrate(request: web.Request) -> web.StreamResponse:
@@ -119,33 +149,12 @@ async def orchestrate(request: web.Request) -> web.StreamResponse:
     try:
         if fmt not in ("wav", "mulaw"):
             raise BadInput(400, "bad_format", f"format={fmt!r} is not supported; use wav or mulaw")
-        data = await _read_upload(request, settings.max_upload_bytes, settings.body_timeout_s)
-        try:  # off the loop: a hostile file is bounded (MAX_CHUNKS), but still not the loop's work
-            audio = await asyncio.to_thread(wav.read, data, MAX_SECONDS)
-        except wav.WavTooLong as exc:
-            raise BadInput(413, "too_long", str(exc)) from None
-        except wav.WavError as exc:
-            raise BadInput(400, "bad_wav", str(exc)) from None
-        del data
-        if audio.seconds < MIN_SECONDS:
-            raise BadInput(400, "too_short", f"the audio is {audio.seconds:.2f} s; at least {MIN_SECONDS} s is needed")
-
+        audio = await _audio(request, settings.max_upload_bytes, settings.body_timeout_s)
         timings.t0 = time.perf_counter()  # stage timings count from the audio in hand
         with api_lane():  # the embedded STT serves phone turns first
             transcript = await orch.transcribe(audio.pcm16, audio.rate, timings)
-        conv = Conversation(call_id=rid)
-        conv.add_user(transcript)
         mulaw = fmt == "mulaw"
-        chunks: list[bytes] = []
-        said: list[str] = []
-        actions: list[str] = []
-        async for ev in orch.respond(conv, mulaw=mulaw, timings=timings):
-            if isinstance(ev, AudioChunk):
-                chunks.append(ev.data)
-            elif isinstance(ev, SentenceEnd):
-                said.append(ev.text)
-            elif isinstance(ev, ActionRequested):
-                actions.append(ev.action.kind)
+        chunks, said, actions = await _reply(orch, rid, transcript, mulaw, timings)
         timings.mark("total")
         outcome = "ok"
     except BadInput as exc:

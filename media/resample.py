@@ -12,7 +12,7 @@ def resample(pcm16: bytes, in_rate: int, out_rate: int) -> bytes:
         return pcm16
     x = np.frombuffer(pcm16, dtype="<i2")
     y = soxr.resample(x, in_rate, out_rate, quality="HQ")
-    return y.astype("<i2", copy=False).tobytes()
+    return np.asarray(y, dtype="<i2").tobytes()
 
 
 class StreamResampler:
@@ -28,9 +28,9 @@ class StreamResampler:
         if self._stream is None:
             return pcm16
         x = np.frombuffer(pcm16, dtype="<i2")
-        return self._stream.resample_chunk(x, last=False).astype("<i2", copy=False).tobytes()
+        return np.asarray(self._stream.resample_chunk(x, last=False), dtype="<i2").tobytes()
 
     def flush(self) -> bytes:
         if self._stream is None:
             return b""
-        return self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).astype("<i2", copy=False).tobytes()
+        return np.asarray(self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True), dtype="<i2").tobytes()

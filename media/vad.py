@@ -58,7 +58,7 @@ class Vad:
 
     def is_speech_pcm(self, pcm16: bytes) -> bool:
         self._pcm = (self._pcm[1], self._pcm[2], pcm16)
-        speech = self._vad.is_speech(pcm16, RATE)
+        speech = bool(self._vad.is_speech(pcm16, RATE))
         if not self._gate:
             return speech
         rms = audioop.rms(pcm16, 2)

@@ -33,8 +33,8 @@ from bot.providers.elevenlabs import ElevenLabsTTS
 from bot.providers.failover import FailoverTTS
 from bot.providers.registry import Providers
 from bot.providers.tts_output import Plausible
-from bot.server import drain
 from bot.settings import Settings
+from bot.shell.server import drain
 from bot.simulator import load_ulaw
 from handlers.app import create_app, prompt_texts
 from handlers.state import CALLS, METRICS

@@ -2,7 +2,7 @@
 client sends produces a traceback (or a 500) on any route.
 
 Every route of the app is fuzzed with odd content types, truncated multipart, bad
-charsets and encodings, over a real socket through the real edge (bot.server), and
+charsets and encodings, over a real socket through the real edge (bot.shell.server), and
 the log is checked for tracebacks and ERROR lines.
 """
 

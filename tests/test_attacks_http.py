@@ -29,10 +29,11 @@ from twilio.request_validator import RequestValidator
 from bot import logs, redact
 from bot.edge import AcceptErrorThrottle
 from bot.files import private_dir, private_file
+from bot.lanes import API, PHONE, api_lane
 from bot.providers.registry import Providers
-from bot.providers.whisper import API, PHONE, WhisperSTT, _Worker, api_lane
-from bot.server import setup_runner
+from bot.providers.whisper import WhisperSTT, _Worker
 from bot.settings import Settings, SettingsError
+from bot.shell.server import setup_runner
 from handlers.app import create_app
 from handlers.state import EDGE
 from media import wav
@@ -52,7 +53,7 @@ def app_for(settings, stt=None):
 
 @contextlib.asynccontextmanager
 async def serving(settings, stt=None):
-    """The app behind the real runner and connection guard (bot.server), on 127.0.0.1."""
+    """The app behind the real runner and connection guard (bot.shell.server), on 127.0.0.1."""
     app = app_for(settings, stt)
     runner = await setup_runner(settings, app)
     site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
@@ -368,7 +369,7 @@ from pathlib import Path
 resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
 from bot import logs
 from bot.providers.registry import Providers
-from bot.server import serve
+from bot.shell.server import serve
 from bot.settings import Settings
 from handlers.app import create_app
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from bot.__main__ import COMMANDS, usage
-from bot.cli_check import check
 from bot.settings import Settings, SettingsError
+from bot.shell.cli_check import check
 from tests.conftest import REPO, SAMPLES
 
 
@@ -49,7 +49,7 @@ def test_settings_report_every_problem_at_once():
 def test_a_refused_variable_does_not_stop_the_reading():
     """RECEPTIONIST_CONFIG is refused like any bad value: the rest is still read, so the other
     problems are reported and the variables after it are not taken for misspellings."""
-    from bot.cli_check import check
+    from bot.shell.cli_check import check
 
     errors, warnings = check({"RECEPTIONIST_CONFIG": "old.json", "TWILIO_AUTH_TOKEN": "t", "MAX_CALLS": "0", "STT_TIMEOUT": "9"})
     assert [e.split(" ")[0].split("=")[0] for e in errors] == ["RECEPTIONIST_CONFIG", "MAX_CALLS"], errors
@@ -57,7 +57,7 @@ def test_a_refused_variable_does_not_stop_the_reading():
 
 
 def test_check_reports_three_bad_settings_and_loads_no_model():
-    code = "import sys; from bot.cli_check import main; rc = main([]); " \
+    code = "import sys; from bot.shell.cli_check import main; rc = main([]); " \
            "print(sorted(m for m in ('faster_whisper', 'piper', 'ctranslate2', 'onnxruntime', 'openai') if m in sys.modules)); sys.exit(rc)"
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PORT": "99999", "MAX_CALLS": "0", "TTS_PROVIDER": "elevenlabs", "TWILIO_AUTH_TOKEN": "t"}
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
@@ -113,7 +113,7 @@ def test_shipped_samples_are_telephone_audio_with_transcripts():
 def test_say_writes_mulaw_that_whisper_understands(tmp_path, engines):
     import asyncio
 
-    from bot import cli_say
+    from bot.shell import cli_say
     from bot.wer import wer
     from media import wav
 
@@ -128,7 +128,7 @@ def test_say_writes_mulaw_that_whisper_understands(tmp_path, engines):
 
 
 def test_say_refuses_empty_text_and_a_missing_directory(tmp_path, capsys):
-    from bot import cli_say
+    from bot.shell import cli_say
 
     assert cli_say.main(["  ", str(tmp_path / "x.wav")]) == 2
     assert cli_say.main(["hello", str(tmp_path / "no" / "x.wav")]) == 2

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from bot.cli_call import main, ordered_steps, parser
 from bot.providers.registry import Providers
+from bot.shell.cli_call import main, ordered_steps, parser
 from bot.simulator import Dtmf
 from handlers.app import create_app
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
@@ -116,7 +116,7 @@ async def test_the_report_shows_the_servers_own_words_and_labels_the_audio_check
 
 
 def test_the_report_says_where_it_looked_when_there_is_no_store(tmp_path, monkeypatch):
-    from bot.cli_call import said_text
+    from bot.shell.cli_call import said_text
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.delenv("DATABASE_URL", raising=False)

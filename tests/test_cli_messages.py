@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.cli_messages import main, parse_since, safe
+from bot.shell.cli_messages import main, parse_since, safe
 from bot.store import NewMessage, SqlStore, schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

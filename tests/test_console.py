@@ -4,8 +4,11 @@ CSV export. The browser test at the end drives real Chromium (the system package
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import re
+import secrets
 import shutil
 import time
 from dataclasses import replace
@@ -69,8 +72,44 @@ async def test_wrong_key_tampered_or_missing_cookie_is_refused(aiohttp_client, s
     expiry, nonce, mac = good.split(".")
     client.session.cookie_jar.clear()
     assert (await client.get("/console/messages.csv", headers={"Cookie": f"{COOKIE}={good}"})).status == 200
-    for forged in (f"{int(expiry) + 999}.{nonce}.{mac}", f"{expiry}.{nonce}.{'0' * 64}", f"{int(time.time()) - 5}.{nonce}.{mac}", "x"):
+    for forged in (f"{int(expiry) + 999}.{nonce}.{mac}", f"{expiry}.{nonce}.{'0' * 64}", "x"):
         assert (await client.get("/console/messages.csv", headers={"Cookie": f"{COOKIE}={forged}"})).status == 401, forged
+
+
+async def test_an_expired_cookie_with_a_valid_signature_is_refused(aiohttp_client, settings):
+    """Signed as the server signs (a key derived from API_KEY), so only the expiry can refuse
+    it: the same cookie with a future expiry is let in."""
+    client = await aiohttp_client(make_app(settings))
+    key = hmac.new(KEY.encode(), b"phonebot-session-v1", hashlib.sha256).digest()
+
+    def signed(expiry: int) -> str:
+        body = f"{expiry}.{secrets.token_urlsafe(16)}"
+        return f"{body}.{hmac.new(key, body.encode(), hashlib.sha256).hexdigest()}"
+
+    now = int(time.time())
+    assert (await client.get("/console/messages.csv", headers={"Cookie": f"{COOKIE}={signed(now + 60)}"})).status == 200
+    for expiry in (now - 1, now - 5, now - 13 * 3600, 0):
+        assert (await client.get("/console/messages.csv", headers={"Cookie": f"{COOKIE}={signed(expiry)}"})).status == 401, expiry
+
+
+async def test_the_session_lasts_twelve_hours_in_the_browser_and_in_the_signed_expiry(aiohttp_client, settings):
+    before = int(time.time())
+    _, r = await logged_in(aiohttp_client, settings)
+    after = int(time.time())
+    morsel = r.cookies[COOKIE]
+    assert morsel["max-age"] == str(12 * 3600)
+    expiry = int(morsel.value.split(".")[0])
+    assert before + 12 * 3600 <= expiry <= after + 12 * 3600
+
+
+async def test_a_store_that_cannot_say_whether_a_session_was_revoked_refuses_it(aiohttp_client, settings):
+    """The revocation check fails (its table is gone, the rest of the store works): the
+    session is not trusted, so the console answers 401, not the messages."""
+    client, r = await logged_in(aiohttp_client, settings)
+    assert (await client.get("/console/messages.csv")).status == 200
+    async with client.app[STORE].engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE revoked_sessions")
+    assert (await client.get("/console/messages.csv")).status == 401
 
 
 async def test_mark_handled_needs_the_csrf_token_and_changes_the_database(aiohttp_client, settings):

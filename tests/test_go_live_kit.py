@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from bot.cli_check import check
 from bot.settings import Settings
+from bot.shell.cli_check import check
 from tests.conftest import REPO
 
 COMPOSE = REPO / "docker-compose.yml"

@@ -55,9 +55,23 @@ json_values = st.recursive(
 @given(st.text(max_size=300))
 def test_random_text_never_raises(text):
     p = started()
+    before = sum(p.stats.values())
     ev = p.receive(text)
     assert ev is None or isinstance(ev, (tp.Media, tp.Mark, tp.Dtmf, tp.Stop, tp.Connected, tp.Start))
-    assert isinstance(p.receive(media_msg(seq=10)), tp.Media) or p.state is tp.State.STOPPED
+    if ev is None:  # dropped: counted under a reason
+        assert sum(p.stats.values()) == before + 1, p.stats
+    after = p.receive(media_msg(seq=10))
+    if isinstance(ev, tp.Stop):  # the text was a stop: the stream is over, later media is dropped
+        assert p.state is tp.State.STOPPED and after is None and p.stats.get("after_stop") == 1
+    else:  # anything else leaves the stream as it was: the next frame is audio
+        assert p.state is tp.State.STARTED and isinstance(after, tp.Media)
+
+
+def test_a_stop_ends_the_stream_and_later_media_is_dropped_and_counted():
+    p = started()
+    stop = {"event": "stop", "sequenceNumber": "5", "streamSid": SID, "stop": {"accountSid": "AC" + "c" * 32, "callSid": CALL}}
+    assert isinstance(p.receive(json.dumps(stop)), tp.Stop) and p.state is tp.State.STOPPED
+    assert p.receive(media_msg(seq=10)) is None and p.stats == {"after_stop": 1}
 
 
 @FUZZ
@@ -88,6 +102,8 @@ def test_mutated_valid_messages_never_raise(kind, key, value):
         if key in target:
             target[key] = value
     ev = p.receive(json.dumps(base))
+    if ev is None:  # refused: never silently, always under a reason (a sequence gap alone is not one)
+        assert sum(n for reason, n in p.stats.items() if reason != "gaps") == 1, (kind, key, value, p.stats)
     if isinstance(ev, tp.Media):
         assert len(ev.payload) <= tp.MAX_PAYLOAD
     if isinstance(ev, tp.Dtmf):

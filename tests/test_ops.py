@@ -10,7 +10,7 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 
 from bot.carriers.twilio.simulator import simulate_call
-from bot.server import drain
+from bot.shell.server import drain
 from bot.simulator import load_ulaw
 from handlers.state import CALLS
 from tests.conftest import stream_token

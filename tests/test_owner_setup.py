@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from bot.cli_call import check_url, default_url
-from bot.cli_check import check
 from bot.providers.registry import Providers
 from bot.settings import Settings, SettingsError
+from bot.shell.cli_call import check_url, default_url
+from bot.shell.cli_check import check
 from bot.store.channels import describe
 from handlers.app import create_app
 from tests.conftest import REPO

@@ -116,7 +116,7 @@ def test_chat_answers_tomorrows_hours_from_the_business_file():
 def test_chat_takes_a_message_prints_actions_and_loads_no_speech_models(tmp_path):
     # the sentence encoder (onnxruntime) is loaded on purpose: chat reads callers as a call does
     code = (
-        "import sys; from bot import cli_chat; rc = cli_chat.main(['--business', sys.argv[1], '--now', '2026-11-24T10:00']);"
+        "import sys; from bot.shell import cli_chat; rc = cli_chat.main(['--business', sys.argv[1], '--now', '2026-11-24T10:00']);"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('faster_whisper', 'piper', 'ctranslate2')"
         " or m in ('bot.providers.whisper', 'bot.providers.piper')]; print('HEAVY', heavy); sys.exit(rc)"
     )

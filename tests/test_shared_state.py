@@ -19,7 +19,7 @@ from bot.carriers.twilio.admission import ADMISSION
 from bot.carriers.twilio.simulator import simulate_call
 from bot.instance import InstanceState
 from bot.providers.registry import Providers
-from bot.server import drain
+from bot.shell.server import drain
 from bot.simulator import Dtmf
 from bot.store.shared import CallGate
 from bot.store.sql import SqlStore

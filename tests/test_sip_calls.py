@@ -146,7 +146,7 @@ async def test_rtp_from_a_stranger_is_dropped_and_a_draining_bot_refuses_new_cal
     import struct
 
     from bot.carriers.sip.carrier import SIP_SERVER
-    from bot.run_call import DRAINING
+    from handlers.state import DRAINING
     from tests.sip_rig import SCENARIOS
 
     caplog.set_level(logging.INFO)
@@ -175,7 +175,7 @@ async def test_rtp_from_a_stranger_is_dropped_and_a_draining_bot_refuses_new_cal
     heard_s = [n / 2 / rate for n, rate in p.stt.calls]
     assert heard_s and max(heard_s) < len(voice) / 8000 + 1.5, heard_s  # the stranger's 3 s never reached a turn
 
-    app[DRAINING]["on"] = True
+    app[DRAINING].on = True
     refused = tmp_path / "refused.xml"
     refused.write_text((SCENARIOS / "invite_refused.xml").read_text().replace("EXPECT", "503"))
     r = await sipp(f"{host}:{port}", "-sf", str(refused), "-m", "1", "-i", "127.0.0.1", cwd=tmp_path, timeout=10)
@@ -184,7 +184,7 @@ async def test_rtp_from_a_stranger_is_dropped_and_a_draining_bot_refuses_new_cal
 
 
 def test_bot_call_sip_needs_host_and_port(capsys):
-    from bot.cli_call import main
+    from bot.shell.cli_call import main
 
     assert main(["--sip", "no-port-here", "examples/callers/yes_joe.wav", "--no-transcribe"]) == 2
     assert "expected HOST:PORT" in capsys.readouterr().out

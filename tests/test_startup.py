@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bot.providers.registry import Providers
-from bot.server import StartupError, bind, prepare_data_dir, serve
+from bot.shell.server import StartupError, bind, prepare_data_dir, serve
 from handlers.app import create_app
 from tests.conftest import REPO, caller_wav
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS

@@ -1,6 +1,6 @@
 """The supervisor's two small parts, on real sockets: the reuseport steering program sends
-new connections only to the sockets it names (bot/steering.py), and the stand-in answers
-livez, a 503 readyz, the busy message and an apology (bot/standin.py)."""
+new connections only to the sockets it names (bot/shell/steering.py), and the stand-in answers
+livez, a 503 readyz, the busy message and an apology (bot/shell/standin.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from bot.listen import bind
-from bot.standin import StandIn
+from bot.shell.listen import bind
+from bot.shell.standin import StandIn
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reuseport steering is Linux's")
 
@@ -32,7 +32,7 @@ def accepted(socks: list[socket.socket]) -> list[int]:
 
 
 def test_new_connections_go_only_to_the_sockets_steered_to():
-    from bot.steering import steer
+    from bot.shell.steering import steer
 
     first = bind("127.0.0.1", 0, reuse_port=True)
     port = first.getsockname()[1]

@@ -24,7 +24,7 @@ from bot.call import CallSession
 from bot.control import CallControl
 from bot.run_call import Observer, run_call
 from bot.transport import Transport
-from handlers.state import call_engine
+from handlers.call_engine import call_engine
 
 
 class Carrier(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -37,6 +37,10 @@ def collect(read: Callable[[Mapping[str, str]], T], env: Mapping[str, str]) -> t
     return (None, found) if found else (result, found)
 
 
+@overload
+def fail(message: str) -> None: ...
+@overload
+def fail(message: str, stand_in: T) -> T: ...
 def fail(message: str, stand_in: Any = None) -> Any:
     found = _found.get()
     if found is None:
@@ -114,7 +118,7 @@ class Asked(Mapping[str, str]):
         self.names.add(key)
         return self._env[key]
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         self.names.add(key)
         return self._env.get(key, default)
 

@@ -6,7 +6,7 @@ caller pays nothing. Inference runs on a pool of threads, one per core by defaul
 sharing one model loaded with ``num_workers`` equal to the pool (CTranslate2 then runs
 that many transcriptions at once, each on ``cores // pool`` threads): a second caller's
 turn no longer waits for the first's. The pool serves one queue, and it is ordered: phone turns go ahead of HTTP API requests (code that runs
-inside ``api_lane()`` is served last). A job whose caller stopped waiting (its
+inside ``bot.lanes.api_lane()`` is served last). A job whose caller stopped waiting (its
 timeout, a barge-in) is dropped if it has not started, and stops between two
 segments if it has: faster-whisper decodes lazily, segment by segment.
 
@@ -25,7 +25,6 @@ Every failure leaves as ``StageError('stt', ...)`` (the provider kit's ``Edge``)
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import itertools
 import logging
 import os
@@ -33,12 +32,12 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bot import lanes
 from bot.logs import kv
 from bot.providers.kit import Edge
 from media.resample import resample
@@ -57,20 +56,6 @@ WINDOW_MARGIN_S = 2.0  # padding after the turn's audio in a short window
 MAX_COMPRESSION = 2.4  # faster-whisper's own "this decode repeats itself" threshold
 TOKENS_PER_S = 8  # token budget per second of audio in a short window (speech is ~3-4)
 MIN_TOKENS = 16
-
-PHONE, API = 0, 1  # queue priorities: lower first
-_lane: contextvars.ContextVar[int] = contextvars.ContextVar("stt_lane", default=PHONE)
-
-
-@contextmanager
-def api_lane() -> Iterator[None]:
-    """Transcriptions started inside this block wait behind every phone turn."""
-    token = _lane.set(API)
-    try:
-        yield
-    finally:
-        _lane.reset(token)
-
 
 class _Stopped(Exception):
     """The caller gave up on this job."""
@@ -173,7 +158,7 @@ class WhisperSTT:
     def from_settings(cls, s: Settings) -> WhisperSTT:
         return cls(model_path=s.whisper_model_path, window_s=s.whisper_window_s, workers=s.workers)
 
-    async def _on_worker(self, fn: Callable[[threading.Event], Any], priority: int = PHONE) -> Any:
+    async def _on_worker(self, fn: Callable[[threading.Event], Any], priority: int = lanes.PHONE) -> Any:
         assert self._worker is not None
         job = self._worker.submit(fn, priority)
         try:
@@ -232,7 +217,7 @@ class WhisperSTT:
             await self.start()
         with self._edge.guard():
             audio = np.frombuffer(resample(pcm16, rate, MODEL_RATE), dtype="<i2").astype(np.float32) / 32768.0
-            text = await self._on_worker(lambda c: self._run(audio, c), _lane.get())
+            text = await self._on_worker(lambda c: self._run(audio, c), lanes.current())
         return self._edge.require_text(text)
 
     def _run(self, audio: np.ndarray, cancelled: threading.Event) -> str:

@@ -14,6 +14,7 @@ from bot.store.api import CallRecord, NewMessage, Store, StoredMessage, TurnReco
 from bot.store.notify import NotifyConfig
 
 if TYPE_CHECKING:
+    from bot.settings import Settings
     from bot.store.sql import SqlStore
 
 __all__ = ["CallRecord", "NewMessage", "NotifyConfig", "SqlStore", "Store", "StoredMessage", "TurnRecord", "open_store"]
@@ -27,7 +28,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bot.store' has no attribute {name!r}")
 
 
-async def open_store(settings, notify: NotifyConfig | None = None) -> SqlStore:
+async def open_store(settings: Settings, notify: NotifyConfig | None = None) -> SqlStore:
     """The configured backend, migrated: PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR."""
     from bot.store.sql import SqlStore
 

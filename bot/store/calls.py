@@ -3,7 +3,7 @@ transcript and the transfer are the session's own)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.store.api import TranscriptLine, Transfer, TurnRecord
 
@@ -12,7 +12,7 @@ class FinishedCall(Protocol):
     """What a call record reads from a finished call session (bot.call.CallSession)."""
 
     @property
-    def turn_log(self) -> list[dict]: ...  # per confirmed turn: n, wall time, outcome fields
+    def turn_log(self) -> list[dict[str, Any]]: ...  # per confirmed turn: n, wall time, outcome fields
     @property
     def first_audio_ms(self) -> dict[int, float]: ...  # turn -> end of speech to first reply audio
     @property

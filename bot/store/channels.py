@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -26,6 +26,8 @@ from bot.store.sql import OutboxItem
 if TYPE_CHECKING:
     from twilio.http.async_http_client import AsyncTwilioHttpClient
     from twilio.rest import Client
+
+    from bot.settings import Settings
 
 
 class DeliveryError(Exception):
@@ -39,7 +41,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def describe(payload: dict, tz: str) -> tuple[str, str]:
+def describe(payload: dict[str, Any], tz: str) -> tuple[str, str]:
     """(subject, text) for a notification, in the business's timezone."""
     zone = ZoneInfo(tz)
     if payload.get("event") == "test":  # python -m bot notify --test
@@ -71,7 +73,7 @@ def describe(payload: dict, tz: str) -> tuple[str, str]:
 class Channels:
     """Owns the HTTP session and the Twilio client; ``send`` one outbox item."""
 
-    def __init__(self, settings, *, timeout: float) -> None:
+    def __init__(self, settings: Settings, *, timeout: float) -> None:
         self.s, self.timeout = settings, timeout
         self._http: aiohttp.ClientSession | None = None
         self._twilio: tuple[Client, AsyncTwilioHttpClient] | None = None  # made on the first SMS

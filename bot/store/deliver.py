@@ -14,10 +14,14 @@ import heapq
 import logging
 import random
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from bot.logs import kv
 from bot.store.channels import Channels, DeliveryError
 from bot.store.sql import OutboxItem, SqlStore
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("bot.store.deliver")
 
@@ -25,7 +29,7 @@ log = logging.getLogger("bot.store.deliver")
 def backoff(attempts: int, base: float, cap: float) -> float:
     """Seconds before try ``attempts + 1``: base * 2^(attempts-1), capped, with +-20% jitter."""
     delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return delay * random.uniform(0.8, 1.2)
+    return float(delay * random.uniform(0.8, 1.2))
 
 
 class Deliverer:
@@ -43,7 +47,7 @@ class Deliverer:
     MAX_INFLIGHT = 32  # sends at once, in this process
     PER_TARGET = 2  # sends at once to one target (URL, address, number)
 
-    def __init__(self, store: SqlStore, settings, *, poll_s: float = 5.0) -> None:
+    def __init__(self, store: SqlStore, settings: Settings, *, poll_s: float = 5.0) -> None:
         self.store, self.s, self.poll_s = store, settings, poll_s
         self.lease_s = settings.notify_lease_s
         self.send_timeout = max(0.2, min(settings.notify_send_timeout_s, self.lease_s / 2))
@@ -64,35 +68,14 @@ class Deliverer:
                 if room > 0:
                     try:
                         batch = await self.store.claim_due(lease_s=self.lease_s, limit=min(10, room), busy=self._busy())
-                    except Exception as exc:  # the database is down: try again later, never die
+                    except Exception as exc:  # noqa: BLE001 - the database is down: try again later, never die
                         log.error("outbox claim failed", extra=kv(error=type(exc).__name__))
                         await asyncio.sleep(self.poll_s)
                         continue
-                per_target = Counter(i.target for i in self._inflight.values())
-                later = []
-                for item in batch:
-                    if per_target[item.target] >= self.PER_TARGET:  # one claim can bring several rows of one target
-                        later.append(item.id)
-                        continue
-                    per_target[item.target] += 1
-                    task = asyncio.get_running_loop().create_task(self._guarded(item), name=f"notify-{item.id}")
-                    self._inflight[task] = item
-                    task.add_done_callback(self._done)
-                if later:
-                    await self._release(later)
                 if batch:
+                    await self._start(batch)
                     continue  # more may be due
-                self.store.outbox_changed.clear()
-                now = asyncio.get_running_loop().time()
-                if self._retries and self._retries[0] <= now:
-                    while self._retries and self._retries[0] <= now:
-                        heapq.heappop(self._retries)
-                    continue  # due now: the claim takes it
-                wait = min(self.poll_s, self._retries[0] - now) if self._retries else self.poll_s
-                try:
-                    await asyncio.wait_for(self.store.outbox_changed.wait(), wait)
-                except TimeoutError:
-                    pass
+                await self._idle()
         finally:
             tasks = list(self._inflight)
             for t in tasks:
@@ -100,6 +83,35 @@ class Deliverer:
             if tasks:
                 await asyncio.wait(tasks, timeout=2.0)
             await self.channels.close()
+
+    async def _start(self, batch: list[OutboxItem]) -> None:
+        """Deliver each claimed row in its own task, at most PER_TARGET at once per target."""
+        per_target = Counter(i.target for i in self._inflight.values())
+        later = []
+        for item in batch:
+            if per_target[item.target] >= self.PER_TARGET:  # one claim can bring several rows of one target
+                later.append(item.id)
+                continue
+            per_target[item.target] += 1
+            task = asyncio.get_running_loop().create_task(self._guarded(item), name=f"notify-{item.id}")
+            self._inflight[task] = item
+            task.add_done_callback(self._done)
+        if later:
+            await self._release(later)
+
+    async def _idle(self) -> None:
+        """Nothing claimed: wait for a new row, the next retry falling due, or the poll."""
+        self.store.outbox_changed.clear()
+        now = asyncio.get_running_loop().time()
+        if self._retries and self._retries[0] <= now:
+            while self._retries and self._retries[0] <= now:
+                heapq.heappop(self._retries)
+            return  # due now: the claim takes it
+        wait = min(self.poll_s, self._retries[0] - now) if self._retries else self.poll_s
+        try:
+            await asyncio.wait_for(self.store.outbox_changed.wait(), wait)
+        except TimeoutError:
+            pass
 
     def _done(self, task: asyncio.Task[None]) -> None:
         item = self._inflight.pop(task)
@@ -109,7 +121,7 @@ class Deliverer:
     async def _release(self, ids: list[int]) -> None:
         try:
             await self.store.release(ids)
-        except Exception as exc:  # their lease makes them due again
+        except Exception as exc:  # noqa: BLE001 - their lease makes them due again
             log.error("outbox release failed", extra=kv(rows=len(ids), error=type(exc).__name__))
 
     async def _guarded(self, item: OutboxItem) -> None:
@@ -117,10 +129,10 @@ class Deliverer:
             await self._one(item)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # could not record the result: the lease makes it due again
+        except Exception as exc:  # noqa: BLE001 - could not record the result: the lease makes it due again
             log.error("outbox update failed", extra=kv(outbox_id=item.id, error=type(exc).__name__))
 
-    async def _retry(self, item, error: str) -> float:
+    async def _retry(self, item: OutboxItem, error: str) -> float:
         """Schedule the row's next try; wake for it (measured after the write, so the row
         is due by then)."""
         delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
@@ -128,7 +140,7 @@ class Deliverer:
         heapq.heappush(self._retries, asyncio.get_running_loop().time() + delay)
         return delay
 
-    async def _one(self, item) -> None:
+    async def _one(self, item: OutboxItem) -> None:
         fields = dict(outbox_id=item.id, channel=item.channel, attempt=item.attempts, key=item.idem_key)
         try:
             try:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.redact import mask_number
 from bot.store import schema as s
@@ -38,7 +39,7 @@ def _state(delivered_at: float | None, last_error: str | None) -> str:
     return "failing" if last_error else "pending"
 
 
-async def delivery_of(engine, message_ids: Sequence[int]) -> dict[int, list[Delivery]]:
+async def delivery_of(engine: AsyncEngine, message_ids: Sequence[int]) -> dict[int, list[Delivery]]:
     """message id -> its notifications, in the order they were queued."""
     o = s.outbox.c
     out: dict[int, list[Delivery]] = {}
@@ -57,7 +58,7 @@ async def delivery_of(engine, message_ids: Sequence[int]) -> dict[int, list[Deli
     return out
 
 
-async def summary(engine, now: float | None = None) -> DeliverySummary:
+async def summary(engine: AsyncEngine, now: float | None = None) -> DeliverySummary:
     now = time.time() if now is None else now
     o = s.outbox.c
     undelivered = o.delivered_at.is_(None)

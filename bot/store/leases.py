@@ -62,7 +62,7 @@ async def reap(store: SqlStore) -> Reaped:
                 s.messages.update().where(m.id == mid, dead_draft).values(notified_at=now, owner=None, lease_until=None, updated_at=now)
             )
             if res.rowcount == 1:
-                await store._notify_message(conn, int(mid), now, cut_off=True)
+                await store.notify_message(conn, int(mid), now, cut_off=True)
                 n_drafts += 1
     for sid in calls:
         async with store.engine.begin() as conn:
@@ -76,7 +76,7 @@ async def reap(store: SqlStore) -> Reaped:
             if not left:
                 row = (await conn.execute(sa.select(c.caller, c.started_at).where(c.call_sid == sid))).one()
                 payload = {"event": "lost_call", "call": {"call_sid": sid, "caller": row.caller, "started_at": row.started_at}}
-                await store._enqueue(conn, "lost", sid, None, sid, store.notify.targets, payload, now)
+                await store.enqueue(conn, "lost", sid, None, sid, store.notify.targets, payload, now)
         log.warning("call lost: its process stopped", extra=kv(call_sid=sid))
     if n_drafts or n_calls:
         log.warning("reaped what stopped processes left", extra=kv(calls=n_calls, drafts=n_drafts))

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.profile import Notify
+    from bot.settings import Settings
 
 CHANNELS = ("webhook", "email", "sms")
 
@@ -64,7 +70,7 @@ class NotifyConfig:
         return self.targets + extra
 
     @classmethod
-    def from_settings(cls, settings, profile_notify=None) -> NotifyConfig:
+    def from_settings(cls, settings: Settings, profile_notify: Notify | None = None) -> NotifyConfig:
         """NOTIFY_TO / NOTIFY_URGENT_TO, plus the business file's ``[notify]`` section
         (a ``bot.profile.Notify``: webhook URL, e-mail addresses, SMS numbers)."""
         targets, urgent = parse_targets(settings.notify_to), parse_targets(settings.notify_urgent_to)
@@ -75,11 +81,11 @@ class NotifyConfig:
         return cls(_unique(targets), _unique(urgent))
 
 
-def _as_targets(webhook: str, emails, numbers) -> str:
+def _as_targets(webhook: str, emails: Iterable[str], numbers: Iterable[str]) -> str:
     return ",".join([*([webhook] if webhook else []), *(f"mailto:{e}" for e in emails), *(f"sms:{n}" for n in numbers)])
 
 
-def _unique(targets) -> tuple[Target, ...]:
+def _unique(targets: Iterable[Target]) -> tuple[Target, ...]:
     return tuple(dict.fromkeys(targets))
 
 
@@ -97,7 +103,7 @@ CHANNEL_NEEDS = {
 }
 
 
-def channel_problems(targets: tuple[Target, ...], settings, where: str) -> list[str]:
+def channel_problems(targets: tuple[Target, ...], settings: Settings, where: str) -> list[str]:
     """One line per target these settings cannot reach (its channel's settings are missing): such a
     notification would be retried for ever and never arrive. ``where`` names where the target is set."""
     out = []
@@ -108,6 +114,6 @@ def channel_problems(targets: tuple[Target, ...], settings, where: str) -> list[
     return out
 
 
-def missing_settings(target: Target, settings) -> list[str]:
+def missing_settings(target: Target, settings: Settings) -> list[str]:
     """The variables ``target``'s channel needs that are not set."""
     return [var for attr, var in CHANNEL_NEEDS[target.channel] if not getattr(settings, attr)]

@@ -105,7 +105,7 @@ class MessageSaver:
                 version, msg, final = job.version, job.msg, job.final
                 try:
                     mid = await self.store.save_message(msg, final=final)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - permanent() sorts every failure: retried or reported, never lost
                     if permanent(exc):
                         log.error("message not saved", extra=kv(call_sid=msg.call_sid, uid=msg.uid, error=type(exc).__name__))
                         self._settle(job, version, exc)

@@ -12,7 +12,7 @@ import time
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 meta = sa.MetaData()
 
@@ -181,13 +181,13 @@ STEPS = [_v1, _transcripts_and_transfers, _step_message_uids, _revoked_sessions,
 VERSION = len(STEPS)
 
 
-async def migrate(engine) -> int:
+async def migrate(engine: AsyncEngine) -> int:
     """Bring the database to ``VERSION``; return the version it was at."""
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7263001)"))
         await conn.run_sync(lambda c: schema_version.create(c, checkfirst=True))
-        found = (await conn.execute(sa.select(schema_version.c.version))).scalar()
+        found: int | None = (await conn.execute(sa.select(schema_version.c.version))).scalar()
         if found is None:
             await conn.execute(schema_version.insert().values(version=0))
             found = 0

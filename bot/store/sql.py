@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.store import schema as s
 from bot.store.api import MESSAGE_STATUSES, CallRecord, NewMessage, StoredMessage, TranscriptLine, Transfer, TurnRecord
@@ -42,7 +42,7 @@ class OutboxItem:
     idem_key: str
     channel: str
     target: str
-    payload: dict
+    payload: dict[str, Any]
     attempts: int  # including this one
 
 
@@ -75,7 +75,7 @@ class SqlStore(TranscriptRows):
         self.owned: set[str] = set()  # CallSids and draft uids this process holds leases on (heartbeat skips when empty)
         self.dialect = engine.dialect.name
         self.outbox_changed = asyncio.Event()  # wakes this process's deliverer
-        self._records: list[tuple[Any, dict, asyncio.Future[None]]] = []  # call records waiting for the writer
+        self._records: list[tuple[Any, dict[str, Any], asyncio.Future[None]]] = []  # call records waiting for the writer
         self._writer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -88,7 +88,7 @@ class SqlStore(TranscriptRows):
             engine = create_async_engine(url, connect_args={"timeout": 10})
 
             @event.listens_for(engine.sync_engine, "connect")
-            def _connect(dbapi_conn, _rec) -> None:
+            def _connect(dbapi_conn: Any, _rec: object) -> None:
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
@@ -97,7 +97,7 @@ class SqlStore(TranscriptRows):
                 cur.close()
 
             @event.listens_for(engine.sync_engine, "begin")
-            def _begin(conn) -> None:
+            def _begin(conn: sa.Connection) -> None:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
@@ -139,7 +139,7 @@ class SqlStore(TranscriptRows):
                 values.update(notified_at=now, owner=None, lease_until=None)
             await conn.execute(s.messages.update().where(m.id == row.id).values(**values))
             if "notified_at" in values:
-                await self._notify_message(conn, int(row.id), now)
+                await self.notify_message(conn, int(row.id), now)
         if "notified_at" in values:
             self.owned.discard(uid)
         elif row.notified_at is None:
@@ -156,7 +156,7 @@ class SqlStore(TranscriptRows):
 
         return sqlite_insert(table)
 
-    async def _notify_message(self, conn, mid: int, now: float, *, cut_off: bool = False) -> None:
+    async def notify_message(self, conn: AsyncConnection, mid: int, now: float, *, cut_off: bool = False) -> None:
         """Queue the notifications of message ``mid`` as it now stands (``cut_off``: its
         call's process died; bot/store/leases.py)."""
         r = (await conn.execute(sa.select(*_MSG_COLS).where(s.messages.c.id == mid))).one()
@@ -166,7 +166,7 @@ class SqlStore(TranscriptRows):
             "callback_number": msg.callback_number, "about": msg.about, "urgent": msg.urgent, "created_at": msg.created_at,
             **({"cut_off": True} if cut_off else {}),
         }}
-        await self._enqueue(conn, "message", msg.uid, mid, msg.call_sid, self.notify.for_message(msg.urgent), payload, now)
+        await self.enqueue(conn, "message", msg.uid, mid, msg.call_sid, self.notify.for_message(msg.urgent), payload, now)
 
     async def messages(self, *, since: float | None = None, status: str | None = None, limit: int = 100) -> list[StoredMessage]:
         q = sa.select(*_MSG_COLS).order_by(s.messages.c.id.desc()).limit(limit)
@@ -230,7 +230,7 @@ class SqlStore(TranscriptRows):
         await self._record(self._call_ended, dict(call_sid=call_sid, ended_at=ended_at, outcome=outcome, ended_by=ended_by, turns=turns,
                                                   transcript=transcript, transfer=transfer))
 
-    async def _record(self, write: Any, kw: dict) -> None:
+    async def _record(self, write: Any, kw: dict[str, Any]) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._records.append((write, kw, fut))
         if self._writer is None or self._writer.done():
@@ -259,14 +259,14 @@ class SqlStore(TranscriptRows):
                 else:
                     fut.set_result(None)
 
-    async def _call_started(self, conn, *, call_sid: str, stream_sid: str, caller: str, started_at: float) -> None:
+    async def _call_started(self, conn: AsyncConnection, *, call_sid: str, stream_sid: str, caller: str, started_at: float) -> None:
         await conn.execute(s.calls.insert().values(
             call_sid=call_sid, stream_sid=stream_sid, caller=caller, started_at=started_at, turns=[],
             owner=self.owner, lease_until=time.time() + self.lease_s,
         ))
 
     async def _call_ended(
-        self, conn, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord],
+        self, conn: AsyncConnection, *, call_sid: str, ended_at: float, outcome: str, ended_by: str, turns: Sequence[TurnRecord],
         transcript: Sequence[TranscriptLine] = (), transfer: Transfer | None = None,
     ) -> None:
         now = time.time()
@@ -281,7 +281,7 @@ class SqlStore(TranscriptRows):
         await self._write_transcript(conn, call_sid, transcript)
         if outcome == "abandoned" and self.notify.missed_calls:
             payload = {"event": "missed_call", "call": {"call_sid": call_sid, "caller": row.caller, "started_at": row.started_at}}
-            await self._enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
+            await self.enqueue(conn, "missed", call_sid, None, call_sid, self.notify.targets, payload, now)
 
     async def calls(self, *, limit: int = 50) -> list[CallRecord]:
         q = sa.select(s.calls).order_by(s.calls.c.started_at.desc()).limit(limit)
@@ -294,7 +294,7 @@ class SqlStore(TranscriptRows):
             return _call(row, await self._transcript(conn, call_sid)) if row else None
 
     # --- the outbox ---------------------------------------------------------------------
-    async def _enqueue(self, conn, kind: str, ref: str, message_id, call_sid: str, targets: Sequence[Target], payload: dict, now: float) -> None:
+    async def enqueue(self, conn: AsyncConnection, kind: str, ref: str, message_id: int | None, call_sid: str, targets: Sequence[Target], payload: dict[str, Any], now: float) -> None:
         """One row per target, keyed by (kind, ``ref``: a message's uid or a CallSid,
         target): a row already queued under that key stays as it is."""
         rows = [
@@ -355,7 +355,7 @@ class SqlStore(TranscriptRows):
     async def delivery_summary(self) -> DeliverySummary:
         return await summary(self.engine)
 
-    async def outbox_state(self) -> list[dict]:
+    async def outbox_state(self) -> list[dict[str, Any]]:
         """Every row, for the console and tests: channel, target, attempts, delivered, error."""
         o = s.outbox.c
         q = sa.select(o.id, o.idem_key, o.message_id, o.call_sid, o.channel, o.target, o.attempts, o.due_at, o.delivered_at, o.last_error)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.logs import kv
 from bot.stall import pause
@@ -55,7 +55,7 @@ class TranscriptRows:
 
     engine: AsyncEngine
 
-    async def _write_transcript(self, conn, call_sid: str, lines: Sequence[TranscriptLine]) -> None:
+    async def _write_transcript(self, conn: AsyncConnection, call_sid: str, lines: Sequence[TranscriptLine]) -> None:
         if lines:
             await conn.execute(s.transcript_lines.insert(), [
                 dict(call_sid=call_sid, seq=i, turn=ln.turn, at=ln.at, speaker=ln.speaker, prompt=ln.prompt, text=ln.text,
@@ -63,7 +63,7 @@ class TranscriptRows:
                 for i, ln in enumerate(lines)
             ])
 
-    async def _transcript(self, conn, call_sid: str) -> list[TranscriptLine]:
+    async def _transcript(self, conn: AsyncConnection, call_sid: str) -> list[TranscriptLine]:
         t = s.transcript_lines.c
         q = sa.select(t.turn, t.at, t.speaker, t.text, t.prompt, t.interrupted).where(t.call_sid == call_sid).order_by(t.seq)
         return [TranscriptLine(*r) for r in (await conn.execute(q)).all()]
@@ -121,6 +121,6 @@ class TranscriptSweeper:
         while not stopping.is_set():
             try:
                 await self.sweep()
-            except Exception as exc:  # the database is down: try again next time, never die
+            except Exception as exc:  # noqa: BLE001 - the database is down: try again next time, never die
                 log.error("transcript sweep failed", extra=kv(error=type(exc).__name__))
             await pause(stopping, self.every_s)

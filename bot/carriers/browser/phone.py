@@ -207,9 +207,9 @@ async def socket(request: web.Request) -> web.StreamResponse:
     request[WS_UPGRADED] = True  # for the request metrics if the client goes first
     transport = BrowserTransport(ws, app[METRICS])
     # a browser call takes one of the instance's MAX_CALLS slots, as a phone call does
-    admitted = not app[DRAINING]["on"] and app[INSTANCE].take(transport.call_sid, transport.call_sid, app[SETTINGS].max_calls)
+    admitted = not app[DRAINING].on and app[INSTANCE].take(transport.call_sid, transport.call_sid, app[SETTINGS].max_calls)
     if not admitted:
-        app[METRICS].calls_rejected.labels("draining" if app[DRAINING]["on"] else "capacity").inc()
+        app[METRICS].calls_rejected.labels("draining" if app[DRAINING].on else "capacity").inc()
         await ws.send_str(json.dumps({"type": "end", "reason": "busy"}))
         await ws.close()
         return ws

@@ -46,16 +46,15 @@ def carrier(settings: Settings) -> SipCarrier:
 
 async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.carriers.base import serve_call
-    from bot.run_call import CALLS, DRAINING
     from handlers.startup import STARTUP
-    from handlers.state import METRICS, SETTINGS
+    from handlers.state import CALLS, DRAINING, METRICS, SETTINGS
 
     settings = app[SETTINGS]
 
     def admit() -> str | None:
         if STARTUP in app and not app[STARTUP].ready:
             return "starting"
-        if app[DRAINING]["on"]:
+        if app[DRAINING].on:
             return "draining"
         if len(app[CALLS]) >= settings.max_calls:
             return "capacity"
@@ -64,7 +63,7 @@ async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
     async def start(call: SipCall) -> None:
         await serve_call(app, SipTransport(call), SipCarrier().control(app))
 
-    server = SipServer(settings, start_call=start, admit=admit, draining=lambda: app[DRAINING]["on"],
+    server = SipServer(settings, start_call=start, admit=admit, draining=lambda: app[DRAINING].on,
                        on_refuse=lambda reason: app[METRICS].calls_rejected.labels(reason).inc())
     await server.start()
     app[SIP_SERVER] = server

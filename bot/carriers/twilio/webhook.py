@@ -74,7 +74,7 @@ async def voice(request: web.Request) -> web.Response:
         resp.hangup()
         return _twiml(resp)
     starting = not app[STARTUP].ready  # models and prompts still loading
-    reason = "starting" if starting else "draining" if app[DRAINING]["on"] else None
+    reason = "starting" if starting else "draining" if app[DRAINING].on else None
     if reason is None and not admission.reserve(call_sid):
         reason = "capacity"
     if reason is not None:

@@ -2,7 +2,7 @@
 on its socket while the web stack loads: ``StandInThread``).
 
 While no worker is ready (start-up, or every worker down) the kernel hands new
-connections to the supervisor's own socket (bot/steering.py); a worker's socket may also
+connections to the supervisor's own socket (bot/shell/steering.py); a worker's socket may also
 hold a few connections that were waiting when it died. Each gets one short answer and
 the connection is closed: ``/livez`` 200, ``/readyz`` 503 naming how many workers are
 ready, the voice webhook the busy message and a ``<Connect action>`` an apology (TwiML; nothing

@@ -6,9 +6,9 @@ event loop and models. What makes them one server:
 - **Connections only to ready workers.** The supervisor opens the port's sockets itself:
   one SO_REUSEPORT socket of its own and one per worker, inherited by the worker. A
   BPF program on the reuseport group sends each new connection to a random *ready*
-  worker, or to the supervisor's socket while none is (bot/steering.py); there the
+  worker, or to the supervisor's socket while none is (bot/shell/steering.py); there the
   supervisor answers ``/livez``, a 503 ``/readyz`` and the busy message
-  (bot/standin.py). A worker starts serving its socket only once its models are loaded
+  (bot/shell/standin.py). A worker starts serving its socket only once its models are loaded
   and says so in the instance's shared state; a worker that dies is steered around at
   once, and its restart's loading period gets no calls. No socket closes while the
   supervisor runs, so no queued connection is reset at a hand-over.
@@ -40,7 +40,7 @@ from pathlib import Path
 from bot.instance import InstanceState
 from bot.logs import kv
 from bot.settings import Settings
-from bot.standin import StandIn
+from bot.shell.standin import StandIn
 
 log = logging.getLogger("bot.supervisor")
 
@@ -83,7 +83,7 @@ def _die_with_parent() -> None:
 class Supervisor:
     def __init__(self, settings: Settings, count: int, socks: list[socket.socket], argv: list[str] | None = None) -> None:
         """``socks``: the reuseport group, the supervisor's first, then one per worker."""
-        from bot.steering import steer
+        from bot.shell.steering import steer
 
         self.settings, self.count = settings, count
         self.own, worker_socks = socks[0], socks[1:]

@@ -46,10 +46,10 @@ def main(argv: list[str]) -> int:
 
 
 async def _run(base: Settings, suites, args) -> int:
-    from bot.cli_chat import _dialogue
     from bot.profile import cached_profile
     from bot.redact import mask_number
     from bot.scenarios import run_scenario
+    from bot.shell.cli_chat import _dialogue
     from bot.store import open_store
 
     passed = failed = 0

@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
         prog="python -m bot serve",
         description="Run the voice bot server. Every setting comes from the environment (see the README).",
     )
-    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # set by bot.supervisor
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # set by bot.shell.supervisor
     parser.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)  # the worker's listening socket
     args = parser.parse_args(argv)
     worker = args.worker
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
         log.warning("TWILIO SIGNATURE VALIDATION IS OFF (TWILIO_VALIDATE=false): anyone can place calls into this bot. Local trials only.")
     if worker is None and settings.workers > 1:
         return _supervise(settings)
-    from bot.listen import StartupError, bind, prepare_data_dir
+    from bot.shell.listen import StartupError, bind, prepare_data_dir
 
     try:  # before anything slow: a port in use or an unwritable DATA_DIR is one line at once
         prepare_data_dir(settings.data_dir)
@@ -54,11 +54,11 @@ def main(argv: list[str]) -> int:
 
     standin = None
     if args.fd is None:  # one process: /livez answers while the web stack loads, not seconds later
-        from bot.standin import StandInThread
+        from bot.shell.standin import StandInThread
 
         standin = StandInThread(sock, settings.busy_text)
     from bot.files import private_dir
-    from bot.server import serve as serve_app
+    from bot.shell.server import serve as serve_app
     from handlers.app import create_app
 
     private_dir(settings.data_dir)
@@ -82,10 +82,10 @@ def main(argv: list[str]) -> int:
 
 
 def _supervise(settings: Settings) -> int:
-    """WORKERS > 1: check the port once, open the port's sockets, run the workers under bot.supervisor."""
-    from bot.listen import StartupError, bind, prepare_data_dir
-    from bot.steering import steer
-    from bot.supervisor import Supervisor
+    """WORKERS > 1: check the port once, open the port's sockets, run the workers under bot.shell.supervisor."""
+    from bot.shell.listen import StartupError, bind, prepare_data_dir
+    from bot.shell.steering import steer
+    from bot.shell.supervisor import Supervisor
 
     if settings.port == 0:
         print("start-up failed: PORT=0 (any free port) needs WORKERS=1: each worker would pick its own port", file=sys.stderr)

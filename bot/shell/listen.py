@@ -28,8 +28,8 @@ def bind(host: str, port: int, reuse_port: bool = False, listen: bool = True, ba
     platform that waits for the port sees it at once (connections queue until the app
     answers them), and a port in use is a one-line StartupError.
 
-    ``reuse_port``: the sockets bot.supervisor opens, its own and one per worker, in one
-    SO_REUSEPORT group (bot/steering.py). ``listen=False``: the supervisor's check that
+    ``reuse_port``: the sockets bot.shell.supervisor opens, its own and one per worker, in one
+    SO_REUSEPORT group (bot/shell/steering.py). ``listen=False``: the supervisor's check that
     the port is free (bound without SO_REUSEPORT, then closed)."""
     if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
         raise StartupError("WORKERS > 1 needs SO_REUSEPORT, which this platform lacks; set WORKERS=1")

@@ -15,10 +15,11 @@ import time
 from aiohttp import web
 
 from bot.edge import AcceptErrorThrottle
-from bot.listen import StartupError, bind, prepare_data_dir
 from bot.logs import kv
-from bot.run_call import CALLS, DRAINING
 from bot.settings import Settings
+from bot.shell.listen import StartupError, bind, prepare_data_dir
+from handlers.startup import STARTUP
+from handlers.state import CALLS, DRAINING, EDGE, INSTANCE, PROMPTS
 
 __all__ = ["StartupError", "bind", "drain", "prepare_data_dir", "serve", "setup_runner"]
 
@@ -31,8 +32,6 @@ ACTION_GRACE_S = 0.5  # after the last call of a drain, for its <Connect action>
 
 def goodbye_s(app: web.Application) -> float:
     """How long the goodbye at the drain deadline needs: the prompt's length, plus slack."""
-    from handlers.state import PROMPTS
-
     audio = app[PROMPTS].get("goodbye") if PROMPTS in app else None
     return (len(audio) / 8000 if audio else 3.0) + GOODBYE_SLACK_S
 
@@ -42,7 +41,7 @@ async def drain(app: web.Application, seconds: float) -> int:
     those still up (the whole prompt at once, so a busy loop cannot cut it: see
     Playout.burst) and give it its length to be heard. Returns how many calls were
     still live at the deadline."""
-    app[DRAINING]["on"] = True
+    app[DRAINING].on = True
     had_calls = bool(app[CALLS])
     goodbye = goodbye_s(app)
     # keep the goodbye's time and CLEANUP_S to close sockets and providers
@@ -69,8 +68,6 @@ async def setup_runner(settings: Settings, app: web.Application) -> web.AppRunne
     closes after KEEPALIVE_TIMEOUT_S, a client that stops reading is not waited for
     more than 2 s once its response is out, and the app's ConnectionGuard sees every
     connection."""
-    from handlers.state import EDGE
-
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=1.0,
         keepalive_timeout=settings.keepalive_timeout_s, lingering_time=2.0,
@@ -84,11 +81,8 @@ async def setup_runner(settings: Settings, app: web.Application) -> web.AppRunne
 async def serve(settings: Settings, app: web.Application, sock: socket.socket | None = None, *, early: bool = True) -> None:
     """Listen first (``/livez`` answers at once), then wait for the start-up task
     (models, prompts: see handlers/startup.py) and serve until SIGTERM/SIGINT.
-    ``early=False`` (a worker under bot.supervisor): serve ``sock`` only once ready, then
+    ``early=False`` (a worker under bot.shell.supervisor): serve ``sock`` only once ready, then
     tell the instance (the supervisor steers connections here from then on)."""
-    from handlers.startup import STARTUP
-    from handlers.state import EDGE, INSTANCE
-
     prepare_data_dir(settings.data_dir)
     sock = sock or bind(settings.host, settings.port)
     loop = asyncio.get_running_loop()

@@ -15,10 +15,14 @@ import asyncio
 import os
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.errors import StageError
 from bot.redact import mask_number
 from bot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.providers.base import LLM, Action, Conversation
 
 
 def main(argv: list[str]) -> int:
@@ -59,8 +63,39 @@ def _dialogue(settings: Settings, clock):
                        threshold=settings.breaker_threshold, cooldown_s=settings.breaker_cooldown_s)
 
 
+async def _ask(llm: LLM, conv: Conversation, trouble_text: str) -> tuple[list[str], list[Action]] | None:
+    """The LLM's reply to the last line: its text pieces and actions; None when the LLM
+    failed (said as a caller would hear it, and the line taken back)."""
+    said: list[str] = []
+    actions: list[Action] = []
+    try:
+        async for item in llm.reply(conv):
+            if isinstance(item, str):
+                said.append(item)
+            else:
+                actions.append(item)
+    except StageError as err:
+        print(f"[error] {err.stage}/{err.code}: {err.message}", flush=True)
+        print(f"bot: {trouble_text}", flush=True)  # what a caller would hear
+        conv.messages.pop()
+        return None
+    return said, actions
+
+
+def _print_reply(llm: LLM, reply: str, actions: list[Action]) -> None:
+    used, members = getattr(llm, "last_used", None), getattr(llm, "members", None)
+    if used is not None and members and used != members[0].name:
+        print(f"[failover] answered by {used}", flush=True)
+    print(f"bot: {reply}", flush=True)
+    for a in actions:
+        if a.kind == "transfer":
+            print(f"[action] transfer purpose={a.purpose or '-'} to={mask_number(a.number) or '-'}", flush=True)
+        else:
+            print(f"[action] {a.kind}", flush=True)
+
+
 async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
-    from bot.conversation import Action, Conversation
+    from bot.conversation import Conversation
     from bot.profile import cached_profile, prompt_texts_from
 
     store = None
@@ -97,29 +132,13 @@ async def _chat(settings: Settings, llm, caller: str, save: bool) -> int:
             if not line.strip():
                 continue
             conv.add_user(line.strip())
-            said, actions = [], []
-            try:
-                async for item in llm.reply(conv):
-                    if isinstance(item, Action):
-                        actions.append(item)
-                    else:
-                        said.append(item)
-            except StageError as err:
-                print(f"[error] {err.stage}/{err.code}: {err.message}", flush=True)
-                print(f"bot: {settings.trouble_text}", flush=True)  # what a caller would hear
-                conv.messages.pop()
+            answer = await _ask(llm, conv, settings.trouble_text)
+            if answer is None:
                 continue
-            used = getattr(llm, "last_used", None)
-            if used is not None and used != llm.members[0].name:
-                print(f"[failover] answered by {used}", flush=True)
+            said, actions = answer
             reply = "".join(said).strip()
             conv.add_assistant(reply)
-            print(f"bot: {reply}", flush=True)
-            for a in actions:
-                if a.kind == "transfer":
-                    print(f"[action] transfer purpose={a.purpose or '-'} to={mask_number(a.number) or '-'}", flush=True)
-                else:
-                    print(f"[action] {a.kind}", flush=True)
+            _print_reply(llm, reply, actions)
             if actions:
                 return 0  # the call would end here
     finally:
