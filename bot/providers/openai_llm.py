@@ -160,6 +160,8 @@ class OpenAILLM:
     async def start(self) -> None:
         if self._client is not None:
             return
+        # its own receptionist (unless a chain's was adopted) reads by meaning too: the encoder, once per process
+        await self._receptionist().start()
         self._http = http_client(self._timeout + 1.0)
         self.probe.http = self._http
         self._client = AsyncOpenAI(
