@@ -250,6 +250,9 @@ def report(title: str, rows: list[dict], convs: list[dict], show_errors: bool, a
             if not x["ok"]:
                 print(f"    x [{x['u'].split}] {','.join(x['u'].labels):18s} -> {x['seen']:14s}{' (asked)' if x['asked'] else ''}"
                       f" | {x['u'].text}")
+        for x in dg:
+            if x["ok"] and not x["danger_line"]:
+                print(f"    x [{x['u'].split}] danger line not said | {x['u'].text}")
         for c in convs:
             if not c["ok"] or c["fields_ok"] is False:
                 m = c["msg"]

@@ -186,6 +186,10 @@ class Receptionist:
             opener = "No, this is" if w.has("is this", "is that") else "No problem. This is"
             return [f"{opener} {self.profile.name}.",
                     "If you did mean to call us, I'm happy to help. Otherwise, take care!"], None
+        if r.intent == "sales":
+            st["awaiting"] = "anything_else"
+            return [f"Thanks, but I can't help with sales calls, offers or surveys: I answer the phone for {self.profile.name}'s customers.",
+                    "If you are one, tell me what you need. Otherwise, goodbye!"], None
         if r.intent in ("message", "task"):
             return self._start_form(st, conv, _topic(raw, w)), None
         if r.intent == "hours":

@@ -32,7 +32,7 @@ MESSAGE = ("message", "call me back", "call back", "callback", "get back to me",
            "let them know", "pass on", "pass along", "contact me", "reach me", "leave a note", "call me")
 STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "complaint", "quote", "invoice", "billing",
                "bill", "refund", "change my", "move my", "schedule")
-REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
+REPEAT = ("repeat that", "repeat it", "repeat yourself", "repeat the", "please repeat", "you repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
 WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
                 "rang the wrong", "rung the wrong", "dialed wrong", "dialled wrong", "wrong place", "wrong company",
@@ -47,18 +47,48 @@ FIRE_GAS = ("fire", "on fire", "flames", "there's smoke", "smoke coming", "smoke
 BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing", "hard to breathe", "barely breathe",
         "trouble breathing", "struggling to breathe", "difficulty breathing", "unconscious", "passed out", "collapsed",
         "not moving", "not responding", "unresponsive", "fainted", "feels faint", "heart attack", "stroke", "overdose",
-        "bleeding a lot", "bleeding heavily", "choking", "seizure", "fell down the stairs")
+        "bleeding a lot", "bleeding heavily", "choking", "seizure", "fell down the stairs", "won't wake up",
+        "not waking up", "can't wake", "isn't waking", "not answering me", "lying on the floor", "won't stop bleeding",
+        "can't stop the bleeding", "bleeding badly")
 PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
-          "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant",
+          "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant", "lady", "guy",
+          "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend",
           "my face", "my throat", "patient")
 ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "animal", "parrot", "hamster", "guinea pig")
 # Words a person hears as urgency, whatever the problem.
 URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
            "help me", "please hurry", "scared", "panicking", "not safe", "can't lock")
-CALM = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "when you get a chance",
-        "whenever you can", "not a big deal", "it can wait", "a bit", "a little", "slightly", "mild", "for a few days",
-        "for a couple of days", "for a week", "for days", "since last week", "seems fine", "otherwise fine")
+# Said outright: nothing is wrong tonight (near an emergency this takes a message without asking).
+CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "no emergency",
+             "not an emergency", "it can wait", "when you get a chance", "whenever you can", "not a big deal", "nothing major",
+             "nothing serious", "seems fine", "otherwise fine", "doesn't hurt", "does not hurt", "not hurting", "no pain",
+             "not in pain", "not in any pain", "without any pain", "pain free", "still eating", "eating fine", "eating normally",
+             "playing fine", "acting normal", "acting normally", "just thought you should know", "just so you know",
+             "fine for now", "just annoying", "just looks", "running out", "running low")
+# Going on for a while: a message for the team, unless it is plainly an emergency.
+CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
+           "a while", "for ages", "for two days", "for three days")
+CALM = (*CALM_SAID, "a bit", "a little", "slightly", "slight", "mild", "tiny", "for a few days", "for a couple of days",
+        "for a week", "for days", "since last week", "for months", "a while")
+# An explicit request to be called back: a message, even about an FAQ's topic ("get back to me about a parking permit").
+CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a call", "get back to me", "have someone call",
+            "someone call", "somebody call", "someone ring", "somebody ring", "have the office", "have somebody",
+            "have someone", "let the office know", "let them know", "tell them i called", "tell the manager", "contact me",
+            "phone me", "reach me", "call me about", "ring me about")
+# A sales call, a robocall or a survey: not a caller the business serves.
+SALES = ("special offer", "we're offering", "we are offering", "offering a free", "free trial", "free inspection",
+         "free inspections", "free assessment", "free assessments", "free roof", "free cruise", "free gift", "press one",
+         "press 1", "press nine", "press 9", "press two", "press 2", "extended warranty", "car's warranty", "vehicle's warranty",
+         "car warranty", "vehicle warranty", "lower your", "lower rate", "save you money", "wholesale", "our services",
+         "our rates", "our pricing", "our products", "our software", "we help clinics", "we help businesses",
+         "we help practices", "business listing", "google listing", "listing department", "seo", "marketing", "survey",
+         "compensation", "accident you had", "wasn't your fault", "we buy", "cash for your", "been selected",
+         "congratulations", "courtesy call", "automated message", "recorded message", "important message about",
+         "interest rate", "energy contract", "electricity contract", "energy supplier", "electricity supplier",
+         "business electricity", "business energy", "broadband", "solar panel", "solar panels", "are you the owner",
+         "business owner", "decision maker", "we sell", "supplies direct", "your neighbourhood", "your neighborhood",
+         "in your area", "get you to the top")
 # Questions asking for information ("how do I test my smoke alarm?", "who supplies the gas?"):
 # never taken for an emergency without asking.
 ASKING = ("how do i", "how can i", "how often", "can i", "could i", "may i", "am i allowed", "are we allowed", "is it ok",
@@ -66,7 +96,13 @@ ASKING = ("how do i", "how can i", "how often", "can i", "could i", "may i", "am
           "what's the", "when is", "when do", "where do", "where is", "is there a", "are there")
 NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire extinguisher", "fire pit", "fire safety",
               "fire inspection", "can i smoke", "allowed to smoke", "smoke free", "non smoking", *(f"smoke {d}{v} {b}" for d in ("alarm", "detector") for v in ("", " is", " keeps") for b in ("beeping", "chirping")),
-              "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping")
+              "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping",
+              "little beep", "a beep every", "beeps every", "battery i think", "new battery")
+
+
+def sales(w: Words) -> bool:
+    """A sales call, robocall or survey."""
+    return w.has(*SALES)
 
 
 def closing(w: Words) -> bool:
@@ -145,7 +181,7 @@ def names_us(w: Words, profile: Profile) -> bool:
 def _asks_is_this(w: Words) -> str | None:
     """What follows "is this" / "have I reached" when the caller opens with it ("oh hi, is
     this the groomers?" -> "the groomers"); None otherwise."""
-    for lead in (" is this ", " have i reached ", " am i through to "):
+    for lead in (" is this ", " is that ", " have i reached ", " am i through to "):
         at = w.text.find(lead)
         if at >= 0 and len(w.text[:at].split()) <= 3:
             return w.text[at + len(lead):]
