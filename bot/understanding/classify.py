@@ -185,7 +185,8 @@ class Understanding:
                 return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
             return Reading("task", score=score, by="meaning", emergency_score=em)
         behind = 0.0 if asking and not keywords.emergency(w, self.profile) else ASK_BEHIND  # a question must lead
-        if em >= EMERGENCY_ASK and em >= score - behind:
+        rival = meaning[label] if label.startswith("faq:") else score  # an FAQ's keywords do not hide an emergency
+        if em >= EMERGENCY_ASK and em >= rival - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
         if kw in DECISIVE:
             return Reading(kw, score=score, by="keywords", emergency_score=em)

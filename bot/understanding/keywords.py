@@ -58,14 +58,16 @@ ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "a
 # Words a person hears as urgency, whatever the problem.
 URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
-           "help me", "please hurry", "scared", "panicking", "not safe", "can't lock")
+           "help me", "please hurry", "scared", "panicking", "not safe", "can't lock", "won't turn off", "can't turn off",
+           "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast")
 # Said outright: nothing is wrong tonight (near an emergency this takes a message without asking).
 CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "no emergency",
              "not an emergency", "it can wait", "when you get a chance", "whenever you can", "not a big deal", "nothing major",
              "nothing serious", "seems fine", "otherwise fine", "doesn't hurt", "does not hurt", "not hurting", "no pain",
              "not in pain", "not in any pain", "without any pain", "pain free", "still eating", "eating fine", "eating normally",
              "playing fine", "acting normal", "acting normally", "just thought you should know", "just so you know",
-             "fine for now", "just annoying", "just looks", "running out", "running low")
+             "fine for now", "just annoying", "just looks", "running out", "running low", "usual self", "otherwise normal",
+             "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy")
 # Going on for a while: a message for the team, unless it is plainly an emergency.
 CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
            "a while", "for ages", "for two days", "for three days")
