@@ -192,7 +192,7 @@ def _line(s: Any, at: str, errors: list[str]) -> Line | None:
     if "dtmf" in s:
         keys = s["dtmf"]
         if not isinstance(keys, str) or not re.fullmatch(r"[0-9*]{1,64}#?", keys):
-            return _bad(errors, f"{at}.dtmf: expected one entry of keys 0-9 and * (at most 64), optionally ended by #, as text")
+            return _bad(errors, f"{at}.dtmf: expected keys 0-9 and * (at most 64) in one entry, optionally ended by #, as text")
         return Line(f"DTMF {keys.rstrip('#')[:MAX_DTMF_DIGITS]}", reply)  # a call drops the digits past the bound
     if not isinstance(s["say"], str) or not s["say"].strip():
         return _bad(errors, f"{at}.say: expected what the caller says (text)")

@@ -174,6 +174,8 @@ class Understanding:
         if keywords.sales(w) and not danger:  # a sales call, robocall or survey, whatever else it mentions
             return Reading("sales", score=score, by="keywords", emergency_score=em)
         calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
+        # a message asked for outright ("message please, my filling fell out"): asked about, unless said as an emergency
+        calm = calm or (w.has(*keywords.CALLBACK, *keywords.MESSAGE) and not keywords.emergency(w, self.profile))
         if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
             return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
         # said calmly ("not urgent"), or a callback asked for with a calm cue ("a bit", "for a few days"): no question

@@ -77,7 +77,8 @@ CALM = (*CALM_SAID, "a bit", "a little", "slightly", "slight", "mild", "tiny", "
 CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a call", "get back to me", "have someone call",
             "someone call", "somebody call", "someone ring", "somebody ring", "have the office", "have somebody",
             "have someone", "let the office know", "let them know", "tell them i called", "tell the manager", "contact me",
-            "phone me", "reach me", "call me about", "ring me about")
+            "phone me", "reach me", "call me about", "ring me about", "leave a message", "take a message", "pass a message",
+            "pass on a message", "leave a note", "message for")
 # A sales call, a robocall or a survey: not a caller the business serves.
 SALES = ("special offer", "we're offering", "we are offering", "offering a free", "free trial", "free inspection",
          "free inspections", "free assessment", "free assessments", "free roof", "free cruise", "free gift", "press one",
@@ -208,7 +209,11 @@ def names_another(w: Words, profile: Profile) -> bool:
 
 def intent(w: Words, profile: Profile) -> tuple[str, int]:
     """(intent, FAQ index or -1) by keywords, in the order the receptionist always used."""
-    if danger(w) or emergency(w, profile):
+    if danger(w):
+        return "emergency", -1
+    if sales(w):
+        return "sales", -1
+    if emergency(w, profile):
         return "emergency", -1
     if w.has(*ASKS_WHO) or names_us(w, profile):
         return "identity", -1
@@ -220,7 +225,7 @@ def intent(w: Words, profile: Profile) -> tuple[str, int]:
         return "wrong_number", -1
     if w.has(*REPEAT):
         return "repeat", -1
-    if w.has(*MESSAGE, "change my", "update my", "move my"):
+    if w.has(*MESSAGE, *CALLBACK, "change my", "update my", "move my"):
         return "message", -1
     faq, faq_score = best_faq(w, profile.faqs)
     if asks_hours(w) and faq_score < 2:
