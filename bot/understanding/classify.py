@@ -194,6 +194,10 @@ class Understanding:
             return Reading(kw, score=score, by="keywords", emergency_score=em)
         if w.has(*keywords.CALLBACK):  # "get back to me about a parking permit": a message, not the FAQ's answer
             return Reading("message", score=score, by="keywords", emergency_score=em)
+        if w.has(*keywords.ADVICE) and kw not in ("hours", "address"):  # "which pet insurance is the cheapest?"
+            return Reading("out_of_scope", score=score, by="keywords", emergency_score=em)
+        if label == "out_of_scope" and w.has(*keywords.STAFF_TASKS) and not w.has("book me", "order me", "get me"):  # "I want to change Rocky's op": the team's task
+            return Reading("task", score=score, by="keywords", emergency_score=em)
         if score < FLOOR:
             return Reading("unknown", score=score, by="meaning", emergency_score=em)
         if label.startswith("faq:"):

@@ -31,7 +31,9 @@ PLACES = ("office", "you", "your", "building", "clinic", "practice", "surgery", 
 MESSAGE = ("message", "call me back", "call back", "callback", "get back to me", "have someone call", "ring me back",
            "let them know", "pass on", "pass along", "contact me", "reach me", "leave a note", "call me")
 STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "complaint", "quote", "invoice", "billing",
-               "bill", "refund", "change my", "move my", "schedule")
+               "bill", "refund", "change my", "move my", "schedule", "change the date", "change the time", "change the day",
+               "records", "reference letter", "letter from you", "certificate", "sublet", "direct debit", "overpaid",
+               "charged twice", "trim", "op", "operation")
 REPEAT = ("repeat that", "repeat it", "repeat yourself", "repeat the", "please repeat", "you repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
 WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
@@ -78,7 +80,12 @@ CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a cal
             "someone call", "somebody call", "someone ring", "somebody ring", "have the office", "have somebody",
             "have someone", "let the office know", "let them know", "tell them i called", "tell the manager", "contact me",
             "phone me", "reach me", "call me about", "ring me about", "leave a message", "take a message", "pass a message",
-            "pass on a message", "leave a note", "message for")
+            "pass on a message", "leave a note", "message for", "someone check", "somebody check", "someone look into",
+            "somebody look into", "let dr", "let doctor", "let the vet know", "let the dentist know", "let her know",
+            "let him know", "tell dr", "please tell", "ask dr", "ask the vet to", "ask the dentist to")
+# Advice or a recommendation the business does not give on the phone ("which pet insurance is the cheapest?").
+ADVICE = ("recommend", "what's the best", "which is the best", "what is the best", "the best brand", "which brand",
+          "is the cheapest", "what's a good name", "a good name for", "your opinion", "should i buy", "where can i buy")
 # A sales call, a robocall or a survey: not a caller the business serves.
 SALES = ("special offer", "we're offering", "we are offering", "offering a free", "free trial", "free inspection",
          "free inspections", "free assessment", "free assessments", "free roof", "free cruise", "free gift", "press one",
@@ -194,7 +201,10 @@ def _asks_is_this(w: Words) -> str | None:
 ASKS_WHO = ("am i talking to", "am i speaking to", "am i speaking with", "is this a real", "is this a machine", "is this a robot",
             "are you a robot", "are you real", "are you a person", "are you human", "is this automated", "who am i speaking")
 GENERIC = {"right", "number", "office", "place", "person", "real", "machine", "robot", "human", "line", "still", "open",
-           "correct", "main", "phone", "somebody", "someone", "anyone", "it", "that", "you", "actually"}
+           "correct", "main", "phone", "somebody", "someone", "anyone", "it", "that", "you", "actually",
+           # the kind of place any of our businesses is ("is this the dentist on harbour road?" asks whether it is us)
+           "dentist", "dentists", "dentist's", "dental", "vet", "vets", "vet's", "veterinary", "veterinarian", "clinic",
+           "landlord", "landlords", "landlord's", "management", "property", "leasing", "surgery", "practice", "on", "in"}
 
 
 def names_another(w: Words, profile: Profile) -> bool:
@@ -204,7 +214,8 @@ def names_another(w: Words, profile: Profile) -> bool:
         return False
     first = after.split()[0] if after.split() else ""
     named = first in ("the", "not") or first.endswith("'s")  # "the groomers", "luigi's pizza"
-    return named and bool(Words(after).content() - GENERIC - {"the", "a", "not"})
+    ours = Words(profile.address).content()  # "is this the dentist on harbour road?": our street
+    return named and bool(Words(after).content() - GENERIC - ours - {"the", "a", "not"})
 
 
 def intent(w: Words, profile: Profile) -> tuple[str, int]:
