@@ -51,7 +51,10 @@ BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing",
         "not moving", "not responding", "unresponsive", "fainted", "feels faint", "heart attack", "stroke", "overdose",
         "bleeding a lot", "bleeding heavily", "choking", "seizure", "fell down the stairs", "won't wake up",
         "not waking up", "can't wake", "isn't waking", "not answering me", "lying on the floor", "won't stop bleeding",
-        "can't stop the bleeding", "bleeding badly")
+        "can't stop the bleeding", "bleeding badly", "chest pain", "chest pains", "can't swallow", "hardly swallow",
+        "hard to swallow", "anaphylactic", "anaphylaxis", "took too many pills", "hit his head", "hit her head",
+        "trying to break in", "breaking in right now", "intruder", "with a knife", "with a gun", "has a knife",
+        "has a gun", "threatening me", "being attacked", "stabbed")
 PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
           "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant", "lady", "guy",
           "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend",
