@@ -153,8 +153,10 @@ class Receptionist:
             return await self._form(raw, w, st, conv)
         if awaiting == "emergency_check":
             if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
-                return ["Alright, I'll take a message for the team, and they'll get back to you.",
-                        *self._start_form(st, conv, st.get("topic", ""))[1:]], None
+                form = self._start_form(st, conv, st.get("topic", ""))
+                st["form"]["urgent"] = False  # the caller said it can wait ("an emergency appointment" is not urgent)
+                message_form.sync(st, conv)
+                return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
             if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting == "offer_message" and is_yes(w):

@@ -190,6 +190,8 @@ class Understanding:
         rival = meaning[label] if label.startswith("faq:") else score  # an FAQ's keywords do not hide an emergency
         if em >= EMERGENCY_ASK and em >= rival - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
+        if kw == "person" and w.has(*keywords.CALLBACK):  # "speak to someone about Max's weight, could they call me"
+            return Reading("message", score=score, by="keywords", emergency_score=em)
         if kw in DECISIVE:
             return Reading(kw, score=score, by="keywords", emergency_score=em)
         if w.has(*keywords.CALLBACK):  # "get back to me about a parking permit": a message, not the FAQ's answer

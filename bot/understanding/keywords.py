@@ -33,7 +33,8 @@ MESSAGE = ("message", "call me back", "call back", "callback", "get back to me",
 STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "complaint", "quote", "invoice", "billing",
                "bill", "refund", "change my", "move my", "schedule", "change the date", "change the time", "change the day",
                "records", "reference letter", "letter from you", "certificate", "sublet", "direct debit", "overpaid",
-               "charged twice", "trim", "op", "operation")
+               "charged twice", "trim", "op", "operation", "follow up", "discuss", "taken off", "take me off", "add me to",
+               "arrange", "spare key", "query a charge", "charge on my", "another day", "different day", "another time")
 REPEAT = ("repeat that", "repeat it", "repeat yourself", "repeat the", "please repeat", "you repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
 WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
@@ -67,7 +68,7 @@ URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now
            "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast")
 # Said outright: nothing is wrong tonight (near an emergency this takes a message without asking).
 CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "no emergency",
-             "not an emergency", "it can wait", "when you get a chance", "whenever you can", "not a big deal", "nothing major",
+             "not an emergency", "non emergency", "it can wait", "when you get a chance", "whenever you can", "not a big deal", "nothing major",
              "nothing serious", "seems fine", "otherwise fine", "doesn't hurt", "does not hurt", "not hurting", "no pain",
              "not in pain", "not in any pain", "without any pain", "pain free", "still eating", "eating fine", "eating normally",
              "playing fine", "acting normal", "acting normally", "just thought you should know", "just so you know",
@@ -88,7 +89,8 @@ CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a cal
             "let him know", "tell dr", "please tell", "ask dr", "ask the vet to", "ask the dentist to")
 # Advice or a recommendation the business does not give on the phone ("which pet insurance is the cheapest?").
 ADVICE = ("recommend", "what's the best", "which is the best", "what is the best", "the best brand", "which brand",
-          "is the cheapest", "what's a good name", "a good name for", "your opinion", "should i buy", "where can i buy")
+          "is the cheapest", "what's a good name", "a good name for", "your opinion", "should i buy", "where can i buy",
+          "phone number for", "the number for the", "number for a", "number for animal", "number of a")
 # A sales call, a robocall or a survey: not a caller the business serves.
 SALES = ("special offer", "we're offering", "we are offering", "offering a free", "free trial", "free inspection",
          "free inspections", "free assessment", "free assessments", "free roof", "free cruise", "free gift", "press one",
@@ -101,10 +103,11 @@ SALES = ("special offer", "we're offering", "we are offering", "offering a free"
          "interest rate", "energy contract", "electricity contract", "energy supplier", "electricity supplier",
          "business electricity", "business energy", "broadband", "solar panel", "solar panels", "are you the owner",
          "business owner", "decision maker", "we sell", "supplies direct", "your neighbourhood", "your neighborhood",
-         "in your area", "get you to the top")
+         "in your area", "get you to the top", "ask you some questions", "ask you a few questions", "school project",
+         "research project")
 # Questions asking for information ("how do I test my smoke alarm?", "who supplies the gas?"):
 # never taken for an emergency without asking.
-ASKING = ("how do i", "how can i", "how often", "can i", "could i", "may i", "am i allowed", "are we allowed", "is it ok",
+ASKING = ("how do i", "how can i", "how often", "how much", "how long", "can i", "could i", "may i", "am i allowed", "are we allowed", "is it ok",
           "is it okay", "is it allowed", "do you have", "do you do", "does the", "who supplies", "who is the", "what is the",
           "what's the", "when is", "when do", "where do", "where is", "is there a", "are there")
 NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire extinguisher", "fire pit", "fire safety",
@@ -210,14 +213,23 @@ GENERIC = {"right", "number", "office", "place", "person", "real", "machine", "r
            "landlord", "landlords", "landlord's", "management", "property", "leasing", "surgery", "practice", "on", "in"}
 
 
+NOT_A_NAME = {"a", "an", "where", "what", "when", "how", "who", "why", "about", "for", "going", "ok", "okay", "something",
+              "normal", "serious", "urgent", "bad", "right", "still", "open", "correct", "it", "because", "covered", "free",
+              "possible", "true", "real", "safe", "also", "just", "really", "actually", "all", "your", "you", "my", "our",
+              "number", "line", "office", "place", "person", "machine", "robot", "human", "automated", "recorded", "live",
+              "thing", "on", "working", "ringing", "emergency", "after", "out", "over", "done", "too", "enough", "worth"}
+
+
 def names_another(w: Words, profile: Profile) -> bool:
     """ "is this Luigi's pizza?": asks for a place that is not this business."""
     after = _asks_is_this(w)
     if after is None or names_us(w, profile) or w.has(*ASKS_WHO):
         return False
     first = after.split()[0] if after.split() else ""
-    named = first in ("the", "not") or first.endswith("'s")  # "the groomers", "luigi's pizza"
     ours = Words(profile.address).content()  # "is this the dentist on harbour road?": our street
+    named = first in ("the", "not") or first.endswith("'s")  # "the groomers", "luigi's pizza"
+    # or a short name of its own ("is this comcast?", "is this Bristol Royal Infirmary?"), not a question about us
+    named = named or (len(after.split()) <= 4 and first not in NOT_A_NAME)
     return named and bool(Words(after).content() - GENERIC - ours - {"the", "a", "not"})
 
 
