@@ -90,7 +90,8 @@ CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a cal
 # Advice or a recommendation the business does not give on the phone ("which pet insurance is the cheapest?").
 ADVICE = ("recommend", "what's the best", "which is the best", "what is the best", "the best brand", "which brand",
           "is the cheapest", "what's a good name", "a good name for", "your opinion", "should i buy", "where can i buy",
-          "phone number for", "the number for the", "number for a", "number for animal", "number of a")
+          "phone number for", "the number for the", "number for a", "number for animal", "number of a", "what breed",
+          "which breed", "is best for")
 # A sales call, a robocall or a survey: not a caller the business serves.
 SALES = ("special offer", "we're offering", "we are offering", "offering a free", "free trial", "free inspection",
          "free inspections", "free assessment", "free assessments", "free roof", "free cruise", "free gift", "press one",
