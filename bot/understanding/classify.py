@@ -29,7 +29,7 @@ from bot.understanding.encoder import Encoder
 
 EMERGENCY_SURE = 0.58  # emergency at or above this
 EMERGENCY_ASK = 0.45  # ask between this and EMERGENCY_SURE
-ASK_BEHIND = 0.10  # ... or when the emergency is at most this far behind the best other intent (sure needs it ahead)
+ASK_BEHIND = 0.15  # ... or when the emergency is at most this far behind the best other intent (sure needs it ahead)
 DANGER_SURE = 0.62
 FLOOR = 0.38  # below: no intent matched
 KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
