@@ -6,9 +6,10 @@ Data (bench/dialogue_data): one ``*.txt`` per business, ``label :: utterance`` l
 (written the way people talk on the phone, not the way the business file is), and
 ``conversations.toml``, multi-turn calls with the outcome and the message fields they must
 leave. Utterances alternate between a dev half (thresholds are calibrated on it) and a test
-half, per label; both are printed. ``blind_*.txt`` and ``blind_conversations.toml`` are a
-third, blind set, written before a round of tuning and reported on its own ("blind"): its
-errors are hidden unless ``--show-blind-errors``, and nothing is tuned to them. Each utterance is a fresh call at the file's local time.
+half, per label; both are printed. ``blind*_<business>.txt`` and ``blind*_conversations.toml``
+are blind sets, each written before a round of tuning and reported on its own, by its prefix
+("blind": branch understand2's, "blind_u3": understand3's): their errors are hidden unless
+``--show-blind-errors``, and nothing is tuned to them. Each utterance is a fresh call at the file's local time.
 What the dialogue did is read from its behaviour (its reply, actions and the message form
 it started), not from any label it gives itself, so the same bench measures any version
 (run it on an older checkout: ``cd OLD && PYTHONPATH=$PWD python /path/to/bench/dialogue.py``).
@@ -67,7 +68,7 @@ def load_data() -> dict[str, Business]:
     out: dict[str, Business] = {}
     for f in sorted(DATA.glob("*.txt")):
         head = dict(re.findall(r"^# (business|now): (.+)$", f.read_text(), re.M))
-        blind = f.stem.startswith("blind_")
+        blind = f.stem.rsplit("_", 1)[0] if f.stem.startswith("blind") else ""  # the blind set's name
         b = Business(f.stem, ROOT / head["business"].strip(), datetime.fromisoformat(head["now"].strip()))
         seen: dict[str, int] = defaultdict(int)
         for line in f.read_text().splitlines():
@@ -75,7 +76,7 @@ def load_data() -> dict[str, Business]:
                 continue
             labels, text = (x.strip() for x in line.split("::", 1))
             first = labels.split(",")[0].strip()
-            split = "blind" if blind else "dev" if seen[first] % 2 == 0 else "test"
+            split = blind or ("dev" if seen[first] % 2 == 0 else "test")
             seen[first] += 1
             b.utterances.append(Utterance(f.stem, tuple(x.strip() for x in labels.split(",")), text, split))
         out[f.stem] = b
@@ -249,6 +250,9 @@ def report(title: str, rows: list[dict], convs: list[dict], show_errors: bool, a
             if not x["ok"]:
                 print(f"    x [{x['u'].split}] {','.join(x['u'].labels):18s} -> {x['seen']:14s}{' (asked)' if x['asked'] else ''}"
                       f" | {x['u'].text}")
+        for x in dg:
+            if x["ok"] and not x["danger_line"]:
+                print(f"    x [{x['u'].split}] danger line not said | {x['u'].text}")
         for c in convs:
             if not c["ok"] or c["fields_ok"] is False:
                 m = c["msg"]
@@ -266,8 +270,10 @@ async def main_async(args) -> int:
     print(f"code under test: {Path(bot.__file__).resolve().parent}")
     data = load_data()
     convs = tomllib.loads((DATA / "conversations.toml").read_text())["conv"]
-    for c in tomllib.loads((DATA / "blind_conversations.toml").read_text())["conv"]:
-        convs.append({**c, "business": "blind_" + c["business"], "blind": True})
+    for f in sorted(DATA.glob("blind*_conversations.toml")):
+        blind = f.stem.removesuffix("_conversations")
+        for c in tomllib.loads(f.read_text())["conv"]:
+            convs.append({**c, "business": f"{blind}_{c['business']}", "blind": blind})
     rows: list[dict] = []
     conv_rows: list[dict] = []
     for key, b in data.items():
@@ -293,7 +299,7 @@ async def main_async(args) -> int:
         print(f"{key}: {profile.name} at {now.isoformat()}, started in {time.perf_counter() - t0:.1f} s", flush=True)
         r = Runner(make, profile, now)
         for u in b.utterances:
-            if args.split in ("all", u.split):
+            if args.split in ("all", u.split) or (args.split == "blind" and u.split.startswith("blind")):
                 rows.append(await run_utterance(r, llm, u))
         for c in convs:
             if c["business"] != key:
@@ -308,20 +314,21 @@ async def main_async(args) -> int:
                 if d is not llm:
                     await d.close()
         await llm.close()
-    for split in (("dev", "test") if args.split == "all" else (args.split,) if args.split != "blind" else ()):
+    for split in (("dev", "test") if args.split == "all" else (args.split,) if args.split in ("dev", "test") else ()):
         report(split, [x for x in rows if x["u"].split == split], [], args.show_errors, args.llm)
-    if args.split != "blind":
-        report("all (dev + test)", [x for x in rows if x["u"].split != "blind"],
+    if not args.split.startswith("blind"):
+        report("all (dev + test)", [x for x in rows if x["u"].split in ("dev", "test")],
                [c for c in conv_rows if not c["c"].get("blind")], args.show_errors, args.llm)
-    if args.split in ("all", "blind"):
-        report("blind", [x for x in rows if x["u"].split == "blind"], [c for c in conv_rows if c["c"].get("blind")],
+    for blind in sorted({x["u"].split for x in rows if x["u"].split.startswith("blind")}):
+        report(blind, [x for x in rows if x["u"].split == blind], [c for c in conv_rows if c["c"].get("blind") == blind],
                args.show_errors and args.show_blind_errors, args.llm)
     return 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--split", choices=("dev", "test", "blind", "all"), default="all")
+    ap.add_argument("--split", choices=("dev", "test", "blind", "blind_u3", "all"), default="all",
+                    help="blind: every blind set")
     ap.add_argument("--llm", action="store_true", help="the configured OpenAI-compatible server instead of the receptionist")
     ap.add_argument("--show-errors", action="store_true", help="dev and test errors (blind ones stay hidden)")
     ap.add_argument("--show-blind-errors", action="store_true", help="also the blind set's errors (not for tuning)")

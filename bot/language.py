@@ -100,6 +100,10 @@ MAX_DIGITS = 15  # E.164: no phone number is longer; longer input is refused, ne
 MAX_TEXT = 1000  # characters of one utterance read for names, numbers and units (a minute of speech is ~900)
 UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building", "number"}
 _RUN_GLUE = FILLERS | {"and", "then", "dash", "hyphen", "plus", "area", "code"}
+_ONE_AS_WORD = {"work", "home", "mobile", "cell", "other", "this", "that", "new", "old", "the", "my", "different",
+                "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office"}
+# said right after a number: the caller corrects its end ("555 0155, no wait, 0156")
+_CORRECTION = re.compile(r"\b(?:no wait|wait|sorry|i mean|no|actually|correction)\b")
 
 
 def number_runs(text: str) -> list[str]:
@@ -120,13 +124,17 @@ def number_runs(text: str) -> list[str]:
             runs.append(re.sub(r"\D", "", s))
             cur.clear()
 
-    for tok in re.findall(r"[a-z]+|\d+|[.?!;]", text.lower()):
+    tokens = re.findall(r"[a-z]+|\d+|[.?!;]", text.lower())
+    for i, tok in enumerate(tokens):
+        prev = tokens[i - 1] if i else ""
         if tok.isdigit():
             if after_unit and not cur:
                 runs.append(tok)
                 after_unit = False
                 continue
             cur.append(tok)
+        elif tok == "one" and not cur and prev in _ONE_AS_WORD:  # "my work one, 0117...": a pronoun, not a digit
+            close()
         elif tok in DIGIT_WORDS and (tok not in ("o", "to", "too", "for") or cur):
             cur.append(DIGIT_WORDS[tok])
         elif tok in ("double", "triple"):
@@ -161,6 +169,11 @@ def phone_in(text: str) -> tuple[str, str]:
         return "", "long"
     ok = [r for r in runs if len(r) >= 7]
     if ok:
+        fixes = list(_CORRECTION.finditer(text[:MAX_TEXT].lower()))
+        if fixes and ok[-1] in number_runs(text[:fixes[-1].start()]):  # "..., no wait, 0156": the new ending
+            tail = number_runs(text[fixes[-1].end():MAX_TEXT])
+            if len(tail) == 1 and len(tail[0]) <= 4:
+                return ok[-1][:-len(tail[0])] + tail[0], ""
         return ok[-1], ""
     joined = "".join(runs)
     if 7 <= len(joined) <= MAX_DIGITS and len(runs) <= 4:  # "five five five ... one two three ... four five six seven"

@@ -42,7 +42,7 @@ TOO_LONG = (f"Sorry, that's more digits than a phone number has; a phone number 
 TOPIC_MAX = 500  # characters of the caller's words kept as "about"
 DTMF = re.compile(r"\s*DTMF\s+([0-9*#]+)\s*")
 URGENT = ("urgent", "asap", "as soon as possible", "emergency", "right away", "straight away", "can't wait")
-NOT_URGENT = ("not urgent", "isn't urgent", "not an emergency", "isn't an emergency", "no rush", "can wait")
+NOT_URGENT = ("not urgent", "isn't urgent", "nothing urgent", "not an emergency", "isn't an emergency", "no emergency", "no rush", "can wait")
 ENDS = ("ends", "ending", "end in", "end with", "at the end", "last digit", "last two", "last three", "last four",
         "last five", "last part", "last bit", "finishes")
 STARTS = ("starts", "starting", "begins", "beginning", "first digit", "first three", "area code")

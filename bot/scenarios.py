@@ -20,7 +20,8 @@ A scenario file is TOML::
     # message = false: no message is left
 
 A line is a string (what the caller says), or a table with ``say`` or ``dtmf`` (keys
-pressed, as the call delivers them) and an optional ``reply`` pattern for the bot's answer
+pressed, as the call delivers them: one entry, ended by ``#`` or nothing, of which the call keeps the
+first 20 digits, as the controller does) and an optional ``reply`` pattern for the bot's answer
 to that line. Patterns are regular expressions searched case-insensitively. A message's
 ``name`` and ``callback_number`` must be equal (the name ignoring case), ``about`` is a
 pattern, ``urgent`` and ``complete`` equal. A caller who stops mid-form leaves an
@@ -39,6 +40,7 @@ from typing import Any
 from bot.conversation import Action, Conversation
 from bot.errors import StageError
 from bot.store.api import NewMessage
+from bot.turns.controller import MAX_DTMF_DIGITS  # the call keeps this many digits an entry
 
 SCENARIO_KEYS = {"name", "now", "caller", "says", "reply", "not_reply", "transfer", "hangup", "message"}
 MESSAGE_KEYS = {"name", "callback_number", "about", "urgent", "complete"}
@@ -189,9 +191,9 @@ def _line(s: Any, at: str, errors: list[str]) -> Line | None:
         return None
     if "dtmf" in s:
         keys = s["dtmf"]
-        if not isinstance(keys, str) or not re.fullmatch(r"[0-9*#]{1,64}", keys):
-            return _bad(errors, f"{at}.dtmf: expected keys 0-9, * and # (at most 64), as text")
-        return Line(f"DTMF {keys.rstrip('#')}", reply)
+        if not isinstance(keys, str) or not re.fullmatch(r"[0-9*]{1,64}#?", keys):
+            return _bad(errors, f"{at}.dtmf: expected keys 0-9 and * (at most 64) in one entry, optionally ended by #, as text")
+        return Line(f"DTMF {keys.rstrip('#')[:MAX_DTMF_DIGITS]}", reply)  # a call drops the digits past the bound
     if not isinstance(s["say"], str) or not s["say"].strip():
         return _bad(errors, f"{at}.say: expected what the caller says (text)")
     return Line(s["say"], reply)

@@ -253,3 +253,11 @@ async def test_hostile_words_in_the_form_get_a_short_answer(hostile):
     assert all(len(r) < 400 for r in replies)
     assert len(pending.get("callback_number", "")) <= 15 and len(pending.get("name", "")) <= 130
     assert all(not any(len(run) > 15 for run in number_runs(r)) for r in replies)
+
+
+def test_a_number_corrected_in_the_same_breath_and_one_as_a_word():
+    from bot.language import phone_in
+
+    assert phone_in("my number is 608 555 0155, no wait, 0156") == ("6085550156", "")
+    assert phone_in("not this phone, my work one, 0117 496 0555") == ("01174960555", "")
+    assert phone_in("five five five one two one two one two one") == ("5551212121", "")

@@ -47,3 +47,19 @@ async def test_a_wrong_expectation_fails():
     assert not out.passed
     assert out.problems == ["transfer: expected emergency, got none", "expected the dialogue to hang up",
                             "message name: expected 'Mark Davies', got 'Mark Davis'"]
+
+
+def test_dtmf_is_bounded_as_on_a_call(tmp_path):
+    """A keyed entry reaches the dialogue as the call delivers it: the first 20 digits
+    (the controller's bound), not 40; keys after a '#' would be a second entry: an error."""
+    from bot.scenarios import ScenarioError
+    from bot.turns.controller import MAX_DTMF_DIGITS
+
+    f = tmp_path / "s.toml"
+    f.write_text(f'business = "{PROPERTY}"\nnow = "2026-12-08T21:30"\n'
+                 '[[scenario]]\nname = "flood"\nsays = [{ dtmf = "' + "1234567890" * 4 + '#" }]\n')
+    line = load_suite(f, load_profile(PROPERTY).tz).scenarios[0].lines[0]
+    assert line.text == "DTMF " + ("1234567890" * 2)[:MAX_DTMF_DIGITS]
+    f.write_text(f.read_text().replace('"' + "1234567890" * 4 + '#"', '"12#34"'))
+    with pytest.raises(ScenarioError, match="in one entry"):
+        load_suite(f, load_profile(PROPERTY).tz)

@@ -264,6 +264,26 @@ async def test_the_receptionist_in_an_llm_chain_is_started_and_shared(encoder, t
         await chain.close()
 
 
+async def test_the_openai_only_adapters_own_receptionist_is_started(encoder):
+    """LLM_PROVIDER=openai alone: the receptionist it falls back on (message forms, a
+    failed server) reads by meaning, not by keywords only."""
+    from bot.providers.openai_llm import OpenAILLM
+    from bot.providers.registry import build
+    from bot.settings import Settings
+
+    env = {"TWILIO_VALIDATE": "false", "LLM_PROVIDER": "openai", "OPENAI_API_KEY": "k",
+           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "BUSINESS_FILE": str(EXAMPLES / "property-office.toml")}
+    llm = build(Settings.from_env(env)).llm
+    assert isinstance(llm, OpenAILLM)
+    await llm.start()
+    try:
+        fallback = llm.takeover.receptionist
+        assert fallback.understanding.encoder is encoder
+        assert fallback.understanding.read("my ceiling is sagging with water and dripping fast").intent == "emergency"
+    finally:
+        await llm.close()
+
+
 def test_a_run_ons_clauses_come_from_one_run_of_the_model(encoder):
     text = "I was calling about my rent and also water is pouring through the kitchen ceiling"
     part, elsewhere = "water is pouring through the kitchen ceiling", "my parking permit expired"

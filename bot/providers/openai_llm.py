@@ -155,6 +155,9 @@ class OpenAILLM:
     async def start(self) -> None:
         if self._client is not None:
             return
+        # its own receptionist (unless a chain's was adopted) reads by meaning too: the encoder, once per process
+        if self.takeover.enabled:
+            await self.takeover.receptionist.start()
         self.probe.http = self._pool.open(self._timeout + 1.0)
         self._client = AsyncOpenAI(
             http_client=cast(Any, self._pool.http),  # the SDK takes httpx's client as well as its httpx2

@@ -150,8 +150,10 @@ class Receptionist:
             return await self._form(raw, w, st, conv)
         if awaiting == "emergency_check":
             if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
-                return ["Alright, I'll take a message for the team, and they'll get back to you.",
-                        *self._start_form(st, conv, st.get("topic", ""))[1:]], None
+                form = self._start_form(st, conv, st.get("topic", ""))
+                st["form"]["urgent"] = False  # the caller said it can wait ("an emergency appointment" is not urgent)
+                message_form.sync(st, conv)
+                return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
             if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting == "offer_message" and is_yes(w):
@@ -183,6 +185,10 @@ class Receptionist:
             opener = "No, this is" if w.has("is this", "is that") else "No problem. This is"
             return [f"{opener} {self.profile.name}.",
                     "If you did mean to call us, I'm happy to help. Otherwise, take care!"], None
+        if r.intent == "sales":
+            st["awaiting"] = "anything_else"
+            return [f"Thanks, but I can't help with sales calls, offers or surveys: I answer the phone for {self.profile.name}'s customers.",
+                    "If you are one, tell me what you need. Otherwise, goodbye!"], None
         if r.intent in ("message", "task"):
             return self._start_form(st, conv, _topic(raw, w)), None
         if r.intent == "hours":

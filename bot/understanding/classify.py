@@ -29,7 +29,7 @@ from bot.understanding.encoder import Encoder
 
 EMERGENCY_SURE = 0.58  # emergency at or above this
 EMERGENCY_ASK = 0.45  # ask between this and EMERGENCY_SURE
-ASK_BEHIND = 0.10  # ... or when the emergency is at most this far behind the best other intent (sure needs it ahead)
+ASK_BEHIND = 0.15  # ... or when the emergency is at most this far behind the best other intent (sure needs it ahead)
 DANGER_SURE = 0.62
 FLOOR = 0.38  # below: no intent matched
 KEYWORD_BOOST = 0.10  # the keyword reading agrees (an FAQ's keywords)
@@ -38,9 +38,6 @@ URGENCY_BOOST = 0.04  # per urgency cue ("getting worse", "won't stop", ...), at
 EMERGENCY_KEYWORD_BOOST = 0.05
 FAQ_MARGIN = 0.02  # an FAQ the keywords don't back must beat a staff task, a message and out-of-scope by this
 GENERIC = ("task", "message", "out_of_scope")
-# Said outright: the caller does not want anyone tonight; near an emergency this takes a message without asking.
-CALM_SAID = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "it can wait",
-             "when you get a chance", "whenever you can", "not a big deal", "seems fine", "otherwise fine")
 # The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
 DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
 
@@ -48,7 +45,7 @@ DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
 @dataclass(frozen=True)
 class Reading:
     intent: str  # emergency, hours, address, message, task, person, goodbye, wrong_number, repeat, identity, hello,
-    #              out_of_scope, faq, unknown
+    #              out_of_scope, sales (a sales call, robocall or survey), faq, unknown
     faq: int = -1  # the FAQ's index when intent == "faq"
     danger: bool = False  # fire, gas or danger to life: the emergency services line first
     sure: bool = True  # for an emergency: False = ask the caller
@@ -166,28 +163,43 @@ class Understanding:
             danger_score = max(danger_score, part_scores.get("danger", -1.0))
             em = max(em, part_scores.get("emergency", -1.0))
         em = max(em, danger_score if self.profile.emergency.configured else -1.0)
-        if keywords.emergency(w, self.profile):
+        said_calm = w.has(*keywords.CALM_SAID) and not w.has(*keywords.URGENCY)  # "no emergency, just...": no boost
+        if keywords.emergency(w, self.profile) and not said_calm:
             em += EMERGENCY_KEYWORD_BOOST
         em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
         label, score = max(best.items(), key=lambda kv: kv[1])
         asking = keywords.asking(core_words(raw))  # "how do I test my smoke alarm?": a question, not a report
         routine = w.has(*keywords.NOT_DANGER)  # "the smoke alarm is chirping": a battery, not a fire
         danger = danger_kw or (danger_score >= DANGER_SURE and not asking and not routine)
+        if keywords.sales(w) and not danger:  # a sales call, robocall or survey, whatever else it mentions
+            return Reading("sales", score=score, by="keywords", emergency_score=em)
         calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
+        # a message asked for outright ("message please, my filling fell out"): asked about, unless said as an emergency
+        calm = calm or (w.has(*keywords.CALLBACK, *keywords.MESSAGE) and not keywords.emergency(w, self.profile))
         if danger or (em >= EMERGENCY_SURE and em >= score and not calm):
             return Reading("emergency", danger=danger, sure=True, score=em, by="meaning", emergency_score=score)
         # said calmly ("not urgent"), or a callback asked for with a calm cue ("a bit", "for a few days"): no question
-        said_calm = (w.has(*CALM_SAID) or (kw in ("message", "task") and w.has(*keywords.CALM))) and not w.has(*keywords.URGENCY)
-        if said_calm and em >= EMERGENCY_ASK and not danger:  # a calm report: the FAQ it matches, or a message
-            if label.startswith("faq:") and score >= FLOOR and self._instead_of_faq(w, int(label[4:]), meaning,
-                                                                                   backed=kw_label == label) is None:
+        said_calm = said_calm or (kw in ("message", "task") and w.has(*keywords.CALM) and not w.has(*keywords.URGENCY))
+        said_calm = said_calm or routine or (w.has(*keywords.CHRONIC) and em < EMERGENCY_SURE and not w.has(*keywords.URGENCY))
+        if said_calm and em >= EMERGENCY_ASK and not danger:  # a calm report: the FAQ its keywords name, or a message
+            if label.startswith("faq:") and kw_label == label and not w.has(*keywords.CALLBACK) and self._instead_of_faq(
+                    w, int(label[4:]), meaning, backed=True) is None:
                 return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
             return Reading("task", score=score, by="meaning", emergency_score=em)
         behind = 0.0 if asking and not keywords.emergency(w, self.profile) else ASK_BEHIND  # a question must lead
-        if em >= EMERGENCY_ASK and em >= score - behind:
+        rival = meaning[label] if label.startswith("faq:") else score  # an FAQ's keywords do not hide an emergency
+        if em >= EMERGENCY_ASK and em >= rival - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
+        if kw == "person" and w.has(*keywords.CALLBACK):  # "speak to someone about Max's weight, could they call me"
+            return Reading("message", score=score, by="keywords", emergency_score=em)
         if kw in DECISIVE:
             return Reading(kw, score=score, by="keywords", emergency_score=em)
+        if w.has(*keywords.CALLBACK):  # "get back to me about a parking permit": a message, not the FAQ's answer
+            return Reading("message", score=score, by="keywords", emergency_score=em)
+        if w.has(*keywords.ADVICE) and kw not in ("hours", "address"):  # "which pet insurance is the cheapest?"
+            return Reading("out_of_scope", score=score, by="keywords", emergency_score=em)
+        if label == "out_of_scope" and w.has(*keywords.STAFF_TASKS) and not w.has("book me", "order me", "get me"):  # "I want to change Rocky's op": the team's task
+            return Reading("task", score=score, by="keywords", emergency_score=em)
         if score < FLOOR:
             return Reading("unknown", score=score, by="meaning", emergency_score=em)
         if label.startswith("faq:"):

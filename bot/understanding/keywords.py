@@ -31,8 +31,11 @@ PLACES = ("office", "you", "your", "building", "clinic", "practice", "surgery", 
 MESSAGE = ("message", "call me back", "call back", "callback", "get back to me", "have someone call", "ring me back",
            "let them know", "pass on", "pass along", "contact me", "reach me", "leave a note", "call me")
 STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "complaint", "quote", "invoice", "billing",
-               "bill", "refund", "change my", "move my", "schedule")
-REPEAT = ("repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
+               "bill", "refund", "change my", "move my", "schedule", "change the date", "change the time", "change the day",
+               "records", "reference letter", "letter from you", "certificate", "sublet", "direct debit", "overpaid",
+               "charged twice", "trim", "op", "operation", "follow up", "discuss", "taken off", "take me off", "add me to",
+               "arrange", "spare key", "query a charge", "charge on my", "another day", "different day", "another time")
+REPEAT = ("repeat that", "repeat it", "repeat yourself", "repeat the", "please repeat", "you repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
 WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
                 "rang the wrong", "rung the wrong", "dialed wrong", "dialled wrong", "wrong place", "wrong company",
@@ -47,26 +50,76 @@ FIRE_GAS = ("fire", "on fire", "flames", "there's smoke", "smoke coming", "smoke
 BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing", "hard to breathe", "barely breathe",
         "trouble breathing", "struggling to breathe", "difficulty breathing", "unconscious", "passed out", "collapsed",
         "not moving", "not responding", "unresponsive", "fainted", "feels faint", "heart attack", "stroke", "overdose",
-        "bleeding a lot", "bleeding heavily", "choking", "seizure", "fell down the stairs")
+        "bleeding a lot", "bleeding heavily", "choking", "seizure", "fell down the stairs", "won't wake up",
+        "not waking up", "can't wake", "isn't waking", "not answering me", "lying on the floor", "won't stop bleeding",
+        "can't stop the bleeding", "bleeding badly", "chest pain", "chest pains", "can't swallow", "hardly swallow",
+        "hard to swallow", "anaphylactic", "anaphylaxis", "took too many pills", "hit his head", "hit her head",
+        "trying to break in", "breaking in right now", "intruder", "with a knife", "with a gun", "has a knife",
+        "has a gun", "threatening me", "being attacked", "stabbed")
 PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
-          "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant",
+          "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant", "lady", "guy",
+          "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend",
           "my face", "my throat", "patient")
 ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "animal", "parrot", "hamster", "guinea pig")
 # Words a person hears as urgency, whatever the problem.
 URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
-           "help me", "please hurry", "scared", "panicking", "not safe", "can't lock")
-CALM = ("not urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "when you get a chance",
-        "whenever you can", "not a big deal", "it can wait", "a bit", "a little", "slightly", "mild", "for a few days",
-        "for a couple of days", "for a week", "for days", "since last week", "seems fine", "otherwise fine")
+           "help me", "please hurry", "scared", "panicking", "not safe", "can't lock", "won't turn off", "can't turn off",
+           "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast")
+# Said outright: nothing is wrong tonight (near an emergency this takes a message without asking).
+CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "no emergency",
+             "not an emergency", "non emergency", "it can wait", "when you get a chance", "whenever you can", "not a big deal", "nothing major",
+             "nothing serious", "seems fine", "otherwise fine", "doesn't hurt", "does not hurt", "not hurting", "no pain",
+             "not in pain", "not in any pain", "without any pain", "pain free", "still eating", "eating fine", "eating normally",
+             "playing fine", "acting normal", "acting normally", "just thought you should know", "just so you know",
+             "fine for now", "just annoying", "just looks", "running out", "running low", "usual self", "otherwise normal",
+             "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy")
+# Going on for a while: a message for the team, unless it is plainly an emergency.
+CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
+           "a while", "for ages", "for two days", "for three days")
+CALM = (*CALM_SAID, "a bit", "a little", "slightly", "slight", "mild", "tiny", "for a few days", "for a couple of days",
+        "for a week", "for days", "since last week", "for months", "a while")
+# An explicit request to be called back: a message, even about an FAQ's topic ("get back to me about a parking permit").
+CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a call", "get back to me", "have someone call",
+            "someone call", "somebody call", "someone ring", "somebody ring", "have the office", "have somebody",
+            "have someone", "let the office know", "let them know", "tell them i called", "tell the manager", "contact me",
+            "phone me", "reach me", "call me about", "ring me about", "leave a message", "take a message", "pass a message",
+            "pass on a message", "leave a note", "message for", "someone check", "somebody check", "someone look into",
+            "somebody look into", "let dr", "let doctor", "let the vet know", "let the dentist know", "let her know",
+            "let him know", "tell dr", "please tell", "ask dr", "ask the vet to", "ask the dentist to")
+# Advice or a recommendation the business does not give on the phone ("which pet insurance is the cheapest?").
+ADVICE = ("recommend", "what's the best", "which is the best", "what is the best", "the best brand", "which brand",
+          "is the cheapest", "what's a good name", "a good name for", "your opinion", "should i buy", "where can i buy",
+          "phone number for", "the number for the", "number for a", "number for animal", "number of a", "what breed",
+          "which breed", "is best for")
+# A sales call, a robocall or a survey: not a caller the business serves.
+SALES = ("special offer", "we're offering", "we are offering", "offering a free", "free trial", "free inspection",
+         "free inspections", "free assessment", "free assessments", "free roof", "free cruise", "free gift", "press one",
+         "press 1", "press nine", "press 9", "press two", "press 2", "extended warranty", "car's warranty", "vehicle's warranty",
+         "car warranty", "vehicle warranty", "lower your", "lower rate", "save you money", "wholesale", "our services",
+         "our rates", "our pricing", "our products", "our software", "we help clinics", "we help businesses",
+         "we help practices", "business listing", "google listing", "listing department", "seo", "marketing", "survey",
+         "compensation", "accident you had", "wasn't your fault", "we buy", "cash for your", "been selected",
+         "congratulations", "courtesy call", "automated message", "recorded message", "important message about",
+         "interest rate", "energy contract", "electricity contract", "energy supplier", "electricity supplier",
+         "business electricity", "business energy", "broadband", "solar panel", "solar panels", "are you the owner",
+         "business owner", "decision maker", "we sell", "supplies direct", "your neighbourhood", "your neighborhood",
+         "in your area", "get you to the top", "ask you some questions", "ask you a few questions", "school project",
+         "research project")
 # Questions asking for information ("how do I test my smoke alarm?", "who supplies the gas?"):
 # never taken for an emergency without asking.
-ASKING = ("how do i", "how can i", "how often", "can i", "could i", "may i", "am i allowed", "are we allowed", "is it ok",
+ASKING = ("how do i", "how can i", "how often", "how much", "how long", "can i", "could i", "may i", "am i allowed", "are we allowed", "is it ok",
           "is it okay", "is it allowed", "do you have", "do you do", "does the", "who supplies", "who is the", "what is the",
           "what's the", "when is", "when do", "where do", "where is", "is there a", "are there")
 NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire extinguisher", "fire pit", "fire safety",
               "fire inspection", "can i smoke", "allowed to smoke", "smoke free", "non smoking", *(f"smoke {d}{v} {b}" for d in ("alarm", "detector") for v in ("", " is", " keeps") for b in ("beeping", "chirping")),
-              "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping")
+              "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping",
+              "little beep", "a beep every", "beeps every", "battery i think", "new battery")
+
+
+def sales(w: Words) -> bool:
+    """A sales call, robocall or survey."""
+    return w.has(*SALES)
 
 
 def closing(w: Words) -> bool:
@@ -145,7 +198,7 @@ def names_us(w: Words, profile: Profile) -> bool:
 def _asks_is_this(w: Words) -> str | None:
     """What follows "is this" / "have I reached" when the caller opens with it ("oh hi, is
     this the groomers?" -> "the groomers"); None otherwise."""
-    for lead in (" is this ", " have i reached ", " am i through to "):
+    for lead in (" is this ", " is that ", " have i reached ", " am i through to "):
         at = w.text.find(lead)
         if at >= 0 and len(w.text[:at].split()) <= 3:
             return w.text[at + len(lead):]
@@ -155,7 +208,17 @@ def _asks_is_this(w: Words) -> str | None:
 ASKS_WHO = ("am i talking to", "am i speaking to", "am i speaking with", "is this a real", "is this a machine", "is this a robot",
             "are you a robot", "are you real", "are you a person", "are you human", "is this automated", "who am i speaking")
 GENERIC = {"right", "number", "office", "place", "person", "real", "machine", "robot", "human", "line", "still", "open",
-           "correct", "main", "phone", "somebody", "someone", "anyone", "it", "that", "you", "actually"}
+           "correct", "main", "phone", "somebody", "someone", "anyone", "it", "that", "you", "actually",
+           # the kind of place any of our businesses is ("is this the dentist on harbour road?" asks whether it is us)
+           "dentist", "dentists", "dentist's", "dental", "vet", "vets", "vet's", "veterinary", "veterinarian", "clinic",
+           "landlord", "landlords", "landlord's", "management", "property", "leasing", "surgery", "practice", "on", "in"}
+
+
+NOT_A_NAME = {"a", "an", "where", "what", "when", "how", "who", "why", "about", "for", "going", "ok", "okay", "something",
+              "normal", "serious", "urgent", "bad", "right", "still", "open", "correct", "it", "because", "covered", "free",
+              "possible", "true", "real", "safe", "also", "just", "really", "actually", "all", "your", "you", "my", "our",
+              "number", "line", "office", "place", "person", "machine", "robot", "human", "automated", "recorded", "live",
+              "thing", "on", "working", "ringing", "emergency", "after", "out", "over", "done", "too", "enough", "worth"}
 
 
 def names_another(w: Words, profile: Profile) -> bool:
@@ -164,13 +227,20 @@ def names_another(w: Words, profile: Profile) -> bool:
     if after is None or names_us(w, profile) or w.has(*ASKS_WHO):
         return False
     first = after.split()[0] if after.split() else ""
+    ours = Words(profile.address).content()  # "is this the dentist on harbour road?": our street
     named = first in ("the", "not") or first.endswith("'s")  # "the groomers", "luigi's pizza"
-    return named and bool(Words(after).content() - GENERIC - {"the", "a", "not"})
+    # or a short name of its own ("is this comcast?", "is this Bristol Royal Infirmary?"), not a question about us
+    named = named or (len(after.split()) <= 4 and first not in NOT_A_NAME)
+    return named and bool(Words(after).content() - GENERIC - ours - {"the", "a", "not"})
 
 
 def intent(w: Words, profile: Profile) -> tuple[str, int]:
     """(intent, FAQ index or -1) by keywords, in the order the receptionist always used."""
-    if danger(w) or emergency(w, profile):
+    if danger(w):
+        return "emergency", -1
+    if sales(w):
+        return "sales", -1
+    if emergency(w, profile):
         return "emergency", -1
     if w.has(*ASKS_WHO) or names_us(w, profile):
         return "identity", -1
@@ -182,7 +252,7 @@ def intent(w: Words, profile: Profile) -> tuple[str, int]:
         return "wrong_number", -1
     if w.has(*REPEAT):
         return "repeat", -1
-    if w.has(*MESSAGE, "change my", "update my", "move my"):
+    if w.has(*MESSAGE, *CALLBACK, "change my", "update my", "move my"):
         return "message", -1
     faq, faq_score = best_faq(w, profile.faqs)
     if asks_hours(w) and faq_score < 2:
