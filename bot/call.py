@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 
 from bot.call_actions import CallActions
+from bot.clock import now as loop_time
 from bot.control import CallControl
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv
@@ -93,7 +93,7 @@ class CallSession(CallActions, TurnPipeline):
         self.observer: Callable[[str, dict], None] | None = None  # gets notify()'s events
         self.ended = asyncio.Event()
         self.vad = Vad(settings.vad_aggressiveness)
-        self.c = TurnController(TurnOptions.from_settings(settings, transfer_number=self.transfer_number), t0=time.monotonic())
+        self.c = TurnController(TurnOptions.from_settings(settings, transfer_number=self.transfer_number), t0=loop_time())
         self.c.on_phase = self._on_phase
         self.stt: STTStream | None = None  # the live STT stream, when one is attached
         self._spec: tuple[asyncio.Event, asyncio.Task] | None = None  # speculative turn: (gate, task)
@@ -115,7 +115,7 @@ class CallSession(CallActions, TurnPipeline):
         # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
         # "" until the bot ends it (then the caller hung up, or an error ended it)
         self.ended_by = ""
-        self._t_start = time.monotonic()
+        self._t_start = loop_time()
         self._last_media = self._t_start
         self.end_reason: str | None = None  # why the bot ended the call on a wall-clock limit
 
@@ -135,7 +135,7 @@ class CallSession(CallActions, TurnPipeline):
     @property
     def seconds(self) -> float:
         """Since the stream started."""
-        return time.monotonic() - self._t_start
+        return loop_time() - self._t_start
 
     @property
     def over(self) -> bool:
@@ -181,7 +181,7 @@ class CallSession(CallActions, TurnPipeline):
         self._helper(self._watch_clock(), "clock")
 
     def on_audio(self, frame: bytes) -> None:
-        now = self._last_media = time.monotonic()
+        now = self._last_media = loop_time()
         if self.over:
             return
         speech = self.vad.is_speech_ulaw(frame)
@@ -192,7 +192,7 @@ class CallSession(CallActions, TurnPipeline):
     def on_dtmf(self, digit: str) -> None:
         if self.over:
             return
-        self._do(self.c.on_dtmf(digit, time.monotonic(), can_transfer=bool(self._front_desk())))
+        self._do(self.c.on_dtmf(digit, loop_time(), can_transfer=bool(self._front_desk())))
 
     def on_mark(self, name: str) -> None:
         text = self._mark_text.pop(name, None)
@@ -200,7 +200,7 @@ class CallSession(CallActions, TurnPipeline):
             self._heard.append(text)
         fut = self._waiters.pop(name, None)
         if fut is not None and not fut.done():
-            fut.set_result(time.monotonic())
+            fut.set_result(loop_time())
 
     def end_now(self, prompt: str = "goodbye", *, by: str = "drain") -> None:
         """End the call from outside (drain deadline): drop what is still queued, say
@@ -238,7 +238,7 @@ class CallSession(CallActions, TurnPipeline):
                     log.info("live stt reconnected", extra=kv(call_sid=self.call_sid, attempts=ev.attempts, replayed_ms=ev.replayed_ms))
                 elif isinstance(ev, Failed):
                     self._live_failed(ev.error)
-                self._do(self.c.on_stt(ev, time.monotonic()))
+                self._do(self.c.on_stt(ev, loop_time()))
                 if isinstance(ev, Failed):
                     return
         except asyncio.CancelledError:
@@ -247,7 +247,7 @@ class CallSession(CallActions, TurnPipeline):
             log.exception("live stt consumer failed", extra=kv(call_sid=self.call_sid))
             err = StageError("stt", UPSTREAM_ERROR, "live transcription failed", provider=getattr(stream, "provider", "live"))
             self._live_failed(err)
-            self._do(self.c.on_stt(Failed(err), time.monotonic()))
+            self._do(self.c.on_stt(Failed(err), loop_time()))
 
     def _live_failed(self, err: StageError) -> None:
         self.metrics.stage_errors.labels(err.stage, err.code).inc()
@@ -424,7 +424,7 @@ class CallSession(CallActions, TurnPipeline):
         media stops the frame-driven timers, so they cannot end it."""
         s = self.settings
         while not (self.ended.is_set() or self.over):
-            now = time.monotonic()
+            now = loop_time()
             if now - self._t_start >= s.max_call_s:
                 self._end_on_limit("max_call_length")
                 return

@@ -16,7 +16,6 @@ import base64
 import functools
 import json
 import secrets
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -273,10 +272,10 @@ class _StreamState:
 async def _run_stream(ws, report: CallReport, account: str, custom: dict, utterances: list[bytes | Dtmf], gap_s, barge_in_after_ms, max_wait_s, quiet_s, dtmf) -> None:
     sid = report.stream_sid
     playback = Playback()
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
 
     def now() -> float:
-        return time.monotonic() - t0
+        return asyncio.get_running_loop().time() - t0
 
     seq = 0
     state = _StreamState()
@@ -338,7 +337,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
     })
     read_task = asyncio.create_task(reader())
     chunk = 0
-    next_t = time.monotonic()
+    next_t = asyncio.get_running_loop().time()
 
     async def frame(payload: bytes, b64: str | None = None) -> bool:
         """Send one 20 ms frame (``b64``: its payload already base64-encoded, if at
@@ -349,7 +348,7 @@ async def _run_stream(ws, report: CallReport, account: str, custom: dict, uttera
         if b64 is None:
             b64 = SILENCE_B64 if payload is SILENCE else base64.b64encode(payload).decode()
         next_t += FRAME_S
-        delay = next_t - time.monotonic()
+        delay = next_t - asyncio.get_running_loop().time()
         if delay > 0:
             await asyncio.sleep(delay)
         else:

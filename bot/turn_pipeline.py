@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 
 from bot import redact
+from bot.clock import now as loop_time
 from bot.errors import StageError
 from bot.logs import kv
 from bot.metrics import Metrics
@@ -125,7 +126,7 @@ class TurnPipeline:
                 text = await self.orch.transcribe(pcm, 8000, timings)
                 self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
                 if gate is not None:  # the controller judges the words before the gate opens
-                    self._do(self.c.on_transcript(n, text, time.monotonic()))
+                    self._do(self.c.on_transcript(n, text, loop_time()))
             self.conversation.add_user(text)
             self._words = (n, text)  # for the stored transcript, until the turn logs them
             self.notify("caller", turn=n, text=text)
@@ -155,7 +156,7 @@ class TurnPipeline:
         except StageError as err:
             if gate is not None and not gate.is_set():
                 if err.stage == "stt":  # no words to judge: released at the normal end of turn
-                    self._do(self.c.on_transcript(n, None, time.monotonic()))
+                    self._do(self.c.on_transcript(n, None, loop_time()))
                 await gate.wait()
             quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
             self._log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)
@@ -192,7 +193,7 @@ class TurnPipeline:
             self.c.bot_done(n)
 
     def _first_frame(self, n: int, speech_end: float) -> None:
-        latency = time.monotonic() - speech_end
+        latency = loop_time() - speech_end
         self.first_audio_ms.setdefault(n, round(latency * 1000, 1))
         self.metrics.turn_latency.observe(latency)
         self.notify("latency", turn=n, ms=round(latency * 1000))

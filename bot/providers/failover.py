@@ -140,7 +140,7 @@ class FailoverChain(Generic[M]):
         return self.breakers[i].allow() or i == order[-1]
 
     def _budget(self, i: int, order: list[int], deadline: float) -> float:
-        left = deadline - time.monotonic()
+        left = deadline - asyncio.get_running_loop().time()
         return left if i == order[-1] else left * self.share
 
     def _failed(self, i: int, err: StageError, has_next: bool) -> None:
@@ -203,7 +203,7 @@ class FailoverChain(Generic[M]):
             raise self._bug(i, exc) from None
 
     async def _stream(self, open_it: Callable[[M], AsyncIterator[T]], adapt: Callable[[M, AsyncIterator[T]], AsyncIterator[T]]) -> AsyncIterator[T]:
-        deadline = time.monotonic() + self.budget_s
+        deadline = asyncio.get_running_loop().time() + self.budget_s
         order = self._order()
         last: StageError | None = None
         for i in order:
@@ -241,7 +241,7 @@ class FailoverChain(Generic[M]):
         raise self._none_left(last)
 
     async def _call(self, call: Callable[[M], Awaitable[T]]) -> T:
-        deadline = time.monotonic() + self.budget_s
+        deadline = asyncio.get_running_loop().time() + self.budget_s
         order = self._order()
         last: StageError | None = None
         for i in order:
