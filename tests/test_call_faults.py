@@ -8,6 +8,8 @@ import asyncio
 import logging
 import sqlite3
 
+import pytest
+
 from bot.providers.receptionist import Receptionist
 from bot.simulator import simulate_call
 from bot.store.sql import SQLITE_NAME
@@ -19,6 +21,8 @@ from tests.fakes.scripted import ScriptedTTS
 from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
 from tests.test_dialogue_calls import UTTERANCE, LengthSTT
 from tests.test_outbox import ROOT, SECRET, start_http, wait_for
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 FORM = ["I'd like to leave a message about my parking permit",
         "My name is Ann Lee and my number is five five five, one two three, four five six seven",
