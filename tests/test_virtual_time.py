@@ -36,7 +36,7 @@ async def test_an_executor_job_keeps_real_time():
     # while the job ran would time out here
     async with asyncio.timeout(2.0):
         await loop.run_in_executor(None, time.sleep, 0.3)
-    assert 0.25 <= loop.time() - t0 < 2.0  # the real wait (not the loop's own CPU time)
+    assert 0.3 <= loop.time() - t0 < 2.0
     # and a budget shorter than the work still cuts it
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.1):

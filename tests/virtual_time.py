@@ -1,17 +1,18 @@
-"""Virtual time for whole calls: an event loop whose clock jumps to the next timer when
-nothing else can happen, so a 30-second simulated call runs in a fraction of a second.
+"""Virtual time for whole calls: an event loop that skips its idle waits, so a 30-second
+simulated call runs in a fraction of a second.
 
 A test marked ``@pytest.mark.virtual_time`` (or a module with ``pytestmark``) runs on a
-``VirtualTimeLoop`` (conftest's ``pytest_asyncio_loop_factories`` picks it). Its ``time()``
-starts at the real monotonic clock and then moves only two ways:
+``VirtualTimeLoop`` (conftest's ``pytest_asyncio_loop_factories`` picks it). Its clock is
+the real monotonic clock plus the idle time it skipped:
 
 * the loop is idle (no callback ready, no socket readable on a zero-timeout poll, no work
   outside the loop in flight): the clock jumps to the earliest timer at once;
-* work outside the loop is in flight: the loop waits on its real selector in short real
-  steps and the clock moves by the real time that passed, exactly like a stock loop. So
-  virtual time never runs faster than real time while a thread or another process works:
-  a budget that would cut real work short in real time cuts it at the same point here,
-  never earlier, and a test is never made weaker by the jump.
+* otherwise time passes as on a stock loop: the loop's own work (a callback that blocks
+  it, CPU spent on frames) and real waits for work outside the loop all count.
+
+So virtual time never runs faster than real time while anything but a timer is pending: a
+budget that would cut real work short in real time cuts it at the same point here, never
+earlier, and no test is made weaker by the jump; only waiting for timers is free.
 
 "Work outside the loop" is, conservatively:
 
@@ -27,9 +28,9 @@ starts at the real monotonic clock and then moves only two ways:
   fakes) are internal: a write to a loopback socket is readable on the peer before
   ``send`` returns, so the zero-timeout poll sees it.
 
-Engine code reads durations from ``asyncio.get_running_loop().time()`` (the stock loop's
-clock is ``time.monotonic``, so outside these tests nothing changes); ``time.monotonic()``
-read directly would not see the jumps.
+Code under test reads durations from ``asyncio.get_running_loop().time()`` (bot/clock.py;
+a stock loop's clock is ``time.monotonic``, so outside these tests nothing changes);
+``time.monotonic()`` read directly would not see the jumps.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def _thread_idle(frame: Any) -> bool:
         return True  # Condition / Event wait, join: waiting on someone else
     if path == _SELECTORS and name == "select":
         return True  # a thread's own event loop, idle; sockets to it are external (below)
+    if name == "read" and path.endswith("execnet/gateway_base.py"):
+        return True  # pytest-xdist's receiver, blocked on the controller's pipe
     if name == "_worker" and path.endswith("futures/thread.py"):
         return _parked(frame, "work_queue")
     if name == "_connection_worker_thread" and "aiosqlite" in path:
@@ -176,19 +179,11 @@ class _JumpingSelector(selectors.BaseSelector):
         if ready or timeout == 0:
             return ready
         loop = self._loop
-        if loop.outside_work():
-            step = REAL_STEP_S if timeout is None else min(timeout, REAL_STEP_S)
-            t0 = time.monotonic()
-            ready = self._real.select(step)
-            spent = time.monotonic() - t0
-            loop._advance(spent if timeout is None else min(spent, timeout))
-            return ready
+        if loop.outside_work():  # real time passes while it works
+            return self._real.select(REAL_STEP_S if timeout is None else min(timeout, REAL_STEP_S))
         if timeout is None:
             return self._real.select(None)  # nothing scheduled and nothing in flight
-        before = loop.time()
         loop._jump(timeout)
-        loop.jumps += 1
-        loop.jumped_s += loop.time() - before
         return []
 
 
@@ -196,28 +191,25 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """A selector loop on a virtual clock (see the module's docstring)."""
 
     def __init__(self) -> None:
-        self._now = time.monotonic()
+        self._skipped = 0.0  # idle time jumped over
         self._executor_jobs = 0
         self.jumps = 0  # idle jumps taken (for tests of this loop)
-        self.jumped_s = 0.0  # virtual seconds skipped by them
         self.waited: dict[str, int] = {}  # real waits, by what was outside the loop
         super().__init__(selector=_JumpingSelector(self))
 
     def time(self) -> float:
-        return self._now
-
-    def _advance(self, seconds: float) -> None:
-        if seconds > 0:
-            self._now += seconds
+        return time.monotonic() + self._skipped
 
     def _jump(self, timeout: float) -> None:
-        """Idle: go to the earliest timer, and a microsecond past it, as a real loop
-        wakes a little late (never early: ``t0 + 0.3 - t0`` is 0.29999999999927 in floats,
-        and a budget must never seem to end before its time)."""
-        due = self._now + timeout
+        """Idle: skip to the earliest timer, and a microsecond past it, as a real loop
+        wakes a little late (never early: ``t0 + 0.3 - t0`` can be 0.29999999999927 in
+        floats, and a budget must never seem to end before its time)."""
+        now = self.time()
+        due = now + timeout
         if self._scheduled:
             due = max(due, self._scheduled[0].when())
-        self._now = due + JUMP_PAST_S
+        self._skipped += due - now + JUMP_PAST_S
+        self.jumps += 1
 
     def _self_pipe_fds(self) -> set[int]:
         fds = set()
