@@ -107,6 +107,7 @@ async def test_the_console_answers_while_a_call_is_live(aiohttp_server, aiohttp_
         await call
 
 
+@pytest.mark.real_time  # the alert age is wall-clock time (store timestamps)
 async def test_failing_delivery_shows_in_health_metrics_and_clears_when_delivered(aiohttp_client, settings, tmp_path):
     """A receiver refusing everything: after NOTIFY_ALERT_AFTER_S /healthz turns degraded
     and /metrics counts the failing notice and its age; once the receiver accepts, both

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bot.instance import InstanceState
 from bot.providers.registry import Providers
@@ -30,8 +29,6 @@ from tests.conftest import eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.test_calls import OPEN, TOKEN, phone_settings, url
 from tests.test_phone import login, phone_app
-
-pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 PUBLIC = "http://bot.example.test"  # both instances sit behind one address, as behind a balancer
 FRONT_DESK = "+15550001111"

@@ -21,8 +21,6 @@ from tests.fakes.notify_receivers import Inbox, SmtpHandler, webhook_app
 from tests.storage_rig import NO_PG, PG_URL, fresh_pg
 from tests.test_outbox import SECRET, free_port, settings_for, start_http, wait_for
 
-pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
-
 
 def msg(n: int, **kw) -> NewMessage:
     base = dict(call_sid=f"CA{n:032d}", caller=f"+1555000{n:04d}", name=f"Caller {n}", callback_number=f"555000{n:04d}", about=f"topic {n}")
