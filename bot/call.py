@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -34,6 +33,7 @@ from bot.call_actions import CallActions
 from bot.call_live import LiveInput
 from bot.call_record import CallRecord
 from bot.call_tasks import CallTasks, Spawn
+from bot.clock import now as loop_time
 from bot.control import CallControl
 from bot.conversation import Action, Conversation
 from bot.heard import HeardLedger
@@ -100,10 +100,10 @@ class CallSession:
         self.observer: Callable[[str, dict[str, Any]], None] | None = None  # gets notify()'s events
         self.ended = asyncio.Event()
         self.vad = Vad(settings.vad_aggressiveness)
-        self.c = TurnController(TurnOptions.from_settings(settings, transfer_number=self.transfer_number), t0=time.monotonic())
+        self.c = TurnController(TurnOptions.from_settings(settings, transfer_number=self.transfer_number), t0=loop_time())
         self.c.on_phase = self._on_phase
         self.tasks = CallTasks(spawn, call_sid=call_sid, metrics=metrics, crashed=self.c.turn_crashed)
-        self.heard = HeardLedger()
+        self.heard = HeardLedger(loop_time)
         self.record = CallRecord(call_sid, stream_sid, store_transcripts=settings.store_transcripts)
         self.pipeline = TurnPipeline(
             call_sid=call_sid, settings=settings, orchestrator=orchestrator, prompts=prompts, playout=playout, metrics=metrics,
@@ -116,7 +116,7 @@ class CallSession:
         # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
         # "" until the bot ends it (then the caller hung up, or an error ended it)
         self.ended_by = ""
-        self._t_start = time.monotonic()
+        self._t_start = loop_time()
         self._last_media = self._t_start
         self.end_reason: str | None = None  # why the bot ended the call on a wall-clock limit
 
@@ -132,7 +132,7 @@ class CallSession:
     @property
     def seconds(self) -> float:
         """Since the stream started."""
-        return time.monotonic() - self._t_start
+        return loop_time() - self._t_start
 
     @property
     def over(self) -> bool:
@@ -186,7 +186,7 @@ class CallSession:
             log.exception("call observer failed", extra=kv(call_sid=self.call_sid, event=kind))
 
     def judge_words(self, n: int, text: str | None) -> None:
-        self._do(self.c.on_transcript(n, text, time.monotonic()))
+        self._do(self.c.on_transcript(n, text, loop_time()))
 
     def helper(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any]:
         return self.tasks.helper(coro, name)
@@ -218,7 +218,7 @@ class CallSession:
         self.tasks.helper(self._watch_clock(), "clock")
 
     def on_audio(self, frame: bytes) -> None:
-        now = self._last_media = time.monotonic()
+        now = self._last_media = loop_time()
         if self.over:
             return
         speech = self.vad.is_speech_ulaw(frame)
@@ -228,7 +228,7 @@ class CallSession:
     def on_dtmf(self, digit: str) -> None:
         if self.over:
             return
-        self._do(self.c.on_dtmf(digit, time.monotonic(), can_transfer=bool(self.actions.front_desk())))
+        self._do(self.c.on_dtmf(digit, loop_time(), can_transfer=bool(self.actions.front_desk())))
 
     def on_mark(self, name: str) -> None:
         self.heard.echo(name)
@@ -260,7 +260,7 @@ class CallSession:
         self.live.attach(stream)
 
     def _on_stt(self, ev: STTEvent) -> None:
-        self._do(self.c.on_stt(ev, time.monotonic()))
+        self._do(self.c.on_stt(ev, loop_time()))
 
     # --- carrying out the controller's decisions --------------------------------------------
     def _do(self, decisions: list[Decision]) -> None:
@@ -363,7 +363,7 @@ class CallSession:
         media stops the frame-driven timers, so they cannot end it."""
         s = self.settings
         while not (self.ended.is_set() or self.over):
-            now = time.monotonic()
+            now = loop_time()
             if now - self._t_start >= s.max_call_s:
                 self._end_on_limit("max_call_length")
                 return

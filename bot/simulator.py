@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,10 +197,10 @@ async def run_script(
     """Be the caller on ``leg`` until the script ends (then hang up) or the bot ends the call.
     ``utterances``: mu-law audio or ``Dtmf`` steps; the other arguments as ``simulate_call``'s."""
     playback = Playback()
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
 
     def now() -> float:
-        return time.monotonic() - t0
+        return asyncio.get_running_loop().time() - t0
 
     state = _StreamState()
 
@@ -244,7 +243,7 @@ async def run_script(
 
     await leg.start()
     read_task = asyncio.create_task(reader())
-    next_t = time.monotonic()
+    next_t = asyncio.get_running_loop().time()
 
     async def frame(payload: bytes) -> bool:
         """Send one 20 ms frame on the real-time clock and play 20 ms."""
@@ -252,7 +251,7 @@ async def run_script(
         if state.closed:
             return False
         next_t += FRAME_S
-        delay = next_t - time.monotonic()
+        delay = next_t - asyncio.get_running_loop().time()
         if delay > 0:
             await asyncio.sleep(delay)
         else:

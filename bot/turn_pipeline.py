@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot import redact
 from bot.call_record import CallRecord
+from bot.clock import now as loop_time
 from bot.conversation import TURN_CONFIRMED, Action, Conversation
 from bot.errors import StageError
 from bot.heard import HeardLedger
@@ -215,7 +215,7 @@ class TurnPipeline:
             self.bot.bot_done(n)
 
     def _first_frame(self, n: int, speech_end: float) -> None:
-        latency = time.monotonic() - speech_end
+        latency = loop_time() - speech_end
         self.record.first_audio(n, latency)
         self.metrics.turn_latency.observe(latency)
         self.host.notify("latency", turn=n, ms=round(latency * 1000))

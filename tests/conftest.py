@@ -129,3 +129,18 @@ def live_call_sids(app) -> set[str]:
     from handlers.state import CALLS
 
     return {s.call_sid for s in app[CALLS].values()}
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "virtual_time: run on tests/virtual_time.py's loop: idle waits jump the clock, outside work runs in real time")
+    config.addinivalue_line("markers", "real_time: a test of a virtual_time module that waits on the wall clock (time.time(): leases, alert ages), on a stock loop")
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """The loop an async test runs on: the virtual-time loop for ``virtual_time`` tests
+    (unless marked ``real_time``), a stock one otherwise."""
+    from tests.virtual_time import VirtualTimeLoop
+
+    if item.get_closest_marker("virtual_time") is not None and item.get_closest_marker("real_time") is None:
+        return {"virtual": VirtualTimeLoop}
+    return {"asyncio": asyncio.new_event_loop}

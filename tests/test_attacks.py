@@ -45,6 +45,8 @@ from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.fakes.twilio_rest import RestBehaviour, twilio_rest_app
 from tests.test_calls import ADDRESS, OPEN, TOKEN, phone_settings, url
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 AC = "AC" + "a" * 32
 
 

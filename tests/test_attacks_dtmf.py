@@ -27,6 +27,8 @@ from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.test_attacks import echo_until_closed, media_json, open_stream, params_of, sid, webhook
 from tests.test_calls import phone_settings
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 SPOKEN = "zero one two three four five six seven eight nine".split()
 
 

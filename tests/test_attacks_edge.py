@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 
 import aiohttp
+import pytest
 
 from bot.edge import FRESH_S, ConnectionGuard
 from bot.settings import Settings
 from handlers.state import EDGE
 from tests.test_attacks_http import hostport, serving, signed_webhook
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 
 class Tr:

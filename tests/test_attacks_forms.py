@@ -20,6 +20,8 @@ from bot import logs
 from bot.settings import Settings
 from tests.test_attacks_http import KEY, hostport, serving
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 FORM_ROUTES = ["/twilio/voice", "/twilio/status", "/twilio/after", "/console/login", "/console/logout",
                "/console/messages/1/handled"]
 OTHER_ROUTES = ["/v1/orchestrate", "/healthz", "/readyz", "/livez", "/metrics", "/phone", "/phone/ws", "/console",

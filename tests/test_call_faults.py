@@ -8,6 +8,8 @@ import asyncio
 import logging
 import sqlite3
 
+import pytest
+
 from bot.carriers.twilio.simulator import simulate_call
 from bot.providers.receptionist import Receptionist
 from bot.store.sql import SQLITE_NAME
@@ -19,6 +21,8 @@ from tests.fakes.scripted import ScriptedTTS
 from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
 from tests.test_dialogue_calls import UTTERANCE, LengthSTT
 from tests.test_outbox import ROOT, SECRET, start_http, wait_for
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 FORM = ["I'd like to leave a message about my parking permit",
         "My name is Ann Lee and my number is five five five, one two three, four five six seven",
@@ -103,6 +107,7 @@ async def test_the_console_answers_while_a_call_is_live(aiohttp_server, aiohttp_
         await call
 
 
+@pytest.mark.real_time  # the alert age is wall-clock time (store timestamps)
 async def test_failing_delivery_shows_in_health_metrics_and_clears_when_delivered(aiohttp_client, settings, tmp_path):
     """A receiver refusing everything: after NOTIFY_ALERT_AFTER_S /healthz turns degraded
     and /metrics counts the failing notice and its age; once the receiver accepts, both

@@ -17,6 +17,8 @@ from handlers.state import METRICS
 from tests.conftest import caller_path, live_call_sids, stream_token, trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 TOKEN = "test-auth-token"
 OPEN = caller_path("open_tomorrow_joe.wav")
 ADDRESS = caller_path("address_joe.wav")

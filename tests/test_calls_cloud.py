@@ -13,7 +13,7 @@ from media import mulaw
 from tests.conftest import caller_path, piper_speaker
 from tests.fakes.cloud import FakeBehaviour, cloud_app, cloud_settings
 
-pytestmark = pytest.mark.xdist_group("embedded")
+pytestmark = [pytest.mark.xdist_group("embedded"), pytest.mark.virtual_time]  # virtual_time: tests/virtual_time.py
 
 TOKEN = "cloud-call-token"
 OPEN = caller_path("open_tomorrow_joe.wav")

@@ -3,12 +3,16 @@ the end of each turn; OpenAI and ElevenLabs through their SDKs against fakes."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.carriers.twilio.simulator import simulate_call
 from handlers.app import create_app
 from handlers.state import METRICS
 from tests.conftest import caller_path
 from tests.fakes.cloud import FakeBehaviour, _deepgram_routes, _elevenlabs_routes, _openai_routes, cloud_settings
 from tests.fakes.deepgram_live import LiveBehaviour, live_routes
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 TOKEN = "live-call-token"
 OPEN = caller_path("open_tomorrow_joe.wav")

@@ -14,6 +14,8 @@ from handlers.app import create_app
 from tests.conftest import trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 TOKEN = "test-auth-token"
 FIRST, WHOLE = "I want to", "I want to know what time you open tomorrow."
 

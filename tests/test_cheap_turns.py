@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import aiohttp
 import httpx
@@ -27,7 +26,7 @@ from bot.stall import Stall
 from tests.fakes.cloud import FakeBehaviour, deepgram_app, openai_app, tone_pcm16
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
-pytestmark = pytest.mark.filterwarnings(r"ignore:websockets\.\S+ is deprecated:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings(r"ignore:websockets\.\S+ is deprecated:DeprecationWarning"), pytest.mark.virtual_time]  # virtual_time: tests/virtual_time.py
 
 GAP = 0.3  # a bound the tests check; SLACK absorbs a busy machine
 SLACK = 1.5
@@ -110,7 +109,7 @@ async def test_openai_stall_between_chunks_is_a_timeout_naming_the_stream(aiohtt
     state = FakeBehaviour(mode="stall", reply="We are open from nine until five today, and Saturdays.", token_chars=40)  # a clause, then nothing
     server = await aiohttp_server(openai_app(state))
     llm = OpenAILLM(api_key="sk-k", base_url=str(server.make_url("/v1")), timeout=GAP)
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     got: list = []
     try:
         with pytest.raises(StageError) as info:
@@ -120,7 +119,7 @@ async def test_openai_stall_between_chunks_is_a_timeout_naming_the_stream(aiohtt
         await llm.close()
     assert (info.value.code, info.value.retryable) == ("timeout", True)
     assert "stream stalled" in str(info.value) and got == ["We are open from nine until five today,"]
-    assert time.monotonic() - t0 < GAP + SLACK
+    assert asyncio.get_running_loop().time() - t0 < GAP + SLACK
 
 
 # ------------------------------------------------------------------ the lazy bound
@@ -301,11 +300,11 @@ async def _turn(orch: Orchestrator, slow_consumer: float = 0.0) -> list:
 
 async def test_orchestrator_bounds_a_stalled_stream_even_if_the_adapter_does_not():
     orch = Orchestrator(ScriptedSTT(), ScriptedLLM(hang=True), ScriptedTTS(), stt_timeout=GAP, llm_timeout=GAP, tts_timeout=GAP)
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     with pytest.raises(StageError) as info:
         await _turn(orch)
     assert (info.value.stage, info.value.code) == ("llm", "timeout")
-    assert time.monotonic() - t0 < GAP + SLACK
+    assert asyncio.get_running_loop().time() - t0 < GAP + SLACK
 
 
 async def test_orchestrator_does_not_count_the_callers_time_against_tts():

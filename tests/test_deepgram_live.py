@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +18,7 @@ from tests.conftest import caller_wav, eventually
 from tests.fakes.deepgram_live import LiveBehaviour, deepgram_live_app
 
 # deepgram-sdk's live client imports websockets' deprecated legacy names.
-pytestmark = pytest.mark.filterwarnings(r"ignore:websockets\.\S+ is deprecated:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings(r"ignore:websockets\.\S+ is deprecated:DeprecationWarning"), pytest.mark.virtual_time]  # virtual_time: tests/virtual_time.py
 
 KEY = "dg-live-secret-0001"
 TIMEOUT = 0.3
@@ -327,7 +326,7 @@ async def test_finalised_text_is_neither_lost_nor_repeated_across_a_drop(rig):
 async def test_reconnect_gives_up_after_bounded_attempts(rig):
     r = await rig(script=["drop", "500", "500", "500"], drop_after_messages=1)
     t = await r.open()
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     await feed(t, UTTERANCE)
     events = await collect(t, lambda e: isinstance(e, Failed))
     err = events[-1].error
@@ -335,7 +334,7 @@ async def test_reconnect_gives_up_after_bounded_attempts(rig):
     assert "after 3 attempts" in err.message and "500" in err.message
     # the fake records a refused handshake as it answers: the client may see the refusal first
     await eventually(lambda: len(r.state.connections) == 4)
-    assert time.monotonic() - t0 < 10.0  # back-off 0.2 s doubling: well under this on any machine
+    assert asyncio.get_running_loop().time() - t0 < 10.0  # back-off 0.2 s doubling: well under this on any machine
     assert t.error is err
     t.send(b"\xff" * FRAME)  # ignored after failure, does not raise
     await t.aclose()
@@ -393,9 +392,9 @@ async def test_wrong_key_is_auth_error(rig):
 
 async def test_hanging_handshake_times_out_within_budget(rig):
     r = await rig(mode="hang")
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     t = await r.open()
-    elapsed = time.monotonic() - t0
+    elapsed = asyncio.get_running_loop().time() - t0
     assert TIMEOUT <= elapsed < TIMEOUT + 1.0  # bounded; slack for a busy machine
     assert (t.error.code, t.error.retryable) == ("timeout", True)
     events = await collect(t, lambda e: False, timeout=1.0)
@@ -444,10 +443,10 @@ async def test_aclose_leaves_no_tasks_and_ends_events(rig):
     await feed(t, UTTERANCE[:8000])
     consumer = asyncio.create_task(collect(t, lambda e: False))
     await asyncio.sleep(0.05)
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     await t.aclose()
     await t.aclose()  # idempotent
-    assert time.monotonic() - t0 < 0.5
+    assert asyncio.get_running_loop().time() - t0 < 0.5
     events = await asyncio.wait_for(consumer, 1.0)  # events() ended
     assert all(not isinstance(e, Failed) for e in events)
     assert r.state.last.controls == ["CloseStream"]
@@ -464,9 +463,9 @@ async def test_app_close_closes_open_transcribers(rig):
     await feed(t1, UTTERANCE[:8000])  # dropped, then waiting 5 s to retry
     t2 = await r.open()
     await asyncio.sleep(0.1)
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     await r.live.close()
-    assert time.monotonic() - t0 < 1.0
+    assert asyncio.get_running_loop().time() - t0 < 1.0
     assert not t1.connected and not t2.connected
     left = [task for task in asyncio.all_tasks() - before if task is not asyncio.current_task()]
     assert [task for task in left if "aiohttp" not in task.get_coro().cr_code.co_filename] == []

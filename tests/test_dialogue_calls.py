@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from bot.carriers.twilio.simulator import simulate_call
 from bot.providers.receptionist import Receptionist
 from media import wav
 from tests.conftest import eventually, trimmed_speech
 from tests.fakes.scripted import ScriptedTTS
 from tests.test_calls import TOKEN, phone_settings, serve, url
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 
 def clip(name: str) -> bytes:

@@ -4,7 +4,6 @@ fakes, settings, health, and the HTTP route."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -18,6 +17,8 @@ from handlers.app import create_app
 from tests.conftest import caller_wav
 from tests.fakes.cloud import FakeBehaviour, deepgram_app
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 RETRY = StageError("stt", "upstream_error", "HTTP 500")
 AUTH = StageError("stt", "auth", "HTTP 401")
@@ -104,10 +105,10 @@ async def _joined(agen):
 async def test_each_stage_fails_over_within_the_budget(stage, fault):
     budget = 0.5
     chain, run = _pair(stage, fault, budget)
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     async with asyncio.timeout(budget + GUARD_S):  # the orchestrator's own bound on the stage
         out = await run()
-    elapsed = time.monotonic() - t0
+    elapsed = asyncio.get_running_loop().time() - t0
     expected = {"stt": "from the second", "llm": "From the second.", "tts": 8 * 10 * len("From the second.")}[stage]
     assert (len(out) if stage == "tts" else out) == expected
     assert chain.last_used == "two" and chain.name == "one>two"
@@ -207,9 +208,9 @@ async def test_llm_hang_leaves_the_second_member_its_share():
     first = ScriptedLLM(name="slow", hang=True)
     second = ScriptedLLM(name="fast", text="Here.")
     chain = FailoverLLM([first, second], 0.5, **chain_kw())
-    t0 = time.monotonic()
+    t0 = asyncio.get_running_loop().time()
     assert "".join(await _collect(chain.reply(Conversation(messages=[{"role": "user", "content": "x"}])))) == "Here."
-    assert 0.3 - 0.05 <= time.monotonic() - t0 <= 0.5 + 1.0  # bounded by the budget (+ a busy machine's slack)
+    assert 0.3 - 0.05 <= asyncio.get_running_loop().time() - t0 <= 0.5 + 1.0  # bounded by the budget (+ a busy machine's slack)
 
 
 async def test_tts_resamples_pcm_of_a_member_with_another_rate():

@@ -19,6 +19,8 @@ from handlers.state import CALLS, METRICS
 from tests.conftest import eventually
 from tests.test_phone import login, phone_app
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 REPO = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- 1. softphone audio pace

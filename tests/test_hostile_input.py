@@ -20,6 +20,8 @@ from bot.carriers.twilio import media_stream as tp
 from media import wav
 from tests.conftest import caller_wav, live_call_sids, stream_token
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 SID = "MZ" + "a" * 32
 CALL = "CA" + "b" * 32
 FUZZ = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -24,6 +24,8 @@ from tests.fakes.store import MemoryStore
 from tests.test_calls import TOKEN, phone_settings, serve, url
 from tests.test_receptionist import EXAMPLES
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
 TUESDAY_3PM = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # New York
 WEDNESDAY_2AM = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)

@@ -13,6 +13,8 @@ from tests.conftest import eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedTTS
 from tests.test_calls import ADDRESS, LONG, OPEN, TOKEN, phone_settings, serve, speech_onset_ms, url
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 
 def test_the_setting_is_read_and_checked():
     base = {"TWILIO_VALIDATE": "false"}

@@ -9,6 +9,7 @@ import logging
 import re
 
 import aiohttp
+import pytest
 
 from bot.carriers.twilio.simulator import simulate_call
 from bot.errors import StageError
@@ -17,6 +18,8 @@ from bot.providers.failover import FailoverSTT
 from tests.conftest import caller_wav, eventually
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT
 from tests.test_calls import OPEN, TOKEN, phone_settings, serve, url
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 

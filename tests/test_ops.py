@@ -7,6 +7,7 @@ import base64
 import logging
 
 import aiohttp
+import pytest
 from twilio.request_validator import RequestValidator
 
 from bot.carriers.twilio.simulator import simulate_call
@@ -16,6 +17,8 @@ from handlers.state import CALLS
 from tests.conftest import stream_token
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT
 from tests.test_calls import ADDRESS, OPEN, TOKEN, phone_settings, serve, url
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 
 async def webhook(server, call_sid="CA" + "1" * 32) -> str:

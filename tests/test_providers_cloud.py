@@ -29,7 +29,7 @@ from tests.fakes.cloud import (
 )
 
 # deepgram-sdk imports websockets' deprecated legacy names at import time.
-pytestmark = pytest.mark.filterwarnings(r"ignore:websockets\.\S+ is deprecated:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings(r"ignore:websockets\.\S+ is deprecated:DeprecationWarning"), pytest.mark.virtual_time]  # virtual_time: tests/virtual_time.py
 
 DG_KEY = "dg-secret-key-0001"
 OA_KEY = "sk-secret-key-0002"

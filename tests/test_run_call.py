@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
+
 from bot.carriers.twilio.control import StreamEndControl
 from bot.metrics import Metrics
 from bot.orchestrator import Orchestrator
@@ -16,6 +18,8 @@ from media import frames, mulaw, wav
 from tests.conftest import caller_wav
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS, tone_pcm
 from tests.fakes.store import MemoryStore
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 
 class MemoryTransport:

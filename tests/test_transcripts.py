@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -22,6 +23,8 @@ from handlers.app import create_app
 from handlers.storage import STORE
 from tests.conftest import caller_path
 from tests.fakes.scripted import ScriptedSTT, ScriptedTTS
+
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
 
 DAY = 86400.0
 WORDS = [  # what each utterance "says": the receptionist takes a message, then transfers

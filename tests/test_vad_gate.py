@@ -16,6 +16,8 @@ from media import frames, mulaw, voicing
 from media.frames import FRAME_MS
 from media.vad import Vad
 
+pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
+
 R = 8000
 LINE_RMS = 700.0  # about -33 dBFS: the line noise of the 12 dB SNR caller corpus
 START_FRAMES = TurnOptions().barge_in_ms // FRAME_MS

@@ -28,8 +28,9 @@ from tests.test_outbox import free_port
 UV = shutil.which("uv")
 pytestmark = [
     pytest.mark.skipif(UV is None, reason="uv is not installed: the wheel test builds and installs with it (.ci/run installs it)"),
-    pytest.mark.xdist_group("embedded"),  # loads the embedded models in its own server
 ]
+# Not in the "embedded" xdist group: its server is a process of its own (it shares no engines
+# with that group's workers), and queued behind that group it was the suite's longest chain.
 
 
 def sh(*args: str, cwd: Path = REPO, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:

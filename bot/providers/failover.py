@@ -145,7 +145,7 @@ class FailoverChain(Generic[M]):
         return self.breakers[i].allow() or i == order[-1]
 
     def _budget(self, i: int, order: list[int], deadline: float) -> float:
-        left = deadline - time.monotonic()
+        left = deadline - asyncio.get_running_loop().time()
         return left if i == order[-1] else left * self.share
 
     def _failed(self, i: int, err: StageError, has_next: bool) -> None:
@@ -212,7 +212,7 @@ class FailoverChain(Generic[M]):
     async def _stream(self, open_it: Callable[[M], AsyncIterator[T]]) -> AsyncIterator[T]:
         """The one loop of every chain: members in breaker order, each within its share of
         the budget to its first output; after that the stream is that member's."""
-        deadline = time.monotonic() + self.budget_s
+        deadline = asyncio.get_running_loop().time() + self.budget_s
         order = self._order()
         last: StageError | None = None
         for i in order:

@@ -31,12 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.clock import now as loop_time
 from bot.errors import UPSTREAM_ERROR, StageError
 from bot.logs import kv
 from bot.providers.kit import Edge
@@ -106,7 +106,7 @@ class LiveSocketStream:
         self._wake = asyncio.Event()
         self._finalize_waiters: deque[asyncio.Future[None]] = deque()
         self._events: asyncio.Queue[STTEvent | None] = asyncio.Queue()
-        self._last_sent = time.monotonic()
+        self._last_sent = loop_time()
         self._flush = False  # send what is pending now, whatever its size
         self._since_voice = options.eager_bytes  # audio bytes since the last voiced frame
         self._connected = False
@@ -340,7 +340,7 @@ class LiveSocketStream:
             while True:
                 if not self._pending or not (self._flush or self._pending_bytes >= self._sopts.chunk_bytes):
                     self._wake.clear()
-                    wait = self._sopts.keepalive_s - (time.monotonic() - self._last_sent)
+                    wait = self._sopts.keepalive_s - (loop_time() - self._last_sent)
                     try:
                         async with asyncio.timeout(max(0.0, wait)):
                             await self._wake.wait()
@@ -349,14 +349,14 @@ class LiveSocketStream:
                             self._flush = True
                             continue
                         await self._send_keepalive(sock)
-                        self._last_sent = time.monotonic()
+                        self._last_sent = loop_time()
                         self.stats.keepalives += 1
                     continue
                 item = self._take()
                 await self._send_item(sock, item)
                 if isinstance(item, bytes):
                     self.stats.sent_bytes += len(item)
-                    self._last_sent = time.monotonic()
+                    self._last_sent = loop_time()
                 elif item == FINALIZE:
                     if self._finalize_waiters:
                         fut = self._finalize_waiters.popleft()

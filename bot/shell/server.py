@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import socket
-import time
 
 from aiohttp import web
 
@@ -45,15 +44,15 @@ async def drain(app: web.Application, seconds: float) -> int:
     had_calls = bool(app[CALLS])
     goodbye = goodbye_s(app)
     # keep the goodbye's time and CLEANUP_S to close sockets and providers
-    deadline = time.monotonic() + max(0.0, seconds - goodbye - CLEANUP_S - ACTION_GRACE_S)
+    deadline = asyncio.get_running_loop().time() + max(0.0, seconds - goodbye - CLEANUP_S - ACTION_GRACE_S)
     log.info("draining", extra=kv(live_calls=len(app[CALLS]), seconds=seconds))
-    while app[CALLS] and time.monotonic() < deadline:  # noqa: ASYNC110 - the calls dict has no event; 5 Hz while draining
+    while app[CALLS] and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - the calls dict has no event; 5 Hz while draining
         await asyncio.sleep(0.2)
     left = list(app[CALLS].values())
     for session in left:
         session.end_now("goodbye")
-    end = time.monotonic() + goodbye
-    while app[CALLS] and time.monotonic() < end:  # noqa: ASYNC110 - as above
+    end = asyncio.get_running_loop().time() + goodbye
+    while app[CALLS] and asyncio.get_running_loop().time() < end:  # noqa: ASYNC110 - as above
         await asyncio.sleep(0.1)
     if had_calls:  # Twilio asks each ended stream's <Connect action> right after: still answer it here
         await asyncio.sleep(ACTION_GRACE_S)

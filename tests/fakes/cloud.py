@@ -193,8 +193,8 @@ def _gone(request: web.Request) -> bool:
 
 async def _hang(request: web.Request, seconds: float) -> None:
     """Sleep ``seconds``, returning early once the client has gone away."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end and not _gone(request):
+    end = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < end and not _gone(request):
         await asyncio.sleep(0.02)
 
 

@@ -319,8 +319,8 @@ def live_routes(state: LiveBehaviour) -> list[web.RouteDef]:
             return web.json_response(body, status=status, headers={"dg-error": body["err_msg"]})
         if mode == "hang":
             seen.closed = "hang"
-            end = time.monotonic() + state.hang_s
-            while time.monotonic() < end and not _gone(request):
+            end = asyncio.get_running_loop().time() + state.hang_s
+            while asyncio.get_running_loop().time() < end and not _gone(request):
                 await asyncio.sleep(0.01)
             if request.transport is not None:
                 request.transport.abort()
@@ -364,7 +364,7 @@ def live_routes(state: LiveBehaviour) -> list[web.RouteDef]:
                     except (ValueError, AttributeError):
                         kind = "?"
                     seen.controls.append(kind)
-                    seen.control_times.append(time.monotonic())
+                    seen.control_times.append(asyncio.get_running_loop().time())
                     if kind == "Finalize":
                         await emit(stream.finalize())
                     elif kind == "CloseStream":
