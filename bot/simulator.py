@@ -148,7 +148,7 @@ def load_ulaw(item: bytes | str | Path) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _load_file(path: str, mtime_ns: int, size: int) -> bytes:
+def _load_file(path: str, mtime_ns: int, size: int) -> bytes:  # noqa: ARG001 - mtime and size key the cache: an edited file is read again
     """Each caller WAV is read and resampled once per process, not once per call."""
     return _wav_to_ulaw(Path(path).read_bytes())
 
@@ -327,7 +327,7 @@ async def run_script(
         read_task.cancel()
         try:
             await read_task
-        except (asyncio.CancelledError, Exception):
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the reader's end (a dropped connection) is already state.closed
             pass
 
 

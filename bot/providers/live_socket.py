@@ -212,7 +212,9 @@ class LiveSocketStream:
         if self._on_closed is not None:
             self._on_closed(self)
 
-    async def _begin(self) -> None:
+    async def begin(self) -> None:
+        """Connect: returns once the first handshake succeeded or failed (the factory's ``open``
+        calls it once; a failure is the transcriber's ``error`` and its ``events()``' ``Failed``)."""
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._runner = asyncio.create_task(self._run(first), name=f"{self.provider}-live:{self.call_sid}")
         try:
