@@ -59,7 +59,7 @@ def run(seed: int, out: TextIO) -> None:
                     e = Failed(StageError("stt", "closed", "x", provider="p"))
                 ev = ("stt", c.on_stt(e, t))
             elif r < 0.97:
-                ev = ("transcript", c.on_transcript(c.turn_no - rnd.choice([0, 0, 1]), rnd.choice(TEXTS + [None]), t))
+                ev = ("transcript", c.on_transcript(c.turn_no - rnd.choice([0, 0, 1]), rnd.choice(TEXTS + [None])))
             elif r < 0.972:
                 ev = ("dtmf", c.on_dtmf(rnd.choice("12345#" * 5 + "0"), t, can_transfer=rnd.choice([None, True, False])))
             elif r < 0.98:

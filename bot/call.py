@@ -186,7 +186,7 @@ class CallSession:
             log.exception("call observer failed", extra=kv(call_sid=self.call_sid, event=kind))
 
     def judge_words(self, n: int, text: str | None) -> None:
-        self._do(self.c.on_transcript(n, text, loop_time()))
+        self._do(self.c.on_transcript(n, text))
 
     def helper(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any]:
         return self.tasks.helper(coro, name)

@@ -27,8 +27,8 @@ class LocalControl:
     """No carrier to ask: hang-up is the transport's close (the session does it); a
     transfer is logged and the call ends as a hang-up."""
 
-    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:  # noqa: ARG002 - CallControl.transfer
         log.info("transfer not possible on this call, ending it", extra=kv(call_sid=call_sid, to=mask_number(number)))
 
-    async def hangup(self, call_sid: str) -> None:
+    async def hangup(self, call_sid: str) -> None:  # noqa: ARG002 - CallControl.hangup
         return None

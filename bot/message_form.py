@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+from enum import Enum
 
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import (
@@ -171,6 +172,13 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
     return [f"{thanks} I've passed your message on, and someone will call you back.", ANYTHING_ELSE]
 
 
+class _Go(Enum):
+    ON = 0  # a step of ``step`` has nothing to say: the next one decides
+
+
+_THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
+
+
 def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     """The form's next words after the caller's ``raw``; None when they confirmed the read-back."""
     asked = f["asked"]
@@ -178,34 +186,61 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     before = (f["name"], f["number"], f["topic"], f.get("unit"))
     said: list[str] = []
     key = DTMF.fullmatch(raw)
-    answer: str | None = None
-    if key:
-        digits = re.sub(r"\D", "", key.group(1))
-        if asked in ("confirm", "caller_id") and digits in ("1", "2"):
-            answer = "yes" if digits == "1" else "no"
-        elif len(digits) > MAX_DIGITS:
-            f["asked"] = "number"
-            return [TOO_LONG]
-        elif len(digits) >= 7:
-            f["number"] = digits
-        else:
-            f["asked"] = "number"
-            return ["Sorry, that's too few digits for a phone number.", "Please key in the whole number, then press the hash key."]
-    else:
-        answer = last_answer(w)
-        problem = _absorb(f, raw, w, asked=asked)
-        if problem == "long":
-            f["asked"] = "number"
-            return [TOO_LONG]
-        if asked == "which" and (f["name"], f["number"], f["topic"], f.get("unit")) == before:
-            which = _which(w, f)
-            if which:
-                return _ask_again(f, which, ASK_NUMBER)
+    answer, early = _keys(f, key.group(1), asked) if key else _words(f, raw, w, asked, before)
+    if early is not None:
+        return early
     changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:
         said.append(f"Thanks, {f['name'].split()[0]}.")
+    reply = _yes_or_no(f, w, asked, answer, changed, mine)
+    if reply is not _Go.ON:
+        return reply
+    changed, early = _number_in_parts(f, raw, w, asked, changed, keyed=bool(key))
+    if early is not None:
+        return early
+    early = _missing_number(f, w, asked, answer, changed, mine) or _missing_field(f, w, asked, answer, changed)
+    if early is not None:
+        return early
+    if f["number"] and not before[1] and asked not in ("number", "caller_id") and not said:
+        said.append("Thanks, I have your number.")
+    return said + next_question(f, mine)
+
+
+def _keys(f: dict, keyed: str, asked: str | None) -> tuple[str | None, list[str] | None]:
+    """Keys pressed: a yes (1) or no (2) to a question that takes one, else a phone number.
+    (The caller's answer, and the reply when the keys cannot be taken.)"""
+    digits = re.sub(r"\D", "", keyed)
+    if asked in ("confirm", "caller_id") and digits in ("1", "2"):
+        return ("yes" if digits == "1" else "no"), None
+    if len(digits) > MAX_DIGITS:
+        f["asked"] = "number"
+        return None, [TOO_LONG]
+    if len(digits) >= 7:
+        f["number"] = digits
+        return None, None
+    f["asked"] = "number"
+    return None, ["Sorry, that's too few digits for a phone number.", "Please key in the whole number, then press the hash key."]
+
+
+def _words(f: dict, raw: str, w: Words, asked: str | None, before: tuple) -> tuple[str | None, list[str] | None]:
+    """Words said: every field they give. (The caller's yes or no, and the reply when it
+    cannot wait: a number too long, or which field to change.)"""
+    answer = last_answer(w)
+    problem = _absorb(f, raw, w, asked=asked)
+    if problem == "long":
+        f["asked"] = "number"
+        return answer, [TOO_LONG]
+    if asked == "which" and (f["name"], f["number"], f["topic"], f.get("unit")) == before:
+        which = _which(w, f)
+        if which:
+            return answer, _ask_again(f, which, ASK_NUMBER)
+    return answer, None
+
+
+def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed: bool, mine: str) -> list[str] | None | _Go:
+    """The answer to "call you back on this number?" or to the read-back."""
     if asked == "caller_id" and not changed:
-        if answer == "yes" or (mine and w.has("this number", "same number", "calling from", "this one", "this phone")):
+        if answer == "yes" or (mine and w.has(*_THIS_NUMBER)):
             f["number"] = mine
         elif answer == "no":
             f["asked"] = "number"
@@ -220,28 +255,43 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
             f["asked"] = "which"
             return ["Sorry about that.", "What should I change: your name, the number, or what it's about?"]
         return [_readback(f) + " Please say yes or no."]
-    pieces = "".join(number_runs(raw)) if not key and f["number"] is None and not changed else ""
-    if pieces and (asked == "number" or f.get("partial") or _mostly_digits(w)):  # the number in parts, a breath at a time
+    return _Go.ON
+
+
+def _number_in_parts(f: dict, raw: str, w: Words, asked: str | None, changed: bool, *, keyed: bool) -> tuple[bool, list[str] | None]:
+    """The number said a breath at a time: its parts gather in ``partial``. (Whether a
+    field changed now, and the reply while the parts are still coming.)"""
+    pieces = "".join(number_runs(raw)) if not keyed and f["number"] is None and not changed else ""
+    if pieces and (asked == "number" or f.get("partial") or _mostly_digits(w)):
         f["partial"] = f.get("partial", "") + pieces
         if len(f["partial"]) > MAX_DIGITS:
             f["partial"], f["asked"] = "", "number"
-            return [TOO_LONG]
+            return changed, [TOO_LONG]
         if len(f["partial"]) < 10:  # 7 to 9 digits: taken once the caller says something else
-            return ["Go on."]
+            return changed, ["Go on."]
         f["number"], f["partial"] = f["partial"], ""
         changed = True
     elif f.get("partial") and f["number"] is None and not pieces:
         if len(f["partial"]) >= 7:
             f["number"], changed = f["partial"], True
         f["partial"] = ""
+    return changed, None
+
+
+def _missing_number(f: dict, w: Words, asked: str | None, answer: str | None, changed: bool, mine: str) -> list[str] | None:
     if asked == "caller_id" and f["number"] is None and (answer is None or changed):
         f["offered"] = False  # the caller said something else: the offer stands
     if asked == "number" and not changed and f["number"] is None:
-        if w.has("this number", "same number", "calling from", "this one", "this phone") and mine:
+        if w.has(*_THIS_NUMBER) and mine:
             f["number"] = mine
         else:
             f["number_tries"] += 1
             return ["Sorry, I didn't get the number.", "Could you say it again, digit by digit, or key it in and press the hash key?"]
+    return None
+
+
+def _missing_field(f: dict, w: Words, asked: str | None, answer: str | None, changed: bool) -> list[str] | None:
+    """The answer to "your name?", "your unit?" or "what about?" gave nothing: asked once more."""
     if asked == "name" and not f["name"] and not changed:
         f["name_tries"] += 1
         if f["name_tries"] < 2:
@@ -257,9 +307,7 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
         f["topic_tries"] += 1
         if f["topic_tries"] < 2:
             return ["Sorry,", "what would you like the message to say?"]
-    if f["number"] and not before[1] and asked not in ("number", "caller_id") and not said:
-        said.append("Thanks, I have your number.")
-    return said + next_question(f, mine)
+    return None
 
 
 def next_question(f: dict, mine: str) -> list[str]:
@@ -300,20 +348,41 @@ def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     if problem == "long":
         return "long"
     runs = number_runs(raw)
-    if f["number"] and not number and runs and (w.has(*ENDS, *STARTS) or asked in ("confirm", "which")):
-        part = runs[-1]
-        old = f["number"]
-        if 1 <= len(part) < len(old):
-            number = part + old[len(part):] if w.has(*STARTS) and not w.has(*ENDS) else old[: len(old) - len(part)] + part
-    elif f["number"] and number and len(number) < len(f["number"]) and asked in ("confirm", "which") and not w.has(*STARTS):
-        number = f["number"][: len(f["number"]) - len(number)] + number  # "no, 867 5309": the end of it
-    corrected = bool(number) and bool(f["number"]) and (w.has(*ENDS, *STARTS) or len(runs[-1]) < 7)
+    number, corrected = _number_of(f, w, number, runs, asked)
     if number:
         f["number"] = number
     if f.get("unit_q"):
         unit = unit_in(raw, asked=asked == "unit")
         if unit:
             f["unit"] = unit
+    name, bare = _name_of(f, raw, runs, number, asked)
+    if name:
+        f["name"] = _merge_name(f["name"], name)
+        f["one_word"] = len(f["name"].split()) == 1
+    if asked == "start":
+        return ""
+    about = "" if corrected or (bare and name) else about_of(raw, name=name)
+    _topic_of(f, raw, w, about, asked, name=name, runs=runs)
+    return ""
+
+
+def _number_of(f: dict, w: Words, number: str, runs: list[str], asked: str | None) -> tuple[str, bool]:
+    """The number heard, with a part of one read as a correction of the number taken
+    ("no, it ends 5309"). (The number, and whether it corrected the one before.)"""
+    old = f["number"]
+    if old and not number and runs and (w.has(*ENDS, *STARTS) or asked in ("confirm", "which")):
+        part = runs[-1]
+        if 1 <= len(part) < len(old):
+            number = part + old[len(part):] if w.has(*STARTS) and not w.has(*ENDS) else old[: len(old) - len(part)] + part
+    elif old and number and len(number) < len(old) and asked in ("confirm", "which") and not w.has(*STARTS):
+        number = old[: len(old) - len(number)] + number  # "no, 867 5309": the end of it
+    corrected = bool(number) and bool(old) and (w.has(*ENDS, *STARTS) or len(runs[-1]) < 7)
+    return number, corrected
+
+
+def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None) -> tuple[str | None, str | None]:
+    """The name heard: said as one ("my name is ..."), or, out of order, a name alone.
+    (The name, and the bare name when it came alone.)"""
     one_word, f["one_word"] = f.get("one_word"), False
     spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
     name = name_in(raw, asked=asked == "name" or (asked in ("confirm", "which") and not runs) or spelling)
@@ -326,18 +395,15 @@ def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
             name = bare  # "paul" ... "paul nguyen"
         elif bare and len(bare.split()) >= 2:
             bare = None
-    if name:
-        f["name"] = _merge_name(f["name"], name)
-        f["one_word"] = len(f["name"].split()) == 1
-    if asked == "start":
-        return ""
-    about = "" if corrected or (bare and name) else about_of(raw, name=name)
+    return name, bare
+
+
+def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, name: str | None, runs: list[str]) -> None:
     cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
     if about and (asked == "topic" or not f["topic"] or cue) and (cue or asked not in ("confirm", "caller_id", "which")):
         _topic_into(f, about)
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
-    return ""
 
 
 def _merge_name(old: str | None, new: str) -> str:

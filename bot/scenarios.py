@@ -140,15 +140,7 @@ def _scenario(item: Any, i: int, tz, errors: list[str]) -> Scenario | None:
     at = f"scenario {name!r}"
     for key in sorted(set(item) - SCENARIO_KEYS):
         errors.append(f"{at}: unknown key {key!r} (expected one of {', '.join(sorted(SCENARIO_KEYS))})")
-    lines = []
-    says = item.get("says")
-    if not isinstance(says, list) or not says or len(says) > MAX_LINES:
-        errors.append(f"{at}.says: expected a list of 1 to {MAX_LINES} caller lines")
-        says = []
-    for j, s in enumerate(says):
-        line = _line(s, f"{at}.says[{j}]", errors)
-        if line is not None:
-            lines.append(line)
+    lines = _says(item, at, errors)
     reply = _patterns(item, "reply", at, errors)
     not_reply = _patterns(item, "not_reply", at, errors)
     transfer = item.get("transfer")
@@ -159,24 +151,43 @@ def _scenario(item: Any, i: int, tz, errors: list[str]) -> Scenario | None:
         errors.append(f"{at}.hangup: expected true or false")
     message = item.get("message")
     if message is not None and message is not False:
-        if not isinstance(message, dict):
-            errors.append(f"{at}.message: expected a table (name, callback_number, about, urgent, complete) or false")
-        else:
-            for key in sorted(set(message) - MESSAGE_KEYS):
-                errors.append(f"{at}.message: unknown key {key!r} (expected one of {', '.join(sorted(MESSAGE_KEYS))})")
-            for key in ("name", "callback_number", "about"):
-                if key in message and not isinstance(message[key], str):
-                    errors.append(f"{at}.message.{key}: expected text")
-            for key in ("urgent", "complete"):
-                if key in message and not isinstance(message[key], bool):
-                    errors.append(f"{at}.message.{key}: expected true or false")
-            if isinstance(message.get("about"), str):
-                _compile(message["about"], f"{at}.message.about", errors)
+        _check_message_table(message, at, errors)
     now = _when(item.get("now"), tz, f"{at}.now", errors)
     caller = _str(item, "caller", f"{at}.caller", errors)
     if len(errors) > n:
         return None
     return Scenario(name.strip(), tuple(lines), now, caller, reply, not_reply, transfer, hangup, message)
+
+
+def _says(item: dict, at: str, errors: list[str]) -> list[Line]:
+    """The caller's lines (``says``)."""
+    lines = []
+    says = item.get("says")
+    if not isinstance(says, list) or not says or len(says) > MAX_LINES:
+        errors.append(f"{at}.says: expected a list of 1 to {MAX_LINES} caller lines")
+        says = []
+    for j, s in enumerate(says):
+        line = _line(s, f"{at}.says[{j}]", errors)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def _check_message_table(message: Any, at: str, errors: list[str]) -> None:
+    """The expected message (``message``): its keys and their types."""
+    if not isinstance(message, dict):
+        errors.append(f"{at}.message: expected a table (name, callback_number, about, urgent, complete) or false")
+        return
+    for key in sorted(set(message) - MESSAGE_KEYS):
+        errors.append(f"{at}.message: unknown key {key!r} (expected one of {', '.join(sorted(MESSAGE_KEYS))})")
+    for key in ("name", "callback_number", "about"):
+        if key in message and not isinstance(message[key], str):
+            errors.append(f"{at}.message.{key}: expected text")
+    for key in ("urgent", "complete"):
+        if key in message and not isinstance(message[key], bool):
+            errors.append(f"{at}.message.{key}: expected true or false")
+    if isinstance(message.get("about"), str):
+        _compile(message["about"], f"{at}.message.about", errors)
 
 
 def _line(s: Any, at: str, errors: list[str]) -> Line | None:
@@ -290,13 +301,7 @@ async def run_scenario(sc: Scenario, dialogue, store=None) -> Outcome:
         out.replies.append(reply)
         if line.reply and not re.search(line.reply, reply, re.I):
             out.problems.append(f"line {i} {_short(line.text)!r}: reply {_short(reply)!r} does not match /{line.reply}/")
-        for a in actions:
-            if a.kind == "transfer":
-                out.transfers.append(a.purpose or "front_desk")
-                ended = f"transfer to {a.purpose or 'front_desk'}"
-            elif a.kind == "hangup":
-                out.hangup = True
-                ended = "hang-up"
+        ended = _carry_out(actions, out)
     pending = conv.pending_message() or heard_message(conv)
     if pending and (pending.get("name") or pending.get("callback_number")):
         msg = NewMessage(call_sid=conv.call_id, caller=sc.caller, name=pending.get("name", ""),
@@ -309,7 +314,36 @@ async def run_scenario(sc: Scenario, dialogue, store=None) -> Outcome:
     return out
 
 
+def _carry_out(actions: list[Action], out: Outcome) -> str:
+    """A line's transfer or hang-up, into ``out``; how the call ended ("" if it goes on)."""
+    ended = ""
+    for a in actions:
+        if a.kind == "transfer":
+            out.transfers.append(a.purpose or "front_desk")
+            ended = f"transfer to {a.purpose or 'front_desk'}"
+        elif a.kind == "hangup":
+            out.hangup = True
+            ended = "hang-up"
+    return ended
+
+
 def _check(sc: Scenario, out: Outcome) -> None:
+    _check_replies(sc, out)
+    if sc.transfer is not None:
+        got = out.transfers[0] if out.transfers else ""
+        if got != sc.transfer:
+            out.problems.append(f"transfer: expected {sc.transfer or 'none'}, got {got or 'none'}")
+    if sc.hangup is not None and out.hangup != sc.hangup:
+        out.problems.append("expected the dialogue to hang up" if sc.hangup else "the dialogue hung up, which it must not")
+    if sc.message is False and out.messages:
+        m = out.messages[0]
+        out.problems.append(f"expected no message, got one from {m.name!r} about {_short(m.about)!r}")
+    elif isinstance(sc.message, dict):
+        _check_left_message(sc.message, out)
+
+
+def _check_replies(sc: Scenario, out: Outcome) -> None:
+    """``reply`` patterns matched in order; ``not_reply`` by none."""
     k = 0
     for pattern in sc.reply:
         while k < len(out.replies) and not re.search(pattern, out.replies[k], re.I):
@@ -321,30 +355,23 @@ def _check(sc: Scenario, out: Outcome) -> None:
         for i, r in enumerate(out.replies, 1):
             if re.search(pattern, r, re.I):
                 out.problems.append(f"reply {i} {_short(r)!r} matches /{pattern}/, which it must not")
-    if sc.transfer is not None:
-        got = out.transfers[0] if out.transfers else ""
-        if got != sc.transfer:
-            out.problems.append(f"transfer: expected {sc.transfer or 'none'}, got {got or 'none'}")
-    if sc.hangup is not None and out.hangup != sc.hangup:
-        out.problems.append("expected the dialogue to hang up" if sc.hangup else "the dialogue hung up, which it must not")
-    if sc.message is False and out.messages:
-        m = out.messages[0]
-        out.problems.append(f"expected no message, got one from {m.name!r} about {_short(m.about)!r}")
-    elif isinstance(sc.message, dict):
-        if not out.messages:
-            out.problems.append("expected a message, none was left")
-            return
-        m = out.messages[-1]
-        want = sc.message
-        if "name" in want and m.name.strip().lower() != want["name"].strip().lower():
-            out.problems.append(f"message name: expected {want['name']!r}, got {m.name!r}")
-        if "callback_number" in want and re.sub(r"\D", "", m.callback_number) != re.sub(r"\D", "", want["callback_number"]):
-            out.problems.append(f"message callback_number: expected {want['callback_number']!r}, got {m.callback_number!r}")
-        if "about" in want and not re.search(want["about"], m.about, re.I):
-            out.problems.append(f"message about: {_short(m.about)!r} does not match /{want['about']}/")
-        for key in ("urgent", "complete"):
-            if key in want and getattr(m, key) != want[key]:
-                out.problems.append(f"message {key}: expected {str(want[key]).lower()}, got {str(getattr(m, key)).lower()}")
+
+
+def _check_left_message(want: dict, out: Outcome) -> None:
+    """The last message left, against the expected one."""
+    if not out.messages:
+        out.problems.append("expected a message, none was left")
+        return
+    m = out.messages[-1]
+    if "name" in want and m.name.strip().lower() != want["name"].strip().lower():
+        out.problems.append(f"message name: expected {want['name']!r}, got {m.name!r}")
+    if "callback_number" in want and re.sub(r"\D", "", m.callback_number) != re.sub(r"\D", "", want["callback_number"]):
+        out.problems.append(f"message callback_number: expected {want['callback_number']!r}, got {m.callback_number!r}")
+    if "about" in want and not re.search(want["about"], m.about, re.I):
+        out.problems.append(f"message about: {_short(m.about)!r} does not match /{want['about']}/")
+    for key in ("urgent", "complete"):
+        if key in want and getattr(m, key) != want[key]:
+            out.problems.append(f"message {key}: expected {str(want[key]).lower()}, got {str(getattr(m, key)).lower()}")
 
 
 def _short(text: str, n: int = 90) -> str:

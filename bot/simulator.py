@@ -148,7 +148,7 @@ def load_ulaw(item: bytes | str | Path) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _load_file(path: str, mtime_ns: int, size: int) -> bytes:
+def _load_file(path: str, mtime_ns: int, size: int) -> bytes:  # noqa: ARG001 - mtime and size key the cache: an edited file is read again
     """Each caller WAV is read and resampled once per process, not once per call."""
     return _wav_to_ulaw(Path(path).read_bytes())
 
@@ -196,139 +196,172 @@ async def run_script(
 ) -> None:
     """Be the caller on ``leg`` until the script ends (then hang up) or the bot ends the call.
     ``utterances``: mu-law audio or ``Dtmf`` steps; the other arguments as ``simulate_call``'s."""
-    playback = Playback()
-    t0 = asyncio.get_running_loop().time()
+    caller = _Caller(leg, report, barge_in_after_ms=barge_in_after_ms, max_wait_s=max_wait_s, quiet_s=quiet_s)
+    await caller.run(utterances, gap_s=gap_s, dtmf=dtmf)
 
-    def now() -> float:
-        return asyncio.get_running_loop().time() - t0
 
-    state = _StreamState()
+class _Caller:
+    """One scripted caller: a reader task takes the bot's events into ``report`` and the
+    playback; the script sends frames on the real-time clock and waits for the replies."""
 
-    async def reader() -> None:
+    def __init__(self, leg: CallerLeg, report: CallReport, *, barge_in_after_ms: int | None, max_wait_s: float, quiet_s: float) -> None:
+        self.leg, self.report = leg, report
+        self.barge_in_after_ms, self.max_wait_s, self.quiet_s = barge_in_after_ms, max_wait_s, quiet_s
+        self.playback = Playback()
+        self.t0 = asyncio.get_running_loop().time()
+        self.state = _StreamState()
+        self.next_t = 0.0  # when the next frame is due (loop time)
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time() - self.t0
+
+    # ------------------------------------------------------------------ the bot's side
+    async def read(self) -> None:
         last = None
-        async for ev in leg.bot_events():
-            t = now()
+        async for ev in self.leg.bot_events():
+            t = self.now()
             if isinstance(ev, BotAudio):
-                audio = ev.audio
-                playback.queue.append(audio)
-                if last is not None:
-                    report.bot_media_gaps_ms.append((t - last) * 1000)
-                report.bot_media_s.append(t)
-                report.bot_media_frames.append(max(1, -(-len(audio) // frames.FRAME_BYTES)))
+                self._audio(ev.audio, t, last)
                 last = t
-                if state.first_audio is None:
-                    state.first_audio = t
-                state.last_audio = t
-                if state.stale_window:
-                    report.stale_audio_bytes += len(audio)
             elif isinstance(ev, BotMark):
-                name = ev.name
-                report.marks_sent_by_bot.append(name)
-                playback.queue.append(name)
+                self.report.marks_sent_by_bot.append(ev.name)
+                self.playback.queue.append(ev.name)
             elif isinstance(ev, BotClear):
-                report.clears += 1
-                report.events.append((t, "clear", ""))
-                if report.turns:
-                    report.turns[-1].clears_ms.append((t - report.turns[-1].speech_start_s) * 1000)
-                state.stale_window = True
-                for name in playback.clear():
-                    await echo(name)
-        state.closed = True
+                await self._clear(t)
+        self.state.closed = True
 
-    async def echo(name: str) -> None:
-        report.marks_echoed.append(name)
-        report.events.append((now(), "mark", name))
-        if not leg.closed:
-            await leg.send_mark(name)
+    def _audio(self, audio: bytes, t: float, last: float | None) -> None:
+        report, state = self.report, self.state
+        self.playback.queue.append(audio)
+        if last is not None:
+            report.bot_media_gaps_ms.append((t - last) * 1000)
+        report.bot_media_s.append(t)
+        report.bot_media_frames.append(max(1, -(-len(audio) // frames.FRAME_BYTES)))
+        if state.first_audio is None:
+            state.first_audio = t
+        state.last_audio = t
+        if state.stale_window:
+            report.stale_audio_bytes += len(audio)
 
-    await leg.start()
-    read_task = asyncio.create_task(reader())
-    next_t = asyncio.get_running_loop().time()
+    async def _clear(self, t: float) -> None:
+        report = self.report
+        report.clears += 1
+        report.events.append((t, "clear", ""))
+        if report.turns:
+            report.turns[-1].clears_ms.append((t - report.turns[-1].speech_start_s) * 1000)
+        self.state.stale_window = True
+        for name in self.playback.clear():
+            await self.echo(name)
 
-    async def frame(payload: bytes) -> bool:
+    async def echo(self, name: str) -> None:
+        self.report.marks_echoed.append(name)
+        self.report.events.append((self.now(), "mark", name))
+        if not self.leg.closed:
+            await self.leg.send_mark(name)
+
+    # ------------------------------------------------------------------ the caller's side
+    async def frame(self, payload: bytes) -> bool:
         """Send one 20 ms frame on the real-time clock and play 20 ms."""
-        nonlocal next_t
-        if state.closed:
+        if self.state.closed:
             return False
-        next_t += FRAME_S
-        delay = next_t - asyncio.get_running_loop().time()
+        self.next_t += FRAME_S
+        delay = self.next_t - asyncio.get_running_loop().time()
         if delay > 0:
             await asyncio.sleep(delay)
         else:
-            report.send_late_ms.append(-delay * 1000)
+            self.report.send_late_ms.append(-delay * 1000)
         try:
-            await leg.send_frame(payload)
+            await self.leg.send_frame(payload)
         except (ConnectionError, RuntimeError):
-            state.closed = True
+            self.state.closed = True
             return False
-        for name in playback.tick():
-            await echo(name)
+        for name in self.playback.tick():
+            await self.echo(name)
         return True
 
-    async def wait_reply(since: float) -> None:
+    async def wait_reply(self, since: float) -> None:
         """Silence until the bot has spoken and gone quiet (bounded by max_wait_s)."""
-        deadline = now() + max_wait_s
-        while now() < deadline:
-            if not await frame(SILENCE):
+        state = self.state
+        deadline = self.now() + self.max_wait_s
+        while self.now() < deadline:
+            if not await self.frame(SILENCE):
                 return
             la = state.last_audio
-            if barge_in_after_ms is not None and state.first_audio is not None and state.first_audio >= since:
-                if now() - state.first_audio >= barge_in_after_ms / 1000:
+            if self.barge_in_after_ms is not None and state.first_audio is not None and state.first_audio >= since:
+                if self.now() - state.first_audio >= self.barge_in_after_ms / 1000:
                     return
-            if la is not None and la >= since and not playback.busy and now() - la >= quiet_s:
+            if la is not None and la >= since and not self.playback.busy and self.now() - la >= self.quiet_s:
                 return
 
-    try:
-        state.first_audio = None
-        await wait_reply(0.0)
-        if state.first_audio is not None:
-            report.greeting_ms = state.first_audio * 1000
-        for i, audio in enumerate(utterances):
-            if state.closed:
-                break
-            turn = TurnReport(i + 1, now(), 0.0)
-            report.turns.append(turn)
-            state.stale_window = False
-            if isinstance(audio, Dtmf):
-                turn.speech_end_s, state.first_audio = now(), None
-                for d in audio.digits:
-                    await leg.send_dtmf(d)
-                await wait_reply(turn.speech_end_s)
-                if state.first_audio is not None:
-                    turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
-                continue
-            utterance, end = _prepared(audio)
-            for k, fr in enumerate(utterance):
-                if k == end:
-                    turn.speech_end_s = now()
-                    state.stale_window = False
-                    state.first_audio = None
-                if not await frame(fr):
-                    break
-            if not turn.speech_end_s:
-                turn.speech_end_s = now()
-                state.first_audio = None
-            state.stale_window = False
-            report.events.append((turn.speech_end_s, "speech_end", str(i + 1)))
-            for d in dtmf.get(i, ""):
-                await leg.send_dtmf(d)
-            await wait_reply(turn.speech_end_s)
-            if state.first_audio is not None:
-                turn.first_audio_ms = (state.first_audio - turn.speech_end_s) * 1000
-            if barge_in_after_ms is None:
-                for _ in range(int(gap_s / FRAME_S)):
-                    if not await frame(SILENCE):
-                        break
-        report.hung_up_by_bot = state.closed
-        if not state.closed:
-            await leg.hang_up()
-    finally:
-        report.heard = bytes(playback.heard)
-        read_task.cancel()
+    async def run(self, utterances: list[bytes | Dtmf], *, gap_s: float, dtmf: dict[int, str]) -> None:
+        report, state = self.report, self.state
+        await self.leg.start()
+        read_task = asyncio.create_task(self.read())
+        self.next_t = asyncio.get_running_loop().time()
         try:
-            await read_task
-        except (asyncio.CancelledError, Exception):
-            pass
+            state.first_audio = None
+            await self.wait_reply(0.0)
+            if state.first_audio is not None:
+                report.greeting_ms = state.first_audio * 1000
+            for i, audio in enumerate(utterances):
+                if state.closed:
+                    break
+                turn = TurnReport(i + 1, self.now(), 0.0)
+                report.turns.append(turn)
+                state.stale_window = False
+                if isinstance(audio, Dtmf):
+                    await self._keys(turn, audio)
+                    continue
+                await self._speak(i, turn, audio, dtmf.get(i, ""))
+                if self.barge_in_after_ms is None:
+                    await self._gap(gap_s)
+            report.hung_up_by_bot = state.closed
+            if not state.closed:
+                await self.leg.hang_up()
+        finally:
+            report.heard = bytes(self.playback.heard)
+            read_task.cancel()
+            try:
+                await read_task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the reader's end (a dropped connection) is already state.closed
+                pass
+
+    async def _keys(self, turn: TurnReport, step: Dtmf) -> None:
+        """A DTMF step: the keys, then the reply."""
+        turn.speech_end_s, self.state.first_audio = self.now(), None
+        for d in step.digits:
+            await self.leg.send_dtmf(d)
+        await self._reply(turn)
+
+    async def _speak(self, i: int, turn: TurnReport, audio: bytes, keys: str) -> None:
+        """An utterance in real time (its end of speech marked), any keys after it, then the reply."""
+        state = self.state
+        utterance, end = _prepared(audio)
+        for k, fr in enumerate(utterance):
+            if k == end:
+                turn.speech_end_s = self.now()
+                state.stale_window = False
+                state.first_audio = None
+            if not await self.frame(fr):
+                break
+        if not turn.speech_end_s:
+            turn.speech_end_s = self.now()
+            state.first_audio = None
+        state.stale_window = False
+        self.report.events.append((turn.speech_end_s, "speech_end", str(i + 1)))
+        for d in keys:
+            await self.leg.send_dtmf(d)
+        await self._reply(turn)
+
+    async def _reply(self, turn: TurnReport) -> None:
+        await self.wait_reply(turn.speech_end_s)
+        if self.state.first_audio is not None:
+            turn.first_audio_ms = (self.state.first_audio - turn.speech_end_s) * 1000
+
+    async def _gap(self, gap_s: float) -> None:
+        for _ in range(int(gap_s / FRAME_S)):
+            if not await self.frame(SILENCE):
+                break
 
 
 def timeline_text(r: CallReport) -> str:

@@ -44,7 +44,7 @@ def off_the_clock() -> Iterator[None]:
     """Time spent in this block does not count against the bounds of the streams this task
     is reading: a source that waits on a side effect it does not control (the dialogue
     waiting for a message to be saved) is not a stalled source."""
-    held = [s for s in _READING.get() if not s._held]
+    held = [s for s in _READING.get() if not s.held]
     for s in held:
         s.hold()
     try:
@@ -128,6 +128,11 @@ class Stall:
             if self._timer is not None:
                 self._timer.cancel()
             self._arm()
+
+    @property
+    def held(self) -> bool:
+        """Not counting now (``hold`` until ``resume``)."""
+        return self._held
 
     def hold(self) -> None:
         """Stop counting (the item is with the consumer). If the bound was due this very

@@ -135,6 +135,16 @@ def _judge_words(text: str) -> Verdict:
     words = _WORD.findall(flat)
     if not words:
         return Verdict(Completeness.INCOMPLETE, "no words yet")
+    question = flat.rstrip()[-1] == "?"
+    verdict = _unfinished_tail(flat, words) or _may_go_on(flat, words)
+    if verdict is not None:
+        return verdict
+    return Verdict(Completeness.COMPLETE, "question" if question else "no sign of more")
+
+
+def _unfinished_tail(flat: str, words: list[str]) -> Verdict | None:
+    """The sentence stops where it cannot end: a filler, a comma, a conjunction, a
+    determiner or preposition, an auxiliary or subject with nothing after it."""
     tail = flat.rstrip()[-1]
     last, prev = words[-1], (words[-2] if len(words) > 1 else "")
     question = tail == "?"
@@ -144,9 +154,7 @@ def _judge_words(text: str) -> Verdict:
         return Verdict(Completeness.INCOMPLETE, f"trailing {tail!r}")
     if last in _CONJUNCTIONS and not (last == "so" and prev in _SO_OK_AFTER):
         return Verdict(Completeness.INCOMPLETE, f"trailing conjunction {last!r}")
-    if last in _DETERMINERS:
-        return Verdict(Completeness.INCOMPLETE, f"dangling {last!r}")
-    if last in _CONTRACTIONS:
+    if last in _DETERMINERS or last in _CONTRACTIONS:
         return Verdict(Completeness.INCOMPLETE, f"dangling {last!r}")
     if last in _PREPOSITIONS and not (words[0] in _WH or question and len(words) > 2 or "what" in words):
         return Verdict(Completeness.INCOMPLETE, f"dangling preposition {last!r}")
@@ -155,11 +163,23 @@ def _judge_words(text: str) -> Verdict:
             return Verdict(Completeness.INCOMPLETE, f"dangling {last!r}")
     if last in _SUBJECTS and not question:
         return Verdict(Completeness.INCOMPLETE, f"dangling subject {last!r}")
+    return _wants_an_object(words)
+
+
+def _wants_an_object(words: list[str]) -> Verdict | None:
+    """"I'd like", "we need", "call me": a verb whose object has not come yet."""
+    last, prev = words[-1], (words[-2] if len(words) > 1 else "")
     if last in _WANTS and (prev in _SUBJECTS or prev in ("i'd", "we'd", "would", "feel", "i'm", "we're")):
         if not any(w in _WANTS_OK_IF for w in words[:-2]):
             return Verdict(Completeness.INCOMPLETE, f"{prev} {last} what?")
     if last in _OBJECTS and prev in _OBJ_VERBS:
         return Verdict(Completeness.HOLD, f"{prev} {last} what?")
+    return None
+
+
+def _may_go_on(flat: str, words: list[str]) -> Verdict | None:
+    """A whole sentence after which more usually follows: part of a phone number, a bare
+    greeting, a wrap-up before the goodbye, an introduction."""
     digits = _digit_run(words)
     if digits and digits < 10 and _PHONE_CONTEXT.search(flat):
         return Verdict(Completeness.INCOMPLETE, f"phone number with {digits} digits")
@@ -169,4 +189,4 @@ def _judge_words(text: str) -> Verdict:
         return Verdict(Completeness.HOLD, "a wrap-up: a goodbye may follow")
     if _INTRO.match(" ".join(words)):
         return Verdict(Completeness.HOLD, "an introduction: more may follow")
-    return Verdict(Completeness.COMPLETE, "question" if question else "no sign of more")
+    return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot import redact
@@ -138,57 +138,73 @@ class TurnPipeline:
         if stt_ms is not None:
             timings.stages["stt"] = round(stt_ms, 1)
         self.heard.new_turn()
-        said: list[str] = []
-        actions: list[Action] = []
-        last_mark = None
-        first_mark = None  # (name, ms of audio before it in this turn)
-        turn_bytes = 0
+        reply = _Reply()
         try:
             if text is None:
-                audio = audio or b""
-                pcm = await asyncio.to_thread(mulaw.decode, audio) if len(audio) > 16000 else mulaw.decode(audio)
-                text = await self.orch.transcribe(pcm, 8000, timings)
-                self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
-                if gate is not None:  # the controller judges the words before the gate opens
-                    self.host.judge_words(n, text)
-            self.conversation.add_user(text)
-            self._words = (n, text)  # for the stored transcript, until the turn logs them
-            self.host.notify("caller", turn=n, text=text)
-            if self.settings.log_transcripts:
-                log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(text)))
-            async for ev in self.orch.respond(self.conversation, mulaw=True, timings=timings):
-                if gate is not None and not gate.is_set():
-                    await gate.wait()
-                if isinstance(ev, AudioChunk):
-                    if not turn_bytes:
-                        self.bot.bot_speaking()
-                        self.playout.on_first_frame = lambda: self._first_frame(n, speech_end)
-                    self.playout.enqueue_audio(ev.data)
-                    turn_bytes += len(ev.data)
-                elif isinstance(ev, SentenceEnd):
-                    last_mark = f"t{n}s{ev.index}"
-                    first_mark = first_mark or (last_mark, turn_bytes / 8)
-                    self.heard.expect(last_mark, ev.text)
-                    said.append(ev.text)
-                    self.host.notify("bot", turn=n, text=ev.text)
-                    self.playout.enqueue_mark(last_mark)
-                elif isinstance(ev, ActionRequested):
-                    actions.append(ev.action)
+                text = await self._transcribe(n, audio or b"", gate, timings)
+            self._take_words(n, text)
+            await self._stream_reply(n, speech_end, gate, timings, reply)
             if gate is not None and not gate.is_set():
                 await gate.wait()
         except StageError as err:
-            if gate is not None and not gate.is_set():
-                if err.stage == "stt":  # no words to judge: released at the normal end of turn
-                    self.host.judge_words(n, None)
-                await gate.wait()
-            quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
-            self.record.log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)
-            self._words = None
-            self.record.said(n, "caller", text)
-            self.metrics.stage_errors.labels(err.stage, err.code).inc()
-            self.metrics.turns.labels("failed").inc()
-            await self._failed(n, err.stage)
+            await self._turn_failed(n, err, gate, timings, text)
             return
+        await self._turn_done(n, speech_end, timings, reply, text)
+
+    async def _transcribe(self, n: int, audio: bytes, gate: asyncio.Event | None, timings: Timings) -> str:
+        pcm = await asyncio.to_thread(mulaw.decode, audio) if len(audio) > 16000 else mulaw.decode(audio)
+        text = await self.orch.transcribe(pcm, 8000, timings)
+        self.metrics.stt_latency.observe(timings.stages.get("stt", 0) / 1000)
+        if gate is not None:  # the controller judges the words before the gate opens
+            self.host.judge_words(n, text)
+        return text
+
+    def _take_words(self, n: int, text: str) -> None:
+        """The caller's words join the conversation (and the console; the log if opted in)."""
+        self.conversation.add_user(text)
+        self._words = (n, text)  # for the stored transcript, until the turn logs them
+        self.host.notify("caller", turn=n, text=text)
+        if self.settings.log_transcripts:
+            log.info("caller said", extra=kv(call_sid=self.call_sid, turn=n, text=redact.transcript(text)))
+
+    async def _stream_reply(self, n: int, speech_end: float, gate: asyncio.Event | None, timings: Timings, reply: _Reply) -> None:
+        """The reply's audio and marks into the playout as they come (after the gate opens)."""
+        async for ev in self.orch.respond(self.conversation, mulaw=True, timings=timings):
+            if gate is not None and not gate.is_set():
+                await gate.wait()
+            if isinstance(ev, AudioChunk):
+                if not reply.turn_bytes:
+                    self.bot.bot_speaking()
+                    self.playout.on_first_frame = lambda: self._first_frame(n, speech_end)
+                self.playout.enqueue_audio(ev.data)
+                reply.turn_bytes += len(ev.data)
+            elif isinstance(ev, SentenceEnd):
+                reply.last_mark = f"t{n}s{ev.index}"
+                reply.first_mark = reply.first_mark or (reply.last_mark, reply.turn_bytes / 8)
+                self.heard.expect(reply.last_mark, ev.text)
+                reply.said.append(ev.text)
+                self.host.notify("bot", turn=n, text=ev.text)
+                self.playout.enqueue_mark(reply.last_mark)
+            elif isinstance(ev, ActionRequested):
+                reply.actions.append(ev.action)
+
+    async def _turn_failed(self, n: int, err: StageError, gate: asyncio.Event | None, timings: Timings, text: str | None) -> None:
+        if gate is not None and not gate.is_set():
+            if err.stage == "stt":  # no words to judge: released at the normal end of turn
+                self.host.judge_words(n, None)
+            await gate.wait()
+        quiet = err.stage == "stt" and err.code == "empty_result"  # no speech heard: not a failure of the stage
+        self.record.log_turn(n, timings, level=logging.INFO if quiet else logging.WARNING, outcome=f"{err.stage}:{err.code}", provider=err.provider)
+        self._words = None
+        self.record.said(n, "caller", text)
+        self.metrics.stage_errors.labels(err.stage, err.code).inc()
+        self.metrics.turns.labels("failed").inc()
+        await self._failed(n, err.stage)
+
+    async def _turn_done(self, n: int, speech_end: float, timings: Timings, reply: _Reply, text: str) -> None:
+        """The reply is queued: metrics, the turn's log line and transcript; once heard, the
+        conversation keeps it and the turn's action (if any) is carried out."""
+        said, actions = reply.said, reply.actions
         self._failures = 0
         self.metrics.turns.labels("ok").inc()
         if "llm_first_token" in timings.stages:
@@ -200,10 +216,10 @@ class TurnPipeline:
         self._words = None
         self.record.said(n, "caller", text)
         self.record.said(n, "bot", " ".join(said))
-        if first_mark is not None:
-            self.host.helper(self._measure_mouth_to_ear(*first_mark, speech_end), "mouth-to-ear")
-        if last_mark is not None:
-            await self._wait_heard(last_mark)
+        if reply.first_mark is not None:
+            self.host.helper(self._measure_mouth_to_ear(*reply.first_mark, speech_end), "mouth-to-ear")
+        if reply.last_mark is not None:
+            await self._wait_heard(reply.last_mark)
         self.conversation.add_assistant(" ".join(said))
         self.heard.new_turn()
         if self.settings.log_transcripts:
@@ -269,3 +285,14 @@ class TurnPipeline:
         bound = (self.playout.queued_ms + self.playout.ahead_ms()) / 1000 + 2.0
         if not await self.heard.wait(mark, bound):
             log.warning("mark echo missing", extra=kv(call_sid=self.call_sid, mark=mark))
+
+
+@dataclass
+class _Reply:
+    """One turn's reply as it streams: its sentences, actions and marks."""
+
+    said: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    last_mark: str | None = None
+    first_mark: tuple[str, float] | None = None  # (name, ms of audio before it in this turn)
+    turn_bytes: int = 0

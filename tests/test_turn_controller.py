@@ -70,7 +70,7 @@ class Script:
 
     def words(self, text: str | None) -> Script:
         """The running (speculative) turn's batch transcript is known now."""
-        self._take(self.c.on_transcript(self.c.turn_no, text, self.t))
+        self._take(self.c.on_transcript(self.c.turn_no, text))
         return self
 
     def quiet(self, ms: int) -> Script:
@@ -604,13 +604,13 @@ def test_batch_transcripts_change_nothing_when_completeness_is_off_or_live_stt_d
     s = Script().talk(1000).quiet(400).words("I want to").quiet(300)
     assert s.kinds() == ["StartSpeculative", "ConfirmSpeculative"]  # at the normal end of turn
     s2 = live(opts=BATCH_OPTS).talk(1000).quiet(400)
-    assert s2.c.on_transcript(s2.c.turn_no, "I want to", s2.t) == []
+    assert s2.c.on_transcript(s2.c.turn_no, "I want to") == []
 
 
 def test_batch_a_stale_transcript_of_a_cancelled_speculation_is_ignored():
     s = Script(BATCH_OPTS).talk(1000).quiet(400)
     s.talk(500).quiet(400)  # cancelled, and a new speculation with the same number
-    assert s.c.on_transcript(s.c.turn_no - 1, "What time do you open?", s.t) == []
+    assert s.c.on_transcript(s.c.turn_no - 1, "What time do you open?") == []
     s.quiet(600)  # no words yet for this one: it waits
     assert s.kinds() == ["StartSpeculative", "CancelSpeculative", "StartSpeculative"]
 

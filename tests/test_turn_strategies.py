@@ -238,5 +238,5 @@ def test_a_controller_given_another_gate_uses_it():
             t += 0.02
             out += c.on_frame(FRAME, speech, t)
     assert [type(d).__name__ for d in out] == ["StartSpeculative"] and c.phase is Phase.LISTENING
-    assert [type(d).__name__ for d in c.on_transcript(1, "hello", t)] == ["ConfirmSpeculative"]
+    assert [type(d).__name__ for d in c.on_transcript(1, "hello")] == ["ConfirmSpeculative"]
     assert gates[0].seen == [(1, "hello")] and c.phase is Phase.THINKING

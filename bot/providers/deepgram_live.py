@@ -151,7 +151,7 @@ class DeepgramLive:
         assert self._client is not None
         t = LiveTranscriber(self._client, self.options, call_sid=call_sid, on_closed=self._open.discard)
         self._open.add(t)
-        await t._begin()
+        await t.begin()
         return t
 
 

@@ -212,7 +212,9 @@ class LiveSocketStream:
         if self._on_closed is not None:
             self._on_closed(self)
 
-    async def _begin(self) -> None:
+    async def begin(self) -> None:
+        """Connect: returns once the first handshake succeeded or failed (the factory's ``open``
+        calls it once; a failure is the transcriber's ``error`` and its ``events()``' ``Failed``)."""
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._runner = asyncio.create_task(self._run(first), name=f"{self.provider}-live:{self.call_sid}")
         try:
@@ -339,30 +341,11 @@ class LiveSocketStream:
         try:
             while True:
                 if not self._pending or not (self._flush or self._pending_bytes >= self._sopts.chunk_bytes):
-                    self._wake.clear()
-                    wait = self._sopts.keepalive_s - (loop_time() - self._last_sent)
-                    try:
-                        async with asyncio.timeout(max(0.0, wait)):
-                            await self._wake.wait()
-                    except TimeoutError:
-                        if self._pending:  # audio held this long: it goes up instead of a keep-alive
-                            self._flush = True
-                            continue
-                        await self._send_keepalive(sock)
-                        self._last_sent = loop_time()
-                        self.stats.keepalives += 1
+                    await self._idle(sock)
                     continue
                 item = self._take()
                 await self._send_item(sock, item)
-                if isinstance(item, bytes):
-                    self.stats.sent_bytes += len(item)
-                    self._last_sent = loop_time()
-                elif item == FINALIZE:
-                    if self._finalize_waiters:
-                        fut = self._finalize_waiters.popleft()
-                        if not fut.done():
-                            fut.set_result(None)
-                elif item == CLOSE:
+                if self._sent(item):
                     return None
                 item = None
                 if not self._pending:
@@ -371,6 +354,35 @@ class LiveSocketStream:
             if isinstance(item, str):
                 self._pending.appendleft(item)  # re-sent after reconnecting
             return None if self._closing else e.error
+
+    async def _idle(self, sock: Any) -> None:
+        """Nothing ready to send: wait for more, or send a keep-alive when it is due."""
+        self._wake.clear()
+        wait = self._sopts.keepalive_s - (loop_time() - self._last_sent)
+        try:
+            async with asyncio.timeout(max(0.0, wait)):
+                await self._wake.wait()
+        except TimeoutError:
+            if self._pending:  # audio held this long: it goes up instead of a keep-alive
+                self._flush = True
+                return
+            await self._send_keepalive(sock)
+            self._last_sent = loop_time()
+            self.stats.keepalives += 1
+
+    def _sent(self, item: bytes | str) -> bool:
+        """Bookkeeping for one message sent; True when it was the CLOSE (the writer ends)."""
+        if isinstance(item, bytes):
+            self.stats.sent_bytes += len(item)
+            self._last_sent = loop_time()
+        elif item == FINALIZE:
+            if self._finalize_waiters:
+                fut = self._finalize_waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+        elif item == CLOSE:
+            return True
+        return False
 
     def _take(self) -> bytes | str:
         """The next message: a control, or the audio at the head of the queue joined

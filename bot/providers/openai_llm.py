@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -198,61 +199,77 @@ class OpenAILLM:
         history = list(conversation.messages)
         self._pool.used()
         self.last_usage = None
-        got_text = False
         terminal: list[Action] = []
         spoken = SpokenText(tool_names=self.tools.tools, instructions=guard)
         whole: list[bool] = []  # set once this reply's streamed tool round came back empty: its next rounds go whole
+        state = _ReplyState()
         try:
             for _ in range(MAX_TOOL_ROUNDS):
                 rnd = Round()
-                said: list[str] = []
-                handover = False
+                state.said, state.handover = [], False
                 async with contextlib.aclosing(self._complete(self._client, system, history, rnd, reply_by, first_s, conversation.call_id, whole)) as texts:
-                    async for text in texts:
-                        if text == _REJECTED:
-                            handover = self.takeover.receptionist.wants_turn(conversation)
-                            if handover:
-                                break
-                            continue
-                        out = spoken.feed(text)  # "" while a clause is held: still progress for the stage's gap bound
-                        got_text = got_text or bool(out.strip())
-                        said.append(out)
-                        yield out
-                        if spoken.stopped:  # an invented next turn: stop reading (the server stops generating)
-                            break
-                if handover:
+                    async with contextlib.aclosing(self._spoken(texts, spoken, state, conversation)) as outs:
+                        async for out in outs:
+                            yield out
+                if state.handover:
                     async for item in self.takeover.receptionist.reply(conversation):
                         yield item
                     return
                 cut = rnd.finish in ("length", _BUDGET)
-                tail = spoken.flush(whole_only=cut)
+                tail = self._round_end(spoken, rnd, cut, conversation.call_id)
                 if tail:
-                    got_text = got_text or bool(tail.strip())
-                    said.append(tail)
+                    state.got_text = state.got_text or bool(tail.strip())
+                    state.said.append(tail)
                     yield tail
-                if spoken.dropped:
-                    log.warning("llm text dropped (tool names or instructions read out)",
-                                extra=kv(call_sid=conversation.call_id, clauses=spoken.dropped))
-                self.last_usage = rnd.usage or self.last_usage
                 calls = [] if cut or spoken.stopped else rnd.ordered()
                 if not calls:
                     break
-                history.append({"role": "assistant", "content": "".join(said).strip() or None, "tool_calls": [
-                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
-                for c in calls:
-                    acted.append(c["name"])
-                    result = await self.tools.call(c["name"], c["arguments"], ctx)
-                    log.info("tool call", extra=kv(call_sid=conversation.call_id, tool=c["name"], ok=not result.content.startswith(("error", "not", "failed"))))
-                    history.append({"role": "tool", "tool_call_id": c["id"], "content": result.content})
-                    if result.action is not None and all(a.kind != result.action.kind for a in terminal):
-                        terminal.append(result.action)
-            if not got_text and not terminal:
+                await self._run_tools(calls, "".join(state.said), history, acted, ctx, terminal, conversation.call_id)
+            if not state.got_text and not terminal:
                 raise self._edge.error(EMPTY_RESULT, "the model returned nothing to say")
             transfer = [a for a in terminal if a.kind == "transfer"]
             for action in transfer or terminal:
                 yield action
         except Exception as e:  # noqa: BLE001 - nothing but StageError leaves the adapter
             raise self._edge.map(e) from None
+
+    async def _spoken(self, texts: AsyncGenerator[str, None], spoken: SpokenText, state: _ReplyState,
+                      conversation: Conversation) -> AsyncGenerator[str, None]:
+        """One round's text as it may be spoken; a refusal of tools hands the turn to the
+        receptionist when it wants it (``state.handover``)."""
+        async for text in texts:
+            if text == _REJECTED:
+                state.handover = self.takeover.receptionist.wants_turn(conversation)
+                if state.handover:
+                    break
+                continue
+            out = spoken.feed(text)  # "" while a clause is held: still progress for the stage's gap bound
+            state.got_text = state.got_text or bool(out.strip())
+            state.said.append(out)
+            yield out
+            if spoken.stopped:  # an invented next turn: stop reading (the server stops generating)
+                break
+
+    def _round_end(self, spoken: SpokenText, rnd: Round, cut: bool, call_sid: str) -> str:
+        """The text held back at the round's end (only whole sentences when it was cut)."""
+        tail = spoken.flush(whole_only=cut)
+        if spoken.dropped:
+            log.warning("llm text dropped (tool names or instructions read out)", extra=kv(call_sid=call_sid, clauses=spoken.dropped))
+        self.last_usage = rnd.usage or self.last_usage
+        return tail
+
+    async def _run_tools(self, calls: list[dict[str, str]], said: str, history: list[dict], acted: list[str], ctx: ToolContext,
+                         terminal: list[Action], call_sid: str) -> None:
+        """The round's tool calls, in order, into the history; a call's action (one of each kind) into ``terminal``."""
+        history.append({"role": "assistant", "content": said.strip() or None, "tool_calls": [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
+        for c in calls:
+            acted.append(c["name"])
+            result = await self.tools.call(c["name"], c["arguments"], ctx)
+            log.info("tool call", extra=kv(call_sid=call_sid, tool=c["name"], ok=not result.content.startswith(("error", "not", "failed"))))
+            history.append({"role": "tool", "tool_call_id": c["id"], "content": result.content})
+            if result.action is not None and all(a.kind != result.action.kind for a in terminal):
+                terminal.append(result.action)
 
     def adopt_receptionist(self, receptionist: Any) -> None:
         """Use this (started) receptionist for the turns it takes (bot/providers/llm_takeover.py)."""
@@ -288,14 +305,7 @@ class OpenAILLM:
                         yield text
                     return
                 except _StreamedTools as refused:
-                    rnd.calls.clear()
-                    text = await self._whole(client, messages, rnd, first_by)
-                    self._silent_stream_failures += not refused.said
-                    whole.append(True)
-                    if refused.said or self._silent_stream_failures >= 2:  # one empty 200 may be a glitch; twice is the server
-                        self._stream_tools = False
-                        log.warning("llm server cannot stream replies with tools: tool turns go non-streamed from now on",
-                                    extra=kv(provider=self.name, model=self._model))
+                    text = await self._whole_instead(client, messages, rnd, first_by, refused, whole)
                     if text:
                         yield text
                     return
@@ -303,13 +313,31 @@ class OpenAILLM:
                 yield _REJECTED
             except _Overflow as over:
                 overflows += 1
-                if overflows > 2:
-                    raise self._edge.error(CONTEXT_LENGTH, "the history does not fit the model's context even trimmed", retryable=True) from None
-                if over.size and over.size < self._context:
-                    self._context = over.size  # believe the server from now on
-                self._squeeze = max(0.25, self._squeeze * 0.7)  # and its count over our estimate
-                log.warning("llm context overflowed: trimming harder", extra=kv(call_sid=call_sid, context=self._context, squeeze=round(self._squeeze, 2)))
+                self._trim_harder(over, overflows, call_sid)
         raise self._edge.error(BAD_RESPONSE, "the server kept refusing the request")
+
+    async def _whole_instead(self, client: AsyncOpenAI, messages: list[dict], rnd: Round, first_by: float,
+                             refused: _StreamedTools, whole: list[bool]) -> str:
+        """A streamed reply with tools was refused: the round again, non-streamed (and all
+        tool turns from now on, once the server has shown it cannot)."""
+        rnd.calls.clear()
+        text = await self._whole(client, messages, rnd, first_by)
+        self._silent_stream_failures += not refused.said
+        whole.append(True)
+        if refused.said or self._silent_stream_failures >= 2:  # one empty 200 may be a glitch; twice is the server
+            self._stream_tools = False
+            log.warning("llm server cannot stream replies with tools: tool turns go non-streamed from now on",
+                        extra=kv(provider=self.name, model=self._model))
+        return text
+
+    def _trim_harder(self, over: _Overflow, overflows: int, call_sid: str) -> None:
+        """The history overflowed the context: trim it harder next time (a third time fails)."""
+        if overflows > 2:
+            raise self._edge.error(CONTEXT_LENGTH, "the history does not fit the model's context even trimmed", retryable=True) from None
+        if over.size and over.size < self._context:
+            self._context = over.size  # believe the server from now on
+        self._squeeze = max(0.25, self._squeeze * 0.7)  # and its count over our estimate
+        log.warning("llm context overflowed: trimming harder", extra=kv(call_sid=call_sid, context=self._context, squeeze=round(self._squeeze, 2)))
 
     async def _streamed(self, client: AsyncOpenAI, messages: list[dict], rnd: Round, first_by: float, reply_by: float) -> AsyncGenerator[str, None]:
         """One streamed completion: SSE read from bytes, one ``json.loads`` per event, under the
@@ -401,3 +429,12 @@ class OpenAILLM:
 
 _REJECTED = "\x00tools-rejected"  # in-band marker from _complete: the server refused tools
 _BUDGET = "budget"  # Round.finish when the reply ran out of LLM_REPLY_S
+
+
+@dataclass
+class _ReplyState:
+    """One reply across its tool rounds: whether anything was said; the round's text and handover."""
+
+    got_text: bool = False
+    said: list[str] = field(default_factory=list)
+    handover: bool = False

@@ -138,16 +138,32 @@ class Receptionist:
             st["awaiting"] = awaiting
             return [self.profile.texts.fallback], None
         if st.get("form") is not None:
-            if self._closing(w) and not message_form.answers_question(raw, w, st):
-                return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
-            if w.has(*NEVER_MIND):
-                self._drop_form(st, conv)
-                st["awaiting"] = "anything_else"
-                return ["No problem, I won't take a message.", ANYTHING_ELSE], None
-            escalated = await self._emergency_in_form(raw, w, st, conv)
-            if escalated is not None:
-                return escalated
-            return await self._form(raw, w, st, conv)
+            return await self._in_form(raw, w, st, conv)
+        reply = self._awaited(w, st, conv, awaiting)
+        if reply is not None:
+            return reply
+        r = await self._read(text)
+        st["intent"] = r.intent
+        reply = self._urgent_or_leaving(r, raw, w, st, conv, awaiting) or self._informed(r, raw, w, st, conv)
+        if reply is not None:
+            return reply
+        return self._unmatched(r, raw, w, st, awaiting)
+
+    async def _in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+        """A message is being taken: a goodbye, "never mind" or an emergency leave it; else the form goes on."""
+        if self._closing(w) and not message_form.answers_question(raw, w, st):
+            return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
+        if w.has(*NEVER_MIND):
+            self._drop_form(st, conv)
+            st["awaiting"] = "anything_else"
+            return ["No problem, I won't take a message.", ANYTHING_ELSE], None
+        escalated = await self._emergency_in_form(raw, w, st, conv)
+        if escalated is not None:
+            return escalated
+        return await self._form(raw, w, st, conv)
+
+    def _awaited(self, w: Words, st: dict, conv: Conversation, awaiting: str | None) -> tuple[list[str], Action | None] | None:
+        """The answer to the question asked last ("is it an emergency?", "a message?", "anything else?")."""
         if awaiting == "emergency_check":
             if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
                 form = self._start_form(st, conv, st.get("topic", ""))
@@ -163,8 +179,12 @@ class Receptionist:
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
             st["awaiting"] = "anything_else"
             return ["No problem.", ANYTHING_ELSE], None
-        r = await self._read(text)
-        st["intent"] = r.intent
+        return None
+
+    def _urgent_or_leaving(
+        self, r: Reading, raw: str, w: Words, st: dict, conv: Conversation, awaiting: str | None,
+    ) -> tuple[list[str], Action | None] | None:
+        """An emergency, a wish for a person, a goodbye, "say that again", a wrong number."""
         if r.intent == "emergency":
             if r.sure or awaiting == "emergency_check":
                 topic = " ".join(x for x in (st.get("topic", "") if awaiting == "emergency_check" else "", raw.strip()) if x)
@@ -185,6 +205,10 @@ class Receptionist:
             opener = "No, this is" if w.has("is this", "is that") else "No problem. This is"
             return [f"{opener} {self.profile.name}.",
                     "If you did mean to call us, I'm happy to help. Otherwise, take care!"], None
+        return None
+
+    def _informed(self, r: Reading, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None] | None:
+        """What the receptionist knows or does: a message, the hours, the address, an FAQ, who it is."""
         if r.intent == "sales":
             st["awaiting"] = "anything_else"
             return [f"Thanks, but I can't help with sales calls, offers or surveys: I answer the phone for {self.profile.name}'s customers.",
@@ -202,6 +226,10 @@ class Receptionist:
             return [f"You've reached {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
         if r.intent == "hello":
             return ["Yes, I'm here.", HELP], None
+        return None
+
+    def _unmatched(self, r: Reading, raw: str, w: Words, st: dict, awaiting: str | None) -> tuple[list[str], Action | None]:
+        """Nothing the receptionist does: a bare yes, else the offer of a message."""
         if awaiting == "anything_else" and is_yes(w) and len(w.content()) <= 1:
             return ["Sure, what can I help with?"], None
         if is_yes(w) and len(w.content()) <= 1 and awaiting is None:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from bot.carriers.twilio.simulator import simulate_call
 from bot.simulator import CallReport, Dtmf, timeline_text
@@ -26,8 +27,22 @@ DTMF_KEYS = set("0123456789*#")
 BYTES_PER_S = 8000
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+class CallParser(argparse.ArgumentParser):
+    """argparse, keeping which options take a value (``ordered_steps`` skips those values)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.takes_value: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.option_strings and action.nargs != 0:
+            self.takes_value.update(action.option_strings)
+        return action
+
+
+def parser() -> CallParser:
+    ap = CallParser(
         prog="python -m bot call",
         description="Simulate a Twilio call against a running bot: the signed webhook, the TwiML, the signed "
         "media websocket, your WAVs as real-time 20 ms frames, DTMF keys, and mark echoes on a playback clock. "
@@ -91,9 +106,9 @@ def check_url(url: str) -> str:
     return url
 
 
-def ordered_steps(ap: argparse.ArgumentParser, argv: list[str]) -> list[str | Dtmf]:
+def ordered_steps(ap: CallParser, argv: list[str]) -> list[str | Dtmf]:
     """WAVs and --dtmf keys in the order they were given on the command line."""
-    takes_value = {o for a in ap._actions if a.option_strings and a.nargs != 0 for o in a.option_strings}
+    takes_value = ap.takes_value
     steps: list[str | Dtmf] = []
     pending: str | None = None
     for tok in argv:
@@ -115,14 +130,8 @@ def main(argv: list[str]) -> int:
     ap = parser()
     args = ap.parse_intermixed_args(argv)
     steps = ordered_steps(ap, argv)
-    if not steps:
-        ap.error("give at least one WAV or --dtmf")
-    for step in steps:
-        if isinstance(step, Dtmf) and (not step.digits or set(step.digits) - DTMF_KEYS):
-            ap.error(f"--dtmf {step.digits!r}: keys are 0-9, * and #")
-        if isinstance(step, str) and not Path(step).is_file():
-            print(f"error: no such file: {step}", file=sys.stderr)
-            return 1
+    if not _steps_ok(ap, steps):
+        return 1
     if args.sip:
         from bot.carriers.sip.uac import run_cli
 
@@ -150,15 +159,33 @@ def main(argv: list[str]) -> int:
     if "403" in report.error:
         print(forbidden_hint(url, args.public_url, args.auth_token))
     if report.heard:
-        try:
-            Path(args.out).write_bytes(wav.write_mulaw(report.heard))
-            print(f"  wrote {args.out} (play it: ffplay {args.out}, aplay {args.out}, or open it in a browser)")
-        except OSError as exc:
-            print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
-        if not report.rejected:
-            print(said_text(report.call_sid))
-            print(heard_text(report, steps, transcribe=not args.no_transcribe))
+        _write_heard(report, steps, args)
     return 1 if report.rejected or report.error else 0
+
+
+def _steps_ok(ap: argparse.ArgumentParser, steps: list[str | Dtmf]) -> bool:
+    """Usage errors exit through ``ap.error``; a missing WAV is said and is False."""
+    if not steps:
+        ap.error("give at least one WAV or --dtmf")
+    for step in steps:
+        if isinstance(step, Dtmf) and (not step.digits or set(step.digits) - DTMF_KEYS):
+            ap.error(f"--dtmf {step.digits!r}: keys are 0-9, * and #")
+        if isinstance(step, str) and not Path(step).is_file():
+            print(f"error: no such file: {step}", file=sys.stderr)
+            return False
+    return True
+
+
+def _write_heard(report: CallReport, steps: list[str | Dtmf], args: argparse.Namespace) -> None:
+    """What the caller heard, to --out; then what the bot said and, re-transcribed, what was heard."""
+    try:
+        Path(args.out).write_bytes(wav.write_mulaw(report.heard))
+        print(f"  wrote {args.out} (play it: ffplay {args.out}, aplay {args.out}, or open it in a browser)")
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+    if not report.rejected:
+        print(said_text(report.call_sid))
+        print(heard_text(report, steps, transcribe=not args.no_transcribe))
 
 
 def forbidden_hint(url: str, public_url: str | None, token: str | None) -> str:

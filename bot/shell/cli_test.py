@@ -34,11 +34,11 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "TWILIO_VALIDATE": "false"}
     try:
         base = Settings.from_env(env)
-        suites = []
-        for path in args.scenarios:
-            def zone(business: str, path=path):
-                return cached_profile(args.business or business or base.business_file).tz
-            suites.append((path, load_suite(path, zone)))
+
+        def zone(business: str):
+            return cached_profile(args.business or business or base.business_file).tz
+
+        suites = [(path, load_suite(path, zone)) for path in args.scenarios]
     except (SettingsError, ScenarioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,10 +18,14 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store import schema as s
+
+# what a store that cannot answer raises: SQLAlchemy's errors (the driver's wrapped), or the
+# connection's own (OSError, TimeoutError among them) where the driver lets them through
+STORE_DOWN: tuple[type[Exception], ...] = (OSError, SQLAlchemyError)
 
 ACTION_TTL_S = 300.0  # Twilio asks for the <Connect action> within seconds of the stream's end
 

@@ -247,8 +247,8 @@ class TurnController:
     def on_stt(self, ev: STTEvent, t: float) -> list[Decision]:
         return self.stt_rules.on_stt(ev, t)
 
-    def on_transcript(self, n: int, text: str | None, t: float) -> list[Decision]:
-        """Turn ``n``'s batch transcript is known at ``t`` (``None``: its STT failed): the
+    def on_transcript(self, n: int, text: str | None) -> list[Decision]:
+        """Turn ``n``'s batch transcript is known (``None``: its STT failed): the
         gate may release the speculative turn (with completeness)."""
         if self.stt_rules.attached:
             return []

@@ -93,7 +93,7 @@ class NoGate:
     def local_end(self, t: float, audio: bytes) -> list[Decision]:
         return self._floor.confirm() or self._floor.start_turn(t - self._end_s, audio=audio)
 
-    def on_transcript(self, n: int, text: str | None) -> list[Decision]:
+    def on_transcript(self, n: int, text: str | None) -> list[Decision]:  # noqa: ARG002 - TurnGate.on_transcript
         return []
 
     def tick(self) -> list[Decision]:

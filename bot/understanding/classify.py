@@ -146,23 +146,8 @@ class Understanding:
         hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
         if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
             return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
-        parts = clauses(raw)
-        if parts:  # a long run-on: the whole and its clauses from one run of the model (clause = its tokens' mean)
-            vec, part_vecs = self.encoder.embed_parts(core(raw), parts)
-        else:
-            vec, part_vecs = self.encoder.embed(core(raw)), []
-        best = self._label_scores(self._matrix @ vec)
-        meaning = dict(best)  # before the keyword boosts
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
-        if kw_label in best:
-            best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
-        danger_score = best.pop("danger", -1.0)
-        em = best.pop("emergency", -1.0)
-        for part_vec in part_vecs if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause
-            part_scores = self._label_scores(self._matrix @ part_vec)
-            danger_score = max(danger_score, part_scores.get("danger", -1.0))
-            em = max(em, part_scores.get("emergency", -1.0))
-        em = max(em, danger_score if self.profile.emergency.configured else -1.0)
+        best, meaning, danger_score, em = self._by_meaning(raw, kw, kw_label)
         said_calm = w.has(*keywords.CALM_SAID) and not w.has(*keywords.URGENCY)  # "no emergency, just...": no boost
         if keywords.emergency(w, self.profile) and not said_calm:
             em += EMERGENCY_KEYWORD_BOOST
@@ -190,6 +175,35 @@ class Understanding:
         rival = meaning[label] if label.startswith("faq:") else score  # an FAQ's keywords do not hide an emergency
         if em >= EMERGENCY_ASK and em >= rival - behind:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
+        return self._not_an_emergency(w, kw, kw_label, label, score, meaning, em)
+
+    def _by_meaning(self, raw: str, kw: str, kw_label: str) -> tuple[dict[str, float], dict[str, float], float, float]:
+        """The encoder's scores per label, boosted where the keywords agree: (the scores
+        without danger and emergency, the scores before the boosts, danger, emergency);
+        a long run-on's clauses are scored too, as an emergency may be one of them."""
+        assert self.encoder is not None and self._matrix is not None
+        parts = clauses(raw)
+        if parts:  # a long run-on: the whole and its clauses from one run of the model (clause = its tokens' mean)
+            vec, part_vecs = self.encoder.embed_parts(core(raw), parts)
+        else:
+            vec, part_vecs = self.encoder.embed(core(raw)), []
+        best = self._label_scores(self._matrix @ vec)
+        meaning = dict(best)  # before the keyword boosts
+        if kw_label in best:
+            best[kw_label] += KEYWORD_BOOST if kw == "faq" else PHRASE_BOOST
+        danger_score = best.pop("danger", -1.0)
+        em = best.pop("emergency", -1.0)
+        for part_vec in part_vecs if em < EMERGENCY_SURE else ():  # a run-on: the emergency may be one clause
+            part_scores = self._label_scores(self._matrix @ part_vec)
+            danger_score = max(danger_score, part_scores.get("danger", -1.0))
+            em = max(em, part_scores.get("emergency", -1.0))
+        em = max(em, danger_score if self.profile.emergency.configured else -1.0)
+        return best, meaning, danger_score, em
+
+    def _not_an_emergency(
+        self, w: Words, kw: str, kw_label: str, label: str, score: float, meaning: dict[str, float], em: float,
+    ) -> Reading:
+        """Neither an emergency nor asked about as one: the keywords where they decide, else the meaning."""
         if kw == "person" and w.has(*keywords.CALLBACK):  # "speak to someone about Max's weight, could they call me"
             return Reading("message", score=score, by="keywords", emergency_score=em)
         if kw in DECISIVE:

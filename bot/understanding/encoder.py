@@ -162,6 +162,7 @@ def _give_back_memory() -> None:
 
 
 _load_lock = threading.Lock()
+_unavailable_said = threading.Event()  # the missing model is logged once per process
 
 
 @functools.cache
@@ -181,7 +182,7 @@ def load_encoder() -> Encoder | None:
         try:
             return _shared()
         except EncoderUnavailable as e:
-            if not getattr(load_encoder, "_warned", False):
-                load_encoder._warned = True  # type: ignore[attr-defined]
+            if not _unavailable_said.is_set():
+                _unavailable_said.set()
                 log.warning("sentence encoder unavailable: understanding by keywords only", extra=kv(error=str(e)))
             return None

@@ -14,6 +14,7 @@ cosine of 0.99. Any graph that does not have that shape is returned unchanged.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def int8_graph(model_path: Path) -> bytes:
@@ -65,7 +66,15 @@ def int8_graph(model_path: Path) -> bytes:
                 nodes.append(helper.make_node("Mul", [f"{out}_f", scale], [out]))
             continue
         nodes.append(n)
-    # drop what nothing uses any more (the float expansions and their inputs)
+    _keep_used(g, nodes)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model.SerializeToString()
+
+
+def _keep_used(g: Any, nodes: list[Any]) -> None:
+    """``nodes`` become the graph's, less what nothing uses any more (the float expansions
+    and their inputs); unused initializers go too."""
     used = {o.name for o in g.output}
     kept = []
     for n in reversed(nodes):
@@ -78,6 +87,3 @@ def int8_graph(model_path: Path) -> bytes:
     live = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
     g.initializer.extend(live)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return model.SerializeToString()

@@ -236,24 +236,9 @@ def names_another(w: Words, profile: Profile) -> bool:
 
 def intent(w: Words, profile: Profile) -> tuple[str, int]:
     """(intent, FAQ index or -1) by keywords, in the order the receptionist always used."""
-    if danger(w):
-        return "emergency", -1
-    if sales(w):
-        return "sales", -1
-    if emergency(w, profile):
-        return "emergency", -1
-    if w.has(*ASKS_WHO) or names_us(w, profile):
-        return "identity", -1
-    if wants_person(w):
-        return "person", -1
-    if closing(w):
-        return "goodbye", -1
-    if w.has(*WRONG_NUMBER) or names_another(w, profile):
-        return "wrong_number", -1
-    if w.has(*REPEAT):
-        return "repeat", -1
-    if w.has(*MESSAGE, *CALLBACK, "change my", "update my", "move my"):
-        return "message", -1
+    said = _said_outright(w, profile)
+    if said is not None:
+        return said, -1
     faq, faq_score = best_faq(w, profile.faqs)
     if asks_hours(w) and faq_score < 2:
         return "hours", -1
@@ -261,13 +246,42 @@ def intent(w: Words, profile: Profile) -> tuple[str, int]:
         return "address", -1
     if faq >= 0:
         return "faq", faq
+    return _weaker(w, profile), -1
+
+
+def _said_outright(w: Words, profile: Profile) -> str | None:
+    """The intents whose words decide before any FAQ: danger, sales, an emergency, who we
+    are, a person, goodbye, a wrong number, "say again", a message."""
+    if danger(w):
+        return "emergency"
+    if sales(w):
+        return "sales"
+    if emergency(w, profile):
+        return "emergency"
+    if w.has(*ASKS_WHO) or names_us(w, profile):
+        return "identity"
+    if wants_person(w):
+        return "person"
+    if closing(w):
+        return "goodbye"
+    if w.has(*WRONG_NUMBER) or names_another(w, profile):
+        return "wrong_number"
+    if w.has(*REPEAT):
+        return "repeat"
+    if w.has(*MESSAGE, *CALLBACK, "change my", "update my", "move my"):
+        return "message"
+    return None
+
+
+def _weaker(w: Words, profile: Profile) -> str:
+    """No FAQ either: a task for the team, our street named, who we are, a hello, or unknown."""
     if w.has(*STAFF_TASKS):
-        return "task", -1
+        return "task"
     place = Words(profile.address).content() - {"road", "street", "floor", "suite"}
     if w.content() & place and len(w.content()) <= 3 and not w.has(*NOT_ADDRESS):
-        return "address", -1
+        return "address"
     if w.has(*IDENTITY) and not w.has(*NOT_ADDRESS):
-        return "identity", -1
+        return "identity"
     if w.has(*HERE) and len(w.content()) <= 1:
-        return "hello", -1
-    return "unknown", -1
+        return "hello"
+    return "unknown"

@@ -41,7 +41,7 @@ from aiohttp import web
 from bot.instance import InstanceState
 from bot.logs import kv
 from bot.settings import Settings
-from bot.store.shared import CallGate
+from bot.store.shared import STORE_DOWN, CallGate
 
 log = logging.getLogger("bot.carriers.twilio.admission")
 
@@ -174,7 +174,7 @@ async def _admit_once(gate: CallGate, call_sid: str) -> bool:
     real caller the call: the token (genuine, bound, unexpired) admits it, said loudly."""
     try:
         return await gate.admit_stream(call_sid)
-    except Exception as exc:
+    except STORE_DOWN as exc:
         log.error("stream admission not recorded (store unavailable): admitted on its token", extra=kv(call_sid=call_sid, error=type(exc).__name__))
         return True
 
@@ -185,7 +185,7 @@ async def admitted_before(gate: CallGate | None, call_sid: str) -> bool:
         return False
     try:
         return await gate.stream_admitted(call_sid)
-    except Exception as exc:
+    except STORE_DOWN as exc:
         log.error("replay check failed (store unavailable)", extra=kv(call_sid=call_sid, error=type(exc).__name__))
         return False
 

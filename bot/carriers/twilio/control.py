@@ -21,6 +21,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from bot.logs import kv
 from bot.redact import mask_number
+from bot.store.shared import STORE_DOWN
 
 if TYPE_CHECKING:
     from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -83,7 +84,7 @@ class StreamEndControl:
     async def _put(self, call_sid: str, twiml: str, what: str) -> None:
         try:
             await self.actions.put_action(call_sid, twiml)
-        except Exception as exc:  # the store is down: the action request then gets the apology
+        except STORE_DOWN as exc:  # the store is down: the action request then gets the apology
             log.error("call action not stored", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__))
 
     async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:

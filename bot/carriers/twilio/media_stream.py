@@ -120,6 +120,16 @@ def _int(v) -> int | None:
     raise _Bad("bad_type")
 
 
+def _json_object(text: str) -> dict:
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _Bad("not_json") from None
+    if not isinstance(msg, dict):
+        raise _Bad("not_object")
+    return msg
+
+
 def _str(obj: dict, key: str, *, required: bool = True, limit: int = 256) -> str:
     v = obj.get(key)
     if v is None:
@@ -174,15 +184,14 @@ class MediaStreamProtocol:
             ev = self._fast_media(text)
             if ev is not None:
                 return ev
-        try:
-            msg = json.loads(text)
-        except (ValueError, RecursionError):
-            raise _Bad("not_json") from None
-        if not isinstance(msg, dict):
-            raise _Bad("not_object")
-        event = msg.get("event")
+        msg = _json_object(text)
         if self.state is State.STOPPED:
             raise _Bad("after_stop")
+        return self._event(msg)
+
+    def _event(self, msg: dict) -> Event:
+        """One parsed message, by its ``event``."""
+        event = msg.get("event")
         if event == "media":
             return self._media(msg)
         if event == "mark":
@@ -194,15 +203,18 @@ class MediaStreamProtocol:
         if event == "connected":
             return Connected(_str(msg, "protocol", required=False), _str(msg, "version", required=False))
         if event == "stop":
-            self._check_stream(msg)
-            raw = msg.get("stop")
-            stop: dict = raw if isinstance(raw, dict) else {}
-            self.state = State.STOPPED
-            call = stop.get("callSid")
-            if not isinstance(call, str):
-                call = self.call_sid
-            return Stop(call[:64])
+            return self._stop(msg)
         raise _Bad("unknown_event")
+
+    def _stop(self, msg: dict) -> Stop:
+        self._check_stream(msg)
+        raw = msg.get("stop")
+        stop: dict = raw if isinstance(raw, dict) else {}
+        self.state = State.STOPPED
+        call = stop.get("callSid")
+        if not isinstance(call, str):
+            call = self.call_sid
+        return Stop(call[:64])
 
     def _check_stream(self, msg: dict) -> None:
         if self.state is not State.STARTED:

@@ -16,6 +16,7 @@ from bot.carriers.twilio.signatures import forbidden, public_base, signature_ok,
 from bot.logs import kv
 from bot.providers.warm import warm_all
 from bot.redact import mask_number
+from bot.store.shared import STORE_DOWN
 from handlers.background import spawn
 from handlers.forms import form_fields
 from handlers.startup import STARTUP
@@ -121,7 +122,7 @@ async def after_stream(request: web.Request) -> web.Response:
     if SID_CALL.fullmatch(call_sid):
         try:
             twiml = await request.app[TWILIO_CONTROL].after_stream(call_sid)
-        except Exception as exc:  # the store cannot say: the caller still hears something (below)
+        except STORE_DOWN as exc:  # the store cannot say: the caller still hears something (below)
             log.error("connect action lookup failed", extra=kv(call_sid=call_sid, error=type(exc).__name__))
     if twiml is None and params.get("CallStatus") in ENDED_STATUSES:  # the caller hung up: nobody to tell
         return _twiml(_hangup())
