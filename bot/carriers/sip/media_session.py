@@ -9,6 +9,11 @@ silent stream as dead media and hang up), and it keeps the far end's jitter buff
 bindings warm. After a stall of the loop the clock skips the missed slots rather than bursting
 them out: the RTP timestamp jumps with the clock (marker bit set), the sequence does not.
 
+The RTP socket is not watched by the event loop: each tick first reads what arrived on it
+since the last (at most ``POLL_MAX`` datagrams), so N calls cost one loop wake-up every 20 ms
+instead of one per inbound packet. The jitter buffer sees the same arrival clock as before
+(its clock is the tick count); the RTCP socket is watched as usual (a packet every 5 s).
+
 Each tick also takes one frame out of the jitter buffer for the engine (``AudioIn``), so
 inbound frames arrive at 50 a second whatever the network does. While the far end holds the
 call (we are ``recvonly`` or ``inactive``) no audio is sent and none is given to the engine
@@ -43,6 +48,8 @@ STALL_TICKS = 3  # behind by more than this many slots: skip them instead of cat
 RTCP_TICKS = 250  # a report every 5 s
 MAX_EVENTS = 1500  # 30 s of audio waiting for a reader: newer audio is dropped (marks and DTMF are kept)
 ULAW_SILENCE = b"\xff" * FRAME
+POLL_MAX = 64  # datagrams read from one call's RTP socket per tick; more is a flood (the kernel drops the rest)
+RECV_SIZE = 2048
 Event = AudioIn | DtmfIn | MarkIn
 
 
@@ -112,12 +119,23 @@ class _Socket(asyncio.DatagramProtocol):
         pass  # ICMP port unreachable while the far end sets up or after it left: the timeout decides
 
 
+def _bind(family: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class RtpMedia:
     """The media plane of one SIP call (see the module docstring)."""
 
     def __init__(
         self,
-        rtp_transport: asyncio.DatagramTransport,
+        rtp_sock: socket.socket,
         rtcp_transport: asyncio.DatagramTransport,
         local_port: int,
         *,
@@ -129,9 +147,8 @@ class RtpMedia:
         self.hold_timeout_s = hold_timeout_s
         self.timed_out = False
         self.params: MediaParams | None = None
-        self._rtp = rtp_transport
-        sock = rtp_transport.get_extra_info("socket")
-        self._v6 = sock is not None and sock.family == socket.AF_INET6
+        self._sock = rtp_sock  # non-blocking; read by _poll on each tick, written directly
+        self._v6 = rtp_sock.family == socket.AF_INET6
         self._rtcp = rtcp_transport
         self._clock = media_clock()
         self._rx = RtpReceiver()
@@ -155,7 +172,7 @@ class RtpMedia:
         self._remote: tuple[int, float] | None = None  # (lost, jitter ms) of our stream as the far end reports it
         self._count = dict.fromkeys(
             ("packets_in", "bytes_in", "packets_out", "bytes_out", "cn_in", "other_pt_in", "dtmf_in", "rtcp_in", "rtcp_out",
-             "rtcp_bad", "rtcp_bye", "events_dropped", "marks"), 0)
+             "rtcp_bad", "rtcp_bye", "events_dropped", "marks", "send_errors"), 0)
 
     @classmethod
     async def open(
@@ -169,22 +186,22 @@ class RtpMedia:
         if not evens:
             raise OSError(f"no even RTP port in {port_min}-{port_max}")
         start = random.randrange(len(evens))
+        family = (await loop.getaddrinfo(host, lo, type=socket.SOCK_DGRAM))[0][0]
         last: OSError | None = None
         for i in range(min(len(evens), 256)):
             port = evens[(start + i) % len(evens)]
             try:
-                rtp_t, rtp_p = await loop.create_datagram_endpoint(_Socket, local_addr=(host, port))
+                rtp_sock = _bind(family, host, port)
             except OSError as e:
                 last = e
                 continue
             try:
                 rtcp_t, rtcp_p = await loop.create_datagram_endpoint(_Socket, local_addr=(host, port + 1))
             except OSError as e:
-                rtp_t.close()
+                rtp_sock.close()
                 last = e
                 continue
-            media = cls(rtp_t, rtcp_t, port, timeout_s=timeout_s, hold_timeout_s=hold_timeout_s)
-            rtp_p.on_datagram = media._on_rtp
+            media = cls(rtp_sock, rtcp_t, port, timeout_s=timeout_s, hold_timeout_s=hold_timeout_s)
             rtcp_p.on_datagram = media._on_rtcp
             return media
         raise OSError(f"no free RTP port pair in {port_min}-{port_max}: {last}")
@@ -204,6 +221,7 @@ class RtpMedia:
         self._rx.expect(params.remote_addr, now, peer_host)
         self._last_rtp = self._last_rtcp = now  # the timeout counts from the (re)negotiation
         if first:
+            self._drain()  # what came before the answer is not the call's audio (it was dropped before, too)
             self._clock.add(self)
 
     def events(self) -> AsyncIterator[Event]:
@@ -262,7 +280,7 @@ class RtpMedia:
         self._closed = True
         self._clock.remove(self)
         self._send_rtcp(bye=True)
-        self._rtp.close()
+        self._sock.close()
         self._rtcp.close()
         self._finish(timed_out=False)
 
@@ -300,11 +318,32 @@ class RtpMedia:
         self._clock.remove(self)
         self._emit(None)
 
-    def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _poll(self, now: float) -> None:
+        """Read what arrived on the RTP socket since the last tick (see the module docstring)."""
+        recv = self._sock.recvfrom
+        for _ in range(POLL_MAX):
+            try:
+                data, addr = recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error reported on the socket: the media timeout decides
+                return
+            self._on_rtp(data, addr, now)
+            if self._finished:
+                return
+
+    def _drain(self) -> None:
+        recv = self._sock.recvfrom
+        for _ in range(POLL_MAX * 4):
+            try:
+                recv(RECV_SIZE)
+            except OSError:
+                return
+
+    def _on_rtp(self, data: bytes, addr: tuple[str, int], now: float) -> None:
         params = self.params
         if params is None or self._finished:
             return
-        now = self._clock.loop.time()
         pkt = self._rx.accept(data, addr, now)
         if pkt is None:
             return
@@ -362,6 +401,7 @@ class RtpMedia:
         params = self.params
         if params is None:
             return
+        self._poll(now)
         self._ticks += 1
         sending = params.sending
         if missed:
@@ -395,7 +435,7 @@ class RtpMedia:
         payload, marker, ts = self._dtmf_out.popleft()
         if sending and params.dtmf_payload_type is not None:
             data = self._tx.event(params.dtmf_payload_type, payload, ts, marker)
-            self._rtp.sendto(data, self._to(self._rx.latched or params.remote_addr))
+            self._send(data, params)
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
@@ -414,12 +454,23 @@ class RtpMedia:
         if sending:
             payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
             data = self._tx.packet(params.payload_type, payload)
-            self._rtp.sendto(data, self._to(self._rx.latched or params.remote_addr))  # symmetric RTP: back where theirs comes from
+            self._send(data, params)
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
         else:
             self._tx.skip(FRAME)
+
+    def _send(self, data: bytes, params: MediaParams) -> None:
+        """Symmetric RTP: back to where theirs comes from (else the negotiated address). A full
+        socket buffer or an ICMP error loses the packet (counted), as a network would."""
+        addr = self._rx.latched or params.remote_addr
+        if self._v6 and "." in addr[0]:
+            addr = (f"::ffff:{addr[0]}", addr[1])
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:
+            self._count["send_errors"] += 1
 
     def _to(self, addr: tuple[str, int]) -> tuple[str, int]:
         """An IPv4 destination on a dual-stack (IPv6) socket is written ``::ffff:a.b.c.d``."""
