@@ -9,9 +9,11 @@ silent stream as dead media and hang up), and it keeps the far end's jitter buff
 bindings warm. After a stall of the loop the clock skips the missed slots rather than bursting
 them out: the RTP timestamp jumps with the clock (marker bit set), the sequence does not.
 
-The RTP socket is not watched by the event loop: each tick first reads what arrived on it
-since the last (at most ``POLL_MAX`` datagrams), so N calls cost one loop wake-up every 20 ms
-instead of one per inbound packet. The jitter buffer sees the same arrival clock as before
+The RTP sockets are not watched by the event loop: each tick the clock asks one epoll set of
+every call's RTP socket (no wait) which have datagrams, and reads those (at most ``POLL_MAX``
+rounds), so N calls cost one loop wake-up every 20 ms instead of one per inbound packet, and a
+call with nothing pending costs no system call (where there is no epoll each call tries its own
+socket). The jitter buffer sees the same arrival clock as before
 (its clock is the tick count); the RTCP socket is watched as usual (a packet every 5 s).
 
 Each tick also takes one frame out of the jitter buffer for the engine (``AudioIn``), so
@@ -27,6 +29,7 @@ import asyncio
 import logging
 import random
 import secrets
+import select
 import socket
 import time
 from collections import deque
@@ -62,6 +65,34 @@ class MediaClock:
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
         self.stalls = 0
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._readers: dict[int, RtpMedia] = {}  # RTP socket fd -> its call's media
+
+    def watch(self, fd: int, media: RtpMedia) -> bool:
+        """Read ``media``'s socket on each tick from the shared epoll set (False: no epoll here)."""
+        if self._epoll is None:
+            return False
+        self._epoll.register(fd, select.EPOLLIN)
+        self._readers[fd] = media
+        return True
+
+    def unwatch(self, fd: int) -> None:
+        if self._readers.pop(fd, None) is not None and self._epoll is not None:
+            self._epoll.unregister(fd)
+
+    def _read(self, now: float) -> None:
+        """One datagram from each ready socket per round, until none is ready (or POLL_MAX rounds)."""
+        if not self._readers or self._epoll is None:
+            return
+        poll, readers = self._epoll.poll, self._readers
+        for _ in range(POLL_MAX):
+            ready = poll(0)
+            if not ready:
+                return
+            for fd, _ev in ready:
+                media = readers.get(fd)
+                if media is not None:
+                    media.read_one(now)
 
     def add(self, media: RtpMedia) -> None:
         self.sessions[media] = None
@@ -83,6 +114,7 @@ class MediaClock:
             self._due += missed * TICK_S
         else:
             missed = 0
+        self._read(now)
         for media in list(self.sessions):
             try:
                 media._tick(now, missed)
@@ -147,7 +179,8 @@ class RtpMedia:
         self.hold_timeout_s = hold_timeout_s
         self.timed_out = False
         self.params: MediaParams | None = None
-        self._sock = rtp_sock  # non-blocking; read by _poll on each tick, written directly
+        self._sock = rtp_sock  # non-blocking; read on each tick (see the module docstring), written directly
+        self._watched = False  # read by the clock's epoll set (else by _poll)
         self._v6 = rtp_sock.family == socket.AF_INET6
         self._rtcp = rtcp_transport
         self._clock = media_clock()
@@ -222,6 +255,7 @@ class RtpMedia:
         self._last_rtp = self._last_rtcp = now  # the timeout counts from the (re)negotiation
         if first:
             self._drain()  # what came before the answer is not the call's audio (it was dropped before, too)
+            self._watched = self._clock.watch(self._sock.fileno(), self)
             self._clock.add(self)
 
     def events(self) -> AsyncIterator[Event]:
@@ -279,6 +313,7 @@ class RtpMedia:
             return
         self._closed = True
         self._clock.remove(self)
+        self._unwatch()
         self._send_rtcp(bye=True)
         self._sock.close()
         self._rtcp.close()
@@ -316,6 +351,7 @@ class RtpMedia:
         self._finished = True
         self.timed_out = timed_out
         self._clock.remove(self)
+        self._unwatch()
         self._emit(None)
 
     def _poll(self, now: float) -> None:
@@ -331,6 +367,19 @@ class RtpMedia:
             self._on_rtp(data, addr, now)
             if self._finished:
                 return
+
+    def read_one(self, now: float) -> None:
+        """One datagram (the clock's epoll set says one is waiting)."""
+        try:
+            data, addr = self._sock.recvfrom(RECV_SIZE)
+        except OSError:  # nothing after all, or an ICMP error reported on the socket
+            return
+        self._on_rtp(data, addr, now)
+
+    def _unwatch(self) -> None:
+        if self._watched:
+            self._watched = False
+            self._clock.unwatch(self._sock.fileno())
 
     def _drain(self) -> None:
         recv = self._sock.recvfrom
@@ -401,7 +450,8 @@ class RtpMedia:
         params = self.params
         if params is None:
             return
-        self._poll(now)
+        if not self._watched:
+            self._poll(now)
         self._ticks += 1
         sending = params.sending
         if missed:
