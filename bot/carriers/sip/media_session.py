@@ -117,10 +117,10 @@ class MediaClock:
         self._read(now)
         for media in list(self.sessions):
             try:
-                media._tick(now, missed)
+                media.tick(now, missed)
             except Exception:  # a bug in one call's media must not stop every call's clock
                 log.exception("sip media tick failed; ending that call's media")
-                media._finish(timed_out=False)
+                media.fail()
         self._due += TICK_S
         self._handle = self.loop.call_at(self._due, self._run) if self.sessions else None
 
@@ -446,7 +446,11 @@ class RtpMedia:
             if block.ssrc == self._tx.ssrc:  # how our stream reaches them
                 self._remote = (block.lost, round(block.jitter / 8, 1))
 
-    def _tick(self, now: float, missed: int) -> None:
+    def fail(self) -> None:
+        """End this call's media after a bug in its tick (the clock goes on for the others)."""
+        self._finish(timed_out=False)
+
+    def tick(self, now: float, missed: int) -> None:
         params = self.params
         if params is None:
             return
