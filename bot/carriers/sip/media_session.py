@@ -72,7 +72,10 @@ class MediaClock:
         """Read ``media``'s socket on each tick from the shared epoll set (False: no epoll here)."""
         if self._epoll is None:
             return False
-        self._epoll.register(fd, select.EPOLLIN)
+        try:
+            self._epoll.register(fd, select.EPOLLIN)
+        except FileExistsError:  # a number a closed call left behind (never the case when close() ran)
+            self._epoll.modify(fd, select.EPOLLIN)
         self._readers[fd] = media
         return True
 
