@@ -2,6 +2,7 @@
 
     uv run --extra local python -m bench.rtp_cpu                     # N = 1, 25, 50; 10 s each
     uv run --extra local python -m bench.rtp_cpu --n 1,100 --seconds 20 --loop uvloop
+    uv run --extra local python -m bench.rtp_cpu --n 25 --spread     # far ends at N phases of the 20 ms
 
 The far ends run in a child process (``--peer``), so ``time.process_time()`` here counts
 only the bot's side: N ``RtpMedia`` on 127.0.0.1, each receiving 50 RTP packets a second
@@ -61,8 +62,11 @@ async def peer_main() -> None:
     seconds, ssrc = job["seconds"], 0x5EED
     t0 = loop.time()
     n = 0
+    spread = 0.02 / len(ends) if job.get("spread") else 0.0  # each call's packets at its own phase of the 20 ms, as phones do
     while loop.time() - t0 < seconds:
-        for (t, _), port in zip(ends, job["ports"], strict=True):
+        for i, ((t, _), port) in enumerate(zip(ends, job["ports"], strict=True)):
+            if spread:
+                await asyncio.sleep(max(0.0, t0 + n * 0.02 + i * spread - loop.time()))
             t.sendto(struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, n & 0xFFFF, (n * 160) & 0xFFFFFFFF, ssrc) + SPEECH, ("127.0.0.1", port))
         n += 1
         await asyncio.sleep(max(0.0, t0 + n * 0.02 - loop.time()))
@@ -86,13 +90,13 @@ async def _reader(media: RtpMedia, counts: dict[str, int]) -> None:
             media.mark("m")
 
 
-async def run(n: int, seconds: float) -> dict[str, float]:
+async def run(n: int, seconds: float, spread: bool = False) -> dict[str, float]:
     medias = [await RtpMedia.open(host="127.0.0.1", port_min=30000, port_max=39999) for _ in range(n)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.rtp_cpu", "--peer", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write((json.dumps({"ports": [m.local_port for m in medias], "seconds": seconds}) + "\n").encode())
+    proc.stdin.write((json.dumps({"ports": [m.local_port for m in medias], "seconds": seconds, "spread": spread}) + "\n").encode())
     await proc.stdin.drain()
     peer_ports = json.loads(await proc.stdout.readline())
     for m, port in zip(medias, peer_ports, strict=True):
@@ -126,13 +130,13 @@ async def run(n: int, seconds: float) -> dict[str, float]:
     }
 
 
-async def main_async(ns: list[int], seconds: float) -> None:
+async def main_async(ns: list[int], seconds: float, spread: bool = False) -> None:
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
-    print(calibration() + f"  loop {loop}", flush=True)
+    print(calibration() + f"  loop {loop}; peer sends {'spread over each 20 ms' if spread else 'in one burst each 20 ms'}", flush=True)
     print(f"{'N':>4} {'cpu %':>7} {'ms CPU/call-s':>14} {'us/packet':>10} {'out pps':>8} {'in pps':>7} {'AudioIn/s':>9} "
           f"{'seq gaps':>8} {'stalls':>6} {'concealed':>9} {'strangers':>9}")
     for n in ns:
-        r = await run(n, seconds)
+        r = await run(n, seconds, spread)
         print(f"{r['n']:>4} {r['cpu_pct']:>7.2f} {r['ms_per_call_s']:>14.3f} {r['us_per_packet']:>10.1f} {r['out_pps']:>8.1f} {r['in_pps']:>7.1f} "
               f"{r['audio_fps']:>9.1f} {r['gaps']:>8} {r['stalls']:>6} {r['concealed']:>9} {r['strangers']:>9}", flush=True)
 
@@ -142,6 +146,7 @@ def main() -> None:
     ap.add_argument("--n", default="1,25,50")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    ap.add_argument("--spread", action="store_true", help="the far ends send at N phases of the 20 ms (as real phones and SIPp do), not in one burst")
     ap.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer:
@@ -153,9 +158,9 @@ def main() -> None:
     if args.loop == "uvloop" or (args.loop == "auto" and has_uvloop()):
         import uvloop  # type: ignore[import-not-found]
 
-        uvloop.run(main_async(ns, args.seconds))
+        uvloop.run(main_async(ns, args.seconds, args.spread))
     else:
-        asyncio.run(main_async(ns, args.seconds))
+        asyncio.run(main_async(ns, args.seconds, args.spread))
 
 
 if __name__ == "__main__":

@@ -334,10 +334,10 @@ class FakeMedia:
     def __init__(self) -> None:
         self.ticks: list[tuple[float, int]] = []
 
-    def _tick(self, now: float, missed: int) -> None:
+    def tick(self, now: float, missed: int) -> None:
         self.ticks.append((now, missed))
 
-    def _finish(self, *, timed_out: bool) -> None:
+    def fail(self) -> None:
         pass
 
 

@@ -229,3 +229,29 @@ def test_once_learning_is_over_only_the_latched_source_gets_through(
     hosts = {a[0] for a, _ in accepted}
     if negotiated[0] == "81.2.69.160":  # a public SDP address: only that IP (NAT may move the port)
         assert hosts <= {"81.2.69.160"}
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30), st.data())
+def test_the_latched_sources_fast_path_reads_every_packet_as_parse_does(tails: list[bytes], data: st.DataObject) -> None:
+    """After latching, a plain packet from the latched address skips the checks: what it returns
+    must be what ``parse`` returns (or None where parse raises), SSRC changes still counted."""
+    rx = RtpReceiver()
+    rx.expect(PEER, now=0.0)
+    assert rx.accept(pkt(1), PEER, 0.1) is not None
+    changes = 0
+    ssrc = rx.ssrc
+    for i, tail in enumerate(tails):
+        b0 = data.draw(st.sampled_from([0x80, 0x80, 0x81, 0x90, 0xA0, 0x40]))
+        b1 = data.draw(st.sampled_from([0, 0x80, 8, 101, 0xC8, 0x48]))
+        new_ssrc = data.draw(st.sampled_from([0x1234, 0x1234, 7]))
+        raw = struct.pack("!BBHII", b0, b1, (2 + i) & 0xFFFF, 160 * (2 + i), new_ssrc) + tail
+        try:
+            want = parse(raw)
+        except RtpError:
+            want = None
+        got = rx.accept(raw, PEER, 0.2 + i * 0.02)
+        assert got == want
+        if want is not None and want.ssrc != ssrc:
+            changes += 1
+            ssrc = want.ssrc
+    assert rx.ssrc_changes == changes

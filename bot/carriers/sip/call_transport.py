@@ -92,7 +92,7 @@ class SipControl:
     def __init__(self, find: Callable[[str], SipCall | None], prompts: PromptBank | None = None) -> None:
         self.find, self.prompts = find, prompts
 
-    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:  # noqa: ARG002 - CallControl (a REFER has no ring timeout of ours)
         log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number), by="refer"))
         call = self.find(call_sid)
         if call is None:

@@ -223,7 +223,7 @@ class SipCall:
             elif req.body and self.media is not None:  # a re-INVITE without SDP: the answer to our offer
                 self._configure(req.body)
 
-    def on_request(self, req: Request, peer: Peer) -> None:
+    def on_request(self, req: Request, peer: Peer) -> None:  # noqa: ARG002 - the endpoint's request handler (replies go by the transaction)
         m = req.method
         if m == "BYE":
             self.remote_bye = True

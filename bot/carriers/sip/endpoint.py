@@ -178,6 +178,9 @@ class Endpoint:
             if not self.client.receive(msg):
                 self.counts["stray_response"] += 1
             return
+        self._request(msg, peer)
+
+    def _request(self, msg: Request, peer: Peer) -> None:
         if not self.allow(peer.host):
             self.counts["forbidden"] += 1
             if msg.method != "ACK":
@@ -219,5 +222,5 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         self.ep.datagram(data, Peer("udp", addr[0], addr[1]))
 
-    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
+    def error_received(self, exc: Exception) -> None:  # noqa: ARG002 - asyncio.DatagramProtocol: ICMP port unreachable and the like
         self.ep.counts["udp_error"] += 1

@@ -9,6 +9,13 @@ silent stream as dead media and hang up), and it keeps the far end's jitter buff
 bindings warm. After a stall of the loop the clock skips the missed slots rather than bursting
 them out: the RTP timestamp jumps with the clock (marker bit set), the sequence does not.
 
+The RTP sockets are not watched by the event loop: each tick the clock asks one epoll set of
+every call's RTP socket (no wait) which have datagrams, and reads those (at most ``POLL_MAX``
+rounds), so N calls cost one loop wake-up every 20 ms instead of one per inbound packet, and a
+call with nothing pending costs no system call (where there is no epoll each call tries its own
+socket). The jitter buffer sees the same arrival clock as before
+(its clock is the tick count); the RTCP socket is watched as usual (a packet every 5 s).
+
 Each tick also takes one frame out of the jitter buffer for the engine (``AudioIn``), so
 inbound frames arrive at 50 a second whatever the network does. While the far end holds the
 call (we are ``recvonly`` or ``inactive``) no audio is sent and none is given to the engine
@@ -22,6 +29,7 @@ import asyncio
 import logging
 import random
 import secrets
+import select
 import socket
 import time
 from collections import deque
@@ -43,6 +51,8 @@ STALL_TICKS = 3  # behind by more than this many slots: skip them instead of cat
 RTCP_TICKS = 250  # a report every 5 s
 MAX_EVENTS = 1500  # 30 s of audio waiting for a reader: newer audio is dropped (marks and DTMF are kept)
 ULAW_SILENCE = b"\xff" * FRAME
+POLL_MAX = 64  # datagrams read from one call's RTP socket per tick; more is a flood (the kernel drops the rest)
+RECV_SIZE = 2048
 Event = AudioIn | DtmfIn | MarkIn
 
 
@@ -55,6 +65,37 @@ class MediaClock:
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
         self.stalls = 0
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._readers: dict[int, RtpMedia] = {}  # RTP socket fd -> its call's media
+
+    def watch(self, fd: int, media: RtpMedia) -> bool:
+        """Read ``media``'s socket on each tick from the shared epoll set (False: no epoll here)."""
+        if self._epoll is None:
+            return False
+        try:
+            self._epoll.register(fd, select.EPOLLIN)
+        except FileExistsError:  # a number a closed call left behind (never the case when close() ran)
+            self._epoll.modify(fd, select.EPOLLIN)
+        self._readers[fd] = media
+        return True
+
+    def unwatch(self, fd: int) -> None:
+        if self._readers.pop(fd, None) is not None and self._epoll is not None:
+            self._epoll.unregister(fd)
+
+    def _read(self, now: float) -> None:
+        """One datagram from each ready socket per round, until none is ready (or POLL_MAX rounds)."""
+        if not self._readers or self._epoll is None:
+            return
+        poll, readers = self._epoll.poll, self._readers
+        for _ in range(POLL_MAX):
+            ready = poll(0)
+            if not ready:
+                return
+            for fd, _ev in ready:
+                media = readers.get(fd)
+                if media is not None:
+                    media.read_one(now)
 
     def add(self, media: RtpMedia) -> None:
         self.sessions[media] = None
@@ -76,12 +117,13 @@ class MediaClock:
             self._due += missed * TICK_S
         else:
             missed = 0
+        self._read(now)
         for media in list(self.sessions):
             try:
-                media._tick(now, missed)
+                media.tick(now, missed)
             except Exception:  # a bug in one call's media must not stop every call's clock
                 log.exception("sip media tick failed; ending that call's media")
-                media._finish(timed_out=False)
+                media.fail()
         self._due += TICK_S
         self._handle = self.loop.call_at(self._due, self._run) if self.sessions else None
 
@@ -112,12 +154,23 @@ class _Socket(asyncio.DatagramProtocol):
         pass  # ICMP port unreachable while the far end sets up or after it left: the timeout decides
 
 
+def _bind(family: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class RtpMedia:
     """The media plane of one SIP call (see the module docstring)."""
 
     def __init__(
         self,
-        rtp_transport: asyncio.DatagramTransport,
+        rtp_sock: socket.socket,
         rtcp_transport: asyncio.DatagramTransport,
         local_port: int,
         *,
@@ -129,9 +182,9 @@ class RtpMedia:
         self.hold_timeout_s = hold_timeout_s
         self.timed_out = False
         self.params: MediaParams | None = None
-        self._rtp = rtp_transport
-        sock = rtp_transport.get_extra_info("socket")
-        self._v6 = sock is not None and sock.family == socket.AF_INET6
+        self._sock = rtp_sock  # non-blocking; read on each tick (see the module docstring), written directly
+        self._watched = False  # read by the clock's epoll set (else by _poll)
+        self._v6 = rtp_sock.family == socket.AF_INET6
         self._rtcp = rtcp_transport
         self._clock = media_clock()
         self._rx = RtpReceiver()
@@ -155,7 +208,7 @@ class RtpMedia:
         self._remote: tuple[int, float] | None = None  # (lost, jitter ms) of our stream as the far end reports it
         self._count = dict.fromkeys(
             ("packets_in", "bytes_in", "packets_out", "bytes_out", "cn_in", "other_pt_in", "dtmf_in", "rtcp_in", "rtcp_out",
-             "rtcp_bad", "rtcp_bye", "events_dropped", "marks"), 0)
+             "rtcp_bad", "rtcp_bye", "events_dropped", "marks", "send_errors"), 0)
 
     @classmethod
     async def open(
@@ -169,22 +222,22 @@ class RtpMedia:
         if not evens:
             raise OSError(f"no even RTP port in {port_min}-{port_max}")
         start = random.randrange(len(evens))
+        family = (await loop.getaddrinfo(host, lo, type=socket.SOCK_DGRAM))[0][0]
         last: OSError | None = None
         for i in range(min(len(evens), 256)):
             port = evens[(start + i) % len(evens)]
             try:
-                rtp_t, rtp_p = await loop.create_datagram_endpoint(_Socket, local_addr=(host, port))
+                rtp_sock = _bind(family, host, port)
             except OSError as e:
                 last = e
                 continue
             try:
                 rtcp_t, rtcp_p = await loop.create_datagram_endpoint(_Socket, local_addr=(host, port + 1))
             except OSError as e:
-                rtp_t.close()
+                rtp_sock.close()
                 last = e
                 continue
-            media = cls(rtp_t, rtcp_t, port, timeout_s=timeout_s, hold_timeout_s=hold_timeout_s)
-            rtp_p.on_datagram = media._on_rtp
+            media = cls(rtp_sock, rtcp_t, port, timeout_s=timeout_s, hold_timeout_s=hold_timeout_s)
             rtcp_p.on_datagram = media._on_rtcp
             return media
         raise OSError(f"no free RTP port pair in {port_min}-{port_max}: {last}")
@@ -204,6 +257,8 @@ class RtpMedia:
         self._rx.expect(params.remote_addr, now, peer_host)
         self._last_rtp = self._last_rtcp = now  # the timeout counts from the (re)negotiation
         if first:
+            self._drain()  # what came before the answer is not the call's audio (it was dropped before, too)
+            self._watched = self._clock.watch(self._sock.fileno(), self)
             self._clock.add(self)
 
     def events(self) -> AsyncIterator[Event]:
@@ -261,8 +316,9 @@ class RtpMedia:
             return
         self._closed = True
         self._clock.remove(self)
+        self._unwatch()
         self._send_rtcp(bye=True)
-        self._rtp.close()
+        self._sock.close()
         self._rtcp.close()
         self._finish(timed_out=False)
 
@@ -298,13 +354,48 @@ class RtpMedia:
         self._finished = True
         self.timed_out = timed_out
         self._clock.remove(self)
+        self._unwatch()
         self._emit(None)
 
-    def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _poll(self, now: float) -> None:
+        """Read what arrived on the RTP socket since the last tick (see the module docstring)."""
+        recv = self._sock.recvfrom
+        for _ in range(POLL_MAX):
+            try:
+                data, addr = recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error reported on the socket: the media timeout decides
+                return
+            self._on_rtp(data, addr, now)
+            if self._finished:
+                return
+
+    def read_one(self, now: float) -> None:
+        """One datagram (the clock's epoll set says one is waiting)."""
+        try:
+            data, addr = self._sock.recvfrom(RECV_SIZE)
+        except OSError:  # nothing after all, or an ICMP error reported on the socket
+            return
+        self._on_rtp(data, addr, now)
+
+    def _unwatch(self) -> None:
+        if self._watched:
+            self._watched = False
+            self._clock.unwatch(self._sock.fileno())
+
+    def _drain(self) -> None:
+        recv = self._sock.recvfrom
+        for _ in range(POLL_MAX * 4):
+            try:
+                recv(RECV_SIZE)
+            except OSError:
+                return
+
+    def _on_rtp(self, data: bytes, addr: tuple[str, int], now: float) -> None:
         params = self.params
         if params is None or self._finished:
             return
-        now = self._clock.loop.time()
         pkt = self._rx.accept(data, addr, now)
         if pkt is None:
             return
@@ -358,10 +449,16 @@ class RtpMedia:
             if block.ssrc == self._tx.ssrc:  # how our stream reaches them
                 self._remote = (block.lost, round(block.jitter / 8, 1))
 
-    def _tick(self, now: float, missed: int) -> None:
+    def fail(self) -> None:
+        """End this call's media after a bug in its tick (the clock goes on for the others)."""
+        self._finish(timed_out=False)
+
+    def tick(self, now: float, missed: int) -> None:
         params = self.params
         if params is None:
             return
+        if not self._watched:
+            self._poll(now)
         self._ticks += 1
         sending = params.sending
         if missed:
@@ -395,7 +492,7 @@ class RtpMedia:
         payload, marker, ts = self._dtmf_out.popleft()
         if sending and params.dtmf_payload_type is not None:
             data = self._tx.event(params.dtmf_payload_type, payload, ts, marker)
-            self._rtp.sendto(data, self._to(self._rx.latched or params.remote_addr))
+            self._send(data, params)
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
@@ -414,12 +511,23 @@ class RtpMedia:
         if sending:
             payload = frame if params.codec == "PCMU" else alaw.from_ulaw(frame)
             data = self._tx.packet(params.payload_type, payload)
-            self._rtp.sendto(data, self._to(self._rx.latched or params.remote_addr))  # symmetric RTP: back where theirs comes from
+            self._send(data, params)
             self._count["packets_out"] += 1
             self._count["bytes_out"] += len(data)
             self._sent_since_report = True
         else:
             self._tx.skip(FRAME)
+
+    def _send(self, data: bytes, params: MediaParams) -> None:
+        """Symmetric RTP: back to where theirs comes from (else the negotiated address). A full
+        socket buffer or an ICMP error loses the packet (counted), as a network would."""
+        addr = self._rx.latched or params.remote_addr
+        if self._v6 and "." in addr[0]:
+            addr = (f"::ffff:{addr[0]}", addr[1])
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:
+            self._count["send_errors"] += 1
 
     def _to(self, addr: tuple[str, int]) -> tuple[str, int]:
         """An IPv4 destination on a dual-stack (IPv6) socket is written ``::ffff:a.b.c.d``."""

@@ -51,6 +51,23 @@ class Peer:
 
 def parse(data: bytes) -> Request | Response:
     """One whole message (a datagram, or one framed off a stream) or ``SipError``."""
+    head, body = _split(data)
+    try:
+        msg = Message.parse(head + b"\r\n\r\n")
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the peer's bad input
+        raise SipError(f"unparsable: {type(exc).__name__}") from None
+    cseq, length = _read_headers(msg)
+    if length is not None:
+        if length < 0 or length > len(body):
+            raise SipError("Content-Length beyond the message", answerable=True)
+        body = body[:length]
+    msg.body = body
+    _check_start_line(msg, cseq)
+    return msg
+
+
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    """Headers and body, after the size and shape checks."""
     if len(data) > MAX_MESSAGE:
         raise SipError("too large")
     head, sep, body = data.partition(b"\r\n\r\n")
@@ -60,10 +77,11 @@ def parse(data: bytes) -> Request | Response:
         raise SipError("too many headers")
     if b"\x00" in head:
         raise SipError("NUL in headers")
-    try:
-        msg = Message.parse(head + b"\r\n\r\n")
-    except Exception as exc:  # noqa: BLE001 - any parser failure is the peer's bad input
-        raise SipError(f"unparsable: {type(exc).__name__}") from None
+    return head, body
+
+
+def _read_headers(msg: Message) -> tuple[CSeq, int | None]:
+    """The mandatory headers parsed now (so later reads cannot raise): CSeq and Content-Length."""
     for name in MANDATORY:
         if msg.headers.get(name) is None:
             raise SipError(f"no {name}")
@@ -73,15 +91,14 @@ def parse(data: bytes) -> Request | Response:
         msg.from_address  # noqa: B018 - parsed now, so later reads cannot raise
         msg.to_address  # noqa: B018
         length = msg.content_length
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the peer's bad input
         raise SipError(f"bad header: {type(exc).__name__}", answerable=_has_sound_via(msg)) from None
     if not vias:
         raise SipError("no Via")
-    if length is not None:
-        if length < 0 or length > len(body):
-            raise SipError("Content-Length beyond the message", answerable=True)
-        body = body[:length]
-    msg.body = body
+    return cseq, length
+
+
+def _check_start_line(msg: Request | Response, cseq: CSeq) -> None:
     if isinstance(msg, Request):
         if not re.fullmatch(r"[A-Z]{2,16}", msg.method):
             raise SipError("bad method", answerable=True)
@@ -91,7 +108,6 @@ def parse(data: bytes) -> Request | Response:
             raise SipError("CSeq out of range", answerable=True)
     elif not 100 <= msg.code <= 699:
         raise SipError("bad status code")
-    return msg
 
 
 def _has_sound_via(msg: Message) -> bool:

@@ -182,6 +182,7 @@ class RtpReceiver:
         self.ssrc: int | None = None
         self.source: SourceStats | None = None
         self._learn_until = 0.0
+        self._raw_latched: object = None  # the latched address as the socket reports it (the fast path's key)
         self._candidate: tuple[tuple[str, int], int, int] | None = None  # address, ssrc, packets seen
         self.strangers = 0
         self.malformed = 0
@@ -193,12 +194,21 @@ class RtpReceiver:
         if addr != self.expected:
             self.expected = addr
             self.latched = None
+            self._raw_latched = None
             self._candidate = None
         self.peer_host = peer_host
         self._learn_until = now + self.learn_s
 
     def accept(self, data: bytes, addr: tuple[str, int], now: float) -> RtpPacket | None:
         """The packet when it is the call's media, else None (counted)."""
+        if addr == self._raw_latched and len(data) >= 12 and data[0] == 0x80 and not 72 <= data[1] & 0x7F <= 76:
+            # the usual packet (no CSRC, extension or padding) from the latched source: no copy of the checks below
+            b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+            pkt = RtpPacket(b1 & 0x7F, b1 > 0x7F, seq, ts, ssrc, data[12:])
+            if ssrc == self.ssrc and self.source is not None:
+                self.source.update(seq, ts, now)
+                return pkt
+        raw = addr
         addr = plain(addr)
         try:
             pkt = parse(data)
@@ -211,6 +221,7 @@ class RtpReceiver:
         if addr != self.latched and not self._learn(pkt, addr, now):
             self.strangers += 1
             return None
+        self._raw_latched = raw
         if pkt.ssrc != self.ssrc:
             if self.ssrc is not None:
                 self.ssrc_changes += 1  # a PBX re-bridging the call starts a new stream from the same address
@@ -245,4 +256,5 @@ class RtpReceiver:
 
     def _latch(self, addr: tuple[str, int]) -> None:
         self.latched = addr
+        self._raw_latched = None
         self._candidate = None

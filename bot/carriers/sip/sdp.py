@@ -178,15 +178,27 @@ def parse_sdp(text: str) -> SessionDescription:
     lines = [ln for ln in lines if ln]
     if not lines or lines[0] != "v=0":
         raise SdpError("SDP must start with v=0")
-    origin: tuple[str, str, str, str] | None = None
-    name = "-"
-    connection: str | None = None
-    direction: str | None = None
-    media: list[_Media] = []
+    reader = _Reader()
     for line in lines[1:]:
+        reader.line(line)
+    return reader.done()
+
+
+class _Reader:
+    """The session and media sections of one SDP body, a line at a time."""
+
+    def __init__(self) -> None:
+        self.origin: tuple[str, str, str, str] | None = None
+        self.name = "-"
+        self.connection: str | None = None
+        self.direction: str | None = None
+        self.media: list[_Media] = []
+
+    def line(self, line: str) -> None:
         if len(line) < 2 or line[1] != "=" or not line[0].isalpha():
             raise SdpError(f"bad SDP line: {line[:80]!r}")
         kind, value = line[0], line[2:]
+        media = self.media
         if kind == "m":
             if len(media) >= MAX_MEDIA:
                 raise SdpError("too many m= lines")
@@ -196,27 +208,32 @@ def parse_sdp(text: str) -> SessionDescription:
             if media:
                 media[-1].connection = addr
             else:
-                connection = addr
+                self.connection = addr
         elif kind == "o" and not media:
             parts = value.split()
             if len(parts) != 6:
                 raise SdpError(f"bad o= line: {value[:80]!r}")
-            origin = (parts[0], parts[1], parts[2], parts[5])
+            self.origin = (parts[0], parts[1], parts[2], parts[5])
         elif kind == "s" and not media:
-            name = value
+            self.name = value
         elif kind == "a":
-            attr, sep, attr_value = value.partition(":")
-            if media:
-                media[-1].attribute(attr.strip().lower(), attr_value if sep else None)
-            elif attr in DIRECTIONS:
-                direction = attr
-    if origin is None:
-        raise SdpError("SDP has no o= line")
-    done = tuple(m.freeze() for m in media)
-    for m in done:
-        if m.port and m.connection is None and connection is None:
-            raise SdpError(f"no c= line for the {m.media} stream")
-    return SessionDescription(origin, name, connection, direction, done)
+            self.attribute(value)
+
+    def attribute(self, value: str) -> None:
+        attr, sep, attr_value = value.partition(":")
+        if self.media:
+            self.media[-1].attribute(attr.strip().lower(), attr_value if sep else None)
+        elif attr in DIRECTIONS:
+            self.direction = attr
+
+    def done(self) -> SessionDescription:
+        if self.origin is None:
+            raise SdpError("SDP has no o= line")
+        done = tuple(m.freeze() for m in self.media)
+        for m in done:
+            if m.port and m.connection is None and self.connection is None:
+                raise SdpError(f"no c= line for the {m.media} stream")
+        return SessionDescription(self.origin, self.name, self.connection, self.direction, done)
 
 
 def _usable(m: MediaDescription) -> tuple[RtpMap, RtpMap | None] | None:

@@ -43,7 +43,7 @@ class SipServer:
         admit: Admit = lambda: None,
         draining: Callable[[], bool] = lambda: False,
         open_media: Callable[[], Awaitable[RtpMedia]] | None = None,
-        on_refuse: Callable[[str], None] = lambda reason: None,
+        on_refuse: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self.settings = settings
         rate = settings.sip_rate_per_s
