@@ -113,7 +113,7 @@ class CallSession:
         self._settling: asyncio.Task[Any] | None = None  # the last barge-in's clear and cancellation
         self.barge_ins = 0
         self.transfer: Transfer | None = None  # where the call went (the number masked), for the record
-        # who ended the call: bot (goodbye), transfer, drain, max_length, silence, failures;
+        # who ended the call: bot (goodbye), transfer (transfer_failed: refused), drain, max_length, silence, failures;
         # "" until the bot ends it (then the caller hung up, or an error ended it)
         self.ended_by = ""
         self._t_start = loop_time()
@@ -141,7 +141,7 @@ class CallSession:
 
     @property
     def outcome(self) -> str:
-        """What the actions made of the call: answered, message, transferred, emergency."""
+        """What the actions made of the call: answered, message, transferred, transfer_failed, emergency."""
         return self.actions.outcome
 
     @property
@@ -163,7 +163,7 @@ class CallSession:
     def call_outcome(self, error: bool = False) -> str:
         """How the call went, for the call-end line, metrics and the call record
         (store/api CALL_OUTCOMES): what the actions made it (message, transferred,
-        emergency), else failed, abandoned (the caller never spoke) or answered."""
+        transfer_failed, emergency), else failed, abandoned (the caller never spoke) or answered."""
         if error:
             return "failed"
         if self.outcome != "answered":
@@ -351,7 +351,10 @@ class CallSession:
         number = number or self.transfer_number
         if transfer and number:
             self.transfer = self.actions.transferring(number, by)
-            await self.control.transfer(self.call_sid, number, no_answer_s=self.profile.transfer.no_answer_s)
+            if not await self.control.transfer(self.call_sid, number, no_answer_s=self.profile.transfer.no_answer_s):
+                self.actions.transfer_failed()  # refused by the far end: the record must not say transferred
+                if self.ended_by == "transfer":
+                    self.ended_by = "transfer_failed"
         else:
             await self.control.hangup(self.call_sid)
         self.c.ended()

@@ -96,7 +96,7 @@ class CallActions:
         self.call_sid, self.profile, self.saver = call_sid, profile, saver
         self._save_wait_s, self.transfer_number, self._clock = save_wait_s, transfer_number, clock
         self.conversation = Conversation(call_id=call_sid, caller=caller, act=self.act)
-        self.outcome = "answered"  # -> "message", "transferred", "emergency" (for the call record)
+        self.outcome = "answered"  # -> "message", "transferred", "transfer_failed", "emergency" (for the call record)
         self.messages_saved = 0
         self.transfer_purpose = ""  # the dialogue's transfer purpose, until the transfer is made
         self._draft: NewMessage | None = None  # the last draft handed to the saver
@@ -180,6 +180,12 @@ class CallActions:
         if self.outcome != "emergency":
             self.outcome = "transferred"
         return Transfer(self.transfer_purpose or ("failures" if by == "failures" else "front_desk"), mask_number(number))
+
+    def transfer_failed(self) -> None:
+        """The carrier could not make the transfer (a refused REFER): the outcome says so; an
+        emergency stays an emergency (the record's ended_by says the transfer failed)."""
+        if self.outcome != "emergency":
+            self.outcome = "transfer_failed"
 
     async def save_pending(self) -> None:
         """The caller left mid-form: keep what was heard as an incomplete message (the

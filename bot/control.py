@@ -18,7 +18,10 @@ log = logging.getLogger("bot.control")
 
 
 class CallControl(Protocol):
-    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None: ...
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> bool:
+        """Transfer the call to ``number``; False when the far end refused it or it failed (the
+        caller was told, the call ends as a hang-up), True when it was made or handed over."""
+
 
     async def hangup(self, call_sid: str) -> None: ...
 
@@ -27,8 +30,9 @@ class LocalControl:
     """No carrier to ask: hang-up is the transport's close (the session does it); a
     transfer is logged and the call ends as a hang-up."""
 
-    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:  # noqa: ARG002 - CallControl.transfer
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> bool:  # noqa: ARG002 - CallControl.transfer
         log.info("transfer not possible on this call, ending it", extra=kv(call_sid=call_sid, to=mask_number(number)))
+        return True  # recorded as before (transferred); the browser softphone has no far end to refuse it
 
     async def hangup(self, call_sid: str) -> None:  # noqa: ARG002 - CallControl.hangup
         return None

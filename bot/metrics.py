@@ -57,7 +57,7 @@ class Metrics:
         )
         self.calls_ended = Counter(
             "phonebot_calls_ended", "Calls ended, by who ended them (caller, bot, transfer, drain, max_length, silence, failures, error) "
-            "and outcome (answered, message, transferred, failed)", ["ended_by", "outcome"], registry=r,
+            "and outcome (answered, message, transferred, transfer_failed, failed)", ["ended_by", "outcome"], registry=r,
         )
         self.call_seconds = Histogram("phonebot_call_duration_seconds", "Call duration, stream start to end", buckets=CALL_BUCKETS, registry=r)
         self.stage_seconds = Histogram(

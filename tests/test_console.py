@@ -154,6 +154,30 @@ async def test_call_search_takes_any_text_and_refuses_an_unknown_outcome(aiohttp
     assert "(555) 867-5309" in await (await client.get("/console?outcome=live")).text()
 
 
+async def test_a_failed_transfer_reads_as_failed_in_the_list_the_filter_and_the_call_page(aiohttp_client, settings):
+    """A transfer the carrier refused (a SIP REFER declined): the owner sees "transfer failed",
+    never "transferred"; the outcome filter finds it; an emergency whose transfer failed stays
+    an emergency and its page says the transfer failed."""
+    from bot.store.api import Transfer
+
+    client, _ = await logged_in(aiohttp_client, settings)
+    store = client.app[STORE]
+    now = time.time()
+    for sid, outcome, by in (("CAfail", "transfer_failed", "transfer_failed"), ("CAemerg", "emergency", "transfer_failed"),
+                             ("CAok", "transferred", "transfer")):
+        await store.call_started(call_sid=sid, stream_sid="MZ" + sid, caller="+15558675309", started_at=now - 60)
+        await store.call_ended(call_sid=sid, ended_at=now, outcome=outcome, ended_by=by, turns=[], transcript=(),
+                               transfer=Transfer("front_desk", "+1********00"))
+    listing = await (await client.get("/console?outcome=transfer_failed")).text()
+    assert "CAfail" in listing and "CAok" not in listing and "CAemerg" not in listing
+    assert 'class="tag transfer_failed">transfer failed<' in listing
+    assert '<option value="transfer_failed"' in listing
+    for sid, label in (("CAfail", "Transfer failed"), ("CAemerg", "Transfer failed"), ("CAok", "Transferred")):
+        page = await (await client.get("/console/calls/" + sid)).text()
+        assert f"<dt>{label}</dt>" in page, sid
+    assert "<dt>Transfer failed</dt>" not in await (await client.get("/console/calls/CAok")).text()
+
+
 async def test_providers_page_shows_stages(aiohttp_client, settings):
     client, _ = await logged_in(aiohttp_client, settings)
     html = await (await client.get("/console/providers")).text()

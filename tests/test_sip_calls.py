@@ -11,7 +11,7 @@ from bot.providers.registry import Providers
 from bot.settings import Settings
 from handlers.app import create_app
 from handlers.state import CALLS, METRICS
-from handlers.storage import STORE
+from handlers.storage import PENDING, STORE
 from media import mulaw
 from tests.conftest import eventually, trimmed_speech
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
@@ -94,24 +94,41 @@ async def _transfer_call(aiohttp_server, tmp_path, scenario_name: str):
     scenario.write_text((Path(__file__).parent / "sip" / scenario_name).read_text().replace("PCAP", str(pcap)))
     r = await sipp(f"{host}:{port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", cwd=tmp_path, timeout=40)
     await eventually(lambda: len(app[CALLS]) == 0, within_s=10)
-    return r
+    return r, app
+
+
+async def _ended(app, caplog):
+    """The call-end log line's fields and the call's record in the store."""
+    ended = next(rec for rec in caplog.records if rec.getMessage() == "call ended")
+    fields = ended.__dict__["fields"]
+    await eventually(lambda: not app[PENDING], within_s=5)
+    return fields, await app[STORE].call(fields["call_sid"])
 
 
 async def test_a_transfer_is_a_refer_and_the_bot_hangs_up_once_the_target_answers(aiohttp_server, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    r = await _transfer_call(aiohttp_server, tmp_path, "transfer_refer.xml")
+    r, app = await _transfer_call(aiohttp_server, tmp_path, "transfer_refer.xml")
     assert r.rc == 0, r.out
     assert "transfer done" in caplog.text and "transfer refused" not in caplog.text
+    fields, rec = await _ended(app, caplog)
+    assert (fields["outcome"], fields["ended_by"]) == ("transferred", "transfer")
+    assert rec is not None and (rec.outcome, rec.ended_by) == ("transferred", "transfer") and rec.transfer is not None
 
 
 async def test_a_refused_refer_is_said_to_the_caller_before_the_bye(aiohttp_server, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    r = await _transfer_call(aiohttp_server, tmp_path, "transfer_refused.xml")
+    r, app = await _transfer_call(aiohttp_server, tmp_path, "transfer_refused.xml")
     assert r.rc == 0, r.out
     assert "transfer refused" in caplog.text
     refused = next(rec for rec in caplog.records if rec.getMessage() == "transfer refused")
     bye = next(rec for rec in caplog.records if rec.getMessage() == "sip bye sent")
     assert bye.created - refused.created >= 0.3  # the fallback prompt played between them
+    # the owner sees a failed transfer, not a transferred call: in the log, the metrics and the record
+    fields, rec = await _ended(app, caplog)
+    assert (fields["outcome"], fields["ended_by"]) == ("transfer_failed", "transfer_failed")
+    assert rec is not None and (rec.outcome, rec.ended_by) == ("transfer_failed", "transfer_failed")
+    assert rec.transfer is not None and rec.transfer.purpose == "front_desk"  # where it was tried
+    assert app[METRICS].calls_ended.labels("transfer_failed", "transfer_failed")._value.get() == 1
 
 
 async def test_the_sip_caller_of_bot_call_dials_speaks_keys_and_hangs_up(aiohttp_server, tmp_path, caplog):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MESSAGE_STATUSES = ("new", "incomplete", "handled")
-CALL_OUTCOMES = ("answered", "message", "transferred", "emergency", "abandoned", "failed", "lost")
+CALL_OUTCOMES = ("answered", "message", "transferred", "transfer_failed", "emergency", "abandoned", "failed", "lost")
+# "transfer_failed": the carrier refused the transfer (a SIP REFER declined); the caller heard the trouble prompt
 # "lost": the process that had the call died (kill -9, a crash); another instance, or this
 # one restarted, closed the record once its lease ran out and told the owner
 

@@ -47,7 +47,7 @@ def outcome_of(session: FinishedCall | None, *, failed: bool) -> str:
 def ended_by(session: FinishedCall | None, *, failed: bool) -> str:
     """Who ended the call: the one answer for the call-end log line, the metrics and the
     call record. ``error`` (the call failed), the bot's own reason (``bot`` for a
-    goodbye, transfer, drain, max_length, silence, failures), else the caller hung up."""
+    goodbye, transfer, transfer_failed, drain, max_length, silence, failures), else the caller hung up."""
     if failed:
         return "error"
     if session is not None and session.ended_by:

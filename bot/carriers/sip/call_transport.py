@@ -92,20 +92,23 @@ class SipControl:
     def __init__(self, find: Callable[[str], SipCall | None], prompts: PromptBank | None = None) -> None:
         self.find, self.prompts = find, prompts
 
-    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:  # noqa: ARG002 - CallControl (a REFER has no ring timeout of ours)
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> bool:  # noqa: ARG002 - CallControl (a REFER has no ring timeout of ours)
+        """True once the target answered; False when the REFER was refused or failed (or the
+        call is gone): the caller hears the trouble prompt, then the BYE follows."""
         log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number), by="refer"))
         call = self.find(call_sid)
         if call is None:
             log.warning("transfer: no such SIP call", extra=kv(call_sid=call_sid))
-            return
+            return False
         if await call.transfer(number):
-            return
+            return True
         audio = next((a for n in FAILED_TRANSFER_PROMPTS if self.prompts and (a := self.prompts.get(n))), None)
         media = call.media
         if audio and media is not None and not call.remote_bye:
             frames = audio[: len(audio) // 160 * 160]
             media.play(frames)
             await asyncio.sleep(len(frames) / 8000 + 0.3)
+        return False
 
     async def hangup(self, call_sid: str) -> None:
         log.info("hangup", extra=kv(call_sid=call_sid, by="bye"))

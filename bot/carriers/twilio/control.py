@@ -87,8 +87,9 @@ class StreamEndControl:
         except STORE_DOWN as exc:  # the store is down: the action request then gets the apology
             log.error("call action not stored", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__))
 
-    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> bool:
         await self._put(call_sid, dial_twiml(number, no_answer_s), "transfer")
+        return True  # handed to Twilio's <Dial>: how the dial goes is Twilio's to tell
 
     async def hangup(self, call_sid: str) -> None:
         await self._put(call_sid, hangup_twiml(), "hangup")
@@ -134,10 +135,11 @@ class TwilioRestControl(StreamEndControl):
             log.error("call update failed", extra=kv(call_sid=call_sid, action=what, error=type(exc).__name__, status=exc.status if isinstance(exc, TwilioRestException) else None))
             return False
 
-    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> None:
+    async def transfer(self, call_sid: str, number: str, *, no_answer_s: int | None = None) -> bool:
         log.info("transfer", extra=kv(call_sid=call_sid, to=mask_number(number), no_answer_s=no_answer_s))
         if not await self._update(call_sid, "transfer", twiml=dial_twiml(number, no_answer_s)):
-            await super().transfer(call_sid, number, no_answer_s=no_answer_s)
+            return await super().transfer(call_sid, number, no_answer_s=no_answer_s)
+        return True
 
     async def hangup(self, call_sid: str) -> None:
         if not await self._update(call_sid, "hangup", status="completed"):
