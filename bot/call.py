@@ -376,6 +376,12 @@ class CallSession:
             wake = min(self._t_start + s.max_call_s, self._last_media + s.media_timeout_s)
             await asyncio.sleep(max(0.05, min(1.0, wake - now)))
 
+    def media_lost(self) -> None:
+        """The carrier ended the call because its media stopped (before this session's own
+        watchdog saw it): recorded as that watchdog would record it."""
+        if not self.ended_by:
+            self.end_reason, self.ended_by = "no_media", "silence"
+
     def _end_on_limit(self, reason: str) -> None:
         if self.over:
             return

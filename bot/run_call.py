@@ -146,6 +146,8 @@ async def _pump(transport: Transport, session: CallSession) -> None:
         elif isinstance(ev, DtmfIn):
             session.on_dtmf(ev.digit)
         elif isinstance(ev, StopIn):
+            if ev.no_media:
+                session.media_lost()
             return
         if session.ended.is_set():
             return

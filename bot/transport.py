@@ -31,7 +31,11 @@ class MarkIn:
 
 @dataclass(frozen=True)
 class StopIn:
-    """The far end hung up; nothing follows."""
+    """The far end hung up; nothing follows. ``no_media``: the carrier ended the call itself
+    because its media stopped (SIP's RTP timeout): the engine records it as its own
+    media watchdog would (ended_by "silence", limit "no_media"), not as the caller's hang-up."""
+
+    no_media: bool = False
 
 
 Inbound = AudioIn | DtmfIn | MarkIn | StopIn

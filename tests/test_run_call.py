@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -112,6 +113,30 @@ async def test_end_now_says_goodbye_hangs_up_and_closes_the_transport(settings):
     assert "end-goodbye" in t.marks and t.closed.is_set() and not calls
     assert "<Hangup" in (await control.after_stream(t.call_sid) or "")  # hung up, not transferred
     assert session.state.value == "ended"
+
+
+async def test_a_carrier_that_ends_the_call_on_lost_media_is_recorded_like_the_media_watchdog(settings):
+    """A carrier's own media timeout (SIP: no RTP) ends the inbound side with StopIn(no_media):
+    the log, the metrics and the record say silence/no_media, as the session's own watchdog
+    would, never that the caller hung up; a plain StopIn is still the caller's hang-up."""
+    from bot.store.calls import ended_by
+
+    for stop, want in ((StopIn(no_media=True), ("silence", "no_media")), (StopIn(), ("caller", None))):
+        t, calls = MemoryTransport(), {}
+        e = engine(settings.with_(media_timeout_s=600), calls)  # the session's own watchdog stays out of it
+        recorded: list[str] = []
+
+        async def record_end(transport, session, failed, recorded=recorded) -> None:
+            recorded.append(ended_by(session, failed=failed))
+
+        e = replace(e, record_end=record_end)
+        call = asyncio.create_task(run_call(t, e))
+        await t.wait_mark("greeting")
+        t.queue.put_nowait(stop)
+        session = await asyncio.wait_for(call, 10)
+        assert (session.ended_by or "caller", session.end_reason) == want, stop
+        assert recorded == [want[0]]
+        assert e.metrics.calls_ended.labels(want[0], "abandoned")._value.get() == 1
 
 
 async def test_a_broken_observer_does_not_end_the_call(settings):

@@ -77,6 +77,10 @@ async def test_a_caller_that_stops_sending_media_is_hung_up(aiohttp_server, tmp_
     assert r.rc == 0, r.out
     await eventually(lambda: len(app[CALLS]) == 0 and "call ended" in caplog.text, within_s=10)
     assert "sip bye sent" in caplog.text
+    # whichever saw it first (the RTP timeout or the session's watchdog), the call ended on lost media
+    fields, rec = await _ended(app, caplog)
+    assert (fields["ended_by"], fields["limit"]) == ("silence", "no_media"), fields
+    assert rec is not None and rec.ended_by == "silence"
 
 
 

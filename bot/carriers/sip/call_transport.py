@@ -2,7 +2,7 @@
 and a ``CallControl`` (transfer by REFER, hang-up by BYE).
 
 Inbound merges the media's events (20 ms frames, RFC 4733 digits, mark echoes) with
-the dialog's (INFO digits, BYE); it ends with ``StopIn`` on BYE or when media stops.
+the dialog's (INFO digits, BYE); it ends with ``StopIn`` on BYE or (``no_media``) when media stops.
 Outbound frames go to the media's paced sender one 20 ms frame per RTP packet; barge-in
 drops what is queued at once (the bot owns the outbound stream: there is no far-end buffer).
 """
@@ -55,7 +55,7 @@ class SipTransport:
             got = q.popleft()
             if not isinstance(got, StopIn):
                 yield got
-        yield StopIn()
+        yield StopIn(no_media=self.ended_by_media)  # the engine records a media timeout, not a hang-up
 
     async def send_audio(self, frame: bytes) -> None:
         if not self.closed:
