@@ -36,6 +36,11 @@ class Metrics:
         self.fallbacks = Counter("phonebot_fallbacks", "Fallback prompts played", registry=r)
         self.stage_errors = Counter("phonebot_stage_errors", "Stage failures", ["stage", "code"], registry=r)
         self.protocol_errors = Counter("phonebot_protocol_errors", "Bad Media Streams messages", ["reason"], registry=r)
+        self.sip_dropped = Counter(
+            "phonebot_sip_dropped", "SIP messages dropped or refused before any call, by reason (forbidden, rate_limited, malformed, "
+            "tcp_refused, stray_response, txn_table_full, handler_error, udp_error...); refused INVITEs: phonebot_calls_rejected{reason=sip_*}",
+            ["reason"], registry=r,
+        )
         self.stt_latency = Histogram("phonebot_stt_seconds", "STT: end of speech to final transcript", buckets=LATENCY_BUCKETS, registry=r)
         self.llm_ttft = Histogram("phonebot_llm_first_token_seconds", "LLM time to first token", buckets=LATENCY_BUCKETS, registry=r)
         self.tts_ttfb = Histogram("phonebot_tts_first_byte_seconds", "TTS time to first audio byte", buckets=LATENCY_BUCKETS, registry=r)

@@ -209,3 +209,53 @@ def test_bot_call_sip_needs_host_and_port(capsys):
 
     assert main(["--sip", "no-port-here", "examples/callers/yes_joe.wav", "--no-transcribe"]) == 2
     assert "expected HOST:PORT" in capsys.readouterr().out
+
+
+async def test_sip_drops_and_refusals_show_in_metrics(aiohttp_server, tmp_path):
+    """What the SIP listener drops never stays in memory only: an INVITE from outside
+    SIP_ALLOW (a raw datagram from 127.0.0.2), a malformed datagram from the trunk and an
+    INVITE without credentials (digest on) show in /metrics as phonebot_sip_dropped_total
+    and phonebot_calls_rejected_total, and never reach the engine."""
+    import asyncio
+    import socket
+
+    import aiohttp
+
+    from bot.carriers.sip.carrier import SIP_SERVER
+    from tests.test_sip_signalling import _invite
+
+    def metric(text: str, name: str, reason: str) -> float:
+        line = next((ln for ln in text.splitlines() if ln.startswith(f'{name}{{reason="{reason}"}} ')), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    app, p = sip_app(tmp_path, sip_username="pbx", sip_password="digest-pass-9")
+    server = await aiohttp_server(app)
+    host, port = app[SIP_SERVER].endpoint.local_addr("udp")
+    async with aiohttp.ClientSession() as http:
+        before = await (await http.get(server.make_url("/metrics"))).text()
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger.bind(("127.0.0.2", 0))
+        stranger.settimeout(5)
+        trunk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        trunk.bind(("127.0.0.1", 0))
+        trunk.settimeout(5)
+        try:
+            for i in range(3):
+                stranger.sendto(_invite(i, stranger.getsockname()[1]), (host, port))
+                assert (await asyncio.to_thread(stranger.recv, 4096)).startswith(b"SIP/2.0 403")
+            trunk.sendto(b"INVITE  SIP/2.0\r\n\r\n", (host, port))  # malformed: dropped
+            ours = _invite(9, trunk.getsockname()[1]).replace(b"127.0.0.2", b"127.0.0.1")
+            trunk.sendto(ours, (host, port))  # from the trunk, no credentials: challenged
+            while not (got := await asyncio.to_thread(trunk.recv, 4096)).startswith(b"SIP/2.0 4"):
+                pass
+            assert got.startswith(b"SIP/2.0 401"), got[:40]
+        finally:
+            stranger.close()
+            trunk.close()
+        after = await (await http.get(server.make_url("/metrics"))).text()
+    assert metric(before, "phonebot_sip_dropped_total", "forbidden") == 0
+    assert metric(after, "phonebot_sip_dropped_total", "forbidden") == 3
+    assert metric(after, "phonebot_sip_dropped_total", "malformed") == 1
+    assert metric(after, "phonebot_calls_rejected_total", "sip_auth_missing") == 1
+    assert app[SIP_SERVER].endpoint.counts["forbidden"] == 3  # the listener's own count agrees
+    assert not p.stt.calls and not p.llm.seen and len(app[CALLS]) == 0

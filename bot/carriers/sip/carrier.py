@@ -64,7 +64,8 @@ async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
         await serve_call(app, SipTransport(call), SipCarrier().control(app))
 
     server = SipServer(settings, start_call=start, admit=admit, draining=lambda: app[DRAINING].on,
-                       on_refuse=lambda reason: app[METRICS].calls_rejected.labels(reason).inc())
+                       on_refuse=lambda reason: app[METRICS].calls_rejected.labels(reason).inc(),
+                       on_drop=lambda reason: app[METRICS].sip_dropped.labels(reason).inc())
     await server.start()
     app[SIP_SERVER] = server
     log.info("sip listening", extra=kv(listen=",".join(f"{p}:{h}:{n}" for p, h, n in settings.sip_listen),

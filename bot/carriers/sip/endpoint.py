@@ -30,8 +30,12 @@ MAX_TCP_CONNECTIONS = 512
 
 
 class Endpoint:
-    def __init__(self, *, allow: Allow, rate: RateLimit, trusted_rate: RateLimit | None = None, on_request: OnRequest | None = None) -> None:
+    def __init__(
+        self, *, allow: Allow, rate: RateLimit, trusted_rate: RateLimit | None = None, on_request: OnRequest | None = None,
+        on_drop: Callable[[str], None] | None = None,
+    ) -> None:
         self.allow, self.rate = allow, rate
+        self.on_drop = on_drop  # the app's phonebot_sip_dropped_total{reason}
         self.trusted_rate = trusted_rate or rate  # a trunk or PBX carries many calls from one address
         self.on_request = on_request
         self.server = ServerTransactions(self._send)
@@ -43,6 +47,13 @@ class Endpoint:
         self._tcp: dict[Peer, asyncio.StreamWriter] = {}
         self._tcp_addr: tuple[str, int] | None = None
         self._local_ips: dict[str, str] = {}
+
+    def drop(self, reason: str) -> None:
+        """A message dropped or refused before any call (forbidden, rate_limited, malformed...):
+        counted here and in the app's metrics."""
+        self.counts[reason] += 1
+        if self.on_drop is not None:
+            self.on_drop(reason)
 
     # --- listening ----------------------------------------------------------------------------
     async def listen(self, specs: tuple[tuple[str, str, int], ...], *, reuse_port: bool = False) -> None:
@@ -110,7 +121,7 @@ class Endpoint:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(peer.host, peer.port), 5)
         except (OSError, TimeoutError):
-            self.counts["tcp_connect_failed"] += 1
+            self.drop("tcp_connect_failed")
             return
         self._tcp[peer] = writer
         writer.write(data)
@@ -122,7 +133,7 @@ class Endpoint:
 
     def datagram(self, data: bytes, peer: Peer) -> None:
         if not self._take(peer.host):
-            self.counts["rate_limited"] += 1
+            self.drop("rate_limited")
             return
         if data.strip(b"\r\n") == b"":  # keep-alive
             return
@@ -132,7 +143,7 @@ class Endpoint:
         host, port = writer.get_extra_info("peername")[:2]
         peer = Peer("tcp", host, port)
         if len(self._tcp) >= MAX_TCP_CONNECTIONS or not self.allow(host):
-            self.counts["tcp_refused"] += 1
+            self.drop("tcp_refused")
             writer.close()
             return
         self._tcp[peer] = writer
@@ -151,11 +162,11 @@ class Endpoint:
                     if data is None:
                         break
                     if not self._take(peer.host):
-                        self.counts["rate_limited"] += 1
+                        self.drop("rate_limited")
                         continue
                     self._message(data, peer)
         except SipError as exc:
-            self.counts["malformed"] += 1
+            self.drop("malformed")
             log.info("sip stream dropped", extra=kv(peer=peer.host, reason=exc.reason))
         except (TimeoutError, OSError):
             pass
@@ -167,28 +178,28 @@ class Endpoint:
         try:
             msg = sipmsg.parse(data)
         except SipError as exc:
-            self.counts["malformed"] += 1
+            self.drop("malformed")
             if exc.answerable and self.allow(peer.host):
                 self._bad_request(data, peer, exc.reason)
             return
         if isinstance(msg, Response):
             if not self.allow(peer.host) and not self.client.waiting:
-                self.counts["forbidden"] += 1
+                self.drop("forbidden")
                 return
             if not self.client.receive(msg):
-                self.counts["stray_response"] += 1
+                self.drop("stray_response")
             return
         self._request(msg, peer)
 
     def _request(self, msg: Request, peer: Peer) -> None:
         if not self.allow(peer.host):
-            self.counts["forbidden"] += 1
+            self.drop("forbidden")
             if msg.method != "ACK":
                 self._send(sipmsg.response(msg, 403, peer=peer), peer)
             return
         state = self.server.receive(msg, peer)
         if state == "full":
-            self.counts["txn_table_full"] += 1
+            self.drop("txn_table_full")
             return
         if state == "absorbed":
             return
@@ -197,7 +208,7 @@ class Endpoint:
         try:
             self.on_request(msg, peer)
         except Exception:  # noqa: BLE001 - one bad request never takes the listener down
-            self.counts["handler_error"] += 1
+            self.drop("handler_error")
             log.exception("sip request failed", extra=kv(method=msg.method, peer=peer.host))
             if msg.method != "ACK":
                 self.respond(msg, sipmsg.response(msg, 500, peer=peer))
@@ -223,4 +234,4 @@ class _Udp(asyncio.DatagramProtocol):
         self.ep.datagram(data, Peer("udp", addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:  # noqa: ARG002 - asyncio.DatagramProtocol: ICMP port unreachable and the like
-        self.ep.counts["udp_error"] += 1
+        self.ep.drop("udp_error")

@@ -44,11 +44,13 @@ class SipServer:
         draining: Callable[[], bool] = lambda: False,
         open_media: Callable[[], Awaitable[RtpMedia]] | None = None,
         on_refuse: Callable[[str], None] = lambda _reason: None,
+        on_drop: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         rate = settings.sip_rate_per_s
         self.endpoint = Endpoint(allow=Allow(settings.sip_allow), rate=RateLimit(rate, 5 * rate),
-                                 trusted_rate=RateLimit(TRUSTED_RATE_X * rate, 5 * TRUSTED_RATE_X * rate), on_request=self.on_request)
+                                 trusted_rate=RateLimit(TRUSTED_RATE_X * rate, 5 * TRUSTED_RATE_X * rate), on_request=self.on_request,
+                                 on_drop=on_drop)
         self.digest = Digest(settings.sip_username, settings.sip_password) if settings.sip_username else None
         self.start_call, self.admit, self.draining = start_call, admit, draining
         self._open_media = open_media
