@@ -58,7 +58,8 @@ BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing",
         "has a gun", "threatening me", "being attacked", "stabbed")
 PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
           "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant", "lady", "guy",
-          "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend",
+          "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend", "boy", "girl", "toddler",
+          "grandson", "granddaughter", "children",
           "my face", "my throat", "patient")
 ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "animal", "parrot", "hamster", "guinea pig")
 # Words a person hears as urgency, whatever the problem.
@@ -73,10 +74,11 @@ CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emer
              "not in pain", "not in any pain", "without any pain", "pain free", "still eating", "eating fine", "eating normally",
              "playing fine", "acting normal", "acting normally", "just thought you should know", "just so you know",
              "fine for now", "just annoying", "just looks", "running out", "running low", "usual self", "otherwise normal",
-             "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy")
+             "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy", "not painful", "doesn't bother",
+             "not bothering", "fine now", "happily", "hasn't changed", "not getting worse", "no worse")
 # Going on for a while: a message for the team, unless it is plainly an emergency.
 CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
-           "a while", "for ages", "for two days", "for three days")
+           "a while", "for ages", "for two days", "for three days", "a month", "last year", "for years")
 CALM = (*CALM_SAID, "a bit", "a little", "slightly", "slight", "mild", "tiny", "for a few days", "for a couple of days",
         "for a week", "for days", "since last week", "for months", "a while")
 # An explicit request to be called back: a message, even about an FAQ's topic ("get back to me about a parking permit").
