@@ -66,7 +66,10 @@ ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "a
 URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
            "help me", "please hurry", "scared", "panicking", "not safe", "can't lock", "won't turn off", "can't turn off",
-           "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast")
+           "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast",
+           # water reaching the home below
+           "below me", "under me", "below us", "under us", "flat below", "apartment below", "unit below", "flat under",
+           "apartment under", "unit under")
 # Said outright: nothing is wrong tonight (near an emergency this takes a message without asking).
 CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "no emergency",
              "not an emergency", "non emergency", "it can wait", "when you get a chance", "whenever you can", "not a big deal", "nothing major",
