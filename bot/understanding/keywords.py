@@ -67,6 +67,9 @@ URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
            "help me", "please hurry", "scared", "panicking", "not safe", "can't lock", "won't turn off", "can't turn off",
            "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast",
+           # an essential service lost, or a body that cannot get up
+           "no power", "no electricity", "no lights", "no heat", "no heating", "no water", "won't get up", "can't get up",
+           "can't stand", "won't stand", "can't walk",
            # water reaching the home below
            "below me", "under me", "below us", "under us", "flat below", "apartment below", "unit below", "flat under",
            "apartment under", "unit under")
@@ -78,7 +81,9 @@ CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emer
              "playing fine", "acting normal", "acting normally", "just thought you should know", "just so you know",
              "fine for now", "just annoying", "just looks", "running out", "running low", "usual self", "otherwise normal",
              "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy", "not painful", "doesn't bother",
-             "not bothering", "fine now", "happily", "hasn't changed", "not getting worse", "no worse")
+             "not bothering", "fine now", "happily", "hasn't changed", "not getting worse", "no worse", "wanted to mention",
+             "no leak", "not leaking", "eating and playing", "wagging", "just once",
+             "only once")
 # Going on for a while: a message for the team, unless it is plainly an emergency.
 CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
            "a while", "for ages", "for two days", "for three days", "a month", "last year", "for years")
