@@ -331,4 +331,4 @@ async def test_a_pet_eating_something_or_not_getting_up_is_at_least_asked_about(
 
 
 async def test_a_child_bleeding_a_lot_gets_the_emergency_services_line(readers):
-    assert readers[VET.name].read("the neighbours dog went for my little girl and shes bleeding a lot").danger
+    assert readers[VET.name].read("our dog went for my little girl and shes bleeding a lot").danger
