@@ -83,7 +83,7 @@ CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emer
              "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy", "not painful", "doesn't bother",
              "not bothering", "fine now", "happily", "hasn't changed", "not getting worse", "no worse", "wanted to mention",
              "no leak", "not leaking", "eating and playing", "wagging", "just once",
-             "only once")
+             "only once", "he's fine", "she's fine", "he's okay", "she's okay", "he's ok", "she's ok")
 # Going on for a while: a message for the team, unless it is plainly an emergency.
 CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
            "a while", "for ages", "for two days", "for three days", "a month", "last year", "for years")
@@ -92,7 +92,7 @@ CALM = (*CALM_SAID, "a bit", "a little", "slightly", "slight", "mild", "tiny", "
 # An explicit request to be called back: a message, even about an FAQ's topic ("get back to me about a parking permit").
 CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a call", "get back to me", "have someone call",
             "someone call", "somebody call", "someone ring", "somebody ring", "have the office", "have somebody",
-            "have someone", "let the office know", "let them know", "tell them i called", "tell the manager", "contact me",
+            "have someone", "let the office know", "tell the office", "let them know", "tell them i called", "tell the manager", "contact me",
             "phone me", "reach me", "call me about", "ring me about", "leave a message", "take a message", "pass a message",
             "pass on a message", "leave a note", "message for", "someone check", "somebody check", "someone look into",
             "somebody look into", "let dr", "let doctor", "let the vet know", "let the dentist know", "let her know",
