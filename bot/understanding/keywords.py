@@ -45,7 +45,8 @@ WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "
 FIRE_GAS = ("fire", "on fire", "flames", "there's smoke", "smoke coming", "smoke is", "full of smoke", "smoke everywhere",
             "see smoke", "smell smoke", "smoky", "smoke alarm going off", "smell gas", "gas smell", "smelling gas", "smell of gas", "smells of gas", "smells like gas",
             "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "explosion", "electrocuted", "electric shock",
-            "burning smell", "smell burning", "smells like burning", "smell of burning")
+            "burning smell", "smell burning", "smells like burning", "smell of burning", "burning down", "house is burning",
+            "barn is burning", "building is burning", "flat is burning", "kitchen is burning", "room is burning")
 # A person's life in danger (not a pet's: the vet's own emergency line is for those).
 BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing", "hard to breathe", "barely breathe",
         "trouble breathing", "struggling to breathe", "difficulty breathing", "unconscious", "passed out", "collapsed",
@@ -55,7 +56,13 @@ BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing",
         "can't stop the bleeding", "bleeding badly", "chest pain", "chest pains", "can't swallow", "hardly swallow",
         "hard to swallow", "anaphylactic", "anaphylaxis", "took too many pills", "hit his head", "hit her head",
         "trying to break in", "breaking in right now", "intruder", "with a knife", "with a gun", "has a knife",
-        "has a gun", "threatening me", "being attacked", "stabbed")
+        "has a gun", "threatening me", "being attacked", "stabbed",
+        # told by what is seen: a heart attack, a stroke, a fall, no air, poisoning, a break-in
+        "clutching his chest", "clutching her chest", "holding his chest", "holding her chest", "face is drooping",
+        "drooping on one side", "slurred", "slurring", "won't answer me", "isn't answering", "lips are blue",
+        "lips are going blue", "lips going blue", "turning blue", "gone blue", "very drowsy", "knocked out for", "knocked out cold", "knocked unconscious",
+        "going to pass out", "about to pass out", "ripped open", "kick my door in", "kick the door in",
+        "kicking my door", "kicking the door")
 PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
           "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant", "lady", "guy",
           "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend", "boy", "girl", "toddler",
