@@ -332,3 +332,10 @@ async def test_a_pet_eating_something_or_not_getting_up_is_at_least_asked_about(
 
 async def test_a_child_bleeding_a_lot_gets_the_emergency_services_line(readers):
     assert readers[VET.name].read("our dog went for my little girl and shes bleeding a lot").danger
+
+
+@pytest.mark.parametrize("text", ["my grandad is holding his chest and has gone all grey and clammy",
+                                  "mums face has dropped on one side and she cant talk properly",
+                                  "the garage is burning down"])
+async def test_danger_to_life_told_by_what_the_caller_sees_gets_the_emergency_services_line(readers, text):
+    assert readers[PROPERTY.name].read(text).danger

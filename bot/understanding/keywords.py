@@ -59,7 +59,7 @@ BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing",
         "has a gun", "threatening me", "being attacked", "stabbed",
         # told by what is seen: a heart attack, a stroke, a fall, no air, poisoning, a break-in
         "clutching his chest", "clutching her chest", "holding his chest", "holding her chest", "face is drooping",
-        "drooping on one side", "slurred", "slurring", "won't answer me", "isn't answering", "lips are blue",
+        "drooping on one side", "face has dropped", "face dropped", "can't talk properly", "can't speak properly", "slurred", "slurring", "won't answer me", "isn't answering", "lips are blue",
         "lips are going blue", "lips going blue", "turning blue", "gone blue", "very drowsy", "knocked out for", "knocked out cold", "knocked unconscious",
         "going to pass out", "about to pass out", "ripped open", "kick my door in", "kick the door in",
         "kicking my door", "kicking the door")
