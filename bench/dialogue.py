@@ -277,6 +277,8 @@ async def main_async(args) -> int:
     rows: list[dict] = []
     conv_rows: list[dict] = []
     for key, b in data.items():
+        if args.files and not key.startswith(args.files):
+            continue
         profile = load_profile_compat(b.file)
         now = b.now.replace(tzinfo=profile.tz)
         if args.llm:
@@ -329,6 +331,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=("dev", "test", "blind", "blind_u3", "all"), default="all",
                     help="blind: every blind set")
+    ap.add_argument("--files", default="", help="only the data files whose name starts with this (e.g. u4_)")
     ap.add_argument("--llm", action="store_true", help="the configured OpenAI-compatible server instead of the receptionist")
     ap.add_argument("--show-errors", action="store_true", help="dev and test errors (blind ones stay hidden)")
     ap.add_argument("--show-blind-errors", action="store_true", help="also the blind set's errors (not for tuning)")

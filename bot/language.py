@@ -21,9 +21,19 @@ STOP = {
 }
 
 
+# Contractions speech recognition writes without the apostrophe ("doesnt hurt", "cant breathe"):
+# only the ones that are no other word ("its", "ill", "were", "wont"... stay as they are).
+_CONTRACTIONS = {w.replace("'", ""): w for w in (
+    "don't", "doesn't", "didn't", "can't", "isn't", "aren't", "wasn't", "weren't", "hasn't", "haven't", "hadn't",
+    "couldn't", "wouldn't", "shouldn't", "there's", "that's", "what's", "i've", "you're", "they're", "he's", "she's",
+    "won't")}
+_CONTRACTION = re.compile(r"\b(" + "|".join(_CONTRACTIONS) + r")\b")
+
+
 def normalise(text: str) -> str:
     t = text.lower().replace("’", "'")
     t = re.sub(r"[^a-z0-9' ]+", " ", t)
+    t = _CONTRACTION.sub(lambda m: _CONTRACTIONS[m.group(1)], t)
     return " " + re.sub(r"\s+", " ", t).strip() + " "
 
 

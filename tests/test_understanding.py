@@ -302,3 +302,40 @@ def test_an_faq_keyword_said_in_another_form_still_counts():
     faq, score = keywords.best_faq(Words("my puppy has to get vaccinated soon"), VET.faqs)  # keyword: vaccination
     assert faq == 0 and score >= 2.0
     assert keywords.best_faq(Words("my puppy has to get vacuumed"), VET.faqs)[0] != 0  # a shared short start is not one word
+
+
+# ------------------------------------------------------------------ speech-recognition text, after-hours near misses
+
+
+def test_contractions_written_without_the_apostrophe_read_as_contractions():
+    from bot.language import Words
+
+    w = Words("it doesnt hurt and the tap wont stop theres water")
+    assert w.has("doesn't hurt") and w.has("won't stop") and w.has("there's water")
+    assert Words("its collar").text == " its collar "  # a word of its own stays as it is
+
+
+@pytest.mark.parametrize(("profile", "text"), [
+    (DENTAL, "a bit of my back tooth broke off it doesnt hurt I just want it looked at sometime"),
+    (VET, "my kitten was sick just once after dinner but shes eating and playing"),
+])
+async def test_a_reassured_report_without_punctuation_is_not_an_emergency(readers, profile, text):
+    r = readers[profile.name].read(text)
+    assert r.intent != "emergency" and not r.danger
+
+
+@pytest.mark.parametrize("text", ["the dog is eating the slug pellets he found in the shed",
+                                  "our old collie is lying in the yard and wont get up"])
+async def test_a_pet_eating_something_or_not_getting_up_is_at_least_asked_about(readers, text):
+    assert readers[VET.name].read(text).intent == "emergency"
+
+
+async def test_a_child_bleeding_a_lot_gets_the_emergency_services_line(readers):
+    assert readers[VET.name].read("our dog went for my little girl and shes bleeding a lot").danger
+
+
+@pytest.mark.parametrize("text", ["my grandad is holding his chest and has gone all grey and clammy",
+                                  "mums face has dropped on one side and she cant talk properly",
+                                  "the garage is burning down"])
+async def test_danger_to_life_told_by_what_the_caller_sees_gets_the_emergency_services_line(readers, text):
+    assert readers[PROPERTY.name].read(text).danger

@@ -45,7 +45,8 @@ WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "
 FIRE_GAS = ("fire", "on fire", "flames", "there's smoke", "smoke coming", "smoke is", "full of smoke", "smoke everywhere",
             "see smoke", "smell smoke", "smoky", "smoke alarm going off", "smell gas", "gas smell", "smelling gas", "smell of gas", "smells of gas", "smells like gas",
             "gas leak", "leaking gas", "carbon monoxide", "co alarm", "co detector", "explosion", "electrocuted", "electric shock",
-            "burning smell", "smell burning", "smells like burning", "smell of burning")
+            "burning smell", "smell burning", "smells like burning", "smell of burning", "burning down", "house is burning",
+            "barn is burning", "building is burning", "flat is burning", "kitchen is burning", "room is burning")
 # A person's life in danger (not a pet's: the vet's own emergency line is for those).
 BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing", "hard to breathe", "barely breathe",
         "trouble breathing", "struggling to breathe", "difficulty breathing", "unconscious", "passed out", "collapsed",
@@ -55,17 +56,30 @@ BODY = ("not breathing", "can't breathe", "cannot breathe", "stopped breathing",
         "can't stop the bleeding", "bleeding badly", "chest pain", "chest pains", "can't swallow", "hardly swallow",
         "hard to swallow", "anaphylactic", "anaphylaxis", "took too many pills", "hit his head", "hit her head",
         "trying to break in", "breaking in right now", "intruder", "with a knife", "with a gun", "has a knife",
-        "has a gun", "threatening me", "being attacked", "stabbed")
+        "has a gun", "threatening me", "being attacked", "stabbed",
+        # told by what is seen: a heart attack, a stroke, a fall, no air, poisoning, a break-in
+        "clutching his chest", "clutching her chest", "holding his chest", "holding her chest", "face is drooping",
+        "drooping on one side", "face has dropped", "face dropped", "can't talk properly", "can't speak properly", "slurred", "slurring", "won't answer me", "isn't answering", "lips are blue",
+        "lips are going blue", "lips going blue", "turning blue", "gone blue", "very drowsy", "knocked out for", "knocked out cold", "knocked unconscious",
+        "going to pass out", "about to pass out", "ripped open", "kick my door in", "kick the door in",
+        "kicking my door", "kicking the door")
 PEOPLE = ("husband", "wife", "son", "daughter", "child", "kid", "baby", "mom", "mum", "dad", "mother", "father", "neighbor",
           "neighbour", "someone", "somebody", "person", "man", "woman", "friend", "grandma", "grandpa", "tenant", "lady", "guy",
-          "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend",
+          "grandmother", "grandfather", "elderly", "partner", "boyfriend", "girlfriend", "boy", "girl", "toddler",
+          "grandson", "granddaughter", "children",
           "my face", "my throat", "patient")
 ANIMALS = ("dog", "cat", "puppy", "kitten", "pet", "rabbit", "bird", "horse", "animal", "parrot", "hamster", "guinea pig")
 # Words a person hears as urgency, whatever the problem.
 URGENCY = ("getting worse", "won't stop", "can't stop", "everywhere", "right now", "tonight", "really bad", "a lot of blood",
            "bleeding", "baby", "newborn", "freezing", "pouring", "gushing", "spreading", "asap", "as soon as possible",
            "help me", "please hurry", "scared", "panicking", "not safe", "can't lock", "won't turn off", "can't turn off",
-           "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast")
+           "won't shut off", "can't shut off", "overflowing", "about to overflow", "full blast",
+           # an essential service lost, or a body that cannot get up
+           "no power", "no electricity", "no lights", "no heat", "no heating", "no water", "won't get up", "can't get up",
+           "can't stand", "won't stand", "can't walk",
+           # water reaching the home below
+           "below me", "under me", "below us", "under us", "flat below", "apartment below", "unit below", "flat under",
+           "apartment under", "unit under")
 # Said outright: nothing is wrong tonight (near an emergency this takes a message without asking).
 CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emergency", "isn't an emergency", "no emergency",
              "not an emergency", "non emergency", "it can wait", "when you get a chance", "whenever you can", "not a big deal", "nothing major",
@@ -73,16 +87,19 @@ CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emer
              "not in pain", "not in any pain", "without any pain", "pain free", "still eating", "eating fine", "eating normally",
              "playing fine", "acting normal", "acting normally", "just thought you should know", "just so you know",
              "fine for now", "just annoying", "just looks", "running out", "running low", "usual self", "otherwise normal",
-             "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy")
+             "normal otherwise", "otherwise okay", "otherwise ok", "otherwise happy", "not painful", "doesn't bother",
+             "not bothering", "fine now", "happily", "hasn't changed", "not getting worse", "no worse", "wanted to mention",
+             "no leak", "not leaking", "eating and playing", "wagging", "just once",
+             "only once", "he's fine", "she's fine", "he's okay", "she's okay", "he's ok", "she's ok")
 # Going on for a while: a message for the team, unless it is plainly an emergency.
 CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
-           "a while", "for ages", "for two days", "for three days")
+           "a while", "for ages", "for two days", "for three days", "a month", "last year", "for years")
 CALM = (*CALM_SAID, "a bit", "a little", "slightly", "slight", "mild", "tiny", "for a few days", "for a couple of days",
         "for a week", "for days", "since last week", "for months", "a while")
 # An explicit request to be called back: a message, even about an FAQ's topic ("get back to me about a parking permit").
 CALLBACK = ("call me back", "call me", "ring me", "ring me back", "give me a call", "get back to me", "have someone call",
             "someone call", "somebody call", "someone ring", "somebody ring", "have the office", "have somebody",
-            "have someone", "let the office know", "let them know", "tell them i called", "tell the manager", "contact me",
+            "have someone", "let the office know", "tell the office", "let them know", "tell them i called", "tell the manager", "contact me",
             "phone me", "reach me", "call me about", "ring me about", "leave a message", "take a message", "pass a message",
             "pass on a message", "leave a note", "message for", "someone check", "somebody check", "someone look into",
             "somebody look into", "let dr", "let doctor", "let the vet know", "let the dentist know", "let her know",
