@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bot.carriers.sip.dtmf import DtmfDecoder, encode_event
-from bot.carriers.sip.media_session import MediaClock, RtpMedia
+from bot.carriers.sip.media_clock import MediaClock
+from bot.carriers.sip.media_session import RtpMedia
 from bot.carriers.sip.rtp import RtpPacket, build, parse
 from bot.carriers.sip.sdp import MediaParams
 from bot.transport import AudioIn, DtmfIn, MarkIn

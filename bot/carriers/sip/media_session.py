@@ -1,20 +1,9 @@
 """One SIP call's media: an RTP socket on an even port (RTCP on the next), a paced sender,
 the jitter buffer, DTMF, RTCP and the media timeout, behind the carrier's small interface.
 
-The sender is paced by one clock per event loop that ticks every call's media every 20 ms
-(one timer for all calls, not one per call: a timer wake-up is most of what a call's 50
-packets a second cost). Each tick sends one packet: the next queued frame, or a silence
-frame when nothing is queued. Continuous RTP is what PBXes and SBCs expect (several treat a
-silent stream as dead media and hang up), and it keeps the far end's jitter buffer and NAT
-bindings warm. After a stall of the loop the clock skips the missed slots rather than bursting
-them out: the RTP timestamp jumps with the clock (marker bit set), the sequence does not.
-
-The RTP sockets are not watched by the event loop: each tick the clock asks one epoll set of
-every call's RTP socket (no wait) which have datagrams, and reads those (at most ``POLL_MAX``
-rounds), so N calls cost one loop wake-up every 20 ms instead of one per inbound packet, and a
-call with nothing pending costs no system call (where there is no epoll each call tries its own
-socket). The jitter buffer sees the same arrival clock as before
-(its clock is the tick count); the RTCP socket is watched as usual (a packet every 5 s).
+The sender is paced by the shared media clock (bot/carriers/sip/media_clock.py): each tick
+sends one packet, the next queued frame or a silence frame when nothing is queued, and reads
+the call's RTP socket.
 
 Each tick also takes one frame out of the jitter buffer for the engine (``AudioIn``), so
 inbound frames arrive at 50 a second whatever the network does. While the far end holds the
@@ -29,16 +18,15 @@ import asyncio
 import logging
 import random
 import secrets
-import select
 import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from weakref import WeakKeyDictionary
 
 from bot.carriers.sip import rtcp
 from bot.carriers.sip.dtmf import DtmfDecoder, encode_event
 from bot.carriers.sip.jitter import FRAME, JitterBuffer
+from bot.carriers.sip.media_clock import POLL_MAX, media_clock
 from bot.carriers.sip.rtp import CN, RtpReceiver, RtpSender, plain
 from bot.carriers.sip.sdp import MediaParams
 from bot.transport import AudioIn, DtmfIn, MarkIn
@@ -46,97 +34,11 @@ from media import alaw
 
 log = logging.getLogger("bot.carriers.sip")
 
-TICK_S = 0.020
-STALL_TICKS = 3  # behind by more than this many slots: skip them instead of catching up
 RTCP_TICKS = 250  # a report every 5 s
 MAX_EVENTS = 1500  # 30 s of audio waiting for a reader: newer audio is dropped (marks and DTMF are kept)
 ULAW_SILENCE = b"\xff" * FRAME
-POLL_MAX = 64  # datagrams read from one call's RTP socket per tick; more is a flood (the kernel drops the rest)
 RECV_SIZE = 2048
 Event = AudioIn | DtmfIn | MarkIn
-
-
-class MediaClock:
-    """Ticks every open call's media each 20 ms on the loop's clock."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.sessions: dict[RtpMedia, None] = {}  # insertion-ordered set
-        self._handle: asyncio.TimerHandle | None = None
-        self._due = 0.0
-        self.stalls = 0
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
-        self._readers: dict[int, RtpMedia] = {}  # RTP socket fd -> its call's media
-
-    def watch(self, fd: int, media: RtpMedia) -> bool:
-        """Read ``media``'s socket on each tick from the shared epoll set (False: no epoll here)."""
-        if self._epoll is None:
-            return False
-        try:
-            self._epoll.register(fd, select.EPOLLIN)
-        except FileExistsError:  # a number a closed call left behind (never the case when close() ran)
-            self._epoll.modify(fd, select.EPOLLIN)
-        self._readers[fd] = media
-        return True
-
-    def unwatch(self, fd: int) -> None:
-        if self._readers.pop(fd, None) is not None and self._epoll is not None:
-            self._epoll.unregister(fd)
-
-    def _read(self, now: float) -> None:
-        """One datagram from each ready socket per round, until none is ready (or POLL_MAX rounds)."""
-        if not self._readers or self._epoll is None:
-            return
-        poll, readers = self._epoll.poll, self._readers
-        for _ in range(POLL_MAX):
-            ready = poll(0)
-            if not ready:
-                return
-            for fd, _ev in ready:
-                media = readers.get(fd)
-                if media is not None:
-                    media.read_one(now)
-
-    def add(self, media: RtpMedia) -> None:
-        self.sessions[media] = None
-        if self._handle is None:
-            self._due = self.loop.time() + TICK_S
-            self._handle = self.loop.call_at(self._due, self._run)
-
-    def remove(self, media: RtpMedia) -> None:
-        self.sessions.pop(media, None)
-        if not self.sessions and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _run(self) -> None:
-        now = self.loop.time()
-        missed = int((now - self._due) / TICK_S)
-        if missed > STALL_TICKS:
-            self.stalls += 1
-            self._due += missed * TICK_S
-        else:
-            missed = 0
-        self._read(now)
-        for media in list(self.sessions):
-            try:
-                media.tick(now, missed)
-            except Exception:  # a bug in one call's media must not stop every call's clock
-                log.exception("sip media tick failed; ending that call's media")
-                media.fail()
-        self._due += TICK_S
-        self._handle = self.loop.call_at(self._due, self._run) if self.sessions else None
-
-
-_CLOCKS: WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = WeakKeyDictionary()
-
-
-def media_clock() -> MediaClock:
-    loop = asyncio.get_running_loop()
-    clock = _CLOCKS.get(loop)
-    if clock is None:
-        clock = _CLOCKS[loop] = MediaClock(loop)
-    return clock
 
 
 def _ignore(data: bytes, addr: tuple[str, int]) -> None:
