@@ -14,12 +14,13 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from bot.carriers.twilio import media_stream as tp
+from bot.carriers.twilio.media_client import MediaStreamClient
 
 SID, CALL, ACCOUNT = "MZ" + "1" * 32, "CA" + "2" * 32, "AC" + "3" * 32
 
 
-def pair(custom: dict[str, str] | None = None) -> tuple[tp.MediaStreamClient, tp.MediaStreamProtocol, tp.Start]:
-    client, bot = tp.MediaStreamClient(SID, CALL, ACCOUNT), tp.MediaStreamProtocol()
+def pair(custom: dict[str, str] | None = None) -> tuple[MediaStreamClient, tp.MediaStreamProtocol, tp.Start]:
+    client, bot = MediaStreamClient(SID, CALL, ACCOUNT), tp.MediaStreamProtocol()
     assert bot.receive(client.connected()) == tp.Connected("Call", "1.0.0")
     start = bot.receive(client.start(custom))
     assert isinstance(start, tp.Start)
@@ -70,13 +71,13 @@ def test_client_media_takes_the_bots_fast_path():
     (json.dumps({"event": "hello", "streamSid": SID}), "unknown_event"),
 ])
 def test_the_client_counts_what_the_bot_must_not_send(text, reason):
-    client = tp.MediaStreamClient(SID, CALL)
+    client = MediaStreamClient(SID, CALL)
     assert client.receive(text) is None and client.stats == {reason: 1}
 
 
 def test_a_bad_digit_is_our_own_misuse():
     with pytest.raises(tp.ProtocolError):
-        tp.MediaStreamClient(SID, CALL).dtmf("x")
+        MediaStreamClient(SID, CALL).dtmf("x")
 
 
 @hsettings(max_examples=200, deadline=None)

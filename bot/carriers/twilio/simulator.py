@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from twilio.request_validator import RequestValidator
 
-from bot.carriers.twilio.media_stream import Clear, Mark, Media, MediaStreamClient
+from bot.carriers.twilio.media_client import MediaStreamClient
+from bot.carriers.twilio.media_stream import Clear, Mark, Media
 from bot.simulator import BotAudio, BotClear, BotMark, CallReport, Dtmf, load_ulaw, run_script
 
 
