@@ -240,30 +240,32 @@ class SipCall:
             if frag and (req.headers.get("Event") or "").lower().startswith("refer"):
                 self._notify.put_nowait(int(frag.group(1)))
         elif m == "UPDATE":  # a session refresh, or a new offer without a re-INVITE (RFC 3311)
-            if req.body:
-                answer = self._configure(req.body)
-                if answer is None:
-                    self._reply(req, 488)
-                    return
-                self.local_sdp = answer
-            self._refresh(req)
+            if not self._take_offer(req):
+                return
             self.server.endpoint.respond(req, self._response(req, 200, body=self.local_sdp if req.body else b""))
         elif m == "OPTIONS":
             self._reply(req, 200, headers=[("Allow", sipmsg.ALLOW)])
         else:
             self._reply(req, 405, headers=[("Allow", sipmsg.ALLOW)])
 
-    def _reinvite(self, req: Request) -> None:
-        if not self.answered or self._reinvite_busy or not self._ack.is_set():  # an INVITE still open: 491 (RFC 3261 14.2)
-            self._reply(req, 491)
-            return
+    def _take_offer(self, req: Request) -> bool:
+        """A mid-call offer (re-INVITE or UPDATE) applied to the media, and the session timer
+        refreshed; False once it is answered 488 (no codec we can take)."""
         if req.body:
             answer = self._configure(req.body)
             if answer is None:
                 self._reply(req, 488)
-                return
+                return False
             self.local_sdp = answer
         self._refresh(req)
+        return True
+
+    def _reinvite(self, req: Request) -> None:
+        if not self.answered or self._reinvite_busy or not self._ack.is_set():  # an INVITE still open: 491 (RFC 3261 14.2)
+            self._reply(req, 491)
+            return
+        if not self._take_offer(req):
+            return
         ok = self._response(req, 200, body=self.local_sdp)
         self.server.endpoint.respond(req, ok)
         self._ack = asyncio.Event()
