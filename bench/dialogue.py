@@ -269,11 +269,11 @@ async def main_async(args) -> int:
 
     print(f"code under test: {Path(bot.__file__).resolve().parent}")
     data = load_data()
-    convs = tomllib.loads((DATA / "conversations.toml").read_text())["conv"]
-    for f in sorted(DATA.glob("blind*_conversations.toml")):
-        blind = f.stem.removesuffix("_conversations")
+    convs = []
+    for f in sorted(DATA.glob("*conversations.toml")):  # conversations.toml, <set>_conversations.toml
+        blind = f.stem.removesuffix("_conversations") if f.stem.startswith("blind") else ""
         for c in tomllib.loads(f.read_text())["conv"]:
-            convs.append({**c, "business": f"{blind}_{c['business']}", "blind": blind})
+            convs.append({**c, "business": f"{blind}_{c['business']}", "blind": blind} if blind else c)
     rows: list[dict] = []
     conv_rows: list[dict] = []
     for key, b in data.items():
@@ -329,8 +329,9 @@ async def main_async(args) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--split", choices=("dev", "test", "blind", "blind_u3", "all"), default="all",
-                    help="blind: every blind set")
+    blinds = sorted({f.stem.rsplit("_", 1)[0] for f in DATA.glob("blind*.txt")})
+    ap.add_argument("--split", choices=("dev", "test", "blind", *blinds, "all"), default="all",
+                    help="blind: every blind set; blind_<name>: one of them")
     ap.add_argument("--files", default="", help="only the data files whose name starts with this (e.g. u4_)")
     ap.add_argument("--llm", action="store_true", help="the configured OpenAI-compatible server instead of the receptionist")
     ap.add_argument("--show-errors", action="store_true", help="dev and test errors (blind ones stay hidden)")
