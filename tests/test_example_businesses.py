@@ -31,6 +31,8 @@ KNOWN_FAILURES = {
         "a callback about a boiler service is asked 'is this an emergency?'; the caller's 'yes' (to the read-back) puts it through",
     "a sales call is turned away without a message":
         "a marketing pitch gets the out-of-scope message offer, and 'ok bye' is then taken as yes",
+    "a blocked toilet with a second one in the house can wait":
+        "read as the 'only toilet blocked' situation: the second toilet upstairs is not heard",
 }
 
 
