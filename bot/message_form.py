@@ -19,7 +19,7 @@ from enum import Enum
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of, flip, mostly_digits, topic_text
-from bot.names import bare_name, merge_name, name_in, refuses_name
+from bot.names import TITLES, bare_name, merge_name, name_in, refuses_name
 from bot.phone_numbers import digits_of, number_runs, phone_in, speak_number
 from bot.places import address_in, refuses_place
 from bot.store.api import NewMessage
@@ -62,6 +62,7 @@ def _about(f: dict) -> str:
 
 def drop(st: dict, conv: Conversation) -> None:
     st["form"] = None
+    st.pop("form_emergency", None)
     conv.state.pop(PENDING_MESSAGE, None)
 
 
@@ -77,11 +78,43 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     for words in [*_recent_user(conv, 4), topic]:
         if words and not DTMF.fullmatch(words):
             problem = _absorb(f, words[:MAX_TEXT], Words(words[:MAX_TEXT]), asked="start") or problem
+    if f["name"] is None:  # "is it an emergency?" -- "Tom Bennett": a name given alone, out of turn
+        f["name"] = next((n for words in reversed(_recent_user(conv, 2)) if (n := bare_name(words, whole=True))
+                          and len(n.split()) >= 2), None)
     sync(st, conv)
     if problem == "long" and f["topic"]:
         f["asked"] = "number"
         return ["Sure, I can take a message.", TOO_LONG]
     return ["Sure, I can take a message.", *next_question(f, mine)]
+
+
+def gives_details(raw: str, unit: bool) -> bool:
+    """The caller's words give a field of a message (a phone number, a name, an address where
+    the business asks for one): said instead of an answer, they mean "take a message"."""
+    if DTMF.fullmatch(raw):
+        return False
+    bare = bare_name(raw, whole=True)
+    return (bool(phone_in(raw)[0]) or bool(name_in(raw)) or (bare is not None and len(bare.split()) >= 2)
+            or (unit and bool(address_in(raw, asked=False))))
+
+
+_ASIDE = re.compile(r"\?\s*$|^(?:(?:oh|um|uh|and|but|sorry|before (?:that|i forget)|actually|wait|quick question)[\s,]+)*"
+                    r"(?:what|when|where|how|do you|are you|is there|is it|can i|could you tell|could i ask)\b", re.I)
+
+
+def is_aside(raw: str, w: Words, f: dict) -> bool:
+    """A question of the caller's own, asked where the form asked something else ("before
+    that, what time do you open tomorrow?"): not an answer with a field in it."""
+    if DTMF.fullmatch(raw) or not _ASIDE.search(raw.strip()) or number_runs(raw) or f.get("asked") == "confirm":
+        return False
+    return not name_in(raw) and not (f.get("asked") == "topic" and re.search(r"\b(?:about|regarding)\b", raw, re.I))
+
+
+def repeat_question(f: dict, mine: str) -> list[str]:
+    """The form's question again, after an aside."""
+    if f.get("asked") == "caller_id":
+        f["offered"] = False
+    return ["Now, for your message:", *next_question(f, mine)]
 
 
 def answers_question(raw: str, w: Words, st: dict) -> bool:
@@ -107,7 +140,7 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
         return ["I'm sorry, I couldn't save your message just now.", "Please try calling again a little later."]
     drop(st, conv)
     st["awaiting"] = "anything_else"
-    thanks = f"Thanks, {f['name'].split()[0]}." if f["name"] else "Thank you."
+    thanks = f"Thanks, {addressed(f['name'])}." if f["name"] else "Thank you."
     later = ", and someone will call you back." if f["number"] else "."
     return [f"{thanks} I've passed your message on{later}", ANYTHING_ELSE]
 
@@ -136,7 +169,7 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
         return early
     changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:
-        said.append(f"Thanks, {f['name'].split()[0]}.")
+        said.append(f"Thanks, {addressed(f['name'])}.")
     if asked in ("caller_id", "number") and f["number"] is None and _NO_CALLBACK.search(raw):
         f["number"], f["partial"] = "", ""  # "I'd rather not give a number", "no need to call me back": none
         return said + next_question(f, mine)
@@ -339,7 +372,8 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
     (The name, and the bare name when it came alone.)"""
     one_word, f["one_word"] = f.get("one_word"), False
     spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
-    name = name_in(raw, asked=asked == "name" or (asked in ("confirm", "which") and not runs) or spelling)
+    correcting = asked in ("confirm", "which") and not runs and last_answer(Words(raw)) != "yes"  # "no, it's Kirsten"
+    name = name_in(raw, asked=asked == "name" or correcting or spelling)
     bare = None
     if not name and asked in ("topic", "number", "caller_id"):
         bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
@@ -359,6 +393,12 @@ def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, nam
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
 
+
+
+def addressed(name: str) -> str:
+    """How the caller is thanked: "Sarah" for Sarah Jones, "Mrs Lindqvist" for Mrs Lindqvist."""
+    words = name.split()
+    return name if words[0] in TITLES.values() else words[0]
 
 
 def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
@@ -391,6 +431,9 @@ def _topic_into(f: dict, text: str) -> bool:
     if about and RECIPIENT.match(about):
         f["to"] = about.rstrip(" ,.")
         return False
+    split = re.match(r"^((?:for|to)\s.+?)[\s,]+(?:about|regarding|concerning)\s+(.+)$", about, re.I)
+    if split and RECIPIENT.match(split.group(1)):  # "for Dr. Hansen about my dog's stitches"
+        f["to"], about = split.group(1).rstrip(" ,."), split.group(2)
     if about:
         f["topic"] = about
     return bool(about)

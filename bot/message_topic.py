@@ -15,7 +15,7 @@ DTMF = re.compile(r"\s*DTMF\s+([0-9*#]+)\s*")
 
 # What is not the subject of the message: greetings, "I'd like to leave a message", "call me back about".
 _LEAD = re.compile(
-    r"^\s*(?:(?:hi|hello|hey|yes|yeah|yep|um+|uh+|er+m?|oh|ok|okay|so|well|right|sure|please|good (?:morning|afternoon|evening)"
+    r"^\s*(?:(?:hi|hiya|hello|hey|yes|yeah|yep|thanks|thank you|cheers|lovely|great|perfect|um+|uh+|er+m?|oh|ok|okay|so|well|right|sure|please|good (?:morning|afternoon|evening)"
     r"|there|sorry|and|also|actually|no|just)\b[\s,.!-]*)+", re.I)
 _REQUEST = re.compile(
     r"\b(?:(?:i'?d|i would|i want|i wanna|i'd like|can i|could i|may i|i need|i wanted|i was hoping)\s+(?:like\s+)?(?:to\s+)?"

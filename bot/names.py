@@ -28,6 +28,9 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     number phone message someone somebody anyone anybody nobody everyone not no none unknown anonymous private withheld
     his her their its them they he she him myself yourself calling ringing phoning speaking here there
     come came gone been loose off out going getting doing having being making fixed sorted done over again
+    due ready available free busy open closed booked away sure fine ok gonna about like
+    ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
+    eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
     i've ive i'd id i'll ill we we're we've they're you're don't can't won't isn't it's its wait hang hold
     """.split())
 BOUNDARY = {"and", "from", "here", "speaking", "calling", "in", "at", "on", "with", "please", "thanks", "thank", "ringing",
@@ -38,6 +41,8 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("it's", False), ("its", False), ("it is", False), ("i am", False), ("i'm", False), ("im", False), ("call me", False),
     ("that's", False), ("thats", False),
 ]
+_AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
+_IT_CUES = {"it's", "its", "it", "that's", "thats"}
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
 _SPELL_LEAD = {"that's", "thats", "spelled", "spelt", "spelling", "it's", "its", "is", "as", "in"}
 _ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
@@ -242,7 +247,10 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         n, strong = cue
         name, after = _read(_segments(toks[i + n:]), cased=cased, strict=not strong)
         plain = [w for w in name if w not in TITLES.values()]
-        trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or not after or after[0] in BOUNDARY
+        if not (strong or asked or cased) and toks[i].low in _IT_CUES:
+            i += n  # "it's midnight", "it's nineteen degrees": in an uncased transcript, "it's" names only when asked
+            continue
+        trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or not after or after[0] in _AFTER_ONE
         if toks[i].low in ("that's", "thats") and len(plain) < 2:
             trusted = False
         if plain and trusted and (best is None or strong >= best[0]):
@@ -252,6 +260,10 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         best_words = _here(toks, cased)
         if best_words:
             best = (True, best_words)
+    if best is None:
+        best_words = _piece_alone(toks) if cased else []
+        if best_words:
+            best = (False, best_words)
     if best is None and asked:
         return bare_name(text)
     return _finish(best[1]) if best else None
@@ -270,6 +282,23 @@ def _here(toks: list[_Tok], cased: bool) -> list[str]:
                 words, _, _ = _piece(toks[k:i], cased=cased, strict=False)
                 if words and (words[0] not in TITLES.values() or len(words) > 1):
                     return words
+    return []
+
+
+def _piece_alone(toks: list[_Tok]) -> list[str]:
+    """A first name and surname said as a piece of their own in a cased transcript: "608 555
+    0112, Laura Chen, can someone call me"."""
+    pieces: list[list[_Tok]] = [[]]
+    for t in toks:
+        if t.low in ",.?!;:":
+            pieces.append([])
+        else:
+            pieces[-1].append(t)
+    for piece in pieces[1:]:
+        if 2 <= len(piece) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in piece):
+            words, _, rest = _piece(piece, cased=True, strict=True)
+            if len(words) == len(piece) and not rest:
+                return words
     return []
 
 

@@ -109,18 +109,40 @@ class Receptionist:
         form = st.get("form")
         if not isinstance(form, dict) or form.get("urgent") or len(w.content()) < 3 or len(digits_in(raw)) >= 7:
             return None
+        if keywords.danger(w):  # gas, fire, danger to life: never filed as a message
+            return self._escalate_form(raw, st, conv, danger=True)
         r = await self._read(self._dtmf(raw))
-        if r.intent != "emergency" or not r.sure:
+        if r.intent != "emergency":
             return None
+        if not r.sure:  # close to an emergency: ask, as a person would; the form waits
+            st["form_emergency"] = raw.strip()
+            return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
+        return self._escalate_form(raw, st, conv, danger=r.danger)
+
+    async def _emergency_answer_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+        """The answer to "is this an emergency?" asked in the middle of a message: yes -> the
+        emergency path; anything else -> the form goes on, with what the caller told of."""
+        said = st.pop("form_emergency")
+        form = st["form"]
+        if not w.has(*CAN_WAIT) and ((is_yes(w) and not is_no(w)) or w.words[0] in URGENT_YES):
+            return self._escalate_form(said, st, conv, danger=keywords.danger(w))
+        form["topic"] = f"{form.get('topic') or ''} {said}".strip()
+        message_form.sync(st, conv)
+        if is_no(w) or w.has(*CAN_WAIT):
+            return ["Alright.", *message_form.repeat_question(form, caller_digits(conv.caller))], None
+        return await self._form(raw, w, st, conv)
+
+    def _escalate_form(self, raw: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
+        form = st["form"]
         em = self.profile.emergency
         number = self.profile.transfer_number(em.transfer, self.now()) if em.transfer else ""
         if number:
             self._drop_form(st, conv)
-            return self._emergency_reply(raw, st, conv, danger=r.danger)
+            return self._emergency_reply(raw, st, conv, danger=danger)
         form["urgent"] = True
         form["topic"] = f"{form.get('topic') or ''} {raw.strip()}".strip()
         message_form.sync(st, conv)
-        first = em.danger_say if r.danger else em.say or "I'm sorry to hear that."
+        first = em.danger_say if danger else em.say or "I'm sorry to hear that."
         again = message_form.next_question(form, caller_digits(conv.caller))
         return [first, "I'll make your message urgent so someone can call you back as soon as possible.", *again], None
 
@@ -157,9 +179,14 @@ class Receptionist:
             self._drop_form(st, conv)
             st["awaiting"] = "anything_else"
             return ["No problem, I won't take a message.", ANYTHING_ELSE], None
+        if st.get("form_emergency"):
+            return await self._emergency_answer_in_form(raw, w, st, conv)
         escalated = await self._emergency_in_form(raw, w, st, conv)
         if escalated is not None:
             return escalated
+        aside = await self._question_in_form(raw, w, st, conv)
+        if aside is not None:
+            return aside, None
         return await self._form(raw, w, st, conv)
 
     def _awaited(self, w: Words, st: dict, conv: Conversation, awaiting: str | None) -> tuple[list[str], Action | None] | None:
@@ -174,6 +201,9 @@ class Receptionist:
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
+        if awaiting in ("emergency_check", "offer_message") and message_form.gives_details(w.raw, bool(self.profile.unit_question)):
+            # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
+            return self._start_form(st, conv, st.get("topic", ""), urgent=awaiting == "offer_message" and st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
             if awaiting == "anything_else" or w.has("thank", "thanks", "that's all", "bye"):
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
@@ -190,9 +220,7 @@ class Receptionist:
                 topic = " ".join(x for x in (st.get("topic", "") if awaiting == "emergency_check" else "", raw.strip()) if x)
                 return self._emergency_reply(topic, st, conv, danger=r.danger)
             st["awaiting"], st["topic"] = "emergency_check", raw.strip()
-            hour = self.now().hour
-            when = "tonight" if hour >= 17 or hour < 5 else "right away"
-            return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {when}?"], None
+            return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
         if r.intent == "person":
             return self._transfer(st, conv)
         if r.intent == "goodbye":
@@ -239,6 +267,26 @@ class Receptionist:
             return [f"I'm sorry, I can't help with that: I answer the phone for {self.profile.name}.",
                     "Would you like to leave a message for the team?"], None
         return [CANT_HELP, "Would you like to leave a message?"], None
+
+    def _when(self) -> str:
+        hour = self.now().hour
+        return "tonight" if hour >= 17 or hour < 5 else "right away"
+
+    async def _question_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> list[str] | None:
+        """A question asked in the middle of a message ("before that, what time do you open
+        tomorrow?") is answered, then the form's question is asked again."""
+        if not message_form.is_aside(raw, w, st["form"]):
+            return None
+        r = await self._read(self._dtmf(raw))
+        if r.intent == "hours":
+            answer = self._hours(w)
+        elif r.intent == "address":
+            answer = f"We're at {self.profile.address}"
+        elif r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs):
+            answer = self.profile.faqs[r.faq].answer
+        else:
+            return None
+        return [answer, *message_form.repeat_question(st["form"], caller_digits(conv.caller))]
 
     def _dtmf(self, raw: str) -> str:
         m = re.fullmatch(r"\s*DTMF\s+(\d+)\s*", raw)
