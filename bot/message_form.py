@@ -431,9 +431,6 @@ def _topic_into(f: dict, text: str) -> bool:
     if about and RECIPIENT.match(about):
         f["to"] = about.rstrip(" ,.")
         return False
-    split = re.match(r"^((?:for|to)\s.+?)[\s,]+(?:about|regarding|concerning)\s+(.+)$", about, re.I)
-    if split and RECIPIENT.match(split.group(1)):  # "for Dr. Hansen about my dog's stitches"
-        f["to"], about = split.group(1).rstrip(" ,."), split.group(2)
     if about:
         f["topic"] = about
     return bool(about)

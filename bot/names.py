@@ -29,6 +29,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     his her their its them they he she him myself yourself calling ringing phoning speaking here there
     come came gone been loose off out going getting doing having being making fixed sorted done over again
     due ready available free busy open closed booked away sure fine ok gonna about like
+    into onto by near under via
     ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
     eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
     i've ive i'd id i'll ill we we're we've they're you're don't can't won't isn't it's its wait hang hold
@@ -42,6 +43,7 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("that's", False), ("thats", False),
 ]
 _AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
+_NAME_TAIL = {"from", "here", "speaking", "calling", "ringing", "phoning"}
 _IT_CUES = {"it's", "its", "it", "that's", "thats"}
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
 _SPELL_LEAD = {"that's", "thats", "spelled", "spelt", "spelling", "it's", "its", "is", "as", "in"}
@@ -100,7 +102,7 @@ def _namelike(t: _Tok, *, first: bool, before_boundary: bool, cased: bool, stric
     capital = cased and t.orig[:1].isupper()
     if w in GIVEN_WORDS:
         return before_boundary or not first or capital or w not in HARD
-    if w in HARD:
+    if w in HARD or w in BOUNDARY:
         return False
     if w in NOT_NAME:  # a word of a request or a problem: a name only where one clearly stands ("Grace Hill")
         return capital or (not first and before_boundary)
@@ -247,8 +249,8 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         n, strong = cue
         name, after = _read(_segments(toks[i + n:]), cased=cased, strict=not strong)
         plain = [w for w in name if w not in TITLES.values()]
-        if not (strong or asked or cased) and toks[i].low in _IT_CUES:
-            i += n  # "it's midnight", "it's nineteen degrees": in an uncased transcript, "it's" names only when asked
+        if not (strong or asked or cased) and toks[i].low in _IT_CUES and not _signed(plain, after):
+            i += n  # "it's midnight", "it's nineteen degrees": uncased, "it's" names only when asked or "it's pete rossi from..."
             continue
         trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or not after or after[0] in _AFTER_ONE
         if toks[i].low in ("that's", "thats") and len(plain) < 2:
@@ -267,6 +269,11 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
     if best is None and asked:
         return bare_name(text)
     return _finish(best[1]) if best else None
+
+
+def _signed(plain: list[str], after: list[str]) -> bool:
+    """A name followed by what follows names: "pete rossi from the third floor", "ann lee here"."""
+    return bool(plain) and bool(after) and (after[0] in _NAME_TAIL or (after[0] == "," and len(plain) >= 2))
 
 
 def _here(toks: list[_Tok], cased: bool) -> list[str]:
@@ -317,9 +324,13 @@ def bare_name(text: str, *, whole: bool = False) -> str | None:
         return None
     later = [t.low for t in toks[next((k for k, t in enumerate(toks) if t.low in ".?!;:"), len(toks)):] if t.low not in ".?!;:,"]
     extra = [w for w in after + later if w not in ("thanks", "thank", "you", "please", "here", "speaking")]
-    if (whole and extra) or (after and after[0] not in BOUNDARY):
+    if (whole and extra) or (after and after[0] not in BOUNDARY and not _digitish(after[0])):
         return None  # more words of a sentence ("sink clogged" is no name anyway); where another answer was asked for, a name alone
     return _finish(name)
+
+
+def _digitish(word: str) -> bool:
+    return word.isdigit() or word in DIGIT_WORDS or word in ("double", "triple", "treble")
 
 
 def refuses_name(text: str) -> bool:
