@@ -30,6 +30,33 @@ def _digitish(tok: str) -> bool:
     return tok.isdigit() or tok in DIGIT_WORDS or tok in _TEENS or tok in _TENS or tok in ("double", "triple", "treble")
 
 
+def _digits(tokens: list[str], i: int, cur: list[str]) -> str | None:
+    """What token ``i`` adds to the group being said (digits, or "double" / "treble" before
+    one); None when it is no digit here and ends the group."""
+    tok, prev = tokens[i], (tokens[i - 1] if i else "")
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+    if tok.isdigit():
+        return tok
+    if tok == "one" and not cur and prev in _ONE_AS_WORD:  # "my work one, 0117...": a pronoun, not a digit
+        return None
+    if tok in _SOFT_DIGITS:  # "call me at 608 555 0193 to set it up": "to" is a word there
+        return DIGIT_WORDS[tok] if (cur and _digitish(nxt)) or (tok in ("oh", "o") and (cur or _digitish(nxt))) else None
+    if tok in DIGIT_WORDS:
+        return DIGIT_WORDS[tok]
+    if tok in _TEENS:
+        return _TEENS[tok]
+    if tok in _TENS:
+        if nxt in _UNITS:
+            tokens[i + 1] = ","  # taken: "twenty two" is 22
+            return _TENS[tok] + _UNITS[nxt]
+        return _TENS[tok] + "0"
+    if tok in ("double", "triple", "treble"):
+        return tok
+    if tok in ("hundred", "thousand") and cur and cur[-1].isdigit():
+        return "00" if tok == "hundred" else "000"
+    return None
+
+
 def number_runs(text: str) -> list[str]:
     """Each group of digits said or written together, in order: "unit 12, my number is 555
     867 5309" -> ["12", "5558675309"]. A sentence end or any other word ends a group; the
@@ -46,39 +73,19 @@ def number_runs(text: str) -> list[str]:
             cur.clear()
 
     for i, tok in enumerate(tokens):
-        prev, nxt = (tokens[i - 1] if i else ""), (tokens[i + 1] if i + 1 < len(tokens) else "")
         if tok == ",":
-            if after_unit and cur:
+            if after_unit and cur:  # "flat two oh four, five five five...": the unit ends at the comma
                 close()
                 after_unit = False
             continue
-        if tok.isdigit():
-            if after_unit and not cur:
-                runs.append(tok)
-                after_unit = False
-                continue
-            cur.append(tok)
-        elif tok == "one" and not cur and prev in _ONE_AS_WORD:  # "my work one, 0117...": a pronoun, not a digit
-            close()
-        elif tok in _SOFT_DIGITS and not (cur and _digitish(nxt)) and not (tok in ("oh", "o") and (cur or _digitish(nxt))):
-            close()
+        if tok.isdigit() and after_unit and not cur:
+            runs.append(tok)
             after_unit = False
-        elif tok in DIGIT_WORDS:
-            cur.append(DIGIT_WORDS[tok])
-        elif tok in _TEENS:
-            cur.append(_TEENS[tok])
-        elif tok in _TENS:
-            cur.append(_TENS[tok] + ("" if nxt in _UNITS else "0"))
-            if nxt in _UNITS:
-                cur.append(_UNITS[nxt])
-                tokens[i + 1] = ","  # taken: "twenty two" is 22
-        elif tok in ("double", "triple", "treble"):
-            cur.append(tok)
-        elif tok in ("hundred", "thousand") and cur and cur[-1].isdigit():
-            cur.append("00" if tok == "hundred" else "000")
-        elif tok in _RUN_GLUE and (cur or tok in ("plus", "area")):
             continue
-        else:
+        said = _digits(tokens, i, cur)
+        if said is not None:
+            cur.append(said)
+        elif not (tok in _RUN_GLUE and (cur or tok in ("plus", "area"))):
             close()
             after_unit = tok in UNIT_WORDS
     close()

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import message_form
+from bot import message_fields, message_form
 from bot.conversation import Action, Conversation
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, caller_digits, digits_in, is_no, is_yes
@@ -201,7 +201,7 @@ class Receptionist:
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
-        if awaiting in ("emergency_check", "offer_message") and message_form.gives_details(w.raw, bool(self.profile.unit_question)):
+        if awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(w.raw, bool(self.profile.unit_question)):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             return self._start_form(st, conv, st.get("topic", ""), urgent=awaiting == "offer_message" and st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
@@ -275,7 +275,7 @@ class Receptionist:
     async def _question_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> list[str] | None:
         """A question asked in the middle of a message ("before that, what time do you open
         tomorrow?") is answered, then the form's question is asked again."""
-        if not message_form.is_aside(raw, w, st["form"]):
+        if not message_fields.is_aside(raw, st["form"]):
             return None
         r = await self._read(self._dtmf(raw))
         if r.intent == "hours":
