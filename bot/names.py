@@ -100,8 +100,8 @@ def _namelike(t: _Tok, *, first: bool, before_boundary: bool, cased: bool, stric
     if strict and cased and not t.orig[:1].isupper():
         return False
     capital = cased and t.orig[:1].isupper()
-    if w in GIVEN_WORDS:
-        return before_boundary or not first or capital or w not in HARD
+    if w in GIVEN_WORDS:  # "this is will hunt"; after a weak cue only where it stands alone ("it's will, ...")
+        return before_boundary or not first or capital or not strict or w not in HARD
     if w in HARD or w in BOUNDARY:
         return False
     if w in NOT_NAME:  # a word of a request or a problem: a name only where one clearly stands ("Grace Hill")
