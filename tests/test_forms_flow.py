@@ -1,0 +1,145 @@
+"""The message form's conversation through the receptionist: a caller who will not give a
+name or a number, a question asked in the middle of a message, an emergency told half-way
+(asked about when close, put through when sure or dangerous), details given instead of an
+answer, corrections of a part of the number, and a caller thanked by title."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.conversation import Action, Conversation
+from bot.profile import load_profile
+from bot.providers.receptionist import Receptionist
+from bot.understanding.classify import Reading, Understanding
+from tests.fakes.store import MemoryStore
+
+PROPERTY = load_profile(Path(__file__).resolve().parents[1] / "examples" / "business" / "property-office.toml")
+NIGHT = datetime(2026, 12, 9, 2, 30, tzinfo=UTC)  # 9:30 PM Tuesday in New York: closed, on-call line open
+CALLER = "+15551230000"
+CLOSE = "the radiator is making a strange clanking and the flat is getting colder"  # read as close to an emergency
+
+
+class Scripted(Understanding):
+    """The keyword reader, with some utterances read as scripted (an emergency not certain)."""
+
+    def __init__(self, script: dict[str, Reading]) -> None:
+        super().__init__(PROPERTY, None)
+        self.script = script
+
+    def read(self, text: str) -> Reading:
+        return self.script.get(text) or super().read(text)
+
+
+class Call:
+    def __init__(self, script: dict[str, Reading] | None = None) -> None:
+        self.store = MemoryStore()
+        self.actions: list[Action] = []
+
+        async def act(action: Action) -> bool:
+            await self.store.save_message(action.message)
+            return True
+
+        self.desk = Receptionist(profile=PROPERTY, clock=lambda: NIGHT, understanding=Scripted(script or {}))
+        self.conv = Conversation(call_id="CA1", caller=CALLER, act=act)
+
+    async def say(self, line: str) -> str:
+        self.conv.add_user(line)
+        out = [x async for x in self.desk.reply(self.conv)]
+        self.actions += [x for x in out if isinstance(x, Action)]
+        reply = "".join(x for x in out if isinstance(x, str)).strip()
+        self.conv.add_assistant(reply)
+        return reply
+
+
+async def test_a_caller_who_will_not_leave_a_number_leaves_the_message_without_one():
+    call = Call()
+    await call.say("I want to leave a message about my rent payment, my name's Pat Doyle")
+    assert "number" in await call.say("no, don't call this one, it's a work phone")  # a no to the caller ID: asked for one
+    readback = await call.say("I'd rather not give a number, I'll ring you tomorrow")
+    assert "no number to call you back on" in readback and "Pat Doyle" in readback
+    done = await call.say("yes")
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Pat Doyle", "") and "rent" in m.about
+    assert "call you back" not in done
+
+
+async def test_a_caller_who_will_not_give_a_name_is_not_asked_again():
+    call = Call()
+    assert "name" in await call.say("can I leave a message to say I'll be late for my rent inspection")
+    assert "calling from" in await call.say("I'd rather not give my name")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "" and m.callback_number == "5551230000"
+
+
+async def test_a_question_in_the_middle_is_answered_and_the_form_goes_on():
+    call = Call()
+    await call.say("I'd like to leave a message for the manager")
+    reply = await call.say("oh, before that, what time do you open tomorrow?")
+    assert "9" in reply and reply.endswith("What is the message about?")
+    await call.say("ok thanks, it's about my parking space, someone keeps using it")
+    await call.say("Dev Patel")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Dev Patel" and "parking space" in m.about and not m.about.lower().startswith("thanks")
+
+
+async def test_an_emergency_close_to_certain_mid_message_is_asked_about_and_yes_puts_through():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    assert "Is this an emergency that needs someone tonight?" in await call.say(CLOSE)
+    await call.say("yes it is")
+    assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")]
+    assert call.store.saved == [] and call.conv.state["receptionist"]["form"] is None
+
+
+async def test_an_emergency_close_to_certain_that_can_wait_goes_into_the_message():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    await call.say(CLOSE)
+    assert (await call.say("no, it can wait till the morning")).endswith("May I have your name?")
+    await call.say("Grace Hill")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Grace Hill" and "radiator" in m.about and not m.urgent
+    assert not any(a.kind == "transfer" for a in call.actions)
+
+
+async def test_gas_in_the_middle_of_a_message_is_never_filed():
+    call = Call()
+    await call.say("can someone call me back about my lease")
+    reply = await call.say("it's Tom Reed, and oh, I should say, I can smell gas in the hallway")
+    assert "911" in reply and [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")]
+    assert call.store.saved == []
+
+
+async def test_a_name_given_instead_of_an_answer_starts_the_message():
+    call = Call({"my kitchen tap drips all night": Reading("emergency", sure=False)})
+    assert "emergency" in await call.say("my kitchen tap drips all night")
+    assert "calling from" in await call.say("Tom Bennett")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Tom Bennett" and "tap" in m.about and not m.urgent
+
+
+async def test_a_part_of_the_number_said_again_replaces_that_part():
+    call = Call()
+    await call.say("I need to leave a message about the laundry card machine, it ate my card")
+    await call.say("Steph Rowland")
+    await call.say("my number's 555 640 3312")
+    await call.say("sorry, did I say 3312? it's 3321")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.callback_number == "5556403321"
+
+
+async def test_a_caller_who_gave_a_title_is_thanked_by_it():
+    call = Call()
+    await call.say("I'd like to leave a message about the hallway carpet")
+    assert (await call.say("it's Mrs Lindqvist")).startswith("Thanks, Mrs Lindqvist.")
+
