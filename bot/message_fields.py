@@ -53,10 +53,9 @@ def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     number, corrected = _number_of(f, w, number, runs, asked)
     if number:
         f["number"] = number
-    if f.get("unit_q"):
-        unit = address_in(raw, asked=asked == "unit")
-        if unit and (asked == "unit" or len(unit) >= len(f["unit"] or "")):
-            f["unit"] = unit
+    unit = address_in(raw, asked=asked == "unit")  # taken when said, asked for only where the business asks
+    if unit and (asked == "unit" or len(unit) >= len(f["unit"] or "")):
+        f["unit"] = unit
     name, bare = _name_of(f, raw, runs, number, asked)
     if name:
         f["name"] = merge_name(f["name"], name)

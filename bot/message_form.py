@@ -298,9 +298,9 @@ def _readback(f: dict) -> str:
 
 
 def addressed(name: str) -> str:
-    """How the caller is thanked: "Sarah" for Sarah Jones, "Mrs Lindqvist" for Mrs Lindqvist."""
+    """How the caller is thanked: "Sarah" for Sarah Jones, "Mrs Whitfield" for Mrs Eleanor Whitfield."""
     words = name.split()
-    return name if words[0] in TITLES.values() else words[0]
+    return f"{words[0]} {words[-1]}" if words[0] in TITLES.values() and len(words) > 1 else words[0]
 
 
 def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
