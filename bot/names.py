@@ -29,7 +29,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     his her their its them they he she him myself yourself calling ringing phoning speaking here there
     come came gone been loose off out going getting doing having being making fixed sorted done over again
     due ready available free busy open closed booked away sure fine ok gonna about like
-    into onto by near under via
+    into onto by near under via bad worse worst pretty really quite totally completely still also even
     ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
     eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
     i've ive i'd id i'll ill we we're we've they're you're don't can't won't isn't it's its wait hang hold
@@ -272,8 +272,14 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
 
 
 def _signed(plain: list[str], after: list[str]) -> bool:
-    """A name followed by what follows names: "pete rossi from the third floor", "ann lee here"."""
-    return bool(plain) and bool(after) and (after[0] in _NAME_TAIL or (after[0] == "," and len(plain) >= 2))
+    """A name followed by what follows names ("pete rossi from the third floor", "ann lee here"),
+    or a first name and surname of words that are no words of a problem ("it's grace hill")."""
+    if not plain:
+        return False
+    if after and after[0] in _NAME_TAIL:
+        return True
+    return len(plain) >= 2 and (not after or after[0] in BOUNDARY) and not any(
+        w.lower() in NOT_NAME and w.lower() not in GIVEN_WORDS for w in plain)
 
 
 def _here(toks: list[_Tok], cased: bool) -> list[str]:

@@ -282,8 +282,8 @@ class Receptionist:
             answer = self._hours(w)
         elif r.intent == "address":
             answer = f"We're at {self.profile.address}"
-        elif r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs):
-            answer = self.profile.faqs[r.faq].answer
+        elif r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs) and st["form"].get("asked") != "topic":
+            answer = self.profile.faqs[r.faq].answer  # asked what the message is about, a question may be the message
         else:
             return None
         return [answer, *message_form.repeat_question(st["form"], caller_digits(conv.caller))]
