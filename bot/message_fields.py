@@ -9,9 +9,9 @@ import re
 
 from bot.language import Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
-from bot.names import bare_name, merge_name, name_in
+from bot.names import bare_name, merge_name, name_in, refuses_name
 from bot.phone_numbers import digits_of, number_runs, phone_in
-from bot.places import address_in
+from bot.places import address_in, refuses_place
 
 URGENT = ("urgent", "asap", "as soon as possible", "emergency", "right away", "straight away", "can't wait")
 NOT_URGENT = ("not urgent", "isn't urgent", "nothing urgent", "not an emergency", "isn't an emergency", "no emergency", "no rush", "can wait")
@@ -93,7 +93,7 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
     correcting = asked in ("confirm", "which") and not runs and last_answer(Words(raw)) != "yes"  # "no, it's Kirsten"
     name = name_in(raw, asked=asked == "name" or correcting or spelling)
     bare = None
-    if not name and asked in ("topic", "number", "caller_id"):
+    if not name and asked in ("topic", "number", "caller_id", "unit"):
         bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
         if bare and one_word and f["name"] and len(bare.split()) == 1 and not number:
             name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
@@ -110,6 +110,10 @@ def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, nam
         topic_into(f, about)
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
+    elif (about and f["topic"] and asked in ("name", "unit", "number", "caller_id") and not name and not runs
+          and len(Words(about).content()) >= 3 and about.lower() not in f["topic"].lower()
+          and not refuses_name(raw) and not refuses_place(raw)):
+        f["topic"] = f"{f['topic']}; {about}"[:TOPIC_MAX]  # more of it, told where something else was asked
 
 
 

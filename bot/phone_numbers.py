@@ -138,6 +138,10 @@ def speak_number(number: str) -> str:
     d = digits_of(main)[:MAX_DIGITS]
     if len(d) == 10:
         groups = [d[:3], d[3:6], d[6:]]
+    elif len(d) == 11 and d.startswith("02"):  # UK: 020 7946 0018
+        groups = [d[:3], d[3:7], d[7:]]
+    elif len(d) == 11 and (d.startswith("011") or (d.startswith("01") and d[3] == "1")):  # 0117 496 0018, 0161 496 0018
+        groups = [d[:4], d[4:7], d[7:]]
     elif len(d) > 10:  # "07700 900 123", "447 700 900 555"
         head = d[:-6]
         groups = ([head] if len(head) <= 5 else [head[i:i + 3] for i in range(0, len(head), 3)]) + [d[-6:-3], d[-3:]]

@@ -143,3 +143,17 @@ async def test_a_caller_who_gave_a_title_is_thanked_by_it():
     await call.say("I'd like to leave a message about the hallway carpet")
     assert (await call.say("it's Mrs Lindqvist")).startswith("Thanks, Mrs Lindqvist.")
 
+
+
+async def test_what_it_is_about_told_where_something_else_was_asked_joins_the_message():
+    call = Call()
+    assert (await call.say("I'd like to leave a message, hang on... right, my name's Kerry-Ann Price")).endswith(
+        "What is the message about?")  # "hang on... right" is not what it is about
+    await call.say("it's the lift")
+    offer = await call.say("oh and it's making a horrible grinding noise between floors")  # said at the caller-ID offer
+    assert "calling from" in offer
+    readback = await call.say("no, call 555 222 3131")
+    assert "the lift; it's making a horrible grinding noise between floors" in readback
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Kerry-Ann Price", "5552223131") and "grinding" in m.about

@@ -50,8 +50,11 @@ def test_the_unit_is_not_part_of_the_number():
     assert number_runs("flat two oh four, five five five one two three four five six seven") == ["204", "5551234567"]
 
 
-def test_an_extension_is_read_back_after_the_number():
+def test_a_number_is_read_back_in_its_groups():
     assert speak_number("6085550100 ext 42") == "six zero eight, five five five, zero one zero zero, extension four two"
+    assert speak_number("01174960018") == "zero one one seven, four nine six, zero zero one eight"
+    assert speak_number("02079460018") == "zero two zero, seven nine four six, zero zero one eight"
+    assert speak_number("07700900123") == "zero seven seven zero zero, nine zero zero, one two three"
 
 
 @pytest.mark.parametrize(("text", "asked", "place"), [
