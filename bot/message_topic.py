@@ -130,10 +130,10 @@ def _drop_name(text: str, name: str) -> str:
     parts = [p for p in name.split() if p.lower().rstrip(".") not in TITLES]
     forms = "|".join(rf"{re.escape(p)}|{re.escape(p[:3])}[\w'-]{{0,3}}" for p in parts)
     piece = (rf"(?:(?:mr|mrs|ms|miss|dr|doctor|mister)\.?\s+)?(?:{forms})\b(?:\s+with(?:out)? an? \w\b)?"
-             r"|(?:(?:that's|thats|spelled|spelt)\s+)?(?:\b[a-z]\b[\s,.]*){2,}")
-    pat = (rf"(?:\b(?:my name is|my name's|my names|name is|the name's|name's|the name is|this is|it's|it is|i am|i'm|im|that's|"
+             r"|(?:(?:that's|thats|spelled|spelt)\s+)?(?:(?<![\w'’-])[a-z](?![\w'’-])[\s,.]*){2,}")
+    pat = (rf"(?:\b(?:my first name is|first name is|my surname is|surname is|surname|last name is|my name is|my name's|my names|name is|the name's|name's|the name is|this is|it's|it is|i am|i'm|im|that's|"
            rf"call me|from)[\s,]+)?(?:{piece})(?:[\s,]*(?:{piece}))*(?:\s+(?:here|speaking))?")
-    return re.sub(pat, " ", text, count=1, flags=re.I) if parts else text
+    return re.sub(pat, " ", text, count=2, flags=re.I) if parts else text  # twice: "first name is John, surname Smith"
 
 
 def flip(topic: str) -> str:

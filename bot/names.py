@@ -268,7 +268,19 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
             best = (False, best_words)
     if best is None and asked:
         return bare_name(text)
-    return _finish(best[1]) if best else None
+    return _finish(_surname(best[1], toks, cased)) if best else None
+
+
+def _surname(name: list[str], toks: list[_Tok], cased: bool) -> list[str]:
+    """ "my first name is John, surname Smith": the surname said on its own joins the name."""
+    for i, t in enumerate(toks[:-1]):
+        k = i + 1
+        if t.low in ("surname", "lastname") or (t.low == "name" and i and toks[i - 1].low in ("last", "family", "second")):
+            k += 1 if toks[k].low in ("is", "'s") else 0
+            if k < len(toks) and _namelike(toks[k], first=False, before_boundary=True, cased=cased, strict=False):
+                plain = [w for w in name if w not in TITLES.values()]
+                return [*name[:-1], _cap(toks[k])] if len(plain) >= 2 else [*name, _cap(toks[k])]
+    return name
 
 
 def _signed(plain: list[str], after: list[str]) -> bool:

@@ -157,3 +157,12 @@ async def test_what_it_is_about_told_where_something_else_was_asked_joins_the_me
     await call.say("yes")
     (m,) = call.store.saved
     assert (m.name, m.callback_number) == ("Kerry-Ann Price", "5552223131") and "grinding" in m.about
+
+
+async def test_never_mind_in_other_words_drops_the_message():
+    call = Call()
+    await call.say("I'd like to leave a message about the bins")
+    await call.say("Tom Cook")
+    assert (await call.say("oh, don't bother, it doesn't matter")).startswith("No problem, I won't take a message.")
+    await call.say("no thanks")
+    assert call.store.saved == [] and call.actions[-1].kind == "hangup"

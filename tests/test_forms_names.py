@@ -56,6 +56,7 @@ def test_words_that_are_not_a_name(text):
     ("it's Mrs Lindqvist", "Mrs Lindqvist"),
     ("sorry, it's Marc with a c", "Marc"),
     ("Tom, 555 867 5309", "Tom"),
+    ("my first name is John, surname Smith, it's about my bridge", "John Smith"),
     ("john smith", "John Smith"),
 ])
 def test_a_name_given_when_asked(text, name):
