@@ -166,3 +166,10 @@ async def test_never_mind_in_other_words_drops_the_message():
     assert (await call.say("oh, don't bother, it doesn't matter")).startswith("No problem, I won't take a message.")
     await call.say("no thanks")
     assert call.store.saved == [] and call.actions[-1].kind == "hangup"
+
+
+async def test_a_goodbye_after_an_answer_is_not_taken_as_yes_to_a_message():
+    call = Call()
+    assert (await call.say("where can visitors park")).endswith("Would you like to leave a message as well?")
+    await call.say("okay, that's good to know, I'll call in the week, bye")
+    assert [a.kind for a in call.actions] == ["hangup"] and call.conv.state["receptionist"]["form"] is None

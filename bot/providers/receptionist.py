@@ -200,6 +200,8 @@ class Receptionist:
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
             if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
+        if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
+            return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(w.raw, bool(self.profile.unit_question)):
