@@ -173,3 +173,11 @@ async def test_a_goodbye_after_an_answer_is_not_taken_as_yes_to_a_message():
     assert (await call.say("where can visitors park")).endswith("Would you like to leave a message as well?")
     await call.say("okay, that's good to know, I'll call in the week, bye")
     assert [a.kind for a in call.actions] == ["hangup"] and call.conv.state["receptionist"]["form"] is None
+
+
+async def test_details_with_an_emergency_in_them_still_go_to_the_emergency_line():
+    worse = "not sure, I'm Tom Jones and now water is pouring through the ceiling"
+    call = Call({"my kitchen tap drips all night": Reading("emergency", sure=False), worse: Reading("emergency")})
+    await call.say("my kitchen tap drips all night")
+    await call.say(worse)
+    assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")] and call.store.saved == []

@@ -167,7 +167,13 @@ class Receptionist:
             return reply
         r = await self._read(text)
         st["intent"] = r.intent
-        reply = self._urgent_or_leaving(r, raw, w, st, conv, awaiting) or self._informed(r, raw, w, st, conv)
+        reply = self._urgent_or_leaving(r, raw, w, st, conv, awaiting)
+        if reply is None and awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(
+                raw, bool(self.profile.unit_question)):
+            # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
+            urgent = awaiting == "offer_message" and st.get("urgent", False)
+            reply = self._start_form(st, conv, st.get("topic", ""), urgent=urgent), None
+        reply = reply or self._informed(r, raw, w, st, conv)
         if reply is not None:
             return reply
         return self._unmatched(r, raw, w, st, awaiting)
@@ -204,9 +210,6 @@ class Receptionist:
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
-        if awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(w.raw, bool(self.profile.unit_question)):
-            # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
-            return self._start_form(st, conv, st.get("topic", ""), urgent=awaiting == "offer_message" and st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
             if awaiting == "anything_else" or w.has("thank", "thanks", "that's all", "bye"):
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
