@@ -111,6 +111,7 @@ def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, nam
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
     elif (about and f["topic"] and asked in ("name", "unit", "number", "caller_id") and not name and not runs
+          and last_answer(w) is None and not is_yes(w)
           and len(Words(about).content()) >= 3 and about.lower() not in f["topic"].lower()
           and not refuses_name(raw) and not refuses_place(raw)):
         f["topic"] = f"{f['topic']}; {about}"[:TOPIC_MAX]  # more of it, told where something else was asked

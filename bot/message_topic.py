@@ -78,7 +78,7 @@ def about_of(raw: str, *, name: str | None = None) -> str:
         text = _drop_name(text, name)
     for _ in range(3):
         text = _REQUEST.sub(" ", text)
-        text = _LEAD.sub("", text)
+        text = _LEAD.sub("", re.sub(r"^[\s,.;:!?-]+", "", text))
         text = _ABOUT.sub("", text)
     text = re.sub(r"\s+", " ", re.sub(r"\s+([,.?!])", r"\1", text)).strip()
     text = _strip_tail(text)
@@ -126,14 +126,23 @@ def _drop_number(text: str) -> str:
 
 def _drop_name(text: str, name: str) -> str:
     """The text without the name and how it was given ("this is Dan, Daniel Okafor", "Siobhan,
-    that's S I O B H A N, Kelly", "Ann with an e")."""
+    that's S I O B H A N, Kelly", "Ann with an e"). Shorter or longer forms of a name's words
+    and a name's single words are dropped only after a cue, so "annual" stays for Ann and
+    "will" for Will Hunt."""
     parts = [p for p in name.split() if p.lower().rstrip(".") not in TITLES]
+    if not parts:
+        return text
+    title = r"(?:(?:mr|mrs|ms|miss|dr|doctor|mister)\.?\s+)?"
+    sep = r"[\s,]+(?:(?:um+|uh+|er+m?)\b[\s,]+)*"  # each repeat needs a filler word: linear time
     forms = "|".join(rf"{re.escape(p)}|{re.escape(p[:3])}[\w'-]{{0,3}}" for p in parts)
-    piece = (rf"(?:(?:mr|mrs|ms|miss|dr|doctor|mister)\.?\s+)?(?:{forms})\b(?:\s+with(?:out)? an? \w\b)?"
-             r"|(?:(?:that's|thats|spelled|spelt)\s+)?(?:(?<![\w'’-])[a-z](?![\w'’-])[\s,.]*){2,}")
-    pat = (rf"(?:\b(?:my first name is|first name is|my surname is|surname is|surname|last name is|my name is|my name's|my names|name is|the name's|name's|the name is|this is|it's|it is|i am|i'm|im|that's|"
-           rf"call me|from)[\s,]+)?(?:{piece})(?:[\s,]*(?:{piece}))*(?:\s+(?:here|speaking))?")
-    return re.sub(pat, " ", text, count=2, flags=re.I) if parts else text  # twice: "first name is John, surname Smith"
+    letters = r"(?:(?:that's|thats|spelled|spelt)\s+)?(?:(?<![\w'’-])[a-z](?![\w'’-])[\s,.]*){2,}"
+    piece = rf"{title}(?:{forms})\b(?:\s+with(?:out)? an? \w\b)?|{letters}"
+    cue = (r"\b(?:my first name is|first name is|my surname is|surname is|surname|last name is|my name is|my name's|my names|"
+           r"name is|the name's|name's|the name is|this is|it's|it is|i am|i'm|im|that's|call me|from)" + sep)
+    whole = title + sep.join(re.escape(p) for p in parts) + r"\b"
+    tail = rf"(?:{sep}(?:{piece}))*(?:\s+(?:here|speaking))?"
+    text = re.sub(rf"{cue}(?:{piece}){tail}", " ", text, count=2, flags=re.I)  # twice: "first name is John, surname Smith"
+    return re.sub(rf"\b{whole}{tail}", " ", text, count=1, flags=re.I)
 
 
 def flip(topic: str) -> str:

@@ -163,7 +163,7 @@ async def test_never_mind_in_other_words_drops_the_message():
     call = Call()
     await call.say("I'd like to leave a message about the bins")
     await call.say("Tom Cook")
-    assert (await call.say("oh, don't bother, it doesn't matter")).startswith("No problem, I won't take a message.")
+    assert (await call.say("oh, forget about it, I'll sort it out myself")).startswith("No problem, I won't take a message.")
     await call.say("no thanks")
     assert call.store.saved == [] and call.actions[-1].kind == "hangup"
 

@@ -38,8 +38,8 @@ ANYTHING_ELSE = "Is there anything else I can help with?"
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
-NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "don't bother", "doesn't matter",
-              "cancel that", "cancel the message", "no message")
+NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
+              "no message")
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
             "morning is fine", "monday is fine", "no rush", "no hurry")
 URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
