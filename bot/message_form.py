@@ -74,9 +74,10 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     for words in [*_recent_user(conv, 4), topic]:
         if words and not DTMF.fullmatch(words):
             problem = absorb(f, words[:MAX_TEXT], Words(words[:MAX_TEXT]), asked="start") or problem
-    if f["name"] is None:  # "is it an emergency?" -- "Tom Bennett": a name given alone, out of turn
-        f["name"] = next((n for words in reversed(_recent_user(conv, 2)) if (n := bare_name(words, whole=True))
-                          and len(n.split()) >= 2), None)
+    # "is it an emergency?" -- "Tom Bennett": a name given alone, out of turn (or the surname of one given before)
+    bare = next((n for words in reversed(_recent_user(conv, 2)) if (n := bare_name(words, whole=True)) and len(n.split()) >= 2), None)
+    if bare and (f["name"] is None or bare.split()[0].lower() == f["name"].lower()):
+        f["name"] = bare
     sync(st, conv)
     if problem == "long" and f["topic"]:
         f["asked"] = "number"
@@ -97,7 +98,20 @@ def answers_question(raw: str, w: Words, st: dict) -> bool:
     f = st.get("form") or {}
     if DTMF.fullmatch(raw) or any(len(r) >= 3 for r in number_runs(raw)):
         return True
-    return f.get("asked") in ("confirm", "caller_id") and last_answer(w) is not None
+    return f.get("asked") in ("confirm", "caller_id") and answer_of(w) is not None
+
+
+_ALSO_YES = ("that's it", "that's fine", "that's all fine", "that's all correct", "that's the one", "spot on", "perfect",
+             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine")
+
+
+def answer_of(w: Words) -> str | None:
+    """The caller's final yes or no, with the ways people say yes to a read-back ("that's it",
+    "spot on", "that's fine"); None if neither."""
+    said = last_answer(w)
+    if said is None and w.has(*_ALSO_YES) and not w.has("not", "don't", "isn't", "wrong"):
+        return "yes"
+    return said
 
 
 async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]:
@@ -181,7 +195,7 @@ def _keys(f: dict, keyed: str, asked: str | None) -> tuple[str | None, list[str]
 def _words(f: dict, raw: str, w: Words, asked: str | None, before: tuple) -> tuple[str | None, list[str] | None]:
     """Words said: every field they give. (The caller's yes or no, and the reply when it
     cannot wait: a number too long, or which field to change.)"""
-    answer = last_answer(w)
+    answer = answer_of(w)
     problem = absorb(f, raw, w, asked=asked)
     if problem == "long":
         f["asked"] = "number"
@@ -291,7 +305,11 @@ def next_question(f: dict, mine: str) -> list[str]:
 def _readback(f: dict) -> str:
     who = (f" from {f['name']}" if f["name"] else "") + (f", {f['unit']}" if f.get("unit") else "")
     topic = flip(topic_text(f))
-    # read back only a short subject, never a long number (nothing over 15 digits reaches the voice)
+    # read back only a short subject (its first clauses), never a long number (nothing over 15 digits reaches the voice)
+    clauses = re.split(r"(?<=[,;])\s+", topic)
+    while len(clauses) > 1 and (len(" ".join(clauses).split()) > 14 or len(" ".join(clauses)) > 120):
+        clauses.pop()
+    topic = " ".join(clauses).rstrip(",; ")
     short = len(topic.split()) <= 14 and len(topic) <= 120 and all(len(r) <= MAX_DIGITS for r in number_runs(topic))
     about = f": {topic}" if topic and short else ""
     back = f"We'll call you back on {speak_number(f['number'])}" if f["number"] else "There's no number to call you back on"

@@ -51,7 +51,8 @@ _FLIP = {"my": "your", "i": "you", "i'm": "you're", "im": "you're", "me": "you",
 _NUM_WORD = r"(?:\d+[a-z]?|zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|" \
             r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)"
 _UNIT_PHRASE = re.compile(rf"(?:\b(?:i'?m|i am|i live|we're|we live)\s+)?(?:\b(?:in|from|at)\s+)?\b(?:unit|apartment|apt|flat|suite)\s+"
-                          rf"{_NUM_WORD}(?:\s+{_NUM_WORD}){{0,2}}(?:\s+[a-z]\b)?[\s,]*", re.I)
+                          rf"{_NUM_WORD}(?:\s+{_NUM_WORD}){{0,2}}(?:\s+[a-z]\b)?[\s,]*"
+                          r"|\b(?:i'?m|i am|i live|we're|we live)\s+(?:in|at)\s+\d+[a-z]?\b(?:\s+and\b)?[\s,]*", re.I)
 
 
 

@@ -181,3 +181,15 @@ async def test_details_with_an_emergency_in_them_still_go_to_the_emergency_line(
     await call.say("my kitchen tap drips all night")
     await call.say(worse)
     assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")] and call.store.saved == []
+
+
+async def test_the_ways_people_say_yes_confirm_and_a_full_name_completes_one_given_before():
+    call = Call()
+    said = "hello, yes, I'm in 4B and the radiator valve is stuck, nothing urgent, just need someone to look at it, it's Yusuf"
+    assert (await call.say(said)).endswith("Would you like to leave a message?")
+    assert "calling from" in await call.say("Yusuf Ali")
+    readback = await call.say("that's fine")
+    assert readback.startswith("So I have a message from Yusuf Ali, 4B: the radiator valve is stuck")
+    assert "Thanks, Yusuf." in await call.say("that's it")  # a yes, not a goodbye
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Yusuf Ali", "5551230000") and m.about.startswith("4B: the radiator valve")
