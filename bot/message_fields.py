@@ -90,7 +90,7 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
     (The name, and the bare name when it came alone.)"""
     one_word, f["one_word"] = f.get("one_word"), False
     spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
-    correcting = asked in ("confirm", "which") and not runs and last_answer(Words(raw)) != "yes"  # "no, it's Kirsten"
+    correcting = asked in ("confirm", "which") and not runs and answer_of(Words(raw)) != "yes"  # "no, it's Kirsten"
     name = name_in(raw, asked=asked == "name" or correcting or spelling)
     bare = None
     if not name and asked in ("topic", "number", "caller_id", "unit"):
@@ -127,3 +127,38 @@ def topic_into(f: dict, text: str) -> bool:
     if about:
         f["topic"] = about
     return bool(about)
+
+
+NO_CALLBACK = re.compile(
+    r"\b(?:no need to (?:call|ring|phone)|(?:don't|do not|doesn't|does not) need (?:a|to) (?:call|ring)|(?:don't|do not) (?:call|ring) me"
+    r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won't|not) (?:give|giving|leave|leaving) (?:you )?"
+    r"(?:a|my|the) number|i'll (?:call|ring|phone) (?:you|back|again)|no number)\b", re.I)
+NOT_THIS = re.compile(r"\b(?:don't|do not|not|never)\s+(?:\w+\s+){0,2}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
+                       r"|\b(?:different|another|other)\s+number\b", re.I)
+THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
+
+
+_ALSO_YES = ("that's it", "that's fine", "that's all fine", "that's all correct", "that's the one", "spot on", "perfect",
+             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine")
+
+
+def answer_of(w: Words) -> str | None:
+    """The caller's final yes or no, with the ways people say yes to a read-back ("that's it",
+    "spot on", "that's fine"); None if neither."""
+    said = last_answer(w)
+    if said is None and w.has(*_ALSO_YES) and not w.has("not", "don't", "isn't", "wrong"):
+        return "yes"
+    return said
+
+
+def which_part(w: Words, f: dict) -> str | None:
+    """Which part the caller says is wrong."""
+    if w.has("number", "phone", "digits"):
+        return "number"
+    if f.get("unit_q") and w.has("unit", "apartment", "flat", "address", "suite"):
+        return "unit"
+    if w.has("name", "spelling", "spelt", "spelled"):
+        return "name"
+    if w.has("about", "message", "subject", "reason"):
+        return "topic"
+    return None

@@ -17,10 +17,11 @@ import re
 from enum import Enum
 
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
-from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits, last_answer
-from bot.message_fields import absorb, topic_into
+from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits
+from bot.message_fields import NO_CALLBACK, NOT_THIS, THIS_NUMBER, absorb, answer_of, topic_into, which_part
 from bot.message_topic import DTMF, flip, mostly_digits, topic_text
-from bot.names import TITLES, bare_name, refuses_name
+from bot.name_words import TITLES
+from bot.names import bare_name, refuses_name
 from bot.phone_numbers import number_runs, speak_number
 from bot.places import refuses_place
 from bot.store.api import NewMessage
@@ -101,17 +102,7 @@ def answers_question(raw: str, w: Words, st: dict) -> bool:
     return f.get("asked") in ("confirm", "caller_id") and answer_of(w) is not None
 
 
-_ALSO_YES = ("that's it", "that's fine", "that's all fine", "that's all correct", "that's the one", "spot on", "perfect",
-             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine")
 
-
-def answer_of(w: Words) -> str | None:
-    """The caller's final yes or no, with the ways people say yes to a read-back ("that's it",
-    "spot on", "that's fine"); None if neither."""
-    said = last_answer(w)
-    if said is None and w.has(*_ALSO_YES) and not w.has("not", "don't", "isn't", "wrong"):
-        return "yes"
-    return said
 
 
 async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]:
@@ -137,15 +128,6 @@ class _Go(Enum):
     ON = 0  # a step of ``step`` has nothing to say: the next one decides
 
 
-_NO_CALLBACK = re.compile(
-    r"\b(?:no need to (?:call|ring|phone)|(?:don't|do not|doesn't|does not) need (?:a|to) (?:call|ring)|(?:don't|do not) (?:call|ring) me"
-    r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won't|not) (?:give|giving|leave|leaving) (?:you )?"
-    r"(?:a|my|the) number|i'll (?:call|ring|phone) (?:you|back|again)|no number)\b", re.I)
-_NOT_THIS = re.compile(r"\b(?:don't|do not|not|never)\s+(?:\w+\s+){0,2}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
-                       r"|\b(?:different|another|other)\s+number\b", re.I)
-_THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
-
-
 def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     """The form's next words after the caller's ``raw``; None when they confirmed the read-back."""
     asked = f["asked"]
@@ -159,7 +141,7 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:
         said.append(f"Thanks, {addressed(f['name'])}.")
-    if asked in ("caller_id", "number") and f["number"] is None and _NO_CALLBACK.search(raw):
+    if asked in ("caller_id", "number") and f["number"] is None and NO_CALLBACK.search(raw):
         f["number"], f["partial"] = "", ""  # "I'd rather not give a number", "no need to call me back": none
         return said + next_question(f, mine)
     reply = _yes_or_no(f, w, asked, answer, changed, mine)
@@ -201,7 +183,7 @@ def _words(f: dict, raw: str, w: Words, asked: str | None, before: tuple) -> tup
         f["asked"] = "number"
         return answer, [TOO_LONG]
     if asked == "which" and (f["name"], f["number"], f["topic"], f.get("unit")) == before:
-        which = _which(w, f)
+        which = which_part(w, f)
         if which:
             return answer, _ask_again(f, which, ASK_NUMBER)
     return answer, None
@@ -210,8 +192,8 @@ def _words(f: dict, raw: str, w: Words, asked: str | None, before: tuple) -> tup
 def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed: bool, mine: str) -> list[str] | None | _Go:
     """The answer to "call you back on this number?" or to the read-back."""
     if asked == "caller_id" and not changed:
-        other = _NOT_THIS.search(w.raw) is not None  # "no, don't call this one", "not this number"
-        if not other and (answer == "yes" or (mine and w.has(*_THIS_NUMBER))):
+        other = NOT_THIS.search(w.raw) is not None  # "no, don't call this one", "not this number"
+        if not other and (answer == "yes" or (mine and w.has(*THIS_NUMBER))):
             f["number"] = mine
         elif answer == "no" or other:
             f["asked"] = "number"
@@ -220,7 +202,7 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
         if answer == "yes":
             return None
         if answer == "no":
-            which = _which(w, f)
+            which = which_part(w, f)
             if which:  # "no, wrong number": ask for that again
                 return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
             f["asked"] = "which"
@@ -253,7 +235,7 @@ def _missing_number(f: dict, w: Words, asked: str | None, answer: str | None, ch
     if asked == "caller_id" and f["number"] is None and (answer is None or changed):
         f["offered"] = False  # the caller said something else: the offer stands
     if asked == "number" and not changed and f["number"] is None:
-        if w.has(*_THIS_NUMBER) and mine:
+        if w.has(*THIS_NUMBER) and mine:
             f["number"] = mine
         else:
             f["number_tries"] += 1
@@ -326,19 +308,6 @@ def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
     f[which] = "" if which in ("topic", "unit") else None
     f["asked"] = which
     return [{"name": ASK_NAME, "number": ask_number, "topic": ASK_TOPIC, "unit": f.get("unit_q") or ""}[which]]
-
-
-def _which(w: Words, f: dict) -> str | None:
-    """Which part the caller says is wrong."""
-    if w.has("number", "phone", "digits"):
-        return "number"
-    if f.get("unit_q") and w.has("unit", "apartment", "flat", "address", "suite"):
-        return "unit"
-    if w.has("name", "spelling", "spelt", "spelled"):
-        return "name"
-    if w.has("about", "message", "subject", "reason"):
-        return "topic"
-    return None
 
 
 def _recent_user(conv: Conversation, n: int) -> list[str]:

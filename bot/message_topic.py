@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from bot.language import MAX_TEXT, Words, is_yes
-from bot.names import TITLES, name_in
+from bot.name_words import TITLES
+from bot.names import name_in
 from bot.phone_numbers import number_runs
 
 TOPIC_MAX = 500  # characters of the caller's words kept as "about"
