@@ -27,7 +27,7 @@ _REQUEST = re.compile(
     r"\s+me(?:\s+back)?|(?:please\s+)?(?:have|get|ask)\s+(?:someone|somebody|them|the \w+)\s+(?:to\s+)?(?:call|ring|phone)\s+me(?:\s+back)?"
     r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)(?:\s+to)?|(?:could|can|would)\s+you\s+(?:please\s+)?(?:pass|give|take(?:\s+down)?|write\s+down|jot\s+down)\s+"
     r"(?:a|the|my)\s+message(?:\s+(?:on|down))?(?:\s+for\s+me)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning|for\b)"
-    r"|^\s*(?:a\s+)?message(?:\s+please)?\b"
+    r"|^\s*(?:a\s+)?message(?:\s+please)?\b|^\s*(?:calling|ringing|phoning)(?:\s+to)?(?=\s+(?:about|regarding|to|for)\b)"
     r"|please\s+(?:call|ring)\s+me(?:\s+back)?|call\s+me\s+back|leave\s+(?:a|the)\s+message|take\s+(?:a|my)\s+message)\b[\s,.]*",
     re.I)
 RECIPIENT = re.compile(
@@ -140,7 +140,7 @@ def _drop_name(text: str, name: str) -> str:
     letters = r"(?:(?:that's|thats|spelled|spelt)\s+)?(?:(?<![\w'’-])[a-z](?![\w'’-])[\s,.]*){2,}"
     piece = rf"{title}(?:{forms})\b(?:\s+with(?:out)? an? \w\b)?|{letters}"
     cue = (r"\b(?:my first name is|first name is|my surname is|surname is|surname|last name is|my name is|my name's|my names|"
-           r"name is|the name's|name's|the name is|this is|it's|it is|i am|i'm|im|that's|call me|from)" + sep)
+           r"name is|the name's|name's|the name is|this is|it's|its|it is|i am|i'm|im|that's|call me|from)" + sep)
     whole = title + sep.join(re.escape(p) for p in parts) + r"\b"
     tail = rf"(?:{sep}(?:{piece}))*(?:\s+(?:here|speaking))?"
     text = re.sub(rf"{cue}(?:{piece}){tail}", " ", text, count=2, flags=re.I)  # twice: "first name is John, surname Smith"
