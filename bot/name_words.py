@@ -142,7 +142,7 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
 def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list[str], list[str]]:
     """The name given over the pieces after a cue: later pieces repeat, complete, spell or
     correct it ("Dan, Daniel Okafor", "Siobhan, S I O B H A N, Kelly", "Ann, Ann with an e").
-    (The name, and the words after it: the rest of its piece, then the pieces not read.)"""
+    (The name, and the words after it: the rest of its piece, or "," and the pieces not read.)"""
     name: list[str] = []
     alone = False
     for k, seg in enumerate(segs):
@@ -159,7 +159,7 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
         plain = [w for w in words if w not in TITLES.values()]
         have = [w for w in name if w not in TITLES.values()]
         if not words:
-            return name, [t.low for s in segs[k:] for t in s]
+            return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
         if not name:
             name = words
         elif plain and similar(plain[0], have[0]):
@@ -169,7 +169,7 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
         elif alone and len(plain) == 1 and len(have) == 1 and not rest:
             name = [*name, plain[0]]  # "Siobhan, ..., Kelly"
         else:
-            return name, [t.low for s in segs[k:] for t in s]
+            return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
         if letter:
             name = respell(name, letter)
         alone = not rest

@@ -119,7 +119,7 @@ def _signed(plain: list[str], after: list[str]) -> bool:
         return False
     if after and after[0] in _NAME_TAIL:
         return True
-    return len(plain) >= 2 and (not after or after[0] in BOUNDARY) and not any(
+    return len(plain) >= 2 and (not after or after[0] in BOUNDARY | {","}) and not any(
         w.lower() in NOT_NAME and w.lower() not in GIVEN_WORDS for w in plain)
 
 
@@ -170,8 +170,8 @@ def bare_name(text: str, *, whole: bool = False) -> str | None:
     if not name:
         return None
     later = [t.low for t in toks[next((k for k, t in enumerate(toks) if t.low in ".?!;:"), len(toks)):] if t.low not in ".?!;:,"]
-    extra = [w for w in after + later if w not in ("thanks", "thank", "you", "please", "here", "speaking")]
-    if (whole and extra) or (after and after[0] not in BOUNDARY and not _digitish(after[0])):
+    extra = [w for w in after + later if w not in (",", "thanks", "thank", "you", "please", "here", "speaking")]
+    if (whole and extra) or (after and after[0] not in BOUNDARY | {","} and not _digitish(after[0])):
         return None  # more words of a sentence ("sink clogged" is no name anyway); where another answer was asked for, a name alone
     return _finish(name)
 
