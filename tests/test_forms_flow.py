@@ -193,3 +193,12 @@ async def test_the_ways_people_say_yes_confirm_and_a_full_name_completes_one_giv
     assert "Thanks, Yusuf." in await call.say("that's it")  # a yes, not a goodbye
     (m,) = call.store.saved
     assert (m.name, m.callback_number) == ("Yusuf Ali", "5551230000") and m.about.startswith("4B: the radiator valve")
+
+
+async def test_an_answer_that_tells_of_more_danger_is_an_emergency_too():
+    worse = "the water's spreading across the floor towards the sockets"
+    call = Call({CLOSE: Reading("emergency", sure=False), worse: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    await call.say(CLOSE)
+    await call.say(worse)
+    assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")] and call.store.saved == []

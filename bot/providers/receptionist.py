@@ -131,6 +131,9 @@ class Receptionist:
         message_form.sync(st, conv)
         if is_no(w) or w.has(*CAN_WAIT):
             return ["Alright.", *message_form.repeat_question(form, caller_digits(conv.caller))], None
+        r = await self._read(self._dtmf(raw))  # neither: "it's getting worse" is read as the emergency it tells of
+        if r.intent == "emergency" or keywords.danger(w):
+            return self._escalate_form(f"{said} {raw.strip()}", st, conv, danger=r.danger or keywords.danger(w))
         return await self._form(raw, w, st, conv)
 
     def _escalate_form(self, raw: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
