@@ -1,14 +1,15 @@
-"""The receptionist's message form: a name, a callback number and what it is about, taken
-from whatever the caller says, in any order, all at once or one by one.
+"""The receptionist's message form: a name, a callback number and what it is about (and a
+unit or address where the business asks for one), taken from whatever the caller says, in
+any order, all at once or one by one.
 
-Each utterance is read for every field (``bot.message_fields``: names after "this is" / "my
-name is" or given bare when asked, phone numbers spoken, written or keyed in, at most 15
-digits). The form asks only for what is still missing, offers the number the caller is
-calling from, reads back what it has and takes corrections ("no, it ends 5309", "my name
-is Marc with a c", "actually it's about the parking"). It lives in
-``conversation.state["receptionist"]["form"]`` (plain data), and what was heard so far is
-mirrored in ``conversation.state[PENDING_MESSAGE]`` (name, callback_number, about, urgent)
-after every turn, so a caller who hangs up mid-form leaves an incomplete message.
+Each utterance is read for every field (``bot.message_fields``, with ``bot.names``,
+``bot.phone_numbers`` and ``bot.places``). The form asks only for what is still missing,
+offers the number the caller is calling from, reads back what it has and takes corrections
+("no, it ends 5309", "my name is Marc with a c", "sorry, the number is ..."); a caller may
+decline to give a name, a number or an address, and the message goes without it. It lives
+in ``conversation.state["receptionist"]["form"]`` (plain data), and what was heard so far
+is mirrored in ``conversation.state[PENDING_MESSAGE]`` (name, callback_number, about,
+urgent) after every turn, so a caller who hangs up mid-form leaves an incomplete message.
 """
 
 from __future__ import annotations
