@@ -134,9 +134,22 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
     rest = [t.low for t in seg[i:]]
     if words and rest[:2] in (["with", "a"], ["with", "an"]) and len(rest) >= 3 and len(rest[2]) <= 2:
         letter, rest = rest[2], rest[3:]
+    run = next((k for k, w in enumerate(rest) if not (len(w) == 1 and w.isalpha())), len(rest))
+    spelled = "".join(rest[:run])
+    if words and run >= 2 and similar(words[-1], spelled):  # "james whitfield w h i t f i e l d"
+        words[-1], rest = spelled.capitalize(), rest[run:]
     if words and all(w in TITLES.values() for w in words):
         words = []
     return words, letter, rest
+
+
+def _spelled_into(name: list[str], spelled: str) -> list[str]:
+    """A spelling replaces the word of the name it spells, or, after a first name, is the surname."""
+    words = [w for w in name if w not in TITLES.values()]
+    best = max(words, key=lambda w: SequenceMatcher(None, w.lower(), spelled).ratio())
+    if similar(best, spelled):
+        return [spelled.capitalize() if w == best else w for w in name]
+    return [*name, spelled.capitalize()] if len(words) == 1 else name
 
 
 def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list[str], list[str]]:
@@ -148,13 +161,10 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
     for k, seg in enumerate(segs):
         spelled = letters(seg) if name else ""
         if spelled:
-            words = [w for w in name if w not in TITLES.values()]
-            best = max(words, key=lambda w: SequenceMatcher(None, w.lower(), spelled).ratio())
-            if similar(best, spelled):
-                name[name.index(best)] = spelled.capitalize()
-            elif len(words) == 1:
-                name.append(spelled.capitalize())
+            name = _spelled_into(name, spelled)
             continue
+        if name and [t.low for t in seg[:1]] in (["that's"], ["thats"], ["sorry"], ["actually"], ["no"]):
+            seg = seg[1:]  # "alex, that's alex morgan": the name said again, in full
         words, letter, rest = piece(seg, cased=cased, strict=strict and k == 0)
         plain = [w for w in words if w not in TITLES.values()]
         have = [w for w in name if w not in TITLES.values()]

@@ -15,10 +15,9 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from bot.language import DIGIT_WORDS, NOT_NAME
+from bot.language import DIGIT_WORDS, MAX_TEXT
 from bot.name_words import (
     BOUNDARY,
-    GIVEN_WORDS,
     HARD,
     TITLES,
     Tok,
@@ -38,8 +37,6 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("that's", False), ("thats", False),
 ]
 _AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
-_NAME_TAIL = {"from", "here", "speaking", "calling", "ringing", "phoning"}
-_IT_CUES = {"it's", "its", "it", "that's", "thats"}
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
 _ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
                 "right", "name", "my", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
@@ -51,7 +48,10 @@ def _finish(words: list[str]) -> str | None:
 
 
 def _cue_at(toks: list[Tok], i: int) -> tuple[int, bool] | None:
-    """The cue starting at token ``i``: (its length, strong)."""
+    """The cue starting at token ``i``: (its length, strong); "from" after "message" ("a
+    message for the manager from linda price") is a weak one."""
+    if toks[i].low == "from" and any(t.low in ("message", "messages") for t in toks[max(0, i - 6):i]):
+        return 1, False
     for cue, strong in _CUES:
         parts = cue.split()
         if [t.low for t in toks[i:i + len(parts)]] == parts:
@@ -78,10 +78,8 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         n, strong = cue
         name, after = read_name(segments(toks[i + n:]), cased=cased, strict=not strong)
         plain = [w for w in name if w not in TITLES.values()]
-        if not (strong or asked or cased) and toks[i].low in _IT_CUES and not _signed(plain, after):
-            i += n  # "it's midnight", "it's nineteen degrees": uncased, "it's" names only when asked or "it's pete rossi from..."
-            continue
-        trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or not after or after[0] in _AFTER_ONE
+        spelt = re.search(r"\bwith an? [a-z]\b", text[:MAX_TEXT], re.I) is not None  # "it's marc with a c": a name only if asked
+        trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))
         if toks[i].low in ("that's", "thats") and len(plain) < 2:
             trusted = False
         if plain and trusted and (best is None or strong >= best[0]):
@@ -110,17 +108,6 @@ def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:
                 plain = [w for w in name if w not in TITLES.values()]
                 return [*name[:-1], cap(toks[k])] if len(plain) >= 2 else [*name, cap(toks[k])]
     return name
-
-
-def _signed(plain: list[str], after: list[str]) -> bool:
-    """A name followed by what follows names ("pete rossi from the third floor", "ann lee here"),
-    or a first name and surname of words that are no words of a problem ("it's grace hill")."""
-    if not plain:
-        return False
-    if after and after[0] in _NAME_TAIL:
-        return True
-    return len(plain) >= 2 and (not after or after[0] in BOUNDARY | {","}) and not any(
-        w.lower() in NOT_NAME and w.lower() not in GIVEN_WORDS for w in plain)
 
 
 def _here(toks: list[Tok], cased: bool) -> list[str]:

@@ -27,6 +27,9 @@ from bot.names import bare_name, merge_name, name_in, refuses_name
     ("can I leave a message, I'm Priya Nair, it's about my retainer, it's come loose", "Priya Nair"),
     ("608 555 0112, Laura Chen, can someone call me about Bella's spay appointment", "Laura Chen"),
     ("could you take a message, tell them it's pete rossi from the third floor", "Pete Rossi"),
+    ("my name is alex, that's alex morgan, and it's about transferring my lease", "Alex Morgan"),
+    ("hi this is a message for the manager from linda price regarding the deposit", "Linda Price"),
+    ("hiya message for reception please it's about my payment plan, it's chloe", "Chloe"),
 ])
 def test_a_name_said_with_the_request(text, name):
     assert name_in(text) == name
@@ -56,6 +59,7 @@ def test_words_that_are_not_a_name(text):
     ("it's Mrs Lindqvist", "Mrs Lindqvist"),
     ("sorry, it's Marc with a c", "Marc"),
     ("Tom, 555 867 5309", "Tom"),
+    ("james whitfield w h i t f i e l d", "James Whitfield"),
     ("my first name is John, surname Smith, it's about my bridge", "John Smith"),
     ("john smith", "John Smith"),
 ])
