@@ -37,6 +37,7 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("that's", False), ("thats", False),
 ]
 _AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
+_SPAN = 40  # tokens after a cue read for a name: a name with its repeats and spelling fits, and each cue costs a bounded time
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
 _ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
                 "right", "name", "my", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
@@ -76,7 +77,7 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
             i += 1
             continue
         n, strong = cue
-        name, after = read_name(segments(toks[i + n:]), cased=cased, strict=not strong)
+        name, after = read_name(segments(toks[i + n:i + n + _SPAN]), cased=cased, strict=not strong)
         plain = [w for w in name if w not in TITLES.values()]
         spelt = re.search(r"\bwith an? [a-z]\b", text[:MAX_TEXT], re.I) is not None  # "it's marc with a c": a name only if asked
         trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))

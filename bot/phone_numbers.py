@@ -22,7 +22,9 @@ _RUN_GLUE = FILLERS - {"oh"} | {"and", "then", "dash", "hyphen", "plus", "area",
 _ONE_AS_WORD = {"work", "home", "mobile", "cell", "other", "this", "that", "new", "old", "the", "my", "different",
                 "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office"}
 _SOFT_DIGITS = ("o", "oh", "to", "too", "for")  # digits only between other digits
-_CORRECTION = re.compile(r"\b(?:no wait|wait|sorry|i mean|no|actually|correction)\b|(?<!\d)[?!;]|[.?!;](?!\d)")
+# a correction, or a question ("did I say 3312? it's 3321"); a full stop between groups is how speech recognition
+# often writes a breath ("five five five. one two three. four five six seven"), so it joins
+_CORRECTION = re.compile(r"\b(?:no wait|wait|sorry|i mean|no|actually|correction)\b|\?")
 _EXTENSION = re.compile(r"\b(?:extension|ext)\b\.?", re.I)
 
 

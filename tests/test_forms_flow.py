@@ -202,3 +202,14 @@ async def test_an_answer_that_tells_of_more_danger_is_an_emergency_too():
     await call.say(CLOSE)
     await call.say(worse)
     assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")] and call.store.saved == []
+
+
+async def test_a_caller_who_goes_on_with_the_message_after_the_emergency_question_is_heard():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    await call.say(CLOSE)  # "Is this an emergency that needs someone tonight?"
+    assert "calling from" in await call.say("Sam")  # the name the caller was about to give
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Sam" and "radiator" in m.about and not m.urgent

@@ -134,6 +134,7 @@ class Receptionist:
         r = await self._read(self._dtmf(raw))  # neither: "it's getting worse" is read as the emergency it tells of
         if r.intent == "emergency" or keywords.danger(w):
             return self._escalate_form(f"{said} {raw.strip()}", st, conv, danger=r.danger or keywords.danger(w))
+        message_form.next_question(form, caller_digits(conv.caller))  # what the caller goes on to answer ("Tom Smith")
         return await self._form(raw, w, st, conv)
 
     def _escalate_form(self, raw: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
