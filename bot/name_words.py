@@ -20,7 +20,10 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     number phone message someone somebody anyone anybody nobody everyone not no none unknown anonymous private withheld
     his her their its them they he she him myself yourself calling ringing phoning speaking here there
     come came gone been loose off out going getting doing having being making fixed sorted done over again
-    due ready available free busy open closed booked away sure fine ok gonna about like
+    due ready available free busy open closed booked away sure fine ok gonna about like than then
+    started stopped happened finished changed moved broken cracked leaked flooded worked tried called sorted fixed
+    something nothing everything anything area code what's who's where's how's here's he's she's let's
+    never mind use try put send keep ring probably maybe perhaps wide pitch ever
     into onto by near under via bad worse worst pretty really quite totally completely still also even
     ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
     eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
@@ -63,6 +66,9 @@ def cased_text(toks: list[Tok]) -> bool:
     return False
 
 
+_CLITIC = re.compile(r"(?:n't|'s|'re|'ve|'ll|'d|'m)$")
+
+
 def cap(t: Tok) -> str:
     if t.orig != t.orig.lower() and t.orig != t.orig.upper() and t.orig[:1].isupper():
         return t.orig.strip("'-").replace("’", "'")  # as written: McDonald, DeShawn, O'Connor
@@ -70,20 +76,20 @@ def cap(t: Tok) -> str:
     return "".join(p if p in "-'" else p.capitalize() for p in parts)
 
 
-def namelike(t: Tok, *, first: bool, before_boundary: bool, cased: bool, strict: bool) -> bool:
-    """A word that may be (part of) a name here."""
+def namelike(t: Tok, *, first: bool, nxt: str, cased: bool, strict: bool) -> bool:
+    """A word that may be (part of) a name here; ``nxt``: the next word of its piece ("" at its end)."""
     w = t.low.strip("'-")
-    if not re.fullmatch(r"[^\W\d_][\w'\-]*", w) or not 2 <= len(w) <= 30:
-        return False
+    if not re.fullmatch(r"[^\W\d_](?:[^\W\d_]|['\-](?=[^\W\d_]))*", w) or not 2 <= len(w) <= 30 or _CLITIC.search(w):
+        return False  # no digits ("LS6"), no "hasn't", "we're", "dog's"
     if strict and cased and not t.orig[:1].isupper():
         return False
     capital = cased and t.orig[:1].isupper()
-    if w in GIVEN_WORDS:  # "this is will hunt"; after a weak cue only where it stands alone ("it's will, ...")
-        return before_boundary or not first or capital or not strict or w not in HARD
+    if w in GIVEN_WORDS:  # "this is will hunt", but not "will my insurance cover it"
+        return capital or not first or w not in HARD or not nxt or nxt not in HARD | BOUNDARY
     if w in HARD or w in BOUNDARY:
         return False
     if w in NOT_NAME:  # a word of a request or a problem: a name only where one clearly stands ("Grace Hill")
-        return capital or (not first and before_boundary)
+        return capital or (not cased and not first and not nxt)
     return not (first and len(w) >= 6 and w.endswith("ing") and not capital)
 
 
@@ -125,7 +131,7 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
     while i < len(seg) and len(words) < 5:
         nxt = seg[i + 1].low if i + 1 < len(seg) else ""
         ok = namelike(seg[i], first=len(words) == 0 or words == words[:1] and words[0] in TITLES.values(),
-                       before_boundary=not nxt or nxt in BOUNDARY, cased=cased, strict=strict)
+                      nxt=nxt, cased=cased, strict=strict)
         if not ok:
             break
         words.append(cap(seg[i]))

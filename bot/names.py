@@ -17,7 +17,6 @@ from difflib import SequenceMatcher
 
 from bot.language import DIGIT_WORDS, MAX_TEXT
 from bot.name_words import (
-    BOUNDARY,
     HARD,
     TITLES,
     Tok,
@@ -38,9 +37,13 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
 ]
 _AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
 _SPAN = 40  # tokens after a cue read for a name: a name with its repeats and spelling fits, and each cue costs a bounded time
+_SIGNED = {"here", "speaking", "calling", "ringing", "phoning", "from"}
+_CLAUSE_START = {",", ".", "?", "!", "yes", "yeah", "yep", "sure", "ok", "okay", "hi", "hello", "hey", "hiya", "oh", "well",
+                 "so", "and", "no", "sorry", "right", "um", "uh", "er"}
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
 _ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
-                "right", "name", "my", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
+                "right", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
+_ANSWER_TAIL = {"here", "speaking", "calling", "ringing", "phoning", "and", "from", "in", "at", "thanks", "thank", "please", "with"}
 _REFUSE = re.compile(r"\b(?:rather not|prefer not|don't want to|do not want to|won't|not giving|not going to give|no name|"
                      r"anonymous|not telling|none of your)\b", re.I)
 
@@ -59,6 +62,8 @@ def _cue_at(toks: list[Tok], i: int) -> tuple[int, bool] | None:
             before = toks[i - 1].low if i else ""
             if parts[0] in ("name", "name's", "name is") and (before in _NOT_OWNER or before.endswith("'s")):
                 return None
+            if parts[0] in ("its", "that's", "thats") and before and before not in _CLAUSE_START:
+                return None  # "off its hinge", "a tooth that's darker": a word of the sentence, not a cue
             return len(parts), strong
     return None
 
@@ -80,6 +85,9 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         name, after = read_name(segments(toks[i + n:i + n + _SPAN]), cased=cased, strict=not strong)
         plain = [w for w in name if w not in TITLES.values()]
         spelt = re.search(r"\bwith an? [a-z]\b", text[:MAX_TEXT], re.I) is not None  # "it's marc with a c": a name only if asked
+        if toks[i].low == "its" and not asked and not (after and after[0] in _SIGNED):
+            i += n  # "its pitch black in here": the misspelt "it's" names only when asked or signed ("its john here")
+            continue
         trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))
         if toks[i].low in ("that's", "thats") and len(plain) < 2:
             trusted = False
@@ -105,7 +113,7 @@ def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:
         k = i + 1
         if t.low in ("surname", "lastname") or (t.low == "name" and i and toks[i - 1].low in ("last", "family", "second")):
             k += 1 if toks[k].low in ("is", "'s") else 0
-            if k < len(toks) and namelike(toks[k], first=False, before_boundary=True, cased=cased, strict=False):
+            if k < len(toks) and namelike(toks[k], first=False, nxt="", cased=cased, strict=False):
                 plain = [w for w in name if w not in TITLES.values()]
                 return [*name[:-1], cap(toks[k])] if len(plain) >= 2 else [*name, cap(toks[k])]
     return name
@@ -116,7 +124,7 @@ def _here(toks: list[Tok], cased: bool) -> list[str]:
     for i, t in enumerate(toks):
         if t.low in ("here", "speaking") and i:
             k = i
-            while k > 0 and i - k < 3 and namelike(toks[k - 1], first=False, before_boundary=True, cased=cased, strict=False):
+            while k > 0 and i - k < 3 and namelike(toks[k - 1], first=False, nxt="", cased=cased, strict=False):
                 k -= 1
             if k > 0 and toks[k - 1].low.rstrip(".") in TITLES:
                 k -= 1
@@ -128,16 +136,17 @@ def _here(toks: list[Tok], cased: bool) -> list[str]:
 
 
 def _piece_alone(toks: list[Tok]) -> list[str]:
-    """A first name and surname said as a piece of their own in a cased transcript: "608 555
-    0112, Laura Chen, can someone call me"."""
+    """A first name and surname said as a piece of their own, next to a number, in a cased
+    transcript: "608 555 0112, Laura Chen, can someone call me" (not "my wife, Helen Ward")."""
     pieces: list[list[Tok]] = [[]]
     for t in toks:
         if t.low in ",.?!;:":
             pieces.append([])
         else:
             pieces[-1].append(t)
-    for part in pieces[1:]:
-        if 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
+    for k, part in enumerate(pieces[1:], start=1):
+        by_number = any(t.low.isdigit() for t in pieces[k - 1] + (pieces[k + 1] if k + 1 < len(pieces) else []))
+        if by_number and 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
             words, _, rest = piece(part, cased=True, strict=True)
             if len(words) == len(part) and not rest:
                 return words
@@ -149,23 +158,24 @@ def bare_name(text: str, *, whole: bool = False) -> str | None:
     the name; None when the words are not a name ("yes", "my sink is clogged"). ``whole``:
     only a name alone (where another answer was asked for)."""
     toks = tokens(text)
+    cased = cased_text(toks)  # before the lead is dropped: "is Maria home" is cased, "maria" then at no sentence start
     while toks and (toks[0].low in _ANSWER_LEAD or toks[0].low in ",?"):
         toks = toks[1:]
     if not toks:
         return None
-    cased = cased_text(toks)
     name, after = read_name(segments(toks), cased=cased, strict=False)
     if not name:
         return None
     later = [t.low for t in toks[next((k for k, t in enumerate(toks) if t.low in ".?!;:"), len(toks)):] if t.low not in ".?!;:,"]
     extra = [w for w in after + later if w not in (",", "thanks", "thank", "you", "please", "here", "speaking")]
-    if (whole and extra) or (after and after[0] not in BOUNDARY | {","} and not _digitish(after[0])):
+    if (whole and extra) or (after and after[0] not in _ANSWER_TAIL | {","} and not _digitish(after[0])):
         return None  # more words of a sentence ("sink clogged" is no name anyway); where another answer was asked for, a name alone
     return _finish(name)
 
 
 def _digitish(word: str) -> bool:
-    return word.isdigit() or word in DIGIT_WORDS or word in ("double", "triple", "treble")
+    """A number said after the name ("Tom, 555...", "ann lee, oh seven seven"); "for" and "to" are words here."""
+    return word.isdigit() or (word in DIGIT_WORDS and word not in ("for", "to", "too", "o")) or word in ("double", "triple", "treble")
 
 
 def refuses_name(text: str) -> bool:
