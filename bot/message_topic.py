@@ -37,7 +37,8 @@ RECIPIENT = re.compile(
     r"management|super|superintendent|her|him|them|(?:dr|doctor|mr|mrs|ms|miss)\.?\s+[a-z'\-]+)\b[\s,.]*)+$", re.I)
 _EMPTY = {"somebody", "someone", "anyone", "anybody", "message", "back", "callback", "quick", "short", "again", "sorry",
           "soon", "possible", "asap", "today", "tomorrow", "nothing", "else", "name", "number", "phone",
-          "hang", "hold", "sec", "second", "moment", "minute", "bear", "let", "see", "right", "wait", "mean"}  # "hang on... right"
+          "hang", "hold", "sec", "second", "moment", "minute", "bear", "let", "see", "right", "wait", "mean",  # "hang on... right"
+          "bye", "goodbye", "goodnight", "night", "much", "cheers", "thank", "thanks"}
 _ABOUT = re.compile(r"^\s*(?:about|regarding|concerning|re)\b\s*", re.I)
 _NUMBER_CUE = re.compile(
     r"(?:(?:and|so|but)\s+)?(?:(?:my|the|a|our)\s+)?(?:(?:phone|callback|call back|cell|mobile|home|work|best|contact)\s+)?"
