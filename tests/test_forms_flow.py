@@ -213,3 +213,15 @@ async def test_a_caller_who_goes_on_with_the_message_after_the_emergency_questio
     await call.say("yes")
     (m,) = call.store.saved
     assert m.name == "Sam" and "radiator" in m.about and not m.urgent
+
+
+async def test_after_a_yes_or_no_question_a_worry_joins_the_message_instead_of_a_second_question():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message about the heating")
+    await call.say("Grace Hill")
+    assert "calling from" in await call.say(CLOSE)  # a "yes" now could answer either question: not asked
+    assert (await call.say("yes")).startswith("So I have a message from Grace Hill: the heating.")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.callback_number == "5551230000" and m.about.startswith("the heating; the radiator") and not m.urgent
+    assert call.actions == []  # no transfer: the message was saved through the store

@@ -116,6 +116,8 @@ class Receptionist:
         if r.intent != "emergency":
             return None
         if not r.sure:  # close to an emergency: ask, as a person would; the form waits
+            if form.get("asked") in ("caller_id", "confirm"):
+                return None  # after a yes-or-no question, the caller's next "yes" could answer either: the message goes on
             st["form_emergency"] = raw.strip()
             return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
         return self._escalate_form(raw, st, conv, danger=r.danger)
