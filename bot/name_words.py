@@ -23,7 +23,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     due ready available free busy open closed booked away sure fine ok gonna about like than then
     started stopped happened finished changed moved broken cracked leaked flooded worked tried called sorted fixed
     something nothing everything anything area code what's who's where's how's here's he's she's let's
-    never mind use try put send keep ring probably maybe perhaps wide pitch ever
+    never mind use try put send keep ring probably maybe perhaps wide pitch ever spelt spelled spelling spell
     into onto by near under via bad worse worst pretty really quite totally completely still also even
     ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
     eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
@@ -165,9 +165,9 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
     name: list[str] = []
     alone = False
     for k, seg in enumerate(segs):
-        spelled = letters(seg) if name else ""
-        if spelled:
-            name = _spelled_into(name, spelled)
+        spelled = letters(seg)
+        if spelled:  # "S M Y T H E": the word it spells, in the name or as the name
+            name = _spelled_into(name, spelled) if name else [spelled.capitalize()]
             continue
         if name and [t.low for t in seg[:1]] in (["that's"], ["thats"], ["sorry"], ["actually"], ["no"]):
             seg = seg[1:]  # "alex, that's alex morgan": the name said again, in full

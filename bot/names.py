@@ -40,6 +40,7 @@ _SPAN = 40  # tokens after a cue read for a name: a name with its repeats and sp
 _SIGNED = {"here", "speaking", "calling", "ringing", "phoning", "from"}
 _CLAUSE_START = {",", ".", "?", "!", "yes", "yeah", "yep", "sure", "ok", "okay", "hi", "hello", "hey", "hiya", "oh", "well",
                  "so", "and", "no", "sorry", "right", "um", "uh", "er"}
+_SURNAME_LEAD = {"last", "family", "second", "sur"}
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
 _ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
                 "right", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
@@ -60,8 +61,8 @@ def _cue_at(toks: list[Tok], i: int) -> tuple[int, bool] | None:
         parts = cue.split()
         if [t.low for t in toks[i:i + len(parts)]] == parts:
             before = toks[i - 1].low if i else ""
-            if parts[0] in ("name", "name's", "name is") and (before in _NOT_OWNER or before.endswith("'s")):
-                return None
+            if parts[0] in ("name", "name's") and (before in _NOT_OWNER or before.endswith("'s") or before in _SURNAME_LEAD):
+                return None  # "her name's Mittens" is the pet's; "my last name is Nowak" is read as a surname
             if parts[0] in ("its", "that's", "thats") and before and before not in _CLAUSE_START:
                 return None  # "off its hinge", "a tooth that's darker": a word of the sentence, not a cue
             return len(parts), strong
@@ -102,16 +103,18 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         best_words = _piece_alone(toks) if cased else []
         if best_words:
             best = (False, best_words)
-    if best is None and asked:
+    words = _surname(best[1] if best else [], toks, cased)
+    if not words and asked:
         return bare_name(text)
-    return _finish(_surname(best[1], toks, cased)) if best else None
+    return _finish(words)
 
 
 def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:
-    """ "my first name is John, surname Smith": the surname said on its own joins the name."""
+    """ "my first name is John, surname Smith": the surname said on its own joins the name (or,
+    "no, my surname is Nowak", is the name to merge with the one taken)."""
     for i, t in enumerate(toks[:-1]):
         k = i + 1
-        if t.low in ("surname", "lastname") or (t.low == "name" and i and toks[i - 1].low in ("last", "family", "second")):
+        if t.low in ("surname", "lastname") or (t.low in ("name", "name's") and i and toks[i - 1].low in _SURNAME_LEAD):
             k += 1 if toks[k].low in ("is", "'s") else 0
             if k < len(toks) and namelike(toks[k], first=False, nxt="", cased=cased, strict=False):
                 plain = [w for w in name if w not in TITLES.values()]

@@ -42,6 +42,8 @@ def test_a_name_said_with_the_request(text, name):
     "it's been off since yesterday and it's nineteen degrees outside",
     "I've lost my keys and I can't get in, and it's midnight",
     "i'm locked out", "this is urgent", "i'm having trouble with my boiler", "it's marc with a c",
+    "one of the cupboard doors fell off its hinge", "I've got one tooth that's darker than the others",
+    "its pitch black in the whole building", "hello, I'm ringing on behalf of my wife, Helen Ward, she's a patient",
 ])
 def test_words_that_are_not_a_name(text):
     assert name_in(text) is None
@@ -60,6 +62,8 @@ def test_words_that_are_not_a_name(text):
     ("sorry, it's Marc with a c", "Marc"),
     ("Tom, 555 867 5309", "Tom"),
     ("james whitfield w h i t f i e l d", "James Whitfield"),
+    ("no, my surname is Nowak not Novak", "Nowak"),
+    ("it is spelt S M Y T H E", "Smythe"),
     ("my first name is John, surname Smith, it's about my bridge", "John Smith"),
     ("john smith", "John Smith"),
 ])
@@ -68,7 +72,9 @@ def test_a_name_given_when_asked(text, name):
 
 
 @pytest.mark.parametrize("text", ["yes", "yes please", "the caller", "my sink is clogged", "it's about my rent", "i'm in flat 3",
-                                  "I'd rather not give my name"])
+                                  "I'd rather not give my name", "LS6 2AB", "my dog bit my little boy on the face",
+                                  "is it possible for someone to ring me", "will my pet insurance cover the visit",
+                                  "what's the rule on cats here", "hi my oven hasn't worked for a week", "is Maria home"])
 def test_answers_that_are_not_a_name_even_when_asked(text):
     assert name_in(text, asked=True) is None
 
