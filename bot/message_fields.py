@@ -34,6 +34,18 @@ _ASIDE = re.compile(r"\?\s*$|^(?:(?:oh|um|uh|and|but|sorry|before (?:that|i forg
                     r"(?:what|when|where|how|do you|are you|is there|is it|can i|could you tell|could i ask)\b", re.I)
 
 
+def more_topic(topic: str, raw: str) -> str:
+    """What it is about, with what the caller added when they gave their details instead of an
+    answer ("no, it's just the hallway light, my name's Tom")."""
+    extra = about_of(raw, name=name_in(raw, asked=True))
+    for part in address_in(raw, asked=True).split(", "):  # the address is a field of its own
+        extra = re.sub(re.escape(part), " ", extra, flags=re.I) if part else extra
+    extra = extra.strip(" ,.;")
+    if len(Words(extra).content()) < 2 or extra.lower() in topic.lower():
+        return topic
+    return f"{topic}; {extra}" if topic else extra
+
+
 def is_aside(raw: str, f: dict) -> bool:
     """A question of the caller's own, asked where the form asked something else ("before
     that, what time do you open tomorrow?"): not an answer with a field in it."""

@@ -225,3 +225,13 @@ async def test_after_a_yes_or_no_question_a_worry_joins_the_message_instead_of_a
     (m,) = call.store.saved
     assert m.callback_number == "5551230000" and m.about.startswith("the heating; the radiator") and not m.urgent
     assert call.actions == []  # no transfer: the message was saved through the store
+
+
+async def test_details_given_instead_of_an_answer_keep_what_else_the_caller_said():
+    call = Call({"there's a problem with a light": Reading("emergency", sure=False)})
+    await call.say("there's a problem with a light")
+    await call.say("no, it's just the hallway light by the lifts, my name's Tom Reed")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Tom Reed" and "hallway light by the lifts" in m.about and not m.urgent

@@ -178,7 +178,7 @@ class Receptionist:
                 raw, bool(self.profile.unit_question)):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             urgent = awaiting == "offer_message" and st.get("urgent", False)
-            reply = self._start_form(st, conv, st.get("topic", ""), urgent=urgent), None
+            reply = self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw), urgent=urgent), None
         reply = reply or self._informed(r, raw, w, st, conv)
         if reply is not None:
             return reply
