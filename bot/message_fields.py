@@ -34,6 +34,9 @@ _ASIDE = re.compile(r"\?\s*$|^(?:(?:oh|um|uh|and|but|sorry|before (?:that|i forg
                     r"(?:what|when|where|how|do you|are you|is there|is it|can i|could you tell|could i ask)\b", re.I)
 
 
+_BEFORE = re.compile(r"\b(?:before (?:that|i forget|we start)|first|quick question|by the way|one thing)\b", re.I)
+
+
 def more_topic(topic: str, raw: str) -> str:
     """What it is about, with what the caller added when they gave their details instead of an
     answer ("no, it's just the hallway light, my name's Tom")."""
@@ -51,7 +54,9 @@ def is_aside(raw: str, f: dict) -> bool:
     that, what time do you open tomorrow?"): not an answer with a field in it."""
     if DTMF.fullmatch(raw) or not _ASIDE.search(raw.strip()) or number_runs(raw) or f.get("asked") == "confirm":
         return False
-    return not name_in(raw) and not (f.get("asked") == "topic" and re.search(r"\b(?:about|regarding)\b", raw, re.I))
+    if f.get("asked") == "topic" and not _BEFORE.search(raw):
+        return False  # asked what the message is about, "when can someone fix my heating?" is the message
+    return not name_in(raw)
 
 
 def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:

@@ -235,3 +235,14 @@ async def test_details_given_instead_of_an_answer_keep_what_else_the_caller_said
     await call.say("yes")
     (m,) = call.store.saved
     assert m.name == "Tom Reed" and "hallway light by the lifts" in m.about and not m.urgent
+
+
+async def test_a_question_given_as_what_the_message_is_about_is_the_message():
+    call = Call()
+    await call.say("I'd like to leave a message")
+    assert (await call.say("when can someone come and fix my heating?")) == "May I have your name?"
+    await call.say("Ann Lee")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert "fix my heating" in m.about
