@@ -129,7 +129,8 @@ class Receptionist:
         form = st["form"]
         if not w.has(*CAN_WAIT) and ((is_yes(w) and not is_no(w)) or w.words[0] in URGENT_YES):
             return self._escalate_form(said, st, conv, danger=keywords.danger(w))
-        form["topic"] = f"{form.get('topic') or ''} {said}".strip()
+        if said.lower() not in (form.get("topic") or "").lower():
+            form["topic"] = f"{form.get('topic') or ''} {said}".strip()
         message_form.sync(st, conv)
         if is_no(w) or w.has(*CAN_WAIT):
             return ["Alright.", *message_form.repeat_question(form, caller_digits(conv.caller))], None
