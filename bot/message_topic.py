@@ -53,7 +53,7 @@ _FLIP = {"my": "your", "i": "you", "i'm": "you're", "im": "you're", "me": "you",
 _NUM_WORD = r"(?:\d+[a-z]?|zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|" \
             r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)"
 _UNIT_PHRASE = re.compile(rf"(?:\b(?:i'?m|i am|i live|we're|we live)\s+)?(?:\b(?:in|from|at)\s+)?\b(?:unit|apartment|apt|flat|suite)\s+"
-                          rf"{_NUM_WORD}(?:\s+{_NUM_WORD}){{0,2}}(?:\s+[a-z]\b)?[\s,]*"
+                          rf"{_NUM_WORD}(?:\s+{_NUM_WORD}){{0,2}}(?:\s+[a-z]\b)?(?:[\s,]+and\b)?[\s,]*"
                           r"|\b(?:i'?m|i am|i live|we're|we live)\s+(?:in|at)\s+\d+[a-z]?\b(?:\s+and\b)?[\s,]*", re.I)
 
 
@@ -83,7 +83,7 @@ def about_of(raw: str, *, name: str | None = None) -> str:
         text = _REQUEST.sub(" ", text)
         text = _LEAD.sub("", re.sub(r"^[\s,.;:!?-]+", "", text))
         text = _ABOUT.sub("", text)
-    text = re.sub(r"\s+", " ", re.sub(r"\s+([,.?!])", r"\1", text)).strip()
+    text = re.sub(r"[,;]+([?.!])", r"\1", re.sub(r"\s+", " ", re.sub(r"\s+([,.?!])", r"\1", text)).strip())
     text = _strip_tail(text)
     text = re.sub(r"^[\s,.;:!?-]+", "", text)
     words = Words(text)
