@@ -1,37 +1,30 @@
-"""The receptionist's message form: a name, a callback number and what it is about, taken
-from whatever the caller says, in any order, all at once or one by one.
+"""The receptionist's message form: a name, a callback number and what it is about (and a
+unit or address where the business asks for one), taken from whatever the caller says, in
+any order, all at once or one by one.
 
-Each utterance is read for every field (``bot.language``: names after "this is" / "my
-name is" or given bare when asked, phone numbers spoken, written or keyed in, at most 15
-digits). The form asks only for what is still missing, offers the number the caller is
-calling from, reads back what it has and takes corrections ("no, it ends 5309", "my name
-is Marc with a c", "actually it's about the parking"). It lives in
-``conversation.state["receptionist"]["form"]`` (plain data), and what was heard so far is
-mirrored in ``conversation.state[PENDING_MESSAGE]`` (name, callback_number, about, urgent)
-after every turn, so a caller who hangs up mid-form leaves an incomplete message.
+Each utterance is read for every field (``bot.message_fields``, with ``bot.names``,
+``bot.phone_numbers`` and ``bot.places``). The form asks only for what is still missing,
+offers the number the caller is calling from, reads back what it has and takes corrections
+("no, it ends 5309", "my name is Marc with a c", "sorry, the number is ..."); a caller may
+decline to give a name, a number or an address, and the message goes without it. It lives
+in ``conversation.state["receptionist"]["form"]`` (plain data), and what was heard so far
+is mirrored in ``conversation.state[PENDING_MESSAGE]`` (name, callback_number, about,
+urgent) after every turn, so a caller who hangs up mid-form leaves an incomplete message.
 """
 
 from __future__ import annotations
 
 import re
-from difflib import SequenceMatcher
 from enum import Enum
 
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
-from bot.language import (
-    MAX_DIGITS,
-    MAX_TEXT,
-    Words,
-    bare_name,
-    caller_digits,
-    is_yes,
-    last_answer,
-    name_in,
-    number_runs,
-    phone_in,
-    speak_number,
-    unit_in,
-)
+from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits
+from bot.message_fields import NO_CALLBACK, NOT_THIS, THIS_NUMBER, absorb, answer_of, topic_into, which_part
+from bot.message_topic import DTMF, flip, mostly_digits, topic_text
+from bot.name_words import TITLES
+from bot.names import bare_name, refuses_name
+from bot.phone_numbers import number_runs, speak_number
+from bot.places import refuses_place
 from bot.store.api import NewMessage
 
 ANYTHING_ELSE = "Is there anything else I can help with?"
@@ -40,47 +33,6 @@ ASK_NAME = "May I have your name?"
 ASK_NUMBER = "What number should we call you back on? You can also key it in on your phone, then press the hash key."
 TOO_LONG = (f"Sorry, that's more digits than a phone number has; a phone number has at most {MAX_DIGITS} digits. "
             "Could you give me the number again?")
-TOPIC_MAX = 500  # characters of the caller's words kept as "about"
-DTMF = re.compile(r"\s*DTMF\s+([0-9*#]+)\s*")
-URGENT = ("urgent", "asap", "as soon as possible", "emergency", "right away", "straight away", "can't wait")
-NOT_URGENT = ("not urgent", "isn't urgent", "nothing urgent", "not an emergency", "isn't an emergency", "no emergency", "no rush", "can wait")
-ENDS = ("ends", "ending", "end in", "end with", "at the end", "last digit", "last two", "last three", "last four",
-        "last five", "last part", "last bit", "finishes")
-STARTS = ("starts", "starting", "begins", "beginning", "first digit", "first three", "area code")
-
-# What is not the subject of the message: greetings, "I'd like to leave a message", "call me back about".
-_LEAD = re.compile(
-    r"^\s*(?:(?:hi|hello|hey|yes|yeah|yep|um+|uh+|er+m?|oh|ok|okay|so|well|right|sure|please|good (?:morning|afternoon|evening)"
-    r"|there|sorry|and|also|actually|no|just)\b[\s,.!-]*)+", re.I)
-_REQUEST = re.compile(
-    r"\b(?:(?:i'?d|i would|i want|i wanna|i'd like|can i|could i|may i|i need|i wanted|i was hoping)\s+(?:like\s+)?(?:to\s+)?"
-    r"(?:leave|take|give|pass on)\s+(?:a|an|the|you a)?\s*(?:quick\s+|short\s+|urgent\s+)?message"
-    r"|(?:i\s+)?(?:need|want|would like|'d like)\s+(?:someone|somebody|you|one of you|a call back|a callback)\s*(?:to\s+)?"
-    r"(?:(?:call|ring|phone|get back to|contact)\s+me(?:\s+back)?)?"
-    r"|(?:could|can|would)\s+(?:someone|somebody|you|one of you|anyone|the \w+)\s+(?:please\s+)?(?:call|ring|phone|get back to|contact)"
-    r"\s+me(?:\s+back)?|(?:please\s+)?(?:have|get|ask)\s+(?:someone|somebody|them|the \w+)\s+(?:to\s+)?(?:call|ring|phone)\s+me(?:\s+back)?"
-    r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)(?:\s+to)?|(?:could|can|would)\s+you\s+(?:please\s+)?(?:pass|give|take(?:\s+down)?|write\s+down|jot\s+down)\s+"
-    r"(?:a|the|my)\s+message(?:\s+(?:on|down))?(?:\s+for\s+me)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning|for\b)"
-    r"|^\s*(?:a\s+)?message(?:\s+please)?\b"
-    r"|please\s+(?:call|ring)\s+me(?:\s+back)?|call\s+me\s+back|leave\s+(?:a|the)\s+message|take\s+(?:a|my)\s+message)\b[\s,.]*",
-    re.I)
-_RECIPIENT = re.compile(
-    r"^(?:for|to)\s+(?:(?:someone|somebody|anyone)\s+(?:in|at|from|on)\s+)?(?:the\s+|a\s+|your\s+)?"
-    r"(?:(?:office|manager|property manager|building manager|leasing(?: office| team)?|maintenance(?: team)?|team|landlord|owner|"
-    r"front desk|reception|receptionist|billing(?: department)?|accounts|dentist|doctor|practice|staff|someone|somebody|"
-    r"management|super|superintendent|her|him|them|(?:dr|doctor|mr|mrs|ms|miss)\.?\s+[a-z'\-]+)\b[\s,.]*)+$", re.I)
-_EMPTY = {"somebody", "someone", "anyone", "anybody", "message", "back", "callback", "quick", "short", "again", "sorry",
-          "soon", "possible", "asap", "today", "tomorrow", "nothing", "else", "name", "number", "phone"}
-_ABOUT = re.compile(r"^\s*(?:about|regarding|concerning|re)\b\s*", re.I)
-_NUMBER_CUE = re.compile(
-    r"(?:(?:and|so|but)\s+)?(?:(?:my|the|a|our)\s+)?(?:(?:phone|callback|call back|cell|mobile|home|work|best|contact)\s+)?"
-    r"(?:number|phone|cell|mobile)(?:\s+is|'s)?\s*(?:on|at)?|(?:you\s+can\s+|please\s+)?(?:reach|call|get|contact|ring|text)\s+me"
-    r"(?:\s+back)?(?:\s+(?:on|at))?|\b(?:at|on)\s*$", re.I)
-_NAME_CUE = re.compile(r"\b(?:my name is|my name's|name is|the name is|this is|it's|it is|i am|i'm|im|call me)\b", re.I)
-_TAIL_WORDS = {"and", "so", "but", "also", "please", "thanks", "thank", "you", "um", "uh"}
-_FLIP = {"my": "your", "i": "you", "i'm": "you're", "im": "you're", "me": "you", "mine": "yours", "myself": "yourself",
-         "i've": "you've", "i'd": "you'd", "i'll": "you'll", "am": "are", "our": "your", "we": "you", "us": "you",
-         "we're": "you're", "was": "was"}
 
 
 def new_form(topic: str = "", *, urgent: bool = False, unit_question: str = "") -> dict:
@@ -100,29 +52,15 @@ def _about(f: dict) -> str:
     """The topic, with who it is for and the unit when the caller said them
     ("For the leasing office, Unit 4C: ...")."""
     head = ", ".join(x[0].upper() + x[1:] for x in (f.get("to") or "", f.get("unit") or "") if x)
-    topic = _topic_text(f)
+    topic = topic_text(f)
     if head and topic:
         return f"{head}: {topic}"
     return topic or head
 
 
-_NUM_WORD = r"(?:\d+[a-z]?|zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|" \
-            r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)"
-_UNIT_PHRASE = re.compile(rf"(?:\b(?:i'?m|i am|i live|we're|we live)\s+)?(?:\b(?:in|from|at)\s+)?\b(?:unit|apartment|apt|flat|suite)\s+"
-                          rf"{_NUM_WORD}(?:\s+{_NUM_WORD}){{0,2}}(?:\s+[a-z]\b)?[\s,]*", re.I)
-
-
-def _topic_text(f: dict) -> str:
-    """The topic; once the unit is a field of its own, without the words that gave it."""
-    topic = f["topic"] or ""
-    if f.get("unit") and topic:
-        stripped = re.sub(r"^[\s,.]+|[\s,.]+$", "", _ABOUT.sub("", re.sub(r"\s+", " ", _UNIT_PHRASE.sub(" ", topic)).strip(" ,")))
-        return stripped or topic
-    return topic
-
-
 def drop(st: dict, conv: Conversation) -> None:
     st["form"] = None
+    st.pop("form_emergency", None)
     conv.state.pop(PENDING_MESSAGE, None)
 
 
@@ -131,18 +69,29 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     ``topic`` being what an earlier turn was about; the first sentence is an opening that
     a caller of this may replace; then the question for what is missing."""
     f = st["form"] = new_form(urgent=urgent, unit_question=unit_question)
-    _topic_into(f, topic)
+    topic_into(f, topic)
     mine = caller_digits(conv.caller)
     problem = ""
     # a name or number said before (in the last few turns or with the request); what it is about is ``topic``
     for words in [*_recent_user(conv, 4), topic]:
         if words and not DTMF.fullmatch(words):
-            problem = _absorb(f, words[:MAX_TEXT], Words(words[:MAX_TEXT]), asked="start") or problem
+            problem = absorb(f, words[:MAX_TEXT], Words(words[:MAX_TEXT]), asked="start") or problem
+    # "is it an emergency?" -- "Tom Bennett": a name given alone, out of turn (or the surname of one given before)
+    bare = next((n for words in reversed(_recent_user(conv, 2)) if (n := bare_name(words, whole=True)) and len(n.split()) >= 2), None)
+    if bare and (f["name"] is None or bare.split()[0].lower() == f["name"].lower()):
+        f["name"] = bare
     sync(st, conv)
     if problem == "long" and f["topic"]:
         f["asked"] = "number"
         return ["Sure, I can take a message.", TOO_LONG]
     return ["Sure, I can take a message.", *next_question(f, mine)]
+
+
+def repeat_question(f: dict, mine: str) -> list[str]:
+    """The form's question again, after an aside."""
+    if f.get("asked") == "caller_id":
+        f["offered"] = False
+    return ["Now, for your message:", *next_question(f, mine)]
 
 
 def answers_question(raw: str, w: Words, st: dict) -> bool:
@@ -151,7 +100,10 @@ def answers_question(raw: str, w: Words, st: dict) -> bool:
     f = st.get("form") or {}
     if DTMF.fullmatch(raw) or any(len(r) >= 3 for r in number_runs(raw)):
         return True
-    return f.get("asked") in ("confirm", "caller_id") and last_answer(w) is not None
+    return f.get("asked") in ("confirm", "caller_id") and answer_of(w) is not None
+
+
+
 
 
 async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]:
@@ -168,15 +120,13 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
         return ["I'm sorry, I couldn't save your message just now.", "Please try calling again a little later."]
     drop(st, conv)
     st["awaiting"] = "anything_else"
-    thanks = f"Thanks, {f['name'].split()[0]}." if f["name"] else "Thank you."
-    return [f"{thanks} I've passed your message on, and someone will call you back.", ANYTHING_ELSE]
+    thanks = f"Thanks, {addressed(f['name'])}." if f["name"] else "Thank you."
+    later = ", and someone will call you back." if f["number"] else "."
+    return [f"{thanks} I've passed your message on{later}", ANYTHING_ELSE]
 
 
 class _Go(Enum):
     ON = 0  # a step of ``step`` has nothing to say: the next one decides
-
-
-_THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
 
 
 def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
@@ -191,7 +141,10 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
         return early
     changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:
-        said.append(f"Thanks, {f['name'].split()[0]}.")
+        said.append(f"Thanks, {addressed(f['name'])}.")
+    if asked in ("caller_id", "number") and f["number"] is None and NO_CALLBACK.search(raw):
+        f["number"], f["partial"] = "", ""  # "I'd rather not give a number", "no need to call me back": none
+        return said + next_question(f, mine)
     reply = _yes_or_no(f, w, asked, answer, changed, mine)
     if reply is not _Go.ON:
         return reply
@@ -225,13 +178,13 @@ def _keys(f: dict, keyed: str, asked: str | None) -> tuple[str | None, list[str]
 def _words(f: dict, raw: str, w: Words, asked: str | None, before: tuple) -> tuple[str | None, list[str] | None]:
     """Words said: every field they give. (The caller's yes or no, and the reply when it
     cannot wait: a number too long, or which field to change.)"""
-    answer = last_answer(w)
-    problem = _absorb(f, raw, w, asked=asked)
+    answer = answer_of(w)
+    problem = absorb(f, raw, w, asked=asked)
     if problem == "long":
         f["asked"] = "number"
         return answer, [TOO_LONG]
     if asked == "which" and (f["name"], f["number"], f["topic"], f.get("unit")) == before:
-        which = _which(w, f)
+        which = which_part(w, f)
         if which:
             return answer, _ask_again(f, which, ASK_NUMBER)
     return answer, None
@@ -240,16 +193,17 @@ def _words(f: dict, raw: str, w: Words, asked: str | None, before: tuple) -> tup
 def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed: bool, mine: str) -> list[str] | None | _Go:
     """The answer to "call you back on this number?" or to the read-back."""
     if asked == "caller_id" and not changed:
-        if answer == "yes" or (mine and w.has(*_THIS_NUMBER)):
+        other = NOT_THIS.search(w.raw) is not None  # "no, don't call this one", "not this number"
+        if not other and (answer == "yes" or (mine and w.has(*THIS_NUMBER))):
             f["number"] = mine
-        elif answer == "no":
+        elif answer == "no" or other:
             f["asked"] = "number"
             return ["Okay.", "What number should we call you back on?"]
     if asked == "confirm" and not changed:
         if answer == "yes":
             return None
         if answer == "no":
-            which = _which(w, f)
+            which = which_part(w, f)
             if which:  # "no, wrong number": ask for that again
                 return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
             f["asked"] = "which"
@@ -262,7 +216,7 @@ def _number_in_parts(f: dict, raw: str, w: Words, asked: str | None, changed: bo
     """The number said a breath at a time: its parts gather in ``partial``. (Whether a
     field changed now, and the reply while the parts are still coming.)"""
     pieces = "".join(number_runs(raw)) if not keyed and f["number"] is None and not changed else ""
-    if pieces and (asked == "number" or f.get("partial") or _mostly_digits(w)):
+    if pieces and (asked == "number" or f.get("partial") or mostly_digits(w)):
         f["partial"] = f.get("partial", "") + pieces
         if len(f["partial"]) > MAX_DIGITS:
             f["partial"], f["asked"] = "", "number"
@@ -282,7 +236,7 @@ def _missing_number(f: dict, w: Words, asked: str | None, answer: str | None, ch
     if asked == "caller_id" and f["number"] is None and (answer is None or changed):
         f["offered"] = False  # the caller said something else: the offer stands
     if asked == "number" and not changed and f["number"] is None:
-        if w.has(*_THIS_NUMBER) and mine:
+        if w.has(*THIS_NUMBER) and mine:
             f["number"] = mine
         else:
             f["number_tries"] += 1
@@ -294,12 +248,12 @@ def _missing_field(f: dict, w: Words, asked: str | None, answer: str | None, cha
     """The answer to "your name?", "your unit?" or "what about?" gave nothing: asked once more."""
     if asked == "name" and not f["name"] and not changed:
         f["name_tries"] += 1
-        if f["name_tries"] < 2:
+        if f["name_tries"] < 2 and not refuses_name(w.raw):
             return ["Sorry, I didn't catch your name.", "Could you say it again?"]
         f["name"] = ""  # asked twice: the message goes without one ("A caller")
     if asked == "unit" and not f["unit"] and not changed:
         f["unit_tries"] += 1
-        if answer == "no" or w.has("not a tenant", "don't live", "do not live", "doesn't apply", "not applicable", "none"):
+        if answer == "no" or refuses_place(w.raw) or w.has("not a tenant", "don't live", "do not live", "doesn't apply", "not applicable", "none"):
             f["unit_tries"] = 2
         elif f["unit_tries"] < 2:
             return ["Sorry, I didn't get that.", f["unit_q"]]
@@ -321,7 +275,7 @@ def next_question(f: dict, mine: str) -> list[str]:
     if f.get("unit_q") and not f["unit"] and f["unit_tries"] < 2:  # the business asks for a unit or address
         f["asked"] = "unit"
         return [f["unit_q"]]
-    if not f["number"]:
+    if f["number"] is None:
         if mine and not f["offered"]:
             f["offered"], f["asked"] = True, "caller_id"
             return [f"Shall we call you back on the number you're calling from, ending {speak_number(mine[-4:])}?"]
@@ -333,170 +287,22 @@ def next_question(f: dict, mine: str) -> list[str]:
 
 def _readback(f: dict) -> str:
     who = (f" from {f['name']}" if f["name"] else "") + (f", {f['unit']}" if f.get("unit") else "")
-    topic = _flip(_topic_text(f))
-    # read back only a short subject, never a long number (nothing over 15 digits reaches the voice)
+    topic = flip(topic_text(f))
+    # read back only a short subject (its first clauses), never a long number (nothing over 15 digits reaches the voice)
+    clauses = re.split(r"(?<=[,;])\s+", topic)
+    while len(clauses) > 1 and (len(" ".join(clauses).split()) > 14 or len(" ".join(clauses)) > 120):
+        clauses.pop()
+    topic = " ".join(clauses).rstrip(",; ")
     short = len(topic.split()) <= 14 and len(topic) <= 120 and all(len(r) <= MAX_DIGITS for r in number_runs(topic))
     about = f": {topic}" if topic and short else ""
-    return f"So I have a message{who}{about}. We'll call you back on {speak_number(f['number'])}. Is that right?"
+    back = f"We'll call you back on {speak_number(f['number'])}" if f["number"] else "There's no number to call you back on"
+    return f"So I have a message{who}{about}. {back}. Is that right?"
 
 
-def _absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
-    """Take every field the words give; returns "long" when a number had too many digits."""
-    if w.has(*URGENT) and not w.has(*NOT_URGENT):
-        f["urgent"] = True
-    number, problem = phone_in(raw)
-    if problem == "long":
-        return "long"
-    runs = number_runs(raw)
-    number, corrected = _number_of(f, w, number, runs, asked)
-    if number:
-        f["number"] = number
-    if f.get("unit_q"):
-        unit = unit_in(raw, asked=asked == "unit")
-        if unit:
-            f["unit"] = unit
-    name, bare = _name_of(f, raw, runs, number, asked)
-    if name:
-        f["name"] = _merge_name(f["name"], name)
-        f["one_word"] = len(f["name"].split()) == 1
-    if asked == "start":
-        return ""
-    about = "" if corrected or (bare and name) else about_of(raw, name=name)
-    _topic_of(f, raw, w, about, asked, name=name, runs=runs)
-    return ""
-
-
-def _number_of(f: dict, w: Words, number: str, runs: list[str], asked: str | None) -> tuple[str, bool]:
-    """The number heard, with a part of one read as a correction of the number taken
-    ("no, it ends 5309"). (The number, and whether it corrected the one before.)"""
-    old = f["number"]
-    if old and not number and runs and (w.has(*ENDS, *STARTS) or asked in ("confirm", "which")):
-        part = runs[-1]
-        if 1 <= len(part) < len(old):
-            number = part + old[len(part):] if w.has(*STARTS) and not w.has(*ENDS) else old[: len(old) - len(part)] + part
-    elif old and number and len(number) < len(old) and asked in ("confirm", "which") and not w.has(*STARTS):
-        number = old[: len(old) - len(number)] + number  # "no, 867 5309": the end of it
-    corrected = bool(number) and bool(old) and (w.has(*ENDS, *STARTS) or len(runs[-1]) < 7)
-    return number, corrected
-
-
-def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None) -> tuple[str | None, str | None]:
-    """The name heard: said as one ("my name is ..."), or, out of order, a name alone.
-    (The name, and the bare name when it came alone.)"""
-    one_word, f["one_word"] = f.get("one_word"), False
-    spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
-    name = name_in(raw, asked=asked == "name" or (asked in ("confirm", "which") and not runs) or spelling)
-    bare = None
-    if not name and asked in ("topic", "number", "caller_id"):
-        bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
-        if bare and one_word and f["name"] and len(bare.split()) == 1 and not number:
-            name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
-        elif bare and len(bare.split()) >= 2 and (not f["name"] or bare.split()[0].lower() == f["name"].split()[0].lower()):
-            name = bare  # "paul" ... "paul nguyen"
-        elif bare and len(bare.split()) >= 2:
-            bare = None
-    return name, bare
-
-
-def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, name: str | None, runs: list[str]) -> None:
-    cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
-    if about and (asked == "topic" or not f["topic"] or cue) and (cue or asked not in ("confirm", "caller_id", "which")):
-        _topic_into(f, about)
-    elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
-        f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
-
-
-def _merge_name(old: str | None, new: str) -> str:
-    """A one-word correction of a longer name replaces the word it resembles ("Mark Jones",
-    then "Marc with a c" -> "Marc Jones"); anything else replaces the name."""
-    if not old or len(new.split()) != 1 or len(old.split()) < 2:
-        return new
-    words = old.split()
-    scores = [SequenceMatcher(None, w.lower(), new.lower()).ratio() for w in words]
-    best = max(range(len(words)), key=lambda i: scores[i])
-    if scores[best] < 0.6:
-        return new
-    words[best] = new
-    return " ".join(words)
-
-
-def about_of(raw: str, *, name: str | None = None) -> str:
-    """What the message is about, in the caller's words: their utterance without the
-    greeting, the request for a message, their name and their number ("" if nothing is left)."""
-    text = raw.strip()[:MAX_TEXT]
-    if DTMF.fullmatch(text):
-        return ""
-    text = _drop_number(text)
-    if name is None:
-        name = name_in(text)
-    if name:
-        text = _drop_name(text, name)
-    for _ in range(3):
-        text = _REQUEST.sub(" ", text)
-        text = _LEAD.sub("", text)
-        text = _ABOUT.sub("", text)
-    text = re.sub(r"\s+", " ", re.sub(r"\s+([,.?!])", r"\1", text)).strip()
-    text = _strip_tail(text)
-    text = re.sub(r"^[\s,.;:!?-]+", "", text)
-    words = Words(text)
-    if not words.content() - _EMPTY or _mostly_digits(words):
-        return ""
-    if is_yes(words) and len(words.content()) <= 1:
-        return ""
-    return text[:TOPIC_MAX]
-
-
-def _strip_tail(text: str) -> str:
-    """Without trailing punctuation and trailing "and", "please", "thank you"... (linear time)."""
-    words = text.split(" ")
-    while words:
-        last = words[-1].rstrip(" \t,.;:!-")
-        if last and last.lower() not in _TAIL_WORDS:
-            words[-1] = last
-            break
-        words.pop()
-    return " ".join(words).strip()
-
-
-def _drop_number(text: str) -> str:
-    """The text without its phone numbers and the words that introduce them."""
-    spans = []
-    digit = r"(?:\d+|zero|oh|o|one|two|to|too|three|four|for|five|six|seven|eight|nine|double|triple|hundred|thousand|plus|dash)"
-    for m in re.finditer(rf"(?:\+|\b){digit}(?:[\s,.()\-]*(?:{digit}|um|uh|and)\b)*", text, re.I):
-        if len(re.sub(r"\D", "", "".join(number_runs(m.group(0))))) >= 5:
-            spans.append((m.start(), m.end()))
-    for s, e in reversed(spans):
-        head = text[:s]
-        cue = None
-        for c in _NUMBER_CUE.finditer(head):
-            if c.end() >= len(head.rstrip(" ,")) - 1:
-                cue = c
-        if cue is not None:
-            s = cue.start()
-        text = text[:s] + " " + text[e:]
-    return text
-
-
-def _drop_name(text: str, name: str) -> str:
-    first = re.escape(name.split()[0])
-    rest = "".join(rf"[\s,]+{re.escape(p)}" for p in name.split()[1:])
-    pat = (rf"(?:\b(?:my name is|my name's|my names|name is|the name is|this is|it's|it is|i am|i'm|im|that's|call me|from)\s+)?"
-           rf"(?:(?:mr|mrs|ms|miss|dr|doctor)\.?\s+)?\b{first}"
-           rf"(?:{rest})?\b(?:\s+with an? \w+)?(?:\s+(?:here|speaking))?")
-    return re.sub(pat, " ", text, count=1, flags=re.I)
-
-
-def _flip(topic: str) -> str:
-    """The caller's words as the bot says them back: "my lease" -> "your lease"."""
-    words = re.sub(r"[.?!]+$", "", topic.strip()).split()
-    return " ".join(_FLIP.get(x.lower(), x) if x.lower() in _FLIP else x for x in words)
-
-
-def _mostly_digits(w: Words) -> bool:
-    """Only digits (and a filler or two): a piece of a phone number."""
-    others = [x for x in w.words if x not in ("double", "triple", "hundred", "and", "it's", "its", "is", "uh", "um", "erm")
-              and not x.isdigit() and x not in ("zero", "oh", "o", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")]
-    return len(others) <= 1 and len(others) < len(w.words)
+def addressed(name: str) -> str:
+    """How the caller is thanked: "Sarah" for Sarah Jones, "Mrs Whitfield" for Mrs Eleanor Whitfield."""
+    words = name.split()
+    return f"{words[0]} {words[-1]}" if words[0] in TITLES.values() and len(words) > 1 else words[0]
 
 
 def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
@@ -505,30 +311,6 @@ def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
     return [{"name": ASK_NAME, "number": ask_number, "topic": ASK_TOPIC, "unit": f.get("unit_q") or ""}[which]]
 
 
-def _which(w: Words, f: dict) -> str | None:
-    """Which part the caller says is wrong."""
-    if w.has("number", "phone", "digits"):
-        return "number"
-    if f.get("unit_q") and w.has("unit", "apartment", "flat", "address", "suite"):
-        return "unit"
-    if w.has("name", "spelling", "spelt", "spelled"):
-        return "name"
-    if w.has("about", "message", "subject", "reason"):
-        return "topic"
-    return None
-
-
 def _recent_user(conv: Conversation, n: int) -> list[str]:
     """The caller's last ``n`` lines, oldest first."""
     return [str(m["content"]) for m in [m for m in conv.messages if m.get("role") == "user"][-n:]]
-
-
-def _topic_into(f: dict, text: str) -> bool:
-    """Set what it is about from ``text`` (or, for "for the leasing office", who it is for)."""
-    about = about_of(text) if text else ""
-    if about and _RECIPIENT.match(about):
-        f["to"] = about.rstrip(" ,.")
-        return False
-    if about:
-        f["topic"] = about
-    return bool(about)

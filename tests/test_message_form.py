@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import Action, Conversation
-from bot.language import MAX_DIGITS, name_in, number_runs, phone_in
+from bot.language import MAX_DIGITS
+from bot.names import name_in
+from bot.phone_numbers import number_runs, phone_in
 from bot.profile import load_profile
 from bot.providers.receptionist import Receptionist
 from tests.fakes.store import MemoryStore
@@ -256,8 +258,6 @@ async def test_hostile_words_in_the_form_get_a_short_answer(hostile):
 
 
 def test_a_number_corrected_in_the_same_breath_and_one_as_a_word():
-    from bot.language import phone_in
-
     assert phone_in("my number is 608 555 0155, no wait, 0156") == ("6085550156", "")
     assert phone_in("not this phone, my work one, 0117 496 0555") == ("01174960555", "")
     assert phone_in("five five five one two one two one two one") == ("5551212121", "")

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import message_form
+from bot import message_fields, message_form
 from bot.conversation import Action, Conversation
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, caller_digits, digits_in, is_no, is_yes
@@ -38,7 +38,8 @@ ANYTHING_ELSE = "Is there anything else I can help with?"
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
-NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
+NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
+              "no message")
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
             "morning is fine", "monday is fine", "no rush", "no hurry")
 URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
@@ -109,18 +110,47 @@ class Receptionist:
         form = st.get("form")
         if not isinstance(form, dict) or form.get("urgent") or len(w.content()) < 3 or len(digits_in(raw)) >= 7:
             return None
+        if keywords.danger(w):  # gas, fire, danger to life: never filed as a message
+            return self._escalate_form(raw, st, conv, danger=True)
         r = await self._read(self._dtmf(raw))
-        if r.intent != "emergency" or not r.sure:
+        if r.intent != "emergency":
             return None
+        if not r.sure:  # close to an emergency: ask, as a person would; the form waits
+            if form.get("asked") in ("caller_id", "confirm"):
+                return None  # after a yes-or-no question, the caller's next "yes" could answer either: the message goes on
+            st["form_emergency"] = raw.strip()
+            return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
+        return self._escalate_form(raw, st, conv, danger=r.danger)
+
+    async def _emergency_answer_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+        """The answer to "is this an emergency?" asked in the middle of a message: yes -> the
+        emergency path; anything else -> the form goes on, with what the caller told of."""
+        said = st.pop("form_emergency")
+        form = st["form"]
+        if not w.has(*CAN_WAIT) and ((is_yes(w) and not is_no(w)) or w.words[0] in URGENT_YES):
+            return self._escalate_form(said, st, conv, danger=keywords.danger(w))
+        if said.lower() not in (form.get("topic") or "").lower():
+            form["topic"] = f"{form.get('topic') or ''} {said}".strip()
+        message_form.sync(st, conv)
+        if is_no(w) or w.has(*CAN_WAIT):
+            return ["Alright.", *message_form.repeat_question(form, caller_digits(conv.caller))], None
+        r = await self._read(self._dtmf(raw))  # neither: "it's getting worse" is read as the emergency it tells of
+        if r.intent == "emergency" or keywords.danger(w):
+            return self._escalate_form(f"{said} {raw.strip()}", st, conv, danger=r.danger or keywords.danger(w))
+        message_form.next_question(form, caller_digits(conv.caller))  # what the caller goes on to answer ("Tom Smith")
+        return await self._form(raw, w, st, conv)
+
+    def _escalate_form(self, raw: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
+        form = st["form"]
         em = self.profile.emergency
         number = self.profile.transfer_number(em.transfer, self.now()) if em.transfer else ""
         if number:
             self._drop_form(st, conv)
-            return self._emergency_reply(raw, st, conv, danger=r.danger)
+            return self._emergency_reply(raw, st, conv, danger=danger)
         form["urgent"] = True
         form["topic"] = f"{form.get('topic') or ''} {raw.strip()}".strip()
         message_form.sync(st, conv)
-        first = em.danger_say if r.danger else em.say or "I'm sorry to hear that."
+        first = em.danger_say if danger else em.say or "I'm sorry to hear that."
         again = message_form.next_question(form, caller_digits(conv.caller))
         return [first, "I'll make your message urgent so someone can call you back as soon as possible.", *again], None
 
@@ -144,7 +174,13 @@ class Receptionist:
             return reply
         r = await self._read(text)
         st["intent"] = r.intent
-        reply = self._urgent_or_leaving(r, raw, w, st, conv, awaiting) or self._informed(r, raw, w, st, conv)
+        reply = self._urgent_or_leaving(r, raw, w, st, conv, awaiting)
+        if reply is None and awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(
+                raw, bool(self.profile.unit_question)):
+            # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
+            urgent = awaiting == "offer_message" and st.get("urgent", False)
+            reply = self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw), urgent=urgent), None
+        reply = reply or self._informed(r, raw, w, st, conv)
         if reply is not None:
             return reply
         return self._unmatched(r, raw, w, st, awaiting)
@@ -157,9 +193,14 @@ class Receptionist:
             self._drop_form(st, conv)
             st["awaiting"] = "anything_else"
             return ["No problem, I won't take a message.", ANYTHING_ELSE], None
+        if st.get("form_emergency"):
+            return await self._emergency_answer_in_form(raw, w, st, conv)
         escalated = await self._emergency_in_form(raw, w, st, conv)
         if escalated is not None:
             return escalated
+        aside = await self._question_in_form(raw, w, st, conv)
+        if aside is not None:
+            return aside, None
         return await self._form(raw, w, st, conv)
 
     def _awaited(self, w: Words, st: dict, conv: Conversation, awaiting: str | None) -> tuple[list[str], Action | None] | None:
@@ -172,6 +213,8 @@ class Receptionist:
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
             if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
+        if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
+            return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
@@ -190,9 +233,7 @@ class Receptionist:
                 topic = " ".join(x for x in (st.get("topic", "") if awaiting == "emergency_check" else "", raw.strip()) if x)
                 return self._emergency_reply(topic, st, conv, danger=r.danger)
             st["awaiting"], st["topic"] = "emergency_check", raw.strip()
-            hour = self.now().hour
-            when = "tonight" if hour >= 17 or hour < 5 else "right away"
-            return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {when}?"], None
+            return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
         if r.intent == "person":
             return self._transfer(st, conv)
         if r.intent == "goodbye":
@@ -239,6 +280,26 @@ class Receptionist:
             return [f"I'm sorry, I can't help with that: I answer the phone for {self.profile.name}.",
                     "Would you like to leave a message for the team?"], None
         return [CANT_HELP, "Would you like to leave a message?"], None
+
+    def _when(self) -> str:
+        hour = self.now().hour
+        return "tonight" if hour >= 17 or hour < 5 else "right away"
+
+    async def _question_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> list[str] | None:
+        """A question asked in the middle of a message ("before that, what time do you open
+        tomorrow?") is answered, then the form's question is asked again."""
+        if not message_fields.is_aside(raw, st["form"]):
+            return None
+        r = await self._read(self._dtmf(raw))
+        if r.intent == "hours":
+            answer = self._hours(w)
+        elif r.intent == "address":
+            answer = f"We're at {self.profile.address}"
+        elif r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs) and st["form"].get("asked") != "topic":
+            answer = self.profile.faqs[r.faq].answer  # asked what the message is about, a question may be the message
+        else:
+            return None
+        return [answer, *message_form.repeat_question(st["form"], caller_digits(conv.caller))]
 
     def _dtmf(self, raw: str) -> str:
         m = re.fullmatch(r"\s*DTMF\s+(\d+)\s*", raw)

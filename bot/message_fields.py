@@ -1,0 +1,182 @@
+"""The fields of a message in one utterance of the caller's: a name, a callback number
+(and a correction of the one taken: "no, it ends 5309", "did I say 3312? it's 3321"), the
+unit or address where the business asks for one, what it is about, and whether it is urgent.
+Read into the form's plain data (``bot.message_form``)."""
+
+from __future__ import annotations
+
+import re
+
+from bot.language import Words, is_yes, last_answer
+from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
+from bot.names import bare_name, merge_name, name_in, refuses_name
+from bot.phone_numbers import digits_of, number_runs, phone_in
+from bot.places import address_in, refuses_place
+
+URGENT = ("urgent", "asap", "as soon as possible", "emergency", "right away", "straight away", "can't wait")
+NOT_URGENT = ("not urgent", "isn't urgent", "nothing urgent", "not an emergency", "isn't an emergency", "no emergency", "no rush", "can wait",
+              "is it urgent", "is that urgent", "is this urgent", "if it's urgent", "unless it's urgent", "not that urgent")
+ENDS = ("ends", "ending", "end in", "end with", "at the end", "last digit", "last two", "last three", "last four",
+        "last five", "last part", "last bit", "finishes")
+STARTS = ("starts", "starting", "begins", "beginning", "first digit", "first three", "area code")
+
+
+def gives_details(raw: str, unit: bool) -> bool:
+    """The caller's words give a field of a message (a phone number, a name, an address where
+    the business asks for one): said instead of an answer, they mean "take a message"."""
+    if DTMF.fullmatch(raw):
+        return False
+    bare = bare_name(raw, whole=True)
+    return (bool(phone_in(raw)[0]) or bool(name_in(raw)) or (bare is not None and len(bare.split()) >= 2)
+            or (unit and bool(address_in(raw, asked=False))))
+
+
+_ASIDE = re.compile(r"\?\s*$|^(?:(?:oh|um|uh|and|but|sorry|before (?:that|i forget)|actually|wait|quick question)[\s,]+)*"
+                    r"(?:what|when|where|how|do you|are you|is there|is it|can i|could you tell|could i ask)\b", re.I)
+
+
+_BEFORE = re.compile(r"\b(?:before (?:that|i forget|we start)|first|quick question|by the way|one thing)\b", re.I)
+
+
+def more_topic(topic: str, raw: str) -> str:
+    """What it is about, with what the caller added when they gave their details instead of an
+    answer ("no, it's just the hallway light, my name's Tom")."""
+    extra = about_of(raw, name=name_in(raw, asked=True))
+    for part in address_in(raw, asked=True).split(", "):  # the address is a field of its own
+        extra = re.sub(re.escape(part), " ", extra, flags=re.I) if part else extra
+    extra = extra.strip(" ,.;")
+    if len(Words(extra).content()) < 2 or extra.lower() in topic.lower():
+        return topic
+    return f"{topic}; {extra}" if topic else extra
+
+
+def is_aside(raw: str, f: dict) -> bool:
+    """A question of the caller's own, asked where the form asked something else ("before
+    that, what time do you open tomorrow?"): not an answer with a field in it."""
+    if DTMF.fullmatch(raw) or not _ASIDE.search(raw.strip()) or number_runs(raw) or f.get("asked") == "confirm":
+        return False
+    if f.get("asked") == "topic" and not _BEFORE.search(raw):
+        return False  # asked what the message is about, "when can someone fix my heating?" is the message
+    return not name_in(raw)
+
+
+def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
+    """Take every field the words give; returns "long" when a number had too many digits."""
+    if w.has(*URGENT) and not w.has(*NOT_URGENT):
+        f["urgent"] = True
+    number, problem = phone_in(raw)
+    if problem == "long":
+        return "long"
+    runs = number_runs(raw)
+    number, corrected = _number_of(f, w, number, runs, asked)
+    if number:
+        f["number"] = number
+    unit = address_in(raw, asked=asked == "unit")  # taken when said, asked for only where the business asks
+    if unit and (asked == "unit" or len(unit) >= len(f["unit"] or "")):
+        f["unit"] = unit
+    name, bare = _name_of(f, raw, runs, number, asked)
+    if name:
+        f["name"] = merge_name(f["name"], name)
+        f["one_word"] = len(f["name"].split()) == 1
+    if asked == "start":
+        return ""
+    about = "" if corrected or (bare and name) else about_of(raw, name=name)
+    _topic_of(f, raw, w, about, asked, name=name, runs=runs)
+    return ""
+
+
+def _number_of(f: dict, w: Words, number: str, runs: list[str], asked: str | None) -> tuple[str, bool]:
+    """The number heard, with a part of one read as a correction of the number taken
+    ("no, it ends 5309"). (The number, and whether it corrected the one before.)"""
+    old = digits_of(f["number"] or "")
+    said = [r for r in runs[:-1] if len(r) >= 3 and r in old]
+    if old and said and len(said[-1]) == len(runs[-1]) and not number:  # "did I say 3312? it's 3321"
+        i = old.rfind(said[-1])
+        return old[:i] + runs[-1] + old[i + len(runs[-1]):], True
+    if old and not number and runs and (w.has(*ENDS, *STARTS) or asked in ("confirm", "which")):
+        part = runs[-1]
+        if 1 <= len(part) < len(old):
+            number = part + old[len(part):] if w.has(*STARTS) and not w.has(*ENDS) else old[: len(old) - len(part)] + part
+    elif old and number and len(number) < len(old) and asked in ("confirm", "which") and not w.has(*STARTS):
+        number = old[: len(old) - len(number)] + number  # "no, 867 5309": the end of it
+    corrected = bool(number) and bool(old) and (w.has(*ENDS, *STARTS) or len(runs[-1]) < 7)
+    return number, corrected
+
+
+def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None) -> tuple[str | None, str | None]:
+    """The name heard: said as one ("my name is ..."), or, out of order, a name alone.
+    (The name, and the bare name when it came alone.)"""
+    one_word, f["one_word"] = f.get("one_word"), False
+    spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
+    correcting = asked in ("confirm", "which") and not runs and answer_of(Words(raw)) != "yes"  # "no, it's Kirsten"
+    name = name_in(raw, asked=asked == "name" or correcting or spelling)
+    bare = None
+    if not name and asked in ("topic", "number", "caller_id", "unit"):
+        bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
+        if bare and one_word and f["name"] and len(bare.split()) == 1 and not number:
+            name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
+        elif bare and len(bare.split()) >= 2 and (not f["name"] or bare.split()[0].lower() == f["name"].split()[0].lower()):
+            name = bare  # "paul" ... "paul nguyen"
+        elif bare and len(bare.split()) >= 2:
+            bare = None
+    return name, bare
+
+
+def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, name: str | None, runs: list[str]) -> None:
+    cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
+    if about and (asked == "topic" or not f["topic"] or cue) and (cue or asked not in ("confirm", "caller_id", "which")):
+        topic_into(f, about)
+    elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
+        f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
+    elif (about and f["topic"] and asked in ("name", "unit", "number", "caller_id") and not name and not runs
+          and last_answer(w) is None and not is_yes(w)
+          and len(Words(about).content()) >= 3 and about.lower() not in f["topic"].lower()
+          and not refuses_name(raw) and not refuses_place(raw)):
+        f["topic"] = f"{f['topic']}; {about}"[:TOPIC_MAX]  # more of it, told where something else was asked
+
+
+
+def topic_into(f: dict, text: str) -> bool:
+    """Set what it is about from ``text`` (or, for "for the leasing office", who it is for)."""
+    about = about_of(text) if text else ""
+    if about and RECIPIENT.match(about):
+        f["to"] = about.rstrip(" ,.")
+        return False
+    if about:
+        f["topic"] = about
+    return bool(about)
+
+
+NO_CALLBACK = re.compile(
+    r"\b(?:no need to (?:call|ring|phone)|(?:don't|do not|doesn't|does not) need (?:a|to) (?:call|ring)|(?:don't|do not) (?:call|ring) me"
+    r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won't|not) (?:give|giving|leave|leaving) (?:you )?"
+    r"(?:a|my|the) number|i'll (?:call|ring|phone) (?:you|back|again)|no number)\b", re.I)
+NOT_THIS = re.compile(r"\b(?:don't|do not|not|never)\s+(?:\w+\s+){0,2}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
+                       r"|\b(?:different|another|other)\s+number\b", re.I)
+THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
+
+
+_ALSO_YES = ("that's it", "that's fine", "that's all fine", "that's all correct", "that's the one", "spot on", "perfect",
+             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine")
+
+
+def answer_of(w: Words) -> str | None:
+    """The caller's final yes or no, with the ways people say yes to a read-back ("that's it",
+    "spot on", "that's fine"); None if neither."""
+    said = last_answer(w)
+    if said is None and w.has(*_ALSO_YES) and not w.has("not", "don't", "isn't", "wrong"):
+        return "yes"
+    return said
+
+
+def which_part(w: Words, f: dict) -> str | None:
+    """Which part the caller says is wrong."""
+    if w.has("number", "phone", "digits"):
+        return "number"
+    if f.get("unit_q") and w.has("unit", "apartment", "flat", "address", "suite"):
+        return "unit"
+    if w.has("name", "spelling", "spelt", "spelled"):
+        return "name"
+    if w.has("about", "message", "subject", "reason"):
+        return "topic"
+    return None

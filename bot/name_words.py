@@ -1,0 +1,211 @@
+"""The words of a caller's name: which words may be one (names that are also words, "Will",
+"Grace Hill", where a name stands), and the pieces a name is given in ("Dan, Daniel Okafor",
+"Siobhan, that's S I O B H A N, Kelly", "Ann with an e"). Used by ``bot.names``."""
+
+from __future__ import annotations
+
+import re
+from difflib import SequenceMatcher
+
+from bot.language import DIGIT_WORDS, FILLERS, MAX_TEXT, NOT_NAME, STOP
+
+TITLES = {"mr": "Mr", "mrs": "Mrs", "ms": "Ms", "miss": "Miss", "dr": "Dr", "doctor": "Dr", "mister": "Mr", "mx": "Mx"}
+# first names that are also words: taken as a name where a name stands ("this is Will Hunt")
+GIVEN_WORDS = {"bill", "will", "may", "mark", "rose", "grace", "hope", "faith", "joy", "pat", "sue", "jack", "frank", "art",
+               "bob", "ray", "dawn", "april", "june", "summer", "penny", "ruby", "holly", "ivy", "robin", "sandy", "drew",
+               "grant", "miles", "dean", "rob", "max", "guy", "sky", "amber", "daisy", "lily", "heather", "victor", "norman"}
+# never part of a name: grammar, answers, placeholders and what a caller says instead of a name
+HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
+    yes yeah yep yup nope nah sure ok okay right correct alright hi hello hey bye goodbye thanks thank sorry caller name
+    number phone message someone somebody anyone anybody nobody everyone not no none unknown anonymous private withheld
+    his her their its them they he she him myself yourself calling ringing phoning speaking here there
+    come came gone been loose off out going getting doing having being making fixed sorted done over again
+    due ready available free busy open closed booked away sure fine ok gonna about like than then
+    started stopped happened finished changed moved broken cracked leaked flooded worked tried called sorted fixed
+    something nothing everything anything area code what's who's where's how's here's he's she's let's
+    never mind use try put send keep ring probably maybe perhaps wide pitch ever spelt spelled spelling spell
+    into onto by near under via bad worse worst pretty really quite totally completely still also even
+    ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
+    eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
+    i've ive i'd id i'll ill we we're we've they're you're don't can't won't isn't it's its wait hang hold
+    """.split())
+BOUNDARY = {"and", "from", "here", "speaking", "calling", "in", "at", "on", "with", "please", "thanks", "thank", "ringing",
+            "phoning", "again", "but", "so", "my", "i", "i'm", "im", "about", "regarding", "who", "the", "of", "for", "to"}
+_SPELL_LEAD = {"that's", "thats", "spelled", "spelt", "spelling", "it's", "its", "is", "as", "in"}
+_SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
+_SENTENCE_START = {"i", "i'm", "i've", "i'd", "i'll"}
+
+
+class Tok:
+    __slots__ = ("low", "orig")
+
+    def __init__(self, orig: str) -> None:
+        self.orig, self.low = orig, orig.lower().replace("’", "'")
+
+
+def tokens(text: str) -> list[Tok]:
+    """Words, commas and sentence ends; fillers dropped; the dot of "Dr." and "Mrs." too."""
+    out: list[Tok] = []
+    for t in re.findall(r"[^\W\d_][\w'’\-]*|\d+|[,.;:!?]", text[:MAX_TEXT]):
+        tok = Tok(t)
+        if tok.low in FILLERS and tok.low != "oh" or (tok.low == "." and out and out[-1].low in TITLES):
+            continue
+        if tok.low == "oh" and not (out and len(out[-1].low) == 1):  # "A O I F E" keeps its O
+            continue
+        out.append(tok)
+    return out
+
+
+def cased_text(toks: list[Tok]) -> bool:
+    """Whether capitals mean something here: a capital inside a sentence, other than "I"."""
+    prev = "."
+    for t in toks:
+        if t.orig[:1].isupper() and prev not in ".?!" and t.low not in _SENTENCE_START:
+            return True
+        prev = t.low
+    return False
+
+
+_CLITIC = re.compile(r"(?:n't|'s|'re|'ve|'ll|'d|'m)$")
+
+
+def cap(t: Tok) -> str:
+    if t.orig != t.orig.lower() and t.orig != t.orig.upper() and t.orig[:1].isupper():
+        return t.orig.strip("'-").replace("’", "'")  # as written: McDonald, DeShawn, O'Connor
+    parts = re.split(r"([-'])", t.low.strip("'-"))
+    return "".join(p if p in "-'" else p.capitalize() for p in parts)
+
+
+def namelike(t: Tok, *, first: bool, nxt: str, cased: bool, strict: bool) -> bool:
+    """A word that may be (part of) a name here; ``nxt``: the next word of its piece ("" at its end)."""
+    w = t.low.strip("'-")
+    if not re.fullmatch(r"[^\W\d_](?:[^\W\d_]|['\-](?=[^\W\d_]))*", w) or not 2 <= len(w) <= 30 or _CLITIC.search(w):
+        return False  # no digits ("LS6"), no "hasn't", "we're", "dog's"
+    if strict and cased and not t.orig[:1].isupper():
+        return False
+    capital = cased and t.orig[:1].isupper()
+    if w in GIVEN_WORDS:  # "this is will hunt", but not "will my insurance cover it"
+        return capital or not first or w not in HARD or not nxt or nxt not in HARD | BOUNDARY
+    if w in HARD or w in BOUNDARY:
+        return False
+    if w in NOT_NAME:  # a word of a request or a problem: a name only where one clearly stands ("Grace Hill")
+        return capital or (not cased and not first and not nxt)
+    return not (first and len(w) >= 6 and w.endswith("ing") and not capital)
+
+
+def segments(toks: list[Tok]) -> list[list[Tok]]:
+    """The words up to the end of the sentence, in comma-separated pieces."""
+    segs: list[list[Tok]] = [[]]
+    for t in toks:
+        if t.low in ".?!;:":
+            break
+        if t.low == ",":
+            segs.append([])
+        else:
+            segs[-1].append(t)
+    return [s for s in segs if s] if any(segs) else []
+
+
+def letters(seg: list[Tok]) -> str:
+    """A spelling ("S I O B H A N", "that's W S Z O L E K") as one word, or ""."""
+    words = [t.low for t in seg]
+    while words and words[0] in _SPELL_LEAD:
+        words = words[1:]
+    if len(words) >= 2 and all(len(w) == 1 and w.isalpha() for w in words):
+        return "".join(words)
+    return ""
+
+
+def similar(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    return a.startswith(b) or b.startswith(a) or SequenceMatcher(None, a, b).ratio() >= 0.6
+
+
+def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str, list[str]]:
+    """A piece's name words (a title first), the letter of "with a c", and the words after them."""
+    words: list[str] = []
+    i = 0
+    if seg and seg[0].low.rstrip(".") in TITLES:
+        words.append(TITLES[seg[0].low.rstrip(".")])
+        i = 1
+    while i < len(seg) and len(words) < 5:
+        nxt = seg[i + 1].low if i + 1 < len(seg) else ""
+        ok = namelike(seg[i], first=len(words) == 0 or words == words[:1] and words[0] in TITLES.values(),
+                      nxt=nxt, cased=cased, strict=strict)
+        if not ok:
+            break
+        words.append(cap(seg[i]))
+        i += 1
+    letter = ""
+    rest = [t.low for t in seg[i:]]
+    if words and rest[:2] in (["with", "a"], ["with", "an"]) and len(rest) >= 3 and len(rest[2]) <= 2:
+        letter, rest = rest[2], rest[3:]
+    run = next((k for k, w in enumerate(rest) if not (len(w) == 1 and w.isalpha())), len(rest))
+    spelled = "".join(rest[:run])
+    if words and run >= 2 and similar(words[-1], spelled):  # "james whitfield w h i t f i e l d"
+        words[-1], rest = spelled.capitalize(), rest[run:]
+    if words and all(w in TITLES.values() for w in words):
+        words = []
+    return words, letter, rest
+
+
+def _spelled_into(name: list[str], spelled: str) -> list[str]:
+    """A spelling replaces the word of the name it spells, or, after a first name, is the surname."""
+    words = [w for w in name if w not in TITLES.values()]
+    best = max(words, key=lambda w: SequenceMatcher(None, w.lower(), spelled).ratio())
+    if similar(best, spelled):
+        return [spelled.capitalize() if w == best else w for w in name]
+    return [*name, spelled.capitalize()] if len(words) == 1 else name
+
+
+def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list[str], list[str]]:
+    """The name given over the pieces after a cue: later pieces repeat, complete, spell or
+    correct it ("Dan, Daniel Okafor", "Siobhan, S I O B H A N, Kelly", "Ann, Ann with an e").
+    (The name, and the words after it: the rest of its piece, or "," and the pieces not read.)"""
+    name: list[str] = []
+    alone = False
+    for k, seg in enumerate(segs):
+        spelled = letters(seg)
+        if spelled:  # "S M Y T H E": the word it spells, in the name or as the name
+            name = _spelled_into(name, spelled) if name else [spelled.capitalize()]
+            continue
+        if name and [t.low for t in seg[:1]] in (["that's"], ["thats"], ["sorry"], ["actually"], ["no"]):
+            seg = seg[1:]  # "alex, that's alex morgan": the name said again, in full
+        words, letter, rest = piece(seg, cased=cased, strict=strict and k == 0)
+        plain = [w for w in words if w not in TITLES.values()]
+        have = [w for w in name if w not in TITLES.values()]
+        if not words:
+            return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
+        if not name:
+            name = words
+        elif plain and similar(plain[0], have[0]):
+            name = words if len(words) >= len(name) or letter else name  # "Bill, Bill Foster"; "Dan, Daniel Okafor"
+        elif plain and plain[-1] in name:
+            name = words  # "Okonkwo, Chidi Okonkwo"
+        elif alone and len(plain) == 1 and len(have) == 1 and not rest:
+            name = [*name, plain[0]]  # "Siobhan, ..., Kelly"
+        else:
+            return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
+        if letter:
+            name = respell(name, letter)
+        alone = not rest
+        if rest:
+            return name, rest + [t.low for s in segs[k + 1:] for t in s]
+    return name, []
+
+
+def respell(name: list[str], letter: str) -> list[str]:
+    """ "Mark with a c" -> "Marc"; "Ann with an e" -> "Anne"."""
+    i = next((k for k, w in enumerate(name) if w not in TITLES.values()), None)
+    if i is None:
+        return name
+    first = name[i].lower()
+    if letter in first:
+        return name
+    for old in _SOUNDS.get(letter, ()):
+        j = first.rfind(old)
+        if j > 0:
+            return [*name[:i], (first[:j] + letter + first[j + len(old):]).capitalize(), *name[i + 1:]]
+    if letter == "e":
+        return [*name[:i], name[i] + "e", *name[i + 1:]]
+    return name

@@ -1,0 +1,200 @@
+"""Callers' names, as they say them on the phone: "this is Will Hunt", "it's Bill, Bill
+Foster", "Siobhan, that's S I O B H A N, Kelly", "Ann with an e", "Mary-Jane Watson-Smith",
+"it's Dr. Patel", "Mark Davis here".
+
+A name is read from the words after a cue ("my name is", "this is", "it's", "I'm"...) or,
+when the bot just asked for it, from a bare answer. What follows the cue is read in comma
+separated pieces, the way people give a name: a first try, a repeat with the surname, a
+spelling, "with a c". Words that are also names (Will, Bill, Grace, Hill, Hunt) are taken
+where a name stands; where the transcript is cased (speech recognition capitalises names),
+a weak cue ("it's", "I'm") takes only capitalised words, so "it's come loose" is no name.
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import SequenceMatcher
+
+from bot.language import DIGIT_WORDS, MAX_TEXT
+from bot.name_words import (
+    HARD,
+    TITLES,
+    Tok,
+    cap,
+    cased_text,
+    namelike,
+    piece,
+    read_name,
+    segments,
+    tokens,
+)
+
+_CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one needs them to look like a name
+    ("my name is", True), ("my name's", True), ("my names", True), ("name is", True), ("name's", True),
+    ("the name is", True), ("the name's", True), ("this is", True), ("you're speaking to", True), ("you're speaking with", True),
+    ("it's", False), ("its", False), ("it is", False), ("i am", False), ("i'm", False), ("im", False), ("call me", False),
+    ("that's", False), ("thats", False),
+]
+_AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
+_SPAN = 40  # tokens after a cue read for a name: a name with its repeats and spelling fits, and each cue costs a bounded time
+_SIGNED = {"here", "speaking", "calling", "ringing", "phoning", "from"}
+_CLAUSE_START = {",", ".", "?", "!", "yes", "yeah", "yep", "sure", "ok", "okay", "hi", "hello", "hey", "hiya", "oh", "well",
+                 "so", "and", "no", "sorry", "right", "um", "uh", "er"}
+_SURNAME_LEAD = {"last", "family", "second", "sur"}
+_NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
+_ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
+                "right", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
+_ANSWER_TAIL = {"here", "speaking", "calling", "ringing", "phoning", "and", "from", "in", "at", "thanks", "thank", "please", "with"}
+_REFUSE = re.compile(r"\b(?:rather not|prefer not|don't want to|do not want to|won't|not giving|not going to give|no name|"
+                     r"anonymous|not telling|none of your)\b", re.I)
+
+def _finish(words: list[str]) -> str | None:
+    return " ".join(words[:4]) if words else None
+
+
+def _cue_at(toks: list[Tok], i: int) -> tuple[int, bool] | None:
+    """The cue starting at token ``i``: (its length, strong); "from" after "message" ("a
+    message for the manager from linda price") is a weak one."""
+    if toks[i].low == "from" and any(t.low in ("message", "messages") for t in toks[max(0, i - 6):i]):
+        return 1, False
+    for cue, strong in _CUES:
+        parts = cue.split()
+        if [t.low for t in toks[i:i + len(parts)]] == parts:
+            before = toks[i - 1].low if i else ""
+            if parts[0] in ("name", "name's") and (before in _NOT_OWNER or before.endswith("'s") or before in _SURNAME_LEAD):
+                return None  # "her name's Mittens" is the pet's; "my last name is Nowak" is read as a surname
+            if parts[0] in ("its", "that's", "thats") and before and before not in _CLAUSE_START:
+                return None  # "off its hinge", "a tooth that's darker": a word of the sentence, not a cue
+            return len(parts), strong
+    return None
+
+
+def name_in(text: str, *, asked: bool = False) -> str | None:
+    """The caller's name in ``text``, after a cue or (``asked``: the bot just asked for it) as
+    a bare answer; placeholders ("yes", "the caller") are never a name. A strong cue wins
+    over a weak one; among equals, the last (a caller who corrects themselves)."""
+    toks = tokens(text)
+    cased = cased_text(toks)
+    best: tuple[bool, list[str]] | None = None
+    i = 0
+    while i < len(toks):
+        cue = _cue_at(toks, i)
+        if cue is None:
+            i += 1
+            continue
+        n, strong = cue
+        name, after = read_name(segments(toks[i + n:i + n + _SPAN]), cased=cased, strict=not strong)
+        plain = [w for w in name if w not in TITLES.values()]
+        spelt = re.search(r"\bwith an? [a-z]\b", text[:MAX_TEXT], re.I) is not None  # "it's marc with a c": a name only if asked
+        if toks[i].low == "its" and not asked and not (after and after[0] in _SIGNED):
+            i += n  # "its pitch black in here": the misspelt "it's" names only when asked or signed ("its john here")
+            continue
+        trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))
+        if toks[i].low in ("that's", "thats") and len(plain) < 2:
+            trusted = False
+        if plain and trusted and (best is None or strong >= best[0]):
+            best = (strong, name)
+        i += n
+    if best is None:
+        best_words = _here(toks, cased)
+        if best_words:
+            best = (True, best_words)
+    if best is None:
+        best_words = _piece_alone(toks) if cased else []
+        if best_words:
+            best = (False, best_words)
+    words = _surname(best[1] if best else [], toks, cased)
+    if not words and asked:
+        return bare_name(text)
+    return _finish(words)
+
+
+def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:
+    """ "my first name is John, surname Smith": the surname said on its own joins the name (or,
+    "no, my surname is Nowak", is the name to merge with the one taken)."""
+    for i, t in enumerate(toks[:-1]):
+        k = i + 1
+        if t.low in ("surname", "lastname") or (t.low in ("name", "name's") and i and toks[i - 1].low in _SURNAME_LEAD):
+            k += 1 if toks[k].low in ("is", "'s") else 0
+            if k < len(toks) and namelike(toks[k], first=False, nxt="", cased=cased, strict=False):
+                plain = [w for w in name if w not in TITLES.values()]
+                return [*name[:-1], cap(toks[k])] if len(plain) >= 2 else [*name, cap(toks[k])]
+    return name
+
+
+def _here(toks: list[Tok], cased: bool) -> list[str]:
+    """ "Mark Davis here", "Doctor Ortiz speaking"."""
+    for i, t in enumerate(toks):
+        if t.low in ("here", "speaking") and i:
+            k = i
+            while k > 0 and i - k < 3 and namelike(toks[k - 1], first=False, nxt="", cased=cased, strict=False):
+                k -= 1
+            if k > 0 and toks[k - 1].low.rstrip(".") in TITLES:
+                k -= 1
+            if k < i and (k == 0 or toks[k - 1].low in (",", ".") or toks[k].low.rstrip(".") in TITLES):
+                words, _, _ = piece(toks[k:i], cased=cased, strict=False)
+                if words and (words[0] not in TITLES.values() or len(words) > 1):
+                    return words
+    return []
+
+
+def _piece_alone(toks: list[Tok]) -> list[str]:
+    """A first name and surname said as a piece of their own, next to a number, in a cased
+    transcript: "608 555 0112, Laura Chen, can someone call me" (not "my wife, Helen Ward")."""
+    pieces: list[list[Tok]] = [[]]
+    for t in toks:
+        if t.low in ",.?!;:":
+            pieces.append([])
+        else:
+            pieces[-1].append(t)
+    for k, part in enumerate(pieces[1:], start=1):
+        by_number = any(t.low.isdigit() for t in pieces[k - 1] + (pieces[k + 1] if k + 1 < len(pieces) else []))
+        if by_number and 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
+            words, _, rest = piece(part, cased=True, strict=True)
+            if len(words) == len(part) and not rest:
+                return words
+    return []
+
+
+def bare_name(text: str, *, whole: bool = False) -> str | None:
+    """The answer to "your name?" with no cue: "john smith", "yeah it's ann lee, thanks" ->
+    the name; None when the words are not a name ("yes", "my sink is clogged"). ``whole``:
+    only a name alone (where another answer was asked for)."""
+    toks = tokens(text)
+    cased = cased_text(toks)  # before the lead is dropped: "is Maria home" is cased, "maria" then at no sentence start
+    while toks and (toks[0].low in _ANSWER_LEAD or toks[0].low in ",?"):
+        toks = toks[1:]
+    if not toks:
+        return None
+    name, after = read_name(segments(toks), cased=cased, strict=False)
+    if not name:
+        return None
+    later = [t.low for t in toks[next((k for k, t in enumerate(toks) if t.low in ".?!;:"), len(toks)):] if t.low not in ".?!;:,"]
+    extra = [w for w in after + later if w not in (",", "thanks", "thank", "you", "please", "here", "speaking")]
+    if (whole and extra) or (after and after[0] not in _ANSWER_TAIL | {","} and not _digitish(after[0])):
+        return None  # more words of a sentence ("sink clogged" is no name anyway); where another answer was asked for, a name alone
+    return _finish(name)
+
+
+def _digitish(word: str) -> bool:
+    """A number said after the name ("Tom, 555...", "ann lee, oh seven seven"); "for" and "to" are words here."""
+    return word.isdigit() or (word in DIGIT_WORDS and word not in ("for", "to", "too", "o")) or word in ("double", "triple", "treble")
+
+
+def refuses_name(text: str) -> bool:
+    """ "I'd rather not give my name", "I don't want to say"."""
+    return _REFUSE.search(text) is not None
+
+
+def merge_name(old: str | None, new: str) -> str:
+    """A one-word correction of a longer name replaces the word it resembles ("Mark Jones",
+    then "Marc with a c" -> "Marc Jones"); anything else replaces the name."""
+    if not old or len(new.split()) != 1 or len(old.split()) < 2:
+        return new
+    words = old.split()
+    scores = [SequenceMatcher(None, w.lower(), new.lower()).ratio() for w in words]
+    best = max(range(len(words)), key=lambda i: scores[i])
+    if scores[best] < 0.6:
+        return new
+    words[best] = new
+    return " ".join(words)

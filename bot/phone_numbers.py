@@ -1,0 +1,155 @@
+"""Phone numbers as callers say them: "five five five, eight six seven, five three oh nine",
+"oh seven seven double oh, nine double oh, one two three", pairs and tens ("twenty two,
+thirty three"), "treble one", "+44 7700 900 321", "555-247-9910", "area code 312",
+"extension 42", and a correction in the same breath ("3390, no wait, 3309").
+
+At most 15 digits (E.164) including an extension: longer input is refused, never stored or
+spoken. A number with an extension is kept as "6085550100 ext 42".
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.language import DIGIT_WORDS, FILLERS, MAX_DIGITS, MAX_TEXT, SPOKEN
+
+UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building"}
+_TEENS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16",
+          "seventeen": "17", "eighteen": "18", "nineteen": "19"}
+_TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9"}
+_UNITS = {w: d for w, d in DIGIT_WORDS.items() if w not in ("zero", "oh", "o", "to", "too", "for")}
+_RUN_GLUE = FILLERS - {"oh"} | {"and", "then", "dash", "hyphen", "plus", "area", "code", "is", "it's", "its"}
+_ONE_AS_WORD = {"work", "home", "mobile", "cell", "other", "this", "that", "new", "old", "the", "my", "different",
+                "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office"}
+_SOFT_DIGITS = ("o", "oh", "to", "too", "for")  # digits only between other digits
+# a correction, or a question ("did I say 3312? it's 3321"); a full stop between groups is how speech recognition
+# often writes a breath ("five five five. one two three. four five six seven"), so it joins
+_CORRECTION = re.compile(r"\b(?:no wait|wait|sorry|i mean|no|actually|correction)\b|\?")
+_EXTENSION = re.compile(r"\b(?:extension|ext)\b\.?", re.I)
+
+
+def _digitish(tok: str) -> bool:
+    return tok.isdigit() or tok in DIGIT_WORDS or tok in _TEENS or tok in _TENS or tok in ("double", "triple", "treble")
+
+
+def _digits(tokens: list[str], i: int, cur: list[str]) -> str | None:
+    """What token ``i`` adds to the group being said (digits, or "double" / "treble" before
+    one); None when it is no digit here and ends the group."""
+    tok, prev = tokens[i], (tokens[i - 1] if i else "")
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+    if tok.isdigit():
+        return tok
+    if tok == "one" and not cur and prev in _ONE_AS_WORD:  # "my work one, 0117...": a pronoun, not a digit
+        return None
+    if tok in _SOFT_DIGITS:  # "call me at 608 555 0193 to set it up": "to" is a word there
+        return DIGIT_WORDS[tok] if (cur and _digitish(nxt)) or (tok in ("oh", "o") and (cur or _digitish(nxt))) else None
+    if tok in DIGIT_WORDS:
+        return DIGIT_WORDS[tok]
+    if tok in _TEENS:
+        return _TEENS[tok]
+    if tok in _TENS:
+        if nxt in _UNITS:
+            tokens[i + 1] = ","  # taken: "twenty two" is 22
+            return _TENS[tok] + _UNITS[nxt]
+        return _TENS[tok] + "0"
+    if tok in ("double", "triple", "treble"):
+        return tok
+    if tok in ("hundred", "thousand") and cur and cur[-1].isdigit():
+        return "00" if tok == "hundred" else "000"
+    return None
+
+
+def number_runs(text: str) -> list[str]:
+    """Each group of digits said or written together, in order: "unit 12, my number is 555
+    867 5309" -> ["12", "5558675309"]. A sentence end or any other word ends a group; the
+    first group straight after "unit", "apartment" etc. is the unit, not part of a number."""
+    runs: list[str] = []
+    cur: list[str] = []
+    after_unit = False
+    tokens = re.findall(r"[a-z']+|\d+|[.?!;,]", text[:MAX_TEXT].lower().replace("’", "'"))
+
+    def close() -> None:
+        if cur:
+            s = re.sub(r"(?:double)(\d)", r"\1\1", "".join(cur))
+            runs.append(re.sub(r"\D", "", re.sub(r"(?:triple|treble)(\d)", r"\1\1\1", s)))
+            cur.clear()
+
+    for i, tok in enumerate(tokens):
+        if tok == ",":
+            if after_unit and cur:  # "flat two oh four, five five five...": the unit ends at the comma
+                close()
+                after_unit = False
+            continue
+        if tok.isdigit() and after_unit and not cur:
+            runs.append(tok)
+            after_unit = False
+            continue
+        said = _digits(tokens, i, cur)
+        if said is not None:
+            cur.append(said)
+        elif not (tok in _RUN_GLUE and (cur or tok in ("plus", "area"))):
+            close()
+            after_unit = tok in UNIT_WORDS
+    close()
+    return [r for r in runs if r]
+
+
+def digits_of(number: str) -> str:
+    return re.sub(r"\D", "", number)
+
+
+def phone_in(text: str) -> tuple[str, str]:
+    """The phone number in an utterance: ("5558675309", "") for one of 7 to 15 digits (the
+    last such group, or the groups said together in one breath), with " ext 42" when an
+    extension follows; ("", "long") when the digits are more than a phone number can have,
+    ("", "short") for a few digits only, ("", "") for none."""
+    text = text[:MAX_TEXT]
+    ext = _EXTENSION.search(text)
+    if ext:
+        main, problem = phone_in(text[:ext.start()])
+        tail = number_runs(text[ext.end():])
+        if main and tail and len(digits_of(main)) + len(tail[0]) <= MAX_DIGITS:
+            return f"{main} ext {tail[0]}", ""
+        if main or problem:
+            return main, problem
+    runs = number_runs(text)
+    if not runs:
+        return "", ""
+    if any(len(r) > MAX_DIGITS for r in runs):
+        return "", "long"
+    ok = [r for r in runs if len(r) >= 7]
+    fixes = list(_CORRECTION.finditer(text.lower()))
+    if ok:
+        if fixes and ok[-1] in number_runs(text[:fixes[-1].start()]):  # "..., no wait, 0156": the new ending
+            tail = number_runs(text[fixes[-1].end():])
+            if len(tail) == 1 and len(tail[0]) <= 4:
+                return ok[-1][:-len(tail[0])] + tail[0], ""
+        return ok[-1], ""
+    # groups said in one breath, after the last correction: "five five five ... one two three ... four five six seven"
+    last = number_runs(text[fixes[-1].end():]) if fixes else runs
+    joined = "".join(last or runs)
+    if 7 <= len(joined) <= MAX_DIGITS and len(last or runs) <= 4:
+        return joined, ""
+    return "", "long" if len("".join(runs)) > MAX_DIGITS else "short"
+
+
+def speak_number(number: str) -> str:
+    """Digits in groups, as words, so any TTS reads them one by one (at most 15), and the
+    extension after the word."""
+    main, _, ext = number.partition(" ext ")
+    d = digits_of(main)[:MAX_DIGITS]
+    if len(d) == 10:
+        groups = [d[:3], d[3:6], d[6:]]
+    elif len(d) == 11 and d.startswith("02"):  # UK: 020 7946 0018
+        groups = [d[:3], d[3:7], d[7:]]
+    elif len(d) == 11 and (d.startswith("011") or (d.startswith("01") and d[3] == "1")):  # 0117 496 0018, 0161 496 0018
+        groups = [d[:4], d[4:7], d[7:]]
+    elif len(d) > 10:  # "07700 900 123", "447 700 900 555"
+        head = d[:-6]
+        groups = ([head] if len(head) <= 5 else [head[i:i + 3] for i in range(0, len(head), 3)]) + [d[-6:-3], d[-3:]]
+    else:
+        groups = [d[:-4], d[-4:]] if len(d) > 4 else [d]
+    said = ", ".join(" ".join(SPOKEN[int(c)] for c in g) for g in groups if g)
+    if ext and digits_of(ext):
+        said += ", extension " + " ".join(SPOKEN[int(c)] for c in digits_of(ext)[:MAX_DIGITS])
+    return said

@@ -1,0 +1,60 @@
+"""Where the caller is, when the business asks for it: a flat or unit ("I'm in unit four c",
+"apartment 12B"), a street address ("40 Cardigan Road", "flat 2, 9 Headingley Lane") and a
+postcode or ZIP code ("LS6 3HP", "LS16 5HX", "94110"), in any utterance; given bare, as the
+answer to the business's question, also a street without a number ("the farm on Moor Lane").
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.language import MAX_TEXT, unit_in
+
+_STREET = (r"road|rd|street|st|avenue|ave|lane|ln|drive|dr|way|place|pl|court|ct|close|crescent|terrace|square|gardens|"
+           r"grove|boulevard|blvd|hill|row|walk|mews|view|rise|green|parade|park|vale|wharf|yard|circle|highway|hwy")
+_POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})\b", re.I)
+_ZIP = re.compile(r"\b(?:zip(?: code)?|postcode|post code)\s*(?:is\s+)?(\d{5})\b", re.I)
+_NUMBERED = re.compile(rf"\b(\d{{1,4}}[a-z]?)\s+((?:[A-Za-z'][\w'-]*\s+){{0,3}}(?:{_STREET}))\b\.?", re.I)
+_NAMED = re.compile(rf"\b(?:on|in|at|off)\s+((?:[A-Z][\w'-]*\s+){{1,3}}(?:{_STREET}))\b", re.I)
+_TOWN = re.compile(r"^[\s,]+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)(?=\s*(?:,|$|[A-Z]{1,2}\d))")
+_NOT_PLACE = re.compile(r"\b(?:rather not|prefer not|don't want|not saying|no idea|don't know|not sure)\b", re.I)
+
+
+def _title(words: str) -> str:
+    return " ".join(w if w.isupper() or any(c.isdigit() for c in w) else w.capitalize() for w in words.split())
+
+
+def address_in(text: str, *, asked: bool = False) -> str:
+    """The unit, street address and postcode the caller gave, as one line ("Flat 2, 9
+    Headingley Lane", "22 Kirkstall Road, LS3 1LJ", "Unit 4C"); "" when none."""
+    text = text[:MAX_TEXT]
+    parts: list[str] = []
+    unit = next((u for piece in text.split(",") if (u := unit_in(piece, asked=False))), "")  # "flat 2, 9 ...": not 29
+    if unit:
+        parts.append(unit)
+    street = _NUMBERED.search(text)
+    named = _NAMED.search(text) if asked and not street else None
+    if street:
+        line = f"{street.group(1).upper()} {_title(street.group(2))}"
+        town = _TOWN.match(text[street.end():])
+        parts.append(line + (f", {town.group(1)}" if town else ""))
+    elif named and named.group(1).split()[0][:1].isupper():
+        parts.append(_title(named.group(1)))
+    code = _POSTCODE.search(text)
+    if code and any(c.isdigit() for c in code.group(1)):
+        parts.append(f"{code.group(1)} {code.group(2)}".upper())
+    elif (zip_code := _ZIP.search(text)) is not None:
+        parts.append(zip_code.group(1))
+    if not parts and asked and not _NOT_PLACE.search(text):
+        bare = unit_in(text, asked=True)
+        if bare:
+            parts.append(bare)
+    seen: list[str] = []
+    for p in parts:
+        if not any(p.lower() in s.lower() for s in seen):
+            seen.append(p)
+    return ", ".join(seen)
+
+
+def refuses_place(text: str) -> bool:
+    return _NOT_PLACE.search(text[:MAX_TEXT]) is not None

@@ -1,0 +1,248 @@
+"""The message form's conversation through the receptionist: a caller who will not give a
+name or a number, a question asked in the middle of a message, an emergency told half-way
+(asked about when close, put through when sure or dangerous), details given instead of an
+answer, corrections of a part of the number, and a caller thanked by title."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.conversation import Action, Conversation
+from bot.profile import load_profile
+from bot.providers.receptionist import Receptionist
+from bot.understanding.classify import Reading, Understanding
+from tests.fakes.store import MemoryStore
+
+PROPERTY = load_profile(Path(__file__).resolve().parents[1] / "examples" / "business" / "property-office.toml")
+NIGHT = datetime(2026, 12, 9, 2, 30, tzinfo=UTC)  # 9:30 PM Tuesday in New York: closed, on-call line open
+CALLER = "+15551230000"
+CLOSE = "the radiator is making a strange clanking and the flat is getting colder"  # read as close to an emergency
+
+
+class Scripted(Understanding):
+    """The keyword reader, with some utterances read as scripted (an emergency not certain)."""
+
+    def __init__(self, script: dict[str, Reading]) -> None:
+        super().__init__(PROPERTY, None)
+        self.script = script
+
+    def read(self, text: str) -> Reading:
+        return self.script.get(text) or super().read(text)
+
+
+class Call:
+    def __init__(self, script: dict[str, Reading] | None = None) -> None:
+        self.store = MemoryStore()
+        self.actions: list[Action] = []
+
+        async def act(action: Action) -> bool:
+            await self.store.save_message(action.message)
+            return True
+
+        self.desk = Receptionist(profile=PROPERTY, clock=lambda: NIGHT, understanding=Scripted(script or {}))
+        self.conv = Conversation(call_id="CA1", caller=CALLER, act=act)
+
+    async def say(self, line: str) -> str:
+        self.conv.add_user(line)
+        out = [x async for x in self.desk.reply(self.conv)]
+        self.actions += [x for x in out if isinstance(x, Action)]
+        reply = "".join(x for x in out if isinstance(x, str)).strip()
+        self.conv.add_assistant(reply)
+        return reply
+
+
+async def test_a_caller_who_will_not_leave_a_number_leaves_the_message_without_one():
+    call = Call()
+    await call.say("I want to leave a message about my rent payment, my name's Pat Doyle")
+    assert "number" in await call.say("no, don't call this one, it's a work phone")  # a no to the caller ID: asked for one
+    readback = await call.say("I'd rather not give a number, I'll ring you tomorrow")
+    assert "no number to call you back on" in readback and "Pat Doyle" in readback
+    done = await call.say("yes")
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Pat Doyle", "") and "rent" in m.about
+    assert "call you back" not in done
+
+
+async def test_a_caller_who_will_not_give_a_name_is_not_asked_again():
+    call = Call()
+    assert "name" in await call.say("can I leave a message to say I'll be late for my rent inspection")
+    assert "calling from" in await call.say("I'd rather not give my name")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "" and m.callback_number == "5551230000"
+
+
+async def test_a_question_in_the_middle_is_answered_and_the_form_goes_on():
+    call = Call()
+    await call.say("I'd like to leave a message for the manager")
+    reply = await call.say("oh, before that, what time do you open tomorrow?")
+    assert "9" in reply and reply.endswith("What is the message about?")
+    await call.say("ok thanks, it's about my parking space, someone keeps using it")
+    await call.say("Dev Patel")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Dev Patel" and "parking space" in m.about and not m.about.lower().startswith("thanks")
+
+
+async def test_an_emergency_close_to_certain_mid_message_is_asked_about_and_yes_puts_through():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    assert "Is this an emergency that needs someone tonight?" in await call.say(CLOSE)
+    await call.say("yes it is")
+    assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")]
+    assert call.store.saved == [] and call.conv.state["receptionist"]["form"] is None
+
+
+async def test_an_emergency_close_to_certain_that_can_wait_goes_into_the_message():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    await call.say(CLOSE)
+    assert (await call.say("no, it can wait till the morning")).endswith("May I have your name?")
+    await call.say("Grace Hill")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Grace Hill" and "radiator" in m.about and not m.urgent
+    assert not any(a.kind == "transfer" for a in call.actions)
+
+
+async def test_gas_in_the_middle_of_a_message_is_never_filed():
+    call = Call()
+    await call.say("can someone call me back about my lease")
+    reply = await call.say("it's Tom Reed, and oh, I should say, I can smell gas in the hallway")
+    assert "911" in reply and [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")]
+    assert call.store.saved == []
+
+
+async def test_a_name_given_instead_of_an_answer_starts_the_message():
+    call = Call({"my kitchen tap drips all night": Reading("emergency", sure=False)})
+    assert "emergency" in await call.say("my kitchen tap drips all night")
+    assert "calling from" in await call.say("Tom Bennett")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Tom Bennett" and "tap" in m.about and not m.urgent
+
+
+async def test_a_part_of_the_number_said_again_replaces_that_part():
+    call = Call()
+    await call.say("I need to leave a message about the laundry card machine, it ate my card")
+    await call.say("Steph Rowland")
+    await call.say("my number's 555 640 3312")
+    await call.say("sorry, did I say 3312? it's 3321")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.callback_number == "5556403321"
+
+
+async def test_a_caller_who_gave_a_title_is_thanked_by_it():
+    call = Call()
+    await call.say("I'd like to leave a message about the hallway carpet")
+    assert (await call.say("it's Mrs Lindqvist")).startswith("Thanks, Mrs Lindqvist.")
+
+
+
+async def test_what_it_is_about_told_where_something_else_was_asked_joins_the_message():
+    call = Call()
+    assert (await call.say("I'd like to leave a message, hang on... right, my name's Kerry-Ann Price")).endswith(
+        "What is the message about?")  # "hang on... right" is not what it is about
+    await call.say("it's the lift")
+    offer = await call.say("oh and it's making a horrible grinding noise between floors")  # said at the caller-ID offer
+    assert "calling from" in offer
+    readback = await call.say("no, call 555 222 3131")
+    assert "the lift; it's making a horrible grinding noise between floors" in readback
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Kerry-Ann Price", "5552223131") and "grinding" in m.about
+
+
+async def test_never_mind_in_other_words_drops_the_message():
+    call = Call()
+    await call.say("I'd like to leave a message about the bins")
+    await call.say("Tom Cook")
+    assert (await call.say("oh, forget about it, I'll sort it out myself")).startswith("No problem, I won't take a message.")
+    await call.say("no thanks")
+    assert call.store.saved == [] and call.actions[-1].kind == "hangup"
+
+
+async def test_a_goodbye_after_an_answer_is_not_taken_as_yes_to_a_message():
+    call = Call()
+    assert (await call.say("where can visitors park")).endswith("Would you like to leave a message as well?")
+    await call.say("okay, that's good to know, I'll call in the week, bye")
+    assert [a.kind for a in call.actions] == ["hangup"] and call.conv.state["receptionist"]["form"] is None
+
+
+async def test_details_with_an_emergency_in_them_still_go_to_the_emergency_line():
+    worse = "not sure, I'm Tom Jones and now water is pouring through the ceiling"
+    call = Call({"my kitchen tap drips all night": Reading("emergency", sure=False), worse: Reading("emergency")})
+    await call.say("my kitchen tap drips all night")
+    await call.say(worse)
+    assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")] and call.store.saved == []
+
+
+async def test_the_ways_people_say_yes_confirm_and_a_full_name_completes_one_given_before():
+    call = Call()
+    said = "hello, yes, I'm in 4B and the radiator valve is stuck, nothing urgent, just need someone to look at it, it's Yusuf"
+    assert (await call.say(said)).endswith("Would you like to leave a message?")
+    assert "calling from" in await call.say("Yusuf Ali")
+    readback = await call.say("that's fine")
+    assert readback.startswith("So I have a message from Yusuf Ali, 4B: the radiator valve is stuck")
+    assert "Thanks, Yusuf." in await call.say("that's it")  # a yes, not a goodbye
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Yusuf Ali", "5551230000") and m.about.startswith("4B: the radiator valve")
+
+
+async def test_an_answer_that_tells_of_more_danger_is_an_emergency_too():
+    worse = "the water's spreading across the floor towards the sockets"
+    call = Call({CLOSE: Reading("emergency", sure=False), worse: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    await call.say(CLOSE)
+    await call.say(worse)
+    assert [(a.kind, a.purpose) for a in call.actions] == [("transfer", "emergency")] and call.store.saved == []
+
+
+async def test_a_caller_who_goes_on_with_the_message_after_the_emergency_question_is_heard():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message")
+    await call.say(CLOSE)  # "Is this an emergency that needs someone tonight?"
+    assert "calling from" in await call.say("Sam")  # the name the caller was about to give
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Sam" and "radiator" in m.about and not m.urgent
+
+
+async def test_after_a_yes_or_no_question_a_worry_joins_the_message_instead_of_a_second_question():
+    call = Call({CLOSE: Reading("emergency", sure=False)})
+    await call.say("I'd like to leave a message about the heating")
+    await call.say("Grace Hill")
+    assert "calling from" in await call.say(CLOSE)  # a "yes" now could answer either question: not asked
+    assert (await call.say("yes")).startswith("So I have a message from Grace Hill: the heating.")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.callback_number == "5551230000" and m.about.startswith("the heating; the radiator") and not m.urgent
+    assert call.actions == []  # no transfer: the message was saved through the store
+
+
+async def test_details_given_instead_of_an_answer_keep_what_else_the_caller_said():
+    call = Call({"there's a problem with a light": Reading("emergency", sure=False)})
+    await call.say("there's a problem with a light")
+    await call.say("no, it's just the hallway light by the lifts, my name's Tom Reed")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.name == "Tom Reed" and "hallway light by the lifts" in m.about and not m.urgent
+
+
+async def test_a_question_given_as_what_the_message_is_about_is_the_message():
+    call = Call()
+    await call.say("I'd like to leave a message")
+    assert (await call.say("when can someone come and fix my heating?")) == "May I have your name?"
+    await call.say("Ann Lee")
+    await call.say("yes")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert "fix my heating" in m.about

@@ -1,0 +1,92 @@
+"""Callers' names as they say them (bot/names.py): names that are also words, repeats and
+self-corrections, spellings, hyphens and apostrophes, titles as said, a pet's or a partner's
+name that is not the caller's, and what is never a name."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.names import bare_name, merge_name, name_in, refuses_name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("hi, um, this is Will Hunt, could someone call me back about the kitchen tap", "Will Hunt"),
+    ("this is will hunt, could someone call me back", "Will Hunt"),
+    ("yeah hi, it's Bill, Bill Foster, I need someone to call me", "Bill Foster"),
+    ("my name is Will, Will Turner, I'd like someone to call me back", "Will Turner"),
+    ("hi this is, um, Dan, Daniel Okafor, I wanted to leave a message", "Daniel Okafor"),
+    ("the name's Okonkwo, Chidi Okonkwo", "Chidi Okonkwo"),
+    ("hello, my name is Anne-Marie Dubois, I'd like", "Anne-Marie Dubois"),
+    ("hi it's Liam O'Connor from apartment 12B", "Liam O'Connor"),
+    ("hi, it's Mary-Jane Watson-Smith, can I leave a message", "Mary-Jane Watson-Smith"),
+    ("hi it's Dr. Patel from 7C, I'd like to leave a message", "Dr Patel"),
+    ("I think I was charged twice, it's Mrs Edith Crane", "Mrs Edith Crane"),
+    ("good evening, my name is Mr Tanaka, apartment 11", "Mr Tanaka"),
+    ("Catherine Bell here, can you pass a message", "Catherine Bell"),
+    ("hi my name is Ann, Ann with an e, Anne Fowler, can someone call me", "Anne Fowler"),
+    ("can I leave a message, I'm Priya Nair, it's about my retainer, it's come loose", "Priya Nair"),
+    ("608 555 0112, Laura Chen, can someone call me about Bella's spay appointment", "Laura Chen"),
+    ("could you take a message, tell them it's pete rossi from the third floor", "Pete Rossi"),
+    ("my name is alex, that's alex morgan, and it's about transferring my lease", "Alex Morgan"),
+    ("hi this is a message for the manager from linda price regarding the deposit", "Linda Price"),
+    ("hiya message for reception please it's about my payment plan, it's chloe", "Chloe"),
+])
+def test_a_name_said_with_the_request(text, name):
+    assert name_in(text) == name
+
+
+@pytest.mark.parametrize("text", [
+    "hi, I'd like to leave a message about my cat's dental, her name's Mittens",  # the cat's
+    "my dog's name is Rex and he needs his booster",
+    "hiya it's about my boiler service, you did it last year and it's due again",
+    "it's been off since yesterday and it's nineteen degrees outside",
+    "I've lost my keys and I can't get in, and it's midnight",
+    "i'm locked out", "this is urgent", "i'm having trouble with my boiler", "it's marc with a c",
+    "one of the cupboard doors fell off its hinge", "I've got one tooth that's darker than the others",
+    "its pitch black in the whole building", "hello, I'm ringing on behalf of my wife, Helen Ward, she's a patient",
+])
+def test_words_that_are_not_a_name(text):
+    assert name_in(text) is None
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Siobhan, that's S I O B H A N, Kelly", "Siobhan Kelly"),
+    ("Aoife, A O I F E, Brennan", "Aoife Brennan"),
+    ("Sean, S E A N, Maguire, M A G U I R E", "Sean Maguire"),
+    ("my name is Joanna Wszolek, that's W S Z O L E K", "Joanna Wszolek"),
+    ("no, it's Kirsten, K I R S T E N", "Kirsten"),
+    ("oh, uh, it's, um, Tom, Tom Baker", "Tom Baker"),
+    ("oh my name? it's Rose Taylor", "Rose Taylor"),
+    ("it's Grace Hill", "Grace Hill"),
+    ("it's Mrs Lindqvist", "Mrs Lindqvist"),
+    ("sorry, it's Marc with a c", "Marc"),
+    ("Tom, 555 867 5309", "Tom"),
+    ("james whitfield w h i t f i e l d", "James Whitfield"),
+    ("no, my surname is Nowak not Novak", "Nowak"),
+    ("it is spelt S M Y T H E", "Smythe"),
+    ("my first name is John, surname Smith, it's about my bridge", "John Smith"),
+    ("john smith", "John Smith"),
+])
+def test_a_name_given_when_asked(text, name):
+    assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize("text", ["yes", "yes please", "the caller", "my sink is clogged", "it's about my rent", "i'm in flat 3",
+                                  "I'd rather not give my name", "LS6 2AB", "my dog bit my little boy on the face",
+                                  "is it possible for someone to ring me", "will my pet insurance cover the visit",
+                                  "what's the rule on cats here", "hi my oven hasn't worked for a week", "is Maria home"])
+def test_answers_that_are_not_a_name_even_when_asked(text):
+    assert name_in(text, asked=True) is None
+
+
+def test_a_name_alone_out_of_turn_and_nothing_else():
+    assert bare_name("Grace Hill", whole=True) == "Grace Hill"
+    assert bare_name("no, use my mobile, five five five", whole=True) is None
+    assert bare_name("my sink is clogged", whole=True) is None
+
+
+def test_a_refusal_and_a_one_word_correction():
+    assert refuses_name("I'd rather not give my name") and not refuses_name("it's Tom")
+    assert merge_name("Mark Jensen", "Marc") == "Marc Jensen"
+    assert merge_name("Catherine Bell", "Katherine") == "Katherine Bell"
+    assert merge_name("Mark Jensen", "Sue Brown") == "Sue Brown"

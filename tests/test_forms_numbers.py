@@ -1,0 +1,77 @@
+"""Phone numbers and addresses as callers say them (bot/phone_numbers.py, bot/places.py):
+groups, pairs and tens, "double" and "treble", UK and US formats, an extension, a correction
+in the same breath, and never more than 15 digits."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.language import MAX_DIGITS
+from bot.phone_numbers import number_runs, phone_in, speak_number
+from bot.places import address_in, refuses_place
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("no, use my mobile, five five five, two one two, eight eight four nine", "5552128849"),
+    ("no, it's oh seven nine, double one, twenty two, thirty three, forty four", "07911223344"),
+    ("oh seven eight treble one, two double four, six seven", "07811124467"),
+    ("oh seven seven double oh, nine double oh, one two three", "07700900123"),
+    ("ring me on plus four four seven seven zero zero, nine zero zero, three two one", "447700900321"),
+    ("it's oh one one three, er, four nine six, oh oh nine one", "01134960091"),
+    ("my number is area code 312, 555 0199", "3125550199"),
+    ("Hi, my number is 555-247-9910, please have someone call me", "5552479910"),
+    ("555.867.5309", "5558675309"),
+    ("can the front desk call me at 608 555 0193 to set it up", "6085550193"),
+    ("um, it's five five five, four, no sorry, five five five, three two one, oh nine eight seven", "5553210987"),
+    ("yeah it's 555 764 3390, no wait, 3309", "5557643309"),
+    ("call my office, 608 555 0100 extension 42", "6085550100 ext 42"),
+])
+def test_a_number_as_callers_say_it(text, number):
+    assert phone_in(text) == (number, "")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("1234567890123456", "long"), ("1234567890123456 extension 12", "long"), ("sorry, did I say 3312? it's 3321", "short"),
+    ("I've been waiting for twenty minutes", "short"), ("oh sorry yeah it's Bill", ""),
+])
+def test_what_is_not_a_whole_number(text, problem):
+    number, said = phone_in(text)
+    assert number == "" and said == problem
+
+
+def test_an_extension_never_takes_the_number_past_15_digits():
+    number, _ = phone_in("call 0117 496 0555 extension 12345")
+    assert number == "01174960555"  # 16 digits with the extension: the extension is dropped, never spoken
+    assert len(number.replace(" ext ", "")) <= MAX_DIGITS
+
+
+def test_the_unit_is_not_part_of_the_number():
+    assert number_runs("I'm in flat 3, 555 123 4567") == ["3", "5551234567"]
+    assert number_runs("flat two oh four, five five five one two three four five six seven") == ["204", "5551234567"]
+
+
+def test_a_number_is_read_back_in_its_groups():
+    assert speak_number("6085550100 ext 42") == "six zero eight, five five five, zero one zero zero, extension four two"
+    assert speak_number("01174960018") == "zero one one seven, four nine six, zero zero one eight"
+    assert speak_number("02079460018") == "zero two zero, seven nine four six, zero zero one eight"
+    assert speak_number("07700900123") == "zero seven seven zero zero, nine zero zero, one two three"
+
+
+@pytest.mark.parametrize(("text", "asked", "place"), [
+    ("14 Park Lane, Leeds", True, "14 Park Lane, Leeds"),
+    ("it's 22 Kirkstall Road, LS3 1LJ", True, "22 Kirkstall Road, LS3 1LJ"),
+    ("LS6 2AB", True, "LS6 2AB"),
+    ("flat 2, 9 Headingley Lane", True, "Flat 2, 9 Headingley Lane"),
+    ("hi it's Mr Singh at 40 Cardigan Road, I'd like to leave a message", False, "40 Cardigan Road"),
+    ("I'm in unit four c", False, "Unit 4C"),
+    ("the farm on Moor Lane", True, "Moor Lane"),
+    ("I'm 79 so please speak up", False, ""),
+    ("I waited 20 minutes", True, ""),
+])
+def test_an_address_or_unit(text, asked, place):
+    assert address_in(text, asked=asked) == place
+
+
+def test_a_caller_who_will_not_give_the_address():
+    assert refuses_place("I'd rather not say until I know the price")
+    assert address_in("I'd rather not say until I know the price", asked=True) == ""
