@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+from dataclasses import replace
 from importlib import resources
 
 import numpy as np
@@ -112,6 +113,12 @@ class Understanding:
         np.maximum.at(scores, self._label_of, sims)
         return dict(zip(self._labels, scores.tolist(), strict=True))
 
+    def _another_task(self, w: Words, i: int) -> bool:
+        """The caller asks for a staff task FAQ ``i`` is not about ("book a check-up" is not
+        "what does a check-up cost")."""
+        asked = {t for t in keywords.STAFF_TASKS if w.has(t)}
+        return bool(asked) and not asked & self._faq_tasks[i]
+
     def _instead_of_faq(self, w: Words, i: int, meaning: dict[str, float], *, backed: bool) -> str | None:
         """A generic intent that should answer instead of FAQ ``i``: a staff task the FAQ
         is not about ("book a check-up" is not "what does a check-up cost"), or, when the
@@ -119,8 +126,7 @@ class Understanding:
         close in meaning (the FAQ must lead by ``FAQ_MARGIN``); when they back it, only an
         out-of-scope request closer by meaning alone ("order me some dog food": the
         word food is not the refill FAQ)."""
-        asked = {t for t in keywords.STAFF_TASKS if w.has(t)}
-        if asked and not asked & self._faq_tasks[i]:
+        if self._another_task(w, i):
             return "task"
         rival = max((g for g in GENERIC if g in meaning), key=lambda g: meaning[g], default=None)
         if rival is None:
@@ -139,7 +145,12 @@ class Understanding:
             hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
             return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
         ev, rule = self.evidence(raw)
-        return rule if self.head is None else self.head.decide(ev, rule)
+        if self.head is None:
+            return rule
+        r = self.head.decide(ev, rule)
+        if r.intent == "faq" and self._another_task(ev.w, r.faq):
+            return replace(r, intent="task", faq=-1)
+        return r
 
     def evidence(self, raw: str) -> tuple[Evidence, Reading]:
         """What the reading is decided from, and the hand-written rules' reading (needs the encoder)."""

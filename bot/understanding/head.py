@@ -6,7 +6,8 @@ the similarity to each built-in intent's nearest exemplar and to the nearest FAQ
 keyword reading, the hand-written rules' reading, and the cues the rules use (calm,
 urgency, a callback asked for, a question...). It learns how much to trust each, where
 the rules had hand-set thresholds. Emergencies keep their own bar: the head's emergency
-probability at or above ``SURE`` sends the call on, from ``ASK`` the caller is asked; fire,
+probability at or above ``SURE`` (``SECONDED`` when the rules are sure too) sends the call
+on, from ``ASK`` the caller is asked; fire,
 gas and danger to life found by the rules always count; a sales call stays the rules'.
 The weights are tied to the encoder's model file: another model, no head (the rules read).
 """
@@ -52,6 +53,7 @@ CUES: dict[str, Callable[[Words], float]] = {
 }
 SURE = 0.85 # emergency probability: at or above, an emergency
 ASK = 0.2  # ... from here, ask the caller
+SECONDED = 0.4  # ... or at least this when the rules are sure of it
 DANGER = 0.5  # danger probability (of the emergency's): the emergency services line first
 UNSURE = 0.35  # below this, the head's best guess is no better than the rules'
 
@@ -95,7 +97,8 @@ class Head:
         emergency = p["emergency"] + p["danger"]
         others = {c: v for c, v in p.items() if c not in ("emergency", "danger")}
         top, top_p = max(others.items(), key=lambda kv: kv[1])
-        if emergency >= SURE:
+        rules_sure = rule.intent == "emergency" and rule.sure
+        if emergency >= SURE or (rules_sure and emergency >= SECONDED):
             danger = p["danger"] >= DANGER * emergency and not keywords.asking(ev.w) and not ev.w.has(*keywords.NOT_DANGER)
             return Reading("emergency", danger=danger, sure=True, score=emergency, by="head", emergency_score=top_p)
         if emergency >= ASK:
