@@ -88,7 +88,7 @@ def evaluate(name: str, p: np.ndarray, labels: list[tuple[str, ...]]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--on", choices=("dev", "all"), default="dev")
-    ap.add_argument("--l2", type=float, default=1e-2)
+    ap.add_argument("--l2", type=float, default=3e-3)
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     t0 = time.perf_counter()

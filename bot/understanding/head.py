@@ -1,7 +1,8 @@
 """The trained head: the intent from the sentence vector and the evidence around it.
 
 A multinomial logistic regression (numpy only; weights in ``head.npz``, trained by
-``bench/train_head.py`` on the dev half of bench/dialogue_data) over: the sentence vector,
+``bench/train_head.py`` on bench/dialogue_data) over: the sentence vector, the words said
+(hashed stems and stem pairs),
 the similarity to each built-in intent's nearest exemplar and to the nearest FAQs, the
 keyword reading, the hand-written rules' reading, and the cues the rules use (calm,
 urgency, a callback asked for, a question...). It learns how much to trust each, where
@@ -15,12 +16,13 @@ The weights are tied to the encoder's model file: another model, no head (the ru
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable
 from importlib import resources
 
 import numpy as np
 
-from bot.language import Words
+from bot.language import Words, stem
 from bot.logs import kv
 from bot.understanding import keywords
 from bot.understanding.reading import Evidence, Reading
@@ -51,7 +53,8 @@ CUES: dict[str, Callable[[Words], float]] = {
     "animals": lambda w: float(w.has(*keywords.ANIMALS)),
     "words": lambda w: min(len(w.text.split()), 40) / 20.0,
 }
-SURE = 0.85 # emergency probability: at or above, an emergency
+GRAMS = 2048  # hashed word stems and stem pairs (the wording the sentence vector smooths over)
+SURE = 0.85  # emergency probability: at or above, an emergency
 ASK = 0.2  # ... from here, ask the caller
 SECONDED = 0.4  # ... or at least this when the rules are sure of it
 DANGER = 0.5  # danger probability (of the emergency's): the emergency services line first
@@ -60,7 +63,17 @@ UNSURE = 0.35  # below this, the head's best guess is no better than the rules'
 
 def feature_names() -> list[str]:
     return ([f"vec{i}" for i in range(384)] + [f"sim:{s}" for s in SIMILAR] + ["sim:faq", "sim:faq2", "faq_backed", "em", "danger"]
-            + [f"kw:{k}" for k in KEYWORD] + [f"rule:{r}" for r in RULES] + [f"cue:{c}" for c in CUES])
+            + [f"kw:{k}" for k in KEYWORD] + [f"rule:{r}" for r in RULES] + [f"cue:{c}" for c in CUES]
+            + [f"gram{i}" for i in range(GRAMS)])
+
+
+def grams(w: Words) -> np.ndarray:
+    """Which word stems and stem pairs were said, hashed into ``GRAMS`` slots."""
+    stems = [stem(t) for t in w.text.split()]
+    out = np.zeros(GRAMS, dtype=np.float32)
+    for g in (*stems, *(f"{a}_{b}" for a, b in zip(stems, stems[1:], strict=False))):
+        out[zlib.crc32(g.encode()) % GRAMS] = 1.0
+    return out
 
 
 def _rule_name(rule: Reading) -> str:
@@ -77,7 +90,7 @@ def features(ev: Evidence, rule: Reading) -> np.ndarray:
     extra = ([ev.meaning.get(s, -1.0) for s in SIMILAR] + [faqs[0] if faqs else -1.0, faqs[1] if len(faqs) > 1 else -1.0]
              + [float(backed), ev.em, ev.danger_score] + [float(ev.kw == k) for k in KEYWORD]
              + [float(rule_name == r) for r in RULES] + [f(ev.w) for f in CUES.values()])
-    return np.concatenate([ev.vec.astype(np.float32), np.asarray(extra, dtype=np.float32)])
+    return np.concatenate([ev.vec.astype(np.float32), np.asarray(extra, dtype=np.float32), grams(ev.w)])
 
 
 class Head:
