@@ -27,6 +27,7 @@ from bot.language import Words, caller_digits, digits_in, is_no, is_yes
 from bot.profile import DAYS, Profile, cached_profile
 from bot.providers.kit import Edge
 from bot.understanding import keywords
+from bot.understanding.answers import emergency_answer
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder
 
@@ -39,9 +40,6 @@ HELP = "I can tell you our opening hours or our address, answer common questions
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
 NEVER_MIND = ("never mind", "nevermind", "forget it", "don't worry", "cancel that", "no message")
-CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
-            "morning is fine", "monday is fine", "no rush", "no hurry")
-URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
@@ -165,12 +163,13 @@ class Receptionist:
     def _awaited(self, w: Words, st: dict, conv: Conversation, awaiting: str | None) -> tuple[list[str], Action | None] | None:
         """The answer to the question asked last ("is it an emergency?", "a message?", "anything else?")."""
         if awaiting == "emergency_check":
-            if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
+            answer = emergency_answer(w)
+            if answer == "no":
                 form = self._start_form(st, conv, st.get("topic", ""))
                 st["form"]["urgent"] = False  # the caller said it can wait ("an emergency appointment" is not urgent)
                 message_form.sync(st, conv)
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
-            if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
+            if answer is not None:  # yes, or not sure: someone should see to it now
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting == "offer_message" and is_yes(w):
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None

@@ -54,7 +54,7 @@ CUES: dict[str, Callable[[Words], float]] = {
     "words": lambda w: min(len(w.text.split()), 40) / 20.0,
 }
 GRAMS = 2048  # hashed word stems and stem pairs (the wording the sentence vector smooths over)
-SURE = 0.85  # emergency probability: at or above, an emergency
+SURE = 0.8   # emergency probability: at or above, an emergency
 ASK = 0.2  # ... from here, ask the caller
 SECONDED = 0.4  # ... or at least this when the rules are sure of it
 DANGER = 0.5  # danger probability (of the emergency's): the emergency services line first
