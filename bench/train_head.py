@@ -1,12 +1,13 @@
 """Train the intent head (bot/understanding/head.py) on bench/dialogue_data.
 
-    uv run --extra local python -m bench.train_head [--on dev|all] [--l2 1e-2] [--write]
+    uv run --extra local python -m bench.train_head [--on dev|all] [--l2 3e-3] [--folds 5] [--write]
 
 Every utterance of the chosen split (``dev``: the dev half, so the test half and the blind
 sets measure it; ``all``: dev and test, the blind sets measure it) is read by the
 hand-written rules (no head) for its features; a multinomial logistic regression (numpy,
 full-batch Adam, L2) is fitted to its labels (several labels: shared), and printed with the
-accuracy and emergency numbers on the other splits. ``--write`` saves
+accuracy and emergency numbers on the other splits (``--folds``: also each training utterance
+read by a head trained without its fold, the estimate for a head trained on everything). ``--write`` saves
 bot/understanding/head.npz, tied to the encoder's model file and the feature names.
 """
 
@@ -90,6 +91,7 @@ def main() -> None:
     ap.add_argument("--on", choices=("dev", "all"), default="dev")
     ap.add_argument("--l2", type=float, default=3e-3)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--folds", type=int, default=0, help="also k-fold cross-validation over the training utterances")
     a = ap.parse_args()
     t0 = time.perf_counter()
     x, y, splits, labels = dataset()
@@ -103,6 +105,16 @@ def main() -> None:
         idx = [i for i, s in enumerate(splits) if s == name]
         evaluate(name + ("*" if train[idx[0]] else ""), p[idx], [labels[i] for i in idx])
     print("  (* trained on)")
+    if a.folds:
+        rows = np.flatnonzero(train)
+        fold = np.arange(len(rows)) % a.folds
+        held = np.zeros_like(p)
+        for k in range(a.folds):
+            w_k, b_k, m_k, s_k = fit(x[rows[fold != k]], y[rows[fold != k]], a.l2)
+            z_k = ((x[rows[fold == k]] - m_k) / s_k) @ w_k + b_k
+            e = np.exp(z_k - z_k.max(axis=1, keepdims=True))
+            held[rows[fold == k]] = e / e.sum(axis=1, keepdims=True)
+        evaluate(f"{a.folds}-fold", held[rows], [labels[i] for i in rows])
     if a.write:
         np.savez_compressed(OUT, weights=w, bias=b, mean=mean, scale=scale, classes=np.array(CLASSES),
                             features=np.array(feature_names()), model_sha=np.array(MODEL_SHA256))
