@@ -1,4 +1,5 @@
-"""The bundled example businesses: every file in examples/business loads, and the plumbing and
+"""The bundled example businesses: every file in examples/business loads and has each FAQ in
+callers' words and its emergencies described, and the plumbing and
 heating firm (written from the README's business-file section alone) has what its owner
 wrote and its scenario file runs through ``python -m bot test``. The scenarios the
 receptionist does not pass yet are listed (not hidden): they are the understanding's open
@@ -41,6 +42,19 @@ def test_every_example_business_loads(path):
     profile = load_profile(path)
     assert profile.name and profile.address and profile.faqs
     assert all(f.answer for f in profile.faqs)
+
+
+@pytest.mark.parametrize("path", BUSINESSES, ids=[p.stem for p in BUSINESSES])
+def test_every_faq_is_asked_in_callers_words(path):
+    """Each FAQ has the handful of ways callers ask it that an owner would write down (8-20),
+    the emergencies are described in many situations, and no phrasing is filed twice (under
+    two FAQs, or as an FAQ and an emergency, it would pull callers both ways)."""
+    profile = load_profile(path)
+    assert all(8 <= len(f.examples) <= 20 for f in profile.faqs), [(f.question, len(f.examples)) for f in profile.faqs]
+    assert len(profile.emergency.situations) >= 15
+    phrasings = [s.lower() for f in profile.faqs for s in (f.question, *f.examples)]
+    phrasings += [s.lower() for s in profile.emergency.situations]
+    assert sorted({s for s in phrasings if phrasings.count(s) > 1}) == []
 
 
 def test_the_plumbing_file_has_what_its_owner_wrote():
