@@ -148,8 +148,8 @@ class Understanding:
         if self.head is None:
             return rule
         r = self.head.decide(ev, rule)
-        if r.intent == "faq" and self._another_task(ev.w, r.faq):
-            return replace(r, intent="task", faq=-1)
+        if r.intent == "faq" and (self._another_task(ev.w, r.faq) or ev.w.has(*keywords.CALLBACK)):
+            return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
         return r
 
     def evidence(self, raw: str) -> tuple[Evidence, Reading]:
