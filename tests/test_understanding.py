@@ -319,9 +319,9 @@ def test_contractions_written_without_the_apostrophe_read_as_contractions():
     (DENTAL, "a bit of my back tooth broke off it doesnt hurt I just want it looked at sometime"),
     (VET, "my kitten was sick just once after dinner but shes eating and playing"),
 ])
-async def test_a_reassured_report_without_punctuation_is_not_an_emergency(readers, profile, text):
+async def test_a_reassured_report_without_punctuation_is_not_put_through(readers, profile, text):
     r = readers[profile.name].read(text)
-    assert r.intent != "emergency" and not r.danger
+    assert not (r.intent == "emergency" and r.sure) and not r.danger  # at most asked about
 
 
 @pytest.mark.parametrize("text", ["the dog is eating the slug pellets he found in the shed",

@@ -27,6 +27,7 @@ from bot.language import Words, caller_digits, digits_in, is_no, is_yes
 from bot.profile import DAYS, Profile, cached_profile
 from bot.providers.kit import Edge
 from bot.understanding import keywords
+from bot.understanding.answers import emergency_answer
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder
 
@@ -40,9 +41,6 @@ DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like 
 
 NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
               "no message")
-CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "not really", "tomorrow is fine",
-            "morning is fine", "monday is fine", "no rush", "no hurry")
-URGENT_YES = ("yes", "yeah", "yep", "yup", "absolutely", "definitely")
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
@@ -124,15 +122,16 @@ class Receptionist:
 
     async def _emergency_answer_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
         """The answer to "is this an emergency?" asked in the middle of a message: yes -> the
-        emergency path; anything else -> the form goes on, with what the caller told of."""
+        emergency path (not sure too); anything else -> the form goes on, with what the caller told of."""
         said = st.pop("form_emergency")
         form = st["form"]
-        if not w.has(*CAN_WAIT) and ((is_yes(w) and not is_no(w)) or w.words[0] in URGENT_YES):
+        answer = emergency_answer(w)
+        if answer in ("yes", "unsure"):
             return self._escalate_form(said, st, conv, danger=keywords.danger(w))
         if said.lower() not in (form.get("topic") or "").lower():
             form["topic"] = f"{form.get('topic') or ''} {said}".strip()
         message_form.sync(st, conv)
-        if is_no(w) or w.has(*CAN_WAIT):
+        if answer == "no":
             return ["Alright.", *message_form.repeat_question(form, caller_digits(conv.caller))], None
         r = await self._read(self._dtmf(raw))  # neither: "it's getting worse" is read as the emergency it tells of
         if r.intent == "emergency" or keywords.danger(w):
@@ -206,12 +205,13 @@ class Receptionist:
     def _awaited(self, w: Words, st: dict, conv: Conversation, awaiting: str | None) -> tuple[list[str], Action | None] | None:
         """The answer to the question asked last ("is it an emergency?", "a message?", "anything else?")."""
         if awaiting == "emergency_check":
-            if w.has(*CAN_WAIT) or (is_no(w) and len(w.content()) <= 2):
+            answer = emergency_answer(w)
+            if answer == "no":
                 form = self._start_form(st, conv, st.get("topic", ""))
                 st["form"]["urgent"] = False  # the caller said it can wait ("an emergency appointment" is not urgent)
                 message_form.sync(st, conv)
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
-            if (is_yes(w) and len(w.content()) <= 3) or (w.words[0] in URGENT_YES and not is_no(w)):
+            if answer is not None:  # yes, or not sure: someone should see to it now
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"

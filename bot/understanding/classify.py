@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import replace
 from importlib import resources
 
 import numpy as np
@@ -25,7 +25,9 @@ import numpy as np
 from bot.language import Words
 from bot.profile import Profile
 from bot.understanding import keywords
-from bot.understanding.encoder import Encoder
+from bot.understanding.encoder import MODEL_SHA256, Encoder
+from bot.understanding.head import Head, load_head
+from bot.understanding.reading import Evidence, Reading
 
 EMERGENCY_SURE = 0.58  # emergency at or above this
 EMERGENCY_ASK = 0.45  # ask between this and EMERGENCY_SURE
@@ -40,18 +42,6 @@ FAQ_MARGIN = 0.02  # an FAQ the keywords don't back must beat a staff task, a me
 GENERIC = ("task", "message", "out_of_scope")
 # The keyword reading decides these when no emergency is in sight: their phrase lists are precise.
 DECISIVE = ("goodbye", "wrong_number", "person", "repeat", "identity")
-
-
-@dataclass(frozen=True)
-class Reading:
-    intent: str  # emergency, hours, address, message, task, person, goodbye, wrong_number, repeat, identity, hello,
-    #              out_of_scope, sales (a sales call, robocall or survey), faq, unknown
-    faq: int = -1  # the FAQ's index when intent == "faq"
-    danger: bool = False  # fire, gas or danger to life: the emergency services line first
-    sure: bool = True  # for an emergency: False = ask the caller
-    score: float = 0.0
-    by: str = "keywords"  # or "meaning"
-    emergency_score: float = 0.0  # how close to an emergency; for an emergency, the best other intent's score
 
 
 _LEAD = re.compile(r"^(?:(?:hi|hello|hey|hiya|yeah|yes|yep|um+|uh+|erm|er|so|oh|ok|okay|well|sorry|right|there|and)\b[\s,.!?]*)+", re.I)
@@ -103,9 +93,12 @@ def exemplars_for(profile: Profile) -> list[tuple[str, str]]:
 class Understanding:
     """Reads utterances for one business profile. ``encoder`` None: keywords only."""
 
-    def __init__(self, profile: Profile, encoder: Encoder | None) -> None:
+    def __init__(self, profile: Profile, encoder: Encoder | None, *, head: Head | None = None, trained: bool = True) -> None:
+        """``head``: the trained head (head.py), by default the shipped one when there is an
+        encoder; ``trained`` False: none (the hand-written rules read, as when training it)."""
         self.profile = profile
         self.encoder = encoder
+        self.head = head or (load_head(MODEL_SHA256) if trained and encoder is not None else None)
         pairs = exemplars_for(profile)
         self._labels = sorted({label for label, _ in pairs})
         self._label_of = np.array([self._labels.index(label) for label, _ in pairs])
@@ -120,6 +113,12 @@ class Understanding:
         np.maximum.at(scores, self._label_of, sims)
         return dict(zip(self._labels, scores.tolist(), strict=True))
 
+    def _another_task(self, w: Words, i: int) -> bool:
+        """The caller asks for a staff task FAQ ``i`` is not about ("book a check-up" is not
+        "what does a check-up cost")."""
+        asked = {t for t in keywords.STAFF_TASKS if w.has(t)}
+        return bool(asked) and not asked & self._faq_tasks[i]
+
     def _instead_of_faq(self, w: Words, i: int, meaning: dict[str, float], *, backed: bool) -> str | None:
         """A generic intent that should answer instead of FAQ ``i``: a staff task the FAQ
         is not about ("book a check-up" is not "what does a check-up cost"), or, when the
@@ -127,8 +126,7 @@ class Understanding:
         close in meaning (the FAQ must lead by ``FAQ_MARGIN``); when they back it, only an
         out-of-scope request closer by meaning alone ("order me some dog food": the
         word food is not the refill FAQ)."""
-        asked = {t for t in keywords.STAFF_TASKS if w.has(t)}
-        if asked and not asked & self._faq_tasks[i]:
+        if self._another_task(w, i):
             return "task"
         rival = max((g for g in GENERIC if g in meaning), key=lambda g: meaning[g], default=None)
         if rival is None:
@@ -140,22 +138,40 @@ class Understanding:
 
     def read(self, raw: str) -> Reading:
         """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
+        if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
+            w = Words(raw)
+            kw, kw_faq = keywords.intent(w, self.profile)
+            danger_kw = keywords.danger(w)
+            hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
+            return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
+        ev, rule = self.evidence(raw)
+        if self.head is None:
+            return rule
+        r = self.head.decide(ev, rule)
+        if r.intent == "faq" and (self._another_task(ev.w, r.faq) or ev.w.has(*keywords.CALLBACK)):
+            return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
+        return r
+
+    def evidence(self, raw: str) -> tuple[Evidence, Reading]:
+        """What the reading is decided from, and the hand-written rules' reading (needs the encoder)."""
         w = Words(raw)
         kw, kw_faq = keywords.intent(w, self.profile)
-        danger_kw = keywords.danger(w)
-        hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
-        if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
-            return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw
-        best, meaning, danger_score, em = self._by_meaning(raw, kw, kw_label)
+        best, meaning, danger_score, em, vec = self._by_meaning(raw, kw, kw_label)
         said_calm = w.has(*keywords.CALM_SAID) and not w.has(*keywords.URGENCY)  # "no emergency, just...": no boost
         if keywords.emergency(w, self.profile) and not said_calm:
             em += EMERGENCY_KEYWORD_BOOST
         em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
+        ev = Evidence(raw, w, kw, kw_faq, vec, meaning, best, danger_score, em)
+        return ev, self._rules(ev, danger_kw=keywords.danger(w), said_calm=said_calm)
+
+    def _rules(self, ev: Evidence, *, danger_kw: bool, said_calm: bool) -> Reading:
+        """The hand-written reading: thresholds on the scores, the keyword cues."""
+        raw, w, kw, kw_label, best, meaning, em = ev.raw, ev.w, ev.kw, ev.kw_label, ev.best, ev.meaning, ev.em
         label, score = max(best.items(), key=lambda kv: kv[1])
         asking = keywords.asking(core_words(raw))  # "how do I test my smoke alarm?": a question, not a report
         routine = w.has(*keywords.NOT_DANGER)  # "the smoke alarm is chirping": a battery, not a fire
-        danger = danger_kw or (danger_score >= DANGER_SURE and not asking and not routine)
+        danger = danger_kw or (ev.danger_score >= DANGER_SURE and not asking and not routine)
         if keywords.sales(w) and not danger:  # a sales call, robocall or survey, whatever else it mentions
             return Reading("sales", score=score, by="keywords", emergency_score=em)
         calm = w.has(*keywords.CALM) or asking or routine  # "a bit", "not urgent", "for a few days": ask, never assume
@@ -177,7 +193,7 @@ class Understanding:
             return Reading("emergency", sure=False, score=em, by="meaning", emergency_score=score)
         return self._not_an_emergency(w, kw, kw_label, label, score, meaning, em)
 
-    def _by_meaning(self, raw: str, kw: str, kw_label: str) -> tuple[dict[str, float], dict[str, float], float, float]:
+    def _by_meaning(self, raw: str, kw: str, kw_label: str) -> tuple[dict[str, float], dict[str, float], float, float, np.ndarray]:
         """The encoder's scores per label, boosted where the keywords agree: (the scores
         without danger and emergency, the scores before the boosts, danger, emergency);
         a long run-on's clauses are scored too, as an emergency may be one of them."""
@@ -198,7 +214,7 @@ class Understanding:
             danger_score = max(danger_score, part_scores.get("danger", -1.0))
             em = max(em, part_scores.get("emergency", -1.0))
         em = max(em, danger_score if self.profile.emergency.configured else -1.0)
-        return best, meaning, danger_score, em
+        return best, meaning, danger_score, em, vec
 
     def _not_an_emergency(
         self, w: Words, kw: str, kw_label: str, label: str, score: float, meaning: dict[str, float], em: float,

@@ -1,0 +1,54 @@
+"""The caller's answer to "Is this an emergency that needs someone tonight?".
+
+Read the way a person would: how the answer starts carries it ("no, he's eating fine,
+it can wait till Monday" is a no, however many words follow; "yeah, it's pouring" a yes),
+fire, gas and danger to life are always a yes, a caller who is not sure is treated as
+urgent (someone should call back), and "no, but it's getting worse" is not a plain no.
+``None``: not an answer (a new request; the caller is read afresh).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from bot.language import Words
+from bot.understanding import keywords
+
+Answer = Literal["yes", "no", "unsure"]
+
+LEAD = {"um", "uh", "erm", "er", "oh", "well", "hmm", "so", "ah", "like", "and", "but", "honestly", "actually"}
+WORSE = ("worse", "won't stop", "can't stop", "spreading", "a lot of blood", "more and more", "keeps getting")
+YES_START = ("yes", "yeah", "yep", "yup", "ya", "aye", "absolutely", "definitely", "of course", "it is", "it really is",
+             "i think so", "i'd say so", "i would say so", "it does", "he does", "she does", "we do", "i do", "very much",
+             "please", "correct", "right", "sure is", "for sure", "urgent", "it's urgent", "it's an emergency", "yes please")
+NO_START = ("no", "nope", "nah", "not really", "not tonight", "not at all", "not urgent", "not an emergency",
+            "it's not", "it isn't", "i don't think so", "don't think so", "i wouldn't say", "probably not",
+            "it can wait", "can wait", "it'll keep", "it will keep", "it's fine", "he's fine", "she's fine",
+            "we're fine", "i'm fine", "it's okay", "it's ok", "no no", "not an emergency no")
+CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "no rush", "no hurry", "tomorrow is fine",
+            "morning is fine", "monday is fine", "in the morning is fine", "it'll keep", "it will keep", "till tomorrow",
+            "until tomorrow", "till the morning", "until the morning", "till monday", "until monday", "not tonight")
+UNSURE = ("don't know", "dunno", "not sure", "no idea", "maybe", "possibly", "hard to say", "you tell me", "i'm unsure",
+          "can't tell", "couldn't tell you", "might be", "could be")
+
+
+def _starts(w: Words, phrases: tuple[str, ...]) -> bool:
+    words = list(w.words)
+    while words and words[0] in LEAD and len(words) > 1:
+        words = words[1:]
+    head = " " + " ".join(words[:5]) + " "
+    return any(head.startswith(f" {p} ") for p in phrases)
+
+
+def emergency_answer(w: Words) -> Answer | None:
+    if keywords.danger(w):
+        return "yes"
+    if w.has(*CAN_WAIT):
+        return "no"
+    if w.has(*UNSURE) and not _starts(w, YES_START):
+        return "unsure"
+    if _starts(w, NO_START):
+        return "unsure" if w.has(*WORSE) else "no"
+    if _starts(w, YES_START):
+        return "yes"
+    return None

@@ -1,0 +1,69 @@
+"""The caller's answer to "Is this an emergency?", read as a person would: how it starts
+carries it, whatever follows; danger is always a yes; not sure counts as urgent; a new
+request is not an answer. And through the receptionist: a long "no, ..." takes a routine
+message, never an urgent one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.conversation import Conversation
+from bot.language import Words
+from bot.profile import load_profile
+from bot.providers.receptionist import Receptionist
+from bot.understanding.answers import emergency_answer
+
+VET = load_profile(Path(__file__).resolve().parents[1] / "examples" / "business" / "veterinary-clinic.toml")
+NIGHT = datetime(2026, 12, 3, 4, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("said", "answer"), [
+    ("no", "no"),
+    ("nope", "no"),
+    ("no, he's eating and he's happy, it can wait till Monday", "no"),
+    ("no it doesn't hurt at all, it just looks a bit rough", "no"),
+    ("um no not really, she seems alright now", "no"),
+    ("I don't think so, it's just annoying", "no"),
+    ("it can wait till the morning", "no"),
+    ("yeah it can wait till tomorrow honestly", "no"),
+    ("well it's fine for tonight", "no"),
+    ("yes", "yes"),
+    ("yeah, it's pouring through now", "yes"),
+    ("yes please, he's in a bad way", "yes"),
+    ("definitely, someone needs to come", "yes"),
+    ("I think so, yeah", "yes"),
+    ("I don't know, she's just lying there", "unsure"),
+    ("not sure to be honest", "unsure"),
+    ("no idea, I've never seen him like this", "unsure"),
+    ("maybe? it's hard to say", "unsure"),
+    ("no, but it's getting worse", "unsure"),
+    ("no, but now I can smell gas", "yes"),  # danger: always a yes
+    ("what time do you open tomorrow", None),  # a new request, read afresh
+    ("can I speak to the vet", None),
+])
+def test_the_answer_is_read_from_how_it_starts(said, answer):
+    assert emergency_answer(Words(said)) == answer
+
+
+async def turn(desk: Receptionist, conv: Conversation, text: str) -> str:
+    conv.add_user(text)
+    said = [x async for x in desk.reply(conv) if isinstance(x, str)]
+    reply = "".join(said)
+    conv.add_assistant(reply)
+    return reply
+
+
+async def test_a_long_no_takes_a_routine_message():
+    async def act(action) -> bool:
+        return True
+
+    desk = Receptionist(profile=VET, clock=lambda: NIGHT)
+    conv = Conversation(call_id="t", caller="+15550000000", act=act)
+    conv.state["receptionist"] = {"awaiting": "emergency_check", "topic": "my dog's been limping since his walk"}
+    reply = await turn(desk, conv, "no, he's eating and he's happy, it can wait till Monday")
+    assert "take a message" in reply
+    form = conv.state["receptionist"]["form"]
+    assert form["urgent"] is False and not form.get("name")
