@@ -206,8 +206,11 @@ class Receptionist:
         """The answer to the question asked last ("is it an emergency?", "a message?", "anything else?")."""
         if awaiting == "emergency_check":
             answer = emergency_answer(w)
-            if answer == "no":
-                form = self._start_form(st, conv, st.get("topic", ""))
+            if answer == "no":  # "no, it's just the hallway light, my name's Tom Reed": the details join the message
+                topic = st.get("topic", "")
+                if message_fields.gives_details(w.raw, bool(self.profile.unit_question)):
+                    topic = message_fields.more_topic(topic, w.raw)
+                form = self._start_form(st, conv, topic)
                 st["form"]["urgent"] = False  # the caller said it can wait ("an emergency appointment" is not urgent)
                 message_form.sync(st, conv)
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
