@@ -24,16 +24,10 @@ PLUMBING = REPO / "examples" / "business" / "plumbing-heating.toml"
 PLUMBING_SCENARIOS = REPO / "examples" / "scenarios" / "plumbing-heating.toml"
 PROFILE = load_profile(PLUMBING)  # one object: the receptionist embeds its exemplars once per profile
 
-# Scenarios the receptionist fails on this branch's base (bb7bf1b), with why.
+# Scenarios the receptionist still fails, with why.
 KNOWN_FAILURES = {
-    "a message where the caller gives the postcode":
-        "a postcode alone ('LS8 1QD') is not taken as the answer to the address question",
-    "everything at once":
-        "a callback about a boiler service is asked 'is this an emergency?'; the caller's 'yes' (to the read-back) puts it through",
     "a sales call is turned away without a message":
-        "a marketing pitch gets the out-of-scope message offer, and 'ok bye' is then taken as yes",
-    "a blocked toilet with a second one in the house can wait":
-        "read as the 'only toilet blocked' situation: the second toilet upstairs is not heard",
+        "a marketing pitch worded without the sales cues gets the out-of-scope answer, not the sales one",
 }
 
 
