@@ -26,6 +26,7 @@ from bot.name_words import (
     piece,
     read_name,
     segments,
+    similar,
     tokens,
 )
 
@@ -92,8 +93,12 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))
         if toks[i].low in ("that's", "thats") and len(plain) < 2:
             trusted = False
-        if plain and trusted and (best is None or strong >= best[0]):
-            best = (strong, name)
+        held = [w for w in best[1] if w not in TITLES.values()] if best else []
+        lone = not strong and len(plain) == 1 and len(held) >= 2 and not similar(plain[0], held[0])
+        if len(plain) == 1 and len(held) >= 2 and similar(plain[0], held[0]):
+            name = [plain[0], *held[1:]]  # "it's Mark Jones, sorry, it's Marc with a c": the first name corrected
+        if plain and trusted and (best is None or strong >= best[0]) and not lone:
+            best = (strong, name)  # a lone word after a weak cue ("call me Monday") does not undo a full name
         i += n
     if best is None:
         best_words = _here(toks, cased)

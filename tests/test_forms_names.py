@@ -90,3 +90,14 @@ def test_a_refusal_and_a_one_word_correction():
     assert merge_name("Mark Jensen", "Marc") == "Marc Jensen"
     assert merge_name("Catherine Bell", "Katherine") == "Katherine Bell"
     assert merge_name("Mark Jensen", "Sue Brown") == "Sue Brown"
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("hey, it's Omar Haddad, number 608-555-0456, could someone call me Monday", "Omar Haddad"),  # a day after "call me"
+    ("hi it's Priya Nair, call me tomorrow if you can", "Priya Nair"),
+    ("can you take a message, I'm Marc Dubois, that's Marc with a c", "Marc Dubois"),  # the spelling keeps the surname
+    ("it's Mark Jones, sorry, it's Marc with a c", "Marc Jones"),
+    ("I'm Tom, I'm Tom Reed", "Tom Reed"),
+])
+def test_a_full_name_is_not_undone_by_a_lone_word_after_it(text, name):
+    assert name_in(text, asked=True) == name

@@ -179,7 +179,7 @@ class Receptionist:
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             urgent = awaiting == "offer_message" and st.get("urgent", False)
             reply = self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw), urgent=urgent), None
-        reply = reply or self._informed(r, raw, w, st, conv)
+        reply = reply or self._informed(r, raw, w, st, conv, awaiting)
         if reply is not None:
             return reply
         return self._unmatched(r, raw, w, st, awaiting)
@@ -251,13 +251,17 @@ class Receptionist:
                     "If you did mean to call us, I'm happy to help. Otherwise, take care!"], None
         return None
 
-    def _informed(self, r: Reading, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None] | None:
+    def _informed(
+        self, r: Reading, raw: str, w: Words, st: dict, conv: Conversation, awaiting: str | None = None,
+    ) -> tuple[list[str], Action | None] | None:
         """What the receptionist knows or does: a message, the hours, the address, an FAQ, who it is."""
         if r.intent == "sales":
             st["awaiting"] = "anything_else"
             return [f"Thanks, but I can't help with sales calls, offers or surveys: I answer the phone for {self.profile.name}'s customers.",
                     "If you are one, tell me what you need. Otherwise, goodbye!"], None
         if r.intent in ("message", "task"):
+            if awaiting == "offer_message":  # "a message as well?" - "no it can wait till tomorrow": about what was asked
+                return self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw)), None
             return self._start_form(st, conv, _topic(raw, w)), None
         if r.intent == "hours":
             return self._answered(st, self._hours(w)), None
