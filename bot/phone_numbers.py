@@ -59,6 +59,9 @@ def _digits(tokens: list[str], i: int, cur: list[str]) -> str | None:
     return None
 
 
+FULL = 10  # digits: a whole phone number (a comma after it ends it; before, ASR commas split groups of one number)
+
+
 def number_runs(text: str) -> list[str]:
     """Each group of digits said or written together, in order: "unit 12, my number is 555
     867 5309" -> ["12", "5558675309"]. A sentence end or any other word ends a group; the
@@ -79,6 +82,8 @@ def number_runs(text: str) -> list[str]:
             if after_unit and cur:  # "flat two oh four, five five five...": the unit ends at the comma
                 close()
                 after_unit = False
+            elif len(re.sub(r"\D", "", "".join(cur))) >= FULL:  # "0113 496 0557, 27 Holly Bank": the number was whole
+                close()
             continue
         if tok.isdigit() and after_unit and not cur:
             runs.append(tok)

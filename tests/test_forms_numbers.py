@@ -75,3 +75,12 @@ def test_an_address_or_unit(text, asked, place):
 def test_a_caller_who_will_not_give_the_address():
     assert refuses_place("I'd rather not say until I know the price")
     assert address_in("I'd rather not say until I know the price", asked=True) == ""
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("hiya, Linda Marsh, 0113 496 0557, 27 Holly Bank, LS6 4QE, ring me about a quote", "01134960557"),
+    ("it's 555 867 5309, 14 Park Lane", "5558675309"),
+    ("five five five, eight six seven, five three oh nine", "5558675309"),  # ASR commas inside one number
+])
+def test_a_house_number_after_a_whole_phone_number_is_not_part_of_it(text, number):
+    assert phone_in(text) == (number, "")
