@@ -26,8 +26,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
-from bot.language import name_in, phone_in
 from bot.logs import kv
+from bot.names import name_in
+from bot.phone_numbers import phone_in
 from bot.profile import Profile
 from bot.redact import mask_number
 from bot.stall import off_the_clock

@@ -1,6 +1,11 @@
 """Reading what callers say, from speech recognition: normalised words with a light
-stemmer (so "parcels", "parking" and "leaking" meet "parcel", "park" and "leak"),
-phrase matching on those stems, spoken digits, names, yes and no."""
+stemmer (so "parcels", "parking" and "leaking" meet "parcel", "park" and "leak"), phrase
+matching on those stems, yes and no, the digits of an utterance and of the caller's own
+number, a unit or address ("unit four c"), and the word lists the other readers share
+(digit words, fillers, stop words, words that are never a name, the length limits).
+
+The readers of one thing each live beside it: names in bot.names (with bot.name_words),
+phone numbers in bot.phone_numbers, places in bot.places."""
 
 from __future__ import annotations
 
@@ -108,100 +113,13 @@ def last_answer(w: Words) -> str | None:
 
 MAX_DIGITS = 15  # E.164: no phone number is longer; longer input is refused, never stored or spoken
 MAX_TEXT = 1000  # characters of one utterance read for names, numbers and units (a minute of speech is ~900)
-UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building", "number"}
-_RUN_GLUE = FILLERS | {"and", "then", "dash", "hyphen", "plus", "area", "code"}
-_ONE_AS_WORD = {"work", "home", "mobile", "cell", "other", "this", "that", "new", "old", "the", "my", "different",
-                "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office"}
-# said right after a number: the caller corrects its end ("555 0155, no wait, 0156")
-_CORRECTION = re.compile(r"\b(?:no wait|wait|sorry|i mean|no|actually|correction)\b")
-
-
-def number_runs(text: str) -> list[str]:
-    """Each group of digits said or written together, in order: "unit 12, my number is 555
-    867 5309" -> ["12", "5558675309"]. Spoken digits ("oh", "double", "hundred"), numerals with
-    dashes, dots or spaces; a sentence end or any other word ends a group; the first group of
-    digits straight after "unit", "apartment" etc. is the unit, not part of the phone number."""
-    runs: list[str] = []
-    cur: list[str] = []
-    after_unit = False
-    text = text[:MAX_TEXT]
-
-    def close() -> None:
-        if cur:
-            s = "".join(cur)
-            s = re.sub(r"double(\d)", r"\1\1", s)
-            s = re.sub(r"triple(\d)", r"\1\1\1", s)
-            runs.append(re.sub(r"\D", "", s))
-            cur.clear()
-
-    tokens = re.findall(r"[a-z]+|\d+|[.?!;]", text.lower())
-    for i, tok in enumerate(tokens):
-        prev = tokens[i - 1] if i else ""
-        if tok.isdigit():
-            if after_unit and not cur:
-                runs.append(tok)
-                after_unit = False
-                continue
-            cur.append(tok)
-        elif tok == "one" and not cur and prev in _ONE_AS_WORD:  # "my work one, 0117...": a pronoun, not a digit
-            close()
-        elif tok in DIGIT_WORDS and (tok not in ("o", "to", "too", "for") or cur):
-            cur.append(DIGIT_WORDS[tok])
-        elif tok in ("double", "triple"):
-            cur.append(tok)
-        elif tok in ("hundred", "thousand") and cur and cur[-1].isdigit():
-            cur.append("00" if tok == "hundred" else "000")
-        elif tok in _RUN_GLUE and (cur or tok in ("plus", "area")):
-            continue
-        else:
-            close()
-            after_unit = tok in UNIT_WORDS
-            continue
-        after_unit = False
-    close()
-    return [r for r in runs if r]
 
 
 def digits_in(text: str) -> str:
     """Every digit spoken or written, in order: "five five five, 213-4467" -> "5552134467"."""
+    from bot.phone_numbers import number_runs  # here, not at the top: bot.phone_numbers is built on this module's words
+
     return "".join(number_runs(text.replace(".", " ")))
-
-
-def phone_in(text: str) -> tuple[str, str]:
-    """The phone number in an utterance: ("5558675309", "") for one of 7 to 15 digits (the
-    last such group, or the groups said together in one breath); ("", "long") when the
-    digits are more than a phone number can have (never stored or read back), ("", "short")
-    for a few digits only, ("", "") for none."""
-    runs = [r for r in number_runs(text) if r]
-    if not runs:
-        return "", ""
-    if any(len(r) > MAX_DIGITS for r in runs):
-        return "", "long"
-    ok = [r for r in runs if len(r) >= 7]
-    if ok:
-        fixes = list(_CORRECTION.finditer(text[:MAX_TEXT].lower()))
-        if fixes and ok[-1] in number_runs(text[:fixes[-1].start()]):  # "..., no wait, 0156": the new ending
-            tail = number_runs(text[fixes[-1].end():MAX_TEXT])
-            if len(tail) == 1 and len(tail[0]) <= 4:
-                return ok[-1][:-len(tail[0])] + tail[0], ""
-        return ok[-1], ""
-    joined = "".join(runs)
-    if 7 <= len(joined) <= MAX_DIGITS and len(runs) <= 4:  # "five five five ... one two three ... four five six seven"
-        return joined, ""
-    return "", "long" if len(joined) > MAX_DIGITS else "short"
-
-
-def speak_number(number: str) -> str:
-    """Digits in groups, as words, so any TTS reads them one by one (at most 15)."""
-    d = re.sub(r"\D", "", number)[:MAX_DIGITS]
-    if len(d) == 10:
-        groups = [d[:3], d[3:6], d[6:]]
-    elif len(d) > 10:  # "07700 900 123", "447 700 900 555"
-        head = d[:-6]
-        groups = ([head] if len(head) <= 5 else [head[i:i + 3] for i in range(0, len(head), 3)]) + [d[-6:-3], d[-3:]]
-    else:
-        groups = [d[:-4], d[-4:]] if len(d) > 4 else [d]
-    return ", ".join(" ".join(SPOKEN[int(c)] for c in g) for g in groups if g)
 
 
 def caller_digits(caller: str) -> str:
@@ -214,10 +132,9 @@ def caller_digits(caller: str) -> str:
     return d if 7 <= len(d) <= MAX_DIGITS else ""
 
 
-# ---------------------------------------------------------------- names
-
-# Words that are never (part of) a caller's name: what follows "this is" / "I'm" when no name
-# comes, placeholders, answers, and the words of requests and problems.
+# Words that are never (part of) a caller's name (bot.name_words reads names with them): what
+# follows "this is" / "I'm" when no name comes, placeholders, answers, and the words of requests
+# and problems.
 NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     yes yeah yep yup nope nah sure ok okay right correct fine alright hi hello hey bye goodbye thanks thank please sorry
     caller calling called call ringing phoning phone number message messages name speaking here there someone somebody
@@ -244,141 +161,6 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     second hour day month year monday tuesday wednesday thursday friday saturday sunday wrong wrong number
     dialled dialed misdialed confused unsure sorry bothering disturbing ringing reaching reach trying tried
     """.split())
-_NAME_END = {"and", "my", "number", "phone", "calling", "from", "here", "is", "at", "on", "the", "please", "speaking",
-             "thanks", "thank", "in", "of", "with", "i", "i'm", "im", "could", "can", "would", "about", "you", "but", "so",
-             "regarding", "who", "that", "unit", "apartment", "flat", "to", "i've", "ive", "i'd", "id", "we", "it", "it's",
-             "or", "because", "just", "live", "living", "phoning", "ringing", "again", "yes", "yeah", "no"}
-_CUE = re.compile(r"\b(?:my name is|my name's|my names|name is|name's|the name is|this is|it's|it is|i am|i'm|im|that's|thats|"
-                  r"call me|you're speaking (?:to|with)|you are speaking (?:to|with)|message (?:[a-z']+ ){0,5}?from)\s+(?=([^\W\d_][\w'\- ]{0,80}))", re.I)
-_WEAK_CUES = ("it's", "it is", "i am", "i'm", "im", "call me")  # trusted only when the word after looks like a name
-_TWO_WORDS = ("that's", "thats")  # trusted only for a first name and a surname ("that's alex morgan")
-TITLES = {"mr": "Mr", "mrs": "Mrs", "ms": "Ms", "miss": "Miss", "dr": "Dr", "doctor": "Dr", "mister": "Mr"}
-_SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
-
-
-def _name_word(w: str, *, first: bool = True) -> bool:
-    """A word that may be part of a name; a first word ending in -ing ("I'm having...") is not."""
-    core = w.strip("'-")
-    return (2 <= len(core) <= 30 and core.lower() not in NOT_NAME and re.fullmatch(r"[^\W\d_][\w'\-]*", core) is not None
-            and not any(c.isdigit() or c == "_" for c in core)
-            and not (first and len(core) >= 6 and core.lower().endswith("ing")))
-
-
-def _cap(w: str) -> str:
-    w = w.strip("'-").lower()
-    parts = re.split(r"([-'])", w)
-    return "".join(p if p in "-'" else p.capitalize() for p in parts).replace("O'", "O'")
-
-
-def _spelled(words: list[str]) -> list[str]:
-    """Letters spelled out join into a word: "m a r c" -> "marc"."""
-    out: list[str] = []
-    letters: list[str] = []
-    for w in [*words, ""]:
-        if len(w) == 1 and w.isalpha():
-            letters.append(w)
-            continue
-        if len(letters) >= 2:
-            out.append("".join(letters))
-        elif letters:
-            out.extend(letters)
-        letters = []
-        if w:
-            out.append(w)
-    return out
-
-
-def _respell(name: str, text: str) -> str:
-    """ "Mark with a c" -> "Marc"; "Ann with an e" -> "Anne"; "Jon without an h" kept."""
-    m = re.search(r"\bwith (?:a|an) ([a-z]{1,2})\b", text.lower())
-    if not m or not name:
-        return name
-    letter, words = m.group(1), name.split()
-    first = words[0].lower()
-    if letter in first:
-        return name
-    for old in _SOUNDS.get(letter, ()):
-        i = first.rfind(old)
-        if i > 0:
-            words[0] = _cap(first[:i] + letter + first[i + len(old):])
-            return " ".join(words)
-    if letter == "e":
-        words[0] = _cap(first + "e")
-    return " ".join(words)
-
-
-def _plain(text: str) -> str:
-    """Lower-case letters and commas (for every other mark), fillers dropped."""
-    low = re.sub(r"[^\w'\- ]+|[\d_]+", " , ", text[:MAX_TEXT].lower().replace("’", "'"))
-    return " ".join(w for w in low.split() if w not in FILLERS)
-
-
-def _take_name(words: list[str]) -> str | None:
-    words = _spelled([w for w in words if w])
-    title = TITLES.get(words[0].lower().rstrip(".")) if words else None
-    out: list[str] = []
-    for w in words[1:] if title else words:
-        if w.lower() in _NAME_END or not _name_word(w, first=not out):
-            break
-        if out and w.lower() in ("".join(out).lower(), *(x.lower() for x in out)):  # "Davis, d a v i s"
-            continue
-        out.append(_cap(w))
-    if title and out:
-        return " ".join([title, *out[:3]])
-    return " ".join(out[:4]) or None
-
-
-def name_in(text: str, *, asked: bool = False) -> str | None:
-    """A name the caller gave ("my name is Sarah Johnson", "this is Tom", "Mark Davis here",
-    "it's Marc with a c"); with ``asked`` (the bot just asked for it) also "it's Ann" and a
-    bare "John Smith". Placeholders ("yes", "the caller", "hi") are never a name."""
-    low = _plain(text)
-    best = None
-    for m in _CUE.finditer(low):
-        cue = m.group(0).strip()
-        rest = m.group(1).split(",")[0].split()
-        name = _take_name(rest)
-        after = rest[len(name.split()):][:1] if name else []
-        if cue in _TWO_WORDS and (not name or len(name.split()) < 2):
-            continue
-        if name and (cue not in _WEAK_CUES or asked or len(name.split()) >= 2 or after in ([], ["and"], ["from"], ["here"], ["calling"], ["in"], ["speaking"], ["at"], ["on"])):
-            best = name
-    if best is None:  # "... doctor ortiz speaking", "john smith here"
-        here = re.search(r"((?:[^\W\d_][\w'\-]* ){1,4})(?:here|speaking)\b", low)
-        words = here.group(1).split() if here else []
-        k = len(words)
-        while k > 0 and _name_word(words[k - 1]) and len(words) - k < 3:
-            k -= 1
-        if k > 0 and words[k - 1].rstrip(".") in TITLES:
-            k -= 1
-        if k < len(words) and (words[k].rstrip(".") in TITLES or len(words) - k <= 3):
-            best = _take_name(words[k:])
-    if best is None and asked:
-        best = bare_name(text)
-    return _respell(best, text) if best else None
-
-
-def bare_name(text: str, *, whole: bool = False) -> str | None:
-    """The answer to "your name?" with no phrase around it: "john smith", "yeah it's ann
-    lee, thanks" -> the name; None when the words are not a name ("yes", "my sink is clogged")."""
-    words = _spelled(_plain(text).split())
-    lead = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is",
-            "oh", "right", "name", "my", "that's", "thats", "sorry", "no", "nope", "actually", "wait", ","}
-    while words and words[0] in lead:
-        words = words[1:]
-    chunk = " ".join(words).split(",")[0].split()
-    name = _take_name(chunk)
-    if not name:
-        return None
-    taken = len(name.split()) - (1 if name.split()[0] in TITLES.values() else 0)
-    tail = [w for w in chunk[taken:] if w.lower() not in (x.lower() for x in name.split())]
-    # what follows the name must not be more words of a sentence ("john smith" yes; "sink clogged" is no name anyway)
-    if tail and tail[0] not in _NAME_END and tail[0] not in ("here", "speaking"):
-        return None
-    rest = [w for w in words[len(chunk) - len(tail):] if w != ","] if whole else []
-    if whole and any(w not in ("thanks", "thank", "you", "please", "here", "speaking") for w in rest):
-        return None  # where another answer was asked for, only the name alone is taken as one
-    return name
 
 
 # ---------------------------------------------------------------- units and addresses
