@@ -1,11 +1,10 @@
 """Reading what callers say, from speech recognition: normalised words with a light
 stemmer (so "parcels", "parking" and "leaking" meet "parcel", "park" and "leak"), phrase
-matching on those stems, yes and no, the digits of an utterance and of the caller's own
-number, a unit or address ("unit four c"), and the word lists the other readers share
+matching on those stems, yes and no, the digits of the caller's own number, a unit or address ("unit four c"), and the word lists the other readers share
 (digit words, fillers, stop words, words that are never a name, the length limits).
 
 The readers of one thing each live beside it: names in bot.names (with bot.name_words),
-phone numbers in bot.phone_numbers, places in bot.places."""
+phone numbers (and the digits of an utterance) in bot.phone_numbers, places in bot.places."""
 
 from __future__ import annotations
 
@@ -113,13 +112,6 @@ def last_answer(w: Words) -> str | None:
 
 MAX_DIGITS = 15  # E.164: no phone number is longer; longer input is refused, never stored or spoken
 MAX_TEXT = 1000  # characters of one utterance read for names, numbers and units (a minute of speech is ~900)
-
-
-def digits_in(text: str) -> str:
-    """Every digit spoken or written, in order: "five five five, 213-4467" -> "5552134467"."""
-    from bot.phone_numbers import number_runs  # here, not at the top: bot.phone_numbers is built on this module's words
-
-    return "".join(number_runs(text.replace(".", " ")))
 
 
 def caller_digits(caller: str) -> str:

@@ -99,6 +99,11 @@ def number_runs(text: str) -> list[str]:
     return [r for r in runs if r]
 
 
+def digits_in(text: str) -> str:
+    """Every digit spoken or written, in order: "five five five, 213-4467" -> "5552134467"."""
+    return "".join(number_runs(text.replace(".", " ")))
+
+
 def digits_of(number: str) -> str:
     return re.sub(r"\D", "", number)
 

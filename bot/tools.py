@@ -23,8 +23,9 @@ from typing import Any
 
 from bot.conversation import Action, Conversation
 from bot.hours import clock_text, hours_for, now_text, week_text
-from bot.language import caller_digits, digits_in
+from bot.language import caller_digits
 from bot.logs import kv
+from bot.phone_numbers import digits_in
 from bot.profile import Profile
 from bot.store.api import NewMessage
 from bot.text_safety import clean

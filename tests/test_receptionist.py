@@ -12,8 +12,7 @@ import pytest
 
 from bot.conversation import Action, Conversation
 from bot.errors import StageError
-from bot.language import digits_in
-from bot.phone_numbers import speak_number
+from bot.phone_numbers import digits_in, speak_number
 from bot.profile import load_profile
 from bot.providers.receptionist import Receptionist
 from tests.conftest import manifest

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from bot import message_fields, message_form
 from bot.conversation import Action, Conversation
 from bot.hours import day_text, hours_for, now_text, week_text
-from bot.language import Words, caller_digits, digits_in, is_no, is_yes
+from bot.language import Words, caller_digits, is_no, is_yes
+from bot.phone_numbers import digits_in
 from bot.profile import DAYS, Profile, cached_profile
 from bot.providers.kit import Edge
 from bot.understanding import keywords
