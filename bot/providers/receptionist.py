@@ -219,7 +219,7 @@ class Receptionist:
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
         if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
-        if awaiting == "offer_message" and is_yes(w):
+        if awaiting == "offer_message" and is_yes(w) and len(w.content()) <= 3:  # "ok well our toilet's blocked...": read on
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
             if awaiting == "anything_else" or w.has("thank", "thanks", "that's all", "bye"):

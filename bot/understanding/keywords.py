@@ -131,7 +131,9 @@ ASKING = ("how do i", "how can i", "how often", "how much", "how long", "can i",
 NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire extinguisher", "fire pit", "fire safety",
               "fire inspection", "can i smoke", "allowed to smoke", "smoke free", "non smoking", *(f"smoke {d}{v} {b}" for d in ("alarm", "detector") for v in ("", " is", " keeps") for b in ("beeping", "chirping")),
               "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping",
-              "little beep", "a beep every", "beeps every", "battery i think", "new battery")
+              "little beep", "a beep every", "beeps every", "battery i think", "new battery",
+              # a fire lit to keep warm ("the heating's off but we've got the fire on")
+              "got the fire on", "have the fire on", "put the fire on", "with the fire on", "by the fire", "the fire's on")
 
 
 def sales(w: Words) -> bool:
