@@ -273,11 +273,14 @@ async def main_async(args) -> int:
     for f in sorted(DATA.glob("*conversations.toml")):  # conversations.toml, <set>_conversations.toml
         blind = f.stem.removesuffix("_conversations") if f.stem.startswith("blind") else ""
         for c in tomllib.loads(f.read_text())["conv"]:
-            convs.append({**c, "business": f"{blind}_{c['business']}", "blind": blind} if blind else c)
+            convs.append({**c, "business": f"{blind}_{c['business']}", "blind": blind, "file": f.stem} if blind
+                         else {**c, "file": f.stem})
     rows: list[dict] = []
     conv_rows: list[dict] = []
     for key, b in data.items():
-        if args.files and not key.startswith(args.files):
+        mine = not args.files or key.startswith(args.files)  # --files: data files by name, conversation files too
+        picked = [c for c in convs if c["business"] == key and (mine or c["file"].startswith(args.files))]
+        if not mine and not picked:
             continue
         profile = load_profile_compat(b.file)
         now = b.now.replace(tzinfo=profile.tz)
@@ -300,12 +303,10 @@ async def main_async(args) -> int:
         await llm.start()
         print(f"{key}: {profile.name} at {now.isoformat()}, started in {time.perf_counter() - t0:.1f} s", flush=True)
         r = Runner(make, profile, now)
-        for u in b.utterances:
+        for u in b.utterances if mine else ():
             if args.split in ("all", u.split) or (args.split == "blind" and u.split.startswith("blind")):
                 rows.append(await run_utterance(r, llm, u))
-        for c in convs:
-            if c["business"] != key:
-                continue
+        for c in picked:
             when = datetime.fromisoformat(c["now"]).replace(tzinfo=profile.tz) if "now" in c else now
             d = make(now=when) if "now" in c else llm
             if d is not llm:
@@ -332,7 +333,7 @@ def main() -> int:
     blinds = sorted({f.stem.rsplit("_", 1)[0] for f in DATA.glob("blind*.txt")})
     ap.add_argument("--split", choices=("dev", "test", "blind", *blinds, "all"), default="all",
                     help="blind: every blind set; blind_<name>: one of them")
-    ap.add_argument("--files", default="", help="only the data files whose name starts with this (e.g. u4_)")
+    ap.add_argument("--files", default="", help="only the data and conversation files whose name starts with this (e.g. u4_)")
     ap.add_argument("--llm", action="store_true", help="the configured OpenAI-compatible server instead of the receptionist")
     ap.add_argument("--show-errors", action="store_true", help="dev and test errors (blind ones stay hidden)")
     ap.add_argument("--show-blind-errors", action="store_true", help="also the blind set's errors (not for tuning)")
