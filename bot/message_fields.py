@@ -60,14 +60,19 @@ def is_aside(raw: str, f: dict) -> bool:
     return not name_in(raw)
 
 
+_DIGIT = r"(?:\d+|zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|triple|treble)"
+_WRONG_DIGITS = re.compile(rf"[\s,]*\b(?:not|instead of|rather than)\s+{_DIGIT}(?:[\s,-]+{_DIGIT})*[\s.!?]*$", re.I)
+
+
 def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     """Take every field the words give; returns "long" when a number had too many digits."""
     if w.has(*URGENT) and not w.has(*NOT_URGENT):
         f["urgent"] = True
-    number, problem = phone_in(raw)
+    heard = _WRONG_DIGITS.sub("", raw)  # "it ends 7712, not 7710": the digits after "not" are the wrong ones
+    number, problem = phone_in(heard)
     if problem == "long":
         return "long"
-    runs = number_runs(raw)
+    runs = number_runs(heard)
     number, corrected = _number_of(f, w, number, runs, asked)
     if number:
         f["number"] = number
@@ -129,7 +134,7 @@ def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, nam
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
     elif (about and f["topic"] and asked in ("name", "unit", "number", "caller_id") and not name and not runs
-          and last_answer(w) is None and not is_yes(w)
+          and answer_of(w) is None and not is_yes(w) and not w.has(*THIS_NUMBER)  # "that's fine, use this number"
           and len(Words(about).content()) >= 3 and about.lower() not in f["topic"].lower()
           and not refuses_name(raw) and not refuses_place(raw)):
         f["topic"] = f"{f['topic']}; {about}"[:TOPIC_MAX]  # more of it, told where something else was asked

@@ -181,7 +181,7 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
         elif plain and similar(plain[0], have[0]):
             name = words if len(words) >= len(name) else name  # "Bill, Bill Foster"; "Dan, Daniel Okafor"; "Marc Dubois, Marc with a c"
         elif plain and plain[-1] in name:
-            name = words  # "Okonkwo, Chidi Okonkwo"
+            name = words if len(plain) >= len(have) else name  # "Okonkwo, Chidi Okonkwo"; "Fiona McAllister, Mrs McAllister"
         elif alone and len(plain) == 1 and len(have) == 1 and not rest:
             name = [*name, plain[0]]  # "Siobhan, ..., Kelly"
         else:

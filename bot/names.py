@@ -38,18 +38,26 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
 ]
 _AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
 _SPAN = 40  # tokens after a cue read for a name: a name with its repeats and spelling fits, and each cue costs a bounded time
+_TITLE_WORDS = {t.lower() for t in TITLES.values()}
 _SIGNED = {"here", "speaking", "calling", "ringing", "phoning", "from"}
 _CLAUSE_START = {",", ".", "?", "!", "yes", "yeah", "yep", "sure", "ok", "okay", "hi", "hello", "hey", "hiya", "oh", "well",
                  "so", "and", "no", "sorry", "right", "um", "uh", "er"}
 _SURNAME_LEAD = {"last", "family", "second", "sur"}
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
-_ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
+_ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "please", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
                 "right", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
 _ANSWER_TAIL = {"here", "speaking", "calling", "ringing", "phoning", "and", "from", "in", "at", "thanks", "thank", "please", "with"}
 _REFUSE = re.compile(r"\b(?:rather not|prefer not|don't want to|do not want to|won't|not giving|not going to give|no name|"
                      r"anonymous|not telling|none of your)\b", re.I)
 
 def _finish(words: list[str]) -> str | None:
+    """At most four words; a name said again after a word of it ("Mr Okafor Daniel Okafor") is the
+    name as said the second time."""
+    low = [w.lower() for w in words]
+    for i, w in enumerate(low):
+        if w not in _TITLE_WORDS and w in low[i + 1:] and len(words) - i - 1 >= 2:
+            words = words[i + 1:]
+            break
     return " ".join(words[:4]) if words else None
 
 

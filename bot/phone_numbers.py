@@ -134,6 +134,10 @@ def phone_in(text: str) -> tuple[str, str]:
             tail = number_runs(text[fixes[-1].end():])
             if len(tail) == 1 and len(tail[0]) <= 4:
                 return ok[-1][:-len(tail[0])] + tail[0], ""
+        at = len(runs) - 1 - runs[::-1].index(ok[-1])
+        joined = "".join(runs[at:])  # "oh one one seven four nine six ... oh one four four": the rest of it follows
+        if len(ok[-1]) < FULL and at < len(runs) - 1 and FULL <= len(joined) <= 13:
+            return joined, ""
         return ok[-1], ""
     # groups said in one breath, after the last correction: "five five five ... one two three ... four five six seven"
     last = number_runs(text[fixes[-1].end():]) if fixes else runs

@@ -246,3 +246,26 @@ async def test_a_question_given_as_what_the_message_is_about_is_the_message():
     await call.say("yes")
     (m,) = call.store.saved
     assert "fix my heating" in m.about
+
+
+def test_the_wrong_digits_after_not_are_not_the_correction():
+    from bot.language import Words
+    from bot.message_fields import absorb
+    from bot.message_form import new_form
+
+    f = new_form(urgent=False, unit_question="")
+    f.update(name="Maria Gonzalez-Reyes", number="6085557710", topic="a spay", asked="confirm")
+    absorb(f, "oh sorry it ends seven seven one two not one oh", Words("oh sorry it ends seven seven one two not one oh"),
+           asked="confirm")
+    assert f["number"] == "6085557712"
+
+
+def test_that_s_fine_use_this_number_takes_the_caller_id_and_leaves_the_subject_alone():
+    from bot.language import Words
+    from bot.message_fields import absorb
+    from bot.message_form import new_form
+
+    f = new_form(urgent=True, unit_question="")
+    f.update(name="Priyanka Rao", topic="my kitten got into the lilies", asked="caller_id")
+    absorb(f, "that's fine use this number", Words("that's fine use this number"), asked="caller_id")
+    assert f["topic"] == "my kitten got into the lilies"

@@ -101,3 +101,15 @@ def test_a_refusal_and_a_one_word_correction():
 ])
 def test_a_full_name_is_not_undone_by_a_lone_word_after_it(text, name):
     assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("yeah this is Mr Okafor Daniel Okafor in 4C", "Daniel Okafor"),  # said again in full: the second time
+    ("it's Fiona McAllister, Mrs McAllister", "Fiona McAllister"),  # a shorter repeat keeps the full name
+])
+def test_a_name_said_twice_is_the_fuller_saying(text, name):
+    assert name_in(text, asked=True) == name
+
+
+def test_yes_please_before_a_name_is_not_part_of_it():
+    assert bare_name("yes please, Derek Firth", whole=True) == "Derek Firth"

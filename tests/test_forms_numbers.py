@@ -84,3 +84,8 @@ def test_a_caller_who_will_not_give_the_address():
 ])
 def test_a_house_number_after_a_whole_phone_number_is_not_part_of_it(text, number):
     assert phone_in(text) == (number, "")
+
+
+def test_a_number_said_in_two_breaths_after_a_pause_is_one_number():
+    assert phone_in("ring me on my work line instead oh one one seven four nine six ... oh one four four") == ("01174960144", "")
+    assert phone_in("0117496, and my flat is 12") == ("0117496", "")  # a flat number after is not the rest of it
