@@ -127,7 +127,8 @@ def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:
     "no, my surname is Nowak", is the name to merge with the one taken)."""
     for i, t in enumerate(toks[:-1]):
         k = i + 1
-        if t.low in ("surname", "lastname") or (t.low in ("name", "name's") and i and toks[i - 1].low in _SURNAME_LEAD):
+        if t.low in ("surname", "lastname", "surname's", "lastname's") or (
+                t.low in ("name", "name's") and i and toks[i - 1].low in _SURNAME_LEAD):
             k += 1 if toks[k].low in ("is", "'s") else 0
             if k < len(toks) and namelike(toks[k], first=False, nxt="", cased=cased, strict=False):
                 plain = [w for w in name if w not in TITLES.values()]

@@ -113,3 +113,8 @@ def test_a_name_said_twice_is_the_fuller_saying(text, name):
 
 def test_yes_please_before_a_name_is_not_part_of_it():
     assert bare_name("yes please, Derek Firth", whole=True) == "Derek Firth"
+
+
+def test_the_surname_s_said_as_one_word_is_a_surname():
+    assert name_in("no sorry the surname's Hendry, ending in a Y", asked=True) == "Hendry"
+    assert merge_name("Rob Hendrie", "Hendry") == "Rob Hendry"
