@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,6 +115,17 @@ def piper_speaker(tts, warm: list[str] = ()):
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, twilio_validate=False, trial=True, stt_timeout=0.5, llm_timeout=0.5, tts_timeout=0.5)
+
+
+def without_front_desk(settings: Settings, tmp_path) -> Settings:
+    """The bundled business with no front desk: a call that gives up says goodbye at any hour
+    (with one, it is put through while the office is open, and the test would hang on the clock)."""
+    from bot.profile import DEFAULT_FILE
+
+    text = Path(DEFAULT_FILE).read_text(encoding="utf-8")
+    path = tmp_path / "no-front-desk.toml"
+    path.write_text(re.sub(r"(?m)^front_desk = .*$", "", text), encoding="utf-8")
+    return settings.with_(business_file=str(path))
 
 
 def stream_token(app, call_sid: str) -> str:

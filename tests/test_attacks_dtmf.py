@@ -22,7 +22,7 @@ from bot.turns.controller import MAX_DTMF_DIGITS, TurnController, TurnOptions
 from bot.turns.decisions import StartTurn
 from handlers.app import create_app
 from media.frames import FRAME_MS
-from tests.conftest import eventually
+from tests.conftest import eventually, without_front_desk
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from tests.test_attacks import echo_until_closed, media_json, open_stream, params_of, sid, webhook
 from tests.test_calls import phone_settings
@@ -153,9 +153,9 @@ async def test_a_piper_job_nobody_waits_for_stops_at_the_next_piece():
         await tts.close()
 
 
-async def test_dtmf_flood_in_a_call_reaches_the_llm_bounded_and_another_call_is_answered(aiohttp_server, settings):
+async def test_dtmf_flood_in_a_call_reaches_the_llm_bounded_and_another_call_is_answered(aiohttp_server, settings, tmp_path):
     llm, tts = ScriptedLLM(text=read_back("1" * 15)), ScriptedTTS(ms_per_char=1)
-    app = create_app(phone_settings(settings), providers=Providers(ScriptedSTT(), llm, tts), embedded_prompt_fallback=False)
+    app = create_app(phone_settings(without_front_desk(settings, tmp_path)), providers=Providers(ScriptedSTT(), llm, tts), embedded_prompt_fallback=False)
     server = await aiohttp_server(app)
     async with aiohttp.ClientSession() as http:
         flood_sid, flood_stream = sid("CA", 21), sid("MZ", 21)

@@ -14,7 +14,7 @@ from bot.errors import StageError
 from bot.providers.registry import Providers
 from handlers.app import create_app
 from handlers.state import METRICS
-from tests.conftest import caller_path, live_call_sids, stream_token, trimmed_speech
+from tests.conftest import caller_path, live_call_sids, stream_token, trimmed_speech, without_front_desk
 from tests.fakes.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 pytestmark = pytest.mark.virtual_time  # whole calls in virtual time (tests/virtual_time.py)
@@ -124,8 +124,8 @@ async def test_stage_failure_plays_fallback_and_next_turn_works(aiohttp_server, 
     assert any(m.startswith("t2s") for m in report.marks_echoed)
 
 
-async def test_repeated_failures_say_goodbye_and_hang_up(aiohttp_server, settings):
-    server, p, app = await serve(aiohttp_server, phone_settings(settings, max_failures=2))
+async def test_repeated_failures_say_goodbye_and_hang_up(aiohttp_server, settings, tmp_path):
+    server, p, app = await serve(aiohttp_server, phone_settings(without_front_desk(settings, tmp_path), max_failures=2))
     p.stt.error = StageError("stt", "upstream_error", "down")
     report = await simulate_call(url(server), [OPEN, ADDRESS, OPEN], auth_token=TOKEN, max_wait_s=6)
     assert "fallback-t1" in report.marks_echoed
