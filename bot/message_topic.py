@@ -160,3 +160,12 @@ def mostly_digits(w: Words) -> bool:
               and not x.isdigit() and x not in ("zero", "oh", "o", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")]
     return len(others) <= 1 and len(others) < len(w.words)
 
+
+_REQUEST_FILLER = re.compile(
+    r"\b(hi|hello|hey|yes|yeah|please|i'd|i|would|like|want|to|can|could|may|leave|take|a|an|message|messages|for|the|just|um|uh|ok|okay)\b"
+)
+
+
+def request_topic(raw: str, w: Words) -> str:
+    """What the request is about, if the caller said more than "take a message"."""
+    return raw.strip() if len(_REQUEST_FILLER.sub(" ", w.text).split()) >= 2 else ""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.conversation import Action, Conversation
 from bot.profile import load_profile
 from bot.providers.receptionist import Receptionist
@@ -117,16 +119,6 @@ async def test_gas_in_the_middle_of_a_message_is_never_filed():
     assert call.store.saved == []
 
 
-async def test_a_name_given_instead_of_an_answer_starts_the_message():
-    call = Call({"my kitchen tap drips all night": Reading("emergency", sure=False)})
-    assert "emergency" in await call.say("my kitchen tap drips all night")
-    assert "calling from" in await call.say("Tom Bennett")
-    await call.say("yes")
-    await call.say("yes")
-    (m,) = call.store.saved
-    assert m.name == "Tom Bennett" and "tap" in m.about and not m.urgent
-
-
 async def test_a_part_of_the_number_said_again_replaces_that_part():
     call = Call()
     await call.say("I need to leave a message about the laundry card machine, it ate my card")
@@ -227,14 +219,19 @@ async def test_after_a_yes_or_no_question_a_worry_joins_the_message_instead_of_a
     assert call.actions == []  # no transfer: the message was saved through the store
 
 
-async def test_details_given_instead_of_an_answer_keep_what_else_the_caller_said():
-    call = Call({"there's a problem with a light": Reading("emergency", sure=False)})
-    await call.say("there's a problem with a light")
-    await call.say("no, it's just the hallway light by the lifts, my name's Tom Reed")
+@pytest.mark.parametrize(("first", "answer", "name", "about"), [
+    ("my kitchen tap drips all night", "Tom Bennett", "Tom Bennett", "tap"),  # a name alone starts the message
+    ("there's a problem with a light", "no, it's just the hallway light by the lifts, my name's Tom Reed", "Tom Reed",
+     "hallway light by the lifts"),  # and what else the caller said is kept
+])
+async def test_details_given_instead_of_an_answer_start_the_message(first, answer, name, about):
+    call = Call({first: Reading("emergency", sure=False)})
+    assert "emergency" in await call.say(first)
+    assert "calling from" in await call.say(answer)
     await call.say("yes")
     await call.say("yes")
     (m,) = call.store.saved
-    assert m.name == "Tom Reed" and "hallway light by the lifts" in m.about and not m.urgent
+    assert m.name == name and about in m.about and not m.urgent
 
 
 async def test_a_question_given_as_what_the_message_is_about_is_the_message():

@@ -24,6 +24,7 @@ from bot import message_fields, message_form
 from bot.conversation import Action, Conversation
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, caller_digits, is_no, is_yes
+from bot.message_topic import request_topic
 from bot.phone_numbers import digits_in
 from bot.profile import DAYS, Profile, cached_profile
 from bot.providers.kit import Edge
@@ -263,7 +264,7 @@ class Receptionist:
         if r.intent in ("message", "task"):
             if awaiting == "offer_message":  # "a message as well?" - "no it can wait till tomorrow": about what was asked
                 return self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw)), None
-            return self._start_form(st, conv, _topic(raw, w)), None
+            return self._start_form(st, conv, request_topic(raw, w)), None
         if r.intent == "hours":
             return self._answered(st, self._hours(w)), None
         if r.intent == "address":
@@ -283,7 +284,7 @@ class Receptionist:
             return ["Sure, what can I help with?"], None
         if is_yes(w) and len(w.content()) <= 1 and awaiting is None:
             return ["Sure.", HELP], None
-        st["awaiting"], st["topic"], st["urgent"] = "offer_message", _topic(raw, w), False
+        st["awaiting"], st["topic"], st["urgent"] = "offer_message", request_topic(raw, w), False
         if r.intent == "out_of_scope":
             return [f"I'm sorry, I can't help with that: I answer the phone for {self.profile.name}.",
                     "Would you like to leave a message for the team?"], None
@@ -377,16 +378,6 @@ class Receptionist:
 
     async def _form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
         return await message_form.advance(raw, w, st, conv), None
-
-
-_FILLER = re.compile(
-    r"\b(hi|hello|hey|yes|yeah|please|i'd|i|would|like|want|to|can|could|may|leave|take|a|an|message|messages|for|the|just|um|uh|ok|okay)\b"
-)
-
-
-def _topic(raw: str, w: Words) -> str:
-    """What the request is about, if the caller said more than "take a message"."""
-    return raw.strip() if len(_FILLER.sub(" ", w.text).split()) >= 2 else ""
 
 
 _shared: dict[int, tuple[Profile, Understanding]] = {}
