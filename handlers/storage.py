@@ -63,8 +63,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     deliverer = Deliverer(store, settings, poll_s=5.0 if told else 30.0)
     task = asyncio.get_running_loop().create_task(deliverer.run(), name="outbox-deliverer")
     # stored transcripts past TRANSCRIPT_RETENTION_DAYS go, even once STORE_TRANSCRIPTS is off again
-    # the sweep and the upkeep stop between their queries (``stopping``), never inside one: a
-    # query cancelled on aiosqlite leaves a close on its thread that tear-down could wait on forever
+    # the sweep and the upkeep stop between their queries (``stopping``), never inside one; a
+    # query cancelled anyway (the deliverer, a dropped request) is safe: bot/store/sqlite_driver.py
     stopping = asyncio.Event()
     sweep = asyncio.get_running_loop().create_task(
         TranscriptSweeper(store, settings.transcript_retention_days).run(stopping), name="transcript-sweep")

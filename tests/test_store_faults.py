@@ -262,3 +262,33 @@ async def test_time_off_the_clock_does_not_count_against_the_streams_bound():
     assert await read(True) == ["first", "after the save"]
     with pytest.raises(TimeoutError):
         await read(False)
+
+
+async def test_a_query_cancelled_twice_leaves_no_close_that_waits_forever(tmp_path):
+    """A query cancelled, then cancelled again while SQLAlchemy closes the invalidated
+    connection (a shutdown does this): aiosqlite stopped the connection's thread twice,
+    and the graceful close waited for ever on the second stop, hanging the loop's
+    tear-down (CI: 300 s). Every close must finish; the store must still work."""
+    import time
+
+    store = await SqlStore.open(data_dir=tmp_path)
+    closes: list[asyncio.Task] = []  # held here: a pending task nobody holds is only "destroyed"
+    try:
+        for i in range(240):
+            t = asyncio.create_task(store.claim_due(lease_s=5) if i % 2 else store.messages())
+            for _ in range(i % 9):
+                await asyncio.sleep(0)
+            t.cancel()
+            for _ in range((i // 9) % 5):
+                await asyncio.sleep(0)
+            t.cancel()
+            await asyncio.gather(t, return_exceptions=True)
+            closes += [c for c in asyncio.all_tasks() if "_terminate_graceful_close" in c.get_coro().__qualname__ and c not in closes]
+        await asyncio.to_thread(time.sleep, 0.5)  # real time for the connections' threads
+        assert closes, "no connection was closed while cancelled: the case is not exercised"
+        assert [c for c in closes if not c.done()] == []
+        assert await store.messages() == []
+    finally:
+        for c in closes:
+            c.cancel()
+        await store.close()

@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.store import schema as s
+from bot.store import sqlite_driver
 from bot.store.api import MESSAGE_STATUSES, CallRecord, NewMessage, StoredMessage, TranscriptLine, Transfer, TurnRecord
 from bot.store.delivery_state import Delivery, DeliverySummary, delivery_of, summary
 from bot.store.notify import NotifyConfig, Target, idem_key
@@ -85,7 +86,8 @@ class SqlStore(TranscriptRows):
         url = engine_url(database_url, Path(data_dir))
         if url.startswith("sqlite"):
             _private_sqlite(Path(data_dir))
-            engine = create_async_engine(url, connect_args={"timeout": 10})
+            path = Path(data_dir) / SQLITE_NAME
+            engine = create_async_engine(url, async_creator=lambda: sqlite_driver.connector(path, timeout=10))
 
             @event.listens_for(engine.sync_engine, "connect")
             def _connect(dbapi_conn: Any, _rec: object) -> None:
