@@ -168,15 +168,20 @@ async def test_a_dead_process_leaves_nothing_open_and_each_caller_is_told_once(d
     dead = await SqlStore.open(database_url=db_url, data_dir=tmp_path, notify=notify, lease_s=1.5)
     live = await SqlStore.open(database_url=db_url, data_dir=tmp_path, notify=notify, lease_s=1.5)
     peer = await SqlStore.open(database_url=db_url, data_dir=tmp_path, notify=notify, lease_s=1.5)
+
+    async def beating() -> None:  # the live process renews as its upkeep does (every lease/3), however slow the machine
+        while True:
+            await heartbeat(live)
+            await asyncio.sleep(0.5)
+
+    beat = asyncio.create_task(beating())
     try:
         for st, n in ((dead, 1), (dead, 2), (live, 3)):
             await st.call_started(call_sid=f"CA{n:032d}", stream_sid=f"MZ{n}", caller=f"+1555000{n:04d}", started_at=1.0)
         await dead.save_message(msg(1, complete=False, uid=str(uuid.uuid4()), callback_number=""), final=False)
         await live.save_message(msg(3, complete=False, uid=str(uuid.uuid4())), final=False)
         assert await reap(peer) == type(await reap(peer))()  # leases still good
-        await asyncio.sleep(1.0)
-        await heartbeat(live)  # renewed: 1.5 s from now
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(1.6)
         got = await asyncio.gather(reap(peer), reap(live))
         assert sum(r.calls for r in got) == 2 and sum(r.drafts for r in got) == 1
         assert await reap(peer) == type(got[0])()
@@ -192,6 +197,8 @@ async def test_a_dead_process_leaves_nothing_open_and_each_caller_is_told_once(d
         await live.call_ended(call_sid=f"CA{3:032d}", ended_at=2.0, outcome="answered", ended_by="caller", turns=[])
         assert len(await peer.outbox_state()) == 3
     finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
         for st in (dead, live, peer):
             await st.close()
 
