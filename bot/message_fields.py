@@ -129,7 +129,8 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
 
 def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, name: str | None, runs: list[str]) -> None:
     cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
-    if about and (asked == "topic" or not f["topic"] or cue) and (cue or asked not in ("confirm", "caller_id", "which")):
+    told = asked == "caller_id" and not f["topic"] and answer_of(w) is None and len(Words(about).content()) >= 2  # "it's the lift"
+    if about and (asked == "topic" or not f["topic"] or cue) and (cue or told or asked not in ("confirm", "caller_id", "which")):
         topic_into(f, about)
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"

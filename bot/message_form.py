@@ -20,7 +20,7 @@ from enum import Enum
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits
 from bot.message_fields import NO_CALLBACK, NOT_THIS, THIS_NUMBER, absorb, answer_of, topic_into, which_part
-from bot.message_topic import DTMF, flip, mostly_digits, topic_text
+from bot.message_topic import DTMF, TOPIC_MAX, about_of, flip, mostly_digits, topic_text
 from bot.name_words import TITLES
 from bot.names import bare_name, refuses_name
 from bot.phone_numbers import number_runs, speak_number
@@ -198,6 +198,10 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
             f["number"] = mine
         elif answer == "no" or other:
             f["asked"] = "number"
+            start = "".join(number_runs(w.raw))
+            if 0 < len(start) < 7:  # "no, ring the landline, it's oh one one three": the rest comes next
+                f["partial"] = start
+                return ["Okay.", "And the rest of the number?"]
             return ["Okay.", "What number should we call you back on?"]
     if asked == "confirm" and not changed:
         if answer == "yes":
@@ -208,6 +212,10 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
                 return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
             f["asked"] = "which"
             return ["Sorry about that.", "What should I change: your name, the number, or what it's about?"]
+        more = about_of(w.raw) if answer is None else ""
+        if len(Words(more).content()) >= 3 and more.lower() not in (f["topic"] or "").lower():
+            f["topic"] = f"{f['topic']}; {more}"[:TOPIC_MAX] if f["topic"] else more  # what it is about, told at the read-back
+            return [_readback(f)]
         return [_readback(f) + " Please say yes or no."]
     return _Go.ON
 
@@ -215,8 +223,12 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
 def _number_in_parts(f: dict, raw: str, w: Words, asked: str | None, changed: bool, *, keyed: bool) -> tuple[bool, list[str] | None]:
     """The number said a breath at a time: its parts gather in ``partial``. (Whether a
     field changed now, and the reply while the parts are still coming.)"""
+    start = f.get("partial", "")
+    if start and f["number"] and len(f["number"]) < 10 and len(start + f["number"]) <= MAX_DIGITS and not keyed:
+        f["number"], f["partial"] = start + f["number"], ""  # "oh one one three" ... "four nine six oh five five two"
+        return True, None
     pieces = "".join(number_runs(raw)) if not keyed and f["number"] is None and not changed else ""
-    if pieces and (asked == "number" or f.get("partial") or mostly_digits(w)):
+    if pieces and (asked in ("number", "caller_id") or f.get("partial") or mostly_digits(w)):
         f["partial"] = f.get("partial", "") + pieces
         if len(f["partial"]) > MAX_DIGITS:
             f["partial"], f["asked"] = "", "number"
@@ -265,10 +277,8 @@ def _missing_field(f: dict, w: Words, asked: str | None, answer: str | None, cha
 
 
 def next_question(f: dict, mine: str) -> list[str]:
-    """The question for the first field still missing, or the read-back."""
-    if not f["topic"] and f["topic_tries"] < 2:  # asked twice: the message goes without it
-        f["asked"] = "topic"
-        return [ASK_TOPIC]
+    """The question for the first field still missing, or the read-back: as a receptionist
+    asks, who is calling, where, the number, then what it is about if that is not known yet."""
     if f["name"] is None:
         f["asked"] = "name"
         return [ASK_NAME]
@@ -281,6 +291,9 @@ def next_question(f: dict, mine: str) -> list[str]:
             return [f"Shall we call you back on the number you're calling from, ending {speak_number(mine[-4:])}?"]
         f["asked"] = "number"
         return [ASK_NUMBER]
+    if not f["topic"] and f["topic_tries"] < 2:  # asked twice: the message goes without it
+        f["asked"] = "topic"
+        return [ASK_TOPIC]
     f["asked"] = "confirm"
     return [_readback(f)]
 

@@ -23,7 +23,8 @@ _REQUEST = re.compile(
     r"(?:leave|take|give|pass on)\s+(?:a|an|the|you a)?\s*(?:quick\s+|short\s+|urgent\s+)?message"
     r"|(?:i\s+)?(?:need|want|would like|'d like)\s+(?:someone|somebody|you|one of you|a call back|a callback)\s*(?:to\s+)?"
     r"(?:(?:call|ring|phone|get back to|contact)\s+me(?:\s+back)?)?"
-    r"|(?:could|can|would)\s+(?:someone|somebody|you|one of you|anyone|the \w+)\s+(?:please\s+)?(?:call|ring|phone|get back to|contact)"
+    r"|(?:could|can|would)\s+(?:someone|somebody|you|one of you|anyone|the \w+)(?:\s+(?:from|in|at|on)\s+(?:the\s+)?\w+)?"
+    r"\s+(?:please\s+)?(?:call|ring|phone|get back to|contact)"
     r"\s+me(?:\s+back)?|(?:please\s+)?(?:have|get|ask)\s+(?:someone|somebody|them|the \w+)\s+(?:to\s+)?(?:call|ring|phone)\s+me(?:\s+back)?"
     r"|(?:i'?m|i am)\s+(?:calling|ringing|phoning)(?:\s+to)?|(?:could|can|would)\s+you\s+(?:please\s+)?(?:pass|give|take(?:\s+down)?|write\s+down|jot\s+down)\s+"
     r"(?:a|the|my)\s+message(?:\s+(?:on|down))?(?:\s+for\s+me)?|pass\s+(?:a|the|my)\s+message\s+on|(?:the\s+message\s+is|it'?s|it is|this is|that'?s)\s+(?=about|regarding|concerning|for\b)"
@@ -38,7 +39,10 @@ RECIPIENT = re.compile(
 _EMPTY = {"somebody", "someone", "anyone", "anybody", "message", "back", "callback", "quick", "short", "again", "sorry",
           "soon", "possible", "asap", "today", "tomorrow", "nothing", "else", "name", "number", "phone",
           "hang", "hold", "sec", "second", "moment", "minute", "bear", "let", "see", "right", "wait", "mean",  # "hang on... right"
-          "bye", "goodbye", "goodnight", "night", "much", "cheers", "thank", "thanks"}
+          "bye", "goodbye", "goodnight", "night", "much", "cheers", "thank", "thanks",
+          # when to call is not what it is about: "could somebody call me back in the morning"
+          "morning", "afternoon", "evening", "tonight", "later", "week", "weekend", "first", "thing", "chance", "convenient",
+          "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "earliest", "whenever"}
 _ABOUT = re.compile(r"^\s*(?:about|regarding|concerning|re)\b\s*", re.I)
 _NUMBER_CUE = re.compile(
     r"(?:(?:and|so|but)\s+)?(?:(?:my|the|a|our)\s+)?(?:(?:phone|callback|call back|cell|mobile|home|work|best|contact)\s+)?"

@@ -34,6 +34,11 @@ BOUNDARY = {"and", "from", "here", "speaking", "calling", "in", "at", "on", "wit
 _SPELL_LEAD = {"that's", "thats", "spelled", "spelt", "spelling", "it's", "its", "is", "as", "in"}
 _SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
 _SENTENCE_START = {"i", "i'm", "i've", "i'd", "i'll"}
+# inside a name, before its next word: "Van der Berg", "Siobhan Ó Briain", "Al-Masri" is one word already
+PARTICLES = {"van", "von", "der", "den", "de", "da", "di", "du", "del", "della", "le", "la", "ó", "ni", "ní", "mac", "bin", "ibn",
+             "ben", "al", "el", "st", "ter"}
+# a piece that explains the one before ("April, like the month, April Dunmore"): skipped between tries
+_EXPLAINS = {"like", "as"}
 
 
 class Tok:
@@ -111,7 +116,7 @@ def letters(seg: list[Tok]) -> str:
     words = [t.low for t in seg]
     while words and words[0] in _SPELL_LEAD:
         words = words[1:]
-    if len(words) >= 2 and all(len(w) == 1 and w.isalpha() for w in words):
+    if 2 <= len(words) <= 30 and all(len(w) == 1 and w.isalpha() for w in words):  # no name is longer
         return "".join(words)
     return ""
 
@@ -130,6 +135,10 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
         i = 1
     while i < len(seg) and len(words) < 5:
         nxt = seg[i + 1].low if i + 1 < len(seg) else ""
+        if words and seg[i].low in PARTICLES and nxt and namelike(seg[i + 1], first=False, nxt="", cased=cased, strict=False):
+            words.append(seg[i].orig if cased else seg[i].low)  # "Van der Berg", "Ó Briain": as said
+            i += 1
+            continue
         ok = namelike(seg[i], first=len(words) == 0 or words == words[:1] and words[0] in TITLES.values(),
                       nxt=nxt, cased=cased, strict=strict)
         if not ok:
@@ -142,7 +151,7 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
         letter, rest = rest[2], rest[3:]
     run = next((k for k, w in enumerate(rest) if not (len(w) == 1 and w.isalpha())), len(rest))
     spelled = "".join(rest[:run])
-    if words and run >= 2 and similar(words[-1], spelled):  # "james whitfield w h i t f i e l d"
+    if words and 2 <= run <= 30 and similar(words[-1], spelled):  # "james whitfield w h i t f i e l d"
         words[-1], rest = spelled.capitalize(), rest[run:]
     if words and all(w in TITLES.values() for w in words):
         words = []
@@ -169,6 +178,8 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
         if spelled:  # "S M Y T H E": the word it spells, in the name or as the name
             name = _spelled_into(name, spelled) if name else [spelled.capitalize()]
             continue
+        if name and seg[0].low in _EXPLAINS and k + 1 < len(segs):
+            continue  # "Dawn, like the sunrise, Dawn Whitaker": the explanation between two tries
         if name and [t.low for t in seg[:1]] in (["that's"], ["thats"], ["sorry"], ["actually"], ["no"]):
             seg = seg[1:]  # "alex, that's alex morgan": the name said again, in full
         words, letter, rest = piece(seg, cased=cased, strict=strict and k == 0)

@@ -22,6 +22,7 @@ from bot.name_words import (
     Tok,
     cap,
     cased_text,
+    letters,
     namelike,
     piece,
     read_name,
@@ -34,8 +35,14 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("my name is", True), ("my name's", True), ("my names", True), ("name is", True), ("name's", True),
     ("the name is", True), ("the name's", True), ("this is", True), ("you're speaking to", True), ("you're speaking with", True),
     ("it's", False), ("its", False), ("it is", False), ("i am", False), ("i'm", False), ("im", False), ("call me", False),
-    ("that's", False), ("thats", False),
+    ("that's", False), ("thats", False), ("my name", True), ("put it under", True), ("put it down under", True),
+    ("under the name of", True), ("under the name", True), ("put me down as", True), ("you can put", False),
 ]
+# who the caller is to the one the call is about: "I'm Biscuit's mum, Ivy Novak", "I'm his daughter, Jo Reyes"
+_RELATION = {"mom", "mum", "mother", "dad", "father", "owner", "husband", "wife", "partner", "son", "daughter", "carer", "neighbour",
+             "neighbor", "landlord", "landlady", "tenant", "sister", "brother", "friend", "boss", "nurse", "guardian", "parent"}
+_GREETING = {"hi", "hello", "hey", "hiya", "evening", "morning", "afternoon", "good", "yeah", "yes", "oh", "right", "ok", "okay",
+             "there", "sorry"}
 _AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
 _SPAN = 40  # tokens after a cue read for a name: a name with its repeats and spelling fits, and each cue costs a bounded time
 _TITLE_WORDS = {t.lower() for t in TITLES.values()}
@@ -61,7 +68,7 @@ def _finish(words: list[str]) -> str | None:
     return " ".join(words[:4]) if words else None
 
 
-def _cue_at(toks: list[Tok], i: int) -> tuple[int, bool] | None:
+def _cue_at(toks: list[Tok], i: int, cased: bool) -> tuple[int, bool] | None:
     """The cue starting at token ``i``: (its length, strong); "from" after "message" ("a
     message for the manager from linda price") is a weak one."""
     if toks[i].low == "from" and any(t.low in ("message", "messages") for t in toks[max(0, i - 6):i]):
@@ -72,7 +79,9 @@ def _cue_at(toks: list[Tok], i: int) -> tuple[int, bool] | None:
             before = toks[i - 1].low if i else ""
             if parts[0] in ("name", "name's") and (before in _NOT_OWNER or before.endswith("'s") or before in _SURNAME_LEAD):
                 return None  # "her name's Mittens" is the pet's; "my last name is Nowak" is read as a surname
-            if parts[0] in ("its", "that's", "thats") and before and before not in _CLAUSE_START:
+            after = toks[i + len(parts)] if i + len(parts) < len(toks) else None
+            named = cased and after is not None and after.orig[:1].isupper() and after.low not in TITLES  # "...husband its Peter Quayle"
+            if parts[0] in ("its", "that's", "thats") and before and before not in _CLAUSE_START and not named:
                 return None  # "off its hinge", "a tooth that's darker": a word of the sentence, not a cue
             return len(parts), strong
     return None
@@ -87,16 +96,17 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
     best: tuple[bool, list[str]] | None = None
     i = 0
     while i < len(toks):
-        cue = _cue_at(toks, i)
+        cue = _cue_at(toks, i, cased)
         if cue is None:
             i += 1
             continue
         n, strong = cue
-        name, after = read_name(segments(toks[i + n:i + n + _SPAN]), cased=cased, strict=not strong)
+        name, after = _after_cue(toks[i + n:i + n + _SPAN], cased=cased, strict=not strong)
         plain = [w for w in name if w not in TITLES.values()]
         spelt = re.search(r"\bwith an? [a-z]\b", text[:MAX_TEXT], re.I) is not None  # "it's marc with a c": a name only if asked
-        if toks[i].low == "its" and not asked and not (after and after[0] in _SIGNED):
-            i += n  # "its pitch black in here": the misspelt "it's" names only when asked or signed ("its john here")
+        capitals = cased and bool(plain) and all(w[:1].isupper() for w in plain)
+        if toks[i].low == "its" and not asked and not (after and after[0] in _SIGNED) and not capitals:
+            i += n  # "its pitch black in here": the misspelt "it's" names only when asked, signed ("its john here") or in capitals
             continue
         trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))
         if toks[i].low in ("that's", "thats") and len(plain) < 2:
@@ -108,18 +118,30 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         if plain and trusted and (best is None or strong >= best[0]) and not lone:
             best = (strong, name)  # a lone word after a weak cue ("call me Monday") does not undo a full name
         i += n
-    if best is None:
-        best_words = _here(toks, cased)
-        if best_words:
-            best = (True, best_words)
-    if best is None:
-        best_words = _piece_alone(toks) if cased else []
-        if best_words:
-            best = (False, best_words)
-    words = _surname(best[1] if best else [], toks, cased)
+    words = _surname(best[1] if best else _uncued(toks, cased), toks, cased)
     if not words and asked:
         return bare_name(text)
     return _finish(words)
+
+
+def _after_cue(toks: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], list[str]]:
+    """The name read after a cue, past who the caller is ("I'm Biscuit's mom, um, Ivy, Ivy Novak")."""
+    segs = segments(toks)
+    name, after = read_name(segs, cased=cased, strict=strict)
+    if not name and len(segs) > 1 and _relation(segs[0]):
+        name, after = read_name(segs[1:], cased=cased, strict=strict)
+    return name, after
+
+
+def _uncued(toks: list[Tok], cased: bool) -> list[str]:
+    """A name said with no cue: signed ("Mark Davis here"), spelled, or a piece of its own."""
+    return _here(toks, cased) or _spelled_out(toks, cased) or (_piece_alone(toks) if cased else [])
+
+
+def _relation(seg: list[Tok]) -> bool:
+    """ "Biscuit's mom", "his daughter", "the landlord": who the caller is (not "ringing for my wife")."""
+    return len(seg) <= 3 and seg[-1].low in _RELATION and all(
+        t.low in ("his", "her", "their", "the", "a", "an") or t.low.endswith("'s") for t in seg[:-1])
 
 
 def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:
@@ -152,9 +174,25 @@ def _here(toks: list[Tok], cased: bool) -> list[str]:
     return []
 
 
+def _spelled_out(toks: list[Tok], cased: bool) -> list[str]:
+    """A name spelled without a cue, with the word it spells next to it: "her name you want I
+    suppose, Eluned, E L U N E D, Eluned Price"."""
+    segs = segments(toks)
+    for k, seg in enumerate(segs):
+        spelled = letters(seg)
+        if len(spelled) < 3 or k == 0:
+            continue
+        if segs[k - 1] and similar(segs[k - 1][-1].low, spelled):
+            name, _ = read_name([segs[k - 1][-1:], *segs[k:]], cased=cased, strict=False)
+            if name:
+                return name
+    return []
+
+
 def _piece_alone(toks: list[Tok]) -> list[str]:
-    """A first name and surname said as a piece of their own, next to a number, in a cased
-    transcript: "608 555 0112, Laura Chen, can someone call me" (not "my wife, Helen Ward")."""
+    """A first name and surname said as a piece of their own, next to a number or after a
+    greeting, in a cased transcript: "608 555 0112, Laura Chen, can someone call me", "hi,
+    Aisha Rahman, ..." (not "my wife, Helen Ward")."""
     pieces: list[list[Tok]] = [[]]
     for t in toks:
         if t.low in ",.?!;:":
@@ -163,7 +201,8 @@ def _piece_alone(toks: list[Tok]) -> list[str]:
             pieces[-1].append(t)
     for k, part in enumerate(pieces[1:], start=1):
         by_number = any(t.low.isdigit() for t in pieces[k - 1] + (pieces[k + 1] if k + 1 < len(pieces) else []))
-        if by_number and 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
+        greeted = k == 1 and all(t.low in _GREETING for t in pieces[0])  # "hi, Aisha Rahman, I'd like somebody to..."
+        if (by_number or greeted) and 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
             words, _, rest = piece(part, cased=True, strict=True)
             if len(words) == len(part) and not rest:
                 return words

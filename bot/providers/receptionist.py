@@ -175,12 +175,14 @@ class Receptionist:
             return reply
         r = await self._read(text)
         st["intent"] = r.intent
-        reply = self._urgent_or_leaving(r, raw, w, st, conv, awaiting)
-        if reply is None and awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(
+        reply = None
+        if r.intent != "emergency" and awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(
                 raw, bool(self.profile.unit_question)):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
+            # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
             urgent = awaiting == "offer_message" and st.get("urgent", False)
             reply = self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw), urgent=urgent), None
+        reply = reply or self._urgent_or_leaving(r, raw, w, st, conv, awaiting)
         reply = reply or self._informed(r, raw, w, st, conv, awaiting)
         if reply is not None:
             return reply
@@ -306,6 +308,8 @@ class Receptionist:
             answer = f"We're at {self.profile.address}"
         elif r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs) and st["form"].get("asked") != "topic":
             answer = self.profile.faqs[r.faq].answer  # asked what the message is about, a question may be the message
+            if not st["form"]["topic"] and message_fields.topic_into(st["form"], raw):  # "when can someone fix my heating?"
+                message_form.sync(st, conv)
         else:
             return None
         return [answer, *message_form.repeat_question(st["form"], caller_digits(conv.caller))]
