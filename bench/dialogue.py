@@ -107,7 +107,7 @@ def observe(reply: str, actions: list, state: dict, profile) -> str:
         return "emergency"
     if "is this an emergency" in reply.lower():
         return "emergency_ask"
-    if any(a.kind == "transfer" for a in actions) or "put you through" in reply:
+    if any(a.kind == "transfer" for a in actions) or re.search(r"(?<!can't )(?<!cannot )put you through", reply):
         return "person"
     if any(a.kind == "hangup" for a in actions):
         return "goodbye"

@@ -116,11 +116,14 @@ MAX_TEXT = 1000  # characters of one utterance read for names, numbers and units
 
 def caller_digits(caller: str) -> str:
     """The caller's number, if it is one (a phone number or a sip: URI with digits): at most
-    15 digits, a North American +1 without its country code; "" otherwise."""
+    15 digits, as dialled at home for North America (+1: the ten digits) and the UK (+44:
+    0 and the national number, as bot.phone_numbers reads a number said with "+44"); "" otherwise."""
     user = caller.split("sip:", 1)[-1].split("@", 1)[0]
     d = re.sub(r"\D", "", user)
     if len(d) == 11 and d.startswith("1"):
         d = d[1:]
+    elif len(d) == 12 and d.startswith("44") and user.lstrip().startswith("+"):
+        d = "0" + d[2:]
     return d if 7 <= len(d) <= MAX_DIGITS else ""
 
 

@@ -81,7 +81,7 @@ def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
         f["unit"] = unit
     name, bare = _name_of(f, raw, runs, number, asked)
     if name:
-        f["name"] = merge_name(f["name"], name)
+        f["name"] = merge_name(f["name"], name, raw)
         f["one_word"] = len(f["name"].split()) == 1
     if asked == "start":
         return ""
@@ -98,9 +98,10 @@ def _number_of(f: dict, w: Words, number: str, runs: list[str], asked: str | Non
     if old and said and len(said[-1]) == len(runs[-1]) and not number:  # "did I say 3312? it's 3321"
         i = old.rfind(said[-1])
         return old[:i] + runs[-1] + old[i + len(runs[-1]):], True
-    if old and not number and runs and (w.has(*ENDS, *STARTS) or asked in ("confirm", "which")):
+    cued = w.has(*ENDS, *STARTS) or w.has("number", "digits", "digit")
+    if old and not number and runs and (cued or asked in ("confirm", "which")):
         part = runs[-1]
-        if 1 <= len(part) < len(old):
+        if (3 if not cued and asked == "confirm" else 1) <= len(part) < len(old):  # "she's six" corrects no number
             number = part + old[len(part):] if w.has(*STARTS) and not w.has(*ENDS) else old[: len(old) - len(part)] + part
     elif old and number and len(number) < len(old) and asked in ("confirm", "which") and not w.has(*STARTS):
         number = old[: len(old) - len(number)] + number  # "no, 867 5309": the end of it
@@ -122,6 +123,8 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
             name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
         elif bare and len(bare.split()) >= 2 and (not f["name"] or bare.split()[0].lower() == f["name"].split()[0].lower()):
             name = bare  # "paul" ... "paul nguyen"
+        elif bare and f["name"] == "" and f["name_tries"] >= 2 and not number:
+            name = bare  # asked twice and not caught ("um"): a name said alone later is it ("harriet")
         elif bare and len(bare.split()) >= 2:
             bare = None
     return name, bare
@@ -129,7 +132,9 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
 
 def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, name: str | None, runs: list[str]) -> None:
     cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
-    told = asked == "caller_id" and not f["topic"] and answer_of(w) is None and len(Words(about).content()) >= 2  # "it's the lift"
+    # said at the caller-ID offer, with or without its yes: "it's the lift", "yeah it's just to say I'm running late"
+    told = (asked == "caller_id" and not f["topic"] and not w.has(*THIS_NUMBER) and not NOT_THIS.search(raw)
+            and len(Words(about).content() - _PHONE_TALK) >= 2)
     if about and (asked == "topic" or not f["topic"] or cue) and (cue or told or asked not in ("confirm", "caller_id", "which")):
         topic_into(f, about)
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
@@ -153,6 +158,9 @@ def topic_into(f: dict, text: str) -> bool:
     return bool(about)
 
 
+_PHONE_TALK = {"mobile", "cell", "phone", "number", "landline", "fine", "work", "home", "house", "one", "good", "best", "use",
+               "call", "ring", "reach", "ok", "okay", "yes", "yeah", "sure", "that's", "thats", "correct", "right", "go", "ahead", "same",
+               "from", "calling", "this", "mine", "wife's", "husband's", "better", "instead", "rather", "other"}
 NO_CALLBACK = re.compile(
     r"\b(?:no need to (?:call|ring|phone)|(?:don't|do not|doesn't|does not) need (?:a|to) (?:call|ring)|(?:don't|do not) (?:call|ring) me"
     r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won't|not) (?:give|giving|leave|leaving) (?:you )?"

@@ -23,7 +23,7 @@ from bot.message_fields import NO_CALLBACK, NOT_THIS, THIS_NUMBER, absorb, answe
 from bot.message_topic import DTMF, TOPIC_MAX, about_of, flip, mostly_digits, topic_text
 from bot.name_words import TITLES
 from bot.names import bare_name, refuses_name
-from bot.phone_numbers import number_runs, speak_number
+from bot.phone_numbers import digits_of, national, number_runs, speak_number
 from bot.places import refuses_place
 from bot.store.api import NewMessage
 
@@ -125,6 +125,10 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
     return [f"{thanks} I've passed your message on{later}", ANYTHING_ELSE]
 
 
+_ANSWER_START = {"yes", "yeah", "yep", "yup", "no", "nope", "nah", "correct", "wrong", "right", "that's", "thats", "it's", "its",
+                 "perfect", "great", "lovely", "ok", "okay", "sure", "fine", "almost", "nearly", "not", "actually", "sorry"}
+
+
 class _Go(Enum):
     ON = 0  # a step of ``step`` has nothing to say: the next one decides
 
@@ -148,7 +152,7 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     reply = _yes_or_no(f, w, asked, answer, changed, mine)
     if reply is not _Go.ON:
         return reply
-    changed, early = _number_in_parts(f, raw, w, asked, changed, keyed=bool(key))
+    changed, early = _number_in_parts(f, raw, w, asked, changed, keyed=bool(key), fresh=before[1] is None)
     if early is not None:
         return early
     early = _missing_number(f, w, asked, answer, changed, mine) or _missing_field(f, w, asked, answer, changed)
@@ -204,6 +208,11 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
                 return ["Okay.", "And the rest of the number?"]
             return ["Okay.", "What number should we call you back on?"]
     if asked == "confirm" and not changed:
+        more = about_of(w.raw)
+        if (len(Words(more).content()) >= 4 and w.words and w.words[0] not in _ANSWER_START
+                and more.lower() not in (f["topic"] or "").lower()):  # "my package went to the wrong door, ...": what it is about
+            f["topic"] = f"{f['topic']}; {more}"[:TOPIC_MAX] if f["topic"] else more
+            return [_readback(f)]
         if answer == "yes":
             return None
         if answer == "no":
@@ -212,20 +221,26 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
                 return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
             f["asked"] = "which"
             return ["Sorry about that.", "What should I change: your name, the number, or what it's about?"]
-        more = about_of(w.raw) if answer is None else ""
-        if len(Words(more).content()) >= 3 and more.lower() not in (f["topic"] or "").lower():
+        if answer is None and len(Words(more).content()) >= 3 and more.lower() not in (f["topic"] or "").lower():
             f["topic"] = f"{f['topic']}; {more}"[:TOPIC_MAX] if f["topic"] else more  # what it is about, told at the read-back
             return [_readback(f)]
         return [_readback(f) + " Please say yes or no."]
     return _Go.ON
 
 
-def _number_in_parts(f: dict, raw: str, w: Words, asked: str | None, changed: bool, *, keyed: bool) -> tuple[bool, list[str] | None]:
+def _number_in_parts(
+    f: dict, raw: str, w: Words, asked: str | None, changed: bool, *, keyed: bool, fresh: bool,
+) -> tuple[bool, list[str] | None]:
     """The number said a breath at a time: its parts gather in ``partial``. (Whether a
     field changed now, and the reply while the parts are still coming.)"""
     start = f.get("partial", "")
+    got = digits_of(f["number"] or "")
+    if fresh and not start and not keyed and " ext " not in (f["number"] or "") and (
+            8 <= len(got) <= 9 or (7 <= len(got) < 10 and got.startswith("0"))):
+        f["number"], f["partial"] = None, got  # "oh seven seven double oh, nine double oh": the rest is coming
+        return False, ["Go on."]
     if start and f["number"] and len(f["number"]) < 10 and len(start + f["number"]) <= MAX_DIGITS and not keyed:
-        f["number"], f["partial"] = start + f["number"], ""  # "oh one one three" ... "four nine six oh five five two"
+        f["number"], f["partial"] = national(start + f["number"]), ""  # "oh one one three" ... "four nine six oh five five two"
         return True, None
     pieces = "".join(number_runs(raw)) if not keyed and f["number"] is None and not changed else ""
     if pieces and (asked in ("number", "caller_id") or f.get("partial") or mostly_digits(w)):
@@ -235,7 +250,7 @@ def _number_in_parts(f: dict, raw: str, w: Words, asked: str | None, changed: bo
             return changed, [TOO_LONG]
         if len(f["partial"]) < 10:  # 7 to 9 digits: taken once the caller says something else
             return changed, ["Go on."]
-        f["number"], f["partial"] = f["partial"], ""
+        f["number"], f["partial"] = national(f["partial"]), ""
         changed = True
     elif f.get("partial") and f["number"] is None and not pieces:
         if len(f["partial"]) >= 7:
@@ -305,7 +320,7 @@ def _readback(f: dict) -> str:
     clauses = re.split(r"(?<=[,;])\s+", topic)
     while len(clauses) > 1 and (len(" ".join(clauses).split()) > 14 or len(" ".join(clauses)) > 120):
         clauses.pop()
-    topic = " ".join(clauses).rstrip(",; ")
+    topic = " ".join(" ".join(clauses).split()[:14]).rstrip(",; ")  # one long clause: its first words
     short = len(topic.split()) <= 14 and len(topic) <= 120 and all(len(r) <= MAX_DIGITS for r in number_runs(topic))
     about = f": {topic}" if topic and short else ""
     back = f"We'll call you back on {speak_number(f['number'])}" if f["number"] else "There's no number to call you back on"

@@ -16,10 +16,11 @@ DTMF = re.compile(r"\s*DTMF\s+([0-9*#]+)\s*")
 
 # What is not the subject of the message: greetings, "I'd like to leave a message", "call me back about".
 _LEAD = re.compile(
-    r"^\s*(?:(?:hi|hiya|hello|hey|yes|yeah|yep|thanks|thank you|cheers|lovely|great|perfect|um+|uh+|er+m?|oh|ok|okay|so|well|right|sure|please|good (?:morning|afternoon|evening)"
+    r"^\s*(?:(?:hi|hiya|hello|hey|yes|yeah|yep|thanks|thank you|cheers|lovely|great|perfect|good(?:\s+(?:morning|afternoon|evening|night))?|(?:morning|afternoon|evening)(?=\s*[,.])|brilliant|excellent|cool|ugh|fine|alright|"
+    r"sorry to (?:bother|trouble) you(?: so late| this late| at this hour| tonight)?|um+|uh+|er+m?|oh|ok|okay|so|well|right|sure|please|good (?:morning|afternoon|evening)"
     r"|there|sorry|and|also|actually|no|just)\b[\s,.!-]*)+", re.I)
 _REQUEST = re.compile(
-    r"\b(?:(?:i'?d|i would|i want|i wanna|i'd like|can i|could i|may i|i need|i wanted|i was hoping)\s+(?:like\s+)?(?:to\s+)?"
+    r"\b(?:(?:i'?d|i would|i want|i wanna|i'd like|can i|could i|may i|i need|i wanted|i was hoping)\s+(?:just\s+|only\s+)?(?:like\s+)?(?:to\s+)?"
     r"(?:leave|take|give|pass on)\s+(?:a|an|the|you a)?\s*(?:quick\s+|short\s+|urgent\s+)?message"
     r"|(?:i\s+)?(?:need|want|would like|'d like)\s+(?:someone|somebody|you|one of you|a call back|a callback)\s*(?:to\s+)?"
     r"(?:(?:call|ring|phone|get back to|contact)\s+me(?:\s+back)?)?"
@@ -140,7 +141,7 @@ def _drop_name(text: str, name: str) -> str:
     if not parts:
         return text
     title = r"(?:(?:mr|mrs|ms|miss|dr|doctor|mister)\.?\s+)?"
-    sep = r"[\s,]+(?:(?:um+|uh+|er+m?)\b[\s,]+)*"  # each repeat needs a filler word: linear time
+    sep = r"[\s,]+(?:(?:um+|uh+|er+m?|well|or|sorry|no|actually)\b[\s,]+)*"  # each repeat needs a word: linear time
     forms = "|".join(rf"{re.escape(p)}|{re.escape(p[:3])}[\w'-]{{0,3}}" for p in parts)
     letters = r"(?:(?:that's|thats|spelled|spelt)\s+)?(?:(?<![\w'’-])[a-z](?![\w'’-])[\s,.]*){2,}"
     piece = rf"{title}(?:{forms})\b(?:\s+with(?:out)? an? \w\b)?|{letters}"

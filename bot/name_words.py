@@ -39,6 +39,7 @@ PARTICLES = {"van", "von", "der", "den", "de", "da", "di", "du", "del", "della",
              "ben", "al", "el", "st", "ter"}
 # a piece that explains the one before ("April, like the month, April Dunmore"): skipped between tries
 _EXPLAINS = {"like", "as"}
+_CORRECTS = {"sorry", "actually", "no", "well", "or"}  # before the name said again: "Bob, well, Robert"
 
 
 class Tok:
@@ -172,37 +173,48 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
     correct it ("Dan, Daniel Okafor", "Siobhan, S I O B H A N, Kelly", "Ann, Ann with an e").
     (The name, and the words after it: the rest of its piece, or "," and the pieces not read.)"""
     name: list[str] = []
-    alone = False
+    alone = corrected = False
     for k, seg in enumerate(segs):
+        if name and len(seg) == 1 and seg[0].low in _CORRECTS:
+            corrected = True  # "Bob, well, Robert, Robert Fairclough": the name said next replaces it
+            continue
         spelled = letters(seg)
         if spelled:  # "S M Y T H E": the word it spells, in the name or as the name
             name = _spelled_into(name, spelled) if name else [spelled.capitalize()]
             continue
         if name and seg[0].low in _EXPLAINS and k + 1 < len(segs):
             continue  # "Dawn, like the sunrise, Dawn Whitaker": the explanation between two tries
-        if name and [t.low for t in seg[:1]] in (["that's"], ["thats"], ["sorry"], ["actually"], ["no"]):
-            seg = seg[1:]  # "alex, that's alex morgan": the name said again, in full
+        if name and seg[0].low in _CORRECTS | {"that's", "thats"}:
+            corrected = corrected or seg[0].low in _CORRECTS
+            seg = seg[1:]  # "alex, that's alex morgan", "Alex, well Alexandra": the name said again, in full
         words, letter, rest = piece(seg, cased=cased, strict=strict and k == 0)
-        plain = [w for w in words if w not in TITLES.values()]
-        have = [w for w in name if w not in TITLES.values()]
         if not words:
             return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
-        if not name:
-            name = words
-        elif plain and similar(plain[0], have[0]):
-            name = words if len(words) >= len(name) else name  # "Bill, Bill Foster"; "Dan, Daniel Okafor"; "Marc Dubois, Marc with a c"
-        elif plain and plain[-1] in name:
-            name = words if len(plain) >= len(have) else name  # "Okonkwo, Chidi Okonkwo"; "Fiona McAllister, Mrs McAllister"
-        elif alone and len(plain) == 1 and len(have) == 1 and not rest:
-            name = [*name, plain[0]]  # "Siobhan, ..., Kelly"
-        else:
+        joined = _joined(name, words, corrected=corrected, alone=alone and not rest)
+        if joined is None:
             return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
+        name, corrected = joined, False
         if letter:
             name = respell(name, letter)
         alone = not rest
         if rest:
             return name, rest + [t.low for s in segs[k + 1:] for t in s]
     return name, []
+
+
+def _joined(name: list[str], words: list[str], *, corrected: bool, alone: bool) -> list[str] | None:
+    """The name so far with a later piece's words, or None when they are no part of it."""
+    plain = [w for w in words if w not in TITLES.values()]
+    have = [w for w in name if w not in TITLES.values()]
+    if not name or (corrected and plain):
+        return words
+    if plain and similar(plain[0], have[0]):
+        return words if len(words) >= len(name) else name  # "Bill, Bill Foster"; "Dan, Daniel Okafor"; "Marc Dubois, Marc with a c"
+    if plain and plain[-1] in name:
+        return words if len(plain) >= len(have) else name  # "Okonkwo, Chidi Okonkwo"; "Fiona McAllister, Mrs McAllister"
+    if alone and len(plain) == 1 and len(have) == 1:
+        return [*name, plain[0]]  # "Siobhan, ..., Kelly"
+    return None
 
 
 def respell(name: list[str], letter: str) -> list[str]:

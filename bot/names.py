@@ -117,7 +117,7 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
             name = [plain[0], *held[1:]]  # "it's Mark Jones, sorry, it's Marc with a c": the first name corrected
         if plain and trusted and (best is None or strong >= best[0]) and not lone:
             best = (strong, name)  # a lone word after a weak cue ("call me Monday") does not undo a full name
-        i += n
+        i += n if plain else 1  # no name after "you can put": "put it under Raymond Castellanos" may start inside it
     words = _surname(best[1] if best else _uncued(toks, cased), toks, cased)
     if not words and asked:
         return bare_name(text)
@@ -154,6 +154,8 @@ def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:
             k += 1 if toks[k].low in ("is", "'s") else 0
             if k < len(toks) and namelike(toks[k], first=False, nxt="", cased=cased, strict=False):
                 plain = [w for w in name if w not in TITLES.values()]
+                if plain and plain[-1].lower() == toks[k].low:
+                    return name  # "the surname's Whelan, W H E L A N": the name read is that surname
                 return [*name[:-1], cap(toks[k])] if len(plain) >= 2 else [*name, cap(toks[k])]
     return name
 
@@ -239,9 +241,15 @@ def refuses_name(text: str) -> bool:
     return _REFUSE.search(text) is not None
 
 
-def merge_name(old: str | None, new: str) -> str:
+_SURNAME_SAID = re.compile(r"\b(?:surname|last name|family name|second name)\b", re.I)
+
+
+def merge_name(old: str | None, new: str, text: str = "") -> str:
     """A one-word correction of a longer name replaces the word it resembles ("Mark Jones",
-    then "Marc with a c" -> "Marc Jones"); anything else replaces the name."""
+    then "Marc with a c" -> "Marc Jones"); a surname said as one joins a first name
+    ("Declan", then "the surname's Whelan"); anything else replaces the name."""
+    if old and len(new.split()) == 1 and len(old.split()) == 1 and new.lower() != old.lower() and _SURNAME_SAID.search(text):
+        return f"{old} {new}"
     if not old or len(new.split()) != 1 or len(old.split()) < 2:
         return new
     words = old.split()

@@ -20,7 +20,11 @@ _TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6",
 _UNITS = {w: d for w, d in DIGIT_WORDS.items() if w not in ("zero", "oh", "o", "to", "too", "for")}
 _RUN_GLUE = FILLERS - {"oh"} | {"and", "then", "dash", "hyphen", "plus", "area", "code", "is", "it's", "its"}
 _ONE_AS_WORD = {"work", "home", "mobile", "cell", "other", "this", "that", "new", "old", "the", "my", "different",
-                "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office"}
+                "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office", "best", "main",
+                "usual", "better", "good", "proper", "second", "first", "only", "personal", "business", "daytime", "house"}
+# a country code said before the number: kept as the number is dialled at home ("plus forty four 7700..." -> 07700...)
+_COUNTRY = ((re.compile(r"(?:\+|\bplus\s+)(?:44|forty[\s-]four|four\s+four)\b", re.I), "44", 12, "0"),
+            (re.compile(r"(?:\+|\bplus\s+)(?:1|one)\b", re.I), "1", 11, ""))
 _SOFT_DIGITS = ("o", "oh", "to", "too", "for")  # digits only between other digits
 # a correction, or a question ("did I say 3312? it's 3321"); a full stop between groups is how speech recognition
 # often writes a breath ("five five five. one two three. four five six seven"), so it joins
@@ -112,11 +116,21 @@ def phone_in(text: str) -> tuple[str, str]:
     """The phone number in an utterance: ("5558675309", "") for one of 7 to 15 digits (the
     last such group, or the groups said together in one breath), with " ext 42" when an
     extension follows; ("", "long") when the digits are more than a phone number can have,
-    ("", "short") for a few digits only, ("", "") for none."""
+    ("", "short") for a few digits only, ("", "") for none. "+44" and "+1" said before it
+    give the national form ("07700 900721", "608 555 0143")."""
     text = text[:MAX_TEXT]
+    number, problem = _phone_in(text)
+    main, ext, rest = number.partition(" ext ")
+    for said, code, length, trunk in _COUNTRY:
+        if len(main) == length and main.startswith(code) and said.search(text):
+            return trunk + main[len(code):] + ext + rest, problem
+    return number, problem
+
+
+def _phone_in(text: str) -> tuple[str, str]:
     ext = _EXTENSION.search(text)
     if ext:
-        main, problem = phone_in(text[:ext.start()])
+        main, problem = _phone_in(text[:ext.start()])
         tail = number_runs(text[ext.end():])
         if main and tail and len(digits_of(main)) + len(tail[0]) <= MAX_DIGITS:
             return f"{main} ext {tail[0]}", ""
@@ -133,7 +147,7 @@ def phone_in(text: str) -> tuple[str, str]:
         if fixes and ok[-1] in number_runs(text[:fixes[-1].start()]):  # "..., no wait, 0156": the new ending
             tail = number_runs(text[fixes[-1].end():])
             if len(tail) == 1 and len(tail[0]) <= 4:
-                return ok[-1][:-len(tail[0])] + tail[0], ""
+                return _corrected(ok[-1], tail[0], text[:fixes[-1].start()]), ""
         at = len(runs) - 1 - runs[::-1].index(ok[-1])
         joined = "".join(runs[at:])  # "oh one one seven four nine six ... oh one four four": the rest of it follows
         if len(ok[-1]) < FULL and at < len(runs) - 1 and FULL <= len(joined) <= 13:
@@ -145,6 +159,24 @@ def phone_in(text: str) -> tuple[str, str]:
     if 7 <= len(joined) <= MAX_DIGITS and len(last or runs) <= 4:
         return joined, ""
     return "", "long" if len("".join(runs)) > MAX_DIGITS else "short"
+
+
+def national(digits: str) -> str:
+    """A number gathered in pieces, as dialled at home when it began with +44 or +1."""
+    if len(digits) == 12 and digits.startswith("44"):
+        return "0" + digits[2:]
+    return digits[1:] if len(digits) == 11 and digits.startswith("1") and digits[1] not in "01" else digits
+
+
+def _corrected(number: str, tail: str, before: str) -> str:
+    """The number with its end said again: as many digits as the new end ("0155, no wait,
+    0156"), or the digits of the last breath before the correction when that makes a whole
+    number ("nine double oh, two... sorry, three six nine")."""
+    same = number[:-len(tail)] + tail
+    before = re.sub(r"(?:[\s,.;…]|\b(?:no|wait|sorry|i mean|actually|correction)\b)+$", "", before, flags=re.I)
+    breath = digits_in(re.split(r"[,.;…]+", before)[-1])
+    redone = number[:-len(breath)] + tail if 0 < len(breath) < len(number) else same
+    return redone if len(same) < FULL <= len(redone) <= 11 else same
 
 
 def speak_number(number: str) -> str:

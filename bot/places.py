@@ -12,6 +12,7 @@ from bot.language import MAX_TEXT, unit_in
 
 _STREET = (r"road|rd|street|st|avenue|ave|lane|ln|drive|dr|way|place|pl|court|ct|close|crescent|terrace|square|gardens|"
            r"grove|boulevard|blvd|hill|row|walk|mews|view|rise|green|parade|park|vale|wharf|yard|circle|highway|hwy")
+_BUILDING = r"farm|cottage|cottages|house|hall|lodge|barn|mill|manor|estate|village|vicarage|rectory|chapel|works|centre|center"
 _POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})\b", re.I)
 _ZIP = re.compile(r"\b(?:zip(?: code)?|postcode|post code)\s*(?:is\s+)?(\d{5})\b", re.I)
 _NUMBERED = re.compile(rf"\b(\d{{1,4}}[a-z]?)\s+((?:[A-Za-z'][\w'-]*\s+){{0,3}}(?:{_STREET}))\b\.?", re.I)
@@ -46,7 +47,7 @@ def address_in(text: str, *, asked: bool = False) -> str:
     elif (zip_code := _ZIP.search(text)) is not None:
         parts.append(zip_code.group(1))
     if not parts and asked and not _NOT_PLACE.search(text):
-        bare = unit_in(text, asked=True)
+        bare = unit_in(text, asked=True) or _named_place(text)
         if bare:
             parts.append(bare)
     seen: list[str] = []
@@ -54,6 +55,17 @@ def address_in(text: str, *, asked: bool = False) -> str:
         if not any(p.lower() in s.lower() for s in seen):
             seen.append(p)
     return ", ".join(seen)
+
+
+_PLACE_LEAD = re.compile(r"^\s*(?:(?:yes|yeah|so|um|uh|it's|its|it is|we're at|i'm at|the address is|address is|that's|at)\b[\s,]*)+", re.I)
+
+
+def _named_place(text: str) -> str:
+    """An address with no number, said as the answer, in capitals: "Lane End Farm, Pool in Wharfedale"."""
+    rest = _PLACE_LEAD.sub("", text).strip(" .")
+    names = re.findall(r"\b[A-Z][a-z]+", rest)
+    placed = len(names) >= 3 or (len(names) >= 2 and re.search(rf"\b(?:{_STREET}|{_BUILDING})\b", rest, re.I) is not None)
+    return rest[:80] if placed and rest[:1].isupper() and not re.search(r"\d{5,}", rest) else ""
 
 
 def refuses_place(text: str) -> bool:

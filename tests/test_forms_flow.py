@@ -268,3 +268,37 @@ def test_that_s_fine_use_this_number_takes_the_caller_id_and_leaves_the_subject_
     f.update(name="Priyanka Rao", topic="my kitten got into the lilies", asked="caller_id")
     absorb(f, "that's fine use this number", Words("that's fine use this number"), asked="caller_id")
     assert f["topic"] == "my kitten got into the lilies"
+
+
+@pytest.mark.parametrize(("first", "rest", "number"), [
+    ("no, ring the landline please, it's oh one one three", "four nine six oh five five two", "01134960552"),
+    ("no, the best one is oh seven seven double oh, nine double oh", "five eight two", "07700900582"),
+    ("no that's my work phone, mine's plus forty four seven seven double oh", "nine double oh, seven two one", "07700900721"),
+])
+async def test_a_number_begun_at_the_caller_id_offer_is_finished_in_the_next_breath(first, rest, number):
+    call = Call()
+    await call.say("could someone ring me about the broken dryer in the basement, it's Nora Quinn")
+    assert (await call.say(first)) in ("Okay. And the rest of the number?", "Go on.")
+    assert "Is that right?" in await call.say(rest)
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Nora Quinn", number)
+
+
+async def test_what_it_is_about_told_instead_of_a_yes_joins_it_and_a_digit_in_it_is_no_correction():
+    call = Call()
+    await call.say("hi, could somebody from the office call me back in the morning")
+    await call.say("Will, Will Hartnett")
+    assert (await call.say("same number I'm calling from")) == "What is the message about?"  # the request said nothing of it
+    await call.say("it's about my daughter")
+    readback = await call.say("my daughter needs the spare key cut, she's six and she keeps losing hers")
+    assert "five five five, one two three, zero zero zero zero" in readback  # "six" changed no digit
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert m.callback_number == "5551230000" and "spare key" in m.about and "daughter" in m.about
+
+
+async def test_the_business_named_by_the_caller_is_this_one():
+    call = Call()
+    assert (await call.say("hello, is that Maple Street Property?")).startswith("Yes, this is Maple Street Property Management")
+    assert (await call.say("is that Hartley's Removals? it's about the van")).startswith("No, this is")

@@ -118,3 +118,38 @@ def test_yes_please_before_a_name_is_not_part_of_it():
 def test_the_surname_s_said_as_one_word_is_a_surname():
     assert name_in("no sorry the surname's Hendry, ending in a Y", asked=True) == "Hendry"
     assert merge_name("Rob Hendrie", "Hendry") == "Rob Hendry"
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("it's Tess, like the girl in the book, Tess Ogunbiyi", "Tess Ogunbiyi"),  # an explanation between two tries
+    ("oh sorry, my name, Kyle Brennan", "Kyle Brennan"),
+    ("I'm Pickle's dad, um, Owen, Owen Marsh", "Owen Marsh"),  # who the caller is, then the name
+    ("I'm her son, Felix Adeyemi", "Felix Adeyemi"),
+    ("put it under Chase Van der Berg please", "Chase Van der Berg"),
+    ("you can put Lina Al-Masri", "Lina Al-Masri"),
+    ("right it's Niamh Ó Súilleabháin", "Niamh Ó Súilleabháin"),
+    ("this is Ana de la Cruz", "Ana de la Cruz"),
+    ("hi, Tariq Haddad, can someone come and fix the gate", "Tariq Haddad"),  # a greeting, then the name alone
+    ("yeah hi its Carol no sorry its for my dad its Stan Whitlock he needs a repair", "Stan Whitlock"),
+    ("well you want her name I guess, Ffion, F F I O N, Ffion Hughes", "Ffion Hughes"),  # spelled with no cue
+    ("it's Bob, well, Robert, Robert Lyle", "Robert Lyle"),  # "well": the name said next replaces it
+    ("this is Alex, well Alexandra, Alexandra Kim", "Alexandra Kim"),
+])
+def test_names_given_the_long_way_round(text, name):
+    assert name_in(text) == name
+
+
+@pytest.mark.parametrize("text", [
+    "I'm ringing on behalf of my wife, she's a patient",
+    "the door came off its hinge again",
+    "can I leave my name and number",
+    "the code is, A B C, no",
+])
+def test_what_the_long_way_round_does_not_make_a_name(text):
+    assert name_in(text) is None
+
+
+def test_a_surname_said_as_one_joins_the_first_name():
+    assert merge_name("Declan", "Whelan", "oh and the surname's Whelan, W H E L A N") == "Declan Whelan"
+    assert merge_name("Tomasz", "Kowalczyk", "can you put my last name too, it's Kowalczyk") == "Tomasz Kowalczyk"
+    assert merge_name("Declan", "Dylan", "no, it's Dylan") == "Dylan"  # no surname said: a correction

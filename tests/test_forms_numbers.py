@@ -16,7 +16,7 @@ from bot.places import address_in, refuses_place
     ("no, it's oh seven nine, double one, twenty two, thirty three, forty four", "07911223344"),
     ("oh seven eight treble one, two double four, six seven", "07811124467"),
     ("oh seven seven double oh, nine double oh, one two three", "07700900123"),
-    ("ring me on plus four four seven seven zero zero, nine zero zero, three two one", "447700900321"),
+    ("ring me on plus four four seven seven zero zero, nine zero zero, three two one", "07700900321"),
     ("it's oh one one three, er, four nine six, oh oh nine one", "01134960091"),
     ("my number is area code 312, 555 0199", "3125550199"),
     ("Hi, my number is 555-247-9910, please have someone call me", "5552479910"),
@@ -89,3 +89,14 @@ def test_a_house_number_after_a_whole_phone_number_is_not_part_of_it(text, numbe
 def test_a_number_said_in_two_breaths_after_a_pause_is_one_number():
     assert phone_in("ring me on my work line instead oh one one seven four nine six ... oh one four four") == ("01174960144", "")
     assert phone_in("0117496, and my flat is 12") == ("0117496", "")  # a flat number after is not the rest of it
+
+
+@pytest.mark.parametrize(("said", "want"), [
+    ("mine's plus forty four seven seven double oh, nine double oh, seven two one", "07700900721"),
+    ("+44 20 7946 0018", "02079460018"),
+    ("plus one six oh eight five five five oh one four three", "6085550143"),
+    ("+1 212 555 0144 extension 302", "2125550144 ext 302"),
+    ("call 1 800 555 0199", "18005550199"),  # no "plus": as said
+])
+def test_a_country_code_said_first_gives_the_number_as_dialled_at_home(said, want):
+    assert phone_in(said) == (want, "")

@@ -248,6 +248,8 @@ class Receptionist:
         if r.intent == "repeat":
             st["awaiting"] = awaiting
             return [st.get("last") or HELP], None
+        if r.intent == "wrong_number" and self._names_us(w):  # "hello, is that Brightside Dental?": it is
+            return [f"Yes, this is {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
         if r.intent == "wrong_number":
             st["awaiting"] = "anything_else"
             opener = "No, this is" if w.has("is this", "is that") else "No problem. This is"
@@ -275,7 +277,8 @@ class Receptionist:
             st["awaiting"], st["topic"], st["urgent"] = "offer_message", raw.strip(), False
             return [self.profile.faqs[r.faq].answer, "Would you like to leave a message as well?"], None
         if r.intent == "identity":
-            return [f"You've reached {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
+            opener = "Yes, this is" if self._names_us(w) else "You've reached"
+            return [f"{opener} {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
         if r.intent == "hello":
             return ["Yes, I'm here.", HELP], None
         return None
@@ -323,6 +326,12 @@ class Receptionist:
     def _answered(self, st: dict, sentence: str) -> list[str]:
         st["awaiting"] = "anything_else"
         return [sentence, ANYTHING_ELSE]
+
+    def _names_us(self, w: Words) -> bool:
+        """The caller said this business's name (its distinctive words: "Brightside", "Hartley")."""
+        name = Words(self.profile.name)
+        first = next((x for x in name.words if x in name.content() and len(x) >= 4), "")  # the name's first distinctive word
+        return bool(first) and w.has(first) and w.has("is this", "is that", "this is", "that is", "is it")
 
     @staticmethod
     def _closing(w: Words) -> bool:
