@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -107,7 +107,7 @@ def observe(reply: str, actions: list, state: dict, profile) -> str:
         return "emergency"
     if "is this an emergency" in reply.lower():
         return "emergency_ask"
-    if any(a.kind == "transfer" for a in actions) or re.search(r"(?<!can't )(?<!cannot )put you through", reply):
+    if any(a.kind == "transfer" for a in actions) or "put you through" in reply:  # "I can't put you through": understood too
         return "person"
     if any(a.kind == "hangup" for a in actions):
         return "goodbye"
@@ -179,9 +179,10 @@ async def run_utterance(r: Runner, llm, u: Utterance) -> dict:
 async def run_conversation(r: Runner, llm, c: dict) -> dict:
     saved: list = []
     conv = r.conversation(saved)
-    outcome, danger_line, cpu = "other", False, []
+    outcome, danger_line, cpu, transferred = "other", False, [], False
     for line in c["lines"]:
         reply, actions, t, _ = await r.turn(llm, conv, line)
+        transferred = transferred or any(a.kind == "transfer" for a in actions)
         cpu.append(t)
         danger_line = danger_line or bool(DANGER_LINE.search(reply))
         seen = observe(reply, actions, conv.state, r.profile)
@@ -190,7 +191,7 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
         if any(a.kind in ("transfer", "hangup") for a in actions):
             break
     msgs = [a.message for a in saved if a.kind == "take_message" and a.message]
-    if msgs and outcome not in ("emergency", "person"):
+    if msgs and (outcome != "person" or not transferred) and outcome != "emergency":  # "I can't put you through", then a message
         outcome = "emergency" if msgs[-1].urgent else "message"
     if outcome == "other" and (conv.state.get("pending_message") or {}).get("urgent"):
         outcome = "emergency"
@@ -198,14 +199,14 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
     want = c.get("message")
     if want:
         m = msgs[-1] if msgs else None
-        fields_ok = m is not None and (
-            m.name.strip().lower() == want["name"].lower()
-            and re.sub(r"\D", "", m.callback_number or "") == want["number"]
-            and want["about"].lower() in (m.about or "").lower()
-            and bool(m.urgent) == bool(want["urgent"])
-        )
+        wrong = ["no message"] if m is None else [field for field, good in (
+            ("name", m.name.strip().lower() == want["name"].lower()),
+            ("number", re.sub(r"\D", "", m.callback_number or "") == want["number"]),
+            ("about", want["about"].lower() in (m.about or "").lower()),
+            ("urgent", bool(m.urgent) == bool(want["urgent"]))) if not good]
+        fields_ok = not wrong
     return {"c": c, "outcome": outcome, "ok": outcome == c["outcome"] and (not c.get("danger") or danger_line),
-            "fields_ok": fields_ok, "msg": msgs[-1] if msgs else None, "cpu": cpu}
+            "fields_ok": fields_ok, "wrong": wrong if want else [], "msg": msgs[-1] if msgs else None, "cpu": cpu}
 
 
 def report(title: str, rows: list[dict], convs: list[dict], show_errors: bool, actions_only: bool) -> None:
@@ -239,6 +240,10 @@ def report(title: str, rows: list[dict], convs: list[dict], show_errors: bool, a
         fl = [c["fields_ok"] for c in convs if c["fields_ok"] is not None]
         print(f"  conversations with the right outcome: {sum(ok)}/{len(ok)}; message fields exact: {sum(fl)}/{len(fl)}"
               f" = {100 * sum(fl) / max(1, len(fl)):.1f} %")
+        wrong = Counter(w for c in convs for w in c["wrong"])  # counts only: a blind set's texts stay hidden
+        wrong_outcomes = Counter(f"{c['c']['outcome']}->{c['outcome']}" for c in convs if not c["ok"])
+        if wrong or wrong_outcomes:
+            print(f"  fields wrong: {dict(sorted(wrong.items()))}; outcomes wrong (want->got): {dict(sorted(wrong_outcomes.items()))}")
     cpu = [x["cpu"] * 1000 for x in rows]
     wall = sorted(x["wall"] * 1000 for x in rows)
     if cpu:

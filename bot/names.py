@@ -184,8 +184,12 @@ def _spelled_out(toks: list[Tok], cased: bool) -> list[str]:
         spelled = letters(seg)
         if len(spelled) < 3 or k == 0:
             continue
-        if segs[k - 1] and similar(segs[k - 1][-1].low, spelled):
-            name, _ = read_name([segs[k - 1][-1:], *segs[k:]], cased=cased, strict=False)
+        prev = segs[k - 1]
+        if prev and similar(prev[-1].low, spelled):
+            j = len(prev) - 1  # the name-like words that end the piece before: "Aoife Kowalczyk, that's K O W..."
+            while j > max(0, len(prev) - 3) and namelike(prev[j - 1], first=False, nxt="", cased=cased, strict=False):
+                j -= 1
+            name, _ = read_name([prev[j:], *segs[k:]], cased=cased, strict=False)
             if name:
                 return name
     return []

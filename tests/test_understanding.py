@@ -339,3 +339,23 @@ async def test_a_child_bleeding_a_lot_gets_the_emergency_services_line(readers):
                                   "the garage is burning down"])
 async def test_danger_to_life_told_by_what_the_caller_sees_gets_the_emergency_services_line(readers, text):
     assert readers[PROPERTY.name].read(text).danger
+
+
+class _SureHead:
+    """A head that reads everything as an emergency it is sure of (not danger)."""
+
+    def decide(self, ev, rule):
+        return Reading("emergency", sure=True, score=0.95, by="head")
+
+
+@pytest.mark.parametrize(("text", "sure"), [
+    ("my crown came off at tea, it doesn't hurt though", False),  # said calm
+    ("the waste pipe drips a bit, could someone call me back", False),  # a call back asked for, no urgency
+    ("could someone call me back, water is pouring through the ceiling right now", True),  # asked for, but urgent
+    ("water is pouring through the ceiling", True),
+])
+def test_a_caller_who_says_it_is_calm_or_asks_for_a_call_back_is_asked_never_put_through_unasked(encoder, text, sure):
+    u = Understanding(PROPERTY, encoder)
+    u.head = _SureHead()
+    r = u.read(text)
+    assert r.intent == "emergency" and r.sure is sure

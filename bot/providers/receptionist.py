@@ -25,6 +25,7 @@ from bot.conversation import Action, Conversation
 from bot.hours import day_text, hours_for, now_text, week_text
 from bot.language import Words, caller_digits, is_no, is_yes
 from bot.message_topic import request_topic
+from bot.names import name_in
 from bot.phone_numbers import digits_in
 from bot.profile import DAYS, Profile, cached_profile
 from bot.providers.kit import Edge
@@ -45,6 +46,9 @@ NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't 
               "no message")
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
 NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
+
+
+IN_FORM_ASK = 0.5  # a message being left: "is this an emergency?" only when the head finds it more likely than not
 
 
 class Receptionist:
@@ -118,6 +122,10 @@ class Receptionist:
         if not r.sure:  # close to an emergency: ask, as a person would; the form waits
             if form.get("asked") in ("caller_id", "confirm"):
                 return None  # after a yes-or-no question, the caller's next "yes" could answer either: the message goes on
+            if form.get("asked") == "name" and name_in(raw, asked=True):
+                return None  # "hang on, the cat's knocking stuff over... okay it's Bernadette Kowal": the name asked for
+            if r.by == "head" and r.score < IN_FORM_ASK:
+                return None  # leaving a message, "the kitchen tap keeps dripping": told as a message, filed as one
             st["form_emergency"] = raw.strip()
             return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
         return self._escalate_form(raw, st, conv, danger=r.danger)

@@ -150,7 +150,14 @@ class Understanding:
         r = self.head.decide(ev, rule)
         if r.intent == "faq" and (self._another_task(ev.w, r.faq) or ev.w.has(*keywords.CALLBACK)):
             return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
+        if r.intent == "emergency" and r.sure and not r.danger and self._hedged(ev.w):
+            return replace(r, sure=False)  # "it doesn't hurt though", "can someone call me": asked, never put through unasked
         return r
+
+    def _hedged(self, w: Words) -> bool:
+        """The caller said it is calm, or asked for a call back without a word of urgency."""
+        asked_back = w.has(*keywords.CALLBACK, *keywords.MESSAGE) and not keywords.emergency(w, self.profile)
+        return (w.has(*keywords.CALM_SAID) or asked_back) and not w.has(*keywords.URGENCY)
 
     def evidence(self, raw: str) -> tuple[Evidence, Reading]:
         """What the reading is decided from, and the hand-written rules' reading (needs the encoder)."""
