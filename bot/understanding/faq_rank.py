@@ -39,8 +39,6 @@ def _prefixes(stems: set[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class _Faq:
-    rows: slice  # its exemplars' rows in FaqTexts.vectors (question first, when it has one)
-    has_question: bool
     keywords: tuple[str, ...]
     stems: frozenset[str]  # of its question, examples and answer
     prefixes: frozenset[str]
@@ -67,47 +65,45 @@ class FaqTexts:
             for p in _prefixes(sent):
                 pdf[p] = pdf.get(p, 0) + 1
         self.pidf = {p: math.log((1 + len(sentences)) / n) for p, n in pdf.items()}
-        self.faqs: list[_Faq] = []
-        at = 0
-        for f, vecs in zip(faqs, exemplars, strict=True):
-            stems = frozenset().union(*(Words(s).content() for s in (f.question, *f.examples, f.answer) if s))
-            self.faqs.append(_Faq(slice(at, at + len(vecs)), bool(f.question), f.keywords, stems,
-                                  frozenset(_prefixes(set(stems))), frozenset(Words(f.answer).content())))
-            at += len(vecs)
+        self.faqs = [_Faq(f.keywords, stems, frozenset(_prefixes(set(stems))), frozenset(Words(f.answer).content()))
+                     for f in faqs
+                     for stems in [frozenset().union(*(Words(s).content() for s in (f.question, *f.examples, f.answer) if s))]]
+        # each FAQ's exemplar rows, padded to the longest (question first, when it has one)
+        self._count = np.array([max(1, len(v)) for v in exemplars], dtype=np.float32)
+        width = int(self._count.max()) if exemplars else 1
+        starts = np.cumsum([0, *(len(v) for v in exemplars)])[:-1]
+        self._index = np.array([[min(s + j, len(self.vectors) - 1) for j in range(width)] for s in starts], dtype=int)
+        self._mask = np.array([[j < len(v) for j in range(width)] for v in exemplars], dtype=bool)
+        self._has_question = np.array([bool(f.question) for f in faqs])
 
     def features(self, ev: Evidence) -> np.ndarray:
         """One row of ``FEATURES`` per FAQ."""
         n = len(self.faqs)
         if n == 0:
             return np.zeros((0, len(FEATURES)), np.float32)
-        sims = self.vectors @ ev.vec
-        answer = self.answers @ ev.vec
+        sims = np.where(self._mask, (self.vectors @ ev.vec)[self._index], -1.0)  # -1 past an FAQ's exemplars
+        top = -np.sort(-sims, axis=1)[:, :3]  # each FAQ's three nearest exemplars, best first
+        nearest, second = top[:, 0], np.where(self._count > 1, top[:, min(1, top.shape[1] - 1)], top[:, 0])
+        k = np.minimum(self._count, top.shape[1])
+        top3 = (top * (np.arange(top.shape[1]) < k[:, None])).sum(axis=1) / k
+        mean = np.where(self._mask, sims, 0.0).sum(axis=1) / self._count
+        question = np.where(self._has_question, sims[:, 0], nearest)
+        rank = np.empty(n, int)
+        rank[np.argsort(-nearest)] = np.arange(n)
         said = ev.w.content()
         said_idf = sum(self.idf.get(s, 0.0) for s in said) or 1.0
         said_p = _prefixes(said)
         said_pidf = sum(self.pidf.get(p, 0.0) for p in said_p) or 1.0
+        words = np.array([(min(3, sum(ev.w.count(k) for k in f.keywords)),
+                           sum(self.idf.get(s, 0.0) for s in said & f.stems) / said_idf,
+                           sum(self.pidf.get(p, 0.0) for p in said_p & f.prefixes) / said_pidf,
+                           sum(self.idf.get(s, 0.0) for s in said & f.answer_stems) / said_idf) for f in self.faqs])
         boosted, _ = ev.best_faq()
-        per = np.zeros((n, 5), np.float32)  # question, nearest, second, mean, top3
-        for i, f in enumerate(self.faqs):
-            s = np.sort(sims[f.rows])[::-1]
-            if not len(s):
-                per[i] = -1.0
-                continue
-            per[i] = (sims[f.rows.start] if f.has_question else s[0], s[0], s[1] if len(s) > 1 else s[0],
-                      s.mean(), s[:3].mean())
-        order = np.argsort(-per[:, 1])
-        rank = np.empty(n, int)
-        rank[order] = np.arange(n)
-        out = np.zeros((n, len(FEATURES)), np.float32)
-        for i, f in enumerate(self.faqs):
-            out[i] = (*per[i], answer[i], rank[i] == 0, rank[i] == 1, per[i, 1] - per[:, 1].max(),
-                      per[i, 4] - per[:, 4].max(), per[i, 3] - per[:, 3].max(), boosted == i,
-                      ev.kw == "faq" and ev.kw_faq == i, min(3, sum(ev.w.count(k) for k in f.keywords)),
-                      sum(self.idf.get(s, 0.0) for s in said & f.stems) / said_idf,
-                      sum(self.pidf.get(p, 0.0) for p in said_p & f.prefixes) / said_pidf,
-                      sum(self.idf.get(s, 0.0) for s in said & f.answer_stems) / said_idf,
-                      math.log(1 + f.rows.stop - f.rows.start))
-        return out
+        index = np.arange(n)
+        return np.column_stack([
+            question, nearest, second, mean, top3, self.answers @ ev.vec, rank == 0, rank == 1,
+            nearest - nearest.max(), top3 - top3.max(), mean - mean.max(), index == boosted,
+            (index == ev.kw_faq) & (ev.kw == "faq"), words, np.log1p(self._count)]).astype(np.float32)
 
 
 class FaqRanker:
