@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--write", action="store_true")
-    ap.add_argument("--show-errors", action="store_true", help="the cross-validated ranker's mistakes (non-blind data)")
+    ap.add_argument("--show-errors", action="store_true", help="where the cross-validated ranker and the nearest exemplar differ (x: the ranker wrong)")
     a = ap.parse_args()
     t0 = time.perf_counter()
     d, secs = dataset()
@@ -145,8 +145,8 @@ def main() -> None:
     print("weights (standardised features):", ", ".join(f"{f} {w:+.2f}" for f, w in zip(FEATURES, ranker.weights, strict=True)))
     if a.show_errors:
         for i in every:
-            if not d.right[i, held[i]]:
-                print(f"    x [{d.business[i]}] faq:{held[i]} (nearest faq:{d.nearest[i]}, want "
+            if d.right[i, held[i]] != (d.nearest[i] >= 0 and d.right[i, d.nearest[i]]):
+                print(f"    {'x' if not d.right[i, held[i]] else '+'} [{d.business[i]}] faq:{held[i]} (nearest faq:{d.nearest[i]}, want "
                       f"{','.join(f'faq:{j}' for j in np.flatnonzero(d.right[i]))}) | {d.text[i]}")
     if a.write:
         np.savez_compressed(OUT, weights=ranker.weights, mean=ranker.mean, scale=ranker.scale,
