@@ -51,7 +51,7 @@ def dataset() -> tuple[Data, float]:
         if b.utterances and b.utterances[0].split.startswith("blind"):
             continue
         if b.file not in readers:
-            readers[b.file] = Understanding(load_profile_compat(b.file), encoder, trained=False)
+            readers[b.file] = Understanding(load_profile_compat(b.file), encoder, trained=False, ranked=False)
         u = readers[b.file]
         assert u.faq_texts is not None
         for utt in b.utterances:

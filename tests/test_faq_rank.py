@@ -13,7 +13,6 @@ from bot.profile import load_profile
 from bot.understanding.classify import Understanding
 from bot.understanding.encoder import MODEL_SHA256, load_encoder
 from bot.understanding.faq_rank import FEATURES, FaqRanker, load_ranker
-from bot.understanding.head import load_head
 
 BUSINESS = Path(__file__).resolve().parents[1] / "examples" / "business"
 PLUMBING, DENTAL = load_profile(BUSINESS / "plumbing-heating.toml"), load_profile(BUSINESS / "dental-practice.toml")
@@ -38,12 +37,10 @@ def test_the_shipped_ranker_is_for_the_shipped_model_and_features():
     assert load_ranker("0" * 64) is None  # another model: the nearest exemplar picks
 
 
-def test_the_highest_score_is_picked_with_its_share():
-    r = FaqRanker(np.array([1.0, 0.0], np.float32), np.zeros(2, np.float32), np.ones(2, np.float32))
-    i, p = r.pick(np.array([[0.0, 5.0], [2.0, 0.0], [1.0, 9.0]], np.float32))
-    assert i == 1
-    assert p == pytest.approx(np.exp(2) / (1 + np.exp(2) + np.exp(1)))
-    assert r.pick(np.zeros((0, 2), np.float32)) == (-1, -1.0)  # a business without FAQs
+def test_the_highest_score_is_picked():
+    r = FaqRanker(np.array([1.0, -1.0], np.float32), np.array([1.0, 0.0], np.float32), np.full(2, 2.0, np.float32))
+    assert r.pick(np.array([[0.0, 5.0], [3.0, 1.0], [2.0, 0.4]], np.float32)) == (1, pytest.approx(0.5))
+    assert r.pick(np.zeros((0, 2), np.float32)) == (-1, 0.0)  # a business without FAQs
 
 
 @pytest.mark.parametrize(("profile", "text", "question"), [
@@ -64,7 +61,7 @@ def test_the_ranker_picks_the_faq_asked_where_the_nearest_exemplar_does_not(enco
 
 def test_without_weights_the_nearest_exemplar_picks(encoder):
     text = "do you charge to come and price up a job"
-    u = Understanding(PLUMBING, encoder, head=load_head(MODEL_SHA256), trained=False)  # the head, no ranker
+    u = Understanding(PLUMBING, encoder, ranked=False)  # the shipped head, no ranker
     assert u.faq_ranker is None
     ev, _ = u.evidence(text)
     assert ev.ranked_faq is None and ev.faq() == ev.best_faq()

@@ -26,7 +26,7 @@ from bot.language import Words
 from bot.profile import Profile
 from bot.understanding import keywords
 from bot.understanding.encoder import MODEL_SHA256, Encoder
-from bot.understanding.faq_rank import FaqRanker, FaqTexts, load_ranker
+from bot.understanding.faq_rank import FaqTexts, load_ranker
 from bot.understanding.head import Head, load_head
 from bot.understanding.reading import Evidence, Reading
 
@@ -94,15 +94,16 @@ def exemplars_for(profile: Profile) -> list[tuple[str, str]]:
 class Understanding:
     """Reads utterances for one business profile. ``encoder`` None: keywords only."""
 
-    def __init__(self, profile: Profile, encoder: Encoder | None, *, head: Head | None = None,
-                 faq_ranker: FaqRanker | None = None, trained: bool = True) -> None:
+    def __init__(self, profile: Profile, encoder: Encoder | None, *, head: Head | None = None, trained: bool = True,
+                 ranked: bool = True) -> None:
         """``head``: the trained head (head.py), by default the shipped one when there is an
-        encoder; ``faq_ranker`` likewise (faq_rank.py); ``trained`` False: neither (the
-        hand-written rules read and the nearest exemplar picks the FAQ, as when training them)."""
+        encoder; ``trained`` False: none (the hand-written rules read, as when training it).
+        ``ranked``: the shipped FAQ ranker (faq_rank.py) picks the FAQ, when there is an
+        encoder; it is part of the evidence the head is trained on. False: the nearest exemplar."""
         self.profile = profile
         self.encoder = encoder
         self.head = head or (load_head(MODEL_SHA256) if trained and encoder is not None else None)
-        self.faq_ranker = faq_ranker or (load_ranker(MODEL_SHA256) if trained and encoder is not None else None)
+        self.faq_ranker = load_ranker(MODEL_SHA256) if ranked and encoder is not None else None
         pairs = exemplars_for(profile)
         self._labels = sorted({label for label, _ in pairs})
         self._label_of = np.array([self._labels.index(label) for label, _ in pairs])

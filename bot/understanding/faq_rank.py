@@ -116,13 +116,12 @@ class FaqRanker:
         return ((x - self.mean) / self.scale) @ self.weights
 
     def pick(self, x: np.ndarray) -> tuple[int, float]:
-        """(the FAQ's index, its probability among the business's FAQs); (-1, -1) if none."""
+        """(the FAQ's index, its score: how well the utterance fits it); (-1, 0) if none."""
         if not len(x):
-            return -1, -1.0
+            return -1, 0.0
         z = self.scores(x)
-        p = np.exp(z - z.max())
-        i = int(p.argmax())
-        return i, float(p[i] / p.sum())
+        i = int(z.argmax())
+        return i, float(z[i])
 
 
 def load_ranker(model_sha: str) -> FaqRanker | None:

@@ -34,7 +34,7 @@ class Evidence:
     best: dict[str, float]  # the same with the keyword boosts, without danger and emergency
     danger_score: float  # the nearest danger exemplar (also over a run-on's clauses)
     em: float  # how close to an emergency, with the keyword and urgency boosts
-    ranked_faq: tuple[int, float] | None = None  # the trained FAQ ranker's pick (faq_rank.py): (index, probability)
+    ranked_faq: tuple[int, float] | None = None  # the trained FAQ ranker's pick (faq_rank.py): (index, score)
 
     @property
     def kw_label(self) -> str:
