@@ -26,6 +26,7 @@ from bot.language import Words
 from bot.profile import Profile
 from bot.understanding import keywords
 from bot.understanding.encoder import MODEL_SHA256, Encoder
+from bot.understanding.faq_rank import FaqTexts, load_ranker
 from bot.understanding.head import Head, load_head
 from bot.understanding.reading import Evidence, Reading
 
@@ -93,16 +94,25 @@ def exemplars_for(profile: Profile) -> list[tuple[str, str]]:
 class Understanding:
     """Reads utterances for one business profile. ``encoder`` None: keywords only."""
 
-    def __init__(self, profile: Profile, encoder: Encoder | None, *, head: Head | None = None, trained: bool = True) -> None:
+    def __init__(self, profile: Profile, encoder: Encoder | None, *, head: Head | None = None, trained: bool = True,
+                 ranked: bool = True) -> None:
         """``head``: the trained head (head.py), by default the shipped one when there is an
-        encoder; ``trained`` False: none (the hand-written rules read, as when training it)."""
+        encoder; ``trained`` False: none (the hand-written rules read, as when training it).
+        ``ranked``: the shipped FAQ ranker (faq_rank.py) picks the FAQ, when there is an
+        encoder; it is part of the evidence the head is trained on. False: the nearest exemplar."""
         self.profile = profile
         self.encoder = encoder
         self.head = head or (load_head(MODEL_SHA256) if trained and encoder is not None else None)
+        self.faq_ranker = load_ranker(MODEL_SHA256) if ranked and encoder is not None else None
         pairs = exemplars_for(profile)
         self._labels = sorted({label for label, _ in pairs})
         self._label_of = np.array([self._labels.index(label) for label, _ in pairs])
         self._matrix = encoder.embed_many([s for _, s in pairs]) if encoder is not None else None
+        self.faq_texts: FaqTexts | None = None
+        if encoder is not None and self._matrix is not None:
+            rows = [self._matrix[[j for j, (label, _) in enumerate(pairs) if label == f"faq:{i}"]]
+                    for i in range(len(profile.faqs))]
+            self.faq_texts = FaqTexts(profile.faqs, rows, encoder.embed_many([f.answer for f in profile.faqs]))
         # the staff tasks each FAQ is itself about ("Can I book a hygienist?": booking)
         self._faq_tasks = [{t for t in keywords.STAFF_TASKS if Words(" ".join((f.question, *f.examples))).has(t)}
                            for f in profile.faqs]
@@ -170,6 +180,8 @@ class Understanding:
             em += EMERGENCY_KEYWORD_BOOST
         em += URGENCY_BOOST * min(2, sum(w.count(c) for c in keywords.URGENCY))
         ev = Evidence(raw, w, kw, kw_faq, vec, meaning, best, danger_score, em)
+        if self.faq_ranker is not None and self.faq_texts is not None:
+            ev = replace(ev, ranked_faq=self.faq_ranker.pick(self.faq_texts.features(ev)))
         return ev, self._rules(ev, danger_kw=keywords.danger(w), said_calm=said_calm)
 
     def _rules(self, ev: Evidence, *, danger_kw: bool, said_calm: bool) -> Reading:

@@ -119,7 +119,7 @@ class Head:
         if top_p < UNSURE and rule.intent != "emergency":
             return rule
         if top == "faq":
-            i, _ = ev.best_faq()
+            i, _ = ev.faq()
             if i >= 0:
                 return Reading("faq", i, score=top_p, by="head", emergency_score=emergency)
             top = "message"

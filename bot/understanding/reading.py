@@ -34,6 +34,7 @@ class Evidence:
     best: dict[str, float]  # the same with the keyword boosts, without danger and emergency
     danger_score: float  # the nearest danger exemplar (also over a run-on's clauses)
     em: float  # how close to an emergency, with the keyword and urgency boosts
+    ranked_faq: tuple[int, float] | None = None  # the trained FAQ ranker's pick (faq_rank.py): (index, score)
 
     @property
     def kw_label(self) -> str:
@@ -43,3 +44,7 @@ class Evidence:
         """The FAQ nearest in meaning (keyword boost included): (index, score), (-1, -1) if none."""
         faqs = [(int(k[4:]), v) for k, v in self.best.items() if k.startswith("faq:")]
         return max(faqs, key=lambda kv: kv[1], default=(-1, -1.0))
+
+    def faq(self) -> tuple[int, float]:
+        """Which FAQ, if it is an FAQ ask: the trained ranker's pick, else the nearest in meaning."""
+        return self.ranked_faq if self.ranked_faq is not None else self.best_faq()
