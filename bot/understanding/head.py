@@ -55,7 +55,7 @@ CUES: dict[str, Callable[[Words], float]] = {
 }
 GRAMS = 2048  # hashed word stems and stem pairs (the wording the sentence vector smooths over)
 SURE = 0.8   # emergency probability: at or above, an emergency
-ASK = 0.2  # ... from here, ask the caller
+ASK = 0.1  # ... from here, ask the caller (5-fold: recall 99.4 -> 99.6 %, non-emergencies asked 2.9 -> 4.2 %)
 SECONDED = 0.4  # ... or at least this when the rules are sure of it
 DANGER = 0.5  # danger probability (of the emergency's): the emergency services line first
 UNSURE = 0.35  # below this, the head's best guess is no better than the rules'
