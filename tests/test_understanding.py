@@ -359,3 +359,21 @@ def test_a_caller_who_says_it_is_calm_or_asks_for_a_call_back_is_asked_never_put
     u.head = _SureHead()
     r = u.read(text)
     assert r.intent == "emergency" and r.sure is sure
+
+
+class _MessageHead:
+    """A head that reads everything as a routine message."""
+
+    def decide(self, ev, rule):
+        return Reading("message", score=0.9, by="head", emergency_score=0.01)
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("not urgent I guess but the water is pouring everywhere right now", "emergency"),  # two signs of urgency: asked
+    ("the water is pouring in the bathroom", "message"),  # one is the head's call
+])
+def test_two_signs_of_urgency_are_asked_about_whatever_the_head_reads(encoder, text, intent):
+    u = Understanding(PROPERTY, encoder)
+    u.head = _MessageHead()
+    r = u.read(text)
+    assert r.intent == intent and (intent != "emergency" or not r.sure)

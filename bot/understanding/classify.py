@@ -162,6 +162,9 @@ class Understanding:
             return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
         if r.intent == "emergency" and r.sure and not r.danger and self._hedged(ev.w):
             return replace(r, sure=False)  # "it doesn't hurt though", "can someone call me": asked, never put through unasked
+        if r.intent != "emergency" and _pressed(ev.w) and not keywords.asking(core_words(raw)):
+            # "not urgent I guess but water is pouring everywhere right now": two signs of urgency are asked about
+            return Reading("emergency", sure=False, score=r.emergency_score, by="head", emergency_score=r.score)
         return r
 
     def _hedged(self, w: Words) -> bool:
@@ -257,3 +260,8 @@ class Understanding:
                 return Reading(generic, score=meaning[generic], by="meaning", emergency_score=em)
             return Reading("faq", int(label[4:]), score=score, by="meaning", emergency_score=em)
         return Reading(label, score=score, by="meaning", emergency_score=em)
+
+
+def _pressed(w: Words) -> bool:
+    """Two or more signs of urgency said ("pouring", "everywhere", "right now"), whatever else was."""
+    return sum(1 for cue in keywords.URGENCY if w.has(cue)) >= 2
