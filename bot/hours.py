@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from bot.language import Words
 from bot.profile import DAYS, Profile, Span
 
 
@@ -124,3 +125,34 @@ def hours_for(profile: Profile, day: str, now: datetime) -> str:
         return day_text(profile, date.fromisoformat(d), None, today)
     except ValueError:
         return week_text(profile)
+
+
+NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
+
+
+def answer_hours(profile: Profile, w: Words, now: datetime) -> str:
+    """The answer to a question about the hours: a closure or holiday named, tomorrow, today,
+    the weekend, a weekday, whether open now, else the week."""
+    today = now.date()
+    for day, reason in sorted(profile.closures.items()):
+        if day >= today and any(x in w.content() for x in Words(reason).content() - {"day"}):
+            return day_text(profile, day, None, today)
+    if w.has("holiday", "holidays", "bank holiday") and profile.closures:
+        upcoming = [f"{r} ({d.strftime('%B')} {d.day})" for d, r in sorted(profile.closures.items()) if d >= today][:3]
+        return "We're closed on " + ", ".join(upcoming) + ". " + week_text(profile) if upcoming else week_text(profile)
+    if w.has("tomorrow"):
+        return hours_for(profile, "tomorrow", now)
+    if w.has("today", "tonight", "this afternoon", "this morning", "this evening") and not w.has(*NOW[:-1]):
+        return hours_for(profile, "today", now)
+    if w.has("weekend"):
+        sat = today + timedelta(days=(5 - today.weekday()) % 7)
+        if profile.span_on(sat) is None and profile.span_on(sat + timedelta(days=1)) is None:
+            nxt = profile.next_opening(datetime(sat.year, sat.month, sat.day, 23, 59, tzinfo=profile.tz) + timedelta(days=1))
+            return "We're closed at the weekend." + (f" {hours_for(profile, DAYS[nxt.weekday()], now)}" if nxt else "")
+        return day_text(profile, sat, None, today) + " " + day_text(profile, sat + timedelta(days=1), None, today)
+    for name in DAYS:
+        if w.has(name):
+            return hours_for(profile, name, now)
+    if w.has(*NOW) and not w.has("hours", "what time", "when do you", "when are you"):
+        return now_text(profile, now)
+    return week_text(profile)

@@ -156,3 +156,14 @@ def pytest_asyncio_loop_factories(config, item):
     if item.get_closest_marker("virtual_time") is not None and item.get_closest_marker("real_time") is None:
         return {"virtual": VirtualTimeLoop}
     return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The shared sentence encoder (the local extra); the test skips without it."""
+    from bot.understanding.encoder import load_encoder
+
+    enc = load_encoder()
+    if enc is None:
+        pytest.skip("the sentence encoder package (local extra) is not installed")
+    return enc

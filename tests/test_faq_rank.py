@@ -11,19 +11,11 @@ import pytest
 
 from bot.profile import load_profile
 from bot.understanding.classify import Understanding
-from bot.understanding.encoder import MODEL_SHA256, load_encoder
+from bot.understanding.encoder import MODEL_SHA256
 from bot.understanding.faq_rank import FEATURES, FaqRanker, load_ranker
 
 BUSINESS = Path(__file__).resolve().parents[1] / "examples" / "business"
 PLUMBING, DENTAL = load_profile(BUSINESS / "plumbing-heating.toml"), load_profile(BUSINESS / "dental-practice.toml")
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    enc = load_encoder()
-    if enc is None:
-        pytest.skip("the sentence encoder package (local extra) is not installed")
-    return enc
 
 
 def faq_index(profile, question: str) -> int:

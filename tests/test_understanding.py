@@ -14,21 +14,12 @@ from bot.conversation import Action, Conversation
 from bot.profile import ProfileError, load_profile
 from bot.providers.receptionist import CANT_HELP, Receptionist
 from bot.understanding.classify import Reading, Understanding
-from bot.understanding.encoder import load_encoder
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "business"
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
 DENTAL = load_profile(EXAMPLES / "dental-practice.toml")
 VET = load_profile(EXAMPLES / "veterinary-clinic.toml")
 NIGHT = datetime(2026, 12, 3, 2, 30, tzinfo=UTC)  # 21:30 in New York, 20:30 in Chicago, 02:30 in London
-
-
-@pytest.fixture(scope="session")
-def encoder():
-    enc = load_encoder()
-    if enc is None:
-        pytest.skip("the sentence encoder package (local extra) is not installed")
-    return enc
 
 
 @pytest.fixture(scope="session")

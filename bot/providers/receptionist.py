@@ -17,17 +17,17 @@ import asyncio
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot import message_fields, message_form
 from bot.conversation import Action, Conversation
-from bot.hours import day_text, hours_for, now_text, week_text
+from bot.hours import answer_hours
 from bot.language import Words, caller_digits, is_no, is_yes
 from bot.message_topic import request_topic
 from bot.names import name_in
 from bot.phone_numbers import digits_in
-from bot.profile import DAYS, Profile, cached_profile
+from bot.profile import Profile, cached_profile
 from bot.providers.kit import Edge
 from bot.understanding import keywords
 from bot.understanding.answers import emergency_answer
@@ -45,7 +45,6 @@ DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like 
 NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
               "no message")
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
-NOW = ("now", "right now", "currently", "at the moment", "still open", "this minute", "are you open")
 
 
 IN_FORM_ASK = 0.5  # a message being left: "is this an emergency?" only when the head finds it more likely than not
@@ -278,7 +277,7 @@ class Receptionist:
                 return self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw)), None
             return self._start_form(st, conv, request_topic(raw, w)), None
         if r.intent == "hours":
-            return self._answered(st, self._hours(w)), None
+            return self._answered(st, answer_hours(self.profile, w, self.now())), None
         if r.intent == "address":
             return self._answered(st, f"We're at {self.profile.address}"), None
         if r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs):
@@ -314,7 +313,7 @@ class Receptionist:
             return None
         r = await self._read(self._dtmf(raw))
         if r.intent == "hours":
-            answer = self._hours(w)
+            answer = answer_hours(self.profile, w, self.now())
         elif r.intent == "address":
             answer = f"We're at {self.profile.address}"
         elif r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs) and st["form"].get("asked") != "topic":
@@ -344,33 +343,6 @@ class Receptionist:
     @staticmethod
     def _closing(w: Words) -> bool:
         return keywords.closing(w)
-
-    # ------------------------------------------------------------------ hours
-    def _hours(self, w: Words) -> str:
-        now = self.now()
-        today = now.date()
-        for day, reason in sorted(self.profile.closures.items()):
-            if day >= today and any(x in w.content() for x in Words(reason).content() - {"day"}):
-                return day_text(self.profile, day, None, today)
-        if w.has("holiday", "holidays", "bank holiday") and self.profile.closures:
-            upcoming = [f"{r} ({d.strftime('%B')} {d.day})" for d, r in sorted(self.profile.closures.items()) if d >= today][:3]
-            return "We're closed on " + ", ".join(upcoming) + ". " + week_text(self.profile) if upcoming else week_text(self.profile)
-        if w.has("tomorrow"):
-            return hours_for(self.profile, "tomorrow", now)
-        if w.has("today", "tonight", "this afternoon", "this morning", "this evening") and not w.has(*NOW[:-1]):
-            return hours_for(self.profile, "today", now)
-        if w.has("weekend"):
-            sat = today + timedelta(days=(5 - today.weekday()) % 7)
-            if self.profile.span_on(sat) is None and self.profile.span_on(sat + timedelta(days=1)) is None:
-                nxt = self.profile.next_opening(datetime(sat.year, sat.month, sat.day, 23, 59, tzinfo=self.profile.tz) + timedelta(days=1))
-                return "We're closed at the weekend." + (f" {hours_for(self.profile, DAYS[nxt.weekday()], now)}" if nxt else "")
-            return day_text(self.profile, sat, None, today) + " " + day_text(self.profile, sat + timedelta(days=1), None, today)
-        for name in DAYS:
-            if w.has(name):
-                return hours_for(self.profile, name, now)
-        if w.has(*NOW) and not w.has("hours", "what time", "when do you", "when are you"):
-            return now_text(self.profile, now)
-        return week_text(self.profile)
 
     # ------------------------------------------------------------------ transfer, emergency
     def _transfer(self, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
