@@ -338,7 +338,7 @@ class Receptionist:
         """The caller said this business's name (its distinctive words: "Brightside", "Hartley")."""
         name = Words(self.profile.name)
         first = next((x for x in name.words if x in name.content() and len(x) >= 4), "")  # the name's first distinctive word
-        return bool(first) and w.has(first) and w.has("is this", "is that", "this is", "that is", "is it")
+        return bool(first) and w.has(first) and w.has("is this", "is that", "this is", "that is", "is it", "through to", "have i got", "have i reached")
 
     @staticmethod
     def _closing(w: Words) -> bool:
