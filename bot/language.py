@@ -87,7 +87,7 @@ class Words:
         return any(re.search(r"[a-z0-9]", w) and w not in FILLERS for w in self.words)
 
 
-YES = ("yes", "yeah", "yep", "yup", "correct", "right", "sure", "please", "ok", "okay", "that's right", "it is",
+YES = ("yes", "yeah", "yep", "yup", "aye", "yea", "yeh", "correct", "right", "sure", "please", "ok", "okay", "that's right", "it is",
        "go ahead", "please do", "that would be great", "alright", "of course", "definitely", "absolutely")
 NO = ("no", "nope", "nah", "wrong", "incorrect", "not really", "don't", "no thanks", "not now")
 
@@ -103,7 +103,7 @@ def is_no(w: Words) -> bool:
 def last_answer(w: Words) -> str | None:
     """The caller's final yes or no ("yes... no, wrong number" -> "no"); None if neither."""
     for word in reversed(w.words):
-        if word in ("yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok", "okay"):
+        if word in ("yes", "yeah", "yep", "yup", "aye", "yea", "yeh", "correct", "right", "sure", "ok", "okay"):
             return "yes"
         if word in ("no", "nope", "nah", "wrong", "incorrect", "not"):
             return "no"

@@ -103,9 +103,6 @@ def answers_question(raw: str, w: Words, st: dict) -> bool:
     return f.get("asked") in ("confirm", "caller_id") and answer_of(w) is not None
 
 
-
-
-
 async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]:
     """One caller turn inside the form: the next question, or the message saved (through
     ``Conversation.perform``, before the caller hears it was passed on)."""

@@ -17,7 +17,11 @@ _POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})\b", re.I)
 _ZIP = re.compile(r"\b(?:zip(?: code)?|postcode|post code)\s*(?:is\s+)?(\d{5})\b", re.I)
 _NUMBERED = re.compile(rf"\b(\d{{1,4}}[a-z]?)\s+((?:[A-Za-z'][\w'-]*\s+){{0,3}}(?:{_STREET}))\b\.?", re.I)
 _NAMED = re.compile(rf"\b(?:on|in|at|off)\s+((?:[A-Z][\w'-]*\s+){{1,3}}(?:{_STREET}))\b", re.I)
-_TOWN = re.compile(r"^[\s,]+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)(?=\s*(?:,|$|[A-Z]{1,2}\d))")
+# a one-word street said after "I'm at" ("I'm at 18 Kingsway in Wakefield", "we live at 210 Broadway")
+_AT_NUMBER = re.compile(r"(?i:\b(?:i'm at|im at|i am at|we're at|we are at|live at|living at|address is|it's at)\s+)"
+                        r"(\d{1,4}[a-z]?)\s+([A-Z][a-z][\w'-]*)\b")
+_TOWN = re.compile(r"^[\s,]+(?:in\s+)?([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)(?=\s*(?:,|$|[A-Z]{1,2}\d))")
+_CORRECTED = re.compile(r"\b(?:no,? sorry|sorry,? no|no wait|no no|i mean|i meant|scratch that|correction)\b[\s,]*", re.I)
 _NOT_PLACE = re.compile(r"\b(?:rather not|prefer not|don't want|not saying|no idea|don't know|not sure)\b", re.I)
 
 
@@ -29,11 +33,14 @@ def address_in(text: str, *, asked: bool = False) -> str:
     """The unit, street address and postcode the caller gave, as one line ("Flat 2, 9
     Headingley Lane", "22 Kirkstall Road, LS3 1LJ", "Unit 4C"); "" when none."""
     text = text[:MAX_TEXT]
+    fixes = list(_CORRECTED.finditer(text))
+    if fixes and (after := address_in(text[fixes[-1].end():], asked=True)):
+        return after  # "67 Town Street, Armley, no sorry, Bramley, 67 Town Street Bramley": what was said last
     parts: list[str] = []
     unit = next((u for piece in text.split(",") if (u := unit_in(piece, asked=False))), "")  # "flat 2, 9 ...": not 29
     if unit:
         parts.append(unit)
-    street = _NUMBERED.search(text)
+    street = _NUMBERED.search(text) or _AT_NUMBER.search(text)
     named = _NAMED.search(text) if asked and not street else None
     if street:
         line = f"{street.group(1).upper()} {_title(street.group(2))}"

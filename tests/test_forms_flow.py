@@ -303,3 +303,16 @@ async def test_the_business_named_by_the_caller_is_this_one():
     for asked in ("hello, is that Maple Street Property?", "am I through to Maple Street Property?", "hi is this Maple Street"):
         assert (await call.say(asked)).startswith("Yes, this is Maple Street Property Management"), asked
     assert (await call.say("is that Hartley's Removals? it's about the van")).startswith("No, this is")
+
+
+async def test_a_yes_said_early_or_in_a_dialect_never_ends_the_call_or_renames_the_caller():
+    call = Call()
+    await call.say("I'd like to leave a message about my bathroom extractor fan")
+    # the caller answers the name question as if it were the read-back: not a goodbye
+    reply = await call.say("yes that's all correct")
+    assert not any(a.kind == "hangup" for a in call.actions) and "name" in reply.lower()
+    assert "calling from" in await call.say("Callum Reid")
+    assert (await call.say("aye")).startswith("So I have a message from Callum Reid")
+    assert "Thanks, Callum." in await call.say("aye")  # a yes, not a new name
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Callum Reid", "5551230000")

@@ -67,6 +67,13 @@ def test_a_number_is_read_back_in_its_groups():
     ("the farm on Moor Lane", True, "Moor Lane"),
     ("I'm 79 so please speak up", False, ""),
     ("I waited 20 minutes", True, ""),
+    # a one-word street after "I'm at", and a town after "in"
+    ("it's Mo Patel, boiler service please, I'm at 18 Westway in Halifax, number's 07700 900 111", False, "18 Westway, Halifax"),
+    ("we live at 210 Broadway, apartment 4", False, "Apartment 4, 210 Broadway"),
+    ("I'm at 5 and my number is", False, ""),
+    # corrected as it is said: the last one counts
+    ("31 Mill Street, Horsforth, no sorry, Rawdon, 31 Mill Street Rawdon", True, "31 Mill Street, Rawdon"),
+    ("it's 14 Beck Lane, sorry no, 41 Beck Lane", True, "41 Beck Lane"),
 ])
 def test_an_address_or_unit(text, asked, place):
     assert address_in(text, asked=asked) == place

@@ -41,6 +41,18 @@ NIGHT = datetime(2026, 12, 3, 4, 30, tzinfo=UTC)
     ("maybe? it's hard to say", "unsure"),
     ("no, but it's getting worse", "unsure"),
     ("no, but now I can smell gas", "yes"),  # danger: always a yes
+    # a no said after the story, or in other words than "no"
+    ("she's still munching her hay so no, I don't think it's an emergency", "no"),
+    ("he's wagging his tail and eating, I wouldn't call it an emergency", "no"),
+    ("it's not that bad really, there's a bowl under it", "no"),
+    ("honestly nothing urgent, just want someone to look at it this week", "no"),
+    ("we'll be fine till the morning I reckon", "no"),
+    ("it's ok until monday, we've got the other bathroom", "no"),
+    ("not that bad yet but it keeps getting bigger", "unsure"),
+    # a fire lit for warmth is no danger; a clear no stays a no
+    ("no, we've got the electric fire on and we're fine, it can wait till tomorrow", "no"),
+    ("no we're alright, the gas fire on in the lounge keeps us warm", "no"),
+    ("no, but there's smoke coming out of the boiler now", "yes"),
     ("what time do you open tomorrow", None),  # a new request, read afresh
     ("can I speak to the vet", None),
 ])

@@ -28,6 +28,13 @@ NO_START = ("no", "nope", "nah", "not really", "not tonight", "not at all", "not
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "no rush", "no hurry", "tomorrow is fine",
             "morning is fine", "monday is fine", "in the morning is fine", "it'll keep", "it will keep", "till tomorrow",
             "until tomorrow", "till the morning", "until the morning", "till monday", "until monday", "not tonight")
+# a no said after the story ("she's still eating so no, I don't think it's an emergency")
+NOT_SO = ("so no", "don't think it's an emergency", "don't think it is an emergency", "don't think it's urgent",
+          "wouldn't call it an emergency", "wouldn't say it's an emergency", "not that bad", "not too bad", "not so bad",
+          "not that serious", "not serious", "isn't urgent", "it's not urgent", "not an emergency as such",
+          "not an emergency really", "nothing urgent", "not desperate", "not life or death", "can leave it",
+          "can wait till", "fine till", "fine until", "okay till", "ok till", "ok until", "okay until")
+FINE = ("we're fine", "i'm fine", "we're okay", "we're ok", "we're alright", "we're all right", "all fine")
 UNSURE = ("don't know", "dunno", "not sure", "no idea", "maybe", "possibly", "hard to say", "you tell me", "i'm unsure",
           "can't tell", "couldn't tell you", "might be", "could be")
 
@@ -41,9 +48,12 @@ def _starts(w: Words, phrases: tuple[str, ...]) -> bool:
 
 
 def emergency_answer(w: Words) -> Answer | None:
-    if keywords.danger(w):
+    plain_no = (_starts(w, NO_START) or w.has(*NOT_SO)) and not w.has(*WORSE)
+    if keywords.danger(w) and not (plain_no and w.has(*CAN_WAIT, *FINE)):  # "no, we've got the fire on, we're fine"
         return "yes"
-    if w.has(*CAN_WAIT):
+    if w.has(*NOT_SO) and w.has(*WORSE):
+        return "unsure"  # "not that bad yet, but it keeps getting bigger"
+    if w.has(*CAN_WAIT, *NOT_SO):
         return "no"
     if w.has(*UNSURE) and not _starts(w, YES_START):
         return "unsure"

@@ -133,7 +133,8 @@ NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire 
               "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping",
               "little beep", "a beep every", "beeps every", "battery i think", "new battery",
               # a fire lit to keep warm ("the heating's off but we've got the fire on")
-              "got the fire on", "have the fire on", "put the fire on", "with the fire on", "by the fire", "the fire's on")
+              "got the fire on", "have the fire on", "put the fire on", "with the fire on", "by the fire", "the fire's on",
+              "the fire on", "electric fire", "electric heater", "gas fire on", "log fire", "coal fire", "open fire on")
 
 
 def sales(w: Words) -> bool:
@@ -141,8 +142,12 @@ def sales(w: Words) -> bool:
     return w.has(*SALES)
 
 
+CONFIRMING = ("that's all correct", "that's all right", "that's all fine", "that's all good", "that's it exactly",
+              "that is all correct", "that's everything correct")  # agreeing to what was read back, not leaving
+
+
 def closing(w: Words) -> bool:
-    if w.has(*GOODBYE):
+    if w.has(*GOODBYE) and not (w.has(*CONFIRMING) and not w.has("bye", "goodbye", "bye bye")):
         return True
     thanks = w.has("thanks", "thank you", "cheers")
     return thanks and all(x in THANKS_ONLY for x in w.words)
