@@ -155,6 +155,14 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     great perfect lovely wonderful brilliant awesome cool good everything true fab super nice excellent
     second hour day month year monday tuesday wednesday thursday friday saturday sunday wrong wrong number
     dialled dialed misdialed confused unsure sorry bothering disturbing ringing reaching reach trying tried
+    pregnant expecting desperate knackered exhausted tired shattered scared frightened terrified nervous anxious upset
+    gutted livid furious annoyed fed sick poorly unwell dizzy faint shaking shaky awake asleep alone stranded soaked
+    drenched wet dry damp soggy dirty filthy smelly mouldy moldy rotten rusty dusty dark quiet loud silent empty full
+    scary proper awful terrible horrible dreadful disgusting gross weird strange odd funny serious bad massive huge
+    tiny small big large little tight loose wobbly sharp stiff numb itchy red raw hard soft slow fast better okay
+    worries worry bother trouble nightmare disaster mess joke shambles ridiculous absurd unbelievable typical
+    pouring dripping gushing spreading boiling roasting baking chilly cosy warm cool safe unsafe dangerous urgent
+    sure positive certain convinced embarrassed ashamed grateful thankful sorry glad pleased relieved happy sad
     """.split())
 
 

@@ -50,6 +50,16 @@ def more_topic(topic: str, raw: str) -> str:
     return f"{topic}; {extra}" if topic else extra
 
 
+def after_offer(topic: str, raw: str) -> str:
+    """What a message asked for after an answer is about: a request of its own comes before the
+    question answered ("how much is a Sunday call-out?" ... "can someone ring me Monday about my
+    shower"); else what was told before, with what the caller added."""
+    new = more_topic("", raw)
+    if topic and new and _ASIDE.search(topic.strip()) and new.lower() not in topic.lower():
+        return f"{new}; {topic}"
+    return more_topic(topic, raw)
+
+
 def is_aside(raw: str, f: dict) -> bool:
     """A question of the caller's own, asked where the form asked something else ("before
     that, what time do you open tomorrow?"): not an answer with a field in it."""

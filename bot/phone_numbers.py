@@ -66,6 +66,9 @@ def _digits(tokens: list[str], i: int, cur: list[str]) -> str | None:
 FULL = 10  # digits: a whole phone number (a comma after it ends it; before, ASR commas split groups of one number)
 
 
+_WHICH_DIGITS = re.compile(r"\b(?:last|first|final|middle|other)\s+(?:one|two|three|four|five|six|seven|[1-7])\b(?!\s+(?:oh|zero|one|two|three|four|five|six|seven|eight|nine|\d))")
+
+
 def number_runs(text: str) -> list[str]:
     """Each group of digits said or written together, in order: "unit 12, my number is 555
     867 5309" -> ["12", "5558675309"]. A sentence end or any other word ends a group; the
@@ -73,7 +76,8 @@ def number_runs(text: str) -> list[str]:
     runs: list[str] = []
     cur: list[str] = []
     after_unit = False
-    tokens = re.findall(r"[a-z']+|\d+|[.?!;,]", text[:MAX_TEXT].lower().replace("’", "'"))
+    said = _WHICH_DIGITS.sub(" , ", text[:MAX_TEXT].lower().replace("’", "'"))  # "the last four is 0129": not a 4
+    tokens = re.findall(r"[a-z']+|\d+|[.?!;,]", said)
 
     def close() -> None:
         if cur:

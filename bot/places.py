@@ -64,12 +64,17 @@ def address_in(text: str, *, asked: bool = False) -> str:
     return ", ".join(seen)
 
 
+_SENTENCE = {"i", "i'm", "im", "my", "me", "you", "your", "can", "could", "need", "want", "leave", "message", "please",
+             "is", "are", "was", "do", "does", "have", "has", "will", "would", "just", "about", "call", "ring"}
 _PLACE_LEAD = re.compile(r"^\s*(?:(?:yes|yeah|so|um|uh|it's|its|it is|we're at|i'm at|the address is|address is|that's|at)\b[\s,]*)+", re.I)
 
 
 def _named_place(text: str) -> str:
     """An address with no number, said as the answer, in capitals: "Lane End Farm, Pool in Wharfedale"."""
     rest = _PLACE_LEAD.sub("", text).strip(" .")
+    words = re.findall(r"[\w']+", rest)
+    if len(words) > 8 or any(x.lower() in _SENTENCE for x in words):
+        return ""  # a sentence ("Can I leave a message anyway, ... on Thursday"), not a place's name
     names = re.findall(r"\b[A-Z][a-z]+", rest)
     placed = len(names) >= 3 or (len(names) >= 2 and re.search(rf"\b(?:{_STREET}|{_BUILDING})\b", rest, re.I) is not None)
     return rest[:80] if placed and rest[:1].isupper() and not re.search(r"\d{5,}", rest) else ""

@@ -316,3 +316,29 @@ async def test_a_yes_said_early_or_in_a_dialect_never_ends_the_call_or_renames_t
     assert "Thanks, Callum." in await call.say("aye")  # a yes, not a new name
     (m,) = call.store.saved
     assert (m.name, m.callback_number) == ("Callum Reid", "5551230000")
+
+
+async def test_at_the_read_back_a_name_to_put_it_under_and_the_last_four_digits_are_changes():
+    call = Call()
+    await call.say("can I leave a message for the office about my parking permit")
+    await call.say("it's Kit")
+    await call.say("no, call my cell, five five five, three one two, four four eight one")
+    readback = await call.say("could you put it under my mum's name, it's her lease, Margaret Doyle")
+    assert readback.startswith("So I have a message from Margaret Doyle")
+    readback = await call.say("oh and the last four is four four one eight")
+    assert "four four one eight" in readback.replace(",", "")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Margaret Doyle", "5553124418") and "parking permit" in m.about
+
+
+async def test_a_message_asked_for_after_an_answer_is_about_the_new_request_first():
+    call = Call()
+    assert "Would you like to leave a message" in await call.say("how much does a parking permit cost")
+    await call.say("ok, well could someone call me tomorrow about the broken gate in the car park")
+    await call.say("Priya Shah")
+    await call.say("yes")
+    readback = await call.say("yes")
+    assert readback.startswith("Thanks") or "gate" in readback
+    (m,) = call.store.saved
+    assert m.about.lower().index("gate") < m.about.lower().index("permit")

@@ -134,6 +134,10 @@ def test_the_surname_s_said_as_one_word_is_a_surname():
     ("well you want her name I guess, Ffion, F F I O N, Ffion Hughes", "Ffion Hughes"),  # spelled with no cue
     ("it's Bob, well, Robert, Robert Lyle", "Robert Lyle"),  # "well": the name said next replaces it
     ("this is Alex, well Alexandra, Alexandra Kim", "Alexandra Kim"),
+    # a name to put the message under, said as a change of the one given
+    ("oh could you put my full name, Harriet Olawale", "Harriet Olawale"),
+    ("could you put Dennis Moorcroft, that's what the account's under", "Dennis Moorcroft"),
+    ("sorry can you put it under my dad's name, it's his flat, Viktor Sokolov", "Viktor Sokolov"),
 ])
 def test_names_given_the_long_way_round(text, name):
     assert name_in(text) == name
@@ -144,6 +148,13 @@ def test_names_given_the_long_way_round(text, name):
     "the door came off its hinge again",
     "can I leave my name and number",
     "the code is, A B C, no",
+    # how the caller is, or how the problem is, after "I'm" / "it's": not a name
+    "hello, I'm expecting, do I have to pay for a scale and polish",
+    "the pipes are knocking all night, it's proper frightening",
+    "no worries. could you pass a message on anyway",
+    "the stain's not growing, it's dry, just want someone to look",
+    "i'm shattered, it's been a long day, the boiler's gone again",
+    "can you put a new washer in my tap",
 ])
 def test_what_the_long_way_round_does_not_make_a_name(text):
     assert name_in(text) is None
