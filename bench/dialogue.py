@@ -308,7 +308,7 @@ async def main_async(args) -> int:
         await llm.start()
         print(f"{key}: {profile.name} at {now.isoformat()}, started in {time.perf_counter() - t0:.1f} s", flush=True)
         r = Runner(make, profile, now)
-        for u in b.utterances if mine else ():
+        for u in b.utterances if mine and not args.conversations_only else ():
             if args.split in ("all", u.split) or (args.split == "blind" and u.split.startswith("blind")):
                 rows.append(await run_utterance(r, llm, u))
         for c in picked:
@@ -339,6 +339,7 @@ def main() -> int:
     ap.add_argument("--split", choices=("dev", "test", "blind", *blinds, "all"), default="all",
                     help="blind: every blind set; blind_<name>: one of them")
     ap.add_argument("--files", default="", help="only the data and conversation files whose name starts with this (e.g. u4_)")
+    ap.add_argument("--conversations-only", action="store_true", help="only the conversations (the non-blind ones unless --split blind*)")
     ap.add_argument("--llm", action="store_true", help="the configured OpenAI-compatible server instead of the receptionist")
     ap.add_argument("--show-errors", action="store_true", help="dev and test errors (blind ones stay hidden)")
     ap.add_argument("--show-blind-errors", action="store_true", help="also the blind set's errors (not for tuning)")

@@ -162,6 +162,7 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     tiny small big large little tight loose wobbly sharp stiff numb itchy red raw hard soft slow fast better okay
     worries worry bother trouble nightmare disaster mess joke shambles ridiculous absurd unbelievable typical
     pouring dripping gushing spreading boiling roasting baking chilly cosy warm cool safe unsafe dangerous urgent
+    kinda sorta freaking panicking worrying stressing losing
     sure positive certain convinced embarrassed ashamed grateful thankful sorry glad pleased relieved happy sad
     """.split())
 

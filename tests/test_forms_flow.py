@@ -342,3 +342,12 @@ async def test_a_message_asked_for_after_an_answer_is_about_the_new_request_firs
     assert readback.startswith("Thanks") or "gate" in readback
     (m,) = call.store.saved
     assert m.about.lower().index("gate") < m.about.lower().index("permit")
+
+
+@pytest.mark.parametrize(("score", "urgent"), [(0.97, True), (0.3, False)])
+async def test_a_name_given_instead_of_an_answer_to_the_emergency_question_keeps_what_the_head_was_sure_of(score, urgent):
+    told = "the lock on the main entrance is hanging off and the door won't shut"
+    call = Call({told: Reading("emergency", sure=False, score=score)})
+    assert "Is this an emergency" in await call.say(told)
+    await call.say("my name is Bronwen Price")
+    assert call.conv.state["receptionist"]["form"]["urgent"] is urgent

@@ -79,3 +79,23 @@ async def test_a_long_no_takes_a_routine_message():
     assert "take a message" in reply
     form = conv.state["receptionist"]["form"]
     assert form["urgent"] is False and not form.get("name")
+
+
+async def test_an_urgent_message_taken_unasked_is_routine_when_the_caller_says_it_can_wait():
+    saved = []
+
+    async def act(action) -> bool:
+        saved.append(action.message)
+        return True
+
+    desk = Receptionist(profile=VET, clock=lambda: NIGHT)
+    conv = Conversation(call_id="t", caller="+15550000000", act=act)
+    conv.state["receptionist"] = {"awaiting": None, "form": None, "topic": "", "last": ""}
+    conv.state["receptionist"]["awaiting"] = "emergency_check"
+    conv.state["receptionist"]["topic"] = "my rabbit's teeth look long and she's dropping food"
+    assert "urgent" in await turn(desk, conv, "yes I think so")  # an urgent message: nobody is on call
+    reply = await turn(desk, conv, "oh actually no, I don't think it's an emergency, she's still eating her hay, tomorrow's fine")
+    assert reply.startswith("Alright, I won't mark it urgent.")
+    assert conv.state["receptionist"]["form"]["urgent"] is False
+    reply = await turn(desk, conv, "but he's bleeding more now, it won't stop")  # worse again: not a plain no
+    assert "won't mark it urgent" not in reply

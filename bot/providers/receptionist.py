@@ -30,7 +30,7 @@ from bot.phone_numbers import digits_in
 from bot.profile import Profile, cached_profile
 from bot.providers.kit import Edge
 from bot.understanding import keywords
-from bot.understanding.answers import emergency_answer
+from bot.understanding.answers import emergency_answer, says_it_can_wait
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder
 
@@ -47,6 +47,7 @@ NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't 
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
 
 
+UNANSWERED_URGENT = 0.8  # "is this an emergency?" answered with a name instead: urgent when the head was this sure of one
 IN_FORM_ASK = 0.5  # a message being left: "is this an emergency?" only when the head finds it more likely than not
 
 
@@ -187,7 +188,7 @@ class Receptionist:
                 raw, bool(self.profile.unit_question)):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
-            urgent = awaiting == "offer_message" and st.get("urgent", False)
+            urgent = st.get("urgent", False) if awaiting == "offer_message" else st.get("asked_score", 0.0) >= UNANSWERED_URGENT
             reply = self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw), urgent=urgent), None
         reply = reply or self._urgent_or_leaving(r, raw, w, st, conv, awaiting)
         reply = reply or self._informed(r, raw, w, st, conv, awaiting)
@@ -205,6 +206,11 @@ class Receptionist:
             return ["No problem, I won't take a message.", ANYTHING_ELSE], None
         if st.get("form_emergency"):
             return await self._emergency_answer_in_form(raw, w, st, conv)
+        if st["form"].get("urgent") and says_it_can_wait(w):  # an urgent message taken unasked: "no, tomorrow's fine"
+            st["form"]["urgent"] = False
+            message_form.sync(st, conv)
+            reply, action = await self._form(raw, w, st, conv)
+            return ["Alright, I won't mark it urgent.", *reply], action
         escalated = await self._emergency_in_form(raw, w, st, conv)
         if escalated is not None:
             return escalated
@@ -225,8 +231,9 @@ class Receptionist:
                 st["form"]["urgent"] = False  # the caller said it can wait ("an emergency appointment" is not urgent)
                 message_form.sync(st, conv)
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
-            if answer is not None:  # yes, or not sure: someone should see to it now
-                return self._emergency_reply(st.get("topic", ""), st, conv, danger=keywords.danger(w))
+            if answer is not None:  # yes, or not sure: someone should see to it now (danger: in the answer or what was told)
+                danger = keywords.danger(w) or bool(st.get("danger")) or keywords.danger(Words(st.get("topic", "")))
+                return self._emergency_reply(st.get("topic", ""), st, conv, danger=danger)
         if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
         if awaiting == "offer_message" and is_yes(w) and len(w.content()) <= 3:  # "ok well our toilet's blocked...": read on
@@ -246,7 +253,7 @@ class Receptionist:
             if r.sure or awaiting == "emergency_check":
                 topic = " ".join(x for x in (st.get("topic", "") if awaiting == "emergency_check" else "", raw.strip()) if x)
                 return self._emergency_reply(topic, st, conv, danger=r.danger)
-            st["awaiting"], st["topic"] = "emergency_check", raw.strip()
+            st["awaiting"], st["topic"], st["danger"], st["asked_score"] = "emergency_check", raw.strip(), r.danger, r.score
             return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
         if r.intent == "person":
             return self._transfer(st, conv)

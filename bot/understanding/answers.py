@@ -16,7 +16,8 @@ from bot.understanding import keywords
 
 Answer = Literal["yes", "no", "unsure"]
 
-LEAD = {"um", "uh", "erm", "er", "oh", "well", "hmm", "so", "ah", "like", "and", "but", "honestly", "actually"}
+LEAD = {"um", "uh", "erm", "er", "oh", "well", "hmm", "so", "ah", "like", "and", "but", "honestly", "actually", "okay", "ok",
+        "alright", "right"}
 WORSE = ("worse", "won't stop", "can't stop", "spreading", "a lot of blood", "more and more", "keeps getting")
 YES_START = ("yes", "yeah", "yep", "yup", "ya", "aye", "absolutely", "definitely", "of course", "it is", "it really is",
              "i think so", "i'd say so", "i would say so", "it does", "he does", "she does", "we do", "i do", "very much",
@@ -62,3 +63,8 @@ def emergency_answer(w: Words) -> Answer | None:
     if _starts(w, YES_START):
         return "yes"
     return None
+
+
+def says_it_can_wait(w: Words) -> bool:
+    """Said outright, unasked: it is no emergency ("no I don't think it's an emergency, tomorrow's fine")."""
+    return w.has(*CAN_WAIT, *NOT_SO) and not w.has(*WORSE) and not keywords.danger(w)

@@ -133,8 +133,9 @@ NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire 
               "needs a battery", "needs a new battery", "low battery", "smoke alarm battery", "smoke detector battery", "chirping",
               "little beep", "a beep every", "beeps every", "battery i think", "new battery",
               # a fire lit to keep warm ("the heating's off but we've got the fire on")
-              "got the fire on", "have the fire on", "put the fire on", "with the fire on", "by the fire", "the fire's on",
-              "the fire on", "electric fire", "electric heater", "gas fire on", "log fire", "coal fire", "open fire on")
+              "got the fire on", "have the fire on", "put the fire on", "with the fire on", "by the fire",
+              *(f"{v} the {k} fire on" for v in ("got", "have", "put", "with", "had", "turned") for k in ("electric", "gas", "log", "coal")),
+              "electric fire on", "gas fire on", "log fire going", "coal fire going")
 
 
 def sales(w: Words) -> bool:
