@@ -76,8 +76,8 @@ def number_runs(text: str) -> list[str]:
     runs: list[str] = []
     cur: list[str] = []
     after_unit = False
-    said = _WHICH_DIGITS.sub(" , ", text[:MAX_TEXT].lower().replace("’", "'"))  # "the last four is 0129": not a 4
-    tokens = re.findall(r"[a-z']+|\d+|[.?!;,]", said)
+    spoken = _WHICH_DIGITS.sub(" , ", text[:MAX_TEXT].lower().replace("’", "'"))  # "the last four is 0129": not a 4
+    tokens = re.findall(r"[a-z']+|\d+|[.?!;,]", spoken)
 
     def close() -> None:
         if cur:
