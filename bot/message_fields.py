@@ -97,6 +97,11 @@ def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     if asked == "start":
         return ""
     about = "" if corrected or (bare and name) else about_of(raw, name=name)
+    if about and unit:  # "it's 61 Harehills Lane, LS8 4DT": the address is a field of its own, not what it is about
+        rest = about
+        for part in unit.split(", "):
+            rest = re.sub(re.escape(part), " ", rest, flags=re.I)
+        about = about if len(Words(rest).content()) >= 2 else ""
     _topic_of(f, raw, w, about, asked, name=name, runs=runs)
     return ""
 
@@ -182,7 +187,8 @@ THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this p
 
 
 _ALSO_YES = ("that's it", "that's fine", "that's all fine", "that's all correct", "that's the one", "spot on", "perfect",
-             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine")
+             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine", "uh huh", "mhm",
+             "that's my number", "that's the number", "that's me", "this one's fine", "this one is fine")
 
 
 def answer_of(w: Words) -> str | None:

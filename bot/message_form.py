@@ -239,7 +239,9 @@ def _number_in_parts(
     if start and f["number"] and len(f["number"]) < 10 and len(start + f["number"]) <= MAX_DIGITS and not keyed:
         f["number"], f["partial"] = national(start + f["number"]), ""  # "oh one one three" ... "four nine six oh five five two"
         return True, None
-    pieces = "".join(number_runs(raw)) if not keyed and f["number"] is None and not changed else ""
+    pieces = "".join(number_runs(raw)) if not keyed and f["number"] is None else ""
+    if changed and len(pieces) < 3:  # with another field: "my dog is 6" is no start of a number
+        pieces = ""
     if pieces and (asked in ("number", "caller_id") or f.get("partial") or mostly_digits(w)):
         f["partial"] = f.get("partial", "") + pieces
         if len(f["partial"]) > MAX_DIGITS:

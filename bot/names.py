@@ -38,6 +38,7 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("that's", False), ("thats", False), ("my name", True), ("put it under", True), ("put it down under", True),
     ("under the name of", True), ("under the name", True), ("put me down as", True), ("you can put", False),
     ("my full name", True), ("can you put", True), ("could you put", True),
+    ("tell him", False), ("tell her", False), ("tell them", False), ("say that", False),  # "tell her Ruth Abernathy called"
 ]
 _WHOSE = {"it's", "its", "that's", "thats", "it", "that", "she's", "he's", "they're", "the", "her", "his", "their"}
 # who the caller is to the one the call is about: "I'm Biscuit's mum, Ivy Novak", "I'm his daughter, Jo Reyes"
@@ -130,7 +131,7 @@ def _after_cue(toks: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str]
     """The name read after a cue, past who the caller is ("I'm Biscuit's mom, um, Ivy, Ivy Novak")."""
     segs = segments(toks)
     name, after = read_name(segs, cased=cased, strict=strict)
-    if not name and len(segs) > 1 and (_relation(segs[0]) or segs[0][-1].low == "name"):
+    if not name and len(segs) > 1 and (_relation(segs[0]) or any(t.low == "name" for t in segs[0])):
         rest = segs[1:]  # "put it under my mom's name, it's her account, Linda Hayes": the name past whose it is
         while len(rest) > 1 and rest[0][0].low in _WHOSE:
             rest = rest[1:]

@@ -66,7 +66,7 @@ def _digits(tokens: list[str], i: int, cur: list[str]) -> str | None:
 FULL = 10  # digits: a whole phone number (a comma after it ends it; before, ASR commas split groups of one number)
 
 
-_WHICH_DIGITS = re.compile(r"\b(?:last|first|final|middle|other)\s+(?:one|two|three|four|five|six|seven|[1-7])\b(?!\s+(?:oh|zero|one|two|three|four|five|six|seven|eight|nine|\d))")
+_WHICH_DIGITS = re.compile(r"\b(?:last|first|final|middle|other|those|these|them)\s+(?:one|two|three|four|five|six|seven|[1-7])\b(?!\s+(?:oh|zero|one|two|three|four|five|six|seven|eight|nine|\d))")
 
 
 def number_runs(text: str) -> list[str]:
@@ -180,7 +180,17 @@ def _corrected(number: str, tail: str, before: str) -> str:
     before = re.sub(r"(?:[\s,.;…]|\b(?:no|wait|sorry|i mean|actually|correction)\b)+$", "", before, flags=re.I)
     breath = digits_in(re.split(r"[,.;…]+", before)[-1])
     redone = number[:-len(breath)] + tail if 0 < len(breath) < len(number) else same
-    return redone if len(same) < FULL <= len(redone) <= 11 else same
+    if len(same) < FULL <= len(redone) <= 11:
+        return redone
+    # said again from where it went wrong: "... double oh six four, no sorry, six four eight"
+    k = next((k for k in range(len(tail) - 1, 0, -1) if number.endswith(tail[:k])), 0)
+    again = number[:-k] + tail if k else same
+    return again if not _whole(same) and _whole(again) else same
+
+
+def _whole(d: str) -> bool:
+    """A whole North American (ten digits) or UK (eleven, from 0) number."""
+    return (len(d) == 10 and d[0] not in "01") or (len(d) == 11 and d[0] in "01")
 
 
 def speak_number(number: str) -> str:

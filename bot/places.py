@@ -34,7 +34,7 @@ def address_in(text: str, *, asked: bool = False) -> str:
     Headingley Lane", "22 Kirkstall Road, LS3 1LJ", "Unit 4C"); "" when none."""
     text = text[:MAX_TEXT]
     fixes = list(_CORRECTED.finditer(text))
-    if fixes and (after := address_in(text[fixes[-1].end():], asked=True)):
+    if fixes and address_in(text[:fixes[-1].start()], asked=asked) and (after := address_in(text[fixes[-1].end():], asked=True)):
         return after  # "67 Town Street, Armley, no sorry, Bramley, 67 Town Street Bramley": what was said last
     parts: list[str] = []
     unit = next((u for piece in text.split(",") if (u := unit_in(piece, asked=False))), "")  # "flat 2, 9 ...": not 29

@@ -351,3 +351,27 @@ async def test_a_name_given_instead_of_an_answer_to_the_emergency_question_keeps
     assert "Is this an emergency" in await call.say(told)
     await call.say("my name is Bronwen Price")
     assert call.conv.state["receptionist"]["form"]["urgent"] is urgent
+
+
+async def test_a_number_begun_with_something_else_said_waits_for_the_rest():
+    call = Call()
+    await call.say("I'd like to leave a message for the front desk please")  # nothing yet on what it is about
+    await call.say("Pa Vang")
+    assert await call.say("no, this is my cousin's phone, my number is six oh eight") == "Go on."
+    assert "six zero eight, five five five, zero one six two" in await call.say("five five five, oh one six two")
+
+
+async def test_uh_huh_takes_the_caller_id_and_an_address_answer_is_no_subject():
+    call = Call()
+    await call.say("can I leave a message please")
+    await call.say("Destiny Brooks")
+    assert "about" in (await call.say("uh huh, that's my number")).lower()  # the caller ID taken; what it is about asked
+    assert call.conv.state["receptionist"]["form"]["number"] == "5551230000"
+
+
+async def test_a_message_asked_for_instead_of_an_answer_keeps_the_problem_told_before():
+    told = "there's a long crack in the bedroom wall up to the ceiling"
+    call = Call({told: Reading("emergency", sure=False, score=0.6)})
+    assert "Is this an emergency" in await call.say(told)
+    await call.say("well it's been there a couple of days, could someone call me back to come and look at it")
+    assert "crack in the bedroom wall" in call.conv.state["receptionist"]["form"]["topic"]

@@ -138,6 +138,9 @@ def test_the_surname_s_said_as_one_word_is_a_surname():
     ("oh could you put my full name, Harriet Olawale", "Harriet Olawale"),
     ("could you put Dennis Moorcroft, that's what the account's under", "Dennis Moorcroft"),
     ("sorry can you put it under my dad's name, it's his flat, Viktor Sokolov", "Viktor Sokolov"),
+    ("could you put my husband's name on it, Tomasz Wrobel, he's the one at home", "Tomasz Wrobel"),
+    ("ok, can you tell her Margot Lindgren called about Biscuit's bandage", "Margot Lindgren"),
+    ("right, tell him Alfie Dunne rang about the quote", "Alfie Dunne"),
 ])
 def test_names_given_the_long_way_round(text, name):
     assert name_in(text) == name
@@ -155,6 +158,8 @@ def test_names_given_the_long_way_round(text, name):
     "the stain's not growing, it's dry, just want someone to look",
     "i'm shattered, it's been a long day, the boiler's gone again",
     "can you put a new washer in my tap",
+    "there's a lump on her leg, I'm scared it's cancer",
+    "tell her it's urgent please",
 ])
 def test_what_the_long_way_round_does_not_make_a_name(text):
     assert name_in(text) is None

@@ -93,6 +93,20 @@ def test_a_house_number_after_a_whole_phone_number_is_not_part_of_it(text, numbe
     assert phone_in(text) == (number, "")
 
 
+@pytest.mark.parametrize(("text", "number"), [
+    # said again from where it went wrong, making a whole UK number of what was one digit short
+    ("it's oh seven seven double oh nine double oh three one, no sorry, three one five", "07700900315"),
+    ("it's 555 867 0155, no wait, 0156", "5558670156"),  # the same length again: the end replaced
+])
+def test_a_number_said_again_from_where_it_went_wrong(text, number):
+    assert phone_in(text) == (number, "")
+
+
+@pytest.mark.parametrize("text", ["no sorry, it ends 0169, I always mix those two up", "the last four is oh one six nine"])
+def test_which_digits_are_meant_is_no_digit(text):
+    assert number_runs(text) == ["0169"]
+
+
 def test_a_number_said_in_two_breaths_after_a_pause_is_one_number():
     assert phone_in("ring me on my work line instead oh one one seven four nine six ... oh one four four") == ("01174960144", "")
     assert phone_in("0117496, and my flat is 12") == ("0117496", "")  # a flat number after is not the rest of it

@@ -282,6 +282,8 @@ class Receptionist:
         if r.intent in ("message", "task"):
             if awaiting == "offer_message":  # "a message as well?" - "no it can wait till tomorrow": about what was asked
                 return self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), raw)), None
+            if awaiting == "emergency_check":  # "well it's been there a couple of days, I just want someone to look": the problem told
+                return self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw)), None
             return self._start_form(st, conv, request_topic(raw, w)), None
         if r.intent == "hours":
             return self._answered(st, answer_hours(self.profile, w, self.now())), None
