@@ -53,6 +53,8 @@ NIGHT = datetime(2026, 12, 3, 4, 30, tzinfo=UTC)
     ("no, we've got the electric fire on and we're fine, it can wait till tomorrow", "no"),
     ("no we're alright, the gas fire on in the lounge keeps us warm", "no"),
     ("no, but there's smoke coming out of the boiler now", "yes"),
+    ("oh no, there's no smoke or anything, it's just the beeping, somebody can come tomorrow", "no"),
+    ("no smoke but I can smell burning from the socket", "unsure"),
     ("what time do you open tomorrow", None),  # a new request, read afresh
     ("can I speak to the vet", None),
 ])

@@ -18,7 +18,8 @@ Answer = Literal["yes", "no", "unsure"]
 
 LEAD = {"um", "uh", "erm", "er", "oh", "well", "hmm", "so", "ah", "like", "and", "but", "honestly", "actually", "okay", "ok",
         "alright", "right"}
-WORSE = ("worse", "won't stop", "can't stop", "spreading", "a lot of blood", "more and more", "keeps getting")
+WORSE = ("worse", "won't stop", "can't stop", "spreading", "a lot of blood", "more and more", "keeps getting", "burning", "sparking",
+         "sparks")
 YES_START = ("yes", "yeah", "yep", "yup", "ya", "aye", "absolutely", "definitely", "of course", "it is", "it really is",
              "i think so", "i'd say so", "i would say so", "it does", "he does", "she does", "we do", "i do", "very much",
              "please", "correct", "right", "sure is", "for sure", "urgent", "it's urgent", "it's an emergency", "yes please")
@@ -28,7 +29,8 @@ NO_START = ("no", "nope", "nah", "not really", "not tonight", "not at all", "not
             "we're fine", "i'm fine", "it's okay", "it's ok", "no no", "not an emergency no")
 CAN_WAIT = ("can wait", "not urgent", "not an emergency", "isn't an emergency", "no rush", "no hurry", "tomorrow is fine",
             "morning is fine", "monday is fine", "in the morning is fine", "it'll keep", "it will keep", "till tomorrow",
-            "until tomorrow", "till the morning", "until the morning", "till monday", "until monday", "not tonight")
+            "until tomorrow", "till the morning", "until the morning", "till monday", "until monday", "not tonight",
+            "can come tomorrow", "come tomorrow", "tomorrow's fine", "tomorrow will do", "morning will do", "first thing is fine")
 # a no said after the story ("she's still eating so no, I don't think it's an emergency")
 NOT_SO = ("so no", "don't think it's an emergency", "don't think it is an emergency", "don't think it's urgent",
           "wouldn't call it an emergency", "wouldn't say it's an emergency", "not that bad", "not too bad", "not so bad",

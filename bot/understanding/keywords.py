@@ -135,7 +135,10 @@ NOT_DANGER = ("fire alarm test", "fireplace", "fire door", "fire escape", "fire 
               # a fire lit to keep warm ("the heating's off but we've got the fire on")
               "got the fire on", "have the fire on", "put the fire on", "with the fire on", "by the fire",
               *(f"{v} the {k} fire on" for v in ("got", "have", "put", "with", "had", "turned") for k in ("electric", "gas", "log", "coal")),
-              "electric fire on", "gas fire on", "log fire going", "coal fire going")
+              "electric fire on", "gas fire on", "log fire going", "coal fire going",
+              # danger said to be absent: "there's no smoke or fire or anything, it's just the beeping"
+              "no smoke", "no fire", "no flames", "no smell of gas", "no gas smell", "can't smell gas", "don't smell gas",
+              "nothing's burning", "nothing burning", "not on fire")
 
 
 def sales(w: Words) -> bool:
