@@ -101,3 +101,15 @@ async def test_an_urgent_message_taken_unasked_is_routine_when_the_caller_says_i
     assert conv.state["receptionist"]["form"]["urgent"] is False
     reply = await turn(desk, conv, "but he's bleeding more now, it won't stop")  # worse again: not a plain no
     assert "won't mark it urgent" not in reply
+
+
+async def test_the_emergency_question_met_with_a_question_is_asked_again_not_turned_into_an_offer():
+    async def act(action) -> bool:
+        return True
+
+    desk = Receptionist(profile=VET, clock=lambda: NIGHT)
+    conv = Conversation(call_id="t", caller="+15550000000", act=act)
+    conv.state["receptionist"] = {"awaiting": "emergency_check", "topic": "my dog ate a box of raisins", "form": None, "last": ""}
+    reply = await turn(desk, conv, "sorry, what?")
+    assert "is this an emergency" in reply and "message" not in reply
+    assert "urgent" in await turn(desk, conv, "yes")  # nobody on call at the vet's: an urgent message

@@ -45,6 +45,7 @@ DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like 
 NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
               "no message")
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
+_NOT_AN_ANSWER = ("repeat", "hello", "identity", "out_of_scope", "unknown")  # after "is this an emergency?": asked again
 
 
 UNANSWERED_URGENT = 0.8  # "is this an emergency?" answered with a name instead: urgent when the head was this sure of one
@@ -190,6 +191,9 @@ class Receptionist:
             # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
             urgent = st.get("urgent", False) if awaiting == "offer_message" else st.get("asked_score", 0.0) >= UNANSWERED_URGENT
             reply = self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw), urgent=urgent), None
+        if reply is None and awaiting == "emergency_check" and r.intent in _NOT_AN_ANSWER:  # "what do you mean?", "sorry?"
+            st["awaiting"] = awaiting
+            return [f"Sorry, I just need to check: is this an emergency that needs someone {self._when()}? Please say yes or no."], None
         reply = reply or self._urgent_or_leaving(r, raw, w, st, conv, awaiting)
         reply = reply or self._informed(r, raw, w, st, conv, awaiting)
         if reply is not None:
