@@ -32,6 +32,12 @@ def gives_details(raw: str, unit: bool) -> bool:
             or (unit and bool(address_in(raw, asked=False))))
 
 
+def name_alone(raw: str) -> bool:
+    """The words are a name and nothing else ("Bob Stone")."""
+    bare = bare_name(raw, whole=True)
+    return bare is not None and len(bare.split()) >= 2
+
+
 _ASIDE = re.compile(r"\?\s*$|^(?:(?:oh|um|uh|and|but|sorry|before (?:that|i forget)|actually|wait|quick question)[\s,]+)*"
                     r"(?:what|when|where|how|do you|are you|is there|is it|can i|could you tell|could i ask)\b", re.I)
 

@@ -46,7 +46,7 @@ def test_features_have_one_value_per_name():
 
 
 @pytest.mark.parametrize(("p_em", "intent", "sure"), [
-    (SURE + 0.05, "emergency", True),
+    ((SURE + 1) / 2, "emergency", True),
     ((SURE + ASK) / 2, "emergency", False),  # close but not certain: ask the caller
     (ASK / 2, "message", True),
 ])

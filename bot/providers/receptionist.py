@@ -185,6 +185,9 @@ class Receptionist:
         r = await self._read(text)
         st["intent"] = r.intent
         reply = None
+        alone = message_fields.name_alone(raw)  # "Bob Stone" after "what's your name?": never read as a possible emergency
+        if alone and not r.sure and r.intent == "emergency" and awaiting != "emergency_check":
+            return self._start_form(st, conv, st.get("topic", "") if awaiting == "offer_message" else ""), None
         if r.intent != "emergency" and awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(
                 raw, bool(self.profile.unit_question)):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
