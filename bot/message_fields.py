@@ -9,6 +9,7 @@ import re
 
 from bot.language import Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
+from bot.name_words import TITLES
 from bot.names import bare_name, merge_name, name_in, refuses_name
 from bot.phone_numbers import digits_of, number_runs, phone_in
 from bot.places import address_in, refuses_place
@@ -131,6 +132,15 @@ def _number_of(f: dict, w: Words, number: str, runs: list[str], asked: str | Non
     return number, corrected
 
 
+def _fuller(held: str, bare: str) -> bool:
+    """The name held was a title and a surname, and the bare name is the same surname with a given name."""
+    words = held.split()
+    if len(words) < 2 or words[0].lower().rstrip(".") not in {t.lower() for t in TITLES.values()}:
+        return False
+    surname, full = re.sub(r"[^a-z]", "", " ".join(words[1:]).lower()), re.sub(r"[^a-z]", "", bare.lower())
+    return full.endswith(surname) and len(full) > len(surname)
+
+
 def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None) -> tuple[str | None, str | None]:
     """The name heard: said as one ("my name is ..."), or, out of order, a name alone.
     (The name, and the bare name when it came alone.)"""
@@ -143,8 +153,9 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
         bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
         if bare and one_word and f["name"] and len(bare.split()) == 1 and not number:
             name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
-        elif bare and len(bare.split()) >= 2 and (not f["name"] or bare.split()[0].lower() == f["name"].split()[0].lower()):
-            name = bare  # "paul" ... "paul nguyen"
+        elif bare and len(bare.split()) >= 2 and (not f["name"] or bare.split()[0].lower() == f["name"].split()[0].lower()
+                                                  or _fuller(f["name"], bare)):
+            name = bare  # "paul" ... "paul nguyen"; "Mrs Quintero Baptiste" ... "Dolores Quintero-Baptiste"
         elif bare and f["name"] == "" and f["name_tries"] >= 2 and not number:
             name = bare  # asked twice and not caught ("um"): a name said alone later is it ("harriet")
         elif bare and len(bare.split()) >= 2:

@@ -11,7 +11,8 @@ import re
 from bot.language import MAX_TEXT, unit_in
 
 _STREET = (r"road|rd|street|st|avenue|ave|lane|ln|drive|dr|way|place|pl|court|ct|close|crescent|terrace|square|gardens|"
-           r"grove|boulevard|blvd|hill|row|walk|mews|view|rise|green|parade|park|vale|wharf|yard|circle|highway|hwy")
+           r"grove|boulevard|blvd|hill|row|walk|mews|view|rise|green|parade|park|vale|wharf|yard|circle|highway|hwy|"
+           r"cottages|buildings|mansions|villas")
 _BUILDING = r"farm|cottage|cottages|house|hall|lodge|barn|mill|manor|estate|village|vicarage|rectory|chapel|works|centre|center"
 _POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})\b", re.I)
 _ZIP = re.compile(r"\b(?:zip(?: code)?|postcode|post code)\s*(?:is\s+)?(\d{5})\b", re.I)
@@ -54,7 +55,7 @@ def address_in(text: str, *, asked: bool = False) -> str:
     elif (zip_code := _ZIP.search(text)) is not None:
         parts.append(zip_code.group(1))
     if not parts and asked and not _NOT_PLACE.search(text):
-        bare = unit_in(text, asked=True) or _named_place(text)
+        bare = _numbered_name(text) or unit_in(text, asked=True) or _named_place(text)
         if bare:
             parts.append(bare)
     seen: list[str] = []
@@ -78,6 +79,15 @@ def _named_place(text: str) -> str:
     names = re.findall(r"\b[A-Z][a-z]+", rest)
     placed = len(names) >= 3 or (len(names) >= 2 and re.search(rf"\b(?:{_STREET}|{_BUILDING})\b", rest, re.I) is not None)
     return rest[:80] if placed and rest[:1].isupper() and not re.search(r"\d{5,}", rest) else ""
+
+
+_HOUSE_AND_NAMES = re.compile(r"^\s*(?:(?:it's|its|it is|that's|yes|yeah|so|um)\b[\s,]*)*(\d{1,4}[a-z]?)\s+((?:[A-Z][\w'-]*|y|yr|de|la|le)(?:[\s,]+(?:[A-Z][\w'-]*|y|yr|de|la|le)){1,5})\s*\.?\s*$")
+
+
+def _numbered_name(text: str) -> str:
+    """A house number and a street in words the street list does not know, as the answer: "12 Heol y Nant Cardiff"."""
+    m = _HOUSE_AND_NAMES.match(text)
+    return f"{m.group(1).upper()} {m.group(2).strip(' ,')}" if m and len(re.findall(r"[A-Z][a-z]+", m.group(2))) >= 2 else ""
 
 
 def refuses_place(text: str) -> bool:

@@ -375,3 +375,18 @@ async def test_a_message_asked_for_instead_of_an_answer_keeps_the_problem_told_b
     assert "Is this an emergency" in await call.say(told)
     await call.say("well it's been there a couple of days, could someone call me back to come and look at it")
     assert "crack in the bedroom wall" in call.conv.state["receptionist"]["form"]["topic"]
+
+
+async def test_a_title_and_surname_is_completed_by_the_full_name_said_later():
+    call = Call()
+    await call.say("good evening this is mrs okonjo-reid in 6A, my bathroom fan has stopped, it can wait")
+    assert "calling from" in await call.say("yes please")  # the name is known: the number is asked
+    await call.say("Adaeze Okonjo-Reid")  # the full name, said where the number was asked
+    assert call.conv.state["receptionist"]["form"]["name"] == "Adaeze Okonjo-Reid"
+
+
+async def test_a_person_asked_for_at_night_keeps_what_the_call_is_about():
+    call = Call()
+    reply = await call.say("is Gloria from the office about, I need to talk to her about my parking permit")
+    assert "can't put you through" in reply
+    assert "parking permit" in call.conv.state["receptionist"]["form"]["topic"]

@@ -160,6 +160,7 @@ def test_names_given_the_long_way_round(text, name):
     "can you put a new washer in my tap",
     "there's a lump on her leg, I'm scared it's cancer",
     "tell her it's urgent please",
+    "the shower tray's cracked and the grout's all black, it's grim",
 ])
 def test_what_the_long_way_round_does_not_make_a_name(text):
     assert name_in(text) is None

@@ -71,6 +71,10 @@ def test_a_number_is_read_back_in_its_groups():
     ("it's Mo Patel, boiler service please, I'm at 18 Westway in Halifax, number's 07700 900 111", False, "18 Westway, Halifax"),
     ("we live at 210 Broadway, apartment 4", False, "Apartment 4, 210 Broadway"),
     ("I'm at 5 and my number is", False, ""),
+    # a row of cottages, and a street in words the street list does not know, given as the answer
+    ("it's Ffion Rees at 5 Mill Cottages Llandeilo, ring me on 07700 900 222", False, "5 Mill Cottages, Llandeilo"),
+    ("14 Ffordd y Parc Bangor", True, "14 Ffordd y Parc Bangor"),
+    ("14 Ffordd y Parc Bangor", False, ""),
     # corrected as it is said: the last one counts
     ("31 Mill Street, Horsforth, no sorry, Rawdon, 31 Mill Street Rawdon", True, "31 Mill Street, Rawdon"),
     ("it's 14 Beck Lane, sorry no, 41 Beck Lane", True, "41 Beck Lane"),

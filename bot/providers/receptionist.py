@@ -45,6 +45,7 @@ DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like 
 NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
               "no message")
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
+_ABOUT = re.compile(r"\b(?:about|regarding|re)\b", re.I)  # what a call for a person is about, said with it
 _NOT_AN_ANSWER = ("repeat", "hello", "identity", "out_of_scope", "unknown")  # after "is this an emergency?": asked again
 
 
@@ -193,7 +194,8 @@ class Receptionist:
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
             urgent = st.get("urgent", False) if awaiting == "offer_message" else st.get("asked_score", 0.0) >= UNANSWERED_URGENT
-            reply = self._start_form(st, conv, message_fields.more_topic(st.get("topic", ""), raw), urgent=urgent), None
+            topic = (message_fields.after_offer if awaiting == "offer_message" else message_fields.more_topic)(st.get("topic", ""), raw)
+            reply = self._start_form(st, conv, topic, urgent=urgent), None
         if reply is None and awaiting == "emergency_check" and r.intent in _NOT_AN_ANSWER:  # "what do you mean?", "sorry?"
             st["awaiting"] = awaiting
             return [f"Sorry, I just need to check: is this an emergency that needs someone {self._when()}? Please say yes or no."], None
@@ -263,7 +265,7 @@ class Receptionist:
             st["awaiting"], st["topic"], st["danger"], st["asked_score"] = "emergency_check", raw.strip(), r.danger, r.score
             return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
         if r.intent == "person":
-            return self._transfer(st, conv)
+            return self._transfer(st, conv, raw)
         if r.intent == "goodbye":
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
         if r.intent == "repeat":
@@ -361,13 +363,14 @@ class Receptionist:
         return keywords.closing(w)
 
     # ------------------------------------------------------------------ transfer, emergency
-    def _transfer(self, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
+    def _transfer(self, st: dict, conv: Conversation, raw: str) -> tuple[list[str], Action | None]:
         number = self._transfer_number or self.profile.transfer_number("front_desk", self.now())
         if number:
             return ["Sure, let me put you through to someone now."], Action("transfer", "caller asked for a person", "front_desk", number)
         why = "there's no one available to take your call" if self.profile.is_open(self.now()) else "the office is closed"
+        about = message_fields.more_topic("", raw)  # "is Doctor Patel about, I need to talk to her about my retainer"
         return [f"I'm sorry, {why} right now, so I can't put you through. I can take a message instead.",
-                *self._start_form(st, conv, "")[1:]], None
+                *self._start_form(st, conv, about if _ABOUT.search(about) else "")[1:]], None
 
     def _emergency_reply(self, topic: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
         em = self.profile.emergency
