@@ -163,6 +163,7 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     worries worry bother trouble nightmare disaster mess joke shambles ridiculous absurd unbelievable typical
     pouring dripping gushing spreading boiling roasting baking chilly cosy warm cool safe unsafe dangerous urgent
     kinda sorta freaking panicking worrying stressing losing
+    instead please rather
     grim rubbish manky minging dodgy shocking horrendous vile rank nasty mad crazy insane wild bonkers chaos carnage
     tragic sad ugly noisy leaky smelly stinky mouldy freezing boiling roasting useless hopeless broke bust busted knackered
     kind sort cancer tumour tumor infected infection abscess allergic diabetic asthmatic epileptic contagious

@@ -59,11 +59,11 @@ def more_topic(topic: str, raw: str) -> str:
 
 
 def after_offer(topic: str, raw: str) -> str:
-    """What a message asked for after an answer is about: a request of its own comes before the
-    question answered ("how much is a Sunday call-out?" ... "can someone ring me Monday about my
+    """What a message asked for after an answer is about: a request of its own comes before what
+    was answered ("how much is a Sunday call-out?" ... "can someone ring me Monday about my
     shower"); else what was told before, with what the caller added."""
     new = more_topic("", raw)
-    if topic and new and _ASIDE.search(topic.strip()) and new.lower() not in topic.lower():
+    if topic and new and new.lower() not in topic.lower():
         return f"{new}; {topic}"
     return more_topic(topic, raw)
 

@@ -39,6 +39,7 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("under the name of", True), ("under the name", True), ("put me down as", True), ("you can put", False),
     ("my full name", True), ("can you put", True), ("could you put", True),
     ("tell him", False), ("tell her", False), ("tell them", False), ("say that", False),  # "tell her Ruth Abernathy called"
+    ("put her name", True), ("put his name", True), ("use her name", True), ("use his name", True),
 ]
 _WHOSE = {"it's", "its", "that's", "thats", "it", "that", "she's", "he's", "they're", "the", "her", "his", "their"}
 # who the caller is to the one the call is about: "I'm Biscuit's mum, Ivy Novak", "I'm his daughter, Jo Reyes"

@@ -390,3 +390,11 @@ async def test_a_person_asked_for_at_night_keeps_what_the_call_is_about():
     reply = await call.say("is Gloria from the office about, I need to talk to her about my parking permit")
     assert "can't put you through" in reply
     assert "parking permit" in call.conv.state["receptionist"]["form"]["topic"]
+
+
+async def test_a_message_after_an_out_of_scope_answer_is_about_the_new_request_first():
+    call = Call()
+    assert "Would you like to leave a message" in await call.say("hello do you lot do car valeting in the car park")
+    await call.say("okay then can I just leave a message about the broken intercom at the front")
+    topic = call.conv.state["receptionist"]["form"]["topic"].lower()
+    assert topic.index("intercom") < topic.index("valeting")

@@ -141,6 +141,8 @@ def test_the_surname_s_said_as_one_word_is_a_surname():
     ("could you put my husband's name on it, Tomasz Wrobel, he's the one at home", "Tomasz Wrobel"),
     ("ok, can you tell her Margot Lindgren called about Biscuit's bandage", "Margot Lindgren"),
     ("right, tell him Alfie Dunne rang about the quote", "Alfie Dunne"),
+    ("oh wait put her name, Beatrix Holloway, it's her dog", "Beatrix Holloway"),
+    ("can you use his name instead, it's Walter Price", "Walter Price"),
 ])
 def test_names_given_the_long_way_round(text, name):
     assert name_in(text) == name
