@@ -156,18 +156,17 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     second hour day month year monday tuesday wednesday thursday friday saturday sunday wrong wrong number
     dialled dialed misdialed confused unsure sorry bothering disturbing ringing reaching reach trying tried
     pregnant expecting desperate knackered exhausted tired shattered scared frightened terrified nervous anxious upset
-    gutted livid furious annoyed fed sick poorly unwell dizzy faint shaking shaky awake asleep alone stranded soaked
+    gutted livid furious annoyed fed poorly unwell dizzy faint shaking shaky awake asleep alone stranded soaked
     drenched wet dry damp soggy dirty filthy smelly mouldy moldy rotten rusty dusty dark quiet loud silent empty full
     scary proper awful terrible horrible dreadful disgusting gross weird strange odd funny serious bad massive huge
     tiny small big large little tight loose wobbly sharp stiff numb itchy red raw hard soft slow fast better okay
     worries worry bother trouble nightmare disaster mess joke shambles ridiculous absurd unbelievable typical
-    pouring dripping gushing spreading boiling roasting baking chilly cosy warm cool safe unsafe dangerous urgent
-    kinda sorta freaking panicking worrying stressing losing
-    instead please rather
+    pouring dripping gushing spreading boiling roasting baking chilly cosy warm safe unsafe dangerous
+    kinda sorta freaking panicking worrying stressing losing instead rather
     grim rubbish manky minging dodgy shocking horrendous vile rank nasty mad crazy insane wild bonkers chaos carnage
-    tragic sad ugly noisy leaky smelly stinky mouldy freezing boiling roasting useless hopeless broke bust busted knackered
-    kind sort cancer tumour tumor infected infection abscess allergic diabetic asthmatic epileptic contagious
-    sure positive certain convinced embarrassed ashamed grateful thankful sorry glad pleased relieved happy sad
+    tragic ugly leaky stinky useless hopeless broke bust busted
+    kind sort cancer tumour tumor infected abscess allergic diabetic asthmatic epileptic contagious
+    positive certain convinced embarrassed ashamed grateful thankful glad pleased relieved happy sad
     """.split())
 
 

@@ -13,11 +13,12 @@ from bot.name_words import TITLES
 from bot.names import bare_name, merge_name, name_in, refuses_name
 from bot.phone_numbers import digits_of, number_runs, phone_in
 from bot.places import address_in, refuses_place
+from bot.understanding.answers import NOT_SO
 
 URGENT = ("urgent", "asap", "as soon as possible", "emergency", "right away", "straight away", "can't wait")
 NOT_URGENT = ("not urgent", "isn't urgent", "nothing urgent", "not an emergency", "isn't an emergency", "no emergency", "no rush", "can wait",
               "is it urgent", "is that urgent", "is this urgent", "if it's urgent", "unless it's urgent", "not that urgent",
-              "don't think it's an emergency", "don't think it's urgent", "wouldn't call it an emergency", "not an emergency really")
+              *NOT_SO)  # and a no said after the story ("I don't think it's an emergency"), as the emergency question reads it
 ENDS = ("ends", "ending", "end in", "end with", "at the end", "last digit", "last two", "last three", "last four",
         "last five", "last part", "last bit", "finishes")
 STARTS = ("starts", "starting", "begins", "beginning", "first digit", "first three", "area code")

@@ -34,9 +34,13 @@ def address_in(text: str, *, asked: bool = False) -> str:
     """The unit, street address and postcode the caller gave, as one line ("Flat 2, 9
     Headingley Lane", "22 Kirkstall Road, LS3 1LJ", "Unit 4C"); "" when none."""
     text = text[:MAX_TEXT]
-    fixes = list(_CORRECTED.finditer(text))
-    if fixes and address_in(text[:fixes[-1].start()], asked=asked) and (after := address_in(text[fixes[-1].end():], asked=True)):
+    last = next(reversed(list(_CORRECTED.finditer(text))), None)  # the last correction said
+    if last and _address(text[:last.start()], asked) and (after := _address(text[last.end():], True)):
         return after  # "67 Town Street, Armley, no sorry, Bramley, 67 Town Street Bramley": what was said last
+    return _address(text, asked)
+
+
+def _address(text: str, asked: bool) -> str:
     parts: list[str] = []
     unit = next((u for piece in text.split(",") if (u := unit_in(piece, asked=False))), "")  # "flat 2, 9 ...": not 29
     if unit:

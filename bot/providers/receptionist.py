@@ -106,7 +106,7 @@ class Receptionist:
             return True
         user = next((m["content"] for m in reversed(conversation.messages) if m.get("role") == "user"), "")
         w = Words(self._dtmf(str(user)))
-        return (self._closing(w) or keywords.wants_person(w) or keywords.emergency(w, self.profile) or keywords.danger(w)
+        return (keywords.closing(w) or keywords.wants_person(w) or keywords.emergency(w, self.profile) or keywords.danger(w)
                 or w.has(*keywords.MESSAGE, *keywords.STAFF_TASKS))
 
     async def _emergency_in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None] | None:
@@ -149,14 +149,14 @@ class Receptionist:
         if r.intent == "emergency" or keywords.danger(w):
             return self._escalate_form(f"{said} {raw.strip()}", st, conv, danger=r.danger or keywords.danger(w))
         message_form.next_question(form, caller_digits(conv.caller))  # what the caller goes on to answer ("Tom Smith")
-        return await self._form(raw, w, st, conv)
+        return await message_form.advance(raw, w, st, conv), None
 
     def _escalate_form(self, raw: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
         form = st["form"]
         em = self.profile.emergency
         number = self.profile.transfer_number(em.transfer, self.now()) if em.transfer else ""
         if number:
-            self._drop_form(st, conv)
+            message_form.drop(st, conv)
             return self._emergency_reply(raw, st, conv, danger=danger)
         form["urgent"] = True
         form["topic"] = f"{form.get('topic') or ''} {raw.strip()}".strip()
@@ -186,8 +186,8 @@ class Receptionist:
         r = await self._read(text)
         st["intent"] = r.intent
         reply = None
-        alone = message_fields.name_alone(raw)  # "Bob Stone" after "what's your name?": never read as a possible emergency
-        if alone and not r.sure and r.intent == "emergency" and awaiting != "emergency_check":
+        # "Bob Stone" after "what's your name?": a name alone is never asked about as an emergency
+        if r.intent == "emergency" and not r.sure and awaiting != "emergency_check" and message_fields.name_alone(raw):
             return self._start_form(st, conv, st.get("topic", "") if awaiting == "offer_message" else ""), None
         if r.intent != "emergency" and awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(
                 raw, bool(self.profile.unit_question)):
@@ -207,10 +207,10 @@ class Receptionist:
 
     async def _in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
         """A message is being taken: a goodbye, "never mind" or an emergency leave it; else the form goes on."""
-        if self._closing(w) and not message_form.answers_question(raw, w, st):
+        if keywords.closing(w) and not message_form.answers_question(raw, w, st):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
         if w.has(*NEVER_MIND):
-            self._drop_form(st, conv)
+            message_form.drop(st, conv)
             st["awaiting"] = "anything_else"
             return ["No problem, I won't take a message.", ANYTHING_ELSE], None
         if st.get("form_emergency"):
@@ -218,15 +218,14 @@ class Receptionist:
         if st["form"].get("urgent") and says_it_can_wait(w):  # an urgent message taken unasked: "no, tomorrow's fine"
             st["form"]["urgent"] = False
             message_form.sync(st, conv)
-            reply, action = await self._form(raw, w, st, conv)
-            return ["Alright, I won't mark it urgent.", *reply], action
+            return ["Alright, I won't mark it urgent.", *await message_form.advance(raw, w, st, conv)], None
         escalated = await self._emergency_in_form(raw, w, st, conv)
         if escalated is not None:
             return escalated
         aside = await self._question_in_form(raw, w, st, conv)
         if aside is not None:
             return aside, None
-        return await self._form(raw, w, st, conv)
+        return await message_form.advance(raw, w, st, conv), None
 
     def _awaited(self, w: Words, st: dict, conv: Conversation, awaiting: str | None) -> tuple[list[str], Action | None] | None:
         """The answer to the question asked last ("is it an emergency?", "a message?", "anything else?")."""
@@ -241,7 +240,7 @@ class Receptionist:
                 message_form.sync(st, conv)
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
             if answer is not None:  # yes, or not sure: someone should see to it now (danger: in the answer or what was told)
-                danger = keywords.danger(w) or bool(st.get("danger")) or keywords.danger(Words(st.get("topic", "")))
+                danger = keywords.danger(w) or keywords.danger(Words(st.get("topic", "")))
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=danger)
         if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
@@ -262,7 +261,7 @@ class Receptionist:
             if r.sure or awaiting == "emergency_check":
                 topic = " ".join(x for x in (st.get("topic", "") if awaiting == "emergency_check" else "", raw.strip()) if x)
                 return self._emergency_reply(topic, st, conv, danger=r.danger)
-            st["awaiting"], st["topic"], st["danger"], st["asked_score"] = "emergency_check", raw.strip(), r.danger, r.score
+            st["awaiting"], st["topic"], st["asked_score"] = "emergency_check", raw.strip(), r.score
             return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
         if r.intent == "person":
             return self._transfer(st, conv, raw)
@@ -358,10 +357,6 @@ class Receptionist:
         first = next((x for x in name.words if x in name.content() and len(x) >= 4), "")  # the name's first distinctive word
         return bool(first) and w.has(first) and w.has("is this", "is that", "this is", "that is", "is it", "through to", "have i got", "have i reached")
 
-    @staticmethod
-    def _closing(w: Words) -> bool:
-        return keywords.closing(w)
-
     # ------------------------------------------------------------------ transfer, emergency
     def _transfer(self, st: dict, conv: Conversation, raw: str) -> tuple[list[str], Action | None]:
         number = self._transfer_number or self.profile.transfer_number("front_desk", self.now())
@@ -385,11 +380,6 @@ class Receptionist:
     def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
         return message_form.start(st, conv, topic, urgent=urgent, unit_question=self.profile.unit_question)
 
-    def _drop_form(self, st: dict, conv: Conversation) -> None:
-        message_form.drop(st, conv)
-
-    async def _form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
-        return await message_form.advance(raw, w, st, conv), None
 
 
 _shared: dict[int, tuple[Profile, Understanding]] = {}
