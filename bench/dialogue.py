@@ -186,13 +186,15 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
         cpu.append(t)
         danger_line = danger_line or bool(DANGER_LINE.search(reply))
         seen = observe(reply, actions, conv.state, r.profile)
-        if seen in ("emergency", "person", "goodbye") and outcome != "emergency":
-            outcome = seen
+        if seen in ("emergency", "person", "goodbye") and outcome not in ("emergency", "person"):
+            outcome = seen  # a person asked for stays the outcome when the caller then says goodbye
         if any(a.kind in ("transfer", "hangup") for a in actions):
             break
     msgs = [a.message for a in saved if a.kind == "take_message" and a.message]
     if msgs and (outcome != "person" or not transferred) and outcome != "emergency":  # "I can't put you through", then a message
-        outcome = "emergency" if msgs[-1].urgent else "message"
+        # an urgent message is the emergency's outcome where there is no one on call; where a message
+        # was wanted, its fields say whether urgent was right
+        outcome = "emergency" if msgs[-1].urgent and c["outcome"] != "message" else "message"
     if outcome == "other" and (conv.state.get("pending_message") or {}).get("urgent"):
         outcome = "emergency"
     fields_ok = None

@@ -5,10 +5,11 @@
 Every utterance of the chosen split (``dev``: the dev half, so the test half and the blind
 sets measure it; ``all``: dev and test, the blind sets measure it) is read by the
 hand-written rules (no head) for its features; a multinomial logistic regression (numpy,
-full-batch Adam, L2) is fitted to its labels (several labels: shared), and printed with the
+full-batch Adam, L2) is fitted to its labels (several labels: shared), with how near each is to the other training utterances
+(neighbours.py), and printed with the
 accuracy and emergency numbers on the other splits (``--folds``: also each training utterance
 read by a head trained without its fold, the estimate for a head trained on everything). ``--write`` saves
-bot/understanding/head.npz, tied to the encoder's model file and the feature names.
+bot/understanding/head.npz and neighbours.npz, tied to the encoder's model file and the feature names.
 """
 
 from __future__ import annotations
@@ -23,8 +24,21 @@ from bench.dialogue import EMERGENCY_LABELS, load_data, load_profile_compat
 from bot.understanding.classify import Understanding
 from bot.understanding.encoder import MODEL_SHA256, load_encoder
 from bot.understanding.head import ASK, CLASSES, SURE, feature_names, features
+from bot.understanding.neighbours import Neighbours, quantise
 
 OUT = Path(__file__).resolve().parents[1] / "bot" / "understanding" / "head.npz"
+NEIGHBOURS = OUT.with_name("neighbours.npz")
+DIM = 384  # the sentence vector leads the features
+
+
+def with_neighbours(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """The features with the neighbour features as the shipped head computes them, from the
+    ``train`` rows only: a training row is read without itself, any other row with them all."""
+    rows = np.flatnonzero(train)
+    near = Neighbours(quantise(x[rows, :DIM]), y[rows] > 0)  # as shipped
+    exclude = np.full(len(x), -1)
+    exclude[rows] = np.arange(len(rows))
+    return np.concatenate([x, near.features(x[:, :DIM], exclude)], axis=1)
 
 
 def dataset() -> tuple[np.ndarray, np.ndarray, list[str], list[tuple[str, ...]]]:
@@ -97,6 +111,7 @@ def main() -> None:
     x, y, splits, labels = dataset()
     print(f"features for {len(x)} utterances in {time.perf_counter() - t0:.1f} s")
     train = np.array([s == "dev" or (a.on == "all" and s == "test") for s in splits])
+    base, x = x, with_neighbours(x, y, train)
     w, b, mean, scale = fit(x[train], y[train], a.l2)
     z = ((x - mean) / scale) @ w + b
     p = np.exp(z - z.max(axis=1, keepdims=True))
@@ -110,14 +125,19 @@ def main() -> None:
         fold = np.arange(len(rows)) % a.folds
         held = np.zeros_like(p)
         for k in range(a.folds):
-            w_k, b_k, m_k, s_k = fit(x[rows[fold != k]], y[rows[fold != k]], a.l2)
-            z_k = ((x[rows[fold == k]] - m_k) / s_k) @ w_k + b_k
+            inside = np.zeros(len(x), dtype=bool)
+            inside[rows[fold != k]] = True
+            x_k = with_neighbours(base, y, inside)  # the held-out fold's neighbours are not among them
+            w_k, b_k, m_k, s_k = fit(x_k[rows[fold != k]], y[rows[fold != k]], a.l2)
+            z_k = ((x_k[rows[fold == k]] - m_k) / s_k) @ w_k + b_k
             e = np.exp(z_k - z_k.max(axis=1, keepdims=True))
             held[rows[fold == k]] = e / e.sum(axis=1, keepdims=True)
         evaluate(f"{a.folds}-fold", held[rows], [labels[i] for i in rows])
     if a.write:
         np.savez_compressed(OUT, weights=w, bias=b, mean=mean, scale=scale, classes=np.array(CLASSES),
                             features=np.array(feature_names()), model_sha=np.array(MODEL_SHA256))
+        np.savez_compressed(NEIGHBOURS, vectors=quantise(base[train, :DIM]), labels=y[train] > 0,
+                            model_sha=np.array(MODEL_SHA256))
         print(f"wrote {OUT.relative_to(Path.cwd()) if OUT.is_relative_to(Path.cwd()) else OUT}")
 
 

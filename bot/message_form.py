@@ -80,11 +80,22 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     bare = next((n for words in reversed(_recent_user(conv, 2)) if (n := bare_name(words, whole=True)) and len(n.split()) >= 2), None)
     if bare and (f["name"] is None or bare.split()[0].lower() == f["name"].lower()):
         f["name"] = bare
+    f["urgent"] = f["urgent"] or any(said_urgent(words) for words in [*_recent_user(conv, 4), topic] if words)
     sync(st, conv)
     if problem == "long" and f["topic"]:
         f["asked"] = "number"
         return ["Sure, I can take a message.", TOO_LONG]
     return ["Sure, I can take a message.", *next_question(f, mine)]
+
+
+_URGENT = re.compile(r"\b(?:urgent|urgently|asap|as soon as possible)\b", re.I)
+_NOT_URGENT = re.compile(r"\b(?:not|isn't|nothing|no|never)\s+(?:\w+\s+){0,2}(?:urgent|urgently|asap)\b", re.I)
+
+
+def said_urgent(words: str) -> bool:
+    """The caller said the message is urgent ("it's not an emergency but it is urgent"), not
+    that it isn't ("nothing urgent")."""
+    return len(_URGENT.findall(words)) > len(_NOT_URGENT.findall(words))
 
 
 def repeat_question(f: dict, mine: str) -> list[str]:

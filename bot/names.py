@@ -202,20 +202,28 @@ def _spelled_out(toks: list[Tok], cased: bool) -> list[str]:
     return []
 
 
+_PLACE_WORDS = {"road", "street", "lane", "avenue", "drive", "way", "close", "crescent", "terrace", "court", "place",
+                "square", "gardens", "grove", "row", "walk", "view", "estate", "house", "cottage", "farm"}
+
+
 def _piece_alone(toks: list[Tok]) -> list[str]:
-    """A first name and surname said as a piece of their own, next to a number or after a
-    greeting, in a cased transcript: "608 555 0112, Laura Chen, can someone call me", "hi,
-    Aisha Rahman, ..." (not "my wife, Helen Ward")."""
+    """A first name and surname said as a piece of their own, next to a number, after a
+    greeting or as a sentence of its own at the end, in a cased transcript: "608 555 0112,
+    Laura Chen, can someone call me", "hi, Aisha Rahman, ...", "yeah, go on then. Fatima
+    Begum" (not "my wife, Helen Ward")."""
     pieces: list[list[Tok]] = [[]]
+    ends = [""]  # the mark each piece follows
     for t in toks:
         if t.low in ",.?!;:":
             pieces.append([])
+            ends.append(t.low)
         else:
             pieces[-1].append(t)
     for k, part in enumerate(pieces[1:], start=1):
         by_number = any(t.low.isdigit() for t in pieces[k - 1] + (pieces[k + 1] if k + 1 < len(pieces) else []))
         greeted = k == 1 and all(t.low in _GREETING for t in pieces[0])  # "hi, Aisha Rahman, I'd like somebody to..."
-        if (by_number or greeted) and 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
+        signed = k == len(pieces) - 1 and ends[k] in ".?!" and bool(part) and part[-1].low not in _PLACE_WORDS  # "... me? Raj Shah"
+        if (by_number or greeted or signed) and 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
             words, _, rest = piece(part, cased=True, strict=True)
             if len(words) == len(part) and not rest:
                 return words
@@ -265,8 +273,12 @@ def merge_name(old: str | None, new: str, text: str = "") -> str:
         return new
     words = old.split()
     scores = [SequenceMatcher(None, w.lower(), new.lower()).ratio() for w in words]
-    best = max(range(len(words)), key=lambda i: scores[i])
-    if scores[best] < 0.6:
-        return new
+    kept = [i for i, w in enumerate(words) if re.search(rf"\b{re.escape(w)}\b", text, re.I)]
+    if kept and len(kept) < len(words):  # "it's Krzysztof, K R Z Y S Z T O F. Nowicki is fine": the word not said again changes
+        best = max((i for i in range(len(words)) if i not in kept), key=lambda i: scores[i])
+    else:
+        best = max(range(len(words)), key=lambda i: scores[i])
+        if scores[best] < 0.6:
+            return new
     words[best] = new
     return " ".join(words)

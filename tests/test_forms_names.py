@@ -172,3 +172,21 @@ def test_a_surname_said_as_one_joins_the_first_name():
     assert merge_name("Declan", "Whelan", "oh and the surname's Whelan, W H E L A N") == "Declan Whelan"
     assert merge_name("Tomasz", "Kowalczyk", "can you put my last name too, it's Kowalczyk") == "Tomasz Kowalczyk"
     assert merge_name("Declan", "Dylan", "no, it's Dylan") == "Dylan"  # no surname said: a correction
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("yeah, go on then. Fatima Begum", "Fatima Begum"),
+    ("yeah, can you get the office to ring me? Rajesh Sharma", "Rajesh Sharma"),
+    ("can you send someone round? Leeds Road", None),  # a street, not a name
+    ("please call me. Thank You", None),
+    ("could someone call me back?", None),  # nothing after the last mark
+    ("my wife, Helen Ward", None),  # after a comma it is someone else's
+])
+def test_a_name_said_as_a_sentence_of_its_own_at_the_end(text, name):
+    assert name_in(text) == name
+
+
+def test_a_first_name_corrected_keeps_the_surname_said_again():
+    assert merge_name("Christoph Nowicki", "Krzysztof", "no, the name, it's Krzysztof, K R Z Y S Z T O F. Nowicki is fine") == "Krzysztof Nowicki"
+    assert merge_name("Eefa Byrne", "Aoife", "it's A O I F E, Aoife, and Byrne is B Y R N E") == "Aoife Byrne"
+    assert merge_name("Tom Reed", "Sam", "no it's Sam") == "Sam"  # nothing said again, nothing alike: a new name

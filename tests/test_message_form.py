@@ -12,6 +12,7 @@ import pytest
 
 from bot.conversation import Action, Conversation
 from bot.language import MAX_DIGITS
+from bot.message_form import said_urgent
 from bot.names import name_in
 from bot.phone_numbers import number_runs, phone_in
 from bot.profile import load_profile
@@ -261,3 +262,14 @@ def test_a_number_corrected_in_the_same_breath_and_one_as_a_word():
     assert phone_in("my number is 608 555 0155, no wait, 0156") == ("6085550156", "")
     assert phone_in("not this phone, my work one, 0117 496 0555") == ("01174960555", "")
     assert phone_in("five five five one two one two one two one") == ("5551212121", "")
+
+
+@pytest.mark.parametrize(("words", "urgent"), [
+    ("it's not an emergency but it is urgent, first thing please", True),
+    ("can someone call me asap about my deposit", True),
+    ("nothing urgent, just the hallway light", False),
+    ("it's not urgent at all", False),
+    ("my deposit still hasn't come back", False),
+])
+def test_a_message_the_caller_calls_urgent_is_marked_urgent(words, urgent):
+    assert said_urgent(words) is urgent

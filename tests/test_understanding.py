@@ -13,7 +13,7 @@ import pytest
 from bot.conversation import Action, Conversation
 from bot.profile import ProfileError, load_profile
 from bot.providers.receptionist import CANT_HELP, Receptionist
-from bot.understanding.classify import Reading, Understanding
+from bot.understanding.classify import Reading, Understanding, told_after
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "business"
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
@@ -368,3 +368,53 @@ def test_two_signs_of_urgency_are_asked_about_whatever_the_head_reads(encoder, t
     u.head = _MessageHead()
     r = u.read(text)
     assert r.intent == intent and (intent != "emergency" or not r.sure)
+
+
+@pytest.mark.parametrize(("text", "tails"), [
+    ("what time do you open in the morning, there's water coming out from under the kitchen units",
+     ["the morning, there's water coming out from under the kitchen units", "there's water coming out from under the kitchen units"]),
+    ("can i leave a message for the vet my dog's been vomiting blood",
+     ["the vet my dog's been vomiting blood", "my dog's been vomiting blood"]),
+    ("my dog's been vomiting blood since this morning", []),  # no request first: read whole, as ever
+    ("can i leave a message", []),  # too short to hold a second thing
+])
+def test_what_a_caller_tells_after_a_request_is_found(text, tails):
+    assert told_after(text) == tails
+
+
+class _TailHead:
+    """A head that reads the whole as a routine message and finds an emergency only in
+    words about blood."""
+
+    def decide(self, ev, rule):
+        return Reading("message", score=0.9, by="head", emergency_score=0.01)
+
+    def emergency(self, ev, rule):
+        return 0.99 if "blood" in ev.raw else 0.01
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("can i leave a message for the vet my dog's been vomiting blood", "emergency"),  # the request first, the emergency after
+    ("can i leave a message for the vet my dog needs his booster", "message"),
+    ("can i leave a message, it's not urgent, the cut has stopped, no blood now", "message"),  # said calm: not asked
+])
+def test_an_emergency_told_after_a_request_is_asked_about(encoder, text, intent):
+    u = Understanding(VET, encoder)
+    u.head = _TailHead()
+    r = u.read(text)
+    assert r.intent == intent and not r.sure if intent == "emergency" else r.intent == intent
+
+
+@pytest.mark.parametrize(("text", "asked_for"), [
+    ("now then, is Mick about? it's Gaz from the merchants", True),
+    ("hi, is Dr Okafor still there? she said she'd look at my x-rays", True),
+    ("is Carol in", True),
+    ("is anyone there", False),
+    ("is the heating on in the building", False),
+    ("is it in the portal", False),
+])
+def test_someone_asked_for_by_name_is_a_person(text, asked_for):
+    from bot.language import Words
+    from bot.understanding import keywords
+
+    assert keywords.wants_person(Words(text)) is asked_for

@@ -13,6 +13,7 @@ from bot.language import Words
 from bot.understanding import head as head_mod
 from bot.understanding.encoder import MODEL_SHA256
 from bot.understanding.head import ASK, CLASSES, SURE, Head, feature_names, features, load_head
+from bot.understanding.neighbours import Neighbours
 from bot.understanding.reading import Evidence, Reading
 
 
@@ -27,8 +28,9 @@ def head_saying(**probs: float) -> Head:
     """A head whose output is these probabilities whatever it is shown (bias only)."""
     p = np.array([probs.get(c, 1e-6) for c in CLASSES], dtype=np.float64)
     n = len(feature_names())
+    nobody = Neighbours(np.zeros((1, 384), np.float32), np.zeros((1, len(CLASSES)), bool))
     return Head(np.zeros((n, len(CLASSES)), np.float32), np.log(p / p.sum()).astype(np.float32),
-                np.zeros(n, np.float32), np.ones(n, np.float32))
+                np.zeros(n, np.float32), np.ones(n, np.float32), nobody)
 
 
 RULE_MESSAGE = Reading("message")
@@ -42,7 +44,9 @@ def test_the_shipped_head_is_for_the_shipped_model_and_features():
 
 
 def test_features_have_one_value_per_name():
-    assert features(evidence(), RULE_MESSAGE).shape == (len(feature_names()),)
+    near = Neighbours.names(CLASSES)  # the neighbour features come after the rest
+    assert features(evidence(), RULE_MESSAGE).shape == (len(feature_names()) - len(near),)
+    assert feature_names()[-len(near):] == near
 
 
 @pytest.mark.parametrize(("p_em", "intent", "sure"), [
@@ -82,3 +86,18 @@ def test_danger_by_the_head_is_said_only_for_a_report_not_a_question():
     h = head_saying(danger=0.95)
     assert h.decide(evidence("there is smoke pouring out of the flat next door"), RULE_MESSAGE).danger
     assert not h.decide(evidence("how do I test my smoke alarm"), RULE_MESSAGE).danger
+
+
+def test_the_nearest_training_callers_of_each_intent_are_features():
+    vecs = np.eye(4, 384, dtype=np.float32)
+    labels = np.zeros((4, len(CLASSES)), bool)
+    labels[[0, 1], CLASSES.index("emergency")] = True
+    labels[[2, 3], CLASSES.index("hours")] = True
+    near = Neighbours(vecs, labels)
+    f = near.features(vecs[:1])[0]
+    em, hours = CLASSES.index("emergency"), CLASSES.index("hours")
+    assert f[2 * em] == pytest.approx(1.0) and f[2 * hours] == pytest.approx(0.0)
+    assert f[2 * em + 1] == pytest.approx(0.5)  # the mean of the nearest (1.0 and 0.0)
+    alone = near.features(vecs[:1], exclude=np.array([0]))[0]  # a training caller is read without itself
+    assert alone[2 * em] == pytest.approx(0.0)
+    assert f[2 * CLASSES.index("faq")] == -1.0  # no training caller of that intent

@@ -4,8 +4,9 @@ A multinomial logistic regression (numpy only; weights in ``head.npz``, trained 
 ``bench/train_head.py`` on bench/dialogue_data) over: the sentence vector, the words said
 (hashed stems and stem pairs),
 the similarity to each built-in intent's nearest exemplar and to the nearest FAQs, the
-keyword reading, the hand-written rules' reading, and the cues the rules use (calm,
-urgency, a callback asked for, a question...). It learns how much to trust each, where
+keyword reading, the hand-written rules' reading, the cues the rules use (calm,
+urgency, a callback asked for, a question...), and how near it is to the training callers of
+each intent (neighbours.py). It learns how much to trust each, where
 the rules had hand-set thresholds. Emergencies keep their own bar: the head's emergency
 probability at or above ``SURE`` (``SECONDED`` when the rules are sure too) sends the call
 on, from ``ASK`` the caller is asked; fire,
@@ -25,6 +26,7 @@ import numpy as np
 from bot.language import Words, stem
 from bot.logs import kv
 from bot.understanding import keywords
+from bot.understanding.neighbours import Neighbours
 from bot.understanding.reading import Evidence, Reading
 
 log = logging.getLogger("bot.understanding")
@@ -64,7 +66,7 @@ UNSURE = 0.35  # below this, the head's best guess is no better than the rules'
 def feature_names() -> list[str]:
     return ([f"vec{i}" for i in range(384)] + [f"sim:{s}" for s in SIMILAR] + ["sim:faq", "sim:faq2", "faq_backed", "em", "danger"]
             + [f"kw:{k}" for k in KEYWORD] + [f"rule:{r}" for r in RULES] + [f"cue:{c}" for c in CUES]
-            + [f"gram{i}" for i in range(GRAMS)])
+            + [f"gram{i}" for i in range(GRAMS)] + Neighbours.names(CLASSES))
 
 
 def grams(w: Words) -> np.ndarray:
@@ -94,19 +96,27 @@ def features(ev: Evidence, rule: Reading) -> np.ndarray:
 
 
 class Head:
-    def __init__(self, weights: np.ndarray, bias: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> None:
+    def __init__(self, weights: np.ndarray, bias: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                 neighbours: Neighbours) -> None:
         self.weights, self.bias, self.mean, self.scale = weights, bias, mean, scale
+        self.neighbours = neighbours
 
-    def probs(self, x: np.ndarray) -> np.ndarray:
+    def probs(self, ev: Evidence, rule: Reading) -> np.ndarray:
+        x = np.concatenate([features(ev, rule), self.neighbours.features(ev.vec[None, :])[0]])
         z = ((x - self.mean) / self.scale) @ self.weights + self.bias
         e = np.exp(z - z.max())
         return e / e.sum()
+
+    def emergency(self, ev: Evidence, rule: Reading) -> float:
+        """The head's probability that the caller is reporting an emergency (danger included)."""
+        p = self.probs(ev, rule)
+        return float(p[CLASSES.index("emergency")] + p[CLASSES.index("danger")])
 
     def decide(self, ev: Evidence, rule: Reading) -> Reading:
         """The head's reading; the rules' where they are the safer call (danger, sales)."""
         if rule.intent == "sales" or (rule.intent == "emergency" and rule.danger):
             return rule
-        p = dict(zip(CLASSES, self.probs(features(ev, rule)).tolist(), strict=True))
+        p = dict(zip(CLASSES, self.probs(ev, rule).tolist(), strict=True))
         emergency = p["emergency"] + p["danger"]
         others = {c: v for c, v in p.items() if c not in ("emergency", "danger")}
         top, top_p = max(others.items(), key=lambda kv: kv[1])
@@ -131,15 +141,19 @@ class Head:
 def load_head(model_sha: str) -> Head | None:
     """The shipped head, if it was trained for this encoder model and these features."""
     try:
-        with resources.files("bot.understanding").joinpath("head.npz").open("rb") as f:
+        here = resources.files("bot.understanding")
+        with here.joinpath("neighbours.npz").open("rb") as f:
+            n = np.load(f, allow_pickle=False)
+            neighbours, n_sha = Neighbours(n["vectors"], n["labels"]), str(n["model_sha"])
+        with here.joinpath("head.npz").open("rb") as f:
             z = np.load(f, allow_pickle=False)
             names, sha = [str(n) for n in z["features"]], str(z["model_sha"])
-            head = Head(z["weights"], z["bias"], z["mean"], z["scale"])
+            head = Head(z["weights"], z["bias"], z["mean"], z["scale"], neighbours)
             classes = tuple(str(c) for c in z["classes"])
     except (OSError, KeyError, ValueError) as e:
         log.warning("no trained intent head: the rules read", extra=kv(error=type(e).__name__))
         return None
-    if sha != model_sha or names != feature_names() or classes != CLASSES:
+    if not sha == n_sha == model_sha or names != feature_names() or classes != CLASSES:
         log.warning("the intent head was trained for another model or features: the rules read")
         return None
     return head

@@ -4,7 +4,9 @@ evidence). Phrase lists match whole words after light stemming (bot/language.py)
 
 from __future__ import annotations
 
-from bot.language import Words
+import re
+
+from bot.language import STOP, Words
 from bot.profile import Faq, Profile
 
 GOODBYE = ("bye", "goodbye", "bye bye", "that's all", "that is all", "that's it", "that's everything", "nothing else",
@@ -157,7 +159,18 @@ def closing(w: Words) -> bool:
     return thanks and all(x in THANKS_ONLY for x in w.words)
 
 
+# "is Mick about?", "is Dr Okafor still there?", "is Sarah in today?": someone asked for by name
+_IS_IN = re.compile(r"^(?:\s*(?:hi|hello|hey|yeah|oh|um|uh|sorry|now then|morning|evening|afternoon|there)\b[\s,]*)*"
+                    r"is (?:(?:dr|doctor|mr|mrs|ms|miss) )?([a-z']+)(?: [a-z']+)? (?:still )?"
+                    r"(?:there|in|about|around|available|free|working|on tonight|back)\b")
+_NOT_SOMEONE = {"there", "anyone", "anybody", "someone", "somebody", "everyone", "everybody", "nobody", "water", "heat",
+                "heating", "power", "gas", "electric", "electricity", "one", "office", "surgery", "clinic", "practice"}
+
+
 def wants_person(w: Words) -> bool:
+    m = _IS_IN.search(w.text.strip())
+    if m and m.group(1) not in STOP and m.group(1) not in _NOT_SOMEONE:
+        return True
     if w.has("real person", "human", "operator", "representative", "live person", "speak to someone", "talk to someone"):
         return True
     return w.has(*REACH) and w.has(*PERSON)
