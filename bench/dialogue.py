@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the bot has it (bot/__init__.py), before anything loads numpy
 DATA = Path(__file__).resolve().parent / "dialogue_data"
 ROOT = Path(__file__).resolve().parents[1]
 EMERGENCY_LABELS = ("emergency", "danger")
@@ -191,7 +192,7 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
         if any(a.kind in ("transfer", "hangup") for a in actions):
             break
     msgs = [a.message for a in saved if a.kind == "take_message" and a.message]
-    if msgs and (outcome != "person" or not transferred) and outcome != "emergency":  # "I can't put you through", then a message
+    if msgs and not transferred:  # "I can't put you through", then a message
         # an urgent message is the emergency's outcome where there is no one on call; where a message
         # was wanted, its fields say whether urgent was right
         outcome = "emergency" if msgs[-1].urgent and c["outcome"] != "message" else "message"

@@ -14,7 +14,7 @@ import re
 DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "to": "2", "too": "2", "three": "3",
                "four": "4", "for": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
 SPOKEN = "zero one two three four five six seven eight nine".split()
-FILLERS = {"um", "uh", "erm", "er", "ah", "hmm", "mm", "mhm", "uhh", "umm", "eh", "oh", "huh"}
+FILLERS = {"um", "uh", "erm", "er", "ah", "hmm", "mm", "mhm", "uhh", "umm", "eh", "oh", "huh", "ha", "haha", "hah", "aha", "heh"}
 STOP = {
     "a", "an", "the", "i", "i'm", "im", "me", "my", "you", "your", "we", "our", "us", "it", "it's", "is", "are", "am", "was",
     "be", "do", "does", "did", "can", "could", "would", "will", "should", "to", "of", "for", "in", "on", "at", "and", "or",

@@ -34,6 +34,19 @@ def gives_details(raw: str, unit: bool) -> bool:
             or (unit and bool(address_in(raw, asked=False))))
 
 
+def details_only(raw: str, unit: bool) -> bool:
+    """The words give a field of a message and little else ("Dawn Marsh, in unit 2A"): no
+    problem of their own to be asked about."""
+    if not gives_details(raw, unit):
+        return False
+    rest = re.sub(r"[\d\W]+", " ", more_topic("", raw)).split()
+    return len([w for w in rest if w.lower() not in _SMALL]) <= 2
+
+
+_SMALL = {"in", "at", "unit", "apartment", "flat", "number", "no", "yes", "yeah", "and", "it's", "its", "my", "name", "is",
+          "i'm", "im", "this", "that", "the", "please", "thanks", "ok", "okay", "so", "um", "uh", "oh", "well", "sure"}
+
+
 def name_alone(raw: str) -> bool:
     """The words are a name and nothing else ("Bob Stone")."""
     bare = bare_name(raw, whole=True)

@@ -219,11 +219,12 @@ def _piece_alone(toks: list[Tok]) -> list[str]:
             ends.append(t.low)
         else:
             pieces[-1].append(t)
-    for k, part in enumerate(pieces[1:], start=1):
-        by_number = any(t.low.isdigit() for t in pieces[k - 1] + (pieces[k + 1] if k + 1 < len(pieces) else []))
+    for k, part in enumerate(pieces):
+        by_number = any(t.low.isdigit() for t in (pieces[k - 1] if k else []) + (pieces[k + 1] if k + 1 < len(pieces) else []))
         greeted = k == 1 and all(t.low in _GREETING for t in pieces[0])  # "hi, Aisha Rahman, I'd like somebody to..."
-        signed = k == len(pieces) - 1 and ends[k] in ".?!" and bool(part) and part[-1].low not in _PLACE_WORDS  # "... me? Raj Shah"
-        if (by_number or greeted or signed) and 2 <= len(part) <= 3 and all(t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES for t in part):
+        signed = k == len(pieces) - 1 and ends[k] in ".?!"  # "can you get the office to ring me? Rajesh Sharma"
+        if (by_number or greeted or signed) and 2 <= len(part) <= 3 and all(
+                t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES and t.low not in _PLACE_WORDS for t in part):
             words, _, rest = piece(part, cased=True, strict=True)
             if len(words) == len(part) and not rest:
                 return words
@@ -273,6 +274,8 @@ def merge_name(old: str | None, new: str, text: str = "") -> str:
         return new
     words = old.split()
     scores = [SequenceMatcher(None, w.lower(), new.lower()).ratio() for w in words]
+    if new.lower() in (w.lower() for w in words):
+        return old  # "Yusuf" again after "Yusuf Ali"
     kept = [i for i, w in enumerate(words) if re.search(rf"\b{re.escape(w)}\b", text, re.I)]
     if kept and len(kept) < len(words):  # "it's Krzysztof, K R Z Y S Z T O F. Nowicki is fine": the word not said again changes
         best = max((i for i in range(len(words)) if i not in kept), key=lambda i: scores[i])

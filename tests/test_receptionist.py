@@ -261,3 +261,43 @@ def test_spoken_and_written_digits():
     assert digits_in("oh two oh, double seven") == "02077"
     assert digits_in("a message for billing") == ""
     assert speak_number("5552134467") == "five five five, two one three, four four six seven"
+
+
+NIGHT = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # 10:30 PM in New York, 3:30 AM in London: both closed
+
+
+async def test_an_faq_asked_with_name_and_number_goes_straight_to_the_read_back(settings):
+    bot, store = desk(settings, profile=DENTAL, when=NIGHT), MemoryStore()
+    await bot.start()
+    conv = conversation(store, call_id="CA71", caller="+15550000000")
+    reply, _ = await say(bot, conv, "Hi, it's Gwen Price, I'd like to book in with the hygienist for a scale and polish, "
+                                    "my number's 07700 900314, mornings are best.")
+    assert "Gwen Price" in reply and "Is that right?" in reply and "as well?" not in reply
+    await say(bot, conv, "Yes, that's it, ta.")
+    assert [(m.name, digits_in(m.callback_number or "")) for m in store.saved] == [("Gwen Price", "07700900314")]
+
+
+async def test_no_it_can_wait_to_the_offer_takes_a_routine_message_and_details_are_not_asked_about(settings):
+    bot, store = desk(settings, when=NIGHT), MemoryStore()
+    await bot.start()
+    conv = conversation(store, call_id="CA72", caller="+15550000000")
+    first, _ = await say(bot, conv, "There's a little drip under my kitchen sink, I've put a bowl under it.")
+    reply, _ = await say(bot, conv, "Oh no, no, it can wait till you're open, it's just a slow drip.")
+    assert "as well?" in first or "emergency" in first  # asked either way, the no is a routine message
+    assert "message" in reply and "as well?" not in reply
+    reply, actions = await say(bot, conv, "Dawn Marsh, in unit 2A.")
+    assert "emergency" not in reply.lower() and not actions
+    pending = conv.pending_message()
+    assert pending is not None and pending["name"] == "Dawn Marsh" and pending["urgent"] is False
+
+
+async def test_a_no_that_calls_it_urgent_is_an_urgent_message(settings):
+    bot, store = desk(settings, profile=DENTAL, when=NIGHT), MemoryStore()
+    await bot.start()
+    conv = conversation(store, call_id="CA73", caller="+15550000000")
+    first, _ = await say(bot, conv, "I had a filling done on Monday and the bite feels all wrong, it's too high.")
+    if "emergency" not in first.lower():
+        pytest.skip("not asked about as an emergency by this head")
+    await say(bot, conv, "No, it's not really painful. But yes, I'd say it's urgent, I fly on Saturday.")
+    pending = conv.pending_message()
+    assert pending is not None and pending["urgent"] is True

@@ -37,6 +37,8 @@ from bot.understanding.encoder import load_encoder
 if TYPE_CHECKING:
     from bot.settings import Settings
 
+_NO_MESSAGE = ("i'll call", "i'll ring", "i'll phone", "call back", "ring back", "phone back", "portal", "work order", "online",
+               "no message", "don't need a message", "no thanks", "no thank you")
 CANT_HELP = "I can't help with that myself, but I can take a message and have the team call you back."
 ANYTHING_ELSE = "Is there anything else I can help with?"
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
@@ -189,8 +191,9 @@ class Receptionist:
         # "Bob Stone" after "what's your name?": a name alone is never asked about as an emergency
         if r.intent == "emergency" and not r.sure and awaiting != "emergency_check" and message_fields.name_alone(raw):
             return self._start_form(st, conv, st.get("topic", "") if awaiting == "offer_message" else ""), None
-        if r.intent != "emergency" and awaiting in ("emergency_check", "offer_message") and message_fields.gives_details(
-                raw, bool(self.profile.unit_question)):
+        unit = bool(self.profile.unit_question)
+        details = (r.intent != "emergency" or (not r.sure and message_fields.details_only(raw, unit))) and message_fields.gives_details(raw, unit)
+        if awaiting in ("emergency_check", "offer_message") and details:
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
             urgent = st.get("urgent", False) if awaiting == "offer_message" else st.get("asked_score", 0.0) >= UNANSWERED_URGENT
@@ -236,7 +239,8 @@ class Receptionist:
                 if message_fields.gives_details(w.raw, bool(self.profile.unit_question)):
                     topic = message_fields.more_topic(topic, w.raw)
                 form = self._start_form(st, conv, topic)
-                st["form"]["urgent"] = False  # the caller said it can wait ("an emergency appointment" is not urgent)
+                # the caller said it can wait ("an emergency appointment" is not urgent), unless they call it urgent
+                st["form"]["urgent"] = message_form.said_urgent(w.raw)
                 message_form.sync(st, conv)
                 return ["Alright, I'll take a message for the team, and they'll get back to you.", *form[1:]], None
             if answer is not None:  # yes, or not sure: someone should see to it now (danger: in the answer or what was told)
@@ -244,6 +248,10 @@ class Receptionist:
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=danger)
         if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
+        if awaiting == "offer_message" and says_it_can_wait(w) and not w.has(*_NO_MESSAGE):
+            # "a message as well?" - "oh no, it can wait till you're open": not urgent, and the team should know
+            form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))
+            return ["No problem, it can wait. I'll take a message for the team.", *form[1:]], None
         if awaiting == "offer_message" and is_yes(w) and len(w.content()) <= 3:  # "ok well our toilet's blocked...": read on
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
@@ -298,8 +306,11 @@ class Receptionist:
         if r.intent == "address":
             return self._answered(st, f"We're at {self.profile.address}"), None
         if r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs):
+            answer = self.profile.faqs[r.faq].answer
+            if name_in(raw) and digits_in(raw):  # "it's Gwen Price, 07700 900314, I'd like to book...": a message, all given
+                return [answer, "I'll take a message for the team.", *self._start_form(st, conv, request_topic(raw, w))[1:]], None
             st["awaiting"], st["topic"], st["urgent"] = "offer_message", raw.strip(), False
-            return [self.profile.faqs[r.faq].answer, "Would you like to leave a message as well?"], None
+            return [answer, "Would you like to leave a message as well?"], None
         if r.intent == "identity":
             opener = "Yes, this is" if self._names_us(w) else "You've reached"
             return [f"{opener} {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
