@@ -47,12 +47,6 @@ _SMALL = {"in", "at", "unit", "apartment", "flat", "number", "no", "yes", "yeah"
           "i'm", "im", "this", "that", "the", "please", "thanks", "ok", "okay", "so", "um", "uh", "oh", "well", "sure"}
 
 
-def name_alone(raw: str) -> bool:
-    """The words are a name and nothing else ("Bob Stone")."""
-    bare = bare_name(raw, whole=True)
-    return bare is not None and len(bare.split()) >= 2
-
-
 _ASIDE = re.compile(r"\?\s*$|^(?:(?:oh|um|uh|and|but|sorry|before (?:that|i forget)|actually|wait|quick question)[\s,]+)*"
                     r"(?:what|when|where|how|do you|are you|is there|is it|can i|could you tell|could i ask)\b", re.I)
 

@@ -118,6 +118,7 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
     """One caller turn inside the form: the next question, or the message saved (through
     ``Conversation.perform``, before the caller hears it was passed on)."""
     f = st["form"]
+    f["urgent"] = f["urgent"] or said_urgent(raw)  # "please put it down as urgent", said whenever
     out = step(f, raw, w, caller_digits(conv.caller))
     sync(st, conv)
     if out is not None:

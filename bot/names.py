@@ -122,6 +122,8 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         if plain and trusted and (best is None or strong >= best[0]) and not lone:
             best = (strong, name)  # a lone word after a weak cue ("call me Monday") does not undo a full name
         i += n if plain else 1  # no name after "you can put": "put it under Raymond Castellanos" may start inside it
+    if best and cased and len(best[1]) == 1 and (whole := _piece_alone(toks)) and similar(whole[0], best[1][0]):
+        best = (best[0], whole)  # "It's Mark. Mark Dubois.": the name said again in full
     words = _surname(best[1] if best else _uncued(toks, cased), toks, cased)
     if not words and asked:
         return bare_name(text)
@@ -219,10 +221,11 @@ def _piece_alone(toks: list[Tok]) -> list[str]:
             ends.append(t.low)
         else:
             pieces[-1].append(t)
+    last = max((k for k, part in enumerate(pieces) if part), default=0)
     for k, part in enumerate(pieces):
         by_number = any(t.low.isdigit() for t in (pieces[k - 1] if k else []) + (pieces[k + 1] if k + 1 < len(pieces) else []))
         greeted = k == 1 and all(t.low in _GREETING for t in pieces[0])  # "hi, Aisha Rahman, I'd like somebody to..."
-        signed = k == len(pieces) - 1 and ends[k] in ".?!"  # "can you get the office to ring me? Rajesh Sharma"
+        signed = k == last and k > 0 and ends[k] in ".?!"  # "can you get the office to ring me? Rajesh Sharma"
         if (by_number or greeted or signed) and 2 <= len(part) <= 3 and all(
                 t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES and t.low not in _PLACE_WORDS for t in part):
             words, _, rest = piece(part, cased=True, strict=True)

@@ -190,3 +190,12 @@ def test_a_first_name_corrected_keeps_the_surname_said_again():
     assert merge_name("Christoph Nowicki", "Krzysztof", "no, the name, it's Krzysztof, K R Z Y S Z T O F. Nowicki is fine") == "Krzysztof Nowicki"
     assert merge_name("Eefa Byrne", "Aoife", "it's A O I F E, Aoife, and Byrne is B Y R N E") == "Aoife Byrne"
     assert merge_name("Tom Reed", "Sam", "no it's Sam") == "Sam"  # nothing said again, nothing alike: a new name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("It's Mark. Mark Dubois.", "Mark Dubois"),  # the first name, then the whole name
+    ("Oh, no, it's Marc with a C, not a K. Marc Dubois.", "Marc Dubois"),
+    ("My name is Ann. Ann Lee is my mum.", "Ann"),  # not a piece of its own
+])
+def test_a_first_name_then_the_full_name_is_the_full_name(text, name):
+    assert name_in(text, asked=True) == name

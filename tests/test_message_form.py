@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import Action, Conversation
-from bot.language import MAX_DIGITS
+from bot.language import MAX_DIGITS, Words
 from bot.message_form import said_urgent
 from bot.names import name_in
 from bot.phone_numbers import number_runs, phone_in
@@ -273,3 +273,14 @@ def test_a_number_corrected_in_the_same_breath_and_one_as_a_word():
 ])
 def test_a_message_the_caller_calls_urgent_is_marked_urgent(words, urgent):
     assert said_urgent(words) is urgent
+
+
+async def test_urgent_said_while_a_message_is_taken_marks_it_urgent():
+    from bot.message_form import advance, new_form
+
+    st = {"form": new_form("the radiator valve is leaking again"), "awaiting": None}
+    st["form"]["asked"] = "name"
+    conv = Conversation(call_id="CA9", caller="+15550000000")
+    await advance("No, it can wait till you open, but please put it down as urgent, I've got a toddler.",
+                  Words("No, it can wait till you open, but please put it down as urgent"), st, conv)
+    assert st["form"]["urgent"] is True

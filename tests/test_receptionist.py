@@ -301,3 +301,14 @@ async def test_a_no_that_calls_it_urgent_is_an_urgent_message(settings):
     await say(bot, conv, "No, it's not really painful. But yes, I'd say it's urgent, I fly on Saturday.")
     pending = conv.pending_message()
     assert pending is not None and pending["urgent"] is True
+
+
+async def test_a_question_about_the_emergency_question_gets_it_again_not_a_transfer(settings):
+    bot, store = desk(settings, when=NIGHT), MemoryStore()
+    await bot.start()
+    conv = conversation(store, call_id="CA74", caller="+15550000000")
+    first, _ = await say(bot, conv, "the garbage disposal is jammed and now the sink's full of dirty water and it smells really bad")
+    if "emergency" not in first.lower():
+        pytest.skip("not asked about as an emergency by this head")
+    reply, actions = await say(bot, conv, "what do you mean by emergency, like would somebody actually come out now?")
+    assert "is this an emergency" in reply.lower() and not actions

@@ -412,6 +412,8 @@ def test_an_emergency_told_after_a_request_is_asked_about(encoder, text, intent)
     ("is anyone there", False),
     ("is the heating on in the building", False),
     ("is it in the portal", False),
+    ("can I talk to Gary please, he came to look at our boiler", True),
+    ("can I talk to you about my rent", False),
 ])
 def test_someone_asked_for_by_name_is_a_person(text, asked_for):
     from bot.language import Words

@@ -30,27 +30,21 @@ from bot.phone_numbers import digits_in
 from bot.profile import Profile, cached_profile
 from bot.providers.kit import Edge
 from bot.understanding import keywords
-from bot.understanding.answers import emergency_answer, says_it_can_wait
+from bot.understanding.answers import WHAT_IS_MEANT, emergency_answer, says_it_can_wait
 from bot.understanding.classify import Reading, Understanding
 from bot.understanding.encoder import load_encoder
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-_NO_MESSAGE = ("i'll call", "i'll ring", "i'll phone", "call back", "ring back", "phone back", "portal", "work order", "online",
-               "no message", "don't need a message", "no thanks", "no thank you")
 CANT_HELP = "I can't help with that myself, but I can take a message and have the team call you back."
 ANYTHING_ELSE = "Is there anything else I can help with?"
 HELP = "I can tell you our opening hours or our address, answer common questions, or take a message."
 DTMF = {"1": "what are your hours", "2": "what is your address", "3": "i'd like to leave a message", "9": "repeat that"}
 
-NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
-              "no message")
 _EDGE = Edge("llm", "receptionist", engine="receptionist")
 _ABOUT = re.compile(r"\b(?:about|regarding|re)\b", re.I)  # what a call for a person is about, said with it
 _NOT_AN_ANSWER = ("repeat", "hello", "identity", "out_of_scope", "unknown")  # after "is this an emergency?": asked again
-
-
 UNANSWERED_URGENT = 0.8  # "is this an emergency?" answered with a name instead: urgent when the head was this sure of one
 IN_FORM_ASK = 0.5  # a message being left: "is this an emergency?" only when the head finds it more likely than not
 
@@ -188,18 +182,18 @@ class Receptionist:
         r = await self._read(text)
         st["intent"] = r.intent
         reply = None
-        # "Bob Stone" after "what's your name?": a name alone is never asked about as an emergency
-        if r.intent == "emergency" and not r.sure and awaiting != "emergency_check" and message_fields.name_alone(raw):
-            return self._start_form(st, conv, st.get("topic", "") if awaiting == "offer_message" else ""), None
         unit = bool(self.profile.unit_question)
-        details = (r.intent != "emergency" or (not r.sure and message_fields.details_only(raw, unit))) and message_fields.gives_details(raw, unit)
-        if awaiting in ("emergency_check", "offer_message") and details:
+        # "Bob Stone", "Dawn Marsh, in unit 2A": details and nothing else are never asked about as an emergency
+        only = r.intent == "emergency" and not r.sure and message_fields.details_only(raw, unit)
+        if only and awaiting not in ("emergency_check", "offer_message"):
+            return self._start_form(st, conv, ""), None
+        if awaiting in ("emergency_check", "offer_message") and (r.intent != "emergency" or only) and message_fields.gives_details(raw, unit):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
             urgent = st.get("urgent", False) if awaiting == "offer_message" else st.get("asked_score", 0.0) >= UNANSWERED_URGENT
             topic = (message_fields.after_offer if awaiting == "offer_message" else message_fields.more_topic)(st.get("topic", ""), raw)
             reply = self._start_form(st, conv, topic, urgent=urgent), None
-        if reply is None and awaiting == "emergency_check" and r.intent in _NOT_AN_ANSWER:  # "what do you mean?", "sorry?"
+        if reply is None and awaiting == "emergency_check" and (r.intent in _NOT_AN_ANSWER or w.has(*WHAT_IS_MEANT)):  # "sorry?"
             st["awaiting"] = awaiting
             return [f"Sorry, I just need to check: is this an emergency that needs someone {self._when()}? Please say yes or no."], None
         reply = reply or self._urgent_or_leaving(r, raw, w, st, conv, awaiting)
@@ -212,7 +206,7 @@ class Receptionist:
         """A message is being taken: a goodbye, "never mind" or an emergency leave it; else the form goes on."""
         if keywords.closing(w) and not message_form.answers_question(raw, w, st):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
-        if w.has(*NEVER_MIND):
+        if w.has(*keywords.NEVER_MIND):
             message_form.drop(st, conv)
             st["awaiting"] = "anything_else"
             return ["No problem, I won't take a message.", ANYTHING_ELSE], None
@@ -248,7 +242,7 @@ class Receptionist:
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=danger)
         if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
-        if awaiting == "offer_message" and says_it_can_wait(w) and not w.has(*_NO_MESSAGE):
+        if awaiting == "offer_message" and says_it_can_wait(w) and not w.has(*keywords.NO_MESSAGE):
             # "a message as well?" - "oh no, it can wait till you're open": not urgent, and the team should know
             form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))
             return ["No problem, it can wait. I'll take a message for the team.", *form[1:]], None
@@ -271,8 +265,8 @@ class Receptionist:
                 return self._emergency_reply(topic, st, conv, danger=r.danger)
             st["awaiting"], st["topic"], st["asked_score"] = "emergency_check", raw.strip(), r.score
             return ["I'm sorry to hear that.", f"Is this an emergency that needs someone {self._when()}?"], None
-        if r.intent == "person":
-            return self._transfer(st, conv, raw)
+        if r.intent == "person" or (r.intent in ("message", "task") and awaiting is None and keywords.wants_person(w)):
+            return self._transfer(st, conv, raw)  # "can I talk to Gary please, he said to ring him": asked for by name
         if r.intent == "goodbye":
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
         if r.intent == "repeat":
@@ -390,7 +384,6 @@ class Receptionist:
     # ------------------------------------------------------------------ message form (bot/message_form.py)
     def _start_form(self, st: dict, conv: Conversation, topic: str, *, urgent: bool = False) -> list[str]:
         return message_form.start(st, conv, topic, urgent=urgent, unit_question=self.profile.unit_question)
-
 
 
 _shared: dict[int, tuple[Profile, Understanding]] = {}

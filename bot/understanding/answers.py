@@ -38,6 +38,10 @@ NOT_SO = ("so no", "don't think it's an emergency", "don't think it is an emerge
           "not an emergency really", "nothing urgent", "not desperate", "not life or death", "can leave it",
           "can wait till", "fine till", "fine until", "okay till", "ok till", "ok until", "okay until")
 FINE = ("we're fine", "i'm fine", "we're okay", "we're ok", "we're alright", "we're all right", "all fine")
+# a question about the question ("what do you mean by emergency, would somebody come out now?"): asked again
+WHAT_IS_MEANT = ("what do you mean", "what does that mean", "what counts as", "what's an emergency", "what is an emergency",
+                 "does it count", "would that count", "does that count", "would somebody come", "would someone come",
+                 "would somebody actually", "would someone actually", "do you mean")
 UNSURE = ("don't know", "dunno", "not sure", "no idea", "maybe", "possibly", "hard to say", "you tell me", "i'm unsure",
           "can't tell", "couldn't tell you", "might be", "could be")
 

@@ -148,6 +148,12 @@ def sales(w: Words) -> bool:
     return w.has(*SALES)
 
 
+# no message after all ("never mind, I'll ring back")
+NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't worry", "cancel that", "cancel the message",
+              "no message")
+# the caller will see to it themselves ("no, it can wait, I'll ring back tomorrow"): no message offered again
+NO_MESSAGE = ("i'll call", "i'll ring", "i'll phone", "call back", "ring back", "phone back", "portal", "work order", "online",
+              "no message", "don't need a message", "no thanks", "no thank you")
 CONFIRMING = ("that's all correct", "that's all right", "that's all fine", "that's all good", "that's it exactly",
               "that is all correct", "that's everything correct")  # agreeing to what was read back, not leaving
 
@@ -167,10 +173,13 @@ _NOT_SOMEONE = {"there", "anyone", "anybody", "someone", "somebody", "everyone",
                 "heating", "power", "gas", "electric", "electricity", "one", "office", "surgery", "clinic", "practice"}
 
 
+_TALK_TO = re.compile(r"\b(?:can|could|may) i (?:please )?(?:speak|talk) (?:to|with) (?:(?:dr|doctor|mr|mrs|ms|miss) )?([a-z']+)")
+
+
 def wants_person(w: Words) -> bool:
-    m = _IS_IN.search(w.text.strip())
-    if m and m.group(1) not in STOP and m.group(1) not in _NOT_SOMEONE:
-        return True
+    for m in (_IS_IN.search(w.text.strip()), _TALK_TO.search(w.text)):
+        if m and m.group(1) not in STOP and m.group(1) not in _NOT_SOMEONE:
+            return True
     if w.has("real person", "human", "operator", "representative", "live person", "speak to someone", "talk to someone"):
         return True
     return w.has(*REACH) and w.has(*PERSON)
