@@ -162,8 +162,8 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
         if bare and one_word and f["name"] and len(bare.split()) == 1 and not number:
             name = f"{f['name']} {bare}"  # "sofia" ... "garcia"
         elif bare and len(bare.split()) >= 2 and (not f["name"] or bare.split()[0].lower() == f["name"].split()[0].lower()
-                                                  or _fuller(f["name"], bare)):
-            name = bare  # "paul" ... "paul nguyen"; "Mrs Quintero Baptiste" ... "Dolores Quintero-Baptiste"
+                                                  or _fuller(f["name"], bare) or len(f["name"].split()) == 1):
+            name = bare  # "paul" ... "paul nguyen"; "Mrs Quintero Baptiste" ... "Dolores Quintero-Baptiste"; "More" ... "Chloe Fitzgerald"
         elif bare and f["name"] == "" and f["name_tries"] >= 2 and not number:
             name = bare  # asked twice and not caught ("um"): a name said alone later is it ("harriet")
         elif bare and len(bare.split()) >= 2:

@@ -28,6 +28,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
     eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
     i've ive i'd id i'll ill we we're we've they're you're don't can't won't isn't it's its wait hang hold
+    more less most after before hours duh anyway
     """.split())
 BOUNDARY = {"and", "from", "here", "speaking", "calling", "in", "at", "on", "with", "please", "thanks", "thank", "ringing",
             "phoning", "again", "but", "so", "my", "i", "i'm", "im", "about", "regarding", "who", "the", "of", "for", "to"}
@@ -92,8 +93,8 @@ def namelike(t: Tok, *, first: bool, nxt: str, cased: bool, strict: bool) -> boo
     capital = cased and t.orig[:1].isupper()
     if w in GIVEN_WORDS:  # "this is will hunt", but not "will my insurance cover it"
         return capital or not first or w not in HARD or not nxt or nxt not in HARD | BOUNDARY
-    if w in HARD or w in BOUNDARY:
-        return False
+    if w in HARD or w in BOUNDARY or any(part in HARD for part in w.split("-")[1:]):
+        return False  # ... or "eighty-two"
     if w in NOT_NAME:  # a word of a request or a problem: a name only where one clearly stands ("Grace Hill")
         return capital or (not cased and not first and not nxt)
     return not (first and len(w) >= 6 and w.endswith("ing") and not capital)

@@ -199,3 +199,12 @@ def test_a_first_name_corrected_keeps_the_surname_said_again():
 ])
 def test_a_first_name_then_the_full_name_is_the_full_name(text, name):
     assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize("text", [
+    "I don't know, it doesn't hurt, it's more how it looks, so no I guess it can wait",
+    "oh right it's after hours duh. can you tell her it's about the parking permit",
+    "I can't reach it up there, I'm eighty-two, somebody can come tomorrow",
+])
+def test_how_the_caller_is_is_no_name(text):
+    assert name_in(text) is None

@@ -284,3 +284,13 @@ async def test_urgent_said_while_a_message_is_taken_marks_it_urgent():
     await advance("No, it can wait till you open, but please put it down as urgent, I've got a toddler.",
                   Words("No, it can wait till you open, but please put it down as urgent"), st, conv)
     assert st["form"]["urgent"] is True
+
+
+def test_a_full_name_said_alone_replaces_a_one_word_name_heard_before():
+    from bot.message_fields import absorb
+    from bot.message_form import new_form
+
+    f = new_form("a chipped tooth")
+    f["name"], f["one_word"], f["asked"] = "More", False, "caller_id"
+    absorb(f, "Chloe Fitzgerald", Words("Chloe Fitzgerald"), asked="caller_id")
+    assert f["name"] == "Chloe Fitzgerald"

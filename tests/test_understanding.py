@@ -420,3 +420,20 @@ def test_someone_asked_for_by_name_is_a_person(text, asked_for):
     from bot.understanding import keywords
 
     assert keywords.wants_person(Words(text)) is asked_for
+
+
+class _WrongNumberHead:
+    """A head that reads everything as a wrong number."""
+
+    def decide(self, ev, rule):
+        return Reading("wrong_number", score=0.6, by="head", emergency_score=0.0)
+
+    def emergency(self, ev, rule):
+        return 0.0
+
+
+def test_someone_asked_for_by_name_is_a_person_whatever_the_head_reads(encoder):
+    u = Understanding(PROPERTY, encoder)
+    u.head = _WrongNumberHead()
+    assert u.read("now then, is Mick about? it's Gaz from the merchants").intent == "person"
+    assert u.read("is that Leeds City Council?").intent == "wrong_number"

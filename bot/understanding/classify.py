@@ -187,6 +187,8 @@ class Understanding:
         if self.head is None:
             return rule
         r = self.head.decide(ev, rule)
+        if r.intent in ("wrong_number", "out_of_scope", "unknown", "hello") and ev.kw == "person":
+            return Reading("person", score=r.score, by="keywords", emergency_score=r.emergency_score)  # "is Mick about?"
         if r.intent == "faq" and (self._another_task(ev.w, r.faq) or ev.w.has(*keywords.CALLBACK)):
             return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
         if r.intent == "emergency" and r.sure and not r.danger and self._hedged(ev.w):

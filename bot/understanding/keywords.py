@@ -11,7 +11,8 @@ from bot.profile import Faq, Profile
 
 GOODBYE = ("bye", "goodbye", "bye bye", "that's all", "that is all", "that's it", "that's everything", "nothing else",
            "no thanks", "no thank you", "all set", "i'm good", "i'm done", "have a good day", "have a nice day",
-           "have a good one", "take care", "thanks for your help", "thank you for your help", "that helps", "talk later")
+           "have a good one", "take care", "thanks for your help", "thank you for your help", "that helps", "talk later",
+           "ta-ra", "ta ra", "tara", "cheerio", "see ya", "you're all right", "you're alright")
 THANKS_ONLY = {"thanks", "thank", "you", "ok", "okay", "great", "perfect", "cheers", "lovely", "alright", "so", "much",
                "very", "that's", "wonderful", "brilliant", "good", "got", "it", "awesome", "cool", "fine", "right", "oh", "ah",
                "for", "your", "help", "helpful", "then", "again", "anyway", "bye", "now", "a", "lot", "really", "appreciate",
