@@ -152,6 +152,8 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     answer, early = _keys(f, key.group(1), asked) if key else _words(f, raw, w, asked, before)
     if early is not None:
         return early
+    if f["number"] is None and mine and asked != "caller_id" and w.has(*THIS_NUMBER) and not NOT_THIS.search(raw):
+        f["number"] = mine  # "this number's fine, and the house is 3 Moor Lane": the offer answered before it was made
     changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:
         said.append(f"Thanks, {addressed(f['name'])}.")

@@ -45,6 +45,8 @@ _WHOSE = {"it's", "its", "that's", "thats", "it", "that", "she's", "he's", "they
 # who the caller is to the one the call is about: "I'm Biscuit's mum, Ivy Novak", "I'm his daughter, Jo Reyes"
 _RELATION = {"mom", "mum", "mother", "dad", "father", "owner", "husband", "wife", "partner", "son", "daughter", "carer", "neighbour",
              "neighbor", "landlord", "landlady", "tenant", "sister", "brother", "friend", "boss", "nurse", "guardian", "parent"}
+_HELLO = {"hi", "hiya", "hello", "hey", "evening", "morning", "afternoon"}
+_NAME_THEN = {"i", "i'm", "im", "i've", "ive", "we", "we're", "actually", "and", "here", "calling", "from", "just"}
 _GREETING = {"hi", "hello", "hey", "hiya", "evening", "morning", "afternoon", "good", "yeah", "yes", "oh", "right", "ok", "okay",
              "there", "sorry"}
 _AFTER_ONE = {",", "and", "from", "here", "speaking", "calling", "ringing", "phoning", "with", "in", "at"}  # "it's John, ..."
@@ -109,7 +111,10 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         plain = [w for w in name if w not in TITLES.values()]
         spelt = re.search(r"\bwith an? [a-z]\b", text[:MAX_TEXT], re.I) is not None  # "it's marc with a c": a name only if asked
         capitals = cased and bool(plain) and all(w[:1].isupper() for w in plain)
-        if toks[i].low == "its" and not asked and not (after and after[0] in _SIGNED) and not capitals:
+        # "hiya its maureen clegg", "its liam connolly actually...": an opening, not "yeah its radiator valve"
+        opening = (all(t.low in _GREETING or t.low in ",." for t in toks[:i]) and len(plain) >= 2
+                   and (any(t.low in _HELLO for t in toks[:i]) or bool(after and after[0] in _NAME_THEN)))
+        if toks[i].low == "its" and not asked and not (after and after[0] in _SIGNED) and not capitals and not opening:
             i += n  # "its pitch black in here": the misspelt "it's" names only when asked, signed ("its john here") or in capitals
             continue
         trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))
@@ -279,12 +284,12 @@ def merge_name(old: str | None, new: str, text: str = "") -> str:
     scores = [SequenceMatcher(None, w.lower(), new.lower()).ratio() for w in words]
     if new.lower() in (w.lower() for w in words):
         return old  # "Yusuf" again after "Yusuf Ali"
+    best = max(range(len(words)), key=lambda i: scores[i])
     kept = [i for i, w in enumerate(words) if re.search(rf"\b{re.escape(w)}\b", text, re.I)]
-    if kept and len(kept) < len(words):  # "it's Krzysztof, K R Z Y S Z T O F. Nowicki is fine": the word not said again changes
+    if scores[best] < 0.6 and kept and len(kept) < len(words):
+        # nothing alike: "it's Krzysztof, K R Z Y S Z T O F. Nowicki is fine": the word not said again changes
         best = max((i for i in range(len(words)) if i not in kept), key=lambda i: scores[i])
-    else:
-        best = max(range(len(words)), key=lambda i: scores[i])
-        if scores[best] < 0.6:
-            return new
+    elif scores[best] < 0.6:
+        return new
     words[best] = new
     return " ".join(words)

@@ -208,3 +208,19 @@ def test_a_first_name_then_the_full_name_is_the_full_name(text, name):
 ])
 def test_how_the_caller_is_is_no_name(text):
     assert name_in(text) is None
+
+
+def test_a_correction_alike_the_word_it_corrects_replaces_that_word_whatever_else_is_said():
+    assert merge_name("Catherine Lowe", "Katherine", "no, it's Katherine with a K, not catherine") == "Katherine Lowe"
+    assert merge_name("Chidi Okonko", "Okonkwo", "sorry, my surname is Okonkwo, not Okonko") == "Chidi Okonkwo"
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("hiya its maureen clegg", "Maureen Clegg"),  # a greeting, then "its" and a name: the caller's opening
+    ("its liam connolly actually how much is your call out charge", "Liam Connolly"),
+    ("yeah its radiator valve", None),  # an answer, not an opening
+    ("its pitch black in here", None),
+    ("hi its the boiler", None),
+])
+def test_a_lowercase_its_opens_with_a_name_only_as_an_opening(text, name):
+    assert name_in(text) == name

@@ -294,3 +294,13 @@ def test_a_full_name_said_alone_replaces_a_one_word_name_heard_before():
     f["name"], f["one_word"], f["asked"] = "More", False, "caller_id"
     absorb(f, "Chloe Fitzgerald", Words("Chloe Fitzgerald"), asked="caller_id")
     assert f["name"] == "Chloe Fitzgerald"
+
+
+def test_this_number_said_before_it_was_offered_is_the_callback_number():
+    from bot.message_form import new_form, step
+
+    f = new_form("a radiator stays cold at the top")
+    f["name"], f["asked"] = "Rhiannon Pugh", "unit"
+    raw = "This number's fine, and the house is 3 Moor Lane, Guiseley, LS20 8DX."
+    step(f, raw, Words(raw), "5550000000")
+    assert f["number"] == "5550000000"

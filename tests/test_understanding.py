@@ -437,3 +437,11 @@ def test_someone_asked_for_by_name_is_a_person_whatever_the_head_reads(encoder):
     u.head = _WrongNumberHead()
     assert u.read("now then, is Mick about? it's Gaz from the merchants").intent == "person"
     assert u.read("is that Leeds City Council?").intent == "wrong_number"
+
+
+def test_a_wrong_number_said_outright_is_one_even_naming_who_they_wanted():
+    from bot.language import Words
+    from bot.understanding import keywords
+
+    said = Words("Oh, I think I've dialled the wrong number, I was trying to reach my doctor's surgery.")
+    assert keywords.intent(said, PROPERTY)[0] == "wrong_number"

@@ -40,8 +40,9 @@ STAFF_TASKS = ("appointment", "book", "booking", "reschedule", "cancel", "compla
                "arrange", "spare key", "query a charge", "charge on my", "another day", "different day", "another time")
 REPEAT = ("repeat that", "repeat it", "repeat yourself", "repeat the", "please repeat", "you repeat", "say that again", "say again", "pardon", "come again", "one more time", "didn't hear")
 HERE = ("anyone there", "anybody there", "are you there", "is this a machine", "hello")
-WRONG_NUMBER = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
-                "rang the wrong", "rung the wrong", "dialed wrong", "dialled wrong", "wrong place", "wrong company",
+WRONG_SAID = ("wrong number", "misdialed", "misdialled", "dialed the wrong", "dialled the wrong", "called the wrong",
+              "rang the wrong", "rung the wrong", "dialed wrong", "dialled wrong")  # said outright
+WRONG_NUMBER = (*WRONG_SAID, "wrong place", "wrong company",
                 "meant to call", "meant to ring", "trying to call", "trying to get", "trying to reach", "trying to ring",
                 "is this not", "isn't this", "is that not")
 # Fire, gas and danger to life: always the emergency services line first.
@@ -311,6 +312,8 @@ def _said_outright(w: Words, profile: Profile) -> str | None:
         return "emergency"
     if w.has(*ASKS_WHO) or names_us(w, profile):
         return "identity"
+    if w.has(*WRONG_SAID):  # "I've dialled the wrong number, I was trying to reach my doctor's": not a person here
+        return "wrong_number"
     if wants_person(w):
         return "person"
     if closing(w):
