@@ -187,7 +187,7 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
         cpu.append(t)
         danger_line = danger_line or bool(DANGER_LINE.search(reply))
         seen = observe(reply, actions, conv.state, r.profile)
-        if seen in ("emergency", "person", "goodbye") and outcome not in ("emergency", "person"):
+        if seen == "emergency" or (seen in ("person", "goodbye") and outcome not in ("emergency", "person")):
             outcome = seen  # a person asked for stays the outcome when the caller then says goodbye
         if any(a.kind in ("transfer", "hangup") for a in actions):
             break

@@ -35,18 +35,19 @@ def gives_details(raw: str, unit: bool) -> bool:
 
 
 def details_only(raw: str, unit: bool) -> bool:
-    """The words give a field of a message and little else ("Dawn Marsh, in unit 2A"): no
-    problem of their own to be asked about."""
+    """The words give a field of a message and nothing else ("Dawn Marsh, in unit 2A"): no
+    problem of their own to be asked about ("it's Bob Stone, he collapsed" has one)."""
     if not gives_details(raw, unit):
         return False
-    rest = re.sub(r"[\d\W]+", " ", more_topic("", raw)).split()
-    return len([w for w in rest if w.lower() not in _SMALL]) <= 2
+    rest = raw
+    for said in (name_in(raw, asked=True) or "", *address_in(raw, asked=True).split(", ")):
+        for word in said.split():
+            rest = re.sub(rf"\b{re.escape(word)}\b", " ", rest, flags=re.I)
+    rest = re.sub(r"\b\w*\d\w*\b", " ", rest)  # numbers, "2A"
+    return not (Words(rest).content() - _UNIT_WORDS)
 
 
-_SMALL = {"in", "at", "unit", "apartment", "flat", "number", "no", "yes", "yeah", "and", "it's", "its", "my", "name", "is",
-          "i'm", "im", "this", "that", "the", "please", "thanks", "ok", "okay", "so", "um", "uh", "oh", "well", "sure"}
-
-
+_UNIT_WORDS = {"unit", "apartment", "apt", "flat", "number", "name", "floor", "suite", "room", "house"}
 _ASIDE = re.compile(r"\?\s*$|^(?:(?:oh|um|uh|and|but|sorry|before (?:that|i forget)|actually|wait|quick question)[\s,]+)*"
                     r"(?:what|when|where|how|do you|are you|is there|is it|can i|could you tell|could i ask)\b", re.I)
 

@@ -88,6 +88,7 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     return ["Sure, I can take a message.", *next_question(f, mine)]
 
 
+SAID_THIS_NUMBER = ("this number", "same number", "the number i'm calling from", "this phone number")  # unasked: explicit only
 _URGENT = re.compile(r"\b(?:urgent|urgently|asap|as soon as possible)\b", re.I)
 _NOT_URGENT = re.compile(r"\b(?:not|isn't|nothing|no|never)\s+(?:\w+\s+){0,2}(?:urgent|urgently|asap)\b", re.I)
 
@@ -152,7 +153,7 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     answer, early = _keys(f, key.group(1), asked) if key else _words(f, raw, w, asked, before)
     if early is not None:
         return early
-    if f["number"] is None and mine and asked != "caller_id" and w.has(*THIS_NUMBER) and not NOT_THIS.search(raw):
+    if f["number"] is None and mine and asked != "caller_id" and w.has(*SAID_THIS_NUMBER) and not NOT_THIS.search(raw):
         f["number"] = mine  # "this number's fine, and the house is 3 Moor Lane": the offer answered before it was made
     changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:

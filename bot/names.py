@@ -112,7 +112,7 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         spelt = re.search(r"\bwith an? [a-z]\b", text[:MAX_TEXT], re.I) is not None  # "it's marc with a c": a name only if asked
         capitals = cased and bool(plain) and all(w[:1].isupper() for w in plain)
         # "hiya its maureen clegg", "its liam connolly actually...": an opening, not "yeah its radiator valve"
-        opening = (all(t.low in _GREETING or t.low in ",." for t in toks[:i]) and len(plain) >= 2
+        opening = (all(t.low in _GREETING or t.low in {",", "."} for t in toks[:i]) and len(plain) >= 2
                    and (any(t.low in _HELLO for t in toks[:i]) or bool(after and after[0] in _NAME_THEN)))
         if toks[i].low == "its" and not asked and not (after and after[0] in _SIGNED) and not capitals and not opening:
             i += n  # "its pitch black in here": the misspelt "it's" names only when asked, signed ("its john here") or in capitals

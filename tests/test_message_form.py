@@ -304,3 +304,25 @@ def test_this_number_said_before_it_was_offered_is_the_callback_number():
     raw = "This number's fine, and the house is 3 Moor Lane, Guiseley, LS20 8DX."
     step(f, raw, Words(raw), "5550000000")
     assert f["number"] == "5550000000"
+
+
+@pytest.mark.parametrize(("raw", "only"), [
+    ("Dawn Marsh, in unit 2A.", True),
+    ("Tom Reed, 555 123 4567", True),
+    ("it's Bob Stone, he collapsed", False),  # a problem of its own: asked about as ever
+    ("it's Bob Stone, flooding", False),
+])
+def test_details_and_nothing_else(raw, only):
+    from bot.message_fields import details_only
+
+    assert details_only(raw, True) is only
+
+
+def test_calling_from_another_phone_is_not_this_number():
+    from bot.message_form import new_form, step
+
+    f = new_form("a leak")
+    f["asked"] = "name"
+    raw = "It's Dana Lee, I'm calling from my neighbour's phone"
+    step(f, raw, Words(raw), "5550000000")
+    assert f["number"] is None

@@ -414,6 +414,9 @@ def test_an_emergency_told_after_a_request_is_asked_about(encoder, text, intent)
     ("is it in the portal", False),
     ("can I talk to Gary please, he came to look at our boiler", True),
     ("can I talk to you about my rent", False),
+    ("hi, is Tuesday available for a viewing", False),  # a day, not a person
+    ("is internet back on yet", False),
+    ("is parking available", False),
 ])
 def test_someone_asked_for_by_name_is_a_person(text, asked_for):
     from bot.language import Words
@@ -445,3 +448,11 @@ def test_a_wrong_number_said_outright_is_one_even_naming_who_they_wanted():
 
     said = Words("Oh, I think I've dialled the wrong number, I was trying to reach my doctor's surgery.")
     assert keywords.intent(said, PROPERTY)[0] == "wrong_number"
+
+
+def test_a_name_that_sounds_like_a_goodbye_is_no_goodbye():
+    from bot.language import Words
+    from bot.understanding import keywords
+
+    assert not keywords.closing(Words("hi this is Tara Jones, calling about my boiler"))
+    assert keywords.closing(Words("nah, I'll catch him in the morning. cheers, ta-ra"))

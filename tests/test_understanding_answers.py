@@ -33,6 +33,8 @@ NIGHT = datetime(2026, 12, 3, 4, 30, tzinfo=UTC)
     ("yes", "yes"),
     ("yeah, it's pouring through now", "yes"),
     ("yes please, he's in a bad way", "yes"),
+    ("yes please, take a message for maintenance", "no"),  # yes to a message, not to someone tonight
+    ("yes, leave a message, it's getting worse though", "yes"),  # worse: someone should see to it
     ("definitely, someone needs to come", "yes"),
     ("I think so, yeah", "yes"),
     ("I don't know, she's just lying there", "unsure"),

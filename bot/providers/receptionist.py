@@ -26,7 +26,7 @@ from bot.hours import answer_hours
 from bot.language import Words, caller_digits, is_no, is_yes
 from bot.message_topic import request_topic
 from bot.names import name_in
-from bot.phone_numbers import digits_in
+from bot.phone_numbers import digits_in, phone_in
 from bot.profile import Profile, cached_profile
 from bot.providers.kit import Edge
 from bot.understanding import keywords
@@ -245,6 +245,7 @@ class Receptionist:
         if awaiting == "offer_message" and says_it_can_wait(w) and not w.has(*keywords.NO_MESSAGE):
             # "a message as well?" - "oh no, it can wait till you're open": not urgent, and the team should know
             form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))
+            st["form"]["urgent"] = False  # it can wait, whatever was said before
             return ["No problem, it can wait. I'll take a message for the team.", *form[1:]], None
         if awaiting == "offer_message" and is_yes(w) and len(w.content()) <= 3:  # "ok well our toilet's blocked...": read on
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
@@ -301,7 +302,7 @@ class Receptionist:
             return self._answered(st, f"We're at {self.profile.address}"), None
         if r.intent == "faq" and 0 <= r.faq < len(self.profile.faqs):
             answer = self.profile.faqs[r.faq].answer
-            if name_in(raw) and digits_in(raw):  # "it's Gwen Price, 07700 900314, I'd like to book...": a message, all given
+            if name_in(raw) and phone_in(raw)[0]:  # "it's Gwen Price, 07700 900314, I'd like to book...": a message, all given
                 return [answer, "I'll take a message for the team.", *self._start_form(st, conv, request_topic(raw, w))[1:]], None
             st["awaiting"], st["topic"], st["urgent"] = "offer_message", raw.strip(), False
             return [answer, "Would you like to leave a message as well?"], None
@@ -362,7 +363,6 @@ class Receptionist:
         first = next((x for x in name.words if x in name.content() and len(x) >= 4), "")  # the name's first distinctive word
         return bool(first) and w.has(first) and w.has("is this", "is that", "this is", "that is", "is it", "through to", "have i got", "have i reached")
 
-    # ------------------------------------------------------------------ transfer, emergency
     def _transfer(self, st: dict, conv: Conversation, raw: str) -> tuple[list[str], Action | None]:
         number = self._transfer_number or self.profile.transfer_number("front_desk", self.now())
         if number:

@@ -38,6 +38,9 @@ NOT_SO = ("so no", "don't think it's an emergency", "don't think it is an emerge
           "not an emergency really", "nothing urgent", "not desperate", "not life or death", "can leave it",
           "can wait till", "fine till", "fine until", "okay till", "ok till", "ok until", "okay until")
 FINE = ("we're fine", "i'm fine", "we're okay", "we're ok", "we're alright", "we're all right", "all fine")
+# a message asked for as the answer
+A_MESSAGE = ("take a message", "leave a message", "pass a message", "pass on a message", "message for", "message please",
+             "just a message", "get a message")
 # a question about the question ("what do you mean by emergency, would somebody come out now?"): asked again
 WHAT_IS_MEANT = ("what do you mean", "what does that mean", "what counts as", "what's an emergency", "what is an emergency",
                  "does it count", "would that count", "does that count", "would somebody come", "would someone come",
@@ -56,6 +59,8 @@ def _starts(w: Words, phrases: tuple[str, ...]) -> bool:
 
 def emergency_answer(w: Words) -> Answer | None:
     plain_no = (_starts(w, NO_START) or w.has(*NOT_SO)) and not w.has(*WORSE)
+    if w.has(*A_MESSAGE) and not w.has(*WORSE) and not keywords.danger(w):
+        return "no"  # "yes please, take a message for maintenance": yes to a message, not to someone tonight
     if keywords.danger(w) and not (plain_no and w.has(*CAN_WAIT, *FINE)):  # "no, we've got the fire on, we're fine"
         return "yes"
     if w.has(*NOT_SO) and w.has(*WORSE):

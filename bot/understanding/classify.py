@@ -187,8 +187,6 @@ class Understanding:
         if self.head is None:
             return rule
         r = self.head.decide(ev, rule)
-        if r.intent in ("wrong_number", "out_of_scope", "unknown", "hello") and ev.kw == "person":
-            return Reading("person", score=r.score, by="keywords", emergency_score=r.emergency_score)  # "is Mick about?"
         if r.intent == "faq" and (self._another_task(ev.w, r.faq) or ev.w.has(*keywords.CALLBACK)):
             return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
         if r.intent == "emergency" and r.sure and not r.danger and self._hedged(ev.w):
@@ -197,6 +195,8 @@ class Understanding:
                                                                    *keywords.CHRONIC) and self._told_after(raw) >= PART_ASK:
             # "can I leave a message for the vet, my dog's been vomiting blood": the request first, the emergency after it
             return Reading("emergency", sure=False, score=r.emergency_score, by="head", emergency_score=r.score)
+        if r.intent in ("wrong_number", "out_of_scope", "unknown", "hello") and ev.kw == "person":
+            return Reading("person", score=r.score, by="head", emergency_score=r.emergency_score)  # "is Mick about?"
         if r.intent != "emergency" and _pressed(ev.w) and not keywords.asking(core_words(raw)):
             # "not urgent I guess but water is pouring everywhere right now": two signs of urgency are asked about
             return Reading("emergency", sure=False, score=r.emergency_score, by="head", emergency_score=r.score)

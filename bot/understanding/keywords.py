@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 
-from bot.language import STOP, Words
+from bot.language import NOT_NAME, STOP, Words
 from bot.profile import Faq, Profile
 
 GOODBYE = ("bye", "goodbye", "bye bye", "that's all", "that is all", "that's it", "that's everything", "nothing else",
            "no thanks", "no thank you", "all set", "i'm good", "i'm done", "have a good day", "have a nice day",
            "have a good one", "take care", "thanks for your help", "thank you for your help", "that helps", "talk later",
-           "ta-ra", "ta ra", "tara", "cheerio", "see ya", "you're all right", "you're alright")
+           "ta-ra", "cheerio", "see ya")
 THANKS_ONLY = {"thanks", "thank", "you", "ok", "okay", "great", "perfect", "cheers", "lovely", "alright", "so", "much",
                "very", "that's", "wonderful", "brilliant", "good", "got", "it", "awesome", "cool", "fine", "right", "oh", "ah",
                "for", "your", "help", "helpful", "then", "again", "anyway", "bye", "now", "a", "lot", "really", "appreciate",
@@ -172,7 +172,8 @@ _IS_IN = re.compile(r"^(?:\s*(?:hi|hello|hey|yeah|oh|um|uh|sorry|now then|mornin
                     r"is (?:(?:dr|doctor|mr|mrs|ms|miss) )?([a-z']+)(?: [a-z']+)? (?:still )?"
                     r"(?:there|in|about|around|available|free|working|on tonight|back)\b")
 _NOT_SOMEONE = {"there", "anyone", "anybody", "someone", "somebody", "everyone", "everybody", "nobody", "water", "heat",
-                "heating", "power", "gas", "electric", "electricity", "one", "office", "surgery", "clinic", "practice"}
+                "heating", "power", "gas", "electric", "electricity", "one", "office", "surgery", "clinic", "practice",
+                "internet", "wifi", "lift", "elevator", "anything", "cover", "it", "that", "this", "tonight", "tomorrow"}
 
 
 _TALK_TO = re.compile(r"\b(?:can|could|may) i (?:please )?(?:speak|talk) (?:to|with) (?:(?:dr|doctor|mr|mrs|ms|miss) )?([a-z']+)")
@@ -180,8 +181,8 @@ _TALK_TO = re.compile(r"\b(?:can|could|may) i (?:please )?(?:speak|talk) (?:to|w
 
 def wants_person(w: Words) -> bool:
     for m in (_IS_IN.search(w.text.strip()), _TALK_TO.search(w.text)):
-        if m and m.group(1) not in STOP and m.group(1) not in _NOT_SOMEONE:
-            return True
+        if m and m.group(1) not in STOP and m.group(1) not in NOT_NAME and m.group(1) not in _NOT_SOMEONE:
+            return True  # a word that may be a name ("Mick"), not "is Tuesday free", "is parking available"
     if w.has("real person", "human", "operator", "representative", "live person", "speak to someone", "talk to someone"):
         return True
     return w.has(*REACH) and w.has(*PERSON)
