@@ -6,7 +6,8 @@ what a training caller said ("my cheek's ballooned up" beside "his face has blow
 better told by that neighbour. For each intent: the cosine of the nearest training
 utterance labelled with it and the mean of the ``K`` nearest. The vectors (int8, unit
 vectors x 127) ship in ``neighbours.npz``, written with the head by ``bench/train_head.py``
-and tied to the same encoder model; about 3 MB, a matrix product per utterance (about 1 ms).
+and tied to the same encoder model: 2.4 MB on disk, 15 MB in memory as float32 (9,684 x 384),
+a matrix product per utterance (about 1 ms).
 When training, each training utterance is read without itself (``exclude``).
 """
 
