@@ -229,6 +229,7 @@ def _piece_alone(toks: list[Tok]) -> list[str]:
     last = max((k for k, part in enumerate(pieces) if part), default=0)
     for k, part in enumerate(pieces):
         by_number = any(t.low.isdigit() for t in (pieces[k - 1] if k else []) + (pieces[k + 1] if k + 1 < len(pieces) else []))
+        by_number = by_number and not (k and pieces[k - 1] and pieces[k - 1][-1].low in _PLACE_WORDS)  # "41 Harrogate Road, Chapel Allerton"
         greeted = k == 1 and all(t.low in _GREETING for t in pieces[0])  # "hi, Aisha Rahman, I'd like somebody to..."
         signed = k == last and k > 0 and ends[k] in ".?!"  # "can you get the office to ring me? Rajesh Sharma"
         if (by_number or greeted or signed) and 2 <= len(part) <= 3 and all(

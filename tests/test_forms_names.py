@@ -224,3 +224,7 @@ def test_a_correction_alike_the_word_it_corrects_replaces_that_word_whatever_els
 ])
 def test_a_lowercase_its_opens_with_a_name_only_as_an_opening(text, name):
     assert name_in(text) == name
+
+
+def test_a_district_after_a_street_is_no_name():
+    assert name_in("a quote for a new bathroom, at 41 Harrogate Road, Chapel Allerton, LS7 4LA.") is None

@@ -245,7 +245,7 @@ class Receptionist:
         if awaiting == "offer_message" and says_it_can_wait(w) and not w.has(*keywords.NO_MESSAGE):
             # "a message as well?" - "oh no, it can wait till you're open": not urgent, and the team should know
             form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))
-            st["form"]["urgent"] = False  # it can wait, whatever was said before
+            st["form"]["urgent"] = message_form.said_urgent(w.raw)  # it can wait, unless they call it urgent now
             return ["No problem, it can wait. I'll take a message for the team.", *form[1:]], None
         if awaiting == "offer_message" and is_yes(w) and len(w.content()) <= 3:  # "ok well our toilet's blocked...": read on
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
