@@ -16,6 +16,7 @@ The weights are tied to the encoder's model file: another model, no head (the ru
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
 from collections.abc import Callable
@@ -138,6 +139,7 @@ class Head:
         return Reading(top, score=top_p, by="head", emergency_score=emergency)
 
 
+@functools.cache  # one per process, shared by every business profile (15 MB of neighbours)
 def load_head(model_sha: str) -> Head | None:
     """The shipped head, if it was trained for this encoder model and these features."""
     try:
