@@ -224,14 +224,14 @@ async def test_a_hanging_receiver_does_not_hold_up_the_others(tmp_path):
         async def first_held():
             return hang.held >= 1
 
-        await wait_for(first_held, 20, "the hanging receiver to hold a request")
+        await wait_for(first_held, 60, "the hanging receiver to hold a request")
         for n in range(13, 16):
             await st.save_message(msg(n))
 
         async def all_others():
             return len(ok.hooks) == 15 and len(ok.mails) == 15
 
-        await wait_for(all_others, 30, "the working webhook and e-mail")
+        await wait_for(all_others, 60, "the working webhook and e-mail")
         assert hang.hooks == [] and 1 <= hang.held <= Deliverer.PER_TARGET  # still hanging, holding only its own sends
     finally:
         task.cancel()
