@@ -178,6 +178,10 @@ async def run_utterance(r: Runner, llm, u: Utterance) -> dict:
 
 
 async def run_conversation(r: Runner, llm, c: dict) -> dict:
+    from bot.call_actions import heard_message
+    from bot.phone_numbers import same_number
+    from bot.store.api import NewMessage
+
     saved: list = []
     conv = r.conversation(saved)
     outcome, danger_line, cpu, transferred = "other", False, [], False
@@ -192,6 +196,10 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
         if any(a.kind in ("transfer", "hangup") for a in actions):
             break
     msgs = [a.message for a in saved if a.kind == "take_message" and a.message]
+    pending = conv.pending_message() or heard_message(conv)  # what the call stores, incomplete, when the caller hangs up
+    if not msgs and pending and pending.get("name") and pending.get("callback_number") and pending.get("about"):
+        msgs = [NewMessage(call_sid="bench", caller=conv.caller, name=pending["name"], callback_number=pending["callback_number"],
+                           about=pending["about"], urgent=bool(pending.get("urgent")), complete=False)]
     if msgs and not transferred:  # "I can't put you through", then a message
         # an urgent message is the emergency's outcome where there is no one on call; where a message
         # was wanted, its fields say whether urgent was right
@@ -203,13 +211,23 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
     if want:
         m = msgs[-1] if msgs else None
         wrong = ["no message"] if m is None else [field for field, good in (
-            ("name", m.name.strip().lower() == want["name"].lower()),
-            ("number", re.sub(r"\D", "", m.callback_number or "") == want["number"]),
+            ("name", _person(m.name) == _person(want["name"])),
+            ("number", same_number((m.callback_number or "").split(" ext ")[0], want["number"])  # with its extension or without
+             or re.sub(r"\D", "", m.callback_number or "") == want["number"]),
             ("about", want["about"].lower() in (m.about or "").lower()),
             ("urgent", bool(m.urgent) == bool(want["urgent"]))) if not good]
         fields_ok = not wrong
     return {"c": c, "outcome": outcome, "ok": outcome == c["outcome"] and (not c.get("danger") or danger_line),
             "fields_ok": fields_ok, "wrong": wrong if want else [], "msg": msgs[-1] if msgs else None, "cpu": cpu}
+
+
+_TITLE = re.compile(r"^(?:mr|mrs|ms|miss|mx|dr|doctor|prof|professor|father|reverend|rev|sister)\.?\s+(?=\S+\s+\S)", re.I)
+
+
+def _person(name: str) -> str:
+    """A name as compared: a title before a first name and surname is the same person ("Dr Elena
+    Ramos" is "Elena Ramos"); "Mrs Okafor" keeps it (the title is how she is addressed)."""
+    return _TITLE.sub("", name.strip().replace(".", "")).lower()
 
 
 def report(title: str, rows: list[dict], convs: list[dict], show_errors: bool, actions_only: bool) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from bot.language import Words, is_yes, last_answer
+from bot.language import ASSENT, Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
 from bot.name_words import TITLES
 from bot.names import bare_name, merge_name, name_in, refuses_name
@@ -65,6 +65,15 @@ def more_topic(topic: str, raw: str) -> str:
     if len(Words(extra).content()) < 2 or extra.lower() in topic.lower():
         return topic
     return f"{topic}; {extra}" if topic else extra
+
+
+_ASKING_FOR = {"speak", "talk", "someone", "somebody", "manager", "need", "want", "like", "put", "through", "get", "hold", "reach"}
+
+
+def tells_more(about: str) -> bool:
+    """A call for a person that tells what it is about ("I'm handling a claim for the hail damage
+    to the carport, I need to speak to the manager"), not only who it is for."""
+    return len(Words(about).content() - _ASKING_FOR) >= 4
 
 
 def after_offer(topic: str, raw: str) -> str:
@@ -175,14 +184,20 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
 def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, name: str | None, runs: list[str]) -> None:
     cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
     # said at the caller-ID offer, with or without its yes: "it's the lift", "yeah it's just to say I'm running late"
-    told = (asked == "caller_id" and not f["topic"] and not w.has(*THIS_NUMBER) and not NOT_THIS.search(raw)
+    told = (asked == "caller_id" and not f["topic"] and not w.has(*THIS_NUMBER) and not NOT_THIS.search(raw) and not runs
             and len(Words(about).content() - _PHONE_TALK) >= 2)
-    if about and (asked == "topic" or not f["topic"] or cue) and (cue or told or asked not in ("confirm", "caller_id", "which")):
+    if (about and cue and f["topic"] and asked in ("name", "unit", "number", "caller_id")
+            and asked != "topic" and about.lower() not in f["topic"].lower()):
+        # "call me about the dog" after the dog's poisoning was told: what it is about grows, it is not replaced
+        if len(Words(about).content() - Words(f["topic"]).content() - _PHONE_TALK) >= 3:
+            f["topic"] = f"{f['topic']}; {about}"[:TOPIC_MAX]
+    elif about and (asked == "topic" or not f["topic"] or cue) and (cue or told or asked not in ("confirm", "caller_id", "which")):
         topic_into(f, about)
     elif asked == "topic" and not about and not name and not runs and w.content() and last_answer(w) is None and not is_yes(w):
         f["topic"] = raw.strip()[:TOPIC_MAX]  # one word is enough when it was the answer to "what about?"
     elif (about and f["topic"] and asked in ("name", "unit", "number", "caller_id") and not name and not runs
-          and answer_of(w) is None and not is_yes(w) and not w.has(*THIS_NUMBER)  # "that's fine, use this number"
+          and ((answer_of(w) is None and not is_yes(w)) or len(Words(about).content() - _PHONE_TALK) >= 5)  # "ok, and tell them..."
+          and not w.has(*THIS_NUMBER)  # "that's fine, use this number"
           and len(Words(about).content()) >= 3 and about.lower() not in f["topic"].lower()
           and not refuses_name(raw) and not refuses_place(raw)):
         f["topic"] = f"{f['topic']}; {about}"[:TOPIC_MAX]  # more of it, told where something else was asked
@@ -210,10 +225,18 @@ NO_CALLBACK = re.compile(
 NOT_THIS = re.compile(r"\b(?:don't|do not|not|never)\s+(?:\w+\s+){0,2}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
                        r"|\b(?:different|another|other)\s+number\b", re.I)
 THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
+_SAID_THIS = re.compile(r"\b(?:this|same|the same) (?:number|phone number|phone|line)\b"
+                        r"|\b(?:number|phone|line|one) (?:i'm|i am|im|we're|we are) (?:calling|ringing|phoning|on)(?: (?:from|on|with))?\b", re.I)
+
+
+def said_this_number(raw: str) -> bool:
+    """Unasked, the caller said to use the phone they are calling from ("the number I'm ringing
+    from is fine", "same number"), not that another is better ("not this number")."""
+    return bool(_SAID_THIS.search(raw)) and not NOT_THIS.search(raw)
 
 
 _ALSO_YES = ("that's it", "that's fine", "that's all fine", "that's all correct", "that's the one", "spot on", "perfect",
-             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine", "uh huh", "mhm",
+             "lovely", "sounds good", "all good", "that works", "that'll do", "that will do", "fine", *ASSENT,
              "that's my number", "that's the number", "that's me", "this one's fine", "this one is fine")
 
 

@@ -19,7 +19,7 @@ from enum import Enum
 
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits
-from bot.message_fields import NO_CALLBACK, NOT_THIS, THIS_NUMBER, absorb, answer_of, topic_into, which_part
+from bot.message_fields import NO_CALLBACK, NOT_THIS, THIS_NUMBER, absorb, answer_of, said_this_number, topic_into, which_part
 from bot.message_topic import DTMF, TOPIC_MAX, about_of, flip, mostly_digits, topic_text
 from bot.name_words import TITLES
 from bot.names import bare_name, refuses_name
@@ -80,6 +80,8 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     bare = next((n for words in reversed(_recent_user(conv, 2)) if (n := bare_name(words, whole=True)) and len(n.split()) >= 2), None)
     if bare and (f["name"] is None or bare.split()[0].lower() == f["name"].lower()):
         f["name"] = bare
+    if f["number"] is None and mine and any(said_this_number(words) for words in _recent_user(conv, 1)):
+        f["number"] = mine  # "yes, a message please, you can call me back on this number"
     f["urgent"] = f["urgent"] or any(said_urgent(words) for words in [*_recent_user(conv, 4), topic] if words)
     sync(st, conv)
     if problem == "long" and f["topic"]:
@@ -88,7 +90,6 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
     return ["Sure, I can take a message.", *next_question(f, mine)]
 
 
-SAID_THIS_NUMBER = ("this number", "same number", "the number i'm calling from", "this phone number")  # unasked: explicit only
 _URGENT = re.compile(r"\b(?:urgent|urgently|asap|as soon as possible)\b", re.I)
 _NOT_URGENT = re.compile(r"\b(?:not|isn't|nothing|no|never)\s+(?:\w+\s+){0,2}(?:urgent|urgently|asap)\b", re.I)
 
@@ -153,7 +154,7 @@ def step(f: dict, raw: str, w: Words, mine: str) -> list[str] | None:
     answer, early = _keys(f, key.group(1), asked) if key else _words(f, raw, w, asked, before)
     if early is not None:
         return early
-    if f["number"] is None and mine and asked != "caller_id" and w.has(*SAID_THIS_NUMBER) and not NOT_THIS.search(raw):
+    if f["number"] is None and mine and asked != "caller_id" and said_this_number(raw):
         f["number"] = mine  # "this number's fine, and the house is 3 Moor Lane": the offer answered before it was made
     changed = (f["name"], f["number"], f["topic"], f.get("unit")) != before
     if f["name"] and not before[0]:

@@ -29,7 +29,17 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
     i've ive i'd id i'll ill we we're we've they're you're don't can't won't isn't it's its wait hang hold
     more less most after before hours duh anyway
+    rarely usually hardly barely seldom mostly mainly normally generally typically currently constantly literally honestly
+    seriously finally nearly almost already frequently occasionally only just always often sometimes
     """.split())
+PLACE_WORDS = {"road", "street", "lane", "avenue", "drive", "way", "close", "crescent", "terrace", "court", "place",
+               "square", "gardens", "grove", "row", "walk", "view", "estate", "house", "cottage", "farm"}
+# the trade or kind of an organisation: "Marshall Roofing", "Castle Home Insurance" is a company, no one's name
+COMPANY = {"roofing", "plumbing", "heating", "painting", "painters", "decorating", "decorators", "builders", "construction",
+           "electrical", "electrics", "electricians", "plumbers", "lettings", "estates", "properties", "management", "insurance",
+           "assurance", "pharmacy", "chemist", "chemists", "clinic", "hospital", "surgery", "dental", "veterinary", "vets", "school",
+           "academy", "council", "services", "solutions", "supplies", "ltd", "limited", "inc", "llc", "plc", "company", "group",
+           "agency", "associates", "removals", "movers", "cleaning", "cleaners", "landscaping", "glazing", "locksmiths", "mutual"}
 BOUNDARY = {"and", "from", "here", "speaking", "calling", "in", "at", "on", "with", "please", "thanks", "thank", "ringing",
             "phoning", "again", "but", "so", "my", "i", "i'm", "im", "about", "regarding", "who", "the", "of", "for", "to"}
 _SPELL_LEAD = {"that's", "thats", "spelled", "spelt", "spelling", "it's", "its", "is", "as", "in"}
@@ -40,6 +50,7 @@ PARTICLES = {"van", "von", "der", "den", "de", "da", "di", "du", "del", "della",
              "ben", "al", "el", "st", "ter"}
 # a piece that explains the one before ("April, like the month, April Dunmore"): skipped between tries
 _EXPLAINS = {"like", "as"}
+_SURNAME_WORDS = {"surname", "last", "family", "second", "middle", "first"}  # "John, surname Smith" is read as a surname
 _CORRECTS = {"sorry", "actually", "no", "well", "or"}  # before the name said again: "Bob, well, Robert"
 
 
@@ -185,13 +196,15 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
             continue
         if name and seg[0].low in _EXPLAINS and k + 1 < len(segs):
             continue  # "Dawn, like the sunrise, Dawn Whitaker": the explanation between two tries
+        while name and len(seg) > 1 and seg[0].low in FILLERS:
+            seg = seg[1:]  # "bob, uh, robert klein"
         if name and seg[0].low in _CORRECTS | {"that's", "thats"}:
             corrected = corrected or seg[0].low in _CORRECTS
             seg = seg[1:]  # "alex, that's alex morgan", "Alex, well Alexandra": the name said again, in full
         words, letter, rest = piece(seg, cased=cased, strict=strict and k == 0)
         if not words:
             return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
-        joined = _joined(name, words, corrected=corrected, alone=alone and not rest)
+        joined = _joined(name, words, corrected=corrected, alone=alone and not rest, after_one=alone and (not rest or rest[0] in BOUNDARY))
         if joined is None:
             return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
         name, corrected = joined, False
@@ -203,14 +216,18 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
     return name, []
 
 
-def _joined(name: list[str], words: list[str], *, corrected: bool, alone: bool) -> list[str] | None:
-    """The name so far with a later piece's words, or None when they are no part of it."""
+def _joined(name: list[str], words: list[str], *, corrected: bool, alone: bool, after_one: bool) -> list[str] | None:
+    """The name so far with a later piece's words, or None when they are no part of it
+    (``alone``: the name so far and this piece are each a piece of their own; ``after_one``: the
+    name so far is)."""
     plain = [w for w in words if w not in TITLES.values()]
     have = [w for w in name if w not in TITLES.values()]
     if not name or (corrected and plain):
         return words
     if plain and similar(plain[0], have[0]):
         return words if len(words) >= len(name) else name  # "Bill, Bill Foster"; "Dan, Daniel Okafor"; "Marc Dubois, Marc with a c"
+    if after_one and len(have) == 1 and len(plain) >= 2 and not (COMPANY | PLACE_WORDS | _SURNAME_WORDS) & {w.lower() for w in plain}:
+        return words  # "gaz, gareth moss": a first name, then the name in full
     if plain and plain[-1] in name:
         return words if len(plain) >= len(have) else name  # "Okonkwo, Chidi Okonkwo"; "Fiona McAllister, Mrs McAllister"
     if alone and len(plain) == 1 and len(have) == 1:

@@ -17,7 +17,9 @@ from difflib import SequenceMatcher
 
 from bot.language import DIGIT_WORDS, MAX_TEXT
 from bot.name_words import (
+    COMPANY,
     HARD,
+    PLACE_WORDS,
     TITLES,
     Tok,
     cap,
@@ -67,6 +69,8 @@ def _finish(words: list[str]) -> str | None:
     """At most four words; a name said again after a word of it ("Mr Okafor Daniel Okafor") is the
     name as said the second time."""
     low = [w.lower() for w in words]
+    if any(w in COMPANY for w in low[1:]):
+        return None  # "it's Marshall Roofing here": a company
     for i, w in enumerate(low):
         if w not in _TITLE_WORDS and w in low[i + 1:] and len(words) - i - 1 >= 2:
             words = words[i + 1:]
@@ -209,10 +213,6 @@ def _spelled_out(toks: list[Tok], cased: bool) -> list[str]:
     return []
 
 
-_PLACE_WORDS = {"road", "street", "lane", "avenue", "drive", "way", "close", "crescent", "terrace", "court", "place",
-                "square", "gardens", "grove", "row", "walk", "view", "estate", "house", "cottage", "farm"}
-
-
 def _piece_alone(toks: list[Tok]) -> list[str]:
     """A first name and surname said as a piece of their own, next to a number, after a
     greeting or as a sentence of its own at the end, in a cased transcript: "608 555 0112,
@@ -229,11 +229,11 @@ def _piece_alone(toks: list[Tok]) -> list[str]:
     last = max((k for k, part in enumerate(pieces) if part), default=0)
     for k, part in enumerate(pieces):
         by_number = any(t.low.isdigit() for t in (pieces[k - 1] if k else []) + (pieces[k + 1] if k + 1 < len(pieces) else []))
-        by_number = by_number and not (k and pieces[k - 1] and pieces[k - 1][-1].low in _PLACE_WORDS)  # "41 Harrogate Road, Chapel Allerton"
+        by_number = by_number and not (k and pieces[k - 1] and pieces[k - 1][-1].low in PLACE_WORDS)  # "41 Harrogate Road, Chapel Allerton"
         greeted = k == 1 and all(t.low in _GREETING for t in pieces[0])  # "hi, Aisha Rahman, I'd like somebody to..."
         signed = k == last and k > 0 and ends[k] in ".?!"  # "can you get the office to ring me? Rajesh Sharma"
         if (by_number or greeted or signed) and 2 <= len(part) <= 3 and all(
-                t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES and t.low not in _PLACE_WORDS for t in part):
+                t.orig[:1].isupper() and t.low not in HARD and t.low not in TITLES and t.low not in PLACE_WORDS for t in part):
             words, _, rest = piece(part, cased=True, strict=True)
             if len(words) == len(part) and not rest:
                 return words
@@ -294,3 +294,33 @@ def merge_name(old: str | None, new: str, text: str = "") -> str:
         return new
     words[best] = new
     return " ".join(words)
+
+
+_INTRO = re.compile(r"^(?:\s*(?:hi|hiya|hello|hey|good (?:morning|afternoon|evening)|morning|afternoon|evening|yes|yeah|oh|um|uh|"
+                    r"there)\b[\s,.!]*)*(?:this is|it's|its|it is|my name is|my name's|i'm|i am)\s+", re.I)
+_INTRO_TAIL = re.compile(r"^(?:\s*,?\s*(?:here|speaking|calling|ringing))?(?:\s*,?\s+(?:from|at|with|in)\s+(?:the\s+)?"
+                         r"[\w'&-]+(?:\s+(?!(?:i|i'm|im|we|we're|my|our|and|about|calling|ringing)\b)[\w'&-]+){0,4}?)?"
+                         r"(?=\s*[.,;!?]|\s+(?:i|i'm|im|we|we're|my|our|and|calling|ringing|about)\b)\s*[.,;!?]*\s*", re.I)
+
+
+def without_intro(text: str) -> str:
+    """What the caller says after introducing themselves ("Hi, this is Dana Whitfield from
+    Keystone Insurance. I'm handling a claim..." -> "I'm handling a claim..."): the name and where
+    they call from say nothing of what they want. The text as it was when no name opens it or
+    nothing would be left."""
+    intro = _INTRO.match(text[:MAX_TEXT])
+    name = name_in(text[:MAX_TEXT]) if intro else None
+    if not intro or not name:
+        return text
+    rest = text[intro.end():]
+    words = name.split()
+    # the name as said (a title or "reverend" before it allowed): its last word, then where they call from
+    said = re.match(rf"(?:[\w.'-]+\s+){{0,{len(words)}}}?{re.escape(words[-1])}\b", rest, re.I)
+    if not said:
+        return text
+    tail = _INTRO_TAIL.match(rest[said.end():])
+    if not tail:
+        return text
+    left = re.sub(r"^(?:and|so)\b[\s,]*", "", rest[said.end() + tail.end():].strip(), flags=re.I)
+    return left if len(left.split()) >= 3 else text
+

@@ -22,9 +22,9 @@ _RUN_GLUE = FILLERS - {"oh"} | {"and", "then", "dash", "hyphen", "plus", "area",
 _ONE_AS_WORD = {"work", "home", "mobile", "cell", "other", "this", "that", "new", "old", "the", "my", "different",
                 "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office", "best", "main",
                 "usual", "better", "good", "proper", "second", "first", "only", "personal", "business", "daytime", "house"}
-# a country code said before the number: kept as the number is dialled at home ("plus forty four 7700..." -> 07700...)
-_COUNTRY = ((re.compile(r"(?:\+|\bplus\s+)(?:44|forty[\s-]four|four\s+four)\b", re.I), "44", 12, "0"),
-            (re.compile(r"(?:\+|\bplus\s+)(?:1|one)\b", re.I), "1", 11, ""))
+# a country code follows: "+44 7700 ...", "plus forty four ..." (not "five plus years")
+_CODE_WORDS = "|".join(sorted({*DIGIT_WORDS, *_TENS} - {"to", "too", "for", "o"}))
+_PLUS = re.compile(rf"\+\s*(?=\d)|\bplus\s+(?=\d|(?:{_CODE_WORDS})\b)", re.I)
 _SOFT_DIGITS = ("o", "oh", "to", "too", "for")  # digits only between other digits
 # a correction, or a question ("did I say 3312? it's 3321"); a full stop between groups is how speech recognition
 # often writes a breath ("five five five. one two three. four five six seven"), so it joins
@@ -121,13 +121,12 @@ def phone_in(text: str) -> tuple[str, str]:
     last such group, or the groups said together in one breath), with " ext 42" when an
     extension follows; ("", "long") when the digits are more than a phone number can have,
     ("", "short") for a few digits only, ("", "") for none. "+44" and "+1" said before it
-    give the national form ("07700 900721", "608 555 0143")."""
+    keep it: "+447700900721" (dialled from anywhere, whichever country the business is in)."""
     text = text[:MAX_TEXT]
     number, problem = _phone_in(text)
     main, ext, rest = number.partition(" ext ")
-    for said, code, length, trunk in _COUNTRY:
-        if len(main) == length and main.startswith(code) and said.search(text):
-            return trunk + main[len(code):] + ext + rest, problem
+    if main and any(digits_in(text[m.end():]).startswith(main) for m in _PLUS.finditer(text)):
+        return "+" + main + ext + rest, problem
     return number, problem
 
 
@@ -198,6 +197,30 @@ def speak_number(number: str) -> str:
     extension after the word."""
     main, _, ext = number.partition(" ext ")
     d = digits_of(main)[:MAX_DIGITS]
+    code = "" if not main.startswith("+") else "1" if d.startswith("1") else d[:2] if d[:2] in _TWO_DIGIT_CODES else d[:3]
+    rest = d[len(code):]
+    if code == "44":  # grouped as at home, its trunk 0 not said: "seven seven zero zero, nine zero zero, ..."
+        groups = _groups("0" + rest)
+        groups[0] = groups[0][1:]
+    elif code and code != "1":
+        groups = [rest[i:i + 3] for i in range(0, len(rest), 3)]
+    else:
+        groups = _groups(rest)
+    said = ", ".join(" ".join(SPOKEN[int(c)] for c in g) for g in groups if g)
+    if code:  # "plus four four, ...": the country code first
+        said = "plus " + " ".join(SPOKEN[int(c)] for c in code) + ", " + said
+    if ext and digits_of(ext):
+        said += ", extension " + " ".join(SPOKEN[int(c)] for c in digits_of(ext)[:MAX_DIGITS])
+    return said
+
+
+_TWO_DIGIT_CODES = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
+                    "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
+                    "86", "90", "91", "92", "93", "94", "95", "98"}
+
+
+def _groups(d: str) -> list[str]:
+    """The digits in the groups a person says them in."""
     if len(d) == 10:
         groups = [d[:3], d[3:6], d[6:]]
     elif len(d) == 11 and d.startswith("02"):  # UK: 020 7946 0018
@@ -209,7 +232,23 @@ def speak_number(number: str) -> str:
         groups = ([head] if len(head) <= 5 else [head[i:i + 3] for i in range(0, len(head), 3)]) + [d[-6:-3], d[-3:]]
     else:
         groups = [d[:-4], d[-4:]] if len(d) > 4 else [d]
-    said = ", ".join(" ".join(SPOKEN[int(c)] for c in g) for g in groups if g)
-    if ext and digits_of(ext):
-        said += ", extension " + " ".join(SPOKEN[int(c)] for c in digits_of(ext)[:MAX_DIGITS])
-    return said
+    return groups
+
+
+def same_number(a: str, b: str) -> bool:
+    """One number, however written: "+44 7700 900654" is "07700 900654" as dialled in the UK,
+    "+1 608 555 0143" is "608 555 0143" in North America (a country code's digits without the
+    "+" count too); an extension must match."""
+    return bool(_written(a) & _written(b))
+
+
+def _written(number: str) -> set[str]:
+    main, _, ext = number.partition(" ext ")
+    d, x = digits_of(main), digits_of(ext)
+    forms = {d}
+    if len(d) == 12 and d.startswith("44"):
+        forms.add("0" + d[2:])
+    if len(d) == 11 and d.startswith("1") and d[1] not in "01":
+        forms.add(d[1:])
+    return {f"{f}x{x}" for f in forms}
+

@@ -39,6 +39,7 @@ from typing import Any
 
 from bot.conversation import Action, Conversation
 from bot.errors import StageError
+from bot.phone_numbers import same_number
 from bot.store.api import NewMessage
 from bot.turns.controller import MAX_DTMF_DIGITS  # the call keeps this many digits an entry
 
@@ -365,7 +366,7 @@ def _check_left_message(want: dict, out: Outcome) -> None:
     m = out.messages[-1]
     if "name" in want and m.name.strip().lower() != want["name"].strip().lower():
         out.problems.append(f"message name: expected {want['name']!r}, got {m.name!r}")
-    if "callback_number" in want and re.sub(r"\D", "", m.callback_number) != re.sub(r"\D", "", want["callback_number"]):
+    if "callback_number" in want and not same_number(m.callback_number, want["callback_number"]):
         out.problems.append(f"message callback_number: expected {want['callback_number']!r}, got {m.callback_number!r}")
     if "about" in want and not re.search(want["about"], m.about, re.I):
         out.problems.append(f"message about: {_short(m.about)!r} does not match /{want['about']}/")

@@ -357,8 +357,10 @@ async def test_a_number_begun_with_something_else_said_waits_for_the_rest():
     call = Call()
     await call.say("I'd like to leave a message for the front desk please")  # nothing yet on what it is about
     await call.say("Pa Vang")
-    assert await call.say("no, this is my cousin's phone, my number is six oh eight") == "Go on."
-    assert "six zero eight, five five five, zero one six two" in await call.say("five five five, oh one six two")
+    assert await call.say("no, this is my cousin's phone, my number is six oh eight") in ("Go on.", "Okay. And the rest of the number?")
+    assert "cousin" not in call.conv.state["receptionist"]["form"]["topic"]  # talk of the phone is no subject
+    await call.say("five five five, oh one six two")
+    assert call.conv.state["receptionist"]["form"]["number"] == "6085550162"
 
 
 async def test_uh_huh_takes_the_caller_id_and_an_address_answer_is_no_subject():
@@ -398,3 +400,51 @@ async def test_a_message_after_an_out_of_scope_answer_is_about_the_new_request_f
     await call.say("okay then can I just leave a message about the broken intercom at the front")
     topic = call.conv.state["receptionist"]["form"]["topic"].lower()
     assert topic.index("intercom") < topic.index("valeting")
+
+
+@pytest.mark.parametrize("assent", ["mhm", "Mm-hmm.", "uh huh", "mhm cheers"])
+async def test_mhm_to_the_read_back_saves_the_message(assent):
+    call = Call()
+    assert "Is that right?" in await call.say("I'd like to leave a message about my parking permit, it's Ruth Adler, "
+                                              "call me on 555 201 7788")
+    done = await call.say(assent)
+    (m,) = call.store.saved
+    assert m.name == "Ruth Adler" and "passed your message on" in done
+
+
+async def test_yes_that_s_it_where_a_name_was_asked_is_no_goodbye():
+    """A caller who takes the name question for the read-back is asked again, not hung up on."""
+    call = Call()
+    await call.say("can someone call me back about my lease renewal, my number is 555 201 7788")
+    assert "name" in await call.say("yep that's it")
+    assert not [a for a in call.actions if a.kind == "hangup"]
+    assert "Ruth Adler" in await call.say("it's Ruth Adler")  # the read-back
+    await call.say("yep that's it")
+    (m,) = call.store.saved
+    assert (m.name, m.callback_number) == ("Ruth Adler", "5552017788")
+
+
+async def test_a_call_for_a_person_that_says_what_it_is_about_keeps_it():
+    call = Call()
+    await call.say("Hi, this is Dana Whitfield from Keystone Insurance. I'm handling a claim for the hail damage to the "
+                   "carport roof and I need to speak to the property manager.")
+    await call.say("please call me on my direct line, 614 555 0187, extension 22")
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert "hail" in m.about and m.callback_number == "6145550187 ext 22" and m.name == "Dana Whitfield"
+
+
+async def test_what_a_message_is_about_grows_with_a_later_about_and_is_not_replaced():
+    call = Call()
+    await call.say("can I leave a message, the dishwasher in 4B has stopped draining and there's water on the floor")
+    await call.say("it's Ana Ruiz, please call me about the dishwasher when you can")
+    assert "dishwasher" in call.conv.state["receptionist"]["form"]["topic"]
+    assert "draining" in call.conv.state["receptionist"]["form"]["topic"]
+
+
+async def test_yes_with_the_number_i_m_ringing_from_to_the_offer_takes_the_caller_id():
+    call = Call()
+    await call.say("how do I get a parking permit")
+    await call.say("yes the number i'm ringing from is fine, it's Ruth Adler")
+    form = call.conv.state["receptionist"]["form"]
+    assert form["number"] == "5551230000" and form["name"] == "Ruth Adler"

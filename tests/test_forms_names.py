@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.names import bare_name, merge_name, name_in, refuses_name
+from bot.names import without_intro, bare_name, merge_name, name_in, refuses_name
 
 
 @pytest.mark.parametrize(("text", "name"), [
@@ -44,6 +44,8 @@ def test_a_name_said_with_the_request(text, name):
     "i'm locked out", "this is urgent", "i'm having trouble with my boiler", "it's marc with a c",
     "one of the cupboard doors fell off its hinge", "I've got one tooth that's darker than the others",
     "its pitch black in the whole building", "hello, I'm ringing on behalf of my wife, Helen Ward, she's a patient",
+    "it's Marshall Roofing here, we're at 60 Ring Road", "it's castle home insurance calling about a claim",
+    "my office line is 0113 496 0333 but I'm rarely at my desk",
 ])
 def test_words_that_are_not_a_name(text):
     assert name_in(text) is None
@@ -106,6 +108,10 @@ def test_a_full_name_is_not_undone_by_a_lone_word_after_it(text, name):
 @pytest.mark.parametrize(("text", "name"), [
     ("yeah this is Mr Okafor Daniel Okafor in 4C", "Daniel Okafor"),  # said again in full: the second time
     ("it's Fiona McAllister, Mrs McAllister", "Fiona McAllister"),  # a shorter repeat keeps the full name
+    ("evening it's gaz, gareth moss from moss building", "Gareth Moss"),  # a short name, then the name in full
+    ("sure it's bob, uh robert klein", "Robert Klein"),
+    ("hi it's Priya, Northside Pharmacy", "Priya"),  # a company after it is no surname
+    ("it's Raj, Leeds Road, the Co-op", "Raj"),  # nor a street
 ])
 def test_a_name_said_twice_is_the_fuller_saying(text, name):
     assert name_in(text, asked=True) == name
@@ -228,3 +234,17 @@ def test_a_lowercase_its_opens_with_a_name_only_as_an_opening(text, name):
 
 def test_a_district_after_a_street_is_no_name():
     assert name_in("a quote for a new bathroom, at 41 Harrogate Road, Chapel Allerton, LS7 4LA.") is None
+
+
+@pytest.mark.parametrize(("text", "left"), [
+    ("Hello, this is Dr Adeyemi in 9B. The intercom at the front door doesn't ring our flat.", "The intercom at the front door doesn't ring our flat."),
+    ("hello this is dr lindqvist from harbourside orthodontics i'm calling about a referral", "i'm calling about a referral"),
+    ("Hi, this is Mark Davis, could someone call me back about my lease?", "could someone call me back about my lease?"),
+    ("hi my name is john smith and my basement is flooding", "my basement is flooding"),
+    ("it's Bob Stone, he collapsed and he is not breathing", "he collapsed and he is not breathing"),
+    ("hi it's pitch black in here the power is out", "hi it's pitch black in here the power is out"),  # no name: as it was
+    ("this is Sarah", "this is Sarah"),  # nothing after it: as it was
+])
+def test_what_follows_an_introduction_is_what_the_caller_wants(text, left):
+    assert without_intro(text) == left
+

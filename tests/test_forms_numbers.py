@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bot.language import MAX_DIGITS
-from bot.phone_numbers import number_runs, phone_in, speak_number
+from bot.phone_numbers import number_runs, phone_in, same_number, speak_number
 from bot.places import address_in, refuses_place
 
 
@@ -16,7 +16,7 @@ from bot.places import address_in, refuses_place
     ("no, it's oh seven nine, double one, twenty two, thirty three, forty four", "07911223344"),
     ("oh seven eight treble one, two double four, six seven", "07811124467"),
     ("oh seven seven double oh, nine double oh, one two three", "07700900123"),
-    ("ring me on plus four four seven seven zero zero, nine zero zero, three two one", "07700900321"),
+    ("ring me on plus four four seven seven zero zero, nine zero zero, three two one", "+447700900321"),
     ("it's oh one one three, er, four nine six, oh oh nine one", "01134960091"),
     ("my number is area code 312, 555 0199", "3125550199"),
     ("Hi, my number is 555-247-9910, please have someone call me", "5552479910"),
@@ -117,11 +117,32 @@ def test_a_number_said_in_two_breaths_after_a_pause_is_one_number():
 
 
 @pytest.mark.parametrize(("said", "want"), [
-    ("mine's plus forty four seven seven double oh, nine double oh, seven two one", "07700900721"),
-    ("+44 20 7946 0018", "02079460018"),
-    ("plus one six oh eight five five five oh one four three", "6085550143"),
-    ("+1 212 555 0144 extension 302", "2125550144 ext 302"),
+    ("mine's plus forty four seven seven double oh, nine double oh, seven two one", "+447700900721"),
+    ("+44 20 7946 0018", "+442079460018"),
+    ("plus one six oh eight five five five oh one four three", "+16085550143"),
+    ("+1 212 555 0144 extension 302", "+12125550144 ext 302"),
+    ("I'm abroad, +34 611 555 014", "+34611555014"),
     ("call 1 800 555 0199", "18005550199"),  # no "plus": as said
+    ("5 plus years at 555 867 5309", "5558675309"),  # a "plus" not before the number
 ])
-def test_a_country_code_said_first_gives_the_number_as_dialled_at_home(said, want):
+def test_a_country_code_said_first_is_kept_so_the_number_dials_from_anywhere(said, want):
+    """A US clinic cannot ring "07700 900721"; "+447700900721" dials from any country."""
     assert phone_in(said) == (want, "")
+
+
+@pytest.mark.parametrize(("number", "said"), [
+    ("+447700900721", "plus four four, seven seven zero zero, nine zero zero, seven two one"),
+    ("+16085550143", "plus one, six zero eight, five five five, zero one four three"),
+    ("+34611555014", "plus three four, six one one, five five five, zero one four"),
+])
+def test_an_international_number_is_read_back_with_its_country_code(number, said):
+    assert speak_number(number) == said
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("+447700900654", "07700900654", True), ("447700900654", "+447700900654", True), ("+16085550143", "6085550143", True),
+    ("6085550143 ext 4", "6085550143", False), ("+447700900654", "07700900655", False), ("+34611555014", "611555014", False),
+])
+def test_one_number_written_two_ways_is_the_same(a, b, same):
+    assert same_number(a, b) is same and same_number(b, a) is same
+

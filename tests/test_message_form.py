@@ -178,7 +178,7 @@ def test_names_in_free_speech(text, name):
 @pytest.mark.parametrize(("text", "number", "problem"), [
     ("my number is 555 867 5309", "5558675309", ""), ("unit 12, call me on 555 867 5309", "5558675309", ""),
     ("apartment 12 555 123 4567", "5551234567", ""), ("plus four four seven seven zero zero nine zero zero one two three",
-                                                      "07700900123", ""),
+                                                      "+447700900123", ""),
     ("oh seven seven double oh nine hundred one two three", "07700900123", ""), ("it ends 5309", "", "short"),
     ("1" * 16, "", "long"), ("5" * 1000, "", "long"), ("no number here", "", ""),
 ])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from bot import message_fields, message_form
 from bot.conversation import Action, Conversation
 from bot.hours import answer_hours
-from bot.language import Words, caller_digits, is_no, is_yes
+from bot.language import ASSENT, Words, caller_digits, is_no, is_yes
 from bot.message_topic import request_topic
 from bot.names import name_in
 from bot.phone_numbers import digits_in, phone_in
@@ -171,7 +171,7 @@ class Receptionist:
         text = self._dtmf(raw)
         w = Words(text)
         awaiting, st["awaiting"] = st.get("awaiting"), None
-        if not w.heard:
+        if not w.heard and not (w.has(*ASSENT) and (awaiting or st.get("form") is not None)):  # "mhm" to a question is a yes
             st["awaiting"] = awaiting
             return [self.profile.texts.fallback], None
         if st.get("form") is not None:
@@ -205,7 +205,11 @@ class Receptionist:
     async def _in_form(self, raw: str, w: Words, st: dict, conv: Conversation) -> tuple[list[str], Action | None]:
         """A message is being taken: a goodbye, "never mind" or an emergency leave it; else the form goes on."""
         if keywords.closing(w) and not message_form.answers_question(raw, w, st):
-            return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
+            # "yes, that's it" where a name or address was asked: taken for the read-back; the question once more
+            if is_yes(w) and not w.has("bye", "goodbye") and not st["form"].get("held"):
+                st["form"]["held"] = True
+            else:
+                return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # the call keeps the form as incomplete
         if w.has(*keywords.NEVER_MIND):
             message_form.drop(st, conv)
             st["awaiting"] = "anything_else"
@@ -247,7 +251,8 @@ class Receptionist:
             form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))
             st["form"]["urgent"] = message_form.said_urgent(w.raw)  # it can wait, unless they call it urgent now
             return ["No problem, it can wait. I'll take a message for the team.", *form[1:]], None
-        if awaiting == "offer_message" and is_yes(w) and len(w.content()) <= 3:  # "ok well our toilet's blocked...": read on
+        if awaiting == "offer_message" and is_yes(w) and (len(w.content()) <= 3 or message_fields.said_this_number(w.raw)):
+            # "yes, the number I'm ringing from is fine" (but "ok well our toilet's blocked...": read on)
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
             if awaiting == "anything_else" or w.has("thank", "thanks", "that's all", "bye"):
@@ -273,7 +278,7 @@ class Receptionist:
         if r.intent == "repeat":
             st["awaiting"] = awaiting
             return [st.get("last") or HELP], None
-        if r.intent == "wrong_number" and self._names_us(w):  # "hello, is that Brightside Dental?": it is
+        if r.intent == "wrong_number" and keywords.names_business(w, self.profile.name):  # "hello, is that Brightside Dental?": it is
             return [f"Yes, this is {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
         if r.intent == "wrong_number":
             st["awaiting"] = "anything_else"
@@ -307,7 +312,7 @@ class Receptionist:
             st["awaiting"], st["topic"], st["urgent"] = "offer_message", raw.strip(), False
             return [answer, "Would you like to leave a message as well?"], None
         if r.intent == "identity":
-            opener = "Yes, this is" if self._names_us(w) else "You've reached"
+            opener = "Yes, this is" if keywords.names_business(w, self.profile.name) else "You've reached"
             return [f"{opener} {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
         if r.intent == "hello":
             return ["Yes, I'm here.", HELP], None
@@ -357,12 +362,6 @@ class Receptionist:
         st["awaiting"] = "anything_else"
         return [sentence, ANYTHING_ELSE]
 
-    def _names_us(self, w: Words) -> bool:
-        """The caller said this business's name (its distinctive words: "Brightside", "Hartley")."""
-        name = Words(self.profile.name)
-        first = next((x for x in name.words if x in name.content() and len(x) >= 4), "")  # the name's first distinctive word
-        return bool(first) and w.has(first) and w.has("is this", "is that", "this is", "that is", "is it", "through to", "have i got", "have i reached")
-
     def _transfer(self, st: dict, conv: Conversation, raw: str) -> tuple[list[str], Action | None]:
         number = self._transfer_number or self.profile.transfer_number("front_desk", self.now())
         if number:
@@ -370,7 +369,7 @@ class Receptionist:
         why = "there's no one available to take your call" if self.profile.is_open(self.now()) else "the office is closed"
         about = message_fields.more_topic("", raw)  # "is Doctor Patel about, I need to talk to her about my retainer"
         return [f"I'm sorry, {why} right now, so I can't put you through. I can take a message instead.",
-                *self._start_form(st, conv, about if _ABOUT.search(about) else "")[1:]], None
+                *self._start_form(st, conv, about if _ABOUT.search(about) or message_fields.tells_more(about) else "")[1:]], None
 
     def _emergency_reply(self, topic: str, st: dict, conv: Conversation, *, danger: bool) -> tuple[list[str], Action | None]:
         em = self.profile.emergency

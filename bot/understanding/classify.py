@@ -23,6 +23,7 @@ from importlib import resources
 import numpy as np
 
 from bot.language import Words
+from bot.names import without_intro
 from bot.profile import Profile
 from bot.understanding import keywords
 from bot.understanding.encoder import MODEL_SHA256, Encoder
@@ -177,6 +178,7 @@ class Understanding:
 
     def read(self, raw: str) -> Reading:
         """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
+        raw = without_intro(raw)  # "Hi, this is Dana from Keystone Insurance. ...": what follows is what they want
         if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
             w = Words(raw)
             kw, kw_faq = keywords.intent(w, self.profile)
@@ -221,6 +223,7 @@ class Understanding:
 
     def evidence(self, raw: str) -> tuple[Evidence, Reading]:
         """What the reading is decided from, and the hand-written rules' reading (needs the encoder)."""
+        raw = without_intro(raw)
         w = Words(raw)
         kw, kw_faq = keywords.intent(w, self.profile)
         kw_label = f"faq:{kw_faq}" if kw == "faq" else kw

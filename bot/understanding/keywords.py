@@ -340,3 +340,21 @@ def _weaker(w: Words, profile: Profile) -> str:
     if w.has(*HERE) and len(w.content()) <= 1:
         return "hello"
     return "unknown"
+
+
+_TRADE = {"vet", "vets", "veterinary", "dental", "dentist", "dentists", "plumbing", "plumber", "plumbers", "heating", "property",
+          "properties", "management", "clinic", "surgery", "practice", "office"}  # "is this Oakwood vets?": another word for it
+
+
+def names_business(w: Words, business: str) -> bool:
+    """The caller said the business's name ("is that Brightside Dental?": its first distinctive
+    word, "Brightside"), and not another business's that shares it ("is this Oakwood Pet Grooming?")."""
+    name = Words(business)
+    first = next((x for x in name.words if x in name.content() and len(x) >= 4), "")
+    if not (first and w.has(first) and w.has("is this", "is that", "this is", "that is", "is it", "through to", "have i got",
+                                             "have i reached")):
+        return False
+    at = w.words.index(first) if first in w.words else len(w.words)
+    nxt = w.words[at + 1] if at + 1 < len(w.words) else ""
+    return not nxt or nxt in name.words or nxt in STOP or nxt in _TRADE
+
