@@ -27,9 +27,6 @@ BY_MEANING = [SCENARIOS / f for f in ("property-office.toml", "dental-practice.t
 KNOWN_FAILURES = {
     "veterinary-clinic:a refill asked about in other words":
         "'nearly through the box of my cat's kidney tablets' is close to 'my dog swallowed some of my pills': asked 'is this an emergency?'",
-    "property-office:a parcel asked about without the word package":
-        "'will someone take my online order in' reads out of scope (0.448) a hair ahead of the packages FAQ (0.444) with the "
-        "head retrained on u18-u19 (it passed with the stop-30 head)",
 }
 DENTAL_FILE = REPO / "tests" / "data" / "form_calls_dental.toml"
 DENTAL = REPO / "examples" / "business" / "dental-practice.toml"
