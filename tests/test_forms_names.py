@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.names import without_intro, bare_name, merge_name, name_in, refuses_name
+from bot.names import bare_name, merge_name, name_in, refuses_name, without_intro
 
 
 @pytest.mark.parametrize(("text", "name"), [
