@@ -184,13 +184,14 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
 
     saved: list = []
     conv = r.conversation(saved)
-    outcome, danger_line, cpu, transferred = "other", False, [], False
+    outcome, danger_line, cpu, transferred, asked_person = "other", False, [], False, False
     for line in c["lines"]:
         reply, actions, t, _ = await r.turn(llm, conv, line)
         transferred = transferred or any(a.kind == "transfer" for a in actions)
         cpu.append(t)
         danger_line = danger_line or bool(DANGER_LINE.search(reply))
         seen = observe(reply, actions, conv.state, r.profile)
+        asked_person = asked_person or seen == "person"
         if seen == "emergency" or (seen in ("person", "goodbye") and outcome not in ("emergency", "person")):
             outcome = seen  # a person asked for stays the outcome when the caller then says goodbye
         if any(a.kind in ("transfer", "hangup") for a in actions):
@@ -204,6 +205,8 @@ async def run_conversation(r: Runner, llm, c: dict) -> dict:
         # an urgent message is the emergency's outcome where there is no one on call; where a message
         # was wanted, its fields say whether urgent was right
         outcome = "emergency" if msgs[-1].urgent and c["outcome"] != "message" else "message"
+    if outcome == "message" and asked_person and c["outcome"] == "person":
+        outcome = "person"  # a person asked for, no one there: the message taken instead is checked by its fields
     if outcome == "other" and (conv.state.get("pending_message") or {}).get("urgent"):
         outcome = "emergency"
     fields_ok = None

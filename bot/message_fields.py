@@ -9,7 +9,7 @@ import re
 
 from bot.language import ASSENT, Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
-from bot.name_words import TITLES
+from bot.name_words import TITLES, spelt_plainly
 from bot.names import bare_name, merge_name, name_in, refuses_name
 from bot.phone_numbers import digits_of, number_runs, phone_in
 from bot.places import address_in, refuses_place
@@ -29,9 +29,22 @@ def gives_details(raw: str, unit: bool) -> bool:
     the business asks for one): said instead of an answer, they mean "take a message"."""
     if DTMF.fullmatch(raw):
         return False
-    bare = bare_name(raw, whole=True)
+    bare = bare_name(raw, whole=True) or spelt_name(raw)
     return (bool(phone_in(raw)[0]) or bool(name_in(raw)) or (bare is not None and len(bare.split()) >= 2)
             or (unit and bool(address_in(raw, asked=False))))
+
+
+def spelt_name(raw: str) -> str | None:
+    """A full name and its spelling, and nothing else ("Kirsty MacLeod. M-A-C, capital L, E-O-D.")."""
+    name = name_in(raw, asked=True)
+    if not name or len(name.split()) < 2:
+        return None
+    rest = {w for w in Words(spelt_plainly(raw)).words if len(w) > 1} - {w.lower() for w in name.split()} - _SPELL_WORDS
+    return name if not rest else None
+
+
+_SPELL_WORDS = {"spelt", "spelled", "spelling", "that's", "it's", "its", "is", "as", "in", "and", "with", "an", "apostrophe", "hyphen",
+                "dash", "space", "then", "capital", "double"}
 
 
 def details_only(raw: str, unit: bool) -> bool:
@@ -181,8 +194,13 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
     return name, bare
 
 
+# "it's about my rent", not "he's about fifteen pounds", "about an hour ago"
+_ABOUT_CUE = re.compile(r"\b(?:about|regarding|concerning)\b(?!\s+(?:\d|an?\b|half|one|two|three|four|five|six|seven|eight|nine|"
+                        r"ten|eleven|twelve|hundred|[a-z]+teen\b|[a-z]+ty\b|the same|to\b))", re.I)
+
+
 def _topic_of(f: dict, raw: str, w: Words, about: str, asked: str | None, *, name: str | None, runs: list[str]) -> None:
-    cue = re.search(r"\b(?:about|regarding|concerning)\b", raw, re.I)
+    cue = _ABOUT_CUE.search(raw) if not (asked == "confirm" and answer_of(w) == "yes") else None  # "yes, and ..." adds
     # said at the caller-ID offer, with or without its yes: "it's the lift", "yeah it's just to say I'm running late"
     told = (asked == "caller_id" and not f["topic"] and not w.has(*THIS_NUMBER) and not NOT_THIS.search(raw) and not runs
             and len(Words(about).content() - _PHONE_TALK) >= 2)
@@ -219,10 +237,10 @@ _PHONE_TALK = {"mobile", "cell", "phone", "number", "landline", "fine", "work", 
                "call", "ring", "reach", "ok", "okay", "yes", "yeah", "sure", "that's", "thats", "correct", "right", "go", "ahead", "same",
                "from", "calling", "this", "mine", "wife's", "husband's", "better", "instead", "rather", "other"}
 NO_CALLBACK = re.compile(
-    r"\b(?:no need to (?:call|ring|phone)|(?:don't|do not|doesn't|does not) need (?:a|to) (?:call|ring)|(?:don't|do not) (?:call|ring) me"
-    r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won't|not) (?:give|giving|leave|leaving) (?:you )?"
+    r"\b(?:no need to (?:call|ring|phone)|(?:don'?t|do not|doesn'?t|does not) need (?:a|to) (?:call|ring)|(?:don'?t|do not) (?:call|ring) me"
+    r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won'?t|not) (?:give|giving|leave|leaving) (?:you )?"
     r"(?:a|my|the) number|i'll (?:call|ring|phone) (?:you|back|again)|no number)\b", re.I)
-NOT_THIS = re.compile(r"\b(?:don't|do not|not|never)\s+(?:\w+\s+){0,2}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
+NOT_THIS = re.compile(r"\b(?:don'?t|do not|not|never)\s+(?:\w+\s+){0,2}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
                        r"|\b(?:different|another|other)\s+number\b", re.I)
 THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
 _SAID_THIS = re.compile(r"\b(?:this|same|the same) (?:number|phone number|phone|line)\b"

@@ -19,7 +19,17 @@ from enum import Enum
 
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
 from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits
-from bot.message_fields import NO_CALLBACK, NOT_THIS, THIS_NUMBER, absorb, answer_of, said_this_number, topic_into, which_part
+from bot.message_fields import (
+    NO_CALLBACK,
+    NOT_THIS,
+    THIS_NUMBER,
+    absorb,
+    answer_of,
+    said_this_number,
+    spelt_name,
+    topic_into,
+    which_part,
+)
 from bot.message_topic import DTMF, TOPIC_MAX, about_of, flip, mostly_digits, topic_text
 from bot.name_words import TITLES
 from bot.names import bare_name, refuses_name
@@ -77,7 +87,8 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
         if words and not DTMF.fullmatch(words):
             problem = absorb(f, words[:MAX_TEXT], Words(words[:MAX_TEXT]), asked="start") or problem
     # "is it an emergency?" -- "Tom Bennett": a name given alone, out of turn (or the surname of one given before)
-    bare = next((n for words in reversed(_recent_user(conv, 2)) if (n := bare_name(words, whole=True)) and len(n.split()) >= 2), None)
+    bare = next((n for words in reversed(_recent_user(conv, 2))
+                 if (n := bare_name(words, whole=True) or spelt_name(words)) and len(n.split()) >= 2), None)
     if bare and (f["name"] is None or bare.split()[0].lower() == f["name"].lower()):
         f["name"] = bare
     if f["number"] is None and mine and any(said_this_number(words) for words in _recent_user(conv, 1)):
@@ -136,6 +147,7 @@ async def advance(raw: str, w: Words, st: dict, conv: Conversation) -> list[str]
     return [f"{thanks} I've passed your message on{later}", ANYTHING_ELSE]
 
 
+_ADDS = re.compile(r"^\W*(?:yes|yeah|yep|yup|correct|that's right)\W+(?:and|but|plus|also|oh and)\b", re.I)
 _ANSWER_START = {"yes", "yeah", "yep", "yup", "no", "nope", "nah", "correct", "wrong", "right", "that's", "thats", "it's", "its",
                  "perfect", "great", "lovely", "ok", "okay", "sure", "fine", "almost", "nearly", "not", "actually", "sorry"}
 
@@ -225,6 +237,9 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
         if (len(Words(more).content()) >= 4 and w.words and w.words[0] not in _ANSWER_START
                 and more.lower() not in (f["topic"] or "").lower()):  # "my package went to the wrong door, ...": what it is about
             f["topic"] = f"{f['topic']}; {more}"[:TOPIC_MAX] if f["topic"] else more
+            return [_readback(f)]
+        if answer == "yes" and _ADDS.match(w.raw) and len(Words(more).content()) >= 3 and more.lower() not in (f["topic"] or "").lower():
+            f["topic"] = f"{f['topic']}; {more}"[:TOPIC_MAX] if f["topic"] else more  # "yes, and tell them the gate code is 4411"
             return [_readback(f)]
         if answer == "yes":
             return None

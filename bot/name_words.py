@@ -28,7 +28,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
     eighty ninety hundred thousand midnight midday noon outside inside upstairs downstairs
     i've ive i'd id i'll ill we we're we've they're you're don't can't won't isn't it's its wait hang hold
-    more less most after before hours duh anyway
+    more less most after before hours duh anyway cheers ta tara ta-ra cheerio hyphen dash apostrophe
     rarely usually hardly barely seldom mostly mainly normally generally typically currently constantly literally honestly
     seriously finally nearly almost already frequently occasionally only just always often sometimes
     """.split())
@@ -61,10 +61,29 @@ class Tok:
         self.orig, self.low = orig, orig.lower().replace("’", "'")
 
 
+_SPELT_MARKS = re.compile(r"[\s,]*\b(?:apostrophe|hyphen|dash)\b[\s,]*", re.I)  # "o apostrophe n e i l l"
+_HYPHENED = re.compile(r"\b[^\W\d_](?:-[^\W\d_])+\b")  # "L-O-W-E"
+_DOUBLED = re.compile(r"\b(?:double|two) ([^\W\d_])\b", re.I)  # "double l"
+_CAPITAL = re.compile(r"\b(?:capital|big|small|lower ?case) ([^\W\d_])\b", re.I)  # "capital L"
+_AS_IN = re.compile(r"\b([^\W\d_]) (?:as in) [^\W\d_][\w']*", re.I)  # "g as in golf"
+
+
+def spelt_plainly(text: str) -> str:
+    """A spelling as one letter after another: "L-O-W-E", "g i double l", "capital L", "b as in boy"."""
+    text = _SPELT_MARKS.sub(" ", _HYPHENED.sub(lambda m: m.group(0).replace("-", " "), text))
+    text = _CAPITAL.sub(r"\1", _DOUBLED.sub(r"\1 \1", text))
+    text = _AS_IN.sub(r"\1", text)
+    # "gillian pell g i l l ...": the spelling is a piece of its own (not after "spelt", "it's")
+    return _LETTERS_AFTER.sub(lambda m: m.group(1) + ("" if m.group(1).lower() in _SPELL_LEAD else ",") + " ", text)
+
+
+_LETTERS_AFTER = re.compile(r"\b([^\W\d_][\w']+) (?=(?:[^\W\d_] ){2,}[^\W\d_]\b)")
+
+
 def tokens(text: str) -> list[Tok]:
     """Words, commas and sentence ends; fillers dropped; the dot of "Dr." and "Mrs." too."""
     out: list[Tok] = []
-    for t in re.findall(r"[^\W\d_][\w'’\-]*|\d+|[,.;:!?]", text[:MAX_TEXT]):
+    for t in re.findall(r"[^\W\d_][\w'’\-]*|\d+|[,.;:!?]", spelt_plainly(text[:MAX_TEXT])):
         tok = Tok(t)
         if tok.low in FILLERS and tok.low != "oh" or (tok.low == "." and out and out[-1].low in TITLES):
             continue
@@ -174,6 +193,9 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
 def _spelled_into(name: list[str], spelled: str) -> list[str]:
     """A spelling replaces the word of the name it spells, or, after a first name, is the surname."""
     words = [w for w in name if w not in TITLES.values()]
+    plain = [re.sub(r"[^\w]", "", w).lower() for w in words]
+    if spelled == "".join(plain) or spelled in plain or "".join(plain).endswith(spelled) and len(spelled) > 2:
+        return name  # the whole name spelled: "Gillian Pell, G I L L I A N P E L L"
     best = max(words, key=lambda w: SequenceMatcher(None, w.lower(), spelled).ratio())
     if similar(best, spelled):
         return [spelled.capitalize() if w == best else w for w in name]

@@ -78,7 +78,7 @@ def _finish(words: list[str]) -> str | None:
     return " ".join(words[:4]) if words else None
 
 
-def _cue_at(toks: list[Tok], i: int, cased: bool) -> tuple[int, bool] | None:
+def _cue_at(toks: list[Tok], i: int, cased: bool, asked: bool = False) -> tuple[int, bool] | None:
     """The cue starting at token ``i``: (its length, strong); "from" after "message" ("a
     message for the manager from linda price") is a weak one."""
     if toks[i].low == "from" and any(t.low in ("message", "messages") for t in toks[max(0, i - 6):i]):
@@ -91,8 +91,13 @@ def _cue_at(toks: list[Tok], i: int, cased: bool) -> tuple[int, bool] | None:
                 return None  # "her name's Mittens" is the pet's; "my last name is Nowak" is read as a surname
             after = toks[i + len(parts)] if i + len(parts) < len(toks) else None
             named = cased and after is not None and after.orig[:1].isupper() and after.low not in TITLES  # "...husband its Peter Quayle"
-            if parts[0] in ("its", "that's", "thats") and before and before not in _CLAUSE_START and not named:
-                return None  # "off its hinge", "a tooth that's darker": a word of the sentence, not a cue
+            rest = toks[i + len(parts):]
+            two = len(rest) >= 2 and all(namelike(t, first=k == 0, nxt="", cased=cased, strict=False) for k, t in enumerate(rest[:2]))
+            if (parts[0] in ("its", "that's", "thats") and before and before not in _CLAUSE_START and not named
+                    and not (parts[0] == "its" and two and asked)):
+                # "off its hinge", "a tooth that's darker": a word of the sentence, not a cue (but after "your name?",
+                # "its not urgent its steve barker" gives one)
+                return None
             return len(parts), strong
     return None
 
@@ -101,12 +106,14 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
     """The caller's name in ``text``, after a cue or (``asked``: the bot just asked for it) as
     a bare answer; placeholders ("yes", "the caller") are never a name. A strong cue wins
     over a weak one; among equals, the last (a caller who corrects themselves)."""
+    if asked:  # "May I have your name?" - "his name's Eamon Fitzgerald, it's for my dad": the person to call back
+        text = _THEIR_NAME.sub("name is ", text)
     toks = tokens(text)
     cased = cased_text(toks)
     best: tuple[bool, list[str]] | None = None
     i = 0
     while i < len(toks):
-        cue = _cue_at(toks, i, cased)
+        cue = _cue_at(toks, i, cased, asked)
         if cue is None:
             i += 1
             continue
@@ -135,8 +142,27 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         best = (best[0], whole)  # "It's Mark. Mark Dubois.": the name said again in full
     words = _surname(best[1] if best else _uncued(toks, cased), toks, cased)
     if not words and asked:
-        return bare_name(text)
-    return _finish(words)
+        return _first_after(text, bare_name(text), asked=True)
+    return _first_after(text, _finish(words), asked=asked)
+
+
+_THEIR_NAME = re.compile(r"\b(?:(?:put|use|under)\s+)?(?:his|her|their)\s+name(?:'s|\s+is|\s+down)?(?:\s+as)?\s*:?", re.I)
+_FIRST_SAID = re.compile(r"\b(?:first|christian|given) name(?:'s|s| is| was)?[\s,]+([^\W\d_][\w'-]*)", re.I)
+
+
+def _first_after(text: str, name: str | None, *, asked: bool) -> str | None:
+    """The surname said first, then the first name ("its nakamura um first name is yumi",
+    "Okonkwo, first name Chidi"): the name in the usual order."""
+    said = _FIRST_SAID.search(text[:MAX_TEXT])
+    if not said or (name and len(name.split()) > 1 and not name.lower().endswith(said.group(1).lower())):
+        return name
+    first = said.group(1)
+    if first.lower() in HARD:
+        return name
+    before = name_in(text[:said.start()], asked=asked) or bare_name(text[:said.start()]) if said.start() else None
+    if not before or len(before.split()) != 1 or before.lower() == first.lower():
+        return name
+    return f"{first.capitalize() if first.islower() else first} {before}"
 
 
 def _after_cue(toks: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], list[str]]:

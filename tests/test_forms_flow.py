@@ -448,3 +448,21 @@ async def test_yes_with_the_number_i_m_ringing_from_to_the_offer_takes_the_calle
     await call.say("yes the number i'm ringing from is fine, it's Ruth Adler")
     form = call.conv.state["receptionist"]["form"]
     assert form["number"] == "5551230000" and form["name"] == "Ruth Adler"
+
+
+async def test_yes_and_more_at_the_read_back_is_added_and_read_back_again():
+    call = Call()
+    await call.say("can I leave a message, the intercom at the back gate doesn't ring, it's Ruth Adler on 555 201 7788")
+    again = await call.say("yes, and tell them the code for the gate is 4411, it's about six weeks old")
+    topic = call.conv.state["receptionist"]["form"]["topic"]
+    assert "Is that right?" in again and "4411" in topic and "intercom" in topic  # added to, not replaced
+    await call.say("yes")
+    (m,) = call.store.saved
+    assert "intercom" in m.about and "4411" in m.about
+
+
+async def test_dont_use_this_one_without_an_apostrophe_is_a_no_to_the_caller_id():
+    call = Call()
+    await call.say("I'd like to leave a message, the lock on my mailbox is broken, it's Mrs Whitcombe")
+    assert "What number" in await call.say("no dont use this one its my sons phone")
+

@@ -248,3 +248,31 @@ def test_a_district_after_a_street_is_no_name():
 def test_what_follows_an_introduction_is_what_the_caller_wants(text, left):
     assert without_intro(text) == left
 
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("its nakamura um first name is yumi", "Yumi Nakamura"),
+    ("Oyelaran. First name Bisi.", "Bisi Oyelaran"),
+    ("delacroix um and the first name is marie", "Marie Delacroix"),
+    ("my first name is John, surname Smith", "John Smith"),
+])
+def test_the_surname_then_the_first_name_is_the_name_in_order(text, name):
+    assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("gillian pell g i double l i a n p e double l", "Gillian Pell"),  # the whole name spelled after it
+    ("deepak d'mello d apostrophe m e double l o", "Deepak D'Mello"),
+    ("ciaran o'neill c i a r a n o apostrophe n e i double l", "Ciaran O'Neill"),
+    ("It's for my mum, so put her name: Eileen Russell. R-U-double S-E-double L.", "Eileen Russell"),
+    ("his name's eamon fitzgerald e a m o n", "Eamon Fitzgerald"),  # the person the message is for, when asked
+    ("its callum gething g as in golf e t h as in hotel i n g", "Callum Gething"),
+    ("its not urgent at all its steve barker 14 ashfield road", "Steve Barker"),
+])
+def test_a_name_spelled_the_ways_people_spell(text, name):
+    assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize("text", ["yes that's right cheers", "aye ta", "ta ra then", "one of the cupboard doors fell off its hinge"])
+def test_thanks_and_goodbyes_are_no_name_even_when_asked(text):
+    assert name_in(text, asked=True) is None
+

@@ -13,7 +13,7 @@ import pytest
 from bot.conversation import Action, Conversation
 from bot.profile import ProfileError, load_profile
 from bot.providers.receptionist import CANT_HELP, Receptionist
-from bot.understanding.classify import Reading, Understanding, told_after
+from bot.understanding.classify import Reading, Understanding, taken_back, told_after
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "business"
 PROPERTY = load_profile(EXAMPLES / "property-office.toml")
@@ -403,6 +403,24 @@ def test_an_emergency_told_after_a_request_is_asked_about(encoder, text, intent)
     u.head = _TailHead()
     r = u.read(text)
     assert r.intent == intent and not r.sure if intent == "emergency" else r.intent == intent
+
+
+@pytest.mark.parametrize(("text", "rest"), [
+    ("what time do you open tomorrow actually no forget that water's coming through my ceiling right now",
+     "water's coming through my ceiling right now"),
+    ("when do you open tomorrow actually no scrap that a pipe's just burst under the bath", "a pipe's just burst under the bath"),
+    ("what are your hours, no wait, my cat just started having a fit", "my cat just started having a fit"),
+    ("my dog has a cough and no wait", None),  # nothing after it
+    ("no, I'm fine thanks", None),
+])
+def test_what_the_caller_says_after_taking_back_their_first_words(text, rest):
+    assert taken_back(text) == rest
+
+
+def test_a_danger_said_is_never_taken_back(encoder):
+    u = Understanding(PROPERTY, encoder)
+    r = u.read("I can smell gas in the hallway, actually no wait, can I just ask about parking permits")
+    assert r.intent == "emergency" and r.danger
 
 
 @pytest.mark.parametrize(("text", "asked_for"), [

@@ -100,6 +100,22 @@ def told_after(raw: str) -> list[str]:
     return out
 
 
+_TAKEN_BACK = re.compile(r"\b(?:actually no|no actually|no wait|wait no|(?:no )?scrap that|forget that|never mind that|"
+                         r"no sorry|sorry no|hang on no)\b[\s,.!-]*", re.I)
+
+
+def taken_back(raw: str) -> str | None:
+    """What the caller says after taking back what they began with ("what time do you open
+    tomorrow, actually no, forget that, water's coming through my ceiling"), or None."""
+    last = None
+    for m in _TAKEN_BACK.finditer(raw):
+        last = m
+    if last is None:
+        return None
+    rest = raw[last.end():].strip()
+    return rest if len(rest.split()) >= 3 else None
+
+
 def core_words(raw: str) -> Words:
     return Words(core(raw))
 
@@ -179,6 +195,9 @@ class Understanding:
     def read(self, raw: str) -> Reading:
         """CPU-bound (about 5-15 ms with the encoder): call it off the event loop."""
         raw = without_intro(raw)  # "Hi, this is Dana from Keystone Insurance. ...": what follows is what they want
+        rest = taken_back(raw)
+        if rest is not None and not keywords.danger(Words(raw)):  # a danger said is never taken back
+            return self.read(rest)
         if self.encoder is None or self._matrix is None:  # keywords only: a hedged emergency is asked about
             w = Words(raw)
             kw, kw_faq = keywords.intent(w, self.profile)

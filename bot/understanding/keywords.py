@@ -126,7 +126,9 @@ SALES = ("special offer", "we're offering", "we are offering", "offering a free"
          "business electricity", "business energy", "broadband", "solar panel", "solar panels", "are you the owner",
          "business owner", "decision maker", "we sell", "supplies direct", "your neighbourhood", "your neighborhood",
          "in your area", "get you to the top", "ask you some questions", "ask you a few questions", "school project",
-         "research project")
+         "research project", "a company that sells", "a company that does", "a company that provides", "a company that makes",
+         "leasing company", "whoever buys", "whoever does your purchasing", "whoever handles your", "in charge of purchasing",
+         "handles your purchasing", "your purchasing")
 # Questions asking for information ("how do I test my smoke alarm?", "who supplies the gas?"):
 # never taken for an emergency without asking.
 ASKING = ("how do i", "how can i", "how often", "how much", "how long", "can i", "could i", "may i", "am i allowed", "are we allowed", "is it ok",
