@@ -195,7 +195,8 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
 
 
 # "it's about my rent", not "he's about fifteen pounds", "about an hour ago"
-_ABOUT_CUE = re.compile(r"\b(?:about|regarding|concerning)\b(?!\s+(?:\d|an?\b|half|one|two|three|four|five|six|seven|eight|nine|"
+_ABOUT_CUE = re.compile(r"\b(?:about|regarding|concerning)\b(?!\s+(?:\d|an? (?:hour|week|day|month|year|minute|half|couple|few|"
+                        r"dozen|bit|inch|foot|mile|quarter|second|fortnight)|half|one|two|three|four|five|six|seven|eight|nine|"
                         r"ten|eleven|twelve|hundred|[a-z]+teen\b|[a-z]+ty\b|the same|to\b))", re.I)
 
 

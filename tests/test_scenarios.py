@@ -25,6 +25,9 @@ FILES += [REPO / "tests" / "data" / f for f in ("form_calls.toml", "form_calls_m
 BY_MEANING = [SCENARIOS / f for f in ("property-office.toml", "dental-practice.toml", "veterinary-clinic.toml", "messages.toml")]
 # Scenarios the receptionist does not pass yet, with why: the understanding's open problems, not the file's.
 KNOWN_FAILURES = {
+    "property-office:a parcel asked about without the word package":
+        "'will someone take my online order in' reads out of scope a hair ahead of the packages FAQ; it flips with each "
+        "retrain (passed with the stop-30 head and the u21 one, not with the u18-u19 or u23 ones)",
     "veterinary-clinic:a refill asked about in other words":
         "'nearly through the box of my cat's kidney tablets' is close to 'my dog swallowed some of my pills': asked 'is this an emergency?'",
 }
