@@ -113,11 +113,16 @@ _DIGIT = r"(?:\d+|zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|
 _WRONG_DIGITS = re.compile(rf"[\s,]*\b(?:not|instead of|rather than)\s+{_DIGIT}(?:[\s,-]+{_DIGIT})*[\s.!?]*$", re.I)
 
 
+_FULL_POSTCODE = re.compile(r"\b[a-z]{1,2}\d[a-z\d]?\s*\d[a-z]{2}\b", re.I)
+_POSTCODE = re.compile(r"\b[a-z]{1,2}\d[a-z\d]?(?:\s*\d[a-z]{2})?\b", re.I)  # a UK postcode, or its first half
+
+
 def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     """Take every field the words give; returns "long" when a number had too many digits."""
     if w.has(*URGENT) and not w.has(*NOT_URGENT):
         f["urgent"] = True
     heard = _WRONG_DIGITS.sub("", raw)  # "it ends 7712, not 7710": the digits after "not" are the wrong ones
+    heard = _POSTCODE.sub(" ", heard)  # "the postcode's LS27 9JP": no digits of a phone number
     number, problem = phone_in(heard)
     if problem == "long":
         return "long"
@@ -126,7 +131,10 @@ def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     if number:
         f["number"] = number
     unit = address_in(raw, asked=asked == "unit")  # taken when said, asked for only where the business asks
-    if unit and (asked == "unit" or len(unit) >= len(f["unit"] or "")):
+    old_code = _FULL_POSTCODE.search(f["unit"] or "")
+    if unit and old_code and asked in ("confirm", "which") and _FULL_POSTCODE.fullmatch(unit.strip()):
+        f["unit"] = f["unit"].replace(old_code.group(0), unit.strip())  # "no, the postcode's LS27 9JP": that part of it
+    elif unit and (asked == "unit" or len(unit) >= len(f["unit"] or "")):
         f["unit"] = unit
     name, bare = _name_of(f, raw, runs, number, asked)
     if name:
@@ -176,8 +184,9 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
     """The name heard: said as one ("my name is ..."), or, out of order, a name alone.
     (The name, and the bare name when it came alone.)"""
     one_word, f["one_word"] = f.get("one_word"), False
-    spelling = re.search(r"\bwith (?:a|an) [a-z]\b|\bspel", raw, re.I) is not None
-    correcting = asked in ("confirm", "which") and not runs and answer_of(Words(raw)) != "yes"  # "no, it's Kirsten"
+    spelling = re.search(r"\bwith (?:a|an|one|a single|two|double) [a-z]\b|\bspel", raw, re.I) is not None
+    # "no, it's Kirsten", "no sorry its mcalister with one l" (a lone "one" is no number)
+    correcting = asked in ("confirm", "which") and not any(len(r) >= 3 for r in runs) and answer_of(Words(raw)) != "yes"
     name = name_in(raw, asked=asked == "name" or correcting or spelling)
     bare = None
     if not name and asked in ("topic", "number", "caller_id", "unit"):
@@ -272,7 +281,7 @@ def which_part(w: Words, f: dict) -> str | None:
     """Which part the caller says is wrong."""
     if w.has("number", "phone", "digits"):
         return "number"
-    if f.get("unit_q") and w.has("unit", "apartment", "flat", "address", "suite"):
+    if f.get("unit_q") and w.has("unit", "apartment", "flat", "address", "suite", "postcode", "post code", "zip", "street", "road"):
         return "unit"
     if w.has("name", "spelling", "spelt", "spelled"):
         return "name"

@@ -466,3 +466,10 @@ async def test_dont_use_this_one_without_an_apostrophe_is_a_no_to_the_caller_id(
     await call.say("I'd like to leave a message, the lock on my mailbox is broken, it's Mrs Whitcombe")
     assert "What number" in await call.say("no dont use this one its my sons phone")
 
+
+async def test_a_surname_corrected_with_one_l_at_the_read_back():
+    call = Call()
+    await call.say("can I leave a message about my parking permit, it's Sean McAllister on 555 201 7788")
+    await call.say("no sorry its mcalister with one l")
+    assert call.conv.state["receptionist"]["form"]["name"].lower() == "sean mcalister"
+

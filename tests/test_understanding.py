@@ -423,6 +423,19 @@ def test_a_danger_said_is_never_taken_back(encoder):
     assert r.intent == "emergency" and r.danger
 
 
+@pytest.mark.parametrize(("text", "danger"), [
+    ("My dog got into the rat poison in the garage, and I think my two-year-old might have eaten some too.", True),
+    ("the dog chewed open my heart pills and I don't know if my little boy got any too", True),
+    ("my dog ate my ibuprofen tablets", False),  # the pet only: an emergency, no 911
+    ("my toddler dropped a grape and the dog ate it", False),
+])
+def test_a_child_who_may_have_swallowed_a_poison_is_a_danger(text, danger):
+    from bot.language import Words
+    from bot.understanding import keywords
+
+    assert keywords.danger(Words(text)) is danger
+
+
 @pytest.mark.parametrize(("text", "asked_for"), [
     ("now then, is Mick about? it's Gaz from the merchants", True),
     ("hi, is Dr Okafor still there? she said she'd look at my x-rays", True),

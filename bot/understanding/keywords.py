@@ -204,7 +204,17 @@ def danger(w: Words) -> bool:
         return False
     if w.has(*FIRE_GAS) and not (asking(w) and not w.has(*[x for x in FIRE_GAS if x != "fire"])):
         return True  # a bare "fire" in a question ("do you have a fire exit plan?") is not one
+    if w.has(*CHILD) and w.has(*SWALLOWED) and w.has(*POISONS):
+        return True  # "the dog got into the rat poison and my two-year-old might have eaten some too": the child first
     return w.has(*BODY) and (w.has(*PEOPLE) or not w.has(*ANIMALS))
+
+
+CHILD = ("toddler", "year-old", "year old", "my son", "my daughter", "little boy", "little girl", "my boy", "my girl", "my kid",
+         "the kids", "my baby", "the baby", "my child", "my grandson", "my granddaughter")
+SWALLOWED = ("swallowed", "eaten", "ate some", "ate one", "ate a", "had some", "got any", "got some", "drank", "drunk some",
+             "in his mouth", "in her mouth", "licked", "chewed")
+POISONS = ("poison", "pills", "tablets", "medication", "medicine", "antifreeze", "bleach", "chemical", "chemicals", "slug pellets",
+           "battery", "batteries", "detergent", "cleaner", "weed killer", "weedkiller", "paracetamol", "ibuprofen")
 
 
 def asks_address(w: Words) -> bool:
