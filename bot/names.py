@@ -325,8 +325,10 @@ def merge_name(old: str | None, new: str, text: str = "") -> str:
 _INTRO = re.compile(r"^(?:\s*(?:hi|hiya|hello|hey|good (?:morning|afternoon|evening)|morning|afternoon|evening|yes|yeah|oh|um|uh|"
                     r"there)\b[\s,.!]*)*(?:this is|it's|its|it is|my name is|my name's|i'm|i am)\s+", re.I)
 _INTRO_TAIL = re.compile(r"^(?:\s*,?\s*(?:here|speaking|calling|ringing))?(?:\s*,?\s+(?:from|at|with|in)\s+(?:the\s+)?"
-                         r"[\w'&-]+(?:\s+(?!(?:i|i'm|im|we|we're|my|our|and|about|calling|ringing)\b)[\w'&-]+){0,4}?)?"
-                         r"(?=\s*[.,;!?]|\s+(?:i|i'm|im|we|we're|my|our|and|calling|ringing|about)\b)\s*[.,;!?]*\s*", re.I)
+                         r"[\w'&-]+(?:\s+(?!(?:i|i'm|im|we|we're|my|our|and|about|calling|ringing|the|your|a|an|this|just)\b)"
+                         r"[\w'&-]+){0,4}?)?"
+                         r"(?=\s*[.,;!?]|\s+(?:i|i'm|im|we|we're|my|our|and|calling|ringing|about|the|your|a|an|this|just)\b)"
+                         r"\s*[.,;!?]*\s*", re.I)
 
 
 def without_intro(text: str) -> str:

@@ -412,6 +412,8 @@ def test_an_emergency_told_after_a_request_is_asked_about(encoder, text, intent)
     ("what are your hours, no wait, my cat just started having a fit", "my cat just started having a fit"),
     ("my dog has a cough and no wait", None),  # nothing after it
     ("no, I'm fine thanks", None),
+    ("can someone ring me on oh seven seven oh oh nine oh oh four one six no sorry four one nine", None),  # a number put right
+    ("you can reach me on 555 204... no sorry, 555 205 7781.", None),
 ])
 def test_what_the_caller_says_after_taking_back_their_first_words(text, rest):
     assert taken_back(text) == rest

@@ -22,7 +22,7 @@ from importlib import resources
 
 import numpy as np
 
-from bot.language import Words
+from bot.language import DIGIT_WORDS, Words
 from bot.names import without_intro
 from bot.profile import Profile
 from bot.understanding import keywords
@@ -113,7 +113,8 @@ def taken_back(raw: str) -> str | None:
     if last is None:
         return None
     rest = raw[last.end():].strip()
-    return rest if len(rest.split()) >= 3 else None
+    words = [x for x in re.findall(r"[a-z']+", rest.lower()) if x not in DIGIT_WORDS]
+    return rest if len(words) >= 3 else None  # not "... oh four one six, no sorry, four one nine": a number put right
 
 
 def core_words(raw: str) -> Words:
