@@ -71,6 +71,9 @@ def _finish(words: list[str]) -> str | None:
     low = [w.lower() for w in words]
     if any(w in COMPANY for w in low[1:]):
         return None  # "it's Marshall Roofing here": a company
+    parts = {p for w in low if "-" in w for p in w.split("-")}
+    while len(words) > 2 and low[-1] in parts:  # "Hughes-Whitfield, Hughes, hyphen, Whitfield": its parts said again
+        words, low = words[:-1], low[:-1]
     for i, w in enumerate(low):
         if w not in _TITLE_WORDS and w in low[i + 1:] and len(words) - i - 1 >= 2:
             words = words[i + 1:]
@@ -305,6 +308,8 @@ def merge_name(old: str | None, new: str, text: str = "") -> str:
     ("Declan", then "the surname's Whelan"); anything else replaces the name."""
     if old and len(new.split()) == 1 and len(old.split()) == 1 and new.lower() != old.lower() and _SURNAME_SAID.search(text):
         return f"{old} {new}"
+    if old and len(new.split()) > 1 and f" {new.lower()}" in f" {old.lower()}" and len(old.split()) > len(new.split()):
+        return old  # "Rosa De la Cruz", then "De la Cruz, D E ...": the surname said again
     if not old or len(new.split()) != 1 or len(old.split()) < 2:
         return new
     words = old.split()

@@ -276,3 +276,12 @@ def test_a_name_spelled_the_ways_people_spell(text, name):
 def test_thanks_and_goodbyes_are_no_name_even_when_asked(text):
     assert name_in(text, asked=True) is None
 
+
+def test_a_double_barrelled_name_spelled_in_its_parts_is_said_once():
+    assert name_in("darnell hughes-whitfield hughes hyphen whitfield", asked=True) == "Darnell Hughes-Whitfield"
+
+
+def test_a_surname_of_several_words_said_again_keeps_the_full_name():
+    said = "De la Cruz, that's D E, then L A, then C R U Z"
+    assert merge_name("Rosa De la Cruz", name_in(said, asked=True) or "", said) == "Rosa De la Cruz"
+
