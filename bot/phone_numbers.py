@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+import phonenumbers
+
 from bot.language import DIGIT_WORDS, FILLERS, MAX_DIGITS, MAX_TEXT, SPOKEN
 
 UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building"}
@@ -197,7 +199,7 @@ def speak_number(number: str) -> str:
     extension after the word."""
     main, _, ext = number.partition(" ext ")
     d = digits_of(main)[:MAX_DIGITS]
-    code = "" if not main.startswith("+") else "1" if d.startswith("1") else d[:2] if d[:2] in _TWO_DIGIT_CODES else d[:3]
+    code = _country_code(main) if main.startswith("+") else ""
     rest = d[len(code):]
     if code == "44":  # grouped as at home, its trunk 0 not said: "seven seven zero zero, nine zero zero, ..."
         groups = _groups("0" + rest)
@@ -214,9 +216,12 @@ def speak_number(number: str) -> str:
     return said
 
 
-_TWO_DIGIT_CODES = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
-                    "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
-                    "86", "90", "91", "92", "93", "94", "95", "98"}
+def _country_code(number: str) -> str:
+    """The country code of "+447700900721" ("44"), by the phone-number library the console uses too."""
+    try:
+        return str(phonenumbers.parse(number, None).country_code or "") or digits_of(number)[:2]
+    except phonenumbers.NumberParseException:
+        return digits_of(number)[:2]
 
 
 def _groups(d: str) -> list[str]:

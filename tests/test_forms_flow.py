@@ -402,7 +402,7 @@ async def test_a_message_after_an_out_of_scope_answer_is_about_the_new_request_f
     assert topic.index("intercom") < topic.index("valeting")
 
 
-@pytest.mark.parametrize("assent", ["mhm", "Mm-hmm.", "uh huh", "mhm cheers"])
+@pytest.mark.parametrize("assent", ["mhm", "Mm-hmm.", "uh huh", "mhm cheers", "mm-hm", "uh-huh yeah"])
 async def test_mhm_to_the_read_back_saves_the_message(assent):
     call = Call()
     assert "Is that right?" in await call.say("I'd like to leave a message about my parking permit, it's Ruth Adler, "

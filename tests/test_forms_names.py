@@ -169,6 +169,10 @@ def test_names_given_the_long_way_round(text, name):
     "there's a lump on her leg, I'm scared it's cancer",
     "tell her it's urgent please",
     "the shower tray's cracked and the grout's all black, it's grim",
+    # how the caller is
+    "I don't know, it doesn't hurt, it's more how it looks, so no I guess it can wait",
+    "oh right it's after hours duh. can you tell her it's about the parking permit",
+    "I can't reach it up there, I'm eighty-two, somebody can come tomorrow",
 ])
 def test_what_the_long_way_round_does_not_make_a_name(text):
     assert name_in(text) is None
@@ -205,15 +209,6 @@ def test_a_first_name_corrected_keeps_the_surname_said_again():
 ])
 def test_a_first_name_then_the_full_name_is_the_full_name(text, name):
     assert name_in(text, asked=True) == name
-
-
-@pytest.mark.parametrize("text", [
-    "I don't know, it doesn't hurt, it's more how it looks, so no I guess it can wait",
-    "oh right it's after hours duh. can you tell her it's about the parking permit",
-    "I can't reach it up there, I'm eighty-two, somebody can come tomorrow",
-])
-def test_how_the_caller_is_is_no_name(text):
-    assert name_in(text) is None
 
 
 def test_a_correction_alike_the_word_it_corrects_replaces_that_word_whatever_else_is_said():

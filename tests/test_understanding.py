@@ -414,6 +414,8 @@ def test_an_emergency_told_after_a_request_is_asked_about(encoder, text, intent)
     ("no, I'm fine thanks", None),
     ("can someone ring me on oh seven seven oh oh nine oh oh four one six no sorry four one nine", None),  # a number put right
     ("you can reach me on 555 204... no sorry, 555 205 7781.", None),
+    ("when do you close, oh wait no, my dog has just been hit by a car", "my dog has just been hit by a car"),
+    ("can I book a service actually hang on no there is smoke coming from the boiler", "there is smoke coming from the boiler"),
 ])
 def test_what_the_caller_says_after_taking_back_their_first_words(text, rest):
     assert taken_back(text) == rest
@@ -428,6 +430,9 @@ def test_a_danger_said_is_never_taken_back(encoder):
 @pytest.mark.parametrize(("text", "danger"), [
     ("My dog got into the rat poison in the garage, and I think my two-year-old might have eaten some too.", True),
     ("the dog chewed open my heart pills and I don't know if my little boy got any too", True),
+    ("my daughter might have swallowed some of the rat bait", True),
+    ("my 3 year old got hold of the dogs tablets and ate some", True),
+    ("the kids may have eaten the slug pellets", True),
     ("my dog ate my ibuprofen tablets", False),  # the pet only: an emergency, no 911
     ("my toddler dropped a grape and the dog ate it", False),
 ])

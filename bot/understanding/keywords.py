@@ -213,7 +213,7 @@ CHILD = ("toddler", "year-old", "year old", "my son", "my daughter", "little boy
          "the kids", "my baby", "the baby", "my child", "my grandson", "my granddaughter")
 SWALLOWED = ("swallowed", "eaten", "ate some", "ate one", "ate a", "had some", "got any", "got some", "drank", "drunk some",
              "in his mouth", "in her mouth", "licked", "chewed")
-POISONS = ("poison", "pills", "tablets", "medication", "medicine", "antifreeze", "bleach", "chemical", "chemicals", "slug pellets",
+POISONS = ("poison", "bait", "pills", "tablets", "medication", "medicine", "antifreeze", "bleach", "chemical", "chemicals", "slug pellets",
            "battery", "batteries", "detergent", "cleaner", "weed killer", "weedkiller", "paracetamol", "ibuprofen")
 
 
