@@ -221,9 +221,9 @@ def unit_in(text: str, *, asked: bool = False) -> str:
         code, n = _unit_code(words)
         rest = words[n:]
         street = []
-        for w in rest:
+        for k, w in enumerate(rest):
             street.append(w)
-            if w in _STREET:
+            if w in _STREET and (k + 1 == len(rest) or rest[k + 1] not in _STREET):  # "hyde park road": the last one
                 break
         if code and street and street[-1] in _STREET and len(street) <= 4:
             return f"{code} {' '.join(street).title()}"

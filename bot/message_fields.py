@@ -10,9 +10,9 @@ import re
 from bot.language import ASSENT, Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
 from bot.name_words import TITLES, spelt_plainly
-from bot.names import bare_name, merge_name, name_in, refuses_name
+from bot.names import bare_name, merge_name, name_in, refuses_name, signed_off
 from bot.phone_numbers import digits_of, number_runs, phone_in
-from bot.places import address_in, refuses_place
+from bot.places import address_in, refuses_place, spoken_postcode
 from bot.understanding.answers import NOT_SO
 
 URGENT = ("urgent", "asap", "as soon as possible", "emergency", "right away", "straight away", "can't wait")
@@ -122,7 +122,7 @@ def absorb(f: dict, raw: str, w: Words, *, asked: str | None) -> str:
     if w.has(*URGENT) and not w.has(*NOT_URGENT):
         f["urgent"] = True
     heard = _WRONG_DIGITS.sub("", raw)  # "it ends 7712, not 7710": the digits after "not" are the wrong ones
-    heard = _POSTCODE.sub(" ", heard)  # "the postcode's LS27 9JP": no digits of a phone number
+    heard = spoken_postcode(_POSTCODE.sub(" ", heard))[1]  # "the postcode's LS27 9JP": no digits of a phone number
     number, problem = phone_in(heard)
     if problem == "long":
         return "long"
@@ -161,7 +161,8 @@ def _number_of(f: dict, w: Words, number: str, runs: list[str], asked: str | Non
         i = old.rfind(said[-1])
         return old[:i] + runs[-1] + old[i + len(runs[-1]):], True
     cued = w.has(*ENDS, *STARTS) or w.has("number", "digits", "digit")
-    if old and not number and runs and (cued or asked in ("confirm", "which")):
+    # "yes, and tell them the gate code is 1973": an addition, not the number put right
+    if old and not number and runs and (cued or (asked in ("confirm", "which") and answer_of(w) != "yes")):
         part = runs[-1]
         if (3 if not cued and asked == "confirm" else 1) <= len(part) < len(old):  # "she's six" corrects no number
             number = part + old[len(part):] if w.has(*STARTS) and not w.has(*ENDS) else old[: len(old) - len(part)] + part
@@ -188,6 +189,8 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
     # "no, it's Kirsten", "no sorry its mcalister with one l" (a lone "one" is no number)
     correcting = asked in ("confirm", "which") and not any(len(r) >= 3 for r in runs) and answer_of(Words(raw)) != "yes"
     name = name_in(raw, asked=asked == "name" or correcting or spelling)
+    if not name and not f["name"] and asked in ("start", "number", "caller_id", "unit"):
+        name = signed_off(raw)  # "yeah go on then its raj sandhu postcode ls17 8hx": a message is under way
     bare = None
     if not name and asked in ("topic", "number", "caller_id", "unit"):
         bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
@@ -250,11 +253,13 @@ NO_CALLBACK = re.compile(
     r"\b(?:no need to (?:call|ring|phone)|(?:don'?t|do not|doesn'?t|does not) need (?:a|to) (?:call|ring)|(?:don'?t|do not) (?:call|ring) me"
     r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won'?t|not) (?:give|giving|leave|leaving) (?:you )?"
     r"(?:a|my|the) number|i'll (?:call|ring|phone) (?:you|back|again)|no number)\b", re.I)
-NOT_THIS = re.compile(r"\b(?:don'?t|do not|not|never)\s+(?:\w+\s+){0,2}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
+NOT_THIS = re.compile(r"\b(?:don'?t|do not|not|never)\s+(?:\w+\s+){0,4}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
                        r"|\b(?:different|another|other)\s+number\b", re.I)
 THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
 _SAID_THIS = re.compile(r"\b(?:this|same|the same) (?:number|phone number|phone|line)\b"
-                        r"|\b(?:number|phone|line|one) (?:i'm|i am|im|we're|we are) (?:calling|ringing|phoning|on)(?: (?:from|on|with))?\b", re.I)
+                        r"|\b(?:number|phone|line|one) (?:i'm|i am|im|we're|we are) (?:calling|ringing|phoning|on)(?: (?:from|on|with))?\b"
+                        r"|\b(?:call|ring|phone|reach|get|text) (?:me|us|him|her)(?: back)? (?:on|at) (?:this|the same)(?: one)?\b"
+                        r"|\bthis one(?:'s| is) (?:fine|good|ok|okay|best)\b", re.I)
 
 
 def said_this_number(raw: str) -> bool:

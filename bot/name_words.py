@@ -31,6 +31,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     more less most after before hours duh anyway cheers ta tara ta-ra cheerio hyphen dash apostrophe
     rarely usually hardly barely seldom mostly mainly normally generally typically currently constantly literally honestly
     seriously finally nearly almost already frequently occasionally only just always often sometimes
+    plus extension ext landline mobile cell through thru said says told asked wants needs
     """.split())
 PLACE_WORDS = {"road", "street", "lane", "avenue", "drive", "way", "close", "crescent", "terrace", "court", "place",
                "square", "gardens", "grove", "row", "walk", "view", "estate", "house", "cottage", "farm"}
@@ -74,10 +75,12 @@ def spelt_plainly(text: str) -> str:
     text = _CAPITAL.sub(r"\1", _DOUBLED.sub(r"\1 \1", text))
     text = _AS_IN.sub(r"\1", text)
     # "gillian pell g i l l ...": the spelling is a piece of its own (not after "spelt", "it's")
-    return _LETTERS_AFTER.sub(lambda m: m.group(1) + ("" if m.group(1).lower() in _SPELL_LEAD else ",") + " ", text)
+    text = _LETTERS_AFTER.sub(lambda m: m.group(1) + ("" if m.group(1).lower() in _SPELL_LEAD else ",") + " ", text)
+    return _LETTERS_BEFORE.sub(r"\1, ", text)  # "kaitlyn k a i t l y n ross": the surname after the spelling is a piece too
 
 
 _LETTERS_AFTER = re.compile(r"\b([^\W\d_][\w']+) (?=(?:[^\W\d_] ){2,}[^\W\d_]\b)")
+_LETTERS_BEFORE = re.compile(r"(?<![\w'])((?:[^\W\d_] ){2,}[^\W\d_]) (?=[^\W\d_][\w']+)")
 
 
 def tokens(text: str) -> list[Tok]:
@@ -196,6 +199,8 @@ def _spelled_into(name: list[str], spelled: str) -> list[str]:
     plain = [re.sub(r"[^\w]", "", w).lower() for w in words]
     if spelled == "".join(plain) or spelled in plain or "".join(plain).endswith(spelled) and len(spelled) > 2:
         return name  # the whole name spelled: "Gillian Pell, G I L L I A N P E L L"
+    if any(spelled == part.lower() for w in words if "-" in w for part in w.split("-")):
+        return name  # "Pryce-Jones, P R Y C E, hyphen, Jones": a part of a double-barrelled name
     best = max(words, key=lambda w: SequenceMatcher(None, w.lower(), spelled).ratio())
     if similar(best, spelled):
         return [spelled.capitalize() if w == best else w for w in name]
@@ -226,7 +231,8 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
         words, letter, rest = piece(seg, cased=cased, strict=strict and k == 0)
         if not words:
             return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
-        joined = _joined(name, words, corrected=corrected, alone=alone and not rest, after_one=alone and (not rest or rest[0] in BOUNDARY))
+        ends = not rest or rest[0] in BOUNDARY
+        joined = _joined(name, words, corrected=corrected, alone=alone and ends, after_one=alone and ends)
         if joined is None:
             return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
         name, corrected = joined, False

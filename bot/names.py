@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from bot.language import DIGIT_WORDS, MAX_TEXT
+from bot.language import DIGIT_WORDS, MAX_TEXT, NOT_NAME
 from bot.name_words import (
     COMPANY,
     HARD,
@@ -46,7 +46,10 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
 _WHOSE = {"it's", "its", "that's", "thats", "it", "that", "she's", "he's", "they're", "the", "her", "his", "their"}
 # who the caller is to the one the call is about: "I'm Biscuit's mum, Ivy Novak", "I'm his daughter, Jo Reyes"
 _RELATION = {"mom", "mum", "mother", "dad", "father", "owner", "husband", "wife", "partner", "son", "daughter", "carer", "neighbour",
-             "neighbor", "landlord", "landlady", "tenant", "sister", "brother", "friend", "boss", "nurse", "guardian", "parent"}
+             "neighbor", "landlord", "landlady", "tenant", "sister", "brother", "friend", "boss", "nurse", "guardian", "parent",
+             "worker", "caseworker", "cousin", "aunt", "uncle", "niece", "nephew", "grandson", "granddaughter", "flatmate",
+             "housemate", "roommate", "lodger", "agent", "solicitor", "secretary", "assistant", "manager", "colleague"}
+_KIND = {"support", "social", "care", "key", "live-in", "home", "personal", "case", "district", "community", "property"}  # "her support worker"
 _HELLO = {"hi", "hiya", "hello", "hey", "evening", "morning", "afternoon"}
 _NAME_THEN = {"i", "i'm", "im", "i've", "ive", "we", "we're", "actually", "and", "here", "calling", "from", "just"}
 _GREETING = {"hi", "hello", "hey", "hiya", "evening", "morning", "afternoon", "good", "yeah", "yes", "oh", "right", "ok", "okay",
@@ -86,6 +89,9 @@ def _cue_at(toks: list[Tok], i: int, cased: bool, asked: bool = False) -> tuple[
     message for the manager from linda price") is a weak one."""
     if toks[i].low == "from" and any(t.low in ("message", "messages") for t in toks[max(0, i - 6):i]):
         return 1, False
+    if (toks[i].low in ("put", "write") and i + 1 < len(toks) and toks[i + 1].low.rstrip(".") in TITLES
+            and not {t.low for t in toks[i + 2:i + 5]} & {"on", "through", "in", "to", "onto"}):
+        return 1, True  # "just put Mr Lowe" (not "can you put Dr Patel on?")
     for cue, strong in _CUES:
         parts = cue.split()
         if [t.low for t in toks[i:i + len(parts)]] == parts:
@@ -110,6 +116,9 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
     a bare answer; placeholders ("yes", "the caller") are never a name. A strong cue wins
     over a weak one; among equals, the last (a caller who corrects themselves)."""
     if asked:  # "May I have your name?" - "his name's Eamon Fitzgerald, it's for my dad": the person to call back
+        their = _THEIR_NAME.search(text)
+        if their and their.start() and (own := bare_name(text[:their.start()])):
+            return own  # "Margaret Dunn. His name's Peter Dunn.": the caller's own name, said first
         text = _THEIR_NAME.sub("name is ", text)
     toks = tokens(text)
     cased = cased_text(toks)
@@ -143,6 +152,8 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
         i += n if plain else 1  # no name after "you can put": "put it under Raymond Castellanos" may start inside it
     if best and cased and len(best[1]) == 1 and (whole := _piece_alone(toks)) and similar(whole[0], best[1][0]):
         best = (best[0], whole)  # "It's Mark. Mark Dubois.": the name said again in full
+    if best and len(best[1]) == 1 and (again := _said_again(toks, best[1][0], cased)):
+        best = (best[0], again)  # "I'm his carer Karen from the home care agency, Karen Wells"
     words = _surname(best[1] if best else _uncued(toks, cased), toks, cased)
     if not words and asked:
         return _first_after(text, bare_name(text), asked=True)
@@ -172,12 +183,50 @@ def _after_cue(toks: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str]
     """The name read after a cue, past who the caller is ("I'm Biscuit's mom, um, Ivy, Ivy Novak")."""
     segs = segments(toks)
     name, after = read_name(segs, cased=cased, strict=strict)
+    k = next((k for k in range(1, 4) if k < len(toks) and _relation(toks[:k])), 0)
+    if not name and k and segs and len(segs[0]) > k:  # "I'm his carer Karen from the agency": the name past who they are
+        name, after = read_name([segs[0][k:], *segs[1:]], cased=cased, strict=strict)
     if not name and len(segs) > 1 and (_relation(segs[0]) or any(t.low == "name" for t in segs[0])):
         rest = segs[1:]  # "put it under my mom's name, it's her account, Linda Hayes": the name past whose it is
         while len(rest) > 1 and rest[0][0].low in _WHOSE:
             rest = rest[1:]
         name, after = read_name(rest, cased=cased, strict=strict)
     return name, after
+
+
+def _said_again(toks: list[Tok], first: str, cased: bool) -> list[str]:
+    """The first name said again later with a surname, at the end of a sentence ("... agency, karen wells")."""
+    low = first.lower()
+    for j in range(len(toks) - 2, 0, -1):
+        end = toks[j + 2].low if j + 2 < len(toks) else "."
+        if (toks[j].low == low and any(t.low == low for t in toks[:j]) and (end in ".?!," or end in _ANSWER_TAIL)
+                and namelike(toks[j + 1], first=False, nxt="", cased=cased, strict=False)):
+            return [cap(toks[j]), cap(toks[j + 1])]
+    return []
+
+
+_SIGN_CUES = {"its", "it's", "thats", "that's"}
+_SIGN_ENDS = {"postcode", "post", "the", "my", "number", "and", "on", "at", "from", "here", "phone", "mobile", "flat", "unit",
+              "address", "thanks", "thank", "cheers", "please", "ta", "bye"}
+
+
+def signed_off(text: str) -> str | None:
+    """A name said in passing at the end of a request, in lowercase speech ("can you just take a
+    message for maintenance its not urgent its marcus bell"): two or three words after "its"
+    that are no words of a request, where a message is under way."""
+    toks = tokens(text)
+    for i in range(len(toks) - 2, 2, -1):
+        if toks[i].low not in _SIGN_CUES:
+            continue
+        k = i + 1
+        while k < len(toks) and k - i <= 3 and toks[k].low not in _SIGN_ENDS and toks[k].low not in ",.?!;:":
+            k += 1
+        words = toks[i + 1:k]
+        if 2 <= len(words) <= 3 and all(namelike(t, first=n == 0, nxt="", cased=False, strict=False) and t.low not in NOT_NAME
+                                        and t.low not in PLACE_WORDS and t.low not in COMPANY for n, t in enumerate(words)):
+            return " ".join(cap(t) for t in words)
+        return None
+    return None
 
 
 def _uncued(toks: list[Tok], cased: bool) -> list[str]:
@@ -188,7 +237,8 @@ def _uncued(toks: list[Tok], cased: bool) -> list[str]:
 def _relation(seg: list[Tok]) -> bool:
     """ "Biscuit's mom", "his daughter", "the landlord": who the caller is (not "ringing for my wife")."""
     return len(seg) <= 3 and seg[-1].low in _RELATION and all(
-        t.low in ("his", "her", "their", "the", "a", "an") or t.low.endswith("'s") for t in seg[:-1])
+        t.low in ("his", "her", "their", "the", "a", "an") or t.low.endswith("'s") or (k and t.low in _KIND)
+        for k, t in enumerate(seg[:-1]))
 
 
 def _surname(name: list[str], toks: list[Tok], cased: bool) -> list[str]:

@@ -186,7 +186,11 @@ def _corrected(number: str, tail: str, before: str) -> str:
     # said again from where it went wrong: "... double oh six four, no sorry, six four eight"
     k = next((k for k in range(len(tail) - 1, 0, -1) if number.endswith(tail[:k])), 0)
     again = number[:-k] + tail if k else same
-    return again if not _whole(same) and _whole(again) else same
+    if _whole(same) or _whole(again):
+        return again if not _whole(same) else same
+    # said again from the digit that began the group that went wrong: "... double oh four six, sorry, four seven two"
+    return next((number[:-d] + tail for d in range(1, len(tail) + 1) if number[-d] == tail[0] and _whole(number[:-d] + tail)),
+                same)
 
 
 def _whole(d: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bot.language import MAX_TEXT, unit_in
+from bot.language import DIGIT_WORDS, MAX_TEXT, unit_in
 
 _STREET = (r"road|rd|street|st|avenue|ave|lane|ln|drive|dr|way|place|pl|court|ct|close|crescent|terrace|square|gardens|"
            r"grove|boulevard|blvd|hill|row|walk|mews|view|rise|green|parade|park|vale|wharf|yard|circle|highway|hwy|"
@@ -40,8 +40,57 @@ def address_in(text: str, *, asked: bool = False) -> str:
     return _address(text, asked)
 
 
+_TEEN_WORDS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15",
+               "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19"}
+_TEN_WORDS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9"}
+# the UK's postcode areas (Royal Mail): what may begin a postcode said aloud
+_AREAS = frozenset("""ab al b ba bb bd bh bl bn br bs bt ca cb cf ch cm co cr ct cv cw da dd de dg dh dl dn dt dy e ec eh en
+    ex fk fy g gl gu gy hd hg hp hr hs hu hx ig im ip iv je ka kt kw ky l la ld le ll ln ls lu m me mk ml n ne ng nn np nr nw
+    ol ox pa pe ph pl po pr rg rh rm s sa se sg sk sl sm sn so sp sr ss st sw sy ta td tf tn tq tr ts tw ub w wa wc wd wf wn wr
+    ws wv yo ze""".split())
+_SPOKEN_CODE = re.compile(r"[a-z]{1,2}\d[a-z\d]?\d[a-z]{2}")  # a whole UK postcode, its spaces gone
+
+
+def spoken_postcode(text: str) -> tuple[str, str]:
+    """A UK postcode said letter by letter and number by number ("l s twenty seven nine p d",
+    "w f one three b q"): ("LS27 9PD", the text without it), or ("", text). Its last three
+    characters are always a digit and two letters, so where it splits is known."""
+    found = list(re.finditer(r"[a-z']+|\d+", text[:MAX_TEXT].lower()))
+    toks = [m.group(0) for m in found]
+    for i in range(len(toks)):
+        area, j = "", i
+        while j < len(toks) and len(toks[j]) <= 2 and toks[j].isalpha() and len(area) + len(toks[j]) <= 2:
+            area, j = area + toks[j], j + 1
+        if area not in _AREAS:
+            continue
+        body, k = "", j
+        while k < len(toks) and len(body) < 6:
+            t = toks[k]
+            if t.isdigit() and len(t) <= 2:
+                body += t
+            elif t in DIGIT_WORDS and t not in ("to", "too", "for", "o"):
+                body += DIGIT_WORDS[t]
+            elif t in _TEEN_WORDS:
+                body += _TEEN_WORDS[t]
+            elif t in _TEN_WORDS:
+                unit = toks[k + 1] if k + 1 < len(toks) else ""
+                body += _TEN_WORDS[t] + (DIGIT_WORDS[unit] if unit in DIGIT_WORDS and unit not in ("oh", "o", "to", "too", "for") else "0")
+                k += unit in DIGIT_WORDS and unit not in ("oh", "o", "to", "too", "for")
+            elif len(t) == 1 and body:
+                body += t
+            else:
+                break
+            k += 1
+            code = area + body
+            if _SPOKEN_CODE.fullmatch(code) and (k == len(toks) or len(toks[k]) > 1 or not toks[k].isalpha()):
+                start, end = found[i].start(), found[k - 1].end()
+                return f"{code[:-3]} {code[-3:]}".upper(), (text[:start] + " " + text[end:]).strip()
+    return "", text
+
+
 def _address(text: str, asked: bool) -> str:
     parts: list[str] = []
+    spoken, text = ("", text) if _POSTCODE.search(text) else spoken_postcode(text)
     unit = next((u for piece in text.split(",") if (u := unit_in(piece, asked=False))), "")  # "flat 2, 9 ...": not 29
     if unit:
         parts.append(unit)
@@ -53,15 +102,17 @@ def _address(text: str, asked: bool) -> str:
         parts.append(line + (f", {town.group(1)}" if town else ""))
     elif named and named.group(1).split()[0][:1].isupper():
         parts.append(_title(named.group(1)))
-    code = _POSTCODE.search(text)
-    if code and any(c.isdigit() for c in code.group(1)):
-        parts.append(f"{code.group(1)} {code.group(2)}".upper())
-    elif (zip_code := _ZIP.search(text)) is not None:
-        parts.append(zip_code.group(1))
-    if not parts and asked and not _NOT_PLACE.search(text):
+    if not parts and asked and not _NOT_PLACE.search(text) and text.strip(" ,."):
         bare = _numbered_name(text) or unit_in(text, asked=True) or _named_place(text)
         if bare:
             parts.append(bare)
+    code = _POSTCODE.search(text)
+    if spoken:
+        parts.append(spoken)
+    elif code and any(c.isdigit() for c in code.group(1)):
+        parts.append(f"{code.group(1)} {code.group(2)}".upper())
+    elif (zip_code := _ZIP.search(text)) is not None:
+        parts.append(zip_code.group(1))
     seen: list[str] = []
     for p in parts:
         if not any(p.lower() in s.lower() for s in seen):

@@ -280,3 +280,36 @@ def test_a_surname_of_several_words_said_again_keeps_the_full_name():
     said = "De la Cruz, that's D E, then L A, then C R U Z"
     assert merge_name("Rosa De la Cruz", name_in(said, asked=True) or "", said) == "Rosa De la Cruz"
 
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("it's niamh n i a m h doherty", "Niamh Doherty"),  # the first name spelled, then the surname
+    ("yeah tadhg t a d h g o'connell", "Tadhg O'Connell"),
+    ("my name is ravi r a v i shankar thanks", "Ravi Shankar"),
+])
+def test_a_first_name_spelled_then_the_surname(text, name):
+    assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Yvonne Marsh. His name's Terry Marsh, it's his appointment.", "Yvonne Marsh"),  # the caller's own, said first
+    ("it's for my husband, his name's Terry Marsh", "Terry Marsh"),  # only the person the message is for
+])
+def test_the_callers_own_name_said_before_someone_elses(text, name):
+    assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("oh I'm her support worker Dionne from the housing trust, Dionne Clarke", "Dionne Clarke"),
+    ("i'm the tenant's sister fran", "Fran"),
+    ("Just put Mrs Abara please.", "Mrs Abara"),
+])
+def test_a_name_after_who_the_caller_is_or_just_put(text, name):
+    assert name_in(text) == name
+
+
+@pytest.mark.parametrize("text", ["plus one six four six five five five", "could you put Dr Osei on the line",
+                                  "the boiler engineer said it needs a part"])
+def test_words_around_a_number_or_a_request_are_no_name(text):
+    assert name_in(text, asked=True) in (None, "Dr Osei")  # a person asked for is read as the person, never "Plus" or "Said"
+    assert name_in(text, asked=True) != "Plus"

@@ -146,3 +146,27 @@ def test_an_international_number_is_read_back_with_its_country_code(number, said
 def test_one_number_written_two_ways_is_the_same(a, b, same):
     assert same_number(a, b) is same and same_number(b, a) is same
 
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    # the group that went wrong said again from its first digit, making a whole number
+    ("oh seven nine double one three double oh five two sorry five eight one", "07911300581"),
+    ("six oh eight five five five oh one four sorry one four seven", "6085550147"),
+])
+def test_a_group_said_again_from_its_first_digit(text, number):
+    assert phone_in(text) == (number, "")
+
+
+@pytest.mark.parametrize(("text", "place"), [
+    ("b d seven one a x, forty one manningham lane", "41 Manningham Lane, BD7 1AX"),
+    ("it's eleven hyde park road l s six one a b", "11 Hyde Park Road, LS6 1AB"),
+    ("h x one two q t", "HX1 2QT"),
+])
+def test_a_postcode_said_letter_by_letter(text, place):
+    assert address_in(text, asked=True) == place
+
+
+@pytest.mark.parametrize("text", ["oh seven seven double oh nine double oh seven seven seven i'd like a call back",
+                                  "so four two one a b c", "me and my wife"])
+def test_letters_and_digits_that_are_no_postcode(text):
+    assert address_in(text, asked=True) == ""

@@ -187,7 +187,7 @@ class Receptionist:
         only = r.intent == "emergency" and not r.sure and message_fields.details_only(raw, unit)
         if only and awaiting not in ("emergency_check", "offer_message"):
             return self._start_form(st, conv, ""), None
-        if awaiting in ("emergency_check", "offer_message") and (r.intent != "emergency" or only) and message_fields.gives_details(raw, unit):
+        if awaiting in ("emergency_check", "offer_message") and (r.intent != "emergency" or only or not r.sure) and message_fields.gives_details(raw, unit):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
             urgent = st.get("urgent", False) if awaiting == "offer_message" else st.get("asked_score", 0.0) >= UNANSWERED_URGENT
@@ -314,8 +314,11 @@ class Receptionist:
         if r.intent == "identity":
             opener = "Yes, this is" if keywords.names_business(w, self.profile.name) else "You've reached"
             return [f"{opener} {self.profile.name}, and I'm the automated assistant.", "How can I help?"], None
-        if r.intent == "hello":
-            return ["Yes, I'm here.", HELP], None
+        if r.intent == "hello":  # "hello? can you hear me?": what was asked still stands
+            st["awaiting"] = awaiting
+            asked = {"offer_message": "Would you like to leave a message?", "anything_else": ANYTHING_ELSE,
+                     "emergency_check": f"Is this an emergency that needs someone {self._when()}?"}
+            return ["Yes, I'm here.", asked.get(awaiting or "", HELP)], None
         return None
 
     def _unmatched(self, r: Reading, raw: str, w: Words, st: dict, awaiting: str | None) -> tuple[list[str], Action | None]:

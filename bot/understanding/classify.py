@@ -211,7 +211,7 @@ class Understanding:
         r = self.head.decide(ev, rule)
         if r.intent == "faq" and (self._another_task(ev.w, r.faq) or ev.w.has(*keywords.CALLBACK)):
             return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
-        if r.intent == "emergency" and r.sure and not r.danger and self._hedged(ev.w):
+        if r.intent == "emergency" and r.sure and not r.danger and (self._hedged(ev.w) or keywords.denied(ev.w, self.profile)):
             return replace(r, sure=False)  # "it doesn't hurt though", "can someone call me": asked, never put through unasked
         if r.intent not in ("emergency", "sales") and not ev.w.has(*keywords.CALM_SAID, *keywords.CALM, *keywords.NOT_DANGER,
                                                                    *keywords.CHRONIC) and self._told_after(raw) >= PART_ASK:

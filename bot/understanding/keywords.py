@@ -194,14 +194,50 @@ def emergency(w: Words, profile: Profile) -> bool:
     return bool(profile.emergency.keywords) and w.has(*profile.emergency.keywords)
 
 
+# an emergency said not to be one ("I'm not locked out though", "it isn't leaking any more")
+_DENIED_WORDS = ("locked out", "leaking", "leak", "flooding", "flooded", "bleeding", "swollen", "swelling", "in pain",
+                 "sparking", "burst", "overflowing", "dripping through", "coming through")
+
+
+def denied(w: Words, profile: Profile) -> bool:
+    """The caller says the emergency is not happening: "not locked out", "isn't leaking"."""
+    said = "|".join(re.escape(k.lower()) for k in (*profile.emergency.keywords, *_DENIED_WORDS) if k.strip())
+    return re.search(rf"\b(?:not|isn't|isnt|aren't|wasn't|no longer|never)\s+(?:\w+\s+)?(?:{said})\b", w.text) is not None
+
+
 def asking(w: Words) -> bool:
     """The caller opens with a question for information."""
     return any(w.text.startswith(f" {q} ") for q in ASKING)
 
 
+# a danger said to be absent: "no sparks or burning smell or anything", "without any smoke"
+_NEGATORS = {"no", "without", "nor", "never", "neither"}
+_SPAN_ENDS = {"but", "just", "though", "it's", "its", "i", "i'm", "im", "we", "the", "there", "there's", "he", "she", "they",
+              "my", "our", "his", "her", "now", "so", "because", "cause", "then", "is", "are", "was", "can", "one", "body"}
+
+
+def _unsaid(raw: str) -> str:
+    """The words with what is said to be absent taken out ("no sparks or burning smell")."""
+    out: list[str] = []
+    skip = 0
+    for tok in re.findall(r"[\w']+|[^\w\s]", raw.lower()):
+        if skip and tok not in _SPAN_ENDS and tok.isalnum() | ("'" in tok):
+            skip -= 1
+            continue
+        skip = 0
+        out.append(tok)
+        if tok in _NEGATORS:
+            skip = 6
+    return " ".join(out)
+
+
 def danger(w: Words) -> bool:
     if w.has(*NOT_DANGER):
         return False
+    return _danger(Words(_unsaid(w.raw)))
+
+
+def _danger(w: Words) -> bool:
     if w.has(*FIRE_GAS) and not (asking(w) and not w.has(*[x for x in FIRE_GAS if x != "fire"])):
         return True  # a bare "fire" in a question ("do you have a fire exit plan?") is not one
     if w.has(*CHILD) and w.has(*SWALLOWED) and w.has(*POISONS):
