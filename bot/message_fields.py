@@ -9,7 +9,7 @@ import re
 
 from bot.language import ASSENT, Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
-from bot.name_words import TITLES, spelt_plainly
+from bot.name_words import TITLES, similar, spelt_plainly
 from bot.names import bare_name, merge_name, name_in, refuses_name, signed_off
 from bot.phone_numbers import digits_of, number_runs, phone_in
 from bot.places import address_in, refuses_place, spoken_postcode
@@ -109,7 +109,8 @@ def is_aside(raw: str, f: dict) -> bool:
     return not name_in(raw)
 
 
-_DIGIT = r"(?:\d+|zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|triple|treble)"
+_DIGIT = (r"(?:\d+|zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|triple|treble|ten|eleven|twelve|"
+          r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundred)")
 _WRONG_DIGITS = re.compile(rf"[\s,]*\b(?:not|instead of|rather than)\s+{_DIGIT}(?:[\s,-]+{_DIGIT})*[\s.!?]*$", re.I)
 
 
@@ -189,8 +190,11 @@ def _name_of(f: dict, raw: str, runs: list[str], number: str, asked: str | None)
     # "no, it's Kirsten", "no sorry its mcalister with one l" (a lone "one" is no number)
     correcting = asked in ("confirm", "which") and not any(len(r) >= 3 for r in runs) and answer_of(Words(raw)) != "yes"
     name = name_in(raw, asked=asked == "name" or correcting or spelling)
+    if (name and correcting and not spelling and f["name"] and len(name.split()) == 1 and not re.search(r"\bname", raw, re.I)
+            and not any(similar(name, old) for old in f["name"].split())):
+        name = None  # "no, it's veneers I'm after, not whitening": what it is about put right, not the name
     if not name and not f["name"] and asked in ("start", "number", "caller_id", "unit"):
-        name = signed_off(raw)  # "yeah go on then its raj sandhu postcode ls17 8hx": a message is under way
+        name = signed_off(raw, leading=asked != "start")  # "yeah go on then its raj sandhu postcode ls17 8hx": a message is under way
     bare = None
     if not name and asked in ("topic", "number", "caller_id", "unit"):
         bare = bare_name(raw, whole=True)  # out of order: only a name alone, and not one bare word
@@ -292,4 +296,7 @@ def which_part(w: Words, f: dict) -> str | None:
         return "name"
     if w.has("about", "message", "subject", "reason"):
         return "topic"
+    said_not = re.findall(r"\bnot (?:the |a |an |my |about )?([a-z']{3,})", w.text)
+    if any(Words(x).content() & Words(f.get("topic") or "").content() for x in said_not):
+        return "topic"  # "it's veneers I'm after, not whitening": a word of what it is about taken back
     return None

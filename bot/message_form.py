@@ -244,16 +244,25 @@ def _yes_or_no(f: dict, w: Words, asked: str | None, answer: str | None, changed
         if answer == "yes":
             return None
         if answer == "no":
-            which = which_part(w, f)
-            if which:  # "no, wrong number": ask for that again
-                return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
-            f["asked"] = "which"
-            return ["Sorry about that.", "What should I change: your name, the number, or what it's about?"]
+            return _put_right(f, w)
         if answer is None and len(Words(more).content()) >= 3 and more.lower() not in (f["topic"] or "").lower():
             f["topic"] = f"{f['topic']}; {more}"[:TOPIC_MAX] if f["topic"] else more  # what it is about, told at the read-back
             return [_readback(f)]
         return [_readback(f) + " Please say yes or no."]
     return _Go.ON
+
+
+def _put_right(f: dict, w: Words) -> list[str]:
+    """ "No" to the read-back: what was said wrong, put right as said or asked for again."""
+    which = which_part(w, f)
+    fixed = about_of(w.raw, name="")  # no name is being put right here: "it's veneers" is what it is about
+    if which == "topic" and len(Words(fixed).content()) >= 2:  # "no, it's veneers I'm after, not whitening": as said
+        f["topic"] = fixed[:TOPIC_MAX]
+        return ["Sorry about that.", _readback(f)]
+    if which:  # "no, wrong number": ask for that again
+        return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
+    f["asked"] = "which"
+    return ["Sorry about that.", "What should I change: your name, the number, or what it's about?"]
 
 
 def _number_in_parts(

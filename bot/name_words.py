@@ -31,7 +31,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     more less most after before hours duh anyway cheers ta tara ta-ra cheerio hyphen dash apostrophe
     rarely usually hardly barely seldom mostly mainly normally generally typically currently constantly literally honestly
     seriously finally nearly almost already frequently occasionally only just always often sometimes
-    plus extension ext landline mobile cell through thru said says told asked wants needs
+    plus extension ext landline mobile cell through thru said says told asked wants needs go ahead carry proceed continue
     """.split())
 PLACE_WORDS = {"road", "street", "lane", "avenue", "drive", "way", "close", "crescent", "terrace", "court", "place",
                "square", "gardens", "grove", "row", "walk", "view", "estate", "house", "cottage", "farm"}
@@ -174,6 +174,8 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
             words.append(seg[i].orig if cased else seg[i].low)  # "Van der Berg", "Ó Briain": as said
             i += 1
             continue
+        if len(words) >= 2 and nxt in ("is", "was", "isn't", "wasn't"):
+            break  # "megan walsh, meg is just what my friends call me": a new sentence's subject
         ok = namelike(seg[i], first=len(words) == 0 or words == words[:1] and words[0] in TITLES.values(),
                       nxt=nxt, cased=cased, strict=strict)
         if not ok:

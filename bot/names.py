@@ -39,7 +39,7 @@ _CUES = [  # (words, strong): a strong cue takes any name-like words; a weak one
     ("it's", False), ("its", False), ("it is", False), ("i am", False), ("i'm", False), ("im", False), ("call me", False),
     ("that's", False), ("thats", False), ("my name", True), ("put it under", True), ("put it down under", True),
     ("under the name of", True), ("under the name", True), ("put me down as", True), ("you can put", False),
-    ("my full name", True), ("can you put", True), ("could you put", True),
+    ("my full name", True), ("can you put", False), ("could you put", False),
     ("tell him", False), ("tell her", False), ("tell them", False), ("say that", False),  # "tell her Ruth Abernathy called"
     ("put her name", True), ("put his name", True), ("use her name", True), ("use his name", True),
 ]
@@ -206,17 +206,18 @@ def _said_again(toks: list[Tok], first: str, cased: bool) -> list[str]:
 
 
 _SIGN_CUES = {"its", "it's", "thats", "that's"}
-_SIGN_ENDS = {"postcode", "post", "the", "my", "number", "and", "on", "at", "from", "here", "phone", "mobile", "flat", "unit",
+_SIGN_ENDS = {"postcode", "post", "the", "my", "number", "and", "on", "at", "in", "from", "here", "phone", "mobile", "flat", "unit",
               "address", "thanks", "thank", "cheers", "please", "ta", "bye"}
 
 
-def signed_off(text: str) -> str | None:
+def signed_off(text: str, *, leading: bool = False) -> str | None:
     """A name said in passing at the end of a request, in lowercase speech ("can you just take a
     message for maintenance its not urgent its marcus bell"): two or three words after "its"
-    that are no words of a request, where a message is under way."""
+    that are no words of a request, where a message is under way; ``leading``: also where it
+    opens the answer ("its jean cotton in unit nine", where the number was asked)."""
     toks = tokens(text)
-    for i in range(len(toks) - 2, 2, -1):
-        if toks[i].low not in _SIGN_CUES:
+    for i in range(len(toks) - 2, -1, -1):
+        if toks[i].low not in _SIGN_CUES or 0 < i < 3 or (i == 0 and not leading):
             continue
         k = i + 1
         while k < len(toks) and k - i <= 3 and toks[k].low not in _SIGN_ENDS and toks[k].low not in ",.?!;:":

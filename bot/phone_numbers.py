@@ -79,7 +79,7 @@ def number_runs(text: str) -> list[str]:
     cur: list[str] = []
     after_unit = False
     spoken = _WHICH_DIGITS.sub(" , ", text[:MAX_TEXT].lower().replace("’", "'"))  # "the last four is 0129": not a 4
-    tokens = re.findall(r"[a-z']+|\d+|[.?!;,]", spoken)
+    tokens = re.findall(r"[a-z']+|\d+|[.?!;,:]", spoken)
 
     def close() -> None:
         if cur:
@@ -88,6 +88,9 @@ def number_runs(text: str) -> list[str]:
             cur.clear()
 
     for i, tok in enumerate(tokens):
+        if tok == ":":  # "the new one ends three eight one six: 608-555-3816": what follows is said on its own
+            close()
+            continue
         if tok == ",":
             if after_unit and cur:  # "flat two oh four, five five five...": the unit ends at the comma
                 close()

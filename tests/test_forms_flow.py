@@ -473,3 +473,35 @@ async def test_a_surname_corrected_with_one_l_at_the_read_back():
     await call.say("no sorry its mcalister with one l")
     assert call.conv.state["receptionist"]["form"]["name"].lower() == "sean mcalister"
 
+
+
+async def test_what_it_is_about_put_right_at_the_read_back_as_said():
+    call = Call()
+    await call.say("can I leave a message about renewing my lease, it's Dora Finch on 555 201 7788")
+    again = await call.say("no sorry, it's the parking space I'm asking about, not the lease")
+    form = call.conv.state["receptionist"]["form"]
+    assert "Is that right?" in again and "parking" in form["topic"]
+    assert form["name"] == "Dora Finch"  # "it's the parking space" put no name right
+
+
+async def test_no_thanks_to_the_offer_with_a_reason_takes_no_message():
+    call = Call()
+    await call.say("how do I get a parking permit")
+    reply = await call.say("oh ok, no, don't worry about a message, I'll pop into the office on Friday")
+    assert "anything else" in reply.lower() and call.conv.state["receptionist"].get("form") is None
+
+
+async def test_the_last_four_put_right_in_words_with_the_wrong_ones_after_not():
+    call = Call()
+    await call.say("can I leave a message about my deposit, it's Ines Moreau on five five five six zero seven one one two nine")
+    await call.say("no the last four are eleven ninety two not eleven twenty nine")
+    assert call.conv.state["receptionist"]["form"]["number"] == "5556071192"
+
+
+async def test_a_name_opening_the_answer_to_the_number_question_is_taken():
+    call = Call()
+    await call.say("I'd like to leave a message about my lease")
+    await call.say("umm not sure")  # no name heard
+    await call.say("actually go ahead")
+    await call.say("its wendell okoye in unit nine")
+    assert call.conv.state["receptionist"]["form"]["name"] == "Wendell Okoye"

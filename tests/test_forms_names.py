@@ -313,3 +313,7 @@ def test_a_name_after_who_the_caller_is_or_just_put(text, name):
 def test_words_around_a_number_or_a_request_are_no_name(text):
     assert name_in(text, asked=True) in (None, "Dr Osei")  # a person asked for is read as the person, never "Plus" or "Said"
     assert name_in(text, asked=True) != "Plus"
+
+
+def test_a_nickname_explained_after_the_full_name_is_not_part_of_it():
+    assert name_in("no could you put roberta kane bobbie is just what people call me", asked=True) == "Roberta Kane"

@@ -170,3 +170,7 @@ def test_a_postcode_said_letter_by_letter(text, place):
                                   "so four two one a b c", "me and my wife"])
 def test_letters_and_digits_that_are_no_postcode(text):
     assert address_in(text, asked=True) == ""
+
+
+def test_digits_after_a_colon_are_a_number_of_their_own():
+    assert phone_in("sorry that's the old one, the new one ends two two four one: 0113 496 2241") == ("01134962241", "")

@@ -115,3 +115,14 @@ async def test_the_emergency_question_met_with_a_question_is_asked_again_not_tur
     reply = await turn(desk, conv, "sorry, what?")
     assert "is this an emergency" in reply and "message" not in reply
     assert "urgent" in await turn(desk, conv, "yes")  # nobody on call at the vet's: an urgent message
+
+
+@pytest.mark.parametrize("text", ["please call the shelter's number rather than my mobile, 608 555 0199",
+                                  "please can you put it down as a message"])
+def test_a_request_that_opens_with_please_is_no_yes(text):
+    assert emergency_answer(Words(text)) != "yes"
+
+
+@pytest.mark.parametrize("text", ["please", "yes please", "please hurry", "please send someone"])
+def test_please_said_as_a_yes(text):
+    assert emergency_answer(Words(text)) == "yes"

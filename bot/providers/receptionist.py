@@ -246,6 +246,9 @@ class Receptionist:
                 return self._emergency_reply(st.get("topic", ""), st, conv, danger=danger)
         if awaiting in ("offer_message", "anything_else") and w.words[-1] in ("bye", "goodbye") and not keywords.emergency(w, self.profile):
             return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")  # "good to know, I'll call in the week, bye"
+        if awaiting == "offer_message" and w.has(*keywords.NO_MESSAGE) and is_no(w) and not w.has(*keywords.MESSAGE_WANTED):
+            st["awaiting"] = "anything_else"  # "no, don't worry about a message, I'll ring back in the week"
+            return ["No problem.", ANYTHING_ELSE], None
         if awaiting == "offer_message" and says_it_can_wait(w) and not w.has(*keywords.NO_MESSAGE):
             # "a message as well?" - "oh no, it can wait till you're open": not urgent, and the team should know
             form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))

@@ -157,7 +157,11 @@ NEVER_MIND = ("never mind", "nevermind", "forget it", "forget about it", "don't 
               "no message")
 # the caller will see to it themselves ("no, it can wait, I'll ring back tomorrow"): no message offered again
 NO_MESSAGE = ("i'll call", "i'll ring", "i'll phone", "call back", "ring back", "phone back", "portal", "work order", "online",
-              "no message", "don't need a message", "no thanks", "no thank you")
+              "no message", "don't need a message", "no thanks", "no thank you", "don't worry about a message",
+              "don't worry about it", "not to worry", "no need")
+# ... but the caller does want one ("no, it can wait, but please take a message")
+MESSAGE_WANTED = ("take a message", "take my details", "leave a message", "leave my details", "call me back", "ring me back",
+                  "have someone call", "get someone to call", "can someone call", "could someone call")
 CONFIRMING = ("that's all correct", "that's all right", "that's all fine", "that's all good", "that's it exactly",
               "that is all correct", "that's everything correct")  # agreeing to what was read back, not leaving
 
