@@ -87,7 +87,7 @@ class Words:
         return any(re.search(r"[a-z0-9]", w) and w not in FILLERS for w in self.words)
 
 
-ASSENT = ("mhm", "mhmm", "mmhmm", "mm hmm", "mm hm", "uh huh")  # fillers elsewhere; a yes where a yes or no was asked
+ASSENT = ("mhm", "mhmm", "mmhmm", "mm hmm", "mm hm", "uh huh", "mm", "mmm")  # fillers elsewhere; a yes where a yes or no was asked
 YES = ("yes", "yeah", "yep", "yup", "aye", "yea", "yeh", "correct", "right", "sure", "please", "ok", "okay", "that's right", "it is",
        "go ahead", "please do", "that would be great", "alright", "of course", "definitely", "absolutely", *ASSENT)
 NO = ("no", "nope", "nah", "wrong", "incorrect", "not really", "don't", "no thanks", "not now")

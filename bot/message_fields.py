@@ -257,7 +257,8 @@ NO_CALLBACK = re.compile(
     r"\b(?:no need to (?:call|ring|phone)|(?:don'?t|do not|doesn'?t|does not) need (?:a|to) (?:call|ring)|(?:don'?t|do not) (?:call|ring) me"
     r"|no call ?back|rather not (?:give|say|leave)|prefer not to (?:give|say|leave)|(?:won'?t|not) (?:give|giving|leave|leaving) (?:you )?"
     r"(?:a|my|the) number|i'll (?:call|ring|phone) (?:you|back|again)|no number)\b", re.I)
-NOT_THIS = re.compile(r"\b(?:don'?t|do not|not|never)\s+(?:\w+\s+){0,4}?(?:this|that|the same)\s+(?:one|number|phone|line)\b"
+NOT_THIS = re.compile(r"\b(?:don'?t|do not|not|never)\s+(?:(?!(?:so|but|and|just|please|then)\b)\w+\s+){0,4}?"
+                      r"(?:this|that|the same)\s+(?:one|number|phone|line)\b"
                        r"|\b(?:different|another|other)\s+number\b", re.I)
 THIS_NUMBER = ("this number", "same number", "calling from", "this one", "this phone")
 _SAID_THIS = re.compile(r"\b(?:this|same|the same) (?:number|phone number|phone|line)\b"

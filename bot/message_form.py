@@ -33,7 +33,7 @@ from bot.message_fields import (
 from bot.message_topic import DTMF, TOPIC_MAX, about_of, flip, mostly_digits, topic_text
 from bot.name_words import TITLES
 from bot.names import bare_name, refuses_name
-from bot.phone_numbers import digits_of, national, number_runs, speak_number
+from bot.phone_numbers import digits_of, national, number_runs, phone_in, speak_number
 from bot.places import refuses_place
 from bot.store.api import NewMessage
 
@@ -88,7 +88,7 @@ def start(st: dict, conv: Conversation, topic: str, *, urgent: bool = False, uni
             problem = absorb(f, words[:MAX_TEXT], Words(words[:MAX_TEXT]), asked="start") or problem
     # "is it an emergency?" -- "Tom Bennett": a name given alone, out of turn (or the surname of one given before)
     bare = next((n for words in reversed(_recent_user(conv, 2))
-                 if (n := bare_name(words, whole=True) or spelt_name(words)) and len(n.split()) >= 2), None)
+                 if (n := bare_name(words, whole=True) or spelt_name(words) or _name_then_number(words)) and len(n.split()) >= 2), None)
     if bare and (f["name"] is None or bare.split()[0].lower() == f["name"].lower()):
         f["name"] = bare
     if f["number"] is None and mine and any(said_this_number(words) for words in _recent_user(conv, 1)):
@@ -256,8 +256,8 @@ def _put_right(f: dict, w: Words) -> list[str]:
     """ "No" to the read-back: what was said wrong, put right as said or asked for again."""
     which = which_part(w, f)
     fixed = about_of(w.raw, name="")  # no name is being put right here: "it's veneers" is what it is about
-    if which == "topic" and len(Words(fixed).content()) >= 2:  # "no, it's veneers I'm after, not whitening": as said
-        f["topic"] = fixed[:TOPIC_MAX]
+    if which == "topic" and len(Words(fixed).content()) >= 2:  # "no, it's veneers I'm after, not whitening": as said, after it
+        f["topic"] = f"{f['topic']}; {fixed}"[:TOPIC_MAX] if f["topic"] else fixed[:TOPIC_MAX]
         return ["Sorry about that.", _readback(f)]
     if which:  # "no, wrong number": ask for that again
         return ["Sorry about that.", *_ask_again(f, which, "What number should we call you back on?")]
@@ -376,6 +376,11 @@ def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
     f[which] = "" if which in ("topic", "unit") else None
     f["asked"] = which
     return [{"name": ASK_NAME, "number": ask_number, "topic": ASK_TOPIC, "unit": f.get("unit_q") or ""}[which]]
+
+
+def _name_then_number(words: str) -> str | None:
+    """ "dave price five five five six two three ...": a name, then the number, in one breath."""
+    return bare_name(words) if phone_in(words)[0] and number_runs(words) else None
 
 
 def _recent_user(conv: Conversation, n: int) -> list[str]:

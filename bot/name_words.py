@@ -32,6 +32,7 @@ HARD = STOP | FILLERS | set(DIGIT_WORDS) | set("""
     rarely usually hardly barely seldom mostly mainly normally generally typically currently constantly literally honestly
     seriously finally nearly almost already frequently occasionally only just always often sometimes
     plus extension ext landline mobile cell through thru said says told asked wants needs go ahead carry proceed continue
+    that's thats
     """.split())
 PLACE_WORDS = {"road", "street", "lane", "avenue", "drive", "way", "close", "crescent", "terrace", "court", "place",
                "square", "gardens", "grove", "row", "walk", "view", "estate", "house", "cottage", "farm"}
@@ -44,7 +45,7 @@ COMPANY = {"roofing", "plumbing", "heating", "painting", "painters", "decorating
 BOUNDARY = {"and", "from", "here", "speaking", "calling", "in", "at", "on", "with", "please", "thanks", "thank", "ringing",
             "phoning", "again", "but", "so", "my", "i", "i'm", "im", "about", "regarding", "who", "the", "of", "for", "to"}
 _SPELL_LEAD = {"that's", "thats", "spelled", "spelt", "spelling", "it's", "its", "is", "as", "in"}
-_SOUNDS = {"c": ("ck", "k"), "k": ("c",), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
+_SOUNDS = {"c": ("ck", "k"), "k": ("ch", "c"), "y": ("i",), "i": ("y",), "z": ("s",), "s": ("z",), "f": ("ph",), "ph": ("f",)}
 _SENTENCE_START = {"i", "i'm", "i've", "i'd", "i'll"}
 # inside a name, before its next word: "Van der Berg", "Siobhan Ó Briain", "Al-Masri" is one word already
 PARTICLES = {"van", "von", "der", "den", "de", "da", "di", "du", "del", "della", "le", "la", "ó", "ni", "ní", "mac", "bin", "ibn",
@@ -66,6 +67,7 @@ _SPELT_MARKS = re.compile(r"[\s,]*\b(?:apostrophe|hyphen|dash)\b[\s,]*", re.I)  
 _HYPHENED = re.compile(r"\b[^\W\d_](?:-[^\W\d_])+\b")  # "L-O-W-E"
 _DOUBLED = re.compile(r"\b(?:double|two) ([^\W\d_])\b", re.I)  # "double l"
 _CAPITAL = re.compile(r"\b(?:capital|big|small|lower ?case) ([^\W\d_])\b", re.I)  # "capital L"
+_FOR_WORD = re.compile(r"\b([^\W\d_]) (?:for|like) ([^\W\d_][\w']*)", re.I)  # "S for sierra", "q for queen": the letter
 _AS_IN = re.compile(r"\b([^\W\d_]) (?:as in) [^\W\d_][\w']*", re.I)  # "g as in golf"
 
 
@@ -74,8 +76,9 @@ def spelt_plainly(text: str) -> str:
     text = _SPELT_MARKS.sub(" ", _HYPHENED.sub(lambda m: m.group(0).replace("-", " "), text))
     text = _CAPITAL.sub(r"\1", _DOUBLED.sub(r"\1 \1", text))
     text = _AS_IN.sub(r"\1", text)
+    text = _FOR_WORD.sub(lambda m: m.group(1) if m.group(1).lower() == m.group(2)[0].lower() else m.group(0), text)
     # "gillian pell g i l l ...": the spelling is a piece of its own (not after "spelt", "it's")
-    text = _LETTERS_AFTER.sub(lambda m: m.group(1) + ("" if m.group(1).lower() in _SPELL_LEAD else ",") + " ", text)
+    text = _LETTERS_AFTER.sub(lambda m: m.group(1) + ("" if m.group(1).lower() in _SPELL_LEAD | {"with"} else ",") + " ", text)
     return _LETTERS_BEFORE.sub(r"\1, ", text)  # "kaitlyn k a i t l y n ross": the surname after the spelling is a piece too
 
 
@@ -186,6 +189,8 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
     rest = [t.low for t in seg[i:]]
     if words and rest[:2] in (["with", "a"], ["with", "an"]) and len(rest) >= 3 and len(rest[2]) <= 2:
         letter, rest = rest[2], rest[3:]
+    if words and len(rest) > 2 and rest[0] in _SPELL_LEAD and len(rest[1]) == len(rest[2]) == 1:
+        rest = rest[1:]  # "nadia quayle thats q u a y l e": the spelling of the name just said
     run = next((k for k, w in enumerate(rest) if not (len(w) == 1 and w.isalpha())), len(rest))
     spelled = "".join(rest[:run])
     if words and 2 <= run <= 30 and similar(words[-1], spelled):  # "james whitfield w h i t f i e l d"
@@ -275,7 +280,7 @@ def respell(name: list[str], letter: str) -> list[str]:
         return name
     for old in _SOUNDS.get(letter, ()):
         j = first.rfind(old)
-        if j > 0:
+        if j > 0 or (j == 0 and first.count(old) == 1):  # "Catherine with a K": its first letter too
             return [*name[:i], (first[:j] + letter + first[j + len(old):]).capitalize(), *name[i + 1:]]
     if letter == "e":
         return [*name[:i], name[i] + "e", *name[i + 1:]]

@@ -18,6 +18,7 @@ from difflib import SequenceMatcher
 from bot.language import DIGIT_WORDS, MAX_TEXT, NOT_NAME
 from bot.name_words import (
     COMPANY,
+    GIVEN_WORDS,
     HARD,
     PLACE_WORDS,
     TITLES,
@@ -141,8 +142,9 @@ def name_in(text: str, *, asked: bool = False) -> str | None:
             i += n  # "its pitch black in here": the misspelt "it's" names only when asked, signed ("its john here") or in capitals
             continue
         trusted = strong or asked or len(plain) >= 2 or name[:1] != plain[:1] or (not spelt and (not after or after[0] in _AFTER_ONE))
-        if toks[i].low in ("that's", "thats") and len(plain) < 2:
-            trusted = False
+        if toks[i].low in ("that's", "thats") and (len(plain) < 2 or (best and all(
+                any(w.lower() == b.lower() for b in best[1]) for w in plain))):
+            trusted = False  # "Ines Van Dijk, that's V A N, D I J K": the name spelled, not another
         held = [w for w in best[1] if w not in TITLES.values()] if best else []
         lone = not strong and len(plain) == 1 and len(held) >= 2 and not similar(plain[0], held[0])
         if len(plain) == 1 and len(held) >= 2 and similar(plain[0], held[0]):
@@ -199,33 +201,44 @@ def _said_again(toks: list[Tok], first: str, cased: bool) -> list[str]:
     low = first.lower()
     for j in range(len(toks) - 2, 0, -1):
         end = toks[j + 2].low if j + 2 < len(toks) else "."
-        if (toks[j].low == low and any(t.low == low for t in toks[:j]) and (end in ".?!," or end in _ANSWER_TAIL)
-                and namelike(toks[j + 1], first=False, nxt="", cased=cased, strict=False)):
+        if (toks[j].low == low and low not in GIVEN_WORDS and any(t.low == low for t in toks[:j])
+                and (end in ".?!," or end in _ANSWER_TAIL) and toks[j + 1].low not in NOT_NAME | PLACE_WORDS
+                and namelike(toks[j + 1], first=False, nxt="", cased=cased, strict=False)):  # not "the will, will reading"
             return [cap(toks[j]), cap(toks[j + 1])]
     return []
 
 
 _SIGN_CUES = {"its", "it's", "thats", "that's"}
-_SIGN_ENDS = {"postcode", "post", "the", "my", "number", "and", "on", "at", "in", "from", "here", "phone", "mobile", "flat", "unit",
-              "address", "thanks", "thank", "cheers", "please", "ta", "bye"}
+_DETAIL = {"postcode", "post", "number", "phone", "mobile", "cell", "landline", "address", "flat", "unit", "apartment", "here",
+           "speaking", "calling"}
+_DETAIL_LEAD = {"in", "at", "on", "from", "the", "my"}
+
+
+def _detail_at(toks: list[Tok], k: int) -> bool:
+    """A detail follows at ``k``: "postcode ...", "in unit nine", "the flat is ...", "oh seven seven ..."."""
+    def said(j: int) -> bool:
+        t = toks[j].low if j < len(toks) else ""
+        return t in _DETAIL or t.isdigit() or (t in DIGIT_WORDS and t not in ("to", "too", "for", "o", "one", "a"))
+    return k < len(toks) and (said(k) or (toks[k].low in _DETAIL_LEAD and said(k + 1)))
 
 
 def signed_off(text: str, *, leading: bool = False) -> str | None:
-    """A name said in passing at the end of a request, in lowercase speech ("can you just take a
-    message for maintenance its not urgent its marcus bell"): two or three words after "its"
-    that are no words of a request, where a message is under way; ``leading``: also where it
-    opens the answer ("its jean cotton in unit nine", where the number was asked)."""
+    """A name said in passing in lowercase speech, with a detail after it, where a message is
+    under way ("yeah go on then its raj sandhu postcode ls17 8hx", "its jean cotton in unit
+    nine"): two or three words after "its" that are no words of a request. Without a detail
+    after them it is no name: "can you take a message its fence panels" (the question for the
+    name is cheaper than a message from "Fence Panels"). ``leading``: also where "its" opens
+    the answer (where the number was asked)."""
     toks = tokens(text)
-    for i in range(len(toks) - 2, -1, -1):
+    for i in range(len(toks) - 3, -1, -1):
         if toks[i].low not in _SIGN_CUES or 0 < i < 3 or (i == 0 and not leading):
             continue
-        k = i + 1
-        while k < len(toks) and k - i <= 3 and toks[k].low not in _SIGN_ENDS and toks[k].low not in ",.?!;:":
-            k += 1
-        words = toks[i + 1:k]
-        if 2 <= len(words) <= 3 and all(namelike(t, first=n == 0, nxt="", cased=False, strict=False) and t.low not in NOT_NAME
-                                        and t.low not in PLACE_WORDS and t.low not in COMPANY for n, t in enumerate(words)):
-            return " ".join(cap(t) for t in words)
+        for k in (i + 3, i + 4):
+            words = toks[i + 1:k]
+            if len(words) == k - i - 1 and _detail_at(toks, k) and all(
+                    namelike(t, first=n == 0, nxt="", cased=False, strict=False) and t.low not in NOT_NAME
+                    and t.low not in PLACE_WORDS and t.low not in COMPANY for n, t in enumerate(words)):
+                return " ".join(cap(t) for t in words)
         return None
     return None
 
@@ -285,8 +298,11 @@ def _spelled_out(toks: list[Tok], cased: bool) -> list[str]:
         prev = segs[k - 1]
         if prev and similar(prev[-1].low, spelled):
             j = len(prev) - 1  # the name-like words that end the piece before: "Aoife Kowalczyk, that's K O W..."
-            while j > max(0, len(prev) - 3) and namelike(prev[j - 1], first=False, nxt="", cased=cased, strict=False):
+            while (j > max(0, len(prev) - 3) and prev[j - 1].low not in ("as", "like")
+                   and namelike(prev[j - 1], first=False, nxt="", cased=cased, strict=False)):
                 j -= 1
+                if prev[j].low.rstrip(".") in TITLES:
+                    break  # "her as Mrs Adeyemi, A D E Y E M I": the title begins it
             name, _ = read_name([prev[j:], *segs[k:]], cased=cased, strict=False)
             if name:
                 return name
@@ -364,6 +380,10 @@ def merge_name(old: str | None, new: str, text: str = "") -> str:
     if not old or len(new.split()) != 1 or len(old.split()) < 2:
         return new
     words = old.split()
+    plain = [i for i, w in enumerate(words) if w not in TITLES.values()]
+    if plain and re.search(r"\b(?:first|christian|given) name", text, re.I):
+        words[plain[0]] = new  # "the first name's spelt S I O B H A N": that word, whatever it was
+        return " ".join(words)
     scores = [SequenceMatcher(None, w.lower(), new.lower()).ratio() for w in words]
     if new.lower() in (w.lower() for w in words):
         return old  # "Yusuf" again after "Yusuf Ali"

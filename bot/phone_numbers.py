@@ -147,6 +147,10 @@ def _phone_in(text: str) -> tuple[str, str]:
     runs = number_runs(text)
     if not runs:
         return "", ""
+    said = "".join(runs)
+    half = len(said) // 2
+    if len(said) > MAX_DIGITS and said[:half] == said[half:] and FULL <= half <= MAX_DIGITS:
+        return said[:half], ""  # the number said twice over, to be sure
     if any(len(r) > MAX_DIGITS for r in runs):
         return "", "long"
     ok = [r for r in runs if len(r) >= 7]
@@ -156,17 +160,25 @@ def _phone_in(text: str) -> tuple[str, str]:
             tail = number_runs(text[fixes[-1].end():])
             if len(tail) == 1 and len(tail[0]) <= 4:
                 return _corrected(ok[-1], tail[0], text[:fixes[-1].start()]), ""
-        at = len(runs) - 1 - runs[::-1].index(ok[-1])
-        joined = "".join(runs[at:])  # "oh one one seven four nine six ... oh one four four": the rest of it follows
-        if len(ok[-1]) < FULL and at < len(runs) - 1 and FULL <= len(joined) <= 13:
-            return joined, ""
-        return ok[-1], ""
+        return _around(runs, ok[-1], text), ""
     # groups said in one breath, after the last correction: "five five five ... one two three ... four five six seven"
     last = number_runs(text[fixes[-1].end():]) if fixes else runs
     joined = "".join(last or runs)
     if 7 <= len(joined) <= MAX_DIGITS and len(last or runs) <= 4:
         return joined, ""
     return "", "long" if len("".join(runs)) > MAX_DIGITS else "short"
+
+
+def _around(runs: list[str], number: str, text: str) -> str:
+    """The last number long enough, with the groups said around it that complete it."""
+    at = len(runs) - 1 - runs[::-1].index(number)
+    joined = "".join(runs[at:])  # "oh one one seven four nine six ... oh one four four": the rest of it follows
+    if len(number) < FULL and at < len(runs) - 1 and FULL <= len(joined) <= 13:
+        return joined
+    before = runs[at - 1] if at else ""
+    if len(number) == 7 and len(before) == 3 and not re.search(rf"\b(?:{'|'.join(UNIT_WORDS)})\b", text, re.I):
+        return before + number  # "five five five, hang on, let me find it, eight six oh four four one two"
+    return number
 
 
 def national(digits: str) -> str:

@@ -48,6 +48,7 @@ _AREAS = frozenset("""ab al b ba bb bd bh bl bn br bs bt ca cb cf ch cm co cr ct
     ex fk fy g gl gu gy hd hg hp hr hs hu hx ig im ip iv je ka kt kw ky l la ld le ll ln ls lu m me mk ml n ne ng nn np nr nw
     ol ox pa pe ph pl po pr rg rh rm s sa se sg sk sl sm sn so sp sr ss st sw sy ta td tf tn tq tr ts tw ub w wa wc wd wf wn wr
     ws wv yo ze""".split())
+_WORD_AREAS = {"so", "me", "st", "ha", "le", "de", "ox", "ch", "al"}  # also everyday words
 _SPOKEN_CODE = re.compile(r"[a-z]{1,2}\d[a-z\d]?\d[a-z]{2}")  # a whole UK postcode, its spaces gone
 
 
@@ -61,8 +62,9 @@ def spoken_postcode(text: str) -> tuple[str, str]:
         area, j = "", i
         while j < len(toks) and len(toks[j]) <= 2 and toks[j].isalpha() and len(area) + len(toks[j]) <= 2:
             area, j = area + toks[j], j + 1
-        if area not in _AREAS:
-            continue
+        cued = any(t in ("postcode", "code", "postal") for t in toks[max(0, i - 3):i])
+        if area not in _AREAS or (toks[i] in _WORD_AREAS and not cued):
+            continue  # "so eighteen a b", "ring me 12 p m": words, unless a postcode was announced
         body, k = "", j
         while k < len(toks) and len(body) < 6:
             t = toks[k]
@@ -76,13 +78,14 @@ def spoken_postcode(text: str) -> tuple[str, str]:
                 unit = toks[k + 1] if k + 1 < len(toks) else ""
                 body += _TEN_WORDS[t] + (DIGIT_WORDS[unit] if unit in DIGIT_WORDS and unit not in ("oh", "o", "to", "too", "for") else "0")
                 k += unit in DIGIT_WORDS and unit not in ("oh", "o", "to", "too", "for")
-            elif len(t) == 1 and body:
-                body += t
+            elif len(t) <= 2 and t.isalpha() and body and any(c.isdigit() for c in body):
+                body += t  # "ls nine seven dx": the last two letters as one word too
             else:
                 break
             k += 1
             code = area + body
-            if _SPOKEN_CODE.fullmatch(code) and (k == len(toks) or len(toks[k]) > 1 or not toks[k].isalpha()):
+            if (_SPOKEN_CODE.fullmatch(code) and (k == len(toks) or len(toks[k]) > 1 or not toks[k].isalpha())
+                    and code[-2:] not in ("am", "pm")):  # "12 p m" is a time
                 start, end = found[i].start(), found[k - 1].end()
                 return f"{code[:-3]} {code[-3:]}".upper(), (text[:start] + " " + text[end:]).strip()
     return "", text

@@ -505,3 +505,15 @@ async def test_a_name_opening_the_answer_to_the_number_question_is_taken():
     await call.say("actually go ahead")
     await call.say("its wendell okoye in unit nine")
     assert call.conv.state["receptionist"]["form"]["name"] == "Wendell Okoye"
+
+
+@pytest.mark.parametrize(("score", "form"), [(0.2, True), (0.9, False)])
+async def test_details_as_the_answer_to_is_it_an_emergency_by_how_sure_the_reading_is(score, form):
+    answer = "I'm the dad of the tenant in 2F, my name's Robert Hale"
+    call = Call({CLOSE: Reading("emergency", sure=False, score=0.6),
+                 answer: Reading("emergency", sure=False, score=score)})
+    assert "emergency" in await call.say(CLOSE)
+    await call.say(answer)
+    taken = call.conv.state["receptionist"].get("form") is not None
+    assert taken is form  # a weak emergency reading with details is a message; a likely one is still put through
+    assert any(a.kind == "transfer" for a in call.actions) is not form

@@ -317,3 +317,49 @@ def test_words_around_a_number_or_a_request_are_no_name(text):
 
 def test_a_nickname_explained_after_the_full_name_is_not_part_of_it():
     assert name_in("no could you put roberta kane bobbie is just what people call me", asked=True) == "Roberta Kane"
+
+
+@pytest.mark.parametrize(("old", "said", "name"), [
+    ("Caitlin Moss", "no its caitlin with a k k a i t l i n", "Kaitlin Moss"),  # its first letter put right
+    ("Chris Ode", "chris with a k", "Kris Ode"),
+    ("Shona Reid", "sorry the first name's spelt S E O N A, Seona", "Seona Reid"),  # the first name only
+])
+def test_a_name_put_right_at_the_read_back_keeps_the_rest(old, said, name):
+    assert merge_name(old, name_in(said, asked=True) or "", said) == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("it's Femke Van Dam, that's V A N, D A M", "Femke Van Dam"),  # the name spelled after "that's" is the same name
+    ("i only know him as mr okoro o k o r o please call him", "Mr Okoro"),
+])
+def test_a_spelling_after_the_name_keeps_the_name(text, name):
+    assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Ayla Demir. That's D for delta, E, M for mike, I, R for romeo.", "Ayla Demir"),
+    ("tariq hussain thats h for hotel u s s a i n", "Tariq Hussain"),
+])
+def test_a_surname_spelled_with_words_for_letters(text, name):
+    assert name_in(text, asked=True) == name
+
+
+def test_a_word_for_a_letter_only_where_it_starts_with_that_letter():
+    assert name_in("i for one want it fixed", asked=True) is None
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("yeah go on then its priya shah postcode ls6 2ab", "Priya Shah"),  # a detail follows the name
+    ("its dev anand oh seven seven double oh nine", "Dev Anand"),
+])
+def test_a_name_in_passing_with_a_detail_after_it(text, name):
+    from bot.names import signed_off
+    assert signed_off(text, leading=True) == name
+
+
+@pytest.mark.parametrize("text", ["can you take a message its fence panels", "could someone call me back its radiator valve",
+                                  "its dog food on the landing 07712345678", "i'm will, calling about the will, will reading"])
+def test_problem_words_after_its_are_no_name(text):
+    from bot.names import signed_off
+    assert signed_off(text) is None and signed_off(text, leading=True) is None
+    assert name_in(text) in (None, "Will")

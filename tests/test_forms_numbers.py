@@ -174,3 +174,24 @@ def test_letters_and_digits_that_are_no_postcode(text):
 
 def test_digits_after_a_colon_are_a_number_of_their_own():
     assert phone_in("sorry that's the old one, the new one ends two two four one: 0113 496 2241") == ("01134962241", "")
+
+
+def test_a_number_said_twice_over_is_one_number():
+    said = "oh one one three four nine six oh two two seven oh one one three four nine six oh two two seven"
+    assert phone_in(said) == ("01134960227", "")
+
+
+def test_a_number_broken_by_a_pause_to_find_it():
+    assert phone_in("it's six oh eight, um hold on it's a new phone, five five five oh one two two")[0] == "6085550122"
+    assert phone_in("apartment 204, my number is 867 5309") == ("8675309", "")  # a unit's digits are not the area code
+
+
+@pytest.mark.parametrize(("text", "code"), [("ls nine seven dx", "LS9 7DX"), ("the postcode is so one eight a b", "SO1 8AB")])
+def test_a_postcode_s_last_letters_as_one_word_or_announced(text, code):
+    assert address_in(text, asked=True) == code
+
+
+@pytest.mark.parametrize("text", ["ring me after 12 p m", "so eighteen a b", "i'm in flat so twelve a b"])
+def test_times_and_words_are_no_postcode(text):
+    assert address_in(text, asked=True) in ("", "Flat So")  # never a postcode
+    assert not any(ch.isdigit() for ch in address_in(text, asked=True))

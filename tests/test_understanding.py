@@ -494,3 +494,30 @@ def test_a_name_that_sounds_like_a_goodbye_is_no_goodbye():
 
     assert not keywords.closing(Words("hi this is Tara Jones, calling about my boiler"))
     assert keywords.closing(Words("nah, I'll catch him in the morning. cheers, ta-ra"))
+
+
+@pytest.mark.parametrize(("text", "danger"), [
+    ("the sockets in the bathroom stopped working, no sparks or burning smell or anything", False),  # said to be absent
+    ("no sparks, no smoke, just no power in the kitchen", False),
+    ("no heat and a gas smell in the kitchen", True),  # the danger after "and" is said
+    ("without power and smoke everywhere", True),
+    ("never seen this much smoke coming from the boiler", True),
+    ("no, there's a burning smell from the socket", True),  # "no" as an answer
+])
+def test_a_danger_said_to_be_absent_is_none(text, danger):
+    from bot.language import Words
+    from bot.understanding import keywords
+    assert keywords.danger(Words(text)) is danger
+
+
+@pytest.mark.parametrize(("text", "denied"), [
+    ("I lost my keys tonight but I'm not locked out, my neighbour let me in", True),
+    ("it isn't leaking any more, it stopped on its own", True),
+    ("it's not just leaking it's pouring through the ceiling", False),
+    ("the pipe's not burst yet but it's flooding the floor", False),
+    ("never been locked out before, I'm stuck outside with the kids", False),
+])
+def test_an_emergency_said_not_to_be_happening(text, denied):
+    from bot.language import Words
+    from bot.understanding import keywords
+    assert keywords.denied(Words(text), PROPERTY) is denied

@@ -126,3 +126,8 @@ def test_a_request_that_opens_with_please_is_no_yes(text):
 @pytest.mark.parametrize("text", ["please", "yes please", "please hurry", "please send someone"])
 def test_please_said_as_a_yes(text):
     assert emergency_answer(Words(text)) == "yes"
+
+
+@pytest.mark.parametrize("text", ["please come quick", "please, my kids are freezing", "please just send someone"])
+def test_please_with_what_is_wrong_is_a_yes(text):
+    assert emergency_answer(Words(text)) == "yes"

@@ -46,6 +46,7 @@ _EDGE = Edge("llm", "receptionist", engine="receptionist")
 _ABOUT = re.compile(r"\b(?:about|regarding|re)\b", re.I)  # what a call for a person is about, said with it
 _NOT_AN_ANSWER = ("repeat", "hello", "identity", "out_of_scope", "unknown")  # after "is this an emergency?": asked again
 UNANSWERED_URGENT = 0.8  # "is this an emergency?" answered with a name instead: urgent when the head was this sure of one
+WEAK = 0.4  # ... and a message, not the on-call line, when the answer with details reads as an emergency this unsure
 IN_FORM_ASK = 0.5  # a message being left: "is this an emergency?" only when the head finds it more likely than not
 
 
@@ -187,7 +188,8 @@ class Receptionist:
         only = r.intent == "emergency" and not r.sure and message_fields.details_only(raw, unit)
         if only and awaiting not in ("emergency_check", "offer_message"):
             return self._start_form(st, conv, ""), None
-        if awaiting in ("emergency_check", "offer_message") and (r.intent != "emergency" or only or not r.sure) and message_fields.gives_details(raw, unit):
+        weak = r.intent == "emergency" and not r.sure and r.score < WEAK  # "I'm the tenant's dad, my name's Robert Hale"
+        if awaiting in ("emergency_check", "offer_message") and (r.intent != "emergency" or only or weak) and message_fields.gives_details(raw, unit):
             # "is it an emergency?" / "a message as well?" answered with a name, a number or an address: a message
             # (before a goodbye or a wrong number read into "go on then, I'll leave my details, it's Harpreet Sandhu")
             urgent = st.get("urgent", False) if awaiting == "offer_message" else st.get("asked_score", 0.0) >= UNANSWERED_URGENT

@@ -22,8 +22,7 @@ WORSE = ("worse", "won't stop", "can't stop", "spreading", "a lot of blood", "mo
          "sparks")
 YES_START = ("yes", "yeah", "yep", "yup", "ya", "aye", "absolutely", "definitely", "of course", "it is", "it really is",
              "i think so", "i'd say so", "i would say so", "it does", "he does", "she does", "we do", "i do", "very much",
-             "please hurry", "please help", "please send", "please get", "please can someone", "please someone", "please do",
-             "correct", "right", "sure is", "for sure", "urgent", "it's urgent", "it's an emergency", "yes please")
+             "please", "correct", "right", "sure is", "for sure", "urgent", "it's urgent", "it's an emergency", "yes please")
 NO_START = ("no", "nope", "nah", "not really", "not tonight", "not at all", "not urgent", "not an emergency",
             "it's not", "it isn't", "i don't think so", "don't think so", "i wouldn't say", "probably not",
             "it can wait", "can wait", "it'll keep", "it will keep", "it's fine", "he's fine", "she's fine",
@@ -72,9 +71,14 @@ def emergency_answer(w: Words) -> Answer | None:
         return "unsure"
     if _starts(w, NO_START):
         return "unsure" if w.has(*WORSE) else "no"
-    if _starts(w, YES_START) or w.text.strip() in ("please", "oh please", "yes please"):
-        return "yes"  # "please" alone; not "please call the rescue's number rather than my cell"
+    if _starts(w, YES_START) and not _starts(w, _PLEASE_DO):  # not "please call the rescue's number rather than my cell"
+        return "yes"
     return None
+
+
+# "please" before an instruction about the message is no yes
+_PLEASE_DO = tuple(f"please {v}" for v in ("call", "ring", "phone", "text", "use", "try", "put", "take", "leave", "write", "note",
+                                             "pass", "tell", "let", "can you put", "can you take", "could you take", "could you put"))
 
 
 def says_it_can_wait(w: Words) -> bool:

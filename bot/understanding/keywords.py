@@ -206,7 +206,9 @@ _DENIED_WORDS = ("locked out", "leaking", "leak", "flooding", "flooded", "bleedi
 def denied(w: Words, profile: Profile) -> bool:
     """The caller says the emergency is not happening: "not locked out", "isn't leaking"."""
     said = "|".join(re.escape(k.lower()) for k in (*profile.emergency.keywords, *_DENIED_WORDS) if k.strip())
-    return re.search(rf"\b(?:not|isn't|isnt|aren't|wasn't|no longer|never)\s+(?:\w+\s+)?(?:{said})\b", w.text) is not None
+    middle = r"(?!(?:stopped|just|only|even|merely|yet|been|had|ever|quite)\b)\w+\s+"  # not "not just leaking, it's pouring"
+    m = re.search(rf"\b(?:not|isn't|isnt|aren't|wasn't|no longer)\s+(?:{middle})?(?:{said})\b", w.text)
+    return m is not None and not re.search(r"^\s+yet\b|\bbut\b", w.text[m.end():])  # not "not burst yet but it's flooding"
 
 
 def asking(w: Words) -> bool:
@@ -215,9 +217,10 @@ def asking(w: Words) -> bool:
 
 
 # a danger said to be absent: "no sparks or burning smell or anything", "without any smoke"
-_NEGATORS = {"no", "without", "nor", "never", "neither"}
+_NEGATORS = {"no", "without", "nor", "neither"}  # not "never": "never seen so much smoke"
 _SPAN_ENDS = {"but", "just", "though", "it's", "its", "i", "i'm", "im", "we", "the", "there", "there's", "he", "she", "they",
-              "my", "our", "his", "her", "now", "so", "because", "cause", "then", "is", "are", "was", "can", "one", "body"}
+              "my", "our", "his", "her", "now", "so", "because", "cause", "then", "is", "are", "was", "can", "one", "body",
+              "and", "with", "plus", "also", "coming"}  # "no heat and a gas smell": the danger after "and" is said
 
 
 def _unsaid(raw: str) -> str:
