@@ -10,7 +10,8 @@ import re
 from bot.language import ASSENT, Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
 from bot.name_words import TITLES, similar, spelt_plainly
-from bot.names import bare_name, merge_name, name_in, refuses_name, signed_off
+from bot.names import bare_name, merge_name, name_in, refuses_name
+from bot.names_uncued import signed_off
 from bot.phone_numbers import digits_of, number_runs, phone_in
 from bot.places import address_in, refuses_place, spoken_postcode
 from bot.understanding.answers import NOT_SO

@@ -353,13 +353,13 @@ def test_a_word_for_a_letter_only_where_it_starts_with_that_letter():
     ("its dev anand oh seven seven double oh nine", "Dev Anand"),
 ])
 def test_a_name_in_passing_with_a_detail_after_it(text, name):
-    from bot.names import signed_off
+    from bot.names_uncued import signed_off
     assert signed_off(text, leading=True) == name
 
 
 @pytest.mark.parametrize("text", ["can you take a message its fence panels", "could someone call me back its radiator valve",
                                   "its dog food on the landing 07712345678", "i'm will, calling about the will, will reading"])
 def test_problem_words_after_its_are_no_name(text):
-    from bot.names import signed_off
+    from bot.names_uncued import signed_off
     assert signed_off(text) is None and signed_off(text, leading=True) is None
     assert name_in(text) in (None, "Will")
