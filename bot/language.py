@@ -103,12 +103,19 @@ def is_no(w: Words) -> bool:
 
 def last_answer(w: Words) -> str | None:
     """The caller's final yes or no ("yes... no, wrong number" -> "no"); None if neither."""
-    for word in reversed(w.words):
+    words = w.words
+    for i in range(len(words) - 1, -1, -1):
+        word = words[i]
         if word in ("yes", "yeah", "yep", "yup", "aye", "yea", "yeh", "correct", "right", "sure", "ok", "okay"):
             return "yes"
+        if word == "wrong" and i >= 2 and words[i - 1] in ("it", "them", "that") and words[i - 2] in _GET_WRONG:
+            continue  # "yes, that's right, people always spell it wrong": a remark, not a no
         if word in ("no", "nope", "nah", "wrong", "incorrect", "not"):
             return "no"
     return None
+
+
+_GET_WRONG = {"spell", "spells", "spelt", "spelled", "get", "gets", "got", "say", "says", "pronounce", "write", "writes"}
 
 
 MAX_DIGITS = 15  # E.164: no phone number is longer; longer input is refused, never stored or spoken

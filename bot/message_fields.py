@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from bot.language import ASSENT, Words, is_yes, last_answer
+from bot.language import ASSENT, DIGIT_WORDS, Words, is_yes, last_answer
 from bot.message_topic import DTMF, RECIPIENT, TOPIC_MAX, about_of
 from bot.name_words import TITLES, similar, spelt_plainly
 from bot.names import bare_name, merge_name, name_in, refuses_name
@@ -58,6 +58,7 @@ def details_only(raw: str, unit: bool) -> bool:
         for word in said.split():
             rest = re.sub(rf"\b{re.escape(word)}\b", " ", rest, flags=re.I)
     rest = re.sub(r"\b\w*\d\w*\b", " ", rest)  # numbers, "2A"
+    rest = " ".join(x for x in rest.split() if x.lower().strip(",.") not in DIGIT_WORDS)  # "unit three oh four"
     return not (Words(rest).content() - _UNIT_WORDS)
 
 
@@ -162,7 +163,7 @@ def _number_of(f: dict, w: Words, number: str, runs: list[str], asked: str | Non
     if old and said and len(said[-1]) == len(runs[-1]) and not number:  # "did I say 3312? it's 3321"
         i = old.rfind(said[-1])
         return old[:i] + runs[-1] + old[i + len(runs[-1]):], True
-    cued = w.has(*ENDS, *STARTS) or w.has("number", "digits", "digit")
+    cued = w.has(*ENDS, *STARTS) or (w.has("number", "digits", "digit") and not said_this_number(w.raw))  # not "on this number"
     # "yes, and tell them the gate code is 1973": an addition, not the number put right
     if old and not number and runs and (cued or (asked in ("confirm", "which") and answer_of(w) != "yes")):
         part = runs[-1]

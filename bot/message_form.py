@@ -18,7 +18,7 @@ import re
 from enum import Enum
 
 from bot.conversation import PENDING_MESSAGE, Action, Conversation
-from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits
+from bot.language import MAX_DIGITS, MAX_TEXT, Words, caller_digits, unit_in
 from bot.message_fields import (
     NO_CALLBACK,
     NOT_THIS,
@@ -379,8 +379,9 @@ def _ask_again(f: dict, which: str, ask_number: str) -> list[str]:
 
 
 def _name_then_number(words: str) -> str | None:
-    """ "dave price five five five six two three ...": a name, then the number, in one breath."""
-    return bare_name(words) if phone_in(words)[0] and number_runs(words) else None
+    """ "dave price five five five six two three ...", "tomas reyes unit six": a name, then the
+    number or the unit, in one breath."""
+    return bare_name(words) if (phone_in(words)[0] and number_runs(words)) or unit_in(words) else None
 
 
 def _recent_user(conv: Conversation, n: int) -> list[str]:

@@ -93,6 +93,8 @@ def tokens(text: str) -> list[Tok]:
         tok = Tok(t)
         if tok.low in FILLERS and tok.low != "oh" or (tok.low == "." and out and out[-1].low in TITLES):
             continue
+        if tok.low == "." and len(out) >= 2 and len(out[-1].low) == 1 and out[-2].low in TITLES:
+            continue  # "Mr P. Sutcliffe": the dot of an initial
         if tok.low == "oh" and not (out and len(out[-1].low) == 1):  # "A O I F E" keeps its O
             continue
         out.append(tok)
@@ -171,6 +173,8 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
     if seg and seg[0].low.rstrip(".") in TITLES:
         words.append(TITLES[seg[0].low.rstrip(".")])
         i = 1
+        if len(seg) > 2 and len(seg[1].low) == 1 and seg[1].low.isalpha() and seg[1].low not in ("a", "i"):
+            i = 2  # "Mrs J Patterson": a title, an initial and the surname; the initial is left out
     while i < len(seg) and len(words) < 5:
         nxt = seg[i + 1].low if i + 1 < len(seg) else ""
         if words and seg[i].low in PARTICLES and nxt and namelike(seg[i + 1], first=False, nxt="", cased=cased, strict=False):
@@ -179,6 +183,8 @@ def piece(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str,
             continue
         if len(words) >= 2 and nxt in ("is", "was", "isn't", "wasn't"):
             break  # "megan walsh, meg is just what my friends call me": a new sentence's subject
+        if len(words) >= 2 and not cased and len(seg[i].low) >= 6 and seg[i].low.endswith("ing"):
+            break  # "shona mcbride cancelling monday at ten": what she is doing, not a third name
         ok = namelike(seg[i], first=len(words) == 0 or words == words[:1] and words[0] in TITLES.values(),
                       nxt=nxt, cased=cased, strict=strict)
         if not ok:
@@ -230,8 +236,8 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
             continue
         if name and seg[0].low in _EXPLAINS and k + 1 < len(segs):
             continue  # "Dawn, like the sunrise, Dawn Whitaker": the explanation between two tries
-        while name and len(seg) > 1 and seg[0].low in FILLERS:
-            seg = seg[1:]  # "bob, uh, robert klein"
+        while name and len(seg) > 1 and (seg[0].low in FILLERS or (seg[0].low == "and" and len(name) == 1)):
+            seg = seg[1:]  # "bob, uh, robert klein"; "siobhan, s i o b h a n, and gallagher"
         if name and seg[0].low in _CORRECTS | {"that's", "thats"}:
             corrected = corrected or seg[0].low in _CORRECTS
             seg = seg[1:]  # "alex, that's alex morgan", "Alex, well Alexandra": the name said again, in full

@@ -62,7 +62,8 @@ _SURNAME_LEAD = {"last", "family", "second", "sur"}
 _NOT_OWNER = {"her", "his", "its", "their", "our", "your"}  # "her name's Mittens": the pet's, not the caller's
 _ANSWER_LEAD = {"yes", "yeah", "yep", "sure", "please", "ok", "okay", "well", "so", "hi", "hello", "hey", "it's", "its", "it", "is", "oh",
                 "right", "that's", "thats", "sorry", "no", "nope", "actually", "wait", "me", "and", "er", "um"}
-_ANSWER_TAIL = {"here", "speaking", "calling", "ringing", "phoning", "and", "from", "in", "at", "thanks", "thank", "please", "with"}
+_ANSWER_TAIL = {"here", "speaking", "calling", "ringing", "phoning", "and", "from", "in", "at", "thanks", "thank", "please", "with",
+                "unit", "apartment", "apt", "flat", "suite", "room"}  # "tomas reyes unit six"
 _REFUSE = re.compile(r"\b(?:rather not|prefer not|don't want to|do not want to|won't|not giving|not going to give|no name|"
                      r"anonymous|not telling|none of your)\b", re.I)
 
@@ -234,7 +235,7 @@ def bare_name(text: str, *, whole: bool = False) -> str | None:
     only a name alone (where another answer was asked for)."""
     toks = tokens(text)
     cased = cased_text(toks)  # before the lead is dropped: "is Maria home" is cased, "maria" then at no sentence start
-    while toks and (toks[0].low in _ANSWER_LEAD or toks[0].low in ",?"):
+    while toks and (toks[0].low in _ANSWER_LEAD or toks[0].low in ",?."):  # "Sure. Teodora Lindqvist."
         toks = toks[1:]
     if not toks:
         return None

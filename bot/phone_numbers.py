@@ -173,8 +173,8 @@ def _around(runs: list[str], number: str, text: str) -> str:
     """The last number long enough, with the groups said around it that complete it."""
     at = len(runs) - 1 - runs[::-1].index(number)
     joined = "".join(runs[at:])  # "oh one one seven four nine six ... oh one four four": the rest of it follows
-    if len(number) < FULL and at < len(runs) - 1 and FULL <= len(joined) <= 13:
-        return joined
+    if (len(number) < FULL or not _whole(number) and _whole(joined)) and at < len(runs) - 1 and FULL <= len(joined) <= 13:
+        return joined  # ... "double oh, four four, and a three"
     before = runs[at - 1] if at else ""
     if len(number) == 7 and len(before) == 3 and not re.search(rf"\b(?:{'|'.join(UNIT_WORDS)})\b", text, re.I):
         return before + number  # "five five five, hang on, let me find it, eight six oh four four one two"

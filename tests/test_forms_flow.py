@@ -517,3 +517,17 @@ async def test_details_as_the_answer_to_is_it_an_emergency_by_how_sure_the_readi
     taken = call.conv.state["receptionist"].get("form") is not None
     assert taken is form  # a weak emergency reading with details is a message; a likely one is still put through
     assert any(a.kind == "transfer" for a in call.actions) is not form
+
+
+async def test_yes_at_the_read_back_with_a_remark_about_spelling_is_a_yes():
+    call = Call()
+    await call.say("can I leave a message about my parking permit, it's Nell Ashby on 555 201 7788")
+    reply = await call.say("Yes, that's right. Ashby with a y, people always spell it wrong.")
+    assert "passed your message on" in reply
+
+
+async def test_a_unit_alone_while_the_name_is_asked_is_never_read_as_an_emergency():
+    call = Call()
+    await call.say("I'd like to leave a message, my package says delivered but it's not here")
+    reply = await call.say("unit three oh four")
+    assert "emergency" not in reply.lower()

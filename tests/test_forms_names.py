@@ -363,3 +363,15 @@ def test_problem_words_after_its_are_no_name(text):
     from bot.names_uncued import signed_off
     assert signed_off(text) is None and signed_off(text, leading=True) is None
     assert name_in(text) in (None, "Will")
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("hello this is mrs k obi in flat two", "Mrs Obi"),  # a title and an initial: addressed by title and surname
+    ("It's Mr T. Harrow. The gutter's hanging off.", "Mr Harrow"),
+    ("my name's ffion that's f f i o n and pryce p r y c e", "Ffion Pryce"),  # the surname after "and"
+    ("Yes. Odile Marchetti. Odi's fine.", "Odile Marchetti"),
+    ("gareth lloyd flat nine", "Gareth Lloyd"),  # the unit after the name
+    ("so that's gareth lloyd booking thursday", "Gareth Lloyd"),  # what he is doing is no third name
+])
+def test_names_as_front_desks_hear_them(text, name):
+    assert name_in(text, asked=True) == name

@@ -195,3 +195,7 @@ def test_a_postcode_s_last_letters_as_one_word_or_announced(text, code):
 def test_times_and_words_are_no_postcode(text):
     assert address_in(text, asked=True) in ("", "Flat So")  # never a postcode
     assert not any(ch.isdigit() for ch in address_in(text, asked=True))
+
+
+def test_the_last_digit_said_after_and_on_the_end():
+    assert phone_in("it's oh seven, seven oh, oh nine, double oh, six one, and a four on the end") == ("07700900614", "")

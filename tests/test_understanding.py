@@ -521,3 +521,10 @@ def test_an_emergency_said_not_to_be_happening(text, denied):
     from bot.language import Words
     from bot.understanding import keywords
     assert keywords.denied(Words(text), PROPERTY) is denied
+
+
+@pytest.mark.parametrize("text", ["Hello, it's not an emergency, but it is urgent: the lift needs booking for my movers on Saturday",
+                                  "no emergency or anything, the bathroom fan has stopped working"])
+def test_said_outright_to_be_no_emergency_is_never_asked_about(text):
+    r = Understanding(PROPERTY, None).read(text)
+    assert r.intent != "emergency"

@@ -111,7 +111,8 @@ class Receptionist:
         "water's pouring through the ceiling") is put through to the on-call line, or the
         message becomes urgent. Names, numbers and yes/no are too short to be read."""
         form = st.get("form")
-        if not isinstance(form, dict) or form.get("urgent") or len(w.content()) < 3 or len(digits_in(raw)) >= 7:
+        if (not isinstance(form, dict) or form.get("urgent") or len(w.content()) < 3 or len(digits_in(raw)) >= 7
+                or message_fields.details_only(raw, True)):  # "unit three oh four": a detail, nothing to read
             return None
         if keywords.danger(w):  # gas, fire, danger to life: never filed as a message
             return self._escalate_form(raw, st, conv, danger=True)
@@ -218,7 +219,7 @@ class Receptionist:
             return ["No problem, I won't take a message.", ANYTHING_ELSE], None
         if st.get("form_emergency"):
             return await self._emergency_answer_in_form(raw, w, st, conv)
-        if st["form"].get("urgent") and says_it_can_wait(w):  # an urgent message taken unasked: "no, tomorrow's fine"
+        if st["form"].get("urgent") and says_it_can_wait(w) and not message_form.said_urgent(raw):  # "no, tomorrow's fine"
             st["form"]["urgent"] = False
             message_form.sync(st, conv)
             return ["Alright, I won't mark it urgent.", *await message_form.advance(raw, w, st, conv)], None
@@ -256,7 +257,9 @@ class Receptionist:
             form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))
             st["form"]["urgent"] = message_form.said_urgent(w.raw)  # it can wait, unless they call it urgent now
             return ["No problem, it can wait. I'll take a message for the team.", *form[1:]], None
-        if awaiting == "offer_message" and is_yes(w) and (len(w.content()) <= 3 or message_fields.said_this_number(w.raw)):
+        first = Words(re.split(r"[.!?;]", w.raw, maxsplit=1)[0])  # "Sure. Oh, sorry, hold on, the dog's barking...": a yes first
+        if awaiting == "offer_message" and is_yes(w if len(w.content()) <= 3 else first) and (
+                len(w.content()) <= 3 or len(first.content()) <= 1 or message_fields.said_this_number(w.raw)):
             # "yes, the number I'm ringing from is fine" (but "ok well our toilet's blocked...": read on)
             return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:

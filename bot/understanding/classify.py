@@ -204,6 +204,8 @@ class Understanding:
             kw, kw_faq = keywords.intent(w, self.profile)
             danger_kw = keywords.danger(w)
             hedged = w.has(*keywords.CALM, *keywords.NOT_DANGER) or keywords.asking(core_words(raw))
+            if kw == "emergency" and not danger_kw and w.has(*keywords.NO_EMERGENCY) and not _pressed(w):
+                return Reading("task")  # "it's not an emergency, but ...": a message, never asked about
             return Reading(kw, kw_faq, danger=danger_kw, sure=danger_kw or not (kw == "emergency" and hedged))
         ev, rule = self.evidence(raw)
         if self.head is None:
@@ -211,6 +213,9 @@ class Understanding:
         r = self.head.decide(ev, rule)
         if r.intent == "faq" and (self._another_task(ev.w, r.faq) or ev.w.has(*keywords.CALLBACK)):
             return replace(r, intent="task", faq=-1)  # a call back asked for, or a task the FAQ is not about
+        if r.intent == "emergency" and not r.danger and ev.w.has(*keywords.NO_EMERGENCY) and not _pressed(ev.w):
+            # "it's not an emergency, but it is urgent: the service elevator for my movers": a message, never asked about
+            return Reading("task", score=r.emergency_score, by="head", emergency_score=r.score)
         if r.intent == "emergency" and r.sure and not r.danger and (self._hedged(ev.w) or keywords.denied(ev.w, self.profile)):
             return replace(r, sure=False)  # "it doesn't hurt though", "can someone call me": asked, never put through unasked
         if r.intent not in ("emergency", "sales") and not ev.w.has(*keywords.CALM_SAID, *keywords.CALM, *keywords.NOT_DANGER,

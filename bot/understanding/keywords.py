@@ -95,6 +95,9 @@ CALM_SAID = ("not urgent", "nothing urgent", "no rush", "no hurry", "not an emer
              "not bothering", "fine now", "happily", "hasn't changed", "not getting worse", "no worse", "wanted to mention",
              "no leak", "not leaking", "eating and playing", "wagging", "just once",
              "only once", "he's fine", "she's fine", "he's okay", "she's okay", "he's ok", "she's ok")
+# The caller says outright it is no emergency ("it's not an emergency, but it is urgent")
+NO_EMERGENCY = ("not an emergency", "isn't an emergency", "is not an emergency", "no emergency", "not a emergency", "non emergency",
+                "non-emergency", "nothing's wrong", "nothing is wrong")
 # Going on for a while: a message for the team, unless it is plainly an emergency.
 CHRONIC = ("for a few days", "for a couple of days", "for a week", "for days", "for weeks", "for months", "since last week",
            "a while", "for ages", "for two days", "for three days", "a month", "last year", "for years")
