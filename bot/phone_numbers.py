@@ -31,6 +31,8 @@ _SOFT_DIGITS = ("o", "oh", "to", "too", "for")  # digits only between other digi
 # a correction, or a question ("did I say 3312? it's 3321"); a full stop between groups is how speech recognition
 # often writes a breath ("five five five. one two three. four five six seven"), so it joins
 _CORRECTION = re.compile(r"\b(?:no wait|wait|sorry|i mean|no|actually|correction)\b|\?")
+_FIRST_AFTER_ALL = re.compile(r"\b(?:actually|no|sorry|make it|use|go with|better)\b[^.?!\d]{0,25}?\bthe (?:first|former|home|landline)"
+                              r"(?: one| number| phone)?\b", re.I)
 _EXTENSION = re.compile(r"\b(?:extension|ext)\b\.?", re.I)
 
 
@@ -155,6 +157,8 @@ def _phone_in(text: str) -> tuple[str, str]:
         return "", "long"
     ok = [r for r in runs if len(r) >= 7]
     fixes = list(_CORRECTION.finditer(text.lower()))
+    if len(ok) >= 2 and _FIRST_AFTER_ALL.search(text):  # "home is 608..., or my cell, 608... actually, the first one"
+        return ok[0], ""
     if ok:
         if fixes and ok[-1] in number_runs(text[:fixes[-1].start()]):  # "..., no wait, 0156": the new ending
             tail = number_runs(text[fixes[-1].end():])

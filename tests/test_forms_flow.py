@@ -531,3 +531,11 @@ async def test_a_unit_alone_while_the_name_is_asked_is_never_read_as_an_emergenc
     await call.say("I'd like to leave a message, my package says delivered but it's not here")
     reply = await call.say("unit three oh four")
     assert "emergency" not in reply.lower()
+
+
+async def test_okay_and_a_new_problem_after_an_answer_is_what_the_message_is_about():
+    call = Call()
+    await call.say("how do I get a parking permit")
+    await call.say("Okay. The thing is my old permit got stolen from the car along with the window.")
+    topic = call.conv.state["receptionist"]["form"]["topic"]
+    assert "stolen" in topic and "parking permit" in topic

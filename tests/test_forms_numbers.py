@@ -199,3 +199,12 @@ def test_times_and_words_are_no_postcode(text):
 
 def test_the_last_digit_said_after_and_on_the_end():
     assert phone_in("it's oh seven, seven oh, oh nine, double oh, six one, and a four on the end") == ("07700900614", "")
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("home is 0113 496 0512, or the mobile, 07700 900871. No, actually, the first one, the landline.", "01134960512"),
+    ("my house phone's 608 555 0101 or my cell 608 555 0122, sorry, go with the home number", "6085550101"),
+    ("home is 608 555 0101 but my cell 608 555 0122 is better", "6085550122"),  # no going back: the last one
+])
+def test_two_numbers_and_the_one_the_caller_prefers(text, number):
+    assert phone_in(text) == (number, "")

@@ -260,8 +260,9 @@ class Receptionist:
         first = Words(re.split(r"[.!?;]", w.raw, maxsplit=1)[0])  # "Sure. Oh, sorry, hold on, the dog's barking...": a yes first
         if awaiting == "offer_message" and is_yes(w if len(w.content()) <= 3 else first) and (
                 len(w.content()) <= 3 or len(first.content()) <= 1 or message_fields.said_this_number(w.raw)):
-            # "yes, the number I'm ringing from is fine" (but "ok well our toilet's blocked...": read on)
-            return self._start_form(st, conv, st.get("topic", ""), urgent=st.get("urgent", False)), None
+            # "yes, the number I'm ringing from is fine"; "Okay. I need a dishwasher plumbing in": what follows is told too
+            topic = st.get("topic", "") if len(w.content()) <= 3 else message_fields.after_offer(st.get("topic", ""), w.raw)
+            return self._start_form(st, conv, topic, urgent=st.get("urgent", False)), None
         if awaiting in ("offer_message", "anything_else") and is_no(w) and len(w.content()) <= 1:
             if awaiting == "anything_else" or w.has("thank", "thanks", "that's all", "bye"):
                 return [self.profile.texts.goodbye], Action("hangup", "caller said goodbye")
