@@ -41,6 +41,7 @@ class CallTasks:
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
         task = self._turn = self._spawn(self._guarded(coro, name, turn))
+        task.add_done_callback(lambda _t: coro.close())  # cancelled before it began: its coroutine is closed, not left unawaited
         if gate is not None:
             self._spec = (gate, task)
         return task
@@ -75,7 +76,9 @@ class CallTasks:
 
     def helper(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Spawn a helper guarded like a turn: a bug in one is logged and counted."""
-        return self._spawn(self._guarded(coro, name, None, helper=True))
+        task = self._spawn(self._guarded(coro, name, None, helper=True))
+        task.add_done_callback(lambda _t: coro.close())
+        return task
 
     async def cancel_turn(self) -> None:
         """Cancel the owned turn task and wait for it, bounded."""

@@ -83,3 +83,22 @@ async def test_cancel_turn_waits_for_the_task_and_take_leaves_none_owned():
         await asyncio.sleep(0)
         assert tasks.take() is t and tasks.turn is None and not tasks.confirm()
         t.cancel()
+
+
+async def test_a_turn_replaced_before_it_began_leaves_no_coroutine_unawaited():
+    import gc
+    import warnings
+
+    async def prompt() -> None:
+        await asyncio.sleep(0)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        async with asyncio.TaskGroup() as tg:
+            tasks, _, _ = rig(tg)
+            first = tasks.run(prompt(), name="reprompt")
+            tasks.run(prompt(), name="turn-2", turn=2)  # the reprompt is cancelled before it ever ran
+            tasks.helper(prompt(), "measure").cancel()
+        gc.collect()
+    assert first.cancelled()
+    assert not [w for w in seen if "never awaited" in str(w.message)]

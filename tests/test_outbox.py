@@ -216,6 +216,32 @@ async def test_retries_wake_the_deliverer_when_due_and_an_idle_one_does_not_poll
     assert len(inbox.hooks) >= 4 and d.sent == 2
 
 
+async def test_a_lone_row_refused_while_the_deliverer_idles_is_retried_when_due(tmp_path):
+    """One row, refused once: its delivery fails while the deliverer already waits (the poll is
+    an hour), and the retry it schedules must wake it when due, not at the next poll."""
+    inbox = Inbox(secret=SECRET, hook_status=503)
+    runner, port = await start_http(webhook_app(inbox))
+    store = await SqlStore.open(data_dir=tmp_path, notify=NotifyConfig(parse_targets(f"http://127.0.0.1:{port}/hook")))
+    d = Deliverer(store, settings_for(tmp_path), poll_s=3600)
+    task = asyncio.create_task(d.run())
+    try:
+        await store.save_message(msg(1))
+
+        async def delivered():
+            if inbox.hooks:
+                inbox.hook_status = 200
+            rows = await store.outbox_state()
+            return len(rows) == 1 and rows[0]["delivered_at"]
+
+        await wait_for(delivered, 10, "the row delivered on its retry")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+        await runner.cleanup()
+    assert d.sent == 1 and len(inbox.hooks) >= 2
+
+
 def test_backoff_doubles_to_the_cap_with_jitter():
     for attempts, nominal in ((1, 2.0), (2, 4.0), (3, 8.0), (6, 60.0), (30, 60.0)):
         got = backoff(attempts, 2.0, 60.0)

@@ -138,6 +138,7 @@ class Deliverer:
         delay = backoff(item.attempts, self.s.notify_retry_base_s, self.s.notify_retry_cap_s)
         await self.store.failed(item.id, retry_in=delay, error=error)
         heapq.heappush(self._retries, asyncio.get_running_loop().time() + delay)
+        self.store.outbox_changed.set()  # an idle wait measured before this retry was known would sleep to the poll
         return delay
 
     async def _one(self, item: OutboxItem) -> None:
