@@ -241,7 +241,7 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
         if name and seg[0].low in _CORRECTS | {"that's", "thats"}:
             corrected = corrected or seg[0].low in _CORRECTS
             seg = seg[1:]  # "alex, that's alex morgan", "Alex, well Alexandra": the name said again, in full
-        words, letter, rest = piece(seg, cased=cased, strict=strict and k == 0)
+        words, letter, rest = _piece_put_right(seg, cased=cased, strict=strict and k == 0)
         if not words:
             return name, [","] + [t.low for s in segs[k:] for t in s]  # the name ended with its piece
         ends = not rest or rest[0] in BOUNDARY
@@ -255,6 +255,29 @@ def read_name(segs: list[list[Tok]], *, cased: bool, strict: bool) -> tuple[list
         if rest:
             return name, rest + [t.low for s in segs[k + 1:] for t in s]
     return name, []
+
+
+def _piece_put_right(seg: list[Tok], *, cased: bool, strict: bool) -> tuple[list[str], str, list[str]]:
+    """``piece``, with a correction said in the same breath: "it's tom no thomas reilly"."""
+    words, letter, rest = piece(seg, cased=cased, strict=strict)
+    if words and len(rest) > 1 and rest[0] in _CORRECTS:
+        fix, fix_letter, fix_rest = piece(seg[len(seg) - len(rest) + 1:], cased=cased, strict=False)
+        if fix:
+            return _put_right(words, fix), fix_letter or letter, fix_rest
+    return words, letter, rest
+
+
+def _put_right(words: list[str], fix: list[str]) -> list[str]:
+    """A name corrected as it is said: a whole name replaces it; one word said again ends it
+    there ("sophie adeyemi splash, sorry, adeyemi"); one word like another replaces that one."""
+    plain = [w for w in fix if w not in TITLES.values()]
+    if len(plain) != 1:
+        return fix
+    same = next((j for j, w in enumerate(words) if w.lower() == plain[0].lower()), None)
+    if same is not None:
+        return words[:same + 1]
+    like = next((j for j, w in enumerate(words) if similar(w, plain[0])), None)
+    return [*words[:like], plain[0], *words[like + 1:]] if like is not None else fix
 
 
 def _joined(name: list[str], words: list[str], *, corrected: bool, alone: bool, after_one: bool) -> list[str] | None:

@@ -69,7 +69,8 @@ _REFUSE = re.compile(r"\b(?:rather not|prefer not|don't want to|do not want to|w
 
 def _finish(words: list[str]) -> str | None:
     """At most four words; a name said again after a word of it ("Mr Okafor Daniel Okafor") is the
-    name as said the second time."""
+    name as said the second time; a word said twice in a row once ("thomas reilly reilly")."""
+    words = [w for i, w in enumerate(words) if not i or w.lower() != words[i - 1].lower()]
     low = [w.lower() for w in words]
     if any(w in COMPANY for w in low[1:]):
         return None  # "it's Marshall Roofing here": a company

@@ -149,6 +149,7 @@ def _phone_in(text: str) -> tuple[str, str]:
     runs = number_runs(text)
     if not runs:
         return "", ""
+    runs = [_restarted(r) for r in runs]
     said = "".join(runs)
     half = len(said) // 2
     if len(said) > MAX_DIGITS and said[:half] == said[half:] and FULL <= half <= MAX_DIGITS:
@@ -171,6 +172,14 @@ def _phone_in(text: str) -> tuple[str, str]:
     if 7 <= len(joined) <= MAX_DIGITS and len(last or runs) <= 4:
         return joined, ""
     return "", "long" if len("".join(runs)) > MAX_DIGITS else "short"
+
+
+def _restarted(run: str) -> str:
+    """A number begun, then said again from its start ("oh seven seven, hmm, oh seven seven zero
+    zero nine ..."): the whole one said the second time."""
+    if _whole(run) or len(run) <= FULL:
+        return run
+    return next((run[k:] for k in range(3, 6) if run[k:].startswith(run[:k]) and len(set(run[:k])) > 1 and _whole(run[k:])), run)
 
 
 def _around(runs: list[str], number: str, text: str) -> str:

@@ -375,3 +375,13 @@ def test_problem_words_after_its_are_no_name(text):
 ])
 def test_names_as_front_desks_hear_them(text, name):
     assert name_in(text, asked=True) == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("it's ben no benjamin hart", "Benjamin Hart"),  # put right in one breath
+    ("it's priya priya shah ding sorry shah", "Priya Shah"),  # a stray word, then the surname again
+    ("yeah its carl sorry karl dixon", "Karl Dixon"),
+    ("it's nora quinn quinn with two n's", "Nora Quinn"),
+])
+def test_a_name_put_right_in_the_same_breath(text, name):
+    assert name_in(text, asked=True) == name

@@ -208,3 +208,7 @@ def test_the_last_digit_said_after_and_on_the_end():
 ])
 def test_two_numbers_and_the_one_the_caller_prefers(text, number):
     assert phone_in(text) == (number, "")
+
+
+def test_a_number_begun_then_said_again_from_its_start():
+    assert phone_in("oh one one three um oh one one three four nine six oh nine one two") == ("01134960912", "")
