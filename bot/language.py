@@ -180,9 +180,10 @@ NOT_NAME = STOP | FILLERS | set(DIGIT_WORDS) | set("""
 
 # ---------------------------------------------------------------- units and addresses
 
-_TEENS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16",
+# numbers said as words: "sixteen" -> "16", "twenty" -> "2" (its tens digit)
+TEENS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16",
           "seventeen": "17", "eighteen": "18", "nineteen": "19"}
-_TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9"}
+TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9"}
 _UNIT_CUE = re.compile(r"\b(unit|apartment|apt|flat|suite|room|house|number|no)\.?\s+(.*)", re.I)
 _IN_CUE = re.compile(r"\b(?:i'?m in|i am in|i live in|we're in|we are in|living in)\s+(.*)", re.I)
 
@@ -201,11 +202,11 @@ def _unit_code(words: list[str]) -> tuple[str, int]:
             out += w.upper()
         elif w in DIGIT_WORDS and w not in ("to", "too", "for", "o", "oh") or (w in ("o", "oh") and out):
             out += DIGIT_WORDS[w]
-        elif w in _TEENS:
-            out += _TEENS[w]
-        elif w in _TENS:
+        elif w in TEENS:
+            out += TEENS[w]
+        elif w in TENS:
             nxt = words[i + 1].lower() if i + 1 < len(words) else ""
-            out += _TENS[w] + ("" if nxt in DIGIT_WORDS and nxt not in ("oh", "o", "to", "too", "for") else "0")
+            out += TENS[w] + ("" if nxt in DIGIT_WORDS and nxt not in ("oh", "o", "to", "too", "for") else "0")
         elif len(w) == 1 and w.isalpha() and out and out[-1].isdigit():
             out, n = out + w.upper(), i + 1
             break

@@ -13,19 +13,16 @@ import re
 
 import phonenumbers
 
-from bot.language import DIGIT_WORDS, FILLERS, MAX_DIGITS, MAX_TEXT, SPOKEN
+from bot.language import DIGIT_WORDS, FILLERS, MAX_DIGITS, MAX_TEXT, SPOKEN, TEENS, TENS
 
 UNIT_WORDS = {"unit", "apartment", "apt", "flat", "suite", "room", "floor", "house", "building"}
-_TEENS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16",
-          "seventeen": "17", "eighteen": "18", "nineteen": "19"}
-_TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9"}
 _UNITS = {w: d for w, d in DIGIT_WORDS.items() if w not in ("zero", "oh", "o", "to", "too", "for")}
 _RUN_GLUE = FILLERS - {"oh"} | {"and", "then", "dash", "hyphen", "plus", "area", "code", "is", "it's", "its"}
 _ONE_AS_WORD = {"work", "home", "mobile", "cell", "other", "this", "that", "new", "old", "the", "my", "different",
                 "landline", "which", "no", "any", "last", "right", "wrong", "a", "another", "same", "office", "best", "main",
                 "usual", "better", "good", "proper", "second", "first", "only", "personal", "business", "daytime", "house"}
 # a country code follows: "+44 7700 ...", "plus forty four ..." (not "five plus years")
-_CODE_WORDS = "|".join(sorted({*DIGIT_WORDS, *_TENS} - {"to", "too", "for", "o"}))
+_CODE_WORDS = "|".join(sorted({*DIGIT_WORDS, *TENS} - {"to", "too", "for", "o"}))
 _PLUS = re.compile(rf"\+\s*(?=\d)|\bplus\s+(?=\d|(?:{_CODE_WORDS})\b)", re.I)
 _SOFT_DIGITS = ("o", "oh", "to", "too", "for")  # digits only between other digits
 # a correction, or a question ("did I say 3312? it's 3321"); a full stop between groups is how speech recognition
@@ -37,7 +34,7 @@ _EXTENSION = re.compile(r"\b(?:extension|ext)\b\.?", re.I)
 
 
 def _digitish(tok: str) -> bool:
-    return tok.isdigit() or tok in DIGIT_WORDS or tok in _TEENS or tok in _TENS or tok in ("double", "triple", "treble")
+    return tok.isdigit() or tok in DIGIT_WORDS or tok in TEENS or tok in TENS or tok in ("double", "triple", "treble")
 
 
 def _digits(tokens: list[str], i: int, cur: list[str]) -> str | None:
@@ -53,13 +50,13 @@ def _digits(tokens: list[str], i: int, cur: list[str]) -> str | None:
         return DIGIT_WORDS[tok] if (cur and _digitish(nxt)) or (tok in ("oh", "o") and (cur or _digitish(nxt))) else None
     if tok in DIGIT_WORDS:
         return DIGIT_WORDS[tok]
-    if tok in _TEENS:
-        return _TEENS[tok]
-    if tok in _TENS:
+    if tok in TEENS:
+        return TEENS[tok]
+    if tok in TENS:
         if nxt in _UNITS:
             tokens[i + 1] = ","  # taken: "twenty two" is 22
-            return _TENS[tok] + _UNITS[nxt]
-        return _TENS[tok] + "0"
+            return TENS[tok] + _UNITS[nxt]
+        return TENS[tok] + "0"
     if tok in ("double", "triple", "treble"):
         return tok
     if tok in ("hundred", "thousand") and cur and cur[-1].isdigit():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bot.language import DIGIT_WORDS, MAX_TEXT, unit_in
+from bot.language import DIGIT_WORDS, MAX_TEXT, TEENS, TENS, unit_in
 
 _STREET = (r"road|rd|street|st|avenue|ave|lane|ln|drive|dr|way|place|pl|court|ct|close|crescent|terrace|square|gardens|"
            r"grove|boulevard|blvd|hill|row|walk|mews|view|rise|green|parade|park|vale|wharf|yard|circle|highway|hwy|"
@@ -40,9 +40,6 @@ def address_in(text: str, *, asked: bool = False) -> str:
     return _address(text, asked)
 
 
-_TEEN_WORDS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15",
-               "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19"}
-_TEN_WORDS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9"}
 # the UK's postcode areas (Royal Mail): what may begin a postcode said aloud
 _AREAS = frozenset("""ab al b ba bb bd bh bl bn br bs bt ca cb cf ch cm co cr ct cv cw da dd de dg dh dl dn dt dy e ec eh en
     ex fk fy g gl gu gy hd hg hp hr hs hu hx ig im ip iv je ka kt kw ky l la ld le ll ln ls lu m me mk ml n ne ng nn np nr nw
@@ -72,11 +69,11 @@ def spoken_postcode(text: str) -> tuple[str, str]:
                 body += t
             elif t in DIGIT_WORDS and t not in ("to", "too", "for", "o"):
                 body += DIGIT_WORDS[t]
-            elif t in _TEEN_WORDS:
-                body += _TEEN_WORDS[t]
-            elif t in _TEN_WORDS:
+            elif t in TEENS:
+                body += TEENS[t]
+            elif t in TENS:
                 unit = toks[k + 1] if k + 1 < len(toks) else ""
-                body += _TEN_WORDS[t] + (DIGIT_WORDS[unit] if unit in DIGIT_WORDS and unit not in ("oh", "o", "to", "too", "for") else "0")
+                body += TENS[t] + (DIGIT_WORDS[unit] if unit in DIGIT_WORDS and unit not in ("oh", "o", "to", "too", "for") else "0")
                 k += unit in DIGIT_WORDS and unit not in ("oh", "o", "to", "too", "for")
             elif len(t) <= 2 and t.isalpha() and body and any(c.isdigit() for c in body):
                 body += t  # "ls nine seven dx": the last two letters as one word too

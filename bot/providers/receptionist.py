@@ -257,7 +257,8 @@ class Receptionist:
             form = self._start_form(st, conv, message_fields.after_offer(st.get("topic", ""), w.raw))
             st["form"]["urgent"] = message_form.said_urgent(w.raw)  # it can wait, unless they call it urgent now
             return ["No problem, it can wait. I'll take a message for the team.", *form[1:]], None
-        first = Words(re.split(r"[.!?;]", w.raw, maxsplit=1)[0])  # "Sure. Oh, sorry, hold on, the dog's barking...": a yes first
+        # "Sure. Oh, sorry, hold on, the dog's barking...": a yes first
+        first = Words(re.split(r"[.!?;]", w.raw, maxsplit=1)[0]) if awaiting == "offer_message" else w
         if awaiting == "offer_message" and is_yes(w if len(w.content()) <= 3 else first) and (
                 len(w.content()) <= 3 or len(first.content()) <= 1 or message_fields.said_this_number(w.raw)):
             # "yes, the number I'm ringing from is fine"; "Okay. I need a dishwasher plumbing in": what follows is told too

@@ -4,6 +4,7 @@ evidence). Phrase lists match whole words after light stemming (bot/language.py)
 
 from __future__ import annotations
 
+import functools
 import re
 
 from bot.language import NOT_NAME, STOP, Words
@@ -208,10 +209,15 @@ _DENIED_WORDS = ("locked out", "leaking", "leak", "flooding", "flooded", "bleedi
 
 def denied(w: Words, profile: Profile) -> bool:
     """The caller says the emergency is not happening: "not locked out", "isn't leaking"."""
-    said = "|".join(re.escape(k.lower()) for k in (*profile.emergency.keywords, *_DENIED_WORDS) if k.strip())
-    middle = r"(?!(?:stopped|just|only|even|merely|yet|been|had|ever|quite)\b)\w+\s+"  # not "not just leaking, it's pouring"
-    m = re.search(rf"\b(?:not|isn't|isnt|aren't|wasn't|no longer)\s+(?:{middle})?(?:{said})\b", w.text)
+    m = _denial(profile.emergency.keywords).search(w.text)
     return m is not None and not re.search(r"^\s+yet\b|\bbut\b", w.text[m.end():])  # not "not burst yet but it's flooding"
+
+
+@functools.lru_cache(maxsize=64)  # one per business's keywords, built once
+def _denial(said: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(k.lower()) for k in (*said, *_DENIED_WORDS) if k.strip())
+    middle = r"(?!(?:stopped|just|only|even|merely|yet|been|had|ever|quite)\b)\w+\s+"  # not "not just leaking, it's pouring"
+    return re.compile(rf"\b(?:not|isn't|isnt|aren't|wasn't|no longer)\s+(?:{middle})?(?:{words})\b")
 
 
 def asking(w: Words) -> bool:
